@@ -1,0 +1,135 @@
+//! Configuration: a TOML file, overridden by environment variables and then by flags
+//! (the binary applies those). Every limit the server enforces is here.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{error::Error, store::StoreOptions};
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "credit-risk-data";
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Network and limits.
+    pub server: ServerConfig,
+    /// Store tuning and rule parameters.
+    pub store: StoreOptions,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Network and limits of the gRPC server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: String,
+    /// Data directory of the embedded store.
+    pub data_dir: PathBuf,
+    /// Largest request or response message, bytes.
+    pub max_message_bytes: usize,
+    /// Concurrent requests per connection.
+    pub concurrency_per_connection: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// Deadline of a unary request, seconds (streams are bounded by their own pace).
+    pub request_timeout_secs: u64,
+    /// How long shutdown waits for in-flight requests, seconds.
+    pub shutdown_grace_secs: u64,
+    /// Tokio worker threads; 0 = the number of available cores.
+    pub worker_threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: DEFAULT_LISTEN.into(),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            max_message_bytes: 16 * 1024 * 1024,
+            concurrency_per_connection: 256,
+            max_concurrent_streams: 256,
+            request_timeout_secs: 60,
+            shutdown_grace_secs: 10,
+            worker_threads: 0,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The listen address, parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, Error> {
+        self.listen.parse().map_err(|_| {
+            Error::invalid(
+                "server.listen",
+                format!("{:?} is not HOST:PORT", self.listen),
+            )
+        })
+    }
+
+    /// Request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs.max(1))
+    }
+
+    /// Shutdown grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// Logging.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` env-filter directives, e.g. "info,credit_risk=debug"; `RUST_LOG` wins.
+    pub filter: String,
+    /// JSON lines instead of human-readable text.
+    pub json: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            filter: "info".into(),
+            json: false,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are refused with their name.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::invalid("--config", format!("{}: {e}", path.display())))?;
+        Config::from_toml(&text)
+            .map_err(|e| Error::invalid("--config", format!("{}: {e}", path.display())))
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_unknown_keys() {
+        let c = Config::from_toml("[server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:0");
+        assert_eq!(c.server.max_message_bytes, 16 * 1024 * 1024);
+        let e = Config::from_toml("[server]\nlisen = \"x\"\n").unwrap_err();
+        assert!(e.contains("lisen"), "{e}");
+        let c = Config::from_toml("[store.publicity]\nshort_months = 6\n").unwrap();
+        assert_eq!(c.store.publicity.short_months, 6);
+        assert_eq!(c.store.publicity.long_years, 3);
+    }
+}

@@ -1,0 +1,45 @@
+//! `serve --demo`: fills an empty store with a small generated city so a newcomer has
+//! something to query.
+
+use crate::{
+    domain::Date,
+    error::{Error, Result},
+    generate::{generate, Profile, RecordReader},
+    service::registry::parse_import,
+    store::{Outcome, Store, WriteOp},
+};
+
+/// Loads `enterprises` generated entities (seed 1) unless the store already has data.
+/// Returns the number of records stored.
+pub async fn load(store: &Store, enterprises: u64) -> Result<u64> {
+    if store.has_enterprises()? {
+        return Ok(0);
+    }
+    let profile = Profile {
+        enterprises,
+        seed: 1,
+        as_of: Date::today(),
+    };
+    let mut bytes = Vec::new();
+    generate(&profile, &mut bytes, |_| {}).map_err(|e| Error::Unavailable(e.to_string()))?;
+    let mut stored = 0;
+    let mut items = Vec::new();
+    for (i, rec) in RecordReader::new(bytes.as_slice()).enumerate() {
+        let rec = rec.map_err(|e| Error::Corrupt(e.to_string()))?;
+        if let Ok(item) = parse_import(rec) {
+            items.push((i as u64, item));
+        }
+        if items.len() >= 4096 {
+            stored += write(store, std::mem::take(&mut items)).await?;
+        }
+    }
+    stored += write(store, items).await?;
+    Ok(stored)
+}
+
+async fn write(store: &Store, items: Vec<(u64, crate::store::ImportItem)>) -> Result<u64> {
+    match store.write(WriteOp::Import(items), None).await? {
+        Outcome::Import(o) => Ok(o.stored),
+        _ => Ok(0),
+    }
+}

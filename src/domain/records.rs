@@ -1,0 +1,651 @@
+//! The records the registry keeps: `Enterprise`, `Penalty`, `AnnualReport`, `Listing`,
+//! `InspectionResult`, and their enums. Constructors validate; fields are public for
+//! reading, and the store re-attaches the USCC it keeps in the key.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Date, DomainError, IndustryCode, RegionCode, Uscc};
+
+/// Legal form (市场主体类型).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EntityType {
+    /// Enterprise (企业).
+    Enterprise,
+    /// Individual business (个体工商户).
+    IndividualBusiness,
+    /// Farmer specialised cooperative (农民专业合作社).
+    FarmerCooperative,
+}
+
+impl EntityType {
+    /// The USCC category character (position 2) under authority 9.
+    pub fn uscc_category(self) -> u8 {
+        match self {
+            EntityType::Enterprise => b'1',
+            EntityType::IndividualBusiness => b'2',
+            EntityType::FarmerCooperative => b'3',
+        }
+    }
+
+    /// Index byte.
+    pub fn code(self) -> u8 {
+        self as u8 + 1
+    }
+}
+
+/// Registration status (登记状态).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EnterpriseStatus {
+    /// Operating (存续).
+    Operating,
+    /// Suspended (歇业).
+    Suspended,
+    /// Deregistered (注销).
+    Deregistered,
+    /// Business licence revoked (吊销).
+    Revoked,
+}
+
+impl EnterpriseStatus {
+    /// Index byte.
+    pub fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
+    /// Whether the entity still exists and so must file reports.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            EnterpriseStatus::Operating | EnterpriseStatus::Suspended
+        )
+    }
+}
+
+/// Key-supervision category (重点监管).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SupervisionFlag {
+    /// Special-food producer (特殊食品生产).
+    SpecialFood,
+    /// Food production or sale (食品生产经营).
+    Food,
+    /// Drugs (药品).
+    Drugs,
+    /// Medical devices (医疗器械).
+    MedicalDevices,
+    /// Special equipment (特种设备).
+    SpecialEquipment,
+    /// Industrial products under production licence.
+    LicensedIndustrialProducts,
+    /// Hazardous chemicals (危险化学品).
+    HazardousChemicals,
+}
+
+/// A registered market entity (市场主体).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enterprise {
+    /// The code; kept in the store key, not in the stored value.
+    #[serde(skip, default = "Uscc::placeholder")]
+    pub uscc: Uscc,
+    /// Registered name.
+    pub name: String,
+    /// Legal form.
+    pub entity_type: EntityType,
+    /// Current jurisdiction (not the USCC's issuing region).
+    pub region: RegionCode,
+    /// GB/T 4754 industry.
+    pub industry: IndustryCode,
+    /// Date of establishment.
+    pub established_on: Date,
+    /// Registration status.
+    pub status: EnterpriseStatus,
+    /// Registered capital in fen.
+    pub registered_capital_fen: u64,
+    /// Key-supervision categories, sorted, no duplicates.
+    pub supervision: Vec<SupervisionFlag>,
+    /// SHA-256 of the legal representative's id, if supplied.
+    pub legal_rep_hash: Option<[u8; 32]>,
+    /// When stored (Unix milliseconds); set by the store.
+    pub recorded_at_ms: i64,
+}
+
+/// Field of law (违法行为领域).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ViolationDomain {
+    Advertising,
+    Food,
+    Drugs,
+    MedicalDevices,
+    SpecialEquipment,
+    ProductQuality,
+    UnfairCompetition,
+    Metrology,
+    Pricing,
+    ConsumerProtection,
+    Registration,
+    IntellectualProperty,
+    Standards,
+    Other,
+}
+
+impl ViolationDomain {
+    /// Food, drugs and special equipment need a year (not six months) before an early
+    /// end of publicity (DOMAIN.md §5).
+    pub fn is_sensitive(self) -> bool {
+        matches!(
+            self,
+            ViolationDomain::Food
+                | ViolationDomain::Drugs
+                | ViolationDomain::MedicalDevices
+                | ViolationDomain::SpecialEquipment
+        )
+    }
+}
+
+/// Procedure (程序).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Procedure {
+    /// Simple, on-the-spot (简易程序).
+    Simple,
+    /// Ordinary (普通程序).
+    Ordinary,
+}
+
+/// Penalty kind (行政处罚法 Art. 9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PenaltyKind {
+    /// 警告
+    Warning,
+    /// 通报批评
+    PublicCriticism,
+    /// 罚款
+    Fine,
+    /// 没收违法所得、没收非法财物
+    Confiscation,
+    /// 暂扣许可证件
+    LicenceSuspension,
+    /// 降低资质等级
+    QualificationDowngrade,
+    /// 吊销许可证件
+    LicenceRevocation,
+    /// 吊销营业执照
+    BusinessLicenceRevocation,
+    /// 限制开展生产经营活动
+    OperatingRestriction,
+    /// 责令停产停业
+    Closure,
+    /// 责令关闭
+    OrderedClosure,
+    /// 限制从业
+    PracticeBan,
+}
+
+impl PenaltyKind {
+    /// Kinds that last until a date and need `restriction_ends_on`.
+    pub fn needs_end_date(self) -> bool {
+        matches!(
+            self,
+            PenaltyKind::OperatingRestriction | PenaltyKind::Closure | PenaltyKind::PracticeBan
+        )
+    }
+
+    /// Kinds whose publicity can never be ended early (DOMAIN.md §5).
+    pub fn bars_early_end(self) -> bool {
+        matches!(
+            self,
+            PenaltyKind::LicenceSuspension
+                | PenaltyKind::QualificationDowngrade
+                | PenaltyKind::LicenceRevocation
+                | PenaltyKind::BusinessLicenceRevocation
+                | PenaltyKind::OperatingRestriction
+                | PenaltyKind::Closure
+                | PenaltyKind::OrderedClosure
+                | PenaltyKind::PracticeBan
+        )
+    }
+}
+
+/// An administrative penalty decision (行政处罚决定).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Penalty {
+    /// Decision number, unique registry-wide.
+    pub decision_number: String,
+    /// The penalised enterprise; kept in the store key.
+    #[serde(skip, default = "Uscc::placeholder")]
+    pub uscc: Uscc,
+    /// Decision date.
+    pub decided_on: Date,
+    /// Deciding authority.
+    pub authority: String,
+    /// Field of law.
+    pub domain: ViolationDomain,
+    /// Procedure.
+    pub procedure: Procedure,
+    /// Kinds imposed, sorted, no duplicates; empty iff `no_penalty`.
+    pub kinds: Vec<PenaltyKind>,
+    /// Fine in fen.
+    pub fine_fen: u64,
+    /// Confiscation in fen.
+    pub confiscation_fen: u64,
+    /// Heavier penalty (从重处罚).
+    pub heavier: bool,
+    /// End of a restriction, closure or ban.
+    pub restriction_ends_on: Option<Date>,
+    /// "No penalty" decision (不予处罚).
+    pub no_penalty: bool,
+    /// Publicity ended early by an approved repair, from this day.
+    pub publicity_ended_on: Option<Date>,
+    /// When stored (Unix milliseconds).
+    pub recorded_at_ms: i64,
+}
+
+/// An annual report filing (年度报告).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnualReport {
+    /// Filing enterprise; kept in the store key.
+    #[serde(skip, default = "Uscc::placeholder")]
+    pub uscc: Uscc,
+    /// Year reported on; kept in the store key.
+    #[serde(skip)]
+    pub year: u16,
+    /// Filing date.
+    pub filed_on: Date,
+    /// When stored (Unix milliseconds).
+    pub recorded_at_ms: i64,
+}
+
+/// Which credit list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ListKind {
+    /// 经营异常名录
+    AbnormalOperations,
+    /// 严重违法失信名单
+    SeriousIllegal,
+    /// 个体工商户经营异常状态 (a mark, not a listing)
+    AbnormalStatusMark,
+}
+
+impl ListKind {
+    /// Key byte.
+    pub fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
+    /// From a key byte.
+    pub fn from_code(c: u8) -> Option<Self> {
+        match c {
+            1 => Some(ListKind::AbnormalOperations),
+            2 => Some(ListKind::SeriousIllegal),
+            3 => Some(ListKind::AbnormalStatusMark),
+            _ => None,
+        }
+    }
+
+    /// Stable name used in listing ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            ListKind::AbnormalOperations => "ABNORMAL_OPERATIONS",
+            ListKind::SeriousIllegal => "SERIOUS_ILLEGAL",
+            ListKind::AbnormalStatusMark => "ABNORMAL_STATUS_MARK",
+        }
+    }
+}
+
+/// Why an entry was listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ListingReason {
+    AnnualReportNotFiled,
+    UnreachableAtAddress,
+    FalsePublicity,
+    PublicityOrderIgnored,
+    AbnormalThreeYears,
+    SeriousViolation,
+    Other,
+}
+
+impl ListingReason {
+    /// Key byte.
+    pub fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
+    /// From a key byte.
+    pub fn from_code(c: u8) -> Option<Self> {
+        use ListingReason::*;
+        [
+            AnnualReportNotFiled,
+            UnreachableAtAddress,
+            FalsePublicity,
+            PublicityOrderIgnored,
+            AbnormalThreeYears,
+            SeriousViolation,
+            Other,
+        ]
+        .get(usize::from(c).wrapping_sub(1))
+        .copied()
+    }
+
+    /// Stable name used in listing ids.
+    pub fn name(self) -> &'static str {
+        use ListingReason::*;
+        match self {
+            AnnualReportNotFiled => "ANNUAL_REPORT_NOT_FILED",
+            UnreachableAtAddress => "UNREACHABLE_AT_ADDRESS",
+            FalsePublicity => "FALSE_PUBLICITY",
+            PublicityOrderIgnored => "PUBLICITY_ORDER_IGNORED",
+            AbnormalThreeYears => "ABNORMAL_THREE_YEARS",
+            SeriousViolation => "SERIOUS_VIOLATION",
+            Other => "OTHER",
+        }
+    }
+}
+
+/// An entry on a credit list. Its natural key within the enterprise is
+/// (kind, listed_on, reason).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    /// Listed enterprise; kept in the store key.
+    #[serde(skip, default = "Uscc::placeholder")]
+    pub uscc: Uscc,
+    /// Which list; kept in the store key.
+    #[serde(skip, default = "ListKind::default_for_decode")]
+    pub kind: ListKind,
+    /// Listing date; kept in the store key.
+    #[serde(skip, default = "Date::default_for_decode")]
+    pub listed_on: Date,
+    /// Why; kept in the store key.
+    #[serde(skip, default = "ListingReason::default_for_decode")]
+    pub reason: ListingReason,
+    /// Free-text detail.
+    pub reason_text: String,
+    /// Deciding authority.
+    pub authority: String,
+    /// For a missed annual report: the year.
+    pub report_year: Option<u16>,
+    /// Removal date, if removed.
+    pub removed_on: Option<Date>,
+    /// Why removed.
+    pub removal_reason: String,
+    /// When stored (Unix milliseconds).
+    pub recorded_at_ms: i64,
+}
+
+impl Listing {
+    /// Stable id within the enterprise: "KIND/LISTED_ON/REASON".
+    pub fn listing_id(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.kind.name(),
+            self.listed_on,
+            self.reason.name()
+        )
+    }
+
+    /// Whether the entry is open (listed and not yet removed) on `day`.
+    pub fn is_open_on(&self, day: Date) -> bool {
+        self.listed_on <= day && self.removed_on.is_none_or(|r| r > day)
+    }
+}
+
+/// Outcome of one spot check of one enterprise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionResult {
+    /// Spot-check task id; kept in the store key.
+    #[serde(skip)]
+    pub task_id: String,
+    /// Inspected enterprise; kept in the store key.
+    #[serde(skip, default = "Uscc::placeholder")]
+    pub uscc: Uscc,
+    /// Inspection date.
+    pub inspected_on: Date,
+    /// Check items.
+    pub check_items: Vec<String>,
+    /// Whether problems were found.
+    pub problems_found: bool,
+    /// When stored (Unix milliseconds).
+    pub recorded_at_ms: i64,
+}
+
+impl Uscc {
+    /// A syntactically valid code used only while decoding, before the store puts back
+    /// the code it keeps in the key.
+    pub fn placeholder() -> Uscc {
+        Uscc::parse("91310000631696382C").unwrap_or_else(|_| unreachable!("valid literal"))
+    }
+}
+
+impl ListKind {
+    fn default_for_decode() -> Self {
+        ListKind::AbnormalOperations
+    }
+}
+
+impl ListingReason {
+    fn default_for_decode() -> Self {
+        ListingReason::Other
+    }
+}
+
+impl Date {
+    fn default_for_decode() -> Self {
+        Date::from_days(0)
+    }
+}
+
+/// Checks a free-text field's length in characters.
+pub fn check_text(
+    field: &str,
+    s: &str,
+    required: bool,
+    max_chars: usize,
+) -> Result<(), DomainError> {
+    let n = s.chars().count();
+    if required && s.trim().is_empty() {
+        return Err(DomainError::invalid(field, "is required"));
+    }
+    if n > max_chars {
+        return Err(DomainError::invalid(
+            field,
+            format!("is {n} characters, at most {max_chars} allowed"),
+        ));
+    }
+    if s.chars().any(|c| c.is_control()) {
+        return Err(DomainError::invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+/// Checks a date is not after `today`.
+pub fn check_not_future(field: &str, d: Date, today: Date) -> Result<(), DomainError> {
+    if d > today {
+        return Err(DomainError::invalid(
+            field,
+            format!("{d} is in the future (today is {today})"),
+        ));
+    }
+    Ok(())
+}
+
+impl Enterprise {
+    /// Cross-field checks (each field is already typed).
+    pub fn validate(&self, today: Date) -> Result<(), DomainError> {
+        check_text("enterprise.name", &self.name, true, 200)?;
+        check_not_future("enterprise.established_on", self.established_on, today)?;
+        if self.uscc.authority() == b'9' && self.uscc.category() != self.entity_type.uscc_category()
+        {
+            return Err(DomainError::invalid(
+                "enterprise.entity_type",
+                format!(
+                    "{:?} does not agree with USCC category {}",
+                    self.entity_type,
+                    self.uscc.category() as char
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Penalty {
+    /// Cross-field checks.
+    pub fn validate(&self, today: Date) -> Result<(), DomainError> {
+        check_text("penalty.decision_number", &self.decision_number, true, 100)?;
+        check_text("penalty.authority", &self.authority, true, 100)?;
+        check_not_future("penalty.decided_on", self.decided_on, today)?;
+        if self.no_penalty && !self.kinds.is_empty() {
+            return Err(DomainError::invalid(
+                "penalty.kinds",
+                "must be empty for a no-penalty decision",
+            ));
+        }
+        if !self.no_penalty && self.kinds.is_empty() {
+            return Err(DomainError::invalid(
+                "penalty.kinds",
+                "at least one kind is required (or set no_penalty)",
+            ));
+        }
+        let has_fine = self.kinds.contains(&PenaltyKind::Fine);
+        if has_fine && self.fine_fen == 0 {
+            return Err(DomainError::invalid(
+                "penalty.fine_fen",
+                "must be > 0 with a FINE",
+            ));
+        }
+        if !has_fine && self.fine_fen > 0 {
+            return Err(DomainError::invalid(
+                "penalty.fine_fen",
+                "must be 0 unless kinds contains FINE",
+            ));
+        }
+        let needs_end = self.kinds.iter().any(|k| k.needs_end_date());
+        match (needs_end, self.restriction_ends_on) {
+            (true, None) => {
+                return Err(DomainError::invalid(
+                    "penalty.restriction_ends_on",
+                    "is required with a restriction, closure or practice ban",
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(DomainError::invalid(
+                    "penalty.restriction_ends_on",
+                    "only applies to a restriction, closure or practice ban",
+                ))
+            }
+            (true, Some(end)) if end < self.decided_on => {
+                return Err(DomainError::invalid(
+                    "penalty.restriction_ends_on",
+                    "is before decided_on",
+                ))
+            }
+            _ => {}
+        }
+        if self.procedure == Procedure::Simple
+            && self
+                .kinds
+                .iter()
+                .any(|k| !matches!(k, PenaltyKind::Warning | PenaltyKind::Fine))
+        {
+            return Err(DomainError::invalid(
+                "penalty.procedure",
+                "the simple procedure only imposes warnings and small fines",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl AnnualReport {
+    /// Checks the year and filing date.
+    pub fn validate(&self, today: Date) -> Result<(), DomainError> {
+        if self.year < 2000 || i32::from(self.year) >= today.year() {
+            return Err(DomainError::invalid(
+                "report.year",
+                format!(
+                    "{} is not a closed report year (2000..{})",
+                    self.year,
+                    today.year()
+                ),
+            ));
+        }
+        check_not_future("report.filed_on", self.filed_on, today)?;
+        if self.filed_on.year() <= i32::from(self.year) {
+            return Err(DomainError::invalid(
+                "report.filed_on",
+                format!(
+                    "{} is not after the report year {}",
+                    self.filed_on, self.year
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Listing {
+    /// Cross-field checks; `entity_type` is the listed enterprise's.
+    pub fn validate(&self, today: Date, entity_type: EntityType) -> Result<(), DomainError> {
+        check_text(
+            "listing.reason_text",
+            &self.reason_text,
+            self.reason == ListingReason::Other,
+            500,
+        )?;
+        check_text("listing.authority", &self.authority, false, 100)?;
+        check_text("listing.removal_reason", &self.removal_reason, false, 500)?;
+        check_not_future("listing.listed_on", self.listed_on, today)?;
+        if let Some(r) = self.removed_on {
+            check_not_future("listing.removed_on", r, today)?;
+            if r < self.listed_on {
+                return Err(DomainError::invalid(
+                    "listing.removed_on",
+                    "is before listed_on",
+                ));
+            }
+        }
+        let individual = entity_type == EntityType::IndividualBusiness;
+        match self.kind {
+            ListKind::AbnormalOperations if individual => {
+                return Err(DomainError::invalid(
+                    "listing.kind",
+                    "individual businesses are marked (ABNORMAL_STATUS_MARK), not listed",
+                ))
+            }
+            ListKind::AbnormalStatusMark if !individual => {
+                return Err(DomainError::invalid(
+                    "listing.kind",
+                    "only individual businesses get the abnormal-status mark",
+                ))
+            }
+            _ => {}
+        }
+        if self.reason == ListingReason::AnnualReportNotFiled {
+            match self.report_year {
+                Some(y) if y >= 2000 && i32::from(y) < self.listed_on.year() => {}
+                _ => {
+                    return Err(DomainError::invalid(
+                        "listing.report_year",
+                        "is required for ANNUAL_REPORT_NOT_FILED and must precede listed_on",
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl InspectionResult {
+    /// Checks the task id, date and items.
+    pub fn validate(&self, today: Date) -> Result<(), DomainError> {
+        check_text("result.task_id", &self.task_id, true, 64)?;
+        check_not_future("result.inspected_on", self.inspected_on, today)?;
+        if self.check_items.len() > 50 {
+            return Err(DomainError::invalid(
+                "result.check_items",
+                "at most 50 items",
+            ));
+        }
+        for (i, item) in self.check_items.iter().enumerate() {
+            check_text(&format!("result.check_items[{i}]"), item, true, 100)?;
+        }
+        Ok(())
+    }
+}

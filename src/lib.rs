@@ -1,0 +1,37 @@
+//! credit-risk: enterprise credit records, risk classes and spot-check answers for
+//! market regulators, served over gRPC from an embedded sled store.
+//!
+//! # Layout
+//! - [`domain`]: pure types and rules (USCC, records, publicity, annual-report sweep);
+//!   no sled, no tonic.
+//! - [`store`]: owns sled: keyspaces, key and value encodings, indexes, the group-commit
+//!   writer, schema version.
+//! - [`service`]: thin gRPC handlers: proto ↔ domain, error → status.
+//! - [`server`]: builds the tonic server (health, reflection, limits, shutdown).
+//! - [`config`]: configuration file, environment and flags.
+//! - [`generate`]: deterministic synthetic registry data.
+//! - [`client`]: client-side commands (import).
+//! - [`demo`]: `serve --demo` data.
+//! - [`proto`]: generated code of `proto/creditrisk/v1`.
+
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod generate;
+pub mod server;
+pub mod service;
+pub mod store;
+
+/// Generated protobuf and gRPC code of package `creditrisk.v1`.
+#[allow(missing_docs, clippy::all)]
+pub mod proto {
+    tonic::include_proto!("creditrisk.v1");
+
+    /// Encoded file descriptor set of every `.proto` (for reflection).
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/creditrisk_descriptor.bin"));
+}
+
+pub use error::{Error, Result};

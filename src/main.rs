@@ -1,0 +1,250 @@
+//! The `credit-risk` binary: server, data generator and client commands.
+
+use std::{
+    fs::File,
+    io::{BufWriter, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use clap::{Parser, Subcommand};
+use credit_risk::{
+    client,
+    config::Config,
+    demo,
+    domain::Date,
+    generate::{self, Profile},
+    server,
+    store::Store,
+};
+use tracing_subscriber::EnvFilter;
+
+/// Enterprise credit-risk classification service for market regulators.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gRPC server on the embedded store.
+    ///
+    /// Example: credit-risk serve --demo
+    Serve {
+        /// Configuration file (TOML); see README "Configuration".
+        #[arg(long, env = "CREDIT_RISK_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory of the store [default: ./credit-risk-data].
+        #[arg(long, env = "CREDIT_RISK_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Listen address HOST:PORT; port 0 picks a free port [default: 127.0.0.1:50051].
+        #[arg(long, env = "CREDIT_RISK_LISTEN")]
+        listen: Option<String>,
+        /// Fill an empty store with a small generated city (N entities) first.
+        #[arg(long, num_args = 0..=1, default_missing_value = "2000", value_name = "N")]
+        demo: Option<u64>,
+        /// Log as JSON lines.
+        #[arg(long, env = "CREDIT_RISK_LOG_JSON")]
+        log_json: bool,
+    },
+    /// Write a deterministic synthetic registry (length-delimited ImportRecord messages).
+    ///
+    /// Example: credit-risk generate --enterprises 100000 --seed 42 --out city.bin
+    Generate {
+        /// Number of market entities.
+        #[arg(long, default_value_t = 10_000)]
+        enterprises: u64,
+        /// Random seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// The date the data describes (YYYY-MM-DD).
+        #[arg(long, default_value = "2026-10-01")]
+        as_of: String,
+        /// Output file; "-" for standard output.
+        #[arg(long, default_value = "-")]
+        out: String,
+    },
+    /// Stream a generated file into a running server (ImportRecords).
+    ///
+    /// Example: credit-risk import city.bin --server 127.0.0.1:50051
+    Import {
+        /// File written by `generate`.
+        file: PathBuf,
+        /// Server address.
+        #[arg(long, env = "CREDIT_RISK_SERVER", default_value = "127.0.0.1:50051")]
+        server: String,
+        /// Records per stream message.
+        #[arg(long, default_value_t = 2000)]
+        chunk: usize,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(filter: &str, json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        b.worker_threads(workers);
+    }
+    b.enable_all().build()
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    match cli.command {
+        Command::Serve {
+            config,
+            data_dir,
+            listen,
+            demo,
+            log_json,
+        } => {
+            let mut cfg = match &config {
+                Some(p) => Config::from_file(p)?,
+                None => Config::default(),
+            };
+            if let Some(d) = data_dir {
+                cfg.server.data_dir = d;
+            }
+            if let Some(l) = listen {
+                cfg.server.listen = l;
+            }
+            cfg.log.json |= log_json;
+            init_logging(&cfg.log.filter, cfg.log.json);
+            let rt = runtime(cfg.server.worker_threads)?;
+            rt.block_on(async move {
+                let addr = cfg.server.listen_addr()?;
+                let store = Store::open(&cfg.server.data_dir, cfg.store.clone())?;
+                if let Some(n) = demo {
+                    let stored = demo::load(&store, n).await?;
+                    tracing::info!(stored, "demo data loaded (0 = store already had data)");
+                }
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                let bound = listener.local_addr()?;
+                println!("listening on {bound}");
+                std::io::stdout().flush()?;
+                tracing::info!(%bound, data_dir = %cfg.server.data_dir.display(), "serving");
+                server::run(&cfg.server, store, listener, shutdown_signal()).await
+            })
+        }
+        Command::Generate {
+            enterprises,
+            seed,
+            as_of,
+            out,
+        } => {
+            let as_of = Date::parse("--as-of", &as_of)?;
+            let profile = Profile {
+                enterprises,
+                seed,
+                as_of,
+            };
+            let bar = client::progress_bar(enterprises, "generate");
+            let mut sink: Box<dyn Write> = if out == "-" {
+                Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout().lock()))
+            } else {
+                Box::new(BufWriter::with_capacity(1 << 20, File::create(&out)?))
+            };
+            let counts = generate::generate(&profile, &mut sink, |n| bar.set_position(n))?;
+            sink.flush()?;
+            bar.finish_and_clear();
+            eprintln!(
+                "generated {} records: {} enterprises, {} penalties, {} annual reports, {} listings, {} inspections",
+                counts.total(),
+                counts.enterprises,
+                counts.penalties,
+                counts.annual_reports,
+                counts.listings,
+                counts.inspections
+            );
+            Ok(())
+        }
+        Command::Import {
+            file,
+            server,
+            chunk,
+            json,
+        } => {
+            let rt = runtime(0)?;
+            let (summary, secs) = rt.block_on(client::import_file(&server, &file, chunk))?;
+            let rate = summary.received as f64 / secs.max(1e-9);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "received": summary.received,
+                        "stored": summary.stored,
+                        "unchanged": summary.unchanged,
+                        "rejected": summary.rejected,
+                        "seconds": secs,
+                        "records_per_second": rate,
+                        "rejections": summary.rejections.iter().map(|r| serde_json::json!({
+                            "index": r.index, "kind": r.kind, "key": r.key, "code": r.code, "reason": r.reason
+                        })).collect::<Vec<_>>(),
+                    })
+                );
+            } else {
+                println!(
+                    "received {} stored {} unchanged {} rejected {} in {secs:.1} s ({rate:.0} records/s)",
+                    summary.received, summary.stored, summary.unchanged, summary.rejected
+                );
+                for r in summary.rejections.iter().take(20) {
+                    println!(
+                        "  #{} {} {} {}: {}",
+                        r.index, r.kind, r.key, r.code, r.reason
+                    );
+                }
+                if summary.rejected > 20 {
+                    println!("  … {} more (use --json for all)", summary.rejected - 20);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,75 @@
+//! Builds and runs the gRPC server: services, health, reflection, limits and graceful
+//! shutdown. `run` takes its listener and shutdown future from the caller, so tests
+//! bind `127.0.0.1:0` and stop it themselves.
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tonic::transport::{server::TcpIncoming, Server};
+
+use crate::{
+    config::ServerConfig,
+    proto::{self, registry_service_server::RegistryServiceServer},
+    service::registry::RegistryApi,
+    store::Store,
+};
+
+/// Serves until `shutdown` completes, then drains in-flight requests for at most the
+/// configured grace period and flushes the store.
+pub async fn run(
+    cfg: &ServerConfig,
+    store: Store,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<RegistryServiceServer<RegistryApi>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let max = cfg.max_message_bytes;
+    let registry = RegistryServiceServer::new(RegistryApi::new(store.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = Server::builder()
+        .concurrency_limit_per_connection(cfg.concurrency_per_connection)
+        .max_concurrent_streams(cfg.max_concurrent_streams)
+        .timeout(cfg.request_timeout())
+        .trace_fn(|req| tracing::info_span!("rpc", path = %req.uri().path()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(registry)
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: draining in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+    let grace = cfg.shutdown_grace();
+    let mut stop_rx2 = stop_rx.clone();
+    let forced = async move {
+        let _ = stop_rx2.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => r?,
+        _ = forced => tracing::warn!(?grace, "grace period over: closing remaining requests"),
+    }
+    health_reporter
+        .set_not_serving::<RegistryServiceServer<RegistryApi>>()
+        .await;
+    store.close(std::time::Duration::from_secs(30))?;
+    tracing::info!("store flushed; bye");
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! The gRPC services: thin handlers that parse requests into domain values, call the
+//! store, and render replies. Errors become statuses in one place ([`status`]).
+
+pub mod convert;
+pub mod registry;
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tonic::{Code, Status};
+
+use crate::{domain::DomainError, error::Error};
+
+/// The one mapping from the crate's errors to gRPC statuses.
+pub fn status(e: Error) -> Status {
+    match &e {
+        Error::Invalid(_) => Status::invalid_argument(e.to_string()),
+        Error::NotFound(_) => Status::not_found(e.to_string()),
+        Error::AlreadyExists(_) => Status::already_exists(e.to_string()),
+        Error::FailedPrecondition(_) => Status::failed_precondition(e.to_string()),
+        Error::ResourceExhausted(_) => Status::resource_exhausted(e.to_string()),
+        Error::Unavailable(_) => Status::unavailable(e.to_string()),
+        Error::Corrupt(_) => {
+            tracing::error!(error = %e, "store corruption");
+            Status::new(Code::Internal, "internal error (store); see server log")
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        status(e)
+    }
+}
+
+/// A domain error as INVALID_ARGUMENT.
+pub fn invalid(e: DomainError) -> Status {
+    status(Error::Invalid(e))
+}
+
+/// The idempotency key of a mutating request: `None` without a request id; the
+/// fingerprint is SHA-256 of the whole encoded request.
+pub fn request_key<M: Message>(
+    rpc: &'static str,
+    request_id: &str,
+    msg: &M,
+) -> Result<Option<(&'static str, String, [u8; 32])>, Status> {
+    let id = request_id.trim();
+    if id.is_empty() {
+        return Ok(None);
+    }
+    if id.len() > 128 {
+        return Err(invalid(DomainError::invalid(
+            "request_id",
+            "at most 128 bytes",
+        )));
+    }
+    let fp: [u8; 32] = Sha256::digest(msg.encode_to_vec()).into();
+    Ok(Some((rpc, id.to_string(), fp)))
+}

@@ -1,0 +1,481 @@
+//! RegistryService handlers.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+};
+
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{convert, invalid, request_key};
+use crate::{
+    domain::{rules, Date, DomainError, EnterpriseStatus},
+    error::Error,
+    proto::{self as pb, registry_service_server::RegistryService},
+    store::{ImportItem, Outcome, Store, SweepCounts, WriteOp},
+};
+
+/// Most refusals an import lists; more are counted only.
+pub const MAX_LISTED_REJECTIONS: usize = 100_000;
+/// Import chunks in flight at the writer while the next ones are parsed.
+const IMPORT_PIPELINE: usize = 4;
+/// Records per writer job when an import message carries more.
+const IMPORT_JOB_RECORDS: usize = 4096;
+/// Enterprises per sweep chunk (one writer job each).
+const SWEEP_CHUNK: usize = 1000;
+
+/// The RegistryService.
+#[derive(Clone)]
+pub struct RegistryApi {
+    store: Store,
+    sweep_running: Arc<AtomicBool>,
+}
+
+impl RegistryApi {
+    /// A service over `store`.
+    pub fn new(store: Store) -> Self {
+        RegistryApi {
+            store,
+            sweep_running: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+fn required<'a, T>(field: &str, m: &'a Option<T>) -> Result<&'a T, Status> {
+    m.as_ref()
+        .ok_or_else(|| invalid(DomainError::invalid(field, "is required")))
+}
+
+fn unexpected(o: Outcome) -> Status {
+    Status::internal(format!("unexpected store outcome {o:?}"))
+}
+
+#[tonic::async_trait]
+impl RegistryService for RegistryApi {
+    async fn upsert_enterprise(
+        &self,
+        req: Request<pb::UpsertEnterpriseRequest>,
+    ) -> Result<Response<pb::UpsertEnterpriseResponse>, Status> {
+        let r = req.into_inner();
+        let key = request_key("UpsertEnterprise", &r.request_id, &r)?;
+        let e = convert::enterprise(required("enterprise", &r.enterprise)?).map_err(invalid)?;
+        match self.store.write(WriteOp::UpsertEnterprise(e), key).await? {
+            Outcome::Enterprise {
+                enterprise,
+                created,
+            } => Ok(Response::new(pb::UpsertEnterpriseResponse {
+                enterprise: Some(convert::enterprise_pb(&enterprise)),
+                created,
+            })),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    async fn get_enterprise(
+        &self,
+        req: Request<pb::GetEnterpriseRequest>,
+    ) -> Result<Response<pb::GetEnterpriseResponse>, Status> {
+        let u = convert::uscc("uscc", &req.get_ref().uscc).map_err(invalid)?;
+        let e = self
+            .store
+            .enterprise(&u)?
+            .ok_or_else(|| Error::NotFound(format!("enterprise {u}")))?;
+        Ok(Response::new(pb::GetEnterpriseResponse {
+            enterprise: Some(convert::enterprise_pb(&e)),
+        }))
+    }
+
+    async fn record_penalty(
+        &self,
+        req: Request<pb::RecordPenaltyRequest>,
+    ) -> Result<Response<pb::RecordPenaltyResponse>, Status> {
+        let r = req.into_inner();
+        let key = request_key("RecordPenalty", &r.request_id, &r)?;
+        let p = convert::penalty(required("penalty", &r.penalty)?).map_err(invalid)?;
+        match self.store.write(WriteOp::RecordPenalty(p), key).await? {
+            Outcome::Penalty(p) => {
+                let entity = self
+                    .store
+                    .enterprise(&p.uscc)?
+                    .map(|e| e.entity_type)
+                    .unwrap_or(crate::domain::EntityType::Enterprise);
+                let rules = &self.store.options().publicity;
+                Ok(Response::new(pb::RecordPenaltyResponse {
+                    penalty: Some(convert::penalty_pb(&p, entity, rules, Date::today())),
+                }))
+            }
+            o => Err(unexpected(o)),
+        }
+    }
+
+    async fn list_penalties(
+        &self,
+        req: Request<pb::ListPenaltiesRequest>,
+    ) -> Result<Response<pb::ListPenaltiesResponse>, Status> {
+        let r = req.get_ref();
+        let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
+        let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
+        let recs = self
+            .store
+            .enterprise_records(&u)?
+            .ok_or_else(|| Error::NotFound(format!("enterprise {u}")))?;
+        let entity = recs.enterprise.as_ref().map(|e| e.entity_type);
+        let rules = &self.store.options().publicity;
+        let mut penalties: Vec<pb::Penalty> = recs
+            .penalties
+            .iter()
+            .filter(|p| p.decided_on <= as_of)
+            .map(|p| {
+                convert::penalty_pb(
+                    p,
+                    entity.unwrap_or(crate::domain::EntityType::Enterprise),
+                    rules,
+                    as_of,
+                )
+            })
+            .filter(|p| {
+                !r.in_publicity_only || p.publicity.as_ref().is_some_and(|x| x.in_publicity)
+            })
+            .collect();
+        penalties.sort_by(|a, b| b.decided_on.cmp(&a.decided_on));
+        Ok(Response::new(pb::ListPenaltiesResponse { penalties }))
+    }
+
+    async fn file_annual_report(
+        &self,
+        req: Request<pb::FileAnnualReportRequest>,
+    ) -> Result<Response<pb::FileAnnualReportResponse>, Status> {
+        let r = req.into_inner();
+        let key = request_key("FileAnnualReport", &r.request_id, &r)?;
+        let x = convert::report(required("report", &r.report)?).map_err(invalid)?;
+        match self.store.write(WriteOp::FileAnnualReport(x), key).await? {
+            Outcome::Report(x) => Ok(Response::new(pb::FileAnnualReportResponse {
+                report: Some(convert::report_pb(&x)),
+            })),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    async fn add_listing(
+        &self,
+        req: Request<pb::AddListingRequest>,
+    ) -> Result<Response<pb::AddListingResponse>, Status> {
+        let r = req.into_inner();
+        let key = request_key("AddListing", &r.request_id, &r)?;
+        let x = convert::listing(required("listing", &r.listing)?).map_err(invalid)?;
+        match self.store.write(WriteOp::AddListing(x), key).await? {
+            Outcome::Listing(x) => Ok(Response::new(pb::AddListingResponse {
+                listing: Some(convert::listing_pb(&x, Date::today())),
+            })),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    async fn record_inspection_result(
+        &self,
+        req: Request<pb::RecordInspectionResultRequest>,
+    ) -> Result<Response<pb::RecordInspectionResultResponse>, Status> {
+        let r = req.into_inner();
+        let key = request_key("RecordInspectionResult", &r.request_id, &r)?;
+        let x = convert::inspection(required("result", &r.result)?).map_err(invalid)?;
+        match self.store.write(WriteOp::RecordInspection(x), key).await? {
+            Outcome::Inspection(x) => Ok(Response::new(pb::RecordInspectionResultResponse {
+                result: Some(convert::inspection_pb(&x)),
+            })),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    async fn sweep_annual_reports(
+        &self,
+        req: Request<pb::SweepAnnualReportsRequest>,
+    ) -> Result<Response<pb::SweepAnnualReportsResponse>, Status> {
+        let r = req.into_inner();
+        let key = request_key("SweepAnnualReports", &r.request_id, &r)?;
+        let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
+        let today = Date::today();
+        if as_of > today {
+            return Err(invalid(DomainError::invalid(
+                "as_of",
+                format!("{as_of} is in the future"),
+            )));
+        }
+        let year = u16::try_from(r.year)
+            .ok()
+            .filter(|y| *y >= 2000 && i32::from(*y) < as_of.year())
+            .ok_or_else(|| {
+                invalid(DomainError::invalid(
+                    "year",
+                    format!(
+                        "{} is not a closed report year before {}",
+                        r.year,
+                        as_of.year()
+                    ),
+                ))
+            })?;
+        let deadline = rules::report_deadline(year);
+        if as_of <= deadline {
+            return Err(invalid(DomainError::invalid(
+                "as_of",
+                format!("{as_of} is not after the {year} filing deadline {deadline}"),
+            )));
+        }
+        if let Some((rpc, id, fp)) = &key {
+            if let Some(o) = self.store.recall(rpc, id, fp)? {
+                if let Outcome::Sweep(c) = o {
+                    return Ok(Response::new(sweep_pb(&c)));
+                }
+                return Err(unexpected(o));
+            }
+        }
+        if self
+            .sweep_running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(Status::failed_precondition(
+                "another annual-report sweep is running",
+            ));
+        }
+        let _guard = ResetOnDrop(self.sweep_running.clone());
+        let mut total = SweepCounts::default();
+        for status in [EnterpriseStatus::Operating, EnterpriseStatus::Suspended] {
+            let mut after = None;
+            loop {
+                let op = WriteOp::SweepChunk {
+                    year,
+                    as_of,
+                    status,
+                    after,
+                    limit: SWEEP_CHUNK,
+                };
+                let c = match self.store.write(op, None).await? {
+                    Outcome::Sweep(c) => c,
+                    o => return Err(unexpected(o)),
+                };
+                total.examined += c.examined;
+                total.listed_abnormal += c.listed_abnormal;
+                total.marked_abnormal_status += c.marked_abnormal_status;
+                total.moved_serious += c.moved_serious;
+                total.already_listed += c.already_listed;
+                match c.last {
+                    Some(u) => after = Some(u),
+                    None => break,
+                }
+            }
+        }
+        tracing::info!(year, %as_of, examined = total.examined, listed = total.listed_abnormal,
+            marked = total.marked_abnormal_status, serious = total.moved_serious, "annual-report sweep done");
+        if key.is_some() {
+            self.store
+                .write(WriteOp::Remember(Outcome::Sweep(total.clone())), key)
+                .await?;
+        }
+        Ok(Response::new(sweep_pb(&total)))
+    }
+
+    async fn import_records(
+        &self,
+        req: Request<Streaming<pb::ImportRecordsRequest>>,
+    ) -> Result<Response<pb::ImportRecordsResponse>, Status> {
+        let mut stream = req.into_inner();
+        let mut summary = pb::ImportRecordsResponse::default();
+        let mut inflight = VecDeque::new();
+        let mut index = 0u64;
+        let mut push_rejection = |summary: &mut pb::ImportRecordsResponse,
+                                  rej: pb::ImportRejection| {
+            summary.rejected += 1;
+            if summary.rejections.len() < MAX_LISTED_REJECTIONS {
+                summary.rejections.push(rej);
+            } else {
+                summary.rejections_truncated = true;
+            }
+        };
+        while let Some(msg) = stream.next().await {
+            let msg = msg?;
+            let mut items = Vec::with_capacity(msg.records.len().min(IMPORT_JOB_RECORDS));
+            for rec in msg.records {
+                let i = index;
+                index += 1;
+                summary.received += 1;
+                match parse_import(rec) {
+                    Ok(item) => items.push((i, item)),
+                    Err((kind, key, e)) => push_rejection(
+                        &mut summary,
+                        pb::ImportRejection {
+                            index: i,
+                            kind: kind.into(),
+                            key,
+                            code: "INVALID_ARGUMENT".into(),
+                            reason: e.to_string(),
+                        },
+                    ),
+                }
+                if items.len() >= IMPORT_JOB_RECORDS {
+                    let chunk = std::mem::take(&mut items);
+                    inflight.push_back(self.store.enqueue(WriteOp::Import(chunk), None).await?);
+                }
+            }
+            if !items.is_empty() {
+                inflight.push_back(self.store.enqueue(WriteOp::Import(items), None).await?);
+            }
+            while inflight.len() > IMPORT_PIPELINE {
+                if let Some(rx) = inflight.pop_front() {
+                    absorb(&mut summary, rx.await, &mut push_rejection)?;
+                }
+            }
+        }
+        while let Some(rx) = inflight.pop_front() {
+            absorb(&mut summary, rx.await, &mut push_rejection)?;
+        }
+        summary.rejections.sort_by_key(|r| r.index);
+        tracing::info!(
+            received = summary.received,
+            stored = summary.stored,
+            unchanged = summary.unchanged,
+            rejected = summary.rejected,
+            "import done"
+        );
+        Ok(Response::new(summary))
+    }
+
+    async fn get_credit_report(
+        &self,
+        req: Request<pb::GetCreditReportRequest>,
+    ) -> Result<Response<pb::CreditReport>, Status> {
+        let r = req.get_ref();
+        let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
+        let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
+        let recs = self
+            .store
+            .enterprise_records(&u)?
+            .ok_or_else(|| Error::NotFound(format!("enterprise {u}")))?;
+        let Some(e) = recs.enterprise.as_ref() else {
+            return Err(Status::not_found(format!("enterprise {u}")));
+        };
+        let rules = &self.store.options().publicity;
+        let mut penalties: Vec<pb::Penalty> = recs
+            .penalties
+            .iter()
+            .filter(|p| p.decided_on <= as_of)
+            .map(|p| convert::penalty_pb(p, e.entity_type, rules, as_of))
+            .collect();
+        penalties.sort_by(|a, b| b.decided_on.cmp(&a.decided_on));
+        let mut listings: Vec<pb::Listing> = recs
+            .listings
+            .iter()
+            .filter(|l| l.listed_on <= as_of)
+            .map(|l| convert::listing_pb(l, as_of))
+            .collect();
+        listings.sort_by(|a, b| b.listed_on.cmp(&a.listed_on));
+        let mut inspections: Vec<pb::InspectionResult> = recs
+            .inspections
+            .iter()
+            .filter(|i| i.inspected_on <= as_of)
+            .map(convert::inspection_pb)
+            .collect();
+        inspections.sort_by(|a, b| b.inspected_on.cmp(&a.inspected_on));
+        let annual_reports = rules::report_compliance(e, &recs.reports, as_of)
+            .into_iter()
+            .map(|(year, deadline, filed, c)| pb::AnnualReportYear {
+                year: i32::from(year),
+                deadline: deadline.to_string(),
+                filed_on: filed.map(|d| d.to_string()).unwrap_or_default(),
+                compliance: c.name().into(),
+            })
+            .collect();
+        Ok(Response::new(pb::CreditReport {
+            as_of: as_of.to_string(),
+            enterprise: Some(convert::enterprise_pb(e)),
+            penalties_in_publicity: penalties
+                .iter()
+                .filter(|p| p.publicity.as_ref().is_some_and(|x| x.in_publicity))
+                .cloned()
+                .collect(),
+            penalties,
+            open_listings: listings.iter().filter(|l| l.open).cloned().collect(),
+            listings,
+            annual_reports,
+            inspections,
+        }))
+    }
+}
+
+struct ResetOnDrop(Arc<AtomicBool>);
+
+impl Drop for ResetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+fn sweep_pb(c: &SweepCounts) -> pb::SweepAnnualReportsResponse {
+    pb::SweepAnnualReportsResponse {
+        examined: c.examined,
+        listed_abnormal: c.listed_abnormal,
+        marked_abnormal_status: c.marked_abnormal_status,
+        moved_serious: c.moved_serious,
+        already_listed: c.already_listed,
+    }
+}
+
+/// (record kind, key as far as readable, reason).
+pub type ImportParseError = (&'static str, String, DomainError);
+
+/// Parses one import record into a domain item, or says why it cannot be.
+pub fn parse_import(rec: pb::ImportRecord) -> Result<ImportItem, ImportParseError> {
+    use pb::import_record::Record;
+    match rec.record {
+        Some(Record::Enterprise(m)) => convert::enterprise(&m)
+            .map(ImportItem::Enterprise)
+            .map_err(|e| ("enterprise", m.uscc.clone(), e)),
+        Some(Record::Penalty(m)) => convert::penalty(&m)
+            .map(ImportItem::Penalty)
+            .map_err(|e| ("penalty", m.decision_number.clone(), e)),
+        Some(Record::AnnualReport(m)) => convert::report(&m)
+            .map(ImportItem::Report)
+            .map_err(|e| ("annual_report", format!("{}/{}", m.uscc, m.year), e)),
+        Some(Record::Listing(m)) => convert::listing(&m)
+            .map(ImportItem::Listing)
+            .map_err(|e| ("listing", m.uscc.clone(), e)),
+        Some(Record::Inspection(m)) => convert::inspection(&m)
+            .map(ImportItem::Inspection)
+            .map_err(|e| ("inspection", format!("{}/{}", m.uscc, m.task_id), e)),
+        None => Err((
+            "empty",
+            String::new(),
+            DomainError::invalid("record", "no record set"),
+        )),
+    }
+}
+
+fn absorb(
+    summary: &mut pb::ImportRecordsResponse,
+    outcome: crate::error::Result<Outcome>,
+    push: &mut impl FnMut(&mut pb::ImportRecordsResponse, pb::ImportRejection),
+) -> Result<(), Status> {
+    match outcome? {
+        Outcome::Import(o) => {
+            summary.stored += o.stored;
+            summary.unchanged += o.unchanged;
+            for r in o.rejections {
+                push(
+                    summary,
+                    pb::ImportRejection {
+                        index: r.index,
+                        kind: r.kind.into(),
+                        key: r.key,
+                        code: r.code.into(),
+                        reason: r.error,
+                    },
+                );
+            }
+            Ok(())
+        }
+        o => Err(unexpected(o)),
+    }
+}

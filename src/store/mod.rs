@@ -1,0 +1,310 @@
+//! The store: owns sled. Nothing above this module names sled.
+//!
+//! Layout: one sled tree `registry` holds records, indexes and idempotency records under
+//! one-byte keyspaces (see [`keys`]), so a record and its index entries change in one
+//! atomic `apply_batch`. A tree `meta` holds the schema version.
+//!
+//! Writes go through one writer thread ([`writer`]) that serialises them (so reads it
+//! makes before writing cannot race), applies each group of queued writes as one atomic
+//! batch and flushes once per group before acknowledging (group commit). Reads go
+//! straight to the tree from any thread.
+
+pub mod codec;
+pub mod keys;
+mod writer;
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    domain::{
+        rules::{PublicityRules, SweepRules},
+        AnnualReport, Date, Enterprise, EnterpriseStatus, InspectionResult, Listing, Penalty, Uscc,
+    },
+    error::{Error, Result},
+};
+
+pub use writer::{
+    error_code, ImportItem, ImportOutcome, ImportRejection, Outcome, SweepCounts, Ticket, WriteOp,
+};
+
+/// Schema version of the store layout. A store written by another version is refused
+/// at open with both versions named.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Tuning and rule parameters of a store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreOptions {
+    /// sled page-cache size in bytes.
+    pub cache_bytes: u64,
+    /// Most write jobs committed under one flush.
+    pub max_group: usize,
+    /// Queue depth of the writer; senders wait when it is full (back-pressure).
+    pub queue_depth: usize,
+    /// Penalty publicity parameters.
+    pub publicity: PublicityRules,
+    /// Annual-report sweep parameters.
+    pub sweep: SweepRules,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: 512 * 1024 * 1024,
+            max_group: 512,
+            queue_depth: 1024,
+            publicity: PublicityRules::default(),
+            sweep: SweepRules::default(),
+        }
+    }
+}
+
+/// Everything the registry knows about one enterprise, read in one range scan.
+#[derive(Clone, Debug, Default)]
+pub struct EnterpriseRecords {
+    /// The registration profile (absent only for a broken store).
+    pub enterprise: Option<Enterprise>,
+    /// Penalties in decision-number order.
+    pub penalties: Vec<Penalty>,
+    /// Annual reports by year.
+    pub reports: Vec<AnnualReport>,
+    /// Listings by kind, date.
+    pub listings: Vec<Listing>,
+    /// Inspection results by task id.
+    pub inspections: Vec<InspectionResult>,
+}
+
+struct Shared {
+    db: sled::Db,
+    registry: sled::Tree,
+    writer: writer::WriterHandle,
+    options: StoreOptions,
+}
+
+/// A cheap-to-clone handle on the store.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `dir`, checking the schema version.
+    pub fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Unavailable(format!("{}: {e}", dir.display())))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(options.cache_bytes)
+            .flush_every_ms(Some(500))
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let meta = db.open_tree("meta")?;
+        let registry = db.open_tree("registry")?;
+        match meta.get("schema_version")? {
+            None => {
+                if !registry.is_empty() {
+                    return Err(Error::Corrupt(
+                        "registry has data but no schema version".into(),
+                    ));
+                }
+                meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+            }
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| Error::Corrupt("bad schema version record".into()))?;
+                if found != SCHEMA_VERSION {
+                    return Err(Error::FailedPrecondition(format!(
+                        "store schema version {found}, this build reads {SCHEMA_VERSION}"
+                    )));
+                }
+            }
+        }
+        let writer = writer::spawn(db.clone(), registry.clone(), options.clone())?;
+        Ok(Store {
+            shared: Arc::new(Shared {
+                db,
+                registry,
+                writer,
+                options,
+            }),
+        })
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.shared.options
+    }
+
+    /// Submits a write and waits until it is durable. `request` is an optional
+    /// (rpc, request id, request fingerprint) for idempotent retries.
+    pub async fn write(
+        &self,
+        op: WriteOp,
+        request: Option<(&'static str, String, [u8; 32])>,
+    ) -> Result<Outcome> {
+        self.enqueue(op, request).await?.await
+    }
+
+    /// Queues a write and returns at once with a ticket to await its outcome. Writes are
+    /// applied in the order they are queued.
+    pub async fn enqueue(
+        &self,
+        op: WriteOp,
+        request: Option<(&'static str, String, [u8; 32])>,
+    ) -> Result<Ticket> {
+        self.shared.writer.enqueue(op, request).await
+    }
+
+    /// The stored outcome of an earlier request with this id and fingerprint, if any;
+    /// INVALID_ARGUMENT if the id was used for a different request.
+    pub fn recall(&self, rpc: &str, id: &str, fingerprint: &[u8; 32]) -> Result<Option<Outcome>> {
+        writer::recall(&self.shared.registry, rpc, id, fingerprint)
+    }
+
+    /// Reads one enterprise's profile.
+    pub fn enterprise(&self, u: &Uscc) -> Result<Option<Enterprise>> {
+        match self.shared.registry.get(keys::profile(u))? {
+            Some(v) => {
+                let mut e: Enterprise = codec::decode(&v)?;
+                e.uscc = *u;
+                Ok(Some(e))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Reads everything about one enterprise; `None` if it is not registered.
+    pub fn enterprise_records(&self, u: &Uscc) -> Result<Option<EnterpriseRecords>> {
+        let recs = read_records(&self.shared.registry, u)?;
+        Ok(recs.enterprise.is_some().then_some(recs))
+    }
+
+    /// USCCs with the given status, in USCC order, starting after `after`, at most `limit`.
+    pub fn usccs_by_status(
+        &self,
+        status: EnterpriseStatus,
+        after: Option<Uscc>,
+        limit: usize,
+    ) -> Result<Vec<Uscc>> {
+        index_page(
+            &self.shared.registry,
+            keys::BY_STATUS,
+            &[status.code()],
+            after,
+            limit,
+        )
+    }
+
+    /// Whether any enterprise is registered.
+    pub fn has_enterprises(&self) -> Result<bool> {
+        Ok(self
+            .shared
+            .registry
+            .scan_prefix([keys::RECORDS])
+            .next()
+            .transpose()?
+            .is_some())
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.shared.db.size_on_disk()?)
+    }
+
+    /// Flushes everything to disk (used at shutdown).
+    pub fn flush(&self) -> Result<()> {
+        self.shared.db.flush()?;
+        Ok(())
+    }
+
+    /// Checks every index entry has its record and every record its index entries;
+    /// returns the number of enterprises checked. For tests and `credit-risk check`.
+    pub fn check_indexes(&self) -> Result<u64> {
+        writer::check_indexes(&self.shared.registry)
+    }
+
+    /// Waits for the writer to drain (for shutdown), at most `timeout`.
+    pub fn close(&self, timeout: Duration) -> Result<()> {
+        self.shared.writer.close(timeout);
+        self.flush()
+    }
+}
+
+/// Today for defaults; a helper so tests can reason about it.
+pub fn today() -> Date {
+    Date::today()
+}
+
+fn read_records(tree: &sled::Tree, u: &Uscc) -> Result<EnterpriseRecords> {
+    let mut out = EnterpriseRecords::default();
+    for kv in tree.scan_prefix(keys::enterprise_prefix(u)) {
+        let (k, v) = kv?;
+        match keys::decode_record(&k) {
+            Some(keys::RecordKey::Profile(_)) => {
+                let mut e: Enterprise = codec::decode(&v)?;
+                e.uscc = *u;
+                out.enterprise = Some(e);
+            }
+            Some(keys::RecordKey::Penalty(_, _)) => {
+                let mut p: Penalty = codec::decode(&v)?;
+                p.uscc = *u;
+                out.penalties.push(p);
+            }
+            Some(keys::RecordKey::Report(_, year)) => {
+                let mut r: AnnualReport = codec::decode(&v)?;
+                r.uscc = *u;
+                r.year = year;
+                out.reports.push(r);
+            }
+            Some(keys::RecordKey::Listing(_, kind, listed_on, reason)) => {
+                let mut l: Listing = codec::decode(&v)?;
+                l.uscc = *u;
+                l.kind = kind;
+                l.listed_on = listed_on;
+                l.reason = reason;
+                out.listings.push(l);
+            }
+            Some(keys::RecordKey::Inspection(_, task)) => {
+                let mut i: InspectionResult = codec::decode(&v)?;
+                i.uscc = *u;
+                i.task_id = task.to_string();
+                out.inspections.push(i);
+            }
+            None => return Err(Error::Corrupt(format!("undecodable record key {k:?}"))),
+        }
+    }
+    Ok(out)
+}
+
+fn index_page(
+    tree: &sled::Tree,
+    tag: u8,
+    value: &[u8],
+    after: Option<Uscc>,
+    limit: usize,
+) -> Result<Vec<Uscc>> {
+    let mut prefix = vec![tag];
+    prefix.extend_from_slice(value);
+    let start = match after {
+        Some(u) => {
+            let mut k = prefix.clone();
+            k.extend_from_slice(u.as_bytes());
+            k.push(0);
+            k
+        }
+        None => prefix.clone(),
+    };
+    let mut out = Vec::new();
+    for kv in tree.range(start..) {
+        let (k, _) = kv?;
+        if !k.starts_with(&prefix) || out.len() >= limit {
+            break;
+        }
+        out.push(Uscc::from_bytes(&k[prefix.len()..])?);
+    }
+    Ok(out)
+}
