@@ -297,7 +297,7 @@ pub fn generate(
 
         // Penalties: ≈ 0.30 per entity, skewed: 5 % hold many.
         let n_pen = if rng.random_range(0..100) < 5 {
-            1 + (-rng.random_range(f64::EPSILON..1.0f64).ln() * 2.6) as u32
+            1 + (-rng.random_range(f64::EPSILON..1.0f64).ln() * 3.1) as u32
         } else if rng.random_range(0..1000) < 126 {
             1
         } else {
@@ -504,14 +504,14 @@ pub fn generate(
             120..=134 => 2,
             _ => 0,
         };
-        for _ in 0..n_insp {
+        for k in 0..n_insp {
             let inspected_on = day_between(&mut rng, window_start, as_of);
             emit(
                 pb::import_record::Record::Inspection(pb::InspectionResult {
                     task_id: format!(
                         "SC-{}-{region}-{:04}",
                         inspected_on.year(),
-                        rng.random_range(0..400)
+                        rng.random_range(0..200) * 2 + k
                     ),
                     uscc: u.clone(),
                     inspected_on: inspected_on.to_string(),

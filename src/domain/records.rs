@@ -244,8 +244,7 @@ pub struct AnnualReport {
     /// Filing enterprise; kept in the store key.
     #[serde(skip, default = "Uscc::placeholder")]
     pub uscc: Uscc,
-    /// Year reported on; kept in the store key.
-    #[serde(skip)]
+    /// Year reported on.
     pub year: u16,
     /// Filing date.
     pub filed_on: Date,

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{convert, invalid, request_key};
 use crate::{
-    domain::{rules, Date, DomainError, EnterpriseStatus},
+    domain::{rules, Date, DomainError},
     error::Error,
     proto::{self as pb, registry_service_server::RegistryService},
     store::{ImportItem, Outcome, Store, SweepCounts, WriteOp},
@@ -243,29 +243,26 @@ impl RegistryService for RegistryApi {
         }
         let _guard = ResetOnDrop(self.sweep_running.clone());
         let mut total = SweepCounts::default();
-        for status in [EnterpriseStatus::Operating, EnterpriseStatus::Suspended] {
-            let mut after = None;
-            loop {
-                let op = WriteOp::SweepChunk {
-                    year,
-                    as_of,
-                    status,
-                    after,
-                    limit: SWEEP_CHUNK,
-                };
-                let c = match self.store.write(op, None).await? {
-                    Outcome::Sweep(c) => c,
-                    o => return Err(unexpected(o)),
-                };
-                total.examined += c.examined;
-                total.listed_abnormal += c.listed_abnormal;
-                total.marked_abnormal_status += c.marked_abnormal_status;
-                total.moved_serious += c.moved_serious;
-                total.already_listed += c.already_listed;
-                match c.last {
-                    Some(u) => after = Some(u),
-                    None => break,
-                }
+        let mut after = None;
+        loop {
+            let op = WriteOp::SweepChunk {
+                year,
+                as_of,
+                after,
+                limit: SWEEP_CHUNK,
+            };
+            let c = match self.store.write(op, None).await? {
+                Outcome::Sweep(c) => c,
+                o => return Err(unexpected(o)),
+            };
+            total.examined += c.examined;
+            total.listed_abnormal += c.listed_abnormal;
+            total.marked_abnormal_status += c.marked_abnormal_status;
+            total.moved_serious += c.moved_serious;
+            total.already_listed += c.already_listed;
+            match c.last {
+                Some(k) => after = Some(k),
+                None => break,
             }
         }
         tracing::info!(year, %as_of, examined = total.examined, listed = total.listed_abnormal,

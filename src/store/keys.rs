@@ -7,30 +7,30 @@
 //! |---|---|---|
 //! | `E` records | `E uscc(18) 0x01` | enterprise |
 //! | | `E uscc 0x02 decision_number` | penalty |
-//! | | `E uscc 0x03 year(u16)` | annual report |
+//! | | `E uscc 0x03` | annual-report history (all years, one value) |
 //! | | `E uscc 0x04 list_kind(1) listed_on(4) reason(1)` | listing |
 //! | | `E uscc 0x05 task_id` | inspection result |
 //! | `P` unique decision numbers | `P decision_number` | uscc |
-//! | `R` region index | `R region(6) uscc` | empty |
-//! | `I` industry index | `I section(1) uscc` | empty |
-//! | `S` status index | `S status(1) uscc` | empty |
-//! | `T` entity-type index | `T type(1) uscc` | empty |
-//! | `Q` request ids | `Q rpc request_id` | fingerprint(32) + outcome |
+//! | `X` directory index | `X region(6) section(1) status(1) type(1) uscc` | empty |
+//! | `Q` request ids | `Q rpc 0x00 request_id` | fingerprint(32) + outcome |
+//!
+//! The directory index is one composite entry per enterprise rather than one index per
+//! attribute: a region filter is a prefix scan, and industry, status or entity-type
+//! filters skip-scan the few (region, section, status) prefixes without reading any
+//! record. One entry instead of four keeps the store small at 3.5 M enterprises.
+//! Annual reports are one value per enterprise (a short history) for the same reason:
+//! they are the most numerous record.
 
-use crate::domain::{Date, ListKind, ListingReason, Uscc};
+use crate::domain::{Date, Enterprise, ListKind, ListingReason, RegionCode, Uscc};
 
 /// Records keyspace.
 pub const RECORDS: u8 = b'E';
 /// Decision-number uniqueness keyspace.
 pub const DECISIONS: u8 = b'P';
-/// Region index.
-pub const BY_REGION: u8 = b'R';
-/// Industry-section index.
-pub const BY_INDUSTRY: u8 = b'I';
-/// Status index.
-pub const BY_STATUS: u8 = b'S';
-/// Entity-type index.
-pub const BY_TYPE: u8 = b'T';
+/// Directory index (region, section, status, type).
+pub const DIRECTORY: u8 = b'X';
+/// Length of a directory key.
+pub const DIRECTORY_KEY_LEN: usize = 1 + 6 + 1 + 1 + 1 + 18;
 /// Idempotency records.
 pub const REQUESTS: u8 = b'Q';
 
@@ -71,9 +71,9 @@ pub fn penalty(u: &Uscc, decision_number: &str) -> Vec<u8> {
     record(u, kind::PENALTY, decision_number.as_bytes())
 }
 
-/// Key of an annual report.
-pub fn report(u: &Uscc, year: u16) -> Vec<u8> {
-    record(u, kind::REPORT, &year.to_be_bytes())
+/// Key of an enterprise's annual-report history.
+pub fn reports(u: &Uscc) -> Vec<u8> {
+    record(u, kind::REPORT, &[])
 }
 
 /// Order-preserving encoding of a date.
@@ -108,13 +108,40 @@ pub fn decision(decision_number: &str) -> Vec<u8> {
     k
 }
 
-/// Key of an index entry: `tag value uscc`.
-pub fn index(tag: u8, value: &[u8], u: &Uscc) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + value.len() + 18);
-    k.push(tag);
-    k.extend_from_slice(value);
-    k.extend_from_slice(u.as_bytes());
+/// Key of an enterprise's directory-index entry.
+pub fn directory(e: &Enterprise) -> Vec<u8> {
+    let mut k = Vec::with_capacity(DIRECTORY_KEY_LEN);
+    k.push(DIRECTORY);
+    k.extend_from_slice(e.region.as_bytes());
+    k.push(e.industry.section());
+    k.push(e.status.code());
+    k.push(e.entity_type.code());
+    k.extend_from_slice(e.uscc.as_bytes());
     k
+}
+
+/// A decoded directory-index key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    pub region: RegionCode,
+    pub section: u8,
+    pub status: u8,
+    pub entity_type: u8,
+    pub uscc: Uscc,
+}
+
+/// Decodes a directory-index key.
+pub fn decode_directory(k: &[u8]) -> Option<DirectoryEntry> {
+    if k.len() != DIRECTORY_KEY_LEN || k[0] != DIRECTORY {
+        return None;
+    }
+    Some(DirectoryEntry {
+        region: RegionCode::parse("region", std::str::from_utf8(&k[1..7]).ok()?).ok()?,
+        section: k[7],
+        status: k[8],
+        entity_type: k[9],
+        uscc: Uscc::from_bytes(&k[10..]).ok()?,
+    })
 }
 
 /// Key of an idempotency record.
@@ -132,7 +159,7 @@ pub fn request(rpc: &str, request_id: &str) -> Vec<u8> {
 pub enum RecordKey<'a> {
     Profile(Uscc),
     Penalty(Uscc, &'a str),
-    Report(Uscc, u16),
+    Reports(Uscc),
     Listing(Uscc, ListKind, Date, ListingReason),
     Inspection(Uscc, &'a str),
 }
@@ -149,9 +176,7 @@ pub fn decode_record(k: &[u8]) -> Option<RecordKey<'_>> {
         kind::PENALTY if !rest.is_empty() => {
             Some(RecordKey::Penalty(u, std::str::from_utf8(rest).ok()?))
         }
-        kind::REPORT if rest.len() == 2 => {
-            Some(RecordKey::Report(u, u16::from_be_bytes([rest[0], rest[1]])))
-        }
+        kind::REPORT if rest.is_empty() => Some(RecordKey::Reports(u)),
         kind::LISTING if rest.len() == 6 => Some(RecordKey::Listing(
             u,
             ListKind::from_code(rest[0])?,
@@ -178,11 +203,6 @@ mod tests {
             prop_assert_eq!(date_from_bytes(date_bytes(da)), da);
         }
 
-        #[test]
-        fn year_keys_preserve_order(a in 2000u16..3000, b in 2000u16..3000) {
-            let u = Uscc::placeholder();
-            prop_assert_eq!(report(&u, a).cmp(&report(&u, b)), a.cmp(&b));
-        }
 
         #[test]
         fn record_keys_round_trip(dn in "[^\\x00]{1,40}", task in "[a-zA-Z0-9-]{1,64}", days in -7000i32..40000) {

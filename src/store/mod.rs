@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     domain::{
         rules::{PublicityRules, SweepRules},
-        AnnualReport, Date, Enterprise, EnterpriseStatus, InspectionResult, Listing, Penalty, Uscc,
+        AnnualReport, Date, Enterprise, InspectionResult, Listing, Penalty, Uscc,
     },
     error::{Error, Result},
 };
@@ -183,22 +183,6 @@ impl Store {
         Ok(recs.enterprise.is_some().then_some(recs))
     }
 
-    /// USCCs with the given status, in USCC order, starting after `after`, at most `limit`.
-    pub fn usccs_by_status(
-        &self,
-        status: EnterpriseStatus,
-        after: Option<Uscc>,
-        limit: usize,
-    ) -> Result<Vec<Uscc>> {
-        index_page(
-            &self.shared.registry,
-            keys::BY_STATUS,
-            &[status.code()],
-            after,
-            limit,
-        )
-    }
-
     /// Whether any enterprise is registered.
     pub fn has_enterprises(&self) -> Result<bool> {
         Ok(self
@@ -254,11 +238,12 @@ fn read_records(tree: &sled::Tree, u: &Uscc) -> Result<EnterpriseRecords> {
                 p.uscc = *u;
                 out.penalties.push(p);
             }
-            Some(keys::RecordKey::Report(_, year)) => {
-                let mut r: AnnualReport = codec::decode(&v)?;
-                r.uscc = *u;
-                r.year = year;
-                out.reports.push(r);
+            Some(keys::RecordKey::Reports(_)) => {
+                let mut rs: Vec<AnnualReport> = codec::decode(&v)?;
+                for r in rs.iter_mut() {
+                    r.uscc = *u;
+                }
+                out.reports = rs;
             }
             Some(keys::RecordKey::Listing(_, kind, listed_on, reason)) => {
                 let mut l: Listing = codec::decode(&v)?;
@@ -280,31 +265,30 @@ fn read_records(tree: &sled::Tree, u: &Uscc) -> Result<EnterpriseRecords> {
     Ok(out)
 }
 
-fn index_page(
+/// Up to `limit` directory-index entries after the key `after` (from the start if
+/// `None`), in key order, with their keys.
+pub(crate) fn directory_page(
     tree: &sled::Tree,
-    tag: u8,
-    value: &[u8],
-    after: Option<Uscc>,
+    after: Option<&[u8]>,
     limit: usize,
-) -> Result<Vec<Uscc>> {
-    let mut prefix = vec![tag];
-    prefix.extend_from_slice(value);
+) -> Result<Vec<(Vec<u8>, keys::DirectoryEntry)>> {
     let start = match after {
-        Some(u) => {
-            let mut k = prefix.clone();
-            k.extend_from_slice(u.as_bytes());
+        Some(k) => {
+            let mut k = k.to_vec();
             k.push(0);
             k
         }
-        None => prefix.clone(),
+        None => vec![keys::DIRECTORY],
     };
     let mut out = Vec::new();
     for kv in tree.range(start..) {
         let (k, _) = kv?;
-        if !k.starts_with(&prefix) || out.len() >= limit {
+        if k.first() != Some(&keys::DIRECTORY) || out.len() >= limit {
             break;
         }
-        out.push(Uscc::from_bytes(&k[prefix.len()..])?);
+        let e = keys::decode_directory(&k)
+            .ok_or_else(|| Error::Corrupt(format!("bad directory key {k:?}")))?;
+        out.push((k.to_vec(), e));
     }
     Ok(out)
 }

@@ -12,7 +12,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{codec, index_page, keys, read_records, StoreOptions};
+use super::{codec, directory_page, keys, read_records, StoreOptions};
 use crate::{
     domain::{
         AnnualReport, Date, Enterprise, EnterpriseStatus, InspectionResult, Listing, Penalty, Uscc,
@@ -41,12 +41,12 @@ pub enum WriteOp {
     /// A chunk of an import: (index in the stream, record); each record is stored or
     /// refused on its own, the stored ones in one batch.
     Import(Vec<(u64, ImportItem)>),
-    /// One chunk of the annual-report sweep: enterprises of `status` after `after`.
+    /// One chunk of the annual-report sweep: `limit` directory entries after the
+    /// directory key `after`.
     SweepChunk {
         year: u16,
         as_of: Date,
-        status: EnterpriseStatus,
-        after: Option<Uscc>,
+        after: Option<Vec<u8>>,
         limit: usize,
     },
     /// Stores only the idempotency record of a request whose effects were committed by
@@ -80,8 +80,9 @@ pub struct SweepCounts {
     pub marked_abnormal_status: u64,
     pub moved_serious: u64,
     pub already_listed: u64,
-    /// Last USCC examined (the cursor for the next chunk); `None` when done.
-    pub last: Option<Uscc>,
+    /// Directory key of the last entry of the chunk (the cursor for the next chunk);
+    /// `None` when done.
+    pub last: Option<Vec<u8>>,
 }
 
 /// What a write produced.
@@ -114,7 +115,7 @@ impl Outcome {
         match self {
             Outcome::Enterprise { enterprise, .. } => keys::profile(&enterprise.uscc),
             Outcome::Penalty(p) => keys::penalty(&p.uscc, &p.decision_number),
-            Outcome::Report(r) => keys::report(&r.uscc, r.year),
+            Outcome::Report(r) => keys::reports(&r.uscc),
             Outcome::Listing(l) => keys::listing(&l.uscc, l.kind, l.listed_on, l.reason),
             Outcome::Inspection(i) => keys::inspection(&i.uscc, &i.task_id),
             Outcome::Sweep(_) | Outcome::Import(_) => Vec::new(),
@@ -126,10 +127,7 @@ impl Outcome {
         match (self, keys::decode_record(key)) {
             (Outcome::Enterprise { enterprise, .. }, Some(K::Profile(u))) => enterprise.uscc = u,
             (Outcome::Penalty(p), Some(K::Penalty(u, _))) => p.uscc = u,
-            (Outcome::Report(r), Some(K::Report(u, y))) => {
-                r.uscc = u;
-                r.year = y;
-            }
+            (Outcome::Report(r), Some(K::Reports(u))) => r.uscc = u,
             (Outcome::Listing(l), Some(K::Listing(u, k, d, r))) => {
                 l.uscc = u;
                 l.kind = k;
@@ -316,10 +314,9 @@ impl Writer {
             WriteOp::SweepChunk {
                 year,
                 as_of,
-                status,
                 after,
                 limit,
-            } => Outcome::Sweep(ctx.sweep_chunk(&mut p, year, as_of, status, after, limit)?),
+            } => Outcome::Sweep(ctx.sweep_chunk(&mut p, year, as_of, after.as_deref(), limit)?),
             WriteOp::Remember(o) => o,
         };
         if let Some((k, fingerprint)) = req_key {
@@ -391,16 +388,6 @@ impl<'a> Pending<'a> {
     }
 }
 
-/// Index entries (tag, value) of an enterprise.
-pub(super) fn index_entries(e: &Enterprise) -> [(u8, Vec<u8>); 4] {
-    [
-        (keys::BY_REGION, e.region.as_bytes().to_vec()),
-        (keys::BY_INDUSTRY, vec![e.industry.section()]),
-        (keys::BY_STATUS, vec![e.status.code()]),
-        (keys::BY_TYPE, vec![e.entity_type.code()]),
-    ]
-}
-
 struct Ctx<'o> {
     today: Date,
     now_ms: i64,
@@ -454,17 +441,14 @@ impl Ctx<'_> {
             }
         }
         e.recorded_at_ms = self.now_ms;
-        let new_idx = index_entries(&e);
+        let dir = keys::directory(&e);
         if let Some(o) = &old {
-            for (tag, val) in index_entries(o) {
-                if !new_idx.iter().any(|(t, v)| *t == tag && *v == val) {
-                    p.del(keys::index(tag, &val, &e.uscc));
-                }
+            let old_dir = keys::directory(o);
+            if old_dir != dir {
+                p.del(old_dir);
             }
         }
-        for (tag, val) in &new_idx {
-            p.put(keys::index(*tag, val, &e.uscc), Vec::new());
-        }
+        p.put(dir, Vec::new());
         p.put(key, codec::encode(&e)?);
         let created = old.is_none();
         Ok((
@@ -517,15 +501,20 @@ impl Ctx<'_> {
                 format!("{} is before establishment ({})", x.year, e.established_on),
             ));
         }
-        let key = keys::report(&x.uscc, x.year);
-        if let Some(v) = p.get(&key)? {
-            let mut old: AnnualReport = codec::decode(&v)?;
+        let key = keys::reports(&x.uscc);
+        let mut history: Vec<AnnualReport> = match p.get(&key)? {
+            Some(v) => codec::decode(&v)?,
+            None => Vec::new(),
+        };
+        if let Some(old) = history.iter().find(|r| r.year == x.year) {
+            let mut old = old.clone();
             old.uscc = x.uscc;
-            old.year = x.year;
             return Ok((Outcome::Report(old), false));
         }
         x.recorded_at_ms = self.now_ms;
-        p.put(key, codec::encode(&x)?);
+        let at = history.partition_point(|r| r.year < x.year);
+        history.insert(at, x.clone());
+        p.put(key, codec::encode(&history)?);
         Ok((Outcome::Report(x), true))
     }
 
@@ -605,17 +594,23 @@ impl Ctx<'_> {
         p: &mut Pending,
         year: u16,
         as_of: Date,
-        status: EnterpriseStatus,
-        after: Option<Uscc>,
+        after: Option<&[u8]>,
         limit: usize,
     ) -> Result<SweepCounts> {
-        let page = index_page(p.tree, keys::BY_STATUS, &[status.code()], after, limit)?;
+        let page = directory_page(p.tree, after, limit)?;
         let mut c = SweepCounts {
-            last: page.last().copied(),
+            last: page.last().map(|(k, _)| k.clone()),
             ..SweepCounts::default()
         };
-        for u in page {
-            let recs = read_records(p.tree, &u)?;
+        let active = [
+            EnterpriseStatus::Operating.code(),
+            EnterpriseStatus::Suspended.code(),
+        ];
+        for (_, entry) in page {
+            if !active.contains(&entry.status) {
+                continue;
+            }
+            let recs = read_records(p.tree, &entry.uscc)?;
             let Some(e) = recs.enterprise else { continue };
             c.examined += 1;
             let d = self
@@ -665,7 +660,7 @@ pub fn error_code(e: &Error) -> &'static str {
     }
 }
 
-/// Verifies indexes against records (both directions).
+/// Verifies the directory index against the records (both directions).
 pub(super) fn check_indexes(tree: &sled::Tree) -> Result<u64> {
     let mut enterprises = 0u64;
     for kv in tree.scan_prefix([keys::RECORDS]) {
@@ -674,38 +669,33 @@ pub(super) fn check_indexes(tree: &sled::Tree) -> Result<u64> {
             let mut e: Enterprise = codec::decode(&v)?;
             e.uscc = u;
             enterprises += 1;
-            for (tag, val) in index_entries(&e) {
-                if !tree.contains_key(keys::index(tag, &val, &u))? {
-                    return Err(Error::Corrupt(format!(
-                        "{u}: index {} entry missing",
-                        tag as char
-                    )));
-                }
+            if !tree.contains_key(keys::directory(&e))? {
+                return Err(Error::Corrupt(format!("{u}: directory entry missing")));
             }
         }
     }
-    for tag in [
-        keys::BY_REGION,
-        keys::BY_INDUSTRY,
-        keys::BY_STATUS,
-        keys::BY_TYPE,
-    ] {
-        for kv in tree.scan_prefix([tag]) {
-            let (k, _) = kv?;
-            let u = Uscc::from_bytes(&k[k.len() - 18..])?;
-            let v = tree.get(keys::profile(&u))?.ok_or_else(|| {
-                Error::Corrupt(format!("index {} names unknown {u}", tag as char))
-            })?;
-            let mut e: Enterprise = codec::decode(&v)?;
-            e.uscc = u;
-            let val = &k[1..k.len() - 18];
-            if !index_entries(&e).iter().any(|(t, x)| *t == tag && x == val) {
-                return Err(Error::Corrupt(format!(
-                    "index {} entry of {u} is stale",
-                    tag as char
-                )));
-            }
+    let mut entries = 0u64;
+    for kv in tree.scan_prefix([keys::DIRECTORY]) {
+        let (k, _) = kv?;
+        entries += 1;
+        let d = keys::decode_directory(&k)
+            .ok_or_else(|| Error::Corrupt(format!("bad directory key {k:?}")))?;
+        let v = tree
+            .get(keys::profile(&d.uscc))?
+            .ok_or_else(|| Error::Corrupt(format!("directory names unknown {}", d.uscc)))?;
+        let mut e: Enterprise = codec::decode(&v)?;
+        e.uscc = d.uscc;
+        if keys::directory(&e) != k.as_ref() {
+            return Err(Error::Corrupt(format!(
+                "directory entry of {} is stale",
+                d.uscc
+            )));
         }
+    }
+    if entries != enterprises {
+        return Err(Error::Corrupt(format!(
+            "{enterprises} enterprises but {entries} directory entries"
+        )));
     }
     Ok(enterprises)
 }
