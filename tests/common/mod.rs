@@ -1,0 +1,156 @@
+//! Test harness: the real server on an ephemeral loopback port, and record builders.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use credit_risk::{
+    config::ServerConfig,
+    domain::{uscc, Uscc},
+    proto::{self as pb, registry_service_client::RegistryServiceClient},
+    server,
+    store::{Store, StoreOptions},
+};
+use tonic::transport::Channel;
+
+/// A running server and a client connected to it.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub client: RegistryServiceClient<Channel>,
+    pub store: Store,
+    pub dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh temporary store.
+    pub async fn start() -> TestServer {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = TestServer::start_at(&dir).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on the store at `dir`.
+    pub async fn start_at(dir: &Path) -> TestServer {
+        let store = Store::open(dir, StoreOptions::default()).expect("open store");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let cfg = ServerConfig {
+            listen: addr.to_string(),
+            data_dir: dir.to_path_buf(),
+            ..ServerConfig::default()
+        };
+        let st = store.clone();
+        let task = tokio::spawn(async move {
+            server::run(&cfg, st, listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server ran");
+        });
+        let client = connect(addr).await;
+        TestServer {
+            addr,
+            client,
+            store,
+            dir: dir.to_path_buf(),
+            stop: Some(stop),
+            task: Some(task),
+            _tmp: None,
+        }
+    }
+
+    /// Stops the server gracefully and waits for the store to close.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("server task");
+        }
+        self._tmp.take()
+    }
+}
+
+/// Connects a client, retrying briefly while the server starts.
+pub async fn connect(addr: std::net::SocketAddr) -> RegistryServiceClient<Channel> {
+    for _ in 0..100 {
+        if let Ok(c) = RegistryServiceClient::connect(format!("http://{addr}")).await {
+            return c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("server at {addr} did not come up");
+}
+
+/// A valid USCC of category `cat` ('1' enterprise, '2' individual, '3' cooperative)
+/// numbered `n`.
+pub fn uscc_n(cat: u8, n: u32) -> String {
+    let mut body = *b"MA000000";
+    let mut x = n;
+    for c in body[2..].iter_mut().rev() {
+        *c = uscc::ALPHABET[(x % 31) as usize];
+        x /= 31;
+    }
+    let prefix = [b'9', cat, b'3', b'1', b'0', b'1', b'1', b'5'];
+    Uscc::assemble(&prefix, &body).expect("valid").to_string()
+}
+
+/// An operating enterprise in Pudong.
+pub fn enterprise(uscc: &str) -> pb::Enterprise {
+    let entity_type = match uscc.as_bytes()[1] {
+        b'2' => pb::EntityType::IndividualBusiness,
+        b'3' => pb::EntityType::FarmerCooperative,
+        _ => pb::EntityType::Enterprise,
+    };
+    pb::Enterprise {
+        uscc: uscc.into(),
+        name: "上海测试贸易有限公司".into(),
+        entity_type: entity_type as i32,
+        region_code: "310115".into(),
+        industry_section: "F".into(),
+        industry_code: "5131".into(),
+        established_on: "2018-04-02".into(),
+        status: pb::EnterpriseStatus::Operating as i32,
+        registered_capital_fen: 100_000_000,
+        supervision_flags: vec![pb::SupervisionFlag::Food as i32],
+        legal_rep_id_hash: String::new(),
+        recorded_at: None,
+    }
+}
+
+/// An ordinary-procedure fine of `yuan`.
+pub fn fine(uscc: &str, decision: &str, decided_on: &str, yuan: i64) -> pb::Penalty {
+    pb::Penalty {
+        decision_number: decision.into(),
+        uscc: uscc.into(),
+        decided_on: decided_on.into(),
+        authority: "上海市浦东新区市场监督管理局".into(),
+        domain: pb::ViolationDomain::Advertising as i32,
+        procedure: pb::PenaltyProcedure::Ordinary as i32,
+        kinds: vec![pb::PenaltyKind::Fine as i32],
+        fine_fen: yuan * 100,
+        confiscation_fen: 0,
+        heavier: false,
+        restriction_ends_on: String::new(),
+        no_penalty: false,
+        publicity: None,
+        recorded_at: None,
+    }
+}
+
+/// Upserts an enterprise, panicking on failure.
+pub async fn put_enterprise(c: &mut RegistryServiceClient<Channel>, e: pb::Enterprise) {
+    c.upsert_enterprise(pb::UpsertEnterpriseRequest {
+        request_id: String::new(),
+        enterprise: Some(e),
+    })
+    .await
+    .expect("upsert");
+}

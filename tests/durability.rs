@@ -1,0 +1,104 @@
+//! An acknowledged write survives `kill -9` of the server process.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+use common::*;
+use credit_risk::{
+    proto as pb,
+    store::{Store, StoreOptions},
+};
+
+fn spawn_server(dir: &std::path::Path) -> (Child, std::net::SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_credit-risk"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start credit-risk serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read start line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected start line {line:?}"))
+        .parse()
+        .expect("address");
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut acknowledged = Vec::new();
+    for round in 0..3u32 {
+        let (mut child, addr) = spawn_server(tmp.path());
+        let client = connect(addr).await;
+        // 16 concurrent writers; kill while they are still writing.
+        let mut tasks = Vec::new();
+        for w in 0..16u32 {
+            let mut c = client.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..10_000u32 {
+                    let u = uscc_n(b'1', round * 1_000_000 + w * 10_000 + i);
+                    let r = c
+                        .upsert_enterprise(pb::UpsertEnterpriseRequest {
+                            request_id: String::new(),
+                            enterprise: Some(enterprise(&u)),
+                        })
+                        .await;
+                    match r {
+                        Ok(_) => acked.push(u),
+                        Err(_) => break,
+                    }
+                }
+                acked
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(
+            300 + 200 * u64::from(round),
+        ))
+        .await;
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        for t in tasks {
+            acknowledged.extend(t.await.unwrap());
+        }
+    }
+    assert!(
+        acknowledged.len() > 100,
+        "the load wrote something: {}",
+        acknowledged.len()
+    );
+    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    let mut missing = 0;
+    for u in &acknowledged {
+        let u = credit_risk::domain::Uscc::parse(u).unwrap();
+        if store.enterprise(&u).unwrap().is_none() {
+            missing += 1;
+        }
+    }
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} acknowledged writes lost",
+        acknowledged.len()
+    );
+    let checked = store.check_indexes().unwrap();
+    assert!(checked >= acknowledged.len() as u64);
+    eprintln!(
+        "kills survived: 3, writes acknowledged: {}, found: {}",
+        acknowledged.len(),
+        acknowledged.len() - missing
+    );
+}
