@@ -117,3 +117,100 @@ pub async fn import_file(
     producer.await?.map_err(|e| -> ClientError { e.into() })?;
     Ok((resp?.into_inner(), start.elapsed().as_secs_f64()))
 }
+
+/// Result of a bounded load run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LoadReport {
+    pub requests: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Reads up to `limit` USCCs of enterprises from a generated file.
+pub fn sample_usccs(path: &Path, limit: usize) -> Result<Vec<String>, ClientError> {
+    use crate::proto::import_record::Record;
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for r in RecordReader::new(BufReader::new(file)) {
+        if let Some(Record::Enterprise(e)) = r?.record {
+            out.push(e.uscc);
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Calls `GetEnterprise` from `clients` concurrent clients (one connection each) for
+/// `seconds`, cycling through `usccs`. Bounded in time; loopback only by intent.
+pub async fn load_get_enterprise(
+    addr: &str,
+    usccs: Vec<String>,
+    clients: usize,
+    seconds: f64,
+) -> Result<LoadReport, ClientError> {
+    let usccs = Arc::new(usccs);
+    if usccs.is_empty() {
+        return Err("no USCCs to query".into());
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::new();
+    for w in 0..clients {
+        let mut c = RegistryServiceClient::connect(endpoint(addr)).await?;
+        let usccs = usccs.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(1 << 16);
+            let mut errors = 0u64;
+            let mut i = w * 7919;
+            while Instant::now() < deadline {
+                let u = usccs[i % usccs.len()].clone();
+                i += 1;
+                let t = Instant::now();
+                match c
+                    .get_enterprise(crate::proto::GetEnterpriseRequest { uscc: u })
+                    .await
+                {
+                    Ok(_) => lat.push(t.elapsed().as_micros() as u32),
+                    Err(_) => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let start = Instant::now();
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await?;
+        lat.extend(l);
+        errors += e;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(summarise(lat, errors, secs))
+}
+
+/// Throughput and latency percentiles of a load run (latencies in microseconds).
+pub fn summarise(mut lat: Vec<u32>, errors: u64, seconds: f64) -> LoadReport {
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+        f64::from(lat[i]) / 1000.0
+    };
+    LoadReport {
+        requests: lat.len() as u64,
+        errors,
+        seconds,
+        per_second: lat.len() as f64 / seconds.max(1e-9),
+        p50_ms: pct(0.50),
+        p95_ms: pct(0.95),
+        p99_ms: pct(0.99),
+    }
+}

@@ -442,7 +442,11 @@ pub fn generate(
             if listed_on <= as_of && listed_on >= established_on {
                 let removed_on = if rng.random_range(0..100) < 25 {
                     let r = day_between(&mut rng, listed_on.add_days(10), as_of);
-                    (r <= as_of).then(|| r.to_string()).unwrap_or_default()
+                    if r <= as_of {
+                        r.to_string()
+                    } else {
+                        String::new()
+                    }
                 } else {
                     String::new()
                 };

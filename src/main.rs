@@ -82,6 +82,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Bounded load test of GetEnterprise against a running server (loopback).
+    ///
+    /// Example: credit-risk load --sample city.bin --clients 64 --seconds 10
+    Load {
+        /// Generated file to take USCCs from.
+        #[arg(long)]
+        sample: PathBuf,
+        /// Server address.
+        #[arg(long, env = "CREDIT_RISK_SERVER", default_value = "127.0.0.1:50051")]
+        server: String,
+        /// Concurrent clients (one connection each).
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Duration in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
 }
 
 fn init_logging(filter: &str, json: bool) {
@@ -225,7 +242,31 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }
             Ok(())
         }
+        Command::Load {
+            sample,
+            server,
+            clients,
+            seconds,
+        } => load(sample, server, clients, seconds),
     }
+}
+
+fn load(
+    sample: PathBuf,
+    server: String,
+    clients: usize,
+    seconds: f64,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let usccs = client::sample_usccs(&sample, 200_000)?;
+    let rt = runtime(0)?;
+    let report = rt.block_on(client::load_get_enterprise(
+        &server,
+        usccs,
+        clients,
+        seconds.clamp(0.1, 600.0),
+    ))?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -59,7 +59,8 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_stored() {
     let s = TestServer::start().await;
     let mut c = s.client.clone();
     let u = uscc_n(b'1', 2);
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::Enterprise)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut pb::Enterprise)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "enterprise.uscc",
             Box::new(|e| e.uscc = "91310115MA1K3BTP2C".into()),

@@ -8,7 +8,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Code, Status};
 
-use crate::{domain::DomainError, error::Error};
+use crate::{domain::DomainError, error::Error, store::RequestKey};
 
 /// The one mapping from the crate's errors to gRPC statuses.
 pub fn status(e: Error) -> Status {
@@ -43,7 +43,7 @@ pub fn request_key<M: Message>(
     rpc: &'static str,
     request_id: &str,
     msg: &M,
-) -> Result<Option<(&'static str, String, [u8; 32])>, Status> {
+) -> Result<Option<RequestKey>, Status> {
     let id = request_id.trim();
     if id.is_empty() {
         return Ok(None);
@@ -55,5 +55,9 @@ pub fn request_key<M: Message>(
         )));
     }
     let fp: [u8; 32] = Sha256::digest(msg.encode_to_vec()).into();
-    Ok(Some((rpc, id.to_string(), fp)))
+    Ok(Some(RequestKey {
+        rpc,
+        id: id.to_string(),
+        fingerprint: fp,
+    }))
 }

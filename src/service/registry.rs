@@ -224,8 +224,8 @@ impl RegistryService for RegistryApi {
                 format!("{as_of} is not after the {year} filing deadline {deadline}"),
             )));
         }
-        if let Some((rpc, id, fp)) = &key {
-            if let Some(o) = self.store.recall(rpc, id, fp)? {
+        if let Some(k) = &key {
+            if let Some(o) = self.store.recall(k)? {
                 if let Outcome::Sweep(c) = o {
                     return Ok(Response::new(sweep_pb(&c)));
                 }

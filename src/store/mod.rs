@@ -26,7 +26,8 @@ use crate::{
 };
 
 pub use writer::{
-    error_code, ImportItem, ImportOutcome, ImportRejection, Outcome, SweepCounts, Ticket, WriteOp,
+    error_code, ImportItem, ImportOutcome, ImportRejection, Outcome, RequestKey, SweepCounts,
+    Ticket, WriteOp,
 };
 
 /// Schema version of the store layout. A store written by another version is refused
@@ -43,6 +44,9 @@ pub struct StoreOptions {
     pub max_group: usize,
     /// Queue depth of the writer; senders wait when it is full (back-pressure).
     pub queue_depth: usize,
+    /// zstd page compression: about half the disk, about a quarter of the import
+    /// throughput (see BENCHMARKS.md). Fixed when the store is created.
+    pub compression: bool,
     /// Penalty publicity parameters.
     pub publicity: PublicityRules,
     /// Annual-report sweep parameters.
@@ -55,6 +59,7 @@ impl Default for StoreOptions {
             cache_bytes: 512 * 1024 * 1024,
             max_group: 512,
             queue_depth: 1024,
+            compression: false,
             publicity: PublicityRules::default(),
             sweep: SweepRules::default(),
         }
@@ -99,6 +104,8 @@ impl Store {
             .cache_capacity(options.cache_bytes)
             .flush_every_ms(Some(500))
             .mode(sled::Mode::HighThroughput)
+            .use_compression(options.compression)
+            .compression_factor(1)
             .open()?;
         let meta = db.open_tree("meta")?;
         let registry = db.open_tree("registry")?;
@@ -139,30 +146,21 @@ impl Store {
         &self.shared.options
     }
 
-    /// Submits a write and waits until it is durable. `request` is an optional
-    /// (rpc, request id, request fingerprint) for idempotent retries.
-    pub async fn write(
-        &self,
-        op: WriteOp,
-        request: Option<(&'static str, String, [u8; 32])>,
-    ) -> Result<Outcome> {
+    /// Submits a write and waits until it is durable. `request` makes it idempotent.
+    pub async fn write(&self, op: WriteOp, request: Option<RequestKey>) -> Result<Outcome> {
         self.enqueue(op, request).await?.await
     }
 
     /// Queues a write and returns at once with a ticket to await its outcome. Writes are
     /// applied in the order they are queued.
-    pub async fn enqueue(
-        &self,
-        op: WriteOp,
-        request: Option<(&'static str, String, [u8; 32])>,
-    ) -> Result<Ticket> {
+    pub async fn enqueue(&self, op: WriteOp, request: Option<RequestKey>) -> Result<Ticket> {
         self.shared.writer.enqueue(op, request).await
     }
 
     /// The stored outcome of an earlier request with this id and fingerprint, if any;
     /// INVALID_ARGUMENT if the id was used for a different request.
-    pub fn recall(&self, rpc: &str, id: &str, fingerprint: &[u8; 32]) -> Result<Option<Outcome>> {
-        writer::recall(&self.shared.registry, rpc, id, fingerprint)
+    pub fn recall(&self, request: &RequestKey) -> Result<Option<Outcome>> {
+        writer::recall(&self.shared.registry, request)
     }
 
     /// Reads one enterprise's profile.

@@ -144,14 +144,25 @@ impl Outcome {
 }
 
 enum Msg {
-    Job(Job),
+    Job(Box<Job>),
     Stop,
 }
 
 struct Job {
     op: WriteOp,
-    request: Option<(&'static str, String, [u8; 32])>,
+    request: Option<RequestKey>,
     reply: oneshot::Sender<Result<Outcome>>,
+}
+
+/// The idempotency key of a mutating request (SPEC §4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestKey {
+    /// RPC name; ids are scoped per RPC.
+    pub rpc: &'static str,
+    /// The client's request id.
+    pub id: String,
+    /// SHA-256 of the whole request, to refuse an id reused for another request.
+    pub fingerprint: [u8; 32],
 }
 
 /// A queued write: await it for the outcome, acknowledged once durable.
@@ -171,20 +182,15 @@ impl std::future::Future for Ticket {
 }
 
 /// Looks up the stored outcome of an earlier request with this id.
-pub(super) fn recall(
-    tree: &sled::Tree,
-    rpc: &str,
-    id: &str,
-    fingerprint: &[u8; 32],
-) -> Result<Option<Outcome>> {
-    let Some(v) = tree.get(keys::request(rpc, id))? else {
+pub(super) fn recall(tree: &sled::Tree, r: &RequestKey) -> Result<Option<Outcome>> {
+    let Some(v) = tree.get(keys::request(r.rpc, &r.id))? else {
         return Ok(None);
     };
     let stored: StoredOutcome = codec::decode(&v)?;
-    if &stored.fingerprint != fingerprint {
+    if stored.fingerprint != r.fingerprint {
         return Err(Error::invalid(
             "request_id",
-            format!("{id:?} was already used for a different request"),
+            format!("{:?} was already used for a different request", r.id),
         ));
     }
     let mut o = stored.outcome;
@@ -198,14 +204,10 @@ pub(super) struct WriterHandle {
 }
 
 impl WriterHandle {
-    pub(super) async fn enqueue(
-        &self,
-        op: WriteOp,
-        request: Option<(&'static str, String, [u8; 32])>,
-    ) -> Result<Ticket> {
+    pub(super) async fn enqueue(&self, op: WriteOp, request: Option<RequestKey>) -> Result<Ticket> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Job(Job { op, request, reply }))
+            .send(Msg::Job(Box::new(Job { op, request, reply })))
             .await
             .map_err(|_| Error::Unavailable("store writer stopped".into()))?;
         Ok(Ticket(rx))
@@ -253,12 +255,12 @@ impl Writer {
             };
             let mut jobs = Vec::new();
             match first {
-                Msg::Job(j) => jobs.push(j),
+                Msg::Job(j) => jobs.push(*j),
                 Msg::Stop => stop = true,
             }
             while jobs.len() < self.options.max_group {
                 match rx.try_recv() {
-                    Ok(Msg::Job(j)) => jobs.push(j),
+                    Ok(Msg::Job(j)) => jobs.push(*j),
                     Ok(Msg::Stop) => {
                         stop = true;
                         break;
@@ -290,11 +292,11 @@ impl Writer {
     fn execute(&self, job: &mut Job) -> Result<Outcome> {
         let mut p = Pending::new(&self.tree);
         let req_key = match &job.request {
-            Some((rpc, id, fp)) => {
-                if let Some(o) = recall(&self.tree, rpc, id, fp)? {
+            Some(r) => {
+                if let Some(o) = recall(&self.tree, r)? {
                     return Ok(o);
                 }
-                Some((keys::request(rpc, id), *fp))
+                Some((keys::request(r.rpc, &r.id), r.fingerprint))
             }
             None => None,
         };
