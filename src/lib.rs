@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod config;
+pub mod deadline;
 pub mod demo;
 pub mod domain;
 pub mod error;

@@ -45,7 +45,9 @@ pub async fn run(
     let server = Server::builder()
         .concurrency_limit_per_connection(cfg.concurrency_per_connection)
         .max_concurrent_streams(cfg.max_concurrent_streams)
-        .timeout(cfg.request_timeout())
+        .layer(crate::deadline::UnaryDeadline {
+            timeout: cfg.request_timeout(),
+        })
         .trace_fn(|req| tracing::info_span!("rpc", path = %req.uri().path()))
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -4,12 +4,15 @@
 
 pub mod codes;
 pub mod date;
+pub mod model;
 pub mod records;
 pub mod rules;
+pub mod scoring;
 pub mod uscc;
 
 pub use codes::{IndustryCode, RegionCode};
 pub use date::Date;
+pub use model::{Centi, Indicator, Model, RiskClass};
 pub use records::*;
 pub use uscc::Uscc;
 

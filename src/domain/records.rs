@@ -404,6 +404,21 @@ pub struct InspectionResult {
     pub recorded_at_ms: i64,
 }
 
+/// Everything the registry knows about one enterprise, as one value (the store reads it in one range scan).
+#[derive(Clone, Debug, Default)]
+pub struct EnterpriseRecords {
+    /// The registration profile (absent only for a broken store).
+    pub enterprise: Option<Enterprise>,
+    /// Penalties in decision-number order.
+    pub penalties: Vec<Penalty>,
+    /// Annual reports by year.
+    pub reports: Vec<AnnualReport>,
+    /// Listings by kind, date.
+    pub listings: Vec<Listing>,
+    /// Inspection results by task id.
+    pub inspections: Vec<InspectionResult>,
+}
+
 impl Uscc {
     /// A syntactically valid code used only while decoding, before the store puts back
     /// the code it keeps in the key.

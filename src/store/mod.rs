@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     domain::{
         rules::{PublicityRules, SweepRules},
-        AnnualReport, Date, Enterprise, InspectionResult, Listing, Penalty, Uscc,
+        AnnualReport, Date, Enterprise, EnterpriseRecords, InspectionResult, Listing, Penalty,
+        Uscc,
     },
     error::{Error, Result},
 };
@@ -64,21 +65,6 @@ impl Default for StoreOptions {
             sweep: SweepRules::default(),
         }
     }
-}
-
-/// Everything the registry knows about one enterprise, read in one range scan.
-#[derive(Clone, Debug, Default)]
-pub struct EnterpriseRecords {
-    /// The registration profile (absent only for a broken store).
-    pub enterprise: Option<Enterprise>,
-    /// Penalties in decision-number order.
-    pub penalties: Vec<Penalty>,
-    /// Annual reports by year.
-    pub reports: Vec<AnnualReport>,
-    /// Listings by kind, date.
-    pub listings: Vec<Listing>,
-    /// Inspection results by task id.
-    pub inspections: Vec<InspectionResult>,
 }
 
 struct Shared {

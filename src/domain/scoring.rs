@@ -1,0 +1,618 @@
+//! Scoring (评分): a pure function of (an enterprise's records, whether it is related to
+//! a high-risk enterprise, the model, the as-of date) → score, class and the factors
+//! that make it up. Records dated after `as_of` are not yet known and count for
+//! nothing; so do penalties whose publicity an approved repair has ended.
+//!
+//! Factors are handed to a callback so the batch job can score millions of enterprises
+//! without building explanations it does not keep; [`explain`] collects them.
+
+use super::{
+    model::{Centi, Condition, Decay, HardRule, Indicator, IndicatorSpec, Model, RiskClass},
+    rules::{report_compliance, Compliance},
+    Date, EnterpriseRecords, EnterpriseStatus, EntityType, ListKind, PenaltyKind,
+};
+
+/// The record a factor comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordRef<'a> {
+    /// The registration profile.
+    Enterprise,
+    /// A penalty, by decision number.
+    Penalty(&'a str),
+    /// An annual report year.
+    AnnualReport(u16),
+    /// A listing: (kind, listed on, reason) via its id.
+    Listing(&'a super::Listing),
+    /// A spot check, by task id.
+    Inspection(&'a str),
+    /// The legal-representative relation.
+    Relation,
+}
+
+impl RecordRef<'_> {
+    /// A stable, readable reference: `penalty/<decision number>`, `annual_report/2024`,
+    /// `listing/<kind>/<date>/<reason>`, `inspection/<task id>`, `enterprise`,
+    /// `relation/legal_representative`.
+    pub fn id(&self) -> String {
+        match self {
+            RecordRef::Enterprise => "enterprise".into(),
+            RecordRef::Penalty(d) => format!("penalty/{d}"),
+            RecordRef::AnnualReport(y) => format!("annual_report/{y}"),
+            RecordRef::Listing(l) => format!("listing/{}", l.listing_id()),
+            RecordRef::Inspection(t) => format!("inspection/{t}"),
+            RecordRef::Relation => "relation/legal_representative".into(),
+        }
+    }
+}
+
+/// One contribution to a score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Factor<'a> {
+    /// Indicator.
+    pub indicator: Indicator,
+    /// Points, hundredths (after decay and caps).
+    pub points: Centi,
+    /// Source record.
+    pub record: RecordRef<'a>,
+}
+
+/// The result of scoring one enterprise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Assessment {
+    /// Score in hundredths of a point.
+    pub score: Centi,
+    /// Final class (after hard rules).
+    pub class: RiskClass,
+    /// Class the score alone gives.
+    pub score_class: RiskClass,
+    /// The hard rule that raised the class, if one did.
+    pub hard_rule: Option<HardRule>,
+    /// Whether this enterprise makes others sharing its legal representative "related":
+    /// D before relation points, or an open serious-illegal listing.
+    pub relation_source: bool,
+}
+
+/// A factor with its texts, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explained {
+    /// Indicator.
+    pub indicator: Indicator,
+    /// Points, hundredths.
+    pub points: Centi,
+    /// Record id ([`RecordRef::id`]).
+    pub record: String,
+}
+
+/// Scores and collects the factors.
+pub fn explain(
+    r: &EnterpriseRecords,
+    related: bool,
+    model: &Model,
+    as_of: Date,
+) -> (Assessment, Vec<Explained>) {
+    let mut out = Vec::new();
+    let a = assess(r, related, model, as_of, |f| {
+        out.push(Explained {
+            indicator: f.indicator,
+            points: f.points,
+            record: f.record.id(),
+        })
+    });
+    (a, out)
+}
+
+/// Points of `spec` for a record `age_days` old; `None` outside the window.
+fn points_at(spec: &IndicatorSpec, age_days: i32) -> Option<Centi> {
+    if age_days < 0 {
+        return None; // after as_of: not yet known
+    }
+    match spec.window_days {
+        Some(w) if age_days as i64 > i64::from(w) => None,
+        Some(w) => match spec.decay {
+            Decay::None => Some(spec.points),
+            Decay::Linear => {
+                let w = i64::from(w);
+                Some(spec.points * (w - i64::from(age_days)) / w)
+            }
+        },
+        None => Some(spec.points),
+    }
+}
+
+/// Accumulates factors per indicator, applying `max_points`.
+struct Acc<'m, F> {
+    model: &'m Model,
+    sink: F,
+    score: Centi,
+}
+
+impl<'a, F: FnMut(Factor<'a>)> Acc<'_, F> {
+    /// Adds one occurrence of `ind`, `age_days` old, to the running total `used` of
+    /// that indicator.
+    fn add(&mut self, ind: Indicator, age_days: i32, record: RecordRef<'a>, used: &mut Centi) {
+        let Some(spec) = self.model.spec(ind) else {
+            return;
+        };
+        let Some(mut p) = points_at(spec, age_days) else {
+            return;
+        };
+        if let Some(max) = spec.max_points {
+            p = p.min(max - *used);
+        }
+        if p == 0 {
+            return;
+        }
+        *used += p;
+        self.score += p;
+        (self.sink)(Factor {
+            indicator: ind,
+            points: p,
+            record,
+        });
+    }
+
+    fn once(&mut self, ind: Indicator, record: RecordRef<'a>) {
+        let mut used = 0;
+        self.add(ind, 0, record, &mut used);
+    }
+}
+
+/// Scores one enterprise. Pure: the same inputs give the same result.
+pub fn assess<'a>(
+    r: &'a EnterpriseRecords,
+    related: bool,
+    model: &Model,
+    as_of: Date,
+    sink: impl FnMut(Factor<'a>),
+) -> Assessment {
+    let mut acc = Acc {
+        model,
+        sink,
+        score: 0,
+    };
+    let age = |d: Date| as_of.days() - d.days();
+    let mut serious_open = false;
+    let mut abnormal_open = false;
+    let mut revoked = false;
+
+    if let Some(e) = &r.enterprise {
+        let mut used = 0;
+        acc.add(
+            Indicator::NewEnterprise,
+            age(e.established_on),
+            RecordRef::Enterprise,
+            &mut used,
+        );
+        if let Some(t) = model
+            .spec(Indicator::LowRegisteredCapital)
+            .and_then(|s| s.threshold_fen)
+        {
+            if e.entity_type == EntityType::Enterprise && e.registered_capital_fen < t {
+                acc.once(Indicator::LowRegisteredCapital, RecordRef::Enterprise);
+            }
+        }
+        if model
+            .spec(Indicator::HighRiskIndustry)
+            .is_some_and(|s| s.sections.contains(&e.industry.section()))
+        {
+            acc.once(Indicator::HighRiskIndustry, RecordRef::Enterprise);
+        }
+        if !e.supervision.is_empty() {
+            acc.once(Indicator::KeySupervision, RecordRef::Enterprise);
+        }
+        if e.status == EnterpriseStatus::Suspended {
+            acc.once(Indicator::Suspended, RecordRef::Enterprise);
+        }
+        revoked = e.status == EnterpriseStatus::Revoked;
+
+        // Annual reports: late filings and, while the enterprise must file, missing ones.
+        let (mut late, mut missing) = (0, 0);
+        for (year, deadline, _, c) in report_compliance(e, &r.reports, as_of) {
+            match c {
+                Compliance::Late => acc.add(
+                    Indicator::AnnualReportLate,
+                    age(deadline),
+                    RecordRef::AnnualReport(year),
+                    &mut late,
+                ),
+                Compliance::NotFiled if e.status.is_active() => acc.add(
+                    Indicator::AnnualReportMissing,
+                    age(deadline),
+                    RecordRef::AnnualReport(year),
+                    &mut missing,
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    // Penalties.
+    let large = model
+        .spec(Indicator::PenaltyLargeAmount)
+        .and_then(|s| s.threshold_fen);
+    let (mut minor, mut fine, mut severe, mut big) = (0, 0, 0, 0);
+    for p in &r.penalties {
+        if p.no_penalty || p.decided_on > as_of {
+            continue;
+        }
+        if p.publicity_ended_on.is_some_and(|d| d <= as_of) {
+            continue;
+        }
+        let a = age(p.decided_on);
+        let rec = RecordRef::Penalty(&p.decision_number);
+        if p.heavier || p.kinds.iter().any(|k| k.bars_early_end()) {
+            acc.add(Indicator::PenaltySevere, a, rec, &mut severe);
+        } else if p
+            .kinds
+            .iter()
+            .any(|k| matches!(k, PenaltyKind::Fine | PenaltyKind::Confiscation))
+        {
+            acc.add(Indicator::PenaltyFine, a, rec, &mut fine);
+        } else {
+            acc.add(Indicator::PenaltyMinor, a, rec, &mut minor);
+        }
+        if large.is_some_and(|t| p.fine_fen.saturating_add(p.confiscation_fen) >= t) {
+            acc.add(Indicator::PenaltyLargeAmount, a, rec, &mut big);
+        }
+    }
+
+    // Listings.
+    let mut past = 0;
+    for l in &r.listings {
+        if l.listed_on > as_of {
+            continue;
+        }
+        let open = l.is_open_on(as_of);
+        match l.kind {
+            ListKind::SeriousIllegal if open && !serious_open => {
+                serious_open = true;
+                acc.once(Indicator::SeriousIllegalListing, RecordRef::Listing(l));
+            }
+            ListKind::AbnormalOperations | ListKind::AbnormalStatusMark => {
+                if open {
+                    if !abnormal_open {
+                        abnormal_open = true;
+                        acc.once(Indicator::AbnormalListingOpen, RecordRef::Listing(l));
+                    }
+                } else if let Some(removed) = l.removed_on {
+                    acc.add(
+                        Indicator::AbnormalListingPast,
+                        age(removed),
+                        RecordRef::Listing(l),
+                        &mut past,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Inspections: every one with problems; the latest clean one mitigates.
+    let mut problems = 0;
+    let mut latest: Option<&super::InspectionResult> = None;
+    for i in &r.inspections {
+        if i.inspected_on > as_of {
+            continue;
+        }
+        if i.problems_found {
+            acc.add(
+                Indicator::InspectionProblem,
+                age(i.inspected_on),
+                RecordRef::Inspection(&i.task_id),
+                &mut problems,
+            );
+        }
+        if latest.is_none_or(|l| (l.inspected_on, &l.task_id) < (i.inspected_on, &i.task_id)) {
+            latest = Some(i);
+        }
+    }
+    if let Some(l) = latest.filter(|l| !l.problems_found) {
+        let mut used = 0;
+        acc.add(
+            Indicator::InspectionClean,
+            age(l.inspected_on),
+            RecordRef::Inspection(&l.task_id),
+            &mut used,
+        );
+    }
+
+    let holds = |c: Condition| match c {
+        Condition::SeriousIllegalListingOpen => serious_open,
+        Condition::AbnormalListingOpen => abnormal_open,
+        Condition::BusinessLicenceRevoked => revoked,
+    };
+    let floor = |score: Centi| -> (RiskClass, Option<HardRule>) {
+        let by_score = model.class_of(score);
+        let mut class = by_score;
+        let mut rule = None;
+        for h in &model.hard_rules {
+            if holds(h.condition) && h.at_least > class {
+                class = h.at_least;
+                rule = Some(*h);
+            }
+        }
+        (class, rule)
+    };
+    let (before_relation, _) = floor(acc.score);
+    let relation_source = before_relation == RiskClass::D || serious_open;
+    if related {
+        acc.once(Indicator::RelatedHighRisk, RecordRef::Relation);
+    }
+    let (class, hard_rule) = floor(acc.score);
+    Assessment {
+        score: acc.score,
+        class,
+        score_class: model.class_of(acc.score),
+        hard_rule,
+        relation_source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        IndustryCode, InspectionResult, Listing, ListingReason, Penalty, Procedure, RegionCode,
+        Uscc, ViolationDomain,
+    };
+    use proptest::prelude::*;
+
+    fn day(s: &str) -> Date {
+        Date::parse("d", s).unwrap()
+    }
+
+    fn enterprise() -> EnterpriseRecords {
+        EnterpriseRecords {
+            enterprise: Some(crate::domain::Enterprise {
+                uscc: Uscc::placeholder(),
+                name: "x".into(),
+                entity_type: EntityType::Enterprise,
+                region: RegionCode::parse("r", "310115").unwrap(),
+                industry: IndustryCode::parse("", "C", "").unwrap(),
+                established_on: day("2015-03-01"),
+                status: EnterpriseStatus::Operating,
+                registered_capital_fen: 100_000_000,
+                supervision: vec![],
+                legal_rep_hash: None,
+                recorded_at_ms: 0,
+            }),
+            reports: (2015..=2025)
+                .map(|y| crate::domain::AnnualReport {
+                    uscc: Uscc::placeholder(),
+                    year: y,
+                    filed_on: Date::ymd(i32::from(y) + 1, 3, 1).unwrap(),
+                    recorded_at_ms: 0,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn penalty(n: u32, on: Date, kinds: Vec<PenaltyKind>, fine: u64, heavier: bool) -> Penalty {
+        Penalty {
+            decision_number: format!("沪市监罚〔2025〕{n}号"),
+            uscc: Uscc::placeholder(),
+            decided_on: on,
+            authority: "a".into(),
+            domain: ViolationDomain::Food,
+            procedure: Procedure::Ordinary,
+            kinds,
+            fine_fen: fine,
+            confiscation_fen: 0,
+            heavier,
+            restriction_ends_on: None,
+            no_penalty: false,
+            publicity_ended_on: None,
+            recorded_at_ms: 0,
+        }
+    }
+
+    fn listing(kind: ListKind, on: Date, removed: Option<Date>) -> Listing {
+        Listing {
+            uscc: Uscc::placeholder(),
+            kind,
+            listed_on: on,
+            reason: ListingReason::Other,
+            reason_text: String::new(),
+            authority: "a".into(),
+            report_year: None,
+            removed_on: removed,
+            removal_reason: String::new(),
+            recorded_at_ms: 0,
+        }
+    }
+
+    const AS_OF: &str = "2026-10-01";
+
+    #[test]
+    fn a_clean_enterprise_is_a_and_factors_sum_to_the_score() {
+        let m = Model::builtin();
+        let mut r = enterprise();
+        let (a, f) = explain(&r, false, &m, day(AS_OF));
+        assert_eq!((a.score, a.class), (0, RiskClass::A));
+        assert!(f.is_empty());
+        r.penalties.push(penalty(
+            1,
+            day("2026-01-10"),
+            vec![PenaltyKind::Fine],
+            500_000,
+            false,
+        ));
+        r.inspections.push(InspectionResult {
+            task_id: "T1".into(),
+            uscc: Uscc::placeholder(),
+            inspected_on: day("2026-05-01"),
+            check_items: vec![],
+            problems_found: true,
+            recorded_at_ms: 0,
+        });
+        let (a, f) = explain(&r, true, &m, day(AS_OF));
+        assert_eq!(a.score, f.iter().map(|f| f.points).sum::<Centi>());
+        let codes: Vec<_> = f.iter().map(|f| f.indicator).collect();
+        assert_eq!(
+            codes,
+            [
+                Indicator::PenaltyFine,
+                Indicator::InspectionProblem,
+                Indicator::RelatedHighRisk
+            ]
+        );
+        assert_eq!(f[0].record, "penalty/沪市监罚〔2025〕1号");
+        // 8 points decayed linearly over 1095 days, 264 days old.
+        assert_eq!(f[0].points, 800 * (1095 - 264) / 1095);
+    }
+
+    #[test]
+    fn hard_rules_and_relation_sources() {
+        let m = Model::builtin();
+        let mut r = enterprise();
+        r.listings.push(listing(
+            ListKind::AbnormalOperations,
+            day("2026-07-01"),
+            None,
+        ));
+        let a = assess(&r, false, &m, day(AS_OF), |_| {});
+        assert!(a.class >= RiskClass::C);
+        assert!(!a.relation_source);
+        // Before the listing date it is not known.
+        let a = assess(&r, false, &m, day("2026-06-30"), |_| {});
+        assert_eq!(a.class, RiskClass::A);
+        r.listings
+            .push(listing(ListKind::SeriousIllegal, day("2026-08-01"), None));
+        let a = assess(&r, false, &m, day(AS_OF), |_| {});
+        assert_eq!(a.class, RiskClass::D);
+        assert!(a.relation_source);
+        // Removed listings no longer hold.
+        r.listings[1].removed_on = Some(day("2026-09-01"));
+        r.listings[0].removed_on = Some(day("2026-09-01"));
+        let a = assess(&r, false, &m, day(AS_OF), |_| {});
+        assert!(a.class < RiskClass::C, "{a:?}");
+    }
+
+    #[test]
+    fn missing_reports_count_only_while_active_and_are_capped() {
+        let m = Model::builtin();
+        let mut r = enterprise();
+        r.reports.clear();
+        let (a, f) = explain(&r, false, &m, day(AS_OF));
+        // 2022..2025 deadlines within three years: 2023, 2024, 2025 → capped at 30.
+        let missing: Centi = f
+            .iter()
+            .filter(|f| f.indicator == Indicator::AnnualReportMissing)
+            .map(|f| f.points)
+            .sum();
+        assert_eq!(missing, 3000);
+        assert_eq!(a.score, 3000);
+        if let Some(e) = r.enterprise.as_mut() {
+            e.status = EnterpriseStatus::Deregistered;
+        }
+        assert_eq!(assess(&r, false, &m, day(AS_OF), |_| {}).score, 0);
+    }
+
+    fn arb_penalty() -> impl Strategy<Value = Penalty> {
+        (
+            0u32..100_000,
+            0i32..3000,
+            prop::sample::subsequence(
+                vec![
+                    PenaltyKind::Warning,
+                    PenaltyKind::Fine,
+                    PenaltyKind::Confiscation,
+                    PenaltyKind::LicenceRevocation,
+                ],
+                0..3,
+            ),
+            0u64..50_000_000,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(n, back, kinds, fine, heavier, none)| {
+                let mut p = penalty(n, day(AS_OF).add_days(-back), kinds, fine, heavier);
+                p.no_penalty = none;
+                p
+            })
+    }
+
+    fn arb_records() -> impl Strategy<Value = EnterpriseRecords> {
+        (
+            prop::collection::vec(arb_penalty(), 0..6),
+            prop::collection::vec((0i32..2000, any::<bool>(), any::<bool>()), 0..4),
+            prop::collection::vec((0i32..2000, any::<bool>()), 0..4),
+            0usize..12,
+        )
+            .prop_map(|(penalties, listings, inspections, reports)| {
+                let mut r = enterprise();
+                r.penalties = penalties;
+                r.reports.truncate(reports);
+                r.listings = listings
+                    .into_iter()
+                    .map(|(back, serious, removed)| {
+                        let on = day(AS_OF).add_days(-back);
+                        let kind = if serious {
+                            ListKind::SeriousIllegal
+                        } else {
+                            ListKind::AbnormalOperations
+                        };
+                        listing(kind, on, removed.then(|| on.add_days(back / 2)))
+                    })
+                    .collect();
+                r.inspections = inspections
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (back, problems))| InspectionResult {
+                        task_id: format!("T{i}"),
+                        uscc: Uscc::placeholder(),
+                        inspected_on: day(AS_OF).add_days(-back),
+                        check_items: vec![],
+                        problems_found: problems,
+                        recorded_at_ms: 0,
+                    })
+                    .collect();
+                r
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn adding_a_penalty_never_lowers_the_score(r in arb_records(), p in arb_penalty(), related in any::<bool>()) {
+            let m = Model::builtin();
+            let before = assess(&r, related, &m, day(AS_OF), |_| {});
+            let mut more = r.clone();
+            more.penalties.push(p);
+            let after = assess(&more, related, &m, day(AS_OF), |_| {});
+            prop_assert!(after.score >= before.score);
+            prop_assert!(after.class >= before.class);
+        }
+
+        #[test]
+        fn a_penalty_outside_its_window_contributes_nothing(r in arb_records(), p in arb_penalty(), extra in 1i32..5000) {
+            let m = Model::builtin();
+            let mut old = p.clone();
+            // Older than the longest penalty window (severe, five years).
+            old.decided_on = day(AS_OF).add_days(-1826 - extra);
+            let mut future = p;
+            future.decided_on = day(AS_OF).add_days(extra);
+            let base = assess(&r, false, &m, day(AS_OF), |_| {});
+            for x in [old, future] {
+                let mut more = r.clone();
+                more.penalties.push(x);
+                prop_assert_eq!(assess(&more, false, &m, day(AS_OF), |_| {}), base);
+            }
+        }
+
+        #[test]
+        fn hard_rules_always_hold_and_factors_sum(r in arb_records(), related in any::<bool>()) {
+            let m = Model::builtin();
+            let (a, f) = explain(&r, related, &m, day(AS_OF));
+            prop_assert_eq!(a.score, f.iter().map(|f| f.points).sum::<Centi>());
+            prop_assert!(a.class >= a.score_class);
+            let open = |k: ListKind| r.listings.iter().any(|l| l.kind == k && l.is_open_on(day(AS_OF)));
+            if open(ListKind::SeriousIllegal) {
+                prop_assert_eq!(a.class, RiskClass::D);
+            }
+            if open(ListKind::AbnormalOperations) {
+                prop_assert!(a.class >= RiskClass::C);
+            }
+        }
+    }
+}
