@@ -345,14 +345,11 @@ pub struct Listing {
     /// Listed enterprise; kept in the store key.
     #[serde(skip, default = "Uscc::placeholder")]
     pub uscc: Uscc,
-    /// Which list; kept in the store key.
-    #[serde(skip, default = "ListKind::default_for_decode")]
+    /// Which list.
     pub kind: ListKind,
-    /// Listing date; kept in the store key.
-    #[serde(skip, default = "Date::default_for_decode")]
+    /// Listing date.
     pub listed_on: Date,
-    /// Why; kept in the store key.
-    #[serde(skip, default = "ListingReason::default_for_decode")]
+    /// Why.
     pub reason: ListingReason,
     /// Free-text detail.
     pub reason_text: String,
@@ -388,8 +385,7 @@ impl Listing {
 /// Outcome of one spot check of one enterprise.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InspectionResult {
-    /// Spot-check task id; kept in the store key.
-    #[serde(skip)]
+    /// Spot-check task id.
     pub task_id: String,
     /// Inspected enterprise; kept in the store key.
     #[serde(skip, default = "Uscc::placeholder")]
@@ -404,10 +400,12 @@ pub struct InspectionResult {
     pub recorded_at_ms: i64,
 }
 
-/// Everything the registry knows about one enterprise, as one value (the store reads it in one range scan).
-#[derive(Clone, Debug, Default)]
+/// Everything the registry knows about one enterprise (its dossier, 档案): the store
+/// keeps it as one value, so reading an enterprise or scanning the city is one read per
+/// enterprise.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnterpriseRecords {
-    /// The registration profile (absent only for a broken store).
+    /// The registration profile (absent only while being built).
     pub enterprise: Option<Enterprise>,
     /// Penalties in decision-number order.
     pub penalties: Vec<Penalty>,
@@ -419,29 +417,24 @@ pub struct EnterpriseRecords {
     pub inspections: Vec<InspectionResult>,
 }
 
+impl EnterpriseRecords {
+    /// Puts `u` back into every record (the store keeps it in the key only).
+    pub fn set_uscc(&mut self, u: Uscc) {
+        if let Some(e) = self.enterprise.as_mut() {
+            e.uscc = u;
+        }
+        self.penalties.iter_mut().for_each(|x| x.uscc = u);
+        self.reports.iter_mut().for_each(|x| x.uscc = u);
+        self.listings.iter_mut().for_each(|x| x.uscc = u);
+        self.inspections.iter_mut().for_each(|x| x.uscc = u);
+    }
+}
+
 impl Uscc {
     /// A syntactically valid code used only while decoding, before the store puts back
     /// the code it keeps in the key.
     pub fn placeholder() -> Uscc {
         Uscc::parse("91310000631696382C").unwrap_or_else(|_| unreachable!("valid literal"))
-    }
-}
-
-impl ListKind {
-    fn default_for_decode() -> Self {
-        ListKind::AbnormalOperations
-    }
-}
-
-impl ListingReason {
-    fn default_for_decode() -> Self {
-        ListingReason::Other
-    }
-}
-
-impl Date {
-    fn default_for_decode() -> Self {
-        Date::from_days(0)
     }
 }
 

@@ -13,27 +13,30 @@ pub mod codec;
 pub mod keys;
 mod writer;
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::Path,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::{
         rules::{PublicityRules, SweepRules},
-        AnnualReport, Date, Enterprise, EnterpriseRecords, InspectionResult, Listing, Penalty,
-        Uscc,
+        Date, Enterprise, EnterpriseRecords, Uscc,
     },
     error::{Error, Result},
 };
 
 pub use writer::{
-    error_code, ImportItem, ImportOutcome, ImportRejection, Outcome, RequestKey, SweepCounts,
-    Ticket, WriteOp,
+    error_code, Counters, ImportItem, ImportOutcome, ImportRejection, Outcome, RequestKey,
+    SweepCounts, Ticket, WriteOp,
 };
 
 /// Schema version of the store layout. A store written by another version is refused
 /// at open with both versions named.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Tuning and rule parameters of a store.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -72,6 +75,7 @@ struct Shared {
     registry: sled::Tree,
     writer: writer::WriterHandle,
     options: StoreOptions,
+    counters: Arc<Counters>,
 }
 
 /// A cheap-to-clone handle on the store.
@@ -116,13 +120,27 @@ impl Store {
                 }
             }
         }
-        let writer = writer::spawn(db.clone(), registry.clone(), options.clone())?;
+        let counters = Arc::new(Counters::default());
+        let count = match registry.get(keys::counter("enterprises"))? {
+            Some(v) => <[u8; 8]>::try_from(v.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| Error::Corrupt("bad enterprise counter".into()))?,
+            None => 0,
+        };
+        counters.enterprises.store(count, Ordering::Release);
+        let writer = writer::spawn(
+            db.clone(),
+            registry.clone(),
+            options.clone(),
+            counters.clone(),
+        )?;
         Ok(Store {
             shared: Arc::new(Shared {
                 db,
                 registry,
                 writer,
                 options,
+                counters,
             }),
         })
     }
@@ -151,20 +169,18 @@ impl Store {
 
     /// Reads one enterprise's profile.
     pub fn enterprise(&self, u: &Uscc) -> Result<Option<Enterprise>> {
-        match self.shared.registry.get(keys::profile(u))? {
-            Some(v) => {
-                let mut e: Enterprise = codec::decode(&v)?;
-                e.uscc = *u;
-                Ok(Some(e))
-            }
-            None => Ok(None),
-        }
+        Ok(self.enterprise_records(u)?.and_then(|d| d.enterprise))
     }
 
-    /// Reads everything about one enterprise; `None` if it is not registered.
+    /// Reads everything about one enterprise (one point read); `None` if it is not
+    /// registered.
     pub fn enterprise_records(&self, u: &Uscc) -> Result<Option<EnterpriseRecords>> {
-        let recs = read_records(&self.shared.registry, u)?;
-        Ok(recs.enterprise.is_some().then_some(recs))
+        Ok(writer::read_dossier(&self.shared.registry, u)?.filter(|d| d.enterprise.is_some()))
+    }
+
+    /// Number of registered enterprises.
+    pub fn enterprise_count(&self) -> u64 {
+        self.shared.counters.enterprises.load(Ordering::Acquire)
     }
 
     /// Whether any enterprise is registered.
@@ -205,48 +221,6 @@ impl Store {
 /// Today for defaults; a helper so tests can reason about it.
 pub fn today() -> Date {
     Date::today()
-}
-
-fn read_records(tree: &sled::Tree, u: &Uscc) -> Result<EnterpriseRecords> {
-    let mut out = EnterpriseRecords::default();
-    for kv in tree.scan_prefix(keys::enterprise_prefix(u)) {
-        let (k, v) = kv?;
-        match keys::decode_record(&k) {
-            Some(keys::RecordKey::Profile(_)) => {
-                let mut e: Enterprise = codec::decode(&v)?;
-                e.uscc = *u;
-                out.enterprise = Some(e);
-            }
-            Some(keys::RecordKey::Penalty(_, _)) => {
-                let mut p: Penalty = codec::decode(&v)?;
-                p.uscc = *u;
-                out.penalties.push(p);
-            }
-            Some(keys::RecordKey::Reports(_)) => {
-                let mut rs: Vec<AnnualReport> = codec::decode(&v)?;
-                for r in rs.iter_mut() {
-                    r.uscc = *u;
-                }
-                out.reports = rs;
-            }
-            Some(keys::RecordKey::Listing(_, kind, listed_on, reason)) => {
-                let mut l: Listing = codec::decode(&v)?;
-                l.uscc = *u;
-                l.kind = kind;
-                l.listed_on = listed_on;
-                l.reason = reason;
-                out.listings.push(l);
-            }
-            Some(keys::RecordKey::Inspection(_, task)) => {
-                let mut i: InspectionResult = codec::decode(&v)?;
-                i.uscc = *u;
-                i.task_id = task.to_string();
-                out.inspections.push(i);
-            }
-            None => return Err(Error::Corrupt(format!("undecodable record key {k:?}"))),
-        }
-    }
-    Ok(out)
 }
 
 /// Up to `limit` directory-index entries after the key `after` (from the start if

@@ -3,8 +3,11 @@
 //! (group commit). Reads a job makes before writing cannot race another writer.
 
 use std::{
-    collections::HashMap,
-    sync::Mutex,
+    collections::{BTreeSet, HashMap},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
     thread::JoinHandle,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -12,10 +15,11 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{codec, directory_page, keys, read_records, StoreOptions};
+use super::{codec, directory_page, keys, StoreOptions};
 use crate::{
     domain::{
-        AnnualReport, Date, Enterprise, EnterpriseStatus, InspectionResult, Listing, Penalty, Uscc,
+        AnnualReport, Date, Enterprise, EnterpriseRecords, EnterpriseStatus, InspectionResult,
+        ListKind, Listing, Penalty, Uscc,
     },
     error::{Error, Result},
 };
@@ -101,44 +105,36 @@ pub enum Outcome {
     Import(ImportOutcome),
 }
 
-/// An outcome as kept for idempotent retries: with the record key, because the record
-/// values leave out what their keys hold.
+/// An outcome as kept for idempotent retries: with the USCC, which record values leave
+/// out (their dossier key holds it).
 #[derive(Serialize, Deserialize)]
 struct StoredOutcome {
     fingerprint: [u8; 32],
-    key: Vec<u8>,
+    uscc: Option<Uscc>,
     outcome: Outcome,
 }
 
 impl Outcome {
-    fn record_key(&self) -> Vec<u8> {
+    /// The enterprise the outcome is about, if one.
+    fn uscc(&self) -> Option<Uscc> {
         match self {
-            Outcome::Enterprise { enterprise, .. } => keys::profile(&enterprise.uscc),
-            Outcome::Penalty(p) => keys::penalty(&p.uscc, &p.decision_number),
-            Outcome::Report(r) => keys::reports(&r.uscc),
-            Outcome::Listing(l) => keys::listing(&l.uscc, l.kind, l.listed_on, l.reason),
-            Outcome::Inspection(i) => keys::inspection(&i.uscc, &i.task_id),
-            Outcome::Sweep(_) | Outcome::Import(_) => Vec::new(),
+            Outcome::Enterprise { enterprise, .. } => Some(enterprise.uscc),
+            Outcome::Penalty(p) => Some(p.uscc),
+            Outcome::Report(r) => Some(r.uscc),
+            Outcome::Listing(l) => Some(l.uscc),
+            Outcome::Inspection(i) => Some(i.uscc),
+            Outcome::Sweep(_) | Outcome::Import(_) => None,
         }
     }
 
-    fn restore_key(&mut self, key: &[u8]) {
-        use keys::RecordKey as K;
-        match (self, keys::decode_record(key)) {
-            (Outcome::Enterprise { enterprise, .. }, Some(K::Profile(u))) => enterprise.uscc = u,
-            (Outcome::Penalty(p), Some(K::Penalty(u, _))) => p.uscc = u,
-            (Outcome::Report(r), Some(K::Reports(u))) => r.uscc = u,
-            (Outcome::Listing(l), Some(K::Listing(u, k, d, r))) => {
-                l.uscc = u;
-                l.kind = k;
-                l.listed_on = d;
-                l.reason = r;
-            }
-            (Outcome::Inspection(i), Some(K::Inspection(u, t))) => {
-                i.uscc = u;
-                i.task_id = t.to_string();
-            }
-            _ => {}
+    fn restore_uscc(&mut self, u: Uscc) {
+        match self {
+            Outcome::Enterprise { enterprise, .. } => enterprise.uscc = u,
+            Outcome::Penalty(p) => p.uscc = u,
+            Outcome::Report(r) => r.uscc = u,
+            Outcome::Listing(l) => l.uscc = u,
+            Outcome::Inspection(i) => i.uscc = u,
+            Outcome::Sweep(_) | Outcome::Import(_) => {}
         }
     }
 }
@@ -194,7 +190,9 @@ pub(super) fn recall(tree: &sled::Tree, r: &RequestKey) -> Result<Option<Outcome
         ));
     }
     let mut o = stored.outcome;
-    o.restore_key(&stored.key);
+    if let Some(u) = stored.uscc {
+        o.restore_uscc(u);
+    }
     Ok(Some(o))
 }
 
@@ -228,11 +226,24 @@ impl WriterHandle {
     }
 }
 
-pub(super) fn spawn(db: sled::Db, tree: sled::Tree, options: StoreOptions) -> Result<WriterHandle> {
+pub(super) fn spawn(
+    db: sled::Db,
+    tree: sled::Tree,
+    options: StoreOptions,
+    counters: Arc<Counters>,
+) -> Result<WriterHandle> {
     let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
     let thread = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || Writer { db, tree, options }.run(rx))
+        .spawn(move || {
+            Writer {
+                db,
+                tree,
+                options,
+                counters,
+            }
+            .run(rx)
+        })
         .map_err(|e| Error::Unavailable(format!("cannot start store writer: {e}")))?;
     Ok(WriterHandle {
         tx,
@@ -244,6 +255,7 @@ struct Writer {
     db: sled::Db,
     tree: sled::Tree,
     options: StoreOptions,
+    counters: Arc<Counters>,
 }
 
 impl Writer {
@@ -324,12 +336,12 @@ impl Writer {
         if let Some((k, fingerprint)) = req_key {
             let stored = StoredOutcome {
                 fingerprint,
-                key: outcome.record_key(),
+                uscc: outcome.uscc(),
                 outcome: outcome.clone(),
             };
             p.put(k, codec::encode(&stored)?);
         }
-        p.commit()?;
+        p.commit(&self.counters)?;
         Ok(outcome)
     }
 }
@@ -341,12 +353,17 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Writes of one job: an overlay of pending changes (so later reads in the same job see
-/// them) and the sled batch that applies them atomically.
+/// Writes of one job: dossiers it loaded (changed ones are marked dirty), an overlay of
+/// other pending keys (so later reads in the same job see them), and the sled batch that
+/// applies them atomically.
 struct Pending<'a> {
     tree: &'a sled::Tree,
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    docs: HashMap<Uscc, Option<EnterpriseRecords>>,
+    dirty: BTreeSet<Uscc>,
     batch: sled::Batch,
+    /// Enterprises this job registers.
+    created: u64,
 }
 
 impl<'a> Pending<'a> {
@@ -354,7 +371,10 @@ impl<'a> Pending<'a> {
         Pending {
             tree,
             overlay: HashMap::new(),
+            docs: HashMap::new(),
+            dirty: BTreeSet::new(),
             batch: sled::Batch::default(),
+            created: 0,
         }
     }
 
@@ -363,13 +383,6 @@ impl<'a> Pending<'a> {
             return Ok(v.clone());
         }
         Ok(self.tree.get(k)?.map(|v| v.to_vec()))
-    }
-
-    fn exists(&self, k: &[u8]) -> Result<bool> {
-        if let Some(v) = self.overlay.get(k) {
-            return Ok(v.is_some());
-        }
-        Ok(self.tree.contains_key(k)?)
     }
 
     fn put(&mut self, k: Vec<u8>, v: Vec<u8>) {
@@ -382,12 +395,66 @@ impl<'a> Pending<'a> {
         self.overlay.insert(k, None);
     }
 
-    fn commit(self) -> Result<()> {
-        if !self.overlay.is_empty() {
-            self.tree.apply_batch(self.batch)?;
+    fn load(&mut self, u: &Uscc) -> Result<()> {
+        if !self.docs.contains_key(u) {
+            let d = read_dossier(self.tree, u)?;
+            self.docs.insert(*u, d);
         }
         Ok(())
     }
+
+    /// The dossier of `u` as this job sees it.
+    fn doc(&mut self, u: &Uscc) -> Result<Option<&EnterpriseRecords>> {
+        self.load(u)?;
+        Ok(self.docs.get(u).and_then(|d| d.as_ref()))
+    }
+
+    /// The dossier of `u` for changing; it is written back at commit.
+    fn doc_mut(&mut self, u: &Uscc) -> Result<&mut Option<EnterpriseRecords>> {
+        self.load(u)?;
+        self.dirty.insert(*u);
+        self.docs
+            .get_mut(u)
+            .ok_or_else(|| Error::Corrupt("dossier cache".into()))
+    }
+
+    /// The registered dossier of `u`, for changing; NOT_FOUND names `field`.
+    fn registered_mut(&mut self, u: &Uscc, field: &str) -> Result<&mut EnterpriseRecords> {
+        match self.doc_mut(u)? {
+            Some(d) if d.enterprise.is_some() => Ok(d),
+            _ => Err(Error::NotFound(format!("{field}: enterprise {u}"))),
+        }
+    }
+
+    fn commit(mut self, counters: &Counters) -> Result<()> {
+        for u in &self.dirty {
+            if let Some(Some(d)) = self.docs.get(u) {
+                self.batch
+                    .insert(&keys::enterprise(u)[..], codec::encode(d)?.as_slice());
+            }
+        }
+        if self.created > 0 {
+            let n = counters.enterprises.load(Ordering::Acquire) + self.created;
+            self.batch.insert(
+                keys::counter("enterprises").as_slice(),
+                &n.to_be_bytes()[..],
+            );
+        }
+        if !self.overlay.is_empty() || !self.dirty.is_empty() {
+            self.tree.apply_batch(self.batch)?;
+        }
+        counters
+            .enterprises
+            .fetch_add(self.created, Ordering::AcqRel);
+        Ok(())
+    }
+}
+
+/// Counters the writer maintains and readers may read.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Registered enterprises.
+    pub enterprises: AtomicU64,
 }
 
 struct Ctx<'o> {
@@ -400,36 +467,10 @@ struct Ctx<'o> {
 type Applied = (Outcome, bool);
 
 impl Ctx<'_> {
-    fn enterprise(&self, p: &Pending, u: &Uscc, field: &str) -> Result<Enterprise> {
-        match p.get(&keys::profile(u))? {
-            Some(v) => {
-                let mut e: Enterprise = codec::decode(&v)?;
-                e.uscc = *u;
-                Ok(e)
-            }
-            None => Err(Error::NotFound(format!("{field}: enterprise {u}"))),
-        }
-    }
-
-    fn require_enterprise(&self, p: &Pending, u: &Uscc, field: &str) -> Result<()> {
-        if p.exists(&keys::profile(u))? {
-            Ok(())
-        } else {
-            Err(Error::NotFound(format!("{field}: enterprise {u}")))
-        }
-    }
-
     fn upsert_enterprise(&self, p: &mut Pending, mut e: Enterprise) -> Result<Applied> {
         e.validate(self.today)?;
-        let key = keys::profile(&e.uscc);
-        let old = match p.get(&key)? {
-            Some(v) => {
-                let mut o: Enterprise = codec::decode(&v)?;
-                o.uscc = e.uscc;
-                Some(o)
-            }
-            None => None,
-        };
+        let u = e.uscc;
+        let old = p.doc(&u)?.and_then(|d| d.enterprise.clone());
         if let Some(o) = &old {
             e.recorded_at_ms = o.recorded_at_ms;
             if *o == e {
@@ -451,8 +492,20 @@ impl Ctx<'_> {
             }
         }
         p.put(dir, Vec::new());
-        p.put(key, codec::encode(&e)?);
+        let slot = p.doc_mut(&u)?;
+        match slot {
+            Some(d) => d.enterprise = Some(e.clone()),
+            None => {
+                *slot = Some(EnterpriseRecords {
+                    enterprise: Some(e.clone()),
+                    ..EnterpriseRecords::default()
+                })
+            }
+        }
         let created = old.is_none();
+        if created {
+            p.created += 1;
+        }
         Ok((
             Outcome::Enterprise {
                 enterprise: e,
@@ -464,14 +517,19 @@ impl Ctx<'_> {
 
     fn record_penalty(&self, p: &mut Pending, mut x: Penalty) -> Result<Applied> {
         x.validate(self.today)?;
-        self.require_enterprise(p, &x.uscc, "penalty.uscc")?;
+        let u = x.uscc;
+        p.registered_mut(&u, "penalty.uscc")?;
         let dkey = keys::decision(&x.decision_number);
         if let Some(owner) = p.get(&dkey)? {
             let owner = Uscc::from_bytes(&owner)?;
-            if owner == x.uscc {
-                if let Some(v) = p.get(&keys::penalty(&owner, &x.decision_number))? {
-                    let mut old: Penalty = codec::decode(&v)?;
-                    old.uscc = owner;
+            if owner == u {
+                let old = p.doc(&owner)?.and_then(|d| {
+                    d.penalties
+                        .iter()
+                        .find(|q| q.decision_number == x.decision_number)
+                        .cloned()
+                });
+                if let Some(old) = old {
                     x.recorded_at_ms = old.recorded_at_ms;
                     x.publicity_ended_on = old.publicity_ended_on;
                     if old == x {
@@ -486,51 +544,50 @@ impl Ctx<'_> {
         }
         x.recorded_at_ms = self.now_ms;
         x.publicity_ended_on = None;
-        p.put(dkey, x.uscc.as_bytes().to_vec());
-        p.put(
-            keys::penalty(&x.uscc, &x.decision_number),
-            codec::encode(&x)?,
-        );
+        p.put(dkey, u.as_bytes().to_vec());
+        let d = p.registered_mut(&u, "penalty.uscc")?;
+        let at = d
+            .penalties
+            .partition_point(|q| q.decision_number < x.decision_number);
+        d.penalties.insert(at, x.clone());
         Ok((Outcome::Penalty(x), true))
     }
 
     fn file_report(&self, p: &mut Pending, mut x: AnnualReport) -> Result<Applied> {
         x.validate(self.today)?;
-        let e = self.enterprise(p, &x.uscc, "report.uscc")?;
-        if i32::from(x.year) < e.established_on.year() {
+        let d = p.registered_mut(&x.uscc, "report.uscc")?;
+        let established = d
+            .enterprise
+            .as_ref()
+            .map(|e| e.established_on)
+            .unwrap_or(Date::MIN);
+        if i32::from(x.year) < established.year() {
             return Err(Error::invalid(
                 "report.year",
-                format!("{} is before establishment ({})", x.year, e.established_on),
+                format!("{} is before establishment ({established})", x.year),
             ));
         }
-        let key = keys::reports(&x.uscc);
-        let mut history: Vec<AnnualReport> = match p.get(&key)? {
-            Some(v) => codec::decode(&v)?,
-            None => Vec::new(),
-        };
-        if let Some(old) = history.iter().find(|r| r.year == x.year) {
-            let mut old = old.clone();
-            old.uscc = x.uscc;
-            return Ok((Outcome::Report(old), false));
+        if let Some(old) = d.reports.iter().find(|r| r.year == x.year) {
+            return Ok((Outcome::Report(old.clone()), false));
         }
         x.recorded_at_ms = self.now_ms;
-        let at = history.partition_point(|r| r.year < x.year);
-        history.insert(at, x.clone());
-        p.put(key, codec::encode(&history)?);
+        let at = d.reports.partition_point(|r| r.year < x.year);
+        d.reports.insert(at, x.clone());
         Ok((Outcome::Report(x), true))
     }
 
     fn add_listing(&self, p: &mut Pending, mut x: Listing) -> Result<Applied> {
-        let e = self.enterprise(p, &x.uscc, "listing.uscc")?;
-        x.validate(self.today, e.entity_type)?;
-        let key = keys::listing(&x.uscc, x.kind, x.listed_on, x.reason);
-        if let Some(v) = p.get(&key)? {
-            let mut old: Listing = codec::decode(&v)?;
-            (old.uscc, old.kind, old.listed_on, old.reason) =
-                (x.uscc, x.kind, x.listed_on, x.reason);
+        let d = p.registered_mut(&x.uscc, "listing.uscc")?;
+        let entity_type = d
+            .enterprise
+            .as_ref()
+            .map(|e| e.entity_type)
+            .ok_or_else(|| Error::Corrupt("dossier without profile".into()))?;
+        x.validate(self.today, entity_type)?;
+        if let Some(old) = d.listings.iter().find(|l| same_listing(l, &x)) {
             x.recorded_at_ms = old.recorded_at_ms;
-            if old == x {
-                return Ok((Outcome::Listing(old), false));
+            if *old == x {
+                return Ok((Outcome::Listing(old.clone()), false));
             }
             return Err(Error::AlreadyExists(format!(
                 "listing: {} of {}",
@@ -539,21 +596,17 @@ impl Ctx<'_> {
             )));
         }
         x.recorded_at_ms = self.now_ms;
-        p.put(key, codec::encode(&x)?);
+        insert_listing(d, x.clone());
         Ok((Outcome::Listing(x), true))
     }
 
     fn record_inspection(&self, p: &mut Pending, mut x: InspectionResult) -> Result<Applied> {
         x.validate(self.today)?;
-        self.require_enterprise(p, &x.uscc, "result.uscc")?;
-        let key = keys::inspection(&x.uscc, &x.task_id);
-        if let Some(v) = p.get(&key)? {
-            let mut old: InspectionResult = codec::decode(&v)?;
-            old.uscc = x.uscc;
-            old.task_id = x.task_id.clone();
+        let d = p.registered_mut(&x.uscc, "result.uscc")?;
+        if let Some(old) = d.inspections.iter().find(|i| i.task_id == x.task_id) {
             x.recorded_at_ms = old.recorded_at_ms;
-            if old == x {
-                return Ok((Outcome::Inspection(old), false));
+            if *old == x {
+                return Ok((Outcome::Inspection(old.clone()), false));
             }
             return Err(Error::AlreadyExists(format!(
                 "result: task {:?} for {}",
@@ -561,7 +614,8 @@ impl Ctx<'_> {
             )));
         }
         x.recorded_at_ms = self.now_ms;
-        p.put(key, codec::encode(&x)?);
+        let at = d.inspections.partition_point(|i| i.task_id < x.task_id);
+        d.inspections.insert(at, x.clone());
         Ok((Outcome::Inspection(x), true))
     }
 
@@ -612,30 +666,60 @@ impl Ctx<'_> {
             if !active.contains(&entry.status) {
                 continue;
             }
-            let recs = read_records(p.tree, &entry.uscc)?;
-            let Some(e) = recs.enterprise else { continue };
+            let decision = {
+                let Some(recs) = p.doc(&entry.uscc)? else {
+                    continue;
+                };
+                let Some(e) = &recs.enterprise else { continue };
+                self.options
+                    .sweep
+                    .decide(e, &recs.reports, &recs.listings, year, as_of)
+            };
             c.examined += 1;
-            let d = self
-                .options
-                .sweep
-                .decide(&e, &recs.reports, &recs.listings, year, as_of);
-            if d.already_listed {
+            if decision.already_listed {
                 c.already_listed += 1;
             }
-            for mut l in d.add {
+            if decision.add.is_empty() {
+                continue;
+            }
+            let d = p.registered_mut(&entry.uscc, "uscc")?;
+            for mut l in decision.add {
                 match l.kind {
-                    crate::domain::ListKind::AbnormalOperations => c.listed_abnormal += 1,
-                    crate::domain::ListKind::AbnormalStatusMark => c.marked_abnormal_status += 1,
-                    crate::domain::ListKind::SeriousIllegal => c.moved_serious += 1,
+                    ListKind::AbnormalOperations => c.listed_abnormal += 1,
+                    ListKind::AbnormalStatusMark => c.marked_abnormal_status += 1,
+                    ListKind::SeriousIllegal => c.moved_serious += 1,
                 }
                 l.recorded_at_ms = self.now_ms;
-                p.put(
-                    keys::listing(&l.uscc, l.kind, l.listed_on, l.reason),
-                    codec::encode(&l)?,
-                );
+                insert_listing(d, l);
             }
         }
         Ok(c)
+    }
+}
+
+/// Whether two listings have the same natural key (kind, listed on, reason).
+fn same_listing(a: &Listing, b: &Listing) -> bool {
+    (a.kind, a.listed_on, a.reason) == (b.kind, b.listed_on, b.reason)
+}
+
+/// Inserts a listing in natural-key order.
+fn insert_listing(d: &mut EnterpriseRecords, l: Listing) {
+    let k = (l.kind, l.listed_on, l.reason);
+    let at = d
+        .listings
+        .partition_point(|x| (x.kind, x.listed_on, x.reason) < k);
+    d.listings.insert(at, l);
+}
+
+/// Reads the dossier of `u`.
+pub(super) fn read_dossier(tree: &sled::Tree, u: &Uscc) -> Result<Option<EnterpriseRecords>> {
+    match tree.get(keys::enterprise(u))? {
+        Some(v) => {
+            let mut d: EnterpriseRecords = codec::decode(&v)?;
+            d.set_uscc(*u);
+            Ok(Some(d))
+        }
+        None => Ok(None),
     }
 }
 
@@ -662,17 +746,36 @@ pub fn error_code(e: &Error) -> &'static str {
     }
 }
 
-/// Verifies the directory index against the records (both directions).
+/// Verifies the indexes against the dossiers (both directions): every dossier has its
+/// directory entry and its decision numbers, every directory entry and decision number
+/// points at a dossier that matches. Returns the number of enterprises.
 pub(super) fn check_indexes(tree: &sled::Tree) -> Result<u64> {
     let mut enterprises = 0u64;
+    let mut decisions = 0u64;
     for kv in tree.scan_prefix([keys::RECORDS]) {
         let (k, v) = kv?;
-        if let Some(keys::RecordKey::Profile(u)) = keys::decode_record(&k) {
-            let mut e: Enterprise = codec::decode(&v)?;
-            e.uscc = u;
-            enterprises += 1;
-            if !tree.contains_key(keys::directory(&e))? {
-                return Err(Error::Corrupt(format!("{u}: directory entry missing")));
+        let u = keys::decode_enterprise(&k)
+            .ok_or_else(|| Error::Corrupt(format!("bad dossier key {k:?}")))?;
+        let mut d: EnterpriseRecords = codec::decode(&v)?;
+        d.set_uscc(u);
+        let e = d
+            .enterprise
+            .as_ref()
+            .ok_or_else(|| Error::Corrupt(format!("{u}: dossier without profile")))?;
+        enterprises += 1;
+        if !tree.contains_key(keys::directory(e))? {
+            return Err(Error::Corrupt(format!("{u}: directory entry missing")));
+        }
+        for p in &d.penalties {
+            decisions += 1;
+            match tree.get(keys::decision(&p.decision_number))? {
+                Some(owner) if owner.as_ref() == u.as_bytes() => {}
+                _ => {
+                    return Err(Error::Corrupt(format!(
+                        "{u}: decision number {:?} not indexed",
+                        p.decision_number
+                    )))
+                }
             }
         }
     }
@@ -682,11 +785,9 @@ pub(super) fn check_indexes(tree: &sled::Tree) -> Result<u64> {
         entries += 1;
         let d = keys::decode_directory(&k)
             .ok_or_else(|| Error::Corrupt(format!("bad directory key {k:?}")))?;
-        let v = tree
-            .get(keys::profile(&d.uscc))?
+        let e = read_dossier(tree, &d.uscc)?
+            .and_then(|r| r.enterprise)
             .ok_or_else(|| Error::Corrupt(format!("directory names unknown {}", d.uscc)))?;
-        let mut e: Enterprise = codec::decode(&v)?;
-        e.uscc = d.uscc;
         if keys::directory(&e) != k.as_ref() {
             return Err(Error::Corrupt(format!(
                 "directory entry of {} is stale",
@@ -697,6 +798,12 @@ pub(super) fn check_indexes(tree: &sled::Tree) -> Result<u64> {
     if entries != enterprises {
         return Err(Error::Corrupt(format!(
             "{enterprises} enterprises but {entries} directory entries"
+        )));
+    }
+    let indexed = tree.scan_prefix([keys::DECISIONS]).count() as u64;
+    if indexed != decisions {
+        return Err(Error::Corrupt(format!(
+            "{decisions} penalties but {indexed} decision numbers"
         )));
     }
     Ok(enterprises)
