@@ -17,7 +17,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::{
     generate::RecordReader,
     proto::{
-        registry_service_client::RegistryServiceClient, ImportRecordsRequest, ImportRecordsResponse,
+        classification_service_client::ClassificationServiceClient,
+        registry_service_client::RegistryServiceClient, ImportRecordsRequest,
+        ImportRecordsResponse,
     },
 };
 
@@ -146,10 +148,40 @@ pub fn sample_usccs(path: &Path, limit: usize) -> Result<Vec<String>, ClientErro
     Ok(out)
 }
 
-/// Calls `GetEnterprise` from `clients` concurrent clients (one connection each) for
+/// Which read RPC a load test calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadTarget {
+    /// RegistryService.GetEnterprise
+    GetEnterprise,
+    /// ClassificationService.GetClassification
+    GetClassification,
+}
+
+enum LoadClient {
+    Registry(RegistryServiceClient<tonic::transport::Channel>),
+    Classification(ClassificationServiceClient<tonic::transport::Channel>),
+}
+
+impl LoadClient {
+    async fn call(&mut self, uscc: String) -> Result<(), tonic::Status> {
+        match self {
+            LoadClient::Registry(c) => c
+                .get_enterprise(crate::proto::GetEnterpriseRequest { uscc })
+                .await
+                .map(|_| ()),
+            LoadClient::Classification(c) => c
+                .get_classification(crate::proto::GetClassificationRequest { uscc, run_id: 0 })
+                .await
+                .map(|_| ()),
+        }
+    }
+}
+
+/// Calls `target` from `clients` concurrent clients (one connection each) for
 /// `seconds`, cycling through `usccs`. Bounded in time; loopback only by intent.
-pub async fn load_get_enterprise(
+pub async fn load(
     addr: &str,
+    target: LoadTarget,
     usccs: Vec<String>,
     clients: usize,
     seconds: f64,
@@ -161,7 +193,15 @@ pub async fn load_get_enterprise(
     let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();
     for w in 0..clients {
-        let mut c = RegistryServiceClient::connect(endpoint(addr)).await?;
+        let channel = tonic::transport::Endpoint::from_shared(endpoint(addr))?
+            .connect()
+            .await?;
+        let mut c = match target {
+            LoadTarget::GetEnterprise => LoadClient::Registry(RegistryServiceClient::new(channel)),
+            LoadTarget::GetClassification => {
+                LoadClient::Classification(ClassificationServiceClient::new(channel))
+            }
+        };
         let usccs = usccs.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(1 << 16);
@@ -171,11 +211,8 @@ pub async fn load_get_enterprise(
                 let u = usccs[i % usccs.len()].clone();
                 i += 1;
                 let t = Instant::now();
-                match c
-                    .get_enterprise(crate::proto::GetEnterpriseRequest { uscc: u })
-                    .await
-                {
-                    Ok(_) => lat.push(t.elapsed().as_micros() as u32),
+                match c.call(u).await {
+                    Ok(()) => lat.push(t.elapsed().as_micros() as u32),
                     Err(_) => errors += 1,
                 }
             }
@@ -213,4 +250,135 @@ pub fn summarise(mut lat: Vec<u32>, errors: u64, seconds: f64) -> LoadReport {
         p95_ms: pct(0.95),
         p99_ms: pct(0.99),
     }
+}
+
+fn class_letter(c: i32) -> &'static str {
+    match crate::proto::RiskClass::try_from(c) {
+        Ok(crate::proto::RiskClass::A) => "A",
+        Ok(crate::proto::RiskClass::B) => "B",
+        Ok(crate::proto::RiskClass::C) => "C",
+        Ok(crate::proto::RiskClass::D) => "D",
+        _ => "?",
+    }
+}
+
+/// `credit-risk score`: runs batch scoring on the server with a progress bar and prints
+/// the summary (and the class transitions).
+pub async fn score(
+    addr: &str,
+    as_of: String,
+    model_version: String,
+    dry_run: bool,
+    json: bool,
+) -> Result<(), ClientError> {
+    use crate::proto::batch_scoring_event::Event;
+    let mut c = ClassificationServiceClient::connect(endpoint(addr)).await?;
+    let mut stream = c
+        .run_batch_scoring(crate::proto::RunBatchScoringRequest {
+            request_id: String::new(),
+            as_of,
+            model_version,
+            dry_run,
+        })
+        .await?
+        .into_inner();
+    let bar = progress_bar(0, "score");
+    while let Some(ev) = stream.message().await? {
+        match ev.event {
+            Some(Event::Progress(p)) => {
+                bar.set_length(p.total.max(p.processed));
+                bar.set_position(p.processed);
+                bar.set_message(format!("run {} {}", p.run_id, p.phase));
+            }
+            Some(Event::Done(r)) => {
+                bar.finish_and_clear();
+                let k = r.classes.unwrap_or_default();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "run_id": r.run_id, "model_version": r.model_version, "as_of": r.as_of,
+                            "current": r.current, "dry_run": r.dry_run, "enterprises": r.enterprises,
+                            "seconds": r.seconds, "related": r.related,
+                            "classes": {"A": k.a, "B": k.b, "C": k.c, "D": k.d},
+                        })
+                    );
+                } else {
+                    println!(
+                        "run {} ({}, model {}, as of {}): {} enterprises in {:.1} s — A {} B {} C {} D {}; {} related{}",
+                        r.run_id,
+                        if r.current { "current" } else { "not current" },
+                        r.model_version,
+                        r.as_of,
+                        r.enterprises,
+                        r.seconds,
+                        k.a, k.b, k.c, k.d,
+                        r.related,
+                        if r.dry_run { " (dry run: ActivateScoringRun to use it)" } else { "" },
+                    );
+                }
+                if let Some(t) = r.transitions.filter(|_| !json) {
+                    println!("transitions from run {}:", t.baseline_run_id);
+                    for cell in t.cells.iter().filter(|c| c.from != c.to) {
+                        println!(
+                            "  {} -> {}: {}",
+                            class_letter(cell.from),
+                            class_letter(cell.to),
+                            cell.enterprises
+                        );
+                    }
+                    for e in &t.examples {
+                        let moved: Vec<String> = e
+                            .moved
+                            .iter()
+                            .map(|m| format!("{} {:+.2}", m.code, m.points_after - m.points_before))
+                            .collect();
+                        println!(
+                            "  e.g. {} {} -> {} ({:.2} -> {:.2}): {}",
+                            e.uscc,
+                            class_letter(e.from),
+                            class_letter(e.to),
+                            e.score_before,
+                            e.score_after,
+                            moved.join(", ")
+                        );
+                    }
+                }
+                return Ok(());
+            }
+            None => {}
+        }
+    }
+    Err("the server ended the stream without a summary".into())
+}
+
+/// `credit-risk classify`: one enterprise's class and factors.
+pub async fn classify(addr: &str, uscc: String, run_id: u64) -> Result<(), ClientError> {
+    let mut c = ClassificationServiceClient::connect(endpoint(addr)).await?;
+    let r = c
+        .get_classification(crate::proto::GetClassificationRequest { uscc, run_id })
+        .await?
+        .into_inner();
+    println!(
+        "{}: class {} score {:.2} (run {}, model {}, as of {})",
+        r.uscc,
+        class_letter(r.risk_class),
+        r.score,
+        r.run_id,
+        r.model_version,
+        r.as_of
+    );
+    if !r.hard_rule.is_empty() {
+        println!("  hard rule: {}", r.hard_rule);
+    }
+    if !r.rescored_cause.is_empty() {
+        println!("  re-scored {} after {}", r.rescored_at, r.rescored_cause);
+    }
+    for f in &r.factors {
+        println!(
+            "  {:+7.2}  {:<24} {} / {}  [{}]",
+            f.points, f.code, f.description_zh, f.description_en, f.record
+        );
+    }
+    Ok(())
 }

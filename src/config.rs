@@ -22,6 +22,38 @@ pub struct Config {
     pub store: StoreOptions,
     /// Logging.
     pub log: LogConfig,
+    /// The classification model.
+    pub scoring: ScoringConfig,
+}
+
+/// Classification settings (store-side tuning such as `keep_runs` is under `[store]`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoringConfig {
+    /// A model file (TOML) replacing the built-in model. Validated at start: a bad key
+    /// stops the server with its name. Active at once on a new store; on a store with an
+    /// active model it is registered and waits for a dry run and an activation.
+    pub model_file: Option<PathBuf>,
+}
+
+impl ScoringConfig {
+    /// The configured model, or the built-in one.
+    pub fn model(&self) -> Result<crate::domain::Model, Error> {
+        match &self.model_file {
+            None => Ok(crate::domain::Model::builtin()),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    Error::invalid("scoring.model_file", format!("{}: {e}", p.display()))
+                })?;
+                crate::domain::Model::parse(&text).map_err(|e| {
+                    Error::invalid(
+                        format!("scoring.model_file ({}): {}", p.display(), e.field),
+                        e.reason,
+                    )
+                })
+            }
+        }
+    }
 }
 
 /// Network and limits of the gRPC server.

@@ -14,6 +14,7 @@
 //! - [`demo`]: `serve --demo` data.
 //! - [`proto`]: generated code of `proto/creditrisk/v1`.
 
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod deadline;
@@ -21,6 +22,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod generate;
+pub mod jobs;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -9,7 +9,7 @@ use std::{
 
 use clap::{Parser, Subcommand};
 use credit_risk::{
-    client,
+    bench, client,
     config::Config,
     demo,
     domain::Date,
@@ -98,6 +98,55 @@ enum Command {
         /// Duration in seconds.
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// RPC to call.
+        #[arg(long, value_enum, default_value = "get-enterprise")]
+        rpc: client::LoadTarget,
+    },
+    /// Run batch scoring on a running server (RunBatchScoring) with a progress bar.
+    ///
+    /// Example: credit-risk score --server 127.0.0.1:50051 --as-of 2026-10-01
+    Score {
+        /// Server address.
+        #[arg(long, env = "CREDIT_RISK_SERVER", default_value = "127.0.0.1:50051")]
+        server: String,
+        /// As-of date (YYYY-MM-DD) [default: today, Asia/Shanghai].
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Registered model version [default: the active model].
+        #[arg(long)]
+        model: Option<String>,
+        /// Score into a run that does not become current; prints the class transitions.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one enterprise's class and the factors behind it.
+    ///
+    /// Example: credit-risk classify 91310115MA1K3YJ12X --server 127.0.0.1:50051
+    Classify {
+        /// The USCC.
+        uscc: String,
+        /// Server address.
+        #[arg(long, env = "CREDIT_RISK_SERVER", default_value = "127.0.0.1:50051")]
+        server: String,
+        /// A scoring run [default: the current run].
+        #[arg(long, default_value_t = 0)]
+        run: u64,
+    },
+    /// Benchmark (offline, on a stopped server's data dir): a bare scan of the dossiers,
+    /// then a full batch scoring run in process; prints JSON.
+    BenchScoring {
+        /// Data directory of a store.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// As-of date [default: 2026-10-01, the generator's default].
+        #[arg(long, default_value = "2026-10-01")]
+        as_of: String,
+        /// Also score a dry run (the comparison against the current run).
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -156,10 +205,25 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let rt = runtime(cfg.server.worker_threads)?;
             rt.block_on(async move {
                 let addr = cfg.server.listen_addr()?;
-                let store = Store::open(&cfg.server.data_dir, cfg.store.clone())?;
+                let model = cfg.scoring.model()?;
+                let store = Store::open_with_model(&cfg.server.data_dir, cfg.store.clone(), model)?;
                 if let Some(n) = demo {
                     let stored = demo::load(&store, n).await?;
                     tracing::info!(stored, "demo data loaded (0 = store already had data)");
+                    if store.current_run()?.is_none() {
+                        let run = credit_risk::jobs::batch_scoring::run_to_completion(
+                            store.clone(),
+                            credit_risk::jobs::batch_scoring::BatchRequest {
+                                model_version: None,
+                                as_of: Date::today(),
+                                dry_run: false,
+                                requested_by: "demo".into(),
+                            },
+                            |_| {},
+                        )
+                        .await?;
+                        tracing::info!(run = run.id, classes = ?run.classes, "demo data scored");
+                    }
                 }
                 let listener = tokio::net::TcpListener::bind(addr).await?;
                 let bound = listener.local_addr()?;
@@ -247,7 +311,38 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             server,
             clients,
             seconds,
-        } => load(sample, server, clients, seconds),
+            rpc,
+        } => load(sample, server, clients, seconds, rpc),
+        Command::Score {
+            server,
+            as_of,
+            model,
+            dry_run,
+            json,
+        } => {
+            let rt = runtime(0)?;
+            rt.block_on(client::score(
+                &server,
+                as_of.unwrap_or_default(),
+                model.unwrap_or_default(),
+                dry_run,
+                json,
+            ))
+        }
+        Command::Classify { uscc, server, run } => {
+            let rt = runtime(0)?;
+            rt.block_on(client::classify(&server, uscc, run))
+        }
+        Command::BenchScoring {
+            data_dir,
+            as_of,
+            dry_run,
+        } => {
+            init_logging("warn", false);
+            let as_of = Date::parse("--as-of", &as_of)?;
+            let rt = runtime(0)?;
+            rt.block_on(bench::scoring(&data_dir, as_of, dry_run))
+        }
     }
 }
 
@@ -256,11 +351,13 @@ fn load(
     server: String,
     clients: usize,
     seconds: f64,
+    rpc: client::LoadTarget,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let usccs = client::sample_usccs(&sample, 200_000)?;
     let rt = runtime(0)?;
-    let report = rt.block_on(client::load_get_enterprise(
+    let report = rt.block_on(client::load(
         &server,
+        rpc,
         usccs,
         clients,
         seconds.clamp(0.1, 600.0),

@@ -9,8 +9,11 @@ use tonic::transport::{server::TcpIncoming, Server};
 
 use crate::{
     config::ServerConfig,
-    proto::{self, registry_service_server::RegistryServiceServer},
-    service::registry::RegistryApi,
+    proto::{
+        self, classification_service_server::ClassificationServiceServer,
+        registry_service_server::RegistryServiceServer,
+    },
+    service::{classification::ClassificationApi, registry::RegistryApi},
     store::Store,
 };
 
@@ -26,6 +29,9 @@ pub async fn run(
     health_reporter
         .set_serving::<RegistryServiceServer<RegistryApi>>()
         .await;
+    health_reporter
+        .set_serving::<ClassificationServiceServer<ClassificationApi>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -37,6 +43,10 @@ pub async fn run(
 
     let max = cfg.max_message_bytes;
     let registry = RegistryServiceServer::new(RegistryApi::new(store.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+
+    let classification = ClassificationServiceServer::new(ClassificationApi::new(store.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
 
@@ -53,6 +63,7 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(registry)
+        .add_service(classification)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!("shutdown requested: draining in-flight requests");

@@ -1,6 +1,7 @@
 //! The gRPC services: thin handlers that parse requests into domain values, call the
 //! store, and render replies. Errors become statuses in one place ([`status`]).
 
+pub mod classification;
 pub mod convert;
 pub mod registry;
 
@@ -60,4 +61,10 @@ pub fn request_key<M: Message>(
         id: id.to_string(),
         fingerprint: fp,
     }))
+}
+
+/// Who is calling, as recorded on runs and (later) audit events. Authentication (bearer
+/// tokens mapped to roles) is not built yet: every caller is "local".
+pub fn principal<T>(_req: &tonic::Request<T>) -> String {
+    "local".into()
 }

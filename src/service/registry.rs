@@ -385,6 +385,11 @@ impl RegistryService for RegistryApi {
                 compliance: c.name().into(),
             })
             .collect();
+        let classification = match self.store.classify(&u, None) {
+            Ok(c) => Some(super::classification::classification_pb(&c)),
+            Err(Error::FailedPrecondition(_) | Error::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
         Ok(Response::new(pb::CreditReport {
             as_of: as_of.to_string(),
             enterprise: Some(convert::enterprise_pb(e)),
@@ -398,6 +403,7 @@ impl RegistryService for RegistryApi {
             listings,
             annual_reports,
             inspections,
+            classification,
         }))
     }
 }

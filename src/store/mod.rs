@@ -11,11 +11,12 @@
 
 pub mod codec;
 pub mod keys;
+pub mod scoring;
 mod writer;
 
 use std::{
     path::Path,
-    sync::{atomic::Ordering, Arc},
+    sync::{atomic::Ordering, Arc, RwLock},
     time::Duration,
 };
 
@@ -24,11 +25,15 @@ use serde::{Deserialize, Serialize};
 use crate::{
     domain::{
         rules::{PublicityRules, SweepRules},
-        Date, Enterprise, EnterpriseRecords, Uscc,
+        Date, Enterprise, EnterpriseRecords, Model, Uscc,
     },
     error::{Error, Result},
 };
 
+pub use scoring::{
+    Override, RunEntry, RunState, RunView, ScoringRun, TransitionExample, Transitions,
+};
+use scoring::{ScoringState, SharedScoring};
 pub use writer::{
     error_code, Counters, ImportItem, ImportOutcome, ImportRejection, Outcome, RequestKey,
     SweepCounts, Ticket, WriteOp,
@@ -48,6 +53,11 @@ pub struct StoreOptions {
     pub max_group: usize,
     /// Queue depth of the writer; senders wait when it is full (back-pressure).
     pub queue_depth: usize,
+    /// Scoring runs kept (newest first; the current run and a pending dry run are
+    /// always kept).
+    pub keep_runs: usize,
+    /// Threads the batch scoring job reads the store with (1 or 2).
+    pub scan_threads: usize,
     /// zstd page compression: about half the disk, about a quarter of the import
     /// throughput (see BENCHMARKS.md). Fixed when the store is created.
     pub compression: bool,
@@ -63,6 +73,8 @@ impl Default for StoreOptions {
             cache_bytes: 512 * 1024 * 1024,
             max_group: 512,
             queue_depth: 1024,
+            keep_runs: 7,
+            scan_threads: 2,
             compression: false,
             publicity: PublicityRules::default(),
             sweep: SweepRules::default(),
@@ -76,6 +88,7 @@ struct Shared {
     writer: writer::WriterHandle,
     options: StoreOptions,
     counters: Arc<Counters>,
+    scoring: SharedScoring,
 }
 
 /// A cheap-to-clone handle on the store.
@@ -85,8 +98,16 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `dir`, checking the schema version.
+    /// Opens (or creates) the store at `dir`, checking the schema version, with the
+    /// built-in model registered (and active if no model is).
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
+        Store::open_with_model(dir, options, Model::builtin())
+    }
+
+    /// Opens the store and registers `model` (the configured model): it becomes active
+    /// only if no model is yet; otherwise it waits, registered, for a dry run and an
+    /// explicit activation. A different model under an existing version is refused.
+    pub fn open_with_model(dir: &Path, options: StoreOptions, model: Model) -> Result<Store> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Unavailable(format!("{}: {e}", dir.display())))?;
         let db = sled::Config::new()
@@ -128,11 +149,16 @@ impl Store {
             None => 0,
         };
         counters.enterprises.store(count, Ordering::Release);
+        let mut state = recover_scoring(&registry)?;
+        register_model_at_open(&registry, &mut state, model)?;
+        db.flush()?;
+        let scoring = Arc::new(RwLock::new(state));
         let writer = writer::spawn(
             db.clone(),
             registry.clone(),
             options.clone(),
             counters.clone(),
+            scoring.clone(),
         )?;
         Ok(Store {
             shared: Arc::new(Shared {
@@ -141,6 +167,7 @@ impl Store {
                 writer,
                 options,
                 counters,
+                scoring,
             }),
         })
     }
@@ -194,6 +221,219 @@ impl Store {
             .is_some())
     }
 
+    /// The active model (new runs use it).
+    pub fn active_model(&self) -> Result<Option<Arc<Model>>> {
+        Ok(scoring::read(&self.shared.scoring)?.active_model.clone())
+    }
+
+    /// A registered model.
+    pub fn model(&self, version: &str) -> Result<Option<Arc<Model>>> {
+        Ok(scoring::read(&self.shared.scoring)?
+            .models
+            .get(version)
+            .cloned())
+    }
+
+    /// The current run, loaded.
+    pub fn current_run(&self) -> Result<Option<Arc<RunView>>> {
+        Ok(scoring::read(&self.shared.scoring)?.current.clone())
+    }
+
+    /// Id of the run being computed, if any.
+    pub fn building_run(&self) -> Result<Option<u64>> {
+        Ok(scoring::read(&self.shared.scoring)?
+            .building
+            .as_ref()
+            .map(|b| b.id))
+    }
+
+    /// Every retained run, newest first.
+    pub fn runs(&self) -> Result<Vec<ScoringRun>> {
+        scoring::list_runs(&self.shared.registry)
+    }
+
+    /// One run.
+    pub fn run(&self, id: u64) -> Result<Option<ScoringRun>> {
+        scoring::load_run(&self.shared.registry, id)
+    }
+
+    /// The class of `u` in the current run (or run `run`), with its factors recomputed
+    /// from the records (a re-score after a write takes precedence over the run's entry).
+    pub fn classify(&self, u: &Uscc, run: Option<u64>) -> Result<Classified> {
+        let tree = &self.shared.registry;
+        let (run_id, as_of, model, view) = {
+            let st = scoring::read(&self.shared.scoring)?;
+            let live = st
+                .current
+                .iter()
+                .chain(st.candidate.iter())
+                .find(|v| run.is_none_or(|id| v.run.id == id))
+                .cloned();
+            match (run, live) {
+                (_, Some(v)) => (v.run.id, v.run.as_of, v.model.clone(), Some(v)),
+                (None, None) => {
+                    return Err(Error::FailedPrecondition(
+                        "no scoring run yet: run RunBatchScoring (or `credit-risk score`) first"
+                            .into(),
+                    ))
+                }
+                (Some(id), None) => {
+                    let r = scoring::load_run(tree, id)?
+                        .filter(|r| r.state == RunState::Complete)
+                        .ok_or_else(|| {
+                            Error::NotFound(format!("run_id: complete scoring run {id}"))
+                        })?;
+                    let m = st.models.get(&r.model_version).cloned().ok_or_else(|| {
+                        Error::Corrupt(format!("run {id} names unknown model {}", r.model_version))
+                    })?;
+                    (id, r.as_of, m, None)
+                }
+            }
+        };
+        let rescored: Option<Override> = tree
+            .get(scoring::override_key(run_id, u))?
+            .map(|v| codec::decode(&v))
+            .transpose()?;
+        let (class, score, flags, as_of) = match (&rescored, &view) {
+            (Some(o), _) => (o.class, o.score, o.flags, o.as_of),
+            (None, Some(v)) => match v.lookup(u) {
+                Some(e) => (e.class, e.score, e.flags, as_of),
+                None => return Err(self.not_classified(u, run_id)),
+            },
+            (None, None) => match scoring::lookup_entry(tree, run_id, u)? {
+                Some(e) => (e.class, e.score, e.flags, as_of),
+                None => return Err(self.not_classified(u, run_id)),
+            },
+        };
+        let records = self
+            .enterprise_records(u)?
+            .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
+        let related = flags & scoring::FLAG_RELATED != 0;
+        let (a, factors) = crate::domain::scoring::explain(&records, related, &model, as_of);
+        Ok(Classified {
+            uscc: *u,
+            run_id,
+            model,
+            as_of,
+            class,
+            score,
+            hard_rule: a.hard_rule.filter(|_| flags & scoring::FLAG_HARD_RULE != 0),
+            factors_reproduce_score: a.score == score && a.class == class,
+            factors,
+            rescored: rescored.filter(|o| !o.cause.is_empty()),
+        })
+    }
+
+    fn not_classified(&self, u: &Uscc, run: u64) -> Error {
+        Error::NotFound(format!("uscc: enterprise {u} in scoring run {run}"))
+    }
+
+    /// Reads every dossier once, split between up to two threads that start at either
+    /// end of the keyspace and stop where they meet. Each thread folds into its own
+    /// state; returns the states, the first ascending and the second descending.
+    pub fn scan_dossiers<S, I, F>(&self, init: I, f: F) -> Result<Vec<S>>
+    where
+        S: Send,
+        I: Fn() -> S + Sync,
+        F: Fn(&mut S, Uscc, EnterpriseRecords) -> Result<()> + Sync,
+    {
+        self.scan_split(self.shared.options.scan_threads, init, |state, k, v| {
+            let u = keys::decode_enterprise(k)
+                .ok_or_else(|| Error::Corrupt(format!("bad dossier key {k:?}")))?;
+            let mut d: EnterpriseRecords = codec::decode(v)?;
+            d.set_uscc(u);
+            f(state, u, d)
+        })
+    }
+
+    /// The baseline of the scoring benchmark: reads every dossier key and value with
+    /// `threads` threads (1 or 2) and does nothing else. Returns (keys, bytes).
+    pub fn scan_raw(&self, threads: usize) -> Result<(u64, u64)> {
+        let parts = self.scan_split(
+            threads,
+            || (0u64, 0u64),
+            |s, k, v| {
+                s.0 += 1;
+                s.1 += (k.len() + v.len()) as u64;
+                Ok(())
+            },
+        )?;
+        Ok(parts
+            .into_iter()
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)))
+    }
+
+    fn scan_split<S, I, F>(&self, threads: usize, init: I, f: F) -> Result<Vec<S>>
+    where
+        S: Send,
+        I: Fn() -> S + Sync,
+        F: Fn(&mut S, &[u8], &[u8]) -> Result<()> + Sync,
+    {
+        let tree = &self.shared.registry;
+        let threads = threads.clamp(1, 2);
+        // (highest key claimed ascending, lowest key claimed descending)
+        let claimed = std::sync::Mutex::new((Vec::new(), vec![0xffu8; 32]));
+        let run = |descending: bool| -> Result<S> {
+            let mut state = init();
+            let iter = tree.scan_prefix([keys::RECORDS]);
+            let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+                if descending {
+                    Box::new(iter.rev())
+                } else {
+                    Box::new(iter)
+                };
+            for kv in iter {
+                let (k, v) = kv?;
+                if threads > 1 {
+                    let mut c = claimed
+                        .lock()
+                        .map_err(|_| Error::Unavailable("scan lock poisoned".into()))?;
+                    if descending {
+                        if k.as_ref() <= c.0.as_slice() {
+                            break;
+                        }
+                        c.1 = k.to_vec();
+                    } else {
+                        if k.as_ref() >= c.1.as_slice() {
+                            break;
+                        }
+                        c.0 = k.to_vec();
+                    }
+                }
+                f(&mut state, &k, &v)?;
+            }
+            Ok(state)
+        };
+        if threads == 1 {
+            return Ok(vec![run(false)?]);
+        }
+        std::thread::scope(|s| {
+            let up = s.spawn(|| run(false));
+            let down = run(true);
+            let up = up
+                .join()
+                .map_err(|_| Error::Unavailable("scan thread panicked".into()))?;
+            Ok(vec![up?, down?])
+        })
+    }
+
+    /// Writes a run's result blocks and relation sources (keys no reader looks at until
+    /// the run is finished) and flushes them.
+    pub fn write_run_results(
+        &self,
+        id: u64,
+        entries: &[RunEntry],
+        sources: &std::collections::HashMap<u64, u32>,
+    ) -> Result<()> {
+        let tree = &self.shared.registry;
+        for (k, v) in scoring::encode_blocks(id, entries) {
+            tree.insert(k, v)?;
+        }
+        tree.insert(scoring::sources_key(id), scoring::encode_sources(sources))?;
+        self.shared.db.flush()?;
+        Ok(())
+    }
+
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.shared.db.size_on_disk()?)
@@ -216,6 +456,117 @@ impl Store {
         self.shared.writer.close(timeout);
         self.flush()
     }
+}
+
+/// A class with its explanation.
+#[derive(Clone, Debug)]
+pub struct Classified {
+    pub uscc: Uscc,
+    pub run_id: u64,
+    pub model: Arc<Model>,
+    pub as_of: Date,
+    pub class: crate::domain::RiskClass,
+    pub score: crate::domain::Centi,
+    pub hard_rule: Option<crate::domain::model::HardRule>,
+    pub factors: Vec<crate::domain::scoring::Explained>,
+    pub factors_reproduce_score: bool,
+    /// The re-score after a write, if the enterprise changed since the run.
+    pub rescored: Option<Override>,
+}
+
+/// Rebuilds the scoring state at open: marks runs interrupted by a crash as aborted
+/// (dropping their partial results), loads the current run, a pending dry run and the
+/// registered models.
+fn recover_scoring(tree: &sled::Tree) -> Result<ScoringState> {
+    let mut st = ScoringState::default();
+    for kv in tree.scan_prefix([scoring::MODELS]) {
+        let (k, _) = kv?;
+        let version = String::from_utf8_lossy(&k[1..]).to_string();
+        if let Some(m) = scoring::load_model(tree, &version)? {
+            st.models.insert(version, Arc::new(m));
+        }
+    }
+    if let Some(v) = tree.get(keys::counter("active_model"))? {
+        let version = String::from_utf8_lossy(&v).to_string();
+        st.active_model = st.models.get(&version).cloned();
+    }
+    let current = scoring::get_counter(tree, "current_run")?;
+    let runs = scoring::list_runs(tree)?;
+    for r in &runs {
+        if r.state == scoring::RunState::Running {
+            let mut r = r.clone();
+            tracing::warn!(
+                run = r.id,
+                "scoring run was interrupted; marking it aborted"
+            );
+            let mut batch = sled::Batch::default();
+            for prefix in [
+                scoring::blocks_prefix(r.id),
+                scoring::overrides_prefix(r.id),
+            ] {
+                for kv in tree.scan_prefix(prefix) {
+                    batch.remove(kv?.0);
+                }
+            }
+            batch.remove(scoring::sources_key(r.id));
+            r.state = scoring::RunState::Aborted;
+            r.error = "interrupted: the server stopped while the run was computed".into();
+            batch.insert(scoring::run_key(r.id), codec::encode(&r)?);
+            tree.apply_batch(batch)?;
+        }
+    }
+    let model_of = |st: &ScoringState, r: &ScoringRun| -> Result<Arc<Model>> {
+        st.models.get(&r.model_version).cloned().ok_or_else(|| {
+            Error::Corrupt(format!(
+                "run {} names unknown model {}",
+                r.id, r.model_version
+            ))
+        })
+    };
+    if let Some(id) = current {
+        let run = scoring::load_run(tree, id)?
+            .ok_or_else(|| Error::Corrupt(format!("current run {id} missing")))?;
+        let model = model_of(&st, &run)?;
+        st.current = Some(Arc::new(scoring::load_view(tree, run, model)?));
+    }
+    // The newest complete dry run after the current run is the pending candidate.
+    if let Some(r) = runs.iter().find(|r| {
+        r.state == scoring::RunState::Complete
+            && r.dry_run
+            && r.activated_at_ms.is_none()
+            && Some(r.id) > current
+    }) {
+        let model = model_of(&st, r)?;
+        st.candidate = Some(Arc::new(scoring::load_view(tree, r.clone(), model)?));
+    }
+    Ok(st)
+}
+
+fn register_model_at_open(tree: &sled::Tree, st: &mut ScoringState, model: Model) -> Result<()> {
+    let version = model.version.clone();
+    match st.models.get(&version) {
+        Some(m) if m.source == model.source => {}
+        Some(_) => {
+            return Err(Error::FailedPrecondition(format!(
+                "model version {version:?} is already registered with different content; give the changed model a new version"
+            )))
+        }
+        None => {
+            tree.insert(scoring::model_key(&version), scoring::model_value(&model))?;
+            st.models.insert(version.clone(), Arc::new(model));
+        }
+    }
+    if st.active_model.is_none() {
+        tree.insert(keys::counter("active_model"), version.as_bytes())?;
+        st.active_model = st.models.get(&version).cloned();
+    } else if st.active_model.as_ref().map(|m| &m.version) != Some(&version) {
+        tracing::warn!(
+            configured = %version,
+            active = ?st.active_model.as_ref().map(|m| &m.version),
+            "configured model is registered but not active: dry-run it and activate the run to use it"
+        );
+    }
+    Ok(())
 }
 
 /// Today for defaults; a helper so tests can reason about it.

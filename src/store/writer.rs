@@ -15,11 +15,18 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{codec, directory_page, keys, StoreOptions};
+use super::{
+    codec, directory_page, keys,
+    scoring::{
+        self as sc, Building, Override, RunEntry, RunState, RunView, ScoringRun, ScoringState,
+        SharedScoring,
+    },
+    StoreOptions,
+};
 use crate::{
     domain::{
-        AnnualReport, Date, Enterprise, EnterpriseRecords, EnterpriseStatus, InspectionResult,
-        ListKind, Listing, Penalty, Uscc,
+        scoring::assess, AnnualReport, Date, Enterprise, EnterpriseRecords, EnterpriseStatus,
+        InspectionResult, ListKind, Listing, Model, Penalty, Uscc,
     },
     error::{Error, Result},
 };
@@ -56,6 +63,33 @@ pub enum WriteOp {
     /// Stores only the idempotency record of a request whose effects were committed by
     /// earlier jobs (the sweep).
     Remember(Outcome),
+    /// Registers a model version (refused if the version exists with other content);
+    /// `activate_if_none` makes it active when no model is.
+    RegisterModel {
+        model: Arc<Model>,
+        activate_if_none: bool,
+    },
+    /// Starts a scoring run (refused while another is being computed).
+    BeginRun {
+        model: Arc<Model>,
+        as_of: Date,
+        dry_run: bool,
+        requested_by: String,
+    },
+    /// Completes the run being computed, whose blocks are written: re-scores what
+    /// changed meanwhile, then makes it current (or the candidate, for a dry run).
+    FinishRun(Box<RunView>),
+    /// Marks the run being computed aborted and drops its results.
+    AbortRun {
+        id: u64,
+        error: String,
+    },
+    /// Makes the candidate (a complete dry run) current and its model active.
+    ActivateRun {
+        id: u64,
+        by: String,
+        reason: String,
+    },
 }
 
 /// A refused import record.
@@ -103,6 +137,11 @@ pub enum Outcome {
     Sweep(SweepCounts),
     #[serde(skip)]
     Import(ImportOutcome),
+    Run(Box<ScoringRun>),
+    ModelRegistered {
+        version: String,
+        created: bool,
+    },
 }
 
 /// An outcome as kept for idempotent retries: with the USCC, which record values leave
@@ -123,7 +162,10 @@ impl Outcome {
             Outcome::Report(r) => Some(r.uscc),
             Outcome::Listing(l) => Some(l.uscc),
             Outcome::Inspection(i) => Some(i.uscc),
-            Outcome::Sweep(_) | Outcome::Import(_) => None,
+            Outcome::Sweep(_)
+            | Outcome::Import(_)
+            | Outcome::Run(_)
+            | Outcome::ModelRegistered { .. } => None,
         }
     }
 
@@ -134,7 +176,10 @@ impl Outcome {
             Outcome::Report(r) => r.uscc = u,
             Outcome::Listing(l) => l.uscc = u,
             Outcome::Inspection(i) => i.uscc = u,
-            Outcome::Sweep(_) | Outcome::Import(_) => {}
+            Outcome::Sweep(_)
+            | Outcome::Import(_)
+            | Outcome::Run(_)
+            | Outcome::ModelRegistered { .. } => {}
         }
     }
 }
@@ -231,6 +276,7 @@ pub(super) fn spawn(
     tree: sled::Tree,
     options: StoreOptions,
     counters: Arc<Counters>,
+    scoring: SharedScoring,
 ) -> Result<WriterHandle> {
     let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
     let thread = std::thread::Builder::new()
@@ -241,6 +287,7 @@ pub(super) fn spawn(
                 tree,
                 options,
                 counters,
+                scoring,
             }
             .run(rx)
         })
@@ -256,6 +303,7 @@ struct Writer {
     tree: sled::Tree,
     options: StoreOptions,
     counters: Arc<Counters>,
+    scoring: SharedScoring,
 }
 
 impl Writer {
@@ -313,6 +361,7 @@ impl Writer {
             None => None,
         };
         let op = std::mem::replace(&mut job.op, WriteOp::Import(Vec::new()));
+        let cause = cause_of(&op);
         let ctx = Ctx {
             today: Date::today(),
             now_ms: now_ms(),
@@ -332,7 +381,55 @@ impl Writer {
                 limit,
             } => Outcome::Sweep(ctx.sweep_chunk(&mut p, year, as_of, after.as_deref(), limit)?),
             WriteOp::Remember(o) => o,
+            WriteOp::RegisterModel {
+                model,
+                activate_if_none,
+            } => self.register_model(&mut p, model, activate_if_none)?,
+            WriteOp::BeginRun {
+                model,
+                as_of,
+                dry_run,
+                requested_by,
+            } => self.begin_run(&mut p, model, as_of, dry_run, requested_by, ctx.now_ms)?,
+            WriteOp::FinishRun(view) => {
+                let (outcome, view) = self.finish_run(&mut p, *view, ctx.now_ms)?;
+                return self.commit_then(p, req_key, outcome, |st| {
+                    st.building = None;
+                    if view.run.dry_run {
+                        st.candidate = Some(view);
+                    } else {
+                        st.active_model = Some(view.model.clone());
+                        st.current = Some(view);
+                        st.candidate = None;
+                    }
+                });
+            }
+            WriteOp::AbortRun { id, error } => {
+                let outcome = self.abort_run(&mut p, id, error, ctx.now_ms)?;
+                return self.commit_then(p, req_key, outcome, |st| st.building = None);
+            }
+            WriteOp::ActivateRun { id, by, reason } => {
+                let (outcome, view) = self.activate_run(&mut p, id, by, reason, ctx.now_ms)?;
+                return self.commit_then(p, req_key, outcome, |st| {
+                    st.active_model = Some(view.model.clone());
+                    st.current = Some(view);
+                    st.candidate = None;
+                });
+            }
         };
+        self.rescore(&mut p, &cause, ctx.now_ms)?;
+        self.commit_then(p, req_key, outcome, |_| {})
+    }
+
+    /// Stores the idempotency record, commits the job's batch, then (only if that
+    /// worked) applies `update` to the in-memory scoring state.
+    fn commit_then(
+        &self,
+        mut p: Pending,
+        req_key: Option<(Vec<u8>, [u8; 32])>,
+        outcome: Outcome,
+        update: impl FnOnce(&mut ScoringState),
+    ) -> Result<Outcome> {
         if let Some((k, fingerprint)) = req_key {
             let stored = StoredOutcome {
                 fingerprint,
@@ -342,7 +439,311 @@ impl Writer {
             p.put(k, codec::encode(&stored)?);
         }
         p.commit(&self.counters)?;
+        update(&mut *sc::write(&self.scoring)?);
         Ok(outcome)
+    }
+
+    /// Re-scores every enterprise the job changed onto every live run (current,
+    /// candidate, being computed), in the job's own batch, recording the cause.
+    fn rescore(&self, p: &mut Pending, cause: &str, now_ms: i64) -> Result<()> {
+        if p.dirty.is_empty() {
+            return Ok(());
+        }
+        let st = sc::read(&self.scoring)?;
+        /// (run, model, run as-of, relation sources if known)
+        type Target<'s> = (u64, &'s Model, Date, Option<&'s HashMap<u64, u32>>);
+        let mut targets: Vec<Target> = Vec::new();
+        for v in st.current.iter().chain(st.candidate.iter()) {
+            targets.push((v.run.id, &v.model, v.run.as_of, Some(&v.sources)));
+        }
+        if let Some(b) = &st.building {
+            // Relations are resolved when the run finishes.
+            targets.push((b.id, &b.model, b.as_of, None));
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let today = Date::today();
+        let mut puts = Vec::new();
+        for u in &p.dirty {
+            let Some(Some(d)) = p.docs.get(u) else {
+                continue;
+            };
+            for (id, model, run_as_of, sources) in &targets {
+                let o = rescore_one(d, model, (*run_as_of).max(today), *sources, cause, now_ms);
+                puts.push((sc::override_key(*id, u), codec::encode(&o)?));
+            }
+        }
+        drop(st);
+        for (k, v) in puts {
+            p.put(k, v);
+        }
+        Ok(())
+    }
+
+    fn register_model(
+        &self,
+        p: &mut Pending,
+        model: Arc<Model>,
+        activate_if_none: bool,
+    ) -> Result<Outcome> {
+        let key = sc::model_key(&model.version);
+        let created = match p.get(&key)? {
+            Some(v) if v.get(1..) == Some(model.source.as_bytes()) => false,
+            Some(_) => {
+                return Err(Error::AlreadyExists(format!(
+                    "model version {:?} is registered with different content; give the new model a new version",
+                    model.version
+                )))
+            }
+            None => {
+                p.put(key, sc::model_value(&model));
+                true
+            }
+        };
+        let mut st = sc::write(&self.scoring)?;
+        if activate_if_none && st.active_model.is_none() {
+            p.put(
+                keys::counter("active_model"),
+                model.version.as_bytes().to_vec(),
+            );
+            st.active_model = Some(model.clone());
+        }
+        st.models.insert(model.version.clone(), model.clone());
+        Ok(Outcome::ModelRegistered {
+            version: model.version.clone(),
+            created,
+        })
+    }
+
+    fn begin_run(
+        &self,
+        p: &mut Pending,
+        model: Arc<Model>,
+        as_of: Date,
+        dry_run: bool,
+        requested_by: String,
+        now_ms: i64,
+    ) -> Result<Outcome> {
+        let mut st = sc::write(&self.scoring)?;
+        if let Some(b) = &st.building {
+            return Err(Error::FailedPrecondition(format!(
+                "scoring run {} is still being computed; wait for it or let it fail",
+                b.id
+            )));
+        }
+        if !st.models.contains_key(&model.version) {
+            return Err(Error::NotFound(format!(
+                "model: version {:?}",
+                model.version
+            )));
+        }
+        let id = sc::get_counter(&self.tree, "next_run")?.unwrap_or(1);
+        p.put(keys::counter("next_run"), (id + 1).to_be_bytes().to_vec());
+        let run = ScoringRun {
+            id,
+            model_version: model.version.clone(),
+            as_of,
+            state: RunState::Running,
+            dry_run,
+            requested_by,
+            started_at_ms: now_ms,
+            finished_at_ms: None,
+            enterprises: 0,
+            classes: [0; 4],
+            regions: Vec::new(),
+            related: 0,
+            transitions: None,
+            activated_at_ms: None,
+            activated_by: String::new(),
+            activation_reason: String::new(),
+            error: String::new(),
+        };
+        p.put(sc::run_key(id), codec::encode(&run)?);
+        // The run is live for re-scoring from now on; if the commit fails the caller
+        // gets the error and the state is reset by `AbortRun`.
+        st.building = Some(Building { id, model, as_of });
+        Ok(Outcome::Run(Box::new(run)))
+    }
+
+    fn finish_run(
+        &self,
+        p: &mut Pending,
+        mut view: RunView,
+        now_ms: i64,
+    ) -> Result<(Outcome, Arc<RunView>)> {
+        let id = view.run.id;
+        let building = sc::read(&self.scoring)?.building.clone();
+        if building.as_ref().map(|b| b.id) != Some(id) {
+            return Err(Error::FailedPrecondition(format!(
+                "scoring run {id} is not being computed"
+            )));
+        }
+        // Enterprises written while the run was computed were re-scored onto it without
+        // relations; now the relation sources are known.
+        let today = Date::today();
+        let as_of = view.run.as_of.max(today);
+        let mut changed = Vec::new();
+        for kv in self.tree.scan_prefix(sc::overrides_prefix(id)) {
+            let (k, _) = kv?;
+            let u = Uscc::from_bytes(&k[9..])?;
+            changed.push(u);
+        }
+        for u in changed {
+            let Some(d) = p.doc(&u)?.cloned() else {
+                continue;
+            };
+            let mut o = rescore_one(&d, &view.model, as_of, Some(&view.sources), "", now_ms);
+            if let Some(old) = self.tree.get(sc::override_key(id, &u))? {
+                let old: Override = codec::decode(&old)?;
+                o.cause = old.cause;
+                o.at_ms = old.at_ms;
+            }
+            p.put(sc::override_key(id, &u), codec::encode(&o)?);
+        }
+        view.run.state = RunState::Complete;
+        view.run.finished_at_ms = Some(now_ms);
+        if !view.run.dry_run {
+            view.run.activated_at_ms = Some(now_ms);
+            view.run.activated_by = view.run.requested_by.clone();
+            view.run.activation_reason = "batch run (not a dry run)".into();
+            p.put(keys::counter("current_run"), id.to_be_bytes().to_vec());
+            p.put(
+                keys::counter("active_model"),
+                view.model.version.as_bytes().to_vec(),
+            );
+        }
+        p.put(sc::run_key(id), codec::encode(&view.run)?);
+        self.retire_old_runs(p, id)?;
+        let outcome = Outcome::Run(Box::new(view.run.clone()));
+        Ok((outcome, Arc::new(view)))
+    }
+
+    /// Deletes complete and aborted runs beyond the newest `keep_runs`, never the
+    /// current run, the candidate or `keep`.
+    fn retire_old_runs(&self, p: &mut Pending, keep: u64) -> Result<()> {
+        let st = sc::read(&self.scoring)?;
+        let protected: Vec<u64> = st
+            .current
+            .iter()
+            .chain(st.candidate.iter())
+            .map(|v| v.run.id)
+            .chain([keep])
+            .collect();
+        drop(st);
+        let runs = sc::list_runs(&self.tree)?;
+        let keep_n = self.options.keep_runs.max(1);
+        for r in runs.iter().skip(keep_n) {
+            if protected.contains(&r.id) || r.state == RunState::Running {
+                continue;
+            }
+            for prefix in [sc::run_prefix(r.id), sc::overrides_prefix(r.id)] {
+                for kv in self.tree.scan_prefix(prefix) {
+                    let (k, _) = kv?;
+                    p.del(k.to_vec());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn abort_run(&self, p: &mut Pending, id: u64, error: String, now_ms: i64) -> Result<Outcome> {
+        let mut run = sc::load_run(&self.tree, id)?
+            .ok_or_else(|| Error::NotFound(format!("scoring run {id}")))?;
+        run.state = RunState::Aborted;
+        run.error = error;
+        run.finished_at_ms = Some(now_ms);
+        for prefix in [sc::blocks_prefix(id), sc::overrides_prefix(id)] {
+            for kv in self.tree.scan_prefix(prefix) {
+                let (k, _) = kv?;
+                p.del(k.to_vec());
+            }
+        }
+        p.del(sc::sources_key(id));
+        p.put(sc::run_key(id), codec::encode(&run)?);
+        Ok(Outcome::Run(Box::new(run)))
+    }
+
+    fn activate_run(
+        &self,
+        p: &mut Pending,
+        id: u64,
+        by: String,
+        reason: String,
+        now_ms: i64,
+    ) -> Result<(Outcome, Arc<RunView>)> {
+        let st = sc::read(&self.scoring)?;
+        if st.current.as_ref().is_some_and(|v| v.run.id == id) {
+            return Err(Error::FailedPrecondition(format!(
+                "scoring run {id} is already current"
+            )));
+        }
+        let Some(candidate) = st.candidate.clone().filter(|v| v.run.id == id) else {
+            return Err(Error::FailedPrecondition(format!(
+                "scoring run {id} is not the pending dry run; only the latest complete dry run can be activated"
+            )));
+        };
+        drop(st);
+        let mut run = candidate.run.clone();
+        run.activated_at_ms = Some(now_ms);
+        run.activated_by = by;
+        run.activation_reason = reason;
+        p.put(sc::run_key(id), codec::encode(&run)?);
+        p.put(keys::counter("current_run"), id.to_be_bytes().to_vec());
+        p.put(
+            keys::counter("active_model"),
+            run.model_version.as_bytes().to_vec(),
+        );
+        let view = Arc::new(RunView {
+            run: run.clone(),
+            model: candidate.model.clone(),
+            entries: candidate.entries.clone(),
+            sources: candidate.sources.clone(),
+        });
+        Ok((Outcome::Run(Box::new(run)), view))
+    }
+}
+
+/// Scores one dossier for an override on a run.
+fn rescore_one(
+    d: &EnterpriseRecords,
+    model: &Model,
+    as_of: Date,
+    sources: Option<&HashMap<u64, u32>>,
+    cause: &str,
+    now_ms: i64,
+) -> Override {
+    let base = assess(d, false, model, as_of, |_| {});
+    let related = sources.is_some_and(|s| sc::related(s, sc::rep_key(d), base.relation_source));
+    let a = if related {
+        assess(d, true, model, as_of, |_| {})
+    } else {
+        base
+    };
+    let e = RunEntry::new(Uscc::placeholder(), &a, related);
+    Override {
+        class: e.class,
+        score: e.score,
+        flags: e.flags,
+        as_of,
+        cause: cause.to_string(),
+        at_ms: now_ms,
+    }
+}
+
+/// What a write op changes, for the re-score record.
+fn cause_of(op: &WriteOp) -> String {
+    match op {
+        WriteOp::UpsertEnterprise(_) => "UpsertEnterprise".into(),
+        WriteOp::RecordPenalty(x) => format!("RecordPenalty penalty/{}", x.decision_number),
+        WriteOp::FileAnnualReport(x) => format!("FileAnnualReport annual_report/{}", x.year),
+        WriteOp::AddListing(x) => format!("AddListing listing/{}", x.listing_id()),
+        WriteOp::RecordInspection(x) => {
+            format!("RecordInspectionResult inspection/{}", x.task_id)
+        }
+        WriteOp::Import(_) => "ImportRecords".into(),
+        WriteOp::SweepChunk { year, .. } => format!("SweepAnnualReports {year}"),
+        _ => String::new(),
     }
 }
 

@@ -12,6 +12,9 @@ use credit_risk::{
 };
 use tonic::transport::Channel;
 
+/// The registry client.
+pub type RegistryClient = RegistryServiceClient<Channel>;
+
 /// A running server and a client connected to it.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,

@@ -1,0 +1,123 @@
+//! In-process benchmarks the CLI runs on a stopped server's data directory (never in
+//! tests or CI): figures for BENCHMARKS.md.
+
+use std::{path::Path, time::Instant};
+
+use crate::{
+    domain::Date,
+    error::Result,
+    jobs::batch_scoring::{run_to_completion, BatchRequest},
+    store::{Store, StoreOptions},
+};
+
+/// Peak resident set of this process so far, KiB (Linux).
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Bare scans (one and two threads), then a full batch scoring run (and optionally a
+/// dry run against it); prints one JSON object per measurement.
+pub async fn scoring(
+    dir: &Path,
+    as_of: Date,
+    dry_run: bool,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let store = Store::open(dir, StoreOptions::default())?;
+    let enterprises = store.enterprise_count();
+    println!(
+        "{}",
+        serde_json::json!({"store": {"enterprises": enterprises, "bytes_on_disk": store.size_on_disk()?}})
+    );
+    let mut bare = Vec::new();
+    for threads in [1, 2] {
+        let s2 = store.clone();
+        let t = Instant::now();
+        let (keys, bytes) = tokio::task::spawn_blocking(move || s2.scan_raw(threads)).await??;
+        let secs = t.elapsed().as_secs_f64();
+        bare.push(secs);
+        println!(
+            "{}",
+            serde_json::json!({"bare_scan": {"threads": threads, "keys": keys, "bytes": bytes, "seconds": secs}})
+        );
+    }
+    let mut runs = vec![false];
+    if dry_run {
+        runs.push(true);
+    }
+    for dry in runs {
+        let t = Instant::now();
+        let run = run_to_completion(
+            store.clone(),
+            BatchRequest {
+                model_version: None,
+                as_of,
+                dry_run: dry,
+                requested_by: "bench".into(),
+            },
+            |_| {},
+        )
+        .await?;
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            serde_json::json!({"batch_scoring": {
+                "dry_run": dry,
+                "run_id": run.id,
+                "enterprises": run.enterprises,
+                "seconds": secs,
+                "per_second": run.enterprises as f64 / secs.max(1e-9),
+                "vs_bare_scan_1_thread": secs / bare[0].max(1e-9),
+                "vs_bare_scan_2_threads": secs / bare[1].max(1e-9),
+                "classes": {"A": run.classes[0], "B": run.classes[1], "C": run.classes[2], "D": run.classes[3]},
+                "related": run.related,
+                "transitions": run.transitions.as_ref().map(|t| t.matrix),
+                "peak_rss_kib": peak_rss_kib(),
+            }})
+        );
+    }
+    eprintln!("{}", distribution_table(&store)?);
+    store.close(std::time::Duration::from_secs(30))?;
+    Ok(())
+}
+
+/// Per-district class distribution of the current run, as a Markdown table (for the
+/// calibration report).
+pub fn distribution_table(store: &Store) -> Result<String> {
+    let Some(v) = store.current_run()? else {
+        return Ok("no current run".into());
+    };
+    let r = &v.run;
+    let pct = |n: u64, t: u64| 100.0 * n as f64 / (t.max(1) as f64);
+    let mut out = String::from("| region | district | enterprises | A % | B % | C % | D % |\n|---|---|---:|---:|---:|---:|---:|\n");
+    for (code, c) in &r.regions {
+        let t: u64 = c.iter().sum();
+        let name = crate::domain::RegionCode::parse("r", code)
+            .ok()
+            .and_then(|rc| rc.district_name())
+            .unwrap_or("");
+        out += &format!(
+            "| {code} | {name} | {t} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
+            pct(c[0], t),
+            pct(c[1], t),
+            pct(c[2], t),
+            pct(c[3], t)
+        );
+    }
+    let t = r.enterprises;
+    out += &format!(
+        "| all | | {t} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
+        pct(r.classes[0], t),
+        pct(r.classes[1], t),
+        pct(r.classes[2], t),
+        pct(r.classes[3], t)
+    );
+    Ok(out)
+}

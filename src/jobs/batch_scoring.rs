@@ -1,0 +1,392 @@
+//! The batch scoring job (批量评分): scores every enterprise under one model and as-of
+//! date into a new run.
+//!
+//! 1. `BeginRun` (through the writer): refused while another run is computed; from now
+//!    on writes re-score onto the new run as well.
+//! 2. Scan: every dossier once, two threads meeting in the middle; each enterprise is
+//!    scored without relations, and its legal-representative key kept.
+//! 3. Relations: the keys of D-class or serious-illegal-listed enterprises are counted;
+//!    the few enterprises sharing one (other than themselves) are re-scored with the
+//!    relation points. Linear, no pairwise comparison; relation points do not cascade.
+//! 4. Compare with the current run: the class-transition matrix and examples with the
+//!    indicators that moved them.
+//! 5. Write ≈ 3,400 result blocks, flush, then `FinishRun` (through the writer) makes the
+//!    run current in one step (or the pending candidate, for a dry run).
+//!
+//! Any error aborts the run (its partial results are dropped, the old run stays current);
+//! a crash is recovered at the next open the same way.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::sync::mpsc;
+
+use crate::{
+    domain::{
+        scoring::{assess, explain},
+        Centi, Date, Model, RiskClass,
+    },
+    error::{Error, Result},
+    store::{
+        scoring::{related, rep_key, FLAG_SOURCE},
+        Outcome, RunEntry, RunView, ScoringRun, Store, TransitionExample, Transitions, WriteOp,
+    },
+};
+
+/// What to score.
+#[derive(Clone, Debug)]
+pub struct BatchRequest {
+    /// Registered model version; `None` = the active model.
+    pub model_version: Option<String>,
+    /// As-of date.
+    pub as_of: Date,
+    /// Do not make the run current.
+    pub dry_run: bool,
+    /// Who asked (principal).
+    pub requested_by: String,
+}
+
+/// Progress of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    pub run_id: u64,
+    pub phase: &'static str,
+    pub processed: u64,
+    pub total: u64,
+    pub classes: [u64; 4],
+    pub elapsed: Duration,
+}
+
+/// An event of a running job.
+#[derive(Clone, Debug)]
+pub enum Event {
+    Progress(Progress),
+    Done(Box<ScoringRun>),
+    Failed(String),
+}
+
+/// Examples kept per changed (from, to) cell.
+const EXAMPLES_PER_CELL: usize = 2;
+
+/// Validates the request and starts the run; events arrive on the receiver. The job runs
+/// on its own thread and goes on if the receiver is dropped.
+pub async fn start(store: Store, req: BatchRequest) -> Result<(u64, mpsc::Receiver<Event>)> {
+    if req.as_of > Date::today() {
+        return Err(Error::invalid(
+            "as_of",
+            format!("{} is in the future", req.as_of),
+        ));
+    }
+    let model = match &req.model_version {
+        Some(v) => store
+            .model(v)?
+            .ok_or_else(|| Error::NotFound(format!("model_version: model {v:?}")))?,
+        None => store
+            .active_model()?
+            .ok_or_else(|| Error::FailedPrecondition("no active model".into()))?,
+    };
+    let run = match store
+        .write(
+            WriteOp::BeginRun {
+                model: model.clone(),
+                as_of: req.as_of,
+                dry_run: req.dry_run,
+                requested_by: req.requested_by.clone(),
+            },
+            None,
+        )
+        .await?
+    {
+        Outcome::Run(r) => *r,
+        other => return Err(Error::Corrupt(format!("BeginRun answered {other:?}"))),
+    };
+    let (tx, rx) = mpsc::channel(64);
+    let handle = tokio::runtime::Handle::current();
+    let id = run.id;
+    std::thread::Builder::new()
+        .name(format!("scoring-run-{id}"))
+        .spawn(move || {
+            let t0 = Instant::now();
+            let result = compute(&store, run, model, &tx, t0)
+                .and_then(|view| handle.block_on(store.write(WriteOp::FinishRun(view), None)));
+            match result {
+                Ok(Outcome::Run(r)) => {
+                    tracing::info!(run = r.id, seconds = t0.elapsed().as_secs_f64(), classes = ?r.classes, "scoring run complete");
+                    let _ = tx.blocking_send(Event::Done(r));
+                }
+                Ok(other) => {
+                    let _ = tx.blocking_send(Event::Failed(format!("unexpected {other:?}")));
+                }
+                Err(e) => {
+                    tracing::error!(run = id, error = %e, "scoring run failed; aborting it");
+                    let abort = WriteOp::AbortRun {
+                        id,
+                        error: e.to_string(),
+                    };
+                    if let Err(e2) = handle.block_on(store.write(abort, None)) {
+                        tracing::error!(run = id, error = %e2, "could not mark the run aborted");
+                    }
+                    let _ = tx.blocking_send(Event::Failed(e.to_string()));
+                }
+            }
+        })
+        .map_err(|e| Error::Unavailable(format!("cannot start scoring thread: {e}")))?;
+    Ok((id, rx))
+}
+
+/// Per-thread scan state.
+#[derive(Default)]
+struct Part {
+    entries: Vec<RunEntry>,
+    reps: Vec<u64>,
+    regions: HashMap<[u8; 6], [u64; 4]>,
+}
+
+fn compute(
+    store: &Store,
+    mut run: ScoringRun,
+    model: Arc<Model>,
+    tx: &mpsc::Sender<Event>,
+    t0: Instant,
+) -> Result<Box<RunView>> {
+    let total = store.enterprise_count();
+    let processed = AtomicU64::new(0);
+    let classes: [AtomicU64; 4] = Default::default();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let as_of = run.as_of;
+    let run_id = run.id;
+    let report = |phase: &'static str, processed: u64, classes: [u64; 4]| {
+        let _ = tx.try_send(Event::Progress(Progress {
+            run_id,
+            phase,
+            processed,
+            total,
+            classes,
+            elapsed: t0.elapsed(),
+        }));
+    };
+    let snapshot =
+        |c: &[AtomicU64; 4]| -> [u64; 4] { [0, 1, 2, 3].map(|i| c[i].load(Ordering::Relaxed)) };
+
+    // 2. Scan.
+    let parts = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(250));
+                report(
+                    "scan",
+                    processed.load(Ordering::Relaxed),
+                    snapshot(&classes),
+                );
+            }
+        });
+        let r = store.scan_dossiers(Part::default, |part, u, d| {
+            let a = assess(&d, false, &model, as_of, |_| {});
+            part.entries.push(RunEntry::new(u, &a, false));
+            part.reps.push(rep_key(&d).unwrap_or(0));
+            if let Some(e) = &d.enterprise {
+                part.regions.entry(*e.region.as_bytes()).or_default()[a.class.index()] += 1;
+            }
+            processed.fetch_add(1, Ordering::Relaxed);
+            classes[a.class.index()].fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        });
+        done.store(true, Ordering::Release);
+        r
+    })?;
+    let mut entries = Vec::with_capacity(processed.load(Ordering::Relaxed) as usize);
+    let mut reps = Vec::with_capacity(entries.capacity());
+    let mut regions: HashMap<[u8; 6], [u64; 4]> = HashMap::new();
+    for (i, p) in parts.into_iter().enumerate() {
+        if i == 0 {
+            entries.extend(p.entries);
+            reps.extend(p.reps);
+        } else {
+            entries.extend(p.entries.into_iter().rev());
+            reps.extend(p.reps.into_iter().rev());
+        }
+        for (r, c) in p.regions {
+            let t = regions.entry(r).or_default();
+            for k in 0..4 {
+                t[k] += c[k];
+            }
+        }
+    }
+    debug_assert!(entries.windows(2).all(|w| w[0].uscc < w[1].uscc));
+    let mut class_counts = snapshot(&classes);
+    report("relations", entries.len() as u64, class_counts);
+
+    // 3. Relations.
+    let mut sources: HashMap<u64, u32> = HashMap::new();
+    for (e, &rep) in entries.iter().zip(&reps) {
+        if rep != 0 && e.flags & FLAG_SOURCE != 0 {
+            *sources.entry(rep).or_default() += 1;
+        }
+    }
+    let mut related_count = 0u64;
+    for i in 0..entries.len() {
+        let rep = reps[i];
+        if rep == 0 || !related(&sources, Some(rep), entries[i].flags & FLAG_SOURCE != 0) {
+            continue;
+        }
+        let u = entries[i].uscc;
+        let Some(d) = store.enterprise_records(&u)? else {
+            continue;
+        };
+        let a = assess(&d, true, &model, as_of, |_| {});
+        let before = entries[i].class;
+        // Keep the source flag of the relation-free scoring (relations do not cascade).
+        let source = entries[i].flags & FLAG_SOURCE;
+        entries[i] = RunEntry::new(u, &a, true);
+        entries[i].flags = (entries[i].flags & !FLAG_SOURCE) | source;
+        related_count += 1;
+        if before != a.class {
+            class_counts[before.index()] -= 1;
+            class_counts[a.class.index()] += 1;
+            if let Some(e) = &d.enterprise {
+                let t = regions.entry(*e.region.as_bytes()).or_default();
+                t[before.index()] -= 1;
+                t[a.class.index()] += 1;
+            }
+        }
+    }
+
+    // 4. Compare with the current run.
+    report("compare", entries.len() as u64, class_counts);
+    let transitions = match store.current_run()? {
+        Some(cur) => Some(compare(store, &cur, &entries, &model, as_of)?),
+        None => None,
+    };
+
+    // 5. Write.
+    report("write", entries.len() as u64, class_counts);
+    store.write_run_results(run_id, &entries, &sources)?;
+    let mut regions: Vec<(String, [u64; 4])> = regions
+        .into_iter()
+        .map(|(r, c)| (String::from_utf8_lossy(&r).to_string(), c))
+        .collect();
+    regions.sort();
+    run.enterprises = entries.len() as u64;
+    run.classes = class_counts;
+    run.regions = regions;
+    run.related = related_count;
+    run.transitions = transitions;
+    report("activate", entries.len() as u64, class_counts);
+    Ok(Box::new(RunView {
+        run,
+        model,
+        entries,
+        sources,
+    }))
+}
+
+/// Class transitions from the current run to `entries`, with a few explained examples.
+fn compare(
+    store: &Store,
+    cur: &RunView,
+    entries: &[RunEntry],
+    model: &Model,
+    as_of: Date,
+) -> Result<Transitions> {
+    let mut t = Transitions {
+        baseline_run: cur.run.id,
+        ..Transitions::default()
+    };
+    let mut picked: Vec<(RunEntry, RunEntry)> = Vec::new();
+    let mut per_cell = [[0usize; 4]; 4];
+    let (mut i, mut j) = (0, 0);
+    let old = &cur.entries;
+    while j < entries.len() {
+        let new = entries[j];
+        match old
+            .get(i)
+            .map(|o| o.uscc.as_bytes().cmp(new.uscc.as_bytes()))
+        {
+            Some(std::cmp::Ordering::Less) => i += 1,
+            Some(std::cmp::Ordering::Equal) => {
+                let o = old[i];
+                t.matrix[o.class.index()][new.class.index()] += 1;
+                let cell = &mut per_cell[o.class.index()][new.class.index()];
+                if o.class != new.class && *cell < EXAMPLES_PER_CELL {
+                    *cell += 1;
+                    picked.push((o, new));
+                }
+                i += 1;
+                j += 1;
+            }
+            _ => {
+                t.new_enterprises += 1;
+                j += 1;
+            }
+        }
+    }
+    for (o, n) in picked {
+        let Some(d) = store.enterprise_records(&o.uscc)? else {
+            continue;
+        };
+        let (_, before) = explain(&d, o.related(), &cur.model, cur.run.as_of);
+        let (_, after) = explain(&d, n.related(), model, as_of);
+        t.examples.push(TransitionExample {
+            uscc: o.uscc,
+            from: o.class,
+            to: n.class,
+            from_score: o.score,
+            to_score: n.score,
+            moved: moved(&before, &after),
+        });
+    }
+    Ok(t)
+}
+
+/// Per indicator, total points before and after, where they differ.
+fn moved(
+    before: &[crate::domain::scoring::Explained],
+    after: &[crate::domain::scoring::Explained],
+) -> Vec<(String, Centi, Centi)> {
+    let mut sums: std::collections::BTreeMap<&'static str, (Centi, Centi)> = Default::default();
+    for f in before {
+        sums.entry(f.indicator.code()).or_default().0 += f.points;
+    }
+    for f in after {
+        sums.entry(f.indicator.code()).or_default().1 += f.points;
+    }
+    sums.into_iter()
+        .filter(|(_, (b, a))| b != a)
+        .map(|(k, (b, a))| (k.to_string(), b, a))
+        .collect()
+}
+
+/// Runs a whole batch in process (CLI and benchmarks): waits for completion, calling
+/// `on_progress` for each event.
+pub async fn run_to_completion(
+    store: Store,
+    req: BatchRequest,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<ScoringRun> {
+    let (_, mut rx) = start(store, req).await?;
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            Event::Progress(p) => on_progress(&p),
+            Event::Done(r) => return Ok(*r),
+            Event::Failed(e) => return Err(Error::Unavailable(format!("scoring run failed: {e}"))),
+        }
+    }
+    Err(Error::Unavailable(
+        "scoring run ended without a result".into(),
+    ))
+}
+
+/// Class counts as a readable string (for logs).
+pub fn describe_classes(c: &[u64; 4]) -> String {
+    RiskClass::ALL
+        .iter()
+        .map(|k| format!("{k}={}", c[k.index()]))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,3 @@
+//! Jobs that run beside the services: long, store-wide work with progress.
+
+pub mod batch_scoring;

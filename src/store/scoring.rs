@@ -1,0 +1,479 @@
+//! Scoring runs in the store: their results, the current-run pointer, incremental
+//! re-scores (overrides), registered models and the relation sources of each run.
+//!
+//! | key | value |
+//! |---|---|
+//! | `R run(8) 0x00` | [`ScoringRun`] metadata |
+//! | `R run 0x01 first_uscc(18)` | a block of up to [`BLOCK_ENTRIES`] packed [`RunEntry`]s, USCC order |
+//! | `R run 0x02` | relation sources: sorted (legal-rep key u64, count u32) pairs |
+//! | `O run uscc` | [`Override`]: the enterprise re-scored after a write, with its cause |
+//! | `M version` | a registered model's TOML |
+//! | `S current_run`, `S next_run` | u64 |
+//! | `S active_model` | version string |
+//!
+//! A run's results are ≈ 3,400 block values, not 3.5 M keys: writing them costs less
+//! than scoring, and the current run is held in memory (24 bytes per enterprise) so a
+//! lookup is a binary search. Readers see the old run or the new one because the
+//! current pointer (and the in-memory view) switch in one step after every block is
+//! written and flushed.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{codec, keys};
+use crate::{
+    domain::{scoring, Centi, Date, EnterpriseRecords, Model, RiskClass, Uscc},
+    error::{Error, Result},
+};
+
+/// Run keyspace.
+pub const RUNS: u8 = b'R';
+/// Override keyspace.
+pub const OVERRIDES: u8 = b'O';
+/// Model keyspace.
+pub const MODELS: u8 = b'M';
+/// Entries per result block.
+pub const BLOCK_ENTRIES: usize = 1024;
+/// Bytes of a packed entry.
+pub const ENTRY_LEN: usize = 24;
+
+/// Flag: the enterprise got the relation points.
+pub const FLAG_RELATED: u8 = 1;
+/// Flag: the enterprise makes others related.
+pub const FLAG_SOURCE: u8 = 2;
+/// Flag: a hard rule raised its class.
+pub const FLAG_HARD_RULE: u8 = 4;
+
+/// One enterprise's result in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunEntry {
+    pub uscc: Uscc,
+    pub class: RiskClass,
+    pub flags: u8,
+    pub score: Centi,
+}
+
+impl RunEntry {
+    /// From an assessment.
+    pub fn new(uscc: Uscc, a: &scoring::Assessment, related: bool) -> RunEntry {
+        let mut flags = 0;
+        if related {
+            flags |= FLAG_RELATED;
+        }
+        if a.relation_source {
+            flags |= FLAG_SOURCE;
+        }
+        if a.hard_rule.is_some() {
+            flags |= FLAG_HARD_RULE;
+        }
+        RunEntry {
+            uscc,
+            class: a.class,
+            flags,
+            score: a.score,
+        }
+    }
+
+    /// Whether it got the relation points.
+    pub fn related(&self) -> bool {
+        self.flags & FLAG_RELATED != 0
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.uscc.as_bytes());
+        out.push(self.class.index() as u8);
+        out.push(self.flags);
+        out.extend_from_slice(
+            &(self.score.clamp(i32::MIN as i64, i32::MAX as i64) as i32).to_be_bytes(),
+        );
+    }
+
+    fn decode(b: &[u8]) -> Result<RunEntry> {
+        let bad = || Error::Corrupt("bad run entry".into());
+        if b.len() != ENTRY_LEN {
+            return Err(bad());
+        }
+        Ok(RunEntry {
+            uscc: Uscc::from_bytes(&b[..18]).map_err(|_| bad())?,
+            class: RiskClass::from_index(b[18]).ok_or_else(bad)?,
+            flags: b[19],
+            score: i64::from(i32::from_be_bytes([b[20], b[21], b[22], b[23]])),
+        })
+    }
+}
+
+/// Lifecycle of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunState {
+    /// Being computed.
+    Running,
+    /// Every enterprise scored; may be (or have been) current.
+    Complete,
+    /// Stopped before completion (crash, error); never current.
+    Aborted,
+}
+
+/// Counts per class.
+pub type ClassCounts = [u64; 4];
+
+/// How a run's classes compare with another run's: `matrix[from][to]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transitions {
+    /// The run compared against (the current run when this one was computed).
+    pub baseline_run: u64,
+    /// Enterprises per (baseline class, this run's class).
+    pub matrix: [[u64; 4]; 4],
+    /// Enterprises only in this run.
+    pub new_enterprises: u64,
+    /// A few examples per changed cell.
+    pub examples: Vec<TransitionExample>,
+}
+
+/// One enterprise whose class changed, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionExample {
+    pub uscc: Uscc,
+    pub from: RiskClass,
+    pub to: RiskClass,
+    pub from_score: Centi,
+    pub to_score: Centi,
+    /// Indicators whose points differ: (code, before, after).
+    pub moved: Vec<(String, Centi, Centi)>,
+}
+
+/// A scoring run (评分批次).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoringRun {
+    pub id: u64,
+    pub model_version: String,
+    pub as_of: Date,
+    pub state: RunState,
+    /// Scored as a dry run: not made current when complete.
+    pub dry_run: bool,
+    pub requested_by: String,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    pub enterprises: u64,
+    pub classes: ClassCounts,
+    /// Per region code.
+    pub regions: Vec<(String, ClassCounts)>,
+    /// Enterprises that got the relation points.
+    pub related: u64,
+    pub transitions: Option<Transitions>,
+    pub activated_at_ms: Option<i64>,
+    pub activated_by: String,
+    pub activation_reason: String,
+    /// Why it was aborted.
+    pub error: String,
+}
+
+/// An enterprise re-scored after a write (增量重评), on top of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Override {
+    pub class: RiskClass,
+    pub score: Centi,
+    pub flags: u8,
+    pub as_of: Date,
+    /// What changed: the RPC and the record.
+    pub cause: String,
+    pub at_ms: i64,
+}
+
+/// A complete run, loaded for lookups.
+#[derive(Clone, Debug)]
+pub struct RunView {
+    pub run: ScoringRun,
+    pub model: Arc<Model>,
+    /// USCC order.
+    pub entries: Vec<RunEntry>,
+    /// Legal-rep key → number of source enterprises with it.
+    pub sources: HashMap<u64, u32>,
+}
+
+impl RunView {
+    /// The entry of `u`.
+    pub fn lookup(&self, u: &Uscc) -> Option<RunEntry> {
+        self.entries
+            .binary_search_by(|e| e.uscc.as_bytes().cmp(u.as_bytes()))
+            .ok()
+            .map(|i| self.entries[i])
+    }
+
+    /// Whether an enterprise with legal-rep key `rep` is related, given whether it is
+    /// itself a source.
+    pub fn related(&self, rep: Option<u64>, is_source: bool) -> bool {
+        related(&self.sources, rep, is_source)
+    }
+}
+
+/// Whether `rep` is shared with a source other than the enterprise itself.
+pub fn related(sources: &HashMap<u64, u32>, rep: Option<u64>, is_source: bool) -> bool {
+    match rep.and_then(|r| sources.get(&r)) {
+        Some(&n) => n > u32::from(is_source),
+        None => false,
+    }
+}
+
+/// The key the relation indicator groups enterprises by: the first 8 bytes of the
+/// hashed legal-representative id.
+pub fn rep_key(d: &EnterpriseRecords) -> Option<u64> {
+    d.enterprise
+        .as_ref()
+        .and_then(|e| e.legal_rep_hash)
+        .map(|h| u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]))
+}
+
+/// A run being computed: writes re-score onto it too.
+#[derive(Clone, Debug)]
+pub struct Building {
+    pub id: u64,
+    pub model: Arc<Model>,
+    pub as_of: Date,
+}
+
+/// What the writer and readers share about scoring.
+#[derive(Debug, Default)]
+pub struct ScoringState {
+    /// The current run.
+    pub current: Option<Arc<RunView>>,
+    /// A complete dry run that may be activated.
+    pub candidate: Option<Arc<RunView>>,
+    /// The run being computed.
+    pub building: Option<Building>,
+    /// The model new runs use unless told otherwise.
+    pub active_model: Option<Arc<Model>>,
+    /// Registered models by version.
+    pub models: HashMap<String, Arc<Model>>,
+}
+
+/// Shared handle.
+pub type SharedScoring = Arc<RwLock<ScoringState>>;
+
+/// Reads the state under its lock.
+pub fn read(s: &SharedScoring) -> Result<std::sync::RwLockReadGuard<'_, ScoringState>> {
+    s.read()
+        .map_err(|_| Error::Unavailable("scoring state poisoned".into()))
+}
+
+/// Writes the state under its lock.
+pub fn write(s: &SharedScoring) -> Result<std::sync::RwLockWriteGuard<'_, ScoringState>> {
+    s.write()
+        .map_err(|_| Error::Unavailable("scoring state poisoned".into()))
+}
+
+// ---- keys ----------------------------------------------------------------------------
+
+/// `R run 0x00`.
+pub fn run_key(id: u64) -> Vec<u8> {
+    let mut k = vec![RUNS];
+    k.extend_from_slice(&id.to_be_bytes());
+    k.push(0);
+    k
+}
+
+/// `R run 0x01`: prefix of the blocks.
+pub fn blocks_prefix(id: u64) -> Vec<u8> {
+    let mut k = vec![RUNS];
+    k.extend_from_slice(&id.to_be_bytes());
+    k.push(1);
+    k
+}
+
+/// `R run 0x02`.
+pub fn sources_key(id: u64) -> Vec<u8> {
+    let mut k = vec![RUNS];
+    k.extend_from_slice(&id.to_be_bytes());
+    k.push(2);
+    k
+}
+
+/// `R run`: everything of a run.
+pub fn run_prefix(id: u64) -> Vec<u8> {
+    let mut k = vec![RUNS];
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// `O run`: the overrides of a run.
+pub fn overrides_prefix(id: u64) -> Vec<u8> {
+    let mut k = vec![OVERRIDES];
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// `O run uscc`.
+pub fn override_key(id: u64, u: &Uscc) -> Vec<u8> {
+    let mut k = overrides_prefix(id);
+    k.extend_from_slice(u.as_bytes());
+    k
+}
+
+/// `M version`.
+pub fn model_key(version: &str) -> Vec<u8> {
+    let mut k = vec![MODELS];
+    k.extend_from_slice(version.as_bytes());
+    k
+}
+
+fn u64_value(v: &[u8]) -> Result<u64> {
+    <[u8; 8]>::try_from(v)
+        .map(u64::from_be_bytes)
+        .map_err(|_| Error::Corrupt("bad u64 value".into()))
+}
+
+/// Reads a u64 counter.
+pub fn get_counter(tree: &sled::Tree, name: &str) -> Result<Option<u64>> {
+    tree.get(keys::counter(name))?
+        .map(|v| u64_value(&v))
+        .transpose()
+}
+
+// ---- blocks ----------------------------------------------------------------------------
+
+/// Packs entries (USCC order) into (key, value) blocks.
+pub fn encode_blocks(id: u64, entries: &[RunEntry]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    entries
+        .chunks(BLOCK_ENTRIES)
+        .map(|chunk| {
+            let mut k = blocks_prefix(id);
+            k.extend_from_slice(chunk[0].uscc.as_bytes());
+            let mut v = Vec::with_capacity(1 + chunk.len() * ENTRY_LEN);
+            v.push(codec::VALUE_VERSION);
+            for e in chunk {
+                e.encode(&mut v);
+            }
+            (k, v)
+        })
+        .collect()
+}
+
+fn decode_block(v: &[u8], out: &mut Vec<RunEntry>) -> Result<()> {
+    match v.split_first() {
+        Some((&codec::VALUE_VERSION, rest)) if rest.len() % ENTRY_LEN == 0 => {
+            for c in rest.chunks_exact(ENTRY_LEN) {
+                out.push(RunEntry::decode(c)?);
+            }
+            Ok(())
+        }
+        _ => Err(Error::Corrupt("bad result block".into())),
+    }
+}
+
+/// Every entry of a run.
+pub fn load_entries(tree: &sled::Tree, id: u64) -> Result<Vec<RunEntry>> {
+    let mut out = Vec::new();
+    for kv in tree.scan_prefix(blocks_prefix(id)) {
+        let (_, v) = kv?;
+        decode_block(&v, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// The entry of `u` in run `id`, read from its block.
+pub fn lookup_entry(tree: &sled::Tree, id: u64, u: &Uscc) -> Result<Option<RunEntry>> {
+    let prefix = blocks_prefix(id);
+    let mut k = prefix.clone();
+    k.extend_from_slice(u.as_bytes());
+    let Some(kv) = tree.range(prefix.clone()..=k).next_back() else {
+        return Ok(None);
+    };
+    let (bk, v) = kv?;
+    if !bk.starts_with(&prefix) {
+        return Ok(None);
+    }
+    let mut entries = Vec::new();
+    decode_block(&v, &mut entries)?;
+    Ok(entries
+        .binary_search_by(|e| e.uscc.as_bytes().cmp(u.as_bytes()))
+        .ok()
+        .map(|i| entries[i]))
+}
+
+/// Encodes relation sources.
+pub fn encode_sources(sources: &HashMap<u64, u32>) -> Vec<u8> {
+    let mut pairs: Vec<_> = sources.iter().map(|(k, v)| (*k, *v)).collect();
+    pairs.sort_unstable();
+    let mut out = Vec::with_capacity(1 + pairs.len() * 12);
+    out.push(codec::VALUE_VERSION);
+    for (k, n) in pairs {
+        out.extend_from_slice(&k.to_be_bytes());
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+    out
+}
+
+/// Reads a run's relation sources.
+pub fn load_sources(tree: &sled::Tree, id: u64) -> Result<HashMap<u64, u32>> {
+    let Some(v) = tree.get(sources_key(id))? else {
+        return Ok(HashMap::new());
+    };
+    match v.split_first() {
+        Some((&codec::VALUE_VERSION, rest)) if rest.len() % 12 == 0 => Ok(rest
+            .chunks_exact(12)
+            .map(|c| {
+                let mut k = [0u8; 8];
+                k.copy_from_slice(&c[..8]);
+                let mut n = [0u8; 4];
+                n.copy_from_slice(&c[8..]);
+                (u64::from_be_bytes(k), u32::from_be_bytes(n))
+            })
+            .collect()),
+        _ => Err(Error::Corrupt("bad relation sources".into())),
+    }
+}
+
+/// Reads a run's metadata.
+pub fn load_run(tree: &sled::Tree, id: u64) -> Result<Option<ScoringRun>> {
+    tree.get(run_key(id))?
+        .map(|v| codec::decode(&v))
+        .transpose()
+}
+
+/// Every run, newest first.
+pub fn list_runs(tree: &sled::Tree) -> Result<Vec<ScoringRun>> {
+    let mut out = Vec::new();
+    for kv in tree.scan_prefix([RUNS]).rev() {
+        let (k, v) = kv?;
+        if k.len() == 10 && k[9] == 0 {
+            out.push(codec::decode(&v)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a registered model.
+pub fn load_model(tree: &sled::Tree, version: &str) -> Result<Option<Model>> {
+    match tree.get(model_key(version))? {
+        Some(v) => {
+            let text = std::str::from_utf8(&v[1..])
+                .map_err(|_| Error::Corrupt(format!("model {version} is not UTF-8")))?;
+            Model::parse(text)
+                .map(Some)
+                .map_err(|e| Error::Corrupt(format!("stored model {version}: {e}")))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Value of a model key.
+pub fn model_value(m: &Model) -> Vec<u8> {
+    let mut v = vec![codec::VALUE_VERSION];
+    v.extend_from_slice(m.source.as_bytes());
+    v
+}
+
+/// Loads a complete run as a view.
+pub fn load_view(tree: &sled::Tree, run: ScoringRun, model: Arc<Model>) -> Result<RunView> {
+    let entries = load_entries(tree, run.id)?;
+    let sources = load_sources(tree, run.id)?;
+    Ok(RunView {
+        run,
+        model,
+        entries,
+        sources,
+    })
+}

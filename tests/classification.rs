@@ -1,0 +1,543 @@
+//! ClassificationService end to end over real gRPC on a loopback port.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use credit_risk::{
+    domain::{Date, Model},
+    proto::{self as pb, classification_service_client::ClassificationServiceClient},
+    store::{Outcome, RunState, WriteOp},
+};
+use tonic::{transport::Channel, Code};
+
+async fn classification_client(s: &TestServer) -> ClassificationServiceClient<Channel> {
+    ClassificationServiceClient::connect(format!("http://{}", s.addr))
+        .await
+        .expect("connect")
+}
+
+/// A young enterprise with no supervision flag and nothing on record: no reports are
+/// due yet, so it scores only the new-enterprise points.
+fn young(uscc: &str, rep: &str) -> pb::Enterprise {
+    let mut e = enterprise(uscc);
+    e.established_on = Date::today().add_days(-100).to_string();
+    e.supervision_flags.clear();
+    e.legal_rep_id_hash = rep.into();
+    e
+}
+
+fn rep(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+async fn add_listing(c: &mut RegistryClient, uscc: &str, kind: pb::ListKind, days_ago: i32) {
+    c.add_listing(pb::AddListingRequest {
+        request_id: String::new(),
+        listing: Some(pb::Listing {
+            uscc: uscc.into(),
+            kind: kind as i32,
+            reason: pb::ListingReason::UnreachableAtAddress as i32,
+            listed_on: Date::today().add_days(-days_ago).to_string(),
+            authority: "上海市市场监督管理局".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .expect("listing");
+}
+
+/// Runs a batch and returns the final summary, checking the progress events.
+async fn run_batch(
+    c: &mut ClassificationServiceClient<Channel>,
+    req: pb::RunBatchScoringRequest,
+) -> Result<pb::ScoringRun, tonic::Status> {
+    let mut stream = c.run_batch_scoring(req).await?.into_inner();
+    let mut last_processed = 0;
+    while let Some(ev) = stream.message().await? {
+        match ev.event {
+            Some(pb::batch_scoring_event::Event::Progress(p)) => {
+                assert!(p.processed >= last_processed, "progress goes forward");
+                last_processed = p.processed;
+            }
+            Some(pb::batch_scoring_event::Event::Done(r)) => return Ok(r),
+            None => panic!("empty event"),
+        }
+    }
+    panic!("stream ended without a summary")
+}
+
+fn today_req() -> pb::RunBatchScoringRequest {
+    pb::RunBatchScoringRequest {
+        as_of: Date::today().to_string(),
+        ..Default::default()
+    }
+}
+
+async fn classify(c: &mut ClassificationServiceClient<Channel>, u: &str) -> pb::Classification {
+    c.get_classification(pb::GetClassificationRequest {
+        uscc: u.into(),
+        run_id: 0,
+    })
+    .await
+    .expect("classification")
+    .into_inner()
+}
+
+fn codes(c: &pb::Classification) -> Vec<&str> {
+    c.factors.iter().map(|f| f.code.as_str()).collect()
+}
+
+#[tokio::test]
+async fn model_is_served_and_bad_models_are_refused_naming_the_key() {
+    let s = TestServer::start().await;
+    let mut k = classification_client(&s).await;
+    let m = k
+        .get_model(pb::GetModelRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(m.active);
+    assert_eq!(m.version, Model::builtin().version);
+    assert!(m.cut_point_b < m.cut_point_c && m.cut_point_c < m.cut_point_d);
+    let fine = m
+        .indicators
+        .iter()
+        .find(|i| i.code == "PENALTY_FINE")
+        .unwrap();
+    assert_eq!(
+        (fine.reads.as_str(), fine.dimension.as_str()),
+        ("penalty", "supervision")
+    );
+    assert!(fine.window_days > 0);
+    assert_eq!(m.hard_rules.len(), 2);
+
+    let bad = m
+        .toml
+        .replace("code = \"PENALTY_FINE\"", "code = \"PENALTY_FIEN\"");
+    let err = k
+        .register_model(pb::RegisterModelRequest { toml: bad })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("toml.indicator[8].code"),
+        "{}",
+        err.message()
+    );
+    let overlapping = m.toml.replace("c = 20", "c = 6");
+    let err = k
+        .register_model(pb::RegisterModelRequest { toml: overlapping })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("cut_points"), "{}", err.message());
+    let changed_same_version = m.toml.replace("d = 45", "d = 50");
+    let err = k
+        .register_model(pb::RegisterModelRequest {
+            toml: changed_same_version,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let err = k
+        .get_model(pb::GetModelRequest {
+            version: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn batch_scoring_classifies_explains_and_rescores_on_writes() {
+    let s = TestServer::start().await;
+    let mut c = s.client.clone();
+    let mut k = classification_client(&s).await;
+    let clean = uscc_n(b'1', 10);
+    let fined = uscc_n(b'1', 11);
+    let serious = uscc_n(b'1', 12);
+    let abnormal = uscc_n(b'1', 13);
+    let related = uscc_n(b'1', 14);
+
+    let err = k
+        .get_classification(pb::GetClassificationRequest {
+            uscc: clean.clone(),
+            run_id: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "no run yet");
+
+    for (u, r) in [
+        (&clean, 1),
+        (&fined, 2),
+        (&serious, 3),
+        (&abnormal, 4),
+        (&related, 3),
+    ] {
+        put_enterprise(&mut c, young(u, &rep(r))).await;
+    }
+    let recent = Date::today().add_days(-30).to_string();
+    c.record_penalty(pb::RecordPenaltyRequest {
+        request_id: String::new(),
+        penalty: Some(fine(&fined, "沪浦市监罚〔2026〕1号", &recent, 5000)),
+    })
+    .await
+    .unwrap();
+    add_listing(&mut c, &serious, pb::ListKind::SeriousIllegal, 20).await;
+    add_listing(&mut c, &abnormal, pb::ListKind::AbnormalOperations, 20).await;
+
+    let run = run_batch(&mut k, today_req()).await.unwrap();
+    assert!(run.current && !run.dry_run);
+    assert_eq!(run.state, "COMPLETE");
+    assert_eq!(run.enterprises, 5);
+    let counts = run.classes.unwrap();
+    assert_eq!(counts.a + counts.b + counts.c + counts.d, 5);
+    assert_eq!(run.related, 1);
+    assert_eq!(run.regions.len(), 1);
+    assert_eq!(run.regions[0].region_code, "310115");
+
+    let a = classify(&mut k, &clean).await;
+    assert_eq!(a.risk_class, pb::RiskClass::A as i32);
+    assert_eq!(codes(&a), ["NEW_ENTERPRISE"]);
+    assert_eq!(a.run_id, run.run_id);
+    assert!(a.factors_reproduce_score);
+    assert!(a.rescored_cause.is_empty());
+
+    let f = classify(&mut k, &fined).await;
+    assert!(f.score > a.score);
+    let pen = f.factors.iter().find(|x| x.code == "PENALTY_FINE").unwrap();
+    assert_eq!(pen.record, "penalty/沪浦市监罚〔2026〕1号");
+    assert!(!pen.description_zh.is_empty() && !pen.description_en.is_empty());
+    let sum: f64 = f.factors.iter().map(|x| x.points).sum();
+    assert!((sum - f.score).abs() < 1e-6, "factors add up to the score");
+
+    let d = classify(&mut k, &serious).await;
+    assert_eq!(d.risk_class, pb::RiskClass::D as i32);
+    assert!(codes(&d).contains(&"SERIOUS_ILLEGAL_LISTING"));
+    let ab = classify(&mut k, &abnormal).await;
+    assert!(ab.risk_class >= pb::RiskClass::C as i32);
+    let rel = classify(&mut k, &related).await;
+    let relf = rel
+        .factors
+        .iter()
+        .find(|x| x.code == "RELATED_HIGH_RISK")
+        .expect("relation factor");
+    assert_eq!(relf.record, "relation/legal_representative");
+    assert_eq!(relf.dimension, "relations");
+
+    // A write re-scores at once, recording its cause, on top of the same run.
+    c.record_penalty(pb::RecordPenaltyRequest {
+        request_id: String::new(),
+        penalty: Some(fine(&clean, "沪浦市监罚〔2026〕2号", &recent, 200_000)),
+    })
+    .await
+    .unwrap();
+    let after = classify(&mut k, &clean).await;
+    assert_eq!(after.run_id, run.run_id);
+    assert!(after.score > a.score);
+    assert_eq!(
+        after.rescored_cause,
+        "RecordPenalty penalty/沪浦市监罚〔2026〕2号"
+    );
+    assert!(!after.rescored_at.is_empty());
+    assert!(codes(&after).contains(&"PENALTY_LARGE_AMOUNT"));
+    assert!(after.factors_reproduce_score);
+
+    // A new enterprise registered after the run is classified too.
+    let late = uscc_n(b'1', 15);
+    put_enterprise(&mut c, young(&late, &rep(9))).await;
+    let l = classify(&mut k, &late).await;
+    assert_eq!(l.rescored_cause, "UpsertEnterprise");
+
+    // The credit report carries the class and its explanation.
+    let report = c
+        .get_credit_report(pb::GetCreditReportRequest {
+            uscc: clean.clone(),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let rc = report.classification.expect("class in the credit report");
+    assert_eq!(rc.score, after.score);
+
+    let runs = k
+        .list_scoring_runs(pb::ListScoringRunsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
+    assert_eq!(runs.len(), 1);
+    let got = k
+        .get_scoring_run(pb::GetScoringRunRequest { run_id: run.run_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.classes, run.classes);
+    let err = k
+        .get_scoring_run(pb::GetScoringRunRequest { run_id: 99 })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = k
+        .get_classification(pb::GetClassificationRequest {
+            uscc: "91310115MA1K3BTP2C".into(),
+            run_id: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("uscc"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_batch_requests_are_refused() {
+    let s = TestServer::start().await;
+    let mut c = s.client.clone();
+    let mut k = classification_client(&s).await;
+    put_enterprise(&mut c, young(&uscc_n(b'1', 1), "")).await;
+    let err = run_batch(
+        &mut k,
+        pb::RunBatchScoringRequest {
+            as_of: Date::today().add_days(1).to_string(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("as_of"));
+    let err = run_batch(
+        &mut k,
+        pb::RunBatchScoringRequest {
+            model_version: "no-such-model".into(),
+            ..today_req()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(err.message().contains("model_version"));
+
+    // A run being computed (begun directly in the store) refuses a second one.
+    let model = s.store.active_model().unwrap().unwrap();
+    let begun = s
+        .store
+        .write(
+            WriteOp::BeginRun {
+                model,
+                as_of: Date::today(),
+                dry_run: false,
+                requested_by: "test".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let Outcome::Run(begun) = begun else {
+        panic!("run")
+    };
+    let err = run_batch(&mut k, today_req()).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains(&begun.id.to_string()));
+    s.store
+        .write(
+            WriteOp::AbortRun {
+                id: begun.id,
+                error: "test".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let run = run_batch(&mut k, today_req()).await.unwrap();
+    assert!(run.current);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn dry_run_reports_transitions_and_activation_is_explicit() {
+    let s = TestServer::start().await;
+    let mut c = s.client.clone();
+    let mut k = classification_client(&s).await;
+    let fined = uscc_n(b'1', 21);
+    put_enterprise(&mut c, young(&uscc_n(b'1', 20), "")).await;
+    put_enterprise(&mut c, young(&fined, "")).await;
+    c.record_penalty(pb::RecordPenaltyRequest {
+        request_id: String::new(),
+        penalty: Some(fine(
+            &fined,
+            "沪浦市监罚〔2026〕9号",
+            &Date::today().add_days(-10).to_string(),
+            100,
+        )),
+    })
+    .await
+    .unwrap();
+    let first = run_batch(&mut k, today_req()).await.unwrap();
+    let before = classify(&mut k, &fined).await;
+
+    // A stricter candidate: fines weigh three times as much.
+    let toml = Model::builtin()
+        .source
+        .replace("version = \"cr-2026.1\"", "version = \"cr-2026.1-strict\"")
+        .replace(
+            "code = \"PENALTY_FINE\"\ndimension = \"supervision\"\nreads = \"penalty\"\npoints = 8",
+            "code = \"PENALTY_FINE\"\ndimension = \"supervision\"\nreads = \"penalty\"\npoints = 24",
+        );
+    let m = k
+        .register_model(pb::RegisterModelRequest { toml })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!m.active);
+    let dry = run_batch(
+        &mut k,
+        pb::RunBatchScoringRequest {
+            model_version: m.version.clone(),
+            dry_run: true,
+            ..today_req()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(dry.dry_run && !dry.current);
+    let t = dry
+        .transitions
+        .expect("transitions against the current run");
+    assert_eq!(t.baseline_run_id, first.run_id);
+    let moved: u64 = t
+        .cells
+        .iter()
+        .filter(|c| c.from != c.to)
+        .map(|c| c.enterprises)
+        .sum();
+    assert_eq!(moved, 1, "{t:?}");
+    let ex = &t.examples[0];
+    assert_eq!(ex.uscc, fined);
+    assert_eq!(ex.moved[0].code, "PENALTY_FINE");
+    assert!(ex.moved[0].points_after > ex.moved[0].points_before);
+
+    // Readers still see the current run.
+    let still = classify(&mut k, &fined).await;
+    assert_eq!(still.run_id, first.run_id);
+    assert_eq!(still.score, before.score);
+    // The dry run can be read by id.
+    let in_dry = k
+        .get_classification(pb::GetClassificationRequest {
+            uscc: fined.clone(),
+            run_id: dry.run_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(in_dry.score > before.score);
+    assert_eq!(in_dry.model_version, "cr-2026.1-strict");
+
+    let err = k
+        .activate_scoring_run(pb::ActivateScoringRunRequest {
+            request_id: String::new(),
+            run_id: dry.run_id,
+            reason: " ".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = k
+        .activate_scoring_run(pb::ActivateScoringRunRequest {
+            request_id: String::new(),
+            run_id: first.run_id,
+            reason: "again".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let active = k
+        .activate_scoring_run(pb::ActivateScoringRunRequest {
+            request_id: "act-1".into(),
+            run_id: dry.run_id,
+            reason: "approved by the risk committee".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(active.current);
+    assert_eq!(active.activation_reason, "approved by the risk committee");
+    assert!(!active.activated_at.is_empty());
+    let now = classify(&mut k, &fined).await;
+    assert_eq!(now.run_id, dry.run_id);
+    assert_eq!(now.model_version, "cr-2026.1-strict");
+    let m = k
+        .get_model(pb::GetModelRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(m.version, "cr-2026.1-strict");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_interrupted_run_leaves_the_previous_run_current() {
+    let s = TestServer::start().await;
+    let mut c = s.client.clone();
+    let mut k = classification_client(&s).await;
+    let u = uscc_n(b'1', 30);
+    put_enterprise(&mut c, young(&u, "")).await;
+    let first = run_batch(&mut k, today_req()).await.unwrap();
+    let model = s.store.active_model().unwrap().unwrap();
+    let Outcome::Run(begun) = s
+        .store
+        .write(
+            WriteOp::BeginRun {
+                model: Arc::clone(&model),
+                as_of: Date::today(),
+                dry_run: false,
+                requested_by: "test".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("run")
+    };
+    // Partial results of the interrupted run.
+    s.store
+        .write_run_results(begun.id, &[], &Default::default())
+        .unwrap();
+    let dir = s.dir.clone();
+    let tmp = s.stop().await;
+    let s = TestServer::start_at(&dir).await;
+    let runs = s.store.runs().unwrap();
+    let interrupted = runs.iter().find(|r| r.id == begun.id).unwrap();
+    assert_eq!(interrupted.state, RunState::Aborted);
+    assert!(interrupted.error.contains("interrupted"));
+    let mut k = classification_client(&s).await;
+    assert_eq!(classify(&mut k, &u).await.run_id, first.run_id);
+    // And a new run can be started.
+    let again = run_batch(&mut k, today_req()).await.unwrap();
+    assert!(again.current && again.run_id > begun.id);
+    s.stop().await;
+    drop(tmp);
+}
+
+#[tokio::test]
+async fn a_generated_city_is_classified_consistently() {
+    let s = TestServer::start().await;
+    credit_risk::demo::load(&s.store, 400).await.unwrap();
+    let mut k = classification_client(&s).await;
+    let run = run_batch(&mut k, today_req()).await.unwrap();
+    assert_eq!(run.enterprises, s.store.enterprise_count());
+    let view = s.store.current_run().unwrap().unwrap();
+    for e in view.entries.iter().step_by(7) {
+        let c = classify(&mut k, &e.uscc.to_string()).await;
+        assert!(c.factors_reproduce_score, "{c:?}");
+        let sum: f64 = c.factors.iter().map(|x| x.points).sum();
+        assert!((sum - c.score).abs() < 1e-6);
+    }
+    s.stop().await;
+}
