@@ -29,8 +29,13 @@ pub async fn scoring(
     dir: &Path,
     as_of: Date,
     dry_run: bool,
+    cache_mb: Option<u64>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let store = Store::open(dir, StoreOptions::default())?;
+    let mut options = StoreOptions::default();
+    if let Some(mb) = cache_mb {
+        options.cache_bytes = mb * 1024 * 1024;
+    }
+    let store = Store::open(dir, options)?;
     let enterprises = store.enterprise_count();
     println!(
         "{}",
@@ -54,6 +59,7 @@ pub async fn scoring(
     }
     for dry in runs {
         let t = Instant::now();
+        let mut phases: Vec<(&'static str, f64)> = Vec::new();
         let run = run_to_completion(
             store.clone(),
             BatchRequest {
@@ -62,7 +68,11 @@ pub async fn scoring(
                 dry_run: dry,
                 requested_by: "bench".into(),
             },
-            |_| {},
+            |p| {
+                if phases.last().map(|x| x.0) != Some(p.phase) {
+                    phases.push((p.phase, p.elapsed.as_secs_f64()));
+                }
+            },
         )
         .await?;
         let secs = t.elapsed().as_secs_f64();
@@ -80,6 +90,26 @@ pub async fn scoring(
                 "related": run.related,
                 "transitions": run.transitions.as_ref().map(|t| t.matrix),
                 "peak_rss_kib": peak_rss_kib(),
+                "phase_started_at_seconds": phases.iter().map(|(p, t)| serde_json::json!({*p: t})).collect::<Vec<_>>(),
+            }})
+        );
+    }
+    if let Some(v) = store.current_run()? {
+        // Score quantiles at the reference city's class boundaries (DOMAIN.md §2:
+        // A 65.4 %, B 25.3 %, C 7.7 %, D 1.5 %): the cut points that would reproduce it.
+        let mut scores: Vec<i32> = v.entries.iter().map(|e| e.score).collect();
+        scores.sort_unstable();
+        let q = |p: f64| {
+            let i = ((scores.len() as f64 * p) as usize).min(scores.len().saturating_sub(1));
+            f64::from(scores.get(i).copied().unwrap_or(0)) / 100.0
+        };
+        println!(
+            "{}",
+            serde_json::json!({"calibration": {
+                "score_at_65.4%": q(0.654),
+                "score_at_90.7%": q(0.907),
+                "score_at_98.4%": q(0.984),
+                "p50": q(0.5), "p99": q(0.99), "p99.9": q(0.999),
             }})
         );
     }

@@ -147,6 +147,9 @@ enum Command {
         /// Also score a dry run (the comparison against the current run).
         #[arg(long)]
         dry_run: bool,
+        /// sled cache size in MiB [default: the store default].
+        #[arg(long)]
+        cache_mb: Option<u64>,
     },
 }
 
@@ -337,11 +340,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             data_dir,
             as_of,
             dry_run,
+            cache_mb,
         } => {
             init_logging("warn", false);
             let as_of = Date::parse("--as-of", &as_of)?;
             let rt = runtime(0)?;
-            rt.block_on(bench::scoring(&data_dir, as_of, dry_run))
+            rt.block_on(bench::scoring(&data_dir, as_of, dry_run, cache_mb))
         }
     }
 }

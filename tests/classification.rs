@@ -126,13 +126,13 @@ async fn model_is_served_and_bad_models_are_refused_naming_the_key() {
         "{}",
         err.message()
     );
-    let overlapping = m.toml.replace("c = 20", "c = 6");
+    let overlapping = m.toml.replace("c = 14", "c = 3");
     let err = k
         .register_model(pb::RegisterModelRequest { toml: overlapping })
         .await
         .unwrap_err();
     assert!(err.message().contains("cut_points"), "{}", err.message());
-    let changed_same_version = m.toml.replace("d = 45", "d = 50");
+    let changed_same_version = m.toml.replace("d = 35", "d = 50");
     let err = k
         .register_model(pb::RegisterModelRequest {
             toml: changed_same_version,

@@ -336,8 +336,8 @@ fn compare(
             uscc: o.uscc,
             from: o.class,
             to: n.class,
-            from_score: o.score,
-            to_score: n.score,
+            from_score: o.score.into(),
+            to_score: n.score.into(),
             moved: moved(&before, &after),
         });
     }

@@ -277,10 +277,9 @@ impl ClassificationService for ClassificationApi {
         let r = req.get_ref();
         let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
         let run = (r.run_id != 0).then_some(r.run_id);
-        let store = self.store.clone();
-        let c = tokio::task::spawn_blocking(move || store.classify(&u, run))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))??;
+        // Two point reads and an in-memory binary search: short enough for the runtime
+        // thread (like GetEnterprise), cheaper than a hand-off to the blocking pool.
+        let c = self.store.classify(&u, run)?;
         Ok(Response::new(classification_pb(&c)))
     }
 

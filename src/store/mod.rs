@@ -70,7 +70,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            cache_bytes: 512 * 1024 * 1024,
+            cache_bytes: 256 * 1024 * 1024,
             max_group: 512,
             queue_depth: 1024,
             keep_runs: 7,
@@ -297,11 +297,11 @@ impl Store {
         let (class, score, flags, as_of) = match (&rescored, &view) {
             (Some(o), _) => (o.class, o.score, o.flags, o.as_of),
             (None, Some(v)) => match v.lookup(u) {
-                Some(e) => (e.class, e.score, e.flags, as_of),
+                Some(e) => (e.class, e.score.into(), e.flags, as_of),
                 None => return Err(self.not_classified(u, run_id)),
             },
             (None, None) => match scoring::lookup_entry(tree, run_id, u)? {
-                Some(e) => (e.class, e.score, e.flags, as_of),
+                Some(e) => (e.class, e.score.into(), e.flags, as_of),
                 None => return Err(self.not_classified(u, run_id)),
             },
         };

@@ -723,7 +723,7 @@ fn rescore_one(
     let e = RunEntry::new(Uscc::placeholder(), &a, related);
     Override {
         class: e.class,
-        score: e.score,
+        score: e.score.into(),
         flags: e.flags,
         as_of,
         cause: cause.to_string(),
