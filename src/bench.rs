@@ -41,16 +41,38 @@ pub async fn scoring(
         "{}",
         serde_json::json!({"store": {"enterprises": enterprises, "bytes_on_disk": store.size_on_disk()?}})
     );
+    // A warm-up pass first, so every measurement below starts from the same cache state.
     let mut bare = Vec::new();
-    for threads in [1, 2] {
+    for (label, threads) in [("warm_up", 1), ("bare_scan", 1), ("bare_scan", 2)] {
         let s2 = store.clone();
         let t = Instant::now();
         let (keys, bytes) = tokio::task::spawn_blocking(move || s2.scan_raw(threads)).await??;
         let secs = t.elapsed().as_secs_f64();
-        bare.push(secs);
+        if label == "bare_scan" {
+            bare.push(secs);
+        }
         println!(
             "{}",
-            serde_json::json!({"bare_scan": {"threads": threads, "keys": keys, "bytes": bytes, "seconds": secs}})
+            serde_json::json!({label: {"threads": threads, "keys": keys, "bytes": bytes, "seconds": secs}})
+        );
+    }
+    {
+        // Decoding every dossier too, without scoring: where the batch's time goes.
+        let s2 = store.clone();
+        let t = Instant::now();
+        let n = tokio::task::spawn_blocking(move || {
+            s2.scan_dossiers(
+                || 0u64,
+                |n, _, d| {
+                    *n += d.penalties.len() as u64 + 1;
+                    Ok(())
+                },
+            )
+        })
+        .await??;
+        println!(
+            "{}",
+            serde_json::json!({"decode_scan": {"threads": 2, "records": n.iter().sum::<u64>(), "seconds": t.elapsed().as_secs_f64()}})
         );
     }
     let mut runs = vec![false];
@@ -92,6 +114,15 @@ pub async fn scoring(
                 "peak_rss_kib": peak_rss_kib(),
                 "phase_started_at_seconds": phases.iter().map(|(p, t)| serde_json::json!({*p: t})).collect::<Vec<_>>(),
             }})
+        );
+    }
+    {
+        let s2 = store.clone();
+        let t = Instant::now();
+        tokio::task::spawn_blocking(move || s2.scan_raw(2)).await??;
+        println!(
+            "{}",
+            serde_json::json!({"bare_scan_again": {"threads": 2, "seconds": t.elapsed().as_secs_f64()}})
         );
     }
     if let Some(v) = store.current_run()? {

@@ -19,6 +19,10 @@ use credit_risk::{
 };
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: decoding millions of dossiers and import chunks is allocation-heavy.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Enterprise credit-risk classification service for market regulators.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]

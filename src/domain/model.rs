@@ -461,6 +461,9 @@ pub struct Model {
     pub hard_rules: Vec<HardRule>,
     /// The TOML text it was read from.
     pub source: String,
+    /// Position in `indicators` of each catalogue indicator (O(1) lookups in scoring).
+    #[serde(skip)]
+    lookup: [Option<u8>; Indicator::ALL.len()],
 }
 
 /// The built-in default model.
@@ -724,6 +727,10 @@ impl Model {
                 at_least,
             });
         }
+        let mut lookup = [None; Indicator::ALL.len()];
+        for (i, s) in indicators.iter().enumerate() {
+            lookup[s.indicator as usize] = Some(i as u8);
+        }
         Ok(Model {
             version,
             description: f.description,
@@ -731,12 +738,13 @@ impl Model {
             cut_points: cut,
             hard_rules,
             source: text.to_string(),
+            lookup,
         })
     }
 
     /// The spec of `indicator`, if the model uses it.
     pub fn spec(&self, indicator: Indicator) -> Option<&IndicatorSpec> {
-        self.indicators.iter().find(|s| s.indicator == indicator)
+        self.lookup[indicator as usize].map(|i| &self.indicators[usize::from(i)])
     }
 
     /// The class a score falls in, before hard rules.

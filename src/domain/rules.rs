@@ -188,7 +188,18 @@ pub fn report_compliance(
     reports: &[AnnualReport],
     as_of: Date,
 ) -> Vec<(u16, Date, Option<Date>, Compliance)> {
-    let first = e.established_on.year().max(2000);
+    report_compliance_since(e, reports, as_of, 0)
+}
+
+/// [`report_compliance`] for the years from `from_year` on only (scoring needs just the
+/// last few).
+pub fn report_compliance_since(
+    e: &Enterprise,
+    reports: &[AnnualReport],
+    as_of: Date,
+    from_year: i32,
+) -> Vec<(u16, Date, Option<Date>, Compliance)> {
+    let first = e.established_on.year().max(2000).max(from_year);
     (first..as_of.year())
         .map(|y| {
             let y = y as u16;

@@ -8,7 +8,7 @@
 
 use super::{
     model::{Centi, Condition, Decay, HardRule, Indicator, IndicatorSpec, Model, RiskClass},
-    rules::{report_compliance, Compliance},
+    rules::{report_compliance_since, Compliance},
     Date, EnterpriseRecords, EnterpriseStatus, EntityType, ListKind, PenaltyKind,
 };
 
@@ -206,8 +206,15 @@ pub fn assess<'a>(
         revoked = e.status == EnterpriseStatus::Revoked;
 
         // Annual reports: late filings and, while the enterprise must file, missing ones.
+        // Only years whose deadline can fall inside a window matter.
         let (mut late, mut missing) = (0, 0);
-        for (year, deadline, _, c) in report_compliance(e, &r.reports, as_of) {
+        let window = [Indicator::AnnualReportLate, Indicator::AnnualReportMissing]
+            .iter()
+            .filter_map(|i| model.spec(*i).and_then(|s| s.window_days))
+            .max()
+            .unwrap_or(0);
+        let from_year = as_of.year() - 2 - (window as i32) / 365;
+        for (year, deadline, _, c) in report_compliance_since(e, &r.reports, as_of, from_year) {
             match c {
                 Compliance::Late => acc.add(
                     Indicator::AnnualReportLate,

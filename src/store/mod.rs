@@ -371,36 +371,58 @@ impl Store {
     {
         let tree = &self.shared.registry;
         let threads = threads.clamp(1, 2);
-        // (highest key claimed ascending, lowest key claimed descending)
+        // (highest key claimed ascending, lowest key claimed descending); claimed a chunk
+        // at a time so the two threads rarely touch the lock.
+        const CHUNK: usize = 256;
         let claimed = std::sync::Mutex::new((Vec::new(), vec![0xffu8; 32]));
         let run = |descending: bool| -> Result<S> {
             let mut state = init();
             let iter = tree.scan_prefix([keys::RECORDS]);
-            let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            let mut iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
                 if descending {
                     Box::new(iter.rev())
                 } else {
                     Box::new(iter)
                 };
-            for kv in iter {
-                let (k, v) = kv?;
+            let mut chunk: Vec<(sled::IVec, sled::IVec)> = Vec::with_capacity(CHUNK);
+            loop {
+                chunk.clear();
+                for kv in iter.by_ref().take(if threads > 1 { CHUNK } else { 1 }) {
+                    chunk.push(kv?);
+                }
+                if chunk.is_empty() {
+                    break;
+                }
+                let mut take = chunk.len();
                 if threads > 1 {
                     let mut c = claimed
                         .lock()
                         .map_err(|_| Error::Unavailable("scan lock poisoned".into()))?;
-                    if descending {
-                        if k.as_ref() <= c.0.as_slice() {
-                            break;
-                        }
-                        c.1 = k.to_vec();
+                    take = if descending {
+                        chunk
+                            .iter()
+                            .take_while(|(k, _)| k.as_ref() > c.0.as_slice())
+                            .count()
                     } else {
-                        if k.as_ref() >= c.1.as_slice() {
-                            break;
+                        chunk
+                            .iter()
+                            .take_while(|(k, _)| k.as_ref() < c.1.as_slice())
+                            .count()
+                    };
+                    if let Some((k, _)) = take.checked_sub(1).map(|i| &chunk[i]) {
+                        if descending {
+                            c.1 = k.to_vec();
+                        } else {
+                            c.0 = k.to_vec();
                         }
-                        c.0 = k.to_vec();
                     }
                 }
-                f(&mut state, &k, &v)?;
+                for (k, v) in &chunk[..take] {
+                    f(&mut state, k, v)?;
+                }
+                if take < chunk.len() {
+                    break;
+                }
             }
             Ok(state)
         };
