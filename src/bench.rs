@@ -29,12 +29,8 @@ pub async fn scoring(
     dir: &Path,
     as_of: Date,
     dry_run: bool,
-    cache_mb: Option<u64>,
+    options: StoreOptions,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let mut options = StoreOptions::default();
-    if let Some(mb) = cache_mb {
-        options.cache_bytes = mb * 1024 * 1024;
-    }
     let store = Store::open(dir, options)?;
     let enterprises = store.enterprise_count();
     println!(

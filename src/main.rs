@@ -154,6 +154,9 @@ enum Command {
         /// sled cache size in MiB [default: the store default].
         #[arg(long)]
         cache_mb: Option<u64>,
+        /// Configuration file whose [store] section to use (e.g. compression).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -345,11 +348,19 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             as_of,
             dry_run,
             cache_mb,
+            config,
         } => {
             init_logging("warn", false);
             let as_of = Date::parse("--as-of", &as_of)?;
+            let mut options = match &config {
+                Some(p) => Config::from_file(p)?.store,
+                None => Default::default(),
+            };
+            if let Some(mb) = cache_mb {
+                options.cache_bytes = mb * 1024 * 1024;
+            }
             let rt = runtime(0)?;
-            rt.block_on(bench::scoring(&data_dir, as_of, dry_run, cache_mb))
+            rt.block_on(bench::scoring(&data_dir, as_of, dry_run, options))
         }
     }
 }
