@@ -7,6 +7,7 @@ pub mod date;
 pub mod model;
 pub mod records;
 pub mod rules;
+pub mod sampler;
 pub mod scoring;
 pub mod uscc;
 

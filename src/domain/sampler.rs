@@ -1,0 +1,251 @@
+//! The verifiable draw (可验证抽取), algorithm `consistent-sampler-v1`: Rivest's
+//! consistent sampling without replacement exactly as the Python package
+//! `consistent-sampler` 1.0.10 computes it, so anyone can re-check a draw with
+//! `consistent_sampler.sampler(population, seed=S, take=k, output="id")`.
+//!
+//! - Ticket of an id: `h` = lower-case hex SHA-256 of the seed string; `x` = SHA-256 of
+//!   `h + id` as a 256-bit integer, written in decimal, zero-padded to at least 64
+//!   digits, digits reversed; the ticket is `"0." + reversed`. Tickets compare as
+//!   strings (the package's tuples compare by ticket, then id).
+//! - A sample of `k` = the `k` smallest tickets, in ticket order.
+
+use std::{cmp::Ordering, collections::BinaryHeap};
+
+use sha2::{Digest, Sha256};
+
+/// Name of the algorithm, as written in receipts.
+pub const ALGORITHM: &str = "consistent-sampler-v1";
+
+/// The sampler seed of a draw: `seed + ":" + task_id` (strings, never numbers).
+pub fn draw_seed(seed: &str, task_id: &str) -> String {
+    format!("{seed}:{task_id}")
+}
+
+/// The sampler seed of one enterprise's inspector team: `S + ":" + uscc`.
+pub fn team_seed(draw_seed: &str, uscc: &str) -> String {
+    format!("{draw_seed}:{uscc}")
+}
+
+/// Decimal digits of a 256-bit big-endian integer, most significant first, zero-padded
+/// to at least 64 digits.
+fn decimal(x: [u8; 32]) -> Vec<u8> {
+    let mut limbs = [0u64; 4]; // most significant first
+    for (i, l) in limbs.iter_mut().enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&x[i * 8..i * 8 + 8]);
+        *l = u64::from_be_bytes(b);
+    }
+    const CHUNK: u64 = 10_000_000_000_000_000_000; // 10^19
+    let mut chunks = Vec::with_capacity(5); // least significant first
+    while limbs.iter().any(|&l| l != 0) {
+        let mut rem: u128 = 0;
+        for l in limbs.iter_mut() {
+            let cur = (rem << 64) | u128::from(*l);
+            *l = (cur / u128::from(CHUNK)) as u64;
+            rem = cur % u128::from(CHUNK);
+        }
+        chunks.push(rem as u64);
+    }
+    let mut s = String::with_capacity(80);
+    for (i, c) in chunks.iter().rev().enumerate() {
+        if i == 0 {
+            s.push_str(&c.to_string());
+        } else {
+            s.push_str(&format!("{c:019}"));
+        }
+    }
+    if s.is_empty() {
+        s.push('0');
+    }
+    let mut out = Vec::with_capacity(s.len().max(64));
+    out.resize(64usize.saturating_sub(s.len()), b'0');
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+/// A ticket: the digits after `"0."`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(Vec<u8>);
+
+impl Ticket {
+    /// The ticket as the package writes it: `"0.ddd…"`.
+    pub fn as_string(&self) -> String {
+        format!("0.{}", String::from_utf8_lossy(&self.0))
+    }
+}
+
+/// Tickets for one seed.
+#[derive(Clone, Debug)]
+pub struct Sampler {
+    seed_hash: String,
+}
+
+impl Sampler {
+    /// A sampler for the seed string `seed`.
+    pub fn new(seed: &str) -> Sampler {
+        Sampler {
+            seed_hash: hex::encode(Sha256::digest(seed.as_bytes())),
+        }
+    }
+
+    /// The (first) ticket of `id`.
+    pub fn ticket(&self, id: &str) -> Ticket {
+        let mut h = Sha256::new();
+        h.update(self.seed_hash.as_bytes());
+        h.update(id.as_bytes());
+        let mut digits = decimal(h.finalize().into());
+        digits.reverse();
+        Ticket(digits)
+    }
+
+    /// The `k` smallest tickets among `ids`, in ticket order (ties, which SHA-256 makes
+    /// practically impossible, by id as the package does).
+    pub fn sample<'a, I>(&self, ids: I, k: usize) -> Vec<(Ticket, &'a str)>
+    where
+        I: IntoIterator<Item = &'a str>,
+    {
+        if k == 0 {
+            return Vec::new();
+        }
+        // A max-heap of the k smallest so far.
+        let mut heap: BinaryHeap<Entry<'a>> = BinaryHeap::with_capacity(k + 1);
+        for id in ids {
+            let t = self.ticket(id);
+            if heap.len() < k {
+                heap.push(Entry(t, id));
+            } else if let Some(top) = heap.peek() {
+                if (&t, id) < (&top.0, top.1) {
+                    heap.pop();
+                    heap.push(Entry(t, id));
+                }
+            }
+        }
+        let mut out: Vec<(Ticket, &str)> = heap.into_iter().map(|e| (e.0, e.1)).collect();
+        out.sort();
+        out
+    }
+}
+
+struct Entry<'a>(Ticket, &'a str);
+
+impl PartialEq for Entry<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Entry<'_> {}
+impl PartialOrd for Entry<'_> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry<'_> {
+    fn cmp(&self, o: &Self) -> Ordering {
+        (&self.0, self.1).cmp(&(&o.0, o.1))
+    }
+}
+
+/// Sample size of a stratum: a count, or `ceil(ratio × population)`, capped at the
+/// population.
+pub fn stratum_size(population: usize, count: Option<u64>, ratio: Option<f64>) -> usize {
+    let k = match (count, ratio) {
+        (Some(c), _) => usize::try_from(c).unwrap_or(usize::MAX),
+        (None, Some(r)) => {
+            // ceil with a guard against binary fractions like 0.1 × 30 = 3.0000000000000004
+            let x = r * population as f64;
+            let rounded = x.round();
+            if (x - rounded).abs() < 1e-9 {
+                rounded as usize
+            } else {
+                x.ceil() as usize
+            }
+        }
+        (None, None) => 0,
+    };
+    k.min(population)
+}
+
+/// Population digest: SHA-256 hex over the ids sorted ascending, joined with "\n".
+pub fn population_digest<'a>(sorted_ids: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h = Sha256::new();
+    for (i, id) in sorted_ids.into_iter().enumerate() {
+        if i > 0 {
+            h.update(b"\n");
+        }
+        h.update(id.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn spec_test_vectors() {
+        let s = Sampler::new("01382438112797316654");
+        assert_eq!(
+            s.ticket("AB-130").as_string(),
+            "0.26299714122838008416507544297546663599715395525154425586041245287750224561854"
+        );
+        let s = Sampler::new("314159");
+        let got: Vec<&str> = s
+            .sample(["ab-1", "ab-2", "cd-1", "ef-3"], 4)
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        assert_eq!(got, ["cd-1", "ef-3", "ab-1", "ab-2"]);
+        // The package's own doctests.
+        assert_eq!(
+            Sampler::new("xy()134!g2n").ticket("cat").as_string(),
+            "0.24866413894129579898796850445568128508290132707747976039848637531569373309555"
+        );
+        assert!(s.ticket("cd-1").as_string().starts_with("0.317685817"));
+        assert!(s.ticket("ab-1").as_string().starts_with("0.9098039269"));
+    }
+
+    #[test]
+    fn decimal_pads_to_64_digits() {
+        let mut x = [0u8; 32];
+        x[31] = 7;
+        let d = decimal(x);
+        assert_eq!(d.len(), 64);
+        assert_eq!(d.last(), Some(&b'7'));
+        assert_eq!(decimal([0xff; 32]).len(), 78);
+        assert_eq!(
+            String::from_utf8(decimal([0xff; 32])).unwrap(),
+            "115792089237316195423570985008687907853269984665640564039457584007913129639935"
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(stratum_size(30, None, Some(0.1)), 3);
+        assert_eq!(stratum_size(31, None, Some(0.1)), 4);
+        assert_eq!(stratum_size(10, Some(20), None), 10);
+        assert_eq!(stratum_size(0, None, Some(1.0)), 0);
+        assert_eq!(stratum_size(7, None, Some(1.0)), 7);
+    }
+
+    proptest! {
+        #[test]
+        fn same_seed_same_sample_and_removals_keep_relative_order(
+            n in 1usize..60, k in 0usize..20, seed in "[a-z0-9]{1,12}", drop_every in 2usize..5,
+        ) {
+            let ids: Vec<String> = (0..n).map(|i| format!("9131011{i:011}")).collect();
+            let s = Sampler::new(&seed);
+            let a = s.sample(ids.iter().map(String::as_str), k);
+            let b = s.sample(ids.iter().rev().map(String::as_str), k);
+            prop_assert_eq!(&a, &b, "input order does not matter");
+            prop_assert_eq!(a.len(), k.min(n));
+            // Removing ids (an exemption, a filter) never reorders the others.
+            let all = s.sample(ids.iter().map(String::as_str), n);
+            let kept: Vec<&str> = ids.iter().enumerate().filter(|(i, _)| i % drop_every != 0).map(|(_, x)| x.as_str()).collect();
+            let sub = s.sample(kept.iter().copied(), kept.len());
+            let expect: Vec<&str> = all.iter().map(|(_, id)| *id).filter(|id| kept.contains(id)).collect();
+            let got: Vec<&str> = sub.iter().map(|(_, id)| *id).collect();
+            prop_assert_eq!(got, expect);
+        }
+    }
+}
