@@ -12,8 +12,9 @@ use crate::{
     proto::{
         self, classification_service_server::ClassificationServiceServer,
         registry_service_server::RegistryServiceServer,
+        spot_check_service_server::SpotCheckServiceServer,
     },
-    service::{classification::ClassificationApi, registry::RegistryApi},
+    service::{classification::ClassificationApi, registry::RegistryApi, spotcheck::SpotCheckApi},
     store::Store,
 };
 
@@ -31,6 +32,9 @@ pub async fn run(
         .await;
     health_reporter
         .set_serving::<ClassificationServiceServer<ClassificationApi>>()
+        .await;
+    health_reporter
+        .set_serving::<SpotCheckServiceServer<SpotCheckApi>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -50,6 +54,10 @@ pub async fn run(
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
 
+    let spotcheck = SpotCheckServiceServer::new(SpotCheckApi::new(store.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = Server::builder()
@@ -64,6 +72,7 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_service(registry)
         .add_service(classification)
+        .add_service(spotcheck)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!("shutdown requested: draining in-flight requests");

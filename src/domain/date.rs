@@ -93,6 +93,14 @@ impl Date {
     pub fn add_years(self, n: u32) -> Date {
         self.add_months(n * 12)
     }
+
+    /// This date minus `n` years (29 February becomes 28 February).
+    pub fn add_years_back(self, n: u32) -> Date {
+        let d = self.naive();
+        d.checked_sub_months(chrono::Months::new(n * 12))
+            .map(Date::from_naive)
+            .unwrap_or(self)
+    }
 }
 
 impl fmt::Display for Date {

@@ -9,6 +9,7 @@ pub mod records;
 pub mod rules;
 pub mod sampler;
 pub mod scoring;
+pub mod spotcheck;
 pub mod uscc;
 
 pub use codes::{IndustryCode, RegionCode};

@@ -35,6 +35,7 @@ use crate::{
     error::{Error, Result},
     store::{
         scoring::{related, rep_key, FLAG_SOURCE},
+        spot::SpotBuilder,
         Outcome, RunEntry, RunView, ScoringRun, Store, TransitionExample, Transitions, WriteOp,
     },
 };
@@ -146,6 +147,7 @@ struct Part {
     entries: Vec<RunEntry>,
     reps: Vec<u64>,
     regions: HashMap<[u8; 6], [u64; 4]>,
+    spot: SpotBuilder,
 }
 
 fn compute(
@@ -190,6 +192,7 @@ fn compute(
             let a = assess(&d, false, &model, as_of, |_| {});
             part.entries.push(RunEntry::new(u, &a, false));
             part.reps.push(rep_key(&d).unwrap_or(0));
+            part.spot.push(&d);
             if let Some(e) = &d.enterprise {
                 part.regions.entry(*e.region.as_bytes()).or_default()[a.class.index()] += 1;
             }
@@ -203,13 +206,16 @@ fn compute(
     let mut entries = Vec::with_capacity(processed.load(Ordering::Relaxed) as usize);
     let mut reps = Vec::with_capacity(entries.capacity());
     let mut regions: HashMap<[u8; 6], [u64; 4]> = HashMap::new();
+    let mut spot = SpotBuilder::default();
     for (i, p) in parts.into_iter().enumerate() {
         if i == 0 {
             entries.extend(p.entries);
             reps.extend(p.reps);
+            spot.append(p.spot);
         } else {
             entries.extend(p.entries.into_iter().rev());
             reps.extend(p.reps.into_iter().rev());
+            spot.append_reversed(p.spot);
         }
         for (r, c) in p.regions {
             let t = regions.entry(r).or_default();
@@ -240,6 +246,7 @@ fn compute(
             continue;
         };
         let a = assess(&d, true, &model, as_of, |_| {});
+        spot.set(i, &d);
         let before = entries[i].class;
         // Keep the source flag of the relation-free scoring (relations do not cascade).
         let source = entries[i].flags & FLAG_SOURCE;
@@ -278,11 +285,13 @@ fn compute(
     run.related = related_count;
     run.transitions = transitions;
     report("activate", entries.len() as u64, class_counts);
+    let spot = Arc::new(spot.finish(entries.iter().map(|e| e.class)));
     Ok(Box::new(RunView {
         run,
         model,
         entries,
         sources,
+        spot,
     }))
 }
 

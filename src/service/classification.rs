@@ -157,6 +157,7 @@ pub fn run_pb(r: &ScoringRun, current: bool) -> pb::ScoringRun {
             crate::store::RunState::Running => "RUNNING",
             crate::store::RunState::Complete => "COMPLETE",
             crate::store::RunState::Aborted => "ABORTED",
+            crate::store::RunState::Retired => "RETIRED",
         }
         .into(),
         dry_run: r.dry_run,

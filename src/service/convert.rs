@@ -37,7 +37,8 @@ fn fen(field: &str, v: i64) -> R<u64> {
     u64::try_from(v).map_err(|_| DomainError::invalid(field, format!("{v} is negative")))
 }
 
-fn entity_type(field: &str, v: i32) -> R<EntityType> {
+/// Parses an entity-type enum.
+pub fn entity_type(field: &str, v: i32) -> R<EntityType> {
     match pb::EntityType::try_from(v).map_err(|_| unknown(field, v))? {
         pb::EntityType::Unspecified => Err(required(field)),
         pb::EntityType::Enterprise => Ok(EntityType::Enterprise),
@@ -46,7 +47,8 @@ fn entity_type(field: &str, v: i32) -> R<EntityType> {
     }
 }
 
-fn entity_type_pb(t: EntityType) -> pb::EntityType {
+/// An entity type as its proto enum.
+pub fn entity_type_pb(t: EntityType) -> pb::EntityType {
     match t {
         EntityType::Enterprise => pb::EntityType::Enterprise,
         EntityType::IndividualBusiness => pb::EntityType::IndividualBusiness,
@@ -65,7 +67,8 @@ pub fn status(field: &str, v: i32) -> R<EnterpriseStatus> {
     }
 }
 
-fn status_pb(s: EnterpriseStatus) -> pb::EnterpriseStatus {
+/// A status as its proto enum.
+pub fn status_pb(s: EnterpriseStatus) -> pb::EnterpriseStatus {
     match s {
         EnterpriseStatus::Operating => pb::EnterpriseStatus::Operating,
         EnterpriseStatus::Suspended => pb::EnterpriseStatus::Suspended,

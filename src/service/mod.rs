@@ -4,6 +4,7 @@
 pub mod classification;
 pub mod convert;
 pub mod registry;
+pub mod spotcheck;
 
 use prost::Message;
 use sha2::{Digest, Sha256};

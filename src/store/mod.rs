@@ -10,8 +10,10 @@
 //! straight to the tree from any thread.
 
 pub mod codec;
+pub mod draws;
 pub mod keys;
 pub mod scoring;
+pub mod spot;
 mod writer;
 
 use std::{
@@ -53,8 +55,10 @@ pub struct StoreOptions {
     pub max_group: usize,
     /// Queue depth of the writer; senders wait when it is full (back-pressure).
     pub queue_depth: usize,
-    /// Scoring runs kept (newest first; the current run and a pending dry run are
-    /// always kept).
+    /// Spot-check exemptions (免抽查), each switchable.
+    pub exemptions: crate::domain::spotcheck::ExemptionRules,
+    /// Scoring runs whose results are kept (newest first; the current run and a pending
+    /// dry run always are); older runs keep only their record.
     pub keep_runs: usize,
     /// Threads the batch scoring job reads the store with (1 or 2).
     pub scan_threads: usize,
@@ -73,6 +77,7 @@ impl Default for StoreOptions {
             cache_bytes: 256 * 1024 * 1024,
             max_group: 512,
             queue_depth: 1024,
+            exemptions: Default::default(),
             keep_runs: 7,
             scan_threads: 2,
             compression: false,
@@ -322,6 +327,38 @@ impl Store {
             factors,
             rescored: rescored.filter(|o| !o.cause.is_empty()),
         })
+    }
+
+    /// The current run, or FAILED_PRECONDITION.
+    pub fn require_current_run(&self) -> Result<Arc<RunView>> {
+        self.current_run()?.ok_or_else(|| {
+            Error::FailedPrecondition(
+                "no scoring run yet: run RunBatchScoring (or `credit-risk score`) first".into(),
+            )
+        })
+    }
+
+    /// Candidates of the current run passing `f` at `as_of`, in USCC order, with the run.
+    pub fn spot_candidates(
+        &self,
+        f: &spot::CandidateFilter,
+        as_of: Date,
+    ) -> Result<(Arc<RunView>, Vec<spot::Candidate>)> {
+        let view = self.require_current_run()?;
+        let out = view
+            .spot_view()
+            .candidates(f, &self.shared.options.exemptions, as_of)?;
+        Ok((view, out))
+    }
+
+    /// A stored draw plan.
+    pub fn draw_plan(&self, id: u64) -> Result<Option<draws::DrawPlan>> {
+        draws::load_plan(&self.shared.registry, id)
+    }
+
+    /// The frozen population of a plan's stratum.
+    pub fn draw_population(&self, id: u64, stratum: u8) -> Result<Vec<Uscc>> {
+        draws::load_population(&self.shared.registry, id, stratum)
     }
 
     fn not_classified(&self, u: &Uscc, run: u64) -> Error {

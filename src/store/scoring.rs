@@ -24,7 +24,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{codec, keys};
+use super::{
+    codec, keys,
+    spot::{checks_of, Attrs, SpotBuilder, SpotIndex, SpotRow, SpotView},
+};
 use crate::{
     domain::{scoring, Centi, Date, EnterpriseRecords, Model, RiskClass, Uscc},
     error::{Error, Result},
@@ -115,6 +118,8 @@ pub enum RunState {
     Complete,
     /// Stopped before completion (crash, error); never current.
     Aborted,
+    /// Complete once; its results were deleted by the retention policy (its record stays).
+    Retired,
 }
 
 /// Counts per class.
@@ -192,9 +197,19 @@ pub struct RunView {
     pub entries: Vec<RunEntry>,
     /// Legal-rep key → number of source enterprises with it.
     pub sources: HashMap<u64, u32>,
+    /// The spot-check index over the entries.
+    pub spot: Arc<SpotIndex>,
 }
 
 impl RunView {
+    /// The selector's view.
+    pub fn spot_view(&self) -> SpotView<'_> {
+        SpotView {
+            entries: &self.entries,
+            index: &self.spot,
+        }
+    }
+
     /// The entry of `u`.
     pub fn lookup(&self, u: &Uscc) -> Option<RunEntry> {
         self.entries
@@ -466,14 +481,60 @@ pub fn model_value(m: &Model) -> Vec<u8> {
     v
 }
 
-/// Loads a complete run as a view.
+/// Loads a complete run as a view, building its spot-check index from the dossiers
+/// (one scan) and its overrides.
 pub fn load_view(tree: &sled::Tree, run: ScoringRun, model: Arc<Model>) -> Result<RunView> {
     let entries = load_entries(tree, run.id)?;
     let sources = load_sources(tree, run.id)?;
+    let mut b = SpotBuilder::default();
+    let mut i = 0usize;
+    let empty = EnterpriseRecords::default();
+    for kv in tree.scan_prefix([keys::RECORDS]) {
+        let (k, v) = kv?;
+        let Some(u) = keys::decode_enterprise(&k) else {
+            continue;
+        };
+        while i < entries.len() && entries[i].uscc.as_bytes() < u.as_bytes() {
+            b.push(&empty); // classified but gone: no attributes
+            i += 1;
+        }
+        if i < entries.len() && entries[i].uscc == u {
+            let d: EnterpriseRecords = codec::decode(&v)?;
+            b.push(&d);
+            i += 1;
+        }
+    }
+    while b.len() < entries.len() {
+        b.push(&empty);
+    }
+    let spot = Arc::new(b.finish(entries.iter().map(|e| e.class)));
+    for kv in tree.scan_prefix(overrides_prefix(run.id)) {
+        let (k, v) = kv?;
+        let u = Uscc::from_bytes(&k[9..])?;
+        let o: Override = codec::decode(&v)?;
+        if let Some(v) = tree.get(keys::enterprise(&u))? {
+            let d: EnterpriseRecords = codec::decode(&v)?;
+            if let Some(row) = spot_row(u, &d, o.class, o.score) {
+                spot.upsert(row)?;
+            }
+        }
+    }
     Ok(RunView {
         run,
         model,
         entries,
         sources,
+        spot,
+    })
+}
+
+/// The selector's row of a dossier with its class.
+pub fn spot_row(u: Uscc, d: &EnterpriseRecords, class: RiskClass, score: Centi) -> Option<SpotRow> {
+    Some(SpotRow {
+        uscc: u,
+        class,
+        score: score.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
+        attrs: Attrs::of(d)?,
+        checks: checks_of(d),
     })
 }

@@ -16,11 +16,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    codec, directory_page, keys,
+    codec, directory_page,
+    draws::{self, DrawPlan, DrawReceipt},
+    keys,
     scoring::{
         self as sc, Building, Override, RunEntry, RunState, RunView, ScoringRun, ScoringState,
         SharedScoring,
     },
+    spot::{SpotIndex, SpotRow},
     StoreOptions,
 };
 use crate::{
@@ -90,6 +93,16 @@ pub enum WriteOp {
         by: String,
         reason: String,
     },
+    /// Stores a draw plan with its frozen populations (one per stratum), under a new id.
+    SavePlan {
+        plan: Box<DrawPlan>,
+        populations: Vec<Vec<Uscc>>,
+    },
+    /// Stores the receipt of a plan's one draw (refused if it was drawn).
+    RecordDraw {
+        plan_id: u64,
+        receipt: Box<DrawReceipt>,
+    },
 }
 
 /// A refused import record.
@@ -138,6 +151,7 @@ pub enum Outcome {
     #[serde(skip)]
     Import(ImportOutcome),
     Run(Box<ScoringRun>),
+    Plan(Box<DrawPlan>),
     ModelRegistered {
         version: String,
         created: bool,
@@ -165,6 +179,7 @@ impl Outcome {
             Outcome::Sweep(_)
             | Outcome::Import(_)
             | Outcome::Run(_)
+            | Outcome::Plan(_)
             | Outcome::ModelRegistered { .. } => None,
         }
     }
@@ -179,6 +194,7 @@ impl Outcome {
             Outcome::Sweep(_)
             | Outcome::Import(_)
             | Outcome::Run(_)
+            | Outcome::Plan(_)
             | Outcome::ModelRegistered { .. } => {}
         }
     }
@@ -404,6 +420,41 @@ impl Writer {
                     }
                 });
             }
+            WriteOp::SavePlan {
+                mut plan,
+                populations,
+            } => {
+                let id = sc::get_counter(&self.tree, "next_plan")?.unwrap_or(1);
+                p.put(keys::counter("next_plan"), (id + 1).to_be_bytes().to_vec());
+                plan.id = id;
+                plan.created_at_ms = ctx.now_ms;
+                for (i, pop) in populations.iter().enumerate() {
+                    for (k, v) in draws::encode_population(id, i as u8, pop) {
+                        p.put(k, v);
+                    }
+                }
+                p.put(draws::plan_key(id), codec::encode(&*plan)?);
+                Outcome::Plan(plan)
+            }
+            WriteOp::RecordDraw {
+                plan_id,
+                mut receipt,
+            } => {
+                let mut plan = match p.get(&draws::plan_key(plan_id))? {
+                    Some(v) => codec::decode::<DrawPlan>(&v)?,
+                    None => return Err(Error::NotFound(format!("plan_id: plan {plan_id}"))),
+                };
+                if let Some(r) = &plan.receipt {
+                    return Err(Error::FailedPrecondition(format!(
+                        "plan_id: plan {plan_id} was already drawn (seed {:?}); a top-up is a new plan with a fresh seed",
+                        r.seed
+                    )));
+                }
+                receipt.drawn_at_ms = ctx.now_ms;
+                plan.receipt = Some(*receipt);
+                p.put(draws::plan_key(plan_id), codec::encode(&plan)?);
+                Outcome::Plan(Box::new(plan))
+            }
             WriteOp::AbortRun { id, error } => {
                 let outcome = self.abort_run(&mut p, id, error, ctx.now_ms)?;
                 return self.commit_then(p, req_key, outcome, |st| st.building = None);
@@ -438,7 +489,11 @@ impl Writer {
             };
             p.put(k, codec::encode(&stored)?);
         }
+        let spot_updates = std::mem::take(&mut p.spot_updates);
         p.commit(&self.counters)?;
+        for (spot, row) in spot_updates {
+            spot.upsert(row)?;
+        }
         update(&mut *sc::write(&self.scoring)?);
         Ok(outcome)
     }
@@ -450,15 +505,27 @@ impl Writer {
             return Ok(());
         }
         let st = sc::read(&self.scoring)?;
-        /// (run, model, run as-of, relation sources if known)
-        type Target<'s> = (u64, &'s Model, Date, Option<&'s HashMap<u64, u32>>);
+        /// (run, model, run as-of, relation sources if known, spot index if complete)
+        type Target<'s> = (
+            u64,
+            &'s Model,
+            Date,
+            Option<&'s HashMap<u64, u32>>,
+            Option<&'s Arc<SpotIndex>>,
+        );
         let mut targets: Vec<Target> = Vec::new();
         for v in st.current.iter().chain(st.candidate.iter()) {
-            targets.push((v.run.id, &v.model, v.run.as_of, Some(&v.sources)));
+            targets.push((
+                v.run.id,
+                &v.model,
+                v.run.as_of,
+                Some(&v.sources),
+                Some(&v.spot),
+            ));
         }
         if let Some(b) = &st.building {
-            // Relations are resolved when the run finishes.
-            targets.push((b.id, &b.model, b.as_of, None));
+            // Relations and the spot index are resolved when the run finishes.
+            targets.push((b.id, &b.model, b.as_of, None, None));
         }
         if targets.is_empty() {
             return Ok(());
@@ -469,8 +536,13 @@ impl Writer {
             let Some(Some(d)) = p.docs.get(u) else {
                 continue;
             };
-            for (id, model, run_as_of, sources) in &targets {
+            for (id, model, run_as_of, sources, spot) in &targets {
                 let o = rescore_one(d, model, (*run_as_of).max(today), *sources, cause, now_ms);
+                if let Some(spot) = spot {
+                    if let Some(row) = sc::spot_row(*u, d, o.class, o.score) {
+                        p.spot_updates.push((Arc::clone(spot), row));
+                    }
+                }
                 puts.push((sc::override_key(*id, u), codec::encode(&o)?));
             }
         }
@@ -594,6 +666,9 @@ impl Writer {
                 continue;
             };
             let mut o = rescore_one(&d, &view.model, as_of, Some(&view.sources), "", now_ms);
+            if let Some(row) = sc::spot_row(u, &d, o.class, o.score) {
+                view.spot.upsert(row)?;
+            }
             if let Some(old) = self.tree.get(sc::override_key(id, &u))? {
                 let old: Override = codec::decode(&old)?;
                 o.cause = old.cause;
@@ -633,16 +708,26 @@ impl Writer {
         drop(st);
         let runs = sc::list_runs(&self.tree)?;
         let keep_n = self.options.keep_runs.max(1);
-        for r in runs.iter().skip(keep_n) {
-            if protected.contains(&r.id) || r.state == RunState::Running {
+        let mut kept = 0;
+        for r in &runs {
+            if r.state == RunState::Retired {
                 continue;
             }
-            for prefix in [sc::run_prefix(r.id), sc::overrides_prefix(r.id)] {
+            kept += 1;
+            if kept <= keep_n || protected.contains(&r.id) || r.state == RunState::Running {
+                continue;
+            }
+            // Results go; the run's record stays (receipts and history name it).
+            for prefix in [sc::blocks_prefix(r.id), sc::overrides_prefix(r.id)] {
                 for kv in self.tree.scan_prefix(prefix) {
                     let (k, _) = kv?;
                     p.del(k.to_vec());
                 }
             }
+            p.del(sc::sources_key(r.id));
+            let mut r = r.clone();
+            r.state = RunState::Retired;
+            p.put(sc::run_key(r.id), codec::encode(&r)?);
         }
         Ok(())
     }
@@ -699,6 +784,7 @@ impl Writer {
             model: candidate.model.clone(),
             entries: candidate.entries.clone(),
             sources: candidate.sources.clone(),
+            spot: candidate.spot.clone(),
         });
         Ok((Outcome::Run(Box::new(run)), view))
     }
@@ -765,6 +851,8 @@ struct Pending<'a> {
     batch: sled::Batch,
     /// Enterprises this job registers.
     created: u64,
+    /// Spot-index rows to publish once the batch is committed.
+    spot_updates: Vec<(Arc<SpotIndex>, SpotRow)>,
 }
 
 impl<'a> Pending<'a> {
@@ -776,6 +864,7 @@ impl<'a> Pending<'a> {
             dirty: BTreeSet::new(),
             batch: sled::Batch::default(),
             created: 0,
+            spot_updates: Vec::new(),
         }
     }
 

@@ -1,0 +1,674 @@
+//! SpotCheckService handlers: matching, candidate pools, plan / draw / verify.
+
+use std::{pin::Pin, sync::Arc};
+
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{
+    classification::{class_pb, points, rfc3339},
+    convert, invalid, request_key,
+};
+use crate::{
+    domain::{
+        sampler::{self, Sampler},
+        spotcheck::ExemptionRules,
+        DomainError, IndustryCode, RegionCode, RiskClass, Uscc,
+    },
+    error::Error,
+    proto::{self as pb, spot_check_service_server::SpotCheckService},
+    store::{
+        draws::{DrawPlan, DrawReceipt, PlannedStratum, ReceiptStratum},
+        spot::{Candidate, CandidateFilter},
+        Outcome, Store, WriteOp,
+    },
+};
+
+/// Most USCCs in one match message.
+pub const MAX_MATCH_BATCH: usize = 10_000;
+/// Candidates per streamed message.
+const CANDIDATE_BATCH: usize = 4096;
+
+/// The SpotCheckService.
+#[derive(Clone)]
+pub struct SpotCheckApi {
+    store: Store,
+}
+
+impl SpotCheckApi {
+    /// A service over `store`.
+    pub fn new(store: Store) -> Self {
+        SpotCheckApi { store }
+    }
+}
+
+/// A risk class from its proto enum, naming `field`.
+pub fn class_from_pb(field: &str, v: i32) -> Result<RiskClass, DomainError> {
+    match pb::RiskClass::try_from(v) {
+        Ok(pb::RiskClass::A) => Ok(RiskClass::A),
+        Ok(pb::RiskClass::B) => Ok(RiskClass::B),
+        Ok(pb::RiskClass::C) => Ok(RiskClass::C),
+        Ok(pb::RiskClass::D) => Ok(RiskClass::D),
+        Ok(pb::RiskClass::Unspecified) => Err(DomainError::invalid(
+            field,
+            "is required (UNSPECIFIED given)",
+        )),
+        Err(_) => Err(DomainError::invalid(
+            field,
+            format!("{v} is not a risk class"),
+        )),
+    }
+}
+
+/// A filter from its proto, naming the offending field.
+pub fn filter_from_pb(
+    prefix: &str,
+    f: &pb::CandidateFilter,
+) -> Result<CandidateFilter, DomainError> {
+    let at = |k: &str, i: usize| format!("{prefix}.{k}[{i}]");
+    let mut out = CandidateFilter {
+        include_exempt: f.include_exempt,
+        ..CandidateFilter::default()
+    };
+    for (i, r) in f.region_codes.iter().enumerate() {
+        out.regions.push(
+            RegionCode::parse(&at("region_codes", i), r.trim())
+                .map_err(|e| DomainError::invalid(at("region_codes", i), e.reason))?,
+        );
+    }
+    for (i, s) in f.industry_sections.iter().enumerate() {
+        let c = IndustryCode::parse("", s, "")
+            .map_err(|e| DomainError::invalid(at("industry_sections", i), e.reason))?;
+        out.sections.push(c.section());
+    }
+    for (i, t) in f.entity_types.iter().enumerate() {
+        out.entity_types
+            .push(convert::entity_type(&at("entity_types", i), *t)?);
+    }
+    for (i, c) in f.classes.iter().enumerate() {
+        out.classes.push(class_from_pb(&at("classes", i), *c)?);
+    }
+    for (i, s) in f.statuses.iter().enumerate() {
+        out.statuses.push(convert::status(&at("statuses", i), *s)?);
+    }
+    Ok(out)
+}
+
+/// A filter as its proto.
+pub fn filter_pb(f: &CandidateFilter) -> pb::CandidateFilter {
+    pb::CandidateFilter {
+        region_codes: f.regions.iter().map(|r| r.as_str().to_string()).collect(),
+        industry_sections: f
+            .sections
+            .iter()
+            .map(|c| (*c as char).to_string())
+            .collect(),
+        entity_types: f
+            .entity_types
+            .iter()
+            .map(|t| convert::entity_type_pb(*t) as i32)
+            .collect(),
+        classes: f.classes.iter().map(|c| class_pb(*c)).collect(),
+        statuses: f
+            .statuses
+            .iter()
+            .map(|s| convert::status_pb(*s) as i32)
+            .collect(),
+        include_exempt: f.include_exempt,
+    }
+}
+
+fn candidate_pb(c: &Candidate) -> pb::Candidate {
+    pb::Candidate {
+        uscc: c.uscc.to_string(),
+        risk_class: class_pb(c.class),
+        score: points(c.score.into()),
+        region_code: c.attrs.region.as_str().to_string(),
+        industry_section: (c.attrs.section as char).to_string(),
+        entity_type: convert::entity_type_pb(c.attrs.entity_type) as i32,
+        status: convert::status_pb(c.attrs.status) as i32,
+        exempt: c.exemption.is_some(),
+        exemption_reason: c
+            .exemption
+            .map(|e| e.name().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+fn exemptions_pb(e: &ExemptionRules) -> pb::ExemptionSettings {
+    pb::ExemptionSettings {
+        suspended: e.suspended,
+        clean_two_years: e.clean_two_years,
+        max_checks_per_year: e.max_checks_per_year,
+    }
+}
+
+/// A plan as its proto.
+pub fn plan_pb(p: &DrawPlan) -> pb::DrawPlan {
+    pb::DrawPlan {
+        plan_id: p.id,
+        task_id: p.task_id.clone(),
+        run_id: p.run_id,
+        model_version: p.model_version.clone(),
+        as_of: p.as_of.to_string(),
+        filter: Some(filter_pb(&p.filter)),
+        exemptions: Some(exemptions_pb(&p.exemptions)),
+        strata: p
+            .strata
+            .iter()
+            .map(|s| pb::PlannedStratum {
+                risk_class: class_pb(s.class),
+                ratio: s.ratio.unwrap_or(0.0),
+                count: s.count.map(|c| c as i64).unwrap_or(0),
+                population: s.population,
+                k: s.k,
+                population_digest: s.digest.clone(),
+            })
+            .collect(),
+        created_at: rfc3339(Some(p.created_at_ms)),
+        drawn: p.receipt.is_some(),
+    }
+}
+
+/// A receipt as its proto.
+pub fn receipt_pb(r: &DrawReceipt, filter: &CandidateFilter) -> pb::DrawReceipt {
+    pb::DrawReceipt {
+        algorithm: r.algorithm.clone(),
+        seed: r.seed.clone(),
+        task_id: r.task_id.clone(),
+        plan_id: r.plan_id,
+        run_id: r.run_id,
+        filter: Some(filter_pb(filter)),
+        as_of: r.as_of.to_string(),
+        strata: r
+            .strata
+            .iter()
+            .map(|s| pb::ReceiptStratum {
+                risk_class: class_pb(s.class),
+                population: s.population,
+                k: s.k,
+                population_digest: s.digest.clone(),
+                selected: s
+                    .selected
+                    .iter()
+                    .map(|(u, t)| pb::Selected {
+                        uscc: u.to_string(),
+                        ticket: t.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        drawn_at: rfc3339(Some(r.drawn_at_ms)),
+        sampler_seed: sampler::draw_seed(&r.seed, &r.task_id),
+    }
+}
+
+impl SpotCheckApi {
+    fn match_batch(&self, req: &pb::MatchRequest) -> Result<pb::MatchResponse, Status> {
+        if req.usccs.len() > MAX_MATCH_BATCH {
+            return Err(invalid(DomainError::invalid(
+                "usccs",
+                format!(
+                    "{} USCCs; at most {MAX_MATCH_BATCH} per message",
+                    req.usccs.len()
+                ),
+            )));
+        }
+        let as_of = convert::as_of("as_of", &req.as_of).map_err(invalid)?;
+        let view = self.store.require_current_run()?;
+        let spot = view.spot_view();
+        let rules = &self.store.options().exemptions;
+        let mut items = Vec::with_capacity(req.usccs.len());
+        for (i, s) in req.usccs.iter().enumerate() {
+            let mut item = pb::MatchItem {
+                uscc: s.clone(),
+                run_id: view.run.id,
+                ..Default::default()
+            };
+            match Uscc::parse(s) {
+                Err(e) => item.error = format!("usccs[{i}]: {}", e.reason),
+                Ok(u) => {
+                    if let Some(row) = spot.row(&u)? {
+                        let ex = rules.exemption(row.attrs.status, &row.checks, as_of);
+                        item.found = true;
+                        item.risk_class = class_pb(row.class);
+                        item.score = points(row.score.into());
+                        item.exempt = ex.is_some();
+                        item.exemption_reason =
+                            ex.map(|e| e.name().to_string()).unwrap_or_default();
+                    }
+                }
+            }
+            items.push(item);
+        }
+        Ok(pb::MatchResponse { items })
+    }
+}
+
+type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+fn validate_text(field: &str, s: &str, max: usize) -> Result<String, Status> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(invalid(DomainError::invalid(field, "is required")));
+    }
+    if t.chars().count() > max {
+        return Err(invalid(DomainError::invalid(
+            field,
+            format!("at most {max} characters"),
+        )));
+    }
+    Ok(t.to_string())
+}
+
+#[tonic::async_trait]
+impl SpotCheckService for SpotCheckApi {
+    type MatchClassificationsStream = Boxed<pb::MatchResponse>;
+
+    async fn match_classifications(
+        &self,
+        req: Request<Streaming<pb::MatchRequest>>,
+    ) -> Result<Response<Self::MatchClassificationsStream>, Status> {
+        let api = self.clone();
+        let stream = req.into_inner().map(move |m| api.match_batch(&m?));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn batch_match(
+        &self,
+        req: Request<pb::MatchRequest>,
+    ) -> Result<Response<pb::MatchResponse>, Status> {
+        Ok(Response::new(self.match_batch(req.get_ref())?))
+    }
+
+    type QueryCandidatesStream = Boxed<pb::CandidateBatch>;
+
+    async fn query_candidates(
+        &self,
+        req: Request<pb::QueryCandidatesRequest>,
+    ) -> Result<Response<Self::QueryCandidatesStream>, Status> {
+        let r = req.get_ref();
+        let f = filter_from_pb("filter", &r.filter.clone().unwrap_or_default()).map_err(invalid)?;
+        let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
+        let store = self.store.clone();
+        let (view, cands) = tokio::task::spawn_blocking(move || store.spot_candidates(&f, as_of))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        let run_id = view.run.id;
+        let cands = Arc::new(cands);
+        let n = cands.len().div_ceil(CANDIDATE_BATCH).max(1);
+        let stream = tokio_stream::iter(0..n).map(move |i| {
+            let chunk = cands
+                .iter()
+                .skip(i * CANDIDATE_BATCH)
+                .take(CANDIDATE_BATCH)
+                .map(candidate_pb)
+                .collect();
+            Ok(pb::CandidateBatch {
+                run_id,
+                candidates: chunk,
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn plan_draw(
+        &self,
+        req: Request<pb::PlanDrawRequest>,
+    ) -> Result<Response<pb::DrawPlan>, Status> {
+        let principal = super::principal(&req);
+        let r = req.into_inner();
+        let key = request_key("PlanDraw", &r.request_id, &r)?;
+        if let Some(k) = &key {
+            if let Some(Outcome::Plan(p)) = self.store.recall(k)? {
+                return Ok(Response::new(plan_pb(&p)));
+            }
+        }
+        let task_id = validate_text("task_id", &r.task_id, 64)?;
+        let filter =
+            filter_from_pb("filter", &r.filter.clone().unwrap_or_default()).map_err(invalid)?;
+        let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
+        if r.strata.is_empty() {
+            return Err(invalid(DomainError::invalid(
+                "strata",
+                "at least one stratum",
+            )));
+        }
+        let mut strata = Vec::new();
+        for (i, s) in r.strata.iter().enumerate() {
+            let at = |k: &str| format!("strata[{i}].{k}");
+            let class = class_from_pb(&at("risk_class"), s.risk_class).map_err(invalid)?;
+            if strata.iter().any(|x: &PlannedStratum| x.class == class) {
+                return Err(invalid(DomainError::invalid(
+                    at("risk_class"),
+                    format!("class {class} appears twice"),
+                )));
+            }
+            if !filter.classes.is_empty() && !filter.classes.contains(&class) {
+                return Err(invalid(DomainError::invalid(
+                    at("risk_class"),
+                    format!("class {class} is not in filter.classes"),
+                )));
+            }
+            let (ratio, count) = match s.size {
+                Some(pb::stratum::Size::Ratio(x)) if (0.0..=1.0).contains(&x) => (Some(x), None),
+                Some(pb::stratum::Size::Ratio(x)) => {
+                    return Err(invalid(DomainError::invalid(
+                        at("ratio"),
+                        format!("{x} is outside [0, 1]"),
+                    )))
+                }
+                Some(pb::stratum::Size::Count(c)) if c >= 0 => (None, Some(c as u64)),
+                Some(pb::stratum::Size::Count(c)) => {
+                    return Err(invalid(DomainError::invalid(
+                        at("count"),
+                        format!("{c} is negative"),
+                    )))
+                }
+                None => {
+                    return Err(invalid(DomainError::invalid(
+                        at("size"),
+                        "a ratio or a count is required",
+                    )))
+                }
+            };
+            strata.push(PlannedStratum {
+                class,
+                count,
+                ratio,
+                population: 0,
+                k: 0,
+                digest: String::new(),
+            });
+        }
+        let store = self.store.clone();
+        let f2 = CandidateFilter {
+            include_exempt: false,
+            ..filter.clone()
+        };
+        let (plan, populations) = tokio::task::spawn_blocking(move || {
+            let (view, cands) = store.spot_candidates(&f2, as_of)?;
+            let mut populations = Vec::new();
+            for s in strata.iter_mut() {
+                let pop: Vec<Uscc> = cands
+                    .iter()
+                    .filter(|c| c.class == s.class)
+                    .map(|c| c.uscc)
+                    .collect();
+                let ids: Vec<String> = pop.iter().map(|u| u.to_string()).collect();
+                s.population = pop.len() as u64;
+                s.k = sampler::stratum_size(pop.len(), s.count, s.ratio) as u64;
+                s.digest = sampler::population_digest(ids.iter().map(String::as_str));
+                populations.push(pop);
+            }
+            let plan = DrawPlan {
+                id: 0,
+                task_id,
+                run_id: view.run.id,
+                model_version: view.run.model_version.clone(),
+                as_of,
+                filter: f2,
+                exemptions: store.options().exemptions.clone(),
+                strata,
+                created_at_ms: 0,
+                created_by: principal,
+                receipt: None,
+            };
+            Ok::<_, Error>((plan, populations))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        match self
+            .store
+            .write(
+                WriteOp::SavePlan {
+                    plan: Box::new(plan),
+                    populations,
+                },
+                key,
+            )
+            .await?
+        {
+            Outcome::Plan(p) => Ok(Response::new(plan_pb(&p))),
+            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        }
+    }
+
+    async fn draw_sample(
+        &self,
+        req: Request<pb::DrawSampleRequest>,
+    ) -> Result<Response<pb::DrawReceipt>, Status> {
+        let r = req.into_inner();
+        let key = request_key("DrawSample", &r.request_id, &r)?;
+        if let Some(k) = &key {
+            if let Some(Outcome::Plan(p)) = self.store.recall(k)? {
+                if let Some(rec) = &p.receipt {
+                    return Ok(Response::new(receipt_pb(rec, &p.filter)));
+                }
+            }
+        }
+        if r.seed.is_empty() {
+            return Err(invalid(DomainError::invalid("seed", "is required")));
+        }
+        if r.seed.chars().count() > 256 {
+            return Err(invalid(DomainError::invalid(
+                "seed",
+                "at most 256 characters",
+            )));
+        }
+        let plan = self
+            .store
+            .draw_plan(r.plan_id)?
+            .ok_or_else(|| Status::not_found(format!("plan_id: plan {} not found", r.plan_id)))?;
+        if plan.receipt.is_some() {
+            return Err(Status::failed_precondition(format!(
+                "plan_id: plan {} was already drawn; a top-up is a new plan with a fresh seed",
+                plan.id
+            )));
+        }
+        let store = self.store.clone();
+        let seed = r.seed.clone();
+        let p2 = plan.clone();
+        let receipt = tokio::task::spawn_blocking(move || draw(&store, &p2, &seed))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        match self
+            .store
+            .write(
+                WriteOp::RecordDraw {
+                    plan_id: plan.id,
+                    receipt: Box::new(receipt),
+                },
+                key,
+            )
+            .await?
+        {
+            Outcome::Plan(p) => match &p.receipt {
+                Some(rec) => Ok(Response::new(receipt_pb(rec, &p.filter))),
+                None => Err(Status::internal("draw not recorded")),
+            },
+            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        }
+    }
+
+    async fn verify_draw(
+        &self,
+        req: Request<pb::VerifyDrawRequest>,
+    ) -> Result<Response<pb::VerifyDrawResponse>, Status> {
+        let r = req.into_inner();
+        let rec = r
+            .receipt
+            .ok_or_else(|| invalid(DomainError::invalid("receipt", "is required")))?;
+        let plan = self.store.draw_plan(rec.plan_id)?.ok_or_else(|| {
+            Status::not_found(format!("receipt.plan_id: plan {} not found", rec.plan_id))
+        })?;
+        if self.store.run(rec.run_id)?.is_none() {
+            return Err(Status::not_found(format!(
+                "receipt.run_id: scoring run {} no longer exists",
+                rec.run_id
+            )));
+        }
+        let store = self.store.clone();
+        let diff = tokio::task::spawn_blocking(move || verify(&store, &plan, &rec))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(pb::VerifyDrawResponse {
+            matches: diff.is_none(),
+            first_difference: diff.unwrap_or_default(),
+        }))
+    }
+
+    type ListPopulationStream = Boxed<pb::PopulationBatch>;
+
+    async fn list_population(
+        &self,
+        req: Request<pb::ListPopulationRequest>,
+    ) -> Result<Response<Self::ListPopulationStream>, Status> {
+        let r = req.get_ref();
+        let plan = self
+            .store
+            .draw_plan(r.plan_id)?
+            .ok_or_else(|| Status::not_found(format!("plan_id: plan {} not found", r.plan_id)))?;
+        if r.stratum as usize >= plan.strata.len() {
+            return Err(invalid(DomainError::invalid(
+                "stratum",
+                format!("plan {} has {} strata", plan.id, plan.strata.len()),
+            )));
+        }
+        let pop = self.store.draw_population(plan.id, r.stratum as u8)?;
+        let batches: Vec<Result<pb::PopulationBatch, Status>> = pop
+            .chunks(CANDIDATE_BATCH)
+            .map(|c| {
+                Ok(pb::PopulationBatch {
+                    usccs: c.iter().map(|u| u.to_string()).collect(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(batches))))
+    }
+}
+
+/// Draws every stratum of `plan` with `seed` from its frozen populations.
+pub fn draw(store: &Store, plan: &DrawPlan, seed: &str) -> Result<DrawReceipt, Error> {
+    let s = Sampler::new(&sampler::draw_seed(seed, &plan.task_id));
+    let mut strata = Vec::new();
+    for (i, st) in plan.strata.iter().enumerate() {
+        let pop = store.draw_population(plan.id, i as u8)?;
+        let ids: Vec<String> = pop.iter().map(|u| u.to_string()).collect();
+        let picked = s.sample(ids.iter().map(String::as_str), st.k as usize);
+        let selected = picked
+            .into_iter()
+            .map(|(t, id)| Ok((Uscc::parse(id).map_err(Error::Invalid)?, t.as_string())))
+            .collect::<Result<Vec<_>, Error>>()?;
+        strata.push(ReceiptStratum {
+            class: st.class,
+            population: st.population,
+            k: st.k,
+            digest: st.digest.clone(),
+            selected,
+        });
+    }
+    Ok(DrawReceipt {
+        algorithm: sampler::ALGORITHM.into(),
+        seed: seed.into(),
+        task_id: plan.task_id.clone(),
+        plan_id: plan.id,
+        run_id: plan.run_id,
+        filter_json: serde_json::to_string(&plan.filter).unwrap_or_default(),
+        as_of: plan.as_of,
+        strata,
+        drawn_at_ms: 0,
+    })
+}
+
+/// Recomputes a receipt; `Some(first difference)` if it does not match.
+fn verify(store: &Store, plan: &DrawPlan, rec: &pb::DrawReceipt) -> Result<Option<String>, Error> {
+    macro_rules! differ {
+        ($($t:tt)*) => { return Ok(Some(format!($($t)*))) };
+    }
+    if rec.algorithm != sampler::ALGORITHM {
+        differ!(
+            "algorithm: {:?}, expected {:?}",
+            rec.algorithm,
+            sampler::ALGORITHM
+        );
+    }
+    if rec.task_id != plan.task_id {
+        differ!(
+            "task_id: {:?}, the plan has {:?}",
+            rec.task_id,
+            plan.task_id
+        );
+    }
+    if rec.run_id != plan.run_id {
+        differ!("run_id: {}, the plan has {}", rec.run_id, plan.run_id);
+    }
+    if rec.as_of != plan.as_of.to_string() {
+        differ!("as_of: {}, the plan has {}", rec.as_of, plan.as_of);
+    }
+    if let Some(stored) = &plan.receipt {
+        if stored.seed != rec.seed {
+            differ!(
+                "seed: {:?}, the recorded draw used {:?}",
+                rec.seed,
+                stored.seed
+            );
+        }
+    } else {
+        differ!("plan {} has not been drawn", plan.id);
+    }
+    if rec.strata.len() != plan.strata.len() {
+        differ!(
+            "strata: {} in the receipt, {} in the plan",
+            rec.strata.len(),
+            plan.strata.len()
+        );
+    }
+    let fresh = draw(store, plan, &rec.seed)?;
+    for (i, (got, want)) in rec.strata.iter().zip(&fresh.strata).enumerate() {
+        if got.risk_class != class_pb(want.class) {
+            differ!("strata[{i}].risk_class differs");
+        }
+        let pop = store.draw_population(plan.id, i as u8)?;
+        let ids: Vec<String> = pop.iter().map(|u| u.to_string()).collect();
+        let digest = sampler::population_digest(ids.iter().map(String::as_str));
+        if digest != plan.strata[i].digest {
+            differ!("strata[{i}]: the stored population no longer has the planned digest");
+        }
+        if got.population_digest != digest {
+            differ!(
+                "strata[{i}].population_digest: {}, recomputed {}",
+                got.population_digest,
+                digest
+            );
+        }
+        if got.population != want.population || got.k != want.k {
+            differ!(
+                "strata[{i}]: population/k {}/{}, recomputed {}/{}",
+                got.population,
+                got.k,
+                want.population,
+                want.k
+            );
+        }
+        if got.selected.len() != want.selected.len() {
+            differ!(
+                "strata[{i}].selected: {} entries, recomputed {}",
+                got.selected.len(),
+                want.selected.len()
+            );
+        }
+        for (j, (g, (u, t))) in got.selected.iter().zip(&want.selected).enumerate() {
+            if g.uscc != u.to_string() || &g.ticket != t {
+                differ!(
+                    "strata[{i}].selected[{j}]: {} {}, recomputed {} {}",
+                    g.uscc,
+                    g.ticket,
+                    u,
+                    t
+                );
+            }
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,138 @@
+//! Draw plans and receipts (抽取方案与回执): commit, then reveal.
+//!
+//! | key | value |
+//! |---|---|
+//! | `D plan(8) 0x00` | [`DrawPlan`] (with its [`DrawReceipt`] once drawn) |
+//! | `D plan 0x01 stratum(1) chunk(4)` | the frozen population of a stratum: up to [`POPULATION_CHUNK`] USCCs, ascending, 18 bytes each |
+//!
+//! A plan freezes its population (the USCCs of each stratum after filter and
+//! exemptions, in the plan's scoring run) and their digests before any seed exists; the
+//! draw reads the frozen lists, so a later write, batch run or configuration change cannot
+//! alter what was committed. Receipts are verified against the same lists.
+
+use serde::{Deserialize, Serialize};
+
+use super::{codec, spot::CandidateFilter};
+use crate::{
+    domain::{spotcheck::ExemptionRules, Date, RiskClass, Uscc},
+    error::{Error, Result},
+};
+
+/// Plan keyspace.
+pub const PLANS: u8 = b'D';
+/// USCCs per population chunk.
+pub const POPULATION_CHUNK: usize = 4096;
+
+/// One stratum as planned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStratum {
+    pub class: RiskClass,
+    /// Exactly one of count and ratio.
+    pub count: Option<u64>,
+    pub ratio: Option<f64>,
+    pub population: u64,
+    pub k: u64,
+    /// SHA-256 hex over the USCCs ascending, joined with "\n".
+    pub digest: String,
+}
+
+/// One stratum of a receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptStratum {
+    pub class: RiskClass,
+    pub population: u64,
+    pub k: u64,
+    pub digest: String,
+    /// Selected USCCs with their tickets, in ticket order.
+    pub selected: Vec<(Uscc, String)>,
+}
+
+/// The receipt of a draw (抽取回执).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawReceipt {
+    pub algorithm: String,
+    pub seed: String,
+    pub task_id: String,
+    pub plan_id: u64,
+    pub run_id: u64,
+    /// The filter, as JSON (stable, readable).
+    pub filter_json: String,
+    pub as_of: Date,
+    pub strata: Vec<ReceiptStratum>,
+    pub drawn_at_ms: i64,
+}
+
+/// A draw plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DrawPlan {
+    pub id: u64,
+    pub task_id: String,
+    pub run_id: u64,
+    pub model_version: String,
+    pub as_of: Date,
+    pub filter: CandidateFilter,
+    pub exemptions: ExemptionRules,
+    pub strata: Vec<PlannedStratum>,
+    pub created_at_ms: i64,
+    pub created_by: String,
+    pub receipt: Option<DrawReceipt>,
+}
+
+/// `D plan 0x00`.
+pub fn plan_key(id: u64) -> Vec<u8> {
+    let mut k = vec![PLANS];
+    k.extend_from_slice(&id.to_be_bytes());
+    k.push(0);
+    k
+}
+
+/// `D plan 0x01 stratum`.
+pub fn population_prefix(id: u64, stratum: u8) -> Vec<u8> {
+    let mut k = vec![PLANS];
+    k.extend_from_slice(&id.to_be_bytes());
+    k.push(1);
+    k.push(stratum);
+    k
+}
+
+/// The chunks of a stratum's population.
+pub fn encode_population(id: u64, stratum: u8, usccs: &[Uscc]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    usccs
+        .chunks(POPULATION_CHUNK)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut k = population_prefix(id, stratum);
+            k.extend_from_slice(&(i as u32).to_be_bytes());
+            let mut v = Vec::with_capacity(1 + chunk.len() * 18);
+            v.push(codec::VALUE_VERSION);
+            for u in chunk {
+                v.extend_from_slice(u.as_bytes());
+            }
+            (k, v)
+        })
+        .collect()
+}
+
+/// Reads a stratum's frozen population.
+pub fn load_population(tree: &sled::Tree, id: u64, stratum: u8) -> Result<Vec<Uscc>> {
+    let mut out = Vec::new();
+    for kv in tree.scan_prefix(population_prefix(id, stratum)) {
+        let (_, v) = kv?;
+        match v.split_first() {
+            Some((&codec::VALUE_VERSION, rest)) if rest.len() % 18 == 0 => {
+                for c in rest.chunks_exact(18) {
+                    out.push(Uscc::from_bytes(c)?);
+                }
+            }
+            _ => return Err(Error::Corrupt("bad population chunk".into())),
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a plan.
+pub fn load_plan(tree: &sled::Tree, id: u64) -> Result<Option<DrawPlan>> {
+    tree.get(plan_key(id))?
+        .map(|v| codec::decode(&v))
+        .transpose()
+}

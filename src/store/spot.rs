@@ -1,0 +1,339 @@
+//! The spot-check index of a scoring run (抽查对象库): per enterprise of the run, the
+//! attributes the selector filters on (region, industry section, status, entity type)
+//! and its spot checks (for exemptions), next to the run's class; plus per-class position
+//! lists. Held in memory beside the run (≈ 9 bytes per enterprise and 4 per class list
+//! entry); built by the batch job from the dossiers it scans anyway, or at open by one
+//! dossier scan. Enterprises changed since the run live in an overlay the writer keeps
+//! current after each commit, so answers reflect today's records and the run's classes.
+
+use std::{collections::HashMap, sync::RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    domain::{
+        spotcheck::{Exemption, ExemptionRules},
+        Date, EnterpriseRecords, EnterpriseStatus, EntityType, RegionCode, RiskClass, Uscc,
+    },
+    error::{Error, Result},
+};
+
+/// The filter attributes of one enterprise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attrs {
+    pub region: RegionCode,
+    pub section: u8,
+    pub status: EnterpriseStatus,
+    pub entity_type: EntityType,
+}
+
+impl Attrs {
+    /// From a dossier.
+    pub fn of(d: &EnterpriseRecords) -> Option<Attrs> {
+        d.enterprise.as_ref().map(|e| Attrs {
+            region: e.region,
+            section: e.industry.section(),
+            status: e.status,
+            entity_type: e.entity_type,
+        })
+    }
+}
+
+/// Spot checks of a dossier: (date, problems found).
+pub fn checks_of(d: &EnterpriseRecords) -> Vec<(Date, bool)> {
+    d.inspections
+        .iter()
+        .map(|i| (i.inspected_on, i.problems_found))
+        .collect()
+}
+
+/// One enterprise as the selector sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpotRow {
+    pub uscc: Uscc,
+    pub class: RiskClass,
+    pub score: i32,
+    pub attrs: Attrs,
+    pub checks: Vec<(Date, bool)>,
+}
+
+/// What a candidate query asks for; an empty list means "any".
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CandidateFilter {
+    /// Region codes; a code ending in zeros (e.g. 310000) also matches the codes under it.
+    pub regions: Vec<RegionCode>,
+    /// GB/T 4754 section letters.
+    pub sections: Vec<u8>,
+    pub entity_types: Vec<EntityType>,
+    pub classes: Vec<RiskClass>,
+    pub statuses: Vec<EnterpriseStatus>,
+    /// Return exempt enterprises too (marked with their exemption).
+    pub include_exempt: bool,
+}
+
+fn region_matches(want: &RegionCode, got: &RegionCode) -> bool {
+    let w = want.as_bytes();
+    let g = got.as_bytes();
+    let significant = w.iter().rposition(|&c| c != b'0').map_or(0, |i| i + 1);
+    // Province (2) and prefecture (4) codes cover their children; counties match exactly.
+    let len = if significant <= 2 {
+        2
+    } else if significant <= 4 {
+        4
+    } else {
+        6
+    };
+    w[..len] == g[..len]
+}
+
+impl CandidateFilter {
+    /// Whether a row passes the filter (exemptions aside).
+    pub fn admits(&self, class: RiskClass, a: &Attrs) -> bool {
+        (self.classes.is_empty() || self.classes.contains(&class))
+            && (self.regions.is_empty()
+                || self.regions.iter().any(|r| region_matches(r, &a.region)))
+            && (self.sections.is_empty() || self.sections.contains(&a.section))
+            && (self.entity_types.is_empty() || self.entity_types.contains(&a.entity_type))
+            && (self.statuses.is_empty() || self.statuses.contains(&a.status))
+    }
+}
+
+/// A candidate: a row and its exemption at the query's as-of date.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub uscc: Uscc,
+    pub class: RiskClass,
+    pub score: i32,
+    pub attrs: Attrs,
+    pub exemption: Option<Exemption>,
+}
+
+/// The index of one run.
+#[derive(Debug, Default)]
+pub struct SpotIndex {
+    /// Parallel to the run's entries; `None` for an enterprise without a profile.
+    attrs: Vec<Option<Attrs>>,
+    /// Spot checks by entry position (only enterprises that have any).
+    checks: HashMap<u32, Vec<(Date, bool)>>,
+    /// Entry positions per class, ascending (= USCC order).
+    by_class: [Vec<u32>; 4],
+    /// Enterprises changed since the run (re-scored onto it), by USCC.
+    overlay: RwLock<HashMap<Uscc, SpotRow>>,
+}
+
+/// Builds an index while entries are produced in USCC order.
+#[derive(Default)]
+pub struct SpotBuilder {
+    attrs: Vec<Option<Attrs>>,
+    checks: HashMap<u32, Vec<(Date, bool)>>,
+}
+
+impl SpotBuilder {
+    /// Adds the next enterprise (position = number added so far).
+    pub fn push(&mut self, d: &EnterpriseRecords) {
+        let pos = self.attrs.len() as u32;
+        self.attrs.push(Attrs::of(d));
+        if !d.inspections.is_empty() {
+            self.checks.insert(pos, checks_of(d));
+        }
+    }
+
+    /// Appends another builder's enterprises (which follow in USCC order).
+    pub fn append(&mut self, other: SpotBuilder) {
+        let base = self.attrs.len() as u32;
+        self.attrs.extend(other.attrs);
+        self.checks
+            .extend(other.checks.into_iter().map(|(p, c)| (p + base, c)));
+    }
+
+    /// Appends another builder's enterprises given in descending USCC order.
+    pub fn append_reversed(&mut self, other: SpotBuilder) {
+        let base = self.attrs.len() as u32;
+        let n = other.attrs.len() as u32;
+        self.attrs.extend(other.attrs.into_iter().rev());
+        self.checks.extend(
+            other
+                .checks
+                .into_iter()
+                .map(|(p, c)| (base + (n - 1 - p), c)),
+        );
+    }
+
+    /// Number of enterprises added.
+    pub fn len(&self) -> usize {
+        self.attrs.len()
+    }
+
+    /// Whether none were added.
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty()
+    }
+
+    /// Replaces the attributes of position `pos` (a re-read dossier).
+    pub fn set(&mut self, pos: usize, d: &EnterpriseRecords) {
+        if let Some(a) = self.attrs.get_mut(pos) {
+            *a = Attrs::of(d);
+        }
+        if d.inspections.is_empty() {
+            self.checks.remove(&(pos as u32));
+        } else {
+            self.checks.insert(pos as u32, checks_of(d));
+        }
+    }
+
+    /// The index, given the classes of the entries (same order).
+    pub fn finish(self, classes: impl Iterator<Item = RiskClass>) -> SpotIndex {
+        let mut by_class: [Vec<u32>; 4] = Default::default();
+        for (i, c) in classes.enumerate() {
+            by_class[c.index()].push(i as u32);
+        }
+        SpotIndex {
+            attrs: self.attrs,
+            checks: self.checks,
+            by_class,
+            overlay: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl SpotIndex {
+    /// Records a re-scored enterprise (the writer, after its commit).
+    pub fn upsert(&self, row: SpotRow) -> Result<()> {
+        self.overlay
+            .write()
+            .map_err(|_| Error::Unavailable("spot overlay poisoned".into()))?
+            .insert(row.uscc, row);
+        Ok(())
+    }
+
+    /// The row of the entry at `pos` of a run whose entry is (uscc, class, score).
+    fn base_row(&self, pos: usize, uscc: Uscc, class: RiskClass, score: i32) -> Option<SpotRow> {
+        let attrs = (*self.attrs.get(pos)?)?;
+        Some(SpotRow {
+            uscc,
+            class,
+            score,
+            attrs,
+            checks: self.checks.get(&(pos as u32)).cloned().unwrap_or_default(),
+        })
+    }
+}
+
+/// The selector's view of one run: its entries and index.
+pub struct SpotView<'a> {
+    pub entries: &'a [super::RunEntry],
+    pub index: &'a SpotIndex,
+}
+
+impl SpotView<'_> {
+    /// One enterprise, if classified in the run.
+    pub fn row(&self, u: &Uscc) -> Result<Option<SpotRow>> {
+        if let Some(r) = self
+            .index
+            .overlay
+            .read()
+            .map_err(|_| Error::Unavailable("spot overlay poisoned".into()))?
+            .get(u)
+        {
+            return Ok(Some(r.clone()));
+        }
+        Ok(self
+            .entries
+            .binary_search_by(|e| e.uscc.as_bytes().cmp(u.as_bytes()))
+            .ok()
+            .and_then(|i| {
+                let e = self.entries[i];
+                self.index.base_row(i, e.uscc, e.class, e.score)
+            }))
+    }
+
+    /// Every enterprise passing `f` at `as_of`, in USCC order, exempt ones only if asked.
+    pub fn candidates(
+        &self,
+        f: &CandidateFilter,
+        rules: &ExemptionRules,
+        as_of: Date,
+    ) -> Result<Vec<Candidate>> {
+        let overlay = self
+            .index
+            .overlay
+            .read()
+            .map_err(|_| Error::Unavailable("spot overlay poisoned".into()))?;
+        let classes: Vec<RiskClass> = if f.classes.is_empty() {
+            RiskClass::ALL.to_vec()
+        } else {
+            f.classes.clone()
+        };
+        let mut positions: Vec<u32> = Vec::new();
+        for c in &classes {
+            for &p in &self.index.by_class[c.index()] {
+                let Some(a) = self.index.attrs[p as usize] else {
+                    continue;
+                };
+                if f.admits(*c, &a) {
+                    positions.push(p);
+                }
+            }
+        }
+        positions.sort_unstable();
+        let no_checks: Vec<(Date, bool)> = Vec::new();
+        let mut out = Vec::with_capacity(positions.len());
+        for p in positions {
+            let e = self.entries[p as usize];
+            if overlay.contains_key(&e.uscc) {
+                continue;
+            }
+            let Some(a) = self.index.attrs[p as usize] else {
+                continue;
+            };
+            let checks = self.index.checks.get(&p).unwrap_or(&no_checks);
+            let exemption = rules.exemption(a.status, checks, as_of);
+            if exemption.is_some() && !f.include_exempt {
+                continue;
+            }
+            out.push(Candidate {
+                uscc: e.uscc,
+                class: e.class,
+                score: e.score,
+                attrs: a,
+                exemption,
+            });
+        }
+        let before = out.len();
+        for r in overlay.values() {
+            if !f.admits(r.class, &r.attrs) {
+                continue;
+            }
+            let exemption = rules.exemption(r.attrs.status, &r.checks, as_of);
+            if exemption.is_some() && !f.include_exempt {
+                continue;
+            }
+            out.push(Candidate {
+                uscc: r.uscc,
+                class: r.class,
+                score: r.score,
+                attrs: r.attrs,
+                exemption,
+            });
+        }
+        if out.len() > before {
+            out.sort_unstable_by(|a, b| a.uscc.as_bytes().cmp(b.uscc.as_bytes()));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_prefixes() {
+        let r = |s: &str| RegionCode::parse("r", s).unwrap();
+        assert!(region_matches(&r("310115"), &r("310115")));
+        assert!(!region_matches(&r("310115"), &r("310104")));
+        assert!(region_matches(&r("310000"), &r("310104")));
+        assert!(region_matches(&r("310100"), &r("310104")));
+        assert!(!region_matches(&r("320000"), &r("310104")));
+    }
+}
