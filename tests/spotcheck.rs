@@ -627,3 +627,193 @@ async fn bad_plans_are_refused_naming_the_field() {
     assert_eq!(err.code(), Code::NotFound);
     t.s.stop().await;
 }
+
+#[tokio::test]
+async fn inspector_teams_are_drawn_verified_and_part_of_the_receipt() {
+    let mut t = city().await;
+    // Ten inspectors: four from Pudong (the region of most enterprises), six from Xuhui.
+    for i in 0..10 {
+        t.spot
+            .upsert_inspector(pb::UpsertInspectorRequest {
+                request_id: String::new(),
+                inspector: Some(pb::Inspector {
+                    id: format!("INS-{i:02}"),
+                    name: format!("检查员{i}"),
+                    certificate_number: format!("沪执{i:06}"),
+                    home_region_code: if i < 4 { "310115" } else { "310104" }.into(),
+                    fields: vec!["advertising".into()],
+                    active: i != 9,
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    let err = t
+        .spot
+        .upsert_inspector(pb::UpsertInspectorRequest {
+            request_id: String::new(),
+            inspector: Some(pb::Inspector {
+                id: "X".into(),
+                name: "n".into(),
+                certificate_number: String::new(),
+                home_region_code: "310115".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("inspector.certificate_number"),
+        "{}",
+        err.message()
+    );
+    let listed = t
+        .spot
+        .list_inspectors(pb::ListInspectorsRequest { active_only: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.inspectors.len(), 9);
+
+    let plan = t
+        .spot
+        .plan_draw(plan_req("2026-沪-002", vec![count(pb::RiskClass::A, 4)]))
+        .await
+        .unwrap()
+        .into_inner();
+    let early = t
+        .spot
+        .assign_inspectors(pb::AssignInspectorsRequest {
+            request_id: String::new(),
+            plan_id: plan.plan_id,
+            team_size: 2,
+            conflicts: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition, "not drawn yet");
+    let receipt = t
+        .spot
+        .draw_sample(pb::DrawSampleRequest {
+            request_id: String::new(),
+            plan_id: plan.plan_id,
+            seed: "s-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = receipt.strata[0].selected[0].uscc.clone();
+    let err = t
+        .spot
+        .assign_inspectors(pb::AssignInspectorsRequest {
+            request_id: String::new(),
+            plan_id: plan.plan_id,
+            team_size: 1,
+            conflicts: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("team_size"));
+
+    // Without conflicts, to learn who would be drawn for the first enterprise.
+    let seed = receipt.sampler_seed.clone();
+    let pool: Vec<(String, credit_risk::domain::RegionCode)> = listed
+        .inspectors
+        .iter()
+        .map(|i| {
+            (
+                i.id.clone(),
+                credit_risk::domain::RegionCode::parse("r", &i.home_region_code).unwrap(),
+            )
+        })
+        .collect();
+    let u = credit_risk::domain::Uscc::parse(&first).unwrap();
+    let pudong = credit_risk::domain::RegionCode::parse("r", "310115").unwrap();
+    let expected =
+        credit_risk::domain::spotcheck::draw_team(&seed, u, pudong, &pool, &[], 2).unwrap();
+    let conflict_with = expected.inspectors[0].0.clone();
+
+    let with_teams = t
+        .spot
+        .assign_inspectors(pb::AssignInspectorsRequest {
+            request_id: String::new(),
+            plan_id: plan.plan_id,
+            team_size: 2,
+            conflicts: vec![pb::Conflict {
+                inspector_id: conflict_with.clone(),
+                uscc: first.clone(),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(with_teams.teams.len(), 4);
+    for team in &with_teams.teams {
+        assert_eq!(team.inspectors.len(), 2);
+        for i in &team.inspectors {
+            let home = &listed
+                .inspectors
+                .iter()
+                .find(|x| x.id == i.inspector_id)
+                .unwrap()
+                .home_region_code;
+            assert_ne!(
+                home, &team.region_code,
+                "never from the enterprise's own region"
+            );
+            assert_ne!(
+                i.inspector_id, "INS-09",
+                "inactive inspectors are not drawn"
+            );
+        }
+    }
+    let t0 = &with_teams.teams[0];
+    assert_eq!(t0.uscc, first);
+    assert_eq!(t0.recused, vec![conflict_with.clone()]);
+    assert_eq!(
+        t0.inspectors[0].inspector_id, expected.inspectors[1].0,
+        "the next ticket replaces the recused"
+    );
+    assert!(t0
+        .inspectors
+        .iter()
+        .all(|i| i.inspector_id != conflict_with));
+
+    let ok = t
+        .spot
+        .verify_draw(pb::VerifyDrawRequest {
+            receipt: Some(with_teams.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ok.matches, "{}", ok.first_difference);
+    let mut forged = with_teams.clone();
+    forged.teams[1].inspectors.swap(0, 1);
+    let bad = t
+        .spot
+        .verify_draw(pb::VerifyDrawRequest {
+            receipt: Some(forged),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        bad.first_difference.starts_with("teams[1]"),
+        "{:?} {:?}",
+        bad,
+        with_teams.teams[1]
+    );
+    let again = t
+        .spot
+        .assign_inspectors(pb::AssignInspectorsRequest {
+            request_id: String::new(),
+            plan_id: plan.plan_id,
+            team_size: 2,
+            conflicts: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    t.s.stop().await;
+}

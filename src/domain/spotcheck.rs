@@ -3,7 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Date, EnterpriseStatus};
+use super::{
+    records::check_text,
+    sampler::{team_seed, Sampler},
+    Date, DomainError, EnterpriseStatus, RegionCode,
+};
 
 /// Which exemptions apply; each can be switched off in the configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +92,98 @@ impl ExemptionRules {
     }
 }
 
+/// An inspector of the law-enforcement inspector directory (执法检查人员名录库).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inspector {
+    /// Directory id, 1..=64 characters.
+    pub id: String,
+    pub name: String,
+    /// Law-enforcement certificate number (执法证号).
+    pub certificate_number: String,
+    /// Home jurisdiction: never assigned to enterprises there.
+    pub home_region: RegionCode,
+    /// Fields of competence (e.g. "food", "advertising").
+    pub fields: Vec<String>,
+    pub active: bool,
+    /// When stored (Unix milliseconds).
+    pub recorded_at_ms: i64,
+}
+
+impl Inspector {
+    /// Field checks.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        check_text("inspector.id", &self.id, true, 64)?;
+        if self.id.trim() != self.id {
+            return Err(DomainError::invalid(
+                "inspector.id",
+                "no surrounding spaces",
+            ));
+        }
+        check_text("inspector.name", &self.name, true, 100)?;
+        check_text(
+            "inspector.certificate_number",
+            &self.certificate_number,
+            true,
+            64,
+        )?;
+        for (i, f) in self.fields.iter().enumerate() {
+            check_text(&format!("inspector.fields[{i}]"), f, true, 64)?;
+        }
+        Ok(())
+    }
+}
+
+/// One eligible inspector as frozen in an assignment: id and home region.
+pub type PoolMember = (String, RegionCode);
+
+/// The team of one enterprise: inspectors (with tickets) in ticket order, and those
+/// who were drawn but recused for a declared conflict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    pub uscc: super::Uscc,
+    pub region: RegionCode,
+    pub inspectors: Vec<(String, String)>,
+    pub recused: Vec<String>,
+}
+
+/// Draws a team of `size` for an enterprise in `region` from `pool` (active inspectors)
+/// with the draw's sampler seed: never from the enterprise's own region; an inspector
+/// with a declared conflict steps aside and the next ticket takes the place. `None` if
+/// too few inspectors are eligible.
+pub fn draw_team(
+    draw_seed: &str,
+    uscc: super::Uscc,
+    region: RegionCode,
+    pool: &[PoolMember],
+    conflicts: &[String],
+    size: usize,
+) -> Option<Team> {
+    let eligible: Vec<&str> = pool
+        .iter()
+        .filter(|(_, home)| *home != region)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let s = Sampler::new(&team_seed(draw_seed, &uscc.to_string()));
+    let order = s.sample(eligible.iter().copied(), eligible.len());
+    let mut team = Team {
+        uscc,
+        region,
+        inspectors: Vec::new(),
+        recused: Vec::new(),
+    };
+    for (t, id) in order {
+        if team.inspectors.len() == size {
+            break;
+        }
+        if conflicts.iter().any(|c| c == id) {
+            team.recused.push(id.to_string());
+        } else {
+            team.inspectors.push((id.to_string(), t.as_string()));
+        }
+    }
+    (team.inspectors.len() == size).then_some(team)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +241,45 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn teams_avoid_home_region_and_conflicts() {
+        let r = |s: &str| RegionCode::parse("r", s).unwrap();
+        let pool: Vec<PoolMember> = (0..10)
+            .map(|i| {
+                (
+                    format!("I{i}"),
+                    if i < 4 { r("310115") } else { r("310104") },
+                )
+            })
+            .collect();
+        let u = crate::domain::Uscc::placeholder();
+        let t = draw_team("seed:task", u, r("310115"), &pool, &[], 2).unwrap();
+        assert_eq!(t.inspectors.len(), 2);
+        assert!(t
+            .inspectors
+            .iter()
+            .all(|(id, _)| id[1..].parse::<u32>().unwrap() >= 4));
+        // Recusing the first drawn brings in the next ticket.
+        let first = t.inspectors[0].0.clone();
+        let t2 = draw_team(
+            "seed:task",
+            u,
+            r("310115"),
+            &pool,
+            std::slice::from_ref(&first),
+            2,
+        )
+        .unwrap();
+        assert_eq!(t2.recused, vec![first]);
+        assert_eq!(t2.inspectors[0], t.inspectors[1]);
+        // Deterministic.
+        assert_eq!(
+            draw_team("seed:task", u, r("310115"), &pool, &[], 2).unwrap(),
+            t
+        );
+        // Too few eligible.
+        assert!(draw_team("seed:task", u, r("310115"), &pool, &[], 7).is_none());
     }
 }

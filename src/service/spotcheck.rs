@@ -12,13 +12,13 @@ use super::{
 use crate::{
     domain::{
         sampler::{self, Sampler},
-        spotcheck::ExemptionRules,
+        spotcheck::{draw_team, ExemptionRules, Inspector, PoolMember, Team},
         DomainError, IndustryCode, RegionCode, RiskClass, Uscc,
     },
     error::Error,
     proto::{self as pb, spot_check_service_server::SpotCheckService},
     store::{
-        draws::{DrawPlan, DrawReceipt, PlannedStratum, ReceiptStratum},
+        draws::{Assignment, DrawPlan, DrawReceipt, PlannedStratum, ReceiptStratum},
         spot::{Candidate, CandidateFilter},
         Outcome, Store, WriteOp,
     },
@@ -170,6 +170,98 @@ pub fn plan_pb(p: &DrawPlan) -> pb::DrawPlan {
     }
 }
 
+/// The receipt of a drawn plan as its proto, with the inspector teams if assigned.
+pub fn plan_receipt_pb(p: &DrawPlan) -> Result<pb::DrawReceipt, Status> {
+    let r = p
+        .receipt
+        .as_ref()
+        .ok_or_else(|| Status::internal("plan has no receipt"))?;
+    let mut out = receipt_pb(r, &p.filter);
+    if let Some(a) = &p.assignment {
+        out.team_size = a.team_size;
+        out.conflicts = a
+            .conflicts
+            .iter()
+            .map(|(i, u)| pb::Conflict {
+                inspector_id: i.clone(),
+                uscc: u.to_string(),
+            })
+            .collect();
+        out.inspector_pool_digest = a.pool_digest.clone();
+        out.teams = a.teams.iter().map(team_pb).collect();
+    }
+    Ok(out)
+}
+
+fn team_pb(t: &Team) -> pb::Team {
+    pb::Team {
+        uscc: t.uscc.to_string(),
+        region_code: t.region.as_str().to_string(),
+        inspectors: t
+            .inspectors
+            .iter()
+            .map(|(id, ticket)| pb::DrawnInspector {
+                inspector_id: id.clone(),
+                ticket: ticket.clone(),
+            })
+            .collect(),
+        recused: t.recused.clone(),
+    }
+}
+
+fn inspector_pb(i: &Inspector) -> pb::Inspector {
+    pb::Inspector {
+        id: i.id.clone(),
+        name: i.name.clone(),
+        certificate_number: i.certificate_number.clone(),
+        home_region_code: i.home_region.as_str().to_string(),
+        fields: i.fields.clone(),
+        active: i.active,
+    }
+}
+
+/// SHA-256 hex over "id region" lines of an inspector pool.
+pub fn pool_digest(pool: &[PoolMember]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (id, region) in pool {
+        h.update(id.as_bytes());
+        h.update(b" ");
+        h.update(region.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// Draws every team of a drawn plan.
+pub fn assign_teams(
+    plan: &DrawPlan,
+    regions: &[(Uscc, RegionCode)],
+    pool: &[PoolMember],
+    conflicts: &[(String, Uscc)],
+    team_size: usize,
+) -> Result<Vec<Team>, Error> {
+    let r = plan.receipt.as_ref().ok_or_else(|| {
+        Error::FailedPrecondition(format!("plan_id: plan {} is not drawn yet", plan.id))
+    })?;
+    let seed = sampler::draw_seed(&r.seed, &r.task_id);
+    let mut teams = Vec::new();
+    for (u, region) in regions {
+        let mine: Vec<String> = conflicts
+            .iter()
+            .filter(|(_, cu)| cu == u)
+            .map(|(i, _)| i.clone())
+            .collect();
+        let team = draw_team(&seed, *u, *region, pool, &mine, team_size).ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "too few eligible inspectors for {u} (region {region:?}): {team_size} needed"
+            ))
+        })?;
+        teams.push(team);
+    }
+    Ok(teams)
+}
+
 /// A receipt as its proto.
 pub fn receipt_pb(r: &DrawReceipt, filter: &CandidateFilter) -> pb::DrawReceipt {
     pb::DrawReceipt {
@@ -200,6 +292,7 @@ pub fn receipt_pb(r: &DrawReceipt, filter: &CandidateFilter) -> pb::DrawReceipt 
             .collect(),
         drawn_at: rfc3339(Some(r.drawn_at_ms)),
         sampler_seed: sampler::draw_seed(&r.seed, &r.task_id),
+        ..Default::default()
     }
 }
 
@@ -413,6 +506,7 @@ impl SpotCheckService for SpotCheckApi {
                 created_at_ms: 0,
                 created_by: principal,
                 receipt: None,
+                assignment: None,
             };
             Ok::<_, Error>((plan, populations))
         })
@@ -442,8 +536,8 @@ impl SpotCheckService for SpotCheckApi {
         let key = request_key("DrawSample", &r.request_id, &r)?;
         if let Some(k) = &key {
             if let Some(Outcome::Plan(p)) = self.store.recall(k)? {
-                if let Some(rec) = &p.receipt {
-                    return Ok(Response::new(receipt_pb(rec, &p.filter)));
+                if p.receipt.is_some() {
+                    return Ok(Response::new(plan_receipt_pb(&p)?));
                 }
             }
         }
@@ -483,10 +577,7 @@ impl SpotCheckService for SpotCheckApi {
             )
             .await?
         {
-            Outcome::Plan(p) => match &p.receipt {
-                Some(rec) => Ok(Response::new(receipt_pb(rec, &p.filter))),
-                None => Err(Status::internal("draw not recorded")),
-            },
+            Outcome::Plan(p) => Ok(Response::new(plan_receipt_pb(&p)?)),
             o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
         }
     }
@@ -516,6 +607,140 @@ impl SpotCheckService for SpotCheckApi {
             matches: diff.is_none(),
             first_difference: diff.unwrap_or_default(),
         }))
+    }
+
+    async fn upsert_inspector(
+        &self,
+        req: Request<pb::UpsertInspectorRequest>,
+    ) -> Result<Response<pb::Inspector>, Status> {
+        let r = req.into_inner();
+        let key = request_key("UpsertInspector", &r.request_id, &r)?;
+        let m = r
+            .inspector
+            .ok_or_else(|| invalid(DomainError::invalid("inspector", "is required")))?;
+        let home_region =
+            RegionCode::parse("inspector.home_region_code", m.home_region_code.trim())
+                .map_err(invalid)?;
+        let x = Inspector {
+            id: m.id,
+            name: m.name,
+            certificate_number: m.certificate_number,
+            home_region,
+            fields: m.fields,
+            active: m.active,
+            recorded_at_ms: 0,
+        };
+        match self
+            .store
+            .write(WriteOp::UpsertInspector(Box::new(x)), key)
+            .await?
+        {
+            Outcome::Inspector(i) => Ok(Response::new(inspector_pb(&i))),
+            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        }
+    }
+
+    async fn list_inspectors(
+        &self,
+        req: Request<pb::ListInspectorsRequest>,
+    ) -> Result<Response<pb::ListInspectorsResponse>, Status> {
+        let active_only = req.get_ref().active_only;
+        let inspectors = self
+            .store
+            .inspectors()?
+            .iter()
+            .filter(|i| i.active || !active_only)
+            .map(inspector_pb)
+            .collect();
+        Ok(Response::new(pb::ListInspectorsResponse { inspectors }))
+    }
+
+    async fn assign_inspectors(
+        &self,
+        req: Request<pb::AssignInspectorsRequest>,
+    ) -> Result<Response<pb::DrawReceipt>, Status> {
+        let r = req.into_inner();
+        let key = request_key("AssignInspectors", &r.request_id, &r)?;
+        if let Some(k) = &key {
+            if let Some(Outcome::Plan(p)) = self.store.recall(k)? {
+                return Ok(Response::new(plan_receipt_pb(&p)?));
+            }
+        }
+        if r.team_size < 2 {
+            return Err(invalid(DomainError::invalid(
+                "team_size",
+                format!("{} is fewer than two inspectors", r.team_size),
+            )));
+        }
+        let plan = self
+            .store
+            .draw_plan(r.plan_id)?
+            .ok_or_else(|| Status::not_found(format!("plan_id: plan {} not found", r.plan_id)))?;
+        let Some(receipt) = &plan.receipt else {
+            return Err(Status::failed_precondition(format!(
+                "plan_id: plan {} is not drawn yet (DrawSample first)",
+                plan.id
+            )));
+        };
+        if plan.assignment.is_some() {
+            return Err(Status::failed_precondition(format!(
+                "plan_id: plan {} already has its inspector teams",
+                plan.id
+            )));
+        }
+        let mut conflicts = Vec::new();
+        for (i, c) in r.conflicts.iter().enumerate() {
+            let u = convert::uscc(&format!("conflicts[{i}].uscc"), &c.uscc).map_err(invalid)?;
+            if c.inspector_id.trim().is_empty() {
+                return Err(invalid(DomainError::invalid(
+                    format!("conflicts[{i}].inspector_id"),
+                    "is required",
+                )));
+            }
+            conflicts.push((c.inspector_id.clone(), u));
+        }
+        let mut pool: Vec<PoolMember> = self
+            .store
+            .inspectors()?
+            .into_iter()
+            .filter(|i| i.active)
+            .map(|i| (i.id, i.home_region))
+            .collect();
+        pool.sort();
+        // The region of each selected enterprise now (its jurisdiction).
+        let mut regions = Vec::new();
+        for st in &receipt.strata {
+            for (u, _) in &st.selected {
+                let e = self
+                    .store
+                    .enterprise(u)?
+                    .ok_or_else(|| Status::not_found(format!("enterprise {u}")))?;
+                regions.push((*u, e.region));
+            }
+        }
+        let teams = assign_teams(&plan, &regions, &pool, &conflicts, r.team_size as usize)?;
+        let assignment = Assignment {
+            team_size: r.team_size,
+            conflicts,
+            pool_digest: pool_digest(&pool),
+            pool,
+            teams,
+            assigned_at_ms: 0,
+        };
+        match self
+            .store
+            .write(
+                WriteOp::RecordAssignment {
+                    plan_id: plan.id,
+                    assignment: Box::new(assignment),
+                },
+                key,
+            )
+            .await?
+        {
+            Outcome::Plan(p) => Ok(Response::new(plan_receipt_pb(&p)?)),
+            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        }
     }
 
     type ListPopulationStream = Boxed<pb::PopulationBatch>;
@@ -667,6 +892,39 @@ fn verify(store: &Store, plan: &DrawPlan, rec: &pb::DrawReceipt) -> Result<Optio
                     u,
                     t
                 );
+            }
+        }
+    }
+    match (&plan.assignment, rec.teams.is_empty()) {
+        (None, true) => {}
+        (None, false) => differ!("teams: the plan has no inspector teams"),
+        (Some(_), true) => differ!("teams: missing (the plan's inspectors were assigned)"),
+        (Some(a), false) => {
+            if rec.inspector_pool_digest != a.pool_digest || pool_digest(&a.pool) != a.pool_digest {
+                differ!(
+                    "inspector_pool_digest: {}, recorded {}",
+                    rec.inspector_pool_digest,
+                    a.pool_digest
+                );
+            }
+            let regions: Vec<(Uscc, RegionCode)> =
+                a.teams.iter().map(|t| (t.uscc, t.region)).collect();
+            let mut p2 = plan.clone();
+            if let Some(r) = p2.receipt.as_mut() {
+                r.seed = rec.seed.clone();
+            }
+            let fresh = assign_teams(&p2, &regions, &a.pool, &a.conflicts, a.team_size as usize)?;
+            if rec.teams.len() != fresh.len() {
+                differ!(
+                    "teams: {} in the receipt, recomputed {}",
+                    rec.teams.len(),
+                    fresh.len()
+                );
+            }
+            for (i, (g, w)) in rec.teams.iter().zip(&fresh).enumerate() {
+                if *g != team_pb(w) {
+                    differ!("teams[{i}] ({}): differs from the recomputed team", g.uscc);
+                }
             }
         }
     }

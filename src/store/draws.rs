@@ -76,6 +76,43 @@ pub struct DrawPlan {
     pub created_at_ms: i64,
     pub created_by: String,
     pub receipt: Option<DrawReceipt>,
+    /// The inspector teams, once assigned.
+    pub assignment: Option<Assignment>,
+}
+
+/// The second random: inspector teams for the selected enterprises (检查人员随机匹配).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub team_size: u32,
+    /// Declared conflicts: (inspector id, USCC).
+    pub conflicts: Vec<(String, Uscc)>,
+    /// The active inspectors at assignment time (id, home region), sorted by id.
+    pub pool: Vec<crate::domain::spotcheck::PoolMember>,
+    /// SHA-256 hex over "id region" lines of the pool.
+    pub pool_digest: String,
+    /// One team per selected enterprise, in receipt order.
+    pub teams: Vec<crate::domain::spotcheck::Team>,
+    pub assigned_at_ms: i64,
+}
+
+/// Inspector keyspace: `N id` → inspector.
+pub const INSPECTORS: u8 = b'N';
+
+/// `N id`.
+pub fn inspector_key(id: &str) -> Vec<u8> {
+    let mut k = vec![INSPECTORS];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Every inspector, by id.
+pub fn list_inspectors(tree: &sled::Tree) -> Result<Vec<crate::domain::spotcheck::Inspector>> {
+    let mut out = Vec::new();
+    for kv in tree.scan_prefix([INSPECTORS]) {
+        let (_, v) = kv?;
+        out.push(codec::decode(&v)?);
+    }
+    Ok(out)
 }
 
 /// `D plan 0x00`.

@@ -351,6 +351,11 @@ impl Store {
         Ok((view, out))
     }
 
+    /// The inspector directory, by id.
+    pub fn inspectors(&self) -> Result<Vec<crate::domain::spotcheck::Inspector>> {
+        draws::list_inspectors(&self.shared.registry)
+    }
+
     /// A stored draw plan.
     pub fn draw_plan(&self, id: u64) -> Result<Option<draws::DrawPlan>> {
         draws::load_plan(&self.shared.registry, id)

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     codec, directory_page,
-    draws::{self, DrawPlan, DrawReceipt},
+    draws::{self, Assignment, DrawPlan, DrawReceipt},
     keys,
     scoring::{
         self as sc, Building, Override, RunEntry, RunState, RunView, ScoringRun, ScoringState,
@@ -28,8 +28,8 @@ use super::{
 };
 use crate::{
     domain::{
-        scoring::assess, AnnualReport, Date, Enterprise, EnterpriseRecords, EnterpriseStatus,
-        InspectionResult, ListKind, Listing, Model, Penalty, Uscc,
+        scoring::assess, spotcheck::Inspector, AnnualReport, Date, Enterprise, EnterpriseRecords,
+        EnterpriseStatus, InspectionResult, ListKind, Listing, Model, Penalty, Uscc,
     },
     error::{Error, Result},
 };
@@ -103,6 +103,13 @@ pub enum WriteOp {
         plan_id: u64,
         receipt: Box<DrawReceipt>,
     },
+    /// Creates or replaces an inspector of the directory.
+    UpsertInspector(Box<Inspector>),
+    /// Stores a drawn plan's inspector teams (refused if assigned already).
+    RecordAssignment {
+        plan_id: u64,
+        assignment: Box<Assignment>,
+    },
 }
 
 /// A refused import record.
@@ -152,6 +159,7 @@ pub enum Outcome {
     Import(ImportOutcome),
     Run(Box<ScoringRun>),
     Plan(Box<DrawPlan>),
+    Inspector(Box<Inspector>),
     ModelRegistered {
         version: String,
         created: bool,
@@ -180,6 +188,7 @@ impl Outcome {
             | Outcome::Import(_)
             | Outcome::Run(_)
             | Outcome::Plan(_)
+            | Outcome::Inspector(_)
             | Outcome::ModelRegistered { .. } => None,
         }
     }
@@ -195,6 +204,7 @@ impl Outcome {
             | Outcome::Import(_)
             | Outcome::Run(_)
             | Outcome::Plan(_)
+            | Outcome::Inspector(_)
             | Outcome::ModelRegistered { .. } => {}
         }
     }
@@ -452,6 +462,38 @@ impl Writer {
                 }
                 receipt.drawn_at_ms = ctx.now_ms;
                 plan.receipt = Some(*receipt);
+                p.put(draws::plan_key(plan_id), codec::encode(&plan)?);
+                Outcome::Plan(Box::new(plan))
+            }
+            WriteOp::UpsertInspector(mut x) => {
+                x.validate()?;
+                let key = draws::inspector_key(&x.id);
+                if let Some(v) = p.get(&key)? {
+                    let old: Inspector = codec::decode(&v)?;
+                    x.recorded_at_ms = old.recorded_at_ms;
+                    if old == *x {
+                        return self.commit_then(p, req_key, Outcome::Inspector(x), |_| {});
+                    }
+                }
+                x.recorded_at_ms = ctx.now_ms;
+                p.put(key, codec::encode(&*x)?);
+                Outcome::Inspector(x)
+            }
+            WriteOp::RecordAssignment {
+                plan_id,
+                mut assignment,
+            } => {
+                let mut plan = match p.get(&draws::plan_key(plan_id))? {
+                    Some(v) => codec::decode::<DrawPlan>(&v)?,
+                    None => return Err(Error::NotFound(format!("plan_id: plan {plan_id}"))),
+                };
+                if plan.assignment.is_some() {
+                    return Err(Error::FailedPrecondition(format!(
+                        "plan_id: plan {plan_id} already has its inspector teams"
+                    )));
+                }
+                assignment.assigned_at_ms = ctx.now_ms;
+                plan.assignment = Some(*assignment);
                 p.put(draws::plan_key(plan_id), codec::encode(&plan)?);
                 Outcome::Plan(Box::new(plan))
             }
