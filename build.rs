@@ -6,10 +6,14 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let mut files: Vec<PathBuf> = fs::read_dir("proto/creditrisk/v1")?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "proto"))
-        .collect();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in ["proto/creditrisk/v1", "proto/creditrisk/bench/v1"] {
+        files.extend(
+            fs::read_dir(dir)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "proto")),
+        );
+    }
     files.sort();
     let fds = protox::compile(&files, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);

@@ -178,3 +178,231 @@ pub fn distribution_table(store: &Store) -> Result<String> {
     );
     Ok(out)
 }
+
+// ---- spot checks ---------------------------------------------------------------------
+
+use std::sync::Arc;
+
+use crate::{
+    bench_proto::{
+        echo_service_client::EchoServiceClient,
+        echo_service_server::{EchoService, EchoServiceServer},
+        EchoMessage,
+    },
+    client::{endpoint, summarise, LoadReport},
+    proto::{self as pb, spot_check_service_client::SpotCheckServiceClient},
+};
+
+type BenchError = Box<dyn std::error::Error + Send + Sync>;
+
+struct Echo;
+
+#[tonic::async_trait]
+impl EchoService for Echo {
+    async fn echo(
+        &self,
+        req: tonic::Request<EchoMessage>,
+    ) -> Result<tonic::Response<EchoMessage>, tonic::Status> {
+        Ok(tonic::Response::new(req.into_inner()))
+    }
+}
+
+/// Starts the bare echo server on a loopback port; returns its address.
+async fn start_echo() -> Result<std::net::SocketAddr, BenchError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(EchoServiceServer::new(Echo))
+            .serve_with_incoming(incoming)
+            .await;
+    });
+    Ok(addr)
+}
+
+/// Unary calls from `clients` connections for `seconds`; `batch` USCCs per call.
+async fn unary_load(
+    addr: &str,
+    echo: bool,
+    usccs: Arc<Vec<String>>,
+    batch: usize,
+    clients: usize,
+    seconds: f64,
+) -> Result<LoadReport, BenchError> {
+    let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::new();
+    for w in 0..clients {
+        let ch = tonic::transport::Endpoint::from_shared(endpoint(addr))?
+            .connect()
+            .await?;
+        let usccs = usccs.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut spot = SpotCheckServiceClient::new(ch.clone());
+            let mut e = EchoServiceClient::new(ch);
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            let mut i = w * 7919;
+            while Instant::now() < deadline {
+                let ids: Vec<String> = (0..batch)
+                    .map(|j| usccs[(i + j) % usccs.len()].clone())
+                    .collect();
+                i += batch;
+                let t = Instant::now();
+                let ok = if echo {
+                    e.echo(EchoMessage {
+                        usccs: ids,
+                        as_of: String::new(),
+                    })
+                    .await
+                    .is_ok()
+                } else {
+                    spot.batch_match(pb::MatchRequest {
+                        usccs: ids,
+                        as_of: String::new(),
+                    })
+                    .await
+                    .is_ok()
+                };
+                if ok {
+                    lat.push(t.elapsed().as_micros() as u32);
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let start = Instant::now();
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, e) = t.await?;
+        lat.extend(l);
+        errors += e;
+    }
+    Ok(summarise(lat, errors, start.elapsed().as_secs_f64()))
+}
+
+async fn query_timed(
+    c: &mut SpotCheckServiceClient<tonic::transport::Channel>,
+    f: pb::CandidateFilter,
+) -> Result<(u64, f64), BenchError> {
+    let t = Instant::now();
+    let mut s = c
+        .query_candidates(pb::QueryCandidatesRequest {
+            filter: Some(f),
+            as_of: String::new(),
+        })
+        .await?
+        .into_inner();
+    let mut n = 0u64;
+    while let Some(b) = s.message().await? {
+        n += b.candidates.len() as u64;
+    }
+    Ok((n, t.elapsed().as_secs_f64()))
+}
+
+/// The spot-check benchmarks against a running server on a scored store; prints JSON.
+pub async fn spot(addr: &str, usccs: Vec<String>, seconds: f64) -> Result<(), BenchError> {
+    let usccs = Arc::new(usccs);
+    let mut c = SpotCheckServiceClient::connect(endpoint(addr))
+        .await?
+        .max_decoding_message_size(64 << 20);
+
+    // 1. MatchClassifications over one stream.
+    let msgs: Vec<pb::MatchRequest> = usccs
+        .chunks(5000)
+        .map(|b| pb::MatchRequest {
+            usccs: b.to_vec(),
+            as_of: String::new(),
+        })
+        .collect();
+    let t = Instant::now();
+    let mut s = c
+        .match_classifications(tokio_stream::iter(msgs))
+        .await?
+        .into_inner();
+    let (mut n, mut found) = (0u64, 0u64);
+    while let Some(m) = s.message().await? {
+        n += m.items.len() as u64;
+        found += m.items.iter().filter(|i| i.found).count() as u64;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"match_stream": {"usccs": n, "found": found, "seconds": secs, "per_second": n as f64 / secs}})
+    );
+
+    // 2. BatchMatch of 1,000 at 16 clients.
+    let r = unary_load(addr, false, usccs.clone(), 1000, 16, seconds).await?;
+    println!("{}", serde_json::json!({"batch_match_1000_16_clients": r}));
+
+    // 3. Candidate pools.
+    let op = vec![pb::EnterpriseStatus::Operating as i32];
+    let cd = vec![pb::RiskClass::C as i32, pb::RiskClass::D as i32];
+    for (name, regions) in [("city", vec![]), ("pudong", vec!["310115".to_string()])] {
+        let f = pb::CandidateFilter {
+            region_codes: regions,
+            classes: cd.clone(),
+            statuses: op.clone(),
+            ..Default::default()
+        };
+        query_timed(&mut c, f.clone()).await?; // warm
+        let (n, secs) = query_timed(&mut c, f).await?;
+        println!(
+            "{}",
+            serde_json::json!({"query_candidates": {"scope": name, "operating_non_exempt_c_d": n, "seconds": secs}})
+        );
+    }
+
+    // 4. Plan + draw over the whole city, 4 strata.
+    let t = Instant::now();
+    let plan = c
+        .plan_draw(pb::PlanDrawRequest {
+            request_id: String::new(),
+            task_id: format!("bench-{}", std::process::id()),
+            filter: Some(pb::CandidateFilter::default()),
+            strata: [
+                (pb::RiskClass::A, 0.01),
+                (pb::RiskClass::B, 0.05),
+                (pb::RiskClass::C, 0.2),
+                (pb::RiskClass::D, 1.0),
+            ]
+            .into_iter()
+            .map(|(k, r)| pb::Stratum {
+                risk_class: k as i32,
+                size: Some(pb::stratum::Size::Ratio(r)),
+            })
+            .collect(),
+            as_of: String::new(),
+        })
+        .await?
+        .into_inner();
+    let plan_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let receipt = c
+        .draw_sample(pb::DrawSampleRequest {
+            request_id: String::new(),
+            plan_id: plan.plan_id,
+            seed: "bench-seed".into(),
+        })
+        .await?
+        .into_inner();
+    let draw_secs = t.elapsed().as_secs_f64();
+    let population: u64 = plan.strata.iter().map(|s| s.population).sum();
+    let selected: usize = receipt.strata.iter().map(|s| s.selected.len()).sum();
+    println!(
+        "{}",
+        serde_json::json!({"plan_and_draw": {"population": population, "selected": selected, "plan_seconds": plan_secs, "draw_seconds": draw_secs, "total_seconds": plan_secs + draw_secs}})
+    );
+
+    // 5. Unary BatchMatch(1) vs a bare tonic echo, same client code, same run.
+    let echo = start_echo().await?;
+    let m = unary_load(addr, false, usccs.clone(), 1, 64, seconds).await?;
+    let e = unary_load(&echo.to_string(), true, usccs.clone(), 1, 64, seconds).await?;
+    println!(
+        "{}",
+        serde_json::json!({"unary_batch_match_1": m, "unary_echo": e, "ratio": m.per_second / e.per_second.max(1e-9)})
+    );
+    Ok(())
+}

@@ -2,7 +2,7 @@
 
 use std::{
     fs::File,
-    io::{BufReader, Read},
+    io::{BufReader, Read, Write},
     path::Path,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -380,5 +380,272 @@ pub async fn classify(addr: &str, uscc: String, run_id: u64) -> Result<(), Clien
             f.points, f.code, f.description_zh, f.description_en, f.record
         );
     }
+    Ok(())
+}
+
+/// Reads USCCs, one per line (blank lines and `#` comments skipped), from a file or `-`.
+pub fn read_usccs(path: &str) -> Result<Vec<String>, ClientError> {
+    let text = if path == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(path)?
+    };
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+fn exemption_text(i: &crate::proto::MatchItem) -> &str {
+    if i.exempt {
+        &i.exemption_reason
+    } else {
+        ""
+    }
+}
+
+/// `credit-risk match`: classes of a list of USCCs over one MatchClassifications stream,
+/// written as CSV or JSON lines to `out`. Returns the number of USCCs answered.
+pub async fn match_file(
+    addr: &str,
+    usccs: Vec<String>,
+    as_of: String,
+    jsonl: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<u64, ClientError> {
+    use crate::proto::spot_check_service_client::SpotCheckServiceClient;
+    let mut c = SpotCheckServiceClient::connect(endpoint(addr)).await?;
+    let batches: Vec<crate::proto::MatchRequest> = usccs
+        .chunks(5000)
+        .map(|b| crate::proto::MatchRequest {
+            usccs: b.to_vec(),
+            as_of: as_of.clone(),
+        })
+        .collect();
+    let mut stream = c
+        .match_classifications(tokio_stream::iter(batches))
+        .await?
+        .into_inner();
+    if !jsonl {
+        writeln!(
+            out,
+            "uscc,found,class,score,run_id,exempt,exemption_reason,error"
+        )?;
+    }
+    let mut n = 0u64;
+    while let Some(m) = stream.message().await? {
+        for i in &m.items {
+            n += 1;
+            let class = if i.found {
+                class_letter(i.risk_class)
+            } else {
+                ""
+            };
+            if jsonl {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "uscc": i.uscc, "found": i.found, "class": class, "score": i.score,
+                        "run_id": i.run_id, "exempt": i.exempt,
+                        "exemption_reason": exemption_text(i), "error": i.error,
+                    })
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{}",
+                    i.uscc,
+                    i.found,
+                    class,
+                    i.score,
+                    i.run_id,
+                    i.exempt,
+                    exemption_text(i),
+                    i.error.replace(',', ";")
+                )?;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// A receipt as JSON (what `credit-risk draw` prints and writes).
+pub fn receipt_json(r: &crate::proto::DrawReceipt) -> serde_json::Value {
+    serde_json::json!({
+        "algorithm": r.algorithm,
+        "seed": r.seed,
+        "sampler_seed": r.sampler_seed,
+        "task_id": r.task_id,
+        "plan_id": r.plan_id,
+        "run_id": r.run_id,
+        "as_of": r.as_of,
+        "drawn_at": r.drawn_at,
+        "filter": r.filter.as_ref().map(|f| serde_json::json!({
+            "region_codes": f.region_codes, "industry_sections": f.industry_sections,
+            "entity_types": f.entity_types, "classes": f.classes.iter().map(|c| class_letter(*c)).collect::<Vec<_>>(),
+            "statuses": f.statuses, "include_exempt": f.include_exempt,
+        })),
+        "strata": r.strata.iter().map(|s| serde_json::json!({
+            "class": class_letter(s.risk_class),
+            "population": s.population,
+            "k": s.k,
+            "population_digest": s.population_digest,
+            "selected": s.selected.iter().map(|x| serde_json::json!({"uscc": x.uscc, "ticket": x.ticket})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "team_size": r.team_size,
+        "inspector_pool_digest": r.inspector_pool_digest,
+        "teams": r.teams.iter().map(|t| serde_json::json!({
+            "uscc": t.uscc, "region_code": t.region_code,
+            "inspectors": t.inspectors.iter().map(|i| serde_json::json!({"id": i.inspector_id, "ticket": i.ticket})).collect::<Vec<_>>(),
+            "recused": t.recused,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// What `credit-risk draw` does.
+#[derive(Clone, Debug, Default)]
+pub struct DrawArgs {
+    pub task_id: String,
+    /// (class letter, ratio or count)
+    pub strata: Vec<(String, String)>,
+    pub regions: Vec<String>,
+    pub sections: Vec<String>,
+    pub as_of: String,
+    /// Draw an existing plan instead of planning.
+    pub plan_id: Option<u64>,
+    pub seed: Option<String>,
+    pub team_size: Option<u32>,
+    pub out: Option<std::path::PathBuf>,
+    pub population_dir: Option<std::path::PathBuf>,
+}
+
+fn class_pb_of(letter: &str) -> Result<i32, ClientError> {
+    use crate::proto::RiskClass as R;
+    Ok(match letter.trim().to_ascii_uppercase().as_str() {
+        "A" => R::A,
+        "B" => R::B,
+        "C" => R::C,
+        "D" => R::D,
+        other => return Err(format!("--stratum: {other:?} is not a class A-D").into()),
+    } as i32)
+}
+
+/// `credit-risk draw`: plan (commit) and, given a seed, draw (reveal); prints the plan
+/// digests and the receipt; optionally writes the receipt and the frozen populations.
+pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), ClientError> {
+    use crate::proto::{self as pb, spot_check_service_client::SpotCheckServiceClient};
+    let mut c = SpotCheckServiceClient::connect(endpoint(addr)).await?;
+    let plan_id = match a.plan_id {
+        Some(id) => id,
+        None => {
+            let mut strata = Vec::new();
+            for (class, size) in &a.strata {
+                let size = if size.contains('.') {
+                    pb::stratum::Size::Ratio(
+                        size.parse()
+                            .map_err(|_| format!("--stratum: {size:?} is not a ratio"))?,
+                    )
+                } else {
+                    pb::stratum::Size::Count(
+                        size.parse()
+                            .map_err(|_| format!("--stratum: {size:?} is not a count"))?,
+                    )
+                };
+                strata.push(pb::Stratum {
+                    risk_class: class_pb_of(class)?,
+                    size: Some(size),
+                });
+            }
+            let plan = c
+                .plan_draw(pb::PlanDrawRequest {
+                    request_id: String::new(),
+                    task_id: a.task_id.clone(),
+                    filter: Some(pb::CandidateFilter {
+                        region_codes: a.regions.clone(),
+                        industry_sections: a.sections.clone(),
+                        ..Default::default()
+                    }),
+                    strata,
+                    as_of: a.as_of.clone(),
+                })
+                .await?
+                .into_inner();
+            eprintln!(
+                "plan {} for task {:?} (run {}, as of {}):",
+                plan.plan_id, plan.task_id, plan.run_id, plan.as_of
+            );
+            for s in &plan.strata {
+                eprintln!(
+                    "  class {}: population {} k {} digest {}",
+                    class_letter(s.risk_class),
+                    s.population,
+                    s.k,
+                    s.population_digest
+                );
+            }
+            plan.plan_id
+        }
+    };
+    if let Some(dir) = &a.population_dir {
+        std::fs::create_dir_all(dir)?;
+        let mut stratum = 0u32;
+        loop {
+            let r = c
+                .list_population(pb::ListPopulationRequest { plan_id, stratum })
+                .await;
+            let mut s = match r {
+                Ok(s) => s.into_inner(),
+                Err(e) if e.code() == tonic::Code::InvalidArgument => break,
+                Err(e) => return Err(e.into()),
+            };
+            let path = dir.join(format!("plan-{plan_id}-stratum-{stratum}.txt"));
+            let mut f = std::io::BufWriter::new(File::create(&path)?);
+            while let Some(b) = s.message().await? {
+                for u in b.usccs {
+                    writeln!(f, "{u}")?;
+                }
+            }
+            std::io::Write::flush(&mut f)?;
+            eprintln!(
+                "population of stratum {stratum} written to {}",
+                path.display()
+            );
+            stratum += 1;
+        }
+    }
+    let Some(seed) = &a.seed else {
+        eprintln!("no --seed: the plan is committed; reveal later with `credit-risk draw --plan {plan_id} --seed S`");
+        return Ok(());
+    };
+    let mut receipt = c
+        .draw_sample(pb::DrawSampleRequest {
+            request_id: format!("draw-{plan_id}"),
+            plan_id,
+            seed: seed.clone(),
+        })
+        .await?
+        .into_inner();
+    if let Some(n) = a.team_size {
+        receipt = c
+            .assign_inspectors(pb::AssignInspectorsRequest {
+                request_id: format!("assign-{plan_id}"),
+                plan_id,
+                team_size: n,
+                conflicts: vec![],
+            })
+            .await?
+            .into_inner();
+    }
+    let json = serde_json::to_string_pretty(&receipt_json(&receipt))?;
+    if let Some(path) = &a.out {
+        std::fs::write(path, &json)?;
+        eprintln!("receipt written to {}", path.display());
+    }
+    println!("{json}");
     Ok(())
 }

@@ -34,6 +34,28 @@ pub async fn load(store: &Store, enterprises: u64) -> Result<u64> {
         }
     }
     stored += write(store, items).await?;
+    // An inspector directory: three inspectors per district.
+    let districts = [
+        "310101", "310104", "310105", "310106", "310107", "310109", "310110", "310112", "310113",
+        "310114", "310115", "310116", "310117", "310118", "310120", "310151",
+    ];
+    for (d, region) in districts.iter().enumerate() {
+        for n in 0..3 {
+            let home_region = crate::domain::RegionCode::parse("region", region)?;
+            let x = crate::domain::spotcheck::Inspector {
+                id: format!("SH-{region}-{n}"),
+                name: format!("检查员{}", d * 3 + n + 1),
+                certificate_number: format!("沪执{:06}", d * 3 + n + 1),
+                home_region,
+                fields: vec!["general".into()],
+                active: true,
+                recorded_at_ms: 0,
+            };
+            store
+                .write(WriteOp::UpsertInspector(Box::new(x)), None)
+                .await?;
+        }
+    }
     Ok(stored)
 }
 

@@ -37,4 +37,9 @@ pub mod proto {
         include_bytes!(concat!(env!("OUT_DIR"), "/creditrisk_descriptor.bin"));
 }
 
+/// The benchmark-only echo service (baseline for unary throughput).
+pub mod bench_proto {
+    tonic::include_proto!("creditrisk.bench.v1");
+}
+
 pub use error::{Error, Result};

@@ -139,6 +139,80 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         run: u64,
     },
+    /// Classes and exemptions of a list of USCCs (MatchClassifications), as CSV or JSONL.
+    ///
+    /// Example: credit-risk match targets.txt > classes.csv
+    Match {
+        /// File with one USCC per line; "-" for standard input.
+        file: String,
+        /// Server address.
+        #[arg(long, env = "CREDIT_RISK_SERVER", default_value = "127.0.0.1:50051")]
+        server: String,
+        /// Exemptions as of (YYYY-MM-DD) [default: today].
+        #[arg(long, default_value = "")]
+        as_of: String,
+        /// JSON lines instead of CSV.
+        #[arg(long)]
+        jsonl: bool,
+        /// Output file [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Plan a verifiable draw (commit) and, with --seed, draw it (reveal); prints the
+    /// receipt as JSON.
+    ///
+    /// Example: credit-risk draw --task 2026-001 --stratum A:0.03 --stratum D:1.0 --seed 8412
+    Draw {
+        /// Server address.
+        #[arg(long, env = "CREDIT_RISK_SERVER", default_value = "127.0.0.1:50051")]
+        server: String,
+        /// Spot-check task id (part of the sampler seed).
+        #[arg(long, default_value = "")]
+        task: String,
+        /// CLASS:RATIO (with a decimal point, e.g. C:0.2) or CLASS:COUNT (e.g. D:50).
+        #[arg(long = "stratum", value_name = "CLASS:SIZE")]
+        strata: Vec<String>,
+        /// Region code filter (repeatable; 310000 = the whole city).
+        #[arg(long = "region")]
+        regions: Vec<String>,
+        /// Industry section filter (repeatable).
+        #[arg(long = "section")]
+        sections: Vec<String>,
+        /// Draw date [default: today].
+        #[arg(long, default_value = "")]
+        as_of: String,
+        /// Reveal an existing plan instead of planning a new one.
+        #[arg(long = "plan")]
+        plan_id: Option<u64>,
+        /// The seed; without it only the plan is made.
+        #[arg(long)]
+        seed: Option<String>,
+        /// Also draw inspector teams of this size.
+        #[arg(long)]
+        team_size: Option<u32>,
+        /// Write the receipt (JSON) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write each stratum's frozen population here (one USCC per line).
+        #[arg(long)]
+        population_dir: Option<PathBuf>,
+    },
+    /// Benchmark the SpotCheckService of a running server on a scored store: match
+    /// stream, BatchMatch, candidate pools, plan + draw, unary vs a bare echo; JSON.
+    BenchSpot {
+        /// Server address.
+        #[arg(long, env = "CREDIT_RISK_SERVER", default_value = "127.0.0.1:50051")]
+        server: String,
+        /// Generated file to take USCCs from.
+        #[arg(long)]
+        sample: PathBuf,
+        /// USCCs to take from it.
+        #[arg(long, default_value_t = 1_000_000)]
+        usccs: usize,
+        /// Seconds per load phase.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
     /// Benchmark (offline, on a stopped server's data dir): a bare scan of the dossiers,
     /// then a full batch scoring run in process; prints JSON.
     BenchScoring {
@@ -338,6 +412,71 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 dry_run,
                 json,
             ))
+        }
+        Command::Match {
+            file,
+            server,
+            as_of,
+            jsonl,
+            out,
+        } => {
+            let usccs = client::read_usccs(&file)?;
+            let rt = runtime(0)?;
+            let mut sink: Box<dyn Write> = match &out {
+                Some(p) => Box::new(BufWriter::new(File::create(p)?)),
+                None => Box::new(BufWriter::new(std::io::stdout().lock())),
+            };
+            let n = rt.block_on(client::match_file(&server, usccs, as_of, jsonl, &mut *sink))?;
+            sink.flush()?;
+            eprintln!("{n} USCCs answered");
+            Ok(())
+        }
+        Command::Draw {
+            server,
+            task,
+            strata,
+            regions,
+            sections,
+            as_of,
+            plan_id,
+            seed,
+            team_size,
+            out,
+            population_dir,
+        } => {
+            let mut parsed = Vec::new();
+            for s in &strata {
+                let (c, size) = s
+                    .split_once(':')
+                    .ok_or_else(|| format!("--stratum {s:?}: expected CLASS:SIZE"))?;
+                parsed.push((c.to_string(), size.to_string()));
+            }
+            let rt = runtime(0)?;
+            rt.block_on(client::draw(
+                &server,
+                client::DrawArgs {
+                    task_id: task,
+                    strata: parsed,
+                    regions,
+                    sections,
+                    as_of,
+                    plan_id,
+                    seed,
+                    team_size,
+                    out,
+                    population_dir,
+                },
+            ))
+        }
+        Command::BenchSpot {
+            server,
+            sample,
+            usccs,
+            seconds,
+        } => {
+            let ids = client::sample_usccs(&sample, usccs)?;
+            let rt = runtime(0)?;
+            rt.block_on(bench::spot(&server, ids, seconds.clamp(0.5, 120.0)))
         }
         Command::Classify { uscc, server, run } => {
             let rt = runtime(0)?;
