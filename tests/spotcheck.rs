@@ -294,6 +294,30 @@ async fn candidate_pools_filter_and_exempt() {
         .unwrap();
     assert_eq!(after.len(), 41, "a clean check exempts it");
 
+    // After a restart the index is rebuilt from the dossiers and overrides: same answers.
+    let dir = t.s.dir.clone();
+    let tmp = t.s.stop().await;
+    let s2 = TestServer::start_at(&dir).await;
+    let mut spot2 = SpotCheckServiceClient::connect(format!("http://{}", s2.addr))
+        .await
+        .unwrap();
+    let again = candidates(&mut spot2, pb::CandidateFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(again, after);
+    let m = spot2
+        .batch_match(pb::MatchRequest {
+            usccs: vec![t.clean[3].clone()],
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(m.items[0].exemption_reason, "NO_PROBLEM_IN_TWO_YEARS");
+    t.s = s2;
+    t.spot = spot2;
+    let _keep = tmp;
+
     for (f, field) in [
         (
             pb::CandidateFilter {

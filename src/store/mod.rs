@@ -587,11 +587,12 @@ fn recover_scoring(tree: &sled::Tree) -> Result<ScoringState> {
             ))
         })
     };
+    let mut wanted = Vec::new();
     if let Some(id) = current {
         let run = scoring::load_run(tree, id)?
             .ok_or_else(|| Error::Corrupt(format!("current run {id} missing")))?;
         let model = model_of(&st, &run)?;
-        st.current = Some(Arc::new(scoring::load_view(tree, run, model)?));
+        wanted.push((run, model));
     }
     // The newest complete dry run after the current run is the pending candidate.
     if let Some(r) = runs.iter().find(|r| {
@@ -601,7 +602,14 @@ fn recover_scoring(tree: &sled::Tree) -> Result<ScoringState> {
             && Some(r.id) > current
     }) {
         let model = model_of(&st, r)?;
-        st.candidate = Some(Arc::new(scoring::load_view(tree, r.clone(), model)?));
+        wanted.push((r.clone(), model));
+    }
+    for v in scoring::load_views(tree, wanted)? {
+        if Some(v.run.id) == current {
+            st.current = Some(Arc::new(v));
+        } else {
+            st.candidate = Some(Arc::new(v));
+        }
     }
     Ok(st)
 }

@@ -481,51 +481,64 @@ pub fn model_value(m: &Model) -> Vec<u8> {
     v
 }
 
-/// Loads a complete run as a view, building its spot-check index from the dossiers
-/// (one scan) and its overrides.
-pub fn load_view(tree: &sled::Tree, run: ScoringRun, model: Arc<Model>) -> Result<RunView> {
-    let entries = load_entries(tree, run.id)?;
-    let sources = load_sources(tree, run.id)?;
-    let mut b = SpotBuilder::default();
-    let mut i = 0usize;
+/// Loads complete runs as views, building their spot-check indexes from the dossiers in
+/// one scan shared by all of them, then their overrides.
+pub fn load_views(tree: &sled::Tree, runs: Vec<(ScoringRun, Arc<Model>)>) -> Result<Vec<RunView>> {
+    let mut loaded = Vec::new();
+    for (run, model) in runs {
+        let entries = load_entries(tree, run.id)?;
+        let sources = load_sources(tree, run.id)?;
+        loaded.push((run, model, entries, sources, SpotBuilder::default(), 0usize));
+    }
     let empty = EnterpriseRecords::default();
-    for kv in tree.scan_prefix([keys::RECORDS]) {
-        let (k, v) = kv?;
-        let Some(u) = keys::decode_enterprise(&k) else {
-            continue;
-        };
-        while i < entries.len() && entries[i].uscc.as_bytes() < u.as_bytes() {
-            b.push(&empty); // classified but gone: no attributes
-            i += 1;
-        }
-        if i < entries.len() && entries[i].uscc == u {
-            let d: EnterpriseRecords = codec::decode(&v)?;
-            b.push(&d);
-            i += 1;
-        }
-    }
-    while b.len() < entries.len() {
-        b.push(&empty);
-    }
-    let spot = Arc::new(b.finish(entries.iter().map(|e| e.class)));
-    for kv in tree.scan_prefix(overrides_prefix(run.id)) {
-        let (k, v) = kv?;
-        let u = Uscc::from_bytes(&k[9..])?;
-        let o: Override = codec::decode(&v)?;
-        if let Some(v) = tree.get(keys::enterprise(&u))? {
-            let d: EnterpriseRecords = codec::decode(&v)?;
-            if let Some(row) = spot_row(u, &d, o.class, o.score) {
-                spot.upsert(row)?;
+    if !loaded.is_empty() {
+        for kv in tree.scan_prefix([keys::RECORDS]) {
+            let (k, v) = kv?;
+            let Some(u) = keys::decode_enterprise(&k) else {
+                continue;
+            };
+            let mut decoded: Option<EnterpriseRecords> = None;
+            for (_, _, entries, _, b, i) in loaded.iter_mut() {
+                while *i < entries.len() && entries[*i].uscc.as_bytes() < u.as_bytes() {
+                    b.push(&empty); // classified but gone: no attributes
+                    *i += 1;
+                }
+                if *i < entries.len() && entries[*i].uscc == u {
+                    if decoded.is_none() {
+                        decoded = Some(codec::decode(&v)?);
+                    }
+                    b.push(decoded.as_ref().unwrap_or(&empty));
+                    *i += 1;
+                }
             }
         }
     }
-    Ok(RunView {
-        run,
-        model,
-        entries,
-        sources,
-        spot,
-    })
+    let mut out = Vec::new();
+    for (run, model, entries, sources, mut b, _) in loaded {
+        while b.len() < entries.len() {
+            b.push(&empty);
+        }
+        let spot = Arc::new(b.finish(entries.iter().map(|e| e.class)));
+        for kv in tree.scan_prefix(overrides_prefix(run.id)) {
+            let (k, v) = kv?;
+            let u = Uscc::from_bytes(&k[9..])?;
+            let o: Override = codec::decode(&v)?;
+            if let Some(v) = tree.get(keys::enterprise(&u))? {
+                let d: EnterpriseRecords = codec::decode(&v)?;
+                if let Some(row) = spot_row(u, &d, o.class, o.score) {
+                    spot.upsert(row)?;
+                }
+            }
+        }
+        out.push(RunView {
+            run,
+            model,
+            entries,
+            sources,
+            spot,
+        });
+    }
+    Ok(out)
 }
 
 /// The selector's row of a dossier with its class.
