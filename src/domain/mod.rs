@@ -2,10 +2,12 @@
 //!
 //! Every type here validates itself on construction, so a value that exists is valid.
 
+pub mod calendar;
 pub mod codes;
 pub mod date;
 pub mod model;
 pub mod records;
+pub mod repair;
 pub mod rules;
 pub mod sampler;
 pub mod scoring;

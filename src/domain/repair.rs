@@ -1,0 +1,405 @@
+//! Credit repair (信用修复): the case state machine, eligibility at submission (each
+//! condition explained), and deadlines in working days (DOMAIN.md §4–§6).
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    calendar::WorkCalendar,
+    rules::{report_compliance, Compliance, PublicityRules},
+    Date, DomainError, EnterpriseRecords, ListKind, Listing, ListingReason, Uscc,
+};
+
+/// States of a repair case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RepairState {
+    Submitted,
+    Accepted,
+    NotAccepted,
+    Approved,
+    Denied,
+    Revoked,
+}
+
+impl RepairState {
+    /// Every state.
+    pub const ALL: [RepairState; 6] = [
+        RepairState::Submitted,
+        RepairState::Accepted,
+        RepairState::NotAccepted,
+        RepairState::Approved,
+        RepairState::Denied,
+        RepairState::Revoked,
+    ];
+
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RepairState::Submitted => "SUBMITTED",
+            RepairState::Accepted => "ACCEPTED",
+            RepairState::NotAccepted => "NOT_ACCEPTED",
+            RepairState::Approved => "APPROVED",
+            RepairState::Denied => "DENIED",
+            RepairState::Revoked => "REVOKED",
+        }
+    }
+
+    /// Whether the case still waits for an operator.
+    pub fn is_open(self) -> bool {
+        matches!(self, RepairState::Submitted | RepairState::Accepted)
+    }
+
+    /// The state `action` leads to, or why it cannot be taken from here.
+    pub fn apply(self, action: RepairAction) -> Result<RepairState, DomainError> {
+        use RepairAction as A;
+        use RepairState as S;
+        match (self, action) {
+            (S::Submitted, A::Accept) => Ok(S::Accepted),
+            (S::Submitted, A::NotAccept) => Ok(S::NotAccepted),
+            (S::Accepted, A::Approve) => Ok(S::Approved),
+            (S::Accepted, A::Deny) => Ok(S::Denied),
+            (S::Approved, A::Revoke) => Ok(S::Revoked),
+            (from, a) => Err(DomainError::invalid(
+                "state",
+                format!(
+                    "cannot {} a case in state {} (allowed from {})",
+                    a.name(),
+                    from.name(),
+                    a.from_state().name()
+                ),
+            )),
+        }
+    }
+}
+
+/// Operator actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RepairAction {
+    Accept,
+    NotAccept,
+    Approve,
+    Deny,
+    Revoke,
+}
+
+impl RepairAction {
+    /// Every action.
+    pub const ALL: [RepairAction; 5] = [
+        RepairAction::Accept,
+        RepairAction::NotAccept,
+        RepairAction::Approve,
+        RepairAction::Deny,
+        RepairAction::Revoke,
+    ];
+
+    /// Verb.
+    pub fn name(self) -> &'static str {
+        match self {
+            RepairAction::Accept => "accept",
+            RepairAction::NotAccept => "not-accept",
+            RepairAction::Approve => "approve",
+            RepairAction::Deny => "deny",
+            RepairAction::Revoke => "revoke",
+        }
+    }
+
+    /// The one state the action applies to.
+    pub fn from_state(self) -> RepairState {
+        match self {
+            RepairAction::Accept | RepairAction::NotAccept => RepairState::Submitted,
+            RepairAction::Approve | RepairAction::Deny => RepairState::Accepted,
+            RepairAction::Revoke => RepairState::Approved,
+        }
+    }
+}
+
+/// What a case asks to repair.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RepairTarget {
+    /// Removal from the abnormal-operations list (or the abnormal-status mark).
+    AbnormalListing {
+        kind: ListKind,
+        listed_on: Date,
+        reason: ListingReason,
+    },
+    /// Early removal from the serious-illegal-dishonest list.
+    SeriousListing {
+        listed_on: Date,
+        reason: ListingReason,
+    },
+    /// Early end of a penalty's publicity.
+    PenaltyPublicity { decision_number: String },
+}
+
+impl RepairTarget {
+    /// Readable id: `listing/<kind>/<date>/<reason>` or `penalty/<decision number>`.
+    pub fn id(&self) -> String {
+        match self {
+            RepairTarget::AbnormalListing {
+                kind,
+                listed_on,
+                reason,
+            } => format!("listing/{}/{listed_on}/{}", kind.name(), reason.name()),
+            RepairTarget::SeriousListing { listed_on, reason } => format!(
+                "listing/{}/{listed_on}/{}",
+                ListKind::SeriousIllegal.name(),
+                reason.name()
+            ),
+            RepairTarget::PenaltyPublicity { decision_number } => {
+                format!("penalty/{decision_number}")
+            }
+        }
+    }
+
+    /// Working days an operator has to decide after acceptance (DOMAIN.md §6).
+    pub fn decide_within(&self) -> u32 {
+        match self {
+            RepairTarget::AbnormalListing { .. } => 3,
+            _ => 15,
+        }
+    }
+
+    /// The listing the target names, in a dossier.
+    pub fn listing<'a>(&self, d: &'a EnterpriseRecords) -> Option<&'a Listing> {
+        let (kind, listed_on, reason) = match self {
+            RepairTarget::AbnormalListing {
+                kind,
+                listed_on,
+                reason,
+            } => (*kind, *listed_on, *reason),
+            RepairTarget::SeriousListing { listed_on, reason } => {
+                (ListKind::SeriousIllegal, *listed_on, *reason)
+            }
+            RepairTarget::PenaltyPublicity { .. } => return None,
+        };
+        d.listings
+            .iter()
+            .find(|l| (l.kind, l.listed_on, l.reason) == (kind, listed_on, reason))
+    }
+}
+
+/// Working days to accept or not (DOMAIN.md §6).
+pub const ACCEPT_WITHIN: u32 = 2;
+/// Years a false commitment bars a new application.
+pub const FALSE_COMMITMENT_BAR_YEARS: u32 = 3;
+
+/// One step of a case's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairStep {
+    pub state: RepairState,
+    pub at_ms: i64,
+    pub on: Date,
+    pub by: String,
+    pub reason: String,
+}
+
+/// A repair case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairCase {
+    pub id: u64,
+    pub uscc: Uscc,
+    pub target: RepairTarget,
+    pub reason: String,
+    /// The signed integrity commitment (守信承诺书), as text or a document reference.
+    pub commitment: String,
+    pub evidence: Vec<String>,
+    pub state: RepairState,
+    pub submitted_on: Date,
+    /// Why it is eligible, condition by condition.
+    pub eligibility: Vec<String>,
+    /// Accept or not by this day.
+    pub accept_due: Date,
+    /// Decide by this day (once accepted).
+    pub decide_due: Option<Date>,
+    pub history: Vec<RepairStep>,
+}
+
+impl RepairCase {
+    /// The due date of the next step, if the case is open.
+    pub fn due(&self) -> Option<Date> {
+        match self.state {
+            RepairState::Submitted => Some(self.accept_due),
+            RepairState::Accepted => self.decide_due,
+            _ => None,
+        }
+    }
+
+    /// Whether the next step is late on `today`.
+    pub fn overdue(&self, today: Date) -> bool {
+        self.due().is_some_and(|d| today > d)
+    }
+}
+
+/// Checks a target at submission; `Ok` carries the explanation of each condition met.
+/// `revoked_on`: dates of this enterprise's revoked cases (false commitments).
+pub fn eligibility(
+    target: &RepairTarget,
+    d: &EnterpriseRecords,
+    today: Date,
+    publicity: &PublicityRules,
+    revoked_on: &[Date],
+) -> Result<Vec<String>, DomainError> {
+    let no = |reason: String| DomainError::invalid("target", reason);
+    let mut why = Vec::new();
+    if let Some(r) = revoked_on
+        .iter()
+        .find(|r| r.add_years(FALSE_COMMITMENT_BAR_YEARS) > today)
+    {
+        return Err(no(format!(
+            "a repair was revoked for a false commitment on {r}: no new application until {}",
+            r.add_years(FALSE_COMMITMENT_BAR_YEARS)
+        )));
+    }
+    let e = d
+        .enterprise
+        .as_ref()
+        .ok_or_else(|| no("enterprise not registered".into()))?;
+    match target {
+        RepairTarget::AbnormalListing { .. } | RepairTarget::SeriousListing { .. } => {
+            let l = target
+                .listing(d)
+                .ok_or_else(|| no(format!("{} is not on record", target.id())))?;
+            if !l.is_open_on(today) {
+                return Err(no(format!("{} is not open", target.id())));
+            }
+            why.push(format!("{} is open since {}", target.id(), l.listed_on));
+            if let RepairTarget::AbnormalListing { kind, .. } = target {
+                if !matches!(
+                    kind,
+                    ListKind::AbnormalOperations | ListKind::AbnormalStatusMark
+                ) {
+                    return Err(no("not an abnormal-operations listing or mark".into()));
+                }
+                let missing: Vec<u16> = report_compliance(e, &d.reports, today)
+                    .into_iter()
+                    .filter(|(_, _, _, c)| *c == Compliance::NotFiled)
+                    .map(|(y, _, _, _)| y)
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(no(format!(
+                        "annual reports not made up yet for {missing:?}: file them first"
+                    )));
+                }
+                why.push("every annual report due has been filed".into());
+            } else {
+                let from = l.listed_on.add_years(1);
+                if today < from {
+                    return Err(no(format!(
+                        "early removal from the serious list only after one year: from {from}"
+                    )));
+                }
+                why.push(format!(
+                    "listed for at least a year (since {})",
+                    l.listed_on
+                ));
+            }
+        }
+        RepairTarget::PenaltyPublicity { decision_number } => {
+            let p = d
+                .penalties
+                .iter()
+                .find(|p| &p.decision_number == decision_number)
+                .ok_or_else(|| no(format!("penalty {decision_number:?} is not on record")))?;
+            let puby = publicity.publicity(p, e.entity_type);
+            if !puby.in_publicity_on(today, p.publicity_ended_on) {
+                return Err(no(format!(
+                    "penalty {decision_number:?} is not in publicity ({})",
+                    puby.rule
+                )));
+            }
+            let Some(from) = puby.early_end_from else {
+                return Err(no(format!(
+                    "the publicity of penalty {decision_number:?} cannot be ended early ({})",
+                    puby.rule
+                )));
+            };
+            if today < from {
+                return Err(no(format!(
+                    "early end of publicity only from {from} (minimum period not elapsed)"
+                )));
+            }
+            why.push(format!("minimum publicity period elapsed on {from}"));
+            let listed = d.listings.iter().any(|l| {
+                l.is_open_on(today)
+                    && matches!(
+                        l.kind,
+                        ListKind::AbnormalOperations | ListKind::SeriousIllegal
+                    )
+            });
+            if listed {
+                return Err(no(
+                    "the enterprise is on the abnormal-operations or serious list".into(),
+                ));
+            }
+            why.push("not on the abnormal-operations or serious list".into());
+            if d.penalties.iter().any(|q| {
+                q.decision_number != p.decision_number
+                    && q.domain == p.domain
+                    && q.decided_on > p.decided_on
+                    && !q.no_penalty
+            }) {
+                return Err(no(format!(
+                    "a later penalty of the same type ({:?}) is on record",
+                    p.domain
+                )));
+            }
+            why.push("no later penalty of the same type".into());
+        }
+    }
+    Ok(why)
+}
+
+/// Deadline to accept or not a case submitted on `on`.
+pub fn accept_due(cal: &WorkCalendar, on: Date) -> Date {
+    cal.add_working_days(on, ACCEPT_WITHIN)
+}
+
+/// Deadline to decide a case accepted on `on`.
+pub fn decide_due(cal: &WorkCalendar, target: &RepairTarget, on: Date) -> Date {
+    cal.add_working_days(on, target.decide_within())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_transition_legal_or_refused_naming_both_states() {
+        use RepairAction as A;
+        use RepairState as S;
+        let legal = [
+            (S::Submitted, A::Accept, S::Accepted),
+            (S::Submitted, A::NotAccept, S::NotAccepted),
+            (S::Accepted, A::Approve, S::Approved),
+            (S::Accepted, A::Deny, S::Denied),
+            (S::Approved, A::Revoke, S::Revoked),
+        ];
+        for s in RepairState::ALL {
+            for a in RepairAction::ALL {
+                match legal.iter().find(|(f, x, _)| *f == s && *x == a) {
+                    Some((_, _, to)) => assert_eq!(s.apply(a), Ok(*to)),
+                    None => {
+                        let e = s.apply(a).unwrap_err();
+                        assert!(e.reason.contains(s.name()), "{e}");
+                        assert!(e.reason.contains(a.from_state().name()), "{e}");
+                    }
+                }
+            }
+        }
+        assert!(S::Submitted.is_open() && S::Accepted.is_open());
+        assert!(!S::Approved.is_open() && !S::Revoked.is_open());
+    }
+
+    #[test]
+    fn deadlines_count_working_days() {
+        let cal = WorkCalendar::builtin();
+        let d = |s: &str| Date::parse("d", s).unwrap();
+        // Submitted Wednesday 30 Sep 2026: two working days → Friday 9 Oct (8 Oct, 9 Oct).
+        assert_eq!(accept_due(&cal, d("2026-09-30")), d("2026-10-09"));
+        let t = RepairTarget::AbnormalListing {
+            kind: ListKind::AbnormalOperations,
+            listed_on: d("2026-07-01"),
+            reason: ListingReason::AnnualReportNotFiled,
+        };
+        assert_eq!(decide_due(&cal, &t, d("2026-10-09")), d("2026-10-13"));
+    }
+}
