@@ -85,6 +85,7 @@ pub async fn scoring(
                 as_of,
                 dry_run: dry,
                 requested_by: "bench".into(),
+                actor: crate::store::Actor::system("bench-scoring"),
             },
             |p| {
                 if phases.last().map(|x| x.0) != Some(p.phase) {

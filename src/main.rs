@@ -302,6 +302,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                                 as_of: Date::today(),
                                 dry_run: false,
                                 requested_by: "demo".into(),
+                                actor: credit_risk::store::Actor::system("serve --demo"),
                             },
                             |_| {},
                         )

@@ -10,11 +10,15 @@ use tonic::transport::{server::TcpIncoming, Server};
 use crate::{
     config::ServerConfig,
     proto::{
-        self, classification_service_server::ClassificationServiceServer,
+        self, audit_service_server::AuditServiceServer,
+        classification_service_server::ClassificationServiceServer,
         registry_service_server::RegistryServiceServer,
         spot_check_service_server::SpotCheckServiceServer,
     },
-    service::{classification::ClassificationApi, registry::RegistryApi, spotcheck::SpotCheckApi},
+    service::{
+        audit::AuditApi, classification::ClassificationApi, registry::RegistryApi,
+        spotcheck::SpotCheckApi,
+    },
     store::Store,
 };
 
@@ -58,6 +62,10 @@ pub async fn run(
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
 
+    let audit = AuditServiceServer::new(AuditApi::new(store.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = Server::builder()
@@ -73,6 +81,7 @@ pub async fn run(
         .add_service(registry)
         .add_service(classification)
         .add_service(spotcheck)
+        .add_service(audit)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!("shutdown requested: draining in-flight requests");

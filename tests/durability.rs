@@ -95,6 +95,12 @@ async fn acknowledged_writes_survive_sigkill() {
         acknowledged.len()
     );
     let checked = store.check_indexes().unwrap();
+    let (events, broken) = store.verify_audit_chain().unwrap();
+    assert!(
+        broken.is_none(),
+        "audit chain broken after kill -9: {broken:?}"
+    );
+    assert!(events > 0);
     assert!(checked >= acknowledged.len() as u64);
     eprintln!(
         "kills survived: 3, writes acknowledged: {}, found: {}",

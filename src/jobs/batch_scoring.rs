@@ -36,7 +36,8 @@ use crate::{
     store::{
         scoring::{related, rep_key, FLAG_SOURCE},
         spot::SpotBuilder,
-        Outcome, RunEntry, RunView, ScoringRun, Store, TransitionExample, Transitions, WriteOp,
+        Actor, Outcome, RunEntry, RunView, ScoringRun, Store, TransitionExample, Transitions,
+        WriteOp,
     },
 };
 
@@ -51,6 +52,8 @@ pub struct BatchRequest {
     pub dry_run: bool,
     /// Who asked (principal).
     pub requested_by: String,
+    /// The audit actor of the run's writes.
+    pub actor: Actor,
 }
 
 /// Progress of a run.
@@ -92,8 +95,10 @@ pub async fn start(store: Store, req: BatchRequest) -> Result<(u64, mpsc::Receiv
             .active_model()?
             .ok_or_else(|| Error::FailedPrecondition("no active model".into()))?,
     };
+    let actor = req.actor.clone();
     let run = match store
-        .write(
+        .write_as(
+            actor.clone(),
             WriteOp::BeginRun {
                 model: model.clone(),
                 as_of: req.as_of,
@@ -115,7 +120,7 @@ pub async fn start(store: Store, req: BatchRequest) -> Result<(u64, mpsc::Receiv
         .spawn(move || {
             let t0 = Instant::now();
             let result = compute(&store, run, model, &tx, t0)
-                .and_then(|view| handle.block_on(store.write(WriteOp::FinishRun(view), None)));
+                .and_then(|view| handle.block_on(store.write_as(actor.clone(), WriteOp::FinishRun(view), None)));
             match result {
                 Ok(Outcome::Run(r)) => {
                     tracing::info!(run = r.id, seconds = t0.elapsed().as_secs_f64(), classes = ?r.classes, "scoring run complete");
@@ -130,7 +135,7 @@ pub async fn start(store: Store, req: BatchRequest) -> Result<(u64, mpsc::Receiv
                         id,
                         error: e.to_string(),
                     };
-                    if let Err(e2) = handle.block_on(store.write(abort, None)) {
+                    if let Err(e2) = handle.block_on(store.write_as(actor.clone(), abort, None)) {
                         tracing::error!(run = id, error = %e2, "could not mark the run aborted");
                     }
                     let _ = tx.blocking_send(Event::Failed(e.to_string()));

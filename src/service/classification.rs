@@ -253,10 +253,12 @@ impl ClassificationService for ClassificationApi {
         &self,
         req: Request<pb::RegisterModelRequest>,
     ) -> Result<Response<pb::ModelInfo>, Status> {
+        let actor = super::actor(&req, "RegisterModel");
         let m = Model::parse(&req.get_ref().toml).map_err(|e| invalid(e.within("toml")))?;
         let m = std::sync::Arc::new(m);
         self.store
-            .write(
+            .write_as(
+                actor.clone(),
                 WriteOp::RegisterModel {
                     model: m.clone(),
                     activate_if_none: false,
@@ -290,6 +292,7 @@ impl ClassificationService for ClassificationApi {
         &self,
         req: Request<pb::RunBatchScoringRequest>,
     ) -> Result<Response<Self::RunBatchScoringStream>, Status> {
+        let actor = super::actor(&req, "RunBatchScoring");
         let principal = super::principal(&req);
         let r = req.into_inner();
         let key = request_key("RunBatchScoring", &r.request_id, &r)?;
@@ -311,6 +314,7 @@ impl ClassificationService for ClassificationApi {
                 as_of,
                 dry_run: r.dry_run,
                 requested_by: principal,
+                actor: actor.clone(),
             },
         )
         .await?;
@@ -390,6 +394,7 @@ impl ClassificationService for ClassificationApi {
         &self,
         req: Request<pb::ActivateScoringRunRequest>,
     ) -> Result<Response<pb::ScoringRun>, Status> {
+        let actor = super::actor(&req, "ActivateScoringRun");
         let principal = super::principal(&req);
         let r = req.into_inner();
         let key = request_key("ActivateScoringRun", &r.request_id, &r)?;
@@ -402,7 +407,8 @@ impl ClassificationService for ClassificationApi {
         }
         match self
             .store
-            .write(
+            .write_as(
+                actor.clone(),
                 WriteOp::ActivateRun {
                     id: r.run_id,
                     by: principal,

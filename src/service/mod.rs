@@ -1,6 +1,7 @@
 //! The gRPC services: thin handlers that parse requests into domain values, call the
 //! store, and render replies. Errors become statuses in one place ([`status`]).
 
+pub mod audit;
 pub mod classification;
 pub mod convert;
 pub mod registry;
@@ -68,4 +69,14 @@ pub fn request_key<M: Message>(
 /// tokens mapped to roles) is not built yet: every caller is "local".
 pub fn principal<T>(_req: &tonic::Request<T>) -> String {
     "local".into()
+}
+
+/// The audit actor of a request: its principal, role and RPC.
+pub fn actor<T>(req: &tonic::Request<T>, rpc: &str) -> crate::store::Actor {
+    crate::store::Actor {
+        principal: principal(req),
+        // Roles come with authentication (bearer tokens); until then every caller is local.
+        role: "local".into(),
+        rpc: rpc.into(),
+    }
 }

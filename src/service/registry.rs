@@ -60,10 +60,15 @@ impl RegistryService for RegistryApi {
         &self,
         req: Request<pb::UpsertEnterpriseRequest>,
     ) -> Result<Response<pb::UpsertEnterpriseResponse>, Status> {
+        let actor = super::actor(&req, "UpsertEnterprise");
         let r = req.into_inner();
         let key = request_key("UpsertEnterprise", &r.request_id, &r)?;
         let e = convert::enterprise(required("enterprise", &r.enterprise)?).map_err(invalid)?;
-        match self.store.write(WriteOp::UpsertEnterprise(e), key).await? {
+        match self
+            .store
+            .write_as(actor.clone(), WriteOp::UpsertEnterprise(e), key)
+            .await?
+        {
             Outcome::Enterprise {
                 enterprise,
                 created,
@@ -93,10 +98,15 @@ impl RegistryService for RegistryApi {
         &self,
         req: Request<pb::RecordPenaltyRequest>,
     ) -> Result<Response<pb::RecordPenaltyResponse>, Status> {
+        let actor = super::actor(&req, "RecordPenalty");
         let r = req.into_inner();
         let key = request_key("RecordPenalty", &r.request_id, &r)?;
         let p = convert::penalty(required("penalty", &r.penalty)?).map_err(invalid)?;
-        match self.store.write(WriteOp::RecordPenalty(p), key).await? {
+        match self
+            .store
+            .write_as(actor.clone(), WriteOp::RecordPenalty(p), key)
+            .await?
+        {
             Outcome::Penalty(p) => {
                 let entity = self
                     .store
@@ -149,10 +159,15 @@ impl RegistryService for RegistryApi {
         &self,
         req: Request<pb::FileAnnualReportRequest>,
     ) -> Result<Response<pb::FileAnnualReportResponse>, Status> {
+        let actor = super::actor(&req, "FileAnnualReport");
         let r = req.into_inner();
         let key = request_key("FileAnnualReport", &r.request_id, &r)?;
         let x = convert::report(required("report", &r.report)?).map_err(invalid)?;
-        match self.store.write(WriteOp::FileAnnualReport(x), key).await? {
+        match self
+            .store
+            .write_as(actor.clone(), WriteOp::FileAnnualReport(x), key)
+            .await?
+        {
             Outcome::Report(x) => Ok(Response::new(pb::FileAnnualReportResponse {
                 report: Some(convert::report_pb(&x)),
             })),
@@ -164,10 +179,15 @@ impl RegistryService for RegistryApi {
         &self,
         req: Request<pb::AddListingRequest>,
     ) -> Result<Response<pb::AddListingResponse>, Status> {
+        let actor = super::actor(&req, "AddListing");
         let r = req.into_inner();
         let key = request_key("AddListing", &r.request_id, &r)?;
         let x = convert::listing(required("listing", &r.listing)?).map_err(invalid)?;
-        match self.store.write(WriteOp::AddListing(x), key).await? {
+        match self
+            .store
+            .write_as(actor.clone(), WriteOp::AddListing(x), key)
+            .await?
+        {
             Outcome::Listing(x) => Ok(Response::new(pb::AddListingResponse {
                 listing: Some(convert::listing_pb(&x, Date::today())),
             })),
@@ -179,10 +199,15 @@ impl RegistryService for RegistryApi {
         &self,
         req: Request<pb::RecordInspectionResultRequest>,
     ) -> Result<Response<pb::RecordInspectionResultResponse>, Status> {
+        let actor = super::actor(&req, "RecordInspectionResult");
         let r = req.into_inner();
         let key = request_key("RecordInspectionResult", &r.request_id, &r)?;
         let x = convert::inspection(required("result", &r.result)?).map_err(invalid)?;
-        match self.store.write(WriteOp::RecordInspection(x), key).await? {
+        match self
+            .store
+            .write_as(actor.clone(), WriteOp::RecordInspection(x), key)
+            .await?
+        {
             Outcome::Inspection(x) => Ok(Response::new(pb::RecordInspectionResultResponse {
                 result: Some(convert::inspection_pb(&x)),
             })),
@@ -194,6 +219,7 @@ impl RegistryService for RegistryApi {
         &self,
         req: Request<pb::SweepAnnualReportsRequest>,
     ) -> Result<Response<pb::SweepAnnualReportsResponse>, Status> {
+        let actor = super::actor(&req, "SweepAnnualReports");
         let r = req.into_inner();
         let key = request_key("SweepAnnualReports", &r.request_id, &r)?;
         let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
@@ -251,7 +277,7 @@ impl RegistryService for RegistryApi {
                 after,
                 limit: SWEEP_CHUNK,
             };
-            let c = match self.store.write(op, None).await? {
+            let c = match self.store.write_as(actor.clone(), op, None).await? {
                 Outcome::Sweep(c) => c,
                 o => return Err(unexpected(o)),
             };
@@ -279,6 +305,7 @@ impl RegistryService for RegistryApi {
         &self,
         req: Request<Streaming<pb::ImportRecordsRequest>>,
     ) -> Result<Response<pb::ImportRecordsResponse>, Status> {
+        let actor = super::actor(&req, "ImportRecords");
         let mut stream = req.into_inner();
         let mut summary = pb::ImportRecordsResponse::default();
         let mut inflight = VecDeque::new();
@@ -314,11 +341,19 @@ impl RegistryService for RegistryApi {
                 }
                 if items.len() >= IMPORT_JOB_RECORDS {
                     let chunk = std::mem::take(&mut items);
-                    inflight.push_back(self.store.enqueue(WriteOp::Import(chunk), None).await?);
+                    inflight.push_back(
+                        self.store
+                            .enqueue_as(actor.clone(), WriteOp::Import(chunk), None)
+                            .await?,
+                    );
                 }
             }
             if !items.is_empty() {
-                inflight.push_back(self.store.enqueue(WriteOp::Import(items), None).await?);
+                inflight.push_back(
+                    self.store
+                        .enqueue_as(actor.clone(), WriteOp::Import(items), None)
+                        .await?,
+                );
             }
             while inflight.len() > IMPORT_PIPELINE {
                 if let Some(rx) = inflight.pop_front() {

@@ -409,6 +409,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::PlanDrawRequest>,
     ) -> Result<Response<pb::DrawPlan>, Status> {
+        let actor = super::actor(&req, "PlanDraw");
         let principal = super::principal(&req);
         let r = req.into_inner();
         let key = request_key("PlanDraw", &r.request_id, &r)?;
@@ -514,7 +515,8 @@ impl SpotCheckService for SpotCheckApi {
         .map_err(|e| Status::internal(e.to_string()))??;
         match self
             .store
-            .write(
+            .write_as(
+                actor.clone(),
                 WriteOp::SavePlan {
                     plan: Box::new(plan),
                     populations,
@@ -532,6 +534,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::DrawSampleRequest>,
     ) -> Result<Response<pb::DrawReceipt>, Status> {
+        let actor = super::actor(&req, "DrawSample");
         let r = req.into_inner();
         let key = request_key("DrawSample", &r.request_id, &r)?;
         if let Some(k) = &key {
@@ -568,7 +571,8 @@ impl SpotCheckService for SpotCheckApi {
             .map_err(|e| Status::internal(e.to_string()))??;
         match self
             .store
-            .write(
+            .write_as(
+                actor.clone(),
                 WriteOp::RecordDraw {
                     plan_id: plan.id,
                     receipt: Box::new(receipt),
@@ -613,6 +617,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::UpsertInspectorRequest>,
     ) -> Result<Response<pb::Inspector>, Status> {
+        let actor = super::actor(&req, "UpsertInspector");
         let r = req.into_inner();
         let key = request_key("UpsertInspector", &r.request_id, &r)?;
         let m = r
@@ -632,7 +637,7 @@ impl SpotCheckService for SpotCheckApi {
         };
         match self
             .store
-            .write(WriteOp::UpsertInspector(Box::new(x)), key)
+            .write_as(actor.clone(), WriteOp::UpsertInspector(Box::new(x)), key)
             .await?
         {
             Outcome::Inspector(i) => Ok(Response::new(inspector_pb(&i))),
@@ -659,6 +664,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::AssignInspectorsRequest>,
     ) -> Result<Response<pb::DrawReceipt>, Status> {
+        let actor = super::actor(&req, "AssignInspectors");
         let r = req.into_inner();
         let key = request_key("AssignInspectors", &r.request_id, &r)?;
         if let Some(k) = &key {
@@ -729,7 +735,8 @@ impl SpotCheckService for SpotCheckApi {
         };
         match self
             .store
-            .write(
+            .write_as(
+                actor.clone(),
                 WriteOp::RecordAssignment {
                     plan_id: plan.id,
                     assignment: Box::new(assignment),

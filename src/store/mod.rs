@@ -9,6 +9,7 @@
 //! batch and flushes once per group before acknowledging (group commit). Reads go
 //! straight to the tree from any thread.
 
+pub mod audit;
 pub mod codec;
 pub mod draws;
 pub mod keys;
@@ -32,6 +33,7 @@ use crate::{
     error::{Error, Result},
 };
 
+pub use audit::Actor;
 pub use scoring::{
     Override, RunEntry, RunState, RunView, ScoringRun, TransitionExample, Transitions,
 };
@@ -182,15 +184,42 @@ impl Store {
         &self.shared.options
     }
 
-    /// Submits a write and waits until it is durable. `request` makes it idempotent.
+    /// Submits a write by the server itself and waits until it is durable. `request`
+    /// makes it idempotent.
     pub async fn write(&self, op: WriteOp, request: Option<RequestKey>) -> Result<Outcome> {
-        self.enqueue(op, request).await?.await
+        self.write_as(Actor::system("internal"), op, request).await
+    }
+
+    /// Submits a write on behalf of `actor` (recorded in the audit trail) and waits until
+    /// it is durable.
+    pub async fn write_as(
+        &self,
+        actor: Actor,
+        op: WriteOp,
+        request: Option<RequestKey>,
+    ) -> Result<Outcome> {
+        self.enqueue_as(actor, op, request).await?.await
     }
 
     /// Queues a write and returns at once with a ticket to await its outcome. Writes are
     /// applied in the order they are queued.
-    pub async fn enqueue(&self, op: WriteOp, request: Option<RequestKey>) -> Result<Ticket> {
-        self.shared.writer.enqueue(op, request).await
+    pub async fn enqueue_as(
+        &self,
+        actor: Actor,
+        op: WriteOp,
+        request: Option<RequestKey>,
+    ) -> Result<Ticket> {
+        self.shared.writer.enqueue(op, request, actor).await
+    }
+
+    /// Audit events matching `f`, in sequence order.
+    pub fn audit_events(&self, f: &audit::AuditFilter) -> Result<Vec<audit::AuditEvent>> {
+        audit::list(&self.shared.registry, f)
+    }
+
+    /// Verifies the audit chain: (events checked, first broken link).
+    pub fn verify_audit_chain(&self) -> Result<(u64, Option<(u64, String)>)> {
+        audit::verify(&self.shared.registry)
     }
 
     /// The stored outcome of an earlier request with this id and fingerprint, if any;

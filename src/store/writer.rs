@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
+    audit::{self, Actor, AuditEvent},
     codec, directory_page,
     draws::{self, Assignment, DrawPlan, DrawReceipt},
     keys,
@@ -218,6 +219,7 @@ enum Msg {
 struct Job {
     op: WriteOp,
     request: Option<RequestKey>,
+    actor: Actor,
     reply: oneshot::Sender<Result<Outcome>>,
 }
 
@@ -273,10 +275,20 @@ pub(super) struct WriterHandle {
 }
 
 impl WriterHandle {
-    pub(super) async fn enqueue(&self, op: WriteOp, request: Option<RequestKey>) -> Result<Ticket> {
+    pub(super) async fn enqueue(
+        &self,
+        op: WriteOp,
+        request: Option<RequestKey>,
+        actor: Actor,
+    ) -> Result<Ticket> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Job(Box::new(Job { op, request, reply })))
+            .send(Msg::Job(Box::new(Job {
+                op,
+                request,
+                actor,
+                reply,
+            })))
             .await
             .map_err(|_| Error::Unavailable("store writer stopped".into()))?;
         Ok(Ticket(rx))
@@ -304,6 +316,7 @@ pub(super) fn spawn(
     counters: Arc<Counters>,
     scoring: SharedScoring,
 ) -> Result<WriterHandle> {
+    let head = audit::head(&tree)?;
     let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
     let thread = std::thread::Builder::new()
         .name("store-writer".into())
@@ -314,6 +327,7 @@ pub(super) fn spawn(
                 options,
                 counters,
                 scoring,
+                audit_head: Mutex::new(head),
             }
             .run(rx)
         })
@@ -330,6 +344,8 @@ struct Writer {
     options: StoreOptions,
     counters: Arc<Counters>,
     scoring: SharedScoring,
+    /// (seq, digest) of the last audit event.
+    audit_head: Mutex<(u64, String)>,
 }
 
 impl Writer {
@@ -377,6 +393,7 @@ impl Writer {
 
     fn execute(&self, job: &mut Job) -> Result<Outcome> {
         let mut p = Pending::new(&self.tree);
+        p.actor = std::mem::take(&mut job.actor);
         let req_key = match &job.request {
             Some(r) => {
                 if let Some(o) = recall(&self.tree, r)? {
@@ -388,6 +405,7 @@ impl Writer {
         };
         let op = std::mem::replace(&mut job.op, WriteOp::Import(Vec::new()));
         let cause = cause_of(&op);
+        p.cause = cause.clone();
         let ctx = Ctx {
             today: Date::today(),
             now_ms: now_ms(),
@@ -399,7 +417,20 @@ impl Writer {
             WriteOp::FileAnnualReport(x) => ctx.file_report(&mut p, x)?.0,
             WriteOp::AddListing(x) => ctx.add_listing(&mut p, x)?.0,
             WriteOp::RecordInspection(x) => ctx.record_inspection(&mut p, x)?.0,
-            WriteOp::Import(items) => Outcome::Import(ctx.import(&mut p, items)),
+            WriteOp::Import(items) => {
+                let o = ctx.import(&mut p, items);
+                p.change = Some(Change {
+                    target: "import".into(),
+                    after: format!(
+                        "ImportRecords chunk: stored {}, unchanged {}, refused {}",
+                        o.stored,
+                        o.unchanged,
+                        o.rejections.len()
+                    ),
+                    ..Change::default()
+                });
+                Outcome::Import(o)
+            }
             WriteOp::SweepChunk {
                 year,
                 as_of,
@@ -523,6 +554,45 @@ impl Writer {
         outcome: Outcome,
         update: impl FnOnce(&mut ScoringState),
     ) -> Result<Outcome> {
+        let mut head = self
+            .audit_head
+            .lock()
+            .map_err(|_| Error::Unavailable("audit head poisoned".into()))?;
+        let mut new_head = None;
+        if p.changed() {
+            let ch = p.change.take().unwrap_or_default();
+            let uscc = outcome.uscc();
+            let target = if !ch.target.is_empty() {
+                ch.target
+            } else if let Some(u) = uscc {
+                u.to_string()
+            } else {
+                p.cause.clone()
+            };
+            let mut e = AuditEvent {
+                seq: head.0 + 1,
+                at_ms: now_ms(),
+                principal: p.actor.principal.clone(),
+                role: p.actor.role.clone(),
+                rpc: p.actor.rpc.clone(),
+                target,
+                before: ch.before,
+                after: if ch.after.is_empty() {
+                    p.cause.clone()
+                } else {
+                    ch.after
+                },
+                reason: ch.reason,
+                prev_digest: head.1.clone(),
+                digest: String::new(),
+            };
+            e.digest = e.compute_digest();
+            if let Some(u) = ch.uscc.or(uscc) {
+                p.put(audit::uscc_key(&u, e.seq), Vec::new());
+            }
+            p.put(audit::event_key(e.seq), codec::encode(&e)?);
+            new_head = Some((e.seq, e.digest));
+        }
         if let Some((k, fingerprint)) = req_key {
             let stored = StoredOutcome {
                 fingerprint,
@@ -533,6 +603,10 @@ impl Writer {
         }
         let spot_updates = std::mem::take(&mut p.spot_updates);
         p.commit(&self.counters)?;
+        if let Some(h) = new_head {
+            *head = h;
+        }
+        drop(head);
         for (spot, row) in spot_updates {
             spot.upsert(row)?;
         }
@@ -871,7 +945,39 @@ fn cause_of(op: &WriteOp) -> String {
         }
         WriteOp::Import(_) => "ImportRecords".into(),
         WriteOp::SweepChunk { year, .. } => format!("SweepAnnualReports {year}"),
-        _ => String::new(),
+        WriteOp::RegisterModel { model, .. } => format!("model/{} registered", model.version),
+        WriteOp::BeginRun {
+            model,
+            as_of,
+            dry_run,
+            ..
+        } => format!(
+            "scoring run begun: model {} as of {as_of}{}",
+            model.version,
+            if *dry_run { " (dry run)" } else { "" }
+        ),
+        WriteOp::FinishRun(v) => format!(
+            "run/{} complete: {} enterprises, classes {:?}",
+            v.run.id, v.run.enterprises, v.run.classes
+        ),
+        WriteOp::AbortRun { id, error } => format!("run/{id} aborted: {error}"),
+        WriteOp::ActivateRun { id, reason, .. } => format!("run/{id} activated: {reason}"),
+        WriteOp::SavePlan { plan, .. } => format!(
+            "draw plan for task {:?} on run {}",
+            plan.task_id, plan.run_id
+        ),
+        WriteOp::RecordDraw { plan_id, receipt } => {
+            format!("plan/{plan_id} drawn with seed {:?}", receipt.seed)
+        }
+        WriteOp::UpsertInspector(x) => format!("inspector/{} active={}", x.id, x.active),
+        WriteOp::RecordAssignment {
+            plan_id,
+            assignment,
+        } => format!(
+            "plan/{plan_id} inspector teams of {} assigned",
+            assignment.team_size
+        ),
+        WriteOp::Remember(_) => String::new(),
     }
 }
 
@@ -895,6 +1001,21 @@ struct Pending<'a> {
     created: u64,
     /// Spot-index rows to publish once the batch is committed.
     spot_updates: Vec<(Arc<SpotIndex>, SpotRow)>,
+    /// Who asks, and what the change is, for the audit event.
+    actor: Actor,
+    cause: String,
+    change: Option<Change>,
+}
+
+/// What an audit event says about a change (defaults: the target from the outcome, the
+/// cause as `after`).
+#[derive(Clone, Debug, Default)]
+struct Change {
+    target: String,
+    uscc: Option<Uscc>,
+    before: String,
+    after: String,
+    reason: String,
 }
 
 impl<'a> Pending<'a> {
@@ -907,7 +1028,15 @@ impl<'a> Pending<'a> {
             batch: sled::Batch::default(),
             created: 0,
             spot_updates: Vec::new(),
+            actor: Actor::default(),
+            cause: String::new(),
+            change: None,
         }
+    }
+
+    /// Whether the job changes anything.
+    fn changed(&self) -> bool {
+        !self.overlay.is_empty() || !self.dirty.is_empty()
     }
 
     fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -1016,6 +1145,20 @@ impl Ctx<'_> {
             }
         }
         e.recorded_at_ms = self.now_ms;
+        let brief = |x: &Enterprise| {
+            format!(
+                "{} | {:?} | {:?} | region {}",
+                x.name,
+                x.entity_type,
+                x.status,
+                x.region.as_str()
+            )
+        };
+        p.change = Some(Change {
+            before: old.as_ref().map(brief).unwrap_or_default(),
+            after: brief(&e),
+            ..Change::default()
+        });
         let dir = keys::directory(&e);
         if let Some(o) = &old {
             let old_dir = keys::directory(o);
@@ -1076,6 +1219,13 @@ impl Ctx<'_> {
         }
         x.recorded_at_ms = self.now_ms;
         x.publicity_ended_on = None;
+        p.change = Some(Change {
+            after: format!(
+                "penalty/{} decided {} {:?} fine {} fen",
+                x.decision_number, x.decided_on, x.kinds, x.fine_fen
+            ),
+            ..Change::default()
+        });
         p.put(dkey, u.as_bytes().to_vec());
         let d = p.registered_mut(&u, "penalty.uscc")?;
         let at = d
@@ -1103,6 +1253,11 @@ impl Ctx<'_> {
             return Ok((Outcome::Report(old.clone()), false));
         }
         x.recorded_at_ms = self.now_ms;
+        p.change = Some(Change {
+            after: format!("annual_report/{} filed {}", x.year, x.filed_on),
+            ..Change::default()
+        });
+        let d = p.registered_mut(&x.uscc, "report.uscc")?;
         let at = d.reports.partition_point(|r| r.year < x.year);
         d.reports.insert(at, x.clone());
         Ok((Outcome::Report(x), true))
@@ -1128,6 +1283,17 @@ impl Ctx<'_> {
             )));
         }
         x.recorded_at_ms = self.now_ms;
+        p.change = Some(Change {
+            after: format!(
+                "listing/{}{}",
+                x.listing_id(),
+                x.removed_on
+                    .map(|r| format!(" removed {r}"))
+                    .unwrap_or_default()
+            ),
+            ..Change::default()
+        });
+        let d = p.registered_mut(&x.uscc, "listing.uscc")?;
         insert_listing(d, x.clone());
         Ok((Outcome::Listing(x), true))
     }
@@ -1146,6 +1312,14 @@ impl Ctx<'_> {
             )));
         }
         x.recorded_at_ms = self.now_ms;
+        p.change = Some(Change {
+            after: format!(
+                "inspection/{} on {} problems found: {}",
+                x.task_id, x.inspected_on, x.problems_found
+            ),
+            ..Change::default()
+        });
+        let d = p.registered_mut(&x.uscc, "result.uscc")?;
         let at = d.inspections.partition_point(|i| i.task_id < x.task_id);
         d.inspections.insert(at, x.clone());
         Ok((Outcome::Inspection(x), true))

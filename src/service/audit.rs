@@ -1,0 +1,111 @@
+//! AuditService handlers.
+
+use std::pin::Pin;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::{classification::rfc3339, convert, invalid};
+use crate::{
+    domain::DomainError,
+    proto::{self as pb, audit_service_server::AuditService},
+    store::{
+        audit::{AuditEvent, AuditFilter},
+        Store,
+    },
+};
+
+/// The AuditService.
+#[derive(Clone)]
+pub struct AuditApi {
+    store: Store,
+}
+
+impl AuditApi {
+    /// A service over `store`.
+    pub fn new(store: Store) -> Self {
+        AuditApi { store }
+    }
+}
+
+/// Parses RFC 3339 or a date (start of the day, Asia/Shanghai) into Unix milliseconds.
+fn time_ms(field: &str, s: &str) -> Result<Option<i64>, DomainError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(Some(t.timestamp_millis()));
+    }
+    let d = crate::domain::Date::parse(field, s).map_err(|_| {
+        DomainError::invalid(field, format!("{s:?} is neither RFC 3339 nor YYYY-MM-DD"))
+    })?;
+    // 00:00 in Asia/Shanghai (UTC+8) is 16:00 UTC the day before.
+    Ok(Some(i64::from(d.days()) * 86_400_000 - 8 * 3_600_000))
+}
+
+fn event_pb(e: &AuditEvent) -> pb::AuditEvent {
+    pb::AuditEvent {
+        seq: e.seq,
+        at: rfc3339(Some(e.at_ms)),
+        principal: e.principal.clone(),
+        role: e.role.clone(),
+        rpc: e.rpc.clone(),
+        target: e.target.clone(),
+        before: e.before.clone(),
+        after: e.after.clone(),
+        reason: e.reason.clone(),
+        prev_digest: e.prev_digest.clone(),
+        digest: e.digest.clone(),
+        at_ms: e.at_ms,
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    type ListAuditEventsStream = EventStream;
+
+    async fn list_audit_events(
+        &self,
+        req: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<Self::ListAuditEventsStream>, Status> {
+        let r = req.get_ref();
+        let f = AuditFilter {
+            from_ms: time_ms("from", &r.from).map_err(invalid)?,
+            to_ms: time_ms("to", &r.to).map_err(invalid)?,
+            principal: Some(r.principal.trim().to_string()).filter(|p| !p.is_empty()),
+            uscc: if r.uscc.trim().is_empty() {
+                None
+            } else {
+                Some(convert::uscc("uscc", &r.uscc).map_err(invalid)?)
+            },
+            after_seq: r.after_seq,
+            limit: r.limit as usize,
+        };
+        let store = self.store.clone();
+        let events = tokio::task::spawn_blocking(move || store.audit_events(&f))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        let out: Vec<Result<pb::AuditEvent, Status>> =
+            events.iter().map(|e| Ok(event_pb(e))).collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(out))))
+    }
+
+    async fn verify_audit_chain(
+        &self,
+        _req: Request<pb::VerifyAuditChainRequest>,
+    ) -> Result<Response<pb::VerifyAuditChainResponse>, Status> {
+        let store = self.store.clone();
+        let (n, broken) = tokio::task::spawn_blocking(move || store.verify_audit_chain())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(pb::VerifyAuditChainResponse {
+            intact: broken.is_none(),
+            events_checked: n,
+            first_broken_seq: broken.as_ref().map(|b| b.0).unwrap_or(0),
+            problem: broken.map(|b| b.1).unwrap_or_default(),
+        }))
+    }
+}
