@@ -12,12 +12,13 @@ use crate::{
     proto::{
         self, audit_service_server::AuditServiceServer,
         classification_service_server::ClassificationServiceServer,
+        credit_repair_service_server::CreditRepairServiceServer,
         registry_service_server::RegistryServiceServer,
         spot_check_service_server::SpotCheckServiceServer,
     },
     service::{
         audit::AuditApi, classification::ClassificationApi, registry::RegistryApi,
-        spotcheck::SpotCheckApi,
+        repair::CreditRepairApi, spotcheck::SpotCheckApi,
     },
     store::Store,
 };
@@ -66,6 +67,10 @@ pub async fn run(
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
 
+    let repair = CreditRepairServiceServer::new(CreditRepairApi::new(store.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = Server::builder()
@@ -82,6 +87,7 @@ pub async fn run(
         .add_service(classification)
         .add_service(spotcheck)
         .add_service(audit)
+        .add_service(repair)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!("shutdown requested: draining in-flight requests");

@@ -107,6 +107,8 @@ pub enum RecordKind {
     AnnualReport,
     Listing,
     Inspection,
+    /// A credit-repair case (revoked for a false commitment).
+    RepairCase,
 }
 
 impl RecordKind {
@@ -118,6 +120,7 @@ impl RecordKind {
             RecordKind::AnnualReport => "annual_report",
             RecordKind::Listing => "listing",
             RecordKind::Inspection => "inspection",
+            RecordKind::RepairCase => "repair_case",
         }
     }
 }
@@ -171,6 +174,8 @@ pub enum Indicator {
     InspectionClean,
     /// Shares its legal representative with a D-class or serious-illegal-listed enterprise.
     RelatedHighRisk,
+    /// Each repair approval revoked for a false commitment (失信承诺) within the window.
+    FalseCommitment,
 }
 
 /// What the catalogue knows of an indicator.
@@ -192,7 +197,7 @@ pub struct IndicatorInfo {
 
 impl Indicator {
     /// Every indicator, in catalogue order.
-    pub const ALL: [Indicator; 17] = [
+    pub const ALL: [Indicator; 18] = [
         Indicator::NewEnterprise,
         Indicator::LowRegisteredCapital,
         Indicator::HighRiskIndustry,
@@ -210,6 +215,7 @@ impl Indicator {
         Indicator::InspectionProblem,
         Indicator::InspectionClean,
         Indicator::RelatedHighRisk,
+        Indicator::FalseCommitment,
     ];
 
     /// The stable code, as written in model files.
@@ -233,6 +239,7 @@ impl Indicator {
             InspectionProblem => "INSPECTION_PROBLEM",
             InspectionClean => "INSPECTION_CLEAN",
             RelatedHighRisk => "RELATED_HIGH_RISK",
+            FalseCommitment => "FALSE_COMMITMENT",
         }
     }
 
@@ -382,6 +389,14 @@ impl Indicator {
                 false,
                 "法定代表人关联高风险企业",
                 "legal representative linked to a high-risk enterprise",
+            ),
+            FalseCommitment => (
+                Dm::Social,
+                R::RepairCase,
+                true,
+                false,
+                "信用修复虚假承诺",
+                "false commitment in a credit repair",
             ),
         };
         IndicatorInfo {

@@ -415,6 +415,10 @@ pub struct EnterpriseRecords {
     pub listings: Vec<Listing>,
     /// Inspection results by task id.
     pub inspections: Vec<InspectionResult>,
+    /// Repair approvals revoked for a false commitment: (case id, date found). Kept with
+    /// the repair cases, not in the stored dossier; the store attaches them on read.
+    #[serde(skip)]
+    pub false_commitments: Vec<(u64, Date)>,
 }
 
 impl EnterpriseRecords {

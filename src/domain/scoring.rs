@@ -27,6 +27,8 @@ pub enum RecordRef<'a> {
     Inspection(&'a str),
     /// The legal-representative relation.
     Relation,
+    /// A credit-repair case, by id.
+    RepairCase(u64),
 }
 
 impl RecordRef<'_> {
@@ -41,6 +43,7 @@ impl RecordRef<'_> {
             RecordRef::Listing(l) => format!("listing/{}", l.listing_id()),
             RecordRef::Inspection(t) => format!("inspection/{t}"),
             RecordRef::Relation => "relation/legal_representative".into(),
+            RecordRef::RepairCase(id) => format!("repair_case/{id}"),
         }
     }
 }
@@ -320,6 +323,17 @@ pub fn assess<'a>(
             age(l.inspected_on),
             RecordRef::Inspection(&l.task_id),
             &mut used,
+        );
+    }
+
+    // False commitments found in credit repair.
+    let mut false_commitments = 0;
+    for (case, found) in &r.false_commitments {
+        acc.add(
+            Indicator::FalseCommitment,
+            age(*found),
+            RecordRef::RepairCase(*case),
+            &mut false_commitments,
         );
     }
 

@@ -241,6 +241,21 @@ pub fn list_kind(field: &str, v: i32) -> R<ListKind> {
     lookup(&LIST_KINDS, field, v)
 }
 
+/// Parses a listing-reason enum.
+pub fn listing_reason(field: &str, v: i32) -> R<ListingReason> {
+    lookup(&REASONS, field, v)
+}
+
+/// A list kind as its proto enum.
+pub fn list_kind_pb(k: ListKind) -> i32 {
+    reverse(&LIST_KINDS, k)
+}
+
+/// A listing reason as its proto enum.
+pub fn listing_reason_pb(r: ListingReason) -> i32 {
+    reverse(&REASONS, r)
+}
+
 fn timestamp(ms: i64) -> Option<Timestamp> {
     (ms > 0).then(|| Timestamp {
         seconds: ms.div_euclid(1000),

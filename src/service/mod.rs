@@ -5,6 +5,7 @@ pub mod audit;
 pub mod classification;
 pub mod convert;
 pub mod registry;
+pub mod repair;
 pub mod spotcheck;
 
 use prost::Message;

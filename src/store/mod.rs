@@ -13,6 +13,7 @@ pub mod audit;
 pub mod codec;
 pub mod draws;
 pub mod keys;
+pub mod repair;
 pub mod scoring;
 pub mod spot;
 mod writer;
@@ -57,6 +58,11 @@ pub struct StoreOptions {
     pub max_group: usize,
     /// Queue depth of the writer; senders wait when it is full (back-pressure).
     pub queue_depth: usize,
+    /// A holiday calendar file (TOML) extending the built-in 2024–2026 calendar.
+    pub calendar_file: Option<std::path::PathBuf>,
+    /// The working-day calendar in force (built-in, extended by `calendar_file`).
+    #[serde(skip, default = "crate::domain::calendar::WorkCalendar::builtin")]
+    pub calendar: crate::domain::calendar::WorkCalendar,
     /// Spot-check exemptions (免抽查), each switchable.
     pub exemptions: crate::domain::spotcheck::ExemptionRules,
     /// Scoring runs whose results are kept (newest first; the current run and a pending
@@ -80,6 +86,8 @@ impl Default for StoreOptions {
             max_group: 512,
             queue_depth: 1024,
             exemptions: Default::default(),
+            calendar_file: None,
+            calendar: crate::domain::calendar::WorkCalendar::builtin(),
             keep_runs: 7,
             scan_threads: 2,
             compression: false,
@@ -96,6 +104,7 @@ struct Shared {
     options: StoreOptions,
     counters: Arc<Counters>,
     scoring: SharedScoring,
+    revocations: repair::Revocations,
 }
 
 /// A cheap-to-clone handle on the store.
@@ -160,12 +169,15 @@ impl Store {
         register_model_at_open(&registry, &mut state, model)?;
         db.flush()?;
         let scoring = Arc::new(RwLock::new(state));
+        let revocations: repair::Revocations =
+            Arc::new(RwLock::new(repair::load_revocations(&registry)?));
         let writer = writer::spawn(
             db.clone(),
             registry.clone(),
             options.clone(),
             counters.clone(),
             scoring.clone(),
+            revocations.clone(),
         )?;
         Ok(Store {
             shared: Arc::new(Shared {
@@ -175,6 +187,7 @@ impl Store {
                 options,
                 counters,
                 scoring,
+                revocations,
             }),
         })
     }
@@ -236,7 +249,12 @@ impl Store {
     /// Reads everything about one enterprise (one point read); `None` if it is not
     /// registered.
     pub fn enterprise_records(&self, u: &Uscc) -> Result<Option<EnterpriseRecords>> {
-        Ok(writer::read_dossier(&self.shared.registry, u)?.filter(|d| d.enterprise.is_some()))
+        let mut d =
+            writer::read_dossier(&self.shared.registry, u)?.filter(|d| d.enterprise.is_some());
+        if let Some(d) = d.as_mut() {
+            repair::attach(&self.shared.revocations, u, d)?;
+        }
+        Ok(d)
     }
 
     /// Number of registered enterprises.
@@ -385,6 +403,19 @@ impl Store {
         draws::list_inspectors(&self.shared.registry)
     }
 
+    /// A repair case.
+    pub fn repair_case(&self, id: u64) -> Result<Option<crate::domain::repair::RepairCase>> {
+        repair::load_case(&self.shared.registry, id)
+    }
+
+    /// Repair cases of one enterprise, or all of them, by id.
+    pub fn repair_cases(&self, u: Option<&Uscc>) -> Result<Vec<crate::domain::repair::RepairCase>> {
+        match u {
+            Some(u) => repair::cases_of(&self.shared.registry, u),
+            None => repair::all_cases(&self.shared.registry),
+        }
+    }
+
     /// A stored draw plan.
     pub fn draw_plan(&self, id: u64) -> Result<Option<draws::DrawPlan>> {
         draws::load_plan(&self.shared.registry, id)
@@ -408,11 +439,21 @@ impl Store {
         I: Fn() -> S + Sync,
         F: Fn(&mut S, Uscc, EnterpriseRecords) -> Result<()> + Sync,
     {
+        // A snapshot of the (few) false commitments, so the scan takes no lock.
+        let revoked = self
+            .shared
+            .revocations
+            .read()
+            .map_err(|_| Error::Unavailable("revocations poisoned".into()))?
+            .clone();
         self.scan_split(self.shared.options.scan_threads, init, |state, k, v| {
             let u = keys::decode_enterprise(k)
                 .ok_or_else(|| Error::Corrupt(format!("bad dossier key {k:?}")))?;
             let mut d: EnterpriseRecords = codec::decode(v)?;
             d.set_uscc(u);
+            if let Some(r) = revoked.get(&u) {
+                d.false_commitments = r.clone();
+            }
             f(state, u, d)
         })
     }

@@ -20,6 +20,7 @@ use super::{
     codec, directory_page,
     draws::{self, Assignment, DrawPlan, DrawReceipt},
     keys,
+    repair::{self, Revocations},
     scoring::{
         self as sc, Building, Override, RunEntry, RunState, RunView, ScoringRun, ScoringState,
         SharedScoring,
@@ -29,8 +30,11 @@ use super::{
 };
 use crate::{
     domain::{
-        scoring::assess, spotcheck::Inspector, AnnualReport, Date, Enterprise, EnterpriseRecords,
-        EnterpriseStatus, InspectionResult, ListKind, Listing, Model, Penalty, Uscc,
+        repair::{RepairAction, RepairCase, RepairStep, RepairTarget},
+        scoring::assess,
+        spotcheck::Inspector,
+        AnnualReport, Date, Enterprise, EnterpriseRecords, EnterpriseStatus, InspectionResult,
+        ListKind, Listing, Model, Penalty, Uscc,
     },
     error::{Error, Result},
 };
@@ -106,6 +110,17 @@ pub enum WriteOp {
     },
     /// Creates or replaces an inspector of the directory.
     UpsertInspector(Box<Inspector>),
+    /// Files a repair case (eligibility checked here, against the dossier).
+    SubmitRepair(Box<RepairCase>),
+    /// An operator's step on a case; approval and revocation change the record.
+    DecideRepairCase {
+        id: u64,
+        action: RepairAction,
+        by: String,
+        reason: String,
+        /// Due date of the next step (for an acceptance).
+        decide_due: Option<Date>,
+    },
     /// Stores a drawn plan's inspector teams (refused if assigned already).
     RecordAssignment {
         plan_id: u64,
@@ -161,6 +176,7 @@ pub enum Outcome {
     Run(Box<ScoringRun>),
     Plan(Box<DrawPlan>),
     Inspector(Box<Inspector>),
+    Repair(Box<RepairCase>),
     ModelRegistered {
         version: String,
         created: bool,
@@ -191,6 +207,7 @@ impl Outcome {
             | Outcome::Plan(_)
             | Outcome::Inspector(_)
             | Outcome::ModelRegistered { .. } => None,
+            Outcome::Repair(c) => Some(c.uscc),
         }
     }
 
@@ -206,6 +223,7 @@ impl Outcome {
             | Outcome::Run(_)
             | Outcome::Plan(_)
             | Outcome::Inspector(_)
+            | Outcome::Repair(_)
             | Outcome::ModelRegistered { .. } => {}
         }
     }
@@ -315,6 +333,7 @@ pub(super) fn spawn(
     options: StoreOptions,
     counters: Arc<Counters>,
     scoring: SharedScoring,
+    revocations: Revocations,
 ) -> Result<WriterHandle> {
     let head = audit::head(&tree)?;
     let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
@@ -328,6 +347,7 @@ pub(super) fn spawn(
                 counters,
                 scoring,
                 audit_head: Mutex::new(head),
+                revocations,
             }
             .run(rx)
         })
@@ -346,6 +366,7 @@ struct Writer {
     scoring: SharedScoring,
     /// (seq, digest) of the last audit event.
     audit_head: Mutex<(u64, String)>,
+    revocations: Revocations,
 }
 
 impl Writer {
@@ -392,7 +413,7 @@ impl Writer {
     }
 
     fn execute(&self, job: &mut Job) -> Result<Outcome> {
-        let mut p = Pending::new(&self.tree);
+        let mut p = Pending::new(&self.tree, &self.revocations);
         p.actor = std::mem::take(&mut job.actor);
         let req_key = match &job.request {
             Some(r) => {
@@ -528,6 +549,16 @@ impl Writer {
                 p.put(draws::plan_key(plan_id), codec::encode(&plan)?);
                 Outcome::Plan(Box::new(plan))
             }
+            WriteOp::SubmitRepair(c) => Outcome::Repair(Box::new(ctx.submit_repair(&mut p, *c)?)),
+            WriteOp::DecideRepairCase {
+                id,
+                action,
+                by,
+                reason,
+                decide_due,
+            } => Outcome::Repair(Box::new(
+                ctx.decide_repair(&mut p, id, action, by, reason, decide_due)?,
+            )),
             WriteOp::AbortRun { id, error } => {
                 let outcome = self.abort_run(&mut p, id, error, ctx.now_ms)?;
                 return self.commit_then(p, req_key, outcome, |st| st.building = None);
@@ -602,7 +633,17 @@ impl Writer {
             p.put(k, codec::encode(&stored)?);
         }
         let spot_updates = std::mem::take(&mut p.spot_updates);
+        let new_revocations = std::mem::take(&mut p.new_revocations);
         p.commit(&self.counters)?;
+        if !new_revocations.is_empty() {
+            let mut m = self
+                .revocations
+                .write()
+                .map_err(|_| Error::Unavailable("revocations poisoned".into()))?;
+            for (u, id, on) in new_revocations {
+                m.entry(u).or_default().push((id, on));
+            }
+        }
         if let Some(h) = new_head {
             *head = h;
         }
@@ -978,6 +1019,10 @@ fn cause_of(op: &WriteOp) -> String {
             assignment.team_size
         ),
         WriteOp::Remember(_) => String::new(),
+        WriteOp::SubmitRepair(c) => format!("SubmitRepair {}", c.target.id()),
+        WriteOp::DecideRepairCase { id, action, .. } => {
+            format!("repair_case/{id} {}", action.name())
+        }
     }
 }
 
@@ -993,6 +1038,9 @@ fn now_ms() -> i64 {
 /// applies them atomically.
 struct Pending<'a> {
     tree: &'a sled::Tree,
+    revocations: &'a Revocations,
+    /// False commitments to publish once the batch is committed.
+    new_revocations: Vec<(Uscc, u64, Date)>,
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
     docs: HashMap<Uscc, Option<EnterpriseRecords>>,
     dirty: BTreeSet<Uscc>,
@@ -1019,9 +1067,11 @@ struct Change {
 }
 
 impl<'a> Pending<'a> {
-    fn new(tree: &'a sled::Tree) -> Self {
+    fn new(tree: &'a sled::Tree, revocations: &'a Revocations) -> Self {
         Pending {
             tree,
+            revocations,
+            new_revocations: Vec::new(),
             overlay: HashMap::new(),
             docs: HashMap::new(),
             dirty: BTreeSet::new(),
@@ -1058,7 +1108,10 @@ impl<'a> Pending<'a> {
 
     fn load(&mut self, u: &Uscc) -> Result<()> {
         if !self.docs.contains_key(u) {
-            let d = read_dossier(self.tree, u)?;
+            let mut d = read_dossier(self.tree, u)?;
+            if let Some(d) = d.as_mut() {
+                repair::attach(self.revocations, u, d)?;
+            }
             self.docs.insert(*u, d);
         }
         Ok(())
@@ -1399,6 +1452,161 @@ impl Ctx<'_> {
                 insert_listing(d, l);
             }
         }
+        Ok(c)
+    }
+}
+
+impl Ctx<'_> {
+    fn submit_repair(&self, p: &mut Pending, mut c: RepairCase) -> Result<RepairCase> {
+        let u = c.uscc;
+        let d = p
+            .doc(&u)?
+            .filter(|d| d.enterprise.is_some())
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
+        for other in repair::cases_of(p.tree, &u)? {
+            if other.state.is_open() && other.target == c.target {
+                return Err(Error::AlreadyExists(format!(
+                    "target: repair case {} for {} is still open",
+                    other.id,
+                    c.target.id()
+                )));
+            }
+        }
+        let revoked: Vec<Date> = d.false_commitments.iter().map(|(_, on)| *on).collect();
+        c.eligibility = crate::domain::repair::eligibility(
+            &c.target,
+            &d,
+            self.today,
+            &self.options.publicity,
+            &revoked,
+        )?;
+        let id = sc::get_counter(p.tree, "next_case")?.unwrap_or(1);
+        p.put(keys::counter("next_case"), (id + 1).to_be_bytes().to_vec());
+        c.id = id;
+        for step in c.history.iter_mut() {
+            step.at_ms = self.now_ms;
+        }
+        p.put(repair::case_key(id), codec::encode(&c)?);
+        p.put(repair::uscc_key(&u, id), Vec::new());
+        p.change = Some(Change {
+            target: u.to_string(),
+            uscc: Some(u),
+            before: String::new(),
+            after: format!("repair_case/{id} SUBMITTED for {}", c.target.id()),
+            reason: c.reason.clone(),
+        });
+        Ok(c)
+    }
+
+    fn decide_repair(
+        &self,
+        p: &mut Pending,
+        id: u64,
+        action: RepairAction,
+        by: String,
+        reason: String,
+        decide_due: Option<Date>,
+    ) -> Result<RepairCase> {
+        let mut c: RepairCase = match p.get(&repair::case_key(id))? {
+            Some(v) => codec::decode(&v)?,
+            None => return Err(Error::NotFound(format!("id: repair case {id}"))),
+        };
+        let before = c.state;
+        let after = before
+            .apply(action)
+            .map_err(|e| Error::FailedPrecondition(e.reason))?;
+        let marker = format!("credit repair case {id}");
+        match action {
+            RepairAction::Approve => {
+                let target = c.target.clone();
+                let d = p.registered_mut(&c.uscc, "uscc")?;
+                match &target {
+                    RepairTarget::PenaltyPublicity { decision_number } => {
+                        let pen = d
+                            .penalties
+                            .iter_mut()
+                            .find(|x| &x.decision_number == decision_number)
+                            .ok_or_else(|| {
+                                Error::FailedPrecondition(format!("{} is gone", target.id()))
+                            })?;
+                        pen.publicity_ended_on = Some(self.today);
+                    }
+                    _ => {
+                        let (kind, listed_on, lreason) = match &target {
+                            RepairTarget::AbnormalListing {
+                                kind,
+                                listed_on,
+                                reason,
+                            } => (*kind, *listed_on, *reason),
+                            RepairTarget::SeriousListing { listed_on, reason } => {
+                                (ListKind::SeriousIllegal, *listed_on, *reason)
+                            }
+                            RepairTarget::PenaltyPublicity { .. } => unreachable!("handled above"),
+                        };
+                        let l = d
+                            .listings
+                            .iter_mut()
+                            .find(|l| (l.kind, l.listed_on, l.reason) == (kind, listed_on, lreason))
+                            .ok_or_else(|| {
+                                Error::FailedPrecondition(format!("{} is gone", target.id()))
+                            })?;
+                        if !l.is_open_on(self.today) {
+                            return Err(Error::FailedPrecondition(format!(
+                                "{} is no longer open",
+                                target.id()
+                            )));
+                        }
+                        l.removed_on = Some(self.today);
+                        l.removal_reason = marker.clone();
+                    }
+                }
+            }
+            RepairAction::Revoke => {
+                let target = c.target.clone();
+                let today = self.today;
+                let d = p.registered_mut(&c.uscc, "uscc")?;
+                match &target {
+                    RepairTarget::PenaltyPublicity { decision_number } => {
+                        if let Some(pen) = d
+                            .penalties
+                            .iter_mut()
+                            .find(|x| &x.decision_number == decision_number)
+                        {
+                            pen.publicity_ended_on = None;
+                        }
+                    }
+                    _ => {
+                        for l in d.listings.iter_mut() {
+                            if l.removal_reason == marker {
+                                l.removed_on = None;
+                                l.removal_reason.clear();
+                            }
+                        }
+                    }
+                }
+                d.false_commitments.push((id, today));
+                p.new_revocations.push((c.uscc, id, today));
+            }
+            RepairAction::Accept => c.decide_due = decide_due,
+            RepairAction::NotAccept | RepairAction::Deny => {}
+        }
+        c.state = after;
+        c.history.push(RepairStep {
+            state: after,
+            at_ms: self.now_ms,
+            on: self.today,
+            by,
+            reason: reason.clone(),
+        });
+        p.put(repair::case_key(id), codec::encode(&c)?);
+        p.change = Some(Change {
+            target: c.uscc.to_string(),
+            uscc: Some(c.uscc),
+            before: format!("repair_case/{id} {}", before.name()),
+            after: format!("repair_case/{id} {} ({})", after.name(), c.target.id()),
+            reason,
+        });
         Ok(c)
     }
 }

@@ -1,0 +1,338 @@
+//! CreditRepairService handlers.
+
+use tonic::{Request, Response, Status};
+
+use super::{classification::rfc3339, convert, invalid, request_key};
+use crate::{
+    domain::{
+        repair::{
+            accept_due, decide_due, RepairAction, RepairCase, RepairState, RepairStep, RepairTarget,
+        },
+        Date, DomainError, ListKind,
+    },
+    proto::{self as pb, credit_repair_service_server::CreditRepairService},
+    store::{Outcome, Store, WriteOp},
+};
+
+/// The CreditRepairService.
+#[derive(Clone)]
+pub struct CreditRepairApi {
+    store: Store,
+}
+
+impl CreditRepairApi {
+    /// A service over `store`.
+    pub fn new(store: Store) -> Self {
+        CreditRepairApi { store }
+    }
+}
+
+fn state_pb(s: RepairState) -> i32 {
+    (match s {
+        RepairState::Submitted => pb::RepairState::Submitted,
+        RepairState::Accepted => pb::RepairState::Accepted,
+        RepairState::NotAccepted => pb::RepairState::NotAccepted,
+        RepairState::Approved => pb::RepairState::Approved,
+        RepairState::Denied => pb::RepairState::Denied,
+        RepairState::Revoked => pb::RepairState::Revoked,
+    }) as i32
+}
+
+fn target_pb(t: &RepairTarget) -> pb::RepairTarget {
+    use pb::repair_target::Target;
+    let target = match t {
+        RepairTarget::AbnormalListing {
+            kind,
+            listed_on,
+            reason,
+        } => Target::Listing(pb::ListingKey {
+            kind: convert::list_kind_pb(*kind),
+            listed_on: listed_on.to_string(),
+            reason: convert::listing_reason_pb(*reason),
+        }),
+        RepairTarget::SeriousListing { listed_on, reason } => Target::Listing(pb::ListingKey {
+            kind: convert::list_kind_pb(ListKind::SeriousIllegal),
+            listed_on: listed_on.to_string(),
+            reason: convert::listing_reason_pb(*reason),
+        }),
+        RepairTarget::PenaltyPublicity { decision_number } => {
+            Target::PenaltyDecisionNumber(decision_number.clone())
+        }
+    };
+    pb::RepairTarget {
+        target: Some(target),
+    }
+}
+
+fn target_from_pb(t: Option<&pb::RepairTarget>) -> Result<RepairTarget, DomainError> {
+    use pb::repair_target::Target;
+    match t.and_then(|t| t.target.as_ref()) {
+        None => Err(DomainError::invalid(
+            "target",
+            "is required (a listing or a penalty)",
+        )),
+        Some(Target::PenaltyDecisionNumber(d)) => {
+            if d.trim().is_empty() {
+                return Err(DomainError::invalid(
+                    "target.penalty_decision_number",
+                    "is required",
+                ));
+            }
+            Ok(RepairTarget::PenaltyPublicity {
+                decision_number: d.trim().to_string(),
+            })
+        }
+        Some(Target::Listing(l)) => {
+            let kind = convert::list_kind("target.listing.kind", l.kind)?;
+            let listed_on = Date::parse("target.listing.listed_on", &l.listed_on)?;
+            let reason = convert::listing_reason("target.listing.reason", l.reason)?;
+            Ok(match kind {
+                ListKind::SeriousIllegal => RepairTarget::SeriousListing { listed_on, reason },
+                k => RepairTarget::AbnormalListing {
+                    kind: k,
+                    listed_on,
+                    reason,
+                },
+            })
+        }
+    }
+}
+
+/// A case as its proto, with its due date judged at `today`.
+pub fn case_pb(c: &RepairCase, today: Date) -> pb::RepairCase {
+    pb::RepairCase {
+        case_id: c.id,
+        uscc: c.uscc.to_string(),
+        target: Some(target_pb(&c.target)),
+        target_id: c.target.id(),
+        reason: c.reason.clone(),
+        commitment: c.commitment.clone(),
+        evidence: c.evidence.clone(),
+        state: state_pb(c.state),
+        submitted_on: c.submitted_on.to_string(),
+        eligibility: c.eligibility.clone(),
+        accept_due: c.accept_due.to_string(),
+        decide_due: c.decide_due.map(|d| d.to_string()).unwrap_or_default(),
+        due: c.due().map(|d| d.to_string()).unwrap_or_default(),
+        overdue: c.overdue(today),
+        history: c
+            .history
+            .iter()
+            .map(|s| pb::RepairStep {
+                state: state_pb(s.state),
+                at: rfc3339(Some(s.at_ms)),
+                on: s.on.to_string(),
+                by: s.by.clone(),
+                reason: s.reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn required_text(field: &str, s: &str, max: usize) -> Result<String, Status> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(invalid(DomainError::invalid(field, "is required")));
+    }
+    if t.chars().count() > max {
+        return Err(invalid(DomainError::invalid(
+            field,
+            format!("at most {max} characters"),
+        )));
+    }
+    Ok(t.to_string())
+}
+
+impl CreditRepairApi {
+    async fn step(
+        &self,
+        actor: crate::store::Actor,
+        key: Option<crate::store::RequestKey>,
+        id: u64,
+        action: RepairAction,
+        reason: String,
+    ) -> Result<Response<pb::RepairCase>, Status> {
+        let today = Date::today();
+        let decide_due = match action {
+            RepairAction::Accept => {
+                let c = self.store.repair_case(id)?.ok_or_else(|| {
+                    Status::not_found(format!("case_id: repair case {id} not found"))
+                })?;
+                Some(decide_due(&self.store.options().calendar, &c.target, today))
+            }
+            _ => None,
+        };
+        let by = actor.principal.clone();
+        match self
+            .store
+            .write_as(
+                actor,
+                WriteOp::DecideRepairCase {
+                    id,
+                    action,
+                    by,
+                    reason,
+                    decide_due,
+                },
+                key,
+            )
+            .await?
+        {
+            Outcome::Repair(c) => Ok(Response::new(case_pb(&c, today))),
+            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl CreditRepairService for CreditRepairApi {
+    async fn submit_repair(
+        &self,
+        req: Request<pb::SubmitRepairRequest>,
+    ) -> Result<Response<pb::RepairCase>, Status> {
+        let actor = super::actor(&req, "SubmitRepair");
+        let r = req.into_inner();
+        let key = request_key("SubmitRepair", &r.request_id, &r)?;
+        let uscc = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
+        let target = target_from_pb(r.target.as_ref()).map_err(invalid)?;
+        let reason = required_text("reason", &r.reason, 1000)?;
+        let commitment = required_text("commitment", &r.commitment, 2000)?;
+        if !r.commitment_signed {
+            return Err(invalid(DomainError::invalid(
+                "commitment_signed",
+                "the integrity commitment (守信承诺书) must be signed",
+            )));
+        }
+        for (i, e) in r.evidence.iter().enumerate() {
+            required_text(&format!("evidence[{i}]"), e, 500)?;
+        }
+        let today = Date::today();
+        let c = RepairCase {
+            id: 0,
+            uscc,
+            target,
+            reason: reason.clone(),
+            commitment,
+            evidence: r.evidence.clone(),
+            state: RepairState::Submitted,
+            submitted_on: today,
+            eligibility: Vec::new(),
+            accept_due: accept_due(&self.store.options().calendar, today),
+            decide_due: None,
+            history: vec![RepairStep {
+                state: RepairState::Submitted,
+                at_ms: 0,
+                on: today,
+                by: actor.principal.clone(),
+                reason,
+            }],
+        };
+        match self
+            .store
+            .write_as(actor, WriteOp::SubmitRepair(Box::new(c)), key)
+            .await?
+        {
+            Outcome::Repair(c) => Ok(Response::new(case_pb(&c, today))),
+            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        }
+    }
+
+    async fn accept_repair(
+        &self,
+        req: Request<pb::AcceptRepairRequest>,
+    ) -> Result<Response<pb::RepairCase>, Status> {
+        let actor = super::actor(&req, "AcceptRepair");
+        let r = req.into_inner();
+        let key = request_key("AcceptRepair", &r.request_id, &r)?;
+        let reason = required_text("reason", &r.reason, 1000)?;
+        let action = if r.accept {
+            RepairAction::Accept
+        } else {
+            RepairAction::NotAccept
+        };
+        self.step(actor, key, r.case_id, action, reason).await
+    }
+
+    async fn decide_repair(
+        &self,
+        req: Request<pb::DecideRepairRequest>,
+    ) -> Result<Response<pb::RepairCase>, Status> {
+        let actor = super::actor(&req, "DecideRepair");
+        let r = req.into_inner();
+        let key = request_key("DecideRepair", &r.request_id, &r)?;
+        let reason = required_text("reason", &r.reason, 1000)?;
+        let action = if r.approve {
+            RepairAction::Approve
+        } else {
+            RepairAction::Deny
+        };
+        self.step(actor, key, r.case_id, action, reason).await
+    }
+
+    async fn revoke_repair(
+        &self,
+        req: Request<pb::RevokeRepairRequest>,
+    ) -> Result<Response<pb::RepairCase>, Status> {
+        let actor = super::actor(&req, "RevokeRepair");
+        let r = req.into_inner();
+        let key = request_key("RevokeRepair", &r.request_id, &r)?;
+        let reason = required_text("reason", &r.reason, 1000)?;
+        self.step(actor, key, r.case_id, RepairAction::Revoke, reason)
+            .await
+    }
+
+    async fn get_repair_case(
+        &self,
+        req: Request<pb::GetRepairCaseRequest>,
+    ) -> Result<Response<pb::RepairCase>, Status> {
+        let id = req.get_ref().case_id;
+        let c = self
+            .store
+            .repair_case(id)?
+            .ok_or_else(|| Status::not_found(format!("case_id: repair case {id} not found")))?;
+        Ok(Response::new(case_pb(&c, Date::today())))
+    }
+
+    async fn list_repair_cases(
+        &self,
+        req: Request<pb::ListRepairCasesRequest>,
+    ) -> Result<Response<pb::ListRepairCasesResponse>, Status> {
+        let r = req.get_ref();
+        let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
+        let uscc = if r.uscc.trim().is_empty() {
+            None
+        } else {
+            Some(convert::uscc("uscc", &r.uscc).map_err(invalid)?)
+        };
+        let state = match pb::RepairState::try_from(r.state) {
+            Ok(pb::RepairState::Unspecified) => None,
+            Ok(s) => Some(state_pb_inverse(s)),
+            Err(_) => {
+                return Err(invalid(DomainError::invalid(
+                    "state",
+                    format!("{} is not a repair state", r.state),
+                )))
+            }
+        };
+        let cases = self
+            .store
+            .repair_cases(uscc.as_ref())?
+            .into_iter()
+            .filter(|c| state.is_none_or(|s| c.state == s))
+            .filter(|c| !r.overdue || c.overdue(as_of))
+            .map(|c| case_pb(&c, as_of))
+            .collect();
+        Ok(Response::new(pb::ListRepairCasesResponse { cases }))
+    }
+}
+
+fn state_pb_inverse(s: pb::RepairState) -> RepairState {
+    match s {
+        pb::RepairState::Accepted => RepairState::Accepted,
+        pb::RepairState::NotAccepted => RepairState::NotAccepted,
+        pb::RepairState::Approved => RepairState::Approved,
+        pb::RepairState::Denied => RepairState::Denied,
+        pb::RepairState::Revoked => RepairState::Revoked,
+        pb::RepairState::Submitted | pb::RepairState::Unspecified => RepairState::Submitted,
+    }
+}

@@ -1,0 +1,285 @@
+//! CreditRepairService end to end: an abnormal listing repaired, its class changed, the
+//! trail audited; revocation restores it and scores the false commitment.
+
+mod common;
+
+use common::*;
+use credit_risk::{
+    domain::Date,
+    proto::{
+        self as pb, audit_service_client::AuditServiceClient,
+        classification_service_client::ClassificationServiceClient,
+        credit_repair_service_client::CreditRepairServiceClient,
+    },
+};
+use tonic::Code;
+
+async fn file(c: &mut RegistryClient, u: &str, year: i32) {
+    c.file_annual_report(pb::FileAnnualReportRequest {
+        request_id: String::new(),
+        report: Some(pb::AnnualReport {
+            uscc: u.into(),
+            year,
+            filed_on: Date::today().to_string(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .expect("report");
+}
+
+async fn class_of(
+    k: &mut ClassificationServiceClient<tonic::transport::Channel>,
+    u: &str,
+) -> pb::Classification {
+    k.get_classification(pb::GetClassificationRequest {
+        uscc: u.into(),
+        run_id: 0,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+#[tokio::test]
+async fn abnormal_listing_repaired_then_revoked() {
+    let s = TestServer::start().await;
+    let addr = format!("http://{}", s.addr);
+    let mut c = s.client.clone();
+    let mut k = ClassificationServiceClient::connect(addr.clone())
+        .await
+        .unwrap();
+    let mut r = CreditRepairServiceClient::connect(addr.clone())
+        .await
+        .unwrap();
+    let mut a = AuditServiceClient::connect(addr).await.unwrap();
+
+    let u = uscc_n(b'1', 77);
+    let mut e = enterprise(&u);
+    e.established_on = "2023-03-01".into();
+    e.supervision_flags.clear();
+    put_enterprise(&mut c, e).await;
+    let listed_on = "2025-07-15";
+    c.add_listing(pb::AddListingRequest {
+        request_id: String::new(),
+        listing: Some(pb::Listing {
+            uscc: u.clone(),
+            kind: pb::ListKind::AbnormalOperations as i32,
+            reason: pb::ListingReason::AnnualReportNotFiled as i32,
+            listed_on: listed_on.into(),
+            authority: "上海市浦东新区市场监督管理局".into(),
+            report_year: 2024,
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let mut st = k
+        .run_batch_scoring(pb::RunBatchScoringRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(ev) = st.message().await.unwrap() {
+        if matches!(ev.event, Some(pb::batch_scoring_event::Event::Done(_))) {
+            break;
+        }
+    }
+    let before = class_of(&mut k, &u).await;
+    assert!(before.risk_class >= pb::RiskClass::C as i32);
+
+    let target = pb::RepairTarget {
+        target: Some(pb::repair_target::Target::Listing(pb::ListingKey {
+            kind: pb::ListKind::AbnormalOperations as i32,
+            listed_on: listed_on.into(),
+            reason: pb::ListingReason::AnnualReportNotFiled as i32,
+        })),
+    };
+    let submit = |signed: bool| pb::SubmitRepairRequest {
+        request_id: String::new(),
+        uscc: u.clone(),
+        target: Some(target.clone()),
+        reason: "已补报年度报告".into(),
+        commitment: "守信承诺书 2026-11 签字版 doc://commit/77".into(),
+        commitment_signed: signed,
+        evidence: vec!["doc://reports/2023-2025".into()],
+    };
+    // Not eligible before the reports are made up; unsigned commitments are refused.
+    let err = r.submit_repair(submit(true)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .starts_with("target: annual reports not made up"),
+        "{}",
+        err.message()
+    );
+    let err = r.submit_repair(submit(false)).await.unwrap_err();
+    assert!(err.message().contains("commitment_signed"));
+    for y in 2023..=2025 {
+        file(&mut c, &u, y).await;
+    }
+    let case = r.submit_repair(submit(true)).await.unwrap().into_inner();
+    assert_eq!(case.state, pb::RepairState::Submitted as i32);
+    assert!(
+        case.eligibility.iter().any(|w| w.contains("annual report")),
+        "{:?}",
+        case.eligibility
+    );
+    assert!(!case.accept_due.is_empty() && case.due == case.accept_due);
+    let dup = r.submit_repair(submit(true)).await.unwrap_err();
+    assert_eq!(dup.code(), Code::AlreadyExists);
+
+    // A decision before acceptance names both states.
+    let wrong = r
+        .decide_repair(pb::DecideRepairRequest {
+            request_id: String::new(),
+            case_id: case.case_id,
+            approve: true,
+            reason: "ok".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::FailedPrecondition);
+    assert!(
+        wrong.message().contains("SUBMITTED") && wrong.message().contains("ACCEPTED"),
+        "{}",
+        wrong.message()
+    );
+
+    let acc = r
+        .accept_repair(pb::AcceptRepairRequest {
+            request_id: String::new(),
+            case_id: case.case_id,
+            accept: true,
+            reason: "材料齐全".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!acc.decide_due.is_empty());
+    let ok = r
+        .decide_repair(pb::DecideRepairRequest {
+            request_id: String::new(),
+            case_id: case.case_id,
+            approve: true,
+            reason: "核实无误".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.state, pb::RepairState::Approved as i32);
+    assert_eq!(ok.history.len(), 3);
+
+    // The listing is removed and the class changed, re-scored by the approval.
+    let after = class_of(&mut k, &u).await;
+    assert!(after.risk_class < pb::RiskClass::C as i32, "{after:?}");
+    assert_eq!(
+        after.rescored_cause,
+        format!("repair_case/{} approve", case.case_id)
+    );
+    let report = c
+        .get_credit_report(pb::GetCreditReportRequest {
+            uscc: u.clone(),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(report.open_listings.is_empty());
+    assert!(report.listings[0]
+        .removal_reason
+        .contains(&format!("credit repair case {}", case.case_id)));
+
+    // Revocation: a reason is required; the listing comes back with a false commitment.
+    let err = r
+        .revoke_repair(pb::RevokeRepairRequest {
+            request_id: String::new(),
+            case_id: case.case_id,
+            reason: " ".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("reason"));
+    let rev = r
+        .revoke_repair(pb::RevokeRepairRequest {
+            request_id: String::new(),
+            case_id: case.case_id,
+            reason: "承诺不实: 住所仍无法联系".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rev.state, pb::RepairState::Revoked as i32);
+    let again = class_of(&mut k, &u).await;
+    assert!(again.risk_class >= pb::RiskClass::C as i32);
+    let fc = again
+        .factors
+        .iter()
+        .find(|f| f.code == "FALSE_COMMITMENT")
+        .expect("false commitment scored");
+    assert_eq!(fc.record, format!("repair_case/{}", case.case_id));
+    assert_eq!(fc.dimension, "social");
+    // A new application is barred.
+    let barred = r.submit_repair(submit(true)).await.unwrap_err();
+    assert!(
+        barred.message().contains("false commitment"),
+        "{}",
+        barred.message()
+    );
+
+    // Every step is in the audit trail, chained.
+    let mut st = a
+        .list_audit_events(pb::ListAuditEventsRequest {
+            uscc: u.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut rpcs = Vec::new();
+    while let Some(e) = st.message().await.unwrap() {
+        rpcs.push(e.rpc);
+    }
+    for want in [
+        "SubmitRepair",
+        "AcceptRepair",
+        "DecideRepair",
+        "RevokeRepair",
+    ] {
+        assert!(
+            rpcs.iter().any(|r| r == want),
+            "{want} missing from {rpcs:?}"
+        );
+    }
+    assert!(
+        a.verify_audit_chain(pb::VerifyAuditChainRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .intact
+    );
+
+    let listed = r
+        .list_repair_cases(pb::ListRepairCasesRequest {
+            uscc: u.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.cases.len(), 1);
+    let overdue = r
+        .list_repair_cases(pb::ListRepairCasesRequest {
+            overdue: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(overdue.cases.is_empty(), "a closed case is never overdue");
+    let nf = r
+        .get_repair_case(pb::GetRepairCaseRequest { case_id: 99 })
+        .await
+        .unwrap_err();
+    assert_eq!(nf.code(), Code::NotFound);
+    s.stop().await;
+}
