@@ -283,3 +283,139 @@ async fn abnormal_listing_repaired_then_revoked() {
     assert_eq!(nf.code(), Code::NotFound);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn objections_mark_dispute_and_correct_records() {
+    let s = TestServer::start().await;
+    let addr = format!("http://{}", s.addr);
+    let mut c = s.client.clone();
+    let mut r = CreditRepairServiceClient::connect(addr.clone())
+        .await
+        .unwrap();
+    let mut a = AuditServiceClient::connect(addr).await.unwrap();
+    let u = uscc_n(b'1', 88);
+    put_enterprise(&mut c, enterprise(&u)).await;
+    let dn = "沪市监罚〔2026〕88号";
+    c.record_penalty(pb::RecordPenaltyRequest {
+        request_id: String::new(),
+        penalty: Some(fine(&u, dn, "2026-05-01", 20_000)),
+    })
+    .await
+    .unwrap();
+    let record = format!("penalty/{dn}");
+    let file = |rec: &str| pb::FileObjectionRequest {
+        request_id: String::new(),
+        uscc: u.clone(),
+        record: rec.into(),
+        reason: "罚款金额录入错误".into(),
+        evidence: vec!["doc://decision/88".into()],
+    };
+    let o = r.file_objection(file(&record)).await.unwrap().into_inner();
+    assert_eq!(o.state, "OPEN");
+    assert!(!o.decide_due.is_empty());
+    let dup = r.file_objection(file(&record)).await.unwrap_err();
+    assert_eq!(dup.code(), Code::AlreadyExists);
+    let nf = r.file_objection(file("penalty/none")).await.unwrap_err();
+    assert_eq!(nf.code(), Code::NotFound);
+    let report = |c: &mut RegistryClient| {
+        let mut c = c.clone();
+        let u = u.clone();
+        async move {
+            c.get_credit_report(pb::GetCreditReportRequest {
+                uscc: u,
+                as_of: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    let rep = report(&mut c).await;
+    assert_eq!(rep.disputed_records, vec![record.clone()]);
+    assert_eq!(rep.objections.len(), 1);
+
+    // A correction of another record is refused; the right one is applied and audited.
+    let mut wrong = fine(&u, "沪市监罚〔2026〕89号", "2026-05-01", 2000);
+    wrong.recorded_at = None;
+    let err = r
+        .resolve_objection(pb::ResolveObjectionRequest {
+            request_id: String::new(),
+            objection_id: o.objection_id,
+            reason: "核实".into(),
+            correction: Some(pb::resolve_objection_request::Correction::Penalty(wrong)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("correction"), "{}", err.message());
+    let fixed = r
+        .resolve_objection(pb::ResolveObjectionRequest {
+            request_id: String::new(),
+            objection_id: o.objection_id,
+            reason: "核实后更正金额".into(),
+            correction: Some(pb::resolve_objection_request::Correction::Penalty(fine(
+                &u,
+                dn,
+                "2026-05-01",
+                2_000,
+            ))),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fixed.state, "CORRECTED");
+    assert!(
+        fixed.resolution.contains("200000 fen"),
+        "{}",
+        fixed.resolution
+    );
+    let pens = c
+        .list_penalties(pb::ListPenaltiesRequest {
+            uscc: u.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pens.penalties[0].fine_fen, 200_000);
+    let rep = report(&mut c).await;
+    assert!(rep.disputed_records.is_empty());
+    let again = r
+        .resolve_objection(pb::ResolveObjectionRequest {
+            request_id: String::new(),
+            objection_id: o.objection_id,
+            reason: "x".into(),
+            correction: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+
+    let mut st = a
+        .list_audit_events(pb::ListAuditEventsRequest {
+            uscc: u.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut rpcs = Vec::new();
+    while let Some(e) = st.message().await.unwrap() {
+        rpcs.push(e.rpc);
+    }
+    assert!(
+        rpcs.contains(&"FileObjection".to_string())
+            && rpcs.contains(&"ResolveObjection".to_string()),
+        "{rpcs:?}"
+    );
+    let listed = r
+        .list_objections(pb::ListObjectionsRequest {
+            uscc: u.clone(),
+            open_only: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.objections.is_empty());
+    s.stop().await;
+}

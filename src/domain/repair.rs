@@ -403,3 +403,84 @@ mod tests {
         assert_eq!(decide_due(&cal, &t, d("2026-10-09")), d("2026-10-13"));
     }
 }
+
+/// State of an objection (异议) to a credit record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectionState {
+    /// Filed; the record is marked disputed.
+    Open,
+    /// Verified: the record stands.
+    Upheld,
+    /// The record was wrong and has been corrected.
+    Corrected,
+}
+
+impl ObjectionState {
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectionState::Open => "OPEN",
+            ObjectionState::Upheld => "UPHELD",
+            ObjectionState::Corrected => "CORRECTED",
+        }
+    }
+}
+
+/// Working days to mark a record disputed and to decide (DOMAIN.md §6).
+pub const OBJECTION_MARK_WITHIN: u32 = 1;
+/// Working days to decide an objection.
+pub const OBJECTION_DECIDE_WITHIN: u32 = 5;
+
+/// An objection to one record of an enterprise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Objection {
+    pub id: u64,
+    pub uscc: Uscc,
+    /// The record disputed: `penalty/<decision number>`, `listing/<kind>/<date>/<reason>`,
+    /// `annual_report/<year>` or `inspection/<task id>`.
+    pub record: String,
+    pub reason: String,
+    pub evidence: Vec<String>,
+    pub state: ObjectionState,
+    pub filed_on: Date,
+    pub decide_due: Date,
+    /// How it was resolved (and the correction made), once resolved.
+    pub resolution: String,
+    pub history: Vec<ObjectionStep>,
+}
+
+/// One step of an objection's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectionStep {
+    pub state: ObjectionState,
+    pub at_ms: i64,
+    pub on: Date,
+    pub by: String,
+    pub reason: String,
+}
+
+/// Record ids of a dossier, as objections name them.
+pub fn record_ids(d: &EnterpriseRecords) -> Vec<String> {
+    let mut out = Vec::new();
+    out.extend(
+        d.penalties
+            .iter()
+            .map(|p| format!("penalty/{}", p.decision_number)),
+    );
+    out.extend(
+        d.listings
+            .iter()
+            .map(|l| format!("listing/{}", l.listing_id())),
+    );
+    out.extend(
+        d.reports
+            .iter()
+            .map(|r| format!("annual_report/{}", r.year)),
+    );
+    out.extend(
+        d.inspections
+            .iter()
+            .map(|i| format!("inspection/{}", i.task_id)),
+    );
+    out
+}

@@ -420,6 +420,7 @@ impl RegistryService for RegistryApi {
                 compliance: c.name().into(),
             })
             .collect();
+        let objections = self.store.objections(Some(&u))?;
         let classification = match self.store.classify(&u, None) {
             Ok(c) => Some(super::classification::classification_pb(&c)),
             Err(Error::FailedPrecondition(_) | Error::NotFound(_)) => None,
@@ -439,6 +440,18 @@ impl RegistryService for RegistryApi {
             annual_reports,
             inspections,
             classification,
+            repairs: self
+                .store
+                .repair_cases(Some(&u))?
+                .iter()
+                .map(|c| super::repair::case_pb(c, as_of))
+                .collect(),
+            disputed_records: objections
+                .iter()
+                .filter(|o| o.state == crate::domain::repair::ObjectionState::Open)
+                .map(|o| o.record.clone())
+                .collect(),
+            objections: objections.iter().map(super::repair::objection_pb).collect(),
         }))
     }
 }

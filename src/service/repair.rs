@@ -6,12 +6,13 @@ use super::{classification::rfc3339, convert, invalid, request_key};
 use crate::{
     domain::{
         repair::{
-            accept_due, decide_due, RepairAction, RepairCase, RepairState, RepairStep, RepairTarget,
+            accept_due, decide_due, Objection, ObjectionState, ObjectionStep, RepairAction,
+            RepairCase, RepairState, RepairStep, RepairTarget, OBJECTION_DECIDE_WITHIN,
         },
         Date, DomainError, ListKind,
     },
     proto::{self as pb, credit_repair_service_server::CreditRepairService},
-    store::{Outcome, Store, WriteOp},
+    store::{Correction, Outcome, Store, WriteOp},
 };
 
 /// The CreditRepairService.
@@ -281,6 +282,115 @@ impl CreditRepairService for CreditRepairApi {
             .await
     }
 
+    async fn file_objection(
+        &self,
+        req: Request<pb::FileObjectionRequest>,
+    ) -> Result<Response<pb::Objection>, Status> {
+        let actor = super::actor(&req, "FileObjection");
+        let r = req.into_inner();
+        let key = request_key("FileObjection", &r.request_id, &r)?;
+        let uscc = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
+        let record = required_text("record", &r.record, 200)?;
+        let reason = required_text("reason", &r.reason, 1000)?;
+        for (i, e) in r.evidence.iter().enumerate() {
+            required_text(&format!("evidence[{i}]"), e, 500)?;
+        }
+        let today = Date::today();
+        let cal = &self.store.options().calendar;
+        let o = Objection {
+            id: 0,
+            uscc,
+            record,
+            reason: reason.clone(),
+            evidence: r.evidence.clone(),
+            state: ObjectionState::Open,
+            filed_on: today,
+            decide_due: cal.add_working_days(today, OBJECTION_DECIDE_WITHIN),
+            resolution: String::new(),
+            history: vec![ObjectionStep {
+                state: ObjectionState::Open,
+                at_ms: 0,
+                on: today,
+                by: actor.principal.clone(),
+                reason,
+            }],
+        };
+        match self
+            .store
+            .write_as(actor, WriteOp::FileObjection(Box::new(o)), key)
+            .await?
+        {
+            Outcome::Objection(o) => Ok(Response::new(objection_pb(&o))),
+            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        }
+    }
+
+    async fn resolve_objection(
+        &self,
+        req: Request<pb::ResolveObjectionRequest>,
+    ) -> Result<Response<pb::Objection>, Status> {
+        use pb::resolve_objection_request::Correction as C;
+        let actor = super::actor(&req, "ResolveObjection");
+        let r = req.into_inner();
+        let key = request_key("ResolveObjection", &r.request_id, &r)?;
+        let reason = required_text("reason", &r.reason, 1000)?;
+        let correction = match &r.correction {
+            None => None,
+            Some(C::RemoveListing(false)) => None,
+            Some(C::RemoveListing(true)) => Some(Correction::RemoveListing),
+            Some(C::Penalty(m)) => Some(Correction::Penalty(
+                convert::penalty(m).map_err(|e| invalid(e.within("correction")))?,
+            )),
+            Some(C::Listing(m)) => Some(Correction::Listing(
+                convert::listing(m).map_err(|e| invalid(e.within("correction")))?,
+            )),
+            Some(C::AnnualReport(m)) => Some(Correction::Report(
+                convert::report(m).map_err(|e| invalid(e.within("correction")))?,
+            )),
+            Some(C::Inspection(m)) => Some(Correction::Inspection(
+                convert::inspection(m).map_err(|e| invalid(e.within("correction")))?,
+            )),
+        };
+        let by = actor.principal.clone();
+        match self
+            .store
+            .write_as(
+                actor,
+                WriteOp::ResolveObjection {
+                    id: r.objection_id,
+                    correction: correction.map(Box::new),
+                    by,
+                    reason,
+                },
+                key,
+            )
+            .await?
+        {
+            Outcome::Objection(o) => Ok(Response::new(objection_pb(&o))),
+            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        }
+    }
+
+    async fn list_objections(
+        &self,
+        req: Request<pb::ListObjectionsRequest>,
+    ) -> Result<Response<pb::ListObjectionsResponse>, Status> {
+        let r = req.get_ref();
+        let uscc = if r.uscc.trim().is_empty() {
+            None
+        } else {
+            Some(convert::uscc("uscc", &r.uscc).map_err(invalid)?)
+        };
+        let objections = self
+            .store
+            .objections(uscc.as_ref())?
+            .iter()
+            .filter(|o| !r.open_only || o.state == ObjectionState::Open)
+            .map(objection_pb)
+            .collect();
+        Ok(Response::new(pb::ListObjectionsResponse { objections }))
+    }
+
     async fn get_repair_case(
         &self,
         req: Request<pb::GetRepairCaseRequest>,
@@ -323,6 +433,32 @@ impl CreditRepairService for CreditRepairApi {
             .map(|c| case_pb(&c, as_of))
             .collect();
         Ok(Response::new(pb::ListRepairCasesResponse { cases }))
+    }
+}
+
+/// An objection as its proto.
+pub fn objection_pb(o: &Objection) -> pb::Objection {
+    pb::Objection {
+        objection_id: o.id,
+        uscc: o.uscc.to_string(),
+        record: o.record.clone(),
+        reason: o.reason.clone(),
+        evidence: o.evidence.clone(),
+        state: o.state.name().into(),
+        filed_on: o.filed_on.to_string(),
+        decide_due: o.decide_due.to_string(),
+        resolution: o.resolution.clone(),
+        history: o
+            .history
+            .iter()
+            .map(|s| pb::ObjectionStep {
+                state: s.state.name().into(),
+                at: rfc3339(Some(s.at_ms)),
+                on: s.on.to_string(),
+                by: s.by.clone(),
+                reason: s.reason.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -40,8 +40,8 @@ pub use scoring::{
 };
 use scoring::{ScoringState, SharedScoring};
 pub use writer::{
-    error_code, Counters, ImportItem, ImportOutcome, ImportRejection, Outcome, RequestKey,
-    SweepCounts, Ticket, WriteOp,
+    error_code, Correction, Counters, ImportItem, ImportOutcome, ImportRejection, Outcome,
+    RequestKey, SweepCounts, Ticket, WriteOp,
 };
 
 /// Schema version of the store layout. A store written by another version is refused
@@ -414,6 +414,16 @@ impl Store {
             Some(u) => repair::cases_of(&self.shared.registry, u),
             None => repair::all_cases(&self.shared.registry),
         }
+    }
+
+    /// An objection.
+    pub fn objection(&self, id: u64) -> Result<Option<crate::domain::repair::Objection>> {
+        repair::load_objection(&self.shared.registry, id)
+    }
+
+    /// Objections of one enterprise, or all of them, by id.
+    pub fn objections(&self, u: Option<&Uscc>) -> Result<Vec<crate::domain::repair::Objection>> {
+        repair::objections(&self.shared.registry, u)
     }
 
     /// A stored draw plan.

@@ -113,3 +113,63 @@ pub fn attach(rev: &Revocations, u: &Uscc, d: &mut EnterpriseRecords) -> Result<
     d.false_commitments = m.get(u).cloned().unwrap_or_default();
     Ok(())
 }
+
+/// Objection keyspace: `J id` → objection.
+pub const OBJECTIONS: u8 = b'J';
+/// Per-enterprise objection index: `j uscc id`.
+pub const OBJECTIONS_BY_USCC: u8 = b'j';
+
+/// `J id`.
+pub fn objection_key(id: u64) -> Vec<u8> {
+    let mut k = vec![OBJECTIONS];
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// `j uscc id`.
+pub fn objection_uscc_key(u: &Uscc, id: u64) -> Vec<u8> {
+    let mut k = vec![OBJECTIONS_BY_USCC];
+    k.extend_from_slice(u.as_bytes());
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// Reads an objection.
+pub fn load_objection(
+    tree: &sled::Tree,
+    id: u64,
+) -> Result<Option<crate::domain::repair::Objection>> {
+    tree.get(objection_key(id))?
+        .map(|v| codec::decode(&v))
+        .transpose()
+}
+
+/// The objections of one enterprise, or all, by id.
+pub fn objections(
+    tree: &sled::Tree,
+    u: Option<&Uscc>,
+) -> Result<Vec<crate::domain::repair::Objection>> {
+    let mut out = Vec::new();
+    match u {
+        Some(u) => {
+            let mut prefix = vec![OBJECTIONS_BY_USCC];
+            prefix.extend_from_slice(u.as_bytes());
+            for kv in tree.scan_prefix(prefix) {
+                let (k, _) = kv?;
+                let id = <[u8; 8]>::try_from(&k[k.len() - 8..])
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| Error::Corrupt("bad objection index key".into()))?;
+                if let Some(o) = load_objection(tree, id)? {
+                    out.push(o);
+                }
+            }
+        }
+        None => {
+            for kv in tree.scan_prefix([OBJECTIONS]) {
+                let (_, v) = kv?;
+                out.push(codec::decode(&v)?);
+            }
+        }
+    }
+    Ok(out)
+}

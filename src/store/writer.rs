@@ -30,7 +30,10 @@ use super::{
 };
 use crate::{
     domain::{
-        repair::{RepairAction, RepairCase, RepairStep, RepairTarget},
+        repair::{
+            Objection, ObjectionState, ObjectionStep, RepairAction, RepairCase, RepairStep,
+            RepairTarget,
+        },
         scoring::assess,
         spotcheck::Inspector,
         AnnualReport, Date, Enterprise, EnterpriseRecords, EnterpriseStatus, InspectionResult,
@@ -112,6 +115,15 @@ pub enum WriteOp {
     UpsertInspector(Box<Inspector>),
     /// Files a repair case (eligibility checked here, against the dossier).
     SubmitRepair(Box<RepairCase>),
+    /// Files an objection to a record (the record is marked disputed while open).
+    FileObjection(Box<Objection>),
+    /// Resolves an objection: upheld, or corrected with the correction applied.
+    ResolveObjection {
+        id: u64,
+        correction: Option<Box<Correction>>,
+        by: String,
+        reason: String,
+    },
     /// An operator's step on a case; approval and revocation change the record.
     DecideRepairCase {
         id: u64,
@@ -177,6 +189,7 @@ pub enum Outcome {
     Plan(Box<DrawPlan>),
     Inspector(Box<Inspector>),
     Repair(Box<RepairCase>),
+    Objection(Box<Objection>),
     ModelRegistered {
         version: String,
         created: bool,
@@ -208,6 +221,7 @@ impl Outcome {
             | Outcome::Inspector(_)
             | Outcome::ModelRegistered { .. } => None,
             Outcome::Repair(c) => Some(c.uscc),
+            Outcome::Objection(o) => Some(o.uscc),
         }
     }
 
@@ -224,6 +238,7 @@ impl Outcome {
             | Outcome::Plan(_)
             | Outcome::Inspector(_)
             | Outcome::Repair(_)
+            | Outcome::Objection(_)
             | Outcome::ModelRegistered { .. } => {}
         }
     }
@@ -550,6 +565,21 @@ impl Writer {
                 Outcome::Plan(Box::new(plan))
             }
             WriteOp::SubmitRepair(c) => Outcome::Repair(Box::new(ctx.submit_repair(&mut p, *c)?)),
+            WriteOp::FileObjection(o) => {
+                Outcome::Objection(Box::new(ctx.file_objection(&mut p, *o)?))
+            }
+            WriteOp::ResolveObjection {
+                id,
+                correction,
+                by,
+                reason,
+            } => Outcome::Objection(Box::new(ctx.resolve_objection(
+                &mut p,
+                id,
+                correction.map(|c| *c),
+                by,
+                reason,
+            )?)),
             WriteOp::DecideRepairCase {
                 id,
                 action,
@@ -1020,6 +1050,15 @@ fn cause_of(op: &WriteOp) -> String {
         ),
         WriteOp::Remember(_) => String::new(),
         WriteOp::SubmitRepair(c) => format!("SubmitRepair {}", c.target.id()),
+        WriteOp::FileObjection(o) => format!("FileObjection {}", o.record),
+        WriteOp::ResolveObjection { id, correction, .. } => format!(
+            "objection/{id} {}",
+            if correction.is_some() {
+                "corrected"
+            } else {
+                "upheld"
+            }
+        ),
         WriteOp::DecideRepairCase { id, action, .. } => {
             format!("repair_case/{id} {}", action.name())
         }
@@ -1608,6 +1647,191 @@ impl Ctx<'_> {
             reason,
         });
         Ok(c)
+    }
+}
+
+/// The correction an objection's resolution applies to its record.
+#[derive(Clone, Debug)]
+pub enum Correction {
+    /// End the listing today.
+    RemoveListing,
+    /// Replace the penalty (same decision number).
+    Penalty(Penalty),
+    /// Replace the listing (same natural key).
+    Listing(Listing),
+    /// Replace the annual report (same year).
+    Report(AnnualReport),
+    /// Replace the inspection result (same task id).
+    Inspection(InspectionResult),
+}
+
+impl Ctx<'_> {
+    fn file_objection(&self, p: &mut Pending, mut o: Objection) -> Result<Objection> {
+        let u = o.uscc;
+        let d = p
+            .doc(&u)?
+            .filter(|d| d.enterprise.is_some())
+            .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
+        if !crate::domain::repair::record_ids(d).contains(&o.record) {
+            return Err(Error::NotFound(format!("record: {} of {u}", o.record)));
+        }
+        for other in repair::objections(p.tree, Some(&u))? {
+            if other.state == ObjectionState::Open && other.record == o.record {
+                return Err(Error::AlreadyExists(format!(
+                    "record: objection {} to {} is still open",
+                    other.id, o.record
+                )));
+            }
+        }
+        let id = sc::get_counter(p.tree, "next_objection")?.unwrap_or(1);
+        p.put(
+            keys::counter("next_objection"),
+            (id + 1).to_be_bytes().to_vec(),
+        );
+        o.id = id;
+        for s in o.history.iter_mut() {
+            s.at_ms = self.now_ms;
+        }
+        p.put(repair::objection_key(id), codec::encode(&o)?);
+        p.put(repair::objection_uscc_key(&u, id), Vec::new());
+        p.change = Some(Change {
+            target: u.to_string(),
+            uscc: Some(u),
+            before: String::new(),
+            after: format!("objection/{id} OPEN on {} (disputed)", o.record),
+            reason: o.reason.clone(),
+        });
+        Ok(o)
+    }
+
+    fn resolve_objection(
+        &self,
+        p: &mut Pending,
+        id: u64,
+        correction: Option<Correction>,
+        by: String,
+        reason: String,
+    ) -> Result<Objection> {
+        let mut o: Objection = match p.get(&repair::objection_key(id))? {
+            Some(v) => codec::decode(&v)?,
+            None => return Err(Error::NotFound(format!("id: objection {id}"))),
+        };
+        if o.state != ObjectionState::Open {
+            return Err(Error::FailedPrecondition(format!(
+                "objection {id} is {}, not OPEN",
+                o.state.name()
+            )));
+        }
+        let mut applied = String::new();
+        if let Some(c) = correction {
+            let today = self.today;
+            let now = self.now_ms;
+            let record = o.record.clone();
+            let d = p.registered_mut(&o.uscc, "uscc")?;
+            let key_mismatch = |what: String| {
+                Error::invalid(
+                    "correction",
+                    format!("{what} is not the disputed record {record}"),
+                )
+            };
+            match c {
+                Correction::RemoveListing => {
+                    let l = d
+                        .listings
+                        .iter_mut()
+                        .find(|l| format!("listing/{}", l.listing_id()) == record)
+                        .ok_or_else(|| key_mismatch("remove_listing".into()))?;
+                    l.removed_on = Some(today);
+                    l.removal_reason = format!("objection {id} corrected");
+                    applied = format!("listing removed on {today}");
+                }
+                Correction::Penalty(mut x) => {
+                    x.validate(today)?;
+                    let slot = d
+                        .penalties
+                        .iter_mut()
+                        .find(|q| {
+                            format!("penalty/{}", q.decision_number) == record
+                                && q.decision_number == x.decision_number
+                        })
+                        .ok_or_else(|| key_mismatch(format!("penalty/{}", x.decision_number)))?;
+                    x.uscc = slot.uscc;
+                    x.recorded_at_ms = now;
+                    x.publicity_ended_on = slot.publicity_ended_on;
+                    applied = format!("penalty replaced: {:?} fine {} fen", x.kinds, x.fine_fen);
+                    *slot = x;
+                }
+                Correction::Listing(mut x) => {
+                    let et = d
+                        .enterprise
+                        .as_ref()
+                        .map(|e| e.entity_type)
+                        .ok_or_else(|| Error::Corrupt("dossier without profile".into()))?;
+                    x.validate(today, et)?;
+                    let slot = d
+                        .listings
+                        .iter_mut()
+                        .find(|l| {
+                            format!("listing/{}", l.listing_id()) == record && same_listing(l, &x)
+                        })
+                        .ok_or_else(|| key_mismatch(format!("listing/{}", x.listing_id())))?;
+                    x.recorded_at_ms = now;
+                    applied = format!("listing replaced (removed: {:?})", x.removed_on);
+                    *slot = x;
+                }
+                Correction::Report(mut x) => {
+                    x.validate(today)?;
+                    let slot = d
+                        .reports
+                        .iter_mut()
+                        .find(|r| format!("annual_report/{}", r.year) == record && r.year == x.year)
+                        .ok_or_else(|| key_mismatch(format!("annual_report/{}", x.year)))?;
+                    x.recorded_at_ms = now;
+                    applied = format!(
+                        "annual report {} filing date corrected to {}",
+                        x.year, x.filed_on
+                    );
+                    *slot = x;
+                }
+                Correction::Inspection(mut x) => {
+                    x.validate(today)?;
+                    let slot = d
+                        .inspections
+                        .iter_mut()
+                        .find(|i| {
+                            format!("inspection/{}", i.task_id) == record && i.task_id == x.task_id
+                        })
+                        .ok_or_else(|| key_mismatch(format!("inspection/{}", x.task_id)))?;
+                    x.recorded_at_ms = now;
+                    applied = format!("inspection corrected: problems found {}", x.problems_found);
+                    *slot = x;
+                }
+            }
+            o.state = ObjectionState::Corrected;
+        } else {
+            o.state = ObjectionState::Upheld;
+        }
+        o.resolution = if applied.is_empty() {
+            format!("upheld: {reason}")
+        } else {
+            format!("corrected: {applied}; {reason}")
+        };
+        o.history.push(ObjectionStep {
+            state: o.state,
+            at_ms: self.now_ms,
+            on: self.today,
+            by,
+            reason: reason.clone(),
+        });
+        p.put(repair::objection_key(id), codec::encode(&o)?);
+        p.change = Some(Change {
+            target: o.uscc.to_string(),
+            uscc: Some(o.uscc),
+            before: format!("objection/{id} OPEN on {}", o.record),
+            after: format!("objection/{id} {}: {}", o.state.name(), o.resolution),
+            reason,
+        });
+        Ok(o)
     }
 }
 
