@@ -23,6 +23,7 @@ pub mod domain;
 pub mod error;
 pub mod generate;
 pub mod jobs;
+pub mod operator;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -197,6 +197,38 @@ enum Command {
         #[arg(long)]
         population_dir: Option<PathBuf>,
     },
+    /// Credit-repair cases (operators): submit, list, show, accept, decide, revoke.
+    Repair {
+        #[command(subcommand)]
+        command: credit_risk::operator::RepairCommand,
+        /// Server address.
+        #[arg(
+            long,
+            global = true,
+            env = "CREDIT_RISK_SERVER",
+            default_value = "127.0.0.1:50051"
+        )]
+        server: String,
+        /// JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Objections to credit records: file, resolve, list.
+    Objection {
+        #[command(subcommand)]
+        command: credit_risk::operator::ObjectionCommand,
+        /// Server address.
+        #[arg(
+            long,
+            global = true,
+            env = "CREDIT_RISK_SERVER",
+            default_value = "127.0.0.1:50051"
+        )]
+        server: String,
+        /// JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Benchmark the SpotCheckService of a running server on a scored store: match
     /// stream, BatchMatch, candidate pools, plan + draw, unary vs a bare echo; JSON.
     BenchSpot {
@@ -485,6 +517,22 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let ids = client::sample_usccs(&sample, usccs)?;
             let rt = runtime(0)?;
             rt.block_on(bench::spot(&server, ids, seconds.clamp(0.5, 120.0)))
+        }
+        Command::Repair {
+            command,
+            server,
+            json,
+        } => {
+            let rt = runtime(0)?;
+            rt.block_on(credit_risk::operator::repair(&server, command, json))
+        }
+        Command::Objection {
+            command,
+            server,
+            json,
+        } => {
+            let rt = runtime(0)?;
+            rt.block_on(credit_risk::operator::objection(&server, command, json))
         }
         Command::Classify { uscc, server, run } => {
             let rt = runtime(0)?;
