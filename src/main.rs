@@ -229,6 +229,14 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Benchmark the audit trail's cost: durable RecordPenalty writes with and without it,
+    /// alternating, in one run (temporary stores; no network). Prints JSON.
+    BenchAudit {
+        #[arg(long, default_value_t = 20_000)]
+        writes: usize,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+    },
     /// Benchmark the SpotCheckService of a running server on a scored store: match
     /// stream, BatchMatch, candidate pools, plan + draw, unary vs a bare echo; JSON.
     BenchSpot {
@@ -517,6 +525,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let ids = client::sample_usccs(&sample, usccs)?;
             let rt = runtime(0)?;
             rt.block_on(bench::spot(&server, ids, seconds.clamp(0.5, 120.0)))
+        }
+        Command::BenchAudit { writes, clients } => {
+            let rt = runtime(0)?;
+            rt.block_on(bench::audit_overhead(writes, clients.max(1)))
         }
         Command::Repair {
             command,

@@ -58,6 +58,9 @@ pub struct StoreOptions {
     pub max_group: usize,
     /// Queue depth of the writer; senders wait when it is full (back-pressure).
     pub queue_depth: usize,
+    /// Write the audit trail. Always on in service; `false` exists only so the audit
+    /// overhead can be benchmarked in the same run (`credit-risk bench-audit`).
+    pub audit: bool,
     /// A holiday calendar file (TOML) extending the built-in 2024–2026 calendar.
     pub calendar_file: Option<std::path::PathBuf>,
     /// The working-day calendar in force (built-in, extended by `calendar_file`).
@@ -86,6 +89,7 @@ impl Default for StoreOptions {
             max_group: 512,
             queue_depth: 1024,
             exemptions: Default::default(),
+            audit: true,
             calendar_file: None,
             calendar: crate::domain::calendar::WorkCalendar::builtin(),
             keep_runs: 7,

@@ -620,7 +620,7 @@ impl Writer {
             .lock()
             .map_err(|_| Error::Unavailable("audit head poisoned".into()))?;
         let mut new_head = None;
-        if p.changed() {
+        if self.options.audit && p.changed() {
             let ch = p.change.take().unwrap_or_default();
             let uscc = outcome.uscc();
             let target = if !ch.target.is_empty() {
