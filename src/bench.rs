@@ -239,7 +239,10 @@ async fn unary_load(
             .await?;
         let usccs = usccs.clone();
         tasks.push(tokio::spawn(async move {
-            let mut spot = SpotCheckServiceClient::new(ch.clone());
+            let mut spot = SpotCheckServiceClient::with_interceptor(
+                ch.clone(),
+                crate::client::TokenInterceptor::from_env(),
+            );
             let mut e = EchoServiceClient::new(ch);
             let mut lat = Vec::new();
             let mut errors = 0u64;
@@ -285,7 +288,7 @@ async fn unary_load(
 }
 
 async fn query_timed(
-    c: &mut SpotCheckServiceClient<tonic::transport::Channel>,
+    c: &mut SpotCheckServiceClient<crate::client::Authed>,
     f: pb::CandidateFilter,
 ) -> Result<(u64, f64), BenchError> {
     let t = Instant::now();
@@ -306,9 +309,11 @@ async fn query_timed(
 /// The spot-check benchmarks against a running server on a scored store; prints JSON.
 pub async fn spot(addr: &str, usccs: Vec<String>, seconds: f64) -> Result<(), BenchError> {
     let usccs = Arc::new(usccs);
-    let mut c = SpotCheckServiceClient::connect(endpoint(addr))
-        .await?
-        .max_decoding_message_size(64 << 20);
+    let mut c = SpotCheckServiceClient::with_interceptor(
+        crate::client::channel(addr).await?,
+        crate::client::TokenInterceptor::from_env(),
+    )
+    .max_decoding_message_size(64 << 20);
 
     // 1. MatchClassifications over one stream.
     let msgs: Vec<pb::MatchRequest> = usccs

@@ -35,6 +35,43 @@ pub fn endpoint(addr: &str) -> String {
     }
 }
 
+/// Adds `authorization: Bearer $CREDIT_RISK_TOKEN` to every call when the variable is
+/// set (servers with `[server.auth]` tokens need it; development mode does not).
+#[derive(Clone, Debug, Default)]
+pub struct TokenInterceptor(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl TokenInterceptor {
+    /// From the environment.
+    pub fn from_env() -> TokenInterceptor {
+        TokenInterceptor(
+            std::env::var("CREDIT_RISK_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .and_then(|t| format!("Bearer {t}").parse().ok()),
+        )
+    }
+}
+
+impl tonic::service::Interceptor for TokenInterceptor {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            r.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(r)
+    }
+}
+
+/// A channel with the token interceptor.
+pub type Authed =
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, TokenInterceptor>;
+
+/// Connects to `addr`.
+pub async fn channel(addr: &str) -> Result<tonic::transport::Channel, ClientError> {
+    Ok(tonic::transport::Endpoint::from_shared(endpoint(addr))?
+        .connect()
+        .await?)
+}
+
 /// A progress bar on a terminal, hidden in pipes.
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
@@ -77,10 +114,10 @@ pub async fn import_file(
             read: read.clone(),
         },
     ));
-    let mut client = RegistryServiceClient::connect(endpoint(addr))
-        .await?
-        .max_encoding_message_size(64 << 20)
-        .max_decoding_message_size(256 << 20);
+    let mut client =
+        RegistryServiceClient::with_interceptor(channel(addr).await?, TokenInterceptor::from_env())
+            .max_encoding_message_size(64 << 20)
+            .max_decoding_message_size(256 << 20);
     let (tx, rx) = tokio::sync::mpsc::channel::<ImportRecordsRequest>(16);
     let chunk = chunk.max(1);
     let producer = tokio::task::spawn_blocking(move || -> Result<(), String> {
@@ -158,8 +195,8 @@ pub enum LoadTarget {
 }
 
 enum LoadClient {
-    Registry(RegistryServiceClient<tonic::transport::Channel>),
-    Classification(ClassificationServiceClient<tonic::transport::Channel>),
+    Registry(RegistryServiceClient<Authed>),
+    Classification(ClassificationServiceClient<Authed>),
 }
 
 impl LoadClient {
@@ -197,9 +234,14 @@ pub async fn load(
             .connect()
             .await?;
         let mut c = match target {
-            LoadTarget::GetEnterprise => LoadClient::Registry(RegistryServiceClient::new(channel)),
+            LoadTarget::GetEnterprise => LoadClient::Registry(
+                RegistryServiceClient::with_interceptor(channel, TokenInterceptor::from_env()),
+            ),
             LoadTarget::GetClassification => {
-                LoadClient::Classification(ClassificationServiceClient::new(channel))
+                LoadClient::Classification(ClassificationServiceClient::with_interceptor(
+                    channel,
+                    TokenInterceptor::from_env(),
+                ))
             }
         };
         let usccs = usccs.clone();
@@ -272,7 +314,10 @@ pub async fn score(
     json: bool,
 ) -> Result<(), ClientError> {
     use crate::proto::batch_scoring_event::Event;
-    let mut c = ClassificationServiceClient::connect(endpoint(addr)).await?;
+    let mut c = ClassificationServiceClient::with_interceptor(
+        channel(addr).await?,
+        TokenInterceptor::from_env(),
+    );
     let mut stream = c
         .run_batch_scoring(crate::proto::RunBatchScoringRequest {
             request_id: String::new(),
@@ -354,7 +399,10 @@ pub async fn score(
 
 /// `credit-risk classify`: one enterprise's class and factors.
 pub async fn classify(addr: &str, uscc: String, run_id: u64) -> Result<(), ClientError> {
-    let mut c = ClassificationServiceClient::connect(endpoint(addr)).await?;
+    let mut c = ClassificationServiceClient::with_interceptor(
+        channel(addr).await?,
+        TokenInterceptor::from_env(),
+    );
     let r = c
         .get_classification(crate::proto::GetClassificationRequest { uscc, run_id })
         .await?
@@ -418,7 +466,10 @@ pub async fn match_file(
     out: &mut dyn std::io::Write,
 ) -> Result<u64, ClientError> {
     use crate::proto::spot_check_service_client::SpotCheckServiceClient;
-    let mut c = SpotCheckServiceClient::connect(endpoint(addr)).await?;
+    let mut c = SpotCheckServiceClient::with_interceptor(
+        channel(addr).await?,
+        TokenInterceptor::from_env(),
+    );
     let batches: Vec<crate::proto::MatchRequest> = usccs
         .chunks(5000)
         .map(|b| crate::proto::MatchRequest {
@@ -539,7 +590,10 @@ fn class_pb_of(letter: &str) -> Result<i32, ClientError> {
 /// digests and the receipt; optionally writes the receipt and the frozen populations.
 pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), ClientError> {
     use crate::proto::{self as pb, spot_check_service_client::SpotCheckServiceClient};
-    let mut c = SpotCheckServiceClient::connect(endpoint(addr)).await?;
+    let mut c = SpotCheckServiceClient::with_interceptor(
+        channel(addr).await?,
+        TokenInterceptor::from_env(),
+    );
     let plan_id = match a.plan_id {
         Some(id) => id,
         None => {

@@ -76,6 +76,8 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Tokio worker threads; 0 = the number of available cores.
     pub worker_threads: usize,
+    /// Bearer tokens and roles; none = development mode (loopback only).
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +91,7 @@ impl Default for ServerConfig {
             request_timeout_secs: 60,
             shutdown_grace_secs: 10,
             worker_threads: 0,
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - [`demo`]: `serve --demo` data.
 //! - [`proto`]: generated code of `proto/creditrisk/v1`.
 
+pub mod auth;
 pub mod bench;
 pub mod client;
 pub mod config;

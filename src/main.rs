@@ -229,6 +229,11 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Print the SHA-256 of a bearer token, for `[[server.auth.tokens]] sha256 = …`.
+    HashToken {
+        /// The token (or "-" to read it from standard input).
+        token: String,
+    },
     /// Benchmark the audit trail's cost: durable RecordPenalty writes with and without it,
     /// alternating, in one run (temporary stores; no network). Prints JSON.
     BenchAudit {
@@ -525,6 +530,17 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let ids = client::sample_usccs(&sample, usccs)?;
             let rt = runtime(0)?;
             rt.block_on(bench::spot(&server, ids, seconds.clamp(0.5, 120.0)))
+        }
+        Command::HashToken { token } => {
+            let t = if token == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_line(&mut s)?;
+                s.trim().to_string()
+            } else {
+                token
+            };
+            println!("{}", credit_risk::auth::hash_token(&t));
+            Ok(())
         }
         Command::BenchAudit { writes, clients } => {
             let rt = runtime(0)?;

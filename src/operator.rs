@@ -4,7 +4,7 @@
 use clap::Subcommand;
 
 use crate::{
-    client::{endpoint, ClientError},
+    client::{channel, ClientError, TokenInterceptor},
     proto::{self as pb, credit_repair_service_client::CreditRepairServiceClient},
 };
 
@@ -209,7 +209,10 @@ fn target(
 
 /// Runs a repair command.
 pub async fn repair(addr: &str, cmd: RepairCommand, json: bool) -> Result<(), ClientError> {
-    let mut c = CreditRepairServiceClient::connect(endpoint(addr)).await?;
+    let mut c = CreditRepairServiceClient::with_interceptor(
+        channel(addr).await?,
+        TokenInterceptor::from_env(),
+    );
     match cmd {
         RepairCommand::Submit {
             uscc,
@@ -333,7 +336,10 @@ fn print_objections(os: &[pb::Objection], json: bool) {
 /// Runs an objection command.
 pub async fn objection(addr: &str, cmd: ObjectionCommand, json: bool) -> Result<(), ClientError> {
     use pb::resolve_objection_request::Correction;
-    let mut c = CreditRepairServiceClient::connect(endpoint(addr)).await?;
+    let mut c = CreditRepairServiceClient::with_interceptor(
+        channel(addr).await?,
+        TokenInterceptor::from_env(),
+    );
     let o = match cmd {
         ObjectionCommand::File {
             uscc,

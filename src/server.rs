@@ -71,6 +71,12 @@ pub async fn run(
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
 
+    let loopback = listener.local_addr()?.ip().is_loopback();
+    let auth = crate::auth::Authenticator::new(&cfg.auth, loopback)?;
+    if auth.is_dev_mode() {
+        tracing::warn!("DEVELOPMENT MODE: no bearer tokens configured; every caller is `local` with the admin role (loopback only)");
+        eprintln!("WARNING: development mode — no authentication ([server.auth] has no tokens); loopback only");
+    }
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = Server::builder()
@@ -79,6 +85,7 @@ pub async fn run(
         .layer(crate::deadline::UnaryDeadline {
             timeout: cfg.request_timeout(),
         })
+        .layer(crate::auth::AuthLayer(auth))
         .trace_fn(|req| tracing::info_span!("rpc", path = %req.uri().path()))
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -66,18 +66,25 @@ pub fn request_key<M: Message>(
     }))
 }
 
-/// Who is calling, as recorded on runs and (later) audit events. Authentication (bearer
-/// tokens mapped to roles) is not built yet: every caller is "local".
-pub fn principal<T>(_req: &tonic::Request<T>) -> String {
-    "local".into()
+/// Who is calling (the token's name, set by the auth layer), as recorded on runs and
+/// audit events; "local" in development mode.
+pub fn principal<T>(req: &tonic::Request<T>) -> String {
+    req.extensions()
+        .get::<crate::auth::Principal>()
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| "local".into())
 }
 
 /// The audit actor of a request: its principal, role and RPC.
 pub fn actor<T>(req: &tonic::Request<T>, rpc: &str) -> crate::store::Actor {
     crate::store::Actor {
         principal: principal(req),
-        // Roles come with authentication (bearer tokens); until then every caller is local.
-        role: "local".into(),
+        role: req
+            .extensions()
+            .get::<crate::auth::Principal>()
+            .map(|p| p.role.name())
+            .unwrap_or("admin")
+            .into(),
         rpc: rpc.into(),
     }
 }

@@ -36,8 +36,21 @@ impl TestServer {
         s
     }
 
+    /// Starts a server on a fresh store with `auth` configured.
+    pub async fn start_with_auth(auth: credit_risk::auth::AuthConfig) -> TestServer {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = TestServer::start_at_with(&dir, auth).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// Starts a server on the store at `dir`.
     pub async fn start_at(dir: &Path) -> TestServer {
+        TestServer::start_at_with(dir, Default::default()).await
+    }
+
+    async fn start_at_with(dir: &Path, auth: credit_risk::auth::AuthConfig) -> TestServer {
         let store = Store::open(dir, StoreOptions::default()).expect("open store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -47,6 +60,7 @@ impl TestServer {
         let cfg = ServerConfig {
             listen: addr.to_string(),
             data_dir: dir.to_path_buf(),
+            auth,
             ..ServerConfig::default()
         };
         let st = store.clone();
