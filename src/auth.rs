@@ -5,8 +5,10 @@
 //! caller is `local` with the admin role — which is refused on a non-loopback address
 //! and announced loudly at start.
 //!
-//! Not yet: region-scoped tokens (a district bureau restricted to its region codes) are
-//! parsed and carried, but handlers do not filter by them yet.
+//! A token may be scoped to region-code prefixes: the handlers then show and change only
+//! enterprises of those regions (`service::Scope`): queries are filtered, other
+//! enterprises are PERMISSION_DENIED, and city-wide operations (imports, sweeps, batch
+//! scoring, model governance, the audit trail) need an unscoped token.
 
 use std::{
     future::Future,
@@ -57,7 +59,7 @@ pub struct TokenConfig {
     /// Lower-case hex SHA-256 of the token (`credit-risk hash-token` prints it).
     pub sha256: String,
     pub role: Role,
-    /// Region-code prefixes the token is scoped to (empty: all). Carried, not yet enforced.
+    /// Region-code prefixes the token is scoped to (empty: all).
     #[serde(default)]
     pub regions: Vec<String>,
 }
@@ -164,6 +166,14 @@ impl Authenticator {
         let mut t = Vec::new();
         for (i, tc) in cfg.tokens.iter().enumerate() {
             let h = decode_hash(&format!("server.auth.tokens[{i}].sha256"), &tc.sha256)?;
+            for (j, r) in tc.regions.iter().enumerate() {
+                if !(2..=6).contains(&r.len()) || !r.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(Error::invalid(
+                        format!("server.auth.tokens[{i}].regions[{j}]"),
+                        format!("{r:?} is not a region-code prefix (2 to 6 digits)"),
+                    ));
+                }
+            }
             if tc.name.trim().is_empty() {
                 return Err(Error::invalid(
                     format!("server.auth.tokens[{i}].name"),

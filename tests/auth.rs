@@ -119,3 +119,125 @@ async fn roles_decide_who_may_call_what() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn region_scoped_tokens_see_and_change_only_their_district() {
+    let scoped = |name: &str, secret: &str, role, region: &str| TokenConfig {
+        regions: vec![region.into()],
+        ..token(name, secret, role)
+    };
+    let s = TestServer::start_with_auth(AuthConfig {
+        tokens: vec![
+            token("city-admin", "admin-secret", Role::Admin),
+            scoped("pudong-feed", "pudong-secret", Role::Feed, "310115"),
+            scoped("xuhui-scheduler", "xuhui-secret", Role::Scheduler, "310104"),
+        ],
+    })
+    .await;
+    let ch = Channel::from_shared(format!("http://{}", s.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let reg = |t| RegistryServiceClient::with_interceptor(ch.clone(), Bearer(Some(t)));
+    let pudong = uscc_n(b'1', 11);
+    let xuhui = uscc_n(b'1', 12);
+    let mut xe = enterprise(&xuhui);
+    xe.region_code = "310104".into();
+    reg("admin-secret")
+        .upsert_enterprise(pb::UpsertEnterpriseRequest {
+            request_id: String::new(),
+            enterprise: Some(xe.clone()),
+        })
+        .await
+        .unwrap();
+    reg("pudong-secret")
+        .upsert_enterprise(pb::UpsertEnterpriseRequest {
+            request_id: String::new(),
+            enterprise: Some(enterprise(&pudong)),
+        })
+        .await
+        .unwrap();
+    let err = reg("pudong-secret")
+        .upsert_enterprise(pb::UpsertEnterpriseRequest {
+            request_id: String::new(),
+            enterprise: Some(xe),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("enterprise.region_code"),
+        "{}",
+        err.message()
+    );
+    let err = reg("pudong-secret")
+        .record_penalty(pb::RecordPenaltyRequest {
+            request_id: String::new(),
+            penalty: Some(fine(&xuhui, "沪徐市监罚〔2026〕1号", "2026-03-01", 100)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = reg("pudong-secret")
+        .get_enterprise(pb::GetEnterpriseRequest {
+            uscc: xuhui.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = reg("pudong-secret")
+        .import_records(tokio_stream::iter(Vec::<pb::ImportRecordsRequest>::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // Score (city-wide, admin), then the Xuhui scheduler sees only Xuhui.
+    let mut k = credit_risk::proto::classification_service_client::ClassificationServiceClient::with_interceptor(
+        ch.clone(),
+        Bearer(Some("admin-secret")),
+    );
+    let mut st = k
+        .run_batch_scoring(pb::RunBatchScoringRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    while st.message().await.unwrap().is_some() {}
+    let mut spot =
+        SpotCheckServiceClient::with_interceptor(ch.clone(), Bearer(Some("xuhui-secret")));
+    let mut q = spot
+        .query_candidates(pb::QueryCandidatesRequest {
+            filter: Some(pb::CandidateFilter::default()),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = Vec::new();
+    while let Some(b) = q.message().await.unwrap() {
+        seen.extend(b.candidates.into_iter().map(|c| c.uscc));
+    }
+    assert_eq!(seen, vec![xuhui.clone()]);
+    let err = spot
+        .query_candidates(pb::QueryCandidatesRequest {
+            filter: Some(pb::CandidateFilter {
+                region_codes: vec!["310115".into()],
+                ..Default::default()
+            }),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let m = spot
+        .batch_match(pb::MatchRequest {
+            usccs: vec![xuhui.clone(), pudong.clone()],
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(m.items[0].found);
+    assert!(!m.items[1].found && m.items[1].error.contains("outside"));
+    s.stop().await;
+}

@@ -71,6 +71,7 @@ impl AuditService for AuditApi {
         &self,
         req: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<Self::ListAuditEventsStream>, Status> {
+        super::Scope::of(&req).require_unscoped("ListAuditEvents")?;
         let r = req.get_ref();
         let f = AuditFilter {
             from_ms: time_ms("from", &r.from).map_err(invalid)?,
@@ -95,8 +96,9 @@ impl AuditService for AuditApi {
 
     async fn verify_audit_chain(
         &self,
-        _req: Request<pb::VerifyAuditChainRequest>,
+        req: Request<pb::VerifyAuditChainRequest>,
     ) -> Result<Response<pb::VerifyAuditChainResponse>, Status> {
+        super::Scope::of(&req).require_unscoped("VerifyAuditChain")?;
         let store = self.store.clone();
         let (n, broken) = tokio::task::spawn_blocking(move || store.verify_audit_chain())
             .await

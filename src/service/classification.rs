@@ -254,6 +254,7 @@ impl ClassificationService for ClassificationApi {
         req: Request<pb::RegisterModelRequest>,
     ) -> Result<Response<pb::ModelInfo>, Status> {
         let actor = super::actor(&req, "RegisterModel");
+        super::Scope::of(&req).require_unscoped("RegisterModel")?;
         let m = Model::parse(&req.get_ref().toml).map_err(|e| invalid(e.within("toml")))?;
         let m = std::sync::Arc::new(m);
         self.store
@@ -279,6 +280,7 @@ impl ClassificationService for ClassificationApi {
     ) -> Result<Response<pb::Classification>, Status> {
         let r = req.get_ref();
         let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
+        super::Scope::of(&req).check_uscc(&self.store, "uscc", &u)?;
         let run = (r.run_id != 0).then_some(r.run_id);
         // Two point reads and an in-memory binary search: short enough for the runtime
         // thread (like GetEnterprise), cheaper than a hand-off to the blocking pool.
@@ -293,6 +295,7 @@ impl ClassificationService for ClassificationApi {
         req: Request<pb::RunBatchScoringRequest>,
     ) -> Result<Response<Self::RunBatchScoringStream>, Status> {
         let actor = super::actor(&req, "RunBatchScoring");
+        super::Scope::of(&req).require_unscoped("RunBatchScoring")?;
         let principal = super::principal(&req);
         let r = req.into_inner();
         let key = request_key("RunBatchScoring", &r.request_id, &r)?;
@@ -395,6 +398,7 @@ impl ClassificationService for ClassificationApi {
         req: Request<pb::ActivateScoringRunRequest>,
     ) -> Result<Response<pb::ScoringRun>, Status> {
         let actor = super::actor(&req, "ActivateScoringRun");
+        super::Scope::of(&req).require_unscoped("ActivateScoringRun")?;
         let principal = super::principal(&req);
         let r = req.into_inner();
         let key = request_key("ActivateScoringRun", &r.request_id, &r)?;

@@ -88,3 +88,73 @@ pub fn actor<T>(req: &tonic::Request<T>, rpc: &str) -> crate::store::Actor {
         rpc: rpc.into(),
     }
 }
+
+/// The regions a caller's token is scoped to (region-code prefixes; empty = all), and
+/// the checks handlers make with it: a district bureau sees and changes only enterprises
+/// of its district.
+#[derive(Clone, Debug, Default)]
+pub struct Scope(pub Vec<String>);
+
+impl Scope {
+    /// The scope of a request.
+    pub fn of<T>(req: &tonic::Request<T>) -> Scope {
+        Scope(
+            req.extensions()
+                .get::<crate::auth::Principal>()
+                .map(|p| p.regions.clone())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Whether the token is restricted.
+    pub fn is_scoped(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// Whether `r` is inside the scope.
+    pub fn covers(&self, r: &crate::domain::RegionCode) -> bool {
+        !self.is_scoped() || self.0.iter().any(|p| r.as_str().starts_with(p.as_str()))
+    }
+
+    /// PERMISSION_DENIED unless `r` is inside the scope.
+    pub fn check_region(&self, field: &str, r: &crate::domain::RegionCode) -> Result<(), Status> {
+        if self.covers(r) {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!(
+                "{field}: region {} is outside the token's regions {:?}",
+                r.as_str(),
+                self.0
+            )))
+        }
+    }
+
+    /// PERMISSION_DENIED if the enterprise exists and lies outside the scope (an
+    /// unknown enterprise is left to the handler's NOT_FOUND).
+    pub fn check_uscc(
+        &self,
+        store: &crate::store::Store,
+        field: &str,
+        u: &crate::domain::Uscc,
+    ) -> Result<(), Status> {
+        if !self.is_scoped() {
+            return Ok(());
+        }
+        match store.enterprise(u)? {
+            Some(e) => self.check_region(field, &e.region),
+            None => Ok(()),
+        }
+    }
+
+    /// PERMISSION_DENIED for a region-scoped token (city-wide operations).
+    pub fn require_unscoped(&self, what: &str) -> Result<(), Status> {
+        if self.is_scoped() {
+            Err(Status::permission_denied(format!(
+                "{what} needs a token not scoped to regions (this one: {:?})",
+                self.0
+            )))
+        } else {
+            Ok(())
+        }
+    }
+}

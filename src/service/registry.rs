@@ -61,9 +61,12 @@ impl RegistryService for RegistryApi {
         req: Request<pb::UpsertEnterpriseRequest>,
     ) -> Result<Response<pb::UpsertEnterpriseResponse>, Status> {
         let actor = super::actor(&req, "UpsertEnterprise");
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("UpsertEnterprise", &r.request_id, &r)?;
         let e = convert::enterprise(required("enterprise", &r.enterprise)?).map_err(invalid)?;
+        scope.check_region("enterprise.region_code", &e.region)?;
+        scope.check_uscc(&self.store, "enterprise.uscc", &e.uscc)?;
         match self
             .store
             .write_as(actor.clone(), WriteOp::UpsertEnterprise(e), key)
@@ -85,6 +88,7 @@ impl RegistryService for RegistryApi {
         req: Request<pb::GetEnterpriseRequest>,
     ) -> Result<Response<pb::GetEnterpriseResponse>, Status> {
         let u = convert::uscc("uscc", &req.get_ref().uscc).map_err(invalid)?;
+        super::Scope::of(&req).check_uscc(&self.store, "uscc", &u)?;
         let e = self
             .store
             .enterprise(&u)?
@@ -99,9 +103,11 @@ impl RegistryService for RegistryApi {
         req: Request<pb::RecordPenaltyRequest>,
     ) -> Result<Response<pb::RecordPenaltyResponse>, Status> {
         let actor = super::actor(&req, "RecordPenalty");
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("RecordPenalty", &r.request_id, &r)?;
         let p = convert::penalty(required("penalty", &r.penalty)?).map_err(invalid)?;
+        scope.check_uscc(&self.store, "penalty.uscc", &p.uscc)?;
         match self
             .store
             .write_as(actor.clone(), WriteOp::RecordPenalty(p), key)
@@ -128,6 +134,7 @@ impl RegistryService for RegistryApi {
     ) -> Result<Response<pb::ListPenaltiesResponse>, Status> {
         let r = req.get_ref();
         let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
+        super::Scope::of(&req).check_uscc(&self.store, "uscc", &u)?;
         let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
         let recs = self
             .store
@@ -160,9 +167,11 @@ impl RegistryService for RegistryApi {
         req: Request<pb::FileAnnualReportRequest>,
     ) -> Result<Response<pb::FileAnnualReportResponse>, Status> {
         let actor = super::actor(&req, "FileAnnualReport");
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("FileAnnualReport", &r.request_id, &r)?;
         let x = convert::report(required("report", &r.report)?).map_err(invalid)?;
+        scope.check_uscc(&self.store, "report.uscc", &x.uscc)?;
         match self
             .store
             .write_as(actor.clone(), WriteOp::FileAnnualReport(x), key)
@@ -180,9 +189,11 @@ impl RegistryService for RegistryApi {
         req: Request<pb::AddListingRequest>,
     ) -> Result<Response<pb::AddListingResponse>, Status> {
         let actor = super::actor(&req, "AddListing");
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("AddListing", &r.request_id, &r)?;
         let x = convert::listing(required("listing", &r.listing)?).map_err(invalid)?;
+        scope.check_uscc(&self.store, "listing.uscc", &x.uscc)?;
         match self
             .store
             .write_as(actor.clone(), WriteOp::AddListing(x), key)
@@ -200,9 +211,11 @@ impl RegistryService for RegistryApi {
         req: Request<pb::RecordInspectionResultRequest>,
     ) -> Result<Response<pb::RecordInspectionResultResponse>, Status> {
         let actor = super::actor(&req, "RecordInspectionResult");
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("RecordInspectionResult", &r.request_id, &r)?;
         let x = convert::inspection(required("result", &r.result)?).map_err(invalid)?;
+        scope.check_uscc(&self.store, "result.uscc", &x.uscc)?;
         match self
             .store
             .write_as(actor.clone(), WriteOp::RecordInspection(x), key)
@@ -220,6 +233,7 @@ impl RegistryService for RegistryApi {
         req: Request<pb::SweepAnnualReportsRequest>,
     ) -> Result<Response<pb::SweepAnnualReportsResponse>, Status> {
         let actor = super::actor(&req, "SweepAnnualReports");
+        super::Scope::of(&req).require_unscoped("SweepAnnualReports")?;
         let r = req.into_inner();
         let key = request_key("SweepAnnualReports", &r.request_id, &r)?;
         let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
@@ -306,6 +320,7 @@ impl RegistryService for RegistryApi {
         req: Request<Streaming<pb::ImportRecordsRequest>>,
     ) -> Result<Response<pb::ImportRecordsResponse>, Status> {
         let actor = super::actor(&req, "ImportRecords");
+        super::Scope::of(&req).require_unscoped("ImportRecords")?;
         let mut stream = req.into_inner();
         let mut summary = pb::ImportRecordsResponse::default();
         let mut inflight = VecDeque::new();
@@ -381,6 +396,7 @@ impl RegistryService for RegistryApi {
     ) -> Result<Response<pb::CreditReport>, Status> {
         let r = req.get_ref();
         let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
+        super::Scope::of(&req).check_uscc(&self.store, "uscc", &u)?;
         let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
         let recs = self
             .store

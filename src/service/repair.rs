@@ -147,6 +147,7 @@ fn required_text(field: &str, s: &str, max: usize) -> Result<String, Status> {
 impl CreditRepairApi {
     async fn step(
         &self,
+        scope: super::Scope,
         actor: crate::store::Actor,
         key: Option<crate::store::RequestKey>,
         id: u64,
@@ -154,6 +155,9 @@ impl CreditRepairApi {
         reason: String,
     ) -> Result<Response<pb::RepairCase>, Status> {
         let today = Date::today();
+        if let Some(c) = self.store.repair_case(id)? {
+            scope.check_uscc(&self.store, "case_id", &c.uscc)?;
+        }
         let decide_due = match action {
             RepairAction::Accept => {
                 let c = self.store.repair_case(id)?.ok_or_else(|| {
@@ -192,9 +196,11 @@ impl CreditRepairService for CreditRepairApi {
         req: Request<pb::SubmitRepairRequest>,
     ) -> Result<Response<pb::RepairCase>, Status> {
         let actor = super::actor(&req, "SubmitRepair");
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("SubmitRepair", &r.request_id, &r)?;
         let uscc = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
+        scope.check_uscc(&self.store, "uscc", &uscc)?;
         let target = target_from_pb(r.target.as_ref()).map_err(invalid)?;
         let reason = required_text("reason", &r.reason, 1000)?;
         let commitment = required_text("commitment", &r.commitment, 2000)?;
@@ -243,6 +249,7 @@ impl CreditRepairService for CreditRepairApi {
         req: Request<pb::AcceptRepairRequest>,
     ) -> Result<Response<pb::RepairCase>, Status> {
         let actor = super::actor(&req, "AcceptRepair");
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("AcceptRepair", &r.request_id, &r)?;
         let reason = required_text("reason", &r.reason, 1000)?;
@@ -251,7 +258,8 @@ impl CreditRepairService for CreditRepairApi {
         } else {
             RepairAction::NotAccept
         };
-        self.step(actor, key, r.case_id, action, reason).await
+        self.step(scope, actor, key, r.case_id, action, reason)
+            .await
     }
 
     async fn decide_repair(
@@ -259,6 +267,7 @@ impl CreditRepairService for CreditRepairApi {
         req: Request<pb::DecideRepairRequest>,
     ) -> Result<Response<pb::RepairCase>, Status> {
         let actor = super::actor(&req, "DecideRepair");
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("DecideRepair", &r.request_id, &r)?;
         let reason = required_text("reason", &r.reason, 1000)?;
@@ -267,7 +276,8 @@ impl CreditRepairService for CreditRepairApi {
         } else {
             RepairAction::Deny
         };
-        self.step(actor, key, r.case_id, action, reason).await
+        self.step(scope, actor, key, r.case_id, action, reason)
+            .await
     }
 
     async fn revoke_repair(
@@ -275,10 +285,11 @@ impl CreditRepairService for CreditRepairApi {
         req: Request<pb::RevokeRepairRequest>,
     ) -> Result<Response<pb::RepairCase>, Status> {
         let actor = super::actor(&req, "RevokeRepair");
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("RevokeRepair", &r.request_id, &r)?;
         let reason = required_text("reason", &r.reason, 1000)?;
-        self.step(actor, key, r.case_id, RepairAction::Revoke, reason)
+        self.step(scope, actor, key, r.case_id, RepairAction::Revoke, reason)
             .await
     }
 
@@ -287,9 +298,11 @@ impl CreditRepairService for CreditRepairApi {
         req: Request<pb::FileObjectionRequest>,
     ) -> Result<Response<pb::Objection>, Status> {
         let actor = super::actor(&req, "FileObjection");
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("FileObjection", &r.request_id, &r)?;
         let uscc = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
+        scope.check_uscc(&self.store, "uscc", &uscc)?;
         let record = required_text("record", &r.record, 200)?;
         let reason = required_text("reason", &r.reason, 1000)?;
         for (i, e) in r.evidence.iter().enumerate() {
@@ -331,9 +344,13 @@ impl CreditRepairService for CreditRepairApi {
     ) -> Result<Response<pb::Objection>, Status> {
         use pb::resolve_objection_request::Correction as C;
         let actor = super::actor(&req, "ResolveObjection");
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("ResolveObjection", &r.request_id, &r)?;
         let reason = required_text("reason", &r.reason, 1000)?;
+        if let Some(o) = self.store.objection(r.objection_id)? {
+            scope.check_uscc(&self.store, "objection_id", &o.uscc)?;
+        }
         let correction = match &r.correction {
             None => None,
             Some(C::RemoveListing(false)) => None,
@@ -375,6 +392,7 @@ impl CreditRepairService for CreditRepairApi {
         &self,
         req: Request<pb::ListObjectionsRequest>,
     ) -> Result<Response<pb::ListObjectionsResponse>, Status> {
+        let scope = super::Scope::of(&req);
         let r = req.get_ref();
         let uscc = if r.uscc.trim().is_empty() {
             None
@@ -386,6 +404,7 @@ impl CreditRepairService for CreditRepairApi {
             .objections(uscc.as_ref())?
             .iter()
             .filter(|o| !r.open_only || o.state == ObjectionState::Open)
+            .filter(|o| scope.check_uscc(&self.store, "uscc", &o.uscc).is_ok())
             .map(objection_pb)
             .collect();
         Ok(Response::new(pb::ListObjectionsResponse { objections }))
@@ -400,6 +419,7 @@ impl CreditRepairService for CreditRepairApi {
             .store
             .repair_case(id)?
             .ok_or_else(|| Status::not_found(format!("case_id: repair case {id} not found")))?;
+        super::Scope::of(&req).check_uscc(&self.store, "case_id", &c.uscc)?;
         Ok(Response::new(case_pb(&c, Date::today())))
     }
 
@@ -407,6 +427,7 @@ impl CreditRepairService for CreditRepairApi {
         &self,
         req: Request<pb::ListRepairCasesRequest>,
     ) -> Result<Response<pb::ListRepairCasesResponse>, Status> {
+        let scope = super::Scope::of(&req);
         let r = req.get_ref();
         let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
         let uscc = if r.uscc.trim().is_empty() {
@@ -430,6 +451,7 @@ impl CreditRepairService for CreditRepairApi {
             .into_iter()
             .filter(|c| state.is_none_or(|s| c.state == s))
             .filter(|c| !r.overdue || c.overdue(as_of))
+            .filter(|c| scope.check_uscc(&self.store, "uscc", &c.uscc).is_ok())
             .map(|c| case_pb(&c, as_of))
             .collect();
         Ok(Response::new(pb::ListRepairCasesResponse { cases }))

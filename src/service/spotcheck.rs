@@ -297,7 +297,11 @@ pub fn receipt_pb(r: &DrawReceipt, filter: &CandidateFilter) -> pb::DrawReceipt 
 }
 
 impl SpotCheckApi {
-    fn match_batch(&self, req: &pb::MatchRequest) -> Result<pb::MatchResponse, Status> {
+    fn match_batch(
+        &self,
+        req: &pb::MatchRequest,
+        scope: &super::Scope,
+    ) -> Result<pb::MatchResponse, Status> {
         if req.usccs.len() > MAX_MATCH_BATCH {
             return Err(invalid(DomainError::invalid(
                 "usccs",
@@ -321,7 +325,10 @@ impl SpotCheckApi {
             match Uscc::parse(s) {
                 Err(e) => item.error = format!("usccs[{i}]: {}", e.reason),
                 Ok(u) => {
-                    if let Some(row) = spot.row(&u)? {
+                    let row = spot.row(&u)?;
+                    if row.as_ref().is_some_and(|r| !scope.covers(&r.attrs.region)) {
+                        item.error = format!("usccs[{i}]: outside the token's regions");
+                    } else if let Some(row) = row {
                         let ex = rules.exemption(row.attrs.status, &row.checks, as_of);
                         item.found = true;
                         item.risk_class = class_pb(row.class);
@@ -363,7 +370,8 @@ impl SpotCheckService for SpotCheckApi {
         req: Request<Streaming<pb::MatchRequest>>,
     ) -> Result<Response<Self::MatchClassificationsStream>, Status> {
         let api = self.clone();
-        let stream = req.into_inner().map(move |m| api.match_batch(&m?));
+        let scope = super::Scope::of(&req);
+        let stream = req.into_inner().map(move |m| api.match_batch(&m?, &scope));
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -371,7 +379,8 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::MatchRequest>,
     ) -> Result<Response<pb::MatchResponse>, Status> {
-        Ok(Response::new(self.match_batch(req.get_ref())?))
+        let scope = super::Scope::of(&req);
+        Ok(Response::new(self.match_batch(req.get_ref(), &scope)?))
     }
 
     type QueryCandidatesStream = Boxed<pb::CandidateBatch>;
@@ -381,7 +390,9 @@ impl SpotCheckService for SpotCheckApi {
         req: Request<pb::QueryCandidatesRequest>,
     ) -> Result<Response<Self::QueryCandidatesStream>, Status> {
         let r = req.get_ref();
-        let f = filter_from_pb("filter", &r.filter.clone().unwrap_or_default()).map_err(invalid)?;
+        let mut f =
+            filter_from_pb("filter", &r.filter.clone().unwrap_or_default()).map_err(invalid)?;
+        restrict(&super::Scope::of(&req), &mut f)?;
         let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
         let store = self.store.clone();
         let (view, cands) = tokio::task::spawn_blocking(move || store.spot_candidates(&f, as_of))
@@ -411,6 +422,7 @@ impl SpotCheckService for SpotCheckApi {
     ) -> Result<Response<pb::DrawPlan>, Status> {
         let actor = super::actor(&req, "PlanDraw");
         let principal = super::principal(&req);
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("PlanDraw", &r.request_id, &r)?;
         if let Some(k) = &key {
@@ -419,8 +431,9 @@ impl SpotCheckService for SpotCheckApi {
             }
         }
         let task_id = validate_text("task_id", &r.task_id, 64)?;
-        let filter =
+        let mut filter =
             filter_from_pb("filter", &r.filter.clone().unwrap_or_default()).map_err(invalid)?;
+        restrict(&scope, &mut filter)?;
         let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
         if r.strata.is_empty() {
             return Err(invalid(DomainError::invalid(
@@ -535,6 +548,7 @@ impl SpotCheckService for SpotCheckApi {
         req: Request<pb::DrawSampleRequest>,
     ) -> Result<Response<pb::DrawReceipt>, Status> {
         let actor = super::actor(&req, "DrawSample");
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("DrawSample", &r.request_id, &r)?;
         if let Some(k) = &key {
@@ -557,6 +571,7 @@ impl SpotCheckService for SpotCheckApi {
             .store
             .draw_plan(r.plan_id)?
             .ok_or_else(|| Status::not_found(format!("plan_id: plan {} not found", r.plan_id)))?;
+        check_plan(&scope, &plan)?;
         if plan.receipt.is_some() {
             return Err(Status::failed_precondition(format!(
                 "plan_id: plan {} was already drawn; a top-up is a new plan with a fresh seed",
@@ -590,6 +605,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::VerifyDrawRequest>,
     ) -> Result<Response<pb::VerifyDrawResponse>, Status> {
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let rec = r
             .receipt
@@ -597,6 +613,7 @@ impl SpotCheckService for SpotCheckApi {
         let plan = self.store.draw_plan(rec.plan_id)?.ok_or_else(|| {
             Status::not_found(format!("receipt.plan_id: plan {} not found", rec.plan_id))
         })?;
+        check_plan(&scope, &plan)?;
         if self.store.run(rec.run_id)?.is_none() {
             return Err(Status::not_found(format!(
                 "receipt.run_id: scoring run {} no longer exists",
@@ -665,6 +682,7 @@ impl SpotCheckService for SpotCheckApi {
         req: Request<pb::AssignInspectorsRequest>,
     ) -> Result<Response<pb::DrawReceipt>, Status> {
         let actor = super::actor(&req, "AssignInspectors");
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("AssignInspectors", &r.request_id, &r)?;
         if let Some(k) = &key {
@@ -682,6 +700,7 @@ impl SpotCheckService for SpotCheckApi {
             .store
             .draw_plan(r.plan_id)?
             .ok_or_else(|| Status::not_found(format!("plan_id: plan {} not found", r.plan_id)))?;
+        check_plan(&scope, &plan)?;
         let Some(receipt) = &plan.receipt else {
             return Err(Status::failed_precondition(format!(
                 "plan_id: plan {} is not drawn yet (DrawSample first)",
@@ -761,6 +780,7 @@ impl SpotCheckService for SpotCheckApi {
             .store
             .draw_plan(r.plan_id)?
             .ok_or_else(|| Status::not_found(format!("plan_id: plan {} not found", r.plan_id)))?;
+        check_plan(&super::Scope::of(&req), &plan)?;
         if r.stratum as usize >= plan.strata.len() {
             return Err(invalid(DomainError::invalid(
                 "stratum",
@@ -778,6 +798,43 @@ impl SpotCheckService for SpotCheckApi {
             .collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(batches))))
     }
+}
+
+/// A scoped token may only query inside its regions: an empty region filter becomes the
+/// token's regions; a region outside them is PERMISSION_DENIED.
+fn restrict(scope: &super::Scope, f: &mut CandidateFilter) -> Result<(), Status> {
+    if !scope.is_scoped() {
+        return Ok(());
+    }
+    if f.regions.is_empty() {
+        for p in &scope.0 {
+            let padded = format!("{p:0<6}");
+            f.regions
+                .push(RegionCode::parse("token.regions", &padded).map_err(invalid)?);
+        }
+        return Ok(());
+    }
+    for (i, r) in f.regions.iter().enumerate() {
+        scope.check_region(&format!("filter.region_codes[{i}]"), r)?;
+    }
+    Ok(())
+}
+
+/// PERMISSION_DENIED unless a scoped token's regions cover the plan's filter.
+fn check_plan(scope: &super::Scope, plan: &DrawPlan) -> Result<(), Status> {
+    if !scope.is_scoped() {
+        return Ok(());
+    }
+    if plan.filter.regions.is_empty() {
+        return Err(Status::permission_denied(format!(
+            "plan {} covers every region; the token is scoped to {:?}",
+            plan.id, scope.0
+        )));
+    }
+    for r in &plan.filter.regions {
+        scope.check_region("plan.filter.region_codes", r)?;
+    }
+    Ok(())
 }
 
 /// Draws every stratum of `plan` with `seed` from its frozen populations.
