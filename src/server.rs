@@ -10,14 +10,14 @@ use tonic::transport::{server::TcpIncoming, Server};
 use crate::{
     config::ServerConfig,
     proto::{
-        self, audit_service_server::AuditServiceServer,
+        self, admin_service_server::AdminServiceServer, audit_service_server::AuditServiceServer,
         classification_service_server::ClassificationServiceServer,
         credit_repair_service_server::CreditRepairServiceServer,
         registry_service_server::RegistryServiceServer,
         spot_check_service_server::SpotCheckServiceServer,
     },
     service::{
-        audit::AuditApi, classification::ClassificationApi, registry::RegistryApi,
+        admin::AdminApi, audit::AuditApi, classification::ClassificationApi, registry::RegistryApi,
         repair::CreditRepairApi, spotcheck::SpotCheckApi,
     },
     store::Store,
@@ -77,6 +77,8 @@ pub async fn run(
         tracing::warn!("DEVELOPMENT MODE: no bearer tokens configured; every caller is `local` with the admin role (loopback only)");
         eprintln!("WARNING: development mode — no authentication ([server.auth] has no tokens); loopback only");
     }
+    let admin = AdminServiceServer::new(AdminApi::new(store.clone(), cfg.data_dir.clone()));
+
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = Server::builder()
@@ -95,6 +97,7 @@ pub async fn run(
         .add_service(spotcheck)
         .add_service(audit)
         .add_service(repair)
+        .add_service(admin)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!("shutdown requested: draining in-flight requests");

@@ -1,6 +1,7 @@
 //! The gRPC services: thin handlers that parse requests into domain values, call the
 //! store, and render replies. Errors become statuses in one place ([`status`]).
 
+pub mod admin;
 pub mod audit;
 pub mod classification;
 pub mod convert;

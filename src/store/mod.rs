@@ -10,6 +10,7 @@
 //! straight to the tree from any thread.
 
 pub mod audit;
+pub mod backup;
 pub mod codec;
 pub mod draws;
 pub mod keys;
@@ -580,6 +581,11 @@ impl Store {
         tree.insert(scoring::sources_key(id), scoring::encode_sources(sources))?;
         self.shared.db.flush()?;
         Ok(())
+    }
+
+    /// SHA-256 of every tree's entries (to compare a restore with its source).
+    pub fn checksums(&self) -> Result<Vec<(String, String)>> {
+        backup::checksums(&self.shared.db)
     }
 
     /// Bytes the store occupies on disk.

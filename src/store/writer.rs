@@ -113,6 +113,8 @@ pub enum WriteOp {
     },
     /// Creates or replaces an inspector of the directory.
     UpsertInspector(Box<Inspector>),
+    /// Writes a consistent backup (no write interleaves: this is the writer).
+    Backup(std::path::PathBuf),
     /// Files a repair case (eligibility checked here, against the dossier).
     SubmitRepair(Box<RepairCase>),
     /// Files an objection to a record (the record is marked disputed while open).
@@ -190,6 +192,7 @@ pub enum Outcome {
     Inspector(Box<Inspector>),
     Repair(Box<RepairCase>),
     Objection(Box<Objection>),
+    Backup(super::backup::BackupSummary),
     ModelRegistered {
         version: String,
         created: bool,
@@ -219,6 +222,7 @@ impl Outcome {
             | Outcome::Run(_)
             | Outcome::Plan(_)
             | Outcome::Inspector(_)
+            | Outcome::Backup(_)
             | Outcome::ModelRegistered { .. } => None,
             Outcome::Repair(c) => Some(c.uscc),
             Outcome::Objection(o) => Some(o.uscc),
@@ -239,6 +243,7 @@ impl Outcome {
             | Outcome::Inspector(_)
             | Outcome::Repair(_)
             | Outcome::Objection(_)
+            | Outcome::Backup(_)
             | Outcome::ModelRegistered { .. } => {}
         }
     }
@@ -565,6 +570,10 @@ impl Writer {
                 Outcome::Plan(Box::new(plan))
             }
             WriteOp::SubmitRepair(c) => Outcome::Repair(Box::new(ctx.submit_repair(&mut p, *c)?)),
+            WriteOp::Backup(path) => {
+                self.db.flush()?;
+                Outcome::Backup(super::backup::write(&self.db, &path)?)
+            }
             WriteOp::FileObjection(o) => {
                 Outcome::Objection(Box::new(ctx.file_objection(&mut p, *o)?))
             }
@@ -1048,7 +1057,7 @@ fn cause_of(op: &WriteOp) -> String {
             "plan/{plan_id} inspector teams of {} assigned",
             assignment.team_size
         ),
-        WriteOp::Remember(_) => String::new(),
+        WriteOp::Remember(_) | WriteOp::Backup(_) => String::new(),
         WriteOp::SubmitRepair(c) => format!("SubmitRepair {}", c.target.id()),
         WriteOp::FileObjection(o) => format!("FileObjection {}", o.record),
         WriteOp::ResolveObjection { id, correction, .. } => format!(

@@ -1,0 +1,66 @@
+//! AdminService handlers.
+
+use std::path::PathBuf;
+
+use tonic::{Request, Response, Status};
+
+use super::invalid;
+use crate::{
+    domain::DomainError,
+    proto::{self as pb, admin_service_server::AdminService},
+    store::{Outcome, Store, WriteOp},
+};
+
+/// The AdminService.
+#[derive(Clone)]
+pub struct AdminApi {
+    store: Store,
+    data_dir: PathBuf,
+}
+
+impl AdminApi {
+    /// A service over `store` in `data_dir`.
+    pub fn new(store: Store, data_dir: PathBuf) -> Self {
+        AdminApi { store, data_dir }
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn backup(
+        &self,
+        req: Request<pb::BackupRequest>,
+    ) -> Result<Response<pb::BackupResponse>, Status> {
+        let actor = super::actor(&req, "Backup");
+        super::Scope::of(&req).require_unscoped("Backup")?;
+        let name = req.get_ref().name.trim().to_string();
+        if name.is_empty()
+            || name.len() > 100
+            || name.starts_with('.')
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(invalid(DomainError::invalid(
+                "name",
+                "1 to 100 characters of A-Z a-z 0-9 . _ -, not starting with a dot",
+            )));
+        }
+        let dir = self.data_dir.join("backups");
+        std::fs::create_dir_all(&dir).map_err(|e| Status::unavailable(e.to_string()))?;
+        let path = dir.join(&name);
+        match self
+            .store
+            .write_as(actor, WriteOp::Backup(path.clone()), None)
+            .await?
+        {
+            Outcome::Backup(b) => Ok(Response::new(pb::BackupResponse {
+                path: path.display().to_string(),
+                entries: b.entries,
+                bytes: b.bytes,
+                sha256: b.sha256,
+            })),
+            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        }
+    }
+}
