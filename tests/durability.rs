@@ -108,3 +108,63 @@ async fn acknowledged_writes_survive_sigkill() {
         acknowledged.len() - missing
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_run_killed_midway_leaves_the_previous_run_current() {
+    let tmp = tempfile::tempdir().unwrap();
+    // --demo loads a generated city and scores it: run 1 is current.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_credit-risk"))
+        .args([
+            "serve",
+            "--demo",
+            "20000",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(tmp.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start credit-risk serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("start line");
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("address")
+        .parse()
+        .unwrap();
+    let mut k =
+        credit_risk::proto::classification_service_client::ClassificationServiceClient::connect(
+            format!("http://{addr}"),
+        )
+        .await
+        .unwrap();
+    // Start run 2 and kill the server as soon as it has begun.
+    let mut stream = k
+        .run_batch_scoring(pb::RunBatchScoringRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    while let Ok(Some(ev)) = stream.message().await {
+        assert!(
+            !matches!(ev.event, Some(pb::batch_scoring_event::Event::Done(_))),
+            "the run finished before the kill; the city is too small for this machine"
+        );
+    }
+    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    let runs = store.runs().unwrap();
+    let current = store.current_run().unwrap().expect("a current run");
+    assert_eq!(current.run.id, 1, "{runs:?}");
+    let killed = runs.iter().find(|r| r.id == 2).expect("run 2 recorded");
+    assert_eq!(killed.state, credit_risk::store::RunState::Aborted);
+    assert!(store.check_indexes().unwrap() >= 20_000);
+    assert!(store.verify_audit_chain().unwrap().1.is_none());
+}
