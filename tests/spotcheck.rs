@@ -221,7 +221,7 @@ async fn matching_answers_per_item_in_order() {
         as_of: String::new(),
     };
     let err = t.spot.batch_match(too_many).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(err.code(), Code::ResourceExhausted);
     assert!(err.message().contains("usccs"));
     t.s.stop().await;
 }

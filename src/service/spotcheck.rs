@@ -303,12 +303,9 @@ impl SpotCheckApi {
         scope: &super::Scope,
     ) -> Result<pb::MatchResponse, Status> {
         if req.usccs.len() > MAX_MATCH_BATCH {
-            return Err(invalid(DomainError::invalid(
-                "usccs",
-                format!(
-                    "{} USCCs; at most {MAX_MATCH_BATCH} per message",
-                    req.usccs.len()
-                ),
+            return Err(Status::resource_exhausted(format!(
+                "usccs: {} USCCs; at most {MAX_MATCH_BATCH} per message",
+                req.usccs.len()
             )));
         }
         let as_of = convert::as_of("as_of", &req.as_of).map_err(invalid)?;
