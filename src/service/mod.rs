@@ -159,3 +159,19 @@ impl Scope {
         }
     }
 }
+
+/// A required free-text field, trimmed: INVALID_ARGUMENT naming `field` when empty or
+/// longer than `max` characters.
+pub fn required_text(field: &str, s: &str, max: usize) -> Result<String, Status> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(invalid(DomainError::invalid(field, "is required")));
+    }
+    if t.chars().count() > max {
+        return Err(invalid(DomainError::invalid(
+            field,
+            format!("at most {max} characters"),
+        )));
+    }
+    Ok(t.to_string())
+}

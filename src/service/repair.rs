@@ -130,20 +130,6 @@ pub fn case_pb(c: &RepairCase, today: Date) -> pb::RepairCase {
     }
 }
 
-fn required_text(field: &str, s: &str, max: usize) -> Result<String, Status> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err(invalid(DomainError::invalid(field, "is required")));
-    }
-    if t.chars().count() > max {
-        return Err(invalid(DomainError::invalid(
-            field,
-            format!("at most {max} characters"),
-        )));
-    }
-    Ok(t.to_string())
-}
-
 impl CreditRepairApi {
     async fn step(
         &self,
@@ -202,8 +188,8 @@ impl CreditRepairService for CreditRepairApi {
         let uscc = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
         scope.check_uscc(&self.store, "uscc", &uscc)?;
         let target = target_from_pb(r.target.as_ref()).map_err(invalid)?;
-        let reason = required_text("reason", &r.reason, 1000)?;
-        let commitment = required_text("commitment", &r.commitment, 2000)?;
+        let reason = super::required_text("reason", &r.reason, 1000)?;
+        let commitment = super::required_text("commitment", &r.commitment, 2000)?;
         if !r.commitment_signed {
             return Err(invalid(DomainError::invalid(
                 "commitment_signed",
@@ -211,7 +197,7 @@ impl CreditRepairService for CreditRepairApi {
             )));
         }
         for (i, e) in r.evidence.iter().enumerate() {
-            required_text(&format!("evidence[{i}]"), e, 500)?;
+            super::required_text(&format!("evidence[{i}]"), e, 500)?;
         }
         let today = Date::today();
         let c = RepairCase {
@@ -252,7 +238,7 @@ impl CreditRepairService for CreditRepairApi {
         let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("AcceptRepair", &r.request_id, &r)?;
-        let reason = required_text("reason", &r.reason, 1000)?;
+        let reason = super::required_text("reason", &r.reason, 1000)?;
         let action = if r.accept {
             RepairAction::Accept
         } else {
@@ -270,7 +256,7 @@ impl CreditRepairService for CreditRepairApi {
         let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("DecideRepair", &r.request_id, &r)?;
-        let reason = required_text("reason", &r.reason, 1000)?;
+        let reason = super::required_text("reason", &r.reason, 1000)?;
         let action = if r.approve {
             RepairAction::Approve
         } else {
@@ -288,7 +274,7 @@ impl CreditRepairService for CreditRepairApi {
         let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("RevokeRepair", &r.request_id, &r)?;
-        let reason = required_text("reason", &r.reason, 1000)?;
+        let reason = super::required_text("reason", &r.reason, 1000)?;
         self.step(scope, actor, key, r.case_id, RepairAction::Revoke, reason)
             .await
     }
@@ -303,10 +289,10 @@ impl CreditRepairService for CreditRepairApi {
         let key = request_key("FileObjection", &r.request_id, &r)?;
         let uscc = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
         scope.check_uscc(&self.store, "uscc", &uscc)?;
-        let record = required_text("record", &r.record, 200)?;
-        let reason = required_text("reason", &r.reason, 1000)?;
+        let record = super::required_text("record", &r.record, 200)?;
+        let reason = super::required_text("reason", &r.reason, 1000)?;
         for (i, e) in r.evidence.iter().enumerate() {
-            required_text(&format!("evidence[{i}]"), e, 500)?;
+            super::required_text(&format!("evidence[{i}]"), e, 500)?;
         }
         let today = Date::today();
         let cal = &self.store.options().calendar;
@@ -347,7 +333,7 @@ impl CreditRepairService for CreditRepairApi {
         let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("ResolveObjection", &r.request_id, &r)?;
-        let reason = required_text("reason", &r.reason, 1000)?;
+        let reason = super::required_text("reason", &r.reason, 1000)?;
         if let Some(o) = self.store.objection(r.objection_id)? {
             scope.check_uscc(&self.store, "objection_id", &o.uscc)?;
         }

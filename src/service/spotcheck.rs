@@ -344,20 +344,6 @@ impl SpotCheckApi {
 
 type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-fn validate_text(field: &str, s: &str, max: usize) -> Result<String, Status> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err(invalid(DomainError::invalid(field, "is required")));
-    }
-    if t.chars().count() > max {
-        return Err(invalid(DomainError::invalid(
-            field,
-            format!("at most {max} characters"),
-        )));
-    }
-    Ok(t.to_string())
-}
-
 #[tonic::async_trait]
 impl SpotCheckService for SpotCheckApi {
     type MatchClassificationsStream = Boxed<pb::MatchResponse>;
@@ -427,7 +413,7 @@ impl SpotCheckService for SpotCheckApi {
                 return Ok(Response::new(plan_pb(&p)));
             }
         }
-        let task_id = validate_text("task_id", &r.task_id, 64)?;
+        let task_id = super::required_text("task_id", &r.task_id, 64)?;
         let mut filter =
             filter_from_pb("filter", &r.filter.clone().unwrap_or_default()).map_err(invalid)?;
         restrict(&scope, &mut filter)?;
