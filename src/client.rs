@@ -65,9 +65,36 @@ impl tonic::service::Interceptor for TokenInterceptor {
 pub type Authed =
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, TokenInterceptor>;
 
-/// Connects to `addr`.
+/// Connects to `addr`; with `$CREDIT_RISK_TLS_CA` (a PEM file) over TLS, checking the
+/// server name `$CREDIT_RISK_TLS_DOMAIN` (default `localhost`) and presenting
+/// `$CREDIT_RISK_TLS_CERT` / `$CREDIT_RISK_TLS_KEY` when set (mTLS).
 pub async fn channel(addr: &str) -> Result<tonic::transport::Channel, ClientError> {
-    Ok(tonic::transport::Endpoint::from_shared(endpoint(addr))?
+    let Ok(ca) = std::env::var("CREDIT_RISK_TLS_CA") else {
+        return Ok(tonic::transport::Endpoint::from_shared(endpoint(addr))?
+            .connect()
+            .await?);
+    };
+    let url = format!(
+        "https://{}",
+        addr.trim_start_matches("http://")
+            .trim_start_matches("https://")
+    );
+    let mut tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(std::fs::read(&ca)?))
+        .domain_name(
+            std::env::var("CREDIT_RISK_TLS_DOMAIN").unwrap_or_else(|_| "localhost".into()),
+        );
+    if let (Ok(c), Ok(k)) = (
+        std::env::var("CREDIT_RISK_TLS_CERT"),
+        std::env::var("CREDIT_RISK_TLS_KEY"),
+    ) {
+        tls = tls.identity(tonic::transport::Identity::from_pem(
+            std::fs::read(c)?,
+            std::fs::read(k)?,
+        ));
+    }
+    Ok(tonic::transport::Endpoint::from_shared(url)?
+        .tls_config(tls)?
         .connect()
         .await?)
 }

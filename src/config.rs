@@ -78,6 +78,19 @@ pub struct ServerConfig {
     pub worker_threads: usize,
     /// Bearer tokens and roles; none = development mode (loopback only).
     pub auth: crate::auth::AuthConfig,
+    /// TLS (rustls); absent = plaintext.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: the server's certificate and key (PEM), and optionally the CA whose
+/// client certificates are required (mTLS).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Require client certificates signed by this CA.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +105,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 10,
             worker_threads: 0,
             auth: crate::auth::AuthConfig::default(),
+            tls: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use tokio::net::TcpListener;
-use tonic::transport::{server::TcpIncoming, Server};
+use tonic::transport::{server::TcpIncoming, Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::{
     config::ServerConfig,
@@ -81,7 +81,22 @@ pub async fn run(
 
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(t) = &cfg.tls {
+        let read = |p: &std::path::Path, what: &str| {
+            std::fs::read(p).map_err(|e| format!("server.tls.{what} {}: {e}", p.display()))
+        };
+        let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
+            read(&t.cert_file, "cert_file")?,
+            read(&t.key_file, "key_file")?,
+        ));
+        if let Some(ca) = &t.client_ca_file {
+            tls = tls.client_ca_root(Certificate::from_pem(read(ca, "client_ca_file")?));
+        }
+        builder = builder.tls_config(tls)?;
+        tracing::info!(mtls = t.client_ca_file.is_some(), "TLS enabled");
+    }
+    let server = builder
         .concurrency_limit_per_connection(cfg.concurrency_per_connection)
         .max_concurrent_streams(cfg.max_concurrent_streams)
         .layer(crate::deadline::UnaryDeadline {
