@@ -219,16 +219,60 @@ pub enum LoadTarget {
     GetEnterprise,
     /// ClassificationService.GetClassification
     GetClassification,
+    /// Mixed: per 10 calls, 6 GetEnterprise, 3 GetClassification, 1 durable RecordPenalty
+    /// (a new decision number each time, on the enterprise just read).
+    Mixed,
 }
 
 enum LoadClient {
     Registry(RegistryServiceClient<Authed>),
     Classification(ClassificationServiceClient<Authed>),
+    Mixed(
+        RegistryServiceClient<Authed>,
+        ClassificationServiceClient<Authed>,
+        u64,
+    ),
 }
 
 impl LoadClient {
     async fn call(&mut self, uscc: String) -> Result<(), tonic::Status> {
         match self {
+            LoadClient::Mixed(r, k, n) => {
+                *n += 1;
+                match *n % 10 {
+                    0 => r
+                        .record_penalty(crate::proto::RecordPenaltyRequest {
+                            request_id: String::new(),
+                            penalty: Some(crate::proto::Penalty {
+                                decision_number: format!(
+                                    "LOAD-{}-{}-{n}",
+                                    std::process::id(),
+                                    uscc
+                                ),
+                                uscc,
+                                decided_on: crate::domain::Date::today().to_string(),
+                                authority: "上海市市场监督管理局".into(),
+                                domain: crate::proto::ViolationDomain::Advertising as i32,
+                                procedure: crate::proto::PenaltyProcedure::Ordinary as i32,
+                                kinds: vec![crate::proto::PenaltyKind::Warning as i32],
+                                ..Default::default()
+                            }),
+                        })
+                        .await
+                        .map(|_| ()),
+                    1..=3 => k
+                        .get_classification(crate::proto::GetClassificationRequest {
+                            uscc,
+                            run_id: 0,
+                        })
+                        .await
+                        .map(|_| ()),
+                    _ => r
+                        .get_enterprise(crate::proto::GetEnterpriseRequest { uscc })
+                        .await
+                        .map(|_| ()),
+                }
+            }
             LoadClient::Registry(c) => c
                 .get_enterprise(crate::proto::GetEnterpriseRequest { uscc })
                 .await
@@ -270,6 +314,17 @@ pub async fn load(
                     TokenInterceptor::from_env(),
                 ))
             }
+            LoadTarget::Mixed => LoadClient::Mixed(
+                RegistryServiceClient::with_interceptor(
+                    channel.clone(),
+                    TokenInterceptor::from_env(),
+                ),
+                ClassificationServiceClient::with_interceptor(
+                    channel,
+                    TokenInterceptor::from_env(),
+                ),
+                w as u64,
+            ),
         };
         let usccs = usccs.clone();
         tasks.push(tokio::spawn(async move {

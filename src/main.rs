@@ -249,6 +249,11 @@ enum Command {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Check a stopped server's store: indexes against dossiers, the audit chain.
+    Check {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Print the SHA-256 of a bearer token, for `[[server.auth.tokens]] sha256 = …`.
     HashToken {
         /// The token (or "-" to read it from standard input).
@@ -581,6 +586,25 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 data_dir.display(),
                 if broken.is_none() { "intact" } else { "BROKEN" }
             );
+            Ok(())
+        }
+        Command::Check { data_dir } => {
+            let store = Store::open(&data_dir, Default::default())?;
+            let enterprises = store.check_indexes()?;
+            let (events, broken) = store.verify_audit_chain()?;
+            let runs = store.runs()?;
+            store.close(std::time::Duration::from_secs(10))?;
+            println!(
+                "{enterprises} enterprises, indexes agree; audit chain: {} ({events} events); {} scoring runs",
+                match &broken {
+                    None => "intact".to_string(),
+                    Some((seq, why)) => format!("BROKEN at {seq}: {why}"),
+                },
+                runs.len()
+            );
+            if broken.is_some() {
+                return Err("audit chain broken".into());
+            }
             Ok(())
         }
         Command::HashToken { token } => {
