@@ -228,16 +228,19 @@ enum LoadClient {
     Registry(RegistryServiceClient<Authed>),
     Classification(ClassificationServiceClient<Authed>),
     Mixed(
-        RegistryServiceClient<Authed>,
-        ClassificationServiceClient<Authed>,
-        u64,
+        Box<(
+            RegistryServiceClient<Authed>,
+            ClassificationServiceClient<Authed>,
+            u64,
+        )>,
     ),
 }
 
 impl LoadClient {
     async fn call(&mut self, uscc: String) -> Result<(), tonic::Status> {
         match self {
-            LoadClient::Mixed(r, k, n) => {
+            LoadClient::Mixed(m) => {
+                let (r, k, n) = &mut **m;
                 *n += 1;
                 match *n % 10 {
                     0 => r
@@ -314,7 +317,7 @@ pub async fn load(
                     TokenInterceptor::from_env(),
                 ))
             }
-            LoadTarget::Mixed => LoadClient::Mixed(
+            LoadTarget::Mixed => LoadClient::Mixed(Box::new((
                 RegistryServiceClient::with_interceptor(
                     channel.clone(),
                     TokenInterceptor::from_env(),
@@ -324,7 +327,7 @@ pub async fn load(
                     TokenInterceptor::from_env(),
                 ),
                 w as u64,
-            ),
+            ))),
         };
         let usccs = usccs.clone();
         tasks.push(tokio::spawn(async move {
