@@ -820,13 +820,29 @@ fn check_plan(scope: &super::Scope, plan: &DrawPlan) -> Result<(), Status> {
     Ok(())
 }
 
+/// The frozen population of each stratum of `plan`, as USCC strings (the sampler's ids).
+fn populations(store: &Store, plan: &DrawPlan) -> Result<Vec<Vec<String>>, Error> {
+    (0..plan.strata.len())
+        .map(|i| {
+            Ok(store
+                .draw_population(plan.id, i as u8)?
+                .iter()
+                .map(|u| u.to_string())
+                .collect())
+        })
+        .collect()
+}
+
 /// Draws every stratum of `plan` with `seed` from its frozen populations.
 pub fn draw(store: &Store, plan: &DrawPlan, seed: &str) -> Result<DrawReceipt, Error> {
+    draw_from(plan, &populations(store, plan)?, seed)
+}
+
+/// Draws every stratum of `plan` with `seed` from `pops` (one id list per stratum).
+fn draw_from(plan: &DrawPlan, pops: &[Vec<String>], seed: &str) -> Result<DrawReceipt, Error> {
     let s = Sampler::new(&sampler::draw_seed(seed, &plan.task_id));
     let mut strata = Vec::new();
-    for (i, st) in plan.strata.iter().enumerate() {
-        let pop = store.draw_population(plan.id, i as u8)?;
-        let ids: Vec<String> = pop.iter().map(|u| u.to_string()).collect();
+    for (st, ids) in plan.strata.iter().zip(pops) {
         let picked = s.sample(ids.iter().map(String::as_str), st.k as usize);
         let selected = picked
             .into_iter()
@@ -834,7 +850,7 @@ pub fn draw(store: &Store, plan: &DrawPlan, seed: &str) -> Result<DrawReceipt, E
             .collect::<Result<Vec<_>, Error>>()?;
         strata.push(ReceiptStratum {
             class: st.class,
-            population: st.population,
+            population: ids.len() as u64,
             k: st.k,
             digest: st.digest.clone(),
             selected,
@@ -896,14 +912,14 @@ fn verify(store: &Store, plan: &DrawPlan, rec: &pb::DrawReceipt) -> Result<Optio
             plan.strata.len()
         );
     }
-    let fresh = draw(store, plan, &rec.seed)?;
+    // Each population is read once: for its digest and for the draw.
+    let pops = populations(store, plan)?;
+    let fresh = draw_from(plan, &pops, &rec.seed)?;
     for (i, (got, want)) in rec.strata.iter().zip(&fresh.strata).enumerate() {
         if got.risk_class != class_pb(want.class) {
             differ!("strata[{i}].risk_class differs");
         }
-        let pop = store.draw_population(plan.id, i as u8)?;
-        let ids: Vec<String> = pop.iter().map(|u| u.to_string()).collect();
-        let digest = sampler::population_digest(ids.iter().map(String::as_str));
+        let digest = sampler::population_digest(pops[i].iter().map(String::as_str));
         if digest != plan.strata[i].digest {
             differ!("strata[{i}]: the stored population no longer has the planned digest");
         }
