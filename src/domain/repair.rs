@@ -158,22 +158,28 @@ impl RepairTarget {
         }
     }
 
-    /// The listing the target names, in a dossier.
-    pub fn listing<'a>(&self, d: &'a EnterpriseRecords) -> Option<&'a Listing> {
-        let (kind, listed_on, reason) = match self {
+    /// The natural key (kind, listed on, reason) of the listing the target names; `None`
+    /// for a penalty.
+    pub fn listing_key(&self) -> Option<(ListKind, Date, ListingReason)> {
+        match self {
             RepairTarget::AbnormalListing {
                 kind,
                 listed_on,
                 reason,
-            } => (*kind, *listed_on, *reason),
+            } => Some((*kind, *listed_on, *reason)),
             RepairTarget::SeriousListing { listed_on, reason } => {
-                (ListKind::SeriousIllegal, *listed_on, *reason)
+                Some((ListKind::SeriousIllegal, *listed_on, *reason))
             }
-            RepairTarget::PenaltyPublicity { .. } => return None,
-        };
+            RepairTarget::PenaltyPublicity { .. } => None,
+        }
+    }
+
+    /// The listing the target names, in a dossier.
+    pub fn listing<'a>(&self, d: &'a EnterpriseRecords) -> Option<&'a Listing> {
+        let key = self.listing_key()?;
         d.listings
             .iter()
-            .find(|l| (l.kind, l.listed_on, l.reason) == (kind, listed_on, reason))
+            .find(|l| (l.kind, l.listed_on, l.reason) == key)
     }
 }
 

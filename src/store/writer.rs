@@ -1581,21 +1581,11 @@ impl Ctx<'_> {
                         pen.publicity_ended_on = Some(self.today);
                     }
                     _ => {
-                        let (kind, listed_on, lreason) = match &target {
-                            RepairTarget::AbnormalListing {
-                                kind,
-                                listed_on,
-                                reason,
-                            } => (*kind, *listed_on, *reason),
-                            RepairTarget::SeriousListing { listed_on, reason } => {
-                                (ListKind::SeriousIllegal, *listed_on, *reason)
-                            }
-                            RepairTarget::PenaltyPublicity { .. } => unreachable!("handled above"),
-                        };
+                        let key = target.listing_key();
                         let l = d
                             .listings
                             .iter_mut()
-                            .find(|l| (l.kind, l.listed_on, l.reason) == (kind, listed_on, lreason))
+                            .find(|l| Some((l.kind, l.listed_on, l.reason)) == key)
                             .ok_or_else(|| {
                                 Error::FailedPrecondition(format!("{} is gone", target.id()))
                             })?;
