@@ -69,5 +69,9 @@ async fn backup_restore_round_trip() {
         e.to_string().contains("checksum") || e.to_string().contains("corrupt"),
         "{e}"
     );
+    assert!(
+        !target.path().join("d2").exists(),
+        "nothing half-restored is left"
+    );
     drop(tmp);
 }

@@ -98,9 +98,18 @@ fn read_exact(r: &mut impl Read, n: usize, h: &mut Sha256) -> Result<Vec<u8>> {
     Ok(b)
 }
 
+/// Longest key or value a backup may hold: a damaged length must not allocate gigabytes.
+const MAX_ITEM: usize = 64 << 20;
+
 fn read_u32(r: &mut impl Read, h: &mut Sha256) -> Result<usize> {
     let b = read_exact(r, 4, h)?;
-    Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    let n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    if n > MAX_ITEM {
+        return Err(Error::Corrupt(format!(
+            "backup damaged: an item of {n} bytes (at most {MAX_ITEM})"
+        )));
+    }
+    Ok(n)
 }
 
 /// Restores a backup into `dir`, which must not hold a store. Returns the entries
@@ -122,7 +131,15 @@ pub fn restore(backup: &Path, dir: &Path) -> Result<u64> {
     }
     let f = File::open(backup)
         .map_err(|e| Error::invalid("backup", format!("{}: {e}", backup.display())))?;
-    let mut r = BufReader::new(f);
+    let r = restore_from(BufReader::new(f), dir);
+    if r.is_err() {
+        // Nothing half-restored is left behind.
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    r
+}
+
+fn restore_from(mut r: impl Read, dir: &Path) -> Result<u64> {
     let mut h = Sha256::new();
     if read_exact(&mut r, MAGIC.len(), &mut h)? != MAGIC {
         return Err(Error::Corrupt("not a credit-risk backup".into()));
@@ -172,7 +189,6 @@ pub fn restore(backup: &Path, dir: &Path) -> Result<u64> {
     let computed: [u8; 32] = h.finalize().into();
     if digest != computed {
         drop(db);
-        let _ = std::fs::remove_dir_all(dir);
         return Err(Error::Corrupt(
             "backup checksum does not match: the file is damaged; nothing restored".into(),
         ));

@@ -464,7 +464,7 @@ pub fn list_runs(tree: &sled::Tree) -> Result<Vec<ScoringRun>> {
 pub fn load_model(tree: &sled::Tree, version: &str) -> Result<Option<Model>> {
     match tree.get(model_key(version))? {
         Some(v) => {
-            let text = std::str::from_utf8(&v[1..])
+            let text = std::str::from_utf8(v.get(1..).unwrap_or_default())
                 .map_err(|_| Error::Corrupt(format!("model {version} is not UTF-8")))?;
             Model::parse(text)
                 .map(Some)
