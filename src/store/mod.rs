@@ -131,14 +131,14 @@ impl Store {
     pub fn open_with_model(dir: &Path, options: StoreOptions, model: Model) -> Result<Store> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Unavailable(format!("{}: {e}", dir.display())))?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(options.cache_bytes)
             .flush_every_ms(Some(500))
             .mode(sled::Mode::HighThroughput)
             .use_compression(options.compression)
-            .compression_factor(1)
-            .open()?;
+            .compression_factor(1);
+        let db = open_retrying_lock(&config)?;
         let meta = db.open_tree("meta")?;
         let registry = db.open_tree("registry")?;
         match meta.get("schema_version")? {
@@ -628,6 +628,28 @@ pub struct Classified {
     pub rescored: Option<Override>,
 }
 
+/// Opens sled, waiting up to two seconds for the directory lock: sled's background I/O
+/// threads release it shortly after the previous handle in this process is dropped (a
+/// restart, a restore followed by an open). Another live process keeps it: then the
+/// lock error is returned.
+fn open_retrying_lock(config: &sled::Config) -> Result<sled::Db> {
+    let mut tries = 0;
+    loop {
+        match config.open() {
+            // sled reports the lock as an I/O error of kind Other wrapping EWOULDBLOCK.
+            Err(sled::Error::Io(e))
+                if tries < 40
+                    && (e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock")) =>
+            {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
 /// Rebuilds the scoring state at open: marks runs interrupted by a crash as aborted
 /// (dropping their partial results), loads the current run, a pending dry run and the
 /// registered models.
@@ -762,4 +784,29 @@ pub(crate) fn directory_page(
         out.push((k.to_vec(), e));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_open_elsewhere_is_refused_and_reopens_once_closed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+        let t = std::time::Instant::now();
+        let e = Store::open(tmp.path(), StoreOptions::default())
+            .err()
+            .expect("a second open of a live store is refused");
+        assert!(matches!(e, Error::Unavailable(_)), "{e}");
+        assert!(
+            t.elapsed() >= Duration::from_millis(1500),
+            "it waited for the lock: {e:?}"
+        );
+        a.close(Duration::from_secs(5)).unwrap();
+        drop(a);
+        // Immediately reopenable once the handle is gone (the wait covers sled's
+        // background threads).
+        Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    }
 }
