@@ -127,6 +127,28 @@ async fn abnormal_listing_repaired_then_revoked() {
     assert!(!case.accept_due.is_empty() && case.due == case.accept_due);
     let dup = r.submit_repair(submit(true)).await.unwrap_err();
     assert_eq!(dup.code(), Code::AlreadyExists);
+    // Overdue once the acceptance deadline has passed, not before.
+    let overdue_at = |as_of: &str| pb::ListRepairCasesRequest {
+        overdue: true,
+        as_of: as_of.into(),
+        ..Default::default()
+    };
+    let late = r
+        .list_repair_cases(overdue_at("2099-01-01"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        late.cases.iter().map(|c| c.case_id).collect::<Vec<_>>(),
+        vec![case.case_id]
+    );
+    assert!(late.cases[0].overdue);
+    let on_time = r
+        .list_repair_cases(overdue_at(&case.accept_due))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(on_time.cases.is_empty(), "due today is not late");
 
     // A decision before acceptance names both states.
     let wrong = r
