@@ -66,6 +66,9 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Largest request or response message, bytes.
     pub max_message_bytes: usize,
+    /// Concurrent requests across all connections; more are refused RESOURCE_EXHAUSTED
+    /// (health checks excepted).
+    pub max_concurrent_requests: usize,
     /// Concurrent requests per connection.
     pub concurrency_per_connection: usize,
     /// Concurrent HTTP/2 streams per connection.
@@ -80,6 +83,17 @@ pub struct ServerConfig {
     pub auth: crate::auth::AuthConfig,
     /// TLS (rustls); absent = plaintext.
     pub tls: Option<TlsConfig>,
+    /// Prometheus metrics endpoint; absent = off.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `[server.metrics]`: where `GET /metrics` (Prometheus text format) is served, on its
+/// own plain-HTTP port. Keep it on loopback or a monitoring network: it needs no token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// HOST:PORT, e.g. "127.0.0.1:9464".
+    pub listen: String,
 }
 
 /// `[server.tls]`: the server's certificate and key (PEM), and optionally the CA whose
@@ -99,6 +113,7 @@ impl Default for ServerConfig {
             listen: DEFAULT_LISTEN.into(),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_message_bytes: 16 * 1024 * 1024,
+            max_concurrent_requests: 1024,
             concurrency_per_connection: 256,
             max_concurrent_streams: 256,
             request_timeout_secs: 60,
@@ -106,6 +121,7 @@ impl Default for ServerConfig {
             worker_threads: 0,
             auth: crate::auth::AuthConfig::default(),
             tls: None,
+            metrics: None,
         }
     }
 }

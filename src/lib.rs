@@ -24,6 +24,8 @@ pub mod domain;
 pub mod error;
 pub mod generate;
 pub mod jobs;
+pub mod limits;
+pub mod metrics;
 pub mod operator;
 pub mod server;
 pub mod service;

@@ -49,6 +49,9 @@ enum Command {
         /// Fill an empty store with a small generated city (N entities) first.
         #[arg(long, num_args = 0..=1, default_missing_value = "2000", value_name = "N")]
         demo: Option<u64>,
+        /// Serve Prometheus metrics on HOST:PORT (GET /metrics), e.g. 127.0.0.1:9464.
+        #[arg(long, env = "CREDIT_RISK_METRICS_LISTEN", value_name = "HOST:PORT")]
+        metrics_listen: Option<String>,
         /// Log as JSON lines.
         #[arg(long, env = "CREDIT_RISK_LOG_JSON")]
         log_json: bool,
@@ -342,6 +345,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             data_dir,
             listen,
             demo,
+            metrics_listen,
             log_json,
         } => {
             let mut cfg = match &config {
@@ -353,6 +357,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }
             if let Some(l) = listen {
                 cfg.server.listen = l;
+            }
+            if let Some(listen) = metrics_listen {
+                cfg.server.metrics = Some(credit_risk::config::MetricsConfig { listen });
             }
             cfg.log.json |= log_json;
             init_logging(&cfg.log.filter, cfg.log.json);

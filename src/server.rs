@@ -24,13 +24,34 @@ use crate::{
 };
 
 /// Serves until `shutdown` completes, then drains in-flight requests for at most the
-/// configured grace period and flushes the store.
+/// configured grace period and flushes the store. The metrics endpoint, if configured
+/// (`[server.metrics]`), is bound here.
 pub async fn run(
     cfg: &ServerConfig,
     store: Store,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let metrics_listener = match &cfg.metrics {
+        Some(m) => Some(
+            TcpListener::bind(&m.listen)
+                .await
+                .map_err(|e| format!("server.metrics.listen {}: {e}", m.listen))?,
+        ),
+        None => None,
+    };
+    run_with_metrics(cfg, store, listener, metrics_listener, shutdown).await
+}
+
+/// [`run`] with the metrics listener bound by the caller (tests bind port 0).
+pub async fn run_with_metrics(
+    cfg: &ServerConfig,
+    store: Store,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let metrics = crate::metrics::Metrics::new(&[proto::FILE_DESCRIPTOR_SET])?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<RegistryServiceServer<RegistryApi>>()
@@ -81,6 +102,20 @@ pub async fn run(
 
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(l) = metrics_listener {
+        let addr = l.local_addr()?;
+        let mut stopped = stop_rx.clone();
+        let (m, st) = (metrics.clone(), store.clone());
+        tokio::spawn(async move {
+            let done = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = crate::metrics::serve(l, m, st, done).await {
+                tracing::error!(error = %e, "metrics endpoint failed");
+            }
+        });
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    }
     let mut builder = Server::builder();
     if let Some(t) = &cfg.tls {
         let read = |p: &std::path::Path, what: &str| {
@@ -99,6 +134,10 @@ pub async fn run(
     let server = builder
         .concurrency_limit_per_connection(cfg.concurrency_per_connection)
         .max_concurrent_streams(cfg.max_concurrent_streams)
+        .layer(metrics.layer())
+        .layer(crate::limits::GlobalConcurrencyLimit::new(
+            cfg.max_concurrent_requests,
+        ))
         .layer(crate::deadline::UnaryDeadline {
             timeout: cfg.request_timeout(),
         })

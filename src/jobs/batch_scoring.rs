@@ -169,6 +169,7 @@ fn compute(
     let as_of = run.as_of;
     let run_id = run.id;
     let report = |phase: &'static str, processed: u64, classes: [u64; 4]| {
+        store.note_batch_progress(processed, total);
         let _ = tx.try_send(Event::Progress(Progress {
             run_id,
             phase,

@@ -267,6 +267,22 @@ impl Store {
         self.shared.counters.enterprises.load(Ordering::Acquire)
     }
 
+    /// Notes the progress of the batch run being computed (read by the metrics).
+    pub fn note_batch_progress(&self, processed: u64, total: u64) {
+        let c = &self.shared.counters;
+        c.batch_processed.store(processed, Ordering::Relaxed);
+        c.batch_total.store(total, Ordering::Relaxed);
+    }
+
+    /// `(processed, total)` of the batch run being computed, as last noted.
+    pub fn batch_progress(&self) -> (u64, u64) {
+        let c = &self.shared.counters;
+        (
+            c.batch_processed.load(Ordering::Relaxed),
+            c.batch_total.load(Ordering::Relaxed),
+        )
+    }
+
     /// Whether any enterprise is registered.
     pub fn has_enterprises(&self) -> Result<bool> {
         Ok(self

@@ -1217,6 +1217,10 @@ impl<'a> Pending<'a> {
 pub struct Counters {
     /// Registered enterprises.
     pub enterprises: AtomicU64,
+    /// Enterprises scanned so far by the batch run being computed (metrics).
+    pub batch_processed: AtomicU64,
+    /// Enterprises the batch run being computed will scan (metrics).
+    pub batch_total: AtomicU64,
 }
 
 struct Ctx<'o> {

@@ -21,6 +21,8 @@ pub struct TestServer {
     pub client: RegistryServiceClient<Channel>,
     pub store: Store,
     pub dir: PathBuf,
+    /// Where `GET /metrics` is served, if started with metrics.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _tmp: Option<tempfile::TempDir>,
@@ -45,27 +47,73 @@ impl TestServer {
         s
     }
 
+    /// Starts a server with its Prometheus endpoint on another ephemeral port.
+    pub async fn start_with_metrics() -> TestServer {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = TestServer::start_full(&dir, Default::default(), true).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// Starts a server on the store at `dir`.
     pub async fn start_at(dir: &Path) -> TestServer {
         TestServer::start_at_with(dir, Default::default()).await
     }
 
     async fn start_at_with(dir: &Path, auth: credit_risk::auth::AuthConfig) -> TestServer {
+        TestServer::start_full(dir, auth, false).await
+    }
+
+    async fn start_full(
+        dir: &Path,
+        auth: credit_risk::auth::AuthConfig,
+        metrics: bool,
+    ) -> TestServer {
+        TestServer::start_configured(dir, metrics, |c| c.auth = auth).await
+    }
+
+    /// Starts a server with a fresh store and a changed configuration.
+    pub async fn start_with_config(change: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = TestServer::start_configured(&dir, false, change).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    async fn start_configured(
+        dir: &Path,
+        metrics: bool,
+        change: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
         let store = Store::open(dir, StoreOptions::default()).expect("open store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let metrics_listener = if metrics {
+            Some(
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind metrics"),
+            )
+        } else {
+            None
+        };
+        let metrics_addr = metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("metrics addr"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let cfg = ServerConfig {
+        let mut cfg = ServerConfig {
             listen: addr.to_string(),
             data_dir: dir.to_path_buf(),
-            auth,
             ..ServerConfig::default()
         };
+        change(&mut cfg);
         let st = store.clone();
         let task = tokio::spawn(async move {
-            server::run(&cfg, st, listener, async move {
+            server::run_with_metrics(&cfg, st, listener, metrics_listener, async move {
                 let _ = stopped.await;
             })
             .await
@@ -77,6 +125,7 @@ impl TestServer {
             client,
             store,
             dir: dir.to_path_buf(),
+            metrics_addr,
             stop: Some(stop),
             task: Some(task),
             _tmp: None,

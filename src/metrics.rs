@@ -1,0 +1,488 @@
+//! Prometheus metrics: per-RPC request counts by status code and latency histograms
+//! (a tower layer on the gRPC server), plus gauges read from the store when scraped —
+//! store size, enterprises per class in the current run, batch-run progress and
+//! duration, repair cases by state and overdue — served as the Prometheus text format
+//! on a separate HTTP port (`[server.metrics] listen`, off by default).
+//!
+//! Each server owns its own [`prometheus::Registry`], so several servers in one process
+//! (tests) do not mix their figures.
+
+use std::{
+    collections::HashSet,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{domain::repair::RepairState, store::Store};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Latency buckets, seconds: sub-millisecond lookups up to minute-long streams.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+/// Label value for a path the server does not serve (bounds the label cardinality).
+const UNKNOWN: &str = "unknown";
+
+/// The metrics of one server.
+pub struct Metrics {
+    registry: Registry,
+    /// `/package.Service/Method` paths served, so label values stay bounded.
+    known: HashSet<String>,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    in_flight: IntGauge,
+    store_bytes: IntGauge,
+    enterprises: IntGauge,
+    run_id: IntGauge,
+    run_classes: IntGaugeVec,
+    batch_running: IntGauge,
+    batch_processed: IntGauge,
+    batch_total: IntGauge,
+    batch_seconds: prometheus::Gauge,
+    repair_cases: IntGaugeVec,
+    repair_overdue: IntGauge,
+    scrape_errors: prometheus::IntCounter,
+}
+
+impl Metrics {
+    /// Metrics for a server offering the RPCs of `descriptor_sets` (encoded
+    /// `FileDescriptorSet`s), plus the process collector (RSS, CPU, open files).
+    pub fn new(descriptor_sets: &[&[u8]]) -> Result<Arc<Metrics>, prometheus::Error> {
+        let registry = Registry::new_custom(Some("credit_risk".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "grpc_requests_total",
+                "gRPC requests answered, by service, method and status code",
+            ),
+            &["service", "method", "code"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "grpc_request_duration_seconds",
+                "Time from request to the last byte of the response (status), by service and method",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["service", "method"],
+        )?;
+        let in_flight = IntGauge::new("grpc_requests_in_flight", "gRPC requests being served")?;
+        let store_bytes =
+            IntGauge::new("store_disk_bytes", "Bytes the sled store occupies on disk")?;
+        let enterprises = IntGauge::new("enterprises", "Registered enterprises (market entities)")?;
+        let run_id = IntGauge::new("current_run_id", "Id of the current scoring run (0: none)")?;
+        let run_classes = IntGaugeVec::new(
+            Opts::new(
+                "current_run_enterprises",
+                "Enterprises per credit-risk class in the current scoring run (as computed)",
+            ),
+            &["class"],
+        )?;
+        let batch_running = IntGauge::new(
+            "batch_scoring_running",
+            "1 while a batch scoring run is being computed",
+        )?;
+        let batch_processed = IntGauge::new(
+            "batch_scoring_processed",
+            "Enterprises scanned so far by the batch run being computed",
+        )?;
+        let batch_total = IntGauge::new(
+            "batch_scoring_total",
+            "Enterprises the batch run being computed will scan",
+        )?;
+        let batch_seconds = prometheus::Gauge::new(
+            "batch_scoring_last_duration_seconds",
+            "Duration of the newest complete scoring run",
+        )?;
+        let repair_cases = IntGaugeVec::new(
+            Opts::new("repair_cases", "Credit-repair cases (信用修复) by state"),
+            &["state"],
+        )?;
+        let repair_overdue = IntGauge::new(
+            "repair_cases_overdue",
+            "Open repair cases whose next step (acceptance or decision) is past its due day",
+        )?;
+        let scrape_errors = prometheus::IntCounter::new(
+            "metrics_scrape_errors_total",
+            "Scrapes that could not read a store figure",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(store_bytes.clone()))?;
+        registry.register(Box::new(enterprises.clone()))?;
+        registry.register(Box::new(run_id.clone()))?;
+        registry.register(Box::new(run_classes.clone()))?;
+        registry.register(Box::new(batch_running.clone()))?;
+        registry.register(Box::new(batch_processed.clone()))?;
+        registry.register(Box::new(batch_total.clone()))?;
+        registry.register(Box::new(batch_seconds.clone()))?;
+        registry.register(Box::new(repair_cases.clone()))?;
+        registry.register(Box::new(repair_overdue.clone()))?;
+        registry.register(Box::new(scrape_errors.clone()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Arc::new(Metrics {
+            registry,
+            known: known_paths(descriptor_sets),
+            requests,
+            latency,
+            in_flight,
+            store_bytes,
+            enterprises,
+            run_id,
+            run_classes,
+            batch_running,
+            batch_processed,
+            batch_total,
+            batch_seconds,
+            repair_cases,
+            repair_overdue,
+            scrape_errors,
+        }))
+    }
+
+    /// The tower layer that counts and times every gRPC request.
+    pub fn layer(self: &Arc<Self>) -> MetricsLayer {
+        MetricsLayer(self.clone())
+    }
+
+    /// `(service, method)` labels of a request path; `unknown` for paths not served.
+    fn labels<'p>(&self, path: &'p str) -> (&'p str, &'p str) {
+        if self.known.contains(path) {
+            if let Some((service, method)) = path.trim_start_matches('/').split_once('/') {
+                return (service, method);
+            }
+        }
+        (UNKNOWN, UNKNOWN)
+    }
+
+    /// Reads the store's figures into the gauges. A figure that cannot be read is
+    /// counted in `metrics_scrape_errors_total` and keeps its previous value.
+    pub fn refresh(&self, store: &Store) {
+        let mut failed = false;
+        match store.size_on_disk() {
+            Ok(b) => self.store_bytes.set(to_i64(b)),
+            Err(_) => failed = true,
+        }
+        self.enterprises.set(to_i64(store.enterprise_count()));
+        match store.current_run() {
+            Ok(Some(view)) => {
+                self.run_id.set(to_i64(view.run.id));
+                for (i, class) in ["A", "B", "C", "D"].iter().enumerate() {
+                    self.run_classes
+                        .with_label_values(&[*class])
+                        .set(to_i64(view.run.classes[i]));
+                }
+            }
+            Ok(None) => self.run_id.set(0),
+            Err(_) => failed = true,
+        }
+        match store.building_run() {
+            Ok(building) => {
+                let (processed, total) = store.batch_progress();
+                self.batch_running.set(i64::from(building.is_some()));
+                if building.is_some() {
+                    self.batch_processed.set(to_i64(processed));
+                    self.batch_total.set(to_i64(total));
+                }
+            }
+            Err(_) => failed = true,
+        }
+        match store.runs() {
+            Ok(runs) => {
+                let newest = runs.iter().find_map(|r| {
+                    let end = r.finished_at_ms?;
+                    (r.state == crate::store::scoring::RunState::Complete)
+                        .then(|| (end - r.started_at_ms) as f64 / 1000.0)
+                });
+                if let Some(s) = newest {
+                    self.batch_seconds.set(s);
+                }
+            }
+            Err(_) => failed = true,
+        }
+        match store.repair_cases(None) {
+            Ok(cases) => {
+                let today = crate::store::today();
+                let mut by_state = [0i64; RepairState::ALL.len()];
+                let mut overdue = 0;
+                for c in &cases {
+                    if let Some(i) = RepairState::ALL.iter().position(|s| *s == c.state) {
+                        by_state[i] += 1;
+                    }
+                    overdue += i64::from(c.overdue(today));
+                }
+                for (s, n) in RepairState::ALL.iter().zip(by_state) {
+                    self.repair_cases.with_label_values(&[s.name()]).set(n);
+                }
+                self.repair_overdue.set(overdue);
+            }
+            Err(_) => failed = true,
+        }
+        if failed {
+            self.scrape_errors.inc();
+        }
+    }
+
+    /// The Prometheus text exposition of every metric, after refreshing from `store`.
+    pub fn render(&self, store: &Store) -> String {
+        self.refresh(store);
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "metrics encoding failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Every `/package.Service/Method` path of the descriptor sets, plus health and
+/// reflection.
+fn known_paths(sets: &[&[u8]]) -> HashSet<String> {
+    use prost::Message;
+    let mut known: HashSet<String> = [
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    for bytes in sets {
+        let Ok(set) = prost_types::FileDescriptorSet::decode(*bytes) else {
+            continue;
+        };
+        for file in set.file {
+            let package = file.package.unwrap_or_default();
+            for service in file.service {
+                let name = service.name.unwrap_or_default();
+                for m in service.method {
+                    known.insert(format!("/{package}.{name}/{}", m.name.unwrap_or_default()));
+                }
+            }
+        }
+    }
+    known
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::{http::header, response::IntoResponse, routing::get, Router};
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let (metrics, store) = (metrics.clone(), store.clone());
+            async move {
+                let body = tokio::task::spawn_blocking(move || metrics.render(&store))
+                    .await
+                    .unwrap_or_default();
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    body,
+                )
+                    .into_response()
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The layer: counts, times and tracks in-flight gRPC requests.
+#[derive(Clone)]
+pub struct MetricsLayer(Arc<Metrics>);
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// The service of [`MetricsLayer`].
+#[derive(Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B> Service<http::Request<B>> for MetricsService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let m = self.metrics.clone();
+        let (service, method) = m.labels(req.uri().path());
+        let call = Call {
+            timer: m.latency.with_label_values(&[service, method]),
+            requests: m.requests.clone(),
+            service: service.to_string(),
+            method: method.to_string(),
+            in_flight: m.in_flight.clone(),
+            started: Instant::now(),
+            done: false,
+        };
+        call.in_flight.inc();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let mut call = call;
+            match fut.await {
+                Ok(resp) => {
+                    // A trailers-only response (every error a handler returns) carries
+                    // its status in the headers; otherwise it comes in the trailers.
+                    if let Some(code) = grpc_status(resp.headers()) {
+                        call.finish(code);
+                        return Ok(resp);
+                    }
+                    Ok(resp.map(|body| tonic::body::Body::new(ObservedBody { inner: body, call })))
+                }
+                Err(e) => {
+                    call.finish(tonic::Code::Internal);
+                    Err(e.into())
+                }
+            }
+        })
+    }
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
+    let v = headers.get("grpc-status")?;
+    let n: i32 = v.to_str().ok()?.parse().ok()?;
+    Some(tonic::Code::from_i32(n))
+}
+
+/// One request being answered; recorded once, when its status is known (or, if the
+/// response is dropped before its status, as CANCELLED).
+struct Call {
+    timer: Histogram,
+    requests: IntCounterVec,
+    service: String,
+    method: String,
+    in_flight: IntGauge,
+    started: Instant,
+    done: bool,
+}
+
+impl Call {
+    fn finish(&mut self, code: tonic::Code) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.in_flight.dec();
+        self.timer.observe(self.started.elapsed().as_secs_f64());
+        self.requests
+            .with_label_values(&[self.service.as_str(), self.method.as_str(), code_name(code)])
+            .inc();
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.finish(tonic::Code::Cancelled);
+    }
+}
+
+/// The status code as Prometheus label value, e.g. `NOT_FOUND`.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that records its call's status when the trailers pass.
+    struct ObservedBody {
+        #[pin]
+        inner: tonic::body::Body,
+        call: Call,
+    }
+}
+
+impl http_body::Body for ObservedBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
+                    this.call.finish(code);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.call.finish(tonic::Code::Internal),
+            Poll::Ready(None) => this.call.finish(tonic::Code::Ok),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

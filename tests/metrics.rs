@@ -1,0 +1,165 @@
+//! The Prometheus endpoint: real gRPC calls, then a scrape over HTTP.
+
+mod common;
+
+use common::{enterprise, put_enterprise, uscc_n, TestServer};
+use credit_risk::proto::{self as pb, classification_service_client::ClassificationServiceClient};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// `GET path` over plain HTTP/1.1; returns (status line, body).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let (head, body) = out.split_once("\r\n\r\n").expect("an HTTP response");
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+/// The value of the sample of `name` whose labels include every one of `labels`
+/// (written `key="value"`); `None` if there is no such sample.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            (metric == name && labels.iter().all(|want| rest.contains(want)))
+                .then(|| value.parse().ok())?
+        })
+        .next()
+}
+
+#[tokio::test]
+async fn rpc_counts_codes_latency_and_store_gauges_are_exported() {
+    let mut t = TestServer::start_with_metrics().await;
+    let addr = t.metrics_addr.expect("metrics on");
+    let (status, body) = http_get(addr, "/metrics").await;
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(sample(&body, "credit_risk_enterprises", &[]), Some(0.0));
+
+    for n in 1..=3 {
+        put_enterprise(&mut t.client, enterprise(&uscc_n(b'1', n))).await;
+    }
+    let get = |u: String| pb::GetEnterpriseRequest { uscc: u };
+    t.client
+        .get_enterprise(get(uscc_n(b'1', 1)))
+        .await
+        .expect("found");
+    let missing = t.client.get_enterprise(get(uscc_n(b'1', 99))).await;
+    assert_eq!(missing.unwrap_err().code(), tonic::Code::NotFound);
+    let bad = t.client.get_enterprise(get("nonsense".into())).await;
+    assert_eq!(bad.unwrap_err().code(), tonic::Code::InvalidArgument);
+
+    let mut cls = ClassificationServiceClient::connect(format!("http://{}", t.addr))
+        .await
+        .expect("connect");
+    let mut events = cls
+        .run_batch_scoring(pb::RunBatchScoringRequest::default())
+        .await
+        .expect("batch")
+        .into_inner();
+    let mut done = None;
+    while let Some(ev) = events.message().await.expect("event") {
+        if let Some(pb::batch_scoring_event::Event::Done(r)) = ev.event {
+            done = Some(r);
+        }
+    }
+    let run = done.expect("a summary");
+
+    let (_, body) = http_get(addr, "/metrics").await;
+    let reg = r#"service="creditrisk.v1.RegistryService""#;
+    let get_m = r#"method="GetEnterprise""#;
+    let count = |code: &str| {
+        sample(
+            &body,
+            "credit_risk_grpc_requests_total",
+            &[reg, get_m, &format!(r#"code="{code}""#)],
+        )
+    };
+    assert_eq!(count("OK"), Some(1.0), "{body}");
+    assert_eq!(count("NOT_FOUND"), Some(1.0));
+    assert_eq!(count("INVALID_ARGUMENT"), Some(1.0));
+    assert_eq!(count("INTERNAL"), None);
+    assert_eq!(
+        sample(
+            &body,
+            "credit_risk_grpc_requests_total",
+            &[r#"method="UpsertEnterprise""#, r#"code="OK""#]
+        ),
+        Some(3.0)
+    );
+    // A server-streaming call: its status travels in the trailers.
+    assert_eq!(
+        sample(
+            &body,
+            "credit_risk_grpc_requests_total",
+            &[r#"method="RunBatchScoring""#, r#"code="OK""#]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "credit_risk_grpc_request_duration_seconds_count",
+            &[reg, get_m]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "credit_risk_grpc_request_duration_seconds_bucket",
+            &[reg, get_m, r#"le="+Inf""#]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&body, "credit_risk_grpc_requests_in_flight", &[]),
+        Some(0.0)
+    );
+    assert_eq!(sample(&body, "credit_risk_enterprises", &[]), Some(3.0));
+    assert_eq!(
+        sample(&body, "credit_risk_current_run_id", &[]),
+        Some(run.run_id as f64)
+    );
+    let per_class: f64 = ["A", "B", "C", "D"]
+        .iter()
+        .filter_map(|c| {
+            sample(
+                &body,
+                "credit_risk_current_run_enterprises",
+                &[&format!(r#"class="{c}""#)],
+            )
+        })
+        .sum();
+    assert_eq!(per_class, 3.0);
+    assert_eq!(
+        sample(&body, "credit_risk_batch_scoring_running", &[]),
+        Some(0.0)
+    );
+    assert!(sample(
+        &body,
+        "credit_risk_batch_scoring_last_duration_seconds",
+        &[]
+    )
+    .is_some());
+    assert!(sample(&body, "credit_risk_store_disk_bytes", &[]).unwrap_or(0.0) > 0.0);
+    assert_eq!(
+        sample(&body, "credit_risk_repair_cases", &[r#"state="SUBMITTED""#]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&body, "credit_risk_repair_cases_overdue", &[]),
+        Some(0.0)
+    );
+    assert!(sample(&body, "credit_risk_process_resident_memory_bytes", &[]).unwrap_or(0.0) > 0.0);
+
+    let (status, _) = http_get(addr, "/nope").await;
+    assert!(status.contains("404"), "{status}");
+    t.stop().await;
+}
