@@ -27,6 +27,7 @@ pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod operator;
+pub mod report;
 pub mod server;
 pub mod service;
 pub mod store;

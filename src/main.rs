@@ -31,6 +31,30 @@ struct Cli {
     command: Command,
 }
 
+/// What `credit-risk report` draws.
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Enterprises per class and district, and the score histogram, of the current
+    /// run: classes-by-district.{svg,png} and score-histogram.{svg,png} in OUT.
+    Run {
+        /// Output directory.
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+        /// Width of a histogram bin, points.
+        #[arg(long, default_value_t = 2.0)]
+        bin_width: f64,
+    },
+    /// One enterprise's credit report as an HTML page (profile, class, factor chart,
+    /// penalties, listings, reports, inspections, repairs, class history).
+    Enterprise {
+        /// The USCC.
+        uscc: String,
+        /// Output file [default: USCC.html].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the gRPC server on the embedded store.
@@ -229,6 +253,26 @@ enum Command {
         )]
         server: String,
         /// JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Charts of the current scoring run (SVG + PNG) or an HTML credit report.
+    ///
+    /// Examples:
+    ///   credit-risk report run --out charts/
+    ///   credit-risk report enterprise 91310115MA1K3BTP2B --out report.html
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+        /// Server address.
+        #[arg(
+            long,
+            global = true,
+            env = "CREDIT_RISK_SERVER",
+            default_value = "127.0.0.1:50051"
+        )]
+        server: String,
+        /// Print what was written as JSON.
         #[arg(long, global = true)]
         json: bool,
     },
@@ -628,6 +672,40 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Command::BenchAudit { writes, clients } => {
             let rt = runtime(0)?;
             rt.block_on(bench::audit_overhead(writes, clients.max(1)))
+        }
+        Command::Report {
+            command,
+            server,
+            json,
+        } => {
+            let rt = runtime(0)?;
+            match command {
+                ReportCommand::Run { out, bin_width } => {
+                    let r =
+                        rt.block_on(credit_risk::report::run_report(&server, &out, bin_width))?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&r)?);
+                    } else {
+                        println!(
+                            "run {} ({}, as of {}, {} enterprises):",
+                            r.run_id, r.model_version, r.as_of, r.enterprises
+                        );
+                        for f in &r.files {
+                            println!("  wrote {f}");
+                        }
+                    }
+                }
+                ReportCommand::Enterprise { uscc, out } => {
+                    let out = out.unwrap_or_else(|| PathBuf::from(format!("{uscc}.html")));
+                    rt.block_on(credit_risk::report::enterprise_report(&server, &uscc, &out))?;
+                    if json {
+                        println!("{}", serde_json::json!({ "uscc": uscc, "file": out }));
+                    } else {
+                        println!("wrote {}", out.display());
+                    }
+                }
+            }
+            Ok(())
         }
         Command::Repair {
             command,
