@@ -111,6 +111,19 @@ pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
+/// A spinner with the elapsed time for an operation of unknown length, on a terminal
+/// only (hidden in pipes, like every bar).
+pub fn spinner(what: &str) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.set_message(what.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
 struct Counting<R> {
     inner: R,
     read: Arc<AtomicU64>,
@@ -483,7 +496,12 @@ pub async fn score(
 }
 
 /// `credit-risk classify`: one enterprise's class and factors.
-pub async fn classify(addr: &str, uscc: String, run_id: u64) -> Result<(), ClientError> {
+pub async fn classify(
+    addr: &str,
+    uscc: String,
+    run_id: u64,
+    json: bool,
+) -> Result<(), ClientError> {
     let mut c = ClassificationServiceClient::with_interceptor(
         channel(addr).await?,
         TokenInterceptor::from_env(),
@@ -492,6 +510,10 @@ pub async fn classify(addr: &str, uscc: String, run_id: u64) -> Result<(), Clien
         .get_classification(crate::proto::GetClassificationRequest { uscc, run_id })
         .await?
         .into_inner();
+    if json {
+        println!("{}", classification_json(&r));
+        return Ok(());
+    }
     println!(
         "{}: class {} score {:.2} (run {}, model {}, as of {})",
         r.uscc,
@@ -514,6 +536,30 @@ pub async fn classify(addr: &str, uscc: String, run_id: u64) -> Result<(), Clien
         );
     }
     Ok(())
+}
+
+/// A classification as JSON (proto field names).
+pub fn classification_json(r: &crate::proto::Classification) -> serde_json::Value {
+    serde_json::json!({
+        "uscc": r.uscc,
+        "risk_class": class_letter(r.risk_class),
+        "score": r.score,
+        "model_version": r.model_version,
+        "run_id": r.run_id,
+        "as_of": r.as_of,
+        "hard_rule": r.hard_rule,
+        "rescored_cause": r.rescored_cause,
+        "rescored_at": r.rescored_at,
+        "factors_reproduce_score": r.factors_reproduce_score,
+        "factors": r.factors.iter().map(|f| serde_json::json!({
+            "code": f.code,
+            "dimension": f.dimension,
+            "description_zh": f.description_zh,
+            "description_en": f.description_en,
+            "points": f.points,
+            "record": f.record,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// Reads USCCs, one per line (blank lines and `#` comments skipped), from a file or `-`.

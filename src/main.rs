@@ -25,7 +25,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Enterprise credit-risk classification service for market regulators.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Start here:\n  credit-risk serve --demo        a server with a generated city on 127.0.0.1:50051\n  credit-risk classify USCC       ask it for a class\n  credit-risk help <COMMAND>      each command's options and an example"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -165,6 +170,9 @@ enum Command {
         /// A scoring run [default: the current run].
         #[arg(long, default_value_t = 0)]
         run: u64,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Classes and exemptions of a list of USCCs (MatchClassifications), as CSV or JSONL.
     ///
@@ -225,6 +233,8 @@ enum Command {
         population_dir: Option<PathBuf>,
     },
     /// Credit-repair cases (operators): submit, list, show, accept, decide, revoke.
+    ///
+    /// Example: credit-risk repair list --overdue
     Repair {
         #[command(subcommand)]
         command: credit_risk::operator::RepairCommand,
@@ -241,6 +251,8 @@ enum Command {
         json: bool,
     },
     /// Objections to credit records: file, resolve, list.
+    ///
+    /// Example: credit-risk objection list --uscc 91310115MA1K3BTP2B
     Objection {
         #[command(subcommand)]
         command: credit_risk::operator::ObjectionCommand,
@@ -286,8 +298,13 @@ enum Command {
         /// Server address.
         #[arg(long, env = "CREDIT_RISK_SERVER", default_value = "127.0.0.1:50051")]
         server: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Restore a backup into a new data directory (offline; then `serve --data-dir`).
+    ///
+    /// Example: credit-risk restore --from nightly.crbk --data-dir /srv/credit-risk-restored
     Restore {
         /// The backup file.
         #[arg(long)]
@@ -297,17 +314,23 @@ enum Command {
         data_dir: PathBuf,
     },
     /// Check a stopped server's store: indexes against dossiers, the audit chain.
+    ///
+    /// Example: credit-risk check --data-dir credit-risk-data
     Check {
         #[arg(long)]
         data_dir: PathBuf,
     },
     /// Print the SHA-256 of a bearer token, for `[[server.auth.tokens]] sha256 = …`.
+    ///
+    /// Example: openssl rand -hex 32 | tee token.txt | credit-risk hash-token -
     HashToken {
         /// The token (or "-" to read it from standard input).
         token: String,
     },
     /// Benchmark the audit trail's cost: durable RecordPenalty writes with and without it,
     /// alternating, in one run (temporary stores; no network). Prints JSON.
+    ///
+    /// Example: credit-risk bench-audit --writes 20000 --clients 16
     BenchAudit {
         #[arg(long, default_value_t = 20_000)]
         writes: usize,
@@ -316,6 +339,8 @@ enum Command {
     },
     /// Benchmark the SpotCheckService of a running server on a scored store: match
     /// stream, BatchMatch, candidate pools, plan + draw, unary vs a bare echo; JSON.
+    ///
+    /// Example: credit-risk bench-spot --sample bench-data/city-3500000-42.bin --seconds 10
     BenchSpot {
         /// Server address.
         #[arg(long, env = "CREDIT_RISK_SERVER", default_value = "127.0.0.1:50051")]
@@ -332,6 +357,8 @@ enum Command {
     },
     /// Benchmark (offline, on a stopped server's data dir): a bare scan of the dossiers,
     /// then a full batch scoring run in process; prints JSON.
+    ///
+    /// Example: credit-risk bench-scoring --data-dir bench-data/store-3500000 --dry-run
     BenchScoring {
         /// Data directory of a store.
         #[arg(long)]
@@ -348,6 +375,13 @@ enum Command {
         /// Configuration file whose [store] section to use (e.g. compression).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Print a shell completion script.
+    ///
+    /// Example: credit-risk completions bash > /etc/bash_completion.d/credit-risk
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -607,7 +641,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let rt = runtime(0)?;
             rt.block_on(bench::spot(&server, ids, seconds.clamp(0.5, 120.0)))
         }
-        Command::Backup { name, server } => {
+        Command::Backup { name, server, json } => {
             let rt = runtime(0)?;
             rt.block_on(async move {
                 let mut c =
@@ -615,14 +649,25 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         client::channel(&server).await?,
                         client::TokenInterceptor::from_env(),
                     );
+                let spinner = client::spinner("backup");
                 let r = c
                     .backup(credit_risk::proto::BackupRequest { name })
-                    .await?
-                    .into_inner();
-                println!(
-                    "backup written on the server: {} ({} entries, {} bytes, sha256 {})",
-                    r.path, r.entries, r.bytes, r.sha256
-                );
+                    .await;
+                spinner.finish_and_clear();
+                let r = r?.into_inner();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "path": r.path, "entries": r.entries, "bytes": r.bytes, "sha256": r.sha256,
+                        })
+                    );
+                } else {
+                    println!(
+                        "backup written on the server: {} ({} entries, {} bytes, sha256 {})",
+                        r.path, r.entries, r.bytes, r.sha256
+                    );
+                }
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
             })
         }
@@ -723,9 +768,24 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let rt = runtime(0)?;
             rt.block_on(credit_risk::operator::objection(&server, command, json))
         }
-        Command::Classify { uscc, server, run } => {
+        Command::Classify {
+            uscc,
+            server,
+            run,
+            json,
+        } => {
             let rt = runtime(0)?;
-            rt.block_on(client::classify(&server, uscc, run))
+            rt.block_on(client::classify(&server, uscc, run, json))
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "credit-risk", &mut script);
+            use std::io::Write;
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
         Command::BenchScoring {
             data_dir,
