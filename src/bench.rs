@@ -194,7 +194,7 @@ use crate::{
     proto::{self as pb, spot_check_service_client::SpotCheckServiceClient},
 };
 
-type BenchError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BenchError = Box<dyn std::error::Error + Send + Sync>;
 
 struct Echo;
 
@@ -206,10 +206,21 @@ impl EchoService for Echo {
     ) -> Result<tonic::Response<EchoMessage>, tonic::Status> {
         Ok(tonic::Response::new(req.into_inner()))
     }
+
+    type EchoStreamStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<EchoMessage, tonic::Status>> + Send + 'static>,
+    >;
+
+    async fn echo_stream(
+        &self,
+        req: tonic::Request<tonic::Streaming<EchoMessage>>,
+    ) -> Result<tonic::Response<Self::EchoStreamStream>, tonic::Status> {
+        Ok(tonic::Response::new(Box::pin(req.into_inner())))
+    }
 }
 
 /// Starts the bare echo server on a loopback port; returns its address.
-async fn start_echo() -> Result<std::net::SocketAddr, BenchError> {
+pub(crate) async fn start_echo() -> Result<std::net::SocketAddr, BenchError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -223,7 +234,7 @@ async fn start_echo() -> Result<std::net::SocketAddr, BenchError> {
 }
 
 /// Unary calls from `clients` connections for `seconds`; `batch` USCCs per call.
-async fn unary_load(
+pub(crate) async fn unary_load(
     addr: &str,
     echo: bool,
     usccs: Arc<Vec<String>>,
@@ -287,7 +298,7 @@ async fn unary_load(
     Ok(summarise(lat, errors, start.elapsed().as_secs_f64()))
 }
 
-async fn query_timed(
+pub(crate) async fn query_timed(
     c: &mut SpotCheckServiceClient<crate::client::Authed>,
     f: pb::CandidateFilter,
 ) -> Result<(u64, f64), BenchError> {

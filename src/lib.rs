@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod bench_suite;
 pub mod client;
 pub mod config;
 pub mod deadline;

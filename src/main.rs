@@ -376,6 +376,35 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// The whole benchmark in one run, each figure beside a baseline measured in the same
+    /// run: generate (cached) → import → batch scoring → unary loads vs a bare echo →
+    /// match stream vs a bare streaming echo → pools and draw → bare sled scan and copy.
+    /// Prints a table; writes JSON to DATA/bench-N.json. Minutes at Shanghai scale.
+    ///
+    /// Example: credit-risk bench --scale shanghai --clients 64 --seconds 10
+    Bench {
+        /// 100k, 1m, shanghai (3.5 M) or a number of enterprises.
+        #[arg(long, default_value = "100k")]
+        scale: String,
+        /// Generator seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Directory for datasets, the store and results.
+        #[arg(long, default_value = "bench-data")]
+        data: PathBuf,
+        /// Concurrent clients of the unary loads.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Seconds per load phase.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Keep the benchmark's store afterwards.
+        #[arg(long)]
+        keep_store: bool,
+        /// Print the JSON record instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script.
     ///
     /// Example: credit-risk completions bash > /etc/bash_completion.d/credit-risk
@@ -776,6 +805,36 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         } => {
             let rt = runtime(0)?;
             rt.block_on(client::classify(&server, uscc, run, json))
+        }
+        Command::Bench {
+            scale,
+            seed,
+            data,
+            clients,
+            seconds,
+            keep_store,
+            json,
+        } => {
+            init_logging("warn", false);
+            let args = credit_risk::bench_suite::SuiteArgs {
+                enterprises: credit_risk::bench_suite::parse_scale(&scale)?,
+                seed,
+                data,
+                clients: clients.clamp(1, 1024),
+                seconds: seconds.clamp(0.5, 600.0),
+                keep_store,
+            };
+            let rt = runtime(0)?;
+            let (rows, record) = rt.block_on(credit_risk::bench_suite::run(&args))?;
+            let out = args.data.join(format!("bench-{}.json", args.enterprises));
+            std::fs::write(&out, serde_json::to_string_pretty(&record)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&record)?);
+            } else {
+                print!("{}", credit_risk::bench_suite::table(&rows));
+                println!("JSON: {}", out.display());
+            }
+            Ok(())
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;

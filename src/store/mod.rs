@@ -604,6 +604,46 @@ impl Store {
         backup::checksums(&self.shared.db)
     }
 
+    /// The storage ceiling for benchmarks: copies every entry of every tree, as is, into
+    /// a new bare sled database at `dst` in atomic batches of `batch`, each flushed (as
+    /// the writer's group commit does). Returns (keys, key + value bytes, seconds spent
+    /// in apply + flush — reading the source is not counted).
+    pub fn bare_copy_to(&self, dst: &Path, batch: usize) -> Result<(u64, u64, f64)> {
+        let db = &self.shared.db;
+        let out = sled::Config::new()
+            .path(dst)
+            .cache_capacity(self.shared.options.cache_bytes)
+            .open()?;
+        let (mut keys, mut bytes, mut secs) = (0u64, 0u64, 0f64);
+        for name in db.tree_names() {
+            let (src, dst_tree) = (db.open_tree(&name)?, out.open_tree(&name)?);
+            let mut b = sled::Batch::default();
+            let mut n = 0usize;
+            let mut commit = |b: sled::Batch| -> Result<()> {
+                let t = std::time::Instant::now();
+                dst_tree.apply_batch(b)?;
+                out.flush()?;
+                secs += t.elapsed().as_secs_f64();
+                Ok(())
+            };
+            for kv in src.iter() {
+                let (k, v) = kv?;
+                keys += 1;
+                bytes += (k.len() + v.len()) as u64;
+                b.insert(k, v);
+                n += 1;
+                if n >= batch.max(1) {
+                    commit(std::mem::take(&mut b))?;
+                    n = 0;
+                }
+            }
+            if n > 0 {
+                commit(b)?;
+            }
+        }
+        Ok((keys, bytes, secs))
+    }
+
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.shared.db.size_on_disk()?)
