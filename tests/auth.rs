@@ -239,5 +239,43 @@ async fn region_scoped_tokens_see_and_change_only_their_district() {
         .into_inner();
     assert!(m.items[0].found);
     assert!(!m.items[1].found && m.items[1].error.contains("outside"));
+
+    // Inspectors: a district token creates and changes only its district's inspectors.
+    let inspector = |id: &str, region: &str| pb::UpsertInspectorRequest {
+        request_id: String::new(),
+        inspector: Some(pb::Inspector {
+            id: id.into(),
+            name: "执法人员".into(),
+            certificate_number: format!("ZF-{id}"),
+            home_region_code: region.into(),
+            fields: vec!["food".into()],
+            active: true,
+        }),
+    };
+    spot.upsert_inspector(inspector("XH-1", "310104"))
+        .await
+        .unwrap();
+    let err = spot
+        .upsert_inspector(inspector("PD-1", "310115"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("inspector.home_region_code"),
+        "{}",
+        err.message()
+    );
+    let mut city =
+        SpotCheckServiceClient::with_interceptor(ch.clone(), Bearer(Some("admin-secret")));
+    city.upsert_inspector(inspector("PD-2", "310115"))
+        .await
+        .unwrap();
+    // Moving Pudong's inspector into Xuhui is a change to a Pudong record: refused.
+    let err = spot
+        .upsert_inspector(inspector("PD-2", "310104"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("inspector.id"), "{}", err.message());
     s.stop().await;
 }

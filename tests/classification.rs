@@ -456,6 +456,16 @@ async fn dry_run_reports_transitions_and_activation_is_explicit() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = k
+        .activate_scoring_run(pb::ActivateScoringRunRequest {
+            request_id: String::new(),
+            run_id: 999,
+            reason: "no such run".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(err.message().starts_with("run_id"), "{}", err.message());
     let active = k
         .activate_scoring_run(pb::ActivateScoringRunRequest {
             request_id: "act-1".into(),
