@@ -105,7 +105,9 @@ impl Date {
 
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.naive().format("%Y-%m-%d"))
+        // Hand-formatted: chrono's strftime machinery showed up at ~3 % of import time.
+        let d = self.naive();
+        write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
     }
 }
 

@@ -69,6 +69,13 @@ pub fn org_check_char(body: &[u8]) -> Option<u8> {
 
 /// Trims, drops spaces and hyphens, maps full-width ASCII to half-width and upper-cases.
 pub fn normalise(raw: &str) -> String {
+    // Fast path: already upper-case ASCII letters and digits (the usual case for feeds).
+    if raw
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+    {
+        return raw.to_owned();
+    }
     raw.chars()
         .filter_map(|c| {
             let c = match c {
