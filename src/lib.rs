@@ -13,7 +13,9 @@
 //! - [`client`]: client-side commands (import).
 //! - [`demo`]: `serve --demo` data.
 //! - [`proto`]: generated code of `proto/creditrisk/v1`.
+//! - [`apidoc`]: `docs/API.md` generated from the proto doc comments.
 
+pub mod apidoc;
 pub mod auth;
 pub mod bench;
 pub mod bench_suite;

@@ -1,0 +1,397 @@
+//! The API reference (`docs/API.md`), generated from the doc comments of `proto/`.
+//!
+//! The comments travel in the compiled file descriptor set (protox keeps source info), so
+//! the reference cannot drift from the proto: `tests/apidoc.rs` fails when an element lacks
+//! a comment or when `docs/API.md` is not what [`render`] produces
+//! (`CREDIT_RISK_UPDATE_DOCS=1 cargo test --test apidoc` rewrites it).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use prost::Message;
+use prost_types::{
+    field_descriptor_proto::{Label, Type},
+    DescriptorProto, EnumDescriptorProto, FieldDescriptorProto, FileDescriptorProto,
+    FileDescriptorSet, ServiceDescriptorProto,
+};
+
+/// The proto package the reference covers.
+pub const PACKAGE: &str = "creditrisk.v1";
+
+// Field numbers in descriptor.proto, used in source-code-info paths.
+const FILE_MESSAGE: i32 = 4;
+const FILE_ENUM: i32 = 5;
+const FILE_SERVICE: i32 = 6;
+const MESSAGE_FIELD: i32 = 2;
+const MESSAGE_NESTED: i32 = 3;
+const MESSAGE_ENUM: i32 = 4;
+const ENUM_VALUE: i32 = 2;
+const SERVICE_METHOD: i32 = 2;
+
+/// Leading comments of one file, by source-code-info path.
+struct Comments(HashMap<Vec<i32>, String>);
+
+/// A message or enum found in a file: qualified name (within the package), element,
+/// source path and the file's comments.
+type Found<'a, T> = (String, &'a T, Vec<i32>, &'a Comments);
+
+impl Comments {
+    fn of(file: &FileDescriptorProto) -> Comments {
+        let mut map = HashMap::new();
+        if let Some(info) = &file.source_code_info {
+            for loc in &info.location {
+                if let Some(c) = &loc.leading_comments {
+                    let text = clean(c);
+                    if !text.is_empty() {
+                        map.insert(loc.path.clone(), text);
+                    }
+                }
+            }
+        }
+        Comments(map)
+    }
+
+    fn get(&self, path: &[i32]) -> Option<&str> {
+        self.0.get(path).map(String::as_str)
+    }
+}
+
+/// Trims each comment line and drops the blank lines at either end.
+fn clean(raw: &str) -> String {
+    let lines: Vec<&str> = raw.lines().map(str::trim).collect();
+    let start = lines
+        .iter()
+        .position(|l| !l.is_empty())
+        .unwrap_or(lines.len());
+    let end = lines
+        .iter()
+        .rposition(|l| !l.is_empty())
+        .map_or(start, |e| e + 1);
+    lines[start..end].join("\n")
+}
+
+/// The descriptor set compiled into this binary.
+pub fn descriptor_set() -> Result<FileDescriptorSet, prost::DecodeError> {
+    FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
+}
+
+/// The files of [`PACKAGE`], sorted by name.
+fn package_files(set: &FileDescriptorSet) -> Vec<&FileDescriptorProto> {
+    let mut files: Vec<_> = set.file.iter().filter(|f| f.package() == PACKAGE).collect();
+    files.sort_by(|a, b| a.name().cmp(b.name()));
+    files
+}
+
+/// Every service, RPC, message, field, enum and enum value of [`PACKAGE`] that has no
+/// leading doc comment, as fully qualified names.
+pub fn undocumented(set: &FileDescriptorSet) -> Vec<String> {
+    let mut missing = Vec::new();
+    for file in package_files(set) {
+        let c = Comments::of(file);
+        let mut need = |path: Vec<i32>, name: String| {
+            if c.get(&path).is_none() {
+                missing.push(name);
+            }
+        };
+        for (i, s) in file.service.iter().enumerate() {
+            let p = vec![FILE_SERVICE, i as i32];
+            let name = format!("{PACKAGE}.{}", s.name());
+            for (j, m) in s.method.iter().enumerate() {
+                need(
+                    [p.as_slice(), &[SERVICE_METHOD, j as i32]].concat(),
+                    format!("{name}.{}", m.name()),
+                );
+            }
+            need(p, name);
+        }
+        for (i, m) in file.message_type.iter().enumerate() {
+            message_missing(m, vec![FILE_MESSAGE, i as i32], PACKAGE, &mut need);
+        }
+        for (i, e) in file.enum_type.iter().enumerate() {
+            enum_missing(e, vec![FILE_ENUM, i as i32], PACKAGE, &mut need);
+        }
+    }
+    missing
+}
+
+fn message_missing(
+    m: &DescriptorProto,
+    path: Vec<i32>,
+    scope: &str,
+    need: &mut impl FnMut(Vec<i32>, String),
+) {
+    let name = format!("{scope}.{}", m.name());
+    if m.options.as_ref().and_then(|o| o.map_entry) == Some(true) {
+        return;
+    }
+    for (j, f) in m.field.iter().enumerate() {
+        need(
+            [path.as_slice(), &[MESSAGE_FIELD, j as i32]].concat(),
+            format!("{name}.{}", f.name()),
+        );
+    }
+    for (j, n) in m.nested_type.iter().enumerate() {
+        message_missing(
+            n,
+            [path.as_slice(), &[MESSAGE_NESTED, j as i32]].concat(),
+            &name,
+            need,
+        );
+    }
+    for (j, e) in m.enum_type.iter().enumerate() {
+        enum_missing(
+            e,
+            [path.as_slice(), &[MESSAGE_ENUM, j as i32]].concat(),
+            &name,
+            need,
+        );
+    }
+    need(path, name);
+}
+
+fn enum_missing(
+    e: &EnumDescriptorProto,
+    path: Vec<i32>,
+    scope: &str,
+    need: &mut impl FnMut(Vec<i32>, String),
+) {
+    let name = format!("{scope}.{}", e.name());
+    for (j, v) in e.value.iter().enumerate() {
+        need(
+            [path.as_slice(), &[ENUM_VALUE, j as i32]].concat(),
+            format!("{name}.{}", v.name()),
+        );
+    }
+    need(path, name);
+}
+
+/// Renders the Markdown API reference of [`PACKAGE`].
+pub fn render(set: &FileDescriptorSet) -> String {
+    let files = package_files(set);
+    let mut out = String::new();
+    out.push_str("# API reference: `creditrisk.v1`\n\n");
+    out.push_str(
+        "Generated from the doc comments in `proto/creditrisk/v1/` by `src/apidoc.rs`; \
+         do not edit by hand. Regenerate with \
+         `CREDIT_RISK_UPDATE_DOCS=1 cargo test --test apidoc`.\n\n",
+    );
+    out.push_str(
+        "Conventions: dates are `YYYY-MM-DD` (Asia/Shanghai), money is integer fen \
+         (1/100 yuan), every enum's zero value is `*_UNSPECIFIED` and is never a valid \
+         input. Servers also serve `grpc.health.v1.Health` and server reflection.\n\n",
+    );
+    out.push_str("## Contents\n\n");
+    for file in &files {
+        for s in &file.service {
+            let _ = writeln!(out, "- [{0}](#{1})", s.name(), anchor(s.name()));
+        }
+    }
+    out.push_str("- [Messages](#messages)\n- [Enums](#enums)\n\n");
+
+    for file in &files {
+        let c = Comments::of(file);
+        for (i, s) in file.service.iter().enumerate() {
+            render_service(&mut out, s, &c, &[FILE_SERVICE, i as i32], file.name());
+        }
+    }
+
+    out.push_str("## Messages\n\n");
+    let comments: Vec<Comments> = files.iter().map(|f| Comments::of(f)).collect();
+    let mut messages = Vec::new();
+    let mut enums = Vec::new();
+    for (file, c) in files.iter().zip(&comments) {
+        for (i, m) in file.message_type.iter().enumerate() {
+            collect(
+                m,
+                vec![FILE_MESSAGE, i as i32],
+                "",
+                c,
+                &mut messages,
+                &mut enums,
+            );
+        }
+        for (i, e) in file.enum_type.iter().enumerate() {
+            enums.push((e.name().to_owned(), e, vec![FILE_ENUM, i as i32], c));
+        }
+    }
+    for (name, m, path, c) in &messages {
+        render_message(&mut out, name, m, path, c);
+    }
+    out.push_str("## Enums\n\n");
+    for (name, e, path, c) in &enums {
+        render_enum(&mut out, name, e, path, c);
+    }
+    out
+}
+
+fn collect<'a>(
+    m: &'a DescriptorProto,
+    path: Vec<i32>,
+    scope: &str,
+    c: &'a Comments,
+    messages: &mut Vec<Found<'a, DescriptorProto>>,
+    enums: &mut Vec<Found<'a, EnumDescriptorProto>>,
+) {
+    if m.options.as_ref().and_then(|o| o.map_entry) == Some(true) {
+        return;
+    }
+    let name = if scope.is_empty() {
+        m.name().to_owned()
+    } else {
+        format!("{scope}.{}", m.name())
+    };
+    messages.push((name.clone(), m, path.clone(), c));
+    for (j, n) in m.nested_type.iter().enumerate() {
+        let p = [path.as_slice(), &[MESSAGE_NESTED, j as i32]].concat();
+        collect(n, p, &name, c, messages, enums);
+    }
+    for (j, e) in m.enum_type.iter().enumerate() {
+        let p = [path.as_slice(), &[MESSAGE_ENUM, j as i32]].concat();
+        enums.push((format!("{name}.{}", e.name()), e, p, c));
+    }
+}
+
+fn anchor(name: &str) -> String {
+    name.to_lowercase().replace('.', "")
+}
+
+fn short_type(name: &str) -> &str {
+    name.strip_prefix(&format!(".{PACKAGE}."))
+        .or_else(|| name.strip_prefix('.'))
+        .unwrap_or(name)
+}
+
+/// A type name linked to its section when it is ours.
+fn type_link(name: &str) -> String {
+    let short = short_type(name);
+    if name.starts_with(&format!(".{PACKAGE}.")) {
+        format!("[`{short}`](#{})", anchor(short))
+    } else {
+        format!("`{short}`")
+    }
+}
+
+fn render_service(
+    out: &mut String,
+    s: &ServiceDescriptorProto,
+    c: &Comments,
+    path: &[i32],
+    file: &str,
+) {
+    let _ = writeln!(out, "## {}\n", s.name());
+    let _ = writeln!(out, "_Defined in `proto/{file}`._\n");
+    if let Some(doc) = c.get(path) {
+        let _ = writeln!(out, "{doc}\n");
+    }
+    for (j, m) in s.method.iter().enumerate() {
+        let stream = |yes: Option<bool>| if yes == Some(true) { "stream " } else { "" };
+        let _ = writeln!(out, "### {}.{}\n", s.name(), m.name());
+        let _ = writeln!(
+            out,
+            "`rpc {}({}{}) returns ({}{})` — request {}, response {}\n",
+            m.name(),
+            stream(m.client_streaming),
+            short_type(m.input_type()),
+            stream(m.server_streaming),
+            short_type(m.output_type()),
+            type_link(m.input_type()),
+            type_link(m.output_type()),
+        );
+        if let Some(doc) = c.get(&[path, &[SERVICE_METHOD, j as i32]].concat()) {
+            let _ = writeln!(out, "{doc}\n");
+        }
+    }
+}
+
+fn field_type(f: &FieldDescriptorProto, maps: &HashMap<String, (String, String)>) -> String {
+    let t = match f.r#type() {
+        Type::Message | Type::Enum | Type::Group => {
+            if let Some((k, v)) = maps.get(f.type_name()) {
+                return format!("map<{k}, {v}>");
+            }
+            type_link(f.type_name())
+        }
+        other => format!(
+            "`{}`",
+            other
+                .as_str_name()
+                .trim_start_matches("TYPE_")
+                .to_lowercase()
+        ),
+    };
+    match f.label() {
+        Label::Repeated => format!("repeated {t}"),
+        _ if f.proto3_optional == Some(true) => format!("optional {t}"),
+        _ => t,
+    }
+}
+
+/// One table cell: newlines become `<br>`, pipes are escaped.
+fn cell(doc: &str) -> String {
+    doc.replace('|', "\\|").replace('\n', "<br>")
+}
+
+fn render_message(out: &mut String, name: &str, m: &DescriptorProto, path: &[i32], c: &Comments) {
+    let _ = writeln!(out, "### {name}\n");
+    if let Some(doc) = c.get(path) {
+        let _ = writeln!(out, "{doc}\n");
+    }
+    if m.field.is_empty() {
+        out.push_str("_No fields._\n\n");
+        return;
+    }
+    let maps: HashMap<String, (String, String)> = m
+        .nested_type
+        .iter()
+        .filter(|n| n.options.as_ref().and_then(|o| o.map_entry) == Some(true))
+        .filter_map(|n| {
+            let k = n.field.first()?;
+            let v = n.field.get(1)?;
+            let empty = HashMap::new();
+            Some((
+                format!(".{PACKAGE}.{name}.{}", n.name()),
+                (
+                    field_type(k, &empty).trim_matches('`').to_owned(),
+                    field_type(v, &empty),
+                ),
+            ))
+        })
+        .collect();
+    out.push_str("| # | field | type | description |\n|---|---|---|---|\n");
+    for (j, f) in m.field.iter().enumerate() {
+        let doc = c
+            .get(&[path, &[MESSAGE_FIELD, j as i32]].concat())
+            .unwrap_or("");
+        let oneof = f
+            .oneof_index
+            .filter(|_| f.proto3_optional != Some(true))
+            .and_then(|i| m.oneof_decl.get(i as usize))
+            .map(|o| format!(" (one of `{}`)", o.name()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {}{} | {} |",
+            f.number(),
+            f.name(),
+            field_type(f, &maps),
+            oneof,
+            cell(doc)
+        );
+    }
+    out.push('\n');
+}
+
+fn render_enum(out: &mut String, name: &str, e: &EnumDescriptorProto, path: &[i32], c: &Comments) {
+    let _ = writeln!(out, "### {name}\n");
+    if let Some(doc) = c.get(path) {
+        let _ = writeln!(out, "{doc}\n");
+    }
+    out.push_str("| value | name | description |\n|---|---|---|\n");
+    for (j, v) in e.value.iter().enumerate() {
+        let doc = c
+            .get(&[path, &[ENUM_VALUE, j as i32]].concat())
+            .unwrap_or("");
+        let _ = writeln!(out, "| {} | `{}` | {} |", v.number(), v.name(), cell(doc));
+    }
+    out.push('\n');
+}
