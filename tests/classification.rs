@@ -291,7 +291,25 @@ async fn batch_scoring_classifies_explains_and_rescores_on_writes() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("uscc"));
+
+    // After a restart the re-scores are still found (the server relearns which
+    // enterprises have one), and an untouched enterprise still has the run's class.
+    let dir = s.dir.clone();
+    let tmp = s.stop().await;
+    let s = TestServer::start_at(&dir).await;
+    let mut k = classification_client(&s).await;
+    let again = classify(&mut k, &clean).await;
+    assert_eq!(again.score, after.score);
+    assert_eq!(again.rescored_cause, after.rescored_cause);
+    assert_eq!(
+        classify(&mut k, &late).await.rescored_cause,
+        "UpsertEnterprise"
+    );
+    let untouched = classify(&mut k, &serious).await;
+    assert_eq!(untouched.risk_class, d.risk_class);
+    assert!(untouched.rescored_cause.is_empty());
     s.stop().await;
+    drop(tmp);
 }
 
 #[tokio::test]

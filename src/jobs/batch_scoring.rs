@@ -298,6 +298,8 @@ fn compute(
         entries,
         sources,
         spot,
+        // Overrides written while the run was computed are marked when it finishes.
+        rescored: Arc::default(),
     }))
 }
 

@@ -363,10 +363,16 @@ impl Store {
                 }
             }
         };
-        let rescored: Option<Override> = tree
-            .get(scoring::override_key(run_id, u))?
-            .map(|v| codec::decode(&v))
-            .transpose()?;
+        // A live run knows which enterprises may have been re-scored since it was
+        // computed; for the others the override read is skipped.
+        let may_have_override = view.as_ref().is_none_or(|v| v.rescored.may_have(u));
+        let rescored: Option<Override> = if may_have_override {
+            tree.get(scoring::override_key(run_id, u))?
+                .map(|v| codec::decode(&v))
+                .transpose()?
+        } else {
+            None
+        };
         let (class, score, flags, as_of) = match (&rescored, &view) {
             (Some(o), _) => (o.class, o.score, o.flags, o.as_of),
             (None, Some(v)) => match v.lookup(u) {

@@ -18,7 +18,7 @@
 //! written and flushed.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, RwLock},
 };
 
@@ -199,6 +199,38 @@ pub struct RunView {
     pub sources: HashMap<u64, u32>,
     /// The spot-check index over the entries.
     pub spot: Arc<SpotIndex>,
+    /// Enterprises that may have a re-score override on this run.
+    pub rescored: Arc<Rescored>,
+}
+
+/// The enterprises that may have a re-score override (`O run uscc`) on a live run: a
+/// superset, marked before the override is committed, so a classification whose
+/// enterprise is not in it skips the override read (one sled point read of two).
+#[derive(Debug, Default)]
+pub struct Rescored(RwLock<HashSet<Uscc>>);
+
+impl Rescored {
+    /// Notes that `u` may have an override (call before committing it).
+    pub fn mark(&self, u: Uscc) {
+        if let Ok(mut s) = self.0.write() {
+            s.insert(u);
+        }
+    }
+
+    /// Whether `u` may have an override (true when unsure: a poisoned lock).
+    pub fn may_have(&self, u: &Uscc) -> bool {
+        self.0.read().map(|s| s.contains(u)).unwrap_or(true)
+    }
+
+    /// How many enterprises are marked.
+    pub fn len(&self) -> usize {
+        self.0.read().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Whether none is marked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl RunView {
@@ -519,9 +551,11 @@ pub fn load_views(tree: &sled::Tree, runs: Vec<(ScoringRun, Arc<Model>)>) -> Res
             b.push(&empty);
         }
         let spot = Arc::new(b.finish(entries.iter().map(|e| e.class)));
+        let rescored = Arc::new(Rescored::default());
         for kv in tree.scan_prefix(overrides_prefix(run.id)) {
             let (k, v) = kv?;
             let u = Uscc::from_bytes(&k[9..])?;
+            rescored.mark(u);
             let o: Override = codec::decode(&v)?;
             if let Some(v) = tree.get(keys::enterprise(&u))? {
                 let d: EnterpriseRecords = codec::decode(&v)?;
@@ -536,6 +570,7 @@ pub fn load_views(tree: &sled::Tree, runs: Vec<(ScoringRun, Arc<Model>)>) -> Res
             entries,
             sources,
             spot,
+            rescored,
         });
     }
     Ok(out)

@@ -701,13 +701,14 @@ impl Writer {
             return Ok(());
         }
         let st = sc::read(&self.scoring)?;
-        /// (run, model, run as-of, relation sources if known, spot index if complete)
+        /// (run, model, run as-of, relation sources if known, spot index and rescored
+        /// set if complete)
         type Target<'s> = (
             u64,
             &'s Model,
             Date,
             Option<&'s HashMap<u64, u32>>,
-            Option<&'s Arc<SpotIndex>>,
+            Option<(&'s Arc<SpotIndex>, &'s sc::Rescored)>,
         );
         let mut targets: Vec<Target> = Vec::new();
         for v in st.current.iter().chain(st.candidate.iter()) {
@@ -716,7 +717,7 @@ impl Writer {
                 &v.model,
                 v.run.as_of,
                 Some(&v.sources),
-                Some(&v.spot),
+                Some((&v.spot, &*v.rescored)),
             ));
         }
         if let Some(b) = &st.building {
@@ -734,7 +735,11 @@ impl Writer {
             };
             for (id, model, run_as_of, sources, spot) in &targets {
                 let o = rescore_one(d, model, (*run_as_of).max(today), *sources, cause, now_ms);
-                if let Some(spot) = spot {
+                if let Some((spot, rescored)) = spot {
+                    // Marked before the commit: a reader may then look for an override
+                    // that is not there yet (and fall back to the run's entry), but never
+                    // skip one that is.
+                    rescored.mark(*u);
                     if let Some(row) = sc::spot_row(*u, d, o.class, o.score) {
                         p.spot_updates.push((Arc::clone(spot), row));
                     }
@@ -855,6 +860,7 @@ impl Writer {
         for kv in self.tree.scan_prefix(sc::overrides_prefix(id)) {
             let (k, _) = kv?;
             let u = Uscc::from_bytes(&k[9..])?;
+            view.rescored.mark(u);
             changed.push(u);
         }
         for u in changed {
@@ -981,6 +987,7 @@ impl Writer {
             entries: candidate.entries.clone(),
             sources: candidate.sources.clone(),
             spot: candidate.spot.clone(),
+            rescored: candidate.rescored.clone(),
         });
         Ok((Outcome::Run(Box::new(run)), view))
     }
