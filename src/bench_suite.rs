@@ -302,6 +302,7 @@ pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
         "import".into(),
         json!({"received": summary.received, "stored": summary.stored, "rejected": summary.rejected,
                "seconds": import_secs, "records_per_second": import_rate, "store_bytes": disk,
+               "server_rss_kib": server.status_kib("VmRSS:"),
                "server_peak_rss_kib": server.status_kib("VmHWM:")}),
     );
 
@@ -331,7 +332,8 @@ pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
     raw.insert(
         "batch_scoring".into(),
         json!({"run_id": run.run_id, "enterprises": run.enterprises, "seconds": scoring_secs,
-               "server_seconds": run.seconds, "server_peak_rss_kib": server.status_kib("VmHWM:")}),
+               "server_seconds": run.seconds, "server_rss_kib": server.status_kib("VmRSS:"),
+               "server_peak_rss_kib": server.status_kib("VmHWM:")}),
     );
 
     // 5. Unary loads, each beside the bare unary echo with the same clients.
@@ -348,7 +350,9 @@ pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
         "unary".into(),
         json!({"clients": c, "seconds_each": secs, "echo": load_json(&echo_1),
                "get_classification": load_json(&get_cls), "get_enterprise": load_json(&get_ent),
-               "batch_match_1": load_json(&batch_1)}),
+               "batch_match_1": load_json(&batch_1),
+               "server_rss_kib": server.status_kib("VmRSS:"),
+               "server_peak_rss_kib": server.status_kib("VmHWM:")}),
     );
 
     // 6. The match stream beside the bare streaming echo, same messages.
@@ -365,7 +369,9 @@ pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
     let (match_n, match_s) = stream_timed(&addr, false, msgs).await?;
     raw.insert(
         "stream".into(),
-        json!({"usccs": match_n, "match_seconds": match_s, "echo_usccs": echo_n, "echo_seconds": echo_s}),
+        json!({"usccs": match_n, "match_seconds": match_s, "echo_usccs": echo_n, "echo_seconds": echo_s,
+               "server_rss_kib": server.status_kib("VmRSS:"),
+               "server_peak_rss_kib": server.status_kib("VmHWM:")}),
     );
 
     // 7. Pools and the draw.
@@ -416,7 +422,8 @@ pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
     raw.insert(
         "spot".into(),
         json!({"city_cd_pool": pool_n, "pool_seconds": pool_s, "draw_population": population,
-               "drawn": selected, "plan_and_draw_seconds": draw_s}),
+               "drawn": selected, "plan_and_draw_seconds": draw_s,
+               "server_rss_kib": server.status_kib("VmRSS:"), "server_peak_rss_kib": peak_rss_kib}),
     );
     let stop_s = server.stop()?;
     raw.insert(

@@ -485,10 +485,9 @@ impl SpotCheckService for SpotCheckApi {
                     .filter(|c| c.class == s.class)
                     .map(|c| c.uscc)
                     .collect();
-                let ids: Vec<String> = pop.iter().map(|u| u.to_string()).collect();
                 s.population = pop.len() as u64;
                 s.k = sampler::stratum_size(pop.len(), s.count, s.ratio) as u64;
-                s.digest = sampler::population_digest(ids.iter().map(String::as_str));
+                s.digest = sampler::population_digest(pop.iter().map(Uscc::as_str));
                 populations.push(pop);
             }
             let plan = DrawPlan {
