@@ -312,13 +312,20 @@ enum Command {
         /// A new, empty data directory.
         #[arg(long)]
         data_dir: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a stopped server's store: indexes against dossiers, the audit chain.
     ///
     /// Example: credit-risk check --data-dir credit-risk-data
     Check {
+        /// The data directory of a stopped server.
         #[arg(long)]
         data_dir: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the SHA-256 of a bearer token, for `[[server.auth.tokens]] sha256 = …`.
     ///
@@ -700,33 +707,57 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
             })
         }
-        Command::Restore { from, data_dir } => {
+        Command::Restore {
+            from,
+            data_dir,
+            json,
+        } => {
             let n = credit_risk::store::backup::restore(&from, &data_dir)?;
             let store = Store::open(&data_dir, Default::default())?;
             let check = store.check_indexes()?;
             let (events, broken) = store.verify_audit_chain()?;
             store.close(std::time::Duration::from_secs(10))?;
-            println!(
-                "restored {n} entries into {}: {check} enterprises, indexes agree; audit chain {} ({events} events)",
-                data_dir.display(),
-                if broken.is_none() { "intact" } else { "BROKEN" }
-            );
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"restored_entries": n, "data_dir": data_dir,
+                        "enterprises": check, "indexes_agree": true,
+                        "audit_events": events, "audit_chain_intact": broken.is_none()})
+                );
+            } else {
+                println!(
+                    "restored {n} entries into {}: {check} enterprises, indexes agree; audit chain {} ({events} events)",
+                    data_dir.display(),
+                    if broken.is_none() { "intact" } else { "BROKEN" }
+                );
+            }
             Ok(())
         }
-        Command::Check { data_dir } => {
+        Command::Check { data_dir, json } => {
             let store = Store::open(&data_dir, Default::default())?;
             let enterprises = store.check_indexes()?;
             let (events, broken) = store.verify_audit_chain()?;
             let runs = store.runs()?;
             store.close(std::time::Duration::from_secs(10))?;
-            println!(
-                "{enterprises} enterprises, indexes agree; audit chain: {} ({events} events); {} scoring runs",
-                match &broken {
-                    None => "intact".to_string(),
-                    Some((seq, why)) => format!("BROKEN at {seq}: {why}"),
-                },
-                runs.len()
-            );
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"enterprises": enterprises, "indexes_agree": true,
+                        "audit_events": events, "audit_chain_intact": broken.is_none(),
+                        "audit_chain_broken_at": broken.as_ref().map(|(seq, _)| seq),
+                        "audit_chain_problem": broken.as_ref().map(|(_, why)| why),
+                        "scoring_runs": runs.len()})
+                );
+            } else {
+                println!(
+                    "{enterprises} enterprises, indexes agree; audit chain: {} ({events} events); {} scoring runs",
+                    match &broken {
+                        None => "intact".to_string(),
+                        Some((seq, why)) => format!("BROKEN at {seq}: {why}"),
+                    },
+                    runs.len()
+                );
+            }
             if broken.is_some() {
                 return Err("audit chain broken".into());
             }

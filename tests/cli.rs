@@ -41,3 +41,31 @@ fn shell_completions_are_generated() {
         assert!(script.contains("classify"), "{shell}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_json_on_request() {
+    use credit_risk::store::{Store, StoreOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let count = {
+        let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+        credit_risk::demo::load(&store, 60).await.unwrap();
+        let n = store.enterprise_count();
+        store.close(std::time::Duration::from_secs(10)).unwrap();
+        n
+    };
+    drop_lock_wait().await;
+    let dir = tmp.path().to_str().unwrap();
+    let out = run(&["check", "--data-dir", dir, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(v["enterprises"], count);
+    assert_eq!(v["indexes_agree"], true);
+    assert_eq!(v["audit_chain_intact"], true);
+    assert!(v["audit_events"].as_u64().unwrap() > 0);
+    let text = run(&["check", "--data-dir", dir]);
+    assert!(text.contains("indexes agree"), "{text}");
+}
+
+/// The store's files are released when its last handle drops; give the OS a moment.
+async fn drop_lock_wait() {
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+}

@@ -477,14 +477,11 @@ impl SpotCheckService for SpotCheckApi {
             ..filter.clone()
         };
         let (plan, populations) = tokio::task::spawn_blocking(move || {
-            let (view, cands) = store.spot_candidates(&f2, as_of)?;
+            let (view, mut by_class) = store.spot_candidate_usccs(&f2, as_of)?;
             let mut populations = Vec::new();
             for s in strata.iter_mut() {
-                let pop: Vec<Uscc> = cands
-                    .iter()
-                    .filter(|c| c.class == s.class)
-                    .map(|c| c.uscc)
-                    .collect();
+                // Strata have distinct classes (checked above), so each list is taken once.
+                let pop: Vec<Uscc> = std::mem::take(&mut by_class[s.class.index()]);
                 s.population = pop.len() as u64;
                 s.k = sampler::stratum_size(pop.len(), s.count, s.ratio) as u64;
                 s.digest = sampler::population_digest(pop.iter().map(Uscc::as_str));

@@ -425,6 +425,20 @@ impl Store {
         Ok((view, out))
     }
 
+    /// The USCCs of [`Store::spot_candidates`] split by class, each in USCC order, with
+    /// the run (what a draw plan freezes).
+    pub fn spot_candidate_usccs(
+        &self,
+        f: &spot::CandidateFilter,
+        as_of: Date,
+    ) -> Result<(Arc<RunView>, [Vec<Uscc>; 4])> {
+        let view = self.require_current_run()?;
+        let out =
+            view.spot_view()
+                .candidate_usccs_by_class(f, &self.shared.options.exemptions, as_of)?;
+        Ok((view, out))
+    }
+
     /// The inspector directory, by id.
     pub fn inspectors(&self) -> Result<Vec<crate::domain::spotcheck::Inspector>> {
         draws::list_inspectors(&self.shared.registry)

@@ -254,6 +254,58 @@ impl SpotView<'_> {
         rules: &ExemptionRules,
         as_of: Date,
     ) -> Result<Vec<Candidate>> {
+        let mut out = Vec::new();
+        let from_overlay = self.each_candidate(
+            f,
+            rules,
+            as_of,
+            &mut out,
+            |out, n| out.reserve_exact(n),
+            |out, c| out.push(c),
+        )?;
+        if from_overlay {
+            out.sort_unstable_by(|a, b| a.uscc.as_bytes().cmp(b.uscc.as_bytes()));
+        }
+        Ok(out)
+    }
+
+    /// The USCCs of [`Self::candidates`] split by class, each list in USCC order: what a
+    /// draw plan freezes, without a `Candidate` per enterprise (≈ 120 MB less at 3 M).
+    pub fn candidate_usccs_by_class(
+        &self,
+        f: &CandidateFilter,
+        rules: &ExemptionRules,
+        as_of: Date,
+    ) -> Result<[Vec<Uscc>; 4]> {
+        let mut out: [Vec<Uscc>; 4] = Default::default();
+        let from_overlay = self.each_candidate(
+            f,
+            rules,
+            as_of,
+            &mut out,
+            |_, _| {},
+            |out, c| out[c.class.index()].push(c.uscc),
+        )?;
+        if from_overlay {
+            for v in out.iter_mut() {
+                v.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Feeds every candidate to `emit`: first the run's entries in USCC order (after
+    /// `reserve` with their number), then the re-scored ones from the overlay, unordered.
+    /// Returns whether any came from the overlay (then the caller sorts).
+    fn each_candidate<S>(
+        &self,
+        f: &CandidateFilter,
+        rules: &ExemptionRules,
+        as_of: Date,
+        state: &mut S,
+        reserve: impl FnOnce(&mut S, usize),
+        mut emit: impl FnMut(&mut S, Candidate),
+    ) -> Result<bool> {
         let overlay = self
             .index
             .overlay
@@ -276,8 +328,8 @@ impl SpotView<'_> {
             }
         }
         positions.sort_unstable();
+        reserve(state, positions.len());
         let no_checks: Vec<(Date, bool)> = Vec::new();
-        let mut out = Vec::with_capacity(positions.len());
         for p in positions {
             let e = self.entries[p as usize];
             if overlay.contains_key(&e.uscc) {
@@ -291,15 +343,18 @@ impl SpotView<'_> {
             if exemption.is_some() && !f.include_exempt {
                 continue;
             }
-            out.push(Candidate {
-                uscc: e.uscc,
-                class: e.class,
-                score: e.score,
-                attrs: a,
-                exemption,
-            });
+            emit(
+                state,
+                Candidate {
+                    uscc: e.uscc,
+                    class: e.class,
+                    score: e.score,
+                    attrs: a,
+                    exemption,
+                },
+            );
         }
-        let before = out.len();
+        let mut from_overlay = false;
         for r in overlay.values() {
             if !f.admits(r.class, &r.attrs) {
                 continue;
@@ -308,18 +363,19 @@ impl SpotView<'_> {
             if exemption.is_some() && !f.include_exempt {
                 continue;
             }
-            out.push(Candidate {
-                uscc: r.uscc,
-                class: r.class,
-                score: r.score,
-                attrs: r.attrs,
-                exemption,
-            });
+            from_overlay = true;
+            emit(
+                state,
+                Candidate {
+                    uscc: r.uscc,
+                    class: r.class,
+                    score: r.score,
+                    attrs: r.attrs,
+                    exemption,
+                },
+            );
         }
-        if out.len() > before {
-            out.sort_unstable_by(|a, b| a.uscc.as_bytes().cmp(b.uscc.as_bytes()));
-        }
-        Ok(out)
+        Ok(from_overlay)
     }
 }
 
