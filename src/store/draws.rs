@@ -132,12 +132,16 @@ pub fn population_prefix(id: u64, stratum: u8) -> Vec<u8> {
     k
 }
 
-/// The chunks of a stratum's population.
-pub fn encode_population(id: u64, stratum: u8, usccs: &[Uscc]) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// The chunks of a stratum's population, one at a time.
+pub fn encode_population(
+    id: u64,
+    stratum: u8,
+    usccs: &[Uscc],
+) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
     usccs
         .chunks(POPULATION_CHUNK)
         .enumerate()
-        .map(|(i, chunk)| {
+        .map(move |(i, chunk)| {
             let mut k = population_prefix(id, stratum);
             k.extend_from_slice(&(i as u32).to_be_bytes());
             let mut v = Vec::with_capacity(1 + chunk.len() * 18);
@@ -147,7 +151,6 @@ pub fn encode_population(id: u64, stratum: u8, usccs: &[Uscc]) -> Vec<(Vec<u8>, 
             }
             (k, v)
         })
-        .collect()
 }
 
 /// Reads a stratum's frozen population.

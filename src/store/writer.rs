@@ -510,9 +510,9 @@ impl Writer {
                 p.put(keys::counter("next_plan"), (id + 1).to_be_bytes().to_vec());
                 plan.id = id;
                 plan.created_at_ms = ctx.now_ms;
-                for (i, pop) in populations.iter().enumerate() {
-                    for (k, v) in draws::encode_population(id, i as u8, pop) {
-                        p.put(k, v);
+                for (i, pop) in populations.into_iter().enumerate() {
+                    for (k, v) in draws::encode_population(id, i as u8, &pop) {
+                        p.put_unread(&k, &v);
                     }
                 }
                 p.put(draws::plan_key(id), codec::encode(&*plan)?);
@@ -1097,6 +1097,8 @@ struct Pending<'a> {
     /// False commitments to publish once the batch is committed.
     new_revocations: Vec<(Uscc, u64, Date)>,
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Whether the batch holds writes that are not in the overlay (`put_unread`).
+    unread: bool,
     docs: HashMap<Uscc, Option<EnterpriseRecords>>,
     dirty: BTreeSet<Uscc>,
     batch: sled::Batch,
@@ -1128,6 +1130,7 @@ impl<'a> Pending<'a> {
             revocations,
             new_revocations: Vec::new(),
             overlay: HashMap::new(),
+            unread: false,
             docs: HashMap::new(),
             dirty: BTreeSet::new(),
             batch: sled::Batch::default(),
@@ -1141,7 +1144,7 @@ impl<'a> Pending<'a> {
 
     /// Whether the job changes anything.
     fn changed(&self) -> bool {
-        !self.overlay.is_empty() || !self.dirty.is_empty()
+        !self.overlay.is_empty() || !self.dirty.is_empty() || self.unread
     }
 
     fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -1154,6 +1157,13 @@ impl<'a> Pending<'a> {
     fn put(&mut self, k: Vec<u8>, v: Vec<u8>) {
         self.batch.insert(k.as_slice(), v.as_slice());
         self.overlay.insert(k, Some(v));
+    }
+
+    /// A write this job never reads back (bulk payloads such as a plan's frozen
+    /// population): batch only, without the overlay's second copy.
+    fn put_unread(&mut self, k: &[u8], v: &[u8]) {
+        self.batch.insert(k, v);
+        self.unread = true;
     }
 
     fn del(&mut self, k: Vec<u8>) {
@@ -1209,7 +1219,7 @@ impl<'a> Pending<'a> {
                 &n.to_be_bytes()[..],
             );
         }
-        if !self.overlay.is_empty() || !self.dirty.is_empty() {
+        if !self.overlay.is_empty() || !self.dirty.is_empty() || self.unread {
             self.tree.apply_batch(self.batch)?;
         }
         counters
