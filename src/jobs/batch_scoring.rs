@@ -194,15 +194,7 @@ fn compute(
                 );
             }
         });
-        // Each of the two scan threads takes about half: reserving that up front spares
-        // the doubling copies (at 3.5 M, ~60 MB of peak memory).
-        let half = (total / 2 + total / 32) as usize;
-        let init = || Part {
-            entries: Vec::with_capacity(half),
-            reps: Vec::with_capacity(half),
-            ..Part::default()
-        };
-        let r = store.scan_dossiers(init, |part, u, d| {
+        let r = store.scan_dossiers(Part::default, |part, u, d| {
             let a = assess(&d, false, &model, as_of, |_| {});
             part.entries.push(RunEntry::new(u, &a, false));
             part.reps.push(rep_key(&d).unwrap_or(0));
