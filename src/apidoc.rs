@@ -326,9 +326,25 @@ fn field_type(f: &FieldDescriptorProto, maps: &HashMap<String, (String, String)>
     }
 }
 
-/// One table cell: newlines become `<br>`, pipes are escaped.
+/// One table cell: wrapped lines are joined, paragraph breaks and list items become
+/// `<br>`, pipes are escaped.
 fn cell(doc: &str) -> String {
-    doc.replace('|', "\\|").replace('\n', "<br>")
+    let mut out = String::new();
+    for line in doc.lines().map(str::trim) {
+        if out.is_empty() {
+            out.push_str(line);
+        } else if line.is_empty() {
+            out.push_str("<br><br>");
+        } else {
+            if line.starts_with("- ") && !out.ends_with("<br>") {
+                out.push_str("<br>");
+            } else if !out.ends_with("<br>") {
+                out.push(' ');
+            }
+            out.push_str(line);
+        }
+    }
+    out.replace('|', "\\|")
 }
 
 fn render_message(out: &mut String, name: &str, m: &DescriptorProto, path: &[i32], c: &Comments) {
@@ -394,4 +410,18 @@ fn render_enum(out: &mut String, name: &str, e: &EnumDescriptorProto, path: &[i3
         let _ = writeln!(out, "| {} | `{}` | {} |", v.number(), v.name(), cell(doc));
     }
     out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_join_wrapped_lines_and_keep_lists_and_paragraphs() {
+        assert_eq!(
+            cell("Wrapped\nline.\n- one\n- two\n\nNext | para."),
+            "Wrapped line.<br>- one<br>- two<br><br>Next \\| para."
+        );
+        assert_eq!(clean("\n  a\n  b \n\n"), "a\nb");
+    }
 }
