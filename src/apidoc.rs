@@ -82,92 +82,101 @@ fn package_files(set: &FileDescriptorSet) -> Vec<&FileDescriptorProto> {
     files
 }
 
+/// The source path of the `index`-th element of `field` under `path`.
+fn child(path: &[i32], field: i32, index: usize) -> Vec<i32> {
+    [path, &[field, index as i32]].concat()
+}
+
+/// The package's files with their comments, and every message and enum in them (nested
+/// ones included, map entries left out): the one walk both the check and the reference use.
+struct Package<'a> {
+    files: Vec<(&'a FileDescriptorProto, Comments)>,
+}
+
+type Walked<'a> = (
+    Vec<Found<'a, DescriptorProto>>,
+    Vec<Found<'a, EnumDescriptorProto>>,
+);
+
+impl<'a> Package<'a> {
+    fn of(set: &'a FileDescriptorSet) -> Package<'a> {
+        Package {
+            files: package_files(set)
+                .into_iter()
+                .map(|f| (f, Comments::of(f)))
+                .collect(),
+        }
+    }
+
+    fn messages_and_enums(&self) -> Walked<'_> {
+        let mut messages = Vec::new();
+        let mut enums = Vec::new();
+        for (file, c) in &self.files {
+            for (i, m) in file.message_type.iter().enumerate() {
+                collect(
+                    m,
+                    vec![FILE_MESSAGE, i as i32],
+                    "",
+                    c,
+                    &mut messages,
+                    &mut enums,
+                );
+            }
+            for (i, e) in file.enum_type.iter().enumerate() {
+                enums.push((e.name().to_owned(), e, vec![FILE_ENUM, i as i32], c));
+            }
+        }
+        (messages, enums)
+    }
+}
+
 /// Every service, RPC, message, field, enum and enum value of [`PACKAGE`] that has no
 /// leading doc comment, as fully qualified names.
 pub fn undocumented(set: &FileDescriptorSet) -> Vec<String> {
+    let pkg = Package::of(set);
     let mut missing = Vec::new();
-    for file in package_files(set) {
-        let c = Comments::of(file);
-        let mut need = |path: Vec<i32>, name: String| {
-            if c.get(&path).is_none() {
-                missing.push(name);
-            }
-        };
+    let mut need = |c: &Comments, path: &[i32], name: String| {
+        if c.get(path).is_none() {
+            missing.push(format!("{PACKAGE}.{name}"));
+        }
+    };
+    for (file, c) in &pkg.files {
         for (i, s) in file.service.iter().enumerate() {
-            let p = vec![FILE_SERVICE, i as i32];
-            let name = format!("{PACKAGE}.{}", s.name());
+            let p = [FILE_SERVICE, i as i32];
+            need(c, &p, s.name().to_owned());
             for (j, m) in s.method.iter().enumerate() {
-                need(
-                    [p.as_slice(), &[SERVICE_METHOD, j as i32]].concat(),
-                    format!("{name}.{}", m.name()),
-                );
+                let name = format!("{}.{}", s.name(), m.name());
+                need(c, &child(&p, SERVICE_METHOD, j), name);
             }
-            need(p, name);
         }
-        for (i, m) in file.message_type.iter().enumerate() {
-            message_missing(m, vec![FILE_MESSAGE, i as i32], PACKAGE, &mut need);
+    }
+    let (messages, enums) = pkg.messages_and_enums();
+    for (name, m, path, c) in &messages {
+        need(c, path, name.clone());
+        for (j, f) in m.field.iter().enumerate() {
+            need(
+                c,
+                &child(path, MESSAGE_FIELD, j),
+                format!("{name}.{}", f.name()),
+            );
         }
-        for (i, e) in file.enum_type.iter().enumerate() {
-            enum_missing(e, vec![FILE_ENUM, i as i32], PACKAGE, &mut need);
+    }
+    for (name, e, path, c) in &enums {
+        need(c, path, name.clone());
+        for (j, v) in e.value.iter().enumerate() {
+            need(
+                c,
+                &child(path, ENUM_VALUE, j),
+                format!("{name}.{}", v.name()),
+            );
         }
     }
     missing
 }
 
-fn message_missing(
-    m: &DescriptorProto,
-    path: Vec<i32>,
-    scope: &str,
-    need: &mut impl FnMut(Vec<i32>, String),
-) {
-    let name = format!("{scope}.{}", m.name());
-    if m.options.as_ref().and_then(|o| o.map_entry) == Some(true) {
-        return;
-    }
-    for (j, f) in m.field.iter().enumerate() {
-        need(
-            [path.as_slice(), &[MESSAGE_FIELD, j as i32]].concat(),
-            format!("{name}.{}", f.name()),
-        );
-    }
-    for (j, n) in m.nested_type.iter().enumerate() {
-        message_missing(
-            n,
-            [path.as_slice(), &[MESSAGE_NESTED, j as i32]].concat(),
-            &name,
-            need,
-        );
-    }
-    for (j, e) in m.enum_type.iter().enumerate() {
-        enum_missing(
-            e,
-            [path.as_slice(), &[MESSAGE_ENUM, j as i32]].concat(),
-            &name,
-            need,
-        );
-    }
-    need(path, name);
-}
-
-fn enum_missing(
-    e: &EnumDescriptorProto,
-    path: Vec<i32>,
-    scope: &str,
-    need: &mut impl FnMut(Vec<i32>, String),
-) {
-    let name = format!("{scope}.{}", e.name());
-    for (j, v) in e.value.iter().enumerate() {
-        need(
-            [path.as_slice(), &[ENUM_VALUE, j as i32]].concat(),
-            format!("{name}.{}", v.name()),
-        );
-    }
-    need(path, name);
-}
-
 /// Renders the Markdown API reference of [`PACKAGE`].
 pub fn render(set: &FileDescriptorSet) -> String {
-    let files = package_files(set);
+    let pkg = Package::of(set);
     let mut out = String::new();
     out.push_str("# API reference: `creditrisk.v1`\n\n");
     out.push_str(
@@ -181,39 +190,21 @@ pub fn render(set: &FileDescriptorSet) -> String {
          input. Servers also serve `grpc.health.v1.Health` and server reflection.\n\n",
     );
     out.push_str("## Contents\n\n");
-    for file in &files {
+    for (file, _) in &pkg.files {
         for s in &file.service {
             let _ = writeln!(out, "- [{0}](#{1})", s.name(), anchor(s.name()));
         }
     }
     out.push_str("- [Messages](#messages)\n- [Enums](#enums)\n\n");
 
-    for file in &files {
-        let c = Comments::of(file);
+    for (file, c) in &pkg.files {
         for (i, s) in file.service.iter().enumerate() {
-            render_service(&mut out, s, &c, &[FILE_SERVICE, i as i32], file.name());
+            render_service(&mut out, s, c, &[FILE_SERVICE, i as i32], file.name());
         }
     }
 
+    let (messages, enums) = pkg.messages_and_enums();
     out.push_str("## Messages\n\n");
-    let comments: Vec<Comments> = files.iter().map(|f| Comments::of(f)).collect();
-    let mut messages = Vec::new();
-    let mut enums = Vec::new();
-    for (file, c) in files.iter().zip(&comments) {
-        for (i, m) in file.message_type.iter().enumerate() {
-            collect(
-                m,
-                vec![FILE_MESSAGE, i as i32],
-                "",
-                c,
-                &mut messages,
-                &mut enums,
-            );
-        }
-        for (i, e) in file.enum_type.iter().enumerate() {
-            enums.push((e.name().to_owned(), e, vec![FILE_ENUM, i as i32], c));
-        }
-    }
     for (name, m, path, c) in &messages {
         render_message(&mut out, name, m, path, c);
     }
@@ -242,11 +233,17 @@ fn collect<'a>(
     };
     messages.push((name.clone(), m, path.clone(), c));
     for (j, n) in m.nested_type.iter().enumerate() {
-        let p = [path.as_slice(), &[MESSAGE_NESTED, j as i32]].concat();
-        collect(n, p, &name, c, messages, enums);
+        collect(
+            n,
+            child(&path, MESSAGE_NESTED, j),
+            &name,
+            c,
+            messages,
+            enums,
+        );
     }
     for (j, e) in m.enum_type.iter().enumerate() {
-        let p = [path.as_slice(), &[MESSAGE_ENUM, j as i32]].concat();
+        let p = child(&path, MESSAGE_ENUM, j);
         enums.push((format!("{name}.{}", e.name()), e, p, c));
     }
 }
@@ -297,7 +294,7 @@ fn render_service(
             type_link(m.input_type()),
             type_link(m.output_type()),
         );
-        if let Some(doc) = c.get(&[path, &[SERVICE_METHOD, j as i32]].concat()) {
+        if let Some(doc) = c.get(&child(path, SERVICE_METHOD, j)) {
             let _ = writeln!(out, "{doc}\n");
         }
     }
@@ -375,9 +372,7 @@ fn render_message(out: &mut String, name: &str, m: &DescriptorProto, path: &[i32
         .collect();
     out.push_str("| # | field | type | description |\n|---|---|---|---|\n");
     for (j, f) in m.field.iter().enumerate() {
-        let doc = c
-            .get(&[path, &[MESSAGE_FIELD, j as i32]].concat())
-            .unwrap_or("");
+        let doc = c.get(&child(path, MESSAGE_FIELD, j)).unwrap_or("");
         let oneof = f
             .oneof_index
             .filter(|_| f.proto3_optional != Some(true))
@@ -404,9 +399,7 @@ fn render_enum(out: &mut String, name: &str, e: &EnumDescriptorProto, path: &[i3
     }
     out.push_str("| value | name | description |\n|---|---|---|\n");
     for (j, v) in e.value.iter().enumerate() {
-        let doc = c
-            .get(&[path, &[ENUM_VALUE, j as i32]].concat())
-            .unwrap_or("");
+        let doc = c.get(&child(path, ENUM_VALUE, j)).unwrap_or("");
         let _ = writeln!(out, "| {} | `{}` | {} |", v.number(), v.name(), cell(doc));
     }
     out.push('\n');

@@ -53,7 +53,6 @@ async fn check_prints_json_on_request() {
         store.close(std::time::Duration::from_secs(10)).unwrap();
         n
     };
-    drop_lock_wait().await;
     let dir = tmp.path().to_str().unwrap();
     let out = run(&["check", "--data-dir", dir, "--json"]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
@@ -63,9 +62,4 @@ async fn check_prints_json_on_request() {
     assert!(v["audit_events"].as_u64().unwrap() > 0);
     let text = run(&["check", "--data-dir", dir]);
     assert!(text.contains("indexes agree"), "{text}");
-}
-
-/// The store's files are released when its last handle drops; give the OS a moment.
-async fn drop_lock_wait() {
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 }

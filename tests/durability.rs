@@ -36,6 +36,86 @@ fn spawn_server(dir: &std::path::Path) -> (Child, std::net::SocketAddr) {
     (child, addr)
 }
 
+/// Writes answered by the server, and the code that stopped each writer (if any).
+type WriterResult = (Vec<String>, Option<tonic::Code>);
+
+/// 16 concurrent writers, each upserting `per_writer` new enterprises numbered from
+/// `first` until the server stops answering.
+fn spawn_writers(
+    client: &RegistryClient,
+    first: u32,
+    per_writer: u32,
+) -> Vec<tokio::task::JoinHandle<WriterResult>> {
+    (0..16u32)
+        .map(|w| {
+            let mut c = client.clone();
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..per_writer {
+                    let u = uscc_n(b'1', first + w * per_writer + i);
+                    let r = c
+                        .upsert_enterprise(pb::UpsertEnterpriseRequest {
+                            request_id: String::new(),
+                            enterprise: Some(enterprise(&u)),
+                        })
+                        .await;
+                    match r {
+                        Ok(_) => acked.push(u),
+                        Err(s) => return (acked, Some(s.code())),
+                    }
+                }
+                (acked, None)
+            })
+        })
+        .collect()
+}
+
+/// Every write the writers had acknowledged, and the codes that stopped them.
+async fn join_writers(
+    tasks: Vec<tokio::task::JoinHandle<WriterResult>>,
+) -> (Vec<String>, Vec<tonic::Code>) {
+    let mut acknowledged = Vec::new();
+    let mut stops = Vec::new();
+    for t in tasks {
+        let (acked, stop) = t.await.unwrap();
+        acknowledged.extend(acked);
+        stops.extend(stop);
+    }
+    (acknowledged, stops)
+}
+
+/// Opens the stopped server's store and checks that every acknowledged write is there,
+/// the indexes agree with the dossiers and the audit chain is intact.
+fn assert_all_present(dir: &std::path::Path, acknowledged: &[String], after: &str) {
+    assert!(
+        acknowledged.len() > 100,
+        "the load wrote something: {}",
+        acknowledged.len()
+    );
+    let store = Store::open(dir, StoreOptions::default()).unwrap();
+    let missing = acknowledged
+        .iter()
+        .filter(|u| {
+            let u = credit_risk::domain::Uscc::parse(u).unwrap();
+            store.enterprise(&u).unwrap().is_none()
+        })
+        .count();
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} acknowledged writes lost after {after}",
+        acknowledged.len()
+    );
+    let checked = store.check_indexes().unwrap();
+    assert!(checked >= acknowledged.len() as u64);
+    let (events, broken) = store.verify_audit_chain().unwrap();
+    assert!(
+        broken.is_none(),
+        "audit chain broken after {after}: {broken:?}"
+    );
+    assert!(events > 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
     let tmp = tempfile::tempdir().unwrap();
@@ -54,65 +134,17 @@ async fn acknowledged_writes_survive_sigkill() {
         let (mut child, addr) = spawn_server(tmp.path());
         let client = connect(addr).await;
         // 16 concurrent writers; kill while they are still writing.
-        let mut tasks = Vec::new();
-        for w in 0..16u32 {
-            let mut c = client.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut acked = Vec::new();
-                for i in 0..10_000u32 {
-                    let u = uscc_n(b'1', round * 1_000_000 + w * 10_000 + i);
-                    let r = c
-                        .upsert_enterprise(pb::UpsertEnterpriseRequest {
-                            request_id: String::new(),
-                            enterprise: Some(enterprise(&u)),
-                        })
-                        .await;
-                    match r {
-                        Ok(_) => acked.push(u),
-                        Err(_) => break,
-                    }
-                }
-                acked
-            }));
-        }
+        let tasks = spawn_writers(&client, round * 1_000_000, 10_000);
         tokio::time::sleep(std::time::Duration::from_millis(delays[round as usize])).await;
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
-        for t in tasks {
-            acknowledged.extend(t.await.unwrap());
-        }
+        acknowledged.extend(join_writers(tasks).await.0);
     }
-    assert!(
-        acknowledged.len() > 100,
-        "the load wrote something: {}",
-        acknowledged.len()
-    );
-    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
-    let mut missing = 0;
-    for u in &acknowledged {
-        let u = credit_risk::domain::Uscc::parse(u).unwrap();
-        if store.enterprise(&u).unwrap().is_none() {
-            missing += 1;
-        }
-    }
-    assert_eq!(
-        missing,
-        0,
-        "{missing} of {} acknowledged writes lost",
-        acknowledged.len()
-    );
-    let checked = store.check_indexes().unwrap();
-    let (events, broken) = store.verify_audit_chain().unwrap();
-    assert!(
-        broken.is_none(),
-        "audit chain broken after kill -9: {broken:?}"
-    );
-    assert!(events > 0);
-    assert!(checked >= acknowledged.len() as u64);
+    assert_all_present(tmp.path(), &acknowledged, "kill -9");
     eprintln!(
         "kills survived: 3, writes acknowledged: {}, found: {}",
         acknowledged.len(),
-        acknowledged.len() - missing
+        acknowledged.len()
     );
 }
 
@@ -121,31 +153,7 @@ async fn sigterm_under_load_drains_flushes_and_exits_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut child, addr) = spawn_server(tmp.path());
     let client = connect(addr).await;
-    let mut tasks = Vec::new();
-    for w in 0..16u32 {
-        let mut c = client.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut acked = Vec::new();
-            let mut refused = None;
-            for i in 0..100_000u32 {
-                let u = uscc_n(b'1', w * 100_000 + i);
-                let r = c
-                    .upsert_enterprise(pb::UpsertEnterpriseRequest {
-                        request_id: String::new(),
-                        enterprise: Some(enterprise(&u)),
-                    })
-                    .await;
-                match r {
-                    Ok(_) => acked.push(u),
-                    Err(s) => {
-                        refused = Some(s.code());
-                        break;
-                    }
-                }
-            }
-            (acked, refused)
-        }));
-    }
+    let tasks = spawn_writers(&client, 0, 100_000);
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     let sent = std::time::Instant::now();
     let status = Command::new("kill")
@@ -166,13 +174,7 @@ async fn sigterm_under_load_drains_flushes_and_exits_cleanly() {
     };
     let took = sent.elapsed();
     assert!(exit.success(), "server exit after SIGTERM: {exit:?}");
-    let mut acknowledged = Vec::new();
-    let mut refusals = Vec::new();
-    for t in tasks {
-        let (acked, refused) = t.await.unwrap();
-        acknowledged.extend(acked);
-        refusals.extend(refused);
-    }
+    let (acknowledged, refusals) = join_writers(tasks).await;
     // Writers stop only because the server went away, never on a write error.
     for code in &refusals {
         assert!(
@@ -183,18 +185,7 @@ async fn sigterm_under_load_drains_flushes_and_exits_cleanly() {
             "a writer was refused with {code:?} during shutdown"
         );
     }
-    assert!(acknowledged.len() > 100, "{}", acknowledged.len());
-    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
-    let missing = acknowledged
-        .iter()
-        .filter(|u| {
-            let u = credit_risk::domain::Uscc::parse(u).unwrap();
-            store.enterprise(&u).unwrap().is_none()
-        })
-        .count();
-    assert_eq!(missing, 0, "acknowledged writes lost after SIGTERM");
-    assert!(store.check_indexes().unwrap() >= acknowledged.len() as u64);
-    assert!(store.verify_audit_chain().unwrap().1.is_none());
+    assert_all_present(tmp.path(), &acknowledged, "SIGTERM");
     eprintln!(
         "SIGTERM under 16 writers: exited cleanly after {took:?}; {} writes acknowledged, all found",
         acknowledged.len()

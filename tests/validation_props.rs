@@ -15,16 +15,33 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tonic::Code;
 
-fn runner() -> TestRunner {
+/// Runs `case` (which says whether the request was accepted) over `strategy`; panics on
+/// a failing case, or when the cases did not exercise both acceptance and refusal.
+fn run_cases<S: Strategy>(strategy: S, case: impl Fn(S::Value) -> Result<bool, TestCaseError>) {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(96);
-    TestRunner::new(Config {
+    let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
         ..Config::default()
-    })
+    });
+    let tally = [Cell::new(0u32), Cell::new(0u32)]; // refused, accepted
+    let result = runner.run(&strategy, |v| {
+        let i = usize::from(case(v)?);
+        tally[i].set(tally[i].get() + 1);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let (refused, accepted) = (tally[0].get(), tally[1].get());
+    eprintln!("{accepted} requests accepted, {refused} refused");
+    assert!(
+        accepted > 0 && refused > 0,
+        "the strategy must exercise both outcomes"
+    );
 }
 
 /// Free text that a client might send: empty, blanks, ASCII, CJK, control characters.
@@ -175,28 +192,16 @@ fn upsert_enterprise_accepts_or_names_the_field() {
     let client = server.client.clone();
     let seq = Cell::new(2_000_000u32);
     let strategy = proptest::collection::vec(enterprise_change(), 0..4);
-    let tally = [Cell::new(0u32), Cell::new(0u32)]; // refused, accepted
-    let result = runner().run(&strategy, |changes| {
+    run_cases(strategy, |changes| {
         seq.set(seq.get() + 1);
         let fresh = uscc_n(b'1', seq.get());
         let mut e = enterprise(&fresh);
         for c in changes {
             apply_enterprise(&mut e, c);
         }
-        let accepted = rt.block_on(check_upsert(client.clone(), fresh, e))?;
-        tally[usize::from(accepted)].set(tally[usize::from(accepted)].get() + 1);
-        Ok(())
+        rt.block_on(check_upsert(client.clone(), fresh, e))
     });
     rt.block_on(server.stop());
-    if let Err(e) = result {
-        panic!("{e}");
-    }
-    let (refused, accepted) = (tally[0].get(), tally[1].get());
-    eprintln!("{accepted} requests accepted, {refused} refused");
-    assert!(
-        accepted > 0 && refused > 0,
-        "the strategy must exercise both outcomes"
-    );
 }
 
 async fn check_upsert(
@@ -252,28 +257,16 @@ fn record_penalty_accepts_or_names_the_field() {
     rt.block_on(common::put_enterprise(&mut client, enterprise(&base)));
     let seq = Cell::new(0u32);
     let strategy = proptest::collection::vec(penalty_change(), 0..4);
-    let tally = [Cell::new(0u32), Cell::new(0u32)]; // refused, accepted
-    let result = runner().run(&strategy, |changes| {
+    run_cases(strategy, |changes| {
         seq.set(seq.get() + 1);
         let number = format!("沪市监罚〔2026〕{}号", seq.get());
         let mut p = fine(&base, &number, "2026-03-01", 5_000);
         for c in changes {
             apply_penalty(&mut p, c);
         }
-        let accepted = rt.block_on(check_penalty(client.clone(), &base, &number, p))?;
-        tally[usize::from(accepted)].set(tally[usize::from(accepted)].get() + 1);
-        Ok(())
+        rt.block_on(check_penalty(client.clone(), &base, &number, p))
     });
     rt.block_on(server.stop());
-    if let Err(e) = result {
-        panic!("{e}");
-    }
-    let (refused, accepted) = (tally[0].get(), tally[1].get());
-    eprintln!("{accepted} requests accepted, {refused} refused");
-    assert!(
-        accepted > 0 && refused > 0,
-        "the strategy must exercise both outcomes"
-    );
 }
 
 /// How many penalties `uscc` has.

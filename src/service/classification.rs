@@ -409,13 +409,6 @@ impl ClassificationService for ClassificationApi {
                 "is required: say why this run becomes current",
             )));
         }
-        // Runs are never deleted, so an unknown id stays unknown until the write.
-        if self.store.run(r.run_id)?.is_none() {
-            return Err(Status::not_found(format!(
-                "run_id: scoring run {} not found",
-                r.run_id
-            )));
-        }
         match self
             .store
             .write_as(

@@ -631,7 +631,7 @@ impl SpotCheckService for SpotCheckApi {
         // and, when the inspector exists, the old one must both be in its regions.
         scope.check_region("inspector.home_region_code", &home_region)?;
         if scope.is_scoped() {
-            if let Some(old) = self.store.inspectors()?.into_iter().find(|i| i.id == m.id) {
+            if let Some(old) = self.store.inspector(&m.id)? {
                 scope.check_region("inspector.id", &old.home_region)?;
             }
         }

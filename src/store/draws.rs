@@ -105,6 +105,16 @@ pub fn inspector_key(id: &str) -> Vec<u8> {
     k
 }
 
+/// One inspector.
+pub fn load_inspector(
+    tree: &sled::Tree,
+    id: &str,
+) -> Result<Option<crate::domain::spotcheck::Inspector>> {
+    tree.get(inspector_key(id))?
+        .map(|v| codec::decode(&v))
+        .transpose()
+}
+
 /// Every inspector, by id.
 pub fn list_inspectors(tree: &sled::Tree) -> Result<Vec<crate::domain::spotcheck::Inspector>> {
     let mut out = Vec::new();

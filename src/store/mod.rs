@@ -439,6 +439,11 @@ impl Store {
         Ok((view, out))
     }
 
+    /// One inspector of the directory.
+    pub fn inspector(&self, id: &str) -> Result<Option<crate::domain::spotcheck::Inspector>> {
+        draws::load_inspector(&self.shared.registry, id)
+    }
+
     /// The inspector directory, by id.
     pub fn inspectors(&self) -> Result<Vec<crate::domain::spotcheck::Inspector>> {
         draws::list_inspectors(&self.shared.registry)

@@ -221,16 +221,6 @@ impl Rescored {
     pub fn may_have(&self, u: &Uscc) -> bool {
         self.0.read().map(|s| s.contains(u)).unwrap_or(true)
     }
-
-    /// How many enterprises are marked.
-    pub fn len(&self) -> usize {
-        self.0.read().map(|s| s.len()).unwrap_or(0)
-    }
-
-    /// Whether none is marked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl RunView {

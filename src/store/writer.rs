@@ -966,6 +966,9 @@ impl Writer {
             )));
         }
         let Some(candidate) = st.candidate.clone().filter(|v| v.run.id == id) else {
+            if sc::load_run(&self.tree, id)?.is_none() {
+                return Err(Error::NotFound(format!("run_id: scoring run {id}")));
+            }
             return Err(Error::FailedPrecondition(format!(
                 "scoring run {id} is not the pending dry run; only the latest complete dry run can be activated"
             )));
