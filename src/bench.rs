@@ -477,11 +477,11 @@ pub async fn audit_overhead(writes: usize, clients: usize) -> Result<(), BenchEr
             ));
             if items.len() == 4096 {
                 store
-                    .write(WriteOp::Import(std::mem::take(&mut items)), None)
+                    .write(WriteOp::Import(std::mem::take(&mut items)))
                     .await?;
             }
         }
-        store.write(WriteOp::Import(items), None).await?;
+        store.write(WriteOp::Import(items)).await?;
         let ents = std::sync::Arc::new(ents);
         let t = Instant::now();
         let per = writes / clients;
@@ -514,7 +514,7 @@ pub async fn audit_overhead(writes: usize, clients: usize) -> Result<(), BenchEr
                         rpc: "RecordPenalty".into(),
                     };
                     if store
-                        .write_as(actor, WriteOp::RecordPenalty(p), None)
+                        .write_as(actor, WriteOp::RecordPenalty(p))
                         .await
                         .is_err()
                     {

@@ -51,16 +51,14 @@ pub async fn load(store: &Store, enterprises: u64) -> Result<u64> {
                 active: true,
                 recorded_at_ms: 0,
             };
-            store
-                .write(WriteOp::UpsertInspector(Box::new(x)), None)
-                .await?;
+            store.write(WriteOp::UpsertInspector(Box::new(x))).await?;
         }
     }
     Ok(stored)
 }
 
 async fn write(store: &Store, items: Vec<(u64, crate::store::ImportItem)>) -> Result<u64> {
-    match store.write(WriteOp::Import(items), None).await? {
+    match store.write(WriteOp::Import(items)).await? {
         Outcome::Import(o) => Ok(o.stored),
         _ => Ok(0),
     }

@@ -25,6 +25,7 @@ pub mod deadline;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod fault;
 pub mod generate;
 pub mod jobs;
 pub mod limits;

@@ -687,7 +687,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     );
                 let spinner = client::spinner("backup");
                 let r = c
-                    .backup(credit_risk::proto::BackupRequest { name })
+                    .backup(credit_risk::proto::BackupRequest {
+                        name,
+                        ..Default::default()
+                    })
                     .await;
                 spinner.finish_and_clear();
                 let r = r?.into_inner();

@@ -52,16 +52,9 @@ pub async fn run_with_metrics(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let metrics = crate::metrics::Metrics::new(&[proto::FILE_DESCRIPTOR_SET])?;
+    crate::fault::arm_from_env();
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<RegistryServiceServer<RegistryApi>>()
-        .await;
-    health_reporter
-        .set_serving::<ClassificationServiceServer<ClassificationApi>>()
-        .await;
-    health_reporter
-        .set_serving::<SpotCheckServiceServer<SpotCheckApi>>()
-        .await;
+    set_health(&health_reporter, tonic_health::ServingStatus::Serving).await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -152,10 +145,21 @@ pub async fn run_with_metrics(
         .add_service(audit)
         .add_service(repair)
         .add_service(admin)
-        .serve_with_incoming_shutdown(incoming, async move {
-            shutdown.await;
-            tracing::info!("shutdown requested: draining in-flight requests");
-            let _ = stop_tx.send(true);
+        .serve_with_incoming_shutdown(incoming, {
+            let health = health_reporter.clone();
+            let mut fault = store.fault();
+            async move {
+                // A fault (the writer or a job failed) stops the server like a shutdown
+                // request, but first turns every service NOT_SERVING.
+                tokio::select! {
+                    _ = shutdown => tracing::info!("shutdown requested: draining in-flight requests"),
+                    _ = fault.wait_for(|f| f.is_some()) => tracing::error!(
+                        "store fault: every service NOT_SERVING; draining in-flight requests, then exiting"
+                    ),
+                }
+                set_health(&health, tonic_health::ServingStatus::NotServing).await;
+                let _ = stop_tx.send(true);
+            }
         });
     let grace = cfg.shutdown_grace();
     let mut stop_rx2 = stop_rx.clone();
@@ -167,10 +171,39 @@ pub async fn run_with_metrics(
         r = server => r?,
         _ = forced => tracing::warn!(?grace, "grace period over: closing remaining requests"),
     }
-    health_reporter
-        .set_not_serving::<RegistryServiceServer<RegistryApi>>()
-        .await;
+    set_health(&health_reporter, tonic_health::ServingStatus::NotServing).await;
     store.close(std::time::Duration::from_secs(30))?;
+    if let Some(reason) = store.fault().borrow().clone() {
+        // Fail closed: a supervisor restarts the process; the store reopens cleanly.
+        return Err(format!("stopped after a store fault: {reason}").into());
+    }
     tracing::info!("store flushed; bye");
     Ok(())
+}
+
+/// Sets every service's health (and the server's, "") to `status`.
+async fn set_health(h: &tonic_health::server::HealthReporter, status: tonic_health::ServingStatus) {
+    h.set_service_status("", status).await;
+    for name in service_names() {
+        h.set_service_status(name, status).await;
+    }
+}
+
+/// The full names of the API's services, from the proto descriptors (so a new service
+/// gets a health status without a list to update).
+pub fn service_names() -> Vec<String> {
+    use prost::Message;
+    prost_types::FileDescriptorSet::decode(proto::FILE_DESCRIPTOR_SET)
+        .map(|set| {
+            set.file
+                .iter()
+                .filter(|f| f.package() == "creditrisk.v1")
+                .flat_map(|f| {
+                    f.service
+                        .iter()
+                        .map(move |s| format!("{}.{}", f.package(), s.name()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

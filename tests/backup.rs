@@ -20,6 +20,7 @@ async fn backup_restore_round_trip() {
     let err = a
         .backup(pb::BackupRequest {
             name: "../escape".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -27,6 +28,7 @@ async fn backup_restore_round_trip() {
     let r = a
         .backup(pb::BackupRequest {
             name: "b1.crbk".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -35,6 +37,7 @@ async fn backup_restore_round_trip() {
     let again = a
         .backup(pb::BackupRequest {
             name: "b1.crbk".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

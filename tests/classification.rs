@@ -117,7 +117,10 @@ async fn model_is_served_and_bad_models_are_refused_naming_the_key() {
         .toml
         .replace("code = \"PENALTY_FINE\"", "code = \"PENALTY_FIEN\"");
     let err = k
-        .register_model(pb::RegisterModelRequest { toml: bad })
+        .register_model(pb::RegisterModelRequest {
+            toml: bad,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -128,7 +131,10 @@ async fn model_is_served_and_bad_models_are_refused_naming_the_key() {
     );
     let overlapping = m.toml.replace("c = 14", "c = 3");
     let err = k
-        .register_model(pb::RegisterModelRequest { toml: overlapping })
+        .register_model(pb::RegisterModelRequest {
+            toml: overlapping,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert!(err.message().contains("cut_points"), "{}", err.message());
@@ -136,6 +142,7 @@ async fn model_is_served_and_bad_models_are_refused_naming_the_key() {
     let err = k
         .register_model(pb::RegisterModelRequest {
             toml: changed_same_version,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -345,15 +352,12 @@ async fn bad_batch_requests_are_refused() {
     let model = s.store.active_model().unwrap().unwrap();
     let begun = s
         .store
-        .write(
-            WriteOp::BeginRun {
-                model,
-                as_of: Date::today(),
-                dry_run: false,
-                requested_by: "test".into(),
-            },
-            None,
-        )
+        .write(WriteOp::BeginRun {
+            model,
+            as_of: Date::today(),
+            dry_run: false,
+            requested_by: "test".into(),
+        })
         .await
         .unwrap();
     let Outcome::Run(begun) = begun else {
@@ -363,13 +367,10 @@ async fn bad_batch_requests_are_refused() {
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains(&begun.id.to_string()));
     s.store
-        .write(
-            WriteOp::AbortRun {
-                id: begun.id,
-                error: "test".into(),
-            },
-            None,
-        )
+        .write(WriteOp::AbortRun {
+            id: begun.id,
+            error: "test".into(),
+        })
         .await
         .unwrap();
     let run = run_batch(&mut k, today_req()).await.unwrap();
@@ -408,7 +409,10 @@ async fn dry_run_reports_transitions_and_activation_is_explicit() {
             "code = \"PENALTY_FINE\"\ndimension = \"supervision\"\nreads = \"penalty\"\npoints = 24",
         );
     let m = k
-        .register_model(pb::RegisterModelRequest { toml })
+        .register_model(pb::RegisterModelRequest {
+            toml,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -519,15 +523,12 @@ async fn an_interrupted_run_leaves_the_previous_run_current() {
     let model = s.store.active_model().unwrap().unwrap();
     let Outcome::Run(begun) = s
         .store
-        .write(
-            WriteOp::BeginRun {
-                model: Arc::clone(&model),
-                as_of: Date::today(),
-                dry_run: false,
-                requested_by: "test".into(),
-            },
-            None,
-        )
+        .write(WriteOp::BeginRun {
+            model: Arc::clone(&model),
+            as_of: Date::today(),
+            dry_run: false,
+            requested_by: "test".into(),
+        })
         .await
         .unwrap()
     else {

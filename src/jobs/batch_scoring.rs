@@ -36,8 +36,8 @@ use crate::{
     store::{
         scoring::{related, rep_key, FLAG_SOURCE},
         spot::SpotBuilder,
-        Actor, Outcome, RunEntry, RunView, ScoringRun, Store, TransitionExample, Transitions,
-        WriteOp,
+        Actor, Answer, Outcome, Remembered, RequestKey, RunEntry, RunView, ScoringRun, Store,
+        TransitionExample, Transitions, WriteOp,
     },
 };
 
@@ -78,9 +78,31 @@ pub enum Event {
 /// Examples kept per changed (from, to) cell.
 const EXAMPLES_PER_CELL: usize = 2;
 
+/// How a request started.
+pub enum Started {
+    /// A new run: its id and its events.
+    New(u64, mpsc::Receiver<Event>),
+    /// The request id was bound to this run by an earlier request (a retry).
+    Existing(u64),
+}
+
 /// Validates the request and starts the run; events arrive on the receiver. The job runs
-/// on its own thread and goes on if the receiver is dropped.
-pub async fn start(store: Store, req: BatchRequest) -> Result<(u64, mpsc::Receiver<Event>)> {
+/// on its own thread and goes on if the receiver is dropped. `request` binds the
+/// request id to the run as it begins (in the same batch), so a retry finds the run
+/// whether or not the first caller read its stream to the end.
+///
+/// A panic in the job fails closed: the run is marked aborted (the "run in progress"
+/// state cleared), the error logged and the store's fault signalled (the server stops).
+pub async fn start(
+    store: Store,
+    req: BatchRequest,
+    request: Option<RequestKey>,
+) -> Result<Started> {
+    if let Some(k) = &request {
+        if let Some(Remembered::Run(id)) = store.recall(k)? {
+            return Ok(Started::Existing(id));
+        }
+    }
     if req.as_of > Date::today() {
         return Err(Error::invalid(
             "as_of",
@@ -96,8 +118,8 @@ pub async fn start(store: Store, req: BatchRequest) -> Result<(u64, mpsc::Receiv
             .ok_or_else(|| Error::FailedPrecondition("no active model".into()))?,
     };
     let actor = req.actor.clone();
-    let run = match store
-        .write_as(
+    let answer = store
+        .submit(
             actor.clone(),
             WriteOp::BeginRun {
                 model: model.clone(),
@@ -105,12 +127,16 @@ pub async fn start(store: Store, req: BatchRequest) -> Result<(u64, mpsc::Receiv
                 dry_run: req.dry_run,
                 requested_by: req.requested_by.clone(),
             },
+            request,
             None,
         )
-        .await?
-    {
-        Outcome::Run(r) => *r,
-        other => return Err(Error::Corrupt(format!("BeginRun answered {other:?}"))),
+        .await?;
+    let run = match answer {
+        Answer::Replay(Remembered::Run(id)) => return Ok(Started::Existing(id)),
+        a => match a.outcome()? {
+            Outcome::Run(r) => *r,
+            other => return Err(Error::Corrupt(format!("BeginRun answered {other:?}"))),
+        },
     };
     let (tx, rx) = mpsc::channel(64);
     let handle = tokio::runtime::Handle::current();
@@ -119,8 +145,22 @@ pub async fn start(store: Store, req: BatchRequest) -> Result<(u64, mpsc::Receiv
         .name(format!("scoring-run-{id}"))
         .spawn(move || {
             let t0 = Instant::now();
-            let result = compute(&store, run, model, &tx, t0)
-                .and_then(|view| handle.block_on(store.write_as(actor.clone(), WriteOp::FinishRun(view), None)));
+            let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                compute(&store, run, model, &tx, t0)
+            }));
+            let (result, panicked) = match computed {
+                Ok(r) => (r.and_then(|view| {
+                    handle.block_on(store.write_as(actor.clone(), WriteOp::FinishRun(view)))
+                }), false),
+                Err(p) => {
+                    let msg = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".into());
+                    (Err(Error::Unavailable(format!("scoring job panicked: {msg}"))), true)
+                }
+            };
             match result {
                 Ok(Outcome::Run(r)) => {
                     tracing::info!(run = r.id, seconds = t0.elapsed().as_secs_f64(), classes = ?r.classes, "scoring run complete");
@@ -135,15 +175,18 @@ pub async fn start(store: Store, req: BatchRequest) -> Result<(u64, mpsc::Receiv
                         id,
                         error: e.to_string(),
                     };
-                    if let Err(e2) = handle.block_on(store.write_as(actor.clone(), abort, None)) {
+                    if let Err(e2) = handle.block_on(store.write_as(actor.clone(), abort)) {
                         tracing::error!(run = id, error = %e2, "could not mark the run aborted");
                     }
                     let _ = tx.blocking_send(Event::Failed(e.to_string()));
+                    if panicked {
+                        store.report_fault(e.to_string());
+                    }
                 }
             }
         })
         .map_err(|e| Error::Unavailable(format!("cannot start scoring thread: {e}")))?;
-    Ok((id, rx))
+    Ok(Started::New(id, rx))
 }
 
 /// Per-thread scan state.
@@ -195,6 +238,7 @@ fn compute(
             }
         });
         let r = store.scan_dossiers(Part::default, |part, u, d| {
+            crate::fault::point("batch.scan");
             let a = assess(&d, false, &model, as_of, |_| {});
             part.entries.push(RunEntry::new(u, &a, false));
             part.reps.push(rep_key(&d).unwrap_or(0));
@@ -386,7 +430,14 @@ pub async fn run_to_completion(
     req: BatchRequest,
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<ScoringRun> {
-    let (_, mut rx) = start(store, req).await?;
+    let mut rx = match start(store, req, None).await? {
+        Started::New(_, rx) => rx,
+        Started::Existing(id) => {
+            return Err(Error::Corrupt(format!(
+                "a run without a request id was bound to run {id}"
+            )))
+        }
+    };
     while let Some(ev) = rx.recv().await {
         match ev {
             Event::Progress(p) => on_progress(&p),
@@ -397,6 +448,68 @@ pub async fn run_to_completion(
     Err(Error::Unavailable(
         "scoring run ended without a result".into(),
     ))
+}
+
+/// The events of run `id` for a caller that did not start it (a retry of the request
+/// that did): progress while it is being computed (every `every`), then its end.
+pub fn follow(store: Store, id: u64, every: Duration) -> mpsc::Receiver<Event> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let t0 = Instant::now();
+        // A run begun but not yet published as being computed (its batch is applied,
+        // the flush not done) looks "running" for a moment: wait before calling it
+        // interrupted.
+        let mut patience = 20;
+        loop {
+            let ev = match store.building_run() {
+                Ok(Some(b)) if b == id => {
+                    let (processed, total) = store.batch_progress();
+                    Some(Event::Progress(Progress {
+                        run_id: id,
+                        phase: "scan",
+                        processed,
+                        total,
+                        classes: [0; 4],
+                        elapsed: t0.elapsed(),
+                    }))
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    let _ = tx.send(Event::Failed(e.to_string())).await;
+                    return;
+                }
+            };
+            match ev {
+                Some(ev) => {
+                    if tx.send(ev).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(every).await;
+                }
+                None => {
+                    let end = match store.run(id) {
+                        Ok(Some(r)) if r.state == crate::store::RunState::Aborted => {
+                            Event::Failed(format!("run {id} aborted: {}", r.error))
+                        }
+                        Ok(Some(r)) if r.state == crate::store::RunState::Running => {
+                            if patience > 0 {
+                                patience -= 1;
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                continue;
+                            }
+                            Event::Failed(format!("run {id} was interrupted"))
+                        }
+                        Ok(Some(r)) => Event::Done(Box::new(r)),
+                        Ok(None) => Event::Failed(format!("run {id} not found")),
+                        Err(e) => Event::Failed(e.to_string()),
+                    };
+                    let _ = tx.send(end).await;
+                    return;
+                }
+            }
+        }
+    });
+    rx
 }
 
 /// Class counts as a readable string (for logs).

@@ -33,6 +33,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::BackupResponse>, Status> {
         let actor = super::actor(&req, "Backup");
         super::Scope::of(&req).require_unscoped("Backup")?;
+        let key = super::request_key("Backup", &req.get_ref().request_id, req.get_ref())?;
         let name = req.get_ref().name.trim().to_string();
         if name.is_empty()
             || name.len() > 100
@@ -46,21 +47,30 @@ impl AdminService for AdminApi {
                 "1 to 100 characters of A-Z a-z 0-9 . _ -, not starting with a dot",
             )));
         }
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
+        }
         let dir = self.data_dir.join("backups");
         std::fs::create_dir_all(&dir).map_err(|e| Status::unavailable(e.to_string()))?;
         let path = dir.join(&name);
-        match self
-            .store
-            .write_as(actor, WriteOp::Backup(path.clone()), None)
-            .await?
-        {
-            Outcome::Backup(b) => Ok(Response::new(pb::BackupResponse {
-                path: path.display().to_string(),
-                entries: b.entries,
-                bytes: b.bytes,
-                sha256: b.sha256,
-            })),
-            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
-        }
+        let shown = path.display().to_string();
+        let reply =
+            super::write_reply(
+                &self.store,
+                actor,
+                WriteOp::Backup(path),
+                key,
+                move |o| match o {
+                    Outcome::Backup(b) => Ok(pb::BackupResponse {
+                        path: shown,
+                        entries: b.entries,
+                        bytes: b.bytes,
+                        sha256: b.sha256.clone(),
+                    }),
+                    o => Err(super::unexpected(o)),
+                },
+            )
+            .await?;
+        Ok(Response::new(reply))
     }
 }

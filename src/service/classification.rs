@@ -1,6 +1,6 @@
 //! ClassificationService handlers and their proto conversions.
 
-use std::pin::Pin;
+use std::{pin::Pin, time::Duration};
 
 use tokio_stream::{wrappers::ReceiverStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -11,7 +11,7 @@ use crate::{
         model::{Decay, HardRule},
         Centi, DomainError, Model, RiskClass,
     },
-    jobs::batch_scoring::{self, BatchRequest, Event},
+    jobs::batch_scoring::{self, BatchRequest, Event, Started},
     proto::{self as pb, classification_service_server::ClassificationService},
     store::{Classified, Outcome, ScoringRun, Store, WriteOp},
 };
@@ -255,23 +255,33 @@ impl ClassificationService for ClassificationApi {
     ) -> Result<Response<pb::ModelInfo>, Status> {
         let actor = super::actor(&req, "RegisterModel");
         super::Scope::of(&req).require_unscoped("RegisterModel")?;
-        let m = Model::parse(&req.get_ref().toml).map_err(|e| invalid(e.within("toml")))?;
+        let r = req.into_inner();
+        let key = request_key("RegisterModel", &r.request_id, &r)?;
+        let m = Model::parse(&r.toml).map_err(|e| invalid(e.within("toml")))?;
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
+        }
         let m = std::sync::Arc::new(m);
-        self.store
-            .write_as(
-                actor.clone(),
-                WriteOp::RegisterModel {
-                    model: m.clone(),
-                    activate_if_none: false,
-                },
-                None,
-            )
-            .await?;
+        // Registering never changes the active model (`activate_if_none: false`).
         let active = self
             .store
             .active_model()?
             .is_some_and(|a| a.version == m.version);
-        Ok(Response::new(model_pb(&m, active)))
+        let reply = super::write_reply(
+            &self.store,
+            actor,
+            WriteOp::RegisterModel {
+                model: m.clone(),
+                activate_if_none: false,
+            },
+            key,
+            move |o| match o {
+                Outcome::ModelRegistered { .. } => Ok(model_pb(&m, active)),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn get_classification(
@@ -299,18 +309,11 @@ impl ClassificationService for ClassificationApi {
         let principal = super::principal(&req);
         let r = req.into_inner();
         let key = request_key("RunBatchScoring", &r.request_id, &r)?;
-        if let Some(k) = &key {
-            if let Some(Outcome::Run(run)) = self.store.recall(k)? {
-                let current = self.is_current(run.id)?;
-                let ev = pb::BatchScoringEvent {
-                    event: Some(pb::batch_scoring_event::Event::Done(run_pb(&run, current))),
-                };
-                return Ok(Response::new(Box::pin(tokio_stream::once(Ok(ev)))));
-            }
-        }
         let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
         let model_version = Some(r.model_version.trim().to_string()).filter(|v| !v.is_empty());
-        let (_, rx) = batch_scoring::start(
+        // The request id is bound to the run as it begins: a retry (say after a
+        // disconnect) follows that run — its progress, then its end — and starts none.
+        let rx = match batch_scoring::start(
             self.store.clone(),
             BatchRequest {
                 model_version,
@@ -319,12 +322,18 @@ impl ClassificationService for ClassificationApi {
                 requested_by: principal,
                 actor: actor.clone(),
             },
+            key,
         )
-        .await?;
+        .await?
+        {
+            Started::New(_, rx) => rx,
+            Started::Existing(id) => {
+                batch_scoring::follow(self.store.clone(), id, Duration::from_millis(250))
+            }
+        };
         let store = self.store.clone();
         let stream = ReceiverStream::new(rx).then(move |ev| {
             let store = store.clone();
-            let key = key.clone();
             async move {
                 match ev {
                     Event::Progress(p) => Ok(pb::BatchScoringEvent {
@@ -340,11 +349,6 @@ impl ClassificationService for ClassificationApi {
                         )),
                     }),
                     Event::Done(run) => {
-                        if key.is_some() {
-                            store
-                                .write(WriteOp::Remember(Outcome::Run(run.clone())), key)
-                                .await?;
-                        }
                         let current = store.current_run()?.is_some_and(|v| v.run.id == run.id);
                         Ok(pb::BatchScoringEvent {
                             event: Some(pb::batch_scoring_event::Event::Done(run_pb(
@@ -409,21 +413,24 @@ impl ClassificationService for ClassificationApi {
                 "is required: say why this run becomes current",
             )));
         }
-        match self
-            .store
-            .write_as(
-                actor.clone(),
-                WriteOp::ActivateRun {
-                    id: r.run_id,
-                    by: principal,
-                    reason: reason.to_string(),
-                },
-                key,
-            )
-            .await?
-        {
-            Outcome::Run(run) => Ok(Response::new(run_pb(&run, true))),
-            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
+        let reply = super::write_reply(
+            &self.store,
+            actor.clone(),
+            WriteOp::ActivateRun {
+                id: r.run_id,
+                by: principal,
+                reason: reason.to_string(),
+            },
+            key,
+            move |o| match o {
+                Outcome::Run(run) => Ok(run_pb(&run, true)),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 }

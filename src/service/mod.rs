@@ -13,7 +13,11 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Code, Status};
 
-use crate::{domain::DomainError, error::Error, store::RequestKey};
+use crate::{
+    domain::DomainError,
+    error::Error,
+    store::{Actor, Outcome, RequestKey, Store, WriteOp},
+};
 
 /// The one mapping from the crate's errors to gRPC statuses.
 pub fn status(e: Error) -> Status {
@@ -65,6 +69,55 @@ pub fn request_key<M: Message>(
         id: id.to_string(),
         fingerprint: fp,
     }))
+}
+
+/// The first reply of a retried request (same request id, same content), if any;
+/// INVALID_ARGUMENT naming `request_id` if the id was used for a different request.
+/// Handlers ask before any expensive work; the writer decides again, atomically.
+pub fn replayed<M: Message + Default>(
+    store: &Store,
+    key: &Option<RequestKey>,
+) -> Result<Option<M>, Status> {
+    let Some(k) = key else {
+        return Ok(None);
+    };
+    match store.recall(k)? {
+        Some(crate::store::Remembered::Reply(b)) => Ok(Some(decode_reply(&b)?)),
+        Some(crate::store::Remembered::Run(id)) => Err(status(Error::Corrupt(format!(
+            "{} request id bound to scoring run {id}",
+            k.rpc
+        )))),
+        None => Ok(None),
+    }
+}
+
+fn decode_reply<M: Message + Default>(b: &[u8]) -> Result<M, Status> {
+    M::decode(b).map_err(|e| status(Error::Corrupt(format!("stored reply: {e}"))))
+}
+
+/// Submits a write and answers with the reply `render` makes from its outcome. The
+/// renderer runs on the writer before the commit and its encoded reply is stored with
+/// the request id in the same batch, so a retry gets exactly these bytes back (and
+/// writes nothing). It must depend only on the outcome and what it captured.
+pub async fn write_reply<M, F>(
+    store: &Store,
+    actor: Actor,
+    op: WriteOp,
+    key: Option<RequestKey>,
+    render: F,
+) -> Result<M, Status>
+where
+    M: Message + Default + 'static,
+    F: FnOnce(&Outcome) -> crate::Result<M> + Send + 'static,
+{
+    let render: crate::store::Render = Box::new(move |o| render(o).map(|m| m.encode_to_vec()));
+    let answer = store.submit(actor, op, key, Some(render)).await?;
+    decode_reply(&answer.reply()?)
+}
+
+/// The error for an outcome of the wrong kind (a bug: each operation has one kind).
+pub fn unexpected(o: &Outcome) -> Error {
+    Error::Corrupt(format!("unexpected store outcome {o:?}"))
 }
 
 /// Who is calling (the token's name, set by the auth layer), as recorded on runs and

@@ -50,10 +50,6 @@ fn required<'a, T>(field: &str, m: &'a Option<T>) -> Result<&'a T, Status> {
         .ok_or_else(|| invalid(DomainError::invalid(field, "is required")))
 }
 
-fn unexpected(o: Outcome) -> Status {
-    Status::internal(format!("unexpected store outcome {o:?}"))
-}
-
 #[tonic::async_trait]
 impl RegistryService for RegistryApi {
     async fn upsert_enterprise(
@@ -67,20 +63,27 @@ impl RegistryService for RegistryApi {
         let e = convert::enterprise(required("enterprise", &r.enterprise)?).map_err(invalid)?;
         scope.check_region("enterprise.region_code", &e.region)?;
         scope.check_uscc(&self.store, "enterprise.uscc", &e.uscc)?;
-        match self
-            .store
-            .write_as(actor.clone(), WriteOp::UpsertEnterprise(e), key)
-            .await?
-        {
-            Outcome::Enterprise {
-                enterprise,
-                created,
-            } => Ok(Response::new(pb::UpsertEnterpriseResponse {
-                enterprise: Some(convert::enterprise_pb(&enterprise)),
-                created,
-            })),
-            o => Err(unexpected(o)),
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
+        let reply = super::write_reply(
+            &self.store,
+            actor.clone(),
+            WriteOp::UpsertEnterprise(e),
+            key,
+            move |o| match o {
+                Outcome::Enterprise {
+                    enterprise,
+                    created,
+                } => Ok(pb::UpsertEnterpriseResponse {
+                    enterprise: Some(convert::enterprise_pb(&enterprise)),
+                    created: *created,
+                }),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn get_enterprise(
@@ -108,24 +111,31 @@ impl RegistryService for RegistryApi {
         let key = request_key("RecordPenalty", &r.request_id, &r)?;
         let p = convert::penalty(required("penalty", &r.penalty)?).map_err(invalid)?;
         scope.check_uscc(&self.store, "penalty.uscc", &p.uscc)?;
-        match self
+        // The penalty needs a registered enterprise (NOT_FOUND otherwise, decided by the
+        // writer); its entity type sets the publicity periods shown.
+        let entity = self
             .store
-            .write_as(actor.clone(), WriteOp::RecordPenalty(p), key)
-            .await?
-        {
-            Outcome::Penalty(p) => {
-                let entity = self
-                    .store
-                    .enterprise(&p.uscc)?
-                    .map(|e| e.entity_type)
-                    .unwrap_or(crate::domain::EntityType::Enterprise);
-                let rules = &self.store.options().publicity;
-                Ok(Response::new(pb::RecordPenaltyResponse {
-                    penalty: Some(convert::penalty_pb(&p, entity, rules, Date::today())),
-                }))
-            }
-            o => Err(unexpected(o)),
+            .enterprise(&p.uscc)?
+            .map(|e| e.entity_type)
+            .unwrap_or(crate::domain::EntityType::Enterprise);
+        let rules = self.store.options().publicity.clone();
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
+        let reply = super::write_reply(
+            &self.store,
+            actor.clone(),
+            WriteOp::RecordPenalty(p),
+            key,
+            move |o| match o {
+                Outcome::Penalty(p) => Ok(pb::RecordPenaltyResponse {
+                    penalty: Some(convert::penalty_pb(p, entity, &rules, Date::today())),
+                }),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn list_penalties(
@@ -172,16 +182,23 @@ impl RegistryService for RegistryApi {
         let key = request_key("FileAnnualReport", &r.request_id, &r)?;
         let x = convert::report(required("report", &r.report)?).map_err(invalid)?;
         scope.check_uscc(&self.store, "report.uscc", &x.uscc)?;
-        match self
-            .store
-            .write_as(actor.clone(), WriteOp::FileAnnualReport(x), key)
-            .await?
-        {
-            Outcome::Report(x) => Ok(Response::new(pb::FileAnnualReportResponse {
-                report: Some(convert::report_pb(&x)),
-            })),
-            o => Err(unexpected(o)),
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
+        let reply = super::write_reply(
+            &self.store,
+            actor.clone(),
+            WriteOp::FileAnnualReport(x),
+            key,
+            move |o| match o {
+                Outcome::Report(x) => Ok(pb::FileAnnualReportResponse {
+                    report: Some(convert::report_pb(&x)),
+                }),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn add_listing(
@@ -194,16 +211,23 @@ impl RegistryService for RegistryApi {
         let key = request_key("AddListing", &r.request_id, &r)?;
         let x = convert::listing(required("listing", &r.listing)?).map_err(invalid)?;
         scope.check_uscc(&self.store, "listing.uscc", &x.uscc)?;
-        match self
-            .store
-            .write_as(actor.clone(), WriteOp::AddListing(x), key)
-            .await?
-        {
-            Outcome::Listing(x) => Ok(Response::new(pb::AddListingResponse {
-                listing: Some(convert::listing_pb(&x, Date::today())),
-            })),
-            o => Err(unexpected(o)),
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
+        let reply = super::write_reply(
+            &self.store,
+            actor.clone(),
+            WriteOp::AddListing(x),
+            key,
+            move |o| match o {
+                Outcome::Listing(x) => Ok(pb::AddListingResponse {
+                    listing: Some(convert::listing_pb(&x, Date::today())),
+                }),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn record_inspection_result(
@@ -216,16 +240,23 @@ impl RegistryService for RegistryApi {
         let key = request_key("RecordInspectionResult", &r.request_id, &r)?;
         let x = convert::inspection(required("result", &r.result)?).map_err(invalid)?;
         scope.check_uscc(&self.store, "result.uscc", &x.uscc)?;
-        match self
-            .store
-            .write_as(actor.clone(), WriteOp::RecordInspection(x), key)
-            .await?
-        {
-            Outcome::Inspection(x) => Ok(Response::new(pb::RecordInspectionResultResponse {
-                result: Some(convert::inspection_pb(&x)),
-            })),
-            o => Err(unexpected(o)),
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
+        let reply = super::write_reply(
+            &self.store,
+            actor.clone(),
+            WriteOp::RecordInspection(x),
+            key,
+            move |o| match o {
+                Outcome::Inspection(x) => Ok(pb::RecordInspectionResultResponse {
+                    result: Some(convert::inspection_pb(&x)),
+                }),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn sweep_annual_reports(
@@ -264,13 +295,8 @@ impl RegistryService for RegistryApi {
                 format!("{as_of} is not after the {year} filing deadline {deadline}"),
             )));
         }
-        if let Some(k) = &key {
-            if let Some(o) = self.store.recall(k)? {
-                if let Outcome::Sweep(c) = o {
-                    return Ok(Response::new(sweep_pb(&c)));
-                }
-                return Err(unexpected(o));
-            }
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
         if self
             .sweep_running
@@ -291,9 +317,9 @@ impl RegistryService for RegistryApi {
                 after,
                 limit: SWEEP_CHUNK,
             };
-            let c = match self.store.write_as(actor.clone(), op, None).await? {
+            let c = match self.store.write_as(actor.clone(), op).await? {
                 Outcome::Sweep(c) => c,
-                o => return Err(unexpected(o)),
+                o => return Err(super::unexpected(&o).into()),
             };
             total.examined += c.examined;
             total.listed_abnormal += c.listed_abnormal;
@@ -307,12 +333,22 @@ impl RegistryService for RegistryApi {
         }
         tracing::info!(year, %as_of, examined = total.examined, listed = total.listed_abnormal,
             marked = total.marked_abnormal_status, serious = total.moved_serious, "annual-report sweep done");
-        if key.is_some() {
-            self.store
-                .write(WriteOp::Remember(Outcome::Sweep(total.clone())), key)
-                .await?;
+        if key.is_none() {
+            return Ok(Response::new(sweep_pb(&total)));
         }
-        Ok(Response::new(sweep_pb(&total)))
+        // The chunks are committed; remember the total for retries.
+        let reply = super::write_reply(
+            &self.store,
+            actor,
+            WriteOp::Remember(Outcome::Sweep(total)),
+            key,
+            |o| match o {
+                Outcome::Sweep(c) => Ok(sweep_pb(c)),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn import_records(
@@ -358,7 +394,7 @@ impl RegistryService for RegistryApi {
                     let chunk = std::mem::take(&mut items);
                     inflight.push_back(
                         self.store
-                            .enqueue_as(actor.clone(), WriteOp::Import(chunk), None)
+                            .enqueue_as(actor.clone(), WriteOp::Import(chunk), None, None)
                             .await?,
                     );
                 }
@@ -366,18 +402,26 @@ impl RegistryService for RegistryApi {
             if !items.is_empty() {
                 inflight.push_back(
                     self.store
-                        .enqueue_as(actor.clone(), WriteOp::Import(items), None)
+                        .enqueue_as(actor.clone(), WriteOp::Import(items), None, None)
                         .await?,
                 );
             }
             while inflight.len() > IMPORT_PIPELINE {
                 if let Some(rx) = inflight.pop_front() {
-                    absorb(&mut summary, rx.await, &mut push_rejection)?;
+                    absorb(
+                        &mut summary,
+                        rx.await.and_then(|a| a.outcome()),
+                        &mut push_rejection,
+                    )?;
                 }
             }
         }
         while let Some(rx) = inflight.pop_front() {
-            absorb(&mut summary, rx.await, &mut push_rejection)?;
+            absorb(
+                &mut summary,
+                rx.await.and_then(|a| a.outcome()),
+                &mut push_rejection,
+            )?;
         }
         summary.rejections.sort_by_key(|r| r.index);
         tracing::info!(
@@ -543,6 +587,6 @@ fn absorb(
             }
             Ok(())
         }
-        o => Err(unexpected(o)),
+        o => Err(super::unexpected(&o).into()),
     }
 }

@@ -154,24 +154,27 @@ impl CreditRepairApi {
             _ => None,
         };
         let by = actor.principal.clone();
-        match self
-            .store
-            .write_as(
-                actor,
-                WriteOp::DecideRepairCase {
-                    id,
-                    action,
-                    by,
-                    reason,
-                    decide_due,
-                },
-                key,
-            )
-            .await?
-        {
-            Outcome::Repair(c) => Ok(Response::new(case_pb(&c, today))),
-            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
+        let reply = super::write_reply(
+            &self.store,
+            actor,
+            WriteOp::DecideRepairCase {
+                id,
+                action,
+                by,
+                reason,
+                decide_due,
+            },
+            key,
+            move |o| match o {
+                Outcome::Repair(c) => Ok(case_pb(&c, today)),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 }
 
@@ -220,14 +223,21 @@ impl CreditRepairService for CreditRepairApi {
                 reason,
             }],
         };
-        match self
-            .store
-            .write_as(actor, WriteOp::SubmitRepair(Box::new(c)), key)
-            .await?
-        {
-            Outcome::Repair(c) => Ok(Response::new(case_pb(&c, today))),
-            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
+        let reply = super::write_reply(
+            &self.store,
+            actor,
+            WriteOp::SubmitRepair(Box::new(c)),
+            key,
+            move |o| match o {
+                Outcome::Repair(c) => Ok(case_pb(&c, today)),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn accept_repair(
@@ -314,14 +324,21 @@ impl CreditRepairService for CreditRepairApi {
                 reason,
             }],
         };
-        match self
-            .store
-            .write_as(actor, WriteOp::FileObjection(Box::new(o)), key)
-            .await?
-        {
-            Outcome::Objection(o) => Ok(Response::new(objection_pb(&o))),
-            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
+        let reply = super::write_reply(
+            &self.store,
+            actor,
+            WriteOp::FileObjection(Box::new(o)),
+            key,
+            move |o| match o {
+                Outcome::Objection(o) => Ok(objection_pb(&o)),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn resolve_objection(
@@ -355,23 +372,26 @@ impl CreditRepairService for CreditRepairApi {
             )),
         };
         let by = actor.principal.clone();
-        match self
-            .store
-            .write_as(
-                actor,
-                WriteOp::ResolveObjection {
-                    id: r.objection_id,
-                    correction: correction.map(Box::new),
-                    by,
-                    reason,
-                },
-                key,
-            )
-            .await?
-        {
-            Outcome::Objection(o) => Ok(Response::new(objection_pb(&o))),
-            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
+        let reply = super::write_reply(
+            &self.store,
+            actor,
+            WriteOp::ResolveObjection {
+                id: r.objection_id,
+                correction: correction.map(Box::new),
+                by,
+                reason,
+            },
+            key,
+            move |o| match o {
+                Outcome::Objection(o) => Ok(objection_pb(&o)),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn list_objections(

@@ -171,11 +171,11 @@ pub fn plan_pb(p: &DrawPlan) -> pb::DrawPlan {
 }
 
 /// The receipt of a drawn plan as its proto, with the inspector teams if assigned.
-pub fn plan_receipt_pb(p: &DrawPlan) -> Result<pb::DrawReceipt, Status> {
+pub fn plan_receipt_pb(p: &DrawPlan) -> crate::Result<pb::DrawReceipt> {
     let r = p
         .receipt
         .as_ref()
-        .ok_or_else(|| Status::internal("plan has no receipt"))?;
+        .ok_or_else(|| crate::Error::Corrupt(format!("plan {} has no receipt", p.id)))?;
     let mut out = receipt_pb(r, &p.filter);
     if let Some(a) = &p.assignment {
         out.team_size = a.team_size;
@@ -408,11 +408,6 @@ impl SpotCheckService for SpotCheckApi {
         let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("PlanDraw", &r.request_id, &r)?;
-        if let Some(k) = &key {
-            if let Some(Outcome::Plan(p)) = self.store.recall(k)? {
-                return Ok(Response::new(plan_pb(&p)));
-            }
-        }
         let task_id = super::required_text("task_id", &r.task_id, 64)?;
         let mut filter =
             filter_from_pb("filter", &r.filter.clone().unwrap_or_default()).map_err(invalid)?;
@@ -471,6 +466,9 @@ impl SpotCheckService for SpotCheckApi {
                 digest: String::new(),
             });
         }
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
+        }
         let store = self.store.clone();
         let f2 = CandidateFilter {
             include_exempt: false,
@@ -505,21 +503,21 @@ impl SpotCheckService for SpotCheckApi {
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;
-        match self
-            .store
-            .write_as(
-                actor.clone(),
-                WriteOp::SavePlan {
-                    plan: Box::new(plan),
-                    populations,
-                },
-                key,
-            )
-            .await?
-        {
-            Outcome::Plan(p) => Ok(Response::new(plan_pb(&p))),
-            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
-        }
+        let reply = super::write_reply(
+            &self.store,
+            actor.clone(),
+            WriteOp::SavePlan {
+                plan: Box::new(plan),
+                populations,
+            },
+            key,
+            move |o| match o {
+                Outcome::Plan(p) => Ok(plan_pb(&p)),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn draw_sample(
@@ -530,13 +528,6 @@ impl SpotCheckService for SpotCheckApi {
         let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("DrawSample", &r.request_id, &r)?;
-        if let Some(k) = &key {
-            if let Some(Outcome::Plan(p)) = self.store.recall(k)? {
-                if p.receipt.is_some() {
-                    return Ok(Response::new(plan_receipt_pb(&p)?));
-                }
-            }
-        }
         // The seed is used verbatim (it is hashed into the draw), but a blank one is no seed.
         if r.seed.trim().is_empty() {
             return Err(invalid(DomainError::invalid(
@@ -567,21 +558,24 @@ impl SpotCheckService for SpotCheckApi {
         let receipt = tokio::task::spawn_blocking(move || draw(&store, &p2, &seed))
             .await
             .map_err(|e| Status::internal(e.to_string()))??;
-        match self
-            .store
-            .write_as(
-                actor.clone(),
-                WriteOp::RecordDraw {
-                    plan_id: plan.id,
-                    receipt: Box::new(receipt),
-                },
-                key,
-            )
-            .await?
-        {
-            Outcome::Plan(p) => Ok(Response::new(plan_receipt_pb(&p)?)),
-            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
+        let reply = super::write_reply(
+            &self.store,
+            actor.clone(),
+            WriteOp::RecordDraw {
+                plan_id: plan.id,
+                receipt: Box::new(receipt),
+            },
+            key,
+            move |o| match o {
+                Outcome::Plan(p) => Ok(plan_receipt_pb(&p)?),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn verify_draw(
@@ -644,14 +638,21 @@ impl SpotCheckService for SpotCheckApi {
             active: m.active,
             recorded_at_ms: 0,
         };
-        match self
-            .store
-            .write_as(actor.clone(), WriteOp::UpsertInspector(Box::new(x)), key)
-            .await?
-        {
-            Outcome::Inspector(i) => Ok(Response::new(inspector_pb(&i))),
-            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
+        let reply = super::write_reply(
+            &self.store,
+            actor.clone(),
+            WriteOp::UpsertInspector(Box::new(x)),
+            key,
+            move |o| match o {
+                Outcome::Inspector(i) => Ok(inspector_pb(&i)),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn list_inspectors(
@@ -677,11 +678,6 @@ impl SpotCheckService for SpotCheckApi {
         let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("AssignInspectors", &r.request_id, &r)?;
-        if let Some(k) = &key {
-            if let Some(Outcome::Plan(p)) = self.store.recall(k)? {
-                return Ok(Response::new(plan_receipt_pb(&p)?));
-            }
-        }
         if r.team_size < 2 {
             return Err(invalid(DomainError::invalid(
                 "team_size",
@@ -744,21 +740,24 @@ impl SpotCheckService for SpotCheckApi {
             teams,
             assigned_at_ms: 0,
         };
-        match self
-            .store
-            .write_as(
-                actor.clone(),
-                WriteOp::RecordAssignment {
-                    plan_id: plan.id,
-                    assignment: Box::new(assignment),
-                },
-                key,
-            )
-            .await?
-        {
-            Outcome::Plan(p) => Ok(Response::new(plan_receipt_pb(&p)?)),
-            o => Err(Status::internal(format!("unexpected store outcome {o:?}"))),
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
         }
+        let reply = super::write_reply(
+            &self.store,
+            actor.clone(),
+            WriteOp::RecordAssignment {
+                plan_id: plan.id,
+                assignment: Box::new(assignment),
+            },
+            key,
+            move |o| match o {
+                Outcome::Plan(p) => Ok(plan_receipt_pb(&p)?),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
     }
 
     type ListPopulationStream = Boxed<pb::PopulationBatch>;

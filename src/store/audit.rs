@@ -6,10 +6,18 @@
 //! | `A seq(8)` | [`AuditEvent`] |
 //! | `a uscc seq(8)` | empty: the events about one enterprise |
 //!
-//! `digest = SHA-256(prev_digest + "\n" + seq + "\n" + at_ms + "\n" + principal + "\n" +
-//! role + "\n" + rpc + "\n" + target + "\n" + before + "\n" + after + "\n" + reason)`,
-//! hex; the first event's `prev_digest` is 64 zeros. Changing, removing or reordering any
-//! event breaks every link after it.
+//! Chain format 2 (every event of a store created by schema 3, and every event after the
+//! migration of an older one): `digest = hex(SHA-256("creditrisk-audit-v2" ‖ field…))`
+//! over prev_digest, seq (u64 BE), at_ms (i64 BE), principal, role, rpc, target, before,
+//! after, reason, each text field preceded by its byte length (u64 BE): no text can move
+//! from one field to another without changing the digest.
+//!
+//! Chain format 1 (events before the migration; the first format-2 sequence number is
+//! the counter `S audit_v2_from`): `SHA-256(prev_digest + "\n" + seq + "\n" + at_ms +
+//! "\n" + principal + "\n" + role + "\n" + rpc + "\n" + target + "\n" + before + "\n" +
+//! after + "\n" + reason)` — ambiguous (a "\n" inside a field can move text across), so
+//! no longer written. The first event's `prev_digest` is 64 zeros. Changing, removing or
+//! reordering any event breaks every link after it.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -63,9 +71,61 @@ pub struct AuditEvent {
     pub digest: String,
 }
 
+/// Counter (in the `S` keyspace) holding the first sequence number hashed in chain
+/// format 2; absent = every event is format 2.
+pub const CHAIN_V2_FROM: &str = "audit_v2_from";
+/// The chain format the writer uses.
+pub const CHAIN_FORMAT: u8 = 2;
+
+/// The chain format of event `seq`, given the first format-2 sequence number.
+pub fn chain_format(seq: u64, v2_from: u64) -> u8 {
+    if seq >= v2_from {
+        2
+    } else {
+        1
+    }
+}
+
+/// The first format-2 sequence number of the store.
+pub fn v2_from(tree: &sled::Tree) -> Result<u64> {
+    match tree.get(super::keys::counter(CHAIN_V2_FROM))? {
+        Some(v) => <[u8; 8]>::try_from(v.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| Error::Corrupt("bad audit_v2_from counter".into())),
+        None => Ok(1),
+    }
+}
+
 impl AuditEvent {
-    /// The digest this event should carry.
-    pub fn compute_digest(&self) -> String {
+    /// The digest this event should carry in chain format `format` (1 or 2).
+    pub fn compute_digest(&self, format: u8) -> String {
+        if format == 1 {
+            return self.digest_v1();
+        }
+        let mut h = Sha256::new();
+        h.update(b"creditrisk-audit-v2");
+        let text = |h: &mut Sha256, s: &str| {
+            h.update((s.len() as u64).to_be_bytes());
+            h.update(s.as_bytes());
+        };
+        text(&mut h, &self.prev_digest);
+        h.update(self.seq.to_be_bytes());
+        h.update(self.at_ms.to_be_bytes());
+        for part in [
+            &self.principal,
+            &self.role,
+            &self.rpc,
+            &self.target,
+            &self.before,
+            &self.after,
+            &self.reason,
+        ] {
+            text(&mut h, part);
+        }
+        hex::encode(h.finalize())
+    }
+
+    fn digest_v1(&self) -> String {
         let mut h = Sha256::new();
         for part in [
             self.prev_digest.as_str(),
@@ -176,6 +236,7 @@ pub fn list(tree: &sled::Tree, f: &AuditFilter) -> Result<Vec<AuditEvent>> {
 
 /// Walks the chain; returns (events checked, the first broken link if any).
 pub fn verify(tree: &sled::Tree) -> Result<(u64, Option<(u64, String)>)> {
+    let v2_from = v2_from(tree)?;
     let mut prev = GENESIS.to_string();
     let mut n = 0u64;
     for (expected_seq, kv) in (1u64..).zip(tree.scan_prefix([EVENTS])) {
@@ -202,7 +263,7 @@ pub fn verify(tree: &sled::Tree) -> Result<(u64, Option<(u64, String)>)> {
                 )),
             ));
         }
-        if e.compute_digest() != e.digest {
+        if e.compute_digest(chain_format(e.seq, v2_from)) != e.digest {
             return Ok((
                 n,
                 Some((e.seq, "digest does not match the event's content".into())),
@@ -219,6 +280,11 @@ mod tests {
     use super::*;
 
     fn chain(tree: &sled::Tree, n: u64) {
+        chain_formats(tree, n, 1)
+    }
+
+    /// A chain of `n` events whose format-2 part starts at `v2_from`.
+    fn chain_formats(tree: &sled::Tree, n: u64, v2_from: u64) {
         let mut prev = GENESIS.to_string();
         for seq in 1..=n {
             let mut e = AuditEvent {
@@ -234,7 +300,7 @@ mod tests {
                 prev_digest: prev.clone(),
                 digest: String::new(),
             };
-            e.digest = e.compute_digest();
+            e.digest = e.compute_digest(chain_format(seq, v2_from));
             prev = e.digest.clone();
             tree.insert(event_key(seq), codec::encode(&e).unwrap())
                 .unwrap();
@@ -257,7 +323,7 @@ mod tests {
         assert_eq!(n, 2);
         assert_eq!(broken.unwrap().0, 3);
         // Re-sign it: now event 4's link breaks.
-        e.digest = e.compute_digest();
+        e.digest = e.compute_digest(2);
         tree.insert(event_key(3), codec::encode(&e).unwrap())
             .unwrap();
         assert_eq!(verify(&tree).unwrap().1.unwrap().0, 4);
@@ -266,5 +332,48 @@ mod tests {
         tree.remove(event_key(2)).unwrap();
         let (_, broken) = verify(&tree).unwrap();
         assert!(broken.unwrap().1.contains("gap"));
+    }
+
+    #[test]
+    fn format_2_binds_text_to_its_field() {
+        let e = AuditEvent {
+            seq: 7,
+            at_ms: 1,
+            principal: "ops".into(),
+            role: "admin".into(),
+            rpc: "UpsertEnterprise".into(),
+            target: "t".into(),
+            before: "a\nb".into(),
+            after: "c".into(),
+            reason: String::new(),
+            prev_digest: GENESIS.into(),
+            digest: String::new(),
+        };
+        // Move "\nb" from `before` to the front of `after`: format 1 cannot tell.
+        let mut moved = e.clone();
+        moved.before = "a".into();
+        moved.after = "b\nc".into();
+        assert_eq!(e.compute_digest(1), moved.compute_digest(1));
+        assert_ne!(e.compute_digest(2), moved.compute_digest(2));
+        // Text moved between any two neighbouring fields changes the digest.
+        let mut m2 = e.clone();
+        m2.principal = "op".into();
+        m2.role = "sadmin".into();
+        assert_ne!(e.compute_digest(2), m2.compute_digest(2));
+    }
+
+    #[test]
+    fn a_migrated_chain_verifies_in_both_formats() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        chain_formats(&tree, 6, 4);
+        // Without the boundary every event is read as format 2: event 1 fails.
+        assert_eq!(verify(&tree).unwrap().1.unwrap().0, 1);
+        tree.insert(
+            super::super::keys::counter(CHAIN_V2_FROM),
+            &4u64.to_be_bytes()[..],
+        )
+        .unwrap();
+        assert_eq!(verify(&tree).unwrap(), (6, None));
     }
 }

@@ -41,13 +41,13 @@ pub use scoring::{
 };
 use scoring::{ScoringState, SharedScoring};
 pub use writer::{
-    error_code, Correction, Counters, ImportItem, ImportOutcome, ImportRejection, Outcome,
-    RequestKey, SweepCounts, Ticket, WriteOp,
+    error_code, Answer, Correction, Counters, FaultSignal, ImportItem, ImportOutcome,
+    ImportRejection, Outcome, Remembered, Render, RequestKey, SweepCounts, Ticket, WriteOp,
 };
 
 /// Schema version of the store layout. A store written by another version is refused
 /// at open with both versions named.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Tuning and rule parameters of a store.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -110,6 +110,7 @@ struct Shared {
     counters: Arc<Counters>,
     scoring: SharedScoring,
     revocations: repair::Revocations,
+    fault: Arc<writer::FaultSignal>,
 }
 
 /// A cheap-to-clone handle on the store.
@@ -155,7 +156,9 @@ impl Store {
                 let found = <[u8; 4]>::try_from(v.as_ref())
                     .map(u32::from_be_bytes)
                     .map_err(|_| Error::Corrupt("bad schema version record".into()))?;
-                if found != SCHEMA_VERSION {
+                if found == 2 {
+                    migrate_2_to_3(&db, &meta, &registry)?;
+                } else if found != SCHEMA_VERSION {
                     return Err(Error::FailedPrecondition(format!(
                         "store schema version {found}, this build reads {SCHEMA_VERSION}"
                     )));
@@ -176,6 +179,7 @@ impl Store {
         let scoring = Arc::new(RwLock::new(state));
         let revocations: repair::Revocations =
             Arc::new(RwLock::new(repair::load_revocations(&registry)?));
+        let fault = Arc::new(tokio::sync::watch::channel(None).0);
         let writer = writer::spawn(
             db.clone(),
             registry.clone(),
@@ -183,6 +187,7 @@ impl Store {
             counters.clone(),
             scoring.clone(),
             revocations.clone(),
+            fault.clone(),
         )?;
         Ok(Store {
             shared: Arc::new(Shared {
@@ -193,6 +198,7 @@ impl Store {
                 counters,
                 scoring,
                 revocations,
+                fault,
             }),
         })
     }
@@ -202,32 +208,53 @@ impl Store {
         &self.shared.options
     }
 
-    /// Submits a write by the server itself and waits until it is durable. `request`
-    /// makes it idempotent.
-    pub async fn write(&self, op: WriteOp, request: Option<RequestKey>) -> Result<Outcome> {
-        self.write_as(Actor::system("internal"), op, request).await
+    /// Submits a write by the server itself and waits until it is durable.
+    pub async fn write(&self, op: WriteOp) -> Result<Outcome> {
+        self.write_as(Actor::system("internal"), op).await
     }
 
     /// Submits a write on behalf of `actor` (recorded in the audit trail) and waits until
     /// it is durable.
-    pub async fn write_as(
+    pub async fn write_as(&self, actor: Actor, op: WriteOp) -> Result<Outcome> {
+        self.submit(actor, op, None, None).await?.outcome()
+    }
+
+    /// Submits a write with its idempotency key and reply renderer and waits until it is
+    /// durable: a fresh write is applied and `render` makes the reply stored with the
+    /// request id (in the same batch); a retry of a known id gets that reply back and
+    /// writes nothing.
+    pub async fn submit(
         &self,
         actor: Actor,
         op: WriteOp,
         request: Option<RequestKey>,
-    ) -> Result<Outcome> {
-        self.enqueue_as(actor, op, request).await?.await
+        render: Option<Render>,
+    ) -> Result<Answer> {
+        self.enqueue_as(actor, op, request, render).await?.await
     }
 
-    /// Queues a write and returns at once with a ticket to await its outcome. Writes are
+    /// Queues a write and returns at once with a ticket to await its answer. Writes are
     /// applied in the order they are queued.
     pub async fn enqueue_as(
         &self,
         actor: Actor,
         op: WriteOp,
         request: Option<RequestKey>,
+        render: Option<Render>,
     ) -> Result<Ticket> {
-        self.shared.writer.enqueue(op, request, actor).await
+        self.shared.writer.enqueue(op, request, render, actor).await
+    }
+
+    /// The fault signal: becomes `Some(reason)` when the writer or a job failed. The
+    /// server then reports NOT_SERVING and exits non-zero (a supervisor restarts it).
+    pub fn fault(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.shared.fault.subscribe()
+    }
+
+    /// Reports a fault outside the writer (a job's panic).
+    pub fn report_fault(&self, reason: String) {
+        tracing::error!(error = %reason, "fault: the store stops serving");
+        self.shared.fault.send_replace(Some(reason));
     }
 
     /// Audit events matching `f`, in sequence order.
@@ -242,7 +269,7 @@ impl Store {
 
     /// The stored outcome of an earlier request with this id and fingerprint, if any;
     /// INVALID_ARGUMENT if the id was used for a different request.
-    pub fn recall(&self, request: &RequestKey) -> Result<Option<Outcome>> {
+    pub fn recall(&self, request: &RequestKey) -> Result<Option<Remembered>> {
         writer::recall(&self.shared.registry, request)
     }
 
@@ -687,8 +714,12 @@ impl Store {
     }
 
     /// Waits for the writer to drain (for shutdown), at most `timeout`.
+    /// Stops taking writes; the writer applies (or, after a fault, refuses) everything
+    /// already queued. Waits at most `timeout` for that, then flushes.
     pub fn close(&self, timeout: Duration) -> Result<()> {
-        self.shared.writer.close(timeout);
+        if !self.shared.writer.close(timeout) {
+            tracing::warn!(?timeout, "store writer still draining its queue at close");
+        }
         self.flush()
     }
 }
@@ -707,6 +738,31 @@ pub struct Classified {
     pub factors_reproduce_score: bool,
     /// The re-score after a write, if the enterprise changed since the run.
     pub rescored: Option<Override>,
+}
+
+/// Schema 2 → 3: idempotency records now hold the rendered reply (schema 2 stored an
+/// outcome that could not always be decoded), so the old ones are dropped — a retry of a
+/// request made before the upgrade is applied as new; audit events from the next one on
+/// are hashed in chain format 2 (length-prefixed fields), older ones verify as format 1.
+fn migrate_2_to_3(db: &sled::Db, meta: &sled::Tree, registry: &sled::Tree) -> Result<()> {
+    let mut batch = sled::Batch::default();
+    let mut dropped = 0u64;
+    for kv in registry.scan_prefix([keys::REQUESTS]) {
+        let (k, _) = kv?;
+        batch.remove(k);
+        dropped += 1;
+    }
+    let next = audit::head(registry)?.0 + 1;
+    batch.insert(keys::counter(audit::CHAIN_V2_FROM), &next.to_be_bytes()[..]);
+    registry.apply_batch(batch)?;
+    meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+    db.flush()?;
+    tracing::warn!(
+        dropped,
+        audit_v2_from = next,
+        "store migrated from schema 2 to 3"
+    );
+    Ok(())
 }
 
 /// Opens sled, waiting up to two seconds for the directory lock: sled's background I/O

@@ -3,7 +3,9 @@
 //! (group commit). Reads a job makes before writing cannot race another writer.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    cell::RefCell,
+    collections::{BTreeSet, HashMap, VecDeque},
+    panic::{catch_unwind, AssertUnwindSafe},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -173,8 +175,9 @@ pub struct SweepCounts {
     pub last: Option<Vec<u8>>,
 }
 
-/// What a write produced.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// What a write produced. It is handed to the job's renderer and to internal callers;
+/// it is never stored (a retry gets the rendered reply, see [`Remembered`]).
+#[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     Enterprise {
         enterprise: Enterprise,
@@ -185,7 +188,6 @@ pub enum Outcome {
     Listing(Listing),
     Inspection(InspectionResult),
     Sweep(SweepCounts),
-    #[serde(skip)]
     Import(ImportOutcome),
     Run(Box<ScoringRun>),
     Plan(Box<DrawPlan>),
@@ -199,17 +201,8 @@ pub enum Outcome {
     },
 }
 
-/// An outcome as kept for idempotent retries: with the USCC, which record values leave
-/// out (their dossier key holds it).
-#[derive(Serialize, Deserialize)]
-struct StoredOutcome {
-    fingerprint: [u8; 32],
-    uscc: Option<Uscc>,
-    outcome: Outcome,
-}
-
 impl Outcome {
-    /// The enterprise the outcome is about, if one.
+    /// The enterprise the outcome is about, if one (the audit event's target).
     fn uscc(&self) -> Option<Uscc> {
         match self {
             Outcome::Enterprise { enterprise, .. } => Some(enterprise.uscc),
@@ -217,6 +210,8 @@ impl Outcome {
             Outcome::Report(r) => Some(r.uscc),
             Outcome::Listing(l) => Some(l.uscc),
             Outcome::Inspection(i) => Some(i.uscc),
+            Outcome::Repair(c) => Some(c.uscc),
+            Outcome::Objection(o) => Some(o.uscc),
             Outcome::Sweep(_)
             | Outcome::Import(_)
             | Outcome::Run(_)
@@ -224,41 +219,95 @@ impl Outcome {
             | Outcome::Inspector(_)
             | Outcome::Backup(_)
             | Outcome::ModelRegistered { .. } => None,
-            Outcome::Repair(c) => Some(c.uscc),
-            Outcome::Objection(o) => Some(o.uscc),
-        }
-    }
-
-    fn restore_uscc(&mut self, u: Uscc) {
-        match self {
-            Outcome::Enterprise { enterprise, .. } => enterprise.uscc = u,
-            Outcome::Penalty(p) => p.uscc = u,
-            Outcome::Report(r) => r.uscc = u,
-            Outcome::Listing(l) => l.uscc = u,
-            Outcome::Inspection(i) => i.uscc = u,
-            Outcome::Sweep(_)
-            | Outcome::Import(_)
-            | Outcome::Run(_)
-            | Outcome::Plan(_)
-            | Outcome::Inspector(_)
-            | Outcome::Repair(_)
-            | Outcome::Objection(_)
-            | Outcome::Backup(_)
-            | Outcome::ModelRegistered { .. } => {}
         }
     }
 }
 
-enum Msg {
-    Job(Box<Job>),
-    Stop,
+/// Renders a fresh outcome into the encoded reply message. It runs on the writer,
+/// before the commit, so the reply stored with a request id is exactly the one the first
+/// caller gets, and a failing renderer leaves nothing written.
+pub type Render = Box<dyn FnOnce(&Outcome) -> Result<Vec<u8>> + Send>;
+
+/// What a retry with a known request id gets: the first answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Remembered {
+    /// The encoded reply message of a unary RPC, byte for byte.
+    Reply(Vec<u8>),
+    /// The scoring run a `RunBatchScoring` request began (bound when it began).
+    Run(u64),
+}
+
+/// The writer's answer to a job.
+#[derive(Debug)]
+pub enum Answer {
+    /// The job was applied: its outcome, and the reply its renderer made.
+    Fresh {
+        outcome: Outcome,
+        reply: Option<Vec<u8>>,
+    },
+    /// A retry: the first request's answer; nothing was written.
+    Replay(Remembered),
+}
+
+impl Answer {
+    /// The outcome of a fresh job; a replay is refused (internal writes carry no id).
+    pub fn outcome(self) -> Result<Outcome> {
+        match self {
+            Answer::Fresh { outcome, .. } => Ok(outcome),
+            Answer::Replay(_) => Err(Error::Corrupt(
+                "an internal write was answered from a request id".into(),
+            )),
+        }
+    }
+
+    /// The encoded reply: the rendered one, or the remembered one.
+    pub fn reply(self) -> Result<Vec<u8>> {
+        match self {
+            Answer::Fresh { reply: Some(b), .. } | Answer::Replay(Remembered::Reply(b)) => Ok(b),
+            Answer::Fresh { reply: None, .. } => {
+                Err(Error::Corrupt("a write without a renderer".into()))
+            }
+            Answer::Replay(Remembered::Run(id)) => Err(Error::Corrupt(format!(
+                "request id bound to scoring run {id}, not to a reply"
+            ))),
+        }
+    }
+}
+
+/// The idempotency record of a request id (`Q rpc 0 id`).
+#[derive(Serialize, Deserialize)]
+struct StoredRequest {
+    fingerprint: [u8; 32],
+    answer: Remembered,
+}
+
+/// Changes to shared memory a job makes. They are published only after the group's
+/// flush, so a reader never sees in memory what is not durable on disk.
+pub(super) enum Effect {
+    /// A fresh spot-index row for the run's overlay.
+    Spot(Arc<SpotIndex>, SpotRow),
+    /// A revoked repair approval (a false commitment) now attached to dossiers.
+    Revocation(Uscc, u64, Date),
+    /// A change of runs or models.
+    Scoring(Box<dyn FnOnce(&mut ScoringState) + Send>),
+    /// Newly registered enterprises (the count readers see).
+    Enterprises(u64),
+}
+
+impl Effect {
+    /// Whether later jobs must see this effect: the writer publishes it before it runs
+    /// another job (it ends the group).
+    fn is_barrier(&self) -> bool {
+        matches!(self, Effect::Scoring(_) | Effect::Revocation(..))
+    }
 }
 
 struct Job {
     op: WriteOp,
     request: Option<RequestKey>,
+    render: Option<Render>,
     actor: Actor,
-    reply: oneshot::Sender<Result<Outcome>>,
+    reply: oneshot::Sender<Result<Answer>>,
 }
 
 /// The idempotency key of a mutating request (SPEC §4).
@@ -272,44 +321,55 @@ pub struct RequestKey {
     pub fingerprint: [u8; 32],
 }
 
-/// A queued write: await it for the outcome, acknowledged once durable.
-pub struct Ticket(oneshot::Receiver<Result<Outcome>>);
+/// A queued write: await it for the answer, given once durable.
+pub struct Ticket(oneshot::Receiver<Result<Answer>>);
 
 impl std::future::Future for Ticket {
-    type Output = Result<Outcome>;
+    type Output = Result<Answer>;
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.unwrap_or_else(|_| Err(Error::Unavailable("store writer stopped".into()))))
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| {
+                Err(Error::Unavailable(
+                    "store writer stopped before answering; the write may or may not have been applied (retry with the same request_id)".into(),
+                ))
+            })
+        })
     }
 }
 
-/// Looks up the stored outcome of an earlier request with this id.
-pub(super) fn recall(tree: &sled::Tree, r: &RequestKey) -> Result<Option<Outcome>> {
+/// Looks up the first answer of an earlier request with this id; INVALID_ARGUMENT
+/// (`request_id`) if the id was used for a different request.
+pub(super) fn recall(tree: &sled::Tree, r: &RequestKey) -> Result<Option<Remembered>> {
     let Some(v) = tree.get(keys::request(r.rpc, &r.id))? else {
         return Ok(None);
     };
-    let stored: StoredOutcome = codec::decode(&v)?;
+    let stored: StoredRequest = codec::decode(&v)?;
     if stored.fingerprint != r.fingerprint {
         return Err(Error::invalid(
             "request_id",
-            format!("{:?} was already used for a different request", r.id),
+            format!(
+                "{:?} was already used for a different {} request",
+                r.id, r.rpc
+            ),
         ));
     }
-    let mut o = stored.outcome;
-    if let Some(u) = stored.uscc {
-        o.restore_uscc(u);
-    }
-    Ok(Some(o))
+    Ok(Some(stored.answer))
 }
 
+/// The store's fault signal: `Some(reason)` once the writer or a job failed; the server
+/// turns health NOT_SERVING and exits non-zero.
+pub type FaultSignal = tokio::sync::watch::Sender<Option<String>>;
+
 pub(super) struct WriterHandle {
-    tx: mpsc::Sender<Msg>,
+    /// Dropped by `close`: the writer drains what is queued and stops.
+    tx: Mutex<Option<mpsc::Sender<Box<Job>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Signalled by the writer thread as it ends.
+    done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl WriterHandle {
@@ -317,33 +377,48 @@ impl WriterHandle {
         &self,
         op: WriteOp,
         request: Option<RequestKey>,
+        render: Option<Render>,
         actor: Actor,
     ) -> Result<Ticket> {
+        let tx = self
+            .tx
+            .lock()
+            .map_err(|_| Error::Unavailable("store writer poisoned".into()))?
+            .clone()
+            .ok_or_else(|| Error::Unavailable("store is closing".into()))?;
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Job(Box::new(Job {
-                op,
-                request,
-                actor,
-                reply,
-            })))
-            .await
-            .map_err(|_| Error::Unavailable("store writer stopped".into()))?;
+        tx.send(Box::new(Job {
+            op,
+            request,
+            render,
+            actor,
+            reply,
+        }))
+        .await
+        .map_err(|_| Error::Unavailable("store writer stopped".into()))?;
         Ok(Ticket(rx))
     }
 
-    pub(super) fn close(&self, timeout: Duration) {
-        let _ = self.tx.try_send(Msg::Stop);
-        let handle = self.thread.lock().ok().and_then(|mut h| h.take());
-        if let Some(h) = handle {
-            let deadline = std::time::Instant::now() + timeout;
-            while !h.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if h.is_finished() {
+    /// Stops taking writes and waits (at most `timeout`) for the writer to apply or
+    /// refuse everything queued; returns whether it finished.
+    pub(super) fn close(&self, timeout: Duration) -> bool {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        let done = self.done.lock().ok().and_then(|mut d| d.take());
+        let finished = match done {
+            Some(rx) => !matches!(
+                rx.recv_timeout(timeout),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            ),
+            None => true,
+        };
+        if finished {
+            if let Some(h) = self.thread.lock().ok().and_then(|mut h| h.take()) {
                 let _ = h.join();
             }
         }
+        finished
     }
 }
 
@@ -354,9 +429,12 @@ pub(super) fn spawn(
     counters: Arc<Counters>,
     scoring: SharedScoring,
     revocations: Revocations,
+    fault: Arc<FaultSignal>,
 ) -> Result<WriterHandle> {
     let head = audit::head(&tree)?;
     let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let enterprises = AtomicU64::new(counters.enterprises.load(Ordering::Acquire));
     let thread = std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || {
@@ -365,16 +443,21 @@ pub(super) fn spawn(
                 tree,
                 options,
                 counters,
+                enterprises,
                 scoring,
                 audit_head: Mutex::new(head),
                 revocations,
+                effects: RefCell::new(Vec::new()),
+                fault,
             }
-            .run(rx)
+            .run(rx);
+            let _ = done_tx.send(());
         })
         .map_err(|e| Error::Unavailable(format!("cannot start store writer: {e}")))?;
     Ok(WriterHandle {
-        tx,
+        tx: Mutex::new(Some(tx)),
         thread: Mutex::new(Some(thread)),
+        done: Mutex::new(Some(done_rx)),
     })
 }
 
@@ -382,49 +465,92 @@ struct Writer {
     db: sled::Db,
     tree: sled::Tree,
     options: StoreOptions,
+    /// What readers see (published after the flush).
     counters: Arc<Counters>,
+    /// Registered enterprises as the writer's batches count them (ahead of `counters`
+    /// until the group is flushed).
+    enterprises: AtomicU64,
     scoring: SharedScoring,
-    /// (seq, digest) of the last audit event.
+    /// (seq, digest) of the last audit event applied (writer-private).
     audit_head: Mutex<(u64, String)>,
     revocations: Revocations,
+    /// Shared-memory effects of the group's applied jobs, published after its flush.
+    effects: RefCell<Vec<Effect>>,
+    fault: Arc<FaultSignal>,
+}
+
+/// A finished job's reply channel and answer, sent once its group is durable.
+type Answered = (oneshot::Sender<Result<Answer>>, Result<Answer>);
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
 }
 
 impl Writer {
-    fn run(self, mut rx: mpsc::Receiver<Msg>) {
-        let mut stop = false;
-        while !stop {
-            let Some(first) = rx.blocking_recv() else {
-                break;
-            };
-            let mut jobs = Vec::new();
-            match first {
-                Msg::Job(j) => jobs.push(*j),
-                Msg::Stop => stop = true,
+    /// The writer loop: takes up to `max_group` queued jobs, applies each as one atomic
+    /// batch, flushes once, publishes the memory effects, answers. It ends when every
+    /// sender is dropped and the queue is drained, or — failing closed — at the first
+    /// panic or failed flush: then every job not yet durable is answered UNAVAILABLE and
+    /// the fault is signalled.
+    fn run(self, mut rx: mpsc::Receiver<Box<Job>>) {
+        let mut backlog: VecDeque<Box<Job>> = VecDeque::new();
+        let mut failed: Option<String> = None;
+        loop {
+            if backlog.is_empty() {
+                match rx.blocking_recv() {
+                    Some(j) => backlog.push_back(j),
+                    None => break,
+                }
             }
-            while jobs.len() < self.options.max_group {
+            while backlog.len() < self.options.max_group.max(1) {
                 match rx.try_recv() {
-                    Ok(Msg::Job(j)) => jobs.push(*j),
-                    Ok(Msg::Stop) => {
-                        stop = true;
-                        break;
-                    }
+                    Ok(j) => backlog.push_back(j),
                     Err(_) => break,
                 }
             }
-            if jobs.is_empty() {
-                continue;
-            }
-            let mut results: Vec<Result<Outcome>> =
-                jobs.iter_mut().map(|j| self.execute(j)).collect();
-            if let Err(e) = self.db.flush() {
-                let msg = format!("flush failed: {e}");
-                tracing::error!(%msg, "store flush failed; failing the group");
-                for r in results.iter_mut() {
-                    *r = Err(Error::Unavailable(msg.clone()));
+            let mut group: Vec<Answered> = Vec::new();
+            let r = catch_unwind(AssertUnwindSafe(|| self.group(&mut backlog, &mut group)));
+            let r = match r {
+                Ok(Ok(())) => catch_unwind(AssertUnwindSafe(|| self.publish()))
+                    .unwrap_or_else(|p| Err(Error::Unavailable(panic_message(&*p)))),
+                Ok(Err(e)) => Err(e),
+                Err(p) => Err(Error::Unavailable(format!(
+                    "writer panicked: {}",
+                    panic_message(&*p)
+                ))),
+            };
+            match r {
+                Ok(()) => {
+                    for (tx, a) in group {
+                        let _ = tx.send(a);
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    for (tx, _) in group {
+                        let _ = tx.send(Err(Error::Unavailable(format!(
+                            "store failed before this write was durable: {e}"
+                        ))));
+                    }
+                    break;
                 }
             }
-            for (job, r) in jobs.into_iter().zip(results) {
-                let _ = job.reply.send(r);
+        }
+        if let Some(msg) = failed {
+            tracing::error!(error = %msg, "store writer failed; refusing every further write");
+            self.fault.send_replace(Some(msg.clone()));
+            rx.close();
+            let refuse = |j: Box<Job>| {
+                let _ = j.reply.send(Err(Error::Unavailable(format!(
+                    "store writer failed ({msg}); the server is restarting"
+                ))));
+            };
+            backlog.into_iter().for_each(refuse);
+            while let Some(j) = rx.blocking_recv() {
+                refuse(j);
             }
         }
         if let Err(e) = self.db.flush() {
@@ -432,13 +558,59 @@ impl Writer {
         }
     }
 
-    fn execute(&self, job: &mut Job) -> Result<Outcome> {
+    /// Applies jobs of `backlog` (up to `max_group`, ending early after a job whose
+    /// effects later jobs must see), then flushes.
+    fn group(&self, backlog: &mut VecDeque<Box<Job>>, group: &mut Vec<Answered>) -> Result<()> {
+        while group.len() < self.options.max_group.max(1) {
+            let Some(mut job) = backlog.pop_front() else {
+                break;
+            };
+            let before = self.effects.borrow().len();
+            let a = self.execute(&mut job);
+            let barrier = self.effects.borrow()[before..]
+                .iter()
+                .any(Effect::is_barrier);
+            group.push((job.reply, a));
+            if barrier {
+                break;
+            }
+        }
+        crate::fault::point("writer.after_apply");
+        self.db.flush()?;
+        crate::fault::point("writer.after_flush");
+        Ok(())
+    }
+
+    /// Publishes the group's memory effects (it is durable).
+    fn publish(&self) -> Result<()> {
+        let effects = std::mem::take(&mut *self.effects.borrow_mut());
+        for e in effects {
+            match e {
+                Effect::Spot(spot, row) => spot.upsert(row)?,
+                Effect::Revocation(u, id, on) => self
+                    .revocations
+                    .write()
+                    .map_err(|_| Error::Unavailable("revocations poisoned".into()))?
+                    .entry(u)
+                    .or_default()
+                    .push((id, on)),
+                Effect::Scoring(f) => f(&mut *sc::write(&self.scoring)?),
+                Effect::Enterprises(n) => {
+                    self.counters.enterprises.fetch_add(n, Ordering::AcqRel);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn execute(&self, job: &mut Job) -> Result<Answer> {
         let mut p = Pending::new(&self.tree, &self.revocations);
         p.actor = std::mem::take(&mut job.actor);
+        p.render = job.render.take();
         let req_key = match &job.request {
             Some(r) => {
-                if let Some(o) = recall(&self.tree, r)? {
-                    return Ok(o);
+                if let Some(a) = recall(&self.tree, r)? {
+                    return Ok(Answer::Replay(a));
                 }
                 Some((keys::request(r.rpc, &r.id), r.fingerprint))
             }
@@ -491,7 +663,7 @@ impl Writer {
             } => self.begin_run(&mut p, model, as_of, dry_run, requested_by, ctx.now_ms)?,
             WriteOp::FinishRun(view) => {
                 let (outcome, view) = self.finish_run(&mut p, *view, ctx.now_ms)?;
-                return self.commit_then(p, req_key, outcome, |st| {
+                p.scoring(move |st| {
                     st.building = None;
                     if view.run.dry_run {
                         st.candidate = Some(view);
@@ -501,6 +673,7 @@ impl Writer {
                         st.candidate = None;
                     }
                 });
+                return self.commit_then(p, req_key, outcome);
             }
             WriteOp::SavePlan {
                 mut plan,
@@ -544,7 +717,7 @@ impl Writer {
                     let old: Inspector = codec::decode(&v)?;
                     x.recorded_at_ms = old.recorded_at_ms;
                     if old == *x {
-                        return self.commit_then(p, req_key, Outcome::Inspector(x), |_| {});
+                        return self.commit_then(p, req_key, Outcome::Inspector(x));
                     }
                 }
                 x.recorded_at_ms = ctx.now_ms;
@@ -600,30 +773,40 @@ impl Writer {
             )),
             WriteOp::AbortRun { id, error } => {
                 let outcome = self.abort_run(&mut p, id, error, ctx.now_ms)?;
-                return self.commit_then(p, req_key, outcome, |st| st.building = None);
+                p.scoring(move |st| {
+                    if st.building.as_ref().is_some_and(|b| b.id == id) {
+                        st.building = None;
+                    }
+                });
+                return self.commit_then(p, req_key, outcome);
             }
             WriteOp::ActivateRun { id, by, reason } => {
                 let (outcome, view) = self.activate_run(&mut p, id, by, reason, ctx.now_ms)?;
-                return self.commit_then(p, req_key, outcome, |st| {
+                p.scoring(move |st| {
                     st.active_model = Some(view.model.clone());
                     st.current = Some(view);
                     st.candidate = None;
                 });
+                return self.commit_then(p, req_key, outcome);
             }
         };
         self.rescore(&mut p, &cause, ctx.now_ms)?;
-        self.commit_then(p, req_key, outcome, |_| {})
+        self.commit_then(p, req_key, outcome)
     }
 
-    /// Stores the idempotency record, commits the job's batch, then (only if that
-    /// worked) applies `update` to the in-memory scoring state.
+    /// Renders the reply, stores the idempotency record and the audit event with the
+    /// job's batch, commits it, and queues the job's memory effects for publication
+    /// after the group's flush.
     fn commit_then(
         &self,
         mut p: Pending,
         req_key: Option<(Vec<u8>, [u8; 32])>,
         outcome: Outcome,
-        update: impl FnOnce(&mut ScoringState),
-    ) -> Result<Outcome> {
+    ) -> Result<Answer> {
+        let reply = match p.render.take() {
+            Some(render) => Some(render(&outcome)?),
+            None => None,
+        };
         let mut head = self
             .audit_head
             .lock()
@@ -656,7 +839,7 @@ impl Writer {
                 prev_digest: head.1.clone(),
                 digest: String::new(),
             };
-            e.digest = e.compute_digest();
+            e.digest = e.compute_digest(audit::CHAIN_FORMAT);
             if let Some(u) = ch.uscc.or(uscc) {
                 p.put(audit::uscc_key(&u, e.seq), Vec::new());
             }
@@ -664,34 +847,29 @@ impl Writer {
             new_head = Some((e.seq, e.digest));
         }
         if let Some((k, fingerprint)) = req_key {
-            let stored = StoredOutcome {
+            let answer = match (&reply, &outcome) {
+                (Some(b), _) => Remembered::Reply(b.clone()),
+                (None, Outcome::Run(run)) => Remembered::Run(run.id),
+                (None, _) => {
+                    return Err(Error::Corrupt(
+                        "a request id on a write without a renderer".into(),
+                    ))
+                }
+            };
+            let stored = StoredRequest {
                 fingerprint,
-                uscc: outcome.uscc(),
-                outcome: outcome.clone(),
+                answer,
             };
             p.put(k, codec::encode(&stored)?);
         }
-        let spot_updates = std::mem::take(&mut p.spot_updates);
-        let new_revocations = std::mem::take(&mut p.new_revocations);
-        p.commit(&self.counters)?;
-        if !new_revocations.is_empty() {
-            let mut m = self
-                .revocations
-                .write()
-                .map_err(|_| Error::Unavailable("revocations poisoned".into()))?;
-            for (u, id, on) in new_revocations {
-                m.entry(u).or_default().push((id, on));
-            }
-        }
+        crate::fault::point("writer.before_apply");
+        let effects = p.commit(&self.enterprises)?;
         if let Some(h) = new_head {
             *head = h;
         }
         drop(head);
-        for (spot, row) in spot_updates {
-            spot.upsert(row)?;
-        }
-        update(&mut *sc::write(&self.scoring)?);
-        Ok(outcome)
+        self.effects.borrow_mut().extend(effects);
+        Ok(Answer::Fresh { outcome, reply })
     }
 
     /// Re-scores every enterprise the job changed onto every live run (current,
@@ -741,7 +919,7 @@ impl Writer {
                     // skip one that is.
                     rescored.mark(*u);
                     if let Some(row) = sc::spot_row(*u, d, o.class, o.score) {
-                        p.spot_updates.push((Arc::clone(spot), row));
+                        p.effects.push(Effect::Spot(Arc::clone(spot), row));
                     }
                 }
                 puts.push((sc::override_key(*id, u), codec::encode(&o)?));
@@ -774,15 +952,20 @@ impl Writer {
                 true
             }
         };
-        let mut st = sc::write(&self.scoring)?;
-        if activate_if_none && st.active_model.is_none() {
+        let activate = activate_if_none && sc::read(&self.scoring)?.active_model.is_none();
+        if activate {
             p.put(
                 keys::counter("active_model"),
                 model.version.as_bytes().to_vec(),
             );
-            st.active_model = Some(model.clone());
         }
-        st.models.insert(model.version.clone(), model.clone());
+        let m = model.clone();
+        p.scoring(move |st| {
+            if activate {
+                st.active_model = Some(m.clone());
+            }
+            st.models.insert(m.version.clone(), m);
+        });
         Ok(Outcome::ModelRegistered {
             version: model.version.clone(),
             created,
@@ -798,7 +981,7 @@ impl Writer {
         requested_by: String,
         now_ms: i64,
     ) -> Result<Outcome> {
-        let mut st = sc::write(&self.scoring)?;
+        let st = sc::read(&self.scoring)?;
         if let Some(b) = &st.building {
             return Err(Error::FailedPrecondition(format!(
                 "scoring run {} is still being computed; wait for it or let it fail",
@@ -833,9 +1016,10 @@ impl Writer {
             error: String::new(),
         };
         p.put(sc::run_key(id), codec::encode(&run)?);
-        // The run is live for re-scoring from now on; if the commit fails the caller
-        // gets the error and the state is reset by `AbortRun`.
-        st.building = Some(Building { id, model, as_of });
+        drop(st);
+        // The run is live for re-scoring once durable (the writer publishes this before
+        // it runs another job).
+        p.scoring(move |st| st.building = Some(Building { id, model, as_of }));
         Ok(Outcome::Run(Box::new(run)))
     }
 
@@ -1097,8 +1281,6 @@ fn now_ms() -> i64 {
 struct Pending<'a> {
     tree: &'a sled::Tree,
     revocations: &'a Revocations,
-    /// False commitments to publish once the batch is committed.
-    new_revocations: Vec<(Uscc, u64, Date)>,
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
     /// Whether the batch holds writes that are not in the overlay (`put_unread`).
     unread: bool,
@@ -1107,8 +1289,10 @@ struct Pending<'a> {
     batch: sled::Batch,
     /// Enterprises this job registers.
     created: u64,
-    /// Spot-index rows to publish once the batch is committed.
-    spot_updates: Vec<(Arc<SpotIndex>, SpotRow)>,
+    /// Shared-memory changes to publish once the batch is durable.
+    effects: Vec<Effect>,
+    /// Renders the reply (before the commit; it is stored with the request id).
+    render: Option<Render>,
     /// Who asks, and what the change is, for the audit event.
     actor: Actor,
     cause: String,
@@ -1131,14 +1315,14 @@ impl<'a> Pending<'a> {
         Pending {
             tree,
             revocations,
-            new_revocations: Vec::new(),
             overlay: HashMap::new(),
             unread: false,
             docs: HashMap::new(),
             dirty: BTreeSet::new(),
             batch: sled::Batch::default(),
             created: 0,
-            spot_updates: Vec::new(),
+            effects: Vec::new(),
+            render: None,
             actor: Actor::default(),
             cause: String::new(),
             change: None,
@@ -1208,7 +1392,14 @@ impl<'a> Pending<'a> {
         }
     }
 
-    fn commit(mut self, counters: &Counters) -> Result<()> {
+    /// A change of the shared run state, published after the flush.
+    fn scoring(&mut self, f: impl FnOnce(&mut ScoringState) + Send + 'static) {
+        self.effects.push(Effect::Scoring(Box::new(f)));
+    }
+
+    /// Applies the batch (atomically) and returns the memory effects to publish once it
+    /// is durable. `enterprises` is the writer's running count of registered ones.
+    fn commit(mut self, enterprises: &AtomicU64) -> Result<Vec<Effect>> {
         for u in &self.dirty {
             if let Some(Some(d)) = self.docs.get(u) {
                 self.batch
@@ -1216,7 +1407,7 @@ impl<'a> Pending<'a> {
             }
         }
         if self.created > 0 {
-            let n = counters.enterprises.load(Ordering::Acquire) + self.created;
+            let n = enterprises.load(Ordering::Acquire) + self.created;
             self.batch.insert(
                 keys::counter("enterprises").as_slice(),
                 &n.to_be_bytes()[..],
@@ -1225,10 +1416,11 @@ impl<'a> Pending<'a> {
         if !self.overlay.is_empty() || !self.dirty.is_empty() || self.unread {
             self.tree.apply_batch(self.batch)?;
         }
-        counters
-            .enterprises
-            .fetch_add(self.created, Ordering::AcqRel);
-        Ok(())
+        if self.created > 0 {
+            enterprises.fetch_add(self.created, Ordering::AcqRel);
+            self.effects.push(Effect::Enterprises(self.created));
+        }
+        Ok(self.effects)
     }
 }
 
@@ -1648,7 +1840,7 @@ impl Ctx<'_> {
                     }
                 }
                 d.false_commitments.push((id, today));
-                p.new_revocations.push((c.uscc, id, today));
+                p.effects.push(Effect::Revocation(c.uscc, id, today));
             }
             RepairAction::Accept => c.decide_due = decide_due,
             RepairAction::NotAccept | RepairAction::Deny => {}

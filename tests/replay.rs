@@ -1,0 +1,561 @@
+//! Exact replays (SPEC §4) for every mutating RPC, over real gRPC. The list of mutating
+//! RPCs comes from the proto descriptors — every RPC whose request carries `request_id` —
+//! so a new one cannot be forgotten: each is called twice with one id (the second answer
+//! must equal the first byte for byte and write nothing, not even an audit event), then
+//! with the same id and other content (INVALID_ARGUMENT naming `request_id`).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use credit_risk::proto::{
+    self as pb, admin_service_client::AdminServiceClient,
+    classification_service_client::ClassificationServiceClient,
+    credit_repair_service_client::CreditRepairServiceClient,
+    spot_check_service_client::SpotCheckServiceClient,
+};
+use prost::Message;
+use tonic::{transport::Channel, Code, Status};
+
+/// RPCs that change nothing (reads, streams of reads, checks).
+const READ_ONLY: &[&str] = &[
+    "GetEnterprise",
+    "ListPenalties",
+    "GetCreditReport",
+    "GetModel",
+    "GetClassification",
+    "ListScoringRuns",
+    "GetScoringRun",
+    "MatchClassifications",
+    "BatchMatch",
+    "QueryCandidates",
+    "VerifyDraw",
+    "ListPopulation",
+    "ListInspectors",
+    "GetRepairCase",
+    "ListRepairCases",
+    "ListObjections",
+    "ListAuditEvents",
+    "VerifyAuditChain",
+];
+
+/// Mutating RPCs without a request id, and why that is safe.
+const NO_REQUEST_ID: &[(&str, &str)] = &[(
+    "ImportRecords",
+    "a client stream: every record is idempotent by its natural key (a re-sent record is counted unchanged)",
+)];
+
+/// (service, method, request message has `request_id`) for every RPC of creditrisk.v1.
+fn rpcs() -> Vec<(String, String, bool)> {
+    let set = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET).unwrap();
+    let mut messages = std::collections::HashMap::new();
+    for f in &set.file {
+        for m in &f.message_type {
+            let has = m.field.iter().any(|x| x.name() == "request_id");
+            messages.insert(format!(".{}.{}", f.package(), m.name()), has);
+        }
+    }
+    let mut out = Vec::new();
+    for f in set.file.iter().filter(|f| f.package() == "creditrisk.v1") {
+        for s in &f.service {
+            for m in &s.method {
+                let has = messages.get(m.input_type()).copied().unwrap_or(false);
+                out.push((s.name().to_string(), m.name().to_string(), has));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_rpc_is_classified() {
+    for (svc, m, has_id) in rpcs() {
+        let read_only = READ_ONLY.contains(&m.as_str());
+        let exempt = NO_REQUEST_ID.iter().any(|(n, _)| *n == m);
+        assert!(
+            has_id ^ (read_only || exempt),
+            "{svc}.{m}: a mutating RPC needs `request_id` in its request; a read-only one belongs in READ_ONLY"
+        );
+    }
+}
+
+struct Ctx {
+    reg: RegistryClient,
+    cls: ClassificationServiceClient<Channel>,
+    spot: SpotCheckServiceClient<Channel>,
+    rep: CreditRepairServiceClient<Channel>,
+    adm: AdminServiceClient<Channel>,
+    u: String,
+    listed_on: String,
+    model_version: String,
+    model_toml: String,
+    run_id: u64,
+    plan_id: u64,
+    case_id: u64,
+    objection_id: u64,
+}
+
+fn bytes<M: Message>(r: Result<tonic::Response<M>, Status>) -> Result<Vec<u8>, Status> {
+    r.map(|r| r.into_inner().encode_to_vec())
+}
+
+impl Ctx {
+    /// Calls `rpc` with request id `id`; `other` changes the content.
+    async fn call(&mut self, rpc: &str, id: &str, other: bool) -> Result<Vec<u8>, Status> {
+        let id = id.to_string();
+        let u = self.u.clone();
+        match rpc {
+            "UpsertEnterprise" => {
+                let mut e = enterprise(&u);
+                if other {
+                    e.name = "上海另一家公司".into();
+                }
+                bytes(
+                    self.reg
+                        .upsert_enterprise(pb::UpsertEnterpriseRequest {
+                            request_id: id,
+                            enterprise: Some(e),
+                        })
+                        .await,
+                )
+            }
+            "RecordPenalty" => bytes(
+                self.reg
+                    .record_penalty(pb::RecordPenaltyRequest {
+                        request_id: id,
+                        penalty: Some(fine(
+                            &u,
+                            "沪市监罚〔2026〕501号",
+                            "2026-03-01",
+                            if other { 9_000 } else { 5_000 },
+                        )),
+                    })
+                    .await,
+            ),
+            "FileAnnualReport" => bytes(
+                self.reg
+                    .file_annual_report(pb::FileAnnualReportRequest {
+                        request_id: id,
+                        report: Some(pb::AnnualReport {
+                            uscc: u,
+                            year: if other { 2022 } else { 2025 },
+                            filed_on: "2026-04-01".into(),
+                            ..Default::default()
+                        }),
+                    })
+                    .await,
+            ),
+            "AddListing" => bytes(
+                self.reg
+                    .add_listing(pb::AddListingRequest {
+                        request_id: id,
+                        listing: Some(pb::Listing {
+                            uscc: u,
+                            kind: pb::ListKind::AbnormalOperations as i32,
+                            reason: pb::ListingReason::AnnualReportNotFiled as i32,
+                            listed_on: if other {
+                                "2025-08-01".into()
+                            } else {
+                                self.listed_on.clone()
+                            },
+                            authority: "上海市浦东新区市场监督管理局".into(),
+                            report_year: 2024,
+                            ..Default::default()
+                        }),
+                    })
+                    .await,
+            ),
+            "RecordInspectionResult" => bytes(
+                self.reg
+                    .record_inspection_result(pb::RecordInspectionResultRequest {
+                        request_id: id,
+                        result: Some(pb::InspectionResult {
+                            task_id: "2026-沪-replay".into(),
+                            uscc: u,
+                            inspected_on: "2026-05-01".into(),
+                            check_items: vec!["营业执照".into()],
+                            problems_found: other,
+                            recorded_at: None,
+                        }),
+                    })
+                    .await,
+            ),
+            "SweepAnnualReports" => bytes(
+                self.reg
+                    .sweep_annual_reports(pb::SweepAnnualReportsRequest {
+                        request_id: id,
+                        year: if other { 2023 } else { 2024 },
+                        as_of: String::new(),
+                    })
+                    .await,
+            ),
+            "RegisterModel" => {
+                let mut toml = self.model_toml.clone();
+                if other {
+                    toml = toml.replace("replay-model", "replay-model-2");
+                }
+                bytes(
+                    self.cls
+                        .register_model(pb::RegisterModelRequest {
+                            toml,
+                            request_id: id,
+                        })
+                        .await,
+                )
+            }
+            "RunBatchScoring" => {
+                // A stream: the answer compared is the run its `done` event names.
+                let mut st = self
+                    .cls
+                    .run_batch_scoring(pb::RunBatchScoringRequest {
+                        request_id: id,
+                        as_of: String::new(),
+                        model_version: self.model_version.clone(),
+                        dry_run: !other,
+                    })
+                    .await?
+                    .into_inner();
+                while let Some(ev) = st.message().await? {
+                    if let Some(pb::batch_scoring_event::Event::Done(run)) = ev.event {
+                        self.run_id = run.run_id;
+                        return Ok(run.run_id.to_be_bytes().to_vec());
+                    }
+                }
+                Err(Status::internal("stream ended without done"))
+            }
+            "ActivateScoringRun" => bytes(
+                self.cls
+                    .activate_scoring_run(pb::ActivateScoringRunRequest {
+                        request_id: id,
+                        run_id: self.run_id,
+                        reason: if other {
+                            "其他理由"
+                        } else {
+                            "复核通过"
+                        }
+                        .into(),
+                    })
+                    .await,
+            ),
+            "UpsertInspector" => bytes(
+                self.spot
+                    .upsert_inspector(pb::UpsertInspectorRequest {
+                        request_id: id,
+                        inspector: Some(inspector("R-1", "310104", !other)),
+                    })
+                    .await,
+            ),
+            "PlanDraw" => {
+                let r = self
+                    .spot
+                    .plan_draw(pb::PlanDrawRequest {
+                        request_id: id,
+                        task_id: if other {
+                            "2026-沪-other"
+                        } else {
+                            "2026-沪-replay"
+                        }
+                        .into(),
+                        filter: Some(pb::CandidateFilter {
+                            region_codes: vec!["310115".into()],
+                            ..Default::default()
+                        }),
+                        strata: [pb::RiskClass::A, pb::RiskClass::B, pb::RiskClass::C]
+                            .iter()
+                            .map(|c| pb::Stratum {
+                                risk_class: *c as i32,
+                                size: Some(pb::stratum::Size::Ratio(1.0)),
+                            })
+                            .collect(),
+                        as_of: String::new(),
+                    })
+                    .await?
+                    .into_inner();
+                self.plan_id = r.plan_id;
+                Ok(r.encode_to_vec())
+            }
+            "DrawSample" => bytes(
+                self.spot
+                    .draw_sample(pb::DrawSampleRequest {
+                        request_id: id,
+                        plan_id: self.plan_id,
+                        seed: if other {
+                            "another-seed"
+                        } else {
+                            "20261202-lottery"
+                        }
+                        .into(),
+                    })
+                    .await,
+            ),
+            "AssignInspectors" => bytes(
+                self.spot
+                    .assign_inspectors(pb::AssignInspectorsRequest {
+                        request_id: id,
+                        plan_id: self.plan_id,
+                        team_size: if other { 3 } else { 2 },
+                        conflicts: Vec::new(),
+                    })
+                    .await,
+            ),
+            "SubmitRepair" => {
+                let r = self
+                    .rep
+                    .submit_repair(pb::SubmitRepairRequest {
+                        request_id: id,
+                        uscc: u,
+                        target: Some(pb::RepairTarget {
+                            target: Some(pb::repair_target::Target::Listing(pb::ListingKey {
+                                kind: pb::ListKind::AbnormalOperations as i32,
+                                listed_on: self.listed_on.clone(),
+                                reason: pb::ListingReason::AnnualReportNotFiled as i32,
+                            })),
+                        }),
+                        reason: if other {
+                            "另一理由"
+                        } else {
+                            "已补报年度报告"
+                        }
+                        .into(),
+                        commitment: "守信承诺书 doc://commit/replay".into(),
+                        commitment_signed: true,
+                        evidence: vec!["doc://reports".into()],
+                    })
+                    .await?
+                    .into_inner();
+                self.case_id = r.case_id;
+                Ok(r.encode_to_vec())
+            }
+            "AcceptRepair" => bytes(
+                self.rep
+                    .accept_repair(pb::AcceptRepairRequest {
+                        request_id: id,
+                        case_id: self.case_id,
+                        accept: !other,
+                        reason: "材料齐全".into(),
+                    })
+                    .await,
+            ),
+            "DecideRepair" => bytes(
+                self.rep
+                    .decide_repair(pb::DecideRepairRequest {
+                        request_id: id,
+                        case_id: self.case_id,
+                        approve: !other,
+                        reason: "符合修复条件".into(),
+                    })
+                    .await,
+            ),
+            "RevokeRepair" => bytes(
+                self.rep
+                    .revoke_repair(pb::RevokeRepairRequest {
+                        request_id: id,
+                        case_id: self.case_id,
+                        reason: if other { "其他" } else { "承诺不实" }.into(),
+                    })
+                    .await,
+            ),
+            "FileObjection" => {
+                let r = self
+                    .rep
+                    .file_objection(pb::FileObjectionRequest {
+                        request_id: id,
+                        uscc: u,
+                        record: "penalty/沪市监罚〔2026〕501号".into(),
+                        reason: if other {
+                            "其他"
+                        } else {
+                            "罚款金额录入错误"
+                        }
+                        .into(),
+                        evidence: vec!["doc://decision/501".into()],
+                    })
+                    .await?
+                    .into_inner();
+                self.objection_id = r.objection_id;
+                Ok(r.encode_to_vec())
+            }
+            "ResolveObjection" => bytes(
+                self.rep
+                    .resolve_objection(pb::ResolveObjectionRequest {
+                        request_id: id,
+                        objection_id: self.objection_id,
+                        reason: if other { "其他" } else { "核实无误" }.into(),
+                        correction: None,
+                    })
+                    .await,
+            ),
+            "Backup" => bytes(
+                self.adm
+                    .backup(pb::BackupRequest {
+                        request_id: id,
+                        name: if other { "other.crbk" } else { "replay.crbk" }.into(),
+                    })
+                    .await,
+            ),
+            other => panic!("no replay case for {other}: add one to tests/replay.rs"),
+        }
+    }
+}
+
+fn inspector(id: &str, region: &str, active: bool) -> pb::Inspector {
+    pb::Inspector {
+        id: id.into(),
+        name: format!("检查员{id}"),
+        certificate_number: format!("沪执{id}"),
+        home_region_code: region.into(),
+        fields: vec!["advertising".into()],
+        active,
+    }
+}
+
+/// The order the cases run in (later ones use what earlier ones made).
+const ORDER: &[&str] = &[
+    "UpsertEnterprise",
+    "RecordPenalty",
+    "AddListing",
+    "FileAnnualReport",
+    "RecordInspectionResult",
+    "SweepAnnualReports",
+    "RegisterModel",
+    "RunBatchScoring",
+    "ActivateScoringRun",
+    "UpsertInspector",
+    "PlanDraw",
+    "DrawSample",
+    "AssignInspectors",
+    "SubmitRepair",
+    "AcceptRepair",
+    "DecideRepair",
+    "RevokeRepair",
+    "FileObjection",
+    "ResolveObjection",
+    "Backup",
+];
+
+#[tokio::test]
+async fn every_mutating_rpc_replays_exactly() {
+    let mutating: BTreeSet<String> = rpcs().into_iter().filter(|r| r.2).map(|r| r.1).collect();
+    let ordered: BTreeSet<String> = ORDER.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        mutating, ordered,
+        "the replay cases must cover exactly the RPCs with a request_id"
+    );
+
+    let s = TestServer::start().await;
+    let addr = format!("http://{}", s.addr);
+    let mut cls = ClassificationServiceClient::connect(addr.clone())
+        .await
+        .unwrap();
+    let m = cls
+        .get_model(pb::GetModelRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let model_toml = m.toml.replacen(
+        &format!("version = \"{}\"", m.version),
+        "version = \"replay-model\"",
+        1,
+    );
+    assert!(model_toml.contains("replay-model"));
+    let mut ctx = Ctx {
+        reg: s.client.clone(),
+        cls,
+        spot: SpotCheckServiceClient::connect(addr.clone()).await.unwrap(),
+        rep: CreditRepairServiceClient::connect(addr.clone())
+            .await
+            .unwrap(),
+        adm: AdminServiceClient::connect(addr).await.unwrap(),
+        u: uscc_n(b'1', 501),
+        listed_on: "2025-07-15".into(),
+        model_version: "replay-model".into(),
+        model_toml,
+        run_id: 0,
+        plan_id: 0,
+        case_id: 0,
+        objection_id: 0,
+    };
+    // Neighbours for the pool and inspectors from other districts for the teams.
+    for n in 1..=6 {
+        put_enterprise(&mut ctx.reg, enterprise(&uscc_n(b'1', n))).await;
+    }
+    for (i, region) in ["310101", "310104", "310106", "310110"].iter().enumerate() {
+        ctx.spot
+            .upsert_inspector(pb::UpsertInspectorRequest {
+                request_id: String::new(),
+                inspector: Some(inspector(&format!("I-{i}"), region, true)),
+            })
+            .await
+            .unwrap();
+    }
+    for rpc in ORDER {
+        if *rpc == "SubmitRepair" {
+            // Eligible: the missing reports are made up first.
+            for year in 2023..=2024 {
+                ctx.reg
+                    .file_annual_report(pb::FileAnnualReportRequest {
+                        request_id: String::new(),
+                        report: Some(pb::AnnualReport {
+                            uscc: ctx.u.clone(),
+                            year,
+                            filed_on: "2026-04-01".into(),
+                            ..Default::default()
+                        }),
+                    })
+                    .await
+                    .unwrap();
+            }
+        }
+        let id = format!("replay-{rpc}");
+        let events = || s.store.verify_audit_chain().unwrap();
+        let runs = || s.store.runs().unwrap().len();
+        let first = ctx
+            .call(rpc, &id, false)
+            .await
+            .unwrap_or_else(|e| panic!("{rpc}: first call failed: {e:?}"));
+        let (n1, broken) = events();
+        assert!(broken.is_none(), "{rpc}: {broken:?}");
+        let runs1 = runs();
+        let again = ctx
+            .call(rpc, &id, false)
+            .await
+            .unwrap_or_else(|e| panic!("{rpc}: retry failed: {e:?}"));
+        assert_eq!(
+            first, again,
+            "{rpc}: the retry's reply differs from the first"
+        );
+        assert_eq!(events().0, n1, "{rpc}: the retry wrote an audit event");
+        assert_eq!(runs(), runs1, "{rpc}: the retry started a run");
+        let err = ctx
+            .call(rpc, &id, true)
+            .await
+            .expect_err(&format!("{rpc}: id reused with other content was accepted"));
+        assert_eq!(err.code(), Code::InvalidArgument, "{rpc}: {err:?}");
+        assert!(
+            err.message().contains("request_id"),
+            "{rpc}: {}",
+            err.message()
+        );
+        assert_eq!(
+            events().0,
+            n1,
+            "{rpc}: the refused reuse wrote an audit event"
+        );
+    }
+    // The answers survive a restart: replays read the store, not memory.
+    let dir = s.dir.clone();
+    let tmp = s.stop().await;
+    let s = TestServer::start_at(&dir).await;
+    let mut reg = s.client.clone();
+    let r = reg
+        .record_penalty(pb::RecordPenaltyRequest {
+            request_id: "replay-RecordPenalty".into(),
+            penalty: Some(fine(&ctx.u, "沪市监罚〔2026〕501号", "2026-03-01", 5_000)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.penalty.unwrap().fine_fen, 500_000);
+    drop(tmp);
+}
