@@ -809,7 +809,10 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), ClientError> {
     };
     let mut receipt = c
         .draw_sample(pb::DrawSampleRequest {
-            request_id: format!("draw-{plan_id}"),
+            // Derived from the content: re-running the same command (say after a lost
+            // connection) gets the first receipt back; another seed for a drawn plan
+            // gets the plan's "already drawn" answer.
+            request_id: content_request_id("draw", plan_id, seed),
             plan_id,
             seed: seed.clone(),
         })
@@ -818,7 +821,7 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), ClientError> {
     if let Some(n) = a.team_size {
         receipt = c
             .assign_inspectors(pb::AssignInspectorsRequest {
-                request_id: format!("assign-{plan_id}"),
+                request_id: content_request_id("assign", plan_id, &n.to_string()),
                 plan_id,
                 team_size: n,
                 conflicts: vec![],
@@ -833,4 +836,12 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), ClientError> {
     }
     println!("{json}");
     Ok(())
+}
+
+/// A request id derived from what the request does: `<what>-<plan>-<16 hex of SHA-256 of
+/// detail>`, so the same command retried is a replay and a different one is not.
+pub fn content_request_id(what: &str, plan_id: u64, detail: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(detail.as_bytes());
+    format!("{what}-{plan_id}-{}", &hex::encode(h)[..16])
 }

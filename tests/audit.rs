@@ -4,6 +4,32 @@ mod common;
 
 use common::*;
 use credit_risk::proto::{self as pb, audit_service_client::AuditServiceClient};
+use sha2::{Digest, Sha256};
+
+/// Chain format 2, written from the `AuditService` documentation (not the server's code).
+fn digest_v2(e: &pb::AuditEvent) -> String {
+    let mut h = Sha256::new();
+    h.update(b"creditrisk-audit-v2");
+    let text = |h: &mut Sha256, s: &str| {
+        h.update((s.len() as u64).to_be_bytes());
+        h.update(s.as_bytes());
+    };
+    text(&mut h, &e.prev_digest);
+    h.update(e.seq.to_be_bytes());
+    h.update(e.at_ms.to_be_bytes());
+    for f in [
+        &e.principal,
+        &e.role,
+        &e.rpc,
+        &e.target,
+        &e.before,
+        &e.after,
+        &e.reason,
+    ] {
+        text(&mut h, f);
+    }
+    hex::encode(h.finalize())
+}
 
 #[tokio::test]
 async fn mutations_are_audited_and_chained() {
@@ -64,6 +90,11 @@ async fn mutations_are_audited_and_chained() {
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(events[0].prev_digest, "0".repeat(64));
     assert_eq!(events[1].prev_digest, events[0].digest);
+    // Every digest recomputes from the reply alone, as the proto documents format 2.
+    for e in &events {
+        assert_eq!(e.chain_format, 2);
+        assert_eq!(e.digest, digest_v2(e), "event {}", e.seq);
+    }
 
     let v = a
         .verify_audit_chain(pb::VerifyAuditChainRequest {})
@@ -111,4 +142,71 @@ async fn mutations_are_audited_and_chained() {
     assert!(v.intact && v.events_checked == 4, "{v:?}");
     s.stop().await;
     drop(tmp);
+}
+
+/// A schema-2 store (audit chain format 1, old retry records) is migrated at open: its
+/// chain still verifies, new events are format 2, the old retry records are gone.
+#[tokio::test]
+async fn a_schema_2_store_is_migrated() {
+    use credit_risk::store::{
+        audit::{event_key, AuditEvent, GENESIS},
+        codec, keys, Actor, Store, StoreOptions, WriteOp,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    fresh.close(std::time::Duration::from_secs(5)).unwrap();
+    drop(fresh);
+    {
+        // sled's background threads release the directory lock shortly after the drop.
+        let db = (0..100)
+            .find_map(|_| {
+                sled::open(tmp.path())
+                    .map_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
+                    .ok()
+            })
+            .expect("open the store directly");
+        db.open_tree("meta")
+            .unwrap()
+            .insert("schema_version", &2u32.to_be_bytes())
+            .unwrap();
+        let reg = db.open_tree("registry").unwrap();
+        let mut prev = GENESIS.to_string();
+        for seq in 1..=2u64 {
+            let mut e = AuditEvent {
+                seq,
+                at_ms: 1_700_000_000_000,
+                principal: "old".into(),
+                role: "admin".into(),
+                rpc: "UpsertEnterprise".into(),
+                target: "t".into(),
+                before: String::new(),
+                after: format!("v1 event {seq}"),
+                reason: String::new(),
+                prev_digest: prev.clone(),
+                digest: String::new(),
+            };
+            e.digest = e.compute_digest(1);
+            prev = e.digest.clone();
+            reg.insert(event_key(seq), codec::encode(&e).unwrap())
+                .unwrap();
+        }
+        reg.insert(keys::request("RecordPenalty", "old-id"), &[1u8, 0, 0][..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    assert_eq!(store.verify_audit_chain().unwrap(), (2, None));
+    assert_eq!(store.audit_v2_from().unwrap(), 3);
+    let old = credit_risk::store::RequestKey {
+        rpc: "RecordPenalty",
+        id: "old-id".into(),
+        fingerprint: [0; 32],
+    };
+    assert_eq!(store.recall(&old).unwrap(), None);
+    let e = credit_risk::service::convert::enterprise(&enterprise(&uscc_n(b'1', 9))).unwrap();
+    store
+        .write_as(Actor::system("test"), WriteOp::UpsertEnterprise(e))
+        .await
+        .unwrap();
+    assert_eq!(store.verify_audit_chain().unwrap(), (3, None));
 }

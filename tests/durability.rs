@@ -14,7 +14,16 @@ use credit_risk::{
 };
 
 fn spawn_server(dir: &std::path::Path) -> (Child, std::net::SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_credit-risk"))
+    spawn_server_with(dir, None)
+}
+
+/// The server with a fault point armed (`CREDIT_RISK_FAULT`, see `src/fault.rs`).
+fn spawn_server_with(dir: &std::path::Path, fault: Option<&str>) -> (Child, std::net::SocketAddr) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_credit-risk"));
+    if let Some(f) = fault {
+        cmd.env(credit_risk::fault::ENV, f);
+    }
+    let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env("RUST_LOG", "warn")
@@ -250,4 +259,230 @@ async fn a_batch_run_killed_midway_leaves_the_previous_run_current() {
     assert_eq!(killed.state, credit_risk::store::RunState::Aborted);
     assert!(store.check_indexes().unwrap() >= 20_000);
     assert!(store.verify_audit_chain().unwrap().1.is_none());
+}
+
+/// Waits (at most 30 s) for the child to exit.
+async fn wait_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    for _ in 0..600 {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    panic!("server still running 30 s after {what}");
+}
+
+/// Watches the server's overall health; returns the statuses seen until the stream ends.
+fn watch_health(
+    addr: std::net::SocketAddr,
+) -> tokio::task::JoinHandle<Vec<tonic_health::pb::health_check_response::ServingStatus>> {
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+        else {
+            return seen;
+        };
+        let Ok(st) = HealthClient::new(ch)
+            .watch(HealthCheckRequest {
+                service: "creditrisk.v1.RegistryService".into(),
+            })
+            .await
+        else {
+            return seen;
+        };
+        let mut st = st.into_inner();
+        while let Ok(Some(m)) = st.message().await {
+            seen.push(m.status());
+        }
+        seen
+    })
+}
+
+/// A panic injected in the writer at each point fails closed: the failing write is not
+/// acknowledged, health turns NOT_SERVING, the process exits non-zero, and a restart
+/// finds every acknowledged write and consistent indexes and audit chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_faults_fail_closed() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    for (n, point) in [
+        "writer.before_apply:400",
+        "writer.after_apply:40",
+        "writer.after_flush:40",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut child, addr) = spawn_server_with(tmp.path(), Some(point));
+        let client = connect(addr).await;
+        let health = watch_health(addr);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let tasks = spawn_writers(&client, 1_000_000 * (n as u32 + 1), 200);
+        let (acknowledged, stops) = join_writers(tasks).await;
+        let exit = wait_exit(&mut child, point).await;
+        assert!(
+            !exit.success(),
+            "{point}: the server exited 0 after a fault"
+        );
+        assert!(!stops.is_empty(), "{point}: no write was refused");
+        for c in &stops {
+            assert!(
+                matches!(
+                    c,
+                    tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown
+                ),
+                "{point}: a writer stopped with {c:?}"
+            );
+        }
+        let seen = health.await.unwrap();
+        assert_eq!(
+            seen.first(),
+            Some(&ServingStatus::Serving),
+            "{point}: {seen:?}"
+        );
+        assert!(
+            seen.contains(&ServingStatus::NotServing),
+            "{point}: health never turned NOT_SERVING: {seen:?}"
+        );
+        assert_all_present(tmp.path(), &acknowledged, point);
+    }
+}
+
+/// A panic in the scoring job marks its run aborted, clears "run in progress", fails
+/// the caller's stream and stops the server (non-zero); after a restart a new run works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoring_job_panic_aborts_the_run_and_stops_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn_server_with(tmp.path(), Some("batch.scan:150"));
+    let mut c = connect(addr).await;
+    for i in 0..300 {
+        put_enterprise(&mut c, enterprise(&uscc_n(b'1', 7_000 + i))).await;
+    }
+    let mut k = pb::classification_service_client::ClassificationServiceClient::connect(format!(
+        "http://{addr}"
+    ))
+    .await
+    .unwrap();
+    let r = async {
+        let mut st = k
+            .run_batch_scoring(pb::RunBatchScoringRequest::default())
+            .await?
+            .into_inner();
+        while let Some(ev) = st.message().await? {
+            if let Some(pb::batch_scoring_event::Event::Done(run)) = ev.event {
+                return Ok(run);
+            }
+        }
+        Err(tonic::Status::internal("no done event"))
+    }
+    .await;
+    assert!(r.is_err(), "the run completed despite the fault: {r:?}");
+    let exit = wait_exit(&mut child, "batch.scan").await;
+    assert!(!exit.success(), "the server exited 0 after a job fault");
+    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    let runs = store.runs().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].state, credit_risk::store::RunState::Aborted);
+    assert!(runs[0].error.contains("panicked"), "{}", runs[0].error);
+    assert_eq!(store.building_run().unwrap(), None);
+    drop(store);
+    let (mut child, addr) = spawn_server(tmp.path());
+    let mut k = pb::classification_service_client::ClassificationServiceClient::connect(format!(
+        "http://{addr}"
+    ))
+    .await
+    .unwrap();
+    let mut st = k
+        .run_batch_scoring(pb::RunBatchScoringRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut done = false;
+    while let Some(ev) = st.message().await.unwrap() {
+        done |= matches!(ev.event, Some(pb::batch_scoring_event::Event::Done(_)));
+    }
+    assert!(done);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Closing the store with a full queue: every accepted write is applied and answered
+/// (none is dropped unanswered), and a write after the close is UNAVAILABLE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_with_a_full_queue_answers_every_accepted_write() {
+    use credit_risk::{
+        domain::Uscc,
+        service::convert,
+        store::{Actor, WriteOp},
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = StoreOptions {
+        queue_depth: 64,
+        max_group: 8,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(tmp.path(), opts.clone()).unwrap();
+    let mut tickets = Vec::new();
+    for i in 0..500u32 {
+        let e = convert::enterprise(&enterprise(&uscc_n(b'1', 40_000 + i))).unwrap();
+        let st = store.clone();
+        // Enqueue from tasks: with a 64-deep queue most of them wait to get in.
+        tickets.push(tokio::spawn(async move {
+            let t = st
+                .enqueue_as(
+                    Actor::system("test"),
+                    WriteOp::UpsertEnterprise(e),
+                    None,
+                    None,
+                )
+                .await?;
+            t.await.map(|_| ())
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let closer = {
+        let st = store.clone();
+        tokio::task::spawn_blocking(move || st.close(std::time::Duration::from_secs(30)))
+    };
+    let (mut applied, mut refused) = (0u64, 0u64);
+    for t in tickets {
+        match t.await.unwrap() {
+            Ok(()) => applied += 1,
+            Err(credit_risk::Error::Unavailable(m)) => {
+                assert!(m.contains("closing"), "{m}");
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    closer.await.unwrap().unwrap();
+    assert_eq!(applied + refused, 500);
+    assert!(applied > 0);
+    let late = convert::enterprise(&enterprise(&uscc_n(b'1', 49_999))).unwrap();
+    let err = store
+        .enqueue_as(
+            Actor::system("test"),
+            WriteOp::UpsertEnterprise(late),
+            None,
+            None,
+        )
+        .await
+        .err()
+        .expect("a write after close is refused");
+    assert!(matches!(err, credit_risk::Error::Unavailable(_)));
+    drop(store);
+    let store = Store::open(tmp.path(), opts).unwrap();
+    assert_eq!(store.enterprise_count(), applied);
+    let present = (0..500u32)
+        .filter(|i| {
+            let u = Uscc::parse(&uscc_n(b'1', 40_000 + i)).unwrap();
+            store.enterprise(&u).unwrap().is_some()
+        })
+        .count() as u64;
+    assert_eq!(present, applied, "every answered write is stored, no other");
 }

@@ -237,6 +237,15 @@ fn compute(
                 );
             }
         });
+        /// Stops the progress thread however the scan ends — also by a panic, which
+        /// `scope` propagates only once every thread it spawned has finished.
+        struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+        let _done = Done(&done);
         let r = store.scan_dossiers(Part::default, |part, u, d| {
             crate::fault::point("batch.scan");
             let a = assess(&d, false, &model, as_of, |_| {});
@@ -250,7 +259,7 @@ fn compute(
             classes[a.class.index()].fetch_add(1, Ordering::Relaxed);
             Ok(())
         });
-        done.store(true, Ordering::Release);
+        drop(_done);
         r
     })?;
     let mut entries = Vec::with_capacity(processed.load(Ordering::Relaxed) as usize);

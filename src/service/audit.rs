@@ -44,7 +44,7 @@ fn time_ms(field: &str, s: &str) -> Result<Option<i64>, DomainError> {
     Ok(Some(i64::from(d.days()) * 86_400_000 - 8 * 3_600_000))
 }
 
-fn event_pb(e: &AuditEvent) -> pb::AuditEvent {
+fn event_pb(e: &AuditEvent, v2_from: u64) -> pb::AuditEvent {
     pb::AuditEvent {
         seq: e.seq,
         at: rfc3339(Some(e.at_ms)),
@@ -58,6 +58,7 @@ fn event_pb(e: &AuditEvent) -> pb::AuditEvent {
         prev_digest: e.prev_digest.clone(),
         digest: e.digest.clone(),
         at_ms: e.at_ms,
+        chain_format: crate::store::audit::chain_format(e.seq, v2_from).into(),
     }
 }
 
@@ -89,8 +90,9 @@ impl AuditService for AuditApi {
         let events = tokio::task::spawn_blocking(move || store.audit_events(&f))
             .await
             .map_err(|e| Status::internal(e.to_string()))??;
+        let v2_from = self.store.audit_v2_from()?;
         let out: Vec<Result<pb::AuditEvent, Status>> =
-            events.iter().map(|e| Ok(event_pb(e))).collect();
+            events.iter().map(|e| Ok(event_pb(e, v2_from))).collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(out))))
     }
 

@@ -426,7 +426,7 @@ impl ClassificationService for ClassificationApi {
             },
             key,
             move |o| match o {
-                Outcome::Run(run) => Ok(run_pb(&run, true)),
+                Outcome::Run(run) => Ok(run_pb(run, true)),
                 o => Err(super::unexpected(o)),
             },
         )

@@ -76,7 +76,7 @@ impl RegistryService for RegistryApi {
                     enterprise,
                     created,
                 } => Ok(pb::UpsertEnterpriseResponse {
-                    enterprise: Some(convert::enterprise_pb(&enterprise)),
+                    enterprise: Some(convert::enterprise_pb(enterprise)),
                     created: *created,
                 }),
                 o => Err(super::unexpected(o)),
@@ -192,7 +192,7 @@ impl RegistryService for RegistryApi {
             key,
             move |o| match o {
                 Outcome::Report(x) => Ok(pb::FileAnnualReportResponse {
-                    report: Some(convert::report_pb(&x)),
+                    report: Some(convert::report_pb(x)),
                 }),
                 o => Err(super::unexpected(o)),
             },
@@ -221,7 +221,7 @@ impl RegistryService for RegistryApi {
             key,
             move |o| match o {
                 Outcome::Listing(x) => Ok(pb::AddListingResponse {
-                    listing: Some(convert::listing_pb(&x, Date::today())),
+                    listing: Some(convert::listing_pb(x, Date::today())),
                 }),
                 o => Err(super::unexpected(o)),
             },
@@ -250,7 +250,7 @@ impl RegistryService for RegistryApi {
             key,
             move |o| match o {
                 Outcome::Inspection(x) => Ok(pb::RecordInspectionResultResponse {
-                    result: Some(convert::inspection_pb(&x)),
+                    result: Some(convert::inspection_pb(x)),
                 }),
                 o => Err(super::unexpected(o)),
             },

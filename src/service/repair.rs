@@ -169,7 +169,7 @@ impl CreditRepairApi {
             },
             key,
             move |o| match o {
-                Outcome::Repair(c) => Ok(case_pb(&c, today)),
+                Outcome::Repair(c) => Ok(case_pb(c, today)),
                 o => Err(super::unexpected(o)),
             },
         )
@@ -232,7 +232,7 @@ impl CreditRepairService for CreditRepairApi {
             WriteOp::SubmitRepair(Box::new(c)),
             key,
             move |o| match o {
-                Outcome::Repair(c) => Ok(case_pb(&c, today)),
+                Outcome::Repair(c) => Ok(case_pb(c, today)),
                 o => Err(super::unexpected(o)),
             },
         )
@@ -333,7 +333,7 @@ impl CreditRepairService for CreditRepairApi {
             WriteOp::FileObjection(Box::new(o)),
             key,
             move |o| match o {
-                Outcome::Objection(o) => Ok(objection_pb(&o)),
+                Outcome::Objection(o) => Ok(objection_pb(o)),
                 o => Err(super::unexpected(o)),
             },
         )
@@ -386,7 +386,7 @@ impl CreditRepairService for CreditRepairApi {
             },
             key,
             move |o| match o {
-                Outcome::Objection(o) => Ok(objection_pb(&o)),
+                Outcome::Objection(o) => Ok(objection_pb(o)),
                 o => Err(super::unexpected(o)),
             },
         )

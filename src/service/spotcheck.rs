@@ -512,7 +512,7 @@ impl SpotCheckService for SpotCheckApi {
             },
             key,
             move |o| match o {
-                Outcome::Plan(p) => Ok(plan_pb(&p)),
+                Outcome::Plan(p) => Ok(plan_pb(p)),
                 o => Err(super::unexpected(o)),
             },
         )
@@ -546,6 +546,9 @@ impl SpotCheckService for SpotCheckApi {
             .draw_plan(r.plan_id)?
             .ok_or_else(|| Status::not_found(format!("plan_id: plan {} not found", r.plan_id)))?;
         check_plan(&scope, &plan)?;
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
+        }
         if plan.receipt.is_some() {
             return Err(Status::failed_precondition(format!(
                 "plan_id: plan {} was already drawn; a top-up is a new plan with a fresh seed",
@@ -558,9 +561,6 @@ impl SpotCheckService for SpotCheckApi {
         let receipt = tokio::task::spawn_blocking(move || draw(&store, &p2, &seed))
             .await
             .map_err(|e| Status::internal(e.to_string()))??;
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
-        }
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
@@ -570,7 +570,7 @@ impl SpotCheckService for SpotCheckApi {
             },
             key,
             move |o| match o {
-                Outcome::Plan(p) => Ok(plan_receipt_pb(&p)?),
+                Outcome::Plan(p) => Ok(plan_receipt_pb(p)?),
                 o => Err(super::unexpected(o)),
             },
         )
@@ -647,7 +647,7 @@ impl SpotCheckService for SpotCheckApi {
             WriteOp::UpsertInspector(Box::new(x)),
             key,
             move |o| match o {
-                Outcome::Inspector(i) => Ok(inspector_pb(&i)),
+                Outcome::Inspector(i) => Ok(inspector_pb(i)),
                 o => Err(super::unexpected(o)),
             },
         )
@@ -689,6 +689,9 @@ impl SpotCheckService for SpotCheckApi {
             .draw_plan(r.plan_id)?
             .ok_or_else(|| Status::not_found(format!("plan_id: plan {} not found", r.plan_id)))?;
         check_plan(&scope, &plan)?;
+        if let Some(m) = super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
+        }
         let Some(receipt) = &plan.receipt else {
             return Err(Status::failed_precondition(format!(
                 "plan_id: plan {} is not drawn yet (DrawSample first)",
@@ -740,9 +743,6 @@ impl SpotCheckService for SpotCheckApi {
             teams,
             assigned_at_ms: 0,
         };
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
-        }
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
@@ -752,7 +752,7 @@ impl SpotCheckService for SpotCheckApi {
             },
             key,
             move |o| match o {
-                Outcome::Plan(p) => Ok(plan_receipt_pb(&p)?),
+                Outcome::Plan(p) => Ok(plan_receipt_pb(p)?),
                 o => Err(super::unexpected(o)),
             },
         )

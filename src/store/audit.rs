@@ -376,4 +376,44 @@ mod tests {
         .unwrap();
         assert_eq!(verify(&tree).unwrap(), (6, None));
     }
+
+    #[test]
+    fn moving_text_between_fields_breaks_the_chain() {
+        // Format 2 (every event from seq 1) breaks; format 1 (no event is format 2)
+        // cannot see the move — why format 2 exists.
+        for (v2_from, breaks) in [(1, true), (u64::MAX, false)] {
+            let db = sled::Config::new().temporary(true).open().unwrap();
+            let tree = db.open_tree("t").unwrap();
+            tree.insert(
+                super::super::keys::counter(CHAIN_V2_FROM),
+                &v2_from.to_be_bytes()[..],
+            )
+            .unwrap();
+            chain_formats(&tree, 3, v2_from);
+            assert_eq!(verify(&tree).unwrap(), (3, None));
+            // Give event 2 the fields ("a\n", "b"), re-linking the chain after it.
+            let mut e: AuditEvent =
+                codec::decode(&tree.get(event_key(2)).unwrap().unwrap()).unwrap();
+            e.before = "a\n".into();
+            e.after = "b".into();
+            let fmt = chain_format(2, v2_from);
+            e.digest = e.compute_digest(fmt);
+            tree.insert(event_key(2), codec::encode(&e).unwrap())
+                .unwrap();
+            let mut e3: AuditEvent =
+                codec::decode(&tree.get(event_key(3)).unwrap().unwrap()).unwrap();
+            e3.prev_digest = e.digest.clone();
+            e3.digest = e3.compute_digest(chain_format(3, v2_from));
+            tree.insert(event_key(3), codec::encode(&e3).unwrap())
+                .unwrap();
+            assert_eq!(verify(&tree).unwrap(), (3, None));
+            // Move the "\n" from `before` to `after`, keeping the stored digest.
+            e.before = "a".into();
+            e.after = "\nb".into();
+            tree.insert(event_key(2), codec::encode(&e).unwrap())
+                .unwrap();
+            let broken = verify(&tree).unwrap().1;
+            assert_eq!(broken.is_some(), breaks, "format {fmt}: {broken:?}");
+        }
+    }
 }

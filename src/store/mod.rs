@@ -262,6 +262,11 @@ impl Store {
         audit::list(&self.shared.registry, f)
     }
 
+    /// The first audit sequence number hashed in chain format 2.
+    pub fn audit_v2_from(&self) -> Result<u64> {
+        audit::v2_from(&self.shared.registry)
+    }
+
     /// Verifies the audit chain: (events checked, first broken link).
     pub fn verify_audit_chain(&self) -> Result<(u64, Option<(u64, String)>)> {
         audit::verify(&self.shared.registry)
@@ -627,9 +632,9 @@ impl Store {
         std::thread::scope(|s| {
             let up = s.spawn(|| run(false));
             let down = run(true);
-            let up = up
-                .join()
-                .map_err(|_| Error::Unavailable("scan thread panicked".into()))?;
+            // A panic is a bug, not an error: it goes on to the caller's thread
+            // boundary (the scoring job fails closed there).
+            let up = up.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             Ok(vec![up?, down?])
         })
     }
