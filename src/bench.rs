@@ -512,6 +512,7 @@ pub async fn audit_overhead(writes: usize, clients: usize) -> Result<(), BenchEr
                         principal: format!("feed-{w}"),
                         role: "feed".into(),
                         rpc: "RecordPenalty".into(),
+                        regions: Vec::new(),
                     };
                     if store
                         .write_as(actor, WriteOp::RecordPenalty(p))

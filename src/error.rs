@@ -18,6 +18,9 @@ pub enum Error {
     /// The request is valid but the system is not in a state to do it.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller's token does not cover the record (its region scope).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A configured limit was exceeded.
     #[error("{0}")]
     ResourceExhausted(String),

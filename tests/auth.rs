@@ -279,3 +279,77 @@ async fn region_scoped_tokens_see_and_change_only_their_district() {
     assert!(err.message().contains("inspector.id"), "{}", err.message());
     s.stop().await;
 }
+
+/// The writer decides region scope on the state its batch commits on: a scoped actor's
+/// write to an enterprise outside its regions is refused there even without any
+/// handler pre-read, and so is moving one of its own enterprises out of its district.
+#[tokio::test]
+async fn the_writer_decides_region_scope() {
+    use credit_risk::{
+        service::convert,
+        store::{Actor, Store, StoreOptions, WriteOp},
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    let xuhui = Actor {
+        principal: "xuhui-feed".into(),
+        role: "feed".into(),
+        rpc: "test".into(),
+        regions: vec!["310104".into()],
+    };
+    let pudong_firm = enterprise(&uscc_n(b'1', 301));
+    let mut xuhui_firm = enterprise(&uscc_n(b'1', 302));
+    xuhui_firm.region_code = "310104".into();
+    for e in [&pudong_firm, &xuhui_firm] {
+        store
+            .write_as(
+                Actor::system("test"),
+                WriteOp::UpsertEnterprise(convert::enterprise(e).unwrap()),
+            )
+            .await
+            .unwrap();
+    }
+    let before = store.verify_audit_chain().unwrap().0;
+    let p = convert::penalty(&fine(
+        &pudong_firm.uscc,
+        "沪市监罚〔2026〕301号",
+        "2026-03-01",
+        100,
+    ))
+    .unwrap();
+    let err = store
+        .write_as(xuhui.clone(), WriteOp::RecordPenalty(p))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, credit_risk::Error::PermissionDenied(_)),
+        "{err}"
+    );
+    let mut moved = xuhui_firm.clone();
+    moved.region_code = "310115".into();
+    let err = store
+        .write_as(
+            xuhui.clone(),
+            WriteOp::UpsertEnterprise(convert::enterprise(&moved).unwrap()),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("310115"), "{err}");
+    assert_eq!(
+        store.verify_audit_chain().unwrap().0,
+        before,
+        "refusals wrote nothing"
+    );
+    // Inside the district it is accepted.
+    let p = convert::penalty(&fine(
+        &xuhui_firm.uscc,
+        "沪市监罚〔2026〕302号",
+        "2026-03-01",
+        100,
+    ))
+    .unwrap();
+    store
+        .write_as(xuhui, WriteOp::RecordPenalty(p))
+        .await
+        .unwrap();
+}

@@ -26,6 +26,7 @@ pub fn status(e: Error) -> Status {
         Error::NotFound(_) => Status::not_found(e.to_string()),
         Error::AlreadyExists(_) => Status::already_exists(e.to_string()),
         Error::FailedPrecondition(_) => Status::failed_precondition(e.to_string()),
+        Error::PermissionDenied(_) => Status::permission_denied(e.to_string()),
         Error::ResourceExhausted(_) => Status::resource_exhausted(e.to_string()),
         Error::Unavailable(_) => Status::unavailable(e.to_string()),
         Error::Corrupt(_) => {
@@ -140,6 +141,7 @@ pub fn actor<T>(req: &tonic::Request<T>, rpc: &str) -> crate::store::Actor {
             .unwrap_or("admin")
             .into(),
         rpc: rpc.into(),
+        regions: Scope::of(req).0,
     }
 }
 

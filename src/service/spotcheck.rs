@@ -612,7 +612,6 @@ impl SpotCheckService for SpotCheckApi {
         req: Request<pb::UpsertInspectorRequest>,
     ) -> Result<Response<pb::Inspector>, Status> {
         let actor = super::actor(&req, "UpsertInspector");
-        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("UpsertInspector", &r.request_id, &r)?;
         let m = r
@@ -622,13 +621,8 @@ impl SpotCheckService for SpotCheckApi {
             RegionCode::parse("inspector.home_region_code", m.home_region_code.trim())
                 .map_err(invalid)?;
         // A district bureau's token manages only its own inspectors: the new home region
-        // and, when the inspector exists, the old one must both be in its regions.
-        scope.check_region("inspector.home_region_code", &home_region)?;
-        if scope.is_scoped() {
-            if let Some(old) = self.store.inspector(&m.id)? {
-                scope.check_region("inspector.id", &old.home_region)?;
-            }
-        }
+        // and, when the inspector exists, the old one must both be in its regions — the
+        // writer decides on the stored inspector (no pre-read here).
         let x = Inspector {
             id: m.id,
             name: m.name,

@@ -41,6 +41,11 @@ pub struct Actor {
     pub principal: String,
     pub role: String,
     pub rpc: String,
+    /// Region-code prefixes the caller's token is scoped to (empty = all). The writer
+    /// refuses a job that reads or changes an enterprise outside them, deciding on the
+    /// state the job's batch commits on (not recorded in the event).
+    #[serde(skip)]
+    pub regions: Vec<String>,
 }
 
 impl Actor {
@@ -50,6 +55,7 @@ impl Actor {
             principal: "system".into(),
             role: "system".into(),
             rpc: rpc.into(),
+            regions: Vec::new(),
         }
     }
 }

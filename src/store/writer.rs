@@ -712,9 +712,12 @@ impl Writer {
             }
             WriteOp::UpsertInspector(mut x) => {
                 x.validate()?;
+                p.check_region("inspector.home_region_code", &x.home_region)?;
                 let key = draws::inspector_key(&x.id);
                 if let Some(v) = p.get(&key)? {
                     let old: Inspector = codec::decode(&v)?;
+                    // A district manages only its own inspectors (also when moving one).
+                    p.check_region("inspector.id", &old.home_region)?;
                     x.recorded_at_ms = old.recorded_at_ms;
                     if old == *x {
                         return self.commit_then(p, req_key, Outcome::Inspector(x));
@@ -803,6 +806,7 @@ impl Writer {
         req_key: Option<(Vec<u8>, [u8; 32])>,
         outcome: Outcome,
     ) -> Result<Answer> {
+        p.check_scope()?;
         let reply = match p.render.take() {
             Some(render) => Some(render(&outcome)?),
             None => None,
@@ -1291,6 +1295,8 @@ struct Pending<'a> {
     created: u64,
     /// Shared-memory changes to publish once the batch is durable.
     effects: Vec<Effect>,
+    /// Every dossier the job loaded, with its region then (for the scope check).
+    loaded_regions: Vec<(Uscc, Option<crate::domain::RegionCode>)>,
     /// Renders the reply (before the commit; it is stored with the request id).
     render: Option<Render>,
     /// Who asks, and what the change is, for the audit event.
@@ -1322,6 +1328,7 @@ impl<'a> Pending<'a> {
             batch: sled::Batch::default(),
             created: 0,
             effects: Vec::new(),
+            loaded_regions: Vec::new(),
             render: None,
             actor: Actor::default(),
             cause: String::new(),
@@ -1364,7 +1371,47 @@ impl<'a> Pending<'a> {
             if let Some(d) = d.as_mut() {
                 repair::attach(self.revocations, u, d)?;
             }
+            let region = d
+                .as_ref()
+                .and_then(|d| d.enterprise.as_ref())
+                .map(|e| e.region);
+            self.loaded_regions.push((*u, region));
             self.docs.insert(*u, d);
+        }
+        Ok(())
+    }
+
+    /// PERMISSION_DENIED naming `field` unless the actor's token covers region `r`.
+    fn check_region(&self, field: &str, r: &crate::domain::RegionCode) -> Result<()> {
+        let scope = &self.actor.regions;
+        if scope.is_empty() || scope.iter().any(|p| r.as_str().starts_with(p.as_str())) {
+            return Ok(());
+        }
+        Err(Error::PermissionDenied(format!(
+            "{field}: region {} is outside the token's regions {scope:?}",
+            r.as_str()
+        )))
+    }
+
+    /// PERMISSION_DENIED if the actor's token is scoped to regions and the job read or
+    /// changed an enterprise outside them — as it was when loaded, or as the job leaves
+    /// it (a move out of the district is refused too). Decided here, on the state the
+    /// batch commits on, so a concurrent move cannot slip past a handler's pre-read.
+    fn check_scope(&self) -> Result<()> {
+        let scope = &self.actor.regions;
+        if scope.is_empty() {
+            return Ok(());
+        }
+        for (u, before) in &self.loaded_regions {
+            let after = self
+                .docs
+                .get(u)
+                .and_then(|d| d.as_ref())
+                .and_then(|d| d.enterprise.as_ref())
+                .map(|e| e.region);
+            for r in before.iter().chain(after.iter()) {
+                self.check_region(&format!("enterprise {u}"), r)?;
+            }
         }
         Ok(())
     }
@@ -2093,6 +2140,7 @@ pub fn error_code(e: &Error) -> &'static str {
         Error::NotFound(_) => "NOT_FOUND",
         Error::AlreadyExists(_) => "ALREADY_EXISTS",
         Error::FailedPrecondition(_) => "FAILED_PRECONDITION",
+        Error::PermissionDenied(_) => "PERMISSION_DENIED",
         Error::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
         Error::Unavailable(_) => "UNAVAILABLE",
         Error::Corrupt(_) => "INTERNAL",
