@@ -693,7 +693,10 @@ async fn inspector_teams_are_drawn_verified_and_part_of_the_receipt() {
     );
     let listed = t
         .spot
-        .list_inspectors(pb::ListInspectorsRequest { active_only: true })
+        .list_inspectors(pb::ListInspectorsRequest {
+            active_only: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

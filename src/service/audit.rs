@@ -84,16 +84,18 @@ impl AuditService for AuditApi {
                 Some(convert::uscc("uscc", &r.uscc).map_err(invalid)?)
             },
             after_seq: r.after_seq,
-            limit: r.limit as usize,
+            limit: super::list_limit("limit", r.limit)?,
         };
         let store = self.store.clone();
-        let events = tokio::task::spawn_blocking(move || store.audit_events(&f))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))??;
-        let v2_from = self.store.audit_v2_from()?;
-        let out: Vec<Result<pb::AuditEvent, Status>> =
-            events.iter().map(|e| Ok(event_pb(e, v2_from))).collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(out))))
+        Ok(Response::new(super::blocking_stream(64, move |emit| {
+            let v2_from = store.audit_v2_from()?;
+            for e in store.audit_events(&f)? {
+                if !emit(event_pb(&e, v2_from)) {
+                    break;
+                }
+            }
+            Ok(())
+        })))
     }
 
     async fn verify_audit_chain(

@@ -121,6 +121,51 @@ pub fn unexpected(o: &Outcome) -> Error {
     Error::Corrupt(format!("unexpected store outcome {o:?}"))
 }
 
+/// Items a list answers when the request's `limit` is 0.
+pub const DEFAULT_LIST_LIMIT: usize = 1_000;
+/// The most items one list call answers (page with the request's cursor for more).
+pub const MAX_LIST_LIMIT: usize = 10_000;
+
+/// A list's effective limit: 0 → [`DEFAULT_LIST_LIMIT`]; above [`MAX_LIST_LIMIT`] is
+/// INVALID_ARGUMENT naming `field`.
+pub fn list_limit(field: &str, limit: u32) -> Result<usize, Status> {
+    match limit as usize {
+        0 => Ok(DEFAULT_LIST_LIMIT),
+        n if n <= MAX_LIST_LIMIT => Ok(n),
+        n => Err(invalid(DomainError::invalid(
+            field,
+            format!("{n} is above the maximum {MAX_LIST_LIMIT}; page with the cursor"),
+        ))),
+    }
+}
+
+/// Runs store reads (scans, many point reads) on the blocking pool, off the async
+/// workers that serve every other request.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| status(Error::Unavailable(format!("blocking read failed: {e}"))))?
+}
+
+/// A server stream fed from the blocking pool through a bounded channel: `produce`
+/// gets an `emit` that blocks while the client is slow (the channel holds `depth`
+/// items) and returns false once the client has gone, so the producer stops reading.
+pub fn blocking_stream<T: Send + 'static>(
+    depth: usize,
+    produce: impl FnOnce(&mut dyn FnMut(T) -> bool) -> Result<(), Status> + Send + 'static,
+) -> std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(depth.max(1));
+    tokio::task::spawn_blocking(move || {
+        let mut emit = |item: T| tx.blocking_send(Ok(item)).is_ok();
+        if let Err(s) = produce(&mut emit) {
+            let _ = tx.blocking_send(Err(s));
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
 /// Who is calling (the token's name, set by the auth layer), as recorded on runs and
 /// audit events; "local" in development mode.
 pub fn principal<T>(req: &tonic::Request<T>) -> String {

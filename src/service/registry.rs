@@ -442,78 +442,89 @@ impl RegistryService for RegistryApi {
         let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
         super::Scope::of(&req).check_uscc(&self.store, "uscc", &u)?;
         let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
-        let recs = self
-            .store
-            .enterprise_records(&u)?
-            .ok_or_else(|| Error::NotFound(format!("enterprise {u}")))?;
-        let Some(e) = recs.enterprise.as_ref() else {
-            return Err(Status::not_found(format!("enterprise {u}")));
-        };
-        let rules = &self.store.options().publicity;
-        let mut penalties: Vec<pb::Penalty> = recs
-            .penalties
-            .iter()
-            .filter(|p| p.decided_on <= as_of)
-            .map(|p| convert::penalty_pb(p, e.entity_type, rules, as_of))
-            .collect();
-        penalties.sort_by(|a, b| b.decided_on.cmp(&a.decided_on));
-        let mut listings: Vec<pb::Listing> = recs
-            .listings
-            .iter()
-            .filter(|l| l.listed_on <= as_of)
-            .map(|l| convert::listing_pb(l, as_of))
-            .collect();
-        listings.sort_by(|a, b| b.listed_on.cmp(&a.listed_on));
-        let mut inspections: Vec<pb::InspectionResult> = recs
-            .inspections
-            .iter()
-            .filter(|i| i.inspected_on <= as_of)
-            .map(convert::inspection_pb)
-            .collect();
-        inspections.sort_by(|a, b| b.inspected_on.cmp(&a.inspected_on));
-        let annual_reports = rules::report_compliance(e, &recs.reports, as_of)
-            .into_iter()
-            .map(|(year, deadline, filed, c)| pb::AnnualReportYear {
-                year: i32::from(year),
-                deadline: deadline.to_string(),
-                filed_on: filed.map(|d| d.to_string()).unwrap_or_default(),
-                compliance: c.name().into(),
-            })
-            .collect();
-        let objections = self.store.objections(Some(&u))?;
-        let classification = match self.store.classify(&u, None) {
-            Ok(c) => Some(super::classification::classification_pb(&c)),
-            Err(Error::FailedPrecondition(_) | Error::NotFound(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Response::new(pb::CreditReport {
-            as_of: as_of.to_string(),
-            enterprise: Some(convert::enterprise_pb(e)),
-            penalties_in_publicity: penalties
-                .iter()
-                .filter(|p| p.publicity.as_ref().is_some_and(|x| x.in_publicity))
-                .cloned()
-                .collect(),
-            penalties,
-            open_listings: listings.iter().filter(|l| l.open).cloned().collect(),
-            listings,
-            annual_reports,
-            inspections,
-            classification,
-            repairs: self
-                .store
-                .repair_cases(Some(&u))?
-                .iter()
-                .map(|c| super::repair::case_pb(c, as_of))
-                .collect(),
-            disputed_records: objections
-                .iter()
-                .filter(|o| o.state == crate::domain::repair::ObjectionState::Open)
-                .map(|o| o.record.clone())
-                .collect(),
-            objections: objections.iter().map(super::repair::objection_pb).collect(),
-        }))
+        // A dossier read, the case and objection index scans and the explanation: on
+        // the blocking pool.
+        let store = self.store.clone();
+        let report = super::blocking(move || credit_report(&store, u, as_of)).await?;
+        Ok(Response::new(report))
     }
+}
+
+/// An enterprise's credit report as of `as_of`.
+fn credit_report(
+    store: &Store,
+    u: crate::domain::Uscc,
+    as_of: Date,
+) -> Result<pb::CreditReport, Status> {
+    let recs = store
+        .enterprise_records(&u)?
+        .ok_or_else(|| Error::NotFound(format!("enterprise {u}")))?;
+    let Some(e) = recs.enterprise.as_ref() else {
+        return Err(Status::not_found(format!("enterprise {u}")));
+    };
+    let rules = &store.options().publicity;
+    let mut penalties: Vec<pb::Penalty> = recs
+        .penalties
+        .iter()
+        .filter(|p| p.decided_on <= as_of)
+        .map(|p| convert::penalty_pb(p, e.entity_type, rules, as_of))
+        .collect();
+    penalties.sort_by(|a, b| b.decided_on.cmp(&a.decided_on));
+    let mut listings: Vec<pb::Listing> = recs
+        .listings
+        .iter()
+        .filter(|l| l.listed_on <= as_of)
+        .map(|l| convert::listing_pb(l, as_of))
+        .collect();
+    listings.sort_by(|a, b| b.listed_on.cmp(&a.listed_on));
+    let mut inspections: Vec<pb::InspectionResult> = recs
+        .inspections
+        .iter()
+        .filter(|i| i.inspected_on <= as_of)
+        .map(convert::inspection_pb)
+        .collect();
+    inspections.sort_by(|a, b| b.inspected_on.cmp(&a.inspected_on));
+    let annual_reports = rules::report_compliance(e, &recs.reports, as_of)
+        .into_iter()
+        .map(|(year, deadline, filed, c)| pb::AnnualReportYear {
+            year: i32::from(year),
+            deadline: deadline.to_string(),
+            filed_on: filed.map(|d| d.to_string()).unwrap_or_default(),
+            compliance: c.name().into(),
+        })
+        .collect();
+    let objections = store.objections(Some(&u))?;
+    let classification = match store.classify(&u, None) {
+        Ok(c) => Some(super::classification::classification_pb(&c)),
+        Err(Error::FailedPrecondition(_) | Error::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(pb::CreditReport {
+        as_of: as_of.to_string(),
+        enterprise: Some(convert::enterprise_pb(e)),
+        penalties_in_publicity: penalties
+            .iter()
+            .filter(|p| p.publicity.as_ref().is_some_and(|x| x.in_publicity))
+            .cloned()
+            .collect(),
+        penalties,
+        open_listings: listings.iter().filter(|l| l.open).cloned().collect(),
+        listings,
+        annual_reports,
+        inspections,
+        classification,
+        repairs: store
+            .repair_cases(Some(&u))?
+            .iter()
+            .map(|c| super::repair::case_pb(c, as_of))
+            .collect(),
+        disputed_records: objections
+            .iter()
+            .filter(|o| o.state == crate::domain::repair::ObjectionState::Open)
+            .map(|o| o.record.clone())
+            .collect(),
+        objections: objections.iter().map(super::repair::objection_pb).collect(),
+    })
 }
 
 struct ResetOnDrop(Arc<AtomicBool>);

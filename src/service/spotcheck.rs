@@ -653,15 +653,31 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::ListInspectorsRequest>,
     ) -> Result<Response<pb::ListInspectorsResponse>, Status> {
-        let active_only = req.get_ref().active_only;
-        let inspectors = self
-            .store
-            .inspectors()?
-            .iter()
-            .filter(|i| i.active || !active_only)
-            .map(inspector_pb)
-            .collect();
-        Ok(Response::new(pb::ListInspectorsResponse { inspectors }))
+        let r = req.into_inner();
+        let limit = super::list_limit("limit", r.limit)?;
+        let store = self.store.clone();
+        let (inspectors, next_page_token) = super::blocking(move || {
+            let mut out: Vec<pb::Inspector> = store
+                .inspectors()?
+                .iter()
+                .filter(|i| i.active || !r.active_only)
+                .filter(|i| r.page_token.is_empty() || i.id > r.page_token)
+                .take(limit + 1)
+                .map(inspector_pb)
+                .collect();
+            let next = if out.len() > limit {
+                out.truncate(limit);
+                out.last().map(|i| i.id.clone()).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            Ok((out, next))
+        })
+        .await?;
+        Ok(Response::new(pb::ListInspectorsResponse {
+            inspectors,
+            next_page_token,
+        }))
     }
 
     async fn assign_inspectors(
@@ -709,25 +725,29 @@ impl SpotCheckService for SpotCheckApi {
             }
             conflicts.push((c.inspector_id.clone(), u));
         }
-        let mut pool: Vec<PoolMember> = self
-            .store
-            .inspectors()?
-            .into_iter()
-            .filter(|i| i.active)
-            .map(|i| (i.id, i.home_region))
-            .collect();
-        pool.sort();
-        // The region of each selected enterprise now (its jurisdiction).
-        let mut regions = Vec::new();
-        for st in &receipt.strata {
-            for (u, _) in &st.selected {
-                let e = self
-                    .store
-                    .enterprise(u)?
-                    .ok_or_else(|| Status::not_found(format!("enterprise {u}")))?;
-                regions.push((*u, e.region));
+        // The directory and one point read per selected enterprise: on the blocking pool.
+        let (store, selected) = (self.store.clone(), receipt.strata.clone());
+        let (pool, regions) = super::blocking(move || {
+            let mut pool: Vec<PoolMember> = store
+                .inspectors()?
+                .into_iter()
+                .filter(|i| i.active)
+                .map(|i| (i.id, i.home_region))
+                .collect();
+            pool.sort();
+            // The region of each selected enterprise now (its jurisdiction).
+            let mut regions = Vec::new();
+            for st in &selected {
+                for (u, _) in &st.selected {
+                    let e = store
+                        .enterprise(u)?
+                        .ok_or_else(|| Status::not_found(format!("enterprise {u}")))?;
+                    regions.push((*u, e.region));
+                }
             }
-        }
+            Ok((pool, regions))
+        })
+        .await?;
         let teams = assign_teams(&plan, &regions, &pool, &conflicts, r.team_size as usize)?;
         let assignment = Assignment {
             team_size: r.team_size,
@@ -772,16 +792,19 @@ impl SpotCheckService for SpotCheckApi {
                 format!("plan {} has {} strata", plan.id, plan.strata.len()),
             )));
         }
-        let pop = self.store.draw_population(plan.id, r.stratum as u8)?;
-        let batches: Vec<Result<pb::PopulationBatch, Status>> = pop
-            .chunks(CANDIDATE_BATCH)
-            .map(|c| {
-                Ok(pb::PopulationBatch {
+        let (store, id, stratum) = (self.store.clone(), plan.id, r.stratum as u8);
+        Ok(Response::new(super::blocking_stream(4, move |emit| {
+            let pop = store.draw_population(id, stratum)?;
+            for c in pop.chunks(CANDIDATE_BATCH) {
+                let batch = pb::PopulationBatch {
                     usccs: c.iter().map(|u| u.to_string()).collect(),
-                })
-            })
-            .collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(batches))))
+                };
+                if !emit(batch) {
+                    break;
+                }
+            }
+            Ok(())
+        })))
     }
 }
 
