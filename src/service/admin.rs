@@ -54,23 +54,33 @@ impl AdminService for AdminApi {
         std::fs::create_dir_all(&dir).map_err(|e| Status::unavailable(e.to_string()))?;
         let path = dir.join(&name);
         let shown = path.display().to_string();
-        let reply =
-            super::write_reply(
-                &self.store,
-                actor,
-                WriteOp::Backup(path),
-                key,
-                move |o| match o {
-                    Outcome::Backup(b) => Ok(pb::BackupResponse {
-                        path: shown,
-                        entries: b.entries,
-                        bytes: b.bytes,
-                        sha256: b.sha256.clone(),
-                    }),
-                    o => Err(super::unexpected(o)),
-                },
-            )
-            .await?;
+        // On its own task: a cancelled or timed-out call does not leave a backup half
+        // done (its key noting would otherwise run on).
+        let (store, a) = (self.store.clone(), actor.clone());
+        let b = tokio::spawn(async move { store.backup(a, path).await })
+            .await
+            .map_err(|e| Status::unavailable(format!("backup task: {e}")))??;
+        let reply = pb::BackupResponse {
+            path: shown,
+            entries: b.entries,
+            bytes: b.bytes,
+            sha256: b.sha256.clone(),
+        };
+        if key.is_none() {
+            return Ok(Response::new(reply));
+        }
+        // The backup is written; remember the reply for retries.
+        let reply = super::write_reply(
+            &self.store,
+            actor,
+            WriteOp::Remember(Outcome::Backup(b)),
+            key,
+            move |o| match o {
+                Outcome::Backup(_) => Ok(reply),
+                o => Err(super::unexpected(o)),
+            },
+        )
+        .await?;
         Ok(Response::new(reply))
     }
 }

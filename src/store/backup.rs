@@ -1,7 +1,17 @@
-//! Backup and restore. A backup is taken by the writer thread, so no write interleaves:
-//! it is a consistent snapshot of every tree at one point between two commits. Format:
-//! `CRBK1\n`, then per tree `T name_len(u32) name`, per entry `K key_len(u32) key
-//! value_len(u32) value`, then `E` and the SHA-256 of every byte before it.
+//! Backup and restore, without stopping the writer. A backup is a *fuzzy scan plus a
+//! catch-up*: the writer starts noting every key it (or the scoring job) writes
+//! ([`Tracker`]), the trees are scanned on a blocking thread while writes go on, then one
+//! short writer job reads the current value of every noted key and stops noting. The scan
+//! gave every key not written meanwhile its value at the end; the catch-up gives every
+//! written key its value (or absence) at that same moment — so the backup is the store
+//! exactly as it was between two commits at the catch-up, and writers wait only for the
+//! catch-up's reads (proportional to the writes made during the backup).
+//!
+//! Format `CRBK2\n`: per tree `T name_len(u32) name`, per entry `K key_len(u32) key
+//! value_len(u32) value`; then the catch-up as a second section of the same tree, whose
+//! `K` entries replace scanned values and `D key_len(u32) key` entries remove keys; then
+//! `E` and the SHA-256 of every byte before it. Restore applies the sections in order;
+//! it also reads `CRBK1` (the earlier format: one section per tree, no `D`).
 
 use std::{
     fs::File,
@@ -13,7 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-const MAGIC: &[u8] = b"CRBK1\n";
+const MAGIC: &[u8] = b"CRBK2\n";
+const MAGIC_V1: &[u8] = b"CRBK1\n";
 /// Trees a backup holds.
 pub const TREES: [&str; 2] = ["meta", "registry"];
 
@@ -41,53 +52,160 @@ impl<W: Write> HashingWriter<W> {
     }
 }
 
-/// Writes a backup of `db` to `path` (a new file).
-pub fn write(db: &sled::Db, path: &Path) -> Result<BackupSummary> {
-    let f = File::options()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| Error::invalid("path", format!("{}: {e}", path.display())))?;
-    let mut w = HashingWriter {
-        inner: BufWriter::new(f),
-        hash: Sha256::new(),
-        bytes: 0,
-    };
-    w.put(MAGIC)?;
-    let mut entries = 0u64;
-    for name in TREES {
-        let tree = db.open_tree(name)?;
-        w.put(b"T")?;
-        w.put(&(name.len() as u32).to_be_bytes())?;
-        w.put(name.as_bytes())?;
-        for kv in tree.iter() {
-            let (k, v) = kv?;
-            w.put(b"K")?;
-            w.put(&(k.len() as u32).to_be_bytes())?;
-            w.put(&k)?;
-            w.put(&(v.len() as u32).to_be_bytes())?;
-            w.put(&v)?;
-            entries += 1;
-        }
+/// The keys written while a backup runs (`None` when none runs).
+#[derive(Default)]
+pub struct Tracker(std::sync::Mutex<Option<std::collections::HashSet<Vec<u8>>>>);
+
+impl Tracker {
+    fn lock(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, Option<std::collections::HashSet<Vec<u8>>>>> {
+        self.0
+            .lock()
+            .map_err(|_| Error::Unavailable("backup tracker poisoned".into()))
     }
-    w.put(b"E")?;
-    let digest: [u8; 32] = w.hash.clone().finalize().into();
-    w.inner
-        .write_all(&digest)
-        .map_err(|e| Error::Unavailable(format!("backup write: {e}")))?;
-    let mut inner = w.inner;
-    inner
-        .flush()
-        .map_err(|e| Error::Unavailable(format!("backup flush: {e}")))?;
-    inner
-        .get_ref()
-        .sync_all()
-        .map_err(|e| Error::Unavailable(format!("backup sync: {e}")))?;
-    Ok(BackupSummary {
-        entries,
-        bytes: w.bytes + 32,
-        sha256: hex::encode(digest),
-    })
+
+    /// Whether a backup runs (writers then note their keys).
+    pub fn active(&self) -> bool {
+        self.0.lock().map(|g| g.is_some()).unwrap_or(false)
+    }
+
+    /// Starts noting; FAILED_PRECONDITION if a backup runs already.
+    pub fn begin(&self) -> Result<()> {
+        let mut g = self.lock()?;
+        if g.is_some() {
+            return Err(Error::FailedPrecondition(
+                "a backup is already running; try again when it is done".into(),
+            ));
+        }
+        *g = Some(Default::default());
+        Ok(())
+    }
+
+    /// Notes keys about to be written (a no-op when no backup runs).
+    pub fn note<I: IntoIterator<Item = Vec<u8>>>(&self, keys: I) -> Result<()> {
+        if let Some(set) = self.lock()?.as_mut() {
+            set.extend(keys);
+        }
+        Ok(())
+    }
+
+    /// Stops noting and returns the keys noted, sorted.
+    pub fn finish(&self) -> Result<Vec<Vec<u8>>> {
+        let mut keys: Vec<Vec<u8>> = self
+            .lock()?
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+/// A backup file being written.
+pub struct BackupWriter {
+    w: HashingWriter<BufWriter<File>>,
+    entries: u64,
+    path: std::path::PathBuf,
+}
+
+impl BackupWriter {
+    /// Creates `path` (a new file; an existing one is never overwritten).
+    pub fn create(path: &Path) -> Result<BackupWriter> {
+        let f = File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::invalid("path", format!("{}: {e}", path.display())))?;
+        let mut w = BackupWriter {
+            w: HashingWriter {
+                inner: BufWriter::new(f),
+                hash: Sha256::new(),
+                bytes: 0,
+            },
+            entries: 0,
+            path: path.to_path_buf(),
+        };
+        w.w.put(MAGIC)?;
+        Ok(w)
+    }
+
+    fn section(&mut self, name: &str) -> Result<()> {
+        self.w.put(b"T")?;
+        self.w.put(&(name.len() as u32).to_be_bytes())?;
+        self.w.put(name.as_bytes())
+    }
+
+    fn entry(&mut self, k: &[u8], v: Option<&[u8]>) -> Result<()> {
+        match v {
+            Some(v) => {
+                self.w.put(b"K")?;
+                self.w.put(&(k.len() as u32).to_be_bytes())?;
+                self.w.put(k)?;
+                self.w.put(&(v.len() as u32).to_be_bytes())?;
+                self.w.put(v)?;
+            }
+            None => {
+                self.w.put(b"D")?;
+                self.w.put(&(k.len() as u32).to_be_bytes())?;
+                self.w.put(k)?;
+            }
+        }
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Scans every tree of `db` (while writes go on).
+    pub fn scan(&mut self, db: &sled::Db) -> Result<()> {
+        for name in TREES {
+            let tree = db.open_tree(name)?;
+            self.section(name)?;
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                self.entry(&k, Some(&v))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The catch-up of tree `name`: each noted key's value at the end (`None`: absent).
+    pub fn catch_up(&mut self, name: &str, items: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        self.section(name)?;
+        for (k, v) in items {
+            self.entry(k, v.as_deref())?;
+        }
+        Ok(())
+    }
+
+    /// Ends the file with its checksum and syncs it.
+    pub fn finish(mut self) -> Result<BackupSummary> {
+        self.w.put(b"E")?;
+        let digest: [u8; 32] = self.w.hash.clone().finalize().into();
+        let mut inner = self.w.inner;
+        inner
+            .write_all(&digest)
+            .map_err(|e| Error::Unavailable(format!("backup write: {e}")))?;
+        inner
+            .flush()
+            .map_err(|e| Error::Unavailable(format!("backup flush: {e}")))?;
+        inner
+            .get_ref()
+            .sync_all()
+            .map_err(|e| Error::Unavailable(format!("backup sync: {e}")))?;
+        Ok(BackupSummary {
+            entries: self.entries,
+            bytes: self.w.bytes + 32,
+            sha256: hex::encode(digest),
+        })
+    }
+
+    /// Removes the unfinished file (after an error).
+    pub fn discard(self) {
+        let path = self.path.clone();
+        drop(self);
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 fn read_exact(r: &mut impl Read, n: usize, h: &mut Sha256) -> Result<Vec<u8>> {
@@ -141,7 +259,9 @@ pub fn restore(backup: &Path, dir: &Path) -> Result<u64> {
 
 fn restore_from(mut r: impl Read, dir: &Path) -> Result<u64> {
     let mut h = Sha256::new();
-    if read_exact(&mut r, MAGIC.len(), &mut h)? != MAGIC {
+    let magic = read_exact(&mut r, MAGIC.len(), &mut h)?;
+    let v2 = magic == MAGIC;
+    if !v2 && magic != MAGIC_V1 {
         return Err(Error::Corrupt("not a credit-risk backup".into()));
     }
     let db = sled::Config::new().path(dir).open()?;
@@ -175,6 +295,13 @@ fn restore_from(mut r: impl Read, dir: &Path) -> Result<u64> {
                     }
                     pending = 0;
                 }
+            }
+            b'D' if v2 => {
+                let n = read_u32(&mut r, &mut h)?;
+                let k = read_exact(&mut r, n, &mut h)?;
+                batch.remove(k);
+                pending += 1;
+                entries += 1;
             }
             b'E' => break,
             other => return Err(Error::Corrupt(format!("bad backup tag {other}"))),

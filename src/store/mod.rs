@@ -111,6 +111,8 @@ struct Shared {
     scoring: SharedScoring,
     revocations: repair::Revocations,
     fault: Arc<writer::FaultSignal>,
+    /// Keys written while a backup runs.
+    tracker: Arc<backup::Tracker>,
 }
 
 /// A cheap-to-clone handle on the store.
@@ -180,15 +182,17 @@ impl Store {
         let revocations: repair::Revocations =
             Arc::new(RwLock::new(repair::load_revocations(&registry)?));
         let fault = Arc::new(tokio::sync::watch::channel(None).0);
-        let writer = writer::spawn(
-            db.clone(),
-            registry.clone(),
-            options.clone(),
-            counters.clone(),
-            scoring.clone(),
-            revocations.clone(),
-            fault.clone(),
-        )?;
+        let tracker = Arc::new(backup::Tracker::default());
+        let writer = writer::spawn(writer::Parts {
+            db: db.clone(),
+            tree: registry.clone(),
+            options: options.clone(),
+            counters: counters.clone(),
+            scoring: scoring.clone(),
+            revocations: revocations.clone(),
+            fault: fault.clone(),
+            tracker: tracker.clone(),
+        })?;
         Ok(Store {
             shared: Arc::new(Shared {
                 db,
@@ -199,6 +203,7 @@ impl Store {
                 scoring,
                 revocations,
                 fault,
+                tracker,
             }),
         })
     }
@@ -648,12 +653,72 @@ impl Store {
         sources: &std::collections::HashMap<u64, u32>,
     ) -> Result<()> {
         let tree = &self.shared.registry;
+        let tracker = &self.shared.tracker;
+        // Noted before written (a backup's catch-up then reads the value as of then).
         for (k, v) in scoring::encode_blocks(id, entries) {
+            tracker.note([k.to_vec()])?;
             tree.insert(k, v)?;
         }
+        tracker.note([scoring::sources_key(id)])?;
         tree.insert(scoring::sources_key(id), scoring::encode_sources(sources))?;
         self.shared.db.flush()?;
         Ok(())
+    }
+
+    /// Writes a consistent backup to `path` (a new file) while writes go on: noting
+    /// begins through the writer, the trees are scanned on a blocking thread, and one
+    /// short writer job reads back every key written meanwhile (see `backup`).
+    pub async fn backup(
+        &self,
+        actor: Actor,
+        path: std::path::PathBuf,
+    ) -> Result<backup::BackupSummary> {
+        let mut w = tokio::task::spawn_blocking(move || backup::BackupWriter::create(&path))
+            .await
+            .map_err(|e| Error::Unavailable(format!("backup: {e}")))??;
+        if let Err(e) = self.write_as(actor.clone(), WriteOp::BackupBegin).await {
+            w.discard();
+            return Err(e);
+        }
+        let db = self.shared.db.clone();
+        let scanned = tokio::task::spawn_blocking(move || {
+            let r = w.scan(&db);
+            (w, r)
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("backup scan: {e}")));
+        let mut w = match scanned {
+            Ok((w, Ok(()))) => w,
+            Ok((w, Err(e))) => {
+                w.discard();
+                let _ = self.write_as(actor, WriteOp::BackupAbort).await;
+                return Err(e);
+            }
+            Err(e) => {
+                let _ = self.write_as(actor, WriteOp::BackupAbort).await;
+                return Err(e);
+            }
+        };
+        let items = match self.write_as(actor, WriteOp::BackupCatchUp).await? {
+            Outcome::BackupCatchUp(items) => items,
+            other => {
+                return Err(Error::Corrupt(format!(
+                    "backup catch-up answered {other:?}"
+                )))
+            }
+        };
+        tokio::task::spawn_blocking(move || {
+            let r = w.catch_up("registry", &items);
+            match r {
+                Ok(()) => w.finish(),
+                Err(e) => {
+                    w.discard();
+                    Err(e)
+                }
+            }
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("backup: {e}")))?
     }
 
     /// SHA-256 of every tree's entries (to compare a restore with its source).

@@ -115,8 +115,13 @@ pub enum WriteOp {
     },
     /// Creates or replaces an inspector of the directory.
     UpsertInspector(Box<Inspector>),
-    /// Writes a consistent backup (no write interleaves: this is the writer).
-    Backup(std::path::PathBuf),
+    /// Starts noting written keys for a backup (FAILED_PRECONDITION if one runs).
+    BackupBegin,
+    /// Ends a backup's noting: reads the current value of every key written since
+    /// `BackupBegin` (the catch-up; no write interleaves: this is the writer).
+    BackupCatchUp,
+    /// Stops noting after a failed backup.
+    BackupAbort,
     /// Files a repair case (eligibility checked here, against the dossier).
     SubmitRepair(Box<RepairCase>),
     /// Files an objection to a record (the record is marked disputed while open).
@@ -195,6 +200,10 @@ pub enum Outcome {
     Repair(Box<RepairCase>),
     Objection(Box<Objection>),
     Backup(super::backup::BackupSummary),
+    /// A backup's noting started.
+    BackupStarted,
+    /// A backup's catch-up: each key written since it began, with its value now.
+    BackupCatchUp(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     ModelRegistered {
         version: String,
         created: bool,
@@ -218,6 +227,8 @@ impl Outcome {
             | Outcome::Plan(_)
             | Outcome::Inspector(_)
             | Outcome::Backup(_)
+            | Outcome::BackupStarted
+            | Outcome::BackupCatchUp(_)
             | Outcome::ModelRegistered { .. } => None,
         }
     }
@@ -422,15 +433,29 @@ impl WriterHandle {
     }
 }
 
-pub(super) fn spawn(
-    db: sled::Db,
-    tree: sled::Tree,
-    options: StoreOptions,
-    counters: Arc<Counters>,
-    scoring: SharedScoring,
-    revocations: Revocations,
-    fault: Arc<FaultSignal>,
-) -> Result<WriterHandle> {
+/// What the writer shares with the store's readers.
+pub(super) struct Parts {
+    pub db: sled::Db,
+    pub tree: sled::Tree,
+    pub options: StoreOptions,
+    pub counters: Arc<Counters>,
+    pub scoring: SharedScoring,
+    pub revocations: Revocations,
+    pub fault: Arc<FaultSignal>,
+    pub tracker: Arc<super::backup::Tracker>,
+}
+
+pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
+    let Parts {
+        db,
+        tree,
+        options,
+        counters,
+        scoring,
+        revocations,
+        fault,
+        tracker,
+    } = parts;
     let head = audit::head(&tree)?;
     let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -449,6 +474,7 @@ pub(super) fn spawn(
                 revocations,
                 effects: RefCell::new(Vec::new()),
                 fault,
+                tracker,
             }
             .run(rx);
             let _ = done_tx.send(());
@@ -477,6 +503,8 @@ struct Writer {
     /// Shared-memory effects of the group's applied jobs, published after its flush.
     effects: RefCell<Vec<Effect>>,
     fault: Arc<FaultSignal>,
+    /// Keys written while a backup runs.
+    tracker: Arc<super::backup::Tracker>,
 }
 
 /// A finished job's reply channel and answer, sent once its group is durable.
@@ -746,9 +774,22 @@ impl Writer {
                 Outcome::Plan(Box::new(plan))
             }
             WriteOp::SubmitRepair(c) => Outcome::Repair(Box::new(ctx.submit_repair(&mut p, *c)?)),
-            WriteOp::Backup(path) => {
-                self.db.flush()?;
-                Outcome::Backup(super::backup::write(&self.db, &path)?)
+            WriteOp::BackupBegin => {
+                self.tracker.begin()?;
+                Outcome::BackupStarted
+            }
+            WriteOp::BackupCatchUp => {
+                let keys = self.tracker.finish()?;
+                let mut items = Vec::with_capacity(keys.len());
+                for k in keys {
+                    let v = self.tree.get(&k)?.map(|v| v.to_vec());
+                    items.push((k, v));
+                }
+                Outcome::BackupCatchUp(items)
+            }
+            WriteOp::BackupAbort => {
+                self.tracker.finish()?;
+                Outcome::BackupStarted
             }
             WriteOp::FileObjection(o) => {
                 Outcome::Objection(Box::new(ctx.file_objection(&mut p, *o)?))
@@ -867,7 +908,7 @@ impl Writer {
             p.put(k, codec::encode(&stored)?);
         }
         crate::fault::point("writer.before_apply");
-        let effects = p.commit(&self.enterprises)?;
+        let effects = p.commit(&self.enterprises, &self.tracker)?;
         if let Some(h) = new_head {
             *head = h;
         }
@@ -1255,7 +1296,10 @@ fn cause_of(op: &WriteOp) -> String {
             "plan/{plan_id} inspector teams of {} assigned",
             assignment.team_size
         ),
-        WriteOp::Remember(_) | WriteOp::Backup(_) => String::new(),
+        WriteOp::Remember(_)
+        | WriteOp::BackupBegin
+        | WriteOp::BackupCatchUp
+        | WriteOp::BackupAbort => String::new(),
         WriteOp::SubmitRepair(c) => format!("SubmitRepair {}", c.target.id()),
         WriteOp::FileObjection(o) => format!("FileObjection {}", o.record),
         WriteOp::ResolveObjection { id, correction, .. } => format!(
@@ -1288,6 +1332,8 @@ struct Pending<'a> {
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
     /// Whether the batch holds writes that are not in the overlay (`put_unread`).
     unread: bool,
+    /// Their keys (noted for a running backup).
+    unread_keys: Vec<Vec<u8>>,
     docs: HashMap<Uscc, Option<EnterpriseRecords>>,
     dirty: BTreeSet<Uscc>,
     batch: sled::Batch,
@@ -1323,6 +1369,7 @@ impl<'a> Pending<'a> {
             revocations,
             overlay: HashMap::new(),
             unread: false,
+            unread_keys: Vec::new(),
             docs: HashMap::new(),
             dirty: BTreeSet::new(),
             batch: sled::Batch::default(),
@@ -1358,6 +1405,7 @@ impl<'a> Pending<'a> {
     fn put_unread(&mut self, k: &[u8], v: &[u8]) {
         self.batch.insert(k, v);
         self.unread = true;
+        self.unread_keys.push(k.to_vec());
     }
 
     fn del(&mut self, k: Vec<u8>) {
@@ -1446,7 +1494,11 @@ impl<'a> Pending<'a> {
 
     /// Applies the batch (atomically) and returns the memory effects to publish once it
     /// is durable. `enterprises` is the writer's running count of registered ones.
-    fn commit(mut self, enterprises: &AtomicU64) -> Result<Vec<Effect>> {
+    fn commit(
+        mut self,
+        enterprises: &AtomicU64,
+        tracker: &super::backup::Tracker,
+    ) -> Result<Vec<Effect>> {
         for u in &self.dirty {
             if let Some(Some(d)) = self.docs.get(u) {
                 self.batch
@@ -1459,6 +1511,16 @@ impl<'a> Pending<'a> {
                 keys::counter("enterprises").as_slice(),
                 &n.to_be_bytes()[..],
             );
+        }
+        if tracker.active() {
+            // A backup runs: its catch-up re-reads every key this batch writes.
+            let dossiers = self.dirty.iter().map(|u| keys::enterprise(u).to_vec());
+            let mut noted: Vec<Vec<u8>> = self.overlay.keys().cloned().chain(dossiers).collect();
+            noted.extend(std::mem::take(&mut self.unread_keys));
+            if self.created > 0 {
+                noted.push(keys::counter("enterprises"));
+            }
+            tracker.note(noted)?;
         }
         if !self.overlay.is_empty() || !self.dirty.is_empty() || self.unread {
             self.tree.apply_batch(self.batch)?;
