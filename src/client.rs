@@ -235,6 +235,9 @@ pub enum LoadTarget {
     /// Mixed: per 10 calls, 6 GetEnterprise, 3 GetClassification, 1 durable RecordPenalty
     /// (a new decision number each time, on the enterprise just read).
     Mixed,
+    /// RegistryService.UpsertEnterprise of a new enterprise each call (a durable write:
+    /// dossier, directory index, counter, audit event, re-score).
+    Upsert,
 }
 
 enum LoadClient {
@@ -247,6 +250,34 @@ enum LoadClient {
             u64,
         )>,
     ),
+    /// The client and (worker, calls so far), numbering the new enterprises.
+    Upsert(RegistryServiceClient<Authed>, u64, u64),
+}
+
+/// The `n`-th new enterprise of load worker `w` (USCCs `91310115MB…`, apart from the
+/// generated city's).
+fn load_enterprise(w: u64, n: u64) -> crate::proto::Enterprise {
+    let mut body = *b"MB000000";
+    let mut x = w * 10_000_000 + n;
+    for c in body[2..].iter_mut().rev() {
+        *c = crate::domain::uscc::ALPHABET[(x % 31) as usize];
+        x /= 31;
+    }
+    let uscc = crate::domain::Uscc::assemble(b"91310115", &body)
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    crate::proto::Enterprise {
+        uscc,
+        name: format!("上海负载测试{w}-{n}有限公司"),
+        entity_type: crate::proto::EntityType::Enterprise as i32,
+        region_code: "310115".into(),
+        industry_section: "F".into(),
+        industry_code: "5131".into(),
+        established_on: "2020-01-02".into(),
+        status: crate::proto::EnterpriseStatus::Operating as i32,
+        registered_capital_fen: 100_000_000,
+        ..Default::default()
+    }
 }
 
 impl LoadClient {
@@ -288,6 +319,15 @@ impl LoadClient {
                         .await
                         .map(|_| ()),
                 }
+            }
+            LoadClient::Upsert(c, w, n) => {
+                *n += 1;
+                c.upsert_enterprise(crate::proto::UpsertEnterpriseRequest {
+                    request_id: String::new(),
+                    enterprise: Some(load_enterprise(*w, *n)),
+                })
+                .await
+                .map(|_| ())
             }
             LoadClient::Registry(c) => c
                 .get_enterprise(crate::proto::GetEnterpriseRequest { uscc })
@@ -341,6 +381,11 @@ pub async fn load(
                 ),
                 w as u64,
             ))),
+            LoadTarget::Upsert => LoadClient::Upsert(
+                RegistryServiceClient::with_interceptor(channel, TokenInterceptor::from_env()),
+                w as u64 + std::process::id() as u64 % 1000 * 100,
+                0,
+            ),
         };
         let usccs = usccs.clone();
         tasks.push(tokio::spawn(async move {
