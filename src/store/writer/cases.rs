@@ -1,0 +1,334 @@
+//! Credit repair cases and objections (the record changes they make ride in the same
+//! batch as the case).
+
+use super::{records::same_listing, *};
+
+impl Ctx<'_> {
+    pub(super) fn submit_repair(&self, p: &mut Pending, mut c: RepairCase) -> Result<RepairCase> {
+        let u = c.uscc;
+        let d = p
+            .doc(&u)?
+            .filter(|d| d.enterprise.is_some())
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
+        for other in repair::cases_of(p.tree, &u)? {
+            if other.state.is_open() && other.target == c.target {
+                return Err(Error::AlreadyExists(format!(
+                    "target: repair case {} for {} is still open",
+                    other.id,
+                    c.target.id()
+                )));
+            }
+        }
+        let revoked: Vec<Date> = d.false_commitments.iter().map(|(_, on)| *on).collect();
+        c.eligibility = crate::domain::repair::eligibility(
+            &c.target,
+            &d,
+            self.today,
+            &self.options.publicity,
+            &revoked,
+        )?;
+        let id = sc::get_counter(p.tree, "next_case")?.unwrap_or(1);
+        p.put(keys::counter("next_case"), (id + 1).to_be_bytes().to_vec());
+        c.id = id;
+        for step in c.history.iter_mut() {
+            step.at_ms = self.now_ms;
+        }
+        p.put(repair::case_key(id), codec::encode(&c)?);
+        p.put(repair::uscc_key(&u, id), Vec::new());
+        p.change = Some(Change {
+            target: u.to_string(),
+            uscc: Some(u),
+            before: String::new(),
+            after: format!("repair_case/{id} SUBMITTED for {}", c.target.id()),
+            reason: c.reason.clone(),
+        });
+        Ok(c)
+    }
+
+    pub(super) fn decide_repair(
+        &self,
+        p: &mut Pending,
+        id: u64,
+        action: RepairAction,
+        by: String,
+        reason: String,
+        decide_due: Option<Date>,
+    ) -> Result<RepairCase> {
+        let mut c: RepairCase = match p.get(&repair::case_key(id))? {
+            Some(v) => codec::decode(&v)?,
+            None => return Err(Error::NotFound(format!("id: repair case {id}"))),
+        };
+        let before = c.state;
+        let after = before
+            .apply(action)
+            .map_err(|e| Error::FailedPrecondition(e.reason))?;
+        let marker = format!("credit repair case {id}");
+        match action {
+            RepairAction::Approve => {
+                let target = c.target.clone();
+                let d = p.registered_mut(&c.uscc, "uscc")?;
+                match &target {
+                    RepairTarget::PenaltyPublicity { decision_number } => {
+                        let pen = d
+                            .penalties
+                            .iter_mut()
+                            .find(|x| &x.decision_number == decision_number)
+                            .ok_or_else(|| {
+                                Error::FailedPrecondition(format!("{} is gone", target.id()))
+                            })?;
+                        pen.publicity_ended_on = Some(self.today);
+                    }
+                    _ => {
+                        let key = target.listing_key();
+                        let l = d
+                            .listings
+                            .iter_mut()
+                            .find(|l| Some((l.kind, l.listed_on, l.reason)) == key)
+                            .ok_or_else(|| {
+                                Error::FailedPrecondition(format!("{} is gone", target.id()))
+                            })?;
+                        if !l.is_open_on(self.today) {
+                            return Err(Error::FailedPrecondition(format!(
+                                "{} is no longer open",
+                                target.id()
+                            )));
+                        }
+                        l.removed_on = Some(self.today);
+                        l.removal_reason = marker.clone();
+                    }
+                }
+            }
+            RepairAction::Revoke => {
+                let target = c.target.clone();
+                let today = self.today;
+                let d = p.registered_mut(&c.uscc, "uscc")?;
+                match &target {
+                    RepairTarget::PenaltyPublicity { decision_number } => {
+                        if let Some(pen) = d
+                            .penalties
+                            .iter_mut()
+                            .find(|x| &x.decision_number == decision_number)
+                        {
+                            pen.publicity_ended_on = None;
+                        }
+                    }
+                    _ => {
+                        for l in d.listings.iter_mut() {
+                            if l.removal_reason == marker {
+                                l.removed_on = None;
+                                l.removal_reason.clear();
+                            }
+                        }
+                    }
+                }
+                d.false_commitments.push((id, today));
+                p.effects.push(Effect::Revocation(c.uscc, id, today));
+            }
+            RepairAction::Accept => c.decide_due = decide_due,
+            RepairAction::NotAccept | RepairAction::Deny => {}
+        }
+        c.state = after;
+        c.history.push(RepairStep {
+            state: after,
+            at_ms: self.now_ms,
+            on: self.today,
+            by,
+            reason: reason.clone(),
+        });
+        p.put(repair::case_key(id), codec::encode(&c)?);
+        p.change = Some(Change {
+            target: c.uscc.to_string(),
+            uscc: Some(c.uscc),
+            before: format!("repair_case/{id} {}", before.name()),
+            after: format!("repair_case/{id} {} ({})", after.name(), c.target.id()),
+            reason,
+        });
+        Ok(c)
+    }
+}
+
+/// The correction an objection's resolution applies to its record.
+#[derive(Clone, Debug)]
+pub enum Correction {
+    /// End the listing today.
+    RemoveListing,
+    /// Replace the penalty (same decision number).
+    Penalty(Penalty),
+    /// Replace the listing (same natural key).
+    Listing(Listing),
+    /// Replace the annual report (same year).
+    Report(AnnualReport),
+    /// Replace the inspection result (same task id).
+    Inspection(InspectionResult),
+}
+
+impl Ctx<'_> {
+    pub(super) fn file_objection(&self, p: &mut Pending, mut o: Objection) -> Result<Objection> {
+        let u = o.uscc;
+        let d = p
+            .doc(&u)?
+            .filter(|d| d.enterprise.is_some())
+            .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
+        if !crate::domain::repair::record_ids(d).contains(&o.record) {
+            return Err(Error::NotFound(format!("record: {} of {u}", o.record)));
+        }
+        for other in repair::objections(p.tree, Some(&u))? {
+            if other.state == ObjectionState::Open && other.record == o.record {
+                return Err(Error::AlreadyExists(format!(
+                    "record: objection {} to {} is still open",
+                    other.id, o.record
+                )));
+            }
+        }
+        let id = sc::get_counter(p.tree, "next_objection")?.unwrap_or(1);
+        p.put(
+            keys::counter("next_objection"),
+            (id + 1).to_be_bytes().to_vec(),
+        );
+        o.id = id;
+        for s in o.history.iter_mut() {
+            s.at_ms = self.now_ms;
+        }
+        p.put(repair::objection_key(id), codec::encode(&o)?);
+        p.put(repair::objection_uscc_key(&u, id), Vec::new());
+        p.change = Some(Change {
+            target: u.to_string(),
+            uscc: Some(u),
+            before: String::new(),
+            after: format!("objection/{id} OPEN on {} (disputed)", o.record),
+            reason: o.reason.clone(),
+        });
+        Ok(o)
+    }
+
+    pub(super) fn resolve_objection(
+        &self,
+        p: &mut Pending,
+        id: u64,
+        correction: Option<Correction>,
+        by: String,
+        reason: String,
+    ) -> Result<Objection> {
+        let mut o: Objection = match p.get(&repair::objection_key(id))? {
+            Some(v) => codec::decode(&v)?,
+            None => return Err(Error::NotFound(format!("id: objection {id}"))),
+        };
+        if o.state != ObjectionState::Open {
+            return Err(Error::FailedPrecondition(format!(
+                "objection {id} is {}, not OPEN",
+                o.state.name()
+            )));
+        }
+        let mut applied = String::new();
+        if let Some(c) = correction {
+            let today = self.today;
+            let now = self.now_ms;
+            let record = o.record.clone();
+            let d = p.registered_mut(&o.uscc, "uscc")?;
+            let key_mismatch = |what: String| {
+                Error::invalid(
+                    "correction",
+                    format!("{what} is not the disputed record {record}"),
+                )
+            };
+            match c {
+                Correction::RemoveListing => {
+                    let l = d
+                        .listings
+                        .iter_mut()
+                        .find(|l| format!("listing/{}", l.listing_id()) == record)
+                        .ok_or_else(|| key_mismatch("remove_listing".into()))?;
+                    l.removed_on = Some(today);
+                    l.removal_reason = format!("objection {id} corrected");
+                    applied = format!("listing removed on {today}");
+                }
+                Correction::Penalty(mut x) => {
+                    x.validate(today)?;
+                    let slot = d
+                        .penalties
+                        .iter_mut()
+                        .find(|q| {
+                            format!("penalty/{}", q.decision_number) == record
+                                && q.decision_number == x.decision_number
+                        })
+                        .ok_or_else(|| key_mismatch(format!("penalty/{}", x.decision_number)))?;
+                    x.uscc = slot.uscc;
+                    x.recorded_at_ms = now;
+                    x.publicity_ended_on = slot.publicity_ended_on;
+                    applied = format!("penalty replaced: {:?} fine {} fen", x.kinds, x.fine_fen);
+                    *slot = x;
+                }
+                Correction::Listing(mut x) => {
+                    let et = d
+                        .enterprise
+                        .as_ref()
+                        .map(|e| e.entity_type)
+                        .ok_or_else(|| Error::Corrupt("dossier without profile".into()))?;
+                    x.validate(today, et)?;
+                    let slot = d
+                        .listings
+                        .iter_mut()
+                        .find(|l| {
+                            format!("listing/{}", l.listing_id()) == record && same_listing(l, &x)
+                        })
+                        .ok_or_else(|| key_mismatch(format!("listing/{}", x.listing_id())))?;
+                    x.recorded_at_ms = now;
+                    applied = format!("listing replaced (removed: {:?})", x.removed_on);
+                    *slot = x;
+                }
+                Correction::Report(mut x) => {
+                    x.validate(today)?;
+                    let slot = d
+                        .reports
+                        .iter_mut()
+                        .find(|r| format!("annual_report/{}", r.year) == record && r.year == x.year)
+                        .ok_or_else(|| key_mismatch(format!("annual_report/{}", x.year)))?;
+                    x.recorded_at_ms = now;
+                    applied = format!(
+                        "annual report {} filing date corrected to {}",
+                        x.year, x.filed_on
+                    );
+                    *slot = x;
+                }
+                Correction::Inspection(mut x) => {
+                    x.validate(today)?;
+                    let slot = d
+                        .inspections
+                        .iter_mut()
+                        .find(|i| {
+                            format!("inspection/{}", i.task_id) == record && i.task_id == x.task_id
+                        })
+                        .ok_or_else(|| key_mismatch(format!("inspection/{}", x.task_id)))?;
+                    x.recorded_at_ms = now;
+                    applied = format!("inspection corrected: problems found {}", x.problems_found);
+                    *slot = x;
+                }
+            }
+            o.state = ObjectionState::Corrected;
+        } else {
+            o.state = ObjectionState::Upheld;
+        }
+        o.resolution = if applied.is_empty() {
+            format!("upheld: {reason}")
+        } else {
+            format!("corrected: {applied}; {reason}")
+        };
+        o.history.push(ObjectionStep {
+            state: o.state,
+            at_ms: self.now_ms,
+            on: self.today,
+            by,
+            reason: reason.clone(),
+        });
+        p.put(repair::objection_key(id), codec::encode(&o)?);
+        p.change = Some(Change {
+            target: o.uscc.to_string(),
+            uscc: Some(o.uscc),
+            before: format!("objection/{id} OPEN on {}", o.record),
+            after: format!("objection/{id} {}: {}", o.state.name(), o.resolution),
+            reason,
+        });
+        Ok(o)
+    }
+}

@@ -1,0 +1,1208 @@
+//! The single writer thread: serialises writes, applies each job as one atomic sled
+//! batch, and flushes once per group of queued jobs before acknowledging them
+//! (group commit). Reads a job makes before writing cannot race another writer.
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeSet, HashMap, VecDeque},
+    panic::{catch_unwind, AssertUnwindSafe},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    thread::JoinHandle,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    audit::{self, Actor, AuditEvent},
+    codec, directory_page,
+    draws::{self, Assignment, DrawPlan, DrawReceipt},
+    keys,
+    repair::{self, Revocations},
+    scoring::{
+        self as sc, Building, Override, RunEntry, RunState, RunView, ScoringRun, ScoringState,
+        SharedScoring,
+    },
+    spot::{SpotIndex, SpotRow},
+    StoreOptions,
+};
+use crate::{
+    domain::{
+        repair::{
+            Objection, ObjectionState, ObjectionStep, RepairAction, RepairCase, RepairStep,
+            RepairTarget,
+        },
+        scoring::assess,
+        spotcheck::Inspector,
+        AnnualReport, Date, Enterprise, EnterpriseRecords, EnterpriseStatus, InspectionResult,
+        ListKind, Listing, Model, Penalty, Uscc,
+    },
+    error::{Error, Result},
+};
+
+mod backups;
+mod cases;
+mod plans;
+mod records;
+mod runs;
+
+pub use cases::Correction;
+pub(super) use records::check_indexes;
+
+/// One record of an import, already parsed.
+#[derive(Clone, Debug)]
+pub enum ImportItem {
+    Enterprise(Enterprise),
+    Penalty(Penalty),
+    Report(AnnualReport),
+    Listing(Listing),
+    Inspection(InspectionResult),
+}
+
+/// A write the store performs atomically.
+#[derive(Clone, Debug)]
+pub enum WriteOp {
+    UpsertEnterprise(Enterprise),
+    RecordPenalty(Penalty),
+    FileAnnualReport(AnnualReport),
+    AddListing(Listing),
+    RecordInspection(InspectionResult),
+    /// A chunk of an import: (index in the stream, record); each record is stored or
+    /// refused on its own, the stored ones in one batch.
+    Import(Vec<(u64, ImportItem)>),
+    /// One chunk of the annual-report sweep: `limit` directory entries after the
+    /// directory key `after`.
+    SweepChunk {
+        year: u16,
+        as_of: Date,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    },
+    /// Stores only the idempotency record of a request whose effects were committed by
+    /// earlier jobs (the sweep).
+    Remember(Outcome),
+    /// Registers a model version (refused if the version exists with other content);
+    /// `activate_if_none` makes it active when no model is.
+    RegisterModel {
+        model: Arc<Model>,
+        activate_if_none: bool,
+    },
+    /// Starts a scoring run (refused while another is being computed).
+    BeginRun {
+        model: Arc<Model>,
+        as_of: Date,
+        dry_run: bool,
+        requested_by: String,
+    },
+    /// Completes the run being computed, whose blocks are written: re-scores what
+    /// changed meanwhile, then makes it current (or the candidate, for a dry run).
+    FinishRun(Box<RunView>),
+    /// Marks the run being computed aborted and drops its results.
+    AbortRun {
+        id: u64,
+        error: String,
+    },
+    /// Makes the candidate (a complete dry run) current and its model active.
+    ActivateRun {
+        id: u64,
+        by: String,
+        reason: String,
+    },
+    /// Stores a draw plan with its frozen populations (one per stratum), under a new id.
+    SavePlan {
+        plan: Box<DrawPlan>,
+        populations: Vec<Vec<Uscc>>,
+    },
+    /// Stores the receipt of a plan's one draw (refused if it was drawn).
+    RecordDraw {
+        plan_id: u64,
+        receipt: Box<DrawReceipt>,
+    },
+    /// Creates or replaces an inspector of the directory.
+    UpsertInspector(Box<Inspector>),
+    /// Starts noting written keys for a backup (FAILED_PRECONDITION if one runs).
+    BackupBegin,
+    /// Ends a backup's noting: reads the current value of every key written since
+    /// `BackupBegin` (the catch-up; no write interleaves: this is the writer).
+    BackupCatchUp,
+    /// Stops noting after a failed backup.
+    BackupAbort,
+    /// Files a repair case (eligibility checked here, against the dossier).
+    SubmitRepair(Box<RepairCase>),
+    /// Files an objection to a record (the record is marked disputed while open).
+    FileObjection(Box<Objection>),
+    /// Resolves an objection: upheld, or corrected with the correction applied.
+    ResolveObjection {
+        id: u64,
+        correction: Option<Box<Correction>>,
+        by: String,
+        reason: String,
+    },
+    /// An operator's step on a case; approval and revocation change the record.
+    DecideRepairCase {
+        id: u64,
+        action: RepairAction,
+        by: String,
+        reason: String,
+        /// Due date of the next step (for an acceptance).
+        decide_due: Option<Date>,
+    },
+    /// Stores a drawn plan's inspector teams (refused if assigned already).
+    RecordAssignment {
+        plan_id: u64,
+        assignment: Box<Assignment>,
+    },
+}
+
+/// A refused import record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRejection {
+    pub index: u64,
+    pub kind: &'static str,
+    pub key: String,
+    pub error: String,
+    pub code: &'static str,
+}
+
+/// Result of one import chunk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub stored: u64,
+    pub unchanged: u64,
+    pub rejections: Vec<ImportRejection>,
+}
+
+/// Counts of one sweep chunk.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepCounts {
+    pub examined: u64,
+    pub listed_abnormal: u64,
+    pub marked_abnormal_status: u64,
+    pub moved_serious: u64,
+    pub already_listed: u64,
+    /// Directory key of the last entry of the chunk (the cursor for the next chunk);
+    /// `None` when done.
+    pub last: Option<Vec<u8>>,
+}
+
+/// What a write produced. It is handed to the job's renderer and to internal callers;
+/// it is never stored (a retry gets the rendered reply, see [`Remembered`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Enterprise {
+        enterprise: Enterprise,
+        created: bool,
+    },
+    Penalty(Penalty),
+    Report(AnnualReport),
+    Listing(Listing),
+    Inspection(InspectionResult),
+    Sweep(SweepCounts),
+    Import(ImportOutcome),
+    Run(Box<ScoringRun>),
+    Plan(Box<DrawPlan>),
+    Inspector(Box<Inspector>),
+    Repair(Box<RepairCase>),
+    Objection(Box<Objection>),
+    Backup(super::backup::BackupSummary),
+    /// A backup's noting started.
+    BackupStarted,
+    /// A backup's catch-up: each key written since it began, with its value now.
+    BackupCatchUp(Vec<(Vec<u8>, Option<Vec<u8>>)>),
+    ModelRegistered {
+        version: String,
+        created: bool,
+    },
+}
+
+impl Outcome {
+    /// The enterprise the outcome is about, if one (the audit event's target).
+    fn uscc(&self) -> Option<Uscc> {
+        match self {
+            Outcome::Enterprise { enterprise, .. } => Some(enterprise.uscc),
+            Outcome::Penalty(p) => Some(p.uscc),
+            Outcome::Report(r) => Some(r.uscc),
+            Outcome::Listing(l) => Some(l.uscc),
+            Outcome::Inspection(i) => Some(i.uscc),
+            Outcome::Repair(c) => Some(c.uscc),
+            Outcome::Objection(o) => Some(o.uscc),
+            Outcome::Sweep(_)
+            | Outcome::Import(_)
+            | Outcome::Run(_)
+            | Outcome::Plan(_)
+            | Outcome::Inspector(_)
+            | Outcome::Backup(_)
+            | Outcome::BackupStarted
+            | Outcome::BackupCatchUp(_)
+            | Outcome::ModelRegistered { .. } => None,
+        }
+    }
+}
+
+/// Renders a fresh outcome into the encoded reply message. It runs on the writer,
+/// before the commit, so the reply stored with a request id is exactly the one the first
+/// caller gets, and a failing renderer leaves nothing written.
+pub type Render = Box<dyn FnOnce(&Outcome) -> Result<Vec<u8>> + Send>;
+
+/// What a retry with a known request id gets: the first answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Remembered {
+    /// The encoded reply message of a unary RPC, byte for byte.
+    Reply(Vec<u8>),
+    /// The scoring run a `RunBatchScoring` request began (bound when it began).
+    Run(u64),
+}
+
+/// The writer's answer to a job.
+#[derive(Debug)]
+pub enum Answer {
+    /// The job was applied: its outcome, and the reply its renderer made.
+    Fresh {
+        outcome: Outcome,
+        reply: Option<Vec<u8>>,
+    },
+    /// A retry: the first request's answer; nothing was written.
+    Replay(Remembered),
+}
+
+impl Answer {
+    /// The outcome of a fresh job; a replay is refused (internal writes carry no id).
+    pub fn outcome(self) -> Result<Outcome> {
+        match self {
+            Answer::Fresh { outcome, .. } => Ok(outcome),
+            Answer::Replay(_) => Err(Error::Corrupt(
+                "an internal write was answered from a request id".into(),
+            )),
+        }
+    }
+
+    /// The encoded reply: the rendered one, or the remembered one.
+    pub fn reply(self) -> Result<Vec<u8>> {
+        match self {
+            Answer::Fresh { reply: Some(b), .. } | Answer::Replay(Remembered::Reply(b)) => Ok(b),
+            Answer::Fresh { reply: None, .. } => {
+                Err(Error::Corrupt("a write without a renderer".into()))
+            }
+            Answer::Replay(Remembered::Run(id)) => Err(Error::Corrupt(format!(
+                "request id bound to scoring run {id}, not to a reply"
+            ))),
+        }
+    }
+}
+
+/// The idempotency record of a request id (`Q rpc 0 id`).
+#[derive(Serialize, Deserialize)]
+struct StoredRequest {
+    fingerprint: [u8; 32],
+    answer: Remembered,
+}
+
+/// Changes to shared memory a job makes. They are published only after the group's
+/// flush, so a reader never sees in memory what is not durable on disk.
+pub(super) enum Effect {
+    /// A fresh spot-index row for the run's overlay.
+    Spot(Arc<SpotIndex>, SpotRow),
+    /// A revoked repair approval (a false commitment) now attached to dossiers.
+    Revocation(Uscc, u64, Date),
+    /// A change of runs or models.
+    Scoring(Box<dyn FnOnce(&mut ScoringState) + Send>),
+    /// Newly registered enterprises (the count readers see).
+    Enterprises(u64),
+}
+
+impl Effect {
+    /// Whether later jobs must see this effect: the writer publishes it before it runs
+    /// another job (it ends the group).
+    fn is_barrier(&self) -> bool {
+        matches!(self, Effect::Scoring(_) | Effect::Revocation(..))
+    }
+}
+
+/// When a job was submitted: the date and time its operation applies at. Taken once, at
+/// submission, and carried with the job, so applying it reads no clock (the same job
+/// applied again — a replica, a replayed log — gives the same result).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// Today in Asia/Shanghai.
+    pub today: Date,
+    /// Unix milliseconds.
+    pub now_ms: i64,
+}
+
+impl Stamp {
+    /// The clock now.
+    pub fn now() -> Stamp {
+        Stamp {
+            today: Date::today(),
+            now_ms: now_ms(),
+        }
+    }
+}
+
+struct Job {
+    op: WriteOp,
+    at: Stamp,
+    request: Option<RequestKey>,
+    render: Option<Render>,
+    actor: Actor,
+    reply: oneshot::Sender<Result<Answer>>,
+}
+
+/// The idempotency key of a mutating request (SPEC §4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestKey {
+    /// RPC name; ids are scoped per RPC.
+    pub rpc: &'static str,
+    /// The client's request id.
+    pub id: String,
+    /// SHA-256 of the whole request, to refuse an id reused for another request.
+    pub fingerprint: [u8; 32],
+}
+
+/// A queued write: await it for the answer, given once durable.
+pub struct Ticket(oneshot::Receiver<Result<Answer>>);
+
+impl std::future::Future for Ticket {
+    type Output = Result<Answer>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| {
+                Err(Error::Unavailable(
+                    "store writer stopped before answering; the write may or may not have been applied (retry with the same request_id)".into(),
+                ))
+            })
+        })
+    }
+}
+
+/// Looks up the first answer of an earlier request with this id; INVALID_ARGUMENT
+/// (`request_id`) if the id was used for a different request.
+pub(super) fn recall(tree: &sled::Tree, r: &RequestKey) -> Result<Option<Remembered>> {
+    let Some(v) = tree.get(keys::request(r.rpc, &r.id))? else {
+        return Ok(None);
+    };
+    let stored: StoredRequest = codec::decode(&v)?;
+    if stored.fingerprint != r.fingerprint {
+        return Err(Error::invalid(
+            "request_id",
+            format!(
+                "{:?} was already used for a different {} request",
+                r.id, r.rpc
+            ),
+        ));
+    }
+    Ok(Some(stored.answer))
+}
+
+/// The store's fault signal: `Some(reason)` once the writer or a job failed; the server
+/// turns health NOT_SERVING and exits non-zero.
+pub type FaultSignal = tokio::sync::watch::Sender<Option<String>>;
+
+pub(super) struct WriterHandle {
+    /// Dropped by `close`: the writer drains what is queued and stops.
+    tx: Mutex<Option<mpsc::Sender<Box<Job>>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Signalled by the writer thread as it ends.
+    done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl WriterHandle {
+    pub(super) async fn enqueue(
+        &self,
+        op: WriteOp,
+        request: Option<RequestKey>,
+        render: Option<Render>,
+        actor: Actor,
+    ) -> Result<Ticket> {
+        let tx = self
+            .tx
+            .lock()
+            .map_err(|_| Error::Unavailable("store writer poisoned".into()))?
+            .clone()
+            .ok_or_else(|| Error::Unavailable("store is closing".into()))?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Box::new(Job {
+            op,
+            at: Stamp::now(),
+            request,
+            render,
+            actor,
+            reply,
+        }))
+        .await
+        .map_err(|_| Error::Unavailable("store writer stopped".into()))?;
+        Ok(Ticket(rx))
+    }
+
+    /// Stops taking writes and waits (at most `timeout`) for the writer to apply or
+    /// refuse everything queued; returns whether it finished.
+    pub(super) fn close(&self, timeout: Duration) -> bool {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        let done = self.done.lock().ok().and_then(|mut d| d.take());
+        let finished = match done {
+            Some(rx) => !matches!(
+                rx.recv_timeout(timeout),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            ),
+            None => true,
+        };
+        if finished {
+            if let Some(h) = self.thread.lock().ok().and_then(|mut h| h.take()) {
+                let _ = h.join();
+            }
+        }
+        finished
+    }
+}
+
+/// What the writer shares with the store's readers.
+pub(super) struct Parts {
+    pub db: sled::Db,
+    pub tree: sled::Tree,
+    pub options: StoreOptions,
+    pub counters: Arc<Counters>,
+    pub scoring: SharedScoring,
+    pub revocations: Revocations,
+    pub fault: Arc<FaultSignal>,
+    pub tracker: Arc<super::backup::Tracker>,
+}
+
+pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
+    let Parts {
+        db,
+        tree,
+        options,
+        counters,
+        scoring,
+        revocations,
+        fault,
+        tracker,
+    } = parts;
+    let head = audit::head(&tree)?;
+    let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let enterprises = AtomicU64::new(counters.enterprises.load(Ordering::Acquire));
+    let thread = std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || {
+            Writer {
+                db,
+                tree,
+                options,
+                counters,
+                enterprises,
+                scoring,
+                audit_head: Mutex::new(head),
+                revocations,
+                effects: RefCell::new(Vec::new()),
+                fault,
+                tracker,
+            }
+            .run(rx);
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| Error::Unavailable(format!("cannot start store writer: {e}")))?;
+    Ok(WriterHandle {
+        tx: Mutex::new(Some(tx)),
+        thread: Mutex::new(Some(thread)),
+        done: Mutex::new(Some(done_rx)),
+    })
+}
+
+struct Writer {
+    db: sled::Db,
+    tree: sled::Tree,
+    options: StoreOptions,
+    /// What readers see (published after the flush).
+    counters: Arc<Counters>,
+    /// Registered enterprises as the writer's batches count them (ahead of `counters`
+    /// until the group is flushed).
+    enterprises: AtomicU64,
+    scoring: SharedScoring,
+    /// (seq, digest) of the last audit event applied (writer-private).
+    audit_head: Mutex<(u64, String)>,
+    revocations: Revocations,
+    /// Shared-memory effects of the group's applied jobs, published after its flush.
+    effects: RefCell<Vec<Effect>>,
+    fault: Arc<FaultSignal>,
+    /// Keys written while a backup runs.
+    tracker: Arc<super::backup::Tracker>,
+}
+
+/// A finished job's reply channel and answer, sent once its group is durable.
+type Answered = (oneshot::Sender<Result<Answer>>, Result<Answer>);
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+impl Writer {
+    /// The writer loop: takes up to `max_group` queued jobs, applies each as one atomic
+    /// batch, flushes once, publishes the memory effects, answers. It ends when every
+    /// sender is dropped and the queue is drained, or — failing closed — at the first
+    /// panic or failed flush: then every job not yet durable is answered UNAVAILABLE and
+    /// the fault is signalled.
+    fn run(self, mut rx: mpsc::Receiver<Box<Job>>) {
+        let mut backlog: VecDeque<Box<Job>> = VecDeque::new();
+        let mut failed: Option<String> = None;
+        loop {
+            if backlog.is_empty() {
+                match rx.blocking_recv() {
+                    Some(j) => backlog.push_back(j),
+                    None => break,
+                }
+            }
+            while backlog.len() < self.options.max_group.max(1) {
+                match rx.try_recv() {
+                    Ok(j) => backlog.push_back(j),
+                    Err(_) => break,
+                }
+            }
+            let mut group: Vec<Answered> = Vec::new();
+            let r = catch_unwind(AssertUnwindSafe(|| self.group(&mut backlog, &mut group)));
+            let r = match r {
+                Ok(Ok(())) => catch_unwind(AssertUnwindSafe(|| self.publish()))
+                    .unwrap_or_else(|p| Err(Error::Unavailable(panic_message(&*p)))),
+                Ok(Err(e)) => Err(e),
+                Err(p) => Err(Error::Unavailable(format!(
+                    "writer panicked: {}",
+                    panic_message(&*p)
+                ))),
+            };
+            match r {
+                Ok(()) => {
+                    for (tx, a) in group {
+                        let _ = tx.send(a);
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    for (tx, _) in group {
+                        let _ = tx.send(Err(Error::Unavailable(format!(
+                            "store failed before this write was durable: {e}"
+                        ))));
+                    }
+                    break;
+                }
+            }
+        }
+        if let Some(msg) = failed {
+            tracing::error!(error = %msg, "store writer failed; refusing every further write");
+            self.fault.send_replace(Some(msg.clone()));
+            rx.close();
+            let refuse = |j: Box<Job>| {
+                let _ = j.reply.send(Err(Error::Unavailable(format!(
+                    "store writer failed ({msg}); the server is restarting"
+                ))));
+            };
+            backlog.into_iter().for_each(refuse);
+            while let Some(j) = rx.blocking_recv() {
+                refuse(j);
+            }
+        }
+        if let Err(e) = self.db.flush() {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+
+    /// Applies jobs of `backlog` (up to `max_group`, ending early after a job whose
+    /// effects later jobs must see), then flushes.
+    fn group(&self, backlog: &mut VecDeque<Box<Job>>, group: &mut Vec<Answered>) -> Result<()> {
+        while group.len() < self.options.max_group.max(1) {
+            let Some(mut job) = backlog.pop_front() else {
+                break;
+            };
+            let before = self.effects.borrow().len();
+            let a = self.execute(&mut job);
+            let barrier = self.effects.borrow()[before..]
+                .iter()
+                .any(Effect::is_barrier);
+            group.push((job.reply, a));
+            if barrier {
+                break;
+            }
+        }
+        crate::fault::point("writer.after_apply");
+        self.db.flush()?;
+        crate::fault::point("writer.after_flush");
+        Ok(())
+    }
+
+    /// Publishes the group's memory effects (it is durable).
+    fn publish(&self) -> Result<()> {
+        let effects = std::mem::take(&mut *self.effects.borrow_mut());
+        for e in effects {
+            match e {
+                Effect::Spot(spot, row) => spot.upsert(row)?,
+                Effect::Revocation(u, id, on) => self
+                    .revocations
+                    .write()
+                    .map_err(|_| Error::Unavailable("revocations poisoned".into()))?
+                    .entry(u)
+                    .or_default()
+                    .push((id, on)),
+                Effect::Scoring(f) => f(&mut *sc::write(&self.scoring)?),
+                Effect::Enterprises(n) => {
+                    self.counters.enterprises.fetch_add(n, Ordering::AcqRel);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn execute(&self, job: &mut Job) -> Result<Answer> {
+        let mut p = Pending::new(&self.tree, &self.revocations, job.at);
+        p.actor = std::mem::take(&mut job.actor);
+        p.render = job.render.take();
+        let req_key = match &job.request {
+            Some(r) => {
+                if let Some(a) = recall(&self.tree, r)? {
+                    return Ok(Answer::Replay(a));
+                }
+                Some((keys::request(r.rpc, &r.id), r.fingerprint))
+            }
+            None => None,
+        };
+        let op = std::mem::replace(&mut job.op, WriteOp::Import(Vec::new()));
+        let cause = cause_of(&op);
+        p.cause = cause.clone();
+        let ctx = Ctx {
+            today: job.at.today,
+            now_ms: job.at.now_ms,
+            options: &self.options,
+        };
+        let outcome = match op {
+            WriteOp::UpsertEnterprise(e) => ctx.upsert_enterprise(&mut p, e)?.0,
+            WriteOp::RecordPenalty(x) => ctx.record_penalty(&mut p, x)?.0,
+            WriteOp::FileAnnualReport(x) => ctx.file_report(&mut p, x)?.0,
+            WriteOp::AddListing(x) => ctx.add_listing(&mut p, x)?.0,
+            WriteOp::RecordInspection(x) => ctx.record_inspection(&mut p, x)?.0,
+            WriteOp::Import(items) => {
+                let o = ctx.import(&mut p, items);
+                p.change = Some(Change {
+                    target: "import".into(),
+                    after: format!(
+                        "ImportRecords chunk: stored {}, unchanged {}, refused {}",
+                        o.stored,
+                        o.unchanged,
+                        o.rejections.len()
+                    ),
+                    ..Change::default()
+                });
+                Outcome::Import(o)
+            }
+            WriteOp::SweepChunk {
+                year,
+                as_of,
+                after,
+                limit,
+            } => Outcome::Sweep(ctx.sweep_chunk(&mut p, year, as_of, after.as_deref(), limit)?),
+            WriteOp::Remember(o) => o,
+            WriteOp::RegisterModel {
+                model,
+                activate_if_none,
+            } => self.register_model(&mut p, model, activate_if_none)?,
+            WriteOp::BeginRun {
+                model,
+                as_of,
+                dry_run,
+                requested_by,
+            } => self.begin_run(&mut p, model, as_of, dry_run, requested_by, ctx.now_ms)?,
+            WriteOp::FinishRun(view) => {
+                let (outcome, view) = self.finish_run(&mut p, *view, ctx.now_ms)?;
+                p.scoring(move |st| {
+                    st.building = None;
+                    if view.run.dry_run {
+                        st.candidate = Some(view);
+                    } else {
+                        st.active_model = Some(view.model.clone());
+                        st.current = Some(view);
+                        st.candidate = None;
+                    }
+                });
+                return self.commit_then(p, req_key, outcome);
+            }
+            WriteOp::SavePlan { plan, populations } => {
+                self.save_plan(&mut p, plan, populations, ctx.now_ms)?
+            }
+            WriteOp::RecordDraw { plan_id, receipt } => {
+                self.record_draw(&mut p, plan_id, *receipt, ctx.now_ms)?
+            }
+            WriteOp::UpsertInspector(x) => self.upsert_inspector(&mut p, x, ctx.now_ms)?,
+            WriteOp::RecordAssignment {
+                plan_id,
+                assignment,
+            } => self.record_assignment(&mut p, plan_id, *assignment, ctx.now_ms)?,
+            WriteOp::SubmitRepair(c) => Outcome::Repair(Box::new(ctx.submit_repair(&mut p, *c)?)),
+            WriteOp::BackupBegin => self.backup_begin()?,
+            WriteOp::BackupCatchUp => self.backup_catch_up()?,
+            WriteOp::BackupAbort => self.backup_abort()?,
+            WriteOp::FileObjection(o) => {
+                Outcome::Objection(Box::new(ctx.file_objection(&mut p, *o)?))
+            }
+            WriteOp::ResolveObjection {
+                id,
+                correction,
+                by,
+                reason,
+            } => Outcome::Objection(Box::new(ctx.resolve_objection(
+                &mut p,
+                id,
+                correction.map(|c| *c),
+                by,
+                reason,
+            )?)),
+            WriteOp::DecideRepairCase {
+                id,
+                action,
+                by,
+                reason,
+                decide_due,
+            } => Outcome::Repair(Box::new(
+                ctx.decide_repair(&mut p, id, action, by, reason, decide_due)?,
+            )),
+            WriteOp::AbortRun { id, error } => {
+                let outcome = self.abort_run(&mut p, id, error, ctx.now_ms)?;
+                p.scoring(move |st| {
+                    if st.building.as_ref().is_some_and(|b| b.id == id) {
+                        st.building = None;
+                    }
+                });
+                return self.commit_then(p, req_key, outcome);
+            }
+            WriteOp::ActivateRun { id, by, reason } => {
+                let (outcome, view) = self.activate_run(&mut p, id, by, reason, ctx.now_ms)?;
+                p.scoring(move |st| {
+                    st.active_model = Some(view.model.clone());
+                    st.current = Some(view);
+                    st.candidate = None;
+                });
+                return self.commit_then(p, req_key, outcome);
+            }
+        };
+        self.rescore(&mut p, &cause, ctx.now_ms)?;
+        self.commit_then(p, req_key, outcome)
+    }
+
+    /// Renders the reply, stores the idempotency record and the audit event with the
+    /// job's batch, commits it, and queues the job's memory effects for publication
+    /// after the group's flush.
+    fn commit_then(
+        &self,
+        mut p: Pending,
+        req_key: Option<(Vec<u8>, [u8; 32])>,
+        outcome: Outcome,
+    ) -> Result<Answer> {
+        p.check_scope()?;
+        let reply = match p.render.take() {
+            Some(render) => Some(render(&outcome)?),
+            None => None,
+        };
+        let mut head = self
+            .audit_head
+            .lock()
+            .map_err(|_| Error::Unavailable("audit head poisoned".into()))?;
+        let mut new_head = None;
+        if self.options.audit && p.changed() {
+            let ch = p.change.take().unwrap_or_default();
+            let uscc = outcome.uscc();
+            let target = if !ch.target.is_empty() {
+                ch.target
+            } else if let Some(u) = uscc {
+                u.to_string()
+            } else {
+                p.cause.clone()
+            };
+            let mut e = AuditEvent {
+                seq: head.0 + 1,
+                at_ms: p.at.now_ms,
+                principal: p.actor.principal.clone(),
+                role: p.actor.role.clone(),
+                rpc: p.actor.rpc.clone(),
+                target,
+                before: ch.before,
+                after: if ch.after.is_empty() {
+                    p.cause.clone()
+                } else {
+                    ch.after
+                },
+                reason: ch.reason,
+                prev_digest: head.1.clone(),
+                digest: String::new(),
+            };
+            e.digest = e.compute_digest(audit::CHAIN_FORMAT);
+            if let Some(u) = ch.uscc.or(uscc) {
+                p.put(audit::uscc_key(&u, e.seq), Vec::new());
+            }
+            p.put(audit::event_key(e.seq), codec::encode(&e)?);
+            new_head = Some((e.seq, e.digest));
+        }
+        if let Some((k, fingerprint)) = req_key {
+            let answer = match (&reply, &outcome) {
+                (Some(b), _) => Remembered::Reply(b.clone()),
+                (None, Outcome::Run(run)) => Remembered::Run(run.id),
+                (None, _) => {
+                    return Err(Error::Corrupt(
+                        "a request id on a write without a renderer".into(),
+                    ))
+                }
+            };
+            let stored = StoredRequest {
+                fingerprint,
+                answer,
+            };
+            p.put(k, codec::encode(&stored)?);
+        }
+        crate::fault::point("writer.before_apply");
+        let effects = p.commit(&self.enterprises, &self.tracker)?;
+        if let Some(h) = new_head {
+            *head = h;
+        }
+        drop(head);
+        self.effects.borrow_mut().extend(effects);
+        Ok(Answer::Fresh { outcome, reply })
+    }
+}
+
+/// What a write op changes, for the re-score record.
+fn cause_of(op: &WriteOp) -> String {
+    match op {
+        WriteOp::UpsertEnterprise(_) => "UpsertEnterprise".into(),
+        WriteOp::RecordPenalty(x) => format!("RecordPenalty penalty/{}", x.decision_number),
+        WriteOp::FileAnnualReport(x) => format!("FileAnnualReport annual_report/{}", x.year),
+        WriteOp::AddListing(x) => format!("AddListing listing/{}", x.listing_id()),
+        WriteOp::RecordInspection(x) => {
+            format!("RecordInspectionResult inspection/{}", x.task_id)
+        }
+        WriteOp::Import(_) => "ImportRecords".into(),
+        WriteOp::SweepChunk { year, .. } => format!("SweepAnnualReports {year}"),
+        WriteOp::RegisterModel { model, .. } => format!("model/{} registered", model.version),
+        WriteOp::BeginRun {
+            model,
+            as_of,
+            dry_run,
+            ..
+        } => format!(
+            "scoring run begun: model {} as of {as_of}{}",
+            model.version,
+            if *dry_run { " (dry run)" } else { "" }
+        ),
+        WriteOp::FinishRun(v) => format!(
+            "run/{} complete: {} enterprises, classes {:?}",
+            v.run.id, v.run.enterprises, v.run.classes
+        ),
+        WriteOp::AbortRun { id, error } => format!("run/{id} aborted: {error}"),
+        WriteOp::ActivateRun { id, reason, .. } => format!("run/{id} activated: {reason}"),
+        WriteOp::SavePlan { plan, .. } => format!(
+            "draw plan for task {:?} on run {}",
+            plan.task_id, plan.run_id
+        ),
+        WriteOp::RecordDraw { plan_id, receipt } => {
+            format!("plan/{plan_id} drawn with seed {:?}", receipt.seed)
+        }
+        WriteOp::UpsertInspector(x) => format!("inspector/{} active={}", x.id, x.active),
+        WriteOp::RecordAssignment {
+            plan_id,
+            assignment,
+        } => format!(
+            "plan/{plan_id} inspector teams of {} assigned",
+            assignment.team_size
+        ),
+        WriteOp::Remember(_)
+        | WriteOp::BackupBegin
+        | WriteOp::BackupCatchUp
+        | WriteOp::BackupAbort => String::new(),
+        WriteOp::SubmitRepair(c) => format!("SubmitRepair {}", c.target.id()),
+        WriteOp::FileObjection(o) => format!("FileObjection {}", o.record),
+        WriteOp::ResolveObjection { id, correction, .. } => format!(
+            "objection/{id} {}",
+            if correction.is_some() {
+                "corrected"
+            } else {
+                "upheld"
+            }
+        ),
+        WriteOp::DecideRepairCase { id, action, .. } => {
+            format!("repair_case/{id} {}", action.name())
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Writes of one job: dossiers it loaded (changed ones are marked dirty), an overlay of
+/// other pending keys (so later reads in the same job see them), and the sled batch that
+/// applies them atomically.
+struct Pending<'a> {
+    /// When the job was submitted (the only clock a job reads).
+    at: Stamp,
+    tree: &'a sled::Tree,
+    revocations: &'a Revocations,
+    overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Whether the batch holds writes that are not in the overlay (`put_unread`).
+    unread: bool,
+    /// Their keys (noted for a running backup).
+    unread_keys: Vec<Vec<u8>>,
+    docs: HashMap<Uscc, Option<EnterpriseRecords>>,
+    dirty: BTreeSet<Uscc>,
+    batch: sled::Batch,
+    /// Enterprises this job registers.
+    created: u64,
+    /// Shared-memory changes to publish once the batch is durable.
+    effects: Vec<Effect>,
+    /// Every dossier the job loaded, with its region then (for the scope check).
+    loaded_regions: Vec<(Uscc, Option<crate::domain::RegionCode>)>,
+    /// Renders the reply (before the commit; it is stored with the request id).
+    render: Option<Render>,
+    /// Who asks, and what the change is, for the audit event.
+    actor: Actor,
+    cause: String,
+    change: Option<Change>,
+}
+
+/// What an audit event says about a change (defaults: the target from the outcome, the
+/// cause as `after`).
+#[derive(Clone, Debug, Default)]
+struct Change {
+    target: String,
+    uscc: Option<Uscc>,
+    before: String,
+    after: String,
+    reason: String,
+}
+
+impl<'a> Pending<'a> {
+    fn new(tree: &'a sled::Tree, revocations: &'a Revocations, at: Stamp) -> Self {
+        Pending {
+            at,
+            tree,
+            revocations,
+            overlay: HashMap::new(),
+            unread: false,
+            unread_keys: Vec::new(),
+            docs: HashMap::new(),
+            dirty: BTreeSet::new(),
+            batch: sled::Batch::default(),
+            created: 0,
+            effects: Vec::new(),
+            loaded_regions: Vec::new(),
+            render: None,
+            actor: Actor::default(),
+            cause: String::new(),
+            change: None,
+        }
+    }
+
+    /// Whether the job changes anything.
+    fn changed(&self) -> bool {
+        !self.overlay.is_empty() || !self.dirty.is_empty() || self.unread
+    }
+
+    fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.overlay.get(k) {
+            return Ok(v.clone());
+        }
+        Ok(self.tree.get(k)?.map(|v| v.to_vec()))
+    }
+
+    fn put(&mut self, k: Vec<u8>, v: Vec<u8>) {
+        self.batch.insert(k.as_slice(), v.as_slice());
+        self.overlay.insert(k, Some(v));
+    }
+
+    /// A write this job never reads back (bulk payloads such as a plan's frozen
+    /// population): batch only, without the overlay's second copy.
+    fn put_unread(&mut self, k: &[u8], v: &[u8]) {
+        self.batch.insert(k, v);
+        self.unread = true;
+        self.unread_keys.push(k.to_vec());
+    }
+
+    fn del(&mut self, k: Vec<u8>) {
+        self.batch.remove(k.as_slice());
+        self.overlay.insert(k, None);
+    }
+
+    fn load(&mut self, u: &Uscc) -> Result<()> {
+        if !self.docs.contains_key(u) {
+            let mut d = read_dossier(self.tree, u)?;
+            if let Some(d) = d.as_mut() {
+                repair::attach(self.revocations, u, d)?;
+            }
+            let region = d
+                .as_ref()
+                .and_then(|d| d.enterprise.as_ref())
+                .map(|e| e.region);
+            self.loaded_regions.push((*u, region));
+            self.docs.insert(*u, d);
+        }
+        Ok(())
+    }
+
+    /// PERMISSION_DENIED naming `field` unless the actor's token covers region `r`.
+    fn check_region(&self, field: &str, r: &crate::domain::RegionCode) -> Result<()> {
+        let scope = &self.actor.regions;
+        if scope.is_empty() || scope.iter().any(|p| r.as_str().starts_with(p.as_str())) {
+            return Ok(());
+        }
+        Err(Error::PermissionDenied(format!(
+            "{field}: region {} is outside the token's regions {scope:?}",
+            r.as_str()
+        )))
+    }
+
+    /// PERMISSION_DENIED if the actor's token is scoped to regions and the job read or
+    /// changed an enterprise outside them — as it was when loaded, or as the job leaves
+    /// it (a move out of the district is refused too). Decided here, on the state the
+    /// batch commits on, so a concurrent move cannot slip past a handler's pre-read.
+    fn check_scope(&self) -> Result<()> {
+        let scope = &self.actor.regions;
+        if scope.is_empty() {
+            return Ok(());
+        }
+        for (u, before) in &self.loaded_regions {
+            let after = self
+                .docs
+                .get(u)
+                .and_then(|d| d.as_ref())
+                .and_then(|d| d.enterprise.as_ref())
+                .map(|e| e.region);
+            for r in before.iter().chain(after.iter()) {
+                self.check_region(&format!("enterprise {u}"), r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The dossier of `u` as this job sees it.
+    fn doc(&mut self, u: &Uscc) -> Result<Option<&EnterpriseRecords>> {
+        self.load(u)?;
+        Ok(self.docs.get(u).and_then(|d| d.as_ref()))
+    }
+
+    /// The dossier of `u` for changing; it is written back at commit.
+    fn doc_mut(&mut self, u: &Uscc) -> Result<&mut Option<EnterpriseRecords>> {
+        self.load(u)?;
+        self.dirty.insert(*u);
+        self.docs
+            .get_mut(u)
+            .ok_or_else(|| Error::Corrupt("dossier cache".into()))
+    }
+
+    /// The registered dossier of `u`, for changing; NOT_FOUND names `field`.
+    fn registered_mut(&mut self, u: &Uscc, field: &str) -> Result<&mut EnterpriseRecords> {
+        match self.doc_mut(u)? {
+            Some(d) if d.enterprise.is_some() => Ok(d),
+            _ => Err(Error::NotFound(format!("{field}: enterprise {u}"))),
+        }
+    }
+
+    /// A change of the shared run state, published after the flush.
+    fn scoring(&mut self, f: impl FnOnce(&mut ScoringState) + Send + 'static) {
+        self.effects.push(Effect::Scoring(Box::new(f)));
+    }
+
+    /// Applies the batch (atomically) and returns the memory effects to publish once it
+    /// is durable. `enterprises` is the writer's running count of registered ones.
+    fn commit(
+        mut self,
+        enterprises: &AtomicU64,
+        tracker: &super::backup::Tracker,
+    ) -> Result<Vec<Effect>> {
+        for u in &self.dirty {
+            if let Some(Some(d)) = self.docs.get(u) {
+                self.batch
+                    .insert(&keys::enterprise(u)[..], codec::encode(d)?.as_slice());
+            }
+        }
+        if self.created > 0 {
+            let n = enterprises.load(Ordering::Acquire) + self.created;
+            self.batch.insert(
+                keys::counter("enterprises").as_slice(),
+                &n.to_be_bytes()[..],
+            );
+        }
+        if tracker.active() {
+            // A backup runs: its catch-up re-reads every key this batch writes.
+            let dossiers = self.dirty.iter().map(|u| keys::enterprise(u).to_vec());
+            let mut noted: Vec<Vec<u8>> = self.overlay.keys().cloned().chain(dossiers).collect();
+            noted.extend(std::mem::take(&mut self.unread_keys));
+            if self.created > 0 {
+                noted.push(keys::counter("enterprises"));
+            }
+            tracker.note(noted)?;
+        }
+        if !self.overlay.is_empty() || !self.dirty.is_empty() || self.unread {
+            self.tree.apply_batch(self.batch)?;
+        }
+        if self.created > 0 {
+            enterprises.fetch_add(self.created, Ordering::AcqRel);
+            self.effects.push(Effect::Enterprises(self.created));
+        }
+        Ok(self.effects)
+    }
+}
+
+/// Counters the writer maintains and readers may read.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Registered enterprises.
+    pub enterprises: AtomicU64,
+    /// Enterprises scanned so far by the batch run being computed (metrics).
+    pub batch_processed: AtomicU64,
+    /// Enterprises the batch run being computed will scan (metrics).
+    pub batch_total: AtomicU64,
+}
+
+struct Ctx<'o> {
+    today: Date,
+    now_ms: i64,
+    options: &'o StoreOptions,
+}
+
+/// `(outcome, changed)`: changed is false when the record was already stored as is.
+type Applied = (Outcome, bool);
+
+/// Reads the dossier of `u`.
+pub(super) fn read_dossier(tree: &sled::Tree, u: &Uscc) -> Result<Option<EnterpriseRecords>> {
+    match tree.get(keys::enterprise(u))? {
+        Some(v) => {
+            let mut d: EnterpriseRecords = codec::decode(&v)?;
+            d.set_uscc(*u);
+            Ok(Some(d))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The gRPC code name an error maps to (for import rejections).
+pub fn error_code(e: &Error) -> &'static str {
+    match e {
+        Error::Invalid(_) => "INVALID_ARGUMENT",
+        Error::NotFound(_) => "NOT_FOUND",
+        Error::AlreadyExists(_) => "ALREADY_EXISTS",
+        Error::FailedPrecondition(_) => "FAILED_PRECONDITION",
+        Error::PermissionDenied(_) => "PERMISSION_DENIED",
+        Error::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
+        Error::Unavailable(_) => "UNAVAILABLE",
+        Error::Corrupt(_) => "INTERNAL",
+    }
+}

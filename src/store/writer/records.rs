@@ -1,0 +1,371 @@
+//! Registry records: enterprises, penalties, annual reports, listings, inspection
+//! results, imports and the annual-report sweep; the index check.
+
+use super::*;
+
+impl Ctx<'_> {
+    pub(super) fn upsert_enterprise(&self, p: &mut Pending, mut e: Enterprise) -> Result<Applied> {
+        e.validate(self.today)?;
+        let u = e.uscc;
+        let old = p.doc(&u)?.and_then(|d| d.enterprise.clone());
+        if let Some(o) = &old {
+            e.recorded_at_ms = o.recorded_at_ms;
+            if *o == e {
+                return Ok((
+                    Outcome::Enterprise {
+                        enterprise: e,
+                        created: false,
+                    },
+                    false,
+                ));
+            }
+        }
+        e.recorded_at_ms = self.now_ms;
+        let brief = |x: &Enterprise| {
+            format!(
+                "{} | {:?} | {:?} | region {}",
+                x.name,
+                x.entity_type,
+                x.status,
+                x.region.as_str()
+            )
+        };
+        p.change = Some(Change {
+            before: old.as_ref().map(brief).unwrap_or_default(),
+            after: brief(&e),
+            ..Change::default()
+        });
+        let dir = keys::directory(&e);
+        if let Some(o) = &old {
+            let old_dir = keys::directory(o);
+            if old_dir != dir {
+                p.del(old_dir);
+            }
+        }
+        p.put(dir, Vec::new());
+        let slot = p.doc_mut(&u)?;
+        match slot {
+            Some(d) => d.enterprise = Some(e.clone()),
+            None => {
+                *slot = Some(EnterpriseRecords {
+                    enterprise: Some(e.clone()),
+                    ..EnterpriseRecords::default()
+                })
+            }
+        }
+        let created = old.is_none();
+        if created {
+            p.created += 1;
+        }
+        Ok((
+            Outcome::Enterprise {
+                enterprise: e,
+                created,
+            },
+            true,
+        ))
+    }
+
+    pub(super) fn record_penalty(&self, p: &mut Pending, mut x: Penalty) -> Result<Applied> {
+        x.validate(self.today)?;
+        let u = x.uscc;
+        p.registered_mut(&u, "penalty.uscc")?;
+        let dkey = keys::decision(&x.decision_number);
+        if let Some(owner) = p.get(&dkey)? {
+            let owner = Uscc::from_bytes(&owner)?;
+            if owner == u {
+                let old = p.doc(&owner)?.and_then(|d| {
+                    d.penalties
+                        .iter()
+                        .find(|q| q.decision_number == x.decision_number)
+                        .cloned()
+                });
+                if let Some(old) = old {
+                    x.recorded_at_ms = old.recorded_at_ms;
+                    x.publicity_ended_on = old.publicity_ended_on;
+                    if old == x {
+                        return Ok((Outcome::Penalty(old), false));
+                    }
+                }
+            }
+            return Err(Error::AlreadyExists(format!(
+                "penalty.decision_number: {:?} (recorded for {owner})",
+                x.decision_number
+            )));
+        }
+        x.recorded_at_ms = self.now_ms;
+        x.publicity_ended_on = None;
+        p.change = Some(Change {
+            after: format!(
+                "penalty/{} decided {} {:?} fine {} fen",
+                x.decision_number, x.decided_on, x.kinds, x.fine_fen
+            ),
+            ..Change::default()
+        });
+        p.put(dkey, u.as_bytes().to_vec());
+        let d = p.registered_mut(&u, "penalty.uscc")?;
+        let at = d
+            .penalties
+            .partition_point(|q| q.decision_number < x.decision_number);
+        d.penalties.insert(at, x.clone());
+        Ok((Outcome::Penalty(x), true))
+    }
+
+    pub(super) fn file_report(&self, p: &mut Pending, mut x: AnnualReport) -> Result<Applied> {
+        x.validate(self.today)?;
+        let d = p.registered_mut(&x.uscc, "report.uscc")?;
+        let established = d
+            .enterprise
+            .as_ref()
+            .map(|e| e.established_on)
+            .unwrap_or(Date::MIN);
+        if i32::from(x.year) < established.year() {
+            return Err(Error::invalid(
+                "report.year",
+                format!("{} is before establishment ({established})", x.year),
+            ));
+        }
+        if let Some(old) = d.reports.iter().find(|r| r.year == x.year) {
+            return Ok((Outcome::Report(old.clone()), false));
+        }
+        x.recorded_at_ms = self.now_ms;
+        p.change = Some(Change {
+            after: format!("annual_report/{} filed {}", x.year, x.filed_on),
+            ..Change::default()
+        });
+        let d = p.registered_mut(&x.uscc, "report.uscc")?;
+        let at = d.reports.partition_point(|r| r.year < x.year);
+        d.reports.insert(at, x.clone());
+        Ok((Outcome::Report(x), true))
+    }
+
+    pub(super) fn add_listing(&self, p: &mut Pending, mut x: Listing) -> Result<Applied> {
+        let d = p.registered_mut(&x.uscc, "listing.uscc")?;
+        let entity_type = d
+            .enterprise
+            .as_ref()
+            .map(|e| e.entity_type)
+            .ok_or_else(|| Error::Corrupt("dossier without profile".into()))?;
+        x.validate(self.today, entity_type)?;
+        if let Some(old) = d.listings.iter().find(|l| same_listing(l, &x)) {
+            x.recorded_at_ms = old.recorded_at_ms;
+            if *old == x {
+                return Ok((Outcome::Listing(old.clone()), false));
+            }
+            return Err(Error::AlreadyExists(format!(
+                "listing: {} of {}",
+                x.listing_id(),
+                x.uscc
+            )));
+        }
+        x.recorded_at_ms = self.now_ms;
+        p.change = Some(Change {
+            after: format!(
+                "listing/{}{}",
+                x.listing_id(),
+                x.removed_on
+                    .map(|r| format!(" removed {r}"))
+                    .unwrap_or_default()
+            ),
+            ..Change::default()
+        });
+        let d = p.registered_mut(&x.uscc, "listing.uscc")?;
+        insert_listing(d, x.clone());
+        Ok((Outcome::Listing(x), true))
+    }
+
+    pub(super) fn record_inspection(
+        &self,
+        p: &mut Pending,
+        mut x: InspectionResult,
+    ) -> Result<Applied> {
+        x.validate(self.today)?;
+        let d = p.registered_mut(&x.uscc, "result.uscc")?;
+        if let Some(old) = d.inspections.iter().find(|i| i.task_id == x.task_id) {
+            x.recorded_at_ms = old.recorded_at_ms;
+            if *old == x {
+                return Ok((Outcome::Inspection(old.clone()), false));
+            }
+            return Err(Error::AlreadyExists(format!(
+                "result: task {:?} for {}",
+                x.task_id, x.uscc
+            )));
+        }
+        x.recorded_at_ms = self.now_ms;
+        p.change = Some(Change {
+            after: format!(
+                "inspection/{} on {} problems found: {}",
+                x.task_id, x.inspected_on, x.problems_found
+            ),
+            ..Change::default()
+        });
+        let d = p.registered_mut(&x.uscc, "result.uscc")?;
+        let at = d.inspections.partition_point(|i| i.task_id < x.task_id);
+        d.inspections.insert(at, x.clone());
+        Ok((Outcome::Inspection(x), true))
+    }
+
+    pub(super) fn import(&self, p: &mut Pending, items: Vec<(u64, ImportItem)>) -> ImportOutcome {
+        let mut out = ImportOutcome::default();
+        for (index, item) in items {
+            let (kind, key) = describe(&item);
+            let r = match item {
+                ImportItem::Enterprise(x) => self.upsert_enterprise(p, x),
+                ImportItem::Penalty(x) => self.record_penalty(p, x),
+                ImportItem::Report(x) => self.file_report(p, x),
+                ImportItem::Listing(x) => self.add_listing(p, x),
+                ImportItem::Inspection(x) => self.record_inspection(p, x),
+            };
+            match r {
+                Ok((_, true)) => out.stored += 1,
+                Ok((_, false)) => out.unchanged += 1,
+                Err(e) => out.rejections.push(ImportRejection {
+                    index,
+                    kind,
+                    key,
+                    code: error_code(&e),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        out
+    }
+
+    pub(super) fn sweep_chunk(
+        &self,
+        p: &mut Pending,
+        year: u16,
+        as_of: Date,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<SweepCounts> {
+        let page = directory_page(p.tree, after, limit)?;
+        let mut c = SweepCounts {
+            last: page.last().map(|(k, _)| k.clone()),
+            ..SweepCounts::default()
+        };
+        let active = [
+            EnterpriseStatus::Operating.code(),
+            EnterpriseStatus::Suspended.code(),
+        ];
+        for (_, entry) in page {
+            if !active.contains(&entry.status) {
+                continue;
+            }
+            let decision = {
+                let Some(recs) = p.doc(&entry.uscc)? else {
+                    continue;
+                };
+                let Some(e) = &recs.enterprise else { continue };
+                self.options
+                    .sweep
+                    .decide(e, &recs.reports, &recs.listings, year, as_of)
+            };
+            c.examined += 1;
+            if decision.already_listed {
+                c.already_listed += 1;
+            }
+            if decision.add.is_empty() {
+                continue;
+            }
+            let d = p.registered_mut(&entry.uscc, "uscc")?;
+            for mut l in decision.add {
+                match l.kind {
+                    ListKind::AbnormalOperations => c.listed_abnormal += 1,
+                    ListKind::AbnormalStatusMark => c.marked_abnormal_status += 1,
+                    ListKind::SeriousIllegal => c.moved_serious += 1,
+                }
+                l.recorded_at_ms = self.now_ms;
+                insert_listing(d, l);
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Whether two listings have the same natural key (kind, listed on, reason).
+pub(super) fn same_listing(a: &Listing, b: &Listing) -> bool {
+    (a.kind, a.listed_on, a.reason) == (b.kind, b.listed_on, b.reason)
+}
+
+/// Inserts a listing in natural-key order.
+pub(super) fn insert_listing(d: &mut EnterpriseRecords, l: Listing) {
+    let k = (l.kind, l.listed_on, l.reason);
+    let at = d
+        .listings
+        .partition_point(|x| (x.kind, x.listed_on, x.reason) < k);
+    d.listings.insert(at, l);
+}
+
+pub(super) fn describe(item: &ImportItem) -> (&'static str, String) {
+    match item {
+        ImportItem::Enterprise(x) => ("enterprise", x.uscc.to_string()),
+        ImportItem::Penalty(x) => ("penalty", x.decision_number.clone()),
+        ImportItem::Report(x) => ("annual_report", format!("{}/{}", x.uscc, x.year)),
+        ImportItem::Listing(x) => ("listing", format!("{}/{}", x.uscc, x.listing_id())),
+        ImportItem::Inspection(x) => ("inspection", format!("{}/{}", x.uscc, x.task_id)),
+    }
+}
+
+/// Verifies the indexes against the dossiers (both directions): every dossier has its
+/// directory entry and its decision numbers, every directory entry and decision number
+/// points at a dossier that matches. Returns the number of enterprises.
+pub(in crate::store) fn check_indexes(tree: &sled::Tree) -> Result<u64> {
+    let mut enterprises = 0u64;
+    let mut decisions = 0u64;
+    for kv in tree.scan_prefix([keys::RECORDS]) {
+        let (k, v) = kv?;
+        let u = keys::decode_enterprise(&k)
+            .ok_or_else(|| Error::Corrupt(format!("bad dossier key {k:?}")))?;
+        let mut d: EnterpriseRecords = codec::decode(&v)?;
+        d.set_uscc(u);
+        let e = d
+            .enterprise
+            .as_ref()
+            .ok_or_else(|| Error::Corrupt(format!("{u}: dossier without profile")))?;
+        enterprises += 1;
+        if !tree.contains_key(keys::directory(e))? {
+            return Err(Error::Corrupt(format!("{u}: directory entry missing")));
+        }
+        for p in &d.penalties {
+            decisions += 1;
+            match tree.get(keys::decision(&p.decision_number))? {
+                Some(owner) if owner.as_ref() == u.as_bytes() => {}
+                _ => {
+                    return Err(Error::Corrupt(format!(
+                        "{u}: decision number {:?} not indexed",
+                        p.decision_number
+                    )))
+                }
+            }
+        }
+    }
+    let mut entries = 0u64;
+    for kv in tree.scan_prefix([keys::DIRECTORY]) {
+        let (k, _) = kv?;
+        entries += 1;
+        let d = keys::decode_directory(&k)
+            .ok_or_else(|| Error::Corrupt(format!("bad directory key {k:?}")))?;
+        let e = read_dossier(tree, &d.uscc)?
+            .and_then(|r| r.enterprise)
+            .ok_or_else(|| Error::Corrupt(format!("directory names unknown {}", d.uscc)))?;
+        if keys::directory(&e) != k.as_ref() {
+            return Err(Error::Corrupt(format!(
+                "directory entry of {} is stale",
+                d.uscc
+            )));
+        }
+    }
+    if entries != enterprises {
+        return Err(Error::Corrupt(format!(
+            "{enterprises} enterprises but {entries} directory entries"
+        )));
+    }
+    let indexed = tree.scan_prefix([keys::DECISIONS]).count() as u64;
+    if indexed != decisions {
+        return Err(Error::Corrupt(format!(
+            "{decisions} penalties but {indexed} decision numbers"
+        )));
+    }
+    Ok(enterprises)
+}

@@ -1,0 +1,346 @@
+//! Scoring runs and models: begin, finish, abort, activate, retire; the model registry;
+//! the incremental re-score of every changed enterprise onto the live runs.
+
+use super::*;
+
+impl Writer {
+    /// Re-scores every enterprise the job changed onto every live run (current,
+    /// candidate, being computed), in the job's own batch, recording the cause.
+    pub(super) fn rescore(&self, p: &mut Pending, cause: &str, now_ms: i64) -> Result<()> {
+        if p.dirty.is_empty() {
+            return Ok(());
+        }
+        let st = sc::read(&self.scoring)?;
+        /// (run, model, run as-of, relation sources if known, spot index and rescored
+        /// set if complete)
+        type Target<'s> = (
+            u64,
+            &'s Model,
+            Date,
+            Option<&'s HashMap<u64, u32>>,
+            Option<(&'s Arc<SpotIndex>, &'s sc::Rescored)>,
+        );
+        let mut targets: Vec<Target> = Vec::new();
+        for v in st.current.iter().chain(st.candidate.iter()) {
+            targets.push((
+                v.run.id,
+                &v.model,
+                v.run.as_of,
+                Some(&v.sources),
+                Some((&v.spot, &*v.rescored)),
+            ));
+        }
+        if let Some(b) = &st.building {
+            // Relations and the spot index are resolved when the run finishes.
+            targets.push((b.id, &b.model, b.as_of, None, None));
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let today = p.at.today;
+        let mut puts = Vec::new();
+        for u in &p.dirty {
+            let Some(Some(d)) = p.docs.get(u) else {
+                continue;
+            };
+            for (id, model, run_as_of, sources, spot) in &targets {
+                let o = rescore_one(d, model, (*run_as_of).max(today), *sources, cause, now_ms);
+                if let Some((spot, rescored)) = spot {
+                    // Marked before the commit: a reader may then look for an override
+                    // that is not there yet (and fall back to the run's entry), but never
+                    // skip one that is.
+                    rescored.mark(*u);
+                    if let Some(row) = sc::spot_row(*u, d, o.class, o.score) {
+                        p.effects.push(Effect::Spot(Arc::clone(spot), row));
+                    }
+                }
+                puts.push((sc::override_key(*id, u), codec::encode(&o)?));
+            }
+        }
+        drop(st);
+        for (k, v) in puts {
+            p.put(k, v);
+        }
+        Ok(())
+    }
+
+    pub(super) fn register_model(
+        &self,
+        p: &mut Pending,
+        model: Arc<Model>,
+        activate_if_none: bool,
+    ) -> Result<Outcome> {
+        let key = sc::model_key(&model.version);
+        let created = match p.get(&key)? {
+            Some(v) if v.get(1..) == Some(model.source.as_bytes()) => false,
+            Some(_) => {
+                return Err(Error::AlreadyExists(format!(
+                    "model version {:?} is registered with different content; give the new model a new version",
+                    model.version
+                )))
+            }
+            None => {
+                p.put(key, sc::model_value(&model));
+                true
+            }
+        };
+        let activate = activate_if_none && sc::read(&self.scoring)?.active_model.is_none();
+        if activate {
+            p.put(
+                keys::counter("active_model"),
+                model.version.as_bytes().to_vec(),
+            );
+        }
+        let m = model.clone();
+        p.scoring(move |st| {
+            if activate {
+                st.active_model = Some(m.clone());
+            }
+            st.models.insert(m.version.clone(), m);
+        });
+        Ok(Outcome::ModelRegistered {
+            version: model.version.clone(),
+            created,
+        })
+    }
+
+    pub(super) fn begin_run(
+        &self,
+        p: &mut Pending,
+        model: Arc<Model>,
+        as_of: Date,
+        dry_run: bool,
+        requested_by: String,
+        now_ms: i64,
+    ) -> Result<Outcome> {
+        let st = sc::read(&self.scoring)?;
+        if let Some(b) = &st.building {
+            return Err(Error::FailedPrecondition(format!(
+                "scoring run {} is still being computed; wait for it or let it fail",
+                b.id
+            )));
+        }
+        if !st.models.contains_key(&model.version) {
+            return Err(Error::NotFound(format!(
+                "model: version {:?}",
+                model.version
+            )));
+        }
+        let id = sc::get_counter(&self.tree, "next_run")?.unwrap_or(1);
+        p.put(keys::counter("next_run"), (id + 1).to_be_bytes().to_vec());
+        let run = ScoringRun {
+            id,
+            model_version: model.version.clone(),
+            as_of,
+            state: RunState::Running,
+            dry_run,
+            requested_by,
+            started_at_ms: now_ms,
+            finished_at_ms: None,
+            enterprises: 0,
+            classes: [0; 4],
+            regions: Vec::new(),
+            related: 0,
+            transitions: None,
+            activated_at_ms: None,
+            activated_by: String::new(),
+            activation_reason: String::new(),
+            error: String::new(),
+        };
+        p.put(sc::run_key(id), codec::encode(&run)?);
+        drop(st);
+        // The run is live for re-scoring once durable (the writer publishes this before
+        // it runs another job).
+        p.scoring(move |st| st.building = Some(Building { id, model, as_of }));
+        Ok(Outcome::Run(Box::new(run)))
+    }
+
+    pub(super) fn finish_run(
+        &self,
+        p: &mut Pending,
+        mut view: RunView,
+        now_ms: i64,
+    ) -> Result<(Outcome, Arc<RunView>)> {
+        let id = view.run.id;
+        let building = sc::read(&self.scoring)?.building.clone();
+        if building.as_ref().map(|b| b.id) != Some(id) {
+            return Err(Error::FailedPrecondition(format!(
+                "scoring run {id} is not being computed"
+            )));
+        }
+        // Enterprises written while the run was computed were re-scored onto it without
+        // relations; now the relation sources are known.
+        let today = p.at.today;
+        let as_of = view.run.as_of.max(today);
+        let mut changed = Vec::new();
+        for kv in self.tree.scan_prefix(sc::overrides_prefix(id)) {
+            let (k, _) = kv?;
+            let u = Uscc::from_bytes(&k[9..])?;
+            view.rescored.mark(u);
+            changed.push(u);
+        }
+        for u in changed {
+            let Some(d) = p.doc(&u)?.cloned() else {
+                continue;
+            };
+            let mut o = rescore_one(&d, &view.model, as_of, Some(&view.sources), "", now_ms);
+            if let Some(row) = sc::spot_row(u, &d, o.class, o.score) {
+                view.spot.upsert(row)?;
+            }
+            if let Some(old) = self.tree.get(sc::override_key(id, &u))? {
+                let old: Override = codec::decode(&old)?;
+                o.cause = old.cause;
+                o.at_ms = old.at_ms;
+            }
+            p.put(sc::override_key(id, &u), codec::encode(&o)?);
+        }
+        view.run.state = RunState::Complete;
+        view.run.finished_at_ms = Some(now_ms);
+        if !view.run.dry_run {
+            view.run.activated_at_ms = Some(now_ms);
+            view.run.activated_by = view.run.requested_by.clone();
+            view.run.activation_reason = "batch run (not a dry run)".into();
+            p.put(keys::counter("current_run"), id.to_be_bytes().to_vec());
+            p.put(
+                keys::counter("active_model"),
+                view.model.version.as_bytes().to_vec(),
+            );
+        }
+        p.put(sc::run_key(id), codec::encode(&view.run)?);
+        self.retire_old_runs(p, id)?;
+        let outcome = Outcome::Run(Box::new(view.run.clone()));
+        Ok((outcome, Arc::new(view)))
+    }
+
+    /// Deletes complete and aborted runs beyond the newest `keep_runs`, never the
+    /// current run, the candidate or `keep`.
+    pub(super) fn retire_old_runs(&self, p: &mut Pending, keep: u64) -> Result<()> {
+        let st = sc::read(&self.scoring)?;
+        let protected: Vec<u64> = st
+            .current
+            .iter()
+            .chain(st.candidate.iter())
+            .map(|v| v.run.id)
+            .chain([keep])
+            .collect();
+        drop(st);
+        let runs = sc::list_runs(&self.tree)?;
+        let keep_n = self.options.keep_runs.max(1);
+        let mut kept = 0;
+        for r in &runs {
+            if r.state == RunState::Retired {
+                continue;
+            }
+            kept += 1;
+            if kept <= keep_n || protected.contains(&r.id) || r.state == RunState::Running {
+                continue;
+            }
+            // Results go; the run's record stays (receipts and history name it).
+            for prefix in [sc::blocks_prefix(r.id), sc::overrides_prefix(r.id)] {
+                for kv in self.tree.scan_prefix(prefix) {
+                    let (k, _) = kv?;
+                    p.del(k.to_vec());
+                }
+            }
+            p.del(sc::sources_key(r.id));
+            let mut r = r.clone();
+            r.state = RunState::Retired;
+            p.put(sc::run_key(r.id), codec::encode(&r)?);
+        }
+        Ok(())
+    }
+
+    pub(super) fn abort_run(
+        &self,
+        p: &mut Pending,
+        id: u64,
+        error: String,
+        now_ms: i64,
+    ) -> Result<Outcome> {
+        let mut run = sc::load_run(&self.tree, id)?
+            .ok_or_else(|| Error::NotFound(format!("scoring run {id}")))?;
+        run.state = RunState::Aborted;
+        run.error = error;
+        run.finished_at_ms = Some(now_ms);
+        for prefix in [sc::blocks_prefix(id), sc::overrides_prefix(id)] {
+            for kv in self.tree.scan_prefix(prefix) {
+                let (k, _) = kv?;
+                p.del(k.to_vec());
+            }
+        }
+        p.del(sc::sources_key(id));
+        p.put(sc::run_key(id), codec::encode(&run)?);
+        Ok(Outcome::Run(Box::new(run)))
+    }
+
+    pub(super) fn activate_run(
+        &self,
+        p: &mut Pending,
+        id: u64,
+        by: String,
+        reason: String,
+        now_ms: i64,
+    ) -> Result<(Outcome, Arc<RunView>)> {
+        let st = sc::read(&self.scoring)?;
+        if st.current.as_ref().is_some_and(|v| v.run.id == id) {
+            return Err(Error::FailedPrecondition(format!(
+                "scoring run {id} is already current"
+            )));
+        }
+        let Some(candidate) = st.candidate.clone().filter(|v| v.run.id == id) else {
+            if sc::load_run(&self.tree, id)?.is_none() {
+                return Err(Error::NotFound(format!("run_id: scoring run {id}")));
+            }
+            return Err(Error::FailedPrecondition(format!(
+                "scoring run {id} is not the pending dry run; only the latest complete dry run can be activated"
+            )));
+        };
+        drop(st);
+        let mut run = candidate.run.clone();
+        run.activated_at_ms = Some(now_ms);
+        run.activated_by = by;
+        run.activation_reason = reason;
+        p.put(sc::run_key(id), codec::encode(&run)?);
+        p.put(keys::counter("current_run"), id.to_be_bytes().to_vec());
+        p.put(
+            keys::counter("active_model"),
+            run.model_version.as_bytes().to_vec(),
+        );
+        let view = Arc::new(RunView {
+            run: run.clone(),
+            model: candidate.model.clone(),
+            entries: candidate.entries.clone(),
+            sources: candidate.sources.clone(),
+            spot: candidate.spot.clone(),
+            rescored: candidate.rescored.clone(),
+        });
+        Ok((Outcome::Run(Box::new(run)), view))
+    }
+}
+
+/// Scores one dossier for an override on a run.
+pub(super) fn rescore_one(
+    d: &EnterpriseRecords,
+    model: &Model,
+    as_of: Date,
+    sources: Option<&HashMap<u64, u32>>,
+    cause: &str,
+    now_ms: i64,
+) -> Override {
+    let base = assess(d, false, model, as_of, |_| {});
+    let related = sources.is_some_and(|s| sc::related(s, sc::rep_key(d), base.relation_source));
+    let a = if related {
+        assess(d, true, model, as_of, |_| {})
+    } else {
+        base
+    };
+    let e = RunEntry::new(Uscc::placeholder(), &a, related);
+    Override {
+        class: e.class,
+        score: e.score.into(),
+        flags: e.flags,
+        as_of,
+        cause: cause.to_string(),
+        at_ms: now_ms,
+    }
+}
