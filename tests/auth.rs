@@ -277,6 +277,21 @@ async fn region_scoped_tokens_see_and_change_only_their_district() {
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     assert!(err.message().contains("inspector.id"), "{}", err.message());
+    // Listing: a district token sees only its district's inspectors (issue 15, probe 7).
+    let ids =
+        |r: pb::ListInspectorsResponse| r.inspectors.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    let xuhui_list = spot
+        .list_inspectors(pb::ListInspectorsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(xuhui_list), ["XH-1"]);
+    let city_list = city
+        .list_inspectors(pb::ListInspectorsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(city_list), ["PD-2", "XH-1"]);
     s.stop().await;
 }
 
@@ -352,4 +367,105 @@ async fn the_writer_decides_region_scope() {
         .write_as(xuhui, WriteOp::RecordPenalty(p))
         .await
         .unwrap();
+}
+
+/// A region prefix is matched as a prefix of the code everywhere (issue 15, probe 1): a
+/// token scoped to `31010` (Huangpu, Xuhui, Changning, Jing'an, Putuo, Hongkou) sees no
+/// Pudong (310115) or Yangpu (310110) enterprise in a pool — with an empty filter, with
+/// the prefecture code `310100`, or in a plan — and a filter outside it is refused.
+#[tokio::test]
+async fn a_five_digit_region_prefix_does_not_widen_to_the_prefecture() {
+    use credit_risk::proto::classification_service_client::ClassificationServiceClient;
+    let s = TestServer::start_with_auth(AuthConfig {
+        tokens: vec![
+            token("city-admin", "admin-secret", Role::Admin),
+            TokenConfig {
+                regions: vec!["31010".into()],
+                ..token("central-scheduler", "central-secret", Role::Scheduler)
+            },
+        ],
+    })
+    .await;
+    let ch = Channel::from_shared(format!("http://{}", s.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut reg = RegistryServiceClient::with_interceptor(ch.clone(), Bearer(Some("admin-secret")));
+    let regions = ["310101", "310104", "310110", "310115", "310109"];
+    for (i, r) in regions.iter().enumerate() {
+        let mut e = enterprise(&uscc_n(b'1', 900 + i as u32));
+        e.region_code = (*r).into();
+        reg.upsert_enterprise(pb::UpsertEnterpriseRequest {
+            request_id: String::new(),
+            enterprise: Some(e),
+        })
+        .await
+        .unwrap();
+    }
+    let mut st =
+        ClassificationServiceClient::with_interceptor(ch.clone(), Bearer(Some("admin-secret")))
+            .run_batch_scoring(pb::RunBatchScoringRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+    while st.message().await.unwrap().is_some() {}
+    let mut spot = SpotCheckServiceClient::with_interceptor(ch, Bearer(Some("central-secret")));
+    let pool = |filter: pb::CandidateFilter| {
+        let mut spot = spot.clone();
+        async move {
+            let mut st = spot
+                .query_candidates(pb::QueryCandidatesRequest {
+                    filter: Some(filter),
+                    as_of: String::new(),
+                })
+                .await?
+                .into_inner();
+            let mut regions = Vec::new();
+            while let Some(b) = st.message().await? {
+                regions.extend(b.candidates.into_iter().map(|c| c.region_code));
+            }
+            regions.sort();
+            Ok::<_, tonic::Status>(regions)
+        }
+    };
+    let want = ["310101", "310104", "310109"];
+    assert_eq!(pool(pb::CandidateFilter::default()).await.unwrap(), want);
+    let prefecture = pb::CandidateFilter {
+        region_codes: vec!["310100".into()],
+        ..Default::default()
+    };
+    assert_eq!(pool(prefecture.clone()).await.unwrap(), want);
+    let outside = pb::CandidateFilter {
+        region_codes: vec!["310115".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        pool(outside).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let plan = spot
+        .plan_draw(pb::PlanDrawRequest {
+            request_id: String::new(),
+            task_id: "2026-沪-scope".into(),
+            filter: Some(prefecture),
+            strata: [
+                pb::RiskClass::A,
+                pb::RiskClass::B,
+                pb::RiskClass::C,
+                pb::RiskClass::D,
+            ]
+            .iter()
+            .map(|c| pb::Stratum {
+                risk_class: *c as i32,
+                size: Some(pb::stratum::Size::Ratio(1.0)),
+            })
+            .collect(),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let population: u64 = plan.strata.iter().map(|s| s.population).sum();
+    assert_eq!(population, 3, "{plan:?}");
 }

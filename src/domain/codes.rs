@@ -69,6 +69,66 @@ impl RegionCode {
         std::str::from_utf8(&self.0).unwrap_or("")
     }
 
+    /// The prefix this code stands for as a *filter* (GB/T 2260 levels): a province code
+    /// (`310000`) covers every code starting `31`, a prefecture code (`310100`) every code
+    /// starting `3101`, a county code (`310115`) only itself.
+    pub fn coverage(&self) -> &str {
+        let s = self.as_str();
+        let significant = s.bytes().rposition(|c| c != b'0').map_or(0, |i| i + 1);
+        let len = if significant <= 2 {
+            2
+        } else if significant <= 4 {
+            4
+        } else {
+            6
+        };
+        &s[..len]
+    }
+
+    /// Whether this code, as a filter, covers `other`.
+    pub fn covers(&self, other: &RegionCode) -> bool {
+        other.as_str().starts_with(self.coverage())
+    }
+
+    /// The filter codes that together cover exactly the codes starting with `prefix`
+    /// (2 to 6 digits): `31` → `310000`; `3101` → `310100`; `310` → `310100` … `310900`;
+    /// `31011` → `310110` … `310119`; `310115` → itself. A code that would stand for a
+    /// wider level (`310000` for `310`, `310100` for `31010`) is left out, so the codes
+    /// never cover anything outside the prefix (they may miss a code such as `310100`
+    /// itself under `31010`, which GB/T 2260 does not give to any county).
+    pub fn covering(prefix: &str) -> Result<Vec<RegionCode>, DomainError> {
+        let field = "token.regions";
+        if !(2..=6).contains(&prefix.len()) || !prefix.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(DomainError::invalid(
+                field,
+                format!("{prefix:?} is not a 2- to 6-digit region prefix"),
+            ));
+        }
+        let mut out = Vec::new();
+        let mut push = |code: String| -> Result<(), DomainError> {
+            let r = RegionCode::parse(field, &code)?;
+            // Keep only codes whose coverage lies inside the prefix.
+            if r.coverage().starts_with(prefix) {
+                out.push(r);
+            }
+            Ok(())
+        };
+        match prefix.len() {
+            2 | 4 | 6 => push(format!("{prefix:0<6}"))?,
+            3 => {
+                for d in 0..=9 {
+                    push(format!("{prefix}{d}00"))?;
+                }
+            }
+            _ => {
+                for d in 0..=9 {
+                    push(format!("{prefix}{d}"))?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// English name if it is a Shanghai district.
     pub fn district_name(&self) -> Option<&'static str> {
         SHANGHAI_DISTRICTS
@@ -193,6 +253,49 @@ impl fmt::Debug for IndustryCode {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The codes covering a prefix never admit a code outside it.
+        #[test]
+        fn covering_a_prefix_never_leaks(prefix in "31[0-9]{0,4}", code in "31[0-9]{4}") {
+            let filters = RegionCode::covering(&prefix).unwrap();
+            let code = RegionCode::parse("c", &code).unwrap();
+            if filters.iter().any(|f| f.covers(&code)) {
+                prop_assert!(code.as_str().starts_with(&prefix), "{prefix} admits {code:?}");
+            }
+        }
+    }
+
+    /// Every Shanghai district is admitted under every prefix of its code.
+    #[test]
+    fn covering_admits_every_district_under_its_prefixes() {
+        for (d, _, _) in SHANGHAI_DISTRICTS {
+            let code = RegionCode::parse("c", d).unwrap();
+            for n in 2..=6 {
+                let filters = RegionCode::covering(&d[..n]).unwrap();
+                assert!(
+                    filters.iter().any(|f| f.covers(&code)),
+                    "{} under {}",
+                    d,
+                    &d[..n]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn coverage_follows_the_levels() {
+        let c = |s: &str| RegionCode::parse("c", s).unwrap();
+        assert_eq!(c("310000").coverage(), "31");
+        assert_eq!(c("310100").coverage(), "3101");
+        assert_eq!(c("310115").coverage(), "310115");
+        // The probe's case: a 5-digit prefix is not widened to the prefecture.
+        let f = RegionCode::covering("31010").unwrap();
+        assert!(!f.iter().any(|r| r.covers(&c("310115"))));
+        assert!(f.iter().any(|r| r.covers(&c("310104"))));
+    }
+
     use super::*;
 
     #[test]

@@ -653,6 +653,9 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::ListInspectorsRequest>,
     ) -> Result<Response<pb::ListInspectorsResponse>, Status> {
+        // A district token lists only its district's inspectors (names and certificate
+        // numbers are personal data); team draws still use the whole directory.
+        let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let limit = super::list_limit("limit", r.limit)?;
         let store = self.store.clone();
@@ -660,6 +663,7 @@ impl SpotCheckService for SpotCheckApi {
             let mut out: Vec<pb::Inspector> = store
                 .inspectors()?
                 .iter()
+                .filter(|i| scope.covers(&i.home_region))
                 .filter(|i| i.active || !r.active_only)
                 .filter(|i| r.page_token.is_empty() || i.id > r.page_token)
                 .take(limit + 1)
@@ -808,23 +812,42 @@ impl SpotCheckService for SpotCheckApi {
     }
 }
 
-/// A scoped token may only query inside its regions: an empty region filter becomes the
-/// token's regions; a region outside them is PERMISSION_DENIED.
+/// A scoped token may only query inside its regions. Its prefixes are matched as
+/// prefixes of the code (one function, `RegionCode::covering`): an empty region filter
+/// becomes the codes covering exactly the token's prefixes; a filter region is kept if
+/// everything it covers is inside a prefix, narrowed to the prefix if it covers more (a
+/// prefecture code under a district token), and PERMISSION_DENIED if it lies outside.
 fn restrict(scope: &super::Scope, f: &mut CandidateFilter) -> Result<(), Status> {
     if !scope.is_scoped() {
         return Ok(());
     }
+    let mut allowed = Vec::new();
+    for p in &scope.0 {
+        allowed.extend(RegionCode::covering(p).map_err(invalid)?);
+    }
     if f.regions.is_empty() {
-        for p in &scope.0 {
-            let padded = format!("{p:0<6}");
-            f.regions
-                .push(RegionCode::parse("token.regions", &padded).map_err(invalid)?);
-        }
+        f.regions = allowed;
         return Ok(());
     }
+    let mut out = Vec::new();
     for (i, r) in f.regions.iter().enumerate() {
-        scope.check_region(&format!("filter.region_codes[{i}]"), r)?;
+        let inside = scope.0.iter().any(|p| r.coverage().starts_with(p.as_str()));
+        let narrowed: Vec<RegionCode> = allowed.iter().filter(|a| r.covers(a)).copied().collect();
+        if inside {
+            out.push(*r);
+        } else if !narrowed.is_empty() {
+            out.extend(narrowed);
+        } else {
+            return Err(Status::permission_denied(format!(
+                "filter.region_codes[{i}]: region {} is outside the token's regions {:?}",
+                r.as_str(),
+                scope.0
+            )));
+        }
     }
+    out.sort();
+    out.dedup();
+    f.regions = out;
     Ok(())
 }
 
@@ -840,7 +863,14 @@ fn check_plan(scope: &super::Scope, plan: &DrawPlan) -> Result<(), Status> {
         )));
     }
     for r in &plan.filter.regions {
-        scope.check_region("plan.filter.region_codes", r)?;
+        // Everything the plan's region covers must lie inside one of the prefixes.
+        if !scope.0.iter().any(|p| r.coverage().starts_with(p.as_str())) {
+            return Err(Status::permission_denied(format!(
+                "plan.filter.region_codes: region {} is outside the token's regions {:?}",
+                r.as_str(),
+                scope.0
+            )));
+        }
     }
     Ok(())
 }

@@ -72,18 +72,7 @@ pub struct CandidateFilter {
 }
 
 fn region_matches(want: &RegionCode, got: &RegionCode) -> bool {
-    let w = want.as_bytes();
-    let g = got.as_bytes();
-    let significant = w.iter().rposition(|&c| c != b'0').map_or(0, |i| i + 1);
-    // Province (2) and prefecture (4) codes cover their children; counties match exactly.
-    let len = if significant <= 2 {
-        2
-    } else if significant <= 4 {
-        4
-    } else {
-        6
-    };
-    w[..len] == g[..len]
+    want.covers(got)
 }
 
 impl CandidateFilter {
