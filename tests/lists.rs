@@ -100,3 +100,57 @@ async fn inspectors_and_audit_events_page() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().starts_with("limit"), "{}", err.message());
 }
+
+/// A filter's lists are bounded (issue 15, probe 4): a million region codes are refused
+/// at once, naming the field, instead of being matched against every row; and health
+/// answers for every service of the API, from the descriptors (probe 8).
+#[tokio::test]
+async fn filters_are_bounded_and_every_service_has_health() {
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let s = TestServer::start().await;
+    let addr = format!("http://{}", s.addr);
+    let mut spot = SpotCheckServiceClient::connect(addr.clone())
+        .await
+        .unwrap()
+        .max_encoding_message_size(64 << 20);
+    let t = std::time::Instant::now();
+    let err = spot
+        .query_candidates(pb::QueryCandidatesRequest {
+            filter: Some(pb::CandidateFilter {
+                region_codes: vec!["310115".into(); 100_000],
+                ..Default::default()
+            }),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("filter.region_codes"),
+        "{}",
+        err.message()
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    let mut h = HealthClient::new(
+        tonic::transport::Channel::from_shared(addr)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    for name in credit_risk::server::service_names() {
+        let st = h
+            .check(HealthCheckRequest {
+                service: name.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .into_inner();
+        assert_eq!(
+            st.status(),
+            tonic_health::pb::health_check_response::ServingStatus::Serving,
+            "{name}"
+        );
+    }
+    assert!(credit_risk::server::service_names().len() >= 6);
+}

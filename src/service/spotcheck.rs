@@ -60,12 +60,32 @@ pub fn class_from_pb(field: &str, v: i32) -> Result<RiskClass, DomainError> {
     }
 }
 
+/// Most region codes a filter may name.
+pub const MAX_FILTER_REGIONS: usize = 4_000;
+
 /// A filter from its proto, naming the offending field.
 pub fn filter_from_pb(
     prefix: &str,
     f: &pb::CandidateFilter,
 ) -> Result<CandidateFilter, DomainError> {
     let at = |k: &str, i: usize| format!("{prefix}.{k}[{i}]");
+    // Every list is bounded: a filter is matched against every row of a pool, so a
+    // million region codes would cost a core for minutes (issue 15, probe 4). There are
+    // about 3,200 county codes in China, 21 sections and a handful of the enums.
+    for (k, n, max) in [
+        ("region_codes", f.region_codes.len(), MAX_FILTER_REGIONS),
+        ("industry_sections", f.industry_sections.len(), 21),
+        ("entity_types", f.entity_types.len(), 8),
+        ("classes", f.classes.len(), 4),
+        ("statuses", f.statuses.len(), 8),
+    ] {
+        if n > max {
+            return Err(DomainError::invalid(
+                format!("{prefix}.{k}"),
+                format!("{n} items; at most {max}"),
+            ));
+        }
+    }
     let mut out = CandidateFilter {
         include_exempt: f.include_exempt,
         ..CandidateFilter::default()
