@@ -20,8 +20,9 @@ impl Writer {
         Ok(Outcome::BackupCatchUp(items))
     }
 
+    /// Stops noting after a failed backup.
     pub(super) fn backup_abort(&self) -> Result<Outcome> {
         self.tracker.finish()?;
-        Ok(Outcome::BackupStarted)
+        Ok(Outcome::BackupStopped)
     }
 }

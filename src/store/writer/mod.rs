@@ -211,6 +211,8 @@ pub enum Outcome {
     Backup(super::backup::BackupSummary),
     /// A backup's noting started.
     BackupStarted,
+    /// A failed backup's noting stopped.
+    BackupStopped,
     /// A backup's catch-up: each key written since it began, with its value now.
     BackupCatchUp(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     ModelRegistered {
@@ -237,6 +239,7 @@ impl Outcome {
             | Outcome::Inspector(_)
             | Outcome::Backup(_)
             | Outcome::BackupStarted
+            | Outcome::BackupStopped
             | Outcome::BackupCatchUp(_)
             | Outcome::ModelRegistered { .. } => None,
         }
