@@ -510,6 +510,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 }
                 let listener = tokio::net::TcpListener::bind(addr).await?;
                 let bound = listener.local_addr()?;
+                // Refuse a bad auth configuration (development mode off loopback) before
+                // announcing the address: whatever waits for that line may rely on it.
+                credit_risk::auth::Authenticator::new(&cfg.server.auth, bound.ip().is_loopback())?;
                 println!("listening on {bound}");
                 std::io::stdout().flush()?;
                 tracing::info!(%bound, data_dir = %cfg.server.data_dir.display(), "serving");

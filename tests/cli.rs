@@ -63,3 +63,23 @@ async fn check_prints_json_on_request() {
     let text = run(&["check", "--data-dir", dir]);
     assert!(text.contains("indexes agree"), "{text}");
 }
+
+/// Development mode (no tokens) on a non-loopback address is refused before the server
+/// announces an address (issue 15, probe 8): nothing waiting for "listening on" is
+/// told it started.
+#[test]
+fn dev_mode_off_loopback_is_refused_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run the binary");
+    assert!(!out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("listening on"), "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("server.auth"),
+        "{out:?}"
+    );
+}
