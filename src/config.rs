@@ -75,6 +75,9 @@ pub struct ServerConfig {
     pub max_concurrent_streams: u32,
     /// Deadline of a unary request, seconds (streams are bounded by their own pace).
     pub request_timeout_secs: u64,
+    /// How long a client stream (ImportRecords, MatchClassifications) may send nothing
+    /// before it is ended with DEADLINE_EXCEEDED, seconds; frees its concurrency slot.
+    pub stream_idle_secs: u64,
     /// How long shutdown waits for in-flight requests, seconds.
     pub shutdown_grace_secs: u64,
     /// Tokio worker threads; 0 = the number of available cores.
@@ -117,6 +120,7 @@ impl Default for ServerConfig {
             concurrency_per_connection: 256,
             max_concurrent_streams: 256,
             request_timeout_secs: 60,
+            stream_idle_secs: 60,
             shutdown_grace_secs: 10,
             worker_threads: 0,
             auth: crate::auth::AuthConfig::default(),
@@ -140,6 +144,11 @@ impl ServerConfig {
     /// Request timeout.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs.max(1))
+    }
+
+    /// Longest silence of a client stream.
+    pub fn stream_idle(&self) -> Duration {
+        Duration::from_secs(self.stream_idle_secs.max(1))
     }
 
     /// Shutdown grace period.

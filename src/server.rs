@@ -65,17 +65,21 @@ pub async fn run_with_metrics(
         .build_v1alpha()?;
 
     let max = cfg.max_message_bytes;
-    let registry = RegistryServiceServer::new(RegistryApi::new(store.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let registry = RegistryServiceServer::new(
+        RegistryApi::new(store.clone()).with_stream_idle(cfg.stream_idle()),
+    )
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
 
     let classification = ClassificationServiceServer::new(ClassificationApi::new(store.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
 
-    let spotcheck = SpotCheckServiceServer::new(SpotCheckApi::new(store.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let spotcheck = SpotCheckServiceServer::new(
+        SpotCheckApi::new(store.clone()).with_stream_idle(cfg.stream_idle()),
+    )
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
 
     let audit = AuditServiceServer::new(AuditApi::new(store.clone()))
         .max_decoding_message_size(max)

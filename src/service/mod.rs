@@ -121,6 +121,17 @@ pub fn unexpected(o: &Outcome) -> Error {
     Error::Corrupt(format!("unexpected store outcome {o:?}"))
 }
 
+/// The default longest silence of a client stream (`server.stream_idle_secs`).
+pub const DEFAULT_STREAM_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// DEADLINE_EXCEEDED for a client stream silent for `idle`.
+pub fn stream_idle(rpc: &str, idle: std::time::Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "{rpc}: no message for {} s (server.stream_idle_secs); the stream is ended",
+        idle.as_secs()
+    ))
+}
+
 /// Items a list answers when the request's `limit` is 0.
 pub const DEFAULT_LIST_LIMIT: usize = 1_000;
 /// The most items one list call answers (page with the request's cursor for more).

@@ -33,6 +33,8 @@ const SWEEP_CHUNK: usize = 1000;
 pub struct RegistryApi {
     store: Store,
     sweep_running: Arc<AtomicBool>,
+    /// Longest silence of an ImportRecords stream.
+    stream_idle: std::time::Duration,
 }
 
 impl RegistryApi {
@@ -41,7 +43,14 @@ impl RegistryApi {
         RegistryApi {
             store,
             sweep_running: Arc::new(AtomicBool::new(false)),
+            stream_idle: super::DEFAULT_STREAM_IDLE,
         }
+    }
+
+    /// Ends an ImportRecords stream silent for `idle` (DEADLINE_EXCEEDED).
+    pub fn with_stream_idle(mut self, idle: std::time::Duration) -> Self {
+        self.stream_idle = idle;
+        self
     }
 }
 
@@ -370,7 +379,13 @@ impl RegistryService for RegistryApi {
                 summary.rejections_truncated = true;
             }
         };
-        while let Some(msg) = stream.next().await {
+        // A silent stream is ended (its concurrency slot freed), not waited for forever.
+        let idle = self.stream_idle;
+        loop {
+            let next = tokio::time::timeout(idle, stream.next()).await;
+            let Some(msg) = next.map_err(|_| super::stream_idle("ImportRecords", idle))? else {
+                break;
+            };
             let msg = msg?;
             let mut items = Vec::with_capacity(msg.records.len().min(IMPORT_JOB_RECORDS));
             for rec in msg.records {

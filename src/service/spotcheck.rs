@@ -33,12 +33,23 @@ const CANDIDATE_BATCH: usize = 4096;
 #[derive(Clone)]
 pub struct SpotCheckApi {
     store: Store,
+    /// Longest silence of a MatchClassifications stream.
+    stream_idle: std::time::Duration,
 }
 
 impl SpotCheckApi {
     /// A service over `store`.
     pub fn new(store: Store) -> Self {
-        SpotCheckApi { store }
+        SpotCheckApi {
+            store,
+            stream_idle: super::DEFAULT_STREAM_IDLE,
+        }
+    }
+
+    /// Ends a MatchClassifications stream silent for `idle` (DEADLINE_EXCEEDED).
+    pub fn with_stream_idle(mut self, idle: std::time::Duration) -> Self {
+        self.stream_idle = idle;
+        self
     }
 }
 
@@ -374,7 +385,12 @@ impl SpotCheckService for SpotCheckApi {
     ) -> Result<Response<Self::MatchClassificationsStream>, Status> {
         let api = self.clone();
         let scope = super::Scope::of(&req);
-        let stream = req.into_inner().map(move |m| api.match_batch(&m?, &scope));
+        let idle = self.stream_idle;
+        // A silent stream ends with DEADLINE_EXCEEDED (the first error ends the reply).
+        let stream = req.into_inner().timeout(idle).map(move |m| match m {
+            Ok(m) => api.match_batch(&m?, &scope),
+            Err(_) => Err(super::stream_idle("MatchClassifications", idle)),
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
