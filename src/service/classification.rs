@@ -258,9 +258,6 @@ impl ClassificationService for ClassificationApi {
         let r = req.into_inner();
         let key = request_key("RegisterModel", &r.request_id, &r)?;
         let m = Model::parse(&r.toml).map_err(|e| invalid(e.within("toml")))?;
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
-        }
         let m = std::sync::Arc::new(m);
         // Registering never changes the active model (`activate_if_none: false`).
         let active = self
@@ -412,9 +409,6 @@ impl ClassificationService for ClassificationApi {
                 "reason",
                 "is required: say why this run becomes current",
             )));
-        }
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
         }
         let reply = super::write_reply(
             &self.store,

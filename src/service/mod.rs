@@ -74,7 +74,9 @@ pub fn request_key<M: Message>(
 
 /// The first reply of a retried request (same request id, same content), if any;
 /// INVALID_ARGUMENT naming `request_id` if the id was used for a different request.
-/// Handlers ask before any expensive work; the writer decides again, atomically.
+/// Only for handlers that do expensive work or state-dependent checks before their
+/// write (plans, draws, teams, the sweep, backups); for the others the writer's own
+/// lookup, which decides atomically, is the only one.
 pub fn replayed<M: Message + Default>(
     store: &Store,
     key: &Option<RequestKey>,

@@ -72,9 +72,6 @@ impl RegistryService for RegistryApi {
         let e = convert::enterprise(required("enterprise", &r.enterprise)?).map_err(invalid)?;
         scope.check_region("enterprise.region_code", &e.region)?;
         scope.check_uscc(&self.store, "enterprise.uscc", &e.uscc)?;
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
-        }
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
@@ -128,9 +125,6 @@ impl RegistryService for RegistryApi {
             .map(|e| e.entity_type)
             .unwrap_or(crate::domain::EntityType::Enterprise);
         let rules = self.store.options().publicity.clone();
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
-        }
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
@@ -191,9 +185,6 @@ impl RegistryService for RegistryApi {
         let key = request_key("FileAnnualReport", &r.request_id, &r)?;
         let x = convert::report(required("report", &r.report)?).map_err(invalid)?;
         scope.check_uscc(&self.store, "report.uscc", &x.uscc)?;
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
-        }
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
@@ -220,9 +211,6 @@ impl RegistryService for RegistryApi {
         let key = request_key("AddListing", &r.request_id, &r)?;
         let x = convert::listing(required("listing", &r.listing)?).map_err(invalid)?;
         scope.check_uscc(&self.store, "listing.uscc", &x.uscc)?;
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
-        }
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
@@ -249,9 +237,6 @@ impl RegistryService for RegistryApi {
         let key = request_key("RecordInspectionResult", &r.request_id, &r)?;
         let x = convert::inspection(required("result", &r.result)?).map_err(invalid)?;
         scope.check_uscc(&self.store, "result.uscc", &x.uscc)?;
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
-        }
         let reply = super::write_reply(
             &self.store,
             actor.clone(),

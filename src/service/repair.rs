@@ -154,9 +154,6 @@ impl CreditRepairApi {
             _ => None,
         };
         let by = actor.principal.clone();
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
-        }
         let reply = super::write_reply(
             &self.store,
             actor,
@@ -223,9 +220,6 @@ impl CreditRepairService for CreditRepairApi {
                 reason,
             }],
         };
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
-        }
         let reply = super::write_reply(
             &self.store,
             actor,
@@ -324,9 +318,6 @@ impl CreditRepairService for CreditRepairApi {
                 reason,
             }],
         };
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
-        }
         let reply = super::write_reply(
             &self.store,
             actor,
@@ -372,9 +363,6 @@ impl CreditRepairService for CreditRepairApi {
             )),
         };
         let by = actor.principal.clone();
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
-        }
         let reply = super::write_reply(
             &self.store,
             actor,

@@ -668,9 +668,6 @@ impl SpotCheckService for SpotCheckApi {
             active: m.active,
             recorded_at_ms: 0,
         };
-        if let Some(m) = super::replayed(&self.store, &key)? {
-            return Ok(Response::new(m));
-        }
         let reply = super::write_reply(
             &self.store,
             actor.clone(),

@@ -65,9 +65,11 @@ impl Tracker {
             .map_err(|_| Error::Unavailable("backup tracker poisoned".into()))
     }
 
-    /// Whether a backup runs (writers then note their keys).
+    /// Whether a backup runs (writers then note their keys). A poisoned lock counts as
+    /// running, so the writer's `note` reports the error instead of silently skipping
+    /// keys a backup needs.
     pub fn active(&self) -> bool {
-        self.0.lock().map(|g| g.is_some()).unwrap_or(false)
+        self.0.lock().map(|g| g.is_some()).unwrap_or(true)
     }
 
     /// Starts noting; FAILED_PRECONDITION if a backup runs already.

@@ -1050,11 +1050,14 @@ impl<'a> Pending<'a> {
             if let Some(d) = d.as_mut() {
                 repair::attach(self.revocations, u, d)?;
             }
-            let region = d
-                .as_ref()
-                .and_then(|d| d.enterprise.as_ref())
-                .map(|e| e.region);
-            self.loaded_regions.push((*u, region));
+            if !self.actor.regions.is_empty() {
+                // Only a scoped job's loads are checked (`check_scope`).
+                let region = d
+                    .as_ref()
+                    .and_then(|d| d.enterprise.as_ref())
+                    .map(|e| e.region);
+                self.loaded_regions.push((*u, region));
+            }
             self.docs.insert(*u, d);
         }
         Ok(())
