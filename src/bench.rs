@@ -434,7 +434,7 @@ pub async fn audit_overhead(writes: usize, clients: usize) -> Result<(), BenchEr
             Date, Enterprise, EnterpriseStatus, EntityType, IndustryCode, Penalty, PenaltyKind,
             Procedure, RegionCode, Uscc, ViolationDomain,
         },
-        store::{Actor, WriteOp},
+        store::{op, Actor},
     };
     let mut results = Vec::new();
     for audit in [true, false, true, false] {
@@ -476,12 +476,10 @@ pub async fn audit_overhead(writes: usize, clients: usize) -> Result<(), BenchEr
                 }),
             ));
             if items.len() == 4096 {
-                store
-                    .write(WriteOp::Import(std::mem::take(&mut items)))
-                    .await?;
+                store.write(op::Import(std::mem::take(&mut items))).await?;
             }
         }
-        store.write(WriteOp::Import(items)).await?;
+        store.write(op::Import(items)).await?;
         let ents = std::sync::Arc::new(ents);
         let t = Instant::now();
         let per = writes / clients;
@@ -514,11 +512,7 @@ pub async fn audit_overhead(writes: usize, clients: usize) -> Result<(), BenchEr
                         rpc: "RecordPenalty".into(),
                         regions: Vec::new(),
                     };
-                    if store
-                        .write_as(actor, WriteOp::RecordPenalty(p))
-                        .await
-                        .is_err()
-                    {
+                    if store.write_as(actor, op::RecordPenalty(p)).await.is_err() {
                         return;
                     }
                 }

@@ -6,7 +6,7 @@ use crate::{
     error::{Error, Result},
     generate::{generate, Profile, RecordReader},
     service::registry::parse_import,
-    store::{Outcome, Store, WriteOp},
+    store::{op, Store},
 };
 
 /// Loads `enterprises` generated entities (seed 1) unless the store already has data.
@@ -51,15 +51,12 @@ pub async fn load(store: &Store, enterprises: u64) -> Result<u64> {
                 active: true,
                 recorded_at_ms: 0,
             };
-            store.write(WriteOp::UpsertInspector(Box::new(x))).await?;
+            store.write(op::UpsertInspector(x)).await?;
         }
     }
     Ok(stored)
 }
 
 async fn write(store: &Store, items: Vec<(u64, crate::store::ImportItem)>) -> Result<u64> {
-    match store.write(WriteOp::Import(items)).await? {
-        Outcome::Import(o) => Ok(o.stored),
-        _ => Ok(0),
-    }
+    Ok(store.write(op::Import(items)).await?.stored)
 }

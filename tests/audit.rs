@@ -150,7 +150,7 @@ async fn mutations_are_audited_and_chained() {
 async fn a_schema_2_store_is_migrated() {
     use credit_risk::store::{
         audit::{event_key, AuditEvent, GENESIS},
-        codec, keys, Actor, Store, StoreOptions, WriteOp,
+        codec, keys, op, Actor, Store, StoreOptions,
     };
     let tmp = tempfile::tempdir().unwrap();
     let fresh = Store::open(tmp.path(), StoreOptions::default()).unwrap();
@@ -198,14 +198,14 @@ async fn a_schema_2_store_is_migrated() {
     assert_eq!(store.verify_audit_chain().unwrap(), (2, None));
     assert_eq!(store.audit_v2_from().unwrap(), 3);
     let old = credit_risk::store::RequestKey {
-        rpc: "RecordPenalty",
+        rpc: "RecordPenalty".into(),
         id: "old-id".into(),
         fingerprint: [0; 32],
     };
     assert_eq!(store.recall(&old).unwrap(), None);
     let e = credit_risk::service::convert::enterprise(&enterprise(&uscc_n(b'1', 9))).unwrap();
     store
-        .write_as(Actor::system("test"), WriteOp::UpsertEnterprise(e))
+        .write_as(Actor::system("test"), op::UpsertEnterprise(e))
         .await
         .unwrap();
     assert_eq!(store.verify_audit_chain().unwrap(), (3, None));

@@ -302,7 +302,7 @@ async fn region_scoped_tokens_see_and_change_only_their_district() {
 async fn the_writer_decides_region_scope() {
     use credit_risk::{
         service::convert,
-        store::{Actor, Store, StoreOptions, WriteOp},
+        store::{op, Actor, Store, StoreOptions},
     };
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
@@ -319,7 +319,7 @@ async fn the_writer_decides_region_scope() {
         store
             .write_as(
                 Actor::system("test"),
-                WriteOp::UpsertEnterprise(convert::enterprise(e).unwrap()),
+                op::UpsertEnterprise(convert::enterprise(e).unwrap()),
             )
             .await
             .unwrap();
@@ -333,7 +333,7 @@ async fn the_writer_decides_region_scope() {
     ))
     .unwrap();
     let err = store
-        .write_as(xuhui.clone(), WriteOp::RecordPenalty(p))
+        .write_as(xuhui.clone(), op::RecordPenalty(p))
         .await
         .unwrap_err();
     assert!(
@@ -345,7 +345,7 @@ async fn the_writer_decides_region_scope() {
     let err = store
         .write_as(
             xuhui.clone(),
-            WriteOp::UpsertEnterprise(convert::enterprise(&moved).unwrap()),
+            op::UpsertEnterprise(convert::enterprise(&moved).unwrap()),
         )
         .await
         .unwrap_err();
@@ -363,10 +363,7 @@ async fn the_writer_decides_region_scope() {
         100,
     ))
     .unwrap();
-    store
-        .write_as(xuhui, WriteOp::RecordPenalty(p))
-        .await
-        .unwrap();
+    store.write_as(xuhui, op::RecordPenalty(p)).await.unwrap();
 }
 
 /// A region prefix is matched as a prefix of the code everywhere (issue 15, probe 1): a

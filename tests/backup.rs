@@ -87,7 +87,7 @@ async fn backup_restore_round_trip() {
 async fn backup_under_writes_is_consistent() {
     use credit_risk::{
         service::convert,
-        store::{Actor, WriteOp},
+        store::{op, Actor},
     };
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
@@ -102,12 +102,12 @@ async fn backup_under_writes_is_consistent() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let u = uscc_n(b'1', 500_000 + w * 100_000 + n);
                 let e = convert::enterprise(&enterprise(&u)).unwrap();
-                st.write_as(Actor::system("test"), WriteOp::UpsertEnterprise(e))
+                st.write_as(Actor::system("test"), op::UpsertEnterprise(e))
                     .await
                     .unwrap();
                 let p =
                     convert::penalty(&fine(&u, &format!("沪罚{w}-{n}"), "2026-03-01", 10)).unwrap();
-                st.write_as(Actor::system("test"), WriteOp::RecordPenalty(p))
+                st.write_as(Actor::system("test"), op::RecordPenalty(p))
                     .await
                     .unwrap();
                 n += 1;

@@ -8,7 +8,7 @@ use common::*;
 use credit_risk::{
     domain::{Date, Model},
     proto::{self as pb, classification_service_client::ClassificationServiceClient},
-    store::{Outcome, RunState, WriteOp},
+    store::{op, RunState},
 };
 use tonic::{transport::Channel, Code};
 
@@ -352,7 +352,7 @@ async fn bad_batch_requests_are_refused() {
     let model = s.store.active_model().unwrap().unwrap();
     let begun = s
         .store
-        .write(WriteOp::BeginRun {
+        .write(op::BeginRun {
             model,
             as_of: Date::today(),
             dry_run: false,
@@ -360,14 +360,11 @@ async fn bad_batch_requests_are_refused() {
         })
         .await
         .unwrap();
-    let Outcome::Run(begun) = begun else {
-        panic!("run")
-    };
     let err = run_batch(&mut k, today_req()).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains(&begun.id.to_string()));
     s.store
-        .write(WriteOp::AbortRun {
+        .write(op::AbortRun {
             id: begun.id,
             error: "test".into(),
         })
@@ -521,19 +518,16 @@ async fn an_interrupted_run_leaves_the_previous_run_current() {
     put_enterprise(&mut c, young(&u, "")).await;
     let first = run_batch(&mut k, today_req()).await.unwrap();
     let model = s.store.active_model().unwrap().unwrap();
-    let Outcome::Run(begun) = s
+    let begun = s
         .store
-        .write(WriteOp::BeginRun {
+        .write(op::BeginRun {
             model: Arc::clone(&model),
             as_of: Date::today(),
             dry_run: false,
             requested_by: "test".into(),
         })
         .await
-        .unwrap()
-    else {
-        panic!("run")
-    };
+        .unwrap();
     // Partial results of the interrupted run.
     s.store
         .write_run_results(begun.id, &[], &Default::default())

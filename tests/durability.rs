@@ -418,7 +418,7 @@ async fn close_with_a_full_queue_answers_every_accepted_write() {
     use credit_risk::{
         domain::Uscc,
         service::convert,
-        store::{Actor, WriteOp},
+        store::{op, Actor},
     };
     let tmp = tempfile::tempdir().unwrap();
     let opts = StoreOptions {
@@ -434,12 +434,7 @@ async fn close_with_a_full_queue_answers_every_accepted_write() {
         // Enqueue from tasks: with a 64-deep queue most of them wait to get in.
         tickets.push(tokio::spawn(async move {
             let t = st
-                .enqueue_as(
-                    Actor::system("test"),
-                    WriteOp::UpsertEnterprise(e),
-                    None,
-                    None,
-                )
+                .enqueue_as(Actor::system("test"), op::UpsertEnterprise(e), None, None)
                 .await?;
             t.await.map(|_| ())
         }));
@@ -467,7 +462,7 @@ async fn close_with_a_full_queue_answers_every_accepted_write() {
     let err = store
         .enqueue_as(
             Actor::system("test"),
-            WriteOp::UpsertEnterprise(late),
+            op::UpsertEnterprise(late),
             None,
             None,
         )

@@ -34,10 +34,11 @@ use crate::{
     },
     error::{Error, Result},
     store::{
+        op,
         scoring::{related, rep_key, FLAG_SOURCE},
         spot::SpotBuilder,
-        Actor, Answer, Outcome, Remembered, RequestKey, RunEntry, RunView, ScoringRun, Store,
-        TransitionExample, Transitions, WriteOp,
+        Actor, Answer, Remembered, RequestKey, RunEntry, RunView, ScoringRun, Store,
+        TransitionExample, Transitions,
     },
 };
 
@@ -121,7 +122,7 @@ pub async fn start(
     let answer = store
         .submit(
             actor.clone(),
-            WriteOp::BeginRun {
+            op::BeginRun {
                 model: model.clone(),
                 as_of: req.as_of,
                 dry_run: req.dry_run,
@@ -133,10 +134,7 @@ pub async fn start(
         .await?;
     let run = match answer {
         Answer::Replay(Remembered::Run(id)) => return Ok(Started::Existing(id)),
-        a => match a.outcome()? {
-            Outcome::Run(r) => *r,
-            other => return Err(Error::Corrupt(format!("BeginRun answered {other:?}"))),
-        },
+        a => a.outcome()?,
     };
     let (tx, rx) = mpsc::channel(64);
     let handle = tokio::runtime::Handle::current();
@@ -150,7 +148,8 @@ pub async fn start(
             }));
             let (result, panicked) = match computed {
                 Ok(r) => (r.and_then(|view| {
-                    handle.block_on(store.write_as(actor.clone(), WriteOp::FinishRun(view)))
+                    let finish = op::FinishRun { run: view.run.clone(), view: Some(view) };
+                    handle.block_on(store.write_as(actor.clone(), finish))
                 }), false),
                 Err(p) => {
                     let msg = p
@@ -162,16 +161,13 @@ pub async fn start(
                 }
             };
             match result {
-                Ok(Outcome::Run(r)) => {
+                Ok(r) => {
                     tracing::info!(run = r.id, seconds = t0.elapsed().as_secs_f64(), classes = ?r.classes, "scoring run complete");
-                    let _ = tx.blocking_send(Event::Done(r));
-                }
-                Ok(other) => {
-                    let _ = tx.blocking_send(Event::Failed(format!("unexpected {other:?}")));
+                    let _ = tx.blocking_send(Event::Done(Box::new(r)));
                 }
                 Err(e) => {
                     tracing::error!(run = id, error = %e, "scoring run failed; aborting it");
-                    let abort = WriteOp::AbortRun {
+                    let abort = op::AbortRun {
                         id,
                         error: e.to_string(),
                     };

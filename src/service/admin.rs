@@ -8,7 +8,7 @@ use super::invalid;
 use crate::{
     domain::DomainError,
     proto::{self as pb, admin_service_server::AdminService},
-    store::{Outcome, Store, WriteOp},
+    store::{op, Store},
 };
 
 /// The AdminService.
@@ -70,17 +70,9 @@ impl AdminService for AdminApi {
             return Ok(Response::new(reply));
         }
         // The backup is written; remember the reply for retries.
-        let reply = super::write_reply(
-            &self.store,
-            actor,
-            WriteOp::Remember(Outcome::Backup(b)),
-            key,
-            move |o| match o {
-                Outcome::Backup(_) => Ok(reply),
-                o => Err(super::unexpected(o)),
-            },
-        )
-        .await?;
+        let reply =
+            super::write_reply(&self.store, actor, op::Remember(b), key, move |_| Ok(reply))
+                .await?;
         Ok(Response::new(reply))
     }
 }

@@ -13,7 +13,7 @@ use crate::{
     },
     jobs::batch_scoring::{self, BatchRequest, Event, Started},
     proto::{self as pb, classification_service_server::ClassificationService},
-    store::{Classified, Outcome, ScoringRun, Store, WriteOp},
+    store::{op, Classified, ScoringRun, Store},
 };
 
 /// The ClassificationService.
@@ -267,15 +267,12 @@ impl ClassificationService for ClassificationApi {
         let reply = super::write_reply(
             &self.store,
             actor,
-            WriteOp::RegisterModel {
+            op::RegisterModel {
                 model: m.clone(),
                 activate_if_none: false,
             },
             key,
-            move |o| match o {
-                Outcome::ModelRegistered { .. } => Ok(model_pb(&m, active)),
-                o => Err(super::unexpected(o)),
-            },
+            move |_| Ok(model_pb(&m, active)),
         )
         .await?;
         Ok(Response::new(reply))
@@ -413,16 +410,13 @@ impl ClassificationService for ClassificationApi {
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
-            WriteOp::ActivateRun {
+            op::ActivateRun {
                 id: r.run_id,
                 by: principal,
                 reason: reason.to_string(),
             },
             key,
-            move |o| match o {
-                Outcome::Run(run) => Ok(run_pb(run, true)),
-                o => Err(super::unexpected(o)),
-            },
+            move |run| Ok(run_pb(run, true)),
         )
         .await?;
         Ok(Response::new(reply))

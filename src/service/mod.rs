@@ -16,7 +16,7 @@ use tonic::{Code, Status};
 use crate::{
     domain::DomainError,
     error::Error,
-    store::{Actor, Outcome, RequestKey, Store, WriteOp},
+    store::{Actor, Operation, RequestKey, Store},
 };
 
 /// The one mapping from the crate's errors to gRPC statuses.
@@ -66,7 +66,7 @@ pub fn request_key<M: Message>(
     }
     let fp: [u8; 32] = Sha256::digest(msg.encode_to_vec()).into();
     Ok(Some(RequestKey {
-        rpc,
+        rpc: rpc.to_string(),
         id: id.to_string(),
         fingerprint: fp,
     }))
@@ -102,25 +102,22 @@ fn decode_reply<M: Message + Default>(b: &[u8]) -> Result<M, Status> {
 /// renderer runs on the writer before the commit and its encoded reply is stored with
 /// the request id in the same batch, so a retry gets exactly these bytes back (and
 /// writes nothing). It must depend only on the outcome and what it captured.
-pub async fn write_reply<M, F>(
+pub async fn write_reply<O, M, F>(
     store: &Store,
     actor: Actor,
-    op: WriteOp,
+    op: O,
     key: Option<RequestKey>,
     render: F,
 ) -> Result<M, Status>
 where
+    O: Operation,
     M: Message + Default + 'static,
-    F: FnOnce(&Outcome) -> crate::Result<M> + Send + 'static,
+    F: FnOnce(&O::Output) -> crate::Result<M> + Send + 'static,
 {
-    let render: crate::store::Render = Box::new(move |o| render(o).map(|m| m.encode_to_vec()));
+    let render: crate::store::Render<O::Output> =
+        Box::new(move |o| render(o).map(|m| m.encode_to_vec()));
     let answer = store.submit(actor, op, key, Some(render)).await?;
     decode_reply(&answer.reply()?)
-}
-
-/// The error for an outcome of the wrong kind (a bug: each operation has one kind).
-pub fn unexpected(o: &Outcome) -> Error {
-    Error::Corrupt(format!("unexpected store outcome {o:?}"))
 }
 
 /// The default longest silence of a client stream (`server.stream_idle_secs`).

@@ -16,7 +16,7 @@ use crate::{
     domain::{rules, Date, DomainError},
     error::Error,
     proto::{self as pb, registry_service_server::RegistryService},
-    store::{ImportItem, Outcome, Store, SweepCounts, WriteOp},
+    store::{op, ImportItem, ImportOutcome, Store, SweepCounts},
 };
 
 /// Most refusals an import lists; more are counted only.
@@ -75,17 +75,13 @@ impl RegistryService for RegistryApi {
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
-            WriteOp::UpsertEnterprise(e),
+            op::UpsertEnterprise(e),
             key,
-            move |o| match o {
-                Outcome::Enterprise {
-                    enterprise,
-                    created,
-                } => Ok(pb::UpsertEnterpriseResponse {
-                    enterprise: Some(convert::enterprise_pb(enterprise)),
-                    created: *created,
-                }),
-                o => Err(super::unexpected(o)),
+            move |o| {
+                Ok(pb::UpsertEnterpriseResponse {
+                    enterprise: Some(convert::enterprise_pb(&o.enterprise)),
+                    created: o.created,
+                })
             },
         )
         .await?;
@@ -128,13 +124,12 @@ impl RegistryService for RegistryApi {
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
-            WriteOp::RecordPenalty(p),
+            op::RecordPenalty(p),
             key,
-            move |o| match o {
-                Outcome::Penalty(p) => Ok(pb::RecordPenaltyResponse {
+            move |p| {
+                Ok(pb::RecordPenaltyResponse {
                     penalty: Some(convert::penalty_pb(p, entity, &rules, Date::today())),
-                }),
-                o => Err(super::unexpected(o)),
+                })
             },
         )
         .await?;
@@ -188,13 +183,12 @@ impl RegistryService for RegistryApi {
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
-            WriteOp::FileAnnualReport(x),
+            op::FileAnnualReport(x),
             key,
-            move |o| match o {
-                Outcome::Report(x) => Ok(pb::FileAnnualReportResponse {
+            move |x| {
+                Ok(pb::FileAnnualReportResponse {
                     report: Some(convert::report_pb(x)),
-                }),
-                o => Err(super::unexpected(o)),
+                })
             },
         )
         .await?;
@@ -214,13 +208,12 @@ impl RegistryService for RegistryApi {
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
-            WriteOp::AddListing(x),
+            op::AddListing(x),
             key,
-            move |o| match o {
-                Outcome::Listing(x) => Ok(pb::AddListingResponse {
+            move |x| {
+                Ok(pb::AddListingResponse {
                     listing: Some(convert::listing_pb(x, Date::today())),
-                }),
-                o => Err(super::unexpected(o)),
+                })
             },
         )
         .await?;
@@ -240,13 +233,12 @@ impl RegistryService for RegistryApi {
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
-            WriteOp::RecordInspection(x),
+            op::RecordInspection(x),
             key,
-            move |o| match o {
-                Outcome::Inspection(x) => Ok(pb::RecordInspectionResultResponse {
+            move |x| {
+                Ok(pb::RecordInspectionResultResponse {
                     result: Some(convert::inspection_pb(x)),
-                }),
-                o => Err(super::unexpected(o)),
+                })
             },
         )
         .await?;
@@ -305,16 +297,13 @@ impl RegistryService for RegistryApi {
         let mut total = SweepCounts::default();
         let mut after = None;
         loop {
-            let op = WriteOp::SweepChunk {
+            let chunk = op::SweepChunk {
                 year,
                 as_of,
                 after,
                 limit: SWEEP_CHUNK,
             };
-            let c = match self.store.write_as(actor.clone(), op).await? {
-                Outcome::Sweep(c) => c,
-                o => return Err(super::unexpected(&o).into()),
-            };
+            let c = self.store.write_as(actor.clone(), chunk).await?;
             total.examined += c.examined;
             total.listed_abnormal += c.listed_abnormal;
             total.marked_abnormal_status += c.marked_abnormal_status;
@@ -331,16 +320,9 @@ impl RegistryService for RegistryApi {
             return Ok(Response::new(sweep_pb(&total)));
         }
         // The chunks are committed; remember the total for retries.
-        let reply = super::write_reply(
-            &self.store,
-            actor,
-            WriteOp::Remember(Outcome::Sweep(total)),
-            key,
-            |o| match o {
-                Outcome::Sweep(c) => Ok(sweep_pb(c)),
-                o => Err(super::unexpected(o)),
-            },
-        )
+        let reply = super::write_reply(&self.store, actor, op::Remember(total), key, |c| {
+            Ok(sweep_pb(c))
+        })
         .await?;
         Ok(Response::new(reply))
     }
@@ -394,7 +376,7 @@ impl RegistryService for RegistryApi {
                     let chunk = std::mem::take(&mut items);
                     inflight.push_back(
                         self.store
-                            .enqueue_as(actor.clone(), WriteOp::Import(chunk), None, None)
+                            .enqueue_as(actor.clone(), op::Import(chunk), None, None)
                             .await?,
                     );
                 }
@@ -402,7 +384,7 @@ impl RegistryService for RegistryApi {
             if !items.is_empty() {
                 inflight.push_back(
                     self.store
-                        .enqueue_as(actor.clone(), WriteOp::Import(items), None, None)
+                        .enqueue_as(actor.clone(), op::Import(items), None, None)
                         .await?,
                 );
             }
@@ -577,27 +559,23 @@ pub fn parse_import(rec: pb::ImportRecord) -> Result<ImportItem, ImportParseErro
 
 fn absorb(
     summary: &mut pb::ImportRecordsResponse,
-    outcome: crate::error::Result<Outcome>,
+    outcome: crate::error::Result<ImportOutcome>,
     push: &mut impl FnMut(&mut pb::ImportRecordsResponse, pb::ImportRejection),
 ) -> Result<(), Status> {
-    match outcome? {
-        Outcome::Import(o) => {
-            summary.stored += o.stored;
-            summary.unchanged += o.unchanged;
-            for r in o.rejections {
-                push(
-                    summary,
-                    pb::ImportRejection {
-                        index: r.index,
-                        kind: r.kind.into(),
-                        key: r.key,
-                        code: r.code.into(),
-                        reason: r.error,
-                    },
-                );
-            }
-            Ok(())
-        }
-        o => Err(super::unexpected(&o).into()),
+    let o = outcome?;
+    summary.stored += o.stored;
+    summary.unchanged += o.unchanged;
+    for r in o.rejections {
+        push(
+            summary,
+            pb::ImportRejection {
+                index: r.index,
+                kind: r.kind.into(),
+                key: r.key,
+                code: r.code.into(),
+                reason: r.error,
+            },
+        );
     }
+    Ok(())
 }

@@ -12,7 +12,7 @@ use crate::{
         Date, DomainError, ListKind,
     },
     proto::{self as pb, credit_repair_service_server::CreditRepairService},
-    store::{Correction, Outcome, Store, WriteOp},
+    store::{op, Correction, Store},
 };
 
 /// The CreditRepairService.
@@ -157,7 +157,7 @@ impl CreditRepairApi {
         let reply = super::write_reply(
             &self.store,
             actor,
-            WriteOp::DecideRepairCase {
+            op::DecideRepairCase {
                 id,
                 action,
                 by,
@@ -165,10 +165,7 @@ impl CreditRepairApi {
                 decide_due,
             },
             key,
-            move |o| match o {
-                Outcome::Repair(c) => Ok(case_pb(c, today)),
-                o => Err(super::unexpected(o)),
-            },
+            move |c| Ok(case_pb(c, today)),
         )
         .await?;
         Ok(Response::new(reply))
@@ -220,16 +217,9 @@ impl CreditRepairService for CreditRepairApi {
                 reason,
             }],
         };
-        let reply = super::write_reply(
-            &self.store,
-            actor,
-            WriteOp::SubmitRepair(Box::new(c)),
-            key,
-            move |o| match o {
-                Outcome::Repair(c) => Ok(case_pb(c, today)),
-                o => Err(super::unexpected(o)),
-            },
-        )
+        let reply = super::write_reply(&self.store, actor, op::SubmitRepair(c), key, move |c| {
+            Ok(case_pb(c, today))
+        })
         .await?;
         Ok(Response::new(reply))
     }
@@ -318,16 +308,9 @@ impl CreditRepairService for CreditRepairApi {
                 reason,
             }],
         };
-        let reply = super::write_reply(
-            &self.store,
-            actor,
-            WriteOp::FileObjection(Box::new(o)),
-            key,
-            move |o| match o {
-                Outcome::Objection(o) => Ok(objection_pb(o)),
-                o => Err(super::unexpected(o)),
-            },
-        )
+        let reply = super::write_reply(&self.store, actor, op::FileObjection(o), key, move |o| {
+            Ok(objection_pb(o))
+        })
         .await?;
         Ok(Response::new(reply))
     }
@@ -366,17 +349,14 @@ impl CreditRepairService for CreditRepairApi {
         let reply = super::write_reply(
             &self.store,
             actor,
-            WriteOp::ResolveObjection {
+            op::ResolveObjection {
                 id: r.objection_id,
-                correction: correction.map(Box::new),
+                correction,
                 by,
                 reason,
             },
             key,
-            move |o| match o {
-                Outcome::Objection(o) => Ok(objection_pb(o)),
-                o => Err(super::unexpected(o)),
-            },
+            move |o| Ok(objection_pb(o)),
         )
         .await?;
         Ok(Response::new(reply))

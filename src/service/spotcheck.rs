@@ -19,8 +19,9 @@ use crate::{
     proto::{self as pb, spot_check_service_server::SpotCheckService},
     store::{
         draws::{Assignment, DrawPlan, DrawReceipt, PlannedStratum, ReceiptStratum},
+        op,
         spot::{Candidate, CandidateFilter},
-        Outcome, Store, WriteOp,
+        Store,
     },
 };
 
@@ -542,15 +543,12 @@ impl SpotCheckService for SpotCheckApi {
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
-            WriteOp::SavePlan {
+            op::SavePlan {
                 plan: Box::new(plan),
                 populations,
             },
             key,
-            move |o| match o {
-                Outcome::Plan(p) => Ok(plan_pb(p)),
-                o => Err(super::unexpected(o)),
-            },
+            move |p| Ok(plan_pb(p)),
         )
         .await?;
         Ok(Response::new(reply))
@@ -600,15 +598,12 @@ impl SpotCheckService for SpotCheckApi {
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
-            WriteOp::RecordDraw {
+            op::RecordDraw {
                 plan_id: plan.id,
                 receipt: Box::new(receipt),
             },
             key,
-            move |o| match o {
-                Outcome::Plan(p) => Ok(plan_receipt_pb(p)?),
-                o => Err(super::unexpected(o)),
-            },
+            plan_receipt_pb,
         )
         .await?;
         Ok(Response::new(reply))
@@ -671,12 +666,9 @@ impl SpotCheckService for SpotCheckApi {
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
-            WriteOp::UpsertInspector(Box::new(x)),
+            op::UpsertInspector(x),
             key,
-            move |o| match o {
-                Outcome::Inspector(i) => Ok(inspector_pb(i)),
-                o => Err(super::unexpected(o)),
-            },
+            move |i| Ok(inspector_pb(i)),
         )
         .await?;
         Ok(Response::new(reply))
@@ -797,15 +789,12 @@ impl SpotCheckService for SpotCheckApi {
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
-            WriteOp::RecordAssignment {
+            op::RecordAssignment {
                 plan_id: plan.id,
                 assignment: Box::new(assignment),
             },
             key,
-            move |o| match o {
-                Outcome::Plan(p) => Ok(plan_receipt_pb(p)?),
-                o => Err(super::unexpected(o)),
-            },
+            plan_receipt_pb,
         )
         .await?;
         Ok(Response::new(reply))

@@ -40,9 +40,12 @@ pub use scoring::{
     Override, RunEntry, RunState, RunView, ScoringRun, TransitionExample, Transitions,
 };
 use scoring::{ScoringState, SharedScoring};
+pub use writer::op::{
+    Correction, ImportItem, ImportOutcome, ImportRejection, SweepCounts, Upserted,
+};
 pub use writer::{
-    error_code, Answer, Correction, Counters, FaultSignal, ImportItem, ImportOutcome,
-    ImportRejection, Outcome, Remembered, Render, RequestKey, SweepCounts, Ticket, WriteOp,
+    error_code, op, Answer, Counters, FaultSignal, Operation, Remembered, Render, RequestKey,
+    Stamp, Submitted, Ticket, Tx,
 };
 
 /// Schema version of the store layout. A store written by another version is refused
@@ -214,13 +217,13 @@ impl Store {
     }
 
     /// Submits a write by the server itself and waits until it is durable.
-    pub async fn write(&self, op: WriteOp) -> Result<Outcome> {
+    pub async fn write<O: Operation>(&self, op: O) -> Result<O::Output> {
         self.write_as(Actor::system("internal"), op).await
     }
 
     /// Submits a write on behalf of `actor` (recorded in the audit trail) and waits until
     /// it is durable.
-    pub async fn write_as(&self, actor: Actor, op: WriteOp) -> Result<Outcome> {
+    pub async fn write_as<O: Operation>(&self, actor: Actor, op: O) -> Result<O::Output> {
         self.submit(actor, op, None, None).await?.outcome()
     }
 
@@ -228,26 +231,72 @@ impl Store {
     /// durable: a fresh write is applied and `render` makes the reply stored with the
     /// request id (in the same batch); a retry of a known id gets that reply back and
     /// writes nothing.
-    pub async fn submit(
+    pub async fn submit<O: Operation>(
         &self,
         actor: Actor,
-        op: WriteOp,
+        op: O,
         request: Option<RequestKey>,
-        render: Option<Render>,
-    ) -> Result<Answer> {
+        render: Option<Render<O::Output>>,
+    ) -> Result<Answer<O::Output>> {
         self.enqueue_as(actor, op, request, render).await?.await
     }
 
     /// Queues a write and returns at once with a ticket to await its answer. Writes are
     /// applied in the order they are queued.
-    pub async fn enqueue_as(
+    pub async fn enqueue_as<O: Operation>(
         &self,
         actor: Actor,
-        op: WriteOp,
+        op: O,
         request: Option<RequestKey>,
-        render: Option<Render>,
-    ) -> Result<Ticket> {
-        self.shared.writer.enqueue(op, request, render, actor).await
+        render: Option<Render<O::Output>>,
+    ) -> Result<Ticket<O::Output>> {
+        let submitted = Submitted {
+            op,
+            at: Stamp::now(),
+            actor,
+            request,
+        };
+        self.shared.writer.enqueue(submitted, render).await
+    }
+
+    /// Applies an operation submitted elsewhere (a log, a replica's leader) at its own
+    /// stamp, and waits until it is durable. Applying the same submitted operations in
+    /// the same order to the same state gives the same store ([`Store::content_digest`]).
+    /// No reply is stored with its request id (`request` is ignored).
+    pub async fn apply<O: Operation>(&self, submitted: Submitted<O>) -> Result<O::Output> {
+        let submitted = Submitted {
+            request: None,
+            ..submitted
+        };
+        self.shared
+            .writer
+            .enqueue(submitted, None)
+            .await?
+            .await?
+            .outcome()
+    }
+
+    /// SHA-256 over every key and value of every tree, in order: two stores with the same
+    /// digest hold the same data (replicas, a replayed log, a restored backup).
+    pub fn content_digest(&self) -> Result<String> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let db = &self.shared.db;
+        let mut names = db.tree_names();
+        names.sort();
+        for name in names {
+            let tree = db.open_tree(&name)?;
+            h.update((name.len() as u64).to_be_bytes());
+            h.update(&name);
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                h.update((k.len() as u64).to_be_bytes());
+                h.update(&k);
+                h.update((v.len() as u64).to_be_bytes());
+                h.update(&v);
+            }
+        }
+        Ok(hex::encode(h.finalize()))
     }
 
     /// The fault signal: becomes `Some(reason)` when the writer or a job failed. The
@@ -676,7 +725,7 @@ impl Store {
         let mut w = tokio::task::spawn_blocking(move || backup::BackupWriter::create(&path))
             .await
             .map_err(|e| Error::Unavailable(format!("backup: {e}")))??;
-        if let Err(e) = self.write_as(actor.clone(), WriteOp::BackupBegin).await {
+        if let Err(e) = self.write_as(actor.clone(), op::BackupBegin).await {
             w.discard();
             return Err(e);
         }
@@ -691,22 +740,15 @@ impl Store {
             Ok((w, Ok(()))) => w,
             Ok((w, Err(e))) => {
                 w.discard();
-                let _ = self.write_as(actor, WriteOp::BackupAbort).await;
+                let _ = self.write_as(actor, op::BackupAbort).await;
                 return Err(e);
             }
             Err(e) => {
-                let _ = self.write_as(actor, WriteOp::BackupAbort).await;
+                let _ = self.write_as(actor, op::BackupAbort).await;
                 return Err(e);
             }
         };
-        let items = match self.write_as(actor, WriteOp::BackupCatchUp).await? {
-            Outcome::BackupCatchUp(items) => items,
-            other => {
-                return Err(Error::Corrupt(format!(
-                    "backup catch-up answered {other:?}"
-                )))
-            }
-        };
+        let items = self.write_as(actor, op::BackupCatchUp).await?;
         tokio::task::spawn_blocking(move || {
             let r = w.catch_up("registry", &items);
             match r {

@@ -3,8 +3,100 @@
 
 use super::{records::same_listing, *};
 
+/// Files a repair case (信用修复申请); eligibility is decided here, on the dossier.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubmitRepair(pub RepairCase);
+
+impl Operation for SubmitRepair {
+    type Output = RepairCase;
+    fn cause(&self) -> String {
+        format!("SubmitRepair {}", self.0.target.id())
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<RepairCase> {
+        let (ctx, p) = tx.ctx();
+        ctx.submit_repair(p, self.0)
+    }
+    fn subject(out: &RepairCase) -> Option<Uscc> {
+        Some(out.uscc)
+    }
+}
+
+/// An operator's step on a case; approval and revocation change the record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DecideRepairCase {
+    pub id: u64,
+    pub action: RepairAction,
+    pub by: String,
+    pub reason: String,
+    /// Due date of the next step (for an acceptance).
+    pub decide_due: Option<Date>,
+}
+
+impl Operation for DecideRepairCase {
+    type Output = RepairCase;
+    fn cause(&self) -> String {
+        format!("repair_case/{} {}", self.id, self.action.name())
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<RepairCase> {
+        let (ctx, p) = tx.ctx();
+        ctx.decide_repair(p, self)
+    }
+    fn subject(out: &RepairCase) -> Option<Uscc> {
+        Some(out.uscc)
+    }
+}
+
+/// Files an objection to a record (异议); the record is marked disputed while open.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FileObjection(pub Objection);
+
+impl Operation for FileObjection {
+    type Output = Objection;
+    fn cause(&self) -> String {
+        format!("FileObjection {}", self.0.record)
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<Objection> {
+        let (ctx, p) = tx.ctx();
+        ctx.file_objection(p, self.0)
+    }
+    fn subject(out: &Objection) -> Option<Uscc> {
+        Some(out.uscc)
+    }
+}
+
+/// Resolves an objection: upheld, or corrected with the correction applied.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResolveObjection {
+    pub id: u64,
+    pub correction: Option<Correction>,
+    pub by: String,
+    pub reason: String,
+}
+
+impl Operation for ResolveObjection {
+    type Output = Objection;
+    fn cause(&self) -> String {
+        format!(
+            "objection/{} {}",
+            self.id,
+            if self.correction.is_some() {
+                "corrected"
+            } else {
+                "upheld"
+            }
+        )
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<Objection> {
+        let (ctx, p) = tx.ctx();
+        ctx.resolve_objection(p, self)
+    }
+    fn subject(out: &Objection) -> Option<Uscc> {
+        Some(out.uscc)
+    }
+}
+
 impl Ctx<'_> {
-    pub(super) fn submit_repair(&self, p: &mut Pending, mut c: RepairCase) -> Result<RepairCase> {
+    fn submit_repair(&self, p: &mut Pending, mut c: RepairCase) -> Result<RepairCase> {
         let u = c.uscc;
         let d = p
             .doc(&u)?
@@ -46,15 +138,14 @@ impl Ctx<'_> {
         Ok(c)
     }
 
-    pub(super) fn decide_repair(
-        &self,
-        p: &mut Pending,
-        id: u64,
-        action: RepairAction,
-        by: String,
-        reason: String,
-        decide_due: Option<Date>,
-    ) -> Result<RepairCase> {
+    fn decide_repair(&self, p: &mut Pending, op: DecideRepairCase) -> Result<RepairCase> {
+        let DecideRepairCase {
+            id,
+            action,
+            by,
+            reason,
+            decide_due,
+        } = op;
         let mut c: RepairCase = match p.get(&repair::case_key(id))? {
             Some(v) => codec::decode(&v)?,
             None => return Err(Error::NotFound(format!("id: repair case {id}"))),
@@ -149,22 +240,22 @@ impl Ctx<'_> {
 }
 
 /// The correction an objection's resolution applies to its record.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Correction {
     /// End the listing today.
     RemoveListing,
     /// Replace the penalty (same decision number).
-    Penalty(Penalty),
+    Penalty(#[serde(with = "wire::keyed")] Penalty),
     /// Replace the listing (same natural key).
-    Listing(Listing),
+    Listing(#[serde(with = "wire::keyed")] Listing),
     /// Replace the annual report (same year).
-    Report(AnnualReport),
+    Report(#[serde(with = "wire::keyed")] AnnualReport),
     /// Replace the inspection result (same task id).
-    Inspection(InspectionResult),
+    Inspection(#[serde(with = "wire::keyed")] InspectionResult),
 }
 
 impl Ctx<'_> {
-    pub(super) fn file_objection(&self, p: &mut Pending, mut o: Objection) -> Result<Objection> {
+    fn file_objection(&self, p: &mut Pending, mut o: Objection) -> Result<Objection> {
         let u = o.uscc;
         let d = p
             .doc(&u)?
@@ -202,14 +293,13 @@ impl Ctx<'_> {
         Ok(o)
     }
 
-    pub(super) fn resolve_objection(
-        &self,
-        p: &mut Pending,
-        id: u64,
-        correction: Option<Correction>,
-        by: String,
-        reason: String,
-    ) -> Result<Objection> {
+    fn resolve_objection(&self, p: &mut Pending, op: ResolveObjection) -> Result<Objection> {
+        let ResolveObjection {
+            id,
+            correction,
+            by,
+            reason,
+        } = op;
         let mut o: Objection = match p.get(&repair::objection_key(id))? {
             Some(v) => codec::decode(&v)?,
             None => return Err(Error::NotFound(format!("id: objection {id}"))),

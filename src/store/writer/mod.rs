@@ -1,10 +1,15 @@
-//! The single writer thread: serialises writes, applies each job as one atomic sled
-//! batch, and flushes once per group of queued jobs before acknowledging them
-//! (group commit). Reads a job makes before writing cannot race another writer.
+//! The single writer thread: the queue, the group commit and the replies. Each write is
+//! an [`Operation`] — a serializable value with its own typed output — applied to a
+//! transaction ([`Tx`]: the job's sled batch plus the reads it made); the operations
+//! live beside this file, grouped by what they change (records, runs, draws,
+//! inspectors, repair cases, backups). Jobs are applied one at a time, each as one atomic
+//! batch, and flushed once per group before they are answered (group commit); shared
+//! memory changes only after the flush ([`Effect`]).
 
 use std::{
     cell::RefCell,
     collections::{BTreeSet, HashMap, VecDeque},
+    fmt::Debug,
     panic::{catch_unwind, AssertUnwindSafe},
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -14,7 +19,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -46,210 +51,92 @@ use crate::{
 
 mod backups;
 mod cases;
+mod inspectors;
 mod plans;
 mod records;
 mod runs;
+mod wire;
 
-pub use cases::Correction;
 pub(super) use records::check_indexes;
 
-/// One record of an import, already parsed.
-#[derive(Clone, Debug)]
-pub enum ImportItem {
-    Enterprise(Enterprise),
-    Penalty(Penalty),
-    Report(AnnualReport),
-    Listing(Listing),
-    Inspection(InspectionResult),
+/// Every write the store performs, one type each (see [`Operation`]).
+pub mod op {
+    pub use super::backups::{BackupAbort, BackupBegin, BackupCatchUp, CatchUp};
+    pub use super::cases::{
+        Correction, DecideRepairCase, FileObjection, ResolveObjection, SubmitRepair,
+    };
+    pub use super::inspectors::UpsertInspector;
+    pub use super::plans::{RecordAssignment, RecordDraw, SavePlan};
+    pub use super::records::{
+        AddListing, FileAnnualReport, Import, ImportItem, ImportOutcome, ImportRejection,
+        RecordInspection, RecordPenalty, Remember, SweepChunk, SweepCounts, UpsertEnterprise,
+        Upserted,
+    };
+    pub use super::runs::{
+        AbortRun, ActivateRun, BeginRun, FinishRun, ModelRegistered, RegisterModel,
+    };
 }
 
-/// A write the store performs atomically.
-#[derive(Clone, Debug)]
-pub enum WriteOp {
-    UpsertEnterprise(Enterprise),
-    RecordPenalty(Penalty),
-    FileAnnualReport(AnnualReport),
-    AddListing(Listing),
-    RecordInspection(InspectionResult),
-    /// A chunk of an import: (index in the stream, record); each record is stored or
-    /// refused on its own, the stored ones in one batch.
-    Import(Vec<(u64, ImportItem)>),
-    /// One chunk of the annual-report sweep: `limit` directory entries after the
-    /// directory key `after`.
-    SweepChunk {
-        year: u16,
-        as_of: Date,
-        after: Option<Vec<u8>>,
-        limit: usize,
-    },
-    /// Stores only the idempotency record of a request whose effects were committed by
-    /// earlier jobs (the sweep).
-    Remember(Outcome),
-    /// Registers a model version (refused if the version exists with other content);
-    /// `activate_if_none` makes it active when no model is.
-    RegisterModel {
-        model: Arc<Model>,
-        activate_if_none: bool,
-    },
-    /// Starts a scoring run (refused while another is being computed).
-    BeginRun {
-        model: Arc<Model>,
-        as_of: Date,
-        dry_run: bool,
-        requested_by: String,
-    },
-    /// Completes the run being computed, whose blocks are written: re-scores what
-    /// changed meanwhile, then makes it current (or the candidate, for a dry run).
-    FinishRun(Box<RunView>),
-    /// Marks the run being computed aborted and drops its results.
-    AbortRun {
-        id: u64,
-        error: String,
-    },
-    /// Makes the candidate (a complete dry run) current and its model active.
-    ActivateRun {
-        id: u64,
-        by: String,
-        reason: String,
-    },
-    /// Stores a draw plan with its frozen populations (one per stratum), under a new id.
-    SavePlan {
-        plan: Box<DrawPlan>,
-        populations: Vec<Vec<Uscc>>,
-    },
-    /// Stores the receipt of a plan's one draw (refused if it was drawn).
-    RecordDraw {
-        plan_id: u64,
-        receipt: Box<DrawReceipt>,
-    },
-    /// Creates or replaces an inspector of the directory.
-    UpsertInspector(Box<Inspector>),
-    /// Starts noting written keys for a backup (FAILED_PRECONDITION if one runs).
-    BackupBegin,
-    /// Ends a backup's noting: reads the current value of every key written since
-    /// `BackupBegin` (the catch-up; no write interleaves: this is the writer).
-    BackupCatchUp,
-    /// Stops noting after a failed backup.
-    BackupAbort,
-    /// Files a repair case (eligibility checked here, against the dossier).
-    SubmitRepair(Box<RepairCase>),
-    /// Files an objection to a record (the record is marked disputed while open).
-    FileObjection(Box<Objection>),
-    /// Resolves an objection: upheld, or corrected with the correction applied.
-    ResolveObjection {
-        id: u64,
-        correction: Option<Box<Correction>>,
-        by: String,
-        reason: String,
-    },
-    /// An operator's step on a case; approval and revocation change the record.
-    DecideRepairCase {
-        id: u64,
-        action: RepairAction,
-        by: String,
-        reason: String,
-        /// Due date of the next step (for an acceptance).
-        decide_due: Option<Date>,
-    },
-    /// Stores a drawn plan's inspector teams (refused if assigned already).
-    RecordAssignment {
-        plan_id: u64,
-        assignment: Box<Assignment>,
-    },
-}
+/// One write: a value carrying everything its effect depends on besides the store
+/// (the job's [`Stamp`] — today's date and the time — comes with it), so applying the
+/// same operation to the same state gives the same result, on this server or on a
+/// replica replaying a log. Its output is typed: the caller gets exactly the type the
+/// operation produces.
+pub trait Operation: Serialize + DeserializeOwned + Debug + Send + 'static {
+    /// What the caller gets back.
+    type Output: Debug + Send + 'static;
 
-/// A refused import record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImportRejection {
-    pub index: u64,
-    pub kind: &'static str,
-    pub key: String,
-    pub error: String,
-    pub code: &'static str,
-}
+    /// Whether the enterprises this operation changes are re-scored onto the live runs
+    /// in its batch (run operations themselves do not).
+    const RESCORES: bool = true;
 
-/// Result of one import chunk.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ImportOutcome {
-    pub stored: u64,
-    pub unchanged: u64,
-    pub rejections: Vec<ImportRejection>,
-}
+    /// What the operation changes, as the audit event and the re-score record name it.
+    fn cause(&self) -> String;
 
-/// Counts of one sweep chunk.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SweepCounts {
-    pub examined: u64,
-    pub listed_abnormal: u64,
-    pub marked_abnormal_status: u64,
-    pub moved_serious: u64,
-    pub already_listed: u64,
-    /// Directory key of the last entry of the chunk (the cursor for the next chunk);
-    /// `None` when done.
-    pub last: Option<Vec<u8>>,
-}
+    /// Applies the operation to the transaction: reads through it, writes into its
+    /// batch, queues memory effects on it. An error leaves nothing written.
+    fn apply(self, tx: &mut Tx<'_>) -> Result<Self::Output>;
 
-/// What a write produced. It is handed to the job's renderer and to internal callers;
-/// it is never stored (a retry gets the rendered reply, see [`Remembered`]).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    Enterprise {
-        enterprise: Enterprise,
-        created: bool,
-    },
-    Penalty(Penalty),
-    Report(AnnualReport),
-    Listing(Listing),
-    Inspection(InspectionResult),
-    Sweep(SweepCounts),
-    Import(ImportOutcome),
-    Run(Box<ScoringRun>),
-    Plan(Box<DrawPlan>),
-    Inspector(Box<Inspector>),
-    Repair(Box<RepairCase>),
-    Objection(Box<Objection>),
-    Backup(super::backup::BackupSummary),
-    /// A backup's noting started.
-    BackupStarted,
-    /// A failed backup's noting stopped.
-    BackupStopped,
-    /// A backup's catch-up: each key written since it began, with its value now.
-    BackupCatchUp(Vec<(Vec<u8>, Option<Vec<u8>>)>),
-    ModelRegistered {
-        version: String,
-        created: bool,
-    },
-}
+    /// The enterprise the output is about, if one (the audit event's target).
+    fn subject(_out: &Self::Output) -> Option<Uscc> {
+        None
+    }
 
-impl Outcome {
-    /// The enterprise the outcome is about, if one (the audit event's target).
-    fn uscc(&self) -> Option<Uscc> {
-        match self {
-            Outcome::Enterprise { enterprise, .. } => Some(enterprise.uscc),
-            Outcome::Penalty(p) => Some(p.uscc),
-            Outcome::Report(r) => Some(r.uscc),
-            Outcome::Listing(l) => Some(l.uscc),
-            Outcome::Inspection(i) => Some(i.uscc),
-            Outcome::Repair(c) => Some(c.uscc),
-            Outcome::Objection(o) => Some(o.uscc),
-            Outcome::Sweep(_)
-            | Outcome::Import(_)
-            | Outcome::Run(_)
-            | Outcome::Plan(_)
-            | Outcome::Inspector(_)
-            | Outcome::Backup(_)
-            | Outcome::BackupStarted
-            | Outcome::BackupStopped
-            | Outcome::BackupCatchUp(_)
-            | Outcome::ModelRegistered { .. } => None,
-        }
+    /// What a request id is bound to when the operation has no reply renderer (a
+    /// scoring run, for `RunBatchScoring`).
+    fn binding(_out: &Self::Output) -> Option<Remembered> {
+        None
     }
 }
 
-/// Renders a fresh outcome into the encoded reply message. It runs on the writer,
+/// The transaction an operation applies to: the writer's state and the job's pending
+/// batch (its reads see its own writes).
+pub struct Tx<'a> {
+    w: &'a Writer,
+    p: Pending<'a>,
+}
+
+impl<'a> Tx<'a> {
+    /// The writer and the pending batch, borrowed apart.
+    fn parts(&mut self) -> (&'a Writer, &mut Pending<'a>) {
+        (self.w, &mut self.p)
+    }
+
+    /// The record context (options, date, time) and the pending batch.
+    fn ctx(&mut self) -> (Ctx<'a>, &mut Pending<'a>) {
+        let ctx = Ctx {
+            today: self.p.at.today,
+            now_ms: self.p.at.now_ms,
+            options: &self.w.options,
+        };
+        (ctx, &mut self.p)
+    }
+}
+
+/// Renders a fresh output into the encoded reply message. It runs on the writer,
 /// before the commit, so the reply stored with a request id is exactly the one the first
 /// caller gets, and a failing renderer leaves nothing written.
-pub type Render = Box<dyn FnOnce(&Outcome) -> Result<Vec<u8>> + Send>;
+pub type Render<T> = Box<dyn FnOnce(&T) -> Result<Vec<u8>> + Send>;
 
 /// What a retry with a known request id gets: the first answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,19 +149,16 @@ pub enum Remembered {
 
 /// The writer's answer to a job.
 #[derive(Debug)]
-pub enum Answer {
-    /// The job was applied: its outcome, and the reply its renderer made.
-    Fresh {
-        outcome: Outcome,
-        reply: Option<Vec<u8>>,
-    },
+pub enum Answer<T> {
+    /// The job was applied: its output, and the reply its renderer made.
+    Fresh { outcome: T, reply: Option<Vec<u8>> },
     /// A retry: the first request's answer; nothing was written.
     Replay(Remembered),
 }
 
-impl Answer {
-    /// The outcome of a fresh job; a replay is refused (internal writes carry no id).
-    pub fn outcome(self) -> Result<Outcome> {
+impl<T> Answer<T> {
+    /// The output of a fresh job; a replay is refused (internal writes carry no id).
+    pub fn outcome(self) -> Result<T> {
         match self {
             Answer::Fresh { outcome, .. } => Ok(outcome),
             Answer::Replay(_) => Err(Error::Corrupt(
@@ -296,6 +180,9 @@ impl Answer {
         }
     }
 }
+
+/// A request id's key, the request's fingerprint, and what the id answers.
+type Binding = ((Vec<u8>, [u8; 32]), Remembered);
 
 /// The idempotency record of a request id (`Q rpc 0 id`).
 #[derive(Serialize, Deserialize)]
@@ -328,7 +215,7 @@ impl Effect {
 /// When a job was submitted: the date and time its operation applies at. Taken once, at
 /// submission, and carried with the job, so applying it reads no clock (the same job
 /// applied again — a replica, a replayed log — gives the same result).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
     /// Today in Asia/Shanghai.
     pub today: Date,
@@ -346,20 +233,64 @@ impl Stamp {
     }
 }
 
-struct Job {
-    op: WriteOp,
-    at: Stamp,
-    request: Option<RequestKey>,
-    render: Option<Render>,
-    actor: Actor,
-    reply: oneshot::Sender<Result<Answer>>,
+/// A submitted write as a log would carry it: the operation, when it was submitted, who
+/// asked, and the request id it answers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Submitted<O> {
+    pub op: O,
+    pub at: Stamp,
+    pub actor: Actor,
+    pub request: Option<RequestKey>,
+}
+
+/// A queued job: the submitted operation, its renderer, and where its answer goes.
+struct Job<O: Operation> {
+    submitted: Submitted<O>,
+    render: Option<Render<O::Output>>,
+    reply: oneshot::Sender<Result<Answer<O::Output>>>,
+}
+
+/// Sends a finished job's answer once its group is durable; given the group's failure
+/// instead, it answers UNAVAILABLE.
+type Deliver = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// A job of any operation, as the queue holds it.
+trait Queued: Send {
+    /// Applies the job and returns how to deliver its answer.
+    fn run(self: Box<Self>, w: &Writer) -> Deliver;
+    /// Answers UNAVAILABLE without applying (the writer failed).
+    fn refuse(self: Box<Self>, why: String);
+}
+
+impl<O: Operation> Queued for Job<O> {
+    fn run(self: Box<Self>, w: &Writer) -> Deliver {
+        let Job {
+            submitted,
+            render,
+            reply,
+        } = *self;
+        let answer = w.execute(submitted, render);
+        Box::new(move |failed| {
+            let answer = match failed {
+                None => answer,
+                Some(e) => Err(Error::Unavailable(format!(
+                    "store failed before this write was durable: {e}"
+                ))),
+            };
+            let _ = reply.send(answer);
+        })
+    }
+
+    fn refuse(self: Box<Self>, why: String) {
+        let _ = self.reply.send(Err(Error::Unavailable(why)));
+    }
 }
 
 /// The idempotency key of a mutating request (SPEC §4).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestKey {
     /// RPC name; ids are scoped per RPC.
-    pub rpc: &'static str,
+    pub rpc: String,
     /// The client's request id.
     pub id: String,
     /// SHA-256 of the whole request, to refuse an id reused for another request.
@@ -367,10 +298,10 @@ pub struct RequestKey {
 }
 
 /// A queued write: await it for the answer, given once durable.
-pub struct Ticket(oneshot::Receiver<Result<Answer>>);
+pub struct Ticket<T>(oneshot::Receiver<Result<Answer<T>>>);
 
-impl std::future::Future for Ticket {
-    type Output = Result<Answer>;
+impl<T> std::future::Future for Ticket<T> {
+    type Output = Result<Answer<T>>;
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
@@ -389,7 +320,7 @@ impl std::future::Future for Ticket {
 /// Looks up the first answer of an earlier request with this id; INVALID_ARGUMENT
 /// (`request_id`) if the id was used for a different request.
 pub(super) fn recall(tree: &sled::Tree, r: &RequestKey) -> Result<Option<Remembered>> {
-    let Some(v) = tree.get(keys::request(r.rpc, &r.id))? else {
+    let Some(v) = tree.get(keys::request(&r.rpc, &r.id))? else {
         return Ok(None);
     };
     let stored: StoredRequest = codec::decode(&v)?;
@@ -411,20 +342,18 @@ pub type FaultSignal = tokio::sync::watch::Sender<Option<String>>;
 
 pub(super) struct WriterHandle {
     /// Dropped by `close`: the writer drains what is queued and stops.
-    tx: Mutex<Option<mpsc::Sender<Box<Job>>>>,
+    tx: Mutex<Option<mpsc::Sender<Box<dyn Queued>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Signalled by the writer thread as it ends.
     done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl WriterHandle {
-    pub(super) async fn enqueue(
+    pub(super) async fn enqueue<O: Operation>(
         &self,
-        op: WriteOp,
-        request: Option<RequestKey>,
-        render: Option<Render>,
-        actor: Actor,
-    ) -> Result<Ticket> {
+        submitted: Submitted<O>,
+        render: Option<Render<O::Output>>,
+    ) -> Result<Ticket<O::Output>> {
         let tx = self
             .tx
             .lock()
@@ -432,16 +361,14 @@ impl WriterHandle {
             .clone()
             .ok_or_else(|| Error::Unavailable("store is closing".into()))?;
         let (reply, rx) = oneshot::channel();
-        tx.send(Box::new(Job {
-            op,
-            at: Stamp::now(),
-            request,
+        let job: Box<dyn Queued> = Box::new(Job {
+            submitted,
             render,
-            actor,
             reply,
-        }))
-        .await
-        .map_err(|_| Error::Unavailable("store writer stopped".into()))?;
+        });
+        tx.send(job)
+            .await
+            .map_err(|_| Error::Unavailable("store writer stopped".into()))?;
         Ok(Ticket(rx))
     }
 
@@ -542,9 +469,6 @@ struct Writer {
     tracker: Arc<super::backup::Tracker>,
 }
 
-/// A finished job's reply channel and answer, sent once its group is durable.
-type Answered = (oneshot::Sender<Result<Answer>>, Result<Answer>);
-
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -558,8 +482,8 @@ impl Writer {
     /// sender is dropped and the queue is drained, or — failing closed — at the first
     /// panic or failed flush: then every job not yet durable is answered UNAVAILABLE and
     /// the fault is signalled.
-    fn run(self, mut rx: mpsc::Receiver<Box<Job>>) {
-        let mut backlog: VecDeque<Box<Job>> = VecDeque::new();
+    fn run(self, mut rx: mpsc::Receiver<Box<dyn Queued>>) {
+        let mut backlog: VecDeque<Box<dyn Queued>> = VecDeque::new();
         let mut failed: Option<String> = None;
         loop {
             if backlog.is_empty() {
@@ -574,7 +498,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let mut group: Vec<Answered> = Vec::new();
+            let mut group: Vec<Deliver> = Vec::new();
             let r = catch_unwind(AssertUnwindSafe(|| self.group(&mut backlog, &mut group)));
             let r = match r {
                 Ok(Ok(())) => catch_unwind(AssertUnwindSafe(|| self.publish()))
@@ -586,18 +510,11 @@ impl Writer {
                 ))),
             };
             match r {
-                Ok(()) => {
-                    for (tx, a) in group {
-                        let _ = tx.send(a);
-                    }
-                }
+                Ok(()) => group.into_iter().for_each(|deliver| deliver(None)),
                 Err(e) => {
-                    failed = Some(e.to_string());
-                    for (tx, _) in group {
-                        let _ = tx.send(Err(Error::Unavailable(format!(
-                            "store failed before this write was durable: {e}"
-                        ))));
-                    }
+                    let e = e.to_string();
+                    group.into_iter().for_each(|deliver| deliver(Some(&e)));
+                    failed = Some(e);
                     break;
                 }
             }
@@ -606,10 +523,10 @@ impl Writer {
             tracing::error!(error = %msg, "store writer failed; refusing every further write");
             self.fault.send_replace(Some(msg.clone()));
             rx.close();
-            let refuse = |j: Box<Job>| {
-                let _ = j.reply.send(Err(Error::Unavailable(format!(
+            let refuse = |j: Box<dyn Queued>| {
+                j.refuse(format!(
                     "store writer failed ({msg}); the server is restarting"
-                ))));
+                ))
             };
             backlog.into_iter().for_each(refuse);
             while let Some(j) = rx.blocking_recv() {
@@ -623,17 +540,20 @@ impl Writer {
 
     /// Applies jobs of `backlog` (up to `max_group`, ending early after a job whose
     /// effects later jobs must see), then flushes.
-    fn group(&self, backlog: &mut VecDeque<Box<Job>>, group: &mut Vec<Answered>) -> Result<()> {
+    fn group(
+        &self,
+        backlog: &mut VecDeque<Box<dyn Queued>>,
+        group: &mut Vec<Deliver>,
+    ) -> Result<()> {
         while group.len() < self.options.max_group.max(1) {
-            let Some(mut job) = backlog.pop_front() else {
+            let Some(job) = backlog.pop_front() else {
                 break;
             };
             let before = self.effects.borrow().len();
-            let a = self.execute(&mut job);
+            group.push(job.run(self));
             let barrier = self.effects.borrow()[before..]
                 .iter()
                 .any(Effect::is_barrier);
-            group.push((job.reply, a));
             if barrier {
                 break;
             }
@@ -666,154 +586,66 @@ impl Writer {
         Ok(())
     }
 
-    fn execute(&self, job: &mut Job) -> Result<Answer> {
-        let mut p = Pending::new(&self.tree, &self.revocations, job.at);
-        p.actor = std::mem::take(&mut job.actor);
-        p.render = job.render.take();
-        let req_key = match &job.request {
+    /// Applies one job as one atomic batch: a known request id gets its first answer
+    /// (nothing written); otherwise the operation is applied to a fresh transaction, the
+    /// enterprises it changed are re-scored, and the batch is committed.
+    fn execute<O: Operation>(
+        &self,
+        submitted: Submitted<O>,
+        render: Option<Render<O::Output>>,
+    ) -> Result<Answer<O::Output>> {
+        let Submitted {
+            op,
+            at,
+            actor,
+            request,
+        } = submitted;
+        let req_key = match &request {
             Some(r) => {
                 if let Some(a) = recall(&self.tree, r)? {
                     return Ok(Answer::Replay(a));
                 }
-                Some((keys::request(r.rpc, &r.id), r.fingerprint))
+                Some((keys::request(&r.rpc, &r.id), r.fingerprint))
             }
             None => None,
         };
-        let op = std::mem::replace(&mut job.op, WriteOp::Import(Vec::new()));
-        let cause = cause_of(&op);
-        p.cause = cause.clone();
-        let ctx = Ctx {
-            today: job.at.today,
-            now_ms: job.at.now_ms,
-            options: &self.options,
-        };
-        let outcome = match op {
-            WriteOp::UpsertEnterprise(e) => ctx.upsert_enterprise(&mut p, e)?.0,
-            WriteOp::RecordPenalty(x) => ctx.record_penalty(&mut p, x)?.0,
-            WriteOp::FileAnnualReport(x) => ctx.file_report(&mut p, x)?.0,
-            WriteOp::AddListing(x) => ctx.add_listing(&mut p, x)?.0,
-            WriteOp::RecordInspection(x) => ctx.record_inspection(&mut p, x)?.0,
-            WriteOp::Import(items) => {
-                let o = ctx.import(&mut p, items);
-                p.change = Some(Change {
-                    target: "import".into(),
-                    after: format!(
-                        "ImportRecords chunk: stored {}, unchanged {}, refused {}",
-                        o.stored,
-                        o.unchanged,
-                        o.rejections.len()
-                    ),
-                    ..Change::default()
-                });
-                Outcome::Import(o)
-            }
-            WriteOp::SweepChunk {
-                year,
-                as_of,
-                after,
-                limit,
-            } => Outcome::Sweep(ctx.sweep_chunk(&mut p, year, as_of, after.as_deref(), limit)?),
-            WriteOp::Remember(o) => o,
-            WriteOp::RegisterModel {
-                model,
-                activate_if_none,
-            } => self.register_model(&mut p, model, activate_if_none)?,
-            WriteOp::BeginRun {
-                model,
-                as_of,
-                dry_run,
-                requested_by,
-            } => self.begin_run(&mut p, model, as_of, dry_run, requested_by, ctx.now_ms)?,
-            WriteOp::FinishRun(view) => {
-                let (outcome, view) = self.finish_run(&mut p, *view, ctx.now_ms)?;
-                p.scoring(move |st| {
-                    st.building = None;
-                    if view.run.dry_run {
-                        st.candidate = Some(view);
-                    } else {
-                        st.active_model = Some(view.model.clone());
-                        st.current = Some(view);
-                        st.candidate = None;
-                    }
-                });
-                return self.commit_then(p, req_key, outcome);
-            }
-            WriteOp::SavePlan { plan, populations } => {
-                self.save_plan(&mut p, plan, populations, ctx.now_ms)?
-            }
-            WriteOp::RecordDraw { plan_id, receipt } => {
-                self.record_draw(&mut p, plan_id, *receipt, ctx.now_ms)?
-            }
-            WriteOp::UpsertInspector(x) => self.upsert_inspector(&mut p, x, ctx.now_ms)?,
-            WriteOp::RecordAssignment {
-                plan_id,
-                assignment,
-            } => self.record_assignment(&mut p, plan_id, *assignment, ctx.now_ms)?,
-            WriteOp::SubmitRepair(c) => Outcome::Repair(Box::new(ctx.submit_repair(&mut p, *c)?)),
-            WriteOp::BackupBegin => self.backup_begin()?,
-            WriteOp::BackupCatchUp => self.backup_catch_up()?,
-            WriteOp::BackupAbort => self.backup_abort()?,
-            WriteOp::FileObjection(o) => {
-                Outcome::Objection(Box::new(ctx.file_objection(&mut p, *o)?))
-            }
-            WriteOp::ResolveObjection {
-                id,
-                correction,
-                by,
-                reason,
-            } => Outcome::Objection(Box::new(ctx.resolve_objection(
-                &mut p,
-                id,
-                correction.map(|c| *c),
-                by,
-                reason,
-            )?)),
-            WriteOp::DecideRepairCase {
-                id,
-                action,
-                by,
-                reason,
-                decide_due,
-            } => Outcome::Repair(Box::new(
-                ctx.decide_repair(&mut p, id, action, by, reason, decide_due)?,
-            )),
-            WriteOp::AbortRun { id, error } => {
-                let outcome = self.abort_run(&mut p, id, error, ctx.now_ms)?;
-                p.scoring(move |st| {
-                    if st.building.as_ref().is_some_and(|b| b.id == id) {
-                        st.building = None;
-                    }
-                });
-                return self.commit_then(p, req_key, outcome);
-            }
-            WriteOp::ActivateRun { id, by, reason } => {
-                let (outcome, view) = self.activate_run(&mut p, id, by, reason, ctx.now_ms)?;
-                p.scoring(move |st| {
-                    st.active_model = Some(view.model.clone());
-                    st.current = Some(view);
-                    st.candidate = None;
-                });
-                return self.commit_then(p, req_key, outcome);
-            }
-        };
-        self.rescore(&mut p, &cause, ctx.now_ms)?;
-        self.commit_then(p, req_key, outcome)
-    }
-
-    /// Renders the reply, stores the idempotency record and the audit event with the
-    /// job's batch, commits it, and queues the job's memory effects for publication
-    /// after the group's flush.
-    fn commit_then(
-        &self,
-        mut p: Pending,
-        req_key: Option<(Vec<u8>, [u8; 32])>,
-        outcome: Outcome,
-    ) -> Result<Answer> {
+        let mut p = Pending::new(&self.tree, &self.revocations, at);
+        p.actor = actor;
+        p.cause = op.cause();
+        let mut tx = Tx { w: self, p };
+        let outcome = op.apply(&mut tx)?;
+        let Tx { mut p, .. } = tx;
+        if O::RESCORES {
+            let cause = p.cause.clone();
+            self.rescore(&mut p, &cause, at.now_ms)?;
+        }
+        // Scope is decided on the state the batch commits on, before the reply exists.
         p.check_scope()?;
-        let reply = match p.render.take() {
+        let subject = O::subject(&outcome);
+        let reply = match render {
             Some(render) => Some(render(&outcome)?),
             None => None,
         };
+        let binding = match (&reply, req_key) {
+            (Some(b), Some(k)) => Some((k, Remembered::Reply(b.clone()))),
+            (None, Some(k)) => match O::binding(&outcome) {
+                Some(r) => Some((k, r)),
+                None => {
+                    return Err(Error::Corrupt(
+                        "a request id on a write without a renderer".into(),
+                    ))
+                }
+            },
+            (_, None) => None,
+        };
+        self.commit(p, subject, binding)?;
+        Ok(Answer::Fresh { outcome, reply })
+    }
+
+    /// Stores the idempotency record and the audit event with
+    /// the job's batch, commits it, and queues the job's memory effects for publication
+    /// after the group's flush.
+    fn commit(&self, mut p: Pending, uscc: Option<Uscc>, binding: Option<Binding>) -> Result<()> {
         let mut head = self
             .audit_head
             .lock()
@@ -821,7 +653,6 @@ impl Writer {
         let mut new_head = None;
         if self.options.audit && p.changed() {
             let ch = p.change.take().unwrap_or_default();
-            let uscc = outcome.uscc();
             let target = if !ch.target.is_empty() {
                 ch.target
             } else if let Some(u) = uscc {
@@ -853,16 +684,7 @@ impl Writer {
             p.put(audit::event_key(e.seq), codec::encode(&e)?);
             new_head = Some((e.seq, e.digest));
         }
-        if let Some((k, fingerprint)) = req_key {
-            let answer = match (&reply, &outcome) {
-                (Some(b), _) => Remembered::Reply(b.clone()),
-                (None, Outcome::Run(run)) => Remembered::Run(run.id),
-                (None, _) => {
-                    return Err(Error::Corrupt(
-                        "a request id on a write without a renderer".into(),
-                    ))
-                }
-            };
+        if let Some(((k, fingerprint), answer)) = binding {
             let stored = StoredRequest {
                 fingerprint,
                 answer,
@@ -876,71 +698,7 @@ impl Writer {
         }
         drop(head);
         self.effects.borrow_mut().extend(effects);
-        Ok(Answer::Fresh { outcome, reply })
-    }
-}
-
-/// What a write op changes, for the re-score record.
-fn cause_of(op: &WriteOp) -> String {
-    match op {
-        WriteOp::UpsertEnterprise(_) => "UpsertEnterprise".into(),
-        WriteOp::RecordPenalty(x) => format!("RecordPenalty penalty/{}", x.decision_number),
-        WriteOp::FileAnnualReport(x) => format!("FileAnnualReport annual_report/{}", x.year),
-        WriteOp::AddListing(x) => format!("AddListing listing/{}", x.listing_id()),
-        WriteOp::RecordInspection(x) => {
-            format!("RecordInspectionResult inspection/{}", x.task_id)
-        }
-        WriteOp::Import(_) => "ImportRecords".into(),
-        WriteOp::SweepChunk { year, .. } => format!("SweepAnnualReports {year}"),
-        WriteOp::RegisterModel { model, .. } => format!("model/{} registered", model.version),
-        WriteOp::BeginRun {
-            model,
-            as_of,
-            dry_run,
-            ..
-        } => format!(
-            "scoring run begun: model {} as of {as_of}{}",
-            model.version,
-            if *dry_run { " (dry run)" } else { "" }
-        ),
-        WriteOp::FinishRun(v) => format!(
-            "run/{} complete: {} enterprises, classes {:?}",
-            v.run.id, v.run.enterprises, v.run.classes
-        ),
-        WriteOp::AbortRun { id, error } => format!("run/{id} aborted: {error}"),
-        WriteOp::ActivateRun { id, reason, .. } => format!("run/{id} activated: {reason}"),
-        WriteOp::SavePlan { plan, .. } => format!(
-            "draw plan for task {:?} on run {}",
-            plan.task_id, plan.run_id
-        ),
-        WriteOp::RecordDraw { plan_id, receipt } => {
-            format!("plan/{plan_id} drawn with seed {:?}", receipt.seed)
-        }
-        WriteOp::UpsertInspector(x) => format!("inspector/{} active={}", x.id, x.active),
-        WriteOp::RecordAssignment {
-            plan_id,
-            assignment,
-        } => format!(
-            "plan/{plan_id} inspector teams of {} assigned",
-            assignment.team_size
-        ),
-        WriteOp::Remember(_)
-        | WriteOp::BackupBegin
-        | WriteOp::BackupCatchUp
-        | WriteOp::BackupAbort => String::new(),
-        WriteOp::SubmitRepair(c) => format!("SubmitRepair {}", c.target.id()),
-        WriteOp::FileObjection(o) => format!("FileObjection {}", o.record),
-        WriteOp::ResolveObjection { id, correction, .. } => format!(
-            "objection/{id} {}",
-            if correction.is_some() {
-                "corrected"
-            } else {
-                "upheld"
-            }
-        ),
-        WriteOp::DecideRepairCase { id, action, .. } => {
-            format!("repair_case/{id} {}", action.name())
-        }
+        Ok(())
     }
 }
 
@@ -973,8 +731,6 @@ struct Pending<'a> {
     effects: Vec<Effect>,
     /// Every dossier the job loaded, with its region then (for the scope check).
     loaded_regions: Vec<(Uscc, Option<crate::domain::RegionCode>)>,
-    /// Renders the reply (before the commit; it is stored with the request id).
-    render: Option<Render>,
     /// Who asks, and what the change is, for the audit event.
     actor: Actor,
     cause: String,
@@ -1007,7 +763,6 @@ impl<'a> Pending<'a> {
             created: 0,
             effects: Vec::new(),
             loaded_regions: Vec::new(),
-            render: None,
             actor: Actor::default(),
             cause: String::new(),
             change: None,
@@ -1178,14 +933,15 @@ pub struct Counters {
     pub batch_total: AtomicU64,
 }
 
+/// What a record operation reads besides the store: the options, the date and time.
 struct Ctx<'o> {
     today: Date,
     now_ms: i64,
     options: &'o StoreOptions,
 }
 
-/// `(outcome, changed)`: changed is false when the record was already stored as is.
-type Applied = (Outcome, bool);
+/// `(output, changed)`: changed is false when the record was already stored as is.
+type Applied<T> = (T, bool);
 
 /// Reads the dossier of `u`.
 pub(super) fn read_dossier(tree: &sled::Tree, u: &Uscc) -> Result<Option<EnterpriseRecords>> {

@@ -1,16 +1,79 @@
-//! Draw plans, their draws and inspector teams, and the inspector directory.
+//! Draw plans (抽查计划), their one draw and their inspector teams.
 
 use super::*;
+
+/// Stores a draw plan with its frozen populations (one per stratum), under a new id.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SavePlan {
+    pub plan: Box<DrawPlan>,
+    pub populations: Vec<Vec<Uscc>>,
+}
+
+impl Operation for SavePlan {
+    type Output = DrawPlan;
+    fn cause(&self) -> String {
+        format!(
+            "draw plan for task {:?} on run {}",
+            self.plan.task_id, self.plan.run_id
+        )
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<DrawPlan> {
+        let (w, p) = tx.parts();
+        w.save_plan(p, *self.plan, self.populations)
+    }
+}
+
+/// Stores the receipt of a plan's one draw (FAILED_PRECONDITION if it was drawn).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordDraw {
+    pub plan_id: u64,
+    pub receipt: Box<DrawReceipt>,
+}
+
+impl Operation for RecordDraw {
+    type Output = DrawPlan;
+    fn cause(&self) -> String {
+        format!(
+            "plan/{} drawn with seed {:?}",
+            self.plan_id, self.receipt.seed
+        )
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<DrawPlan> {
+        let (w, p) = tx.parts();
+        w.record_draw(p, self.plan_id, *self.receipt)
+    }
+}
+
+/// Stores a drawn plan's inspector teams (FAILED_PRECONDITION if assigned already).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordAssignment {
+    pub plan_id: u64,
+    pub assignment: Box<Assignment>,
+}
+
+impl Operation for RecordAssignment {
+    type Output = DrawPlan;
+    fn cause(&self) -> String {
+        format!(
+            "plan/{} inspector teams of {} assigned",
+            self.plan_id, self.assignment.team_size
+        )
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<DrawPlan> {
+        let (w, p) = tx.parts();
+        w.record_assignment(p, self.plan_id, *self.assignment)
+    }
+}
 
 impl Writer {
     /// Stores a plan under a new id with its frozen populations.
     pub(super) fn save_plan(
         &self,
         p: &mut Pending,
-        mut plan: Box<DrawPlan>,
+        mut plan: DrawPlan,
         populations: Vec<Vec<Uscc>>,
-        now_ms: i64,
-    ) -> Result<Outcome> {
+    ) -> Result<DrawPlan> {
+        let now_ms = p.at.now_ms;
         let id = sc::get_counter(&self.tree, "next_plan")?.unwrap_or(1);
         p.put(keys::counter("next_plan"), (id + 1).to_be_bytes().to_vec());
         plan.id = id;
@@ -20,8 +83,8 @@ impl Writer {
                 p.put_unread(&k, &v);
             }
         }
-        p.put(draws::plan_key(id), codec::encode(&*plan)?);
-        Ok(Outcome::Plan(plan))
+        p.put(draws::plan_key(id), codec::encode(&plan)?);
+        Ok(plan)
     }
 
     /// Records a plan's one draw (FAILED_PRECONDITION if it was drawn).
@@ -30,8 +93,8 @@ impl Writer {
         p: &mut Pending,
         plan_id: u64,
         mut receipt: DrawReceipt,
-        now_ms: i64,
-    ) -> Result<Outcome> {
+    ) -> Result<DrawPlan> {
+        let now_ms = p.at.now_ms;
         let mut plan = load_plan(p, plan_id)?;
         if let Some(r) = &plan.receipt {
             return Err(Error::FailedPrecondition(format!(
@@ -42,32 +105,7 @@ impl Writer {
         receipt.drawn_at_ms = now_ms;
         plan.receipt = Some(receipt);
         p.put(draws::plan_key(plan_id), codec::encode(&plan)?);
-        Ok(Outcome::Plan(Box::new(plan)))
-    }
-
-    /// Creates or replaces an inspector (a scoped actor: only of its regions, before and
-    /// after); the same inspector again changes nothing.
-    pub(super) fn upsert_inspector(
-        &self,
-        p: &mut Pending,
-        mut x: Box<Inspector>,
-        now_ms: i64,
-    ) -> Result<Outcome> {
-        x.validate()?;
-        p.check_region("inspector.home_region_code", &x.home_region)?;
-        let key = draws::inspector_key(&x.id);
-        if let Some(v) = p.get(&key)? {
-            let old: Inspector = codec::decode(&v)?;
-            // A district manages only its own inspectors (also when moving one).
-            p.check_region("inspector.id", &old.home_region)?;
-            x.recorded_at_ms = old.recorded_at_ms;
-            if old == *x {
-                return Ok(Outcome::Inspector(x));
-            }
-        }
-        x.recorded_at_ms = now_ms;
-        p.put(key, codec::encode(&*x)?);
-        Ok(Outcome::Inspector(x))
+        Ok(plan)
     }
 
     /// Records a drawn plan's inspector teams (FAILED_PRECONDITION if assigned).
@@ -76,8 +114,8 @@ impl Writer {
         p: &mut Pending,
         plan_id: u64,
         mut assignment: Assignment,
-        now_ms: i64,
-    ) -> Result<Outcome> {
+    ) -> Result<DrawPlan> {
+        let now_ms = p.at.now_ms;
         let mut plan = load_plan(p, plan_id)?;
         if plan.assignment.is_some() {
             return Err(Error::FailedPrecondition(format!(
@@ -87,7 +125,7 @@ impl Writer {
         assignment.assigned_at_ms = now_ms;
         plan.assignment = Some(assignment);
         p.put(draws::plan_key(plan_id), codec::encode(&plan)?);
-        Ok(Outcome::Plan(Box::new(plan)))
+        Ok(plan)
     }
 }
 

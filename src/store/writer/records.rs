@@ -3,8 +3,214 @@
 
 use super::*;
 
+/// Creates or replaces an enterprise's profile (主体登记信息).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UpsertEnterprise(#[serde(with = "wire::keyed")] pub Enterprise);
+
+/// What an upsert stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Upserted {
+    pub enterprise: Enterprise,
+    /// Whether the enterprise was new.
+    pub created: bool,
+}
+
+impl Operation for UpsertEnterprise {
+    type Output = Upserted;
+    fn cause(&self) -> String {
+        "UpsertEnterprise".into()
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<Upserted> {
+        let (ctx, p) = tx.ctx();
+        Ok(ctx.upsert_enterprise(p, self.0)?.0)
+    }
+    fn subject(out: &Upserted) -> Option<Uscc> {
+        Some(out.enterprise.uscc)
+    }
+}
+
+/// Records an administrative penalty (行政处罚).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordPenalty(#[serde(with = "wire::keyed")] pub Penalty);
+
+impl Operation for RecordPenalty {
+    type Output = Penalty;
+    fn cause(&self) -> String {
+        format!("RecordPenalty penalty/{}", self.0.decision_number)
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<Penalty> {
+        let (ctx, p) = tx.ctx();
+        Ok(ctx.record_penalty(p, self.0)?.0)
+    }
+    fn subject(out: &Penalty) -> Option<Uscc> {
+        Some(out.uscc)
+    }
+}
+
+/// Files an annual report (年度报告).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FileAnnualReport(#[serde(with = "wire::keyed")] pub AnnualReport);
+
+impl Operation for FileAnnualReport {
+    type Output = AnnualReport;
+    fn cause(&self) -> String {
+        format!("FileAnnualReport annual_report/{}", self.0.year)
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<AnnualReport> {
+        let (ctx, p) = tx.ctx();
+        Ok(ctx.file_report(p, self.0)?.0)
+    }
+    fn subject(out: &AnnualReport) -> Option<Uscc> {
+        Some(out.uscc)
+    }
+}
+
+/// Adds a listing (abnormal operations, serious illegal, abnormal status mark).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AddListing(#[serde(with = "wire::keyed")] pub Listing);
+
+impl Operation for AddListing {
+    type Output = Listing;
+    fn cause(&self) -> String {
+        format!("AddListing listing/{}", self.0.listing_id())
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<Listing> {
+        let (ctx, p) = tx.ctx();
+        Ok(ctx.add_listing(p, self.0)?.0)
+    }
+    fn subject(out: &Listing) -> Option<Uscc> {
+        Some(out.uscc)
+    }
+}
+
+/// Records a spot-check result.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordInspection(#[serde(with = "wire::keyed")] pub InspectionResult);
+
+impl Operation for RecordInspection {
+    type Output = InspectionResult;
+    fn cause(&self) -> String {
+        format!("RecordInspectionResult inspection/{}", self.0.task_id)
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<InspectionResult> {
+        let (ctx, p) = tx.ctx();
+        Ok(ctx.record_inspection(p, self.0)?.0)
+    }
+    fn subject(out: &InspectionResult) -> Option<Uscc> {
+        Some(out.uscc)
+    }
+}
+
+/// One record of an import, already parsed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ImportItem {
+    Enterprise(#[serde(with = "wire::keyed")] Enterprise),
+    Penalty(#[serde(with = "wire::keyed")] Penalty),
+    Report(#[serde(with = "wire::keyed")] AnnualReport),
+    Listing(#[serde(with = "wire::keyed")] Listing),
+    Inspection(#[serde(with = "wire::keyed")] InspectionResult),
+}
+
+/// A chunk of an import: (index in the stream, record); each record is stored or
+/// refused on its own, the stored ones in one batch.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Import(pub Vec<(u64, ImportItem)>);
+
+/// A refused import record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRejection {
+    pub index: u64,
+    pub kind: &'static str,
+    pub key: String,
+    pub error: String,
+    pub code: &'static str,
+}
+
+/// Result of one import chunk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub stored: u64,
+    pub unchanged: u64,
+    pub rejections: Vec<ImportRejection>,
+}
+
+impl Operation for Import {
+    type Output = ImportOutcome;
+    fn cause(&self) -> String {
+        "ImportRecords".into()
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<ImportOutcome> {
+        let (ctx, p) = tx.ctx();
+        let o = ctx.import(p, self.0);
+        p.change = Some(Change {
+            target: "import".into(),
+            after: format!(
+                "ImportRecords chunk: stored {}, unchanged {}, refused {}",
+                o.stored,
+                o.unchanged,
+                o.rejections.len()
+            ),
+            ..Change::default()
+        });
+        Ok(o)
+    }
+}
+
+/// One chunk of the annual-report sweep: `limit` directory entries after the directory
+/// key `after`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SweepChunk {
+    pub year: u16,
+    pub as_of: Date,
+    pub after: Option<Vec<u8>>,
+    pub limit: usize,
+}
+
+/// Counts of one sweep chunk.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepCounts {
+    pub examined: u64,
+    pub listed_abnormal: u64,
+    pub marked_abnormal_status: u64,
+    pub moved_serious: u64,
+    pub already_listed: u64,
+    /// Directory key of the last entry of the chunk (the cursor for the next chunk);
+    /// `None` when done.
+    pub last: Option<Vec<u8>>,
+}
+
+impl Operation for SweepChunk {
+    type Output = SweepCounts;
+    fn cause(&self) -> String {
+        format!("SweepAnnualReports {}", self.year)
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<SweepCounts> {
+        let (ctx, p) = tx.ctx();
+        ctx.sweep_chunk(p, self.year, self.as_of, self.after.as_deref(), self.limit)
+    }
+}
+
+/// Stores only the idempotency record of a request whose effects earlier jobs
+/// committed (the sweep's chunks, a backup's file): the output is the value given.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Remember<T>(pub T);
+
+impl<T: Serialize + DeserializeOwned + Debug + Send + 'static> Operation for Remember<T> {
+    type Output = T;
+    fn cause(&self) -> String {
+        String::new()
+    }
+    fn apply(self, _tx: &mut Tx<'_>) -> Result<T> {
+        Ok(self.0)
+    }
+}
+
 impl Ctx<'_> {
-    pub(super) fn upsert_enterprise(&self, p: &mut Pending, mut e: Enterprise) -> Result<Applied> {
+    pub(super) fn upsert_enterprise(
+        &self,
+        p: &mut Pending,
+        mut e: Enterprise,
+    ) -> Result<Applied<Upserted>> {
         e.validate(self.today)?;
         let u = e.uscc;
         let old = p.doc(&u)?.and_then(|d| d.enterprise.clone());
@@ -12,7 +218,7 @@ impl Ctx<'_> {
             e.recorded_at_ms = o.recorded_at_ms;
             if *o == e {
                 return Ok((
-                    Outcome::Enterprise {
+                    Upserted {
                         enterprise: e,
                         created: false,
                     },
@@ -58,7 +264,7 @@ impl Ctx<'_> {
             p.created += 1;
         }
         Ok((
-            Outcome::Enterprise {
+            Upserted {
                 enterprise: e,
                 created,
             },
@@ -66,7 +272,11 @@ impl Ctx<'_> {
         ))
     }
 
-    pub(super) fn record_penalty(&self, p: &mut Pending, mut x: Penalty) -> Result<Applied> {
+    pub(super) fn record_penalty(
+        &self,
+        p: &mut Pending,
+        mut x: Penalty,
+    ) -> Result<Applied<Penalty>> {
         x.validate(self.today)?;
         let u = x.uscc;
         p.registered_mut(&u, "penalty.uscc")?;
@@ -84,7 +294,7 @@ impl Ctx<'_> {
                     x.recorded_at_ms = old.recorded_at_ms;
                     x.publicity_ended_on = old.publicity_ended_on;
                     if old == x {
-                        return Ok((Outcome::Penalty(old), false));
+                        return Ok((old, false));
                     }
                 }
             }
@@ -108,10 +318,14 @@ impl Ctx<'_> {
             .penalties
             .partition_point(|q| q.decision_number < x.decision_number);
         d.penalties.insert(at, x.clone());
-        Ok((Outcome::Penalty(x), true))
+        Ok((x, true))
     }
 
-    pub(super) fn file_report(&self, p: &mut Pending, mut x: AnnualReport) -> Result<Applied> {
+    pub(super) fn file_report(
+        &self,
+        p: &mut Pending,
+        mut x: AnnualReport,
+    ) -> Result<Applied<AnnualReport>> {
         x.validate(self.today)?;
         let d = p.registered_mut(&x.uscc, "report.uscc")?;
         let established = d
@@ -126,7 +340,7 @@ impl Ctx<'_> {
             ));
         }
         if let Some(old) = d.reports.iter().find(|r| r.year == x.year) {
-            return Ok((Outcome::Report(old.clone()), false));
+            return Ok((old.clone(), false));
         }
         x.recorded_at_ms = self.now_ms;
         p.change = Some(Change {
@@ -136,10 +350,10 @@ impl Ctx<'_> {
         let d = p.registered_mut(&x.uscc, "report.uscc")?;
         let at = d.reports.partition_point(|r| r.year < x.year);
         d.reports.insert(at, x.clone());
-        Ok((Outcome::Report(x), true))
+        Ok((x, true))
     }
 
-    pub(super) fn add_listing(&self, p: &mut Pending, mut x: Listing) -> Result<Applied> {
+    pub(super) fn add_listing(&self, p: &mut Pending, mut x: Listing) -> Result<Applied<Listing>> {
         let d = p.registered_mut(&x.uscc, "listing.uscc")?;
         let entity_type = d
             .enterprise
@@ -150,7 +364,7 @@ impl Ctx<'_> {
         if let Some(old) = d.listings.iter().find(|l| same_listing(l, &x)) {
             x.recorded_at_ms = old.recorded_at_ms;
             if *old == x {
-                return Ok((Outcome::Listing(old.clone()), false));
+                return Ok((old.clone(), false));
             }
             return Err(Error::AlreadyExists(format!(
                 "listing: {} of {}",
@@ -171,20 +385,20 @@ impl Ctx<'_> {
         });
         let d = p.registered_mut(&x.uscc, "listing.uscc")?;
         insert_listing(d, x.clone());
-        Ok((Outcome::Listing(x), true))
+        Ok((x, true))
     }
 
     pub(super) fn record_inspection(
         &self,
         p: &mut Pending,
         mut x: InspectionResult,
-    ) -> Result<Applied> {
+    ) -> Result<Applied<InspectionResult>> {
         x.validate(self.today)?;
         let d = p.registered_mut(&x.uscc, "result.uscc")?;
         if let Some(old) = d.inspections.iter().find(|i| i.task_id == x.task_id) {
             x.recorded_at_ms = old.recorded_at_ms;
             if *old == x {
-                return Ok((Outcome::Inspection(old.clone()), false));
+                return Ok((old.clone(), false));
             }
             return Err(Error::AlreadyExists(format!(
                 "result: task {:?} for {}",
@@ -202,7 +416,7 @@ impl Ctx<'_> {
         let d = p.registered_mut(&x.uscc, "result.uscc")?;
         let at = d.inspections.partition_point(|i| i.task_id < x.task_id);
         d.inspections.insert(at, x.clone());
-        Ok((Outcome::Inspection(x), true))
+        Ok((x, true))
     }
 
     pub(super) fn import(&self, p: &mut Pending, items: Vec<(u64, ImportItem)>) -> ImportOutcome {
@@ -210,15 +424,15 @@ impl Ctx<'_> {
         for (index, item) in items {
             let (kind, key) = describe(&item);
             let r = match item {
-                ImportItem::Enterprise(x) => self.upsert_enterprise(p, x),
-                ImportItem::Penalty(x) => self.record_penalty(p, x),
-                ImportItem::Report(x) => self.file_report(p, x),
-                ImportItem::Listing(x) => self.add_listing(p, x),
-                ImportItem::Inspection(x) => self.record_inspection(p, x),
+                ImportItem::Enterprise(x) => self.upsert_enterprise(p, x).map(|r| r.1),
+                ImportItem::Penalty(x) => self.record_penalty(p, x).map(|r| r.1),
+                ImportItem::Report(x) => self.file_report(p, x).map(|r| r.1),
+                ImportItem::Listing(x) => self.add_listing(p, x).map(|r| r.1),
+                ImportItem::Inspection(x) => self.record_inspection(p, x).map(|r| r.1),
             };
             match r {
-                Ok((_, true)) => out.stored += 1,
-                Ok((_, false)) => out.unchanged += 1,
+                Ok(true) => out.stored += 1,
+                Ok(false) => out.unchanged += 1,
                 Err(e) => out.rejections.push(ImportRejection {
                     index,
                     kind,

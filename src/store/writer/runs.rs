@@ -3,6 +3,163 @@
 
 use super::*;
 
+/// Registers a model version (ALREADY_EXISTS if the version exists with other
+/// content); `activate_if_none` makes it active when no model is.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegisterModel {
+    #[serde(with = "wire::model_source")]
+    pub model: Arc<Model>,
+    pub activate_if_none: bool,
+}
+
+/// What a model registration did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelRegistered {
+    pub version: String,
+    /// False when the same version with the same content was registered already.
+    pub created: bool,
+}
+
+impl Operation for RegisterModel {
+    type Output = ModelRegistered;
+    const RESCORES: bool = false;
+    fn cause(&self) -> String {
+        format!("model/{} registered", self.model.version)
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<ModelRegistered> {
+        let (w, p) = tx.parts();
+        w.register_model(p, self.model, self.activate_if_none)
+    }
+}
+
+/// Starts a scoring run (FAILED_PRECONDITION while another is being computed).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BeginRun {
+    #[serde(with = "wire::model_source")]
+    pub model: Arc<Model>,
+    pub as_of: Date,
+    pub dry_run: bool,
+    pub requested_by: String,
+}
+
+impl Operation for BeginRun {
+    type Output = ScoringRun;
+    const RESCORES: bool = false;
+    fn cause(&self) -> String {
+        format!(
+            "scoring run begun: model {} as of {}{}",
+            self.model.version,
+            self.as_of,
+            if self.dry_run { " (dry run)" } else { "" }
+        )
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<ScoringRun> {
+        let (w, p) = tx.parts();
+        w.begin_run(p, self.model, self.as_of, self.dry_run, self.requested_by)
+    }
+    /// A `RunBatchScoring` request id is bound to the run it began.
+    fn binding(run: &ScoringRun) -> Option<Remembered> {
+        Some(Remembered::Run(run.id))
+    }
+}
+
+/// Completes the run being computed, whose blocks are written: re-scores what changed
+/// meanwhile, then makes it current (or the candidate, for a dry run). The value is the
+/// run's summary; the job that computed the run hands over its in-memory view with it
+/// (not serialized: a replica applying the operation loads the view from the blocks).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FinishRun {
+    pub run: ScoringRun,
+    #[serde(skip)]
+    pub view: Option<Box<RunView>>,
+}
+
+impl Operation for FinishRun {
+    type Output = ScoringRun;
+    const RESCORES: bool = false;
+    fn cause(&self) -> String {
+        format!(
+            "run/{} complete: {} enterprises, classes {:?}",
+            self.run.id, self.run.enterprises, self.run.classes
+        )
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<ScoringRun> {
+        let (w, p) = tx.parts();
+        let view = match self.view {
+            Some(v) => RunView {
+                run: self.run,
+                ..*v
+            },
+            None => w.load_view(self.run)?,
+        };
+        let view = w.finish_run(p, view)?;
+        let run = view.run.clone();
+        p.scoring(move |st| {
+            st.building = None;
+            if view.run.dry_run {
+                st.candidate = Some(view);
+            } else {
+                st.active_model = Some(view.model.clone());
+                st.current = Some(view);
+                st.candidate = None;
+            }
+        });
+        Ok(run)
+    }
+}
+
+/// Marks the run being computed aborted and drops its results.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AbortRun {
+    pub id: u64,
+    pub error: String,
+}
+
+impl Operation for AbortRun {
+    type Output = ScoringRun;
+    const RESCORES: bool = false;
+    fn cause(&self) -> String {
+        format!("run/{} aborted: {}", self.id, self.error)
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<ScoringRun> {
+        let (w, p) = tx.parts();
+        let id = self.id;
+        let run = w.abort_run(p, id, self.error)?;
+        p.scoring(move |st| {
+            if st.building.as_ref().is_some_and(|b| b.id == id) {
+                st.building = None;
+            }
+        });
+        Ok(run)
+    }
+}
+
+/// Makes the candidate (a complete dry run) current and its model active.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ActivateRun {
+    pub id: u64,
+    pub by: String,
+    pub reason: String,
+}
+
+impl Operation for ActivateRun {
+    type Output = ScoringRun;
+    const RESCORES: bool = false;
+    fn cause(&self) -> String {
+        format!("run/{} activated: {}", self.id, self.reason)
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<ScoringRun> {
+        let (w, p) = tx.parts();
+        let (run, view) = w.activate_run(p, self.id, self.by, self.reason)?;
+        p.scoring(move |st| {
+            st.active_model = Some(view.model.clone());
+            st.current = Some(view);
+            st.candidate = None;
+        });
+        Ok(run)
+    }
+}
+
 impl Writer {
     /// Re-scores every enterprise the job changed onto every live run (current,
     /// candidate, being computed), in the job's own batch, recording the cause.
@@ -69,7 +226,7 @@ impl Writer {
         p: &mut Pending,
         model: Arc<Model>,
         activate_if_none: bool,
-    ) -> Result<Outcome> {
+    ) -> Result<ModelRegistered> {
         let key = sc::model_key(&model.version);
         let created = match p.get(&key)? {
             Some(v) if v.get(1..) == Some(model.source.as_bytes()) => false,
@@ -98,7 +255,7 @@ impl Writer {
             }
             st.models.insert(m.version.clone(), m);
         });
-        Ok(Outcome::ModelRegistered {
+        Ok(ModelRegistered {
             version: model.version.clone(),
             created,
         })
@@ -111,8 +268,8 @@ impl Writer {
         as_of: Date,
         dry_run: bool,
         requested_by: String,
-        now_ms: i64,
-    ) -> Result<Outcome> {
+    ) -> Result<ScoringRun> {
+        let now_ms = p.at.now_ms;
         let st = sc::read(&self.scoring)?;
         if let Some(b) = &st.building {
             return Err(Error::FailedPrecondition(format!(
@@ -152,15 +309,24 @@ impl Writer {
         // The run is live for re-scoring once durable (the writer publishes this before
         // it runs another job).
         p.scoring(move |st| st.building = Some(Building { id, model, as_of }));
-        Ok(Outcome::Run(Box::new(run)))
+        Ok(run)
     }
 
-    pub(super) fn finish_run(
-        &self,
-        p: &mut Pending,
-        mut view: RunView,
-        now_ms: i64,
-    ) -> Result<(Outcome, Arc<RunView>)> {
+    /// The in-memory view of a run whose blocks are written (a replica finishing a run
+    /// it did not compute).
+    fn load_view(&self, run: ScoringRun) -> Result<RunView> {
+        let model = sc::read(&self.scoring)?
+            .models
+            .get(&run.model_version)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("model: version {:?}", run.model_version)))?;
+        sc::load_views(&self.tree, vec![(run, model)])?
+            .pop()
+            .ok_or_else(|| Error::Corrupt("run view not loaded".into()))
+    }
+
+    pub(super) fn finish_run(&self, p: &mut Pending, mut view: RunView) -> Result<Arc<RunView>> {
+        let now_ms = p.at.now_ms;
         let id = view.run.id;
         let building = sc::read(&self.scoring)?.building.clone();
         if building.as_ref().map(|b| b.id) != Some(id) {
@@ -208,8 +374,7 @@ impl Writer {
         }
         p.put(sc::run_key(id), codec::encode(&view.run)?);
         self.retire_old_runs(p, id)?;
-        let outcome = Outcome::Run(Box::new(view.run.clone()));
-        Ok((outcome, Arc::new(view)))
+        Ok(Arc::new(view))
     }
 
     /// Deletes complete and aborted runs beyond the newest `keep_runs`, never the
@@ -250,13 +415,8 @@ impl Writer {
         Ok(())
     }
 
-    pub(super) fn abort_run(
-        &self,
-        p: &mut Pending,
-        id: u64,
-        error: String,
-        now_ms: i64,
-    ) -> Result<Outcome> {
+    pub(super) fn abort_run(&self, p: &mut Pending, id: u64, error: String) -> Result<ScoringRun> {
+        let now_ms = p.at.now_ms;
         let mut run = sc::load_run(&self.tree, id)?
             .ok_or_else(|| Error::NotFound(format!("scoring run {id}")))?;
         run.state = RunState::Aborted;
@@ -270,7 +430,7 @@ impl Writer {
         }
         p.del(sc::sources_key(id));
         p.put(sc::run_key(id), codec::encode(&run)?);
-        Ok(Outcome::Run(Box::new(run)))
+        Ok(run)
     }
 
     pub(super) fn activate_run(
@@ -279,8 +439,8 @@ impl Writer {
         id: u64,
         by: String,
         reason: String,
-        now_ms: i64,
-    ) -> Result<(Outcome, Arc<RunView>)> {
+    ) -> Result<(ScoringRun, Arc<RunView>)> {
+        let now_ms = p.at.now_ms;
         let st = sc::read(&self.scoring)?;
         if st.current.as_ref().is_some_and(|v| v.run.id == id) {
             return Err(Error::FailedPrecondition(format!(
@@ -314,7 +474,7 @@ impl Writer {
             spot: candidate.spot.clone(),
             rescored: candidate.rescored.clone(),
         });
-        Ok((Outcome::Run(Box::new(run)), view))
+        Ok((run, view))
     }
 }
 
