@@ -138,6 +138,7 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
         }
         ("CreditRepairService", _) => REPAIR,
         ("AuditService", _) => AUDIT,
+        ("RulesService", _) => ALL,
         _ => ADMIN,
     })
 }

@@ -202,8 +202,15 @@ mod tests {
         assert_eq!(c.server.max_message_bytes, 16 * 1024 * 1024);
         let e = Config::from_toml("[server]\nlisen = \"x\"\n").unwrap_err();
         assert!(e.contains("lisen"), "{e}");
-        let c = Config::from_toml("[store.publicity]\nshort_months = 6\n").unwrap();
-        assert_eq!(c.store.publicity.short_months, 6);
-        assert_eq!(c.store.publicity.long_years, 3);
+        // Rule parameters live in dated rules files, not in the store section.
+        let e = Config::from_toml("[store.publicity]\nshort_months = 6\n").unwrap_err();
+        assert!(e.contains("publicity"), "{e}");
+        let mut c =
+            Config::from_toml("[store]\nrules_files = [\"/nonexistent/r.toml\"]\n").unwrap();
+        let e = c.store.load_files().unwrap_err();
+        assert!(
+            e.contains("store.rules_files") && e.contains("r.toml"),
+            "{e}"
+        );
     }
 }

@@ -481,13 +481,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             rt.block_on(async move {
                 let addr = cfg.server.listen_addr()?;
                 let model = cfg.scoring.model()?;
-                if let Some(f) = &cfg.store.calendar_file {
-                    let text = std::fs::read_to_string(f)
-                        .map_err(|e| format!("store.calendar_file {}: {e}", f.display()))?;
-                    let extra = credit_risk::domain::calendar::WorkCalendar::parse(&text)
-                        .map_err(|e| format!("store.calendar_file {}: {e}", f.display()))?;
-                    cfg.store.calendar.merge(extra);
-                }
+                cfg.store.load_files()?;
                 let store = Store::open_with_model(&cfg.server.data_dir, cfg.store.clone(), model)?;
                 if let Some(n) = demo {
                     let stored = demo::load(&store, n).await?;

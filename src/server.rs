@@ -96,6 +96,9 @@ pub async fn run_with_metrics(
         eprintln!("WARNING: development mode — no authentication ([server.auth] has no tokens); loopback only");
     }
     let admin = AdminServiceServer::new(AdminApi::new(store.clone(), cfg.data_dir.clone()));
+    let rules = crate::proto::rules_service_server::RulesServiceServer::new(
+        crate::service::rules::RulesApi::new(store.clone()),
+    );
 
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -149,6 +152,7 @@ pub async fn run_with_metrics(
         .add_service(audit)
         .add_service(repair)
         .add_service(admin)
+        .add_service(rules)
         .serve_with_incoming_shutdown(incoming, {
             let health = health_reporter.clone();
             let mut fault = store.fault();

@@ -38,6 +38,7 @@ const READ_ONLY: &[&str] = &[
     "ListObjections",
     "ListAuditEvents",
     "VerifyAuditChain",
+    "GetRules",
 ];
 
 /// Mutating RPCs without a request id, and why that is safe.

@@ -9,6 +9,7 @@ pub mod model;
 pub mod records;
 pub mod repair;
 pub mod rules;
+pub mod ruleset;
 pub mod sampler;
 pub mod scoring;
 pub mod spotcheck;

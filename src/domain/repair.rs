@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     calendar::WorkCalendar,
-    rules::{report_compliance, Compliance, PublicityRules},
+    rules::{report_compliance, Compliance},
+    ruleset::{RepairRules, RuleBook},
     Date, DomainError, EnterpriseRecords, ListKind, Listing, ListingReason, Uscc,
 };
 
@@ -150,11 +151,12 @@ impl RepairTarget {
         }
     }
 
-    /// Working days an operator has to decide after acceptance (DOMAIN.md §6).
-    pub fn decide_within(&self) -> u32 {
+    /// Working days an operator has to decide after acceptance (DOMAIN.md §6; the
+    /// values are rules parameters `repair.decide_*_wd`).
+    pub fn decide_within(&self, rules: &RepairRules) -> u32 {
         match self {
-            RepairTarget::AbnormalListing { .. } => 3,
-            _ => 15,
+            RepairTarget::AbnormalListing { .. } => rules.decide_abnormal_listing_wd,
+            _ => rules.decide_other_wd,
         }
     }
 
@@ -182,11 +184,6 @@ impl RepairTarget {
             .find(|l| (l.kind, l.listed_on, l.reason) == key)
     }
 }
-
-/// Working days to accept or not (DOMAIN.md §6).
-pub const ACCEPT_WITHIN: u32 = 2;
-/// Years a false commitment bars a new application.
-pub const FALSE_COMMITMENT_BAR_YEARS: u32 = 3;
 
 /// One step of a case's history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,18 +238,18 @@ pub fn eligibility(
     target: &RepairTarget,
     d: &EnterpriseRecords,
     today: Date,
-    publicity: &PublicityRules,
+    rules: &RuleBook,
     revoked_on: &[Date],
 ) -> Result<Vec<String>, DomainError> {
     let no = |reason: String| DomainError::invalid("target", reason);
     let mut why = Vec::new();
-    if let Some(r) = revoked_on
-        .iter()
-        .find(|r| r.add_years(FALSE_COMMITMENT_BAR_YEARS) > today)
-    {
+    let now = rules.in_force(today);
+    let bar = now.repair.false_commitment_bar_years;
+    if let Some(r) = revoked_on.iter().find(|r| r.add_years(bar) > today) {
         return Err(no(format!(
-            "a repair was revoked for a false commitment on {r}: no new application until {}",
-            r.add_years(FALSE_COMMITMENT_BAR_YEARS)
+            "a repair was revoked for a false commitment on {r}: no new application until {} (rules {}: repair.false_commitment_bar_years = {bar})",
+            r.add_years(bar),
+            now.version
         )));
     }
     let e = d
@@ -287,14 +284,16 @@ pub fn eligibility(
                 }
                 why.push("every annual report due has been filed".into());
             } else {
-                let from = l.listed_on.add_years(1);
+                let years = now.lists.serious_early_removal_after_years;
+                let from = l.listed_on.add_years(years);
                 if today < from {
                     return Err(no(format!(
-                        "early removal from the serious list only after one year: from {from}"
+                        "early removal from the serious list only after {years} year(s): from {from} (rules {})",
+                        now.version
                     )));
                 }
                 why.push(format!(
-                    "listed for at least a year (since {})",
+                    "listed for at least {years} year(s) (since {})",
                     l.listed_on
                 ));
             }
@@ -305,7 +304,11 @@ pub fn eligibility(
                 .iter()
                 .find(|p| &p.decision_number == decision_number)
                 .ok_or_else(|| no(format!("penalty {decision_number:?} is not on record")))?;
-            let puby = publicity.publicity(p, e.entity_type);
+            // The rules in force when the penalty was decided set its publicity.
+            let puby = rules
+                .in_force(p.decided_on)
+                .publicity
+                .publicity(p, e.entity_type);
             if !puby.in_publicity_on(today, p.publicity_ended_on) {
                 return Err(no(format!(
                     "penalty {decision_number:?} is not in publicity ({})",
@@ -355,13 +358,18 @@ pub fn eligibility(
 }
 
 /// Deadline to accept or not a case submitted on `on`.
-pub fn accept_due(cal: &WorkCalendar, on: Date) -> Date {
-    cal.add_working_days(on, ACCEPT_WITHIN)
+pub fn accept_due(cal: &WorkCalendar, rules: &RepairRules, on: Date) -> Date {
+    cal.add_working_days(on, rules.accept_within_wd)
 }
 
 /// Deadline to decide a case accepted on `on`.
-pub fn decide_due(cal: &WorkCalendar, target: &RepairTarget, on: Date) -> Date {
-    cal.add_working_days(on, target.decide_within())
+pub fn decide_due(
+    cal: &WorkCalendar,
+    rules: &RepairRules,
+    target: &RepairTarget,
+    on: Date,
+) -> Date {
+    cal.add_working_days(on, target.decide_within(rules))
 }
 
 #[cfg(test)]
@@ -400,13 +408,17 @@ mod tests {
         let cal = WorkCalendar::builtin();
         let d = |s: &str| Date::parse("d", s).unwrap();
         // Submitted Wednesday 30 Sep 2026: two working days → Friday 9 Oct (8 Oct, 9 Oct).
-        assert_eq!(accept_due(&cal, d("2026-09-30")), d("2026-10-09"));
+        let rules = RepairRules::default();
+        assert_eq!(accept_due(&cal, &rules, d("2026-09-30")), d("2026-10-09"));
         let t = RepairTarget::AbnormalListing {
             kind: ListKind::AbnormalOperations,
             listed_on: d("2026-07-01"),
             reason: ListingReason::AnnualReportNotFiled,
         };
-        assert_eq!(decide_due(&cal, &t, d("2026-10-09")), d("2026-10-13"));
+        assert_eq!(
+            decide_due(&cal, &rules, &t, d("2026-10-09")),
+            d("2026-10-13")
+        );
     }
 }
 
@@ -431,11 +443,6 @@ impl ObjectionState {
         }
     }
 }
-
-/// Working days to mark a record disputed and to decide (DOMAIN.md §6).
-pub const OBJECTION_MARK_WITHIN: u32 = 1;
-/// Working days to decide an objection.
-pub const OBJECTION_DECIDE_WITHIN: u32 = 5;
 
 /// An objection to one record of an enterprise.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use super::{
 
 /// Parameters of penalty publicity (SAMR Order 45 and the local lower-amount thresholds).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct PublicityRules {
     /// Lower-amount fine threshold for organisations, fen, inclusive (Shanghai ¥50,000).
     pub lower_fine_organisation_fen: u64,
@@ -221,7 +221,7 @@ pub fn report_compliance_since(
 
 /// Parameters of the annual-report sweep.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct SweepRules {
     /// Years on the abnormal-operations list without cure before the serious list.
     pub years_to_serious: u32,

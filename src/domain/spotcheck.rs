@@ -11,7 +11,7 @@ use super::{
 
 /// Which exemptions apply; each can be switched off in the configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct ExemptionRules {
     /// Suspended (歇业) enterprises are not drawn.
     pub suspended: bool,

@@ -5,7 +5,8 @@ use prost_types::Timestamp;
 
 use crate::{
     domain::{
-        rules::{self, PublicityRules},
+        rules::{self},
+        ruleset::RuleBook,
         AnnualReport, Date, DomainError, Enterprise, EnterpriseStatus, EntityType, IndustryCode,
         InspectionResult, ListKind, Listing, ListingReason, Penalty, PenaltyKind, Procedure,
         RegionCode, SupervisionFlag, Uscc, ViolationDomain,
@@ -369,13 +370,10 @@ pub fn penalty(m: &pb::Penalty) -> R<Penalty> {
 }
 
 /// Renders a penalty with its publicity as of `as_of`.
-pub fn penalty_pb(
-    p: &Penalty,
-    entity: EntityType,
-    rules: &PublicityRules,
-    as_of: Date,
-) -> pb::Penalty {
-    let pub_ = rules.publicity(p, entity);
+pub fn penalty_pb(p: &Penalty, entity: EntityType, rules: &RuleBook, as_of: Date) -> pb::Penalty {
+    // The rules in force when the penalty was decided set its publicity.
+    let set = rules.in_force(p.decided_on);
+    let pub_ = set.publicity.publicity(p, entity);
     pb::Penalty {
         decision_number: p.decision_number.clone(),
         uscc: p.uscc.to_string(),
@@ -400,6 +398,7 @@ pub fn penalty_pb(
             in_publicity: pub_.in_publicity_on(as_of, p.publicity_ended_on),
             rule: pub_.rule.to_string(),
             ended_early_on: opt_date(p.publicity_ended_on),
+            rules_version: set.version.clone(),
         }),
         recorded_at: timestamp(p.recorded_at_ms),
     }

@@ -7,6 +7,7 @@ pub mod classification;
 pub mod convert;
 pub mod registry;
 pub mod repair;
+pub mod rules;
 pub mod spotcheck;
 
 use prost::Message;

@@ -120,7 +120,7 @@ impl RegistryService for RegistryApi {
             .enterprise(&p.uscc)?
             .map(|e| e.entity_type)
             .unwrap_or(crate::domain::EntityType::Enterprise);
-        let rules = self.store.options().publicity.clone();
+        let rules = self.store.options().rules.clone();
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
@@ -149,7 +149,7 @@ impl RegistryService for RegistryApi {
             .enterprise_records(&u)?
             .ok_or_else(|| Error::NotFound(format!("enterprise {u}")))?;
         let entity = recs.enterprise.as_ref().map(|e| e.entity_type);
-        let rules = &self.store.options().publicity;
+        let rules = &self.store.options().rules;
         let mut penalties: Vec<pb::Penalty> = recs
             .penalties
             .iter()
@@ -444,7 +444,7 @@ fn credit_report(
     let Some(e) = recs.enterprise.as_ref() else {
         return Err(Status::not_found(format!("enterprise {u}")));
     };
-    let rules = &store.options().publicity;
+    let rules = &store.options().rules;
     let mut penalties: Vec<pb::Penalty> = recs
         .penalties
         .iter()

@@ -7,7 +7,7 @@ use crate::{
     domain::{
         repair::{
             accept_due, decide_due, Objection, ObjectionState, ObjectionStep, RepairAction,
-            RepairCase, RepairState, RepairStep, RepairTarget, OBJECTION_DECIDE_WITHIN,
+            RepairCase, RepairState, RepairStep, RepairTarget,
         },
         Date, DomainError, ListKind,
     },
@@ -149,7 +149,9 @@ impl CreditRepairApi {
                 let c = self.store.repair_case(id)?.ok_or_else(|| {
                     Status::not_found(format!("case_id: repair case {id} not found"))
                 })?;
-                Some(decide_due(&self.store.options().calendar, &c.target, today))
+                let o = self.store.options();
+                let rules = &o.rules.in_force(today).repair;
+                Some(decide_due(&o.calendar, rules, &c.target, today))
             }
             _ => None,
         };
@@ -207,7 +209,11 @@ impl CreditRepairService for CreditRepairApi {
             state: RepairState::Submitted,
             submitted_on: today,
             eligibility: Vec::new(),
-            accept_due: accept_due(&self.store.options().calendar, today),
+            accept_due: accept_due(
+                &self.store.options().calendar,
+                &self.store.options().rules.in_force(today).repair,
+                today,
+            ),
             decide_due: None,
             history: vec![RepairStep {
                 state: RepairState::Submitted,
@@ -298,7 +304,15 @@ impl CreditRepairService for CreditRepairApi {
             evidence: r.evidence.clone(),
             state: ObjectionState::Open,
             filed_on: today,
-            decide_due: cal.add_working_days(today, OBJECTION_DECIDE_WITHIN),
+            decide_due: cal.add_working_days(
+                today,
+                self.store
+                    .options()
+                    .rules
+                    .in_force(today)
+                    .repair
+                    .objection_decide_wd,
+            ),
             resolution: String::new(),
             history: vec![ObjectionStep {
                 state: ObjectionState::Open,

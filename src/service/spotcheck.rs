@@ -343,7 +343,7 @@ impl SpotCheckApi {
         let as_of = convert::as_of("as_of", &req.as_of).map_err(invalid)?;
         let view = self.store.require_current_run()?;
         let spot = view.spot_view();
-        let rules = &self.store.options().exemptions;
+        let rules = &self.store.options().rules.in_force(as_of).exemptions;
         let mut items = Vec::with_capacity(req.usccs.len());
         for (i, s) in req.usccs.iter().enumerate() {
             let mut item = pb::MatchItem {
@@ -529,7 +529,7 @@ impl SpotCheckService for SpotCheckApi {
                 model_version: view.run.model_version.clone(),
                 as_of,
                 filter: f2,
-                exemptions: store.options().exemptions.clone(),
+                exemptions: store.options().rules.in_force(as_of).exemptions.clone(),
                 strata,
                 created_at_ms: 0,
                 created_by: principal,

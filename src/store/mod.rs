@@ -28,10 +28,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    domain::{
-        rules::{PublicityRules, SweepRules},
-        Date, Enterprise, EnterpriseRecords, Model, Uscc,
-    },
+    domain::{Date, Enterprise, EnterpriseRecords, Model, Uscc},
     error::{Error, Result},
 };
 
@@ -70,8 +67,6 @@ pub struct StoreOptions {
     /// The working-day calendar in force (built-in, extended by `calendar_file`).
     #[serde(skip, default = "crate::domain::calendar::WorkCalendar::builtin")]
     pub calendar: crate::domain::calendar::WorkCalendar,
-    /// Spot-check exemptions (免抽查), each switchable.
-    pub exemptions: crate::domain::spotcheck::ExemptionRules,
     /// Scoring runs whose results are kept (newest first; the current run and a pending
     /// dry run always are); older runs keep only their record.
     pub keep_runs: usize,
@@ -80,10 +75,12 @@ pub struct StoreOptions {
     /// zstd page compression: about half the disk, about a quarter of the import
     /// throughput (see BENCHMARKS.md). Fixed when the store is created.
     pub compression: bool,
-    /// Penalty publicity parameters.
-    pub publicity: PublicityRules,
-    /// Annual-report sweep parameters.
-    pub sweep: SweepRules,
+    /// Rules files (TOML, `[[ruleset]]`) adding dated rules versions to the built-in
+    /// Shanghai rules (see docs/RULES.md).
+    pub rules_files: Vec<std::path::PathBuf>,
+    /// The rules versions in force by date (built-in, extended by `rules_files`).
+    #[serde(skip)]
+    pub rules: crate::domain::ruleset::RuleBook,
 }
 
 impl Default for StoreOptions {
@@ -92,16 +89,38 @@ impl Default for StoreOptions {
             cache_bytes: 256 * 1024 * 1024,
             max_group: 512,
             queue_depth: 1024,
-            exemptions: Default::default(),
             audit: true,
             calendar_file: None,
             calendar: crate::domain::calendar::WorkCalendar::builtin(),
             keep_runs: 7,
             scan_threads: 2,
             compression: false,
-            publicity: PublicityRules::default(),
-            sweep: SweepRules::default(),
+            rules_files: Vec::new(),
+            rules: crate::domain::ruleset::RuleBook::builtin(),
         }
+    }
+}
+
+impl StoreOptions {
+    /// Reads the files the options name: the holiday calendar (`calendar_file`) and the
+    /// rules versions (`rules_files`). A bad file or key stops the server naming it.
+    pub fn load_files(&mut self) -> std::result::Result<(), String> {
+        if let Some(f) = &self.calendar_file {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("store.calendar_file {}: {e}", f.display()))?;
+            let extra = crate::domain::calendar::WorkCalendar::parse(&text)
+                .map_err(|e| format!("store.calendar_file {}: {e}", f.display()))?;
+            self.calendar.merge(extra);
+        }
+        let mut files = Vec::new();
+        for f in &self.rules_files {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("store.rules_files {}: {e}", f.display()))?;
+            files.push((f.display().to_string(), text));
+        }
+        self.rules = crate::domain::ruleset::RuleBook::with_files(&files)
+            .map_err(|e| format!("store.rules_files: {e}"))?;
+        Ok(())
     }
 }
 
@@ -505,9 +524,11 @@ impl Store {
         as_of: Date,
     ) -> Result<(Arc<RunView>, Vec<spot::Candidate>)> {
         let view = self.require_current_run()?;
-        let out = view
-            .spot_view()
-            .candidates(f, &self.shared.options.exemptions, as_of)?;
+        let out = view.spot_view().candidates(
+            f,
+            &self.shared.options.rules.in_force(as_of).exemptions,
+            as_of,
+        )?;
         Ok((view, out))
     }
 
@@ -519,9 +540,11 @@ impl Store {
         as_of: Date,
     ) -> Result<(Arc<RunView>, [Vec<Uscc>; 4])> {
         let view = self.require_current_run()?;
-        let out =
-            view.spot_view()
-                .candidate_usccs_by_class(f, &self.shared.options.exemptions, as_of)?;
+        let out = view.spot_view().candidate_usccs_by_class(
+            f,
+            &self.shared.options.rules.in_force(as_of).exemptions,
+            as_of,
+        )?;
         Ok((view, out))
     }
 

@@ -117,7 +117,7 @@ impl Ctx<'_> {
             &c.target,
             &d,
             self.today,
-            &self.options.publicity,
+            &self.options.rules,
             &revoked,
         )?;
         let id = sc::get_counter(p.tree, "next_case")?.unwrap_or(1);

@@ -471,9 +471,13 @@ impl Ctx<'_> {
                     continue;
                 };
                 let Some(e) = &recs.enterprise else { continue };
-                self.options
-                    .sweep
-                    .decide(e, &recs.reports, &recs.listings, year, as_of)
+                self.options.rules.in_force(as_of).sweep.decide(
+                    e,
+                    &recs.reports,
+                    &recs.listings,
+                    year,
+                    as_of,
+                )
             };
             c.examined += 1;
             if decision.already_listed {

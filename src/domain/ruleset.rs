@@ -1,0 +1,598 @@
+//! Rules as dated data (规则版本): every parameter the law or local practice sets —
+//! publicity periods and thresholds, list terms, repair and objection deadlines,
+//! spot-check exemptions — lives in a versioned [`RuleSet`] with a jurisdiction and an
+//! `effective_from` date. A [`RuleBook`] holds every version; an as-of date picks the
+//! one in force then, so a decision about 2023 uses the 2023 rules even after a change.
+//!
+//! The built-in book is Shanghai's (`rules_shanghai.toml`, each value with its source
+//! and evidence mark in a comment); `store.rules_files` adds versions. A bad key, a zero
+//! period, overlapping effective dates or a ratio outside [0, 1] stops the server naming
+//! the key. [`PARAMETERS`] describes every parameter (unit, source, evidence, where it
+//! is used) for `GetRules` and docs/RULES.md.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    rules::{PublicityRules, SweepRules},
+    spotcheck::ExemptionRules,
+    Date, DomainError, RegionCode,
+};
+
+/// Terms of the lists (经营异常名录, 严重违法失信名单).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRules {
+    /// Years on the serious-illegal list before an early removal by repair may be asked.
+    pub serious_early_removal_after_years: u32,
+}
+
+impl Default for ListRules {
+    fn default() -> Self {
+        ListRules {
+            serious_early_removal_after_years: 1,
+        }
+    }
+}
+
+/// Credit-repair and objection deadlines (信用修复, 异议).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepairRules {
+    /// Working days to accept or not a repair application.
+    pub accept_within_wd: u32,
+    /// Working days to decide an accepted abnormal-list removal.
+    pub decide_abnormal_listing_wd: u32,
+    /// Working days to decide any other accepted case (penalty publicity, serious list).
+    pub decide_other_wd: u32,
+    /// Years a revoked approval (a false commitment) bars a new application.
+    pub false_commitment_bar_years: u32,
+    /// Working days to decide an objection to a credit record.
+    pub objection_decide_wd: u32,
+}
+
+impl Default for RepairRules {
+    fn default() -> Self {
+        RepairRules {
+            accept_within_wd: 2,
+            decide_abnormal_listing_wd: 3,
+            decide_other_wd: 15,
+            false_commitment_bar_years: 3,
+            objection_decide_wd: 5,
+        }
+    }
+}
+
+/// One dated version of the rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleSet {
+    /// Unique name of the version, e.g. `shanghai-2022-07-01`.
+    pub version: String,
+    /// Region code of the jurisdiction (`310000`: Shanghai).
+    pub jurisdiction: RegionCode,
+    /// First day the version applies.
+    pub effective_from: Date,
+    pub publicity: PublicityRules,
+    pub lists: ListRules,
+    pub sweep: SweepRules,
+    pub repair: RepairRules,
+    pub exemptions: ExemptionRules,
+}
+
+/// The file form of a rule set (every section and key required).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSet {
+    version: String,
+    jurisdiction: String,
+    effective_from: String,
+    publicity: PublicityRules,
+    lists: ListRules,
+    sweep: SweepRules,
+    repair: RepairRules,
+    exemptions: ExemptionRules,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    ruleset: Vec<RawSet>,
+}
+
+/// What one parameter is: its unit, its source, its evidence mark, where it is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamInfo {
+    /// Dotted key in the rules file (`publicity.short_months`).
+    pub key: &'static str,
+    pub unit: &'static str,
+    pub source: &'static str,
+    /// DOMAIN.md evidence mark: V, R, U (or a combination).
+    pub evidence: &'static str,
+    /// Where the service applies it.
+    pub used_in: &'static str,
+}
+
+/// Every parameter of a rule set. A test checks that this list and [`RuleSet::values`]
+/// name the same keys, so no parameter goes without a source.
+pub const PARAMETERS: &[ParamInfo] = &[
+    ParamInfo {
+        key: "publicity.lower_fine_organisation_fen",
+        unit: "fen (inclusive)",
+        source: "Shanghai lower-amount fine thresholds 2022-07-01..2027-06-30 (DOMAIN §5)",
+        evidence: "R",
+        used_in: "penalty publicity window (GetCreditReport, ListPenalties, repair eligibility)",
+    },
+    ParamInfo {
+        key: "publicity.lower_fine_natural_person_fen",
+        unit: "fen (inclusive)",
+        source: "Shanghai lower-amount fine thresholds 2022-07-01..2027-06-30 (DOMAIN §5)",
+        evidence: "R",
+        used_in: "penalty publicity window of individual businesses",
+    },
+    ParamInfo {
+        key: "publicity.short_months",
+        unit: "months",
+        source: "SAMR Order 45 Art. 14: public criticism or lower-amount fine (DOMAIN §5)",
+        evidence: "V",
+        used_in: "penalty publicity window",
+    },
+    ParamInfo {
+        key: "publicity.long_years",
+        unit: "years",
+        source: "SAMR Order 45 Art. 14: other published penalties (DOMAIN §5)",
+        evidence: "V",
+        used_in: "penalty publicity window",
+    },
+    ParamInfo {
+        key: "publicity.early_end_after_months",
+        unit: "months",
+        source: "SAMR Order 45 Art. 16: early end after at least 6 months (DOMAIN §5)",
+        evidence: "V/R",
+        used_in: "repair eligibility (early end of publicity)",
+    },
+    ParamInfo {
+        key: "publicity.early_end_after_months_sensitive",
+        unit: "months",
+        source: "SAMR Order 45 Art. 16: at least 1 year for food, drugs, special equipment (DOMAIN §5)",
+        evidence: "V/R",
+        used_in: "repair eligibility (early end of publicity)",
+    },
+    ParamInfo {
+        key: "lists.serious_early_removal_after_years",
+        unit: "years",
+        source: "SAMR credit-repair measures (2021): early serious-list removal after 1 year (DOMAIN §5)",
+        evidence: "R",
+        used_in: "repair eligibility (serious list)",
+    },
+    ParamInfo {
+        key: "sweep.years_to_serious",
+        unit: "years",
+        source: "企业信息公示暂行条例 Art. 17: 3 years on the abnormal list without cure (DOMAIN §4)",
+        evidence: "V",
+        used_in: "SweepAnnualReports (move to the serious list)",
+    },
+    ParamInfo {
+        key: "repair.accept_within_wd",
+        unit: "working days",
+        source: "SAMR credit-repair measures (2021) (DOMAIN §6)",
+        evidence: "U",
+        used_in: "SubmitRepair (accept_due)",
+    },
+    ParamInfo {
+        key: "repair.decide_abnormal_listing_wd",
+        unit: "working days",
+        source: "SAMR credit-repair measures (2021) (DOMAIN §6)",
+        evidence: "U",
+        used_in: "AcceptRepair (decide_due, abnormal-list removal)",
+    },
+    ParamInfo {
+        key: "repair.decide_other_wd",
+        unit: "working days",
+        source: "SAMR credit-repair measures (2021) (DOMAIN §6)",
+        evidence: "U",
+        used_in: "AcceptRepair (decide_due, penalty publicity and serious list)",
+    },
+    ParamInfo {
+        key: "repair.false_commitment_bar_years",
+        unit: "years",
+        source: "SAMR credit-repair measures (2021): false commitment bars re-application (DOMAIN §6)",
+        evidence: "U",
+        used_in: "repair eligibility after a revoked approval",
+    },
+    ParamInfo {
+        key: "repair.objection_decide_wd",
+        unit: "working days",
+        source: "Shanghai social-credit regulation (2017 text): objections decided in 5 wd (DOMAIN §6)",
+        evidence: "V",
+        used_in: "FileObjection (decide_due)",
+    },
+    ParamInfo {
+        key: "exemptions.suspended",
+        unit: "switch",
+        source: "Shanghai 2023 report: suspended (歇业) firms exempt (DOMAIN §3)",
+        evidence: "V",
+        used_in: "spot-check candidate pools and draws",
+    },
+    ParamInfo {
+        key: "exemptions.clean_two_years",
+        unit: "switch",
+        source: "Shanghai 2023 report: no problem found in two years exempt (DOMAIN §3)",
+        evidence: "V",
+        used_in: "spot-check candidate pools and draws",
+    },
+    ParamInfo {
+        key: "exemptions.max_checks_per_year",
+        unit: "checks per calendar year (0 = off)",
+        source: "Shanghai 2024 district plans: at most 2 checks per firm per year (DOMAIN §3)",
+        evidence: "R",
+        used_in: "spot-check candidate pools and draws",
+    },
+];
+
+impl RuleSet {
+    /// Every parameter as (dotted key, value), section by section, keys sorted.
+    pub fn values(&self) -> Vec<(String, String)> {
+        fn flatten(section: &str, v: &impl Serialize, out: &mut Vec<(String, String)>) {
+            if let Ok(toml::Value::Table(t)) = toml::Value::try_from(v) {
+                for (k, v) in t {
+                    let text = match v {
+                        toml::Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    out.push((format!("{section}.{k}"), text));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        flatten("publicity", &self.publicity, &mut out);
+        flatten("lists", &self.lists, &mut out);
+        flatten("sweep", &self.sweep, &mut out);
+        flatten("repair", &self.repair, &mut out);
+        flatten("exemptions", &self.exemptions, &mut out);
+        out
+    }
+
+    /// Checks the values: periods that must be positive are, thresholds are set.
+    fn validate(&self) -> Result<(), DomainError> {
+        let positive = [
+            (
+                "publicity.lower_fine_organisation_fen",
+                self.publicity.lower_fine_organisation_fen,
+            ),
+            (
+                "publicity.lower_fine_natural_person_fen",
+                self.publicity.lower_fine_natural_person_fen,
+            ),
+            (
+                "publicity.short_months",
+                u64::from(self.publicity.short_months),
+            ),
+            ("publicity.long_years", u64::from(self.publicity.long_years)),
+            (
+                "publicity.early_end_after_months",
+                u64::from(self.publicity.early_end_after_months),
+            ),
+            (
+                "publicity.early_end_after_months_sensitive",
+                u64::from(self.publicity.early_end_after_months_sensitive),
+            ),
+            (
+                "sweep.years_to_serious",
+                u64::from(self.sweep.years_to_serious),
+            ),
+            (
+                "repair.accept_within_wd",
+                u64::from(self.repair.accept_within_wd),
+            ),
+            (
+                "repair.decide_abnormal_listing_wd",
+                u64::from(self.repair.decide_abnormal_listing_wd),
+            ),
+            (
+                "repair.decide_other_wd",
+                u64::from(self.repair.decide_other_wd),
+            ),
+            (
+                "repair.objection_decide_wd",
+                u64::from(self.repair.objection_decide_wd),
+            ),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(DomainError::invalid(key, "must be positive"));
+            }
+        }
+        if self.publicity.short_months > self.publicity.long_years.saturating_mul(12) {
+            return Err(DomainError::invalid(
+                "publicity.short_months",
+                "longer than publicity.long_years",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Every rules version the service knows, ordered by jurisdiction and date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleBook {
+    sets: Vec<Arc<RuleSet>>,
+    /// The jurisdiction the service applies (that of the built-in rules).
+    home: RegionCode,
+}
+
+/// The built-in rules file.
+pub const BUILTIN_RULES: &str = include_str!("rules_shanghai.toml");
+
+impl RuleBook {
+    /// The built-in book (Shanghai).
+    pub fn builtin() -> RuleBook {
+        RuleBook::parse(&[("built-in", BUILTIN_RULES)])
+            .unwrap_or_else(|e| unreachable!("the built-in rules are valid: {e}"))
+    }
+
+    /// The built-in book plus the versions in `files` ((name, text) pairs).
+    pub fn with_files(files: &[(String, String)]) -> Result<RuleBook, DomainError> {
+        let mut all: Vec<(&str, &str)> = vec![("built-in", BUILTIN_RULES)];
+        all.extend(files.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+        RuleBook::parse(&all)
+    }
+
+    /// Parses and checks rules files ((name, text) pairs); the first set of the first
+    /// file names the home jurisdiction. Errors name the file and the key.
+    pub fn parse(files: &[(&str, &str)]) -> Result<RuleBook, DomainError> {
+        let mut sets: Vec<Arc<RuleSet>> = Vec::new();
+        for (name, text) in files {
+            let raw: RawFile = toml::from_str(text).map_err(|e| {
+                DomainError::invalid(
+                    format!("rules file {name}"),
+                    e.to_string().replace('\n', " "),
+                )
+            })?;
+            for (i, r) in raw.ruleset.into_iter().enumerate() {
+                let at = |key: &str| format!("rules file {name}: ruleset[{i}].{key}");
+                if r.version.trim().is_empty() {
+                    return Err(DomainError::invalid(at("version"), "empty"));
+                }
+                let jurisdiction = RegionCode::parse(&at("jurisdiction"), &r.jurisdiction)?;
+                let effective_from = Date::parse(&at("effective_from"), &r.effective_from)?;
+                let set = RuleSet {
+                    version: r.version.trim().to_string(),
+                    jurisdiction,
+                    effective_from,
+                    publicity: r.publicity,
+                    lists: r.lists,
+                    sweep: r.sweep,
+                    repair: r.repair,
+                    exemptions: r.exemptions,
+                };
+                set.validate()
+                    .map_err(|e| DomainError::invalid(at(&e.field), e.reason))?;
+                if let Some(o) = sets.iter().find(|o| o.version == set.version) {
+                    return Err(DomainError::invalid(
+                        at("version"),
+                        format!("{:?} is defined twice", o.version),
+                    ));
+                }
+                if let Some(o) = sets.iter().find(|o| {
+                    o.jurisdiction == set.jurisdiction && o.effective_from == set.effective_from
+                }) {
+                    return Err(DomainError::invalid(
+                        at("effective_from"),
+                        format!(
+                            "{} overlaps version {:?} of the same jurisdiction from the same day",
+                            set.effective_from, o.version
+                        ),
+                    ));
+                }
+                sets.push(Arc::new(set));
+            }
+        }
+        let home = sets
+            .first()
+            .map(|s| s.jurisdiction)
+            .ok_or_else(|| DomainError::invalid("rules", "no rule set"))?;
+        sets.sort_by(|a, b| {
+            (a.jurisdiction.as_str(), a.effective_from)
+                .cmp(&(b.jurisdiction.as_str(), b.effective_from))
+        });
+        Ok(RuleBook { sets, home })
+    }
+
+    /// The home jurisdiction.
+    pub fn home(&self) -> RegionCode {
+        self.home
+    }
+
+    /// The rules the service applies on `as_of` (home jurisdiction).
+    pub fn in_force(&self, as_of: Date) -> &RuleSet {
+        self.lookup(&self.home, as_of)
+            .map(|(s, _)| s)
+            .unwrap_or_else(|| unreachable!("the home jurisdiction has a rule set"))
+    }
+
+    /// The version of `jurisdiction` in force on `as_of`, and the first day of the next
+    /// version (if any). Before the earliest version, the earliest applies. `None` for a
+    /// jurisdiction without rules.
+    pub fn lookup(
+        &self,
+        jurisdiction: &RegionCode,
+        as_of: Date,
+    ) -> Option<(&RuleSet, Option<Date>)> {
+        let of: Vec<&Arc<RuleSet>> = self
+            .sets
+            .iter()
+            .filter(|s| s.jurisdiction == *jurisdiction)
+            .collect();
+        let i = of
+            .iter()
+            .rposition(|s| s.effective_from <= as_of)
+            .unwrap_or(0);
+        let set = of.get(i)?;
+        Some((set, of.get(i + 1).map(|n| n.effective_from)))
+    }
+
+    /// Every version, ordered by jurisdiction and date.
+    pub fn versions(&self) -> impl Iterator<Item = &RuleSet> {
+        self.sets.iter().map(|s| &**s)
+    }
+}
+
+impl RuleBook {
+    /// The rules page a legal officer checks line by line (docs/RULES.md): every
+    /// version, every parameter with its value, unit, source, evidence mark and use.
+    pub fn markdown(&self) -> String {
+        let mut out = String::from(
+            "# Rules the service applies\n\n\
+             Generated from the built-in rules (`src/domain/rules_shanghai.toml`) and\n\
+             `src/domain/ruleset.rs` by `CREDIT_RISK_UPDATE_DOCS=1 cargo test --test rulesdoc`;\n\
+             a test fails when this page and the code disagree. `GetRules(as_of,\n\
+             jurisdiction)` serves the same table for any version in force.\n\n\
+             Evidence marks (DOMAIN.md): **V** read in the regulation's own text, **R** reported\n\
+             by a secondary or local source, **U** unconfirmed — a configurable default.\n\n\
+             ## Versions and dates\n\n\
+             Each version has a jurisdiction and a first day (`effective_from`); it applies until\n\
+             the next version of the same jurisdiction. A decision uses the version in force on\n\
+             its own date: a penalty's publicity window the version of its decision date; a\n\
+             repair deadline, an eligibility check, a sweep or a draw's exemptions the version\n\
+             of the day they are made. Before the earliest version the earliest applies.\n\n\
+             Add a version with `store.rules_files = [\"rules-2027.toml\"]`: a file of\n\
+             `[[ruleset]]` tables, each complete (every key below, no other). A bad key, a zero\n\
+             period, a repeated version name or two versions of one jurisdiction from the same\n\
+             day stop the server at start, naming the file and the key.\n\n",
+        );
+        for set in self.versions() {
+            out.push_str(&format!(
+                "## {} — jurisdiction {}, from {}\n\n\
+                 | parameter | value | unit | source | evidence | used in |\n\
+                 |---|---|---|---|---|---|\n",
+                set.version,
+                set.jurisdiction.as_str(),
+                set.effective_from
+            ));
+            for (key, value) in set.values() {
+                let i = PARAMETERS.iter().find(|p| p.key == key);
+                out.push_str(&format!(
+                    "| `{key}` | {value} | {} | {} | {} | {} |\n",
+                    i.map(|i| i.unit).unwrap_or_default(),
+                    i.map(|i| i.source).unwrap_or_default(),
+                    i.map(|i| i.evidence).unwrap_or_default(),
+                    i.map(|i| i.used_in).unwrap_or_default(),
+                ));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl Default for RuleBook {
+    fn default() -> Self {
+        RuleBook::builtin()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Date {
+        Date::parse("d", s).unwrap()
+    }
+
+    #[test]
+    fn the_builtin_book_is_shanghai_and_matches_the_defaults() {
+        let b = RuleBook::builtin();
+        let s = b.in_force(d("2026-01-01"));
+        assert_eq!(s.jurisdiction.as_str(), "310000");
+        assert_eq!(s.publicity, PublicityRules::default());
+        assert_eq!(s.sweep, SweepRules::default());
+        assert_eq!(s.repair, RepairRules::default());
+        assert_eq!(s.lists, ListRules::default());
+        assert_eq!(s.exemptions, ExemptionRules::default());
+    }
+
+    #[test]
+    fn every_parameter_has_a_source_and_every_source_a_parameter() {
+        let s = RuleBook::builtin().in_force(d("2026-01-01")).clone();
+        let mut keys: Vec<String> = s.values().into_iter().map(|(k, _)| k).collect();
+        let mut described: Vec<String> = PARAMETERS.iter().map(|p| p.key.to_string()).collect();
+        keys.sort();
+        described.sort();
+        assert_eq!(keys, described);
+        for p in PARAMETERS {
+            assert!(!p.source.is_empty() && !p.evidence.is_empty() && !p.used_in.is_empty());
+            assert!(
+                p.evidence.split('/').all(|m| ["V", "R", "U"].contains(&m)),
+                "{}",
+                p.key
+            );
+        }
+    }
+
+    /// A later version: the built-in text with another version, date and short period.
+    fn later(version: &str, from: &str, short_months: u32) -> String {
+        BUILTIN_RULES
+            .replace("shanghai-2022-07-01", version)
+            .replace(
+                "effective_from = \"2022-07-01\"",
+                &format!("effective_from = \"{from}\""),
+            )
+            .replace(
+                "short_months = 3",
+                &format!("short_months = {short_months}"),
+            )
+    }
+
+    #[test]
+    fn two_versions_coexist_and_the_as_of_date_picks_one() {
+        let b = RuleBook::with_files(&[("x".into(), later("sh-2027", "2027-07-01", 6))]).unwrap();
+        // Rows: (as of, version, short months, next version from).
+        for (as_of, version, months, next) in [
+            ("2020-01-01", "shanghai-2022-07-01", 3, Some("2027-07-01")), // before both: earliest
+            ("2027-06-30", "shanghai-2022-07-01", 3, Some("2027-07-01")), // last day of the old
+            ("2027-07-01", "sh-2027", 6, None),                           // first day of the new
+        ] {
+            let (s, until) = b.lookup(&b.home(), d(as_of)).unwrap();
+            assert_eq!(s.version, version, "{as_of}");
+            assert_eq!(s.publicity.short_months, months, "{as_of}");
+            assert_eq!(until, next.map(d), "{as_of}");
+            assert_eq!(b.in_force(d(as_of)).version, version);
+        }
+    }
+
+    #[test]
+    fn bad_rules_are_refused_naming_the_key() {
+        let cases: Vec<(String, &str)> = vec![
+            (
+                BUILTIN_RULES.replace("short_months = 3", "short_monthz = 3"),
+                "short_monthz",
+            ),
+            (
+                BUILTIN_RULES.replace("short_months = 3", "short_months = -3"),
+                "short_months",
+            ),
+            (
+                BUILTIN_RULES.replace("long_years = 3", "long_years = 0"),
+                "publicity.long_years",
+            ),
+            (
+                BUILTIN_RULES.replace("objection_decide_wd = 5\n", ""),
+                "objection_decide_wd",
+            ),
+            (later("other", "2022-07-01", 3), "effective_from"),
+            (later("shanghai-2022-07-01", "2024-01-01", 3), "version"),
+            (later("x", "2024-13-01", 3), "effective_from"),
+            (
+                BUILTIN_RULES.replace("\"310000\"", "\"31\""),
+                "jurisdiction",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = RuleBook::with_files(&[("bad.toml".into(), text)]).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(key), "{key}: {msg}");
+            assert!(msg.contains("bad.toml"), "{msg}");
+        }
+    }
+}
