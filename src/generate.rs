@@ -473,6 +473,7 @@ pub fn generate(
                         listing_id: String::new(),
                         open: false,
                         recorded_at: None,
+                        term_ends_on: String::new(),
                     }),
                     out,
                 )?;
@@ -495,6 +496,7 @@ pub fn generate(
                         listing_id: String::new(),
                         open: false,
                         recorded_at: None,
+                        term_ends_on: String::new(),
                     }),
                     out,
                 )?;

@@ -564,3 +564,55 @@ async fn a_generated_city_is_classified_consistently() {
     }
     s.stop().await;
 }
+
+/// A serious-illegal listing ends after its term (SAMR Order 44, 3 years [U], counted
+/// per Civil Code Art. 201-202): it no longer counts nor holds the firm in D, and the
+/// listing says when its term ended (issue 14, defect 1).
+#[tokio::test]
+async fn a_serious_listing_ends_after_its_term() {
+    let s = TestServer::start().await;
+    let mut c = s.client.clone();
+    let mut k = classification_client(&s).await;
+    let (old, fresh) = (uscc_n(b'1', 501), uscc_n(b'1', 502));
+    for u in [&old, &fresh] {
+        let mut e = common::enterprise(u);
+        e.established_on = "2015-01-01".into();
+        put_enterprise(&mut c, e).await;
+    }
+    // Listed 3 years and a day ago: the term's last day was yesterday.
+    let three_years_ago = Date::today().add_years_back(3);
+    add_listing(
+        &mut c,
+        &old,
+        pb::ListKind::SeriousIllegal,
+        Date::today().days() - three_years_ago.days() + 1,
+    )
+    .await;
+    add_listing(&mut c, &fresh, pb::ListKind::SeriousIllegal, 30).await;
+    let report = c
+        .get_credit_report(pb::GetCreditReportRequest {
+            uscc: old.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let l = &report.listings[0];
+    assert_eq!(
+        l.term_ends_on,
+        three_years_ago.add_days(-1).add_years(3).to_string()
+    );
+    assert!(!l.open, "{l:?}");
+    run_batch(&mut k, today_req()).await.unwrap();
+    let expired = classify(&mut k, &old).await;
+    let listed = classify(&mut k, &fresh).await;
+    assert_eq!(listed.risk_class, pb::RiskClass::D as i32);
+    assert!(codes(&listed).contains(&"SERIOUS_ILLEGAL_LISTING"));
+    assert_ne!(expired.risk_class, pb::RiskClass::D as i32, "{expired:?}");
+    assert_ne!(
+        expired.hard_rule, "SERIOUS_ILLEGAL_LISTING_OPEN",
+        "{expired:?}"
+    );
+    assert!(!codes(&expired).contains(&"SERIOUS_ILLEGAL_LISTING"));
+    s.stop().await;
+}

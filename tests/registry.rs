@@ -162,9 +162,10 @@ async fn penalties_publicity_uniqueness_and_errors() {
     let publicity = p.publicity.unwrap();
     assert!(publicity.published);
     assert_eq!(
-        publicity.ends_on, "2025-05-31",
-        "3 months for a lower-amount fine"
+        publicity.ends_on, "2025-06-01",
+        "3 months for a lower-amount fine, ending on the corresponding day (Civil Code Art. 201-202)"
     );
+    assert_eq!(publicity.rules_version, "shanghai-2022-07-01");
     // The same record again changes nothing; a different one under the number is refused.
     c.record_penalty(pb::RecordPenaltyRequest {
         request_id: String::new(),

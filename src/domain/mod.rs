@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod codes;
 pub mod date;
 pub mod model;
+pub mod period;
 pub mod records;
 pub mod repair;
 pub mod rules;

@@ -363,6 +363,11 @@ pub struct Listing {
     pub removal_reason: String,
     /// When stored (Unix milliseconds).
     pub recorded_at_ms: i64,
+    /// Last day of a serious-illegal listing's term (`lists.serious_term_years` of the
+    /// rules in force on `listed_on`): derived from the rules whenever the record is
+    /// read, never stored ([`crate::domain::ruleset::RuleBook::apply_terms`]).
+    #[serde(skip)]
+    pub term_ends_on: Option<Date>,
 }
 
 impl Listing {
@@ -376,9 +381,12 @@ impl Listing {
         )
     }
 
-    /// Whether the entry is open (listed and not yet removed) on `day`.
+    /// Whether the entry is open on `day`: listed, not yet removed, and its term (if it
+    /// has one) not yet over.
     pub fn is_open_on(&self, day: Date) -> bool {
-        self.listed_on <= day && self.removed_on.is_none_or(|r| r > day)
+        self.listed_on <= day
+            && self.removed_on.is_none_or(|r| r > day)
+            && self.term_ends_on.is_none_or(|t| day <= t)
     }
 }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     calendar::WorkCalendar,
+    period,
     rules::{report_compliance, Compliance},
     ruleset::{RepairRules, RuleBook},
     Date, DomainError, EnterpriseRecords, ListKind, Listing, ListingReason, Uscc,
@@ -245,10 +246,14 @@ pub fn eligibility(
     let mut why = Vec::new();
     let now = rules.in_force(today);
     let bar = now.repair.false_commitment_bar_years;
-    if let Some(r) = revoked_on.iter().find(|r| r.add_years(bar) > today) {
+    // The bar runs for `bar` years after the revocation (民法典 Art. 201–202, `period`).
+    if let Some(r) = revoked_on
+        .iter()
+        .find(|r| today < period::elapsed_from(**r, bar * 12))
+    {
         return Err(no(format!(
-            "a repair was revoked for a false commitment on {r}: no new application until {} (rules {}: repair.false_commitment_bar_years = {bar})",
-            r.add_years(bar),
+            "a repair was revoked for a false commitment on {r}: no new application before {} (rules {}: repair.false_commitment_bar_years = {bar})",
+            period::elapsed_from(*r, bar * 12),
             now.version
         )));
     }
@@ -285,17 +290,44 @@ pub fn eligibility(
                 why.push("every annual report due has been filed".into());
             } else {
                 let years = now.lists.serious_early_removal_after_years;
-                let from = l.listed_on.add_years(years);
+                let from = period::elapsed_from(l.listed_on, years * 12);
                 if today < from {
                     return Err(no(format!(
-                        "early removal from the serious list only after {years} year(s): from {from} (rules {})",
+                        "early removal from the serious list only after {years} full year(s): from {from} (rules {})",
                         now.version
                     )));
                 }
                 why.push(format!(
-                    "listed for at least {years} year(s) (since {})",
+                    "listed for at least {years} full year(s) (since {})",
                     l.listed_on
                 ));
+                // SAMR Order 44 (市场监督管理严重违法失信名单管理办法), early removal:
+                // besides the minimum time, no further heavier penalty since the listing
+                // and no restriction still running (issue 14 review; DOMAIN.md §5).
+                if let Some(p) = d.penalties.iter().find(|p| {
+                    p.heavier
+                        && !p.no_penalty
+                        && p.decided_on > l.listed_on
+                        && p.decided_on <= today
+                }) {
+                    return Err(no(format!(
+                        "a heavier penalty ({:?}, decided {}) was imposed after the listing",
+                        p.decision_number, p.decided_on
+                    )));
+                }
+                why.push("no heavier penalty since the listing".into());
+                if let Some(p) = d.penalties.iter().find(|p| {
+                    p.restriction_ends_on.is_some_and(|r| r >= today) && p.decided_on <= today
+                }) {
+                    return Err(no(format!(
+                        "the restriction of penalty {:?} runs until {}",
+                        p.decision_number,
+                        p.restriction_ends_on
+                            .map(|r| r.to_string())
+                            .unwrap_or_default()
+                    )));
+                }
+                why.push("no restriction still running".into());
             }
         }
         RepairTarget::PenaltyPublicity { decision_number } => {
@@ -401,6 +433,168 @@ mod tests {
         }
         assert!(S::Submitted.is_open() && S::Accepted.is_open());
         assert!(!S::Approved.is_open() && !S::Revoked.is_open());
+    }
+
+    fn serious_dossier(listed_on: &str) -> EnterpriseRecords {
+        use crate::domain::{
+            EnterpriseStatus, EntityType, IndustryCode, Listing, RegionCode, Uscc,
+        };
+        let d = |s: &str| Date::parse("d", s).unwrap();
+        let mut r = EnterpriseRecords {
+            enterprise: Some(crate::domain::Enterprise {
+                uscc: Uscc::placeholder(),
+                name: "x".into(),
+                entity_type: EntityType::Enterprise,
+                region: RegionCode::parse("r", "310115").unwrap(),
+                industry: IndustryCode::parse("", "C", "").unwrap(),
+                established_on: d("2015-01-01"),
+                status: EnterpriseStatus::Operating,
+                registered_capital_fen: 0,
+                supervision: vec![],
+                legal_rep_hash: None,
+                recorded_at_ms: 0,
+            }),
+            ..EnterpriseRecords::default()
+        };
+        r.listings.push(Listing {
+            uscc: Uscc::placeholder(),
+            kind: ListKind::SeriousIllegal,
+            listed_on: d(listed_on),
+            reason: ListingReason::Other,
+            reason_text: String::new(),
+            authority: "a".into(),
+            report_year: None,
+            removed_on: None,
+            removal_reason: String::new(),
+            recorded_at_ms: 0,
+            term_ends_on: None,
+        });
+        RuleBook::builtin().restore(Uscc::placeholder(), &mut r);
+        r
+    }
+
+    fn heavier(decided: &str, restriction_ends: Option<&str>) -> crate::domain::Penalty {
+        use crate::domain::{PenaltyKind, Procedure, Uscc, ViolationDomain};
+        let d = |s: &str| Date::parse("d", s).unwrap();
+        crate::domain::Penalty {
+            decision_number: format!("沪市监处〔{decided}〕"),
+            uscc: Uscc::placeholder(),
+            decided_on: d(decided),
+            authority: "a".into(),
+            domain: ViolationDomain::Food,
+            procedure: Procedure::Ordinary,
+            kinds: vec![PenaltyKind::Fine],
+            fine_fen: 100_000_000,
+            confiscation_fen: 0,
+            heavier: restriction_ends.is_none(),
+            restriction_ends_on: restriction_ends.map(d),
+            no_penalty: false,
+            publicity_ended_on: None,
+            recorded_at_ms: 0,
+        }
+    }
+
+    /// Early removal from the serious-illegal list (issue 14, defect 1). Rows: listing
+    /// day, application day, a penalty after the listing, eligible?, and the source.
+    #[test]
+    fn serious_list_early_removal_conditions() {
+        let d = |s: &str| Date::parse("d", s).unwrap();
+        let rules = RuleBook::builtin();
+        /// (decided on, restriction ends on) of a penalty after the listing.
+        type Later<'a> = Option<(&'a str, Option<&'a str>)>;
+        let rows: &[(&str, &str, Later, bool, &str)] = &[
+            // SAMR credit-repair measures: at least 1 full year (民法典 Art. 201–202).
+            (
+                "2025-03-01",
+                "2026-03-01",
+                None,
+                false,
+                "1 year not elapsed on its last day",
+            ),
+            (
+                "2025-03-01",
+                "2026-03-02",
+                None,
+                true,
+                "1 full year elapsed",
+            ),
+            // SAMR Order 44: no heavier penalty since the listing.
+            (
+                "2025-03-01",
+                "2026-06-01",
+                Some(("2025-09-01", None)),
+                false,
+                "heavier penalty since",
+            ),
+            (
+                "2025-03-01",
+                "2026-06-01",
+                Some(("2025-02-01", None)),
+                true,
+                "heavier penalty before",
+            ),
+            // SAMR Order 44: no restriction still running.
+            (
+                "2025-03-01",
+                "2026-06-01",
+                Some(("2024-01-01", Some("2026-06-01"))),
+                false,
+                "restriction runs",
+            ),
+            (
+                "2025-03-01",
+                "2026-06-01",
+                Some(("2024-01-01", Some("2026-05-31"))),
+                true,
+                "restriction over",
+            ),
+            // The listing's own 3-year term (SAMR Order 44 [U]): ended, nothing to repair.
+            (
+                "2023-05-10",
+                "2026-05-11",
+                None,
+                false,
+                "term over: not open",
+            ),
+        ];
+        for (listed, today, penalty, ok, why) in rows {
+            let mut r = serious_dossier(listed);
+            if let Some((decided, restriction)) = penalty {
+                r.penalties.push(heavier(decided, *restriction));
+            }
+            let t = RepairTarget::SeriousListing {
+                listed_on: d(listed),
+                reason: ListingReason::Other,
+            };
+            let got = eligibility(&t, &r, d(today), &rules, &[]);
+            assert_eq!(got.is_ok(), *ok, "{why}: {got:?}");
+        }
+    }
+
+    /// A revoked approval bars a new application for 3 full years (repair rules [U];
+    /// 民法典 Art. 201–202).
+    #[test]
+    fn false_commitment_bar_ends_after_three_full_years() {
+        let d = |s: &str| Date::parse("d", s).unwrap();
+        let r = serious_dossier("2020-01-01");
+        let t = RepairTarget::SeriousListing {
+            listed_on: d("2020-01-01"),
+            reason: ListingReason::Other,
+        };
+        let rules = RuleBook::builtin();
+        let revoked = [d("2021-06-30")];
+        let barred = eligibility(&t, &r, d("2022-06-30"), &rules, &revoked).unwrap_err();
+        assert!(barred.reason.contains("2024-07-01"), "{barred}");
+        // The listing's 3-year term ended on 2023-01-01: by 2024 nothing is open, so check
+        // the bar alone on its last day.
+        assert!(eligibility(&t, &r, d("2024-06-30"), &rules, &revoked)
+            .unwrap_err()
+            .reason
+            .contains("false commitment"));
+        assert!(!eligibility(&t, &r, d("2024-07-01"), &rules, &revoked)
+            .unwrap_err()
+            .reason
+            .contains("false commitment"));
     }
 
     #[test]

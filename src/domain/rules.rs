@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AnnualReport, Date, Enterprise, EntityType, ListKind, Listing, ListingReason, Penalty,
+    period, AnnualReport, Date, Enterprise, EntityType, ListKind, Listing, ListingReason, Penalty,
     PenaltyKind, Procedure,
 };
 
@@ -98,14 +98,15 @@ impl PublicityRules {
             )
         }) && p.fine_fen <= threshold;
         let start = p.decided_on;
+        // Periods counted per 民法典 Art. 201–202 (see `period`).
         let (mut end, mut rule) = if light {
             (
-                start.add_months(self.short_months).add_days(-1),
+                period::last_day(start, self.short_months),
                 "3 months: public criticism or lower-amount fine",
             )
         } else {
             (
-                start.add_years(self.long_years).add_days(-1),
+                period::last_day(start, self.long_years * 12),
                 "3 years: ordinary-procedure penalty",
             )
         };
@@ -123,7 +124,7 @@ impl PublicityRules {
             } else {
                 self.early_end_after_months
             };
-            Some(start.add_months(months)).filter(|d| *d <= end)
+            Some(period::elapsed_from(start, months)).filter(|d| *d <= end)
         };
         Publicity {
             published: true,
@@ -292,6 +293,7 @@ impl SweepRules {
                     removed_on: None,
                     removal_reason: String::new(),
                     recorded_at_ms: 0,
+                    term_ends_on: None,
                 });
             }
         }
@@ -302,7 +304,7 @@ impl SweepRules {
             let long_abnormal = listings.iter().find(|l| {
                 l.kind == ListKind::AbnormalOperations
                     && l.is_open_on(as_of)
-                    && l.listed_on.add_years(self.years_to_serious) <= as_of
+                    && period::elapsed_from(l.listed_on, self.years_to_serious * 12) <= as_of
             });
             if let (false, Some(old)) = (serious_open, long_abnormal) {
                 out.add.push(Listing {
@@ -319,6 +321,7 @@ impl SweepRules {
                     removed_on: None,
                     removal_reason: String::new(),
                     recorded_at_ms: 0,
+                    term_ends_on: None,
                 });
             }
         }
@@ -361,23 +364,24 @@ mod tests {
         let p = r.publicity(&penalty(vec![PenaltyKind::Fine], 50_000), org);
         assert_eq!(
             p.window,
-            Some((d("2024-03-15"), d("2024-06-14"))),
-            "¥50,000 is inclusive"
+            Some((d("2024-03-15"), d("2024-06-15"))),
+            "¥50,000 is inclusive; 3 months end on the corresponding day (民法典 Art. 201–202)"
         );
         assert_eq!(
             p.early_end_from, None,
             "the 3-month window ends before six months pass"
         );
         let p = r.publicity(&penalty(vec![PenaltyKind::Fine], 50_001), org);
-        assert_eq!(p.window, Some((d("2024-03-15"), d("2027-03-14"))));
-        assert_eq!(p.early_end_from, Some(d("2024-09-15")));
+        assert_eq!(p.window, Some((d("2024-03-15"), d("2027-03-15"))));
+        // Order 45 Art. 16: after 6 full months, i.e. the day after 15 September.
+        assert_eq!(p.early_end_from, Some(d("2024-09-16")));
         let p = r.publicity(
             &penalty(vec![PenaltyKind::Fine], 6_000),
             EntityType::IndividualBusiness,
         );
         assert_eq!(
             p.window.map(|w| w.1),
-            Some(d("2027-03-14")),
+            Some(d("2027-03-15")),
             "natural-person threshold ¥5,000"
         );
         let p = r.publicity(&penalty(vec![PenaltyKind::Warning], 0), org);
@@ -394,7 +398,7 @@ mod tests {
         food.domain = ViolationDomain::Food;
         assert_eq!(
             r.publicity(&food, org).early_end_from,
-            Some(d("2025-03-15"))
+            Some(d("2025-03-16"))
         );
         assert!(p.in_publicity_on(d("2028-12-31"), None));
         assert!(!p.in_publicity_on(d("2028-12-31"), Some(d("2028-01-01"))));
@@ -458,8 +462,14 @@ mod tests {
         assert_eq!(dec.add[0].kind, ListKind::AbnormalOperations);
         let again = rules.decide(&e, &[], &dec.add, 2023, d("2024-07-20"));
         assert!(again.add.is_empty() && again.already_listed);
-        // Three years later, still open: moved to the serious list.
-        let later = rules.decide(&e, &[], &dec.add, 2023, d("2027-07-15"));
+        // 实施细则: three full years on the list (民法典 Art. 201–202: the last day is
+        // 2027-07-15), still open: moved to the serious list the day after, not before.
+        let not_yet = rules.decide(&e, &[], &dec.add, 2023, d("2027-07-15"));
+        assert!(not_yet
+            .add
+            .iter()
+            .all(|l| l.kind != ListKind::SeriousIllegal));
+        let later = rules.decide(&e, &[], &dec.add, 2023, d("2027-07-16"));
         assert_eq!(
             later
                 .add

@@ -15,15 +15,18 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{
+    period,
     rules::{PublicityRules, SweepRules},
     spotcheck::ExemptionRules,
-    Date, DomainError, RegionCode,
+    Date, DomainError, EnterpriseRecords, ListKind, Listing, RegionCode, Uscc,
 };
 
 /// Terms of the lists (经营异常名录, 严重违法失信名单).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListRules {
+    /// Years a serious-illegal listing lasts; it ends by itself after them.
+    pub serious_term_years: u32,
     /// Years on the serious-illegal list before an early removal by repair may be asked.
     pub serious_early_removal_after_years: u32,
 }
@@ -31,6 +34,7 @@ pub struct ListRules {
 impl Default for ListRules {
     fn default() -> Self {
         ListRules {
+            serious_term_years: 3,
             serious_early_removal_after_years: 1,
         }
     }
@@ -159,6 +163,13 @@ pub const PARAMETERS: &[ParamInfo] = &[
         used_in: "repair eligibility (early end of publicity)",
     },
     ParamInfo {
+        key: "lists.serious_term_years",
+        unit: "years",
+        source: "SAMR Order 44 (严重违法失信名单管理办法): listing ends after 3 years (DOMAIN §5; older text 5)",
+        evidence: "U",
+        used_in: "whether a serious listing is open (classification hard rule, pools, repair, sweep)",
+    },
+    ParamInfo {
         key: "lists.serious_early_removal_after_years",
         unit: "years",
         source: "SAMR credit-repair measures (2021): early serious-list removal after 1 year (DOMAIN §5)",
@@ -276,6 +287,10 @@ impl RuleSet {
             (
                 "publicity.early_end_after_months_sensitive",
                 u64::from(self.publicity.early_end_after_months_sensitive),
+            ),
+            (
+                "lists.serious_term_years",
+                u64::from(self.lists.serious_term_years),
             ),
             (
                 "sweep.years_to_serious",
@@ -436,6 +451,23 @@ impl RuleBook {
     pub fn versions(&self) -> impl Iterator<Item = &RuleSet> {
         self.sets.iter().map(|s| &**s)
     }
+
+    /// Sets the derived term of a listing: a serious-illegal listing ends after
+    /// `lists.serious_term_years` of the rules in force on its listing day (counted per
+    /// 民法典 Art. 201–202); other lists have no term.
+    pub fn apply_terms(&self, l: &mut Listing) {
+        l.term_ends_on = (l.kind == ListKind::SeriousIllegal).then(|| {
+            let years = self.in_force(l.listed_on).lists.serious_term_years;
+            period::last_day(l.listed_on, years * 12)
+        });
+    }
+
+    /// Puts back what a stored dossier leaves out and the rules derive: its USCC (kept
+    /// in the key) and its listings' terms.
+    pub fn restore(&self, u: Uscc, d: &mut EnterpriseRecords) {
+        d.set_uscc(u);
+        d.listings.iter_mut().for_each(|l| self.apply_terms(l));
+    }
 }
 
 impl RuleBook {
@@ -459,7 +491,16 @@ impl RuleBook {
              Add a version with `store.rules_files = [\"rules-2027.toml\"]`: a file of\n\
              `[[ruleset]]` tables, each complete (every key below, no other). A bad key, a zero\n\
              period, a repeated version name or two versions of one jurisdiction from the same\n\
-             day stop the server at start, naming the file and the key.\n\n",
+             day stop the server at start, naming the file and the key.\n\n\
+             ## Counting periods\n\n\
+             One convention everywhere (`src/domain/period.rs`), from the Civil Code (民法典)\n\
+             Art. 201–202: the day of the event is not counted, and a period of months or years\n\
+             ends on the corresponding day of its last month (the month's last day if there is\n\
+             none). So 3 months of publicity from 15 January 2025 last until 15 April 2025\n\
+             inclusive; a minimum of 6 months from 15 January 2025 has elapsed on 16 July 2025;\n\
+             a serious listing of 10 May 2023 with a 3-year term is open on 10 May 2026 and ended\n\
+             on 11 May 2026. Working-day deadlines count working days after the event day on the\n\
+             PRC holiday calendar.\n\n",
         );
         for set in self.versions() {
             out.push_str(&format!(
@@ -559,6 +600,45 @@ mod tests {
             assert_eq!(until, next.map(d), "{as_of}");
             assert_eq!(b.in_force(d(as_of)).version, version);
         }
+    }
+
+    /// A serious-illegal listing ends after its term (SAMR Order 44, 3 years [U]),
+    /// counted per 民法典 Art. 201–202, under the rules in force on its listing day.
+    #[test]
+    fn serious_listings_end_after_the_term_of_their_listing_day() {
+        let five = later("sh-2024", "2024-01-01", 3)
+            .replace("serious_term_years = 3", "serious_term_years = 5");
+        let b = RuleBook::with_files(&[("x".into(), five)]).unwrap();
+        let listing = |on: &str| Listing {
+            uscc: Uscc::placeholder(),
+            kind: ListKind::SeriousIllegal,
+            listed_on: d(on),
+            reason: crate::domain::ListingReason::Other,
+            reason_text: String::new(),
+            authority: "a".into(),
+            report_year: None,
+            removed_on: None,
+            removal_reason: String::new(),
+            recorded_at_ms: 0,
+            term_ends_on: None,
+        };
+        // Rows: listed on, last day listed, first day not listed.
+        for (on, last, after) in [
+            ("2023-05-10", "2026-05-10", "2026-05-11"), // 3 years under the 2022 rules
+            ("2023-12-31", "2026-12-31", "2027-01-01"), // last day of the old version
+            ("2024-01-01", "2029-01-01", "2029-01-02"), // 5 years under the 2024 rules
+        ] {
+            let mut l = listing(on);
+            b.apply_terms(&mut l);
+            assert_eq!(l.term_ends_on, Some(d(last)), "{on}");
+            assert!(l.is_open_on(d(last)), "{on}");
+            assert!(!l.is_open_on(d(after)), "{on}");
+        }
+        let mut abnormal = listing("2020-01-01");
+        abnormal.kind = ListKind::AbnormalOperations;
+        b.apply_terms(&mut abnormal);
+        assert_eq!(abnormal.term_ends_on, None, "the abnormal list has no term");
+        assert!(abnormal.is_open_on(d("2030-01-01")));
     }
 
     #[test]

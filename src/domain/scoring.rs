@@ -440,6 +440,7 @@ mod tests {
             removed_on: removed,
             removal_reason: String::new(),
             recorded_at_ms: 0,
+            term_ends_on: None,
         }
     }
 

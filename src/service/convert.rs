@@ -447,6 +447,7 @@ pub fn listing(m: &pb::Listing) -> R<Listing> {
         removed_on: Date::parse_opt("listing.removed_on", &m.removed_on)?,
         removal_reason: m.removal_reason.trim().to_string(),
         recorded_at_ms: 0,
+        term_ends_on: None,
     })
 }
 
@@ -465,6 +466,7 @@ pub fn listing_pb(l: &Listing, as_of: Date) -> pb::Listing {
         listing_id: l.listing_id(),
         open: l.is_open_on(as_of),
         recorded_at: timestamp(l.recorded_at_ms),
+        term_ends_on: opt_date(l.term_ends_on),
     }
 }
 

@@ -47,6 +47,7 @@ mod tests {
             removed_on: None,
             removal_reason: String::new(),
             recorded_at_ms: 1_700_000_000_000,
+            term_ends_on: None,
         };
         let b = encode(&l).unwrap();
         assert_eq!(b[0], VALUE_VERSION);

@@ -197,7 +197,7 @@ impl Store {
             None => 0,
         };
         counters.enterprises.store(count, Ordering::Release);
-        let mut state = recover_scoring(&registry)?;
+        let mut state = recover_scoring(&registry, &options.rules)?;
         register_model_at_open(&registry, &mut state, model)?;
         db.flush()?;
         let scoring = Arc::new(RwLock::new(state));
@@ -359,8 +359,8 @@ impl Store {
     /// Reads everything about one enterprise (one point read); `None` if it is not
     /// registered.
     pub fn enterprise_records(&self, u: &Uscc) -> Result<Option<EnterpriseRecords>> {
-        let mut d =
-            writer::read_dossier(&self.shared.registry, u)?.filter(|d| d.enterprise.is_some());
+        let mut d = writer::read_dossier(&self.shared.registry, &self.shared.options.rules, u)?
+            .filter(|d| d.enterprise.is_some());
         if let Some(d) = d.as_mut() {
             repair::attach(&self.shared.revocations, u, d)?;
         }
@@ -611,11 +611,12 @@ impl Store {
             .read()
             .map_err(|_| Error::Unavailable("revocations poisoned".into()))?
             .clone();
+        let rules = &self.shared.options.rules;
         self.scan_split(self.shared.options.scan_threads, init, |state, k, v| {
             let u = keys::decode_enterprise(k)
                 .ok_or_else(|| Error::Corrupt(format!("bad dossier key {k:?}")))?;
             let mut d: EnterpriseRecords = codec::decode(v)?;
-            d.set_uscc(u);
+            rules.restore(u, &mut d);
             if let Some(r) = revoked.get(&u) {
                 d.false_commitments = r.clone();
             }
@@ -925,7 +926,10 @@ fn open_retrying_lock(config: &sled::Config) -> Result<sled::Db> {
 /// Rebuilds the scoring state at open: marks runs interrupted by a crash as aborted
 /// (dropping their partial results), loads the current run, a pending dry run and the
 /// registered models.
-fn recover_scoring(tree: &sled::Tree) -> Result<ScoringState> {
+fn recover_scoring(
+    tree: &sled::Tree,
+    rules: &crate::domain::ruleset::RuleBook,
+) -> Result<ScoringState> {
     let mut st = ScoringState::default();
     for kv in tree.scan_prefix([scoring::MODELS]) {
         let (k, _) = kv?;
@@ -988,7 +992,7 @@ fn recover_scoring(tree: &sled::Tree) -> Result<ScoringState> {
         let model = model_of(&st, r)?;
         wanted.push((r.clone(), model));
     }
-    for v in scoring::load_views(tree, wanted)? {
+    for v in scoring::load_views(tree, rules, wanted)? {
         if Some(v.run.id) == current {
             st.current = Some(Arc::new(v));
         } else {

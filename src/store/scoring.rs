@@ -505,7 +505,11 @@ pub fn model_value(m: &Model) -> Vec<u8> {
 
 /// Loads complete runs as views, building their spot-check indexes from the dossiers in
 /// one scan shared by all of them, then their overrides.
-pub fn load_views(tree: &sled::Tree, runs: Vec<(ScoringRun, Arc<Model>)>) -> Result<Vec<RunView>> {
+pub fn load_views(
+    tree: &sled::Tree,
+    rules: &crate::domain::ruleset::RuleBook,
+    runs: Vec<(ScoringRun, Arc<Model>)>,
+) -> Result<Vec<RunView>> {
     let mut loaded = Vec::new();
     for (run, model) in runs {
         let entries = load_entries(tree, run.id)?;
@@ -527,7 +531,9 @@ pub fn load_views(tree: &sled::Tree, runs: Vec<(ScoringRun, Arc<Model>)>) -> Res
                 }
                 if *i < entries.len() && entries[*i].uscc == u {
                     if decoded.is_none() {
-                        decoded = Some(codec::decode(&v)?);
+                        let mut d: EnterpriseRecords = codec::decode(&v)?;
+                        rules.restore(u, &mut d);
+                        decoded = Some(d);
                     }
                     b.push(decoded.as_ref().unwrap_or(&empty));
                     *i += 1;
@@ -548,7 +554,8 @@ pub fn load_views(tree: &sled::Tree, runs: Vec<(ScoringRun, Arc<Model>)>) -> Res
             rescored.mark(u);
             let o: Override = codec::decode(&v)?;
             if let Some(v) = tree.get(keys::enterprise(&u))? {
-                let d: EnterpriseRecords = codec::decode(&v)?;
+                let mut d: EnterpriseRecords = codec::decode(&v)?;
+                rules.restore(u, &mut d);
                 if let Some(row) = spot_row(u, &d, o.class, o.score) {
                     spot.upsert(row)?;
                 }

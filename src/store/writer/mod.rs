@@ -36,6 +36,7 @@ use super::{
     StoreOptions,
 };
 use crate::{
+    domain::ruleset::RuleBook,
     domain::{
         repair::{
             Objection, ObjectionState, ObjectionStep, RepairAction, RepairCase, RepairStep,
@@ -609,12 +610,15 @@ impl Writer {
             }
             None => None,
         };
-        let mut p = Pending::new(&self.tree, &self.revocations, at);
+        let mut p = Pending::new(&self.tree, &self.revocations, &self.options.rules, at);
         p.actor = actor;
         p.cause = op.cause();
         let mut tx = Tx { w: self, p };
         let outcome = op.apply(&mut tx)?;
         let Tx { mut p, .. } = tx;
+        // Listings the operation added or replaced get their terms before anything reads
+        // them (re-scoring, the reply).
+        p.apply_terms();
         if O::RESCORES {
             let cause = p.cause.clone();
             self.rescore(&mut p, &cause, at.now_ms)?;
@@ -717,6 +721,8 @@ struct Pending<'a> {
     at: Stamp,
     tree: &'a sled::Tree,
     revocations: &'a Revocations,
+    /// The rules (listing terms of dossiers read and written).
+    rules: &'a RuleBook,
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
     /// Whether the batch holds writes that are not in the overlay (`put_unread`).
     unread: bool,
@@ -749,11 +755,17 @@ struct Change {
 }
 
 impl<'a> Pending<'a> {
-    fn new(tree: &'a sled::Tree, revocations: &'a Revocations, at: Stamp) -> Self {
+    fn new(
+        tree: &'a sled::Tree,
+        revocations: &'a Revocations,
+        rules: &'a RuleBook,
+        at: Stamp,
+    ) -> Self {
         Pending {
             at,
             tree,
             revocations,
+            rules,
             overlay: HashMap::new(),
             unread: false,
             unread_keys: Vec::new(),
@@ -766,6 +778,17 @@ impl<'a> Pending<'a> {
             actor: Actor::default(),
             cause: String::new(),
             change: None,
+        }
+    }
+
+    /// Derives the listing terms of every dossier the job changed.
+    fn apply_terms(&mut self) {
+        for u in &self.dirty {
+            if let Some(Some(d)) = self.docs.get_mut(u) {
+                d.listings
+                    .iter_mut()
+                    .for_each(|l| self.rules.apply_terms(l));
+            }
         }
     }
 
@@ -801,7 +824,7 @@ impl<'a> Pending<'a> {
 
     fn load(&mut self, u: &Uscc) -> Result<()> {
         if !self.docs.contains_key(u) {
-            let mut d = read_dossier(self.tree, u)?;
+            let mut d = read_dossier(self.tree, self.rules, u)?;
             if let Some(d) = d.as_mut() {
                 repair::attach(self.revocations, u, d)?;
             }
@@ -943,12 +966,16 @@ struct Ctx<'o> {
 /// `(output, changed)`: changed is false when the record was already stored as is.
 type Applied<T> = (T, bool);
 
-/// Reads the dossier of `u`.
-pub(super) fn read_dossier(tree: &sled::Tree, u: &Uscc) -> Result<Option<EnterpriseRecords>> {
+/// Reads the dossier of `u` (its USCC and listing terms restored).
+pub(super) fn read_dossier(
+    tree: &sled::Tree,
+    rules: &RuleBook,
+    u: &Uscc,
+) -> Result<Option<EnterpriseRecords>> {
     match tree.get(keys::enterprise(u))? {
         Some(v) => {
             let mut d: EnterpriseRecords = codec::decode(&v)?;
-            d.set_uscc(*u);
+            rules.restore(*u, &mut d);
             Ok(Some(d))
         }
         None => Ok(None),

@@ -361,6 +361,9 @@ impl Ctx<'_> {
             .map(|e| e.entity_type)
             .ok_or_else(|| Error::Corrupt("dossier without profile".into()))?;
         x.validate(self.today, entity_type)?;
+        // Its term derives from the rules, as the stored one's does (for the comparison).
+        p.rules.apply_terms(&mut x);
+        let d = p.registered_mut(&x.uscc, "listing.uscc")?;
         if let Some(old) = d.listings.iter().find(|l| same_listing(l, &x)) {
             x.recorded_at_ms = old.recorded_at_ms;
             if *old == x {
@@ -564,9 +567,15 @@ pub(in crate::store) fn check_indexes(tree: &sled::Tree) -> Result<u64> {
         entries += 1;
         let d = keys::decode_directory(&k)
             .ok_or_else(|| Error::Corrupt(format!("bad directory key {k:?}")))?;
-        let e = read_dossier(tree, &d.uscc)?
-            .and_then(|r| r.enterprise)
-            .ok_or_else(|| Error::Corrupt(format!("directory names unknown {}", d.uscc)))?;
+        let e = match tree.get(keys::enterprise(&d.uscc))? {
+            Some(v) => {
+                let mut r: EnterpriseRecords = codec::decode(&v)?;
+                r.set_uscc(d.uscc);
+                r.enterprise
+            }
+            None => None,
+        }
+        .ok_or_else(|| Error::Corrupt(format!("directory names unknown {}", d.uscc)))?;
         if keys::directory(&e) != k.as_ref() {
             return Err(Error::Corrupt(format!(
                 "directory entry of {} is stale",

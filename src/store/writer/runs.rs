@@ -320,7 +320,7 @@ impl Writer {
             .get(&run.model_version)
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("model: version {:?}", run.model_version)))?;
-        sc::load_views(&self.tree, vec![(run, model)])?
+        sc::load_views(&self.tree, &self.options.rules, vec![(run, model)])?
             .pop()
             .ok_or_else(|| Error::Corrupt("run view not loaded".into()))
     }
