@@ -382,7 +382,7 @@ pub async fn spot(addr: &str, usccs: Vec<String>, seconds: f64) -> Result<(), Be
             strata: [
                 (pb::RiskClass::A, 0.01),
                 (pb::RiskClass::B, 0.05),
-                (pb::RiskClass::C, 0.2),
+                (pb::RiskClass::C, 0.21),
                 (pb::RiskClass::D, 1.0),
             ]
             .into_iter()
@@ -392,6 +392,7 @@ pub async fn spot(addr: &str, usccs: Vec<String>, seconds: f64) -> Result<(), Be
             })
             .collect(),
             as_of: String::new(),
+            override_reason: String::new(),
         })
         .await?
         .into_inner();

@@ -394,7 +394,7 @@ pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
             strata: [
                 (pb::RiskClass::A, 0.01),
                 (pb::RiskClass::B, 0.05),
-                (pb::RiskClass::C, 0.2),
+                (pb::RiskClass::C, 0.21),
                 (pb::RiskClass::D, 1.0),
             ]
             .into_iter()

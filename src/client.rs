@@ -749,6 +749,8 @@ pub struct DrawArgs {
     pub team_size: Option<u32>,
     pub out: Option<std::path::PathBuf>,
     pub population_dir: Option<std::path::PathBuf>,
+    /// Why the plan departs from the per-class sampling policy (empty = it does not).
+    pub override_reason: String,
 }
 
 fn class_pb_of(letter: &str) -> Result<i32, ClientError> {
@@ -802,6 +804,7 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), ClientError> {
                     }),
                     strata,
                     as_of: a.as_of.clone(),
+                    override_reason: a.override_reason.clone(),
                 })
                 .await?
                 .into_inner();

@@ -196,7 +196,10 @@ enum Command {
     /// Plan a verifiable draw (commit) and, with --seed, draw it (reveal); prints the
     /// receipt as JSON.
     ///
-    /// Example: credit-risk draw --task 2026-001 --stratum A:0.03 --stratum D:1.0 --seed 8412
+    /// Without --stratum every class is planned at the default ratio of the rules in
+    /// force (A 3 %, B 10 %, C 30 %, D 80 % in Shanghai; see docs/RULES.md).
+    ///
+    /// Example: credit-risk draw --task 2026-001 --seed 8412
     Draw {
         /// Server address.
         #[arg(long, env = "CREDIT_RISK_SERVER", default_value = "127.0.0.1:50051")]
@@ -204,9 +207,14 @@ enum Command {
         /// Spot-check task id (part of the sampler seed).
         #[arg(long, default_value = "")]
         task: String,
-        /// CLASS:RATIO (with a decimal point, e.g. C:0.2) or CLASS:COUNT (e.g. D:50).
+        /// CLASS:RATIO (with a decimal point, e.g. C:0.3) or CLASS:COUNT (e.g. D:50);
+        /// none = every class at the rules' default ratio.
         #[arg(long = "stratum", value_name = "CLASS:SIZE")]
         strata: Vec<String>,
+        /// Why the plan departs from the per-class sampling policy (ratios outside a
+        /// class's range or falling with risk); recorded in the plan and audit trail.
+        #[arg(long)]
+        override_reason: Option<String>,
         /// Region code filter (repeatable; 310000 = the whole city).
         #[arg(long = "region")]
         regions: Vec<String>,
@@ -639,6 +647,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             team_size,
             out,
             population_dir,
+            override_reason,
         } => {
             let mut parsed = Vec::new();
             for s in &strata {
@@ -661,6 +670,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     team_size,
                     out,
                     population_dir,
+                    override_reason: override_reason.unwrap_or_default(),
                 },
             ))
         }

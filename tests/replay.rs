@@ -252,6 +252,7 @@ impl Ctx {
                     .spot
                     .plan_draw(pb::PlanDrawRequest {
                         request_id: id,
+                        override_reason: "test: every class at 100 %".into(),
                         task_id: if other {
                             "2026-沪-other"
                         } else {

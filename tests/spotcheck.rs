@@ -355,6 +355,9 @@ fn plan_req(task: &str, strata: Vec<pb::Stratum>) -> pb::PlanDrawRequest {
         filter: Some(pb::CandidateFilter::default()),
         strata,
         as_of: String::new(),
+        // These tests exercise the draw's mechanics with small pools and round sizes, not
+        // the per-class sampling policy (tested on its own below).
+        override_reason: "test: draw mechanics".into(),
     }
 }
 
@@ -605,23 +608,12 @@ async fn bad_plans_are_refused_naming_the_field() {
             "strata[0].count",
         ),
         (plan_req(" ", vec![count(pb::RiskClass::A, 1)]), "task_id"),
-        (plan_req("T", vec![]), "strata"),
         (
             plan_req(
                 "T",
                 vec![count(pb::RiskClass::A, 1), ratio(pb::RiskClass::A, 0.5)],
             ),
             "strata[1].risk_class",
-        ),
-        (
-            plan_req(
-                "T",
-                vec![pb::Stratum {
-                    risk_class: 2,
-                    size: None,
-                }],
-            ),
-            "strata[0].size",
         ),
         (
             pb::PlanDrawRequest {
@@ -842,5 +834,75 @@ async fn inspector_teams_are_drawn_verified_and_part_of_the_receipt() {
         .await
         .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
+    t.s.stop().await;
+}
+
+/// Class-based supervision (issue 14, defect 5): a plan without strata takes the rules'
+/// default ratio per class; ratios outside a class's range, falling with risk or
+/// skipping a class are refused naming the stratum, unless an override reason is given,
+/// which the plan and the audit trail record (DOMAIN.md §3 example ranges).
+#[tokio::test]
+async fn plans_follow_the_per_class_sampling_policy() {
+    use credit_risk::proto::audit_service_client::AuditServiceClient;
+    use pb::RiskClass::{A, B, C};
+    let mut t = city().await;
+    let req = |task: &str, strata: Vec<pb::Stratum>, reason: &str| pb::PlanDrawRequest {
+        override_reason: reason.into(),
+        ..plan_req(task, strata)
+    };
+    let p = t
+        .spot
+        .plan_draw(req("T-default", vec![], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let ratios: Vec<f64> = p.strata.iter().map(|s| s.ratio).collect();
+    assert_eq!(ratios, vec![0.03, 0.10, 0.30, 0.80]);
+    assert_eq!(p.rules_version, "shanghai-2022-07-01");
+    assert!(p.override_reason.is_empty());
+    // Rows: strata, the field the refusal names. The first is the README's old example.
+    for (strata, field) in [
+        (vec![ratio(A, 0.03), ratio(C, 0.2)], "strata[1].ratio"), // C below 21 %
+        (vec![ratio(A, 0.03), ratio(C, 0.3)], "strata"),          // B skipped
+        (vec![ratio(B, 0.2), count(C, 1)], "strata[1].count"),    // C draws 1/12 < 20 %
+        (vec![ratio(A, 0.06)], "strata[0].ratio"),                // A above 5 %
+    ] {
+        let e = t
+            .spot
+            .plan_draw(req("T-policy", strata.clone(), ""))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{strata:?}");
+        assert!(e.message().starts_with(field), "{field}: {}", e.message());
+        assert!(e.message().contains("override_reason"), "{}", e.message());
+    }
+    let reason = "2026 食品安全专项整治: every C-class firm of the campaign list";
+    let p = t
+        .spot
+        .plan_draw(req(
+            "T-campaign",
+            vec![ratio(A, 0.03), ratio(C, 1.0)],
+            reason,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(p.override_reason, reason);
+    let mut audit = AuditServiceClient::connect(format!("http://{}", t.s.addr))
+        .await
+        .unwrap();
+    let mut st = audit
+        .list_audit_events(pb::ListAuditEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(e) = st.message().await.unwrap() {
+        last = Some(e);
+    }
+    let last = last.unwrap();
+    assert_eq!(last.target, format!("plan/{}", p.plan_id));
+    assert_eq!(last.reason, reason);
+    assert!(last.after.contains("overridden"), "{}", last.after);
     t.s.stop().await;
 }

@@ -211,9 +211,12 @@ def run(target, stubs_dir, seed):
             task_id=task_id,
             filter=spot.CandidateFilter(region_codes=["310115"]),
             strata=[
-                spot.Stratum(risk_class=cls.RISK_CLASS_A, ratio=0.25),
-                spot.Stratum(risk_class=cls.RISK_CLASS_B, ratio=0.5),
-                spot.Stratum(risk_class=cls.RISK_CLASS_C, ratio=1.0),
+                # Class-based supervision: each ratio within its class's range in the
+                # rules (GetRules: A <= 5 %, B 5-20 %, C 21-60 %, D 61-100 %), rising
+                # with risk; a stratum without a ratio takes the rules' default.
+                spot.Stratum(risk_class=cls.RISK_CLASS_A, ratio=0.05),
+                spot.Stratum(risk_class=cls.RISK_CLASS_B, ratio=0.2),
+                spot.Stratum(risk_class=cls.RISK_CLASS_C, ratio=0.6),
                 spot.Stratum(risk_class=cls.RISK_CLASS_D, ratio=1.0),
             ],
         ),

@@ -18,7 +18,7 @@ use super::{
     period,
     rules::{PublicityRules, SweepRules},
     spotcheck::ExemptionRules,
-    Date, DomainError, EnterpriseRecords, ListKind, Listing, RegionCode, Uscc,
+    Date, DomainError, EnterpriseRecords, ListKind, Listing, RegionCode, RiskClass, Uscc,
 };
 
 /// Terms of the lists (经营异常名录, 严重违法失信名单).
@@ -68,8 +68,89 @@ impl Default for RepairRules {
     }
 }
 
+/// Per-class sampling ratios of spot checks (抽查比例): the range a plan's ratio must
+/// fall in, and the default when a plan gives none. Class-based supervision: the ratio
+/// rises with risk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingPolicy {
+    pub a_min: f64,
+    pub a_max: f64,
+    pub a_default: f64,
+    pub b_min: f64,
+    pub b_max: f64,
+    pub b_default: f64,
+    pub c_min: f64,
+    pub c_max: f64,
+    pub c_default: f64,
+    pub d_min: f64,
+    pub d_max: f64,
+    pub d_default: f64,
+}
+
+impl Default for SamplingPolicy {
+    fn default() -> Self {
+        SamplingPolicy {
+            a_min: 0.0,
+            a_max: 0.05,
+            a_default: 0.03,
+            b_min: 0.05,
+            b_max: 0.20,
+            b_default: 0.10,
+            c_min: 0.21,
+            c_max: 0.60,
+            c_default: 0.30,
+            d_min: 0.61,
+            d_max: 1.0,
+            d_default: 0.80,
+        }
+    }
+}
+
+impl SamplingPolicy {
+    /// (min, max, default) of `class`.
+    pub fn of(&self, class: RiskClass) -> (f64, f64, f64) {
+        match class {
+            RiskClass::A => (self.a_min, self.a_max, self.a_default),
+            RiskClass::B => (self.b_min, self.b_max, self.b_default),
+            RiskClass::C => (self.c_min, self.c_max, self.c_default),
+            RiskClass::D => (self.d_min, self.d_max, self.d_default),
+        }
+    }
+
+    fn validate(&self) -> Result<(), DomainError> {
+        let mut last_default = 0.0;
+        for class in RiskClass::ALL {
+            let l = class.letter().to_lowercase();
+            let (min, max, default) = self.of(class);
+            for (k, v) in [("min", min), ("max", max), ("default", default)] {
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(DomainError::invalid(
+                        format!("sampling.{l}_{k}"),
+                        format!("{v} is outside [0, 1]"),
+                    ));
+                }
+            }
+            if !(min <= default && default <= max) {
+                return Err(DomainError::invalid(
+                    format!("sampling.{l}_default"),
+                    format!("{default} is outside [{l}_min {min}, {l}_max {max}]"),
+                ));
+            }
+            if default < last_default {
+                return Err(DomainError::invalid(
+                    format!("sampling.{l}_default"),
+                    "defaults must not fall as risk rises (A ≤ B ≤ C ≤ D)",
+                ));
+            }
+            last_default = default;
+        }
+        Ok(())
+    }
+}
+
 /// One dated version of the rules.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RuleSet {
     /// Unique name of the version, e.g. `shanghai-2022-07-01`.
     pub version: String,
@@ -81,6 +162,7 @@ pub struct RuleSet {
     pub lists: ListRules,
     pub sweep: SweepRules,
     pub repair: RepairRules,
+    pub sampling: SamplingPolicy,
     pub exemptions: ExemptionRules,
 }
 
@@ -95,6 +177,7 @@ struct RawSet {
     lists: ListRules,
     sweep: SweepRules,
     repair: RepairRules,
+    sampling: SamplingPolicy,
     exemptions: ExemptionRules,
 }
 
@@ -219,6 +302,90 @@ pub const PARAMETERS: &[ParamInfo] = &[
         used_in: "FileObjection (decide_due)",
     },
     ParamInfo {
+        key: "sampling.a_min",
+        unit: "share of the stratum's population, 0 to 1",
+        source: "DOMAIN §3 example, one city 2024: class A ≤ 5 %; class-based supervision (国市监信发〔2022〕6号)",
+        evidence: "R",
+        used_in: "PlanDraw: a class-A ratio outside the range needs an override reason",
+    },
+    ParamInfo {
+        key: "sampling.a_max",
+        unit: "share of the stratum's population, 0 to 1",
+        source: "DOMAIN §3 example, one city 2024: class A ≤ 5 %; class-based supervision (国市监信发〔2022〕6号)",
+        evidence: "R",
+        used_in: "PlanDraw: a class-A ratio outside the range needs an override reason",
+    },
+    ParamInfo {
+        key: "sampling.a_default",
+        unit: "share of the stratum's population, 0 to 1",
+        source: "our default inside the range (DOMAIN §3)",
+        evidence: "U",
+        used_in: "PlanDraw: the ratio of a class-A stratum given without ratio or count",
+    },
+    ParamInfo {
+        key: "sampling.b_min",
+        unit: "share of the stratum's population, 0 to 1",
+        source: "DOMAIN §3 example, one city 2024: class B 5–20 %; class-based supervision (国市监信发〔2022〕6号)",
+        evidence: "R",
+        used_in: "PlanDraw: a class-B ratio outside the range needs an override reason",
+    },
+    ParamInfo {
+        key: "sampling.b_max",
+        unit: "share of the stratum's population, 0 to 1",
+        source: "DOMAIN §3 example, one city 2024: class B 5–20 %; class-based supervision (国市监信发〔2022〕6号)",
+        evidence: "R",
+        used_in: "PlanDraw: a class-B ratio outside the range needs an override reason",
+    },
+    ParamInfo {
+        key: "sampling.b_default",
+        unit: "share of the stratum's population, 0 to 1",
+        source: "our default inside the range (DOMAIN §3)",
+        evidence: "U",
+        used_in: "PlanDraw: the ratio of a class-B stratum given without ratio or count",
+    },
+    ParamInfo {
+        key: "sampling.c_min",
+        unit: "share of the stratum's population, 0 to 1",
+        source: "DOMAIN §3 example, one city 2024: class C 21–60 %; class-based supervision (国市监信发〔2022〕6号)",
+        evidence: "R",
+        used_in: "PlanDraw: a class-C ratio outside the range needs an override reason",
+    },
+    ParamInfo {
+        key: "sampling.c_max",
+        unit: "share of the stratum's population, 0 to 1",
+        source: "DOMAIN §3 example, one city 2024: class C 21–60 %; class-based supervision (国市监信发〔2022〕6号)",
+        evidence: "R",
+        used_in: "PlanDraw: a class-C ratio outside the range needs an override reason",
+    },
+    ParamInfo {
+        key: "sampling.c_default",
+        unit: "share of the stratum's population, 0 to 1",
+        source: "our default inside the range (DOMAIN §3)",
+        evidence: "U",
+        used_in: "PlanDraw: the ratio of a class-C stratum given without ratio or count",
+    },
+    ParamInfo {
+        key: "sampling.d_min",
+        unit: "share of the stratum's population, 0 to 1",
+        source: "DOMAIN §3 example, one city 2024: class D 61–100 %; class-based supervision (国市监信发〔2022〕6号)",
+        evidence: "R",
+        used_in: "PlanDraw: a class-D ratio outside the range needs an override reason",
+    },
+    ParamInfo {
+        key: "sampling.d_max",
+        unit: "share of the stratum's population, 0 to 1",
+        source: "DOMAIN §3 example, one city 2024: class D 61–100 %; class-based supervision (国市监信发〔2022〕6号)",
+        evidence: "R",
+        used_in: "PlanDraw: a class-D ratio outside the range needs an override reason",
+    },
+    ParamInfo {
+        key: "sampling.d_default",
+        unit: "share of the stratum's population, 0 to 1",
+        source: "our default inside the range (DOMAIN §3)",
+        evidence: "U",
+        used_in: "PlanDraw: the ratio of a class-D stratum given without ratio or count",
+    },
+    ParamInfo {
         key: "exemptions.suspended",
         unit: "switch",
         source: "Shanghai 2023 report: suspended (歇业) firms exempt (DOMAIN §3)",
@@ -260,6 +427,7 @@ impl RuleSet {
         flatten("lists", &self.lists, &mut out);
         flatten("sweep", &self.sweep, &mut out);
         flatten("repair", &self.repair, &mut out);
+        flatten("sampling", &self.sampling, &mut out);
         flatten("exemptions", &self.exemptions, &mut out);
         out
     }
@@ -318,6 +486,7 @@ impl RuleSet {
                 return Err(DomainError::invalid(key, "must be positive"));
             }
         }
+        self.sampling.validate()?;
         if self.publicity.short_months > self.publicity.long_years.saturating_mul(12) {
             return Err(DomainError::invalid(
                 "publicity.short_months",
@@ -329,7 +498,7 @@ impl RuleSet {
 }
 
 /// Every rules version the service knows, ordered by jurisdiction and date.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RuleBook {
     sets: Vec<Arc<RuleSet>>,
     /// The jurisdiction the service applies (that of the built-in rules).
@@ -379,6 +548,7 @@ impl RuleBook {
                     lists: r.lists,
                     sweep: r.sweep,
                     repair: r.repair,
+                    sampling: r.sampling,
                     exemptions: r.exemptions,
                 };
                 set.validate()
@@ -551,6 +721,7 @@ mod tests {
         assert_eq!(s.repair, RepairRules::default());
         assert_eq!(s.lists, ListRules::default());
         assert_eq!(s.exemptions, ExemptionRules::default());
+        assert_eq!(s.sampling, SamplingPolicy::default());
     }
 
     #[test]
@@ -666,6 +837,18 @@ mod tests {
             (
                 BUILTIN_RULES.replace("\"310000\"", "\"31\""),
                 "jurisdiction",
+            ),
+            (
+                BUILTIN_RULES.replace("d_max = 1.0", "d_max = 1.5"),
+                "sampling.d_max",
+            ),
+            (
+                BUILTIN_RULES.replace("c_default = 0.30", "c_default = 0.9"),
+                "sampling.c_default",
+            ),
+            (
+                BUILTIN_RULES.replace("b_min = 0.05", "b_min = -0.1"),
+                "sampling.b_min",
             ),
         ];
         for (text, key) in cases {

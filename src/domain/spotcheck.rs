@@ -5,9 +5,98 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     records::check_text,
+    ruleset::SamplingPolicy,
     sampler::{team_seed, Sampler},
-    Date, DomainError, EnterpriseStatus, RegionCode,
+    Date, DomainError, EnterpriseStatus, RegionCode, RiskClass,
 };
+
+/// A stratum of a plan as asked, with its frozen population.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AskedStratum {
+    /// Its index in the request (`strata[i]`).
+    pub index: usize,
+    pub class: RiskClass,
+    pub ratio: Option<f64>,
+    pub count: Option<u64>,
+    pub population: u64,
+}
+
+impl AskedStratum {
+    /// The share of its population the stratum draws (the ratio, or count / population);
+    /// `None` for an empty population asked by count.
+    fn share(&self) -> Option<f64> {
+        match (self.ratio, self.count) {
+            (Some(r), _) => Some(r),
+            (None, Some(c)) if self.population > 0 => {
+                Some((c as f64 / self.population as f64).min(1.0))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Checks a plan against the per-class sampling policy of the rules in force
+/// (class-based supervision, 国市监信发〔2022〕6号; DOMAIN.md §3): each ratio asked lies
+/// in its class's range; the share drawn does not fall as risk rises (A ≤ B ≤ C ≤ D among
+/// the strata present); no class is skipped between two present ones. A non-empty
+/// `override_reason` waives these checks (the plan and the audit trail record it).
+/// INVALID_ARGUMENT names the stratum.
+pub fn check_sampling(
+    policy: &SamplingPolicy,
+    strata: &[AskedStratum],
+    override_reason: &str,
+) -> Result<(), DomainError> {
+    if !override_reason.trim().is_empty() {
+        return Ok(());
+    }
+    let hint = "; give override_reason to plan it anyway";
+    for s in strata {
+        let (min, max, _) = policy.of(s.class);
+        if let Some(r) = s.ratio {
+            if r < min || r > max {
+                return Err(DomainError::invalid(
+                    format!("strata[{}].ratio", s.index),
+                    format!(
+                        "{r} is outside class {}'s range [{min}, {max}] (rules sampling.{}_min/max){hint}",
+                        s.class,
+                        s.class.letter().to_lowercase()
+                    ),
+                ));
+            }
+        }
+    }
+    let mut sorted: Vec<&AskedStratum> = strata.iter().collect();
+    sorted.sort_by_key(|s| s.class);
+    for pair in sorted.windows(2) {
+        let (lo, hi) = (pair[0], pair[1]);
+        if hi.class.index() > lo.class.index() + 1 {
+            let missing = RiskClass::from_index(lo.class.index() as u8 + 1).unwrap_or(hi.class);
+            return Err(DomainError::invalid(
+                "strata",
+                format!(
+                    "class {missing} is missing between class {} and class {} (every class between the lowest and the highest planned is checked){hint}",
+                    lo.class, hi.class
+                ),
+            ));
+        }
+        if let (Some(a), Some(b)) = (lo.share(), hi.share()) {
+            if b + 1e-12 < a {
+                return Err(DomainError::invalid(
+                    format!(
+                        "strata[{}].{}",
+                        hi.index,
+                        if hi.ratio.is_some() { "ratio" } else { "count" }
+                    ),
+                    format!(
+                        "class {} would draw {b:.4} of its population, less than class {}'s {a:.4}: ratios must rise with risk{hint}",
+                        hi.class, lo.class
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Which exemptions apply; each can be switched off in the configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +276,80 @@ pub fn draw_team(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Per-class sampling policy (issue 14, defect 5; DOMAIN.md §3 example ranges A ≤ 5 %,
+    /// B 5–20 %, C 21–60 %, D 61–100 %). Rows: strata (class, ratio, count, population),
+    /// override, the field an error names ("" = accepted).
+    #[test]
+    fn sampling_policy_rows() {
+        use RiskClass::*;
+        let p = SamplingPolicy::default();
+        type Row<'a> = (
+            &'a [(RiskClass, Option<f64>, Option<u64>, u64)],
+            &'a str,
+            &'a str,
+        );
+        let rows: &[Row] = &[
+            (
+                &[(A, Some(0.05), None, 100), (B, Some(0.05), None, 100)],
+                "",
+                "",
+            ), // boundaries
+            (&[(A, Some(0.051), None, 100)], "", "strata[0].ratio"), // A above 5 %
+            (&[(C, Some(0.20), None, 100)], "", "strata[0].ratio"),  // C below 21 %
+            (&[(D, Some(0.61), None, 100)], "", ""),                 // D at 61 %
+            (
+                &[(A, Some(0.03), None, 9), (C, Some(0.3), None, 9)],
+                "",
+                "strata",
+            ), // B skipped
+            (&[(C, Some(0.3), None, 9), (D, Some(0.7), None, 9)], "", ""), // focused plan
+            // Counts compare by the share they draw: C 10/100 below B 20 %.
+            (
+                &[(B, Some(0.2), None, 50), (C, None, Some(10), 100)],
+                "",
+                "strata[1].count",
+            ),
+            (
+                &[(B, Some(0.2), None, 50), (C, None, Some(30), 100)],
+                "",
+                "",
+            ),
+            // Falling with risk inside the ranges cannot happen for ratios; counts can:
+            (
+                &[(C, None, Some(50), 100), (D, None, Some(40), 100)],
+                "",
+                "strata[1].count",
+            ),
+            // The override reason waives every check (recorded in the plan).
+            (
+                &[(A, Some(0.5), None, 10), (C, Some(0.1), None, 10)],
+                "专项整治",
+                "",
+            ),
+            (&[(B, None, Some(0), 0), (C, Some(0.3), None, 10)], "", ""), // empty B
+        ];
+        for (strata, reason, field) in rows {
+            let asked: Vec<AskedStratum> = strata
+                .iter()
+                .enumerate()
+                .map(|(index, (class, ratio, count, population))| AskedStratum {
+                    index,
+                    class: *class,
+                    ratio: *ratio,
+                    count: *count,
+                    population: *population,
+                })
+                .collect();
+            let got = check_sampling(&p, &asked, reason);
+            match (*field, got) {
+                ("", Ok(())) => {}
+                ("", Err(e)) => panic!("{strata:?}: refused {e}"),
+                (f, Ok(())) => panic!("{strata:?}: accepted, expected {f}"),
+                (f, Err(e)) => assert_eq!(e.field, f, "{strata:?}: {e}"),
+            }
+        }
+    }
 
     fn d(s: &str) -> Date {
         Date::parse("d", s).unwrap()

@@ -12,7 +12,9 @@ use super::{
 use crate::{
     domain::{
         sampler::{self, Sampler},
-        spotcheck::{draw_team, ExemptionRules, Inspector, PoolMember, Team},
+        spotcheck::{
+            check_sampling, draw_team, AskedStratum, ExemptionRules, Inspector, PoolMember, Team,
+        },
         DomainError, IndustryCode, RegionCode, RiskClass, Uscc,
     },
     error::Error,
@@ -199,6 +201,8 @@ pub fn plan_pb(p: &DrawPlan) -> pb::DrawPlan {
             .collect(),
         created_at: rfc3339(Some(p.created_at_ms)),
         drawn: p.receipt.is_some(),
+        rules_version: p.rules_version.clone(),
+        override_reason: p.override_reason.clone(),
     }
 }
 
@@ -450,14 +454,29 @@ impl SpotCheckService for SpotCheckApi {
             filter_from_pb("filter", &r.filter.clone().unwrap_or_default()).map_err(invalid)?;
         restrict(&scope, &mut filter)?;
         let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
-        if r.strata.is_empty() {
+        let override_reason = r.override_reason.trim().to_string();
+        if override_reason.chars().count() > 500 {
             return Err(invalid(DomainError::invalid(
-                "strata",
-                "at least one stratum",
+                "override_reason",
+                "at most 500 characters",
             )));
         }
+        let rules = self.store.options().rules.in_force(as_of).clone();
+        // No strata: one per class (of the filter's classes) at the rules' defaults.
+        let asked: Vec<pb::Stratum> = if r.strata.is_empty() {
+            RiskClass::ALL
+                .iter()
+                .filter(|c| filter.classes.is_empty() || filter.classes.contains(c))
+                .map(|c| pb::Stratum {
+                    risk_class: class_pb(*c),
+                    size: None,
+                })
+                .collect()
+        } else {
+            r.strata.clone()
+        };
         let mut strata = Vec::new();
-        for (i, s) in r.strata.iter().enumerate() {
+        for (i, s) in asked.iter().enumerate() {
             let at = |k: &str| format!("strata[{i}].{k}");
             let class = class_from_pb(&at("risk_class"), s.risk_class).map_err(invalid)?;
             if strata.iter().any(|x: &PlannedStratum| x.class == class) {
@@ -487,12 +506,7 @@ impl SpotCheckService for SpotCheckApi {
                         format!("{c} is negative"),
                     )))
                 }
-                None => {
-                    return Err(invalid(DomainError::invalid(
-                        at("size"),
-                        "a ratio or a count is required",
-                    )))
-                }
+                None => (Some(rules.sampling.of(class).2), None),
             };
             strata.push(PlannedStratum {
                 class,
@@ -522,6 +536,20 @@ impl SpotCheckService for SpotCheckApi {
                 s.digest = sampler::population_digest(pop.iter().map(Uscc::as_str));
                 populations.push(pop);
             }
+            // The per-class sampling policy, on the frozen populations (counts compare by
+            // the share they draw).
+            let asked: Vec<AskedStratum> = strata
+                .iter()
+                .enumerate()
+                .map(|(index, s)| AskedStratum {
+                    index,
+                    class: s.class,
+                    ratio: s.ratio,
+                    count: s.count,
+                    population: s.population,
+                })
+                .collect();
+            check_sampling(&rules.sampling, &asked, &override_reason)?;
             let plan = DrawPlan {
                 id: 0,
                 task_id,
@@ -529,12 +557,14 @@ impl SpotCheckService for SpotCheckApi {
                 model_version: view.run.model_version.clone(),
                 as_of,
                 filter: f2,
-                exemptions: store.options().rules.in_force(as_of).exemptions.clone(),
+                exemptions: rules.exemptions.clone(),
                 strata,
                 created_at_ms: 0,
                 created_by: principal,
                 receipt: None,
                 assignment: None,
+                rules_version: rules.version.clone(),
+                override_reason,
             };
             Ok::<_, Error>((plan, populations))
         })

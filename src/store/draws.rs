@@ -78,6 +78,67 @@ pub struct DrawPlan {
     pub receipt: Option<DrawReceipt>,
     /// The inspector teams, once assigned.
     pub assignment: Option<Assignment>,
+    /// The rules version whose exemptions and sampling policy the plan applied (empty
+    /// for plans made before rules versions existed).
+    pub rules_version: String,
+    /// Why the plan departs from the per-class sampling policy, if it does.
+    pub override_reason: String,
+}
+
+/// A plan as stored before rules versions (value version 1).
+#[derive(Deserialize)]
+struct DrawPlanV1 {
+    id: u64,
+    task_id: String,
+    run_id: u64,
+    model_version: String,
+    as_of: Date,
+    filter: CandidateFilter,
+    exemptions: ExemptionRules,
+    strata: Vec<PlannedStratum>,
+    created_at_ms: i64,
+    created_by: String,
+    receipt: Option<DrawReceipt>,
+    assignment: Option<Assignment>,
+}
+
+/// Value version of stored plans: 2 adds the rules version and the override reason.
+const PLAN_VERSION: u8 = 2;
+
+/// Encodes a plan (value version 2).
+pub fn encode_plan(p: &DrawPlan) -> Result<Vec<u8>> {
+    postcard::to_extend(p, vec![PLAN_VERSION])
+        .map_err(|e| Error::Corrupt(format!("encode plan: {e}")))
+}
+
+/// Decodes a stored plan of either value version.
+pub fn decode_plan(bytes: &[u8]) -> Result<DrawPlan> {
+    match bytes.split_first() {
+        Some((&PLAN_VERSION, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| Error::Corrupt(format!("decode plan: {e}")))
+        }
+        Some((&codec::VALUE_VERSION, _)) => {
+            let v: DrawPlanV1 = codec::decode(bytes)?;
+            Ok(DrawPlan {
+                id: v.id,
+                task_id: v.task_id,
+                run_id: v.run_id,
+                model_version: v.model_version,
+                as_of: v.as_of,
+                filter: v.filter,
+                exemptions: v.exemptions,
+                strata: v.strata,
+                created_at_ms: v.created_at_ms,
+                created_by: v.created_by,
+                receipt: v.receipt,
+                assignment: v.assignment,
+                rules_version: String::new(),
+                override_reason: String::new(),
+            })
+        }
+        Some((v, _)) => Err(Error::Corrupt(format!("unknown plan value version {v}"))),
+        None => Err(Error::Corrupt("empty plan value".into())),
+    }
 }
 
 /// The second random: inspector teams for the selected enterprises (检查人员随机匹配).
@@ -182,7 +243,5 @@ pub fn load_population(tree: &sled::Tree, id: u64, stratum: u8) -> Result<Vec<Us
 
 /// Reads a plan.
 pub fn load_plan(tree: &sled::Tree, id: u64) -> Result<Option<DrawPlan>> {
-    tree.get(plan_key(id))?
-        .map(|v| codec::decode(&v))
-        .transpose()
+    tree.get(plan_key(id))?.map(|v| decode_plan(&v)).transpose()
 }

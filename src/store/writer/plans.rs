@@ -83,7 +83,23 @@ impl Writer {
                 p.put_unread(&k, &v);
             }
         }
-        p.put(draws::plan_key(id), codec::encode(&plan)?);
+        p.put(draws::plan_key(id), draws::encode_plan(&plan)?);
+        // The audit event carries a departure from the sampling policy and its reason.
+        p.change = Some(Change {
+            target: format!("plan/{id}"),
+            after: format!(
+                "{} (rules {}{})",
+                p.cause,
+                plan.rules_version,
+                if plan.override_reason.is_empty() {
+                    ""
+                } else {
+                    ", sampling policy overridden"
+                }
+            ),
+            reason: plan.override_reason.clone(),
+            ..Change::default()
+        });
         Ok(plan)
     }
 
@@ -104,7 +120,7 @@ impl Writer {
         }
         receipt.drawn_at_ms = now_ms;
         plan.receipt = Some(receipt);
-        p.put(draws::plan_key(plan_id), codec::encode(&plan)?);
+        p.put(draws::plan_key(plan_id), draws::encode_plan(&plan)?);
         Ok(plan)
     }
 
@@ -124,7 +140,7 @@ impl Writer {
         }
         assignment.assigned_at_ms = now_ms;
         plan.assignment = Some(assignment);
-        p.put(draws::plan_key(plan_id), codec::encode(&plan)?);
+        p.put(draws::plan_key(plan_id), draws::encode_plan(&plan)?);
         Ok(plan)
     }
 }
@@ -132,7 +148,7 @@ impl Writer {
 /// A stored plan (NOT_FOUND naming `plan_id`).
 fn load_plan(p: &Pending, plan_id: u64) -> Result<DrawPlan> {
     match p.get(&draws::plan_key(plan_id))? {
-        Some(v) => codec::decode::<DrawPlan>(&v),
+        Some(v) => draws::decode_plan(&v),
         None => Err(Error::NotFound(format!("plan_id: plan {plan_id}"))),
     }
 }
