@@ -906,3 +906,67 @@ async fn plans_follow_the_per_class_sampling_policy() {
     assert!(last.after.contains("overridden"), "{}", last.after);
     t.s.stop().await;
 }
+
+/// Class-based supervision before the exemptions (issue 14, defect 4): a firm on the
+/// abnormal-operations list is drawn even with a clean check, and a plan counts per
+/// stratum whom each exemption removed.
+#[tokio::test]
+async fn listed_firms_are_never_exempt_and_plans_count_exemptions() {
+    let mut t = city().await;
+    let mut c = t.s.client.clone();
+    let listed = t.abnormal[0].clone();
+    // A clean check after the listing (the re-score updates the selector's overlay).
+    inspect(
+        &mut c,
+        &listed,
+        "T-clean",
+        Date::today().add_days(-5),
+        false,
+    )
+    .await;
+    let r = t
+        .spot
+        .batch_match(pb::MatchRequest {
+            usccs: vec![listed.clone(), t.inspected_clean.clone()],
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.items[0].exempt, "listed: {:?}", r.items[0]);
+    assert!(r.items[1].exempt, "clean, not listed: {:?}", r.items[1]);
+    assert_eq!(r.items[1].exemption_reason, "NO_PROBLEM_IN_TWO_YEARS");
+    let p = t
+        .spot
+        .plan_draw(pb::PlanDrawRequest {
+            override_reason: String::new(),
+            ..plan_req("T-exempt", vec![])
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let exempted: Vec<(String, u64)> = p
+        .strata
+        .iter()
+        .flat_map(|s| s.exempted.iter().map(|e| (e.reason.clone(), e.count)))
+        .collect();
+    for reason in [
+        "SUSPENDED",
+        "NO_PROBLEM_IN_TWO_YEARS",
+        "YEARLY_CHECK_LIMIT_REACHED",
+    ] {
+        assert_eq!(
+            exempted
+                .iter()
+                .filter(|(r, _)| r == reason)
+                .map(|(_, n)| n)
+                .sum::<u64>(),
+            1,
+            "{reason}: {exempted:?}"
+        );
+    }
+    let e = p.exemptions.unwrap();
+    assert_eq!(e.never_exempt_classes, vec![pb::RiskClass::D as i32]);
+    assert!(e.never_exempt_listed);
+    t.s.stop().await;
+}

@@ -400,6 +400,20 @@ pub const PARAMETERS: &[ParamInfo] = &[
         used_in: "spot-check candidate pools and draws",
     },
     ParamInfo {
+        key: "exemptions.never_exempt_classes",
+        unit: "classes",
+        source: "class-based supervision, 国市监信发〔2022〕6号: D strict, much higher ratios (DOMAIN §2–§3)",
+        evidence: "U",
+        used_in: "spot-check candidate pools and draws (checked before the exemptions)",
+    },
+    ParamInfo {
+        key: "exemptions.never_exempt_listed",
+        unit: "switch",
+        source: "class-based supervision: listed firms are high-risk (DOMAIN §2–§3; issue 14 review)",
+        evidence: "U",
+        used_in: "spot-check candidate pools and draws (checked before the exemptions)",
+    },
+    ParamInfo {
         key: "exemptions.max_checks_per_year",
         unit: "checks per calendar year (0 = off)",
         source: "Shanghai 2024 district plans: at most 2 checks per firm per year (DOMAIN §3)",

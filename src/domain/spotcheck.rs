@@ -98,7 +98,7 @@ pub fn check_sampling(
     Ok(())
 }
 
-/// Which exemptions apply; each can be switched off in the configuration.
+/// Which exemptions apply, and who is never exempt; rules parameters (`exemptions.*`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExemptionRules {
@@ -110,6 +110,11 @@ pub struct ExemptionRules {
     /// Enterprises already checked this many times this calendar year are not drawn;
     /// 0 switches the rule off.
     pub max_checks_per_year: u32,
+    /// Classes never exempt (class-based supervision: D is checked strictly).
+    pub never_exempt_classes: Vec<RiskClass>,
+    /// Enterprises on the serious-illegal or abnormal-operations list at the as-of date
+    /// are never exempt.
+    pub never_exempt_listed: bool,
 }
 
 impl Default for ExemptionRules {
@@ -118,7 +123,67 @@ impl Default for ExemptionRules {
             suspended: true,
             clean_two_years: true,
             max_checks_per_year: 2,
+            never_exempt_classes: vec![RiskClass::D],
+            never_exempt_listed: true,
         }
+    }
+}
+
+/// What the exemptions read of an enterprise besides its status and class: its spot
+/// checks and the spans it was on a list that bars exemption.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpotHistory {
+    /// Spot checks: (date, problems found).
+    pub checks: Vec<(Date, bool)>,
+    /// Spans on the serious-illegal or abnormal-operations list: (first day, last day;
+    /// `None` while open).
+    pub listed: Vec<(Date, Option<Date>)>,
+}
+
+impl SpotHistory {
+    /// From a dossier (listing terms restored).
+    pub fn of(d: &super::EnterpriseRecords) -> SpotHistory {
+        let listed = d
+            .listings
+            .iter()
+            .filter(|l| {
+                matches!(
+                    l.kind,
+                    super::ListKind::SeriousIllegal | super::ListKind::AbnormalOperations
+                )
+            })
+            .filter_map(|l| {
+                let removed = l.removed_on.map(|r| r.add_days(-1));
+                let last = match (removed, l.term_ends_on) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                match last {
+                    Some(last) if last < l.listed_on => None,
+                    last => Some((l.listed_on, last)),
+                }
+            })
+            .collect();
+        SpotHistory {
+            checks: d
+                .inspections
+                .iter()
+                .map(|i| (i.inspected_on, i.problems_found))
+                .collect(),
+            listed,
+        }
+    }
+
+    /// Whether there is nothing to keep.
+    pub fn is_empty(&self) -> bool {
+        self.checks.is_empty() && self.listed.is_empty()
+    }
+
+    /// Whether the enterprise is on a barring list on `day`.
+    pub fn listed_on(&self, day: Date) -> bool {
+        self.listed
+            .iter()
+            .any(|(from, last)| *from <= day && last.is_none_or(|l| day <= l))
     }
 }
 
@@ -134,6 +199,18 @@ pub enum Exemption {
 }
 
 impl Exemption {
+    /// Every exemption, in a fixed order (its index).
+    pub const ALL: [Exemption; 3] = [
+        Exemption::Suspended,
+        Exemption::CleanRecentChecks,
+        Exemption::YearlyLimitReached,
+    ];
+
+    /// Position in [`Exemption::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Stable name.
     pub fn name(self) -> &'static str {
         match self {
@@ -145,14 +222,24 @@ impl Exemption {
 }
 
 impl ExemptionRules {
-    /// The exemption of an enterprise with `status` and spot checks `checks` (date,
-    /// problems found) as of `as_of`, if any. Checks after `as_of` are not yet known.
+    /// The exemption of an enterprise of class `class` with `status` and `history` as of
+    /// `as_of`, if any. Checks after `as_of` are not yet known. Class-based supervision
+    /// first: a class in `never_exempt_classes`, or (with `never_exempt_listed`) a firm on
+    /// the serious-illegal or abnormal-operations list on `as_of`, is never exempt (the
+    /// Shanghai exemptions sit beside strict supervision of D; issue 14, defect 4).
     pub fn exemption(
         &self,
         status: EnterpriseStatus,
-        checks: &[(Date, bool)],
+        class: RiskClass,
+        history: &SpotHistory,
         as_of: Date,
     ) -> Option<Exemption> {
+        if self.never_exempt_classes.contains(&class)
+            || (self.never_exempt_listed && history.listed_on(as_of))
+        {
+            return None;
+        }
+        let checks = &history.checks;
         if self.suspended && status == EnterpriseStatus::Suspended {
             return Some(Exemption::Suspended);
         }
@@ -355,27 +442,39 @@ mod tests {
         Date::parse("d", s).unwrap()
     }
 
+    fn hist(checks: &[(Date, bool)]) -> SpotHistory {
+        SpotHistory {
+            checks: checks.to_vec(),
+            listed: vec![],
+        }
+    }
+
     #[test]
     fn exemptions() {
         let r = ExemptionRules::default();
         let op = EnterpriseStatus::Operating;
+        let b = RiskClass::B;
         let as_of = d("2026-10-01");
-        assert_eq!(r.exemption(op, &[], as_of), None);
+        assert_eq!(r.exemption(op, b, &hist(&[]), as_of), None);
         assert_eq!(
-            r.exemption(EnterpriseStatus::Suspended, &[], as_of),
+            r.exemption(EnterpriseStatus::Suspended, b, &hist(&[]), as_of),
             Some(Exemption::Suspended)
         );
         assert_eq!(
-            r.exemption(op, &[(d("2025-01-01"), false)], as_of),
+            r.exemption(op, b, &hist(&[(d("2025-01-01"), false)]), as_of),
             Some(Exemption::CleanRecentChecks)
         );
         // Older than two years: no longer counts.
-        assert_eq!(r.exemption(op, &[(d("2024-09-30"), false)], as_of), None);
+        assert_eq!(
+            r.exemption(op, b, &hist(&[(d("2024-09-30"), false)]), as_of),
+            None
+        );
         // One problem in the window spoils it.
         assert_eq!(
             r.exemption(
                 op,
-                &[(d("2025-01-01"), false), (d("2026-02-01"), true)],
+                b,
+                &hist(&[(d("2025-01-01"), false), (d("2026-02-01"), true)]),
                 as_of
             ),
             None
@@ -384,26 +483,92 @@ mod tests {
         assert_eq!(
             r.exemption(
                 op,
-                &[(d("2026-02-01"), true), (d("2026-05-01"), false)],
+                b,
+                &hist(&[(d("2026-02-01"), true), (d("2026-05-01"), false)]),
                 as_of
             ),
             Some(Exemption::YearlyLimitReached)
         );
         // Checks after as_of are not known yet.
-        assert_eq!(r.exemption(op, &[(d("2026-10-02"), false)], as_of), None);
+        assert_eq!(
+            r.exemption(op, b, &hist(&[(d("2026-10-02"), false)]), as_of),
+            None
+        );
         let off = ExemptionRules {
             suspended: false,
             clean_two_years: false,
             max_checks_per_year: 0,
+            never_exempt_classes: vec![],
+            never_exempt_listed: false,
         };
         assert_eq!(
             off.exemption(
                 EnterpriseStatus::Suspended,
-                &[(d("2026-02-01"), false)],
+                b,
+                &hist(&[(d("2026-02-01"), false)]),
                 as_of
             ),
             None
         );
+    }
+
+    /// Class-based supervision before the Shanghai exemptions (issue 14, defect 4;
+    /// DOMAIN.md §2–§3): D and firms on the serious or abnormal list at the as-of date are
+    /// never exempt; a listing removed or over no longer bars. Rows: class, status,
+    /// listing span, exemption expected.
+    #[test]
+    fn class_and_listings_come_before_exemptions() {
+        use RiskClass::*;
+        let r = ExemptionRules::default();
+        let as_of = d("2026-10-01");
+        let clean = (d("2025-06-01"), false);
+        /// A listing span: (first day, last day if it ended).
+        type Span<'a> = Option<(&'a str, Option<&'a str>)>;
+        let rows: &[(RiskClass, EnterpriseStatus, Span, Option<Exemption>)] = &[
+            (
+                B,
+                EnterpriseStatus::Operating,
+                None,
+                Some(Exemption::CleanRecentChecks),
+            ),
+            (D, EnterpriseStatus::Operating, None, None),
+            (D, EnterpriseStatus::Suspended, None, None),
+            (
+                C,
+                EnterpriseStatus::Operating,
+                Some(("2026-01-01", None)),
+                None,
+            ),
+            (
+                C,
+                EnterpriseStatus::Operating,
+                Some(("2026-01-01", Some("2026-10-01"))),
+                None,
+            ),
+            (
+                C,
+                EnterpriseStatus::Operating,
+                Some(("2026-01-01", Some("2026-09-30"))),
+                Some(Exemption::CleanRecentChecks),
+            ),
+            (
+                C,
+                EnterpriseStatus::Suspended,
+                Some(("2026-01-01", None)),
+                None,
+            ),
+        ];
+        for (class, status, span, want) in rows {
+            let h = SpotHistory {
+                checks: vec![clean],
+                listed: span.iter().map(|(f, l)| (d(f), l.map(d))).collect(),
+            };
+            assert_eq!(
+                r.exemption(*status, *class, &h, as_of),
+                *want,
+                "{class:?} {status:?} {span:?}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,8 @@ use crate::{
     domain::{
         sampler::{self, Sampler},
         spotcheck::{
-            check_sampling, draw_team, AskedStratum, ExemptionRules, Inspector, PoolMember, Team,
+            check_sampling, draw_team, AskedStratum, Exemption, ExemptionRules, Inspector,
+            PoolMember, Team,
         },
         DomainError, IndustryCode, RegionCode, RiskClass, Uscc,
     },
@@ -174,6 +175,12 @@ fn exemptions_pb(e: &ExemptionRules) -> pb::ExemptionSettings {
         suspended: e.suspended,
         clean_two_years: e.clean_two_years,
         max_checks_per_year: e.max_checks_per_year,
+        never_exempt_classes: e
+            .never_exempt_classes
+            .iter()
+            .map(|c| class_pb(*c))
+            .collect(),
+        never_exempt_listed: e.never_exempt_listed,
     }
 }
 
@@ -197,6 +204,14 @@ pub fn plan_pb(p: &DrawPlan) -> pb::DrawPlan {
                 population: s.population,
                 k: s.k,
                 population_digest: s.digest.clone(),
+                exempted: s
+                    .exempted
+                    .iter()
+                    .map(|(reason, count)| pb::ExemptionCount {
+                        reason: reason.clone(),
+                        count: *count,
+                    })
+                    .collect(),
             })
             .collect(),
         created_at: rfc3339(Some(p.created_at_ms)),
@@ -362,7 +377,7 @@ impl SpotCheckApi {
                     if row.as_ref().is_some_and(|r| !scope.covers(&r.attrs.region)) {
                         item.error = format!("usccs[{i}]: outside the token's regions");
                     } else if let Some(row) = row {
-                        let ex = rules.exemption(row.attrs.status, &row.checks, as_of);
+                        let ex = rules.exemption(row.attrs.status, row.class, &row.history, as_of);
                         item.found = true;
                         item.risk_class = class_pb(row.class);
                         item.score = points(row.score.into());
@@ -515,6 +530,7 @@ impl SpotCheckService for SpotCheckApi {
                 population: 0,
                 k: 0,
                 digest: String::new(),
+                exempted: Vec::new(),
             });
         }
         if let Some(m) = super::replayed(&self.store, &key)? {
@@ -530,7 +546,17 @@ impl SpotCheckService for SpotCheckApi {
             let mut populations = Vec::new();
             for s in strata.iter_mut() {
                 // Strata have distinct classes (checked above), so each list is taken once.
-                let pop: Vec<Uscc> = std::mem::take(&mut by_class[s.class.index()]);
+                let pop: Vec<Uscc> = std::mem::take(&mut by_class.usccs[s.class.index()]);
+                s.exempted = Exemption::ALL
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.name().to_string(),
+                            by_class.exempted[s.class.index()][e.index()],
+                        )
+                    })
+                    .filter(|(_, n)| *n > 0)
+                    .collect();
                 s.population = pop.len() as u64;
                 s.k = sampler::stratum_size(pop.len(), s.count, s.ratio) as u64;
                 s.digest = sampler::population_digest(pop.iter().map(Uscc::as_str));

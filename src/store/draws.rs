@@ -34,6 +34,21 @@ pub struct PlannedStratum {
     pub k: u64,
     /// SHA-256 hex over the USCCs ascending, joined with "\n".
     pub digest: String,
+    /// Enterprises of the class and filter the exemptions removed, per exemption name
+    /// (empty for plans made before they were counted).
+    pub exempted: Vec<(String, u64)>,
+}
+
+/// A stratum as version-1 plans stored it.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct PlannedStratumV1 {
+    class: RiskClass,
+    count: Option<u64>,
+    ratio: Option<f64>,
+    population: u64,
+    k: u64,
+    digest: String,
 }
 
 /// One stratum of a receipt.
@@ -95,12 +110,21 @@ struct DrawPlanV1 {
     model_version: String,
     as_of: Date,
     filter: CandidateFilter,
-    exemptions: ExemptionRules,
-    strata: Vec<PlannedStratum>,
+    exemptions: ExemptionRulesV1,
+    strata: Vec<PlannedStratumV1>,
     created_at_ms: i64,
     created_by: String,
     receipt: Option<DrawReceipt>,
     assignment: Option<Assignment>,
+}
+
+/// The exemption rules as version-1 plans stored them (before class-based exclusions).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct ExemptionRulesV1 {
+    suspended: bool,
+    clean_two_years: bool,
+    max_checks_per_year: u32,
 }
 
 /// Value version of stored plans: 2 adds the rules version and the override reason.
@@ -127,8 +151,26 @@ pub fn decode_plan(bytes: &[u8]) -> Result<DrawPlan> {
                 model_version: v.model_version,
                 as_of: v.as_of,
                 filter: v.filter,
-                exemptions: v.exemptions,
-                strata: v.strata,
+                exemptions: ExemptionRules {
+                    suspended: v.exemptions.suspended,
+                    clean_two_years: v.exemptions.clean_two_years,
+                    max_checks_per_year: v.exemptions.max_checks_per_year,
+                    never_exempt_classes: Vec::new(),
+                    never_exempt_listed: false,
+                },
+                strata: v
+                    .strata
+                    .into_iter()
+                    .map(|s| PlannedStratum {
+                        class: s.class,
+                        count: s.count,
+                        ratio: s.ratio,
+                        population: s.population,
+                        k: s.k,
+                        digest: s.digest,
+                        exempted: Vec::new(),
+                    })
+                    .collect(),
                 created_at_ms: v.created_at_ms,
                 created_by: v.created_by,
                 receipt: v.receipt,
@@ -262,7 +304,11 @@ mod tests {
             model_version: "m".into(),
             as_of: Date::parse("d", "2026-01-05").unwrap(),
             filter: CandidateFilter::default(),
-            exemptions: ExemptionRules::default(),
+            exemptions: ExemptionRulesV1 {
+                suspended: true,
+                clean_two_years: false,
+                max_checks_per_year: 2,
+            },
             strata: vec![],
             created_at_ms: 1,
             created_by: "local".into(),
@@ -272,6 +318,7 @@ mod tests {
         let old = decode_plan(&codec::encode(&v1).unwrap()).unwrap();
         assert_eq!((old.id, old.task_id.as_str(), old.run_id), (7, "T", 3));
         assert_eq!(old.rules_version, "");
+        assert!(!old.exemptions.clean_two_years && old.exemptions.never_exempt_classes.is_empty());
         let new = DrawPlan {
             rules_version: "shanghai-2022-07-01".into(),
             override_reason: "campaign".into(),

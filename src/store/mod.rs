@@ -538,7 +538,7 @@ impl Store {
         &self,
         f: &spot::CandidateFilter,
         as_of: Date,
-    ) -> Result<(Arc<RunView>, [Vec<Uscc>; 4])> {
+    ) -> Result<(Arc<RunView>, spot::ByClass)> {
         let view = self.require_current_run()?;
         let out = view.spot_view().candidate_usccs_by_class(
             f,

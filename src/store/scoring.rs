@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     codec, keys,
-    spot::{checks_of, Attrs, SpotBuilder, SpotIndex, SpotRow, SpotView},
+    spot::{history_of, Attrs, SpotBuilder, SpotIndex, SpotRow, SpotView},
 };
 use crate::{
     domain::{scoring, Centi, Date, EnterpriseRecords, Model, RiskClass, Uscc},
@@ -580,6 +580,6 @@ pub fn spot_row(u: Uscc, d: &EnterpriseRecords, class: RiskClass, score: Centi) 
         class,
         score: score.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
         attrs: Attrs::of(d)?,
-        checks: checks_of(d),
+        history: history_of(d),
     })
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::{
-        spotcheck::{Exemption, ExemptionRules},
+        spotcheck::{Exemption, ExemptionRules, SpotHistory},
         Date, EnterpriseRecords, EnterpriseStatus, EntityType, RegionCode, RiskClass, Uscc,
     },
     error::{Error, Result},
@@ -39,12 +39,9 @@ impl Attrs {
     }
 }
 
-/// Spot checks of a dossier: (date, problems found).
-pub fn checks_of(d: &EnterpriseRecords) -> Vec<(Date, bool)> {
-    d.inspections
-        .iter()
-        .map(|i| (i.inspected_on, i.problems_found))
-        .collect()
+/// What the exemptions read of a dossier (spot checks, barring listings).
+pub fn history_of(d: &EnterpriseRecords) -> SpotHistory {
+    SpotHistory::of(d)
 }
 
 /// One enterprise as the selector sees it.
@@ -54,7 +51,7 @@ pub struct SpotRow {
     pub class: RiskClass,
     pub score: i32,
     pub attrs: Attrs,
-    pub checks: Vec<(Date, bool)>,
+    pub history: SpotHistory,
 }
 
 /// What a candidate query asks for; an empty list means "any".
@@ -87,6 +84,15 @@ impl CandidateFilter {
     }
 }
 
+/// Candidates split by class (what a plan freezes), with the exempted counts.
+#[derive(Debug, Default)]
+pub struct ByClass {
+    /// The USCCs of each class, in USCC order.
+    pub usccs: [Vec<Uscc>; 4],
+    /// Per class, per exemption ([`Exemption::index`]): enterprises it removed.
+    pub exempted: [[u64; 3]; 4],
+}
+
 /// A candidate: a row and its exemption at the query's as-of date.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Candidate {
@@ -102,8 +108,9 @@ pub struct Candidate {
 pub struct SpotIndex {
     /// Parallel to the run's entries; `None` for an enterprise without a profile.
     attrs: Vec<Option<Attrs>>,
-    /// Spot checks by entry position (only enterprises that have any).
-    checks: HashMap<u32, Vec<(Date, bool)>>,
+    /// Spot checks and barring listings by entry position (only enterprises that have
+    /// any).
+    history: HashMap<u32, SpotHistory>,
     /// Entry positions per class, ascending (= USCC order).
     by_class: [Vec<u32>; 4],
     /// Enterprises changed since the run (re-scored onto it), by USCC.
@@ -114,7 +121,7 @@ pub struct SpotIndex {
 #[derive(Default)]
 pub struct SpotBuilder {
     attrs: Vec<Option<Attrs>>,
-    checks: HashMap<u32, Vec<(Date, bool)>>,
+    history: HashMap<u32, SpotHistory>,
 }
 
 impl SpotBuilder {
@@ -122,8 +129,9 @@ impl SpotBuilder {
     pub fn push(&mut self, d: &EnterpriseRecords) {
         let pos = self.attrs.len() as u32;
         self.attrs.push(Attrs::of(d));
-        if !d.inspections.is_empty() {
-            self.checks.insert(pos, checks_of(d));
+        let h = history_of(d);
+        if !h.is_empty() {
+            self.history.insert(pos, h);
         }
     }
 
@@ -131,8 +139,8 @@ impl SpotBuilder {
     pub fn append(&mut self, other: SpotBuilder) {
         let base = self.attrs.len() as u32;
         self.attrs.extend(other.attrs);
-        self.checks
-            .extend(other.checks.into_iter().map(|(p, c)| (p + base, c)));
+        self.history
+            .extend(other.history.into_iter().map(|(p, c)| (p + base, c)));
     }
 
     /// Appends another builder's enterprises given in descending USCC order.
@@ -140,9 +148,9 @@ impl SpotBuilder {
         let base = self.attrs.len() as u32;
         let n = other.attrs.len() as u32;
         self.attrs.extend(other.attrs.into_iter().rev());
-        self.checks.extend(
+        self.history.extend(
             other
-                .checks
+                .history
                 .into_iter()
                 .map(|(p, c)| (base + (n - 1 - p), c)),
         );
@@ -163,10 +171,11 @@ impl SpotBuilder {
         if let Some(a) = self.attrs.get_mut(pos) {
             *a = Attrs::of(d);
         }
-        if d.inspections.is_empty() {
-            self.checks.remove(&(pos as u32));
+        let h = history_of(d);
+        if h.is_empty() {
+            self.history.remove(&(pos as u32));
         } else {
-            self.checks.insert(pos as u32, checks_of(d));
+            self.history.insert(pos as u32, h);
         }
     }
 
@@ -178,7 +187,7 @@ impl SpotBuilder {
         }
         SpotIndex {
             attrs: self.attrs,
-            checks: self.checks,
+            history: self.history,
             by_class,
             overlay: RwLock::new(HashMap::new()),
         }
@@ -203,7 +212,7 @@ impl SpotIndex {
             class,
             score,
             attrs,
-            checks: self.checks.get(&(pos as u32)).cloned().unwrap_or_default(),
+            history: self.history.get(&(pos as u32)).cloned().unwrap_or_default(),
         })
     }
 }
@@ -259,24 +268,32 @@ impl SpotView<'_> {
     }
 
     /// The USCCs of [`Self::candidates`] split by class, each list in USCC order: what a
-    /// draw plan freezes, without a `Candidate` per enterprise (≈ 120 MB less at 3 M).
+    /// draw plan freezes, without a `Candidate` per enterprise (≈ 120 MB less at 3 M);
+    /// and, per class, how many each exemption removed (by [`Exemption::index`]).
     pub fn candidate_usccs_by_class(
         &self,
         f: &CandidateFilter,
         rules: &ExemptionRules,
         as_of: Date,
-    ) -> Result<[Vec<Uscc>; 4]> {
-        let mut out: [Vec<Uscc>; 4] = Default::default();
+    ) -> Result<ByClass> {
+        let mut out = ByClass::default();
+        let all = CandidateFilter {
+            include_exempt: true,
+            ..f.clone()
+        };
         let from_overlay = self.each_candidate(
-            f,
+            &all,
             rules,
             as_of,
             &mut out,
             |_, _| {},
-            |out, c| out[c.class.index()].push(c.uscc),
+            |out, c| match c.exemption {
+                Some(e) if !f.include_exempt => out.exempted[c.class.index()][e.index()] += 1,
+                _ => out.usccs[c.class.index()].push(c.uscc),
+            },
         )?;
         if from_overlay {
-            for v in out.iter_mut() {
+            for v in out.usccs.iter_mut() {
                 v.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
             }
         }
@@ -318,7 +335,7 @@ impl SpotView<'_> {
         }
         positions.sort_unstable();
         reserve(state, positions.len());
-        let no_checks: Vec<(Date, bool)> = Vec::new();
+        let none = SpotHistory::default();
         for p in positions {
             let e = self.entries[p as usize];
             if overlay.contains_key(&e.uscc) {
@@ -327,8 +344,8 @@ impl SpotView<'_> {
             let Some(a) = self.index.attrs[p as usize] else {
                 continue;
             };
-            let checks = self.index.checks.get(&p).unwrap_or(&no_checks);
-            let exemption = rules.exemption(a.status, checks, as_of);
+            let history = self.index.history.get(&p).unwrap_or(&none);
+            let exemption = rules.exemption(a.status, e.class, history, as_of);
             if exemption.is_some() && !f.include_exempt {
                 continue;
             }
@@ -348,7 +365,7 @@ impl SpotView<'_> {
             if !f.admits(r.class, &r.attrs) {
                 continue;
             }
-            let exemption = rules.exemption(r.attrs.status, &r.checks, as_of);
+            let exemption = rules.exemption(r.attrs.status, r.class, &r.history, as_of);
             if exemption.is_some() && !f.include_exempt {
                 continue;
             }
