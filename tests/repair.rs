@@ -441,3 +441,84 @@ async fn objections_mark_dispute_and_correct_records() {
     assert!(listed.objections.is_empty());
     s.stop().await;
 }
+
+/// Issue 14, defect 7: removal from the abnormal list follows its reason (SAIC Order 68
+/// Art. 11–14: a reason other than a missed report is cured by a fact only evidence
+/// shows), and an objection to a listing is filed within lists.listing_objection_days
+/// (30, DOMAIN.md §4) of it.
+#[tokio::test]
+async fn listing_rules_follow_the_reason_and_the_objection_period() {
+    let s = TestServer::start().await;
+    let addr = format!("http://{}", s.addr);
+    let mut c = s.client.clone();
+    let mut r = CreditRepairServiceClient::connect(addr).await.unwrap();
+    let u = uscc_n(b'1', 78);
+    let mut e = enterprise(&u);
+    e.established_on = Date::today().add_days(-200).to_string();
+    put_enterprise(&mut c, e).await;
+    let today = Date::today();
+    let listing = |days_ago: i32| pb::Listing {
+        uscc: u.clone(),
+        kind: pb::ListKind::AbnormalOperations as i32,
+        reason: pb::ListingReason::UnreachableAtAddress as i32,
+        listed_on: today.add_days(-days_ago).to_string(),
+        authority: "上海市浦东新区市场监督管理局".into(),
+        ..Default::default()
+    };
+    for days_ago in [30, 31] {
+        c.add_listing(pb::AddListingRequest {
+            request_id: String::new(),
+            listing: Some(listing(days_ago)),
+        })
+        .await
+        .unwrap();
+    }
+    let record = |days_ago: i32| {
+        format!(
+            "listing/ABNORMAL_OPERATIONS/{}/UNREACHABLE_AT_ADDRESS",
+            today.add_days(-days_ago)
+        )
+    };
+    let object = |days_ago: i32| pb::FileObjectionRequest {
+        request_id: String::new(),
+        uscc: u.clone(),
+        record: record(days_ago),
+        reason: "已在登记住所正常经营".into(),
+        evidence: vec![],
+    };
+    // Day 30 after the listing is the last day (the listing day is not counted).
+    r.file_objection(object(30)).await.unwrap();
+    let late = r.file_objection(object(31)).await.unwrap_err();
+    assert_eq!(late.code(), Code::FailedPrecondition, "{late:?}");
+    assert!(late.message().starts_with("record:"), "{late:?}");
+    // Removal of an unreachable-address listing needs proof of the cure.
+    let submit = |evidence: Vec<String>| pb::SubmitRepairRequest {
+        request_id: String::new(),
+        uscc: u.clone(),
+        target: Some(pb::RepairTarget {
+            target: Some(pb::repair_target::Target::Listing(pb::ListingKey {
+                kind: pb::ListKind::AbnormalOperations as i32,
+                listed_on: today.add_days(-31).to_string(),
+                reason: pb::ListingReason::UnreachableAtAddress as i32,
+            })),
+        }),
+        reason: "可通过登记住所联系".into(),
+        commitment: "守信承诺书 doc://commit/78".into(),
+        commitment_signed: true,
+        evidence,
+    };
+    let err = r.submit_repair(submit(vec![])).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("evidence:"), "{err:?}");
+    let case = r
+        .submit_repair(submit(vec!["doc://site-visit/2026-11".into()]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        case.eligibility.iter().any(|w| w.contains("to verify")),
+        "{:?}",
+        case.eligibility
+    );
+    s.stop().await;
+}

@@ -241,6 +241,7 @@ pub fn eligibility(
     today: Date,
     rules: &RuleBook,
     revoked_on: &[Date],
+    evidence: &[String],
 ) -> Result<Vec<String>, DomainError> {
     let no = |reason: String| DomainError::invalid("target", reason);
     let mut why = Vec::new();
@@ -277,17 +278,53 @@ pub fn eligibility(
                 ) {
                     return Err(no("not an abnormal-operations listing or mark".into()));
                 }
-                let missing: Vec<u16> = report_compliance(e, &d.reports, today)
-                    .into_iter()
-                    .filter(|(_, _, _, c)| *c == Compliance::NotFiled)
-                    .map(|(y, _, _, _)| y)
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(no(format!(
-                        "annual reports not made up yet for {missing:?}: file them first"
-                    )));
+                // The cure depends on why the firm was listed (SAIC Order 68, 企业经营异常
+                // 名录管理暂行办法, Art. 11–14 [R]): a missed annual report is cured by
+                // filing it (visible in the records); the other reasons by a fact only
+                // the application's evidence can show, which the operator verifies.
+                match l.reason {
+                    ListingReason::AnnualReportNotFiled => {
+                        let missing: Vec<u16> = report_compliance(e, &d.reports, today)
+                            .into_iter()
+                            .filter(|(_, _, _, c)| *c == Compliance::NotFiled)
+                            .map(|(y, _, _, _)| y)
+                            .collect();
+                        if !missing.is_empty() {
+                            return Err(no(format!(
+                                "annual reports not made up yet for {missing:?}: file them first"
+                            )));
+                        }
+                        why.push("every annual report due has been filed".into());
+                    }
+                    reason => {
+                        let cure = match reason {
+                            ListingReason::UnreachableAtAddress => {
+                                "reachable again at the registered address, or the address changed (Art. 14)"
+                            }
+                            ListingReason::FalsePublicity => {
+                                "the false information corrected (Art. 13)"
+                            }
+                            ListingReason::PublicityOrderIgnored => {
+                                "the ordered information published (Art. 12)"
+                            }
+                            _ => "the cause of the listing removed",
+                        };
+                        if evidence.iter().all(|x| x.trim().is_empty()) {
+                            return Err(DomainError::invalid(
+                                "evidence",
+                                format!(
+                                    "listed for {}: proof of the cure is required ({cure})",
+                                    reason.name()
+                                ),
+                            ));
+                        }
+                        why.push(format!(
+                            "listed for {}: cure claimed with {} piece(s) of evidence, to verify: {cure}",
+                            reason.name(),
+                            evidence.len()
+                        ));
+                    }
                 }
-                why.push("every annual report due has been filed".into());
             } else {
                 let years = now.lists.serious_early_removal_after_years;
                 let from = period::elapsed_from(l.listed_on, years * 12);
@@ -387,6 +424,14 @@ pub fn eligibility(
         }
     }
     Ok(why)
+}
+
+/// The last day an objection to listing `l` may be filed: `lists.listing_objection_days`
+/// of the rules in force on its listing day, counted from the day after it (民法典
+/// Art. 201).
+pub fn objection_deadline(l: &Listing, rules: &RuleBook) -> Date {
+    let days = rules.in_force(l.listed_on).lists.listing_objection_days;
+    l.listed_on.add_days(days as i32)
 }
 
 /// Deadline to accept or not a case submitted on `on`.
@@ -566,7 +611,7 @@ mod tests {
                 listed_on: d(listed),
                 reason: ListingReason::Other,
             };
-            let got = eligibility(&t, &r, d(today), &rules, &[]);
+            let got = eligibility(&t, &r, d(today), &rules, &[], &[]);
             assert_eq!(got.is_ok(), *ok, "{why}: {got:?}");
         }
     }
@@ -583,15 +628,15 @@ mod tests {
         };
         let rules = RuleBook::builtin();
         let revoked = [d("2021-06-30")];
-        let barred = eligibility(&t, &r, d("2022-06-30"), &rules, &revoked).unwrap_err();
+        let barred = eligibility(&t, &r, d("2022-06-30"), &rules, &revoked, &[]).unwrap_err();
         assert!(barred.reason.contains("2024-07-01"), "{barred}");
         // The listing's 3-year term ended on 2023-01-01: by 2024 nothing is open, so check
         // the bar alone on its last day.
-        assert!(eligibility(&t, &r, d("2024-06-30"), &rules, &revoked)
+        assert!(eligibility(&t, &r, d("2024-06-30"), &rules, &revoked, &[])
             .unwrap_err()
             .reason
             .contains("false commitment"));
-        assert!(!eligibility(&t, &r, d("2024-07-01"), &rules, &revoked)
+        assert!(!eligibility(&t, &r, d("2024-07-01"), &rules, &revoked, &[])
             .unwrap_err()
             .reason
             .contains("false commitment"));

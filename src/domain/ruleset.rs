@@ -29,6 +29,8 @@ pub struct ListRules {
     pub serious_term_years: u32,
     /// Years on the serious-illegal list before an early removal by repair may be asked.
     pub serious_early_removal_after_years: u32,
+    /// Days after a listing within which an objection to it may be filed.
+    pub listing_objection_days: u32,
 }
 
 impl Default for ListRules {
@@ -36,6 +38,7 @@ impl Default for ListRules {
         ListRules {
             serious_term_years: 3,
             serious_early_removal_after_years: 1,
+            listing_objection_days: 30,
         }
     }
 }
@@ -260,6 +263,13 @@ pub const PARAMETERS: &[ParamInfo] = &[
         used_in: "repair eligibility (serious list)",
     },
     ParamInfo {
+        key: "lists.listing_objection_days",
+        unit: "days",
+        source: "objection to a listing within 30 days of it (DOMAIN §4)",
+        evidence: "R",
+        used_in: "FileObjection on a listing (FAILED_PRECONDITION after the period)",
+    },
+    ParamInfo {
         key: "sweep.years_to_serious",
         unit: "years",
         source: "企业信息公示暂行条例 Art. 17: 3 years on the abnormal list without cure (DOMAIN §4)",
@@ -473,6 +483,10 @@ impl RuleSet {
             (
                 "lists.serious_term_years",
                 u64::from(self.lists.serious_term_years),
+            ),
+            (
+                "lists.listing_objection_days",
+                u64::from(self.lists.listing_objection_days),
             ),
             (
                 "sweep.years_to_serious",

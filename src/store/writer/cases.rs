@@ -119,6 +119,7 @@ impl Ctx<'_> {
             self.today,
             &self.options.rules,
             &revoked,
+            &c.evidence,
         )?;
         let id = sc::get_counter(p.tree, "next_case")?.unwrap_or(1);
         p.put(keys::counter("next_case"), (id + 1).to_be_bytes().to_vec());
@@ -257,12 +258,29 @@ pub enum Correction {
 impl Ctx<'_> {
     fn file_objection(&self, p: &mut Pending, mut o: Objection) -> Result<Objection> {
         let u = o.uscc;
+        let rules = p.rules;
         let d = p
             .doc(&u)?
             .filter(|d| d.enterprise.is_some())
             .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
         if !crate::domain::repair::record_ids(d).contains(&o.record) {
             return Err(Error::NotFound(format!("record: {} of {u}", o.record)));
+        }
+        // A listing is objected to within its period (DOMAIN.md §4, rules
+        // lists.listing_objection_days); later, credit repair is the way.
+        if let Some(l) = d
+            .listings
+            .iter()
+            .find(|l| format!("listing/{}", l.listing_id()) == o.record)
+        {
+            let last = crate::domain::repair::objection_deadline(l, rules);
+            if self.today > last {
+                return Err(Error::FailedPrecondition(format!(
+                    "record: the period to object to {} ended on {last} (rules {}: lists.listing_objection_days); ask for credit repair instead",
+                    o.record,
+                    rules.in_force(l.listed_on).version
+                )));
+            }
         }
         for other in repair::objections(p.tree, Some(&u))? {
             if other.state == ObjectionState::Open && other.record == o.record {
