@@ -129,14 +129,12 @@ pub enum ViolationDomain {
 
 impl ViolationDomain {
     /// Food, drugs and special equipment need a year (not six months) before an early
-    /// end of publicity (DOMAIN.md §5).
+    /// end of publicity (SAMR Order 45 Art. 16 as DOMAIN.md §5 reads it). Medical
+    /// devices are not named there, so they take the ordinary minimum (issue 14, defect 6).
     pub fn is_sensitive(self) -> bool {
         matches!(
             self,
-            ViolationDomain::Food
-                | ViolationDomain::Drugs
-                | ViolationDomain::MedicalDevices
-                | ViolationDomain::SpecialEquipment
+            ViolationDomain::Food | ViolationDomain::Drugs | ViolationDomain::SpecialEquipment
         )
     }
 }
@@ -180,6 +178,12 @@ pub enum PenaltyKind {
 }
 
 impl PenaltyKind {
+    /// Kinds beyond a fine the scoring model treats as severe (the model's own choice,
+    /// docs/MODEL.md — not the publicity rule, see [`PenaltyKind::bars_early_end`]).
+    pub fn is_severe(self) -> bool {
+        self == PenaltyKind::LicenceSuspension || self.bars_early_end()
+    }
+
     /// Kinds that last until a date and need `restriction_ends_on`.
     pub fn needs_end_date(self) -> bool {
         matches!(
@@ -188,12 +192,15 @@ impl PenaltyKind {
         )
     }
 
-    /// Kinds whose publicity can never be ended early (DOMAIN.md §5).
+    /// Kinds whose publicity can never be ended early: SAMR Order 45 as DOMAIN.md §5
+    /// reads it — suspension of production (停产停业), restriction, practice bans,
+    /// downgrades, licence and business-licence revocation. A temporary licence
+    /// suspension (暂扣许可证件) is not among them (issue 14, defect 6); ordered closure
+    /// (责令关闭) is kept, as the gravest of them [U: not named in DOMAIN.md §5].
     pub fn bars_early_end(self) -> bool {
         matches!(
             self,
-            PenaltyKind::LicenceSuspension
-                | PenaltyKind::QualificationDowngrade
+            PenaltyKind::QualificationDowngrade
                 | PenaltyKind::LicenceRevocation
                 | PenaltyKind::BusinessLicenceRevocation
                 | PenaltyKind::OperatingRestriction

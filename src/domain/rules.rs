@@ -400,6 +400,22 @@ mod tests {
             r.publicity(&food, org).early_end_from,
             Some(d("2025-03-16"))
         );
+        // SAMR Order 45 as DOMAIN §5 reads it: medical devices take the ordinary 6 months;
+        // a temporary licence suspension (暂扣许可证件) does not bar an early end.
+        let mut device = penalty(vec![PenaltyKind::Fine], 90_000);
+        device.domain = ViolationDomain::MedicalDevices;
+        assert_eq!(
+            r.publicity(&device, org).early_end_from,
+            Some(d("2024-09-16"))
+        );
+        let suspension = penalty(
+            vec![PenaltyKind::Fine, PenaltyKind::LicenceSuspension],
+            90_000,
+        );
+        assert_eq!(
+            r.publicity(&suspension, org).early_end_from,
+            Some(d("2024-09-16"))
+        );
         assert!(p.in_publicity_on(d("2028-12-31"), None));
         assert!(!p.in_publicity_on(d("2028-12-31"), Some(d("2028-01-01"))));
     }

@@ -250,7 +250,7 @@ pub fn assess<'a>(
         }
         let a = age(p.decided_on);
         let rec = RecordRef::Penalty(&p.decision_number);
-        if p.heavier || p.kinds.iter().any(|k| k.bars_early_end()) {
+        if p.heavier || p.kinds.iter().any(|k| k.is_severe()) {
             acc.add(Indicator::PenaltySevere, a, rec, &mut severe);
         } else if p
             .kinds
