@@ -29,6 +29,7 @@ pub mod fault;
 pub mod generate;
 pub mod jobs;
 pub mod limits;
+pub mod malformed;
 pub mod metrics;
 pub mod operator;
 pub mod report;
