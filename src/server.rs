@@ -135,7 +135,7 @@ pub async fn run_with_metrics(
         .concurrency_limit_per_connection(cfg.concurrency_per_connection)
         .max_concurrent_streams(cfg.max_concurrent_streams)
         .layer(metrics.layer())
-        .layer(crate::malformed::MalformedIsInvalid)
+        .layer(crate::malformed::layer())
         .layer(crate::limits::GlobalConcurrencyLimit::new(
             cfg.max_concurrent_requests,
         ))
