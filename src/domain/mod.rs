@@ -5,6 +5,8 @@
 pub mod calendar;
 pub mod codes;
 pub mod date;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod model;
 pub mod period;
 pub mod records;

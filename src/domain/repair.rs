@@ -481,61 +481,23 @@ mod tests {
     }
 
     fn serious_dossier(listed_on: &str) -> EnterpriseRecords {
-        use crate::domain::{
-            EnterpriseStatus, EntityType, IndustryCode, Listing, RegionCode, Uscc,
-        };
-        let d = |s: &str| Date::parse("d", s).unwrap();
-        let mut r = EnterpriseRecords {
-            enterprise: Some(crate::domain::Enterprise {
-                uscc: Uscc::placeholder(),
-                name: "x".into(),
-                entity_type: EntityType::Enterprise,
-                region: RegionCode::parse("r", "310115").unwrap(),
-                industry: IndustryCode::parse("", "C", "").unwrap(),
-                established_on: d("2015-01-01"),
-                status: EnterpriseStatus::Operating,
-                registered_capital_fen: 0,
-                supervision: vec![],
-                legal_rep_hash: None,
-                recorded_at_ms: 0,
-            }),
-            ..EnterpriseRecords::default()
-        };
-        r.listings.push(Listing {
-            uscc: Uscc::placeholder(),
-            kind: ListKind::SeriousIllegal,
-            listed_on: d(listed_on),
-            reason: ListingReason::Other,
-            reason_text: String::new(),
-            authority: "a".into(),
-            report_year: None,
-            removed_on: None,
-            removal_reason: String::new(),
-            recorded_at_ms: 0,
-            term_ends_on: None,
-        });
+        use crate::domain::{fixtures, Uscc};
+        let mut r = fixtures::dossier("2015-01-01");
+        r.listings.push(fixtures::listing(
+            ListKind::SeriousIllegal,
+            fixtures::day(listed_on),
+        ));
         RuleBook::builtin().restore(Uscc::placeholder(), &mut r);
         r
     }
 
     fn heavier(decided: &str, restriction_ends: Option<&str>) -> crate::domain::Penalty {
-        use crate::domain::{PenaltyKind, Procedure, Uscc, ViolationDomain};
-        let d = |s: &str| Date::parse("d", s).unwrap();
+        use crate::domain::fixtures::{self, day};
         crate::domain::Penalty {
-            decision_number: format!("沪市监处〔{decided}〕"),
-            uscc: Uscc::placeholder(),
-            decided_on: d(decided),
-            authority: "a".into(),
-            domain: ViolationDomain::Food,
-            procedure: Procedure::Ordinary,
-            kinds: vec![PenaltyKind::Fine],
             fine_fen: 100_000_000,
-            confiscation_fen: 0,
             heavier: restriction_ends.is_none(),
-            restriction_ends_on: restriction_ends.map(d),
-            no_penalty: false,
-            publicity_ended_on: None,
-            recorded_at_ms: 0,
+            restriction_ends_on: restriction_ends.map(day),
+            ..fixtures::penalty(&format!("沪市监处〔{decided}〕"), day(decided))
         }
     }
 

@@ -332,7 +332,7 @@ impl SweepRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{EnterpriseStatus, IndustryCode, RegionCode, Uscc, ViolationDomain};
+    use crate::domain::{IndustryCode, ViolationDomain};
 
     fn d(s: &str) -> Date {
         Date::parse("d", s).unwrap()
@@ -340,20 +340,11 @@ mod tests {
 
     fn penalty(kinds: Vec<PenaltyKind>, fine_yuan: u64) -> Penalty {
         Penalty {
-            decision_number: "沪市监处〔2024〕1号".into(),
-            uscc: Uscc::placeholder(),
-            decided_on: d("2024-03-15"),
             authority: "x".into(),
             domain: ViolationDomain::Advertising,
-            procedure: Procedure::Ordinary,
             kinds,
             fine_fen: fine_yuan * 100,
-            confiscation_fen: 0,
-            heavier: false,
-            restriction_ends_on: None,
-            no_penalty: false,
-            publicity_ended_on: None,
-            recorded_at_ms: 0,
+            ..crate::domain::fixtures::penalty("沪市监处〔2024〕1号", d("2024-03-15"))
         }
     }
 
@@ -422,17 +413,9 @@ mod tests {
 
     fn enterprise(est: &str, t: EntityType) -> Enterprise {
         Enterprise {
-            uscc: Uscc::placeholder(),
-            name: "x".into(),
             entity_type: t,
-            region: RegionCode::parse("r", "310115").unwrap(),
             industry: IndustryCode::parse("", "F", "").unwrap(),
-            established_on: d(est),
-            status: EnterpriseStatus::Operating,
-            registered_capital_fen: 0,
-            supervision: vec![],
-            legal_rep_hash: None,
-            recorded_at_ms: 0,
+            ..crate::domain::fixtures::enterprise(est)
         }
     }
 

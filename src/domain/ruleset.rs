@@ -808,19 +808,7 @@ mod tests {
         let five = later("sh-2024", "2024-01-01", 3)
             .replace("serious_term_years = 3", "serious_term_years = 5");
         let b = RuleBook::with_files(&[("x".into(), five)]).unwrap();
-        let listing = |on: &str| Listing {
-            uscc: Uscc::placeholder(),
-            kind: ListKind::SeriousIllegal,
-            listed_on: d(on),
-            reason: crate::domain::ListingReason::Other,
-            reason_text: String::new(),
-            authority: "a".into(),
-            report_year: None,
-            removed_on: None,
-            removal_reason: String::new(),
-            recorded_at_ms: 0,
-            term_ends_on: None,
-        };
+        let listing = |on: &str| crate::domain::fixtures::listing(ListKind::SeriousIllegal, d(on));
         // Rows: listed on, last day listed, first day not listed.
         for (on, last, after) in [
             ("2023-05-10", "2026-05-10", "2026-05-11"), // 3 years under the 2022 rules

@@ -372,75 +372,41 @@ pub fn assess<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{
-        IndustryCode, InspectionResult, Listing, ListingReason, Penalty, Procedure, RegionCode,
-        Uscc, ViolationDomain,
-    };
+    use crate::domain::{InspectionResult, Listing, Penalty, Uscc};
     use proptest::prelude::*;
 
-    fn day(s: &str) -> Date {
-        Date::parse("d", s).unwrap()
-    }
+    use crate::domain::fixtures::{self, day};
 
+    /// A manufacturer founded 2015-03-01 with ¥1 M capital and every report filed.
     fn enterprise() -> EnterpriseRecords {
-        EnterpriseRecords {
-            enterprise: Some(crate::domain::Enterprise {
-                uscc: Uscc::placeholder(),
-                name: "x".into(),
-                entity_type: EntityType::Enterprise,
-                region: RegionCode::parse("r", "310115").unwrap(),
-                industry: IndustryCode::parse("", "C", "").unwrap(),
-                established_on: day("2015-03-01"),
-                status: EnterpriseStatus::Operating,
-                registered_capital_fen: 100_000_000,
-                supervision: vec![],
-                legal_rep_hash: None,
-                recorded_at_ms: 0,
-            }),
-            reports: (2015..=2025)
-                .map(|y| crate::domain::AnnualReport {
-                    uscc: Uscc::placeholder(),
-                    year: y,
-                    filed_on: Date::ymd(i32::from(y) + 1, 3, 1).unwrap(),
-                    recorded_at_ms: 0,
-                })
-                .collect(),
-            ..Default::default()
+        let mut r = fixtures::dossier("2015-03-01");
+        if let Some(e) = r.enterprise.as_mut() {
+            e.registered_capital_fen = 100_000_000;
         }
+        r.reports = (2015..=2025)
+            .map(|y| crate::domain::AnnualReport {
+                uscc: Uscc::placeholder(),
+                year: y,
+                filed_on: Date::ymd(i32::from(y) + 1, 3, 1).unwrap(),
+                recorded_at_ms: 0,
+            })
+            .collect();
+        r
     }
 
     fn penalty(n: u32, on: Date, kinds: Vec<PenaltyKind>, fine: u64, heavier: bool) -> Penalty {
         Penalty {
-            decision_number: format!("沪市监罚〔2025〕{n}号"),
-            uscc: Uscc::placeholder(),
-            decided_on: on,
-            authority: "a".into(),
-            domain: ViolationDomain::Food,
-            procedure: Procedure::Ordinary,
             kinds,
             fine_fen: fine,
-            confiscation_fen: 0,
             heavier,
-            restriction_ends_on: None,
-            no_penalty: false,
-            publicity_ended_on: None,
-            recorded_at_ms: 0,
+            ..fixtures::penalty(&format!("沪市监罚〔2025〕{n}号"), on)
         }
     }
 
     fn listing(kind: ListKind, on: Date, removed: Option<Date>) -> Listing {
         Listing {
-            uscc: Uscc::placeholder(),
-            kind,
-            listed_on: on,
-            reason: ListingReason::Other,
-            reason_text: String::new(),
-            authority: "a".into(),
-            report_year: None,
             removed_on: removed,
-            removal_reason: String::new(),
-            recorded_at_ms: 0,
-            term_ends_on: None,
+            ..fixtures::listing(kind, on)
         }
     }
 
