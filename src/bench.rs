@@ -29,6 +29,7 @@ pub async fn scoring(
     dir: &Path,
     as_of: Date,
     dry_run: bool,
+    model: Option<String>,
     options: StoreOptions,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let store = Store::open(dir, options)?;
@@ -81,7 +82,7 @@ pub async fn scoring(
         let run = run_to_completion(
             store.clone(),
             BatchRequest {
-                model_version: None,
+                model_version: model.clone(),
                 as_of,
                 dry_run: dry,
                 requested_by: "bench".into(),

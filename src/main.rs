@@ -384,6 +384,10 @@ enum Command {
         /// Also score a dry run (the comparison against the current run).
         #[arg(long)]
         dry_run: bool,
+        /// Score with this registered model version (e.g. a new built-in one) instead of
+        /// the active model; the run's transitions then compare the two (re-calibration).
+        #[arg(long)]
+        model: Option<String>,
         /// sled cache size in MiB [default: the store default].
         #[arg(long)]
         cache_mb: Option<u64>,
@@ -891,6 +895,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             data_dir,
             as_of,
             dry_run,
+            model,
             cache_mb,
             config,
         } => {
@@ -904,7 +909,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 options.cache_bytes = mb * 1024 * 1024;
             }
             let rt = runtime(0)?;
-            rt.block_on(bench::scoring(&data_dir, as_of, dry_run, options))
+            rt.block_on(bench::scoring(&data_dir, as_of, dry_run, model, options))
         }
     }
 }

@@ -125,11 +125,11 @@ async fn model_is_served_and_bad_models_are_refused_naming_the_key() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(
-        err.message().contains("toml.indicator[8].code"),
+        err.message().contains("toml.indicator[7].code"),
         "{}",
         err.message()
     );
-    let overlapping = m.toml.replace("c = 14", "c = 3");
+    let overlapping = m.toml.replace("c = 12", "c = 3");
     let err = k
         .register_model(pb::RegisterModelRequest {
             toml: overlapping,
@@ -138,7 +138,7 @@ async fn model_is_served_and_bad_models_are_refused_naming_the_key() {
         .await
         .unwrap_err();
     assert!(err.message().contains("cut_points"), "{}", err.message());
-    let changed_same_version = m.toml.replace("d = 35", "d = 50");
+    let changed_same_version = m.toml.replace("d = 30", "d = 50");
     let err = k
         .register_model(pb::RegisterModelRequest {
             toml: changed_same_version,
@@ -400,7 +400,7 @@ async fn dry_run_reports_transitions_and_activation_is_explicit() {
     // A stricter candidate: fines weigh three times as much.
     let toml = Model::builtin()
         .source
-        .replace("version = \"cr-2026.2\"", "version = \"cr-2026.2-strict\"")
+        .replace("version = \"cr-2026.3\"", "version = \"cr-2026.3-strict\"")
         .replace(
             "code = \"PENALTY_FINE\"\ndimension = \"supervision\"\nreads = \"penalty\"\npoints = 8",
             "code = \"PENALTY_FINE\"\ndimension = \"supervision\"\nreads = \"penalty\"\npoints = 24",
@@ -455,7 +455,7 @@ async fn dry_run_reports_transitions_and_activation_is_explicit() {
         .unwrap()
         .into_inner();
     assert!(in_dry.score > before.score);
-    assert_eq!(in_dry.model_version, "cr-2026.2-strict");
+    assert_eq!(in_dry.model_version, "cr-2026.3-strict");
 
     let err = k
         .activate_scoring_run(pb::ActivateScoringRunRequest {
@@ -499,13 +499,13 @@ async fn dry_run_reports_transitions_and_activation_is_explicit() {
     assert!(!active.activated_at.is_empty());
     let now = classify(&mut k, &fined).await;
     assert_eq!(now.run_id, dry.run_id);
-    assert_eq!(now.model_version, "cr-2026.2-strict");
+    assert_eq!(now.model_version, "cr-2026.3-strict");
     let m = k
         .get_model(pb::GetModelRequest::default())
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(m.version, "cr-2026.2-strict");
+    assert_eq!(m.version, "cr-2026.3-strict");
     s.stop().await;
 }
 
@@ -608,7 +608,10 @@ async fn a_serious_listing_ends_after_its_term() {
     let listed = classify(&mut k, &fresh).await;
     assert_eq!(listed.risk_class, pb::RiskClass::D as i32);
     assert!(codes(&listed).contains(&"SERIOUS_ILLEGAL_LISTING"));
-    assert_ne!(expired.risk_class, pb::RiskClass::D as i32, "{expired:?}");
+    assert!(
+        !codes(&expired).contains(&"SERIOUS_ILLEGAL_LISTING"),
+        "{expired:?}"
+    );
     assert_ne!(
         expired.hard_rule, "SERIOUS_ILLEGAL_LISTING_OPEN",
         "{expired:?}"

@@ -125,6 +125,8 @@ async fn abnormal_listing_repaired_then_revoked() {
         case.eligibility
     );
     assert!(!case.accept_due.is_empty() && case.due == case.accept_due);
+    // The built-in holiday calendar covers 2024–2026; a later due date is an estimate.
+    assert_eq!(case.due_estimated, case.due.as_str() > "2026-12-31");
     let dup = r.submit_repair(submit(true)).await.unwrap_err();
     assert_eq!(dup.code(), Code::AlreadyExists);
     // Overdue once the acceptance deadline has passed, not before.
@@ -178,6 +180,7 @@ async fn abnormal_listing_repaired_then_revoked() {
         .unwrap()
         .into_inner();
     assert!(!acc.decide_due.is_empty());
+    assert_eq!(acc.due_estimated, acc.decide_due.as_str() > "2026-12-31");
     let ok = r
         .decide_repair(pb::DecideRepairRequest {
             request_id: String::new(),
@@ -193,7 +196,11 @@ async fn abnormal_listing_repaired_then_revoked() {
 
     // The listing is removed and the class changed, re-scored by the approval.
     let after = class_of(&mut k, &u).await;
-    assert!(after.risk_class < pb::RiskClass::C as i32, "{after:?}");
+    let codes: Vec<&str> = after.factors.iter().map(|f| f.code.as_str()).collect();
+    assert!(!codes.contains(&"ABNORMAL_LISTING_OPEN"), "{after:?}");
+    assert!(codes.contains(&"ABNORMAL_LISTING_PAST"), "{after:?}");
+    assert!(after.hard_rule.is_empty(), "{after:?}");
+    assert!(after.score < before.score - 18.0, "{before:?} → {after:?}");
     assert_eq!(
         after.rescored_cause,
         format!("repair_case/{} approve", case.case_id)
@@ -239,7 +246,7 @@ async fn abnormal_listing_repaired_then_revoked() {
         .find(|f| f.code == "FALSE_COMMITMENT")
         .expect("false commitment scored");
     assert_eq!(fc.record, format!("repair_case/{}", case.case_id));
-    assert_eq!(fc.dimension, "social");
+    assert_eq!(fc.dimension, "supervision");
     // A new application is barred.
     let barred = r.submit_repair(submit(true)).await.unwrap_err();
     assert!(
@@ -335,6 +342,7 @@ async fn objections_mark_dispute_and_correct_records() {
     let o = r.file_objection(file(&record)).await.unwrap().into_inner();
     assert_eq!(o.state, "OPEN");
     assert!(!o.decide_due.is_empty());
+    assert_eq!(o.decide_due_estimated, o.decide_due.as_str() > "2026-12-31");
     let dup = r.file_objection(file(&record)).await.unwrap_err();
     assert_eq!(dup.code(), Code::AlreadyExists);
     let nf = r.file_objection(file("penalty/none")).await.unwrap_err();

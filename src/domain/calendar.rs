@@ -140,6 +140,13 @@ impl WorkCalendar {
         x
     }
 
+    /// Whether a deadline on `d` is an estimate: its year is past the calendar's data,
+    /// so its working days were counted Monday to Friday without the year's holidays and
+    /// make-up days (issue 14, defect 7). Extend the calendar with `store.calendar_file`.
+    pub fn estimated(&self, d: Date) -> bool {
+        !self.covers(d.year())
+    }
+
     /// Whether a year is covered by the calendar's data.
     pub fn covers(&self, year: i32) -> bool {
         self.years.contains(&year)
@@ -170,8 +177,12 @@ mod tests {
         // Spring Festival 2025: Monday 27 Jan + 1 = Wednesday 5 Feb.
         assert_eq!(c.add_working_days(d("2025-01-27"), 1), d("2025-02-05"));
         assert_eq!(c.add_working_days(d("2026-10-03"), 0), d("2026-10-08"));
-        // An uncovered year: plain weekdays.
+        // An uncovered year: plain weekdays, and a deadline there is flagged as an
+        // estimate (issue 14, defect 7): 2027's New Year holiday is not known here.
         assert_eq!(c.add_working_days(d("2030-01-04"), 1), d("2030-01-07"));
+        let due = c.add_working_days(d("2026-12-30"), 2);
+        assert_eq!(due, d("2027-01-01"));
+        assert!(c.estimated(due) && !c.estimated(d("2026-12-31")));
     }
 
     #[test]
@@ -179,6 +190,10 @@ mod tests {
         let mut c = WorkCalendar::builtin();
         c.merge(WorkCalendar::parse("[[year]]\nyear = 2027\ndays_off = [\"01-01\"]\n").unwrap());
         assert!(!c.is_working_day(d("2027-01-01")));
+        assert!(
+            !c.estimated(d("2027-01-04")),
+            "a covered year is not an estimate"
+        );
         assert!(!c.is_working_day(d("2026-10-01")));
         let e = WorkCalendar::parse("[[year]]\nyear = 2027\ndays_off = [\"02-30\"]\n").unwrap_err();
         assert_eq!(e.field, "year[0].days_off[0]");

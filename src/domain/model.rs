@@ -162,7 +162,8 @@ pub enum Indicator {
     PenaltySevere,
     /// Each penalty whose fine plus confiscation reaches `threshold_fen`.
     PenaltyLargeAmount,
-    /// An open abnormal-operations listing (or abnormal-status mark).
+    /// An open abnormal-operations listing (经营异常名录). An individual business's
+    /// abnormal-status mark scores the indicator's points but is not this condition.
     AbnormalListingOpen,
     /// An abnormal-operations listing removed within the window.
     AbnormalListingPast,
@@ -390,8 +391,10 @@ impl Indicator {
                 "法定代表人关联高风险企业",
                 "legal representative linked to a high-risk enterprise",
             ),
+            // Supervision information, not social evaluation: the finding is the
+            // regulator's own, made in its repair procedure (issue 14, defect 6).
             FalseCommitment => (
-                Dm::Social,
+                Dm::Supervision,
                 R::RepairCase,
                 true,
                 false,
@@ -416,7 +419,8 @@ impl Indicator {
 pub enum Condition {
     /// An open serious-illegal-dishonest listing.
     SeriousIllegalListingOpen,
-    /// An open abnormal-operations listing (or abnormal-status mark).
+    /// An open abnormal-operations listing (经营异常名录). An individual business's
+    /// abnormal-status mark scores the indicator's points but is not this condition.
     AbnormalListingOpen,
     /// Business licence revoked (吊销).
     BusinessLicenceRevoked,
@@ -598,7 +602,10 @@ impl Model {
             }
             let info = ind.info();
             if let Some(d) = &x.dimension {
-                if d != info.dimension.name() {
+                // Models registered before cr-2026.3 filed FALSE_COMMITMENT under
+                // "social"; they still parse (a registered model is never refused).
+                let legacy = ind == Indicator::FalseCommitment && d == "social";
+                if d != info.dimension.name() && !legacy {
                     return Err(DomainError::invalid(
                         at("dimension"),
                         format!("{} belongs to {}, not {d}", x.code, info.dimension.name()),
@@ -791,7 +798,17 @@ mod tests {
     fn builtin_parses_and_uses_every_dimension_it_can_feed() {
         let m = Model::builtin();
         assert!(m.version.starts_with("cr-"));
-        assert_eq!(m.indicators.len(), Indicator::ALL.len());
+        // Every indicator but HIGH_RISK_INDUSTRY, which has no published basis
+        // (issue 14, defect 6) and is left to a regulator's own model.
+        let unused: Vec<_> = Indicator::ALL
+            .into_iter()
+            .filter(|i| m.spec(*i).is_none())
+            .collect();
+        assert_eq!(unused, [Indicator::HighRiskIndustry]);
+        assert_eq!(
+            Indicator::FalseCommitment.info().dimension,
+            Dimension::Supervision
+        );
         assert_eq!(m.class_of(0), RiskClass::A);
         assert_eq!(m.class_of(m.cut_points[0]), RiskClass::B);
         assert_eq!(m.class_of(m.cut_points[1] - 1), RiskClass::B);
@@ -826,5 +843,13 @@ mod tests {
             assert_eq!(e.field, field, "{text}\n=> {e}");
         }
         assert!(Model::parse(&minimal("")).is_ok());
+        // A model registered before cr-2026.3 (FALSE_COMMITMENT under "social") parses.
+        let legacy = "[[indicator]]\ncode = \"FALSE_COMMITMENT\"\ndimension = \"social\"\npoints = 15\nwindow_days = 1095";
+        assert!(Model::parse(&minimal(legacy)).is_ok());
+        let wrong = "[[indicator]]\ncode = \"PENALTY_MINOR\"\ndimension = \"social\"\npoints = 1\nwindow_days = 9";
+        assert_eq!(
+            Model::parse(&minimal(wrong)).unwrap_err().field,
+            "indicator[0].dimension"
+        );
     }
 }

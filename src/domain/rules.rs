@@ -69,23 +69,11 @@ impl Publicity {
 }
 
 impl PublicityRules {
-    /// Derives the publicity of `p` for an entity of type `entity_type`.
-    pub fn publicity(&self, p: &Penalty, entity_type: EntityType) -> Publicity {
-        let unpublished = |rule| Publicity {
-            published: false,
-            window: None,
-            early_end_from: None,
-            rule,
-        };
-        if p.no_penalty {
-            return unpublished("not published: no-penalty decision (不予处罚)");
-        }
-        if p.procedure == Procedure::Simple {
-            return unpublished("not published: simple procedure");
-        }
-        if p.kinds.iter().all(|k| *k == PenaltyKind::Warning) {
-            return unpublished("not published: warning only");
-        }
+    /// The last day of the publicity window `p` has, or would have if it were published
+    /// (SAMR Order 45 Art. 14), and the rule applied: 3 months for public criticism or
+    /// a lower-amount fine, 3 years otherwise, and until a restriction ends where that
+    /// is later. Counted from the decision per 民法典 Art. 201–202 (see `period`).
+    pub fn term(&self, p: &Penalty, entity_type: EntityType) -> (Date, &'static str) {
         let threshold = if entity_type == EntityType::IndividualBusiness {
             self.lower_fine_natural_person_fen
         } else {
@@ -98,7 +86,6 @@ impl PublicityRules {
             )
         }) && p.fine_fen <= threshold;
         let start = p.decided_on;
-        // Periods counted per 民法典 Art. 201–202 (see `period`).
         let (mut end, mut rule) = if light {
             (
                 period::last_day(start, self.short_months),
@@ -116,6 +103,41 @@ impl PublicityRules {
                 rule = "until the restriction ends (longer than 3 years)";
             }
         }
+        (end, rule)
+    }
+
+    /// The last day `p` weighs in a credit-risk score (issue 14, defect 3): the last
+    /// day of its [`term`](Self::term), or the day before an approved repair ended its
+    /// publicity early, whichever is sooner. One rule for every penalty, published or
+    /// not: the weight lasts as long as the publicity the law gives it, so a lapse and
+    /// a repair end it alike, and a heavier penalty never weighs for less time.
+    pub fn weighs_until(&self, p: &Penalty, entity_type: EntityType) -> Date {
+        let (end, _) = self.term(p, entity_type);
+        match p.publicity_ended_on {
+            Some(e) => end.min(e.add_days(-1)),
+            None => end,
+        }
+    }
+
+    /// Derives the publicity of `p` for an entity of type `entity_type`.
+    pub fn publicity(&self, p: &Penalty, entity_type: EntityType) -> Publicity {
+        let unpublished = |rule| Publicity {
+            published: false,
+            window: None,
+            early_end_from: None,
+            rule,
+        };
+        if p.no_penalty {
+            return unpublished("not published: no-penalty decision (不予处罚)");
+        }
+        if p.procedure == Procedure::Simple {
+            return unpublished("not published: simple procedure");
+        }
+        if p.kinds.iter().all(|k| *k == PenaltyKind::Warning) {
+            return unpublished("not published: warning only");
+        }
+        let start = p.decided_on;
+        let (end, rule) = self.term(p, entity_type);
         let early_end_from = if p.kinds.iter().any(|k| k.bars_early_end()) {
             None
         } else {

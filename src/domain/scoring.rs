@@ -1,7 +1,9 @@
 //! Scoring (评分): a pure function of (an enterprise's records, whether it is related to
-//! a high-risk enterprise, the model, the as-of date) → score, class and the factors
-//! that make it up. Records dated after `as_of` are not yet known and count for
-//! nothing; so do penalties whose publicity an approved repair has ended.
+//! a high-risk enterprise, the model, the rules, the as-of date) → score, class and the
+//! factors that make it up. Records dated after `as_of` are not yet known and count for
+//! nothing. A penalty weighs only until the end of the publicity the law gives it, or
+//! until an approved repair ended that publicity early
+//! ([`PublicityRules::weighs_until`](super::rules::PublicityRules::weighs_until)).
 //!
 //! Factors are handed to a callback so the batch job can score millions of enterprises
 //! without building explanations it does not keep; [`explain`] collects them.
@@ -9,6 +11,7 @@
 use super::{
     model::{Centi, Condition, Decay, HardRule, Indicator, IndicatorSpec, Model, RiskClass},
     rules::{report_compliance_since, Compliance},
+    ruleset::RuleBook,
     Date, EnterpriseRecords, EnterpriseStatus, EntityType, ListKind, PenaltyKind,
 };
 
@@ -91,10 +94,11 @@ pub fn explain(
     r: &EnterpriseRecords,
     related: bool,
     model: &Model,
+    rules: &RuleBook,
     as_of: Date,
 ) -> (Assessment, Vec<Explained>) {
     let mut out = Vec::new();
-    let a = assess(r, related, model, as_of, |f| {
+    let a = assess(r, related, model, rules, as_of, |f| {
         out.push(Explained {
             indicator: f.indicator,
             points: f.points,
@@ -165,6 +169,7 @@ pub fn assess<'a>(
     r: &'a EnterpriseRecords,
     related: bool,
     model: &Model,
+    rules: &RuleBook,
     as_of: Date,
     sink: impl FnMut(Factor<'a>),
 ) -> Assessment {
@@ -176,6 +181,7 @@ pub fn assess<'a>(
     let age = |d: Date| as_of.days() - d.days();
     let mut serious_open = false;
     let mut abnormal_open = false;
+    let mut abnormal_scored = false;
     let mut revoked = false;
 
     if let Some(e) = &r.enterprise {
@@ -241,11 +247,17 @@ pub fn assess<'a>(
         .spec(Indicator::PenaltyLargeAmount)
         .and_then(|s| s.threshold_fen);
     let (mut minor, mut fine, mut severe, mut big) = (0, 0, 0, 0);
+    let entity_type = r
+        .enterprise
+        .as_ref()
+        .map_or(EntityType::Enterprise, |e| e.entity_type);
     for p in &r.penalties {
         if p.no_penalty || p.decided_on > as_of {
             continue;
         }
-        if p.publicity_ended_on.is_some_and(|d| d <= as_of) {
+        // One rule for lapse and repair alike (issue 14, defect 3).
+        let publicity = &rules.in_force(p.decided_on).publicity;
+        if publicity.weighs_until(p, entity_type) < as_of {
             continue;
         }
         let a = age(p.decided_on);
@@ -280,8 +292,13 @@ pub fn assess<'a>(
             }
             ListKind::AbnormalOperations | ListKind::AbnormalStatusMark => {
                 if open {
-                    if !abnormal_open {
-                        abnormal_open = true;
+                    // The hard rule is about the abnormal-operations list (经营异常名录);
+                    // an individual business is only marked (经营异常状态, 企业信息公示
+                    // 暂行条例 / 个体工商户年度报告办法; DOMAIN §4): the mark scores the
+                    // indicator's points but does not trigger the rule (issue 14, defect 6).
+                    abnormal_open |= l.kind == ListKind::AbnormalOperations;
+                    if !abnormal_scored {
+                        abnormal_scored = true;
                         acc.once(Indicator::AbnormalListingOpen, RecordRef::Listing(l));
                     }
                 } else if let Some(removed) = l.removed_on {
@@ -412,18 +429,103 @@ mod tests {
 
     const AS_OF: &str = "2026-10-01";
 
+    fn rules() -> &'static RuleBook {
+        static BOOK: std::sync::OnceLock<RuleBook> = std::sync::OnceLock::new();
+        BOOK.get_or_init(RuleBook::builtin)
+    }
+
+    /// One rule for a penalty's weight (issue 14, defect 3): it weighs from its decision
+    /// until the end of the publicity SAMR Order 45 Art. 14 gives it (DOMAIN §5), or
+    /// until an approved repair ended that publicity (Order 45 Art. 16), whichever is
+    /// sooner. Rows: fine (fen), ended early on, as of, weighs? and the reason.
+    #[test]
+    fn a_penalty_weighs_while_its_publicity_lasts_lapse_or_repair_alike() {
+        let m = Model::builtin();
+        let decided = "2025-01-15";
+        let rows: &[(u64, Option<&str>, &str, bool, &str)] = &[
+            // ¥1,000: lower amount, 3 months counted per 民法典 Art. 201–202.
+            (100_000, None, "2025-04-15", true, "last day of 3 months"),
+            (
+                100_000,
+                None,
+                "2025-04-16",
+                false,
+                "3-month publicity lapsed",
+            ),
+            // ¥50,000 is still the lower amount (inclusive, Shanghai 2022–2027).
+            (
+                5_000_000,
+                None,
+                "2025-04-16",
+                false,
+                "¥50,000 is lower-amount",
+            ),
+            // ¥50,001: 3 years (the model's 1,095-day linear decay ends with it).
+            (5_000_100, None, "2027-12-31", true, "within 3 years"),
+            // Repaired: publicity ended 2025-09-01, so the weight ends the day before.
+            (
+                5_000_100,
+                Some("2025-09-01"),
+                "2025-08-31",
+                true,
+                "before the repair",
+            ),
+            (
+                5_000_100,
+                Some("2025-09-01"),
+                "2025-09-01",
+                false,
+                "repaired",
+            ),
+            // A repair after a lapse changes nothing.
+            (
+                100_000,
+                Some("2025-09-01"),
+                "2025-04-16",
+                false,
+                "lapsed first",
+            ),
+        ];
+        for (fine, ended, as_of, weighs, why) in rows {
+            let mut r = enterprise();
+            let mut p = penalty(1, day(decided), vec![PenaltyKind::Fine], *fine, false);
+            p.publicity_ended_on = ended.map(day);
+            r.penalties.push(p);
+            let (_, f) = explain(&r, false, &m, rules(), day(as_of));
+            let has = f.iter().any(|f| f.record.starts_with("penalty/"));
+            assert_eq!(
+                has, *weighs,
+                "{fine} fen, ended {ended:?}, as of {as_of}: {why}"
+            );
+        }
+        let long = penalty(1, day(decided), vec![PenaltyKind::Fine], 5_000_100, false);
+        let publicity = &rules().in_force(day(decided)).publicity;
+        let weighs_until = |p: &Penalty| publicity.weighs_until(p, EntityType::Enterprise);
+        assert_eq!(weighs_until(&long), day("2028-01-15"));
+        let banned = Penalty {
+            kinds: vec![PenaltyKind::PracticeBan],
+            restriction_ends_on: Some(day("2030-06-30")),
+            ..long
+        };
+        assert_eq!(
+            weighs_until(&banned),
+            day("2030-06-30"),
+            "until the restriction ends"
+        );
+    }
+
     #[test]
     fn a_clean_enterprise_is_a_and_factors_sum_to_the_score() {
         let m = Model::builtin();
         let mut r = enterprise();
-        let (a, f) = explain(&r, false, &m, day(AS_OF));
+        let (a, f) = explain(&r, false, &m, rules(), day(AS_OF));
         assert_eq!((a.score, a.class), (0, RiskClass::A));
         assert!(f.is_empty());
         r.penalties.push(penalty(
             1,
             day("2026-01-10"),
             vec![PenaltyKind::Fine],
-            500_000,
+            6_000_000, // ¥60,000: above the lower amount, so 3 years of publicity
             false,
         ));
         r.inspections.push(InspectionResult {
@@ -434,7 +536,7 @@ mod tests {
             problems_found: true,
             recorded_at_ms: 0,
         });
-        let (a, f) = explain(&r, true, &m, day(AS_OF));
+        let (a, f) = explain(&r, true, &m, rules(), day(AS_OF));
         assert_eq!(a.score, f.iter().map(|f| f.points).sum::<Centi>());
         let codes: Vec<_> = f.iter().map(|f| f.indicator).collect();
         assert_eq!(
@@ -459,22 +561,54 @@ mod tests {
             day("2026-07-01"),
             None,
         ));
-        let a = assess(&r, false, &m, day(AS_OF), |_| {});
+        let a = assess(&r, false, &m, rules(), day(AS_OF), |_| {});
         assert!(a.class >= RiskClass::C);
         assert!(!a.relation_source);
         // Before the listing date it is not known.
-        let a = assess(&r, false, &m, day("2026-06-30"), |_| {});
+        let a = assess(&r, false, &m, rules(), day("2026-06-30"), |_| {});
         assert_eq!(a.class, RiskClass::A);
         r.listings
             .push(listing(ListKind::SeriousIllegal, day("2026-08-01"), None));
-        let a = assess(&r, false, &m, day(AS_OF), |_| {});
+        let a = assess(&r, false, &m, rules(), day(AS_OF), |_| {});
         assert_eq!(a.class, RiskClass::D);
         assert!(a.relation_source);
         // Removed listings no longer hold.
         r.listings[1].removed_on = Some(day("2026-09-01"));
         r.listings[0].removed_on = Some(day("2026-09-01"));
-        let a = assess(&r, false, &m, day(AS_OF), |_| {});
+        let a = assess(&r, false, &m, rules(), day(AS_OF), |_| {});
         assert!(a.class < RiskClass::C, "{a:?}");
+    }
+
+    /// An individual business is marked (经营异常状态), not listed (DOMAIN §4): the mark
+    /// scores ABNORMAL_LISTING_OPEN's points, but the "≥ C" hard rule is about the
+    /// abnormal-operations list (issue 14, defect 6).
+    #[test]
+    fn an_abnormal_mark_scores_but_is_not_the_listing_hard_rule() {
+        // 2 points: below C, so only the hard rule could make it C.
+        let m =
+            Model::parse(&crate::domain::model::BUILTIN_MODEL.replace("points = 25", "points = 2"))
+                .unwrap();
+        let mut r = enterprise();
+        if let Some(e) = r.enterprise.as_mut() {
+            e.entity_type = EntityType::IndividualBusiness;
+        }
+        r.listings.push(listing(
+            ListKind::AbnormalStatusMark,
+            day("2026-07-01"),
+            None,
+        ));
+        let (a, f) = explain(&r, false, &m, rules(), day(AS_OF));
+        assert_eq!((a.class, a.hard_rule), (RiskClass::A, None), "{a:?}");
+        assert!(f
+            .iter()
+            .any(|f| f.indicator == Indicator::AbnormalListingOpen));
+        r.listings[0].kind = ListKind::AbnormalOperations;
+        let a = assess(&r, false, &m, rules(), day(AS_OF), |_| {});
+        assert_eq!(a.class, RiskClass::C);
+        assert_eq!(
+            a.hard_rule.map(|h| h.condition),
+            Some(Condition::AbnormalListingOpen)
+        );
     }
 
     #[test]
@@ -482,7 +616,7 @@ mod tests {
         let m = Model::builtin();
         let mut r = enterprise();
         r.reports.clear();
-        let (a, f) = explain(&r, false, &m, day(AS_OF));
+        let (a, f) = explain(&r, false, &m, rules(), day(AS_OF));
         // 2022..2025 deadlines within three years: 2023, 2024, 2025 → capped at 30.
         let missing: Centi = f
             .iter()
@@ -494,7 +628,7 @@ mod tests {
         if let Some(e) = r.enterprise.as_mut() {
             e.status = EnterpriseStatus::Deregistered;
         }
-        assert_eq!(assess(&r, false, &m, day(AS_OF), |_| {}).score, 0);
+        assert_eq!(assess(&r, false, &m, rules(), day(AS_OF), |_| {}).score, 0);
     }
 
     fn arb_penalty() -> impl Strategy<Value = Penalty> {
@@ -564,10 +698,10 @@ mod tests {
         #[test]
         fn adding_a_penalty_never_lowers_the_score(r in arb_records(), p in arb_penalty(), related in any::<bool>()) {
             let m = Model::builtin();
-            let before = assess(&r, related, &m, day(AS_OF), |_| {});
+            let before = assess(&r, related, &m, rules(), day(AS_OF), |_| {});
             let mut more = r.clone();
             more.penalties.push(p);
-            let after = assess(&more, related, &m, day(AS_OF), |_| {});
+            let after = assess(&more, related, &m, rules(), day(AS_OF), |_| {});
             prop_assert!(after.score >= before.score);
             prop_assert!(after.class >= before.class);
         }
@@ -580,18 +714,46 @@ mod tests {
             old.decided_on = day(AS_OF).add_days(-1826 - extra);
             let mut future = p;
             future.decided_on = day(AS_OF).add_days(extra);
-            let base = assess(&r, false, &m, day(AS_OF), |_| {});
+            let base = assess(&r, false, &m, rules(), day(AS_OF), |_| {});
             for x in [old, future] {
                 let mut more = r.clone();
                 more.penalties.push(x);
-                prop_assert_eq!(assess(&more, false, &m, day(AS_OF), |_| {}), base);
+                prop_assert_eq!(assess(&more, false, &m, rules(), day(AS_OF), |_| {}), base);
+            }
+        }
+
+        /// Issue 14, defect 3: raising a fine, or removing a repair, never lowers the
+        /// score, at any as-of date.
+        #[test]
+        fn a_larger_fine_or_no_repair_never_lowers_the_score(
+            r in arb_records(),
+            pick in any::<prop::sample::Index>(),
+            raise in 1u64..20_000_000,
+            ended_back in 0i32..3000,
+            as_of_back in -400i32..3000,
+        ) {
+            prop_assume!(!r.penalties.is_empty());
+            let m = Model::builtin();
+            let i = pick.index(r.penalties.len());
+            let as_of = day(AS_OF).add_days(-as_of_back);
+            let mut repaired = r.clone();
+            repaired.penalties[i].publicity_ended_on = Some(day(AS_OF).add_days(-ended_back));
+            let mut unrepaired = repaired.clone();
+            unrepaired.penalties[i].publicity_ended_on = None;
+            let score = |d: &EnterpriseRecords| assess(d, false, &m, rules(), as_of, |_| {});
+            prop_assert!(score(&unrepaired).score >= score(&repaired).score);
+            for base in [&repaired, &unrepaired] {
+                let mut raised = base.clone();
+                raised.penalties[i].fine_fen += raise;
+                prop_assert!(score(&raised).score >= score(base).score);
+                prop_assert!(score(&raised).class >= score(base).class);
             }
         }
 
         #[test]
         fn hard_rules_always_hold_and_factors_sum(r in arb_records(), related in any::<bool>()) {
             let m = Model::builtin();
-            let (a, f) = explain(&r, related, &m, day(AS_OF));
+            let (a, f) = explain(&r, related, &m, rules(), day(AS_OF));
             prop_assert_eq!(a.score, f.iter().map(|f| f.points).sum::<Centi>());
             prop_assert!(a.class >= a.score_class);
             let open = |k: ListKind| r.listings.iter().any(|l| l.kind == k && l.is_open_on(day(AS_OF)));

@@ -206,6 +206,7 @@ fn compute(
     let classes: [AtomicU64; 4] = Default::default();
     let done = std::sync::atomic::AtomicBool::new(false);
     let as_of = run.as_of;
+    let rules = &store.options().rules;
     let run_id = run.id;
     let report = |phase: &'static str, processed: u64, classes: [u64; 4]| {
         store.note_batch_progress(processed, total);
@@ -244,7 +245,7 @@ fn compute(
         let _done = Done(&done);
         let r = store.scan_dossiers(Part::default, |part, u, d| {
             crate::fault::point("batch.scan");
-            let a = assess(&d, false, &model, as_of, |_| {});
+            let a = assess(&d, false, &model, rules, as_of, |_| {});
             part.entries.push(RunEntry::new(u, &a, false));
             part.reps.push(rep_key(&d).unwrap_or(0));
             part.spot.push(&d);
@@ -300,7 +301,7 @@ fn compute(
         let Some(d) = store.enterprise_records(&u)? else {
             continue;
         };
-        let a = assess(&d, true, &model, as_of, |_| {});
+        let a = assess(&d, true, &model, rules, as_of, |_| {});
         spot.set(i, &d);
         let before = entries[i].class;
         // Keep the source flag of the relation-free scoring (relations do not cascade).
@@ -360,6 +361,7 @@ fn compare(
     model: &Model,
     as_of: Date,
 ) -> Result<Transitions> {
+    let rules = &store.options().rules;
     let mut t = Transitions {
         baseline_run: cur.run.id,
         ..Transitions::default()
@@ -396,8 +398,8 @@ fn compare(
         let Some(d) = store.enterprise_records(&o.uscc)? else {
             continue;
         };
-        let (_, before) = explain(&d, o.related(), &cur.model, cur.run.as_of);
-        let (_, after) = explain(&d, n.related(), model, as_of);
+        let (_, before) = explain(&d, o.related(), &cur.model, rules, cur.run.as_of);
+        let (_, after) = explain(&d, n.related(), model, rules, as_of);
         t.examples.push(TransitionExample {
             uscc: o.uscc,
             from: o.class,

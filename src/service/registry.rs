@@ -498,14 +498,17 @@ fn credit_report(
         repairs: store
             .repair_cases(Some(&u))?
             .iter()
-            .map(|c| super::repair::case_pb(c, as_of))
+            .map(|c| super::repair::case_pb(c, as_of, &store.options().calendar))
             .collect(),
         disputed_records: objections
             .iter()
             .filter(|o| o.state == crate::domain::repair::ObjectionState::Open)
             .map(|o| o.record.clone())
             .collect(),
-        objections: objections.iter().map(super::repair::objection_pb).collect(),
+        objections: objections
+            .iter()
+            .map(|o| super::repair::objection_pb(o, &store.options().calendar))
+            .collect(),
     })
 }
 

@@ -5,6 +5,7 @@ use tonic::{Request, Response, Status};
 use super::{classification::rfc3339, convert, invalid, request_key};
 use crate::{
     domain::{
+        calendar::WorkCalendar,
         repair::{
             accept_due, decide_due, Objection, ObjectionState, ObjectionStep, RepairAction,
             RepairCase, RepairState, RepairStep, RepairTarget,
@@ -99,8 +100,9 @@ fn target_from_pb(t: Option<&pb::RepairTarget>) -> Result<RepairTarget, DomainEr
     }
 }
 
-/// A case as its proto, with its due date judged at `today`.
-pub fn case_pb(c: &RepairCase, today: Date) -> pb::RepairCase {
+/// A case as its proto, with its due date judged at `today`; `cal` says whether the due
+/// date is estimated (past the holiday calendar's years).
+pub fn case_pb(c: &RepairCase, today: Date, cal: &WorkCalendar) -> pb::RepairCase {
     pb::RepairCase {
         case_id: c.id,
         uscc: c.uscc.to_string(),
@@ -116,6 +118,7 @@ pub fn case_pb(c: &RepairCase, today: Date) -> pb::RepairCase {
         decide_due: c.decide_due.map(|d| d.to_string()).unwrap_or_default(),
         due: c.due().map(|d| d.to_string()).unwrap_or_default(),
         overdue: c.overdue(today),
+        due_estimated: c.due().is_some_and(|d| cal.estimated(d)),
         history: c
             .history
             .iter()
@@ -156,6 +159,7 @@ impl CreditRepairApi {
             _ => None,
         };
         let by = actor.principal.clone();
+        let cal = self.store.options().calendar.clone();
         let reply = super::write_reply(
             &self.store,
             actor,
@@ -167,7 +171,7 @@ impl CreditRepairApi {
                 decide_due,
             },
             key,
-            move |c| Ok(case_pb(c, today)),
+            move |c| Ok(case_pb(c, today, &cal)),
         )
         .await?;
         Ok(Response::new(reply))
@@ -223,8 +227,9 @@ impl CreditRepairService for CreditRepairApi {
                 reason,
             }],
         };
+        let cal = self.store.options().calendar.clone();
         let reply = super::write_reply(&self.store, actor, op::SubmitRepair(c), key, move |c| {
-            Ok(case_pb(c, today))
+            Ok(case_pb(c, today, &cal))
         })
         .await?;
         Ok(Response::new(reply))
@@ -322,8 +327,9 @@ impl CreditRepairService for CreditRepairApi {
                 reason,
             }],
         };
+        let cal = cal.clone();
         let reply = super::write_reply(&self.store, actor, op::FileObjection(o), key, move |o| {
-            Ok(objection_pb(o))
+            Ok(objection_pb(o, &cal))
         })
         .await?;
         Ok(Response::new(reply))
@@ -360,6 +366,7 @@ impl CreditRepairService for CreditRepairApi {
             )),
         };
         let by = actor.principal.clone();
+        let cal = self.store.options().calendar.clone();
         let reply = super::write_reply(
             &self.store,
             actor,
@@ -370,7 +377,7 @@ impl CreditRepairService for CreditRepairApi {
                 reason,
             },
             key,
-            move |o| Ok(objection_pb(o)),
+            move |o| Ok(objection_pb(o, &cal)),
         )
         .await?;
         Ok(Response::new(reply))
@@ -393,7 +400,7 @@ impl CreditRepairService for CreditRepairApi {
             .iter()
             .filter(|o| !r.open_only || o.state == ObjectionState::Open)
             .filter(|o| scope.check_uscc(&self.store, "uscc", &o.uscc).is_ok())
-            .map(objection_pb)
+            .map(|o| objection_pb(o, &self.store.options().calendar))
             .collect();
         Ok(Response::new(pb::ListObjectionsResponse { objections }))
     }
@@ -408,7 +415,11 @@ impl CreditRepairService for CreditRepairApi {
             .repair_case(id)?
             .ok_or_else(|| Status::not_found(format!("case_id: repair case {id} not found")))?;
         super::Scope::of(&req).check_uscc(&self.store, "case_id", &c.uscc)?;
-        Ok(Response::new(case_pb(&c, Date::today())))
+        Ok(Response::new(case_pb(
+            &c,
+            Date::today(),
+            &self.store.options().calendar,
+        )))
     }
 
     async fn list_repair_cases(
@@ -440,14 +451,14 @@ impl CreditRepairService for CreditRepairApi {
             .filter(|c| state.is_none_or(|s| c.state == s))
             .filter(|c| !r.overdue || c.overdue(as_of))
             .filter(|c| scope.check_uscc(&self.store, "uscc", &c.uscc).is_ok())
-            .map(|c| case_pb(&c, as_of))
+            .map(|c| case_pb(&c, as_of, &self.store.options().calendar))
             .collect();
         Ok(Response::new(pb::ListRepairCasesResponse { cases }))
     }
 }
 
 /// An objection as its proto.
-pub fn objection_pb(o: &Objection) -> pb::Objection {
+pub fn objection_pb(o: &Objection, cal: &WorkCalendar) -> pb::Objection {
     pb::Objection {
         objection_id: o.id,
         uscc: o.uscc.to_string(),
@@ -457,6 +468,7 @@ pub fn objection_pb(o: &Objection) -> pb::Objection {
         state: o.state.name().into(),
         filed_on: o.filed_on.to_string(),
         decide_due: o.decide_due.to_string(),
+        decide_due_estimated: cal.estimated(o.decide_due),
         resolution: o.resolution.clone(),
         history: o
             .history

@@ -493,7 +493,13 @@ impl Store {
             .enterprise_records(u)?
             .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
         let related = flags & scoring::FLAG_RELATED != 0;
-        let (a, factors) = crate::domain::scoring::explain(&records, related, &model, as_of);
+        let (a, factors) = crate::domain::scoring::explain(
+            &records,
+            related,
+            &model,
+            &self.shared.options.rules,
+            as_of,
+        );
         Ok(Classified {
             uscc: *u,
             run_id,

@@ -201,7 +201,15 @@ impl Writer {
                 continue;
             };
             for (id, model, run_as_of, sources, spot) in &targets {
-                let o = rescore_one(d, model, (*run_as_of).max(today), *sources, cause, now_ms);
+                let o = rescore_one(
+                    d,
+                    model,
+                    &self.options.rules,
+                    (*run_as_of).max(today),
+                    *sources,
+                    cause,
+                    now_ms,
+                );
                 if let Some((spot, rescored)) = spot {
                     // Marked before the commit: a reader may then look for an override
                     // that is not there yet (and fall back to the run's entry), but never
@@ -349,7 +357,15 @@ impl Writer {
             let Some(d) = p.doc(&u)?.cloned() else {
                 continue;
             };
-            let mut o = rescore_one(&d, &view.model, as_of, Some(&view.sources), "", now_ms);
+            let mut o = rescore_one(
+                &d,
+                &view.model,
+                &self.options.rules,
+                as_of,
+                Some(&view.sources),
+                "",
+                now_ms,
+            );
             if let Some(row) = sc::spot_row(u, &d, o.class, o.score) {
                 view.spot.upsert(row)?;
             }
@@ -482,15 +498,16 @@ impl Writer {
 pub(super) fn rescore_one(
     d: &EnterpriseRecords,
     model: &Model,
+    rules: &RuleBook,
     as_of: Date,
     sources: Option<&HashMap<u64, u32>>,
     cause: &str,
     now_ms: i64,
 ) -> Override {
-    let base = assess(d, false, model, as_of, |_| {});
+    let base = assess(d, false, model, rules, as_of, |_| {});
     let related = sources.is_some_and(|s| sc::related(s, sc::rep_key(d), base.relation_source));
     let a = if related {
-        assess(d, true, model, as_of, |_| {})
+        assess(d, true, model, rules, as_of, |_| {})
     } else {
         base
     };
