@@ -507,6 +507,7 @@ pub async fn audit_overhead(writes: usize, clients: usize) -> Result<(), BenchEr
                         no_penalty: false,
                         publicity_ended_on: None,
                         recorded_at_ms: 0,
+                        published_on: None,
                     };
                     let actor = Actor {
                         principal: format!("feed-{w}"),

@@ -367,6 +367,8 @@ pub fn generate(
                     no_penalty: false,
                     publicity: None,
                     recorded_at: None,
+                    // Not generated: the city's windows are estimated from the decision.
+                    published_on: String::new(),
                 }),
                 out,
             )?;

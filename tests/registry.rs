@@ -166,6 +166,53 @@ async fn penalties_publicity_uniqueness_and_errors() {
         "3 months for a lower-amount fine, ending on the corresponding day (Civil Code Art. 201-202)"
     );
     assert_eq!(publicity.rules_version, "shanghai-2022-07-01");
+    assert!(p.published_on.is_empty());
+    assert!(
+        publicity.starts_on_estimated && publicity.starts_on == "2025-03-01",
+        "no publication date: counted from the decision, flagged"
+    );
+    // With a publication date (issue 14, defect 2) the window counts from it.
+    let u2 = uscc_n(b'1', 33);
+    put_enterprise(&mut c, enterprise(&u2)).await;
+    let mut published = fine(&u2, "沪市监浦处〔2025〕9号", "2025-03-01", 1000);
+    published.published_on = "2025-03-20".into();
+    let p = c
+        .record_penalty(pb::RecordPenaltyRequest {
+            request_id: String::new(),
+            penalty: Some(published.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .penalty
+        .unwrap();
+    let w = p.publicity.unwrap();
+    assert_eq!(p.published_on, "2025-03-20");
+    assert_eq!(
+        (w.starts_on.as_str(), w.ends_on.as_str()),
+        ("2025-03-20", "2025-06-20")
+    );
+    assert!(!w.starts_on_estimated);
+    for (on, why) in [
+        ("2025-02-28", "before decided_on"),
+        ("2999-01-01", "after today"),
+    ] {
+        published.decision_number = "沪市监浦处〔2025〕10号".into();
+        published.published_on = on.into();
+        let err = c
+            .record_penalty(pb::RecordPenaltyRequest {
+                request_id: String::new(),
+                penalty: Some(published.clone()),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{why}");
+        assert!(
+            err.message().starts_with("penalty.published_on"),
+            "{why}: {}",
+            err.message()
+        );
+    }
     // The same record again changes nothing; a different one under the number is refused.
     c.record_penalty(pb::RecordPenaltyRequest {
         request_id: String::new(),

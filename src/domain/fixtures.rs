@@ -70,5 +70,6 @@ pub fn penalty(decision_number: &str, on: Date) -> Penalty {
         no_penalty: false,
         publicity_ended_on: None,
         recorded_at_ms: 0,
+        published_on: None,
     }
 }

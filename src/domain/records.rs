@@ -243,6 +243,10 @@ pub struct Penalty {
     pub publicity_ended_on: Option<Date>,
     /// When stored (Unix milliseconds).
     pub recorded_at_ms: i64,
+    /// Day the decision was published (公示之日). SAMR Order 45 counts publicity from
+    /// it, and it may be up to 20 working days after the decision (DOMAIN §5). `None`:
+    /// not recorded, so the window is estimated from the decision day.
+    pub published_on: Option<Date>,
 }
 
 /// An annual report filing (年度报告).
@@ -575,7 +579,31 @@ impl Penalty {
                 "the simple procedure only imposes warnings and small fines",
             ));
         }
+        if let Some(on) = self.published_on {
+            check_not_future("penalty.published_on", on, today)?;
+            if on < self.decided_on {
+                return Err(DomainError::invalid(
+                    "penalty.published_on",
+                    "is before decided_on",
+                ));
+            }
+            if !self.is_published() {
+                return Err(DomainError::invalid(
+                    "penalty.published_on",
+                    "only a published penalty has a publication date (ordinary procedure, \
+                     not warning-only, not a no-penalty decision)",
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the decision is published at all (SAMR Order 45; DOMAIN §5): ordinary
+    /// procedure, not a warning only, not a no-penalty decision.
+    pub fn is_published(&self) -> bool {
+        !self.no_penalty
+            && self.procedure == Procedure::Ordinary
+            && !self.kinds.iter().all(|k| *k == PenaltyKind::Warning)
     }
 }
 

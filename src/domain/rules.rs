@@ -54,6 +54,16 @@ pub struct Publicity {
     pub early_end_from: Option<Date>,
     /// The rule applied, readable.
     pub rule: &'static str,
+    /// The publication date is not recorded, so the window starts on the decision day:
+    /// the earliest day it can have started, so an estimated window never ends later
+    /// than the true one (issue 14, defect 2).
+    pub start_estimated: bool,
+}
+
+/// The day publicity counts from (自公示之日起, SAMR Order 45; DOMAIN §5): the recorded
+/// publication day, or else the decision day (the earliest it can be).
+pub fn start_of(p: &Penalty) -> Date {
+    p.published_on.unwrap_or(p.decided_on)
 }
 
 impl Publicity {
@@ -72,7 +82,8 @@ impl PublicityRules {
     /// The last day of the publicity window `p` has, or would have if it were published
     /// (SAMR Order 45 Art. 14), and the rule applied: 3 months for public criticism or
     /// a lower-amount fine, 3 years otherwise, and until a restriction ends where that
-    /// is later. Counted from the decision per 民法典 Art. 201–202 (see `period`).
+    /// is later. Counted from the publication day ([`start_of`]) per 民法典 Art.
+    /// 201–202 (see `period`).
     pub fn term(&self, p: &Penalty, entity_type: EntityType) -> (Date, &'static str) {
         let threshold = if entity_type == EntityType::IndividualBusiness {
             self.lower_fine_natural_person_fen
@@ -85,7 +96,7 @@ impl PublicityRules {
                 PenaltyKind::Warning | PenaltyKind::PublicCriticism | PenaltyKind::Fine
             )
         }) && p.fine_fen <= threshold;
-        let start = p.decided_on;
+        let start = start_of(p);
         let (mut end, mut rule) = if light {
             (
                 period::last_day(start, self.short_months),
@@ -126,6 +137,7 @@ impl PublicityRules {
             window: None,
             early_end_from: None,
             rule,
+            start_estimated: false,
         };
         if p.no_penalty {
             return unpublished("not published: no-penalty decision (不予处罚)");
@@ -136,7 +148,7 @@ impl PublicityRules {
         if p.kinds.iter().all(|k| *k == PenaltyKind::Warning) {
             return unpublished("not published: warning only");
         }
-        let start = p.decided_on;
+        let start = start_of(p);
         let (end, rule) = self.term(p, entity_type);
         let early_end_from = if p.kinds.iter().any(|k| k.bars_early_end()) {
             None
@@ -153,6 +165,7 @@ impl PublicityRules {
             window: Some((start, end)),
             early_end_from,
             rule,
+            start_estimated: p.published_on.is_none(),
         }
     }
 }
@@ -368,6 +381,68 @@ mod tests {
             fine_fen: fine_yuan * 100,
             ..crate::domain::fixtures::penalty("沪市监处〔2024〕1号", d("2024-03-15"))
         }
+    }
+
+    /// Issue 14, defect 2: publicity counts from the day of publication (自公示之日起,
+    /// SAMR Order 45; DOMAIN §5), which may be up to 20 working days after the decision.
+    /// Rows: published on (None: not recorded), window, early end from, estimated.
+    #[test]
+    fn publicity_counts_from_the_publication_day() {
+        let r = PublicityRules::default();
+        let org = EntityType::Enterprise;
+        type Row<'a> = (Option<&'a str>, (&'a str, &'a str), &'a str, bool);
+        let rows: &[Row] = &[
+            // Not recorded: the decision day, the earliest it can be, flagged.
+            (None, ("2024-03-15", "2027-03-15"), "2024-09-16", true),
+            // Published four weeks later: 3 years and 6 months from then.
+            (
+                Some("2024-04-11"),
+                ("2024-04-11", "2027-04-11"),
+                "2024-10-12",
+                false,
+            ),
+            // Published the same day: as the estimate, but exact.
+            (
+                Some("2024-03-15"),
+                ("2024-03-15", "2027-03-15"),
+                "2024-09-16",
+                false,
+            ),
+        ];
+        for (published, (from, to), early, estimated) in rows {
+            let mut p = penalty(vec![PenaltyKind::Fine], 50_001);
+            p.published_on = published.map(d);
+            let x = r.publicity(&p, org);
+            assert_eq!(x.window, Some((d(from), d(to))), "{published:?}");
+            assert_eq!(x.early_end_from, Some(d(early)), "{published:?}");
+            assert_eq!(x.start_estimated, *estimated, "{published:?}");
+            assert_eq!(
+                r.weighs_until(&p, org),
+                d(to),
+                "weight ends with the window"
+            );
+        }
+        // Recorded publication dates are checked (named `penalty.published_on`).
+        let today = d("2026-12-02");
+        let mut p = penalty(vec![PenaltyKind::Fine], 50_001);
+        for (on, ok) in [
+            ("2024-03-14", false),
+            ("2024-03-15", true),
+            ("2026-12-03", false),
+        ] {
+            p.published_on = Some(d(on));
+            match p.validate(today) {
+                Ok(()) => assert!(ok, "{on}"),
+                Err(e) => assert!(!ok && e.field == "penalty.published_on", "{on}: {e}"),
+            }
+        }
+        p.published_on = Some(d("2024-03-20"));
+        p.procedure = Procedure::Simple;
+        let e = p.validate(today).unwrap_err();
+        assert_eq!(
+            e.field, "penalty.published_on",
+            "a simple-procedure penalty is not published"
+        );
     }
 
     #[test]

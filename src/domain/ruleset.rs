@@ -698,7 +698,15 @@ impl RuleBook {
              inclusive; a minimum of 6 months from 15 January 2025 has elapsed on 16 July 2025;\n\
              a serious listing of 10 May 2023 with a 3-year term is open on 10 May 2026 and ended\n\
              on 11 May 2026. Working-day deadlines count working days after the event day on the\n\
-             PRC holiday calendar.\n\n",
+             PRC holiday calendar; a deadline in a year the calendar does not cover counts\n\
+             Monday to Friday and is flagged as an estimate (`due_estimated`).\n\n\
+             A penalty's publicity counts from the day it was published (自公示之日起, SAMR\n\
+             Order 45), which may be up to 20 working days after the decision. Where the\n\
+             publication date (`published_on`) is not recorded, the window counts from the\n\
+             decision day, the earliest it can be, and says so (`starts_on_estimated`). The\n\
+             rules version is the one in force on the decision day. A penalty weighs in the\n\
+             credit-risk score until its publicity ends, or until a repair ended it early\n\
+             (docs/MODEL.md).\n\n",
         );
         for set in self.versions() {
             out.push_str(&format!(

@@ -366,6 +366,7 @@ pub fn penalty(m: &pb::Penalty) -> R<Penalty> {
         no_penalty: m.no_penalty,
         publicity_ended_on: None,
         recorded_at_ms: 0,
+        published_on: Date::parse_opt(&f("published_on"), &m.published_on)?,
     })
 }
 
@@ -399,8 +400,10 @@ pub fn penalty_pb(p: &Penalty, entity: EntityType, rules: &RuleBook, as_of: Date
             rule: pub_.rule.to_string(),
             ended_early_on: opt_date(p.publicity_ended_on),
             rules_version: set.version.clone(),
+            starts_on_estimated: pub_.start_estimated,
         }),
         recorded_at: timestamp(p.recorded_at_ms),
+        published_on: opt_date(p.published_on),
     }
 }
 

@@ -5,7 +5,10 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::error::{Error, Result};
+use crate::{
+    domain::EnterpriseRecords,
+    error::{Error, Result},
+};
 
 /// Version of the value encoding. Bump it (and add a decoder for the old one) whenever a
 /// stored struct changes shape.
@@ -15,6 +18,160 @@ pub const VALUE_VERSION: u8 = 1;
 pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     let out = vec![VALUE_VERSION];
     postcard::to_extend(v, out).map_err(|e| Error::Corrupt(format!("encode: {e}")))
+}
+
+/// Version of a stored dossier ([`EnterpriseRecords`]): 2 added
+/// `Penalty::published_on`. Dossiers have their own version, so a dossier read with
+/// [`decode`] (or any other value with [`decode_dossier`]) fails loudly instead of
+/// misreading.
+pub const DOSSIER_VERSION: u8 = 2;
+
+/// Encodes a dossier.
+pub fn encode_dossier(d: &EnterpriseRecords) -> Result<Vec<u8>> {
+    let out = vec![DOSSIER_VERSION];
+    postcard::to_extend(d, out).map_err(|e| Error::Corrupt(format!("encode: {e}")))
+}
+
+/// Decodes a dossier of any version; a version-1 dossier (before 2026-12) has no
+/// publication dates. Old dossiers are rewritten in the new version when next changed.
+pub fn decode_dossier(bytes: &[u8]) -> Result<EnterpriseRecords> {
+    let bad = |e: postcard::Error| Error::Corrupt(format!("decode dossier: {e}"));
+    match bytes.split_first() {
+        Some((&DOSSIER_VERSION, rest)) => postcard::from_bytes(rest).map_err(bad),
+        Some((&1, rest)) => postcard::from_bytes::<v1::Dossier>(rest)
+            .map(Into::into)
+            .map_err(bad),
+        Some((v, _)) => Err(Error::Corrupt(format!("unknown dossier version {v}"))),
+        None => Err(Error::Corrupt("empty dossier".into())),
+    }
+}
+
+/// The version-1 dossier encoding, read only.
+mod v1 {
+    use serde::Deserialize;
+
+    use crate::domain::{
+        AnnualReport, Date, Enterprise, EnterpriseRecords, InspectionResult, Listing, PenaltyKind,
+        Procedure, Uscc, ViolationDomain,
+    };
+
+    #[derive(Deserialize)]
+    pub struct Dossier {
+        enterprise: Option<Enterprise>,
+        penalties: Vec<Penalty>,
+        reports: Vec<AnnualReport>,
+        listings: Vec<Listing>,
+        inspections: Vec<InspectionResult>,
+    }
+
+    /// `crate::domain::Penalty` without `published_on`, field for field.
+    #[derive(Deserialize)]
+    struct Penalty {
+        decision_number: String,
+        decided_on: Date,
+        authority: String,
+        domain: ViolationDomain,
+        procedure: Procedure,
+        kinds: Vec<PenaltyKind>,
+        fine_fen: u64,
+        confiscation_fen: u64,
+        heavier: bool,
+        restriction_ends_on: Option<Date>,
+        no_penalty: bool,
+        publicity_ended_on: Option<Date>,
+        recorded_at_ms: i64,
+    }
+
+    impl From<Dossier> for EnterpriseRecords {
+        fn from(d: Dossier) -> Self {
+            EnterpriseRecords {
+                enterprise: d.enterprise,
+                penalties: d
+                    .penalties
+                    .into_iter()
+                    .map(|p| crate::domain::Penalty {
+                        decision_number: p.decision_number,
+                        uscc: Uscc::placeholder(),
+                        decided_on: p.decided_on,
+                        authority: p.authority,
+                        domain: p.domain,
+                        procedure: p.procedure,
+                        kinds: p.kinds,
+                        fine_fen: p.fine_fen,
+                        confiscation_fen: p.confiscation_fen,
+                        heavier: p.heavier,
+                        restriction_ends_on: p.restriction_ends_on,
+                        no_penalty: p.no_penalty,
+                        publicity_ended_on: p.publicity_ended_on,
+                        recorded_at_ms: p.recorded_at_ms,
+                        published_on: None,
+                    })
+                    .collect(),
+                reports: d.reports,
+                listings: d.listings,
+                inspections: d.inspections,
+                false_commitments: Vec::new(),
+            }
+        }
+    }
+
+    /// Encodes `d` as version 1 (tests of the upgrade path only).
+    #[cfg(test)]
+    pub fn encode(d: &EnterpriseRecords) -> Vec<u8> {
+        #[derive(serde::Serialize)]
+        struct P<'a>(
+            &'a str,
+            Date,
+            &'a str,
+            ViolationDomain,
+            Procedure,
+            &'a [PenaltyKind],
+            u64,
+            u64,
+            bool,
+            Option<Date>,
+            bool,
+            Option<Date>,
+            i64,
+        );
+        #[derive(serde::Serialize)]
+        struct D<'a>(
+            &'a Option<Enterprise>,
+            Vec<P<'a>>,
+            &'a [AnnualReport],
+            &'a [Listing],
+            &'a [InspectionResult],
+        );
+        let penalties = d
+            .penalties
+            .iter()
+            .map(|p| {
+                P(
+                    &p.decision_number,
+                    p.decided_on,
+                    &p.authority,
+                    p.domain,
+                    p.procedure,
+                    &p.kinds,
+                    p.fine_fen,
+                    p.confiscation_fen,
+                    p.heavier,
+                    p.restriction_ends_on,
+                    p.no_penalty,
+                    p.publicity_ended_on,
+                    p.recorded_at_ms,
+                )
+            })
+            .collect();
+        let body = D(
+            &d.enterprise,
+            penalties,
+            &d.reports,
+            &d.listings,
+            &d.inspections,
+        );
+        postcard::to_extend(&body, vec![1]).expect("encodes")
+    }
 }
 
 /// Decodes a value written by [`encode`].
@@ -58,12 +215,39 @@ mod tests {
         assert!(decode::<Listing>(&[]).is_err());
     }
 
+    /// A dossier stored before publication dates (version 1) still reads, with none;
+    /// it is written back as version 2; and the generic decoder refuses a dossier.
+    #[test]
+    fn version_1_dossiers_upgrade() {
+        use crate::domain::fixtures;
+        let mut d = fixtures::dossier("2015-01-01");
+        d.penalties.push(fixtures::penalty(
+            "沪市监处〔2024〕1号",
+            fixtures::day("2024-03-01"),
+        ));
+        d.penalties[0].publicity_ended_on = Some(fixtures::day("2025-01-01"));
+        d.listings.push(fixtures::listing(
+            ListKind::AbnormalOperations,
+            fixtures::day("2025-07-01"),
+        ));
+        let old = v1::encode(&d);
+        assert_eq!(old[0], 1);
+        assert_eq!(decode_dossier(&old).unwrap(), d);
+        d.penalties[0].published_on = Some(fixtures::day("2024-03-08"));
+        let new = encode_dossier(&d).unwrap();
+        assert_eq!(new[0], DOSSIER_VERSION);
+        assert_eq!(decode_dossier(&new).unwrap(), d);
+        assert!(decode::<EnterpriseRecords>(&new).is_err());
+        assert!(decode_dossier(&encode(&d.penalties[0]).unwrap()).is_err());
+    }
+
     proptest! {
         #[test]
         fn decode_never_panics(b in proptest::collection::vec(any::<u8>(), 0..128)) {
             let _ = decode::<Listing>(&b);
             let _ = decode::<crate::domain::Enterprise>(&b);
             let _ = decode::<crate::domain::Penalty>(&b);
+            let _ = decode_dossier(&b);
         }
     }
 }

@@ -621,7 +621,7 @@ impl Store {
         self.scan_split(self.shared.options.scan_threads, init, |state, k, v| {
             let u = keys::decode_enterprise(k)
                 .ok_or_else(|| Error::Corrupt(format!("bad dossier key {k:?}")))?;
-            let mut d: EnterpriseRecords = codec::decode(v)?;
+            let mut d = codec::decode_dossier(v)?;
             rules.restore(u, &mut d);
             if let Some(r) = revoked.get(&u) {
                 d.false_commitments = r.clone();

@@ -531,7 +531,7 @@ pub fn load_views(
                 }
                 if *i < entries.len() && entries[*i].uscc == u {
                     if decoded.is_none() {
-                        let mut d: EnterpriseRecords = codec::decode(&v)?;
+                        let mut d = codec::decode_dossier(&v)?;
                         rules.restore(u, &mut d);
                         decoded = Some(d);
                     }
@@ -554,7 +554,7 @@ pub fn load_views(
             rescored.mark(u);
             let o: Override = codec::decode(&v)?;
             if let Some(v) = tree.get(keys::enterprise(&u))? {
-                let mut d: EnterpriseRecords = codec::decode(&v)?;
+                let mut d = codec::decode_dossier(&v)?;
                 rules.restore(u, &mut d);
                 if let Some(row) = spot_row(u, &d, o.class, o.score) {
                     spot.upsert(row)?;

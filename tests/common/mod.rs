@@ -208,6 +208,7 @@ pub fn fine(uscc: &str, decision: &str, decided_on: &str, yuan: i64) -> pb::Pena
         no_penalty: false,
         publicity: None,
         recorded_at: None,
+        published_on: String::new(),
     }
 }
 

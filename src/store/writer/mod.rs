@@ -913,8 +913,10 @@ impl<'a> Pending<'a> {
     ) -> Result<Vec<Effect>> {
         for u in &self.dirty {
             if let Some(Some(d)) = self.docs.get(u) {
-                self.batch
-                    .insert(&keys::enterprise(u)[..], codec::encode(d)?.as_slice());
+                self.batch.insert(
+                    &keys::enterprise(u)[..],
+                    codec::encode_dossier(d)?.as_slice(),
+                );
             }
         }
         if self.created > 0 {
@@ -974,7 +976,7 @@ pub(super) fn read_dossier(
 ) -> Result<Option<EnterpriseRecords>> {
     match tree.get(keys::enterprise(u))? {
         Some(v) => {
-            let mut d: EnterpriseRecords = codec::decode(&v)?;
+            let mut d = codec::decode_dossier(&v)?;
             rules.restore(*u, &mut d);
             Ok(Some(d))
         }

@@ -538,7 +538,7 @@ pub(in crate::store) fn check_indexes(tree: &sled::Tree) -> Result<u64> {
         let (k, v) = kv?;
         let u = keys::decode_enterprise(&k)
             .ok_or_else(|| Error::Corrupt(format!("bad dossier key {k:?}")))?;
-        let mut d: EnterpriseRecords = codec::decode(&v)?;
+        let mut d = codec::decode_dossier(&v)?;
         d.set_uscc(u);
         let e = d
             .enterprise
@@ -569,7 +569,7 @@ pub(in crate::store) fn check_indexes(tree: &sled::Tree) -> Result<u64> {
             .ok_or_else(|| Error::Corrupt(format!("bad directory key {k:?}")))?;
         let e = match tree.get(keys::enterprise(&d.uscc))? {
             Some(v) => {
-                let mut r: EnterpriseRecords = codec::decode(&v)?;
+                let mut r = codec::decode_dossier(&v)?;
                 r.set_uscc(d.uscc);
                 r.enterprise
             }
