@@ -293,9 +293,9 @@ pub fn assess<'a>(
             ListKind::AbnormalOperations | ListKind::AbnormalStatusMark => {
                 if open {
                     // The hard rule is about the abnormal-operations list (经营异常名录);
-                    // an individual business is only marked (经营异常状态, 企业信息公示
-                    // 暂行条例 / 个体工商户年度报告办法; DOMAIN §4): the mark scores the
-                    // indicator's points but does not trigger the rule (issue 14, defect 6).
+                    // an individual business is not listed but marked (经营异常状态,
+                    // DOMAIN §4): the mark scores the indicator's points but does not
+                    // trigger the rule (issue 14, defect 6).
                     abnormal_open |= l.kind == ListKind::AbnormalOperations;
                     if !abnormal_scored {
                         abnormal_scored = true;
