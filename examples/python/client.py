@@ -133,7 +133,7 @@ def run(target, stubs_dir, seed):
     spotcheck = m["spotcheck_grpc"].SpotCheckServiceStub(channel)
 
     # 2. Import 40 enterprises in Pudong (310115) with their annual reports; every fourth
-    # gets a fine.
+    # gets a fine of more than 50,000 yuan.
     codes = [uscc(700_000 + i) for i in range(40)]
     records = []
     for i, code in enumerate(codes):
@@ -169,11 +169,14 @@ def run(target, stubs_dir, seed):
                     decision_number=f"沪市监浦处〔2026〕PY{i:04d}号",
                     uscc=code,
                     decided_on="2026-03-02",
+                    # Publicity (and the fine's weight in the score) counts from the
+                    # publication day; above 50,000 yuan it lasts 3 years.
+                    published_on="2026-03-16",
                     authority="上海市浦东新区市场监督管理局",
                     domain=rec.VIOLATION_DOMAIN_FOOD,
                     procedure=rec.PENALTY_PROCEDURE_ORDINARY,
                     kinds=[rec.PENALTY_KIND_FINE],
-                    fine_fen=(5_000 + 40_000 * i) * 100,
+                    fine_fen=(60_000 + 40_000 * i) * 100,
                 )
             )
         )
