@@ -284,6 +284,9 @@ async fn batch_scoring_classifies_explains_and_rescores_on_writes() {
         .unwrap()
         .into_inner();
     assert_eq!(got.classes, run.classes);
+    // Issue 14: the rules version in force on the run's as-of date.
+    assert_eq!(got.rules_version, "shanghai-2022-07-01");
+    assert_eq!(run.rules_version, got.rules_version);
     let err = k
         .get_scoring_run(pb::GetScoringRunRequest { run_id: 99 })
         .await
@@ -500,6 +503,7 @@ async fn dry_run_reports_transitions_and_activation_is_explicit() {
     let now = classify(&mut k, &fined).await;
     assert_eq!(now.run_id, dry.run_id);
     assert_eq!(now.model_version, "cr-2026.3-strict");
+    assert_eq!(now.rules_version, "shanghai-2022-07-01");
     let m = k
         .get_model(pb::GetModelRequest::default())
         .await

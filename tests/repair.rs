@@ -192,6 +192,10 @@ async fn abnormal_listing_repaired_then_revoked() {
         .unwrap()
         .into_inner();
     assert_eq!(ok.state, pb::RepairState::Approved as i32);
+    assert_eq!(
+        ok.rules_version, "shanghai-2022-07-01",
+        "in force on submission"
+    );
     assert_eq!(ok.history.len(), 3);
 
     // The listing is removed and the class changed, re-scored by the approval.

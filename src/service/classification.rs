@@ -9,6 +9,7 @@ use super::{convert, invalid, request_key};
 use crate::{
     domain::{
         model::{Decay, HardRule},
+        ruleset::RuleBook,
         Centi, DomainError, Model, RiskClass,
     },
     jobs::batch_scoring::{self, BatchRequest, Event, Started},
@@ -144,12 +145,14 @@ pub fn classification_pb(c: &Classified) -> pb::Classification {
             .unwrap_or_default(),
         rescored_at: rfc3339(c.rescored.as_ref().map(|o| o.at_ms)),
         factors_reproduce_score: c.factors_reproduce_score,
+        rules_version: c.rules_version.clone(),
     }
 }
 
-/// A run as its proto.
-pub fn run_pb(r: &ScoringRun, current: bool) -> pb::ScoringRun {
+/// A run as its proto; `rules` names the rules version in force on its as-of date.
+pub fn run_pb(r: &ScoringRun, current: bool, rules: &RuleBook) -> pb::ScoringRun {
     pb::ScoringRun {
+        rules_version: rules.in_force(r.as_of).version.clone(),
         run_id: r.id,
         model_version: r.model_version.clone(),
         as_of: r.as_of.to_string(),
@@ -346,7 +349,9 @@ impl ClassificationService for ClassificationApi {
                         let current = store.current_run()?.is_some_and(|v| v.run.id == run.id);
                         Ok(pb::BatchScoringEvent {
                             event: Some(pb::batch_scoring_event::Event::Done(run_pb(
-                                &run, current,
+                                &run,
+                                current,
+                                &store.options().rules,
                             ))),
                         })
                     }
@@ -367,7 +372,7 @@ impl ClassificationService for ClassificationApi {
             .runs()?
             .iter()
             .map(|r| {
-                let mut p = run_pb(r, Some(r.id) == current);
+                let mut p = run_pb(r, Some(r.id) == current, &self.store.options().rules);
                 // The list is a summary: regions and transitions are in GetScoringRun.
                 p.regions.clear();
                 if let Some(t) = p.transitions.as_mut() {
@@ -388,7 +393,11 @@ impl ClassificationService for ClassificationApi {
             .store
             .run(id)?
             .ok_or_else(|| Status::not_found(format!("run_id: scoring run {id} not found")))?;
-        Ok(Response::new(run_pb(&run, self.is_current(id)?)))
+        Ok(Response::new(run_pb(
+            &run,
+            self.is_current(id)?,
+            &self.store.options().rules,
+        )))
     }
 
     async fn activate_scoring_run(
@@ -407,6 +416,7 @@ impl ClassificationService for ClassificationApi {
                 "is required: say why this run becomes current",
             )));
         }
+        let store = self.store.clone();
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
@@ -416,7 +426,7 @@ impl ClassificationService for ClassificationApi {
                 reason: reason.to_string(),
             },
             key,
-            move |run| Ok(run_pb(run, true)),
+            move |run| Ok(run_pb(run, true, &store.options().rules)),
         )
         .await?;
         Ok(Response::new(reply))

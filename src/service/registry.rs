@@ -498,7 +498,7 @@ fn credit_report(
         repairs: store
             .repair_cases(Some(&u))?
             .iter()
-            .map(|c| super::repair::case_pb(c, as_of, &store.options().calendar))
+            .map(|c| super::repair::case_pb(c, as_of, store.options()))
             .collect(),
         disputed_records: objections
             .iter()

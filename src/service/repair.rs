@@ -13,7 +13,7 @@ use crate::{
         Date, DomainError, ListKind,
     },
     proto::{self as pb, credit_repair_service_server::CreditRepairService},
-    store::{op, Correction, Store},
+    store::{op, Correction, Store, StoreOptions},
 };
 
 /// The CreditRepairService.
@@ -100,10 +100,13 @@ fn target_from_pb(t: Option<&pb::RepairTarget>) -> Result<RepairTarget, DomainEr
     }
 }
 
-/// A case as its proto, with its due date judged at `today`; `cal` says whether the due
-/// date is estimated (past the holiday calendar's years).
-pub fn case_pb(c: &RepairCase, today: Date, cal: &WorkCalendar) -> pb::RepairCase {
+/// A case as its proto, with its due date judged at `today`; the store's calendar says
+/// whether the due date is estimated (past the holiday calendar's years), its rules the
+/// version in force on the submission day.
+pub fn case_pb(c: &RepairCase, today: Date, o: &StoreOptions) -> pb::RepairCase {
+    let cal = &o.calendar;
     pb::RepairCase {
+        rules_version: o.rules.in_force(c.submitted_on).version.clone(),
         case_id: c.id,
         uscc: c.uscc.to_string(),
         target: Some(target_pb(&c.target)),
@@ -159,7 +162,7 @@ impl CreditRepairApi {
             _ => None,
         };
         let by = actor.principal.clone();
-        let cal = self.store.options().calendar.clone();
+        let store = self.store.clone();
         let reply = super::write_reply(
             &self.store,
             actor,
@@ -171,7 +174,7 @@ impl CreditRepairApi {
                 decide_due,
             },
             key,
-            move |c| Ok(case_pb(c, today, &cal)),
+            move |c| Ok(case_pb(c, today, store.options())),
         )
         .await?;
         Ok(Response::new(reply))
@@ -227,9 +230,9 @@ impl CreditRepairService for CreditRepairApi {
                 reason,
             }],
         };
-        let cal = self.store.options().calendar.clone();
+        let store = self.store.clone();
         let reply = super::write_reply(&self.store, actor, op::SubmitRepair(c), key, move |c| {
-            Ok(case_pb(c, today, &cal))
+            Ok(case_pb(c, today, store.options()))
         })
         .await?;
         Ok(Response::new(reply))
@@ -418,7 +421,7 @@ impl CreditRepairService for CreditRepairApi {
         Ok(Response::new(case_pb(
             &c,
             Date::today(),
-            &self.store.options().calendar,
+            self.store.options(),
         )))
     }
 
@@ -451,7 +454,7 @@ impl CreditRepairService for CreditRepairApi {
             .filter(|c| state.is_none_or(|s| c.state == s))
             .filter(|c| !r.overdue || c.overdue(as_of))
             .filter(|c| scope.check_uscc(&self.store, "uscc", &c.uscc).is_ok())
-            .map(|c| case_pb(&c, as_of, &self.store.options().calendar))
+            .map(|c| case_pb(&c, as_of, self.store.options()))
             .collect();
         Ok(Response::new(pb::ListRepairCasesResponse { cases }))
     }

@@ -511,6 +511,7 @@ impl Store {
             factors_reproduce_score: a.score == score && a.class == class,
             factors,
             rescored: rescored.filter(|o| !o.cause.is_empty()),
+            rules_version: self.shared.options.rules.in_force(as_of).version.clone(),
         })
     }
 
@@ -880,6 +881,8 @@ pub struct Classified {
     pub factors_reproduce_score: bool,
     /// The re-score after a write, if the enterprise changed since the run.
     pub rescored: Option<Override>,
+    /// The rules version in force on `as_of`.
+    pub rules_version: String,
 }
 
 /// Schema 2 → 3: idempotency records now hold the rendered reply (schema 2 stored an
