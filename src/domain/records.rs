@@ -598,12 +598,23 @@ impl Penalty {
         Ok(())
     }
 
-    /// Whether the decision is published at all (SAMR Order 45; DOMAIN §5): ordinary
-    /// procedure, not a warning only, not a no-penalty decision.
+    /// Why the decision is not published at all (SAMR Order 45; DOMAIN §5), or `None`
+    /// when it is: only ordinary-procedure decisions that impose more than a warning are.
+    pub fn unpublished_because(&self) -> Option<&'static str> {
+        if self.no_penalty {
+            Some("not published: no-penalty decision (不予处罚)")
+        } else if self.procedure == Procedure::Simple {
+            Some("not published: simple procedure")
+        } else if self.kinds.iter().all(|k| *k == PenaltyKind::Warning) {
+            Some("not published: warning only")
+        } else {
+            None
+        }
+    }
+
+    /// Whether the decision is published at all (see [`Penalty::unpublished_because`]).
     pub fn is_published(&self) -> bool {
-        !self.no_penalty
-            && self.procedure == Procedure::Ordinary
-            && !self.kinds.iter().all(|k| *k == PenaltyKind::Warning)
+        self.unpublished_because().is_none()
     }
 }
 

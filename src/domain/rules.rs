@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     period, AnnualReport, Date, Enterprise, EntityType, ListKind, Listing, ListingReason, Penalty,
-    PenaltyKind, Procedure,
+    PenaltyKind,
 };
 
 /// Parameters of penalty publicity (SAMR Order 45 and the local lower-amount thresholds).
@@ -132,21 +132,14 @@ impl PublicityRules {
 
     /// Derives the publicity of `p` for an entity of type `entity_type`.
     pub fn publicity(&self, p: &Penalty, entity_type: EntityType) -> Publicity {
-        let unpublished = |rule| Publicity {
-            published: false,
-            window: None,
-            early_end_from: None,
-            rule,
-            start_estimated: false,
-        };
-        if p.no_penalty {
-            return unpublished("not published: no-penalty decision (不予处罚)");
-        }
-        if p.procedure == Procedure::Simple {
-            return unpublished("not published: simple procedure");
-        }
-        if p.kinds.iter().all(|k| *k == PenaltyKind::Warning) {
-            return unpublished("not published: warning only");
+        if let Some(rule) = p.unpublished_because() {
+            return Publicity {
+                published: false,
+                window: None,
+                early_end_from: None,
+                rule,
+                start_estimated: false,
+            };
         }
         let start = start_of(p);
         let (end, rule) = self.term(p, entity_type);
@@ -367,7 +360,7 @@ impl SweepRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{IndustryCode, ViolationDomain};
+    use crate::domain::{IndustryCode, Procedure, ViolationDomain};
 
     fn d(s: &str) -> Date {
         Date::parse("d", s).unwrap()
