@@ -507,7 +507,7 @@ fn credit_report(
             .collect(),
         objections: objections
             .iter()
-            .map(|o| super::repair::objection_pb(o, &store.options().calendar))
+            .map(|o| super::repair::objection_pb(o, store.options()))
             .collect(),
     })
 }

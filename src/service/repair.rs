@@ -5,7 +5,6 @@ use tonic::{Request, Response, Status};
 use super::{classification::rfc3339, convert, invalid, request_key};
 use crate::{
     domain::{
-        calendar::WorkCalendar,
         repair::{
             accept_due, decide_due, Objection, ObjectionState, ObjectionStep, RepairAction,
             RepairCase, RepairState, RepairStep, RepairTarget,
@@ -104,7 +103,6 @@ fn target_from_pb(t: Option<&pb::RepairTarget>) -> Result<RepairTarget, DomainEr
 /// whether the due date is estimated (past the holiday calendar's years), its rules the
 /// version in force on the submission day.
 pub fn case_pb(c: &RepairCase, today: Date, o: &StoreOptions) -> pb::RepairCase {
-    let cal = &o.calendar;
     pb::RepairCase {
         rules_version: o.rules.in_force(c.submitted_on).version.clone(),
         case_id: c.id,
@@ -121,7 +119,7 @@ pub fn case_pb(c: &RepairCase, today: Date, o: &StoreOptions) -> pb::RepairCase 
         decide_due: c.decide_due.map(|d| d.to_string()).unwrap_or_default(),
         due: c.due().map(|d| d.to_string()).unwrap_or_default(),
         overdue: c.overdue(today),
-        due_estimated: c.due().is_some_and(|d| cal.estimated(d)),
+        due_estimated: c.due().is_some_and(|d| o.calendar.estimated(d)),
         history: c
             .history
             .iter()
@@ -330,9 +328,9 @@ impl CreditRepairService for CreditRepairApi {
                 reason,
             }],
         };
-        let cal = cal.clone();
+        let store = self.store.clone();
         let reply = super::write_reply(&self.store, actor, op::FileObjection(o), key, move |o| {
-            Ok(objection_pb(o, &cal))
+            Ok(objection_pb(o, store.options()))
         })
         .await?;
         Ok(Response::new(reply))
@@ -369,7 +367,7 @@ impl CreditRepairService for CreditRepairApi {
             )),
         };
         let by = actor.principal.clone();
-        let cal = self.store.options().calendar.clone();
+        let store = self.store.clone();
         let reply = super::write_reply(
             &self.store,
             actor,
@@ -380,7 +378,7 @@ impl CreditRepairService for CreditRepairApi {
                 reason,
             },
             key,
-            move |o| Ok(objection_pb(o, &cal)),
+            move |o| Ok(objection_pb(o, store.options())),
         )
         .await?;
         Ok(Response::new(reply))
@@ -403,7 +401,7 @@ impl CreditRepairService for CreditRepairApi {
             .iter()
             .filter(|o| !r.open_only || o.state == ObjectionState::Open)
             .filter(|o| scope.check_uscc(&self.store, "uscc", &o.uscc).is_ok())
-            .map(|o| objection_pb(o, &self.store.options().calendar))
+            .map(|o| objection_pb(o, self.store.options()))
             .collect();
         Ok(Response::new(pb::ListObjectionsResponse { objections }))
     }
@@ -461,7 +459,7 @@ impl CreditRepairService for CreditRepairApi {
 }
 
 /// An objection as its proto.
-pub fn objection_pb(o: &Objection, cal: &WorkCalendar) -> pb::Objection {
+pub fn objection_pb(o: &Objection, opts: &StoreOptions) -> pb::Objection {
     pb::Objection {
         objection_id: o.id,
         uscc: o.uscc.to_string(),
@@ -471,7 +469,7 @@ pub fn objection_pb(o: &Objection, cal: &WorkCalendar) -> pb::Objection {
         state: o.state.name().into(),
         filed_on: o.filed_on.to_string(),
         decide_due: o.decide_due.to_string(),
-        decide_due_estimated: cal.estimated(o.decide_due),
+        decide_due_estimated: opts.calendar.estimated(o.decide_due),
         resolution: o.resolution.clone(),
         history: o
             .history
