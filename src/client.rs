@@ -829,7 +829,11 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), ClientError> {
         let mut stratum = 0u32;
         loop {
             let r = c
-                .list_population(pb::ListPopulationRequest { plan_id, stratum })
+                .list_population(pb::ListPopulationRequest {
+                    plan_id,
+                    stratum,
+                    exempted: false,
+                })
                 .await;
             let mut s = match r {
                 Ok(s) => s.into_inner(),

@@ -376,17 +376,40 @@ fn count(c: pb::RiskClass, n: i64) -> pb::Stratum {
 }
 
 async fn population(spot: &mut Spot, plan: u64, stratum: u32) -> Vec<String> {
+    stratum_list(spot, plan, stratum, false)
+        .await
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect()
+}
+
+/// A stratum's population, or (with `exempted`) whom the exemptions removed, with why.
+async fn stratum_list(
+    spot: &mut Spot,
+    plan: u64,
+    stratum: u32,
+    exempted: bool,
+) -> Vec<(String, String)> {
     let mut st = spot
         .list_population(pb::ListPopulationRequest {
             plan_id: plan,
             stratum,
+            exempted,
         })
         .await
         .unwrap()
         .into_inner();
     let mut out = Vec::new();
     while let Some(b) = st.message().await.unwrap() {
-        out.extend(b.usccs);
+        assert_eq!(
+            b.exemption_reasons.len(),
+            if exempted { b.usccs.len() } else { 0 }
+        );
+        let reasons = b
+            .exemption_reasons
+            .into_iter()
+            .chain(std::iter::repeat(String::new()));
+        out.extend(b.usccs.into_iter().zip(reasons));
     }
     out
 }
@@ -965,8 +988,50 @@ async fn listed_firms_are_never_exempt_and_plans_count_exemptions() {
             "{reason}: {exempted:?}"
         );
     }
-    let e = p.exemptions.unwrap();
+    let e = p.exemptions.clone().unwrap();
     assert_eq!(e.never_exempt_classes, vec![pb::RiskClass::D as i32]);
     assert!(e.never_exempt_listed);
+    // Whom: the plan names each exempted enterprise with its exemption, stratum by
+    // stratum, and never one of its population.
+    let mut named = Vec::new();
+    for (i, s) in p.strata.iter().enumerate() {
+        let list = stratum_list(&mut t.spot, p.plan_id, i as u32, true).await;
+        assert_eq!(
+            list.len() as u64,
+            s.exempted.iter().map(|e| e.count).sum::<u64>(),
+            "stratum {i}"
+        );
+        let pop = population(&mut t.spot, p.plan_id, i as u32).await;
+        assert!(list.iter().all(|(u, _)| !pop.contains(u)));
+        named.extend(list);
+    }
+    named.sort();
+    let mut want = vec![
+        (t.suspended.clone(), "SUSPENDED".to_string()),
+        (t.inspected_clean.clone(), "NO_PROBLEM_IN_TWO_YEARS".into()),
+        (
+            t.twice_this_year.clone(),
+            "YEARLY_CHECK_LIMIT_REACHED".into(),
+        ),
+    ];
+    want.sort();
+    assert_eq!(named, want);
+    // The receipt carries the counts.
+    let r = t
+        .spot
+        .draw_sample(pb::DrawSampleRequest {
+            request_id: String::new(),
+            plan_id: p.plan_id,
+            seed: "s".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let counts = |v: &[pb::ExemptionCount]| -> Vec<(String, u64)> {
+        v.iter().map(|e| (e.reason.clone(), e.count)).collect()
+    };
+    for (rs, ps) in r.strata.iter().zip(&p.strata) {
+        assert_eq!(counts(&rs.exempted), counts(&ps.exempted));
+    }
     t.s.stop().await;
 }

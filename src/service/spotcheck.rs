@@ -204,14 +204,7 @@ pub fn plan_pb(p: &DrawPlan) -> pb::DrawPlan {
                 population: s.population,
                 k: s.k,
                 population_digest: s.digest.clone(),
-                exempted: s
-                    .exempted
-                    .iter()
-                    .map(|(reason, count)| pb::ExemptionCount {
-                        reason: reason.clone(),
-                        count: *count,
-                    })
-                    .collect(),
+                exempted: exempted_pb(s),
             })
             .collect(),
         created_at: rfc3339(Some(p.created_at_ms)),
@@ -221,6 +214,17 @@ pub fn plan_pb(p: &DrawPlan) -> pb::DrawPlan {
     }
 }
 
+/// Whom the exemptions removed from a planned stratum, counted per exemption.
+fn exempted_pb(s: &PlannedStratum) -> Vec<pb::ExemptionCount> {
+    s.exempted
+        .iter()
+        .map(|(reason, count)| pb::ExemptionCount {
+            reason: reason.clone(),
+            count: *count,
+        })
+        .collect()
+}
+
 /// The receipt of a drawn plan as its proto, with the inspector teams if assigned.
 pub fn plan_receipt_pb(p: &DrawPlan) -> crate::Result<pb::DrawReceipt> {
     let r = p
@@ -228,6 +232,10 @@ pub fn plan_receipt_pb(p: &DrawPlan) -> crate::Result<pb::DrawReceipt> {
         .as_ref()
         .ok_or_else(|| crate::Error::Corrupt(format!("plan {} has no receipt", p.id)))?;
     let mut out = receipt_pb(r, &p.filter);
+    // The exemption counts are the plan's (frozen with the populations).
+    for (rs, ps) in out.strata.iter_mut().zip(&p.strata) {
+        rs.exempted = exempted_pb(ps);
+    }
     if let Some(a) = &p.assignment {
         out.team_size = a.team_size;
         out.conflicts = a
@@ -339,6 +347,7 @@ pub fn receipt_pb(r: &DrawReceipt, filter: &CandidateFilter) -> pb::DrawReceipt 
                         ticket: t.clone(),
                     })
                     .collect(),
+                exempted: Vec::new(),
             })
             .collect(),
         drawn_at: rfc3339(Some(r.drawn_at_ms)),
@@ -541,22 +550,22 @@ impl SpotCheckService for SpotCheckApi {
             include_exempt: false,
             ..filter.clone()
         };
-        let (plan, populations) = tokio::task::spawn_blocking(move || {
+        let (plan, populations, exempted) = tokio::task::spawn_blocking(move || {
             let (view, mut by_class) = store.spot_candidate_usccs(&f2, as_of)?;
-            let mut populations = Vec::new();
+            let (mut populations, mut exempted) = (Vec::new(), Vec::new());
             for s in strata.iter_mut() {
                 // Strata have distinct classes (checked above), so each list is taken once.
                 let pop: Vec<Uscc> = std::mem::take(&mut by_class.usccs[s.class.index()]);
+                let removed = std::mem::take(&mut by_class.exempted[s.class.index()]);
                 s.exempted = Exemption::ALL
                     .iter()
                     .map(|e| {
-                        (
-                            e.name().to_string(),
-                            by_class.exempted[s.class.index()][e.index()],
-                        )
+                        let n = removed.iter().filter(|(_, x)| x == e).count();
+                        (e.name().to_string(), n as u64)
                     })
                     .filter(|(_, n)| *n > 0)
                     .collect();
+                exempted.push(removed);
                 s.population = pop.len() as u64;
                 s.k = sampler::stratum_size(pop.len(), s.count, s.ratio) as u64;
                 s.digest = sampler::population_digest(pop.iter().map(Uscc::as_str));
@@ -592,7 +601,7 @@ impl SpotCheckService for SpotCheckApi {
                 rules_version: rules.version.clone(),
                 override_reason,
             };
-            Ok::<_, Error>((plan, populations))
+            Ok::<_, Error>((plan, populations, exempted))
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;
@@ -602,6 +611,7 @@ impl SpotCheckService for SpotCheckApi {
             op::SavePlan {
                 plan: Box::new(plan),
                 populations,
+                exempted,
             },
             key,
             move |p| Ok(plan_pb(p)),
@@ -875,11 +885,26 @@ impl SpotCheckService for SpotCheckApi {
             )));
         }
         let (store, id, stratum) = (self.store.clone(), plan.id, r.stratum as u8);
+        let exempted = r.exempted;
         Ok(Response::new(super::blocking_stream(4, move |emit| {
+            if exempted {
+                let list = store.draw_exempted(id, stratum)?;
+                for c in list.chunks(CANDIDATE_BATCH) {
+                    let batch = pb::PopulationBatch {
+                        usccs: c.iter().map(|(u, _)| u.to_string()).collect(),
+                        exemption_reasons: c.iter().map(|(_, e)| e.name().to_string()).collect(),
+                    };
+                    if !emit(batch) {
+                        break;
+                    }
+                }
+                return Ok(());
+            }
             let pop = store.draw_population(id, stratum)?;
             for c in pop.chunks(CANDIDATE_BATCH) {
                 let batch = pb::PopulationBatch {
                     usccs: c.iter().map(|u| u.to_string()).collect(),
+                    exemption_reasons: Vec::new(),
                 };
                 if !emit(batch) {
                     break;

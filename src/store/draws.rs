@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `D plan(8) 0x00` | [`DrawPlan`] (with its [`DrawReceipt`] once drawn) |
 //! | `D plan 0x01 stratum(1) chunk(4)` | the frozen population of a stratum: up to [`POPULATION_CHUNK`] USCCs, ascending, 18 bytes each |
+//! | `D plan 0x02 stratum(1) chunk(4)` | the enterprises of the stratum's class and filter an exemption removed: up to [`POPULATION_CHUNK`] of (USCC, 18 bytes; [`Exemption::index`], 1 byte), ascending |
 //!
 //! A plan freezes its population (the USCCs of each stratum after filter and
 //! exemptions, in the plan's scoring run) and their digests before any seed exists; the
@@ -14,7 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{codec, spot::CandidateFilter};
 use crate::{
-    domain::{spotcheck::ExemptionRules, Date, RiskClass, Uscc},
+    domain::{
+        spotcheck::{Exemption, ExemptionRules},
+        Date, RiskClass, Uscc,
+    },
     error::{Error, Result},
 };
 
@@ -237,51 +241,110 @@ pub fn plan_key(id: u64) -> Vec<u8> {
     k
 }
 
-/// `D plan 0x01 stratum`.
-pub fn population_prefix(id: u64, stratum: u8) -> Vec<u8> {
+/// Which list of a stratum: its frozen population, or whom the exemptions removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StratumList {
+    /// `D plan 0x01 stratum`: the USCCs drawn from.
+    Population = 1,
+    /// `D plan 0x02 stratum`: the USCCs exempted, each with its exemption.
+    Exempted = 2,
+}
+
+/// `D plan list stratum`.
+pub fn stratum_prefix(id: u64, list: StratumList, stratum: u8) -> Vec<u8> {
     let mut k = vec![PLANS];
     k.extend_from_slice(&id.to_be_bytes());
-    k.push(1);
+    k.push(list as u8);
     k.push(stratum);
     k
 }
 
-/// The chunks of a stratum's population, one at a time.
-pub fn encode_population(
+/// The chunks of a stratum's list, one at a time: each entry is a USCC and, in the
+/// exempted list, its exemption's index.
+fn encode_chunks<'a, T>(
     id: u64,
+    list: StratumList,
     stratum: u8,
-    usccs: &[Uscc],
-) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
-    usccs
+    entries: &'a [T],
+    put: impl Fn(&mut Vec<u8>, &T) + 'a,
+) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + 'a {
+    entries
         .chunks(POPULATION_CHUNK)
         .enumerate()
         .map(move |(i, chunk)| {
-            let mut k = population_prefix(id, stratum);
+            let mut k = stratum_prefix(id, list, stratum);
             k.extend_from_slice(&(i as u32).to_be_bytes());
-            let mut v = Vec::with_capacity(1 + chunk.len() * 18);
+            let mut v = Vec::with_capacity(1 + chunk.len() * 19);
             v.push(codec::VALUE_VERSION);
-            for u in chunk {
-                v.extend_from_slice(u.as_bytes());
+            for e in chunk {
+                put(&mut v, e);
             }
             (k, v)
         })
 }
 
-/// Reads a stratum's frozen population.
-pub fn load_population(tree: &sled::Tree, id: u64, stratum: u8) -> Result<Vec<Uscc>> {
+/// The chunks of a stratum's population.
+pub fn encode_population(
+    id: u64,
+    stratum: u8,
+    usccs: &[Uscc],
+) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+    encode_chunks(id, StratumList::Population, stratum, usccs, |v, u| {
+        v.extend_from_slice(u.as_bytes())
+    })
+}
+
+/// The chunks of a stratum's exempted enterprises.
+pub fn encode_exempted(
+    id: u64,
+    stratum: u8,
+    exempted: &[(Uscc, Exemption)],
+) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+    encode_chunks(id, StratumList::Exempted, stratum, exempted, |v, (u, e)| {
+        v.extend_from_slice(u.as_bytes());
+        v.push(e.index() as u8);
+    })
+}
+
+/// Reads a stratum's list, decoding each entry of `width` bytes with `entry`.
+fn load_chunks<T>(
+    tree: &sled::Tree,
+    prefix: Vec<u8>,
+    width: usize,
+    entry: impl Fn(&[u8]) -> Result<T>,
+) -> Result<Vec<T>> {
     let mut out = Vec::new();
-    for kv in tree.scan_prefix(population_prefix(id, stratum)) {
+    for kv in tree.scan_prefix(prefix) {
         let (_, v) = kv?;
         match v.split_first() {
-            Some((&codec::VALUE_VERSION, rest)) if rest.len() % 18 == 0 => {
-                for c in rest.chunks_exact(18) {
-                    out.push(Uscc::from_bytes(c)?);
+            Some((&codec::VALUE_VERSION, rest)) if rest.len() % width == 0 => {
+                for c in rest.chunks_exact(width) {
+                    out.push(entry(c)?);
                 }
             }
             _ => return Err(Error::Corrupt("bad population chunk".into())),
         }
     }
     Ok(out)
+}
+
+/// Reads a stratum's frozen population.
+pub fn load_population(tree: &sled::Tree, id: u64, stratum: u8) -> Result<Vec<Uscc>> {
+    let prefix = stratum_prefix(id, StratumList::Population, stratum);
+    load_chunks(tree, prefix, 18, |c| Ok(Uscc::from_bytes(c)?))
+}
+
+/// Reads whom the exemptions removed from a stratum, in USCC order (empty for plans made
+/// before they were recorded).
+pub fn load_exempted(tree: &sled::Tree, id: u64, stratum: u8) -> Result<Vec<(Uscc, Exemption)>> {
+    let prefix = stratum_prefix(id, StratumList::Exempted, stratum);
+    load_chunks(tree, prefix, 19, |c| {
+        let e = Exemption::ALL
+            .get(c[18] as usize)
+            .copied()
+            .ok_or_else(|| Error::Corrupt(format!("unknown exemption index {}", c[18])))?;
+        Ok((Uscc::from_bytes(&c[..18])?, e))
+    })
 }
 
 /// Reads a plan.

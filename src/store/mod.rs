@@ -598,6 +598,15 @@ impl Store {
         draws::load_population(&self.shared.registry, id, stratum)
     }
 
+    /// Whom the exemptions removed from a plan's stratum, in USCC order.
+    pub fn draw_exempted(
+        &self,
+        id: u64,
+        stratum: u8,
+    ) -> Result<Vec<(Uscc, crate::domain::spotcheck::Exemption)>> {
+        draws::load_exempted(&self.shared.registry, id, stratum)
+    }
+
     fn not_classified(&self, u: &Uscc, run: u64) -> Error {
         Error::NotFound(format!("uscc: enterprise {u} in scoring run {run}"))
     }

@@ -84,13 +84,13 @@ impl CandidateFilter {
     }
 }
 
-/// Candidates split by class (what a plan freezes), with the exempted counts.
+/// Candidates split by class (what a plan freezes), with whom the exemptions removed.
 #[derive(Debug, Default)]
 pub struct ByClass {
     /// The USCCs of each class, in USCC order.
     pub usccs: [Vec<Uscc>; 4],
-    /// Per class, per exemption ([`Exemption::index`]): enterprises it removed.
-    pub exempted: [[u64; 3]; 4],
+    /// Per class: the enterprises an exemption removed, with it, in USCC order.
+    pub exempted: [Vec<(Uscc, Exemption)>; 4],
 }
 
 /// A candidate: a row and its exemption at the query's as-of date.
@@ -269,7 +269,7 @@ impl SpotView<'_> {
 
     /// The USCCs of [`Self::candidates`] split by class, each list in USCC order: what a
     /// draw plan freezes, without a `Candidate` per enterprise (≈ 120 MB less at 3 M);
-    /// and, per class, how many each exemption removed (by [`Exemption::index`]).
+    /// and, per class, whom the exemptions removed.
     pub fn candidate_usccs_by_class(
         &self,
         f: &CandidateFilter,
@@ -288,13 +288,16 @@ impl SpotView<'_> {
             &mut out,
             |_, _| {},
             |out, c| match c.exemption {
-                Some(e) if !f.include_exempt => out.exempted[c.class.index()][e.index()] += 1,
+                Some(e) if !f.include_exempt => out.exempted[c.class.index()].push((c.uscc, e)),
                 _ => out.usccs[c.class.index()].push(c.uscc),
             },
         )?;
         if from_overlay {
             for v in out.usccs.iter_mut() {
                 v.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            }
+            for v in out.exempted.iter_mut() {
+                v.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             }
         }
         Ok(out)

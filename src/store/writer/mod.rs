@@ -43,7 +43,7 @@ use crate::{
             RepairTarget,
         },
         scoring::assess,
-        spotcheck::Inspector,
+        spotcheck::{Exemption, Inspector},
         AnnualReport, Date, Enterprise, EnterpriseRecords, EnterpriseStatus, InspectionResult,
         ListKind, Listing, Model, Penalty, Uscc,
     },

@@ -2,11 +2,13 @@
 
 use super::*;
 
-/// Stores a draw plan with its frozen populations (one per stratum), under a new id.
+/// Stores a draw plan with its frozen populations (one per stratum) and whom the
+/// exemptions removed from each, under a new id.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SavePlan {
     pub plan: Box<DrawPlan>,
     pub populations: Vec<Vec<Uscc>>,
+    pub exempted: Vec<Vec<(Uscc, Exemption)>>,
 }
 
 impl Operation for SavePlan {
@@ -19,7 +21,7 @@ impl Operation for SavePlan {
     }
     fn apply(self, tx: &mut Tx<'_>) -> Result<DrawPlan> {
         let (w, p) = tx.parts();
-        w.save_plan(p, *self.plan, self.populations)
+        w.save_plan(p, *self.plan, self.populations, self.exempted)
     }
 }
 
@@ -72,14 +74,20 @@ impl Writer {
         p: &mut Pending,
         mut plan: DrawPlan,
         populations: Vec<Vec<Uscc>>,
+        exempted: Vec<Vec<(Uscc, Exemption)>>,
     ) -> Result<DrawPlan> {
         let now_ms = p.at.now_ms;
         let id = sc::get_counter(&self.tree, "next_plan")?.unwrap_or(1);
         p.put(keys::counter("next_plan"), (id + 1).to_be_bytes().to_vec());
         plan.id = id;
         plan.created_at_ms = now_ms;
-        for (i, pop) in populations.into_iter().enumerate() {
-            for (k, v) in draws::encode_population(id, i as u8, &pop) {
+        for (i, pop) in populations.iter().enumerate() {
+            for (k, v) in draws::encode_population(id, i as u8, pop) {
+                p.put_unread(&k, &v);
+            }
+        }
+        for (i, list) in exempted.iter().enumerate() {
+            for (k, v) in draws::encode_exempted(id, i as u8, list) {
                 p.put_unread(&k, &v);
             }
         }
