@@ -21,6 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // prost's codec with the request guards of `src/wire.rs`.
+        .codec_path("crate::wire::GuardedCodec")
         .compile_fds(fds)?;
     Ok(())
 }

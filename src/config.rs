@@ -78,6 +78,28 @@ pub struct ServerConfig {
     /// How long a client stream (ImportRecords, MatchClassifications) may send nothing
     /// before it is ended with DEADLINE_EXCEEDED, seconds; frees its concurrency slot.
     pub stream_idle_secs: u64,
+    /// How long a client stream may last in all, seconds (an import of a whole city's
+    /// records takes minutes; the default is an hour).
+    pub stream_total_secs: u64,
+    /// Concurrent requests of one principal (token name); more are refused
+    /// RESOURCE_EXHAUSTED, so one client cannot take the whole server.
+    pub max_requests_per_principal: usize,
+    /// Concurrent client streams (ImportRecords, MatchClassifications) of one principal.
+    pub max_streams_per_principal: usize,
+    /// Most entries of one repeated field in one request message (e.g. records of an
+    /// ImportRecords message); more are refused RESOURCE_EXHAUSTED before decoding.
+    pub max_items_per_message: usize,
+    /// A new connection must send its first bytes (TLS or HTTP/2 preface) within this
+    /// many seconds, or it is closed.
+    pub handshake_timeout_secs: u64,
+    /// A connection that sends nothing for this long is closed, seconds (the server's
+    /// HTTP/2 keepalive pings make a live client answer well within it).
+    pub connection_idle_secs: u64,
+    /// Interval of the server's HTTP/2 keepalive pings, seconds; a ping not answered
+    /// within `keepalive_timeout_secs` closes the connection.
+    pub keepalive_interval_secs: u64,
+    /// See `keepalive_interval_secs`.
+    pub keepalive_timeout_secs: u64,
     /// How long shutdown waits for in-flight requests, seconds.
     pub shutdown_grace_secs: u64,
     /// Tokio worker threads; 0 = the number of available cores.
@@ -121,6 +143,14 @@ impl Default for ServerConfig {
             max_concurrent_streams: 256,
             request_timeout_secs: 60,
             stream_idle_secs: 60,
+            stream_total_secs: 3600,
+            max_requests_per_principal: 256,
+            max_streams_per_principal: 16,
+            max_items_per_message: crate::wire::DEFAULT_MAX_ITEMS,
+            handshake_timeout_secs: 10,
+            connection_idle_secs: 300,
+            keepalive_interval_secs: 30,
+            keepalive_timeout_secs: 20,
             shutdown_grace_secs: 10,
             worker_threads: 0,
             auth: crate::auth::AuthConfig::default(),
@@ -149,6 +179,14 @@ impl ServerConfig {
     /// Longest silence of a client stream.
     pub fn stream_idle(&self) -> Duration {
         Duration::from_secs(self.stream_idle_secs.max(1))
+    }
+
+    /// The limits of a client stream.
+    pub fn stream_limits(&self) -> crate::service::StreamLimits {
+        crate::service::StreamLimits {
+            idle: self.stream_idle(),
+            total: Duration::from_secs(self.stream_total_secs.max(1)),
+        }
     }
 
     /// Shutdown grace period.

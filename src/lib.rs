@@ -21,6 +21,7 @@ pub mod bench;
 pub mod bench_suite;
 pub mod client;
 pub mod config;
+pub mod connection;
 pub mod deadline;
 pub mod demo;
 pub mod domain;
@@ -29,13 +30,13 @@ pub mod fault;
 pub mod generate;
 pub mod jobs;
 pub mod limits;
-pub mod malformed;
 pub mod metrics;
 pub mod operator;
 pub mod report;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod wire;
 
 /// Generated protobuf and gRPC code of package `creditrisk.v1`.
 #[allow(missing_docs, clippy::all)]

@@ -1,7 +1,13 @@
-//! The server-wide concurrency limit (`server.max_concurrent_requests`): a request over
-//! the limit is answered RESOURCE_EXHAUSTED at once instead of queueing without bound.
-//! A request holds its slot until its response body ends (streams included). Health
-//! checks are never refused, so an overloaded server is not also reported dead.
+//! Concurrency limits: a request over a limit is answered RESOURCE_EXHAUSTED at once
+//! instead of queueing without bound, and holds its slots until its response body ends
+//! (streams included).
+//!
+//! - [`GlobalConcurrencyLimit`] (`server.max_concurrent_requests`): across all callers.
+//!   Health checks are never refused, so an overloaded server is not also reported dead.
+//! - [`PrincipalLimit`] (`server.max_requests_per_principal`,
+//!   `server.max_streams_per_principal`): per authenticated caller, so one token's idle
+//!   streams or flood cannot take every slot of the global limit (issue 15, probe 2). It
+//!   sits after authentication, which names the caller.
 
 use std::{
     future::Future,
@@ -10,7 +16,11 @@ use std::{
     task::{Context, Poll},
 };
 
+use std::{collections::HashMap, sync::Mutex};
+
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::auth::Principal;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -77,25 +87,143 @@ where
             ));
             return Box::pin(async move { Ok(status.into_http()) });
         };
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let resp = fut.await.map_err(Into::into)?;
-            Ok(resp.map(|body| {
-                tonic::body::Body::new(PermitBody {
-                    inner: body,
-                    _permit: permit,
+        held(self.inner.call(req), vec![permit])
+    }
+}
+
+/// The response future of a request holding `permits`: they go with the response body
+/// and are released when it ends.
+fn held<F, E>(
+    fut: F,
+    permits: Vec<OwnedSemaphorePermit>,
+) -> Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, BoxError>> + Send>>
+where
+    F: Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send + 'static,
+    E: Into<BoxError>,
+{
+    Box::pin(async move {
+        let resp = fut.await.map_err(Into::into)?;
+        Ok(resp.map(|body| {
+            tonic::body::Body::new(PermitBody {
+                inner: body,
+                _permits: permits,
+            })
+        }))
+    })
+}
+
+/// One principal's slots: requests in flight, client streams among them.
+type Slots = (Arc<Semaphore>, Arc<Semaphore>);
+
+/// The per-principal limits: requests in flight, and client streams among them.
+#[derive(Clone, Debug)]
+pub struct PrincipalLimit {
+    max_requests: usize,
+    max_streams: usize,
+    /// Per principal name: (request slots, stream slots).
+    slots: Arc<Mutex<HashMap<String, Slots>>>,
+}
+
+impl PrincipalLimit {
+    /// Limits of `max_requests` requests and `max_streams` client streams (each at
+    /// least 1) per principal.
+    pub fn new(max_requests: usize, max_streams: usize) -> Self {
+        PrincipalLimit {
+            max_requests: max_requests.max(1),
+            max_streams: max_streams.max(1),
+            slots: Arc::default(),
+        }
+    }
+
+    /// A slot for a request of `who` (and a stream slot if `stream`), or the refusal.
+    fn acquire(&self, who: &str, stream: bool) -> Result<Vec<OwnedSemaphorePermit>, tonic::Status> {
+        let (requests, streams) = {
+            let mut m = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            // Principals are the configured token names (a bounded set): entries are kept.
+            m.entry(who.to_string())
+                .or_insert_with(|| {
+                    (
+                        Arc::new(Semaphore::new(self.max_requests)),
+                        Arc::new(Semaphore::new(self.max_streams)),
+                    )
                 })
-            }))
-        })
+                .clone()
+        };
+        let busy = |what: &str, n: usize, key: &str| {
+            tonic::Status::resource_exhausted(format!(
+                "{who}: {n} {what} of this caller in flight ({key}); finish or close some, then retry"
+            ))
+        };
+        let mut permits = vec![requests.try_acquire_owned().map_err(|_| {
+            busy(
+                "requests",
+                self.max_requests,
+                "server.max_requests_per_principal",
+            )
+        })?];
+        if stream {
+            permits.push(streams.try_acquire_owned().map_err(|_| {
+                busy(
+                    "client streams",
+                    self.max_streams,
+                    "server.max_streams_per_principal",
+                )
+            })?);
+        }
+        Ok(permits)
+    }
+}
+
+impl<S> Layer<S> for PrincipalLimit {
+    type Service = PrincipalLimitService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        PrincipalLimitService {
+            inner,
+            limit: self.clone(),
+        }
+    }
+}
+
+/// The service of [`PrincipalLimit`].
+#[derive(Clone, Debug)]
+pub struct PrincipalLimitService<S> {
+    inner: S,
+    limit: PrincipalLimit,
+}
+
+impl<S, B> Service<http::Request<B>> for PrincipalLimitService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        // Unauthenticated paths (health, reflection) carry no principal: not limited here.
+        let Some(who) = req.extensions().get::<Principal>().map(|p| p.name.clone()) else {
+            return held(self.inner.call(req), Vec::new());
+        };
+        let stream = crate::deadline::is_client_streaming(req.uri().path());
+        match self.limit.acquire(&who, stream) {
+            Ok(permits) => held(self.inner.call(req), permits),
+            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
+        }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that releases its slot when it is dropped.
+    /// A response body that releases its slots when it is dropped.
     struct PermitBody {
         #[pin]
         inner: tonic::body::Body,
-        _permit: OwnedSemaphorePermit,
+        _permits: Vec<OwnedSemaphorePermit>,
     }
 }
 

@@ -66,7 +66,7 @@ pub async fn run_with_metrics(
 
     let max = cfg.max_message_bytes;
     let registry = RegistryServiceServer::new(
-        RegistryApi::new(store.clone()).with_stream_idle(cfg.stream_idle()),
+        RegistryApi::new(store.clone()).with_stream_limits(cfg.stream_limits()),
     )
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
@@ -76,7 +76,7 @@ pub async fn run_with_metrics(
         .max_encoding_message_size(max);
 
     let spotcheck = SpotCheckServiceServer::new(
-        SpotCheckApi::new(store.clone()).with_stream_idle(cfg.stream_idle()),
+        SpotCheckApi::new(store.clone()).with_stream_limits(cfg.stream_limits()),
     )
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
@@ -100,10 +100,30 @@ pub async fn run_with_metrics(
         crate::service::rules::RulesApi::new(store.clone()),
     );
 
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    if !auth.is_dev_mode() && cfg.tls.is_none() && !loopback {
+        tracing::warn!(
+            "bearer tokens travel in plaintext: [server.tls] is not set on a non-loopback listener"
+        );
+        eprintln!("WARNING: plaintext on {}: bearer tokens and records cross the network unencrypted; set [server.tls] (or listen on loopback behind a TLS proxy)", listener.local_addr()?);
+    }
+    crate::wire::set_max_items(cfg.max_items_per_message);
+    let timeouts = crate::connection::ConnectionTimeouts {
+        handshake: std::time::Duration::from_secs(cfg.handshake_timeout_secs.max(1)),
+        idle: std::time::Duration::from_secs(cfg.connection_idle_secs.max(1)),
+    };
+    let incoming = {
+        use futures::StreamExt;
+        TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .map(move |r| r.map(|s| crate::connection::GuardedIo::new(s, timeouts)))
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(l) = metrics_listener {
         let addr = l.local_addr()?;
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the metrics endpoint needs no token and is not on loopback");
+            eprintln!("WARNING: metrics on {addr} (plain HTTP, no token): keep it on loopback or a monitoring network");
+        }
         let mut stopped = stop_rx.clone();
         let (m, st) = (metrics.clone(), store.clone());
         tokio::spawn(async move {
@@ -134,8 +154,13 @@ pub async fn run_with_metrics(
     let server = builder
         .concurrency_limit_per_connection(cfg.concurrency_per_connection)
         .max_concurrent_streams(cfg.max_concurrent_streams)
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(
+            cfg.keepalive_interval_secs.max(1),
+        )))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(
+            cfg.keepalive_timeout_secs.max(1),
+        )))
         .layer(metrics.layer())
-        .layer(crate::malformed::layer())
         .layer(crate::limits::GlobalConcurrencyLimit::new(
             cfg.max_concurrent_requests,
         ))
@@ -143,6 +168,10 @@ pub async fn run_with_metrics(
             timeout: cfg.request_timeout(),
         })
         .layer(crate::auth::AuthLayer(auth))
+        .layer(crate::limits::PrincipalLimit::new(
+            cfg.max_requests_per_principal,
+            cfg.max_streams_per_principal,
+        ))
         .trace_fn(|req| tracing::info_span!("rpc", path = %req.uri().path()))
         .add_service(health_service)
         .add_service(reflection_v1)

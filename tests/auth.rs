@@ -171,21 +171,40 @@ async fn region_scoped_tokens_see_and_change_only_their_district() {
         "{}",
         err.message()
     );
-    let err = reg("pudong-secret")
-        .record_penalty(pb::RecordPenaltyRequest {
-            request_id: String::new(),
-            penalty: Some(fine(&xuhui, "沪徐市监罚〔2026〕1号", "2026-03-01", 100)),
-        })
+    // Another district's enterprise answers exactly as an unregistered one (issue 15,
+    // probe 7: no existence or district oracle), for reads and writes.
+    let unknown = uscc_n(b'1', 13);
+    let same_answer = |a: tonic::Status, b: tonic::Status, what: &str| {
+        assert_eq!(a.code(), Code::NotFound, "{what}: {a:?}");
+        assert_eq!(
+            a.message().replace(&xuhui, "U"),
+            b.message().replace(&unknown, "U"),
+            "{what}"
+        );
+    };
+    let penalty = |u: &str| pb::RecordPenaltyRequest {
+        request_id: String::new(),
+        penalty: Some(fine(u, "沪徐市监罚〔2026〕1号", "2026-03-01", 100)),
+    };
+    let a = reg("pudong-secret")
+        .record_penalty(penalty(&xuhui))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
-    let err = reg("pudong-secret")
-        .get_enterprise(pb::GetEnterpriseRequest {
-            uscc: xuhui.clone(),
-        })
+    let b = reg("pudong-secret")
+        .record_penalty(penalty(&unknown))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
+    same_answer(a, b, "RecordPenalty");
+    let get = |u: &str| pb::GetEnterpriseRequest { uscc: u.into() };
+    let a = reg("pudong-secret")
+        .get_enterprise(get(&xuhui))
+        .await
+        .unwrap_err();
+    let b = reg("pudong-secret")
+        .get_enterprise(get(&unknown))
+        .await
+        .unwrap_err();
+    same_answer(a, b, "GetEnterprise");
     let err = reg("pudong-secret")
         .import_records(tokio_stream::iter(Vec::<pb::ImportRecordsRequest>::new()))
         .await
@@ -231,14 +250,20 @@ async fn region_scoped_tokens_see_and_change_only_their_district() {
     assert_eq!(err.code(), Code::PermissionDenied);
     let m = spot
         .batch_match(pb::MatchRequest {
-            usccs: vec![xuhui.clone(), pudong.clone()],
+            usccs: vec![xuhui.clone(), pudong.clone(), uscc_n(b'1', 13)],
             as_of: String::new(),
         })
         .await
         .unwrap()
         .into_inner();
     assert!(m.items[0].found);
-    assert!(!m.items[1].found && m.items[1].error.contains("outside"));
+    // Outside the token's regions and unregistered: the same item.
+    let blank = |i: &pb::MatchItem| pb::MatchItem {
+        uscc: String::new(),
+        ..i.clone()
+    };
+    assert!(!m.items[1].found && m.items[1].error.is_empty());
+    assert_eq!(blank(&m.items[1]), blank(&m.items[2]));
 
     // Inspectors: a district token creates and changes only its district's inspectors.
     let inspector = |id: &str, region: &str| pb::UpsertInspectorRequest {

@@ -1,5 +1,7 @@
-//! The server-wide concurrency limit: over it, RESOURCE_EXHAUSTED at once (not a queue),
-//! health checks still answered, and the slot freed when the holding stream ends.
+//! Resource limits over real gRPC: the server-wide and per-principal concurrency limits
+//! (over them, RESOURCE_EXHAUSTED at once, not a queue; health still answered; slots
+//! freed when the holding stream ends), idle and total deadlines of client streams, and
+//! connection handshake and idle timeouts.
 
 mod common;
 
@@ -131,4 +133,198 @@ async fn idle_client_streams_are_ended_and_free_their_slots() {
     .eq(&tonic::Code::NotFound)
     .then_some(())
     .expect("NOT_FOUND, not RESOURCE_EXHAUSTED");
+}
+
+/// One caller cannot take the server (issue 15, probe 2): with two client streams per
+/// principal, a feed token's third open stream is refused RESOURCE_EXHAUSTED naming the
+/// limit, while another token's calls are served; the slot frees when a stream ends.
+#[tokio::test]
+async fn each_principal_has_its_own_stream_and_request_limits() {
+    use credit_risk::auth::{hash_token, AuthConfig, Role, TokenConfig};
+    use credit_risk::proto::registry_service_client::RegistryServiceClient;
+    let token = |name: &str, secret: &str, role| TokenConfig {
+        name: name.into(),
+        sha256: hash_token(secret),
+        role,
+        regions: vec![],
+    };
+    let s = TestServer::start_with_config(|c| {
+        c.max_streams_per_principal = 2;
+        c.max_requests_per_principal = 3;
+        c.auth = AuthConfig {
+            tokens: vec![
+                token("feed", "feed-secret", Role::Feed),
+                token("admin", "admin-secret", Role::Admin),
+            ],
+        };
+    })
+    .await;
+    let ch = tonic::transport::Channel::from_shared(format!("http://{}", s.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let with = |secret: &'static str| {
+        RegistryServiceClient::with_interceptor(ch.clone(), move |mut r: tonic::Request<()>| {
+            r.metadata_mut()
+                .insert("authorization", format!("Bearer {secret}").parse().unwrap());
+            Ok(r)
+        })
+    };
+    // Two idle streams of the feed token (each sends one message, so it is open).
+    let mut senders = Vec::new();
+    let mut calls = Vec::new();
+    for n in 0..2 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::ImportRecordsRequest>(1);
+        tx.send(pb::ImportRecordsRequest {
+            records: vec![pb::ImportRecord {
+                record: Some(pb::import_record::Record::Enterprise(enterprise(&uscc_n(
+                    b'1', n,
+                )))),
+            }],
+        })
+        .await
+        .unwrap();
+        senders.push(tx);
+        let mut c = with("feed-secret");
+        calls.push(tokio::spawn(async move {
+            c.import_records(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+        }));
+    }
+    // The third is refused (once the first two are in).
+    let mut refused = None;
+    for _ in 0..200 {
+        let mut c = with("feed-secret");
+        let r = c
+            .import_records(tokio_stream::iter(Vec::<pb::ImportRecordsRequest>::new()))
+            .await;
+        match r {
+            Err(e) if e.code() == tonic::Code::ResourceExhausted => {
+                refused = Some(e);
+                break;
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    }
+    let e = refused.expect("a third stream of one principal is refused");
+    assert!(e.message().contains("max_streams_per_principal"), "{e:?}");
+    assert!(e.message().starts_with("feed:"), "{e:?}");
+    // Another principal is served meanwhile.
+    let mut admin = with("admin-secret");
+    let r = admin
+        .get_enterprise(pb::GetEnterpriseRequest {
+            uscc: uscc_n(b'1', 9),
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(r.code(), tonic::Code::NotFound, "{r:?}");
+    // A unary call of the feed token still fits its request limit (3).
+    let mut feed = with("feed-secret");
+    let r = feed
+        .get_enterprise(pb::GetEnterpriseRequest {
+            uscc: uscc_n(b'1', 9),
+        })
+        .await;
+    assert_eq!(r.map(|_| ()).unwrap_err().code(), tonic::Code::NotFound);
+    // Ending the streams frees the slots.
+    drop(senders);
+    for c in calls {
+        let summary = c.await.unwrap().expect("import").into_inner();
+        assert_eq!(summary.stored, 1);
+    }
+    let summary = with("feed-secret")
+        .import_records(tokio_stream::iter(Vec::<pb::ImportRecordsRequest>::new()))
+        .await
+        .expect("a stream slot is free again")
+        .into_inner();
+    assert_eq!(summary.received, 0);
+    s.stop().await;
+}
+
+/// A client stream cannot last for ever (issue 15, probe 2): with `stream_total_secs = 2`,
+/// an ImportRecords stream that keeps sending (never idle) ends with DEADLINE_EXCEEDED
+/// naming the limit after about two seconds.
+#[tokio::test]
+async fn client_streams_have_a_total_deadline() {
+    let s = TestServer::start_with_config(|c| {
+        c.stream_total_secs = 2;
+        c.stream_idle_secs = 60;
+    })
+    .await;
+    // An empty message every 200 ms, for up to 30 s.
+    let chatty = futures::stream::unfold(0, |i| async move {
+        if i == 150 {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        Some((pb::ImportRecordsRequest { records: vec![] }, i + 1))
+    });
+    let t = std::time::Instant::now();
+    let mut c = s.client.clone();
+    let end = c.import_records(chatty).await.expect_err("cut");
+    assert_eq!(end.code(), tonic::Code::DeadlineExceeded, "{end:?}");
+    assert!(end.message().contains("stream_total_secs"), "{end:?}");
+    let took = t.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(1500) && took < std::time::Duration::from_secs(20),
+        "{took:?}"
+    );
+    s.stop().await;
+}
+
+/// Connections that never finish their handshake are closed (issue 15, probe 6): with
+/// `handshake_timeout_secs = 1`, a TCP connection that sends nothing and one that sends
+/// half the HTTP/2 preface are both closed by the server within a few seconds, while a
+/// real client is served.
+#[tokio::test]
+async fn silent_and_half_open_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with_config(|c| {
+        c.handshake_timeout_secs = 1;
+        c.connection_idle_secs = 2;
+    })
+    .await;
+    let closed_within = |mut conn: tokio::net::TcpStream| async move {
+        let t = std::time::Instant::now();
+        let mut buf = [0u8; 256];
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(8), conn.read(&mut buf)).await
+            {
+                Err(_) => return None,
+                Ok(Ok(0)) | Ok(Err(_)) => return Some(t.elapsed()),
+                Ok(Ok(_)) => continue, // the server's own preface/settings
+            }
+        }
+    };
+    let silent = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let mut partial = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    partial.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    let (a, b) = tokio::join!(closed_within(silent), closed_within(partial));
+    assert!(a.is_some(), "a silent connection stays open");
+    assert!(b.is_some(), "a half preface stays open");
+    // A full preface then silence: closed after the idle timeout.
+    let mut quiet = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    quiet
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(quiet).await.is_some(),
+        "an idle connection stays open"
+    );
+    // A real client, idle longer than the idle timeout between calls, is served (the
+    // server's keepalive pings are answered, or the channel reconnects).
+    let mut c = s.client.clone();
+    for _ in 0..2 {
+        let e = c
+            .get_enterprise(pb::GetEnterpriseRequest {
+                uscc: uscc_n(b'1', 1),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    }
+    s.stop().await;
 }

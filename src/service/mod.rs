@@ -121,15 +121,65 @@ where
     decode_reply(&answer.reply()?)
 }
 
-/// The default longest silence of a client stream (`server.stream_idle_secs`).
-pub const DEFAULT_STREAM_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a client stream may be silent, and last in all (`server.stream_idle_secs`,
+/// `server.stream_total_secs`): a silent or endless stream is ended, its concurrency
+/// slot freed, instead of being waited for forever (issue 15, probe 2).
+#[derive(Clone, Copy, Debug)]
+pub struct StreamLimits {
+    pub idle: std::time::Duration,
+    pub total: std::time::Duration,
+}
 
-/// DEADLINE_EXCEEDED for a client stream silent for `idle`.
-pub fn stream_idle(rpc: &str, idle: std::time::Duration) -> Status {
-    Status::deadline_exceeded(format!(
-        "{rpc}: no message for {} s (server.stream_idle_secs); the stream is ended",
-        idle.as_secs()
-    ))
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            idle: std::time::Duration::from_secs(60),
+            total: std::time::Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The messages of a client stream, ended by DEADLINE_EXCEEDED when it is silent for
+/// `limits.idle` or has lasted `limits.total` (the first error ends it).
+pub fn guarded_stream<T: Send + 'static>(
+    rpc: &'static str,
+    limits: StreamLimits,
+    inbound: tonic::Streaming<T>,
+) -> impl futures::Stream<Item = Result<T, Status>> + Send {
+    use tokio::time::Instant;
+    let end = Instant::now() + limits.total;
+    futures::stream::unfold(Some(inbound), move |s| async move {
+        let mut s = s?;
+        let left = end.saturating_duration_since(Instant::now());
+        let (wait, why) = if left < limits.idle {
+            (
+                left,
+                format!(
+                    "lasted {} s (server.stream_total_secs)",
+                    limits.total.as_secs()
+                ),
+            )
+        } else {
+            (
+                limits.idle,
+                format!(
+                    "no message for {} s (server.stream_idle_secs)",
+                    limits.idle.as_secs()
+                ),
+            )
+        };
+        match tokio::time::timeout(wait, s.message()).await {
+            Ok(Ok(Some(m))) => Some((Ok(m), Some(s))),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => Some((Err(e), None)),
+            Err(_) => Some((
+                Err(Status::deadline_exceeded(format!(
+                    "{rpc}: {why}; the stream is ended"
+                ))),
+                None,
+            )),
+        }
+    })
 }
 
 /// Items a list answers when the request's `limit` is 0.
@@ -241,9 +291,42 @@ impl Scope {
         }
     }
 
-    /// PERMISSION_DENIED if the enterprise exists and lies outside the scope (an
-    /// unknown enterprise is left to the handler's NOT_FOUND).
+    /// For a region-scoped token, NOT_FOUND unless the enterprise exists inside its
+    /// regions, worded the same whether it is unknown or lies in another district: a
+    /// scoped token learns neither whether a USCC is registered nor where (issue 15,
+    /// probe 7). Unscoped tokens pass (the handler answers an unknown enterprise).
     pub fn check_uscc(
+        &self,
+        store: &crate::store::Store,
+        field: &str,
+        u: &crate::domain::Uscc,
+    ) -> Result<(), Status> {
+        if self.hides(store, u)? {
+            return Err(Status::not_found(format!(
+                "{field}: no enterprise {u} in the token's regions {:?}",
+                self.0
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether a scoped token must not see the enterprise (unknown, or outside its
+    /// regions); records reached by id (cases, objections) then answer as unknown ids.
+    pub fn hides(
+        &self,
+        store: &crate::store::Store,
+        u: &crate::domain::Uscc,
+    ) -> Result<bool, Status> {
+        if !self.is_scoped() {
+            return Ok(false);
+        }
+        Ok(!store.enterprise(u)?.is_some_and(|e| self.covers(&e.region)))
+    }
+
+    /// UpsertEnterprise: PERMISSION_DENIED if the USCC is registered outside the scope (a
+    /// write cannot hide that the USCC is taken: creating it would succeed); an unknown
+    /// one may be created inside the scope.
+    pub fn check_upsert(
         &self,
         store: &crate::store::Store,
         field: &str,

@@ -34,7 +34,7 @@ pub struct RegistryApi {
     store: Store,
     sweep_running: Arc<AtomicBool>,
     /// Longest silence of an ImportRecords stream.
-    stream_idle: std::time::Duration,
+    stream_limits: super::StreamLimits,
 }
 
 impl RegistryApi {
@@ -43,13 +43,13 @@ impl RegistryApi {
         RegistryApi {
             store,
             sweep_running: Arc::new(AtomicBool::new(false)),
-            stream_idle: super::DEFAULT_STREAM_IDLE,
+            stream_limits: super::StreamLimits::default(),
         }
     }
 
     /// Ends an ImportRecords stream silent for `idle` (DEADLINE_EXCEEDED).
-    pub fn with_stream_idle(mut self, idle: std::time::Duration) -> Self {
-        self.stream_idle = idle;
+    pub fn with_stream_limits(mut self, limits: super::StreamLimits) -> Self {
+        self.stream_limits = limits;
         self
     }
 }
@@ -71,7 +71,7 @@ impl RegistryService for RegistryApi {
         let key = request_key("UpsertEnterprise", &r.request_id, &r)?;
         let e = convert::enterprise(required("enterprise", &r.enterprise)?).map_err(invalid)?;
         scope.check_region("enterprise.region_code", &e.region)?;
-        scope.check_uscc(&self.store, "enterprise.uscc", &e.uscc)?;
+        scope.check_upsert(&self.store, "enterprise.uscc", &e.uscc)?;
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
@@ -333,7 +333,9 @@ impl RegistryService for RegistryApi {
     ) -> Result<Response<pb::ImportRecordsResponse>, Status> {
         let actor = super::actor(&req, "ImportRecords");
         super::Scope::of(&req).require_unscoped("ImportRecords")?;
-        let mut stream = req.into_inner();
+        // A silent or endless stream is ended (its concurrency slot freed).
+        let stream = super::guarded_stream("ImportRecords", self.stream_limits, req.into_inner());
+        let mut stream = std::pin::pin!(stream);
         let mut summary = pb::ImportRecordsResponse::default();
         let mut inflight = VecDeque::new();
         let mut index = 0u64;
@@ -346,13 +348,7 @@ impl RegistryService for RegistryApi {
                 summary.rejections_truncated = true;
             }
         };
-        // A silent stream is ended (its concurrency slot freed), not waited for forever.
-        let idle = self.stream_idle;
-        loop {
-            let next = tokio::time::timeout(idle, stream.next()).await;
-            let Some(msg) = next.map_err(|_| super::stream_idle("ImportRecords", idle))? else {
-                break;
-            };
+        while let Some(msg) = stream.next().await {
             let msg = msg?;
             let mut items = Vec::with_capacity(msg.records.len().min(IMPORT_JOB_RECORDS));
             for rec in msg.records {

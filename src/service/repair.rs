@@ -146,13 +146,16 @@ impl CreditRepairApi {
     ) -> Result<Response<pb::RepairCase>, Status> {
         let today = Date::today();
         if let Some(c) = self.store.repair_case(id)? {
-            scope.check_uscc(&self.store, "case_id", &c.uscc)?;
+            if scope.hides(&self.store, &c.uscc)? {
+                return Err(case_not_found(id));
+            }
         }
         let decide_due = match action {
             RepairAction::Accept => {
-                let c = self.store.repair_case(id)?.ok_or_else(|| {
-                    Status::not_found(format!("case_id: repair case {id} not found"))
-                })?;
+                let c = self
+                    .store
+                    .repair_case(id)?
+                    .ok_or_else(|| case_not_found(id))?;
                 let o = self.store.options();
                 let rules = &o.rules.in_force(today).repair;
                 Some(decide_due(&o.calendar, rules, &c.target, today))
@@ -347,7 +350,10 @@ impl CreditRepairService for CreditRepairApi {
         let key = request_key("ResolveObjection", &r.request_id, &r)?;
         let reason = super::required_text("reason", &r.reason, 1000)?;
         if let Some(o) = self.store.objection(r.objection_id)? {
-            scope.check_uscc(&self.store, "objection_id", &o.uscc)?;
+            if scope.hides(&self.store, &o.uscc)? {
+                let unknown = crate::Error::NotFound(format!("objection_id: objection {}", o.id));
+                return Err(unknown.into());
+            }
         }
         let correction = match &r.correction {
             None => None,
@@ -414,8 +420,10 @@ impl CreditRepairService for CreditRepairApi {
         let c = self
             .store
             .repair_case(id)?
-            .ok_or_else(|| Status::not_found(format!("case_id: repair case {id} not found")))?;
-        super::Scope::of(&req).check_uscc(&self.store, "case_id", &c.uscc)?;
+            .ok_or_else(|| case_not_found(id))?;
+        if super::Scope::of(&req).hides(&self.store, &c.uscc)? {
+            return Err(case_not_found(id));
+        }
         Ok(Response::new(case_pb(
             &c,
             Date::today(),
@@ -494,4 +502,10 @@ fn state_pb_inverse(s: pb::RepairState) -> RepairState {
         pb::RepairState::Revoked => RepairState::Revoked,
         pb::RepairState::Submitted | pb::RepairState::Unspecified => RepairState::Submitted,
     }
+}
+
+/// NOT_FOUND for a case id, worded as the writer words an unknown one (a case of another
+/// district answers the same to a scoped token).
+fn case_not_found(id: u64) -> Status {
+    crate::Error::NotFound(format!("case_id: repair case {id}")).into()
 }

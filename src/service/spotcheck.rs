@@ -38,7 +38,7 @@ const CANDIDATE_BATCH: usize = 4096;
 pub struct SpotCheckApi {
     store: Store,
     /// Longest silence of a MatchClassifications stream.
-    stream_idle: std::time::Duration,
+    stream_limits: super::StreamLimits,
 }
 
 impl SpotCheckApi {
@@ -46,13 +46,13 @@ impl SpotCheckApi {
     pub fn new(store: Store) -> Self {
         SpotCheckApi {
             store,
-            stream_idle: super::DEFAULT_STREAM_IDLE,
+            stream_limits: super::StreamLimits::default(),
         }
     }
 
     /// Ends a MatchClassifications stream silent for `idle` (DEADLINE_EXCEEDED).
-    pub fn with_stream_idle(mut self, idle: std::time::Duration) -> Self {
-        self.stream_idle = idle;
+    pub fn with_stream_limits(mut self, limits: super::StreamLimits) -> Self {
+        self.stream_limits = limits;
         self
     }
 }
@@ -382,10 +382,10 @@ impl SpotCheckApi {
             match Uscc::parse(s) {
                 Err(e) => item.error = format!("usccs[{i}]: {}", e.reason),
                 Ok(u) => {
-                    let row = spot.row(&u)?;
-                    if row.as_ref().is_some_and(|r| !scope.covers(&r.attrs.region)) {
-                        item.error = format!("usccs[{i}]: outside the token's regions");
-                    } else if let Some(row) = row {
+                    // Outside a scoped token's regions answers as unknown (found =
+                    // false), so the token learns nothing of other districts.
+                    let row = spot.row(&u)?.filter(|r| scope.covers(&r.attrs.region));
+                    if let Some(row) = row {
                         let ex = rules.exemption(row.attrs.status, row.class, &row.history, as_of);
                         item.found = true;
                         item.risk_class = class_pb(row.class);
@@ -414,12 +414,11 @@ impl SpotCheckService for SpotCheckApi {
     ) -> Result<Response<Self::MatchClassificationsStream>, Status> {
         let api = self.clone();
         let scope = super::Scope::of(&req);
-        let idle = self.stream_idle;
-        // A silent stream ends with DEADLINE_EXCEEDED (the first error ends the reply).
-        let stream = req.into_inner().timeout(idle).map(move |m| match m {
-            Ok(m) => api.match_batch(&m?, &scope),
-            Err(_) => Err(super::stream_idle("MatchClassifications", idle)),
-        });
+        // A silent or endless stream ends with DEADLINE_EXCEEDED (the first error ends
+        // the reply).
+        let inbound = req.into_inner();
+        let stream = super::guarded_stream("MatchClassifications", self.stream_limits, inbound)
+            .map(move |m| api.match_batch(&m?, &scope));
         Ok(Response::new(Box::pin(stream)))
     }
 

@@ -149,7 +149,7 @@ impl Ctx<'_> {
         } = op;
         let mut c: RepairCase = match p.get(&repair::case_key(id))? {
             Some(v) => codec::decode(&v)?,
-            None => return Err(Error::NotFound(format!("id: repair case {id}"))),
+            None => return Err(Error::NotFound(format!("case_id: repair case {id}"))),
         };
         let before = c.state;
         let after = before
@@ -320,7 +320,7 @@ impl Ctx<'_> {
         } = op;
         let mut o: Objection = match p.get(&repair::objection_key(id))? {
             Some(v) => codec::decode(&v)?,
-            None => return Err(Error::NotFound(format!("id: objection {id}"))),
+            None => return Err(Error::NotFound(format!("objection_id: objection {id}"))),
         };
         if o.state != ObjectionState::Open {
             return Err(Error::FailedPrecondition(format!(
