@@ -324,7 +324,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check a stopped server's store: indexes against dossiers, the audit chain.
+    /// Check a stopped server's store: indexes against dossiers, the audit chain, the seal
+    /// (no acknowledged write lost), and every value read once (content digest).
     ///
     /// Example: credit-risk check --data-dir credit-risk-data
     Check {
@@ -749,9 +750,16 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         Command::Check { data_dir, json } => {
             let store = Store::open(&data_dir, Default::default())?;
-            let enterprises = store.check_indexes()?;
-            let (events, broken) = store.verify_audit_chain()?;
-            let runs = store.runs()?;
+            // Every read of a damaged store is guarded: an error naming it, never a panic.
+            let (enterprises, (events, broken), runs, (keys, bytes, digest)) =
+                credit_risk::store::guard_panics(&data_dir, "checking it", || {
+                    Ok((
+                        store.check_indexes()?,
+                        store.verify_audit_chain()?,
+                        store.runs()?,
+                        store.content_digest()?,
+                    ))
+                })?;
             store.close(std::time::Duration::from_secs(10))?;
             if json {
                 println!(
@@ -760,11 +768,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         "audit_events": events, "audit_chain_intact": broken.is_none(),
                         "audit_chain_broken_at": broken.as_ref().map(|(seq, _)| seq),
                         "audit_chain_problem": broken.as_ref().map(|(_, why)| why),
-                        "scoring_runs": runs.len()})
+                        "scoring_runs": runs.len(), "keys": keys, "bytes": bytes,
+                        "content_sha256": digest})
                 );
             } else {
                 println!(
-                    "{enterprises} enterprises, indexes agree; audit chain: {} ({events} events); {} scoring runs",
+                    "{enterprises} enterprises, indexes agree; audit chain: {} ({events} events); {} scoring runs; {keys} keys ({bytes} bytes) read, content sha256 {digest}",
                     match &broken {
                         None => "intact".to_string(),
                         Some((seq, why)) => format!("BROKEN at {seq}: {why}"),

@@ -83,3 +83,44 @@ fn dev_mode_off_loopback_is_refused_before_listening() {
         "{out:?}"
     );
 }
+
+/// A damaged store never panics (issue 15, probe 5): with its `db` file cut to half,
+/// `check` and `serve` exit with an error naming the store and what to do, not exit code
+/// 101 with a panic from sled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_store_is_reported_not_panicked() {
+    use credit_risk::store::{Store, StoreOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+        credit_risk::demo::load(&store, 200).await.unwrap();
+        store.close(std::time::Duration::from_secs(10)).unwrap();
+    }
+    let db = tmp.path().join("db");
+    let len = std::fs::metadata(&db).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    for args in [
+        vec!["check", "--data-dir"],
+        vec!["serve", "--listen", "127.0.0.1:0", "--data-dir"],
+    ] {
+        let out = Command::new(BIN)
+            .args(&args)
+            .arg(tmp.path())
+            .output()
+            .expect("run the binary");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.contains("damaged"), "{args:?}: {err}");
+        assert!(
+            err.contains(&tmp.path().display().to_string()),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("restore"), "{args:?}: {err}");
+    }
+}

@@ -194,6 +194,13 @@ struct Part {
     spot: SpotBuilder,
 }
 
+/// The total a progress report gives: the enterprises registered when the run started,
+/// raised to those scored so far when enterprises registered during the run are scored
+/// too (so a report never reads "28048/28044"; issue 15, probe 8).
+fn reported_total(at_start: u64, processed: u64) -> u64 {
+    at_start.max(processed)
+}
+
 fn compute(
     store: &Store,
     mut run: ScoringRun,
@@ -209,6 +216,7 @@ fn compute(
     let rules = &store.options().rules;
     let run_id = run.id;
     let report = |phase: &'static str, processed: u64, classes: [u64; 4]| {
+        let total = reported_total(total, processed);
         store.note_batch_progress(processed, total);
         let _ = tx.try_send(Event::Progress(Progress {
             run_id,
@@ -526,4 +534,20 @@ pub fn describe_classes(c: &[u64; 4]) -> String {
         .map(|k| format!("{k}={}", c[k.index()]))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reported_total;
+
+    /// Enterprises registered during a run may be scored by it: the reported total rises
+    /// with them instead of falling below `processed`.
+    #[test]
+    fn progress_never_exceeds_its_total() {
+        assert_eq!(reported_total(28_044, 10), 28_044);
+        assert_eq!(reported_total(28_044, 28_048), 28_048);
+        for (t, p) in [(0, 0), (0, 5), (5, 0), (7, 7)] {
+            assert!(p <= reported_total(t, p));
+        }
+    }
 }

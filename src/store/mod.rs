@@ -16,6 +16,7 @@ pub mod draws;
 pub mod keys;
 pub mod repair;
 pub mod scoring;
+pub mod seal;
 pub mod spot;
 mod writer;
 
@@ -153,7 +154,16 @@ impl Store {
     /// Opens the store and registers `model` (the configured model): it becomes active
     /// only if no model is yet; otherwise it waits, registered, for a dry run and an
     /// explicit activation. A different model under an existing version is refused.
+    ///
+    /// A damaged store never panics the caller: sled's panics while reading its files are
+    /// caught and answered [`Error::Corrupt`] naming the directory and what to do.
     pub fn open_with_model(dir: &Path, options: StoreOptions, model: Model) -> Result<Store> {
+        guard_panics(dir, "opening it", || {
+            Store::open_unguarded(dir, options, model)
+        })
+    }
+
+    fn open_unguarded(dir: &Path, options: StoreOptions, model: Model) -> Result<Store> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Unavailable(format!("{}: {e}", dir.display())))?;
         let config = sled::Config::new()
@@ -197,6 +207,9 @@ impl Store {
             None => 0,
         };
         counters.enterprises.store(count, Ordering::Release);
+        // Refuse a store that lost acknowledged writes (sled recovered an earlier state).
+        let (seq, digest) = audit::head(&registry)?;
+        seal::verify(dir, seq, &digest)?;
         let mut state = recover_scoring(&registry, &options.rules)?;
         register_model_at_open(&registry, &mut state, model)?;
         db.flush()?;
@@ -206,6 +219,7 @@ impl Store {
         let fault = Arc::new(tokio::sync::watch::channel(None).0);
         let tracker = Arc::new(backup::Tracker::default());
         let writer = writer::spawn(writer::Parts {
+            dir: dir.to_path_buf(),
             db: db.clone(),
             tree: registry.clone(),
             options: options.clone(),
@@ -295,11 +309,14 @@ impl Store {
             .outcome()
     }
 
-    /// SHA-256 over every key and value of every tree, in order: two stores with the same
-    /// digest hold the same data (replicas, a replayed log, a restored backup).
-    pub fn content_digest(&self) -> Result<String> {
+    /// Reads every key and value of every tree, in order (sled checks each page it reads
+    /// against its checksum): (keys, bytes, SHA-256 hex over them). Two stores with the
+    /// same digest hold the same data (replicas, a replayed log, a restored backup),
+    /// whatever their files look like.
+    pub fn content_digest(&self) -> Result<(u64, u64, String)> {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
+        let (mut keys, mut bytes) = (0u64, 0u64);
         let db = &self.shared.db;
         let mut names = db.tree_names();
         names.sort();
@@ -313,9 +330,11 @@ impl Store {
                 h.update(&k);
                 h.update((v.len() as u64).to_be_bytes());
                 h.update(&v);
+                keys += 1;
+                bytes += (k.len() + v.len()) as u64;
             }
         }
-        Ok(hex::encode(h.finalize()))
+        Ok((keys, bytes, hex::encode(h.finalize())))
     }
 
     /// The fault signal: becomes `Some(reason)` when the writer or a job failed. The
@@ -917,6 +936,52 @@ fn migrate_2_to_3(db: &sled::Db, meta: &sled::Tree, registry: &sled::Tree) -> Re
         "store migrated from schema 2 to 3"
     );
     Ok(())
+}
+
+thread_local! {
+    /// Set while [`guard_panics`] runs: the panic hook stays silent (the panic is
+    /// reported as an error instead).
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (which reads the store at `dir`), turning a panic inside it — sled panics on
+/// some damaged files, e.g. a truncated `db` — into [`Error::Corrupt`] naming the
+/// directory and what to do, without the panic's own message on stderr.
+pub fn guard_panics<T>(dir: &Path, doing: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(|g| g.get()) {
+                previous(info);
+            }
+        }));
+    });
+    let was = GUARDED.with(|g| g.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(was));
+    let damaged = |why: &str| {
+        Error::Corrupt(format!(
+            "the store at {} is damaged: {why} while {doing}. Stop every process using it, \
+             keep a copy for analysis, then restore the last backup (`credit-risk restore`) \
+             or re-import into an empty data directory",
+            dir.display()
+        ))
+    };
+    match r {
+        Ok(Err(Error::Corrupt(why))) => Err(damaged(&why)),
+        Ok(other) => other,
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            Err(damaged(&format!(
+                "sled could not read its files (db, conf, blobs/, snap.*): {why}"
+            )))
+        }
+    }
 }
 
 /// Opens sled, waiting up to two seconds for the directory lock: sled's background I/O

@@ -398,6 +398,8 @@ impl WriterHandle {
 
 /// What the writer shares with the store's readers.
 pub(super) struct Parts {
+    /// The data directory (for the seal).
+    pub dir: std::path::PathBuf,
     pub db: sled::Db,
     pub tree: sled::Tree,
     pub options: StoreOptions,
@@ -410,6 +412,7 @@ pub(super) struct Parts {
 
 pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
     let Parts {
+        dir,
         db,
         tree,
         options,
@@ -427,6 +430,8 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
         .name("store-writer".into())
         .spawn(move || {
             Writer {
+                sealed: std::cell::Cell::new(head.0),
+                dir,
                 db,
                 tree,
                 options,
@@ -451,6 +456,10 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
 }
 
 struct Writer {
+    /// The data directory, where the seal is written after each flush.
+    dir: std::path::PathBuf,
+    /// The audit sequence number the seal records.
+    sealed: std::cell::Cell<u64>,
     db: sled::Db,
     tree: sled::Tree,
     options: StoreOptions,
@@ -562,6 +571,24 @@ impl Writer {
         crate::fault::point("writer.after_apply");
         self.db.flush()?;
         crate::fault::point("writer.after_flush");
+        self.seal()
+    }
+
+    /// Records the last durable audit event in the seal, if it moved (after a flush).
+    fn seal(&self) -> Result<()> {
+        let (seq, digest) = self
+            .audit_head
+            .lock()
+            .map_err(|_| Error::Unavailable("audit head poisoned".into()))?
+            .clone();
+        if seq != self.sealed.get() {
+            let seal = super::seal::Seal {
+                audit_seq: seq,
+                audit_digest: digest,
+            };
+            super::seal::write(&self.dir, &seal)?;
+            self.sealed.set(seq);
+        }
         Ok(())
     }
 
