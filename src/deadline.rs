@@ -13,15 +13,55 @@ use std::{
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// RPC paths whose request is a stream: no server-imposed deadline.
-const CLIENT_STREAMING: &[&str] = &[
-    "/creditrisk.v1.RegistryService/ImportRecords",
-    "/creditrisk.v1.SpotCheckService/MatchClassifications",
-];
+/// The paths of the API's RPCs whose request is a stream (client or bidirectional
+/// streaming), from the proto descriptors, so a new streaming RPC needs no list kept by
+/// hand: no server-imposed deadline (their own idle and total limits bound them), and
+/// they count against the per-principal stream limit.
+fn client_streaming() -> &'static std::collections::HashSet<String> {
+    static PATHS: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    PATHS.get_or_init(|| {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
+            .unwrap_or_default();
+        set.file
+            .iter()
+            .filter(|f| f.package() == "creditrisk.v1")
+            .flat_map(|f| {
+                f.service.iter().flat_map(move |s| {
+                    s.method
+                        .iter()
+                        .filter(|m| m.client_streaming())
+                        .map(move |m| format!("/{}.{}/{}", f.package(), s.name(), m.name()))
+                })
+            })
+            .collect()
+    })
+}
 
 /// Whether `path` is a client-streaming RPC.
 pub fn is_client_streaming(path: &str) -> bool {
-    CLIENT_STREAMING.contains(&path)
+    client_streaming().contains(path)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The descriptors name exactly the API's two client-streaming RPCs today.
+    #[test]
+    fn client_streaming_rpcs_come_from_the_descriptors() {
+        let mut got: Vec<&String> = super::client_streaming().iter().collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "/creditrisk.v1.RegistryService/ImportRecords",
+                "/creditrisk.v1.SpotCheckService/MatchClassifications"
+            ]
+        );
+        assert!(!super::is_client_streaming(
+            "/creditrisk.v1.RegistryService/GetEnterprise"
+        ));
+    }
 }
 
 /// The layer; `timeout` applies to every other RPC until its response headers.

@@ -9,7 +9,7 @@
 //! years: publicity windows, early-end minimums, list terms, the abnormal-to-serious
 //! move, the false-commitment bar. So 3 months of publicity from 15 January 2025 end on
 //! 15 April 2025, and 6 months have elapsed from 16 July 2025.
-//! Source: 中华人民共和国民法典 Art. 201–203 (DOMAIN.md §5 leaves the choice open [U];
+//! Source: 中华人民共和国民法典 Art. 201–203 (DOMAIN.md §5 leaves the choice open \[U\];
 //! this is the cited basis, docs/RULES.md).
 
 use super::Date;

@@ -175,11 +175,6 @@ impl Uscc {
     pub fn category(&self) -> u8 {
         self.0[1]
     }
-
-    /// The region code of the issuing authority (positions 3-8), which may be historical.
-    pub fn issuing_region(&self) -> &str {
-        &self.as_str()[2..8]
-    }
 }
 
 impl fmt::Display for Uscc {

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use crate::{
     domain::{
         scoring::{assess, explain},
-        Centi, Date, Model, RiskClass,
+        Centi, Date, Model,
     },
     error::{Error, Result},
     store::{
@@ -525,15 +525,6 @@ pub fn follow(store: Store, id: u64, every: Duration) -> mpsc::Receiver<Event> {
         }
     });
     rx
-}
-
-/// Class counts as a readable string (for logs).
-pub fn describe_classes(c: &[u64; 4]) -> String {
-    RiskClass::ALL
-        .iter()
-        .map(|k| format!("{k}={}", c[k.index()]))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! one-byte keyspaces (see [`keys`]), so a record and its index entries change in one
 //! atomic `apply_batch`. A tree `meta` holds the schema version.
 //!
-//! Writes go through one writer thread ([`writer`]) that serialises them (so reads it
+//! Writes go through one writer thread (`writer`) that serialises them (so reads it
 //! makes before writing cannot race), applies each group of queued writes as one atomic
 //! batch and flushes once per group before acknowledging (group commit). Reads go
 //! straight to the tree from any thread.

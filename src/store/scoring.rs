@@ -328,13 +328,6 @@ pub fn sources_key(id: u64) -> Vec<u8> {
     k
 }
 
-/// `R run`: everything of a run.
-pub fn run_prefix(id: u64) -> Vec<u8> {
-    let mut k = vec![RUNS];
-    k.extend_from_slice(&id.to_be_bytes());
-    k
-}
-
 /// `O run`: the overrides of a run.
 pub fn overrides_prefix(id: u64) -> Vec<u8> {
     let mut k = vec![OVERRIDES];
