@@ -1,9 +1,9 @@
 //! The API reference (`docs/API.md`), generated from the doc comments of `proto/`.
 //!
 //! The comments travel in the compiled file descriptor set (protox keeps source info), so
-//! the reference cannot drift from the proto: `tests/apidoc.rs` fails when an element lacks
+//! the reference cannot drift from the proto: `tests/it/apidoc.rs` fails when an element lacks
 //! a comment or when `docs/API.md` is not what [`render`] produces
-//! (`CREDIT_RISK_UPDATE_DOCS=1 cargo test --test apidoc` rewrites it).
+//! (`CREDIT_RISK_UPDATE_DOCS=1 cargo test --test it apidoc` rewrites it).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -182,7 +182,7 @@ pub fn render(set: &FileDescriptorSet) -> String {
     out.push_str(
         "Generated from the doc comments in `proto/creditrisk/v1/` by `src/apidoc.rs`; \
          do not edit by hand. Regenerate with \
-         `CREDIT_RISK_UPDATE_DOCS=1 cargo test --test apidoc`.\n\n",
+         `CREDIT_RISK_UPDATE_DOCS=1 cargo test --test it apidoc`.\n\n",
     );
     out.push_str(
         "Conventions: dates are `YYYY-MM-DD` (Asia/Shanghai), money is integer fen \

@@ -1,5 +1,5 @@
 //! docs/RULES.md is exactly what the code makes of the built-in rules.
-//! `CREDIT_RISK_UPDATE_DOCS=1 cargo test --test rulesdoc` rewrites it.
+//! `CREDIT_RISK_UPDATE_DOCS=1 cargo test --test it rulesdoc` rewrites it.
 
 use credit_risk::domain::ruleset::RuleBook;
 
@@ -14,6 +14,6 @@ fn rules_page_is_current() {
     let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         on_disk == fresh,
-        "docs/RULES.md is stale; regenerate with CREDIT_RISK_UPDATE_DOCS=1 cargo test --test rulesdoc"
+        "docs/RULES.md is stale; regenerate with CREDIT_RISK_UPDATE_DOCS=1 cargo test --test it rulesdoc"
     );
 }

@@ -1,10 +1,8 @@
 //! RulesService over gRPC, and rules files refused at start naming the key.
 
-mod common;
-
 use std::process::Command;
 
-use common::TestServer;
+use crate::common::TestServer;
 use credit_risk::{
     domain::ruleset::PARAMETERS,
     proto::{self as pb, rules_service_client::RulesServiceClient},

@@ -1,9 +1,7 @@
 //! CreditRepairService end to end: an abnormal listing repaired, its class changed, the
 //! trail audited; revocation restores it and scores the false commitment.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use credit_risk::{
     domain::Date,
     proto::{

@@ -1,6 +1,6 @@
 //! The API reference is complete and current: every service, RPC, message, field, enum
 //! and enum value of `creditrisk.v1` has a doc comment, and `docs/API.md` is exactly what
-//! the generator makes of them. `CREDIT_RISK_UPDATE_DOCS=1 cargo test --test apidoc`
+//! the generator makes of them. `CREDIT_RISK_UPDATE_DOCS=1 cargo test --test it apidoc`
 //! rewrites the file.
 
 use credit_risk::apidoc;
@@ -29,7 +29,7 @@ fn api_reference_is_current() {
     let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         on_disk == fresh,
-        "docs/API.md is stale; regenerate with CREDIT_RISK_UPDATE_DOCS=1 cargo test --test apidoc"
+        "docs/API.md is stale; regenerate with CREDIT_RISK_UPDATE_DOCS=1 cargo test --test it apidoc"
     );
 }
 

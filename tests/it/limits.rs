@@ -3,9 +3,7 @@
 //! freed when the holding stream ends), idle and total deadlines of client streams, and
 //! connection handshake and idle timeouts.
 
-mod common;
-
-use common::{enterprise, uscc_n, TestServer};
+use crate::common::{enterprise, uscc_n, TestServer};
 use credit_risk::proto as pb;
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 

@@ -1,8 +1,6 @@
 //! AuditService end to end: every mutation leaves a chained event.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use credit_risk::proto::{self as pb, audit_service_client::AuditServiceClient};
 use sha2::{Digest, Sha256};
 

@@ -5,11 +5,9 @@
 //!
 //! Bounded: `PROPTEST_CASES` (default 96 per property) requests against one server.
 
-mod common;
-
 use std::cell::Cell;
 
-use common::{enterprise, fine, uscc_n, RegistryClient, TestServer};
+use crate::common::{enterprise, fine, uscc_n, RegistryClient, TestServer};
 use credit_risk::proto as pb;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -254,7 +252,10 @@ fn record_penalty_accepts_or_names_the_field() {
     let server = rt.block_on(TestServer::start());
     let mut client = server.client.clone();
     let base = uscc_n(b'1', 7);
-    rt.block_on(common::put_enterprise(&mut client, enterprise(&base)));
+    rt.block_on(crate::common::put_enterprise(
+        &mut client,
+        enterprise(&base),
+    ));
     let seq = Cell::new(0u32);
     let strategy = proptest::collection::vec(penalty_change(), 0..4);
     run_cases(strategy, |changes| {

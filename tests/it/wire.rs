@@ -4,10 +4,8 @@
 //! and mid-stream; a message with more entries in a list than
 //! `server.max_items_per_message` is refused RESOURCE_EXHAUSTED before it is decoded.
 
-mod common;
-
+use crate::common::TestServer;
 use bytes::{Buf, BufMut};
-use common::TestServer;
 use tonic::{
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
     Code, Status,

@@ -1,9 +1,7 @@
 //! `credit-risk report`: charts of the current run and an enterprise's HTML report,
 //! fetched over gRPC from the real server.
 
-mod common;
-
-use common::{enterprise, fine, put_enterprise, uscc_n, TestServer};
+use crate::common::{enterprise, fine, put_enterprise, uscc_n, TestServer};
 use credit_risk::proto::{self as pb, classification_service_client::ClassificationServiceClient};
 
 #[tokio::test]

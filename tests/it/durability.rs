@@ -1,13 +1,11 @@
 //! An acknowledged write survives `kill -9` of the server process.
 
-mod common;
-
 use std::{
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
 };
 
-use common::*;
+use crate::common::*;
 use credit_risk::{
     proto as pb,
     store::{Store, StoreOptions},

@@ -1,10 +1,8 @@
 //! ClassificationService end to end over real gRPC on a loopback port.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use credit_risk::{
     domain::{Date, Model},
     proto::{self as pb, classification_service_client::ClassificationServiceClient},
@@ -579,7 +577,7 @@ async fn a_serious_listing_ends_after_its_term() {
     let mut k = classification_client(&s).await;
     let (old, fresh) = (uscc_n(b'1', 501), uscc_n(b'1', 502));
     for u in [&old, &fresh] {
-        let mut e = common::enterprise(u);
+        let mut e = crate::common::enterprise(u);
         e.established_on = "2015-01-01".into();
         put_enterprise(&mut c, e).await;
     }

@@ -2,8 +2,6 @@
 //! submitted operations in the same order to two fresh stores leaves them byte-for-byte
 //! equal (what a replicated log relies on).
 
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
 use credit_risk::{
@@ -123,7 +121,8 @@ async fn the_same_operations_make_the_same_store() {
     let mut e = p.a.enterprise(&u).unwrap().unwrap();
     e.name = "上海改名后贸易有限公司".into();
     assert!(!p.apply(op::UpsertEnterprise(e)).await.unwrap().created);
-    let fresh = convert::enterprise(&common::enterprise(&common::uscc_n(b'1', 9))).unwrap();
+    let fresh =
+        convert::enterprise(&crate::common::enterprise(&crate::common::uscc_n(b'1', 9))).unwrap();
     assert!(p.apply(op::UpsertEnterprise(fresh)).await.unwrap().created);
     let mut again = penalty.clone();
     again.fine_fen += 1;

@@ -4,11 +4,9 @@
 //! must equal the first byte for byte and write nothing, not even an audit event), then
 //! with the same id and other content (INVALID_ARGUMENT naming `request_id`).
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 use credit_risk::proto::{
     self as pb, admin_service_client::AdminServiceClient,
     classification_service_client::ClassificationServiceClient,

@@ -1,8 +1,6 @@
 //! Bearer tokens and roles over real gRPC; the principal reaches the audit trail.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use credit_risk::{
     auth::{hash_token, AuthConfig, Role, TokenConfig},
     proto::{

@@ -5,9 +5,7 @@
 //! CI installs examples/python/requirements.txt and sets CREDIT_RISK_REQUIRE_PYTHON_GRPC=1,
 //! so there a missing package fails the test; elsewhere it is skipped with a note.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 
 #[tokio::test]
 async fn python_grpcio_client_imports_scores_draws_and_verifies() {

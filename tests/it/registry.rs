@@ -1,8 +1,6 @@
 //! RegistryService end to end over real gRPC on a loopback port.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use credit_risk::proto as pb;
 use tonic::Code;
 

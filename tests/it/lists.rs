@@ -1,9 +1,7 @@
 //! Lists answer a bounded page: `limit = 0` is the documented default (1,000), more than
 //! 10,000 is INVALID_ARGUMENT naming `limit`, and a cursor pages through the rest.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use credit_risk::proto::{
     self as pb, audit_service_client::AuditServiceClient,
     spot_check_service_client::SpotCheckServiceClient,

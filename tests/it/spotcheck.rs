@@ -1,9 +1,7 @@
 //! SpotCheckService end to end over real gRPC on a loopback port, and the draw re-checked
 //! with the published `consistent-sampler` Python package.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use credit_risk::{
     domain::{sampler, Date},
     proto::{

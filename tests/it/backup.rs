@@ -1,8 +1,6 @@
 //! Online backup through the running server, offline restore, tree checksums compared.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use credit_risk::{
     proto::{self as pb, admin_service_client::AdminServiceClient},
     store::{backup, Store, StoreOptions},

@@ -1,8 +1,6 @@
 //! The Prometheus endpoint: real gRPC calls, then a scrape over HTTP.
 
-mod common;
-
-use common::{enterprise, put_enterprise, uscc_n, TestServer};
+use crate::common::{enterprise, put_enterprise, uscc_n, TestServer};
 use credit_risk::proto::{self as pb, classification_service_client::ClassificationServiceClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -1,0 +1,30 @@
+//! The integration tests: the real server on loopback ports, called with the generated
+//! clients; the binary for the CLI and store cases. One test binary with a module per
+//! area (each links the library once, instead of once per file).
+//!
+//! Run one area with `cargo test --test it AREA::` (e.g. `spotcheck::`).
+
+mod common;
+
+mod apidoc;
+mod audit;
+mod auth;
+mod backup;
+mod classification;
+mod cli;
+mod durability;
+mod limits;
+mod lists;
+mod metrics;
+mod operations;
+mod python_client;
+mod registry;
+mod repair;
+mod replay;
+mod report;
+mod rules;
+mod rulesdoc;
+mod spotcheck;
+mod tls;
+mod validation_props;
+mod wire;
