@@ -359,20 +359,41 @@ mod tests {
     }
 
     #[test]
-    fn every_spec_rpc_has_roles() {
-        for path in [
-            "/creditrisk.v1.RegistryService/ImportRecords",
-            "/creditrisk.v1.ClassificationService/ActivateScoringRun",
-            "/creditrisk.v1.SpotCheckService/DrawSample",
-            "/creditrisk.v1.CreditRepairService/DecideRepair",
-            "/creditrisk.v1.AuditService/VerifyAuditChain",
-        ] {
-            let roles = allowed_roles(path).unwrap();
-            assert!(roles.contains(&Role::Admin));
-            assert!(
-                roles.len() <= 3,
-                "{path}: writes are not open to every role"
-            );
+    /// Every RPC of the descriptors has a role entry that admits the admin, and every
+    /// mutating one (its request has a `request_id`) is closed to at least half of the
+    /// roles (no write is open to every role).
+    fn every_rpc_has_roles_and_no_write_is_open_to_all() {
+        use prost::Message;
+        let set =
+            prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET).unwrap();
+        let files: Vec<_> = set
+            .file
+            .iter()
+            .filter(|f| f.package() == "creditrisk.v1")
+            .collect();
+        let mutating = |input: &str| {
+            files.iter().any(|f| {
+                f.message_type.iter().any(|m| {
+                    input == format!(".creditrisk.v1.{}", m.name())
+                        && m.field.iter().any(|x| x.name() == "request_id")
+                })
+            })
+        };
+        let (mut rpcs, mut writes) = (0, 0);
+        for f in &files {
+            for s in &f.service {
+                for m in &s.method {
+                    let path = format!("/creditrisk.v1.{}/{}", s.name(), m.name());
+                    let roles = allowed_roles(&path).unwrap();
+                    assert!(roles.contains(&Role::Admin), "{path}");
+                    if mutating(m.input_type()) {
+                        assert!(roles.len() <= 3, "{path}: a write open to {roles:?}");
+                        writes += 1;
+                    }
+                    rpcs += 1;
+                }
+            }
         }
+        assert!(rpcs > 30 && writes > 15, "{rpcs} RPCs, {writes} writes");
     }
 }

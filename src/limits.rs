@@ -10,19 +10,18 @@
 //!   sits after authentication, which names the caller.
 
 use std::{
+    collections::HashMap,
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
 };
 
-use std::{collections::HashMap, sync::Mutex};
-
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-use crate::auth::Principal;
 use tower_layer::Layer;
 use tower_service::Service;
+
+use crate::auth::Principal;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

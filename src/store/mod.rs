@@ -176,6 +176,10 @@ impl Store {
         let db = open_retrying_lock(&config)?;
         let meta = db.open_tree("meta")?;
         let registry = db.open_tree("registry")?;
+        // Refuse a store that lost acknowledged writes (sled recovered an earlier state,
+        // or an empty one), before writing anything to it.
+        let (seq, digest) = audit::head(&registry)?;
+        seal::verify(dir, seq, &digest)?;
         match meta.get("schema_version")? {
             None => {
                 if !registry.is_empty() {
@@ -207,9 +211,6 @@ impl Store {
             None => 0,
         };
         counters.enterprises.store(count, Ordering::Release);
-        // Refuse a store that lost acknowledged writes (sled recovered an earlier state).
-        let (seq, digest) = audit::head(&registry)?;
-        seal::verify(dir, seq, &digest)?;
         let mut state = recover_scoring(&registry, &options.rules)?;
         register_model_at_open(&registry, &mut state, model)?;
         db.flush()?;

@@ -214,12 +214,12 @@ async fn region_scoped_tokens_see_and_change_only_their_district() {
         ch.clone(),
         Bearer(Some("admin-secret")),
     );
-    let mut st = k
+    let st = k
         .run_batch_scoring(pb::RunBatchScoringRequest::default())
         .await
         .unwrap()
         .into_inner();
-    while st.message().await.unwrap().is_some() {}
+    crate::common::scoring_done(st).await.unwrap();
     let mut spot =
         SpotCheckServiceClient::with_interceptor(ch.clone(), Bearer(Some("xuhui-secret")));
     let mut q = spot
@@ -423,13 +423,13 @@ async fn a_five_digit_region_prefix_does_not_widen_to_the_prefecture() {
         .await
         .unwrap();
     }
-    let mut st =
+    let st =
         ClassificationServiceClient::with_interceptor(ch.clone(), Bearer(Some("admin-secret")))
             .run_batch_scoring(pb::RunBatchScoringRequest::default())
             .await
             .unwrap()
             .into_inner();
-    while st.message().await.unwrap().is_some() {}
+    crate::common::scoring_done(st).await.unwrap();
     let mut spot = SpotCheckServiceClient::with_interceptor(ch, Bearer(Some("central-secret")));
     let pool = |filter: pb::CandidateFilter| {
         let mut spot = spot.clone();

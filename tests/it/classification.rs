@@ -51,19 +51,7 @@ async fn run_batch(
     c: &mut ClassificationServiceClient<Channel>,
     req: pb::RunBatchScoringRequest,
 ) -> Result<pb::ScoringRun, tonic::Status> {
-    let mut stream = c.run_batch_scoring(req).await?.into_inner();
-    let mut last_processed = 0;
-    while let Some(ev) = stream.message().await? {
-        match ev.event {
-            Some(pb::batch_scoring_event::Event::Progress(p)) => {
-                assert!(p.processed >= last_processed, "progress goes forward");
-                last_processed = p.processed;
-            }
-            Some(pb::batch_scoring_event::Event::Done(r)) => return Ok(r),
-            None => panic!("empty event"),
-        }
-    }
-    panic!("stream ended without a summary")
+    crate::common::scoring_done(c.run_batch_scoring(req).await?.into_inner()).await
 }
 
 fn today_req() -> pb::RunBatchScoringRequest {

@@ -92,21 +92,23 @@ async fn join_writers(
 }
 
 /// Opens the stopped server's store and checks that every acknowledged write is there,
-/// the indexes agree with the dossiers and the audit chain is intact.
-fn assert_all_present(dir: &std::path::Path, acknowledged: &[String], after: &str) {
+/// the indexes agree with the dossiers and the audit chain is intact; returns how many
+/// acknowledged writes were found (all of them, or the test failed).
+fn assert_all_present(dir: &std::path::Path, acknowledged: &[String], after: &str) -> usize {
     assert!(
         acknowledged.len() > 100,
         "the load wrote something: {}",
         acknowledged.len()
     );
     let store = Store::open(dir, StoreOptions::default()).unwrap();
-    let missing = acknowledged
+    let found = acknowledged
         .iter()
         .filter(|u| {
             let u = credit_risk::domain::Uscc::parse(u).unwrap();
-            store.enterprise(&u).unwrap().is_none()
+            store.enterprise(&u).unwrap().is_some()
         })
         .count();
+    let missing = acknowledged.len() - found;
     assert_eq!(
         missing,
         0,
@@ -121,22 +123,26 @@ fn assert_all_present(dir: &std::path::Path, acknowledged: &[String], after: &st
         "audit chain broken after {after}: {broken:?}"
     );
     assert!(events > 0);
+    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
     let tmp = tempfile::tempdir().unwrap();
     let mut acknowledged = Vec::new();
-    // Kill points are random (printed, so a failure can be replayed by hand).
-    let seed: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1);
+    // Kill points are random; the seed is printed, and CREDIT_RISK_KILL_SEED replays it.
+    let seed: u64 = match std::env::var("CREDIT_RISK_KILL_SEED") {
+        Ok(s) => s.parse().expect("CREDIT_RISK_KILL_SEED is a number"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    };
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
     let delays: Vec<u64> = (0..3)
         .map(|_| rand::Rng::random_range(&mut rng, 150..1200))
         .collect();
-    eprintln!("kill delays (ms) after the load starts: {delays:?} (seed {seed})");
+    eprintln!("kill delays (ms) after the load starts: {delays:?} (CREDIT_RISK_KILL_SEED={seed})");
     for round in 0..3u32 {
         let (mut child, addr) = spawn_server(tmp.path());
         let client = connect(addr).await;
@@ -145,12 +151,16 @@ async fn acknowledged_writes_survive_sigkill() {
         tokio::time::sleep(std::time::Duration::from_millis(delays[round as usize])).await;
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
-        acknowledged.extend(join_writers(tasks).await.0);
+        let acked = join_writers(tasks).await.0;
+        assert!(
+            !acked.is_empty(),
+            "round {round}: no write was acknowledged before the kill (seed {seed})"
+        );
+        acknowledged.extend(acked);
     }
-    assert_all_present(tmp.path(), &acknowledged, "kill -9");
+    let found = assert_all_present(tmp.path(), &acknowledged, "kill -9");
     eprintln!(
-        "kills survived: 3, writes acknowledged: {}, found: {}",
-        acknowledged.len(),
+        "kills survived: 3, writes acknowledged: {}, found: {found}",
         acknowledged.len()
     );
 }
@@ -192,9 +202,9 @@ async fn sigterm_under_load_drains_flushes_and_exits_cleanly() {
             "a writer was refused with {code:?} during shutdown"
         );
     }
-    assert_all_present(tmp.path(), &acknowledged, "SIGTERM");
+    let found = assert_all_present(tmp.path(), &acknowledged, "SIGTERM");
     eprintln!(
-        "SIGTERM under 16 writers: exited cleanly after {took:?}; {} writes acknowledged, all found",
+        "SIGTERM under 16 writers: exited cleanly after {took:?}; {} writes acknowledged, {found} found",
         acknowledged.len()
     );
 }
@@ -202,7 +212,9 @@ async fn sigterm_under_load_drains_flushes_and_exits_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_run_killed_midway_leaves_the_previous_run_current() {
     let tmp = tempfile::tempdir().unwrap();
-    // --demo loads a generated city and scores it: run 1 is current.
+    // --demo loads a generated city of 20,000 and scores it: run 1 is current. Run 2 is
+    // then held at its 10,000th enterprise (hit 30,000 of the scan's fault point), so the
+    // kill lands mid-way on any machine speed.
     let mut child = Command::new(env!("CARGO_BIN_EXE_credit-risk"))
         .args([
             "serve",
@@ -214,6 +226,7 @@ async fn a_batch_run_killed_midway_leaves_the_previous_run_current() {
         ])
         .arg(tmp.path())
         .env("RUST_LOG", "warn")
+        .env(credit_risk::fault::ENV, "batch.scan:30000:hold")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -235,18 +248,33 @@ async fn a_batch_run_killed_midway_leaves_the_previous_run_current() {
         )
         .await
         .unwrap();
-    // Start run 2 and kill the server as soon as it has begun.
+    // Start run 2; once its scan reports progress past the middle it is held there.
     let mut stream = k
         .run_batch_scoring(pb::RunBatchScoringRequest::default())
         .await
         .unwrap()
         .into_inner();
+    let held = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while let Ok(Some(ev)) = stream.message().await {
+            if let Some(pb::batch_scoring_event::Event::Progress(p)) = &ev.event {
+                if p.processed >= 9_000 {
+                    return Some(p.processed);
+                }
+            }
+        }
+        None
+    })
+    .await;
+    assert!(
+        matches!(held, Ok(Some(_))),
+        "run 2 did not reach its hold point: {held:?}"
+    );
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     while let Ok(Some(ev)) = stream.message().await {
         assert!(
             !matches!(ev.event, Some(pb::batch_scoring_event::Event::Done(_))),
-            "the run finished before the kill; the city is too small for this machine"
+            "the run finished before the kill: the hold point did not hold"
         );
     }
     let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
@@ -347,7 +375,7 @@ async fn writer_faults_fail_closed() {
             seen.contains(&ServingStatus::NotServing),
             "{point}: health never turned NOT_SERVING: {seen:?}"
         );
-        assert_all_present(tmp.path(), &acknowledged, point);
+        let _found = assert_all_present(tmp.path(), &acknowledged, point);
     }
 }
 
@@ -367,16 +395,11 @@ async fn a_scoring_job_panic_aborts_the_run_and_stops_the_server() {
     .await
     .unwrap();
     let r = async {
-        let mut st = k
+        let st = k
             .run_batch_scoring(pb::RunBatchScoringRequest::default())
             .await?
             .into_inner();
-        while let Some(ev) = st.message().await? {
-            if let Some(pb::batch_scoring_event::Event::Done(run)) = ev.event {
-                return Ok(run);
-            }
-        }
-        Err(tonic::Status::internal("no done event"))
+        crate::common::scoring_done(st).await
     }
     .await;
     assert!(r.is_err(), "the run completed despite the fault: {r:?}");
@@ -395,16 +418,14 @@ async fn a_scoring_job_panic_aborts_the_run_and_stops_the_server() {
     ))
     .await
     .unwrap();
-    let mut st = k
+    let st = k
         .run_batch_scoring(pb::RunBatchScoringRequest::default())
         .await
         .unwrap()
         .into_inner();
-    let mut done = false;
-    while let Some(ev) = st.message().await.unwrap() {
-        done |= matches!(ev.event, Some(pb::batch_scoring_event::Event::Done(_)));
-    }
-    assert!(done);
+    crate::common::scoring_done(st)
+        .await
+        .expect("a complete run");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -56,18 +56,14 @@ async fn rpc_counts_codes_latency_and_store_gauges_are_exported() {
     let mut cls = ClassificationServiceClient::connect(format!("http://{}", t.addr))
         .await
         .expect("connect");
-    let mut events = cls
+    let events = cls
         .run_batch_scoring(pb::RunBatchScoringRequest::default())
         .await
         .expect("batch")
         .into_inner();
-    let mut done = None;
-    while let Some(ev) = events.message().await.expect("event") {
-        if let Some(pb::batch_scoring_event::Event::Done(r)) = ev.event {
-            done = Some(r);
-        }
-    }
-    let run = done.expect("a summary");
+    let run = crate::common::scoring_done(events)
+        .await
+        .expect("a summary");
 
     let (_, body) = http_get(addr, "/metrics").await;
     let reg = r#"service="creditrisk.v1.RegistryService""#;

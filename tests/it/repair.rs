@@ -72,16 +72,12 @@ async fn abnormal_listing_repaired_then_revoked() {
     })
     .await
     .unwrap();
-    let mut st = k
+    let st = k
         .run_batch_scoring(pb::RunBatchScoringRequest::default())
         .await
         .unwrap()
         .into_inner();
-    while let Some(ev) = st.message().await.unwrap() {
-        if matches!(ev.event, Some(pb::batch_scoring_event::Event::Done(_))) {
-            break;
-        }
-    }
+    crate::common::scoring_done(st).await.unwrap();
     let before = class_of(&mut k, &u).await;
     assert!(before.risk_class >= pb::RiskClass::C as i32);
 

@@ -205,7 +205,7 @@ impl Ctx {
             }
             "RunBatchScoring" => {
                 // A stream: the answer compared is the run its `done` event names.
-                let mut st = self
+                let st = self
                     .cls
                     .run_batch_scoring(pb::RunBatchScoringRequest {
                         request_id: id,
@@ -215,13 +215,9 @@ impl Ctx {
                     })
                     .await?
                     .into_inner();
-                while let Some(ev) = st.message().await? {
-                    if let Some(pb::batch_scoring_event::Event::Done(run)) = ev.event {
-                        self.run_id = run.run_id;
-                        return Ok(run.run_id.to_be_bytes().to_vec());
-                    }
-                }
-                Err(Status::internal("stream ended without done"))
+                let run = crate::common::scoring_done(st).await?;
+                self.run_id = run.run_id;
+                Ok(run.run_id.to_be_bytes().to_vec())
             }
             "ActivateScoringRun" => bytes(
                 self.cls

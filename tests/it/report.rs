@@ -31,12 +31,14 @@ async fn run_charts_and_enterprise_page_are_written() {
     let mut cls = ClassificationServiceClient::connect(format!("http://{addr}"))
         .await
         .expect("connect");
-    let mut s = cls
+    let s = cls
         .run_batch_scoring(pb::RunBatchScoringRequest::default())
         .await
         .expect("score")
         .into_inner();
-    while s.message().await.expect("event").is_some() {}
+    crate::common::scoring_done(s)
+        .await
+        .expect("a complete run");
 
     let r = credit_risk::report::run_report(&addr, dir.path(), 2.0)
         .await

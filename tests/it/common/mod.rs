@@ -31,53 +31,35 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on a fresh temporary store.
     pub async fn start() -> TestServer {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().to_path_buf();
-        let mut s = TestServer::start_at(&dir).await;
-        s._tmp = Some(tmp);
-        s
+        TestServer::start_with_config(|_| {}).await
     }
 
     /// Starts a server on a fresh store with `auth` configured.
     pub async fn start_with_auth(auth: credit_risk::auth::AuthConfig) -> TestServer {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().to_path_buf();
-        let mut s = TestServer::start_at_with(&dir, auth).await;
-        s._tmp = Some(tmp);
-        s
+        TestServer::start_with_config(|c| c.auth = auth).await
     }
 
     /// Starts a server with its Prometheus endpoint on another ephemeral port.
     pub async fn start_with_metrics() -> TestServer {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().to_path_buf();
-        let mut s = TestServer::start_full(&dir, Default::default(), true).await;
-        s._tmp = Some(tmp);
-        s
+        TestServer::start_fresh(true, |_| {}).await
     }
 
-    /// Starts a server on the store at `dir`.
+    /// Starts a server on the store at `dir` (kept by the caller).
     pub async fn start_at(dir: &Path) -> TestServer {
-        TestServer::start_at_with(dir, Default::default()).await
-    }
-
-    async fn start_at_with(dir: &Path, auth: credit_risk::auth::AuthConfig) -> TestServer {
-        TestServer::start_full(dir, auth, false).await
-    }
-
-    async fn start_full(
-        dir: &Path,
-        auth: credit_risk::auth::AuthConfig,
-        metrics: bool,
-    ) -> TestServer {
-        TestServer::start_configured(dir, metrics, |c| c.auth = auth).await
+        TestServer::start_configured(dir, false, |_| {}).await
     }
 
     /// Starts a server with a fresh store and a changed configuration.
     pub async fn start_with_config(change: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        TestServer::start_fresh(false, change).await
+    }
+
+    /// The one constructor of a fresh temporary store: every other delegates here or to
+    /// [`TestServer::start_configured`].
+    async fn start_fresh(metrics: bool, change: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
-        let mut s = TestServer::start_configured(&dir, false, change).await;
+        let mut s = TestServer::start_configured(&dir, metrics, change).await;
         s._tmp = Some(tmp);
         s
     }
@@ -220,4 +202,48 @@ pub async fn put_enterprise(c: &mut RegistryServiceClient<Channel>, e: pb::Enter
     })
     .await
     .expect("upsert");
+}
+
+/// Whether `python3` can import `modules` (comma-separated). When it cannot and the
+/// environment requires Python — `require_var` = 1, or `CI` set — this fails the test
+/// instead of letting it skip; elsewhere the caller skips with a note. Only the import is
+/// probed here: a script that then fails is a failure, never read as "Python missing".
+pub fn python_has(modules: &str, require_var: &str) -> bool {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output();
+    if matches!(&probe, Ok(out) if out.status.success()) {
+        return true;
+    }
+    let required = std::env::var(require_var).is_ok_and(|v| v == "1")
+        || std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    assert!(
+        !required,
+        "python3 cannot import {modules} ({require_var} or CI is set): {probe:?}"
+    );
+    eprintln!(
+        "note: python3 cannot import {modules}; skipped (install examples/python/requirements.txt)"
+    );
+    false
+}
+
+/// Reads a `RunBatchScoring` stream to its end: progress must go forward, and the run's
+/// summary (the `done` event) is returned; a stream that ends without one is an error.
+pub async fn scoring_done(
+    mut events: tonic::Streaming<pb::BatchScoringEvent>,
+) -> Result<pb::ScoringRun, tonic::Status> {
+    let mut last = 0;
+    let mut done = None;
+    while let Some(ev) = events.message().await? {
+        match ev.event {
+            Some(pb::batch_scoring_event::Event::Progress(p)) => {
+                assert!(p.processed >= last, "progress goes forward");
+                assert!(p.processed <= p.total, "progress within its total: {p:?}");
+                last = p.processed;
+            }
+            Some(pb::batch_scoring_event::Event::Done(r)) => done = Some(r),
+            None => panic!("empty scoring event"),
+        }
+    }
+    done.ok_or_else(|| tonic::Status::internal("the scoring stream ended without a summary"))
 }
