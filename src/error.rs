@@ -32,6 +32,40 @@ pub enum Error {
     Corrupt(String),
 }
 
+impl Error {
+    /// The gRPC status code of this error: the one table from errors to codes (the
+    /// service layer builds its statuses from it; import rejections name it).
+    pub fn code(&self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            Error::Invalid(_) => Code::InvalidArgument,
+            Error::NotFound(_) => Code::NotFound,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::ResourceExhausted(_) => Code::ResourceExhausted,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Corrupt(_) => Code::Internal,
+        }
+    }
+
+    /// The canonical name of [`Error::code`] ("INVALID_ARGUMENT", …), as the gRPC spec
+    /// spells it.
+    pub fn code_name(&self) -> &'static str {
+        use tonic::Code;
+        match self.code() {
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::NotFound => "NOT_FOUND",
+            Code::AlreadyExists => "ALREADY_EXISTS",
+            Code::FailedPrecondition => "FAILED_PRECONDITION",
+            Code::PermissionDenied => "PERMISSION_DENIED",
+            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Code::Unavailable => "UNAVAILABLE",
+            _ => "INTERNAL",
+        }
+    }
+}
+
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
         match e {
@@ -48,5 +82,43 @@ impl Error {
     /// An invalid-argument error for `field`.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Invalid(DomainError::invalid(field, reason))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    /// Every error has one code, and its name is the canonical spelling of that code.
+    #[test]
+    fn each_error_names_its_grpc_code() {
+        let all = [
+            Error::Invalid(crate::domain::DomainError::invalid("f", "x")),
+            Error::NotFound("x".into()),
+            Error::AlreadyExists("x".into()),
+            Error::FailedPrecondition("x".into()),
+            Error::PermissionDenied("x".into()),
+            Error::ResourceExhausted("x".into()),
+            Error::Unavailable("x".into()),
+            Error::Corrupt("x".into()),
+        ];
+        let names: Vec<&str> = all.iter().map(Error::code_name).collect();
+        assert_eq!(
+            names,
+            [
+                "INVALID_ARGUMENT",
+                "NOT_FOUND",
+                "ALREADY_EXISTS",
+                "FAILED_PRECONDITION",
+                "PERMISSION_DENIED",
+                "RESOURCE_EXHAUSTED",
+                "UNAVAILABLE",
+                "INTERNAL"
+            ]
+        );
+        for e in all {
+            let code = e.code();
+            assert_eq!(crate::service::status(e).code(), code);
+        }
     }
 }

@@ -20,20 +20,15 @@ use crate::{
     store::{Actor, Operation, RequestKey, Store},
 };
 
-/// The one mapping from the crate's errors to gRPC statuses.
+/// The one mapping from the crate's errors to gRPC statuses (the code from
+/// [`Error::code`]); corruption is logged and answered without its details.
 pub fn status(e: Error) -> Status {
     match &e {
-        Error::Invalid(_) => Status::invalid_argument(e.to_string()),
-        Error::NotFound(_) => Status::not_found(e.to_string()),
-        Error::AlreadyExists(_) => Status::already_exists(e.to_string()),
-        Error::FailedPrecondition(_) => Status::failed_precondition(e.to_string()),
-        Error::PermissionDenied(_) => Status::permission_denied(e.to_string()),
-        Error::ResourceExhausted(_) => Status::resource_exhausted(e.to_string()),
-        Error::Unavailable(_) => Status::unavailable(e.to_string()),
         Error::Corrupt(_) => {
             tracing::error!(error = %e, "store corruption");
             Status::new(Code::Internal, "internal error (store); see server log")
         }
+        _ => Status::new(e.code(), e.to_string()),
     }
 }
 

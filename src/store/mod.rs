@@ -42,8 +42,8 @@ pub use writer::op::{
     Correction, ImportItem, ImportOutcome, ImportRejection, SweepCounts, Upserted,
 };
 pub use writer::{
-    error_code, op, Answer, Counters, FaultSignal, Operation, Remembered, Render, RequestKey,
-    Stamp, Submitted, Ticket, Tx,
+    op, Answer, Counters, FaultSignal, Operation, Remembered, Render, RequestKey, Stamp, Submitted,
+    Ticket, Tx,
 };
 
 /// Schema version of the store layout. A store written by another version is refused

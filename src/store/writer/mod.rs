@@ -1010,17 +1010,3 @@ pub(super) fn read_dossier(
         None => Ok(None),
     }
 }
-
-/// The gRPC code name an error maps to (for import rejections).
-pub fn error_code(e: &Error) -> &'static str {
-    match e {
-        Error::Invalid(_) => "INVALID_ARGUMENT",
-        Error::NotFound(_) => "NOT_FOUND",
-        Error::AlreadyExists(_) => "ALREADY_EXISTS",
-        Error::FailedPrecondition(_) => "FAILED_PRECONDITION",
-        Error::PermissionDenied(_) => "PERMISSION_DENIED",
-        Error::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
-        Error::Unavailable(_) => "UNAVAILABLE",
-        Error::Corrupt(_) => "INTERNAL",
-    }
-}

@@ -440,7 +440,7 @@ impl Ctx<'_> {
                     index,
                     kind,
                     key,
-                    code: error_code(&e),
+                    code: e.code_name(),
                     error: e.to_string(),
                 }),
             }
