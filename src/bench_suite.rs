@@ -583,7 +583,7 @@ pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
     ));
 
     let record = json!({
-        "date": crate::store::today().to_string(),
+        "date": crate::domain::Date::today().to_string(),
         "scale": n,
         "seed": args.seed,
         "clients": args.clients,

@@ -216,7 +216,7 @@ impl Metrics {
         }
         match store.repair_cases(None) {
             Ok(cases) => {
-                let today = crate::store::today();
+                let today = store.today();
                 let mut by_state = [0i64; RepairState::ALL.len()];
                 let mut overdue = 0;
                 for c in &cases {

@@ -3,6 +3,7 @@
 //! Every type here validates itself on construction, so a value that exists is valid.
 
 pub mod calendar;
+pub mod clock;
 pub mod codes;
 pub mod date;
 #[cfg(test)]
@@ -18,6 +19,7 @@ pub mod scoring;
 pub mod spotcheck;
 pub mod uscc;
 
+pub use clock::Clock;
 pub use codes::{IndustryCode, RegionCode};
 pub use date::Date;
 pub use model::{Centi, Indicator, Model, RiskClass};

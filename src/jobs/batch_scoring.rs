@@ -104,7 +104,7 @@ pub async fn start(
             return Ok(Started::Existing(id));
         }
     }
-    if req.as_of > Date::today() {
+    if req.as_of > store.today() {
         return Err(Error::invalid(
             "as_of",
             format!("{} is in the future", req.as_of),

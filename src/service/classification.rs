@@ -306,7 +306,7 @@ impl ClassificationService for ClassificationApi {
         let principal = super::principal(&req);
         let r = req.into_inner();
         let key = request_key("RunBatchScoring", &r.request_id, &r)?;
-        let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
+        let as_of = convert::as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
         let model_version = Some(r.model_version.trim().to_string()).filter(|v| !v.is_empty());
         // The request id is bound to the run as it begins: a retry (say after a
         // disconnect) follows that run — its progress, then its end — and starts none.

@@ -29,9 +29,9 @@ pub fn uscc(field: &str, s: &str) -> R<Uscc> {
     Uscc::parse(s).map_err(|e| DomainError::invalid(field, e.reason))
 }
 
-/// Parses an optional as-of date; empty = today (Asia/Shanghai).
-pub fn as_of(field: &str, s: &str) -> R<Date> {
-    Ok(Date::parse_opt(field, s)?.unwrap_or_else(Date::today))
+/// Parses an optional as-of date; empty = `today` (the store's clock, Asia/Shanghai).
+pub fn as_of(field: &str, s: &str, today: Date) -> R<Date> {
+    Ok(Date::parse_opt(field, s)?.unwrap_or(today))
 }
 
 fn fen(field: &str, v: i64) -> R<u64> {

@@ -121,6 +121,7 @@ impl RegistryService for RegistryApi {
             .map(|e| e.entity_type)
             .unwrap_or(crate::domain::EntityType::Enterprise);
         let rules = self.store.options().rules.clone();
+        let today = self.store.today();
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
@@ -128,7 +129,7 @@ impl RegistryService for RegistryApi {
             key,
             move |p| {
                 Ok(pb::RecordPenaltyResponse {
-                    penalty: Some(convert::penalty_pb(p, entity, &rules, Date::today())),
+                    penalty: Some(convert::penalty_pb(p, entity, &rules, today)),
                 })
             },
         )
@@ -143,7 +144,7 @@ impl RegistryService for RegistryApi {
         let r = req.get_ref();
         let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
         super::Scope::of(&req).check_uscc(&self.store, "uscc", &u)?;
-        let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
+        let as_of = convert::as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
         let recs = self
             .store
             .enterprise_records(&u)?
@@ -205,6 +206,7 @@ impl RegistryService for RegistryApi {
         let key = request_key("AddListing", &r.request_id, &r)?;
         let x = convert::listing(required("listing", &r.listing)?).map_err(invalid)?;
         scope.check_uscc(&self.store, "listing.uscc", &x.uscc)?;
+        let today = self.store.today();
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
@@ -212,7 +214,7 @@ impl RegistryService for RegistryApi {
             key,
             move |x| {
                 Ok(pb::AddListingResponse {
-                    listing: Some(convert::listing_pb(x, Date::today())),
+                    listing: Some(convert::listing_pb(x, today)),
                 })
             },
         )
@@ -253,8 +255,8 @@ impl RegistryService for RegistryApi {
         super::Scope::of(&req).require_unscoped("SweepAnnualReports")?;
         let r = req.into_inner();
         let key = request_key("SweepAnnualReports", &r.request_id, &r)?;
-        let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
-        let today = Date::today();
+        let as_of = convert::as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
+        let today = self.store.today();
         if as_of > today {
             return Err(invalid(DomainError::invalid(
                 "as_of",
@@ -419,7 +421,7 @@ impl RegistryService for RegistryApi {
         let r = req.get_ref();
         let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
         super::Scope::of(&req).check_uscc(&self.store, "uscc", &u)?;
-        let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
+        let as_of = convert::as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
         // A dossier read, the case and objection index scans and the explanation: on
         // the blocking pool.
         let store = self.store.clone();

@@ -144,7 +144,7 @@ impl CreditRepairApi {
         action: RepairAction,
         reason: String,
     ) -> Result<Response<pb::RepairCase>, Status> {
-        let today = Date::today();
+        let today = self.store.today();
         if let Some(c) = self.store.repair_case(id)? {
             if scope.hides(&self.store, &c.uscc)? {
                 return Err(case_not_found(id));
@@ -206,7 +206,7 @@ impl CreditRepairService for CreditRepairApi {
         for (i, e) in r.evidence.iter().enumerate() {
             super::required_text(&format!("evidence[{i}]"), e, 500)?;
         }
-        let today = Date::today();
+        let today = self.store.today();
         let c = RepairCase {
             id: 0,
             uscc,
@@ -303,7 +303,7 @@ impl CreditRepairService for CreditRepairApi {
         for (i, e) in r.evidence.iter().enumerate() {
             super::required_text(&format!("evidence[{i}]"), e, 500)?;
         }
-        let today = Date::today();
+        let today = self.store.today();
         let cal = &self.store.options().calendar;
         let o = Objection {
             id: 0,
@@ -426,7 +426,7 @@ impl CreditRepairService for CreditRepairApi {
         }
         Ok(Response::new(case_pb(
             &c,
-            Date::today(),
+            self.store.today(),
             self.store.options(),
         )))
     }
@@ -437,7 +437,7 @@ impl CreditRepairService for CreditRepairApi {
     ) -> Result<Response<pb::ListRepairCasesResponse>, Status> {
         let scope = super::Scope::of(&req);
         let r = req.get_ref();
-        let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
+        let as_of = convert::as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
         let uscc = if r.uscc.trim().is_empty() {
             None
         } else {

@@ -29,7 +29,7 @@ impl RulesService for RulesApi {
         req: Request<pb::GetRulesRequest>,
     ) -> Result<Response<pb::RuleSet>, Status> {
         let r = req.get_ref();
-        let as_of = convert::as_of("as_of", &r.as_of).map_err(invalid)?;
+        let as_of = convert::as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
         let book = &self.store.options().rules;
         let jurisdiction = if r.jurisdiction.trim().is_empty() {
             book.home()

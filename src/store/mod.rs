@@ -82,6 +82,10 @@ pub struct StoreOptions {
     /// The rules versions in force by date (built-in, extended by `rules_files`).
     #[serde(skip)]
     pub rules: crate::domain::ruleset::RuleBook,
+    /// The clock writes are stamped with and default as-of dates read (the system's in
+    /// service; fixed in tests).
+    #[serde(skip)]
+    pub clock: crate::domain::Clock,
 }
 
 impl Default for StoreOptions {
@@ -98,6 +102,7 @@ impl Default for StoreOptions {
             compression: false,
             rules_files: Vec::new(),
             rules: crate::domain::ruleset::RuleBook::builtin(),
+            clock: crate::domain::Clock::System,
         }
     }
 }
@@ -250,6 +255,11 @@ impl Store {
         &self.shared.options
     }
 
+    /// Today (Asia/Shanghai) by the store's clock: the default as-of date of a request.
+    pub fn today(&self) -> Date {
+        self.shared.options.clock.today()
+    }
+
     /// Submits a write by the server itself and waits until it is durable.
     pub async fn write<O: Operation>(&self, op: O) -> Result<O::Output> {
         self.write_as(Actor::system("internal"), op).await
@@ -286,7 +296,7 @@ impl Store {
     ) -> Result<Ticket<O::Output>> {
         let submitted = Submitted {
             op,
-            at: Stamp::now(),
+            at: Stamp::at(&self.shared.options.clock),
             actor,
             request,
         };
@@ -1111,11 +1121,6 @@ fn register_model_at_open(tree: &sled::Tree, st: &mut ScoringState, model: Model
         );
     }
     Ok(())
-}
-
-/// Today for defaults; a helper so tests can reason about it.
-pub fn today() -> Date {
-    Date::today()
 }
 
 /// Up to `limit` directory-index entries after the key `after` (from the start if

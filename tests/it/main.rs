@@ -12,6 +12,7 @@ mod auth;
 mod backup;
 mod classification;
 mod cli;
+mod clock;
 mod durability;
 mod limits;
 mod lists;

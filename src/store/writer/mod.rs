@@ -16,7 +16,7 @@ use std::{
         Arc, Mutex,
     },
     thread::JoinHandle,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -225,11 +225,11 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// The clock now.
-    pub fn now() -> Stamp {
+    /// `clock` now: read once per job, when it is submitted.
+    pub fn at(clock: &crate::domain::Clock) -> Stamp {
         Stamp {
-            today: Date::today(),
-            now_ms: now_ms(),
+            today: clock.today(),
+            now_ms: clock.now_ms(),
         }
     }
 }
@@ -731,13 +731,6 @@ impl Writer {
         self.effects.borrow_mut().extend(effects);
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Writes of one job: dossiers it loaded (changed ones are marked dirty), an overlay of

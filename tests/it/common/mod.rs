@@ -54,6 +54,18 @@ impl TestServer {
         TestServer::start_fresh(false, change).await
     }
 
+    /// Starts a server on a fresh store whose clock stands on `today` (noon, Shanghai).
+    pub async fn start_on(today: credit_risk::domain::Date) -> TestServer {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let options = StoreOptions {
+            clock: credit_risk::domain::Clock::fixed(today),
+            ..StoreOptions::default()
+        };
+        let mut s = TestServer::start_configured_with(tmp.path(), options, false, |_| {}).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// The one constructor of a fresh temporary store: every other delegates here or to
     /// [`TestServer::start_configured`].
     async fn start_fresh(metrics: bool, change: impl FnOnce(&mut ServerConfig)) -> TestServer {
@@ -69,7 +81,16 @@ impl TestServer {
         metrics: bool,
         change: impl FnOnce(&mut ServerConfig),
     ) -> TestServer {
-        let store = Store::open(dir, StoreOptions::default()).expect("open store");
+        TestServer::start_configured_with(dir, StoreOptions::default(), metrics, change).await
+    }
+
+    async fn start_configured_with(
+        dir: &Path,
+        options: StoreOptions,
+        metrics: bool,
+        change: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
+        let store = Store::open(dir, options).expect("open store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
