@@ -146,33 +146,30 @@ pub fn guarded_stream<T: Send + 'static>(
     futures::stream::unfold(Some(inbound), move |s| async move {
         let mut s = s?;
         let left = end.saturating_duration_since(Instant::now());
-        let (wait, why) = if left < limits.idle {
-            (
-                left,
-                format!(
-                    "lasted {} s (server.stream_total_secs)",
-                    limits.total.as_secs()
-                ),
-            )
-        } else {
-            (
-                limits.idle,
-                format!(
-                    "no message for {} s (server.stream_idle_secs)",
-                    limits.idle.as_secs()
-                ),
-            )
-        };
+        // Whichever limit comes first bounds the wait for the next message; the message
+        // naming it is built only when it strikes.
+        let total_first = left < limits.idle;
+        let wait = if total_first { left } else { limits.idle };
         match tokio::time::timeout(wait, s.message()).await {
             Ok(Ok(Some(m))) => Some((Ok(m), Some(s))),
             Ok(Ok(None)) => None,
             Ok(Err(e)) => Some((Err(e), None)),
-            Err(_) => Some((
-                Err(Status::deadline_exceeded(format!(
-                    "{rpc}: {why}; the stream is ended"
-                ))),
-                None,
-            )),
+            Err(_) => {
+                let why = if total_first {
+                    format!(
+                        "lasted {} s (server.stream_total_secs)",
+                        limits.total.as_secs()
+                    )
+                } else {
+                    format!(
+                        "no message for {} s (server.stream_idle_secs)",
+                        limits.idle.as_secs()
+                    )
+                };
+                let status =
+                    Status::deadline_exceeded(format!("{rpc}: {why}; the stream is ended"));
+                Some((Err(status), None))
+            }
         }
     })
 }

@@ -145,17 +145,16 @@ impl CreditRepairApi {
         reason: String,
     ) -> Result<Response<pb::RepairCase>, Status> {
         let today = self.store.today();
-        if let Some(c) = self.store.repair_case(id)? {
+        // Read once: the scope check and the acceptance deadline use the same case.
+        let case = self.store.repair_case(id)?;
+        if let Some(c) = &case {
             if scope.hides(&self.store, &c.uscc)? {
                 return Err(case_not_found(id));
             }
         }
         let decide_due = match action {
             RepairAction::Accept => {
-                let c = self
-                    .store
-                    .repair_case(id)?
-                    .ok_or_else(|| case_not_found(id))?;
+                let c = case.ok_or_else(|| case_not_found(id))?;
                 let o = self.store.options();
                 let rules = &o.rules.in_force(today).repair;
                 Some(decide_due(&o.calendar, rules, &c.target, today))
