@@ -118,7 +118,7 @@ mod tests {
         );
         for e in all {
             let code = e.code();
-            assert_eq!(crate::service::status(e).code(), code);
+            assert_eq!(crate::server::service::status(e).code(), code);
         }
     }
 }

@@ -1,42 +1,30 @@
 //! credit-risk: enterprise credit records, risk classes and spot-check answers for
 //! market regulators, served over gRPC from an embedded sled store.
 //!
+//! The library is what the server and a Rust client need; the `credit-risk` binary's
+//! command-line tools and benchmarks live beside it (`src/cli/`, `src/bench/`), not in it.
+//!
 //! # Layout
-//! - [`domain`]: pure types and rules (USCC, records, publicity, annual-report sweep);
-//!   no sled, no tonic.
+//! - [`domain`]: pure types and rules (USCC, records, rules, scoring model, draw, repair
+//!   state machine, working-day calendar, clock); no sled, no tonic.
 //! - [`store`]: owns sled: keyspaces, key and value encodings, indexes, the group-commit
-//!   writer, schema version.
-//! - [`service`]: thin gRPC handlers: proto ↔ domain, error → status.
-//! - [`server`]: builds the tonic server (health, reflection, limits, shutdown).
-//! - [`config`]: configuration file, environment and flags.
-//! - [`generate`]: deterministic synthetic registry data.
-//! - [`client`]: client-side commands (import).
-//! - [`demo`]: `serve --demo` data.
+//!   writer, schema version, seal, backup.
+//! - [`jobs`]: work beside the services (batch scoring).
+//! - [`server`]: the gRPC server: configuration, services (proto ↔ domain, error →
+//!   status), auth, limits, deadlines, metrics, connection and message guards, demo data.
+//! - [`client`]: connecting to a server from Rust (address, token, TLS).
+//! - [`synthetic`]: deterministic synthetic registry data (demo, `generate`, benchmarks).
 //! - [`proto`]: generated code of `proto/creditrisk/v1`.
-//! - [`apidoc`]: `docs/API.md` generated from the proto doc comments.
+//! - [`fault`]: failpoints for the durability tests (`CREDIT_RISK_FAULT`).
 
-pub mod apidoc;
-pub mod auth;
-pub mod bench;
-pub mod bench_suite;
 pub mod client;
-pub mod config;
-pub mod connection;
-pub mod deadline;
-pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod fault;
-pub mod generate;
 pub mod jobs;
-pub mod limits;
-pub mod metrics;
-pub mod operator;
-pub mod report;
 pub mod server;
-pub mod service;
 pub mod store;
-pub mod wire;
+pub mod synthetic;
 
 /// Generated protobuf and gRPC code of package `creditrisk.v1`.
 #[allow(missing_docs, clippy::all)]
@@ -46,11 +34,6 @@ pub mod proto {
     /// Encoded file descriptor set of every `.proto` (for reflection).
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/creditrisk_descriptor.bin"));
-}
-
-/// The benchmark-only echo service (baseline for unary throughput).
-pub mod bench_proto {
-    tonic::include_proto!("creditrisk.bench.v1");
 }
 
 pub use error::{Error, Result};

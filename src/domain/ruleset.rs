@@ -675,7 +675,7 @@ impl RuleBook {
         let mut out = String::from(
             "# Rules the service applies\n\n\
              Generated from the built-in rules (`src/domain/rules_shanghai.toml`) and\n\
-             `src/domain/ruleset.rs` by `CREDIT_RISK_UPDATE_DOCS=1 cargo test --test it rulesdoc`;\n\
+             `src/domain/ruleset.rs` by `cargo run -- docs`;\n\
              a test fails when this page and the code disagree. `GetRules(as_of,\n\
              jurisdiction)` serves the same table for any version in force.\n\n\
              Evidence marks (DOMAIN.md): **V** read in the regulation's own text, **R** reported\n\

@@ -658,7 +658,7 @@ impl Store {
             .map_err(|_| Error::Unavailable("revocations poisoned".into()))?
             .clone();
         let rules = &self.shared.options.rules;
-        self.scan_split(self.shared.options.scan_threads, init, |state, k, v| {
+        self.scan_dossier_entries(self.shared.options.scan_threads, init, |state, k, v| {
             let u = keys::decode_enterprise(k)
                 .ok_or_else(|| Error::Corrupt(format!("bad dossier key {k:?}")))?;
             let mut d = codec::decode_dossier(v)?;
@@ -670,24 +670,11 @@ impl Store {
         })
     }
 
-    /// The baseline of the scoring benchmark: reads every dossier key and value with
-    /// `threads` threads (1 or 2) and does nothing else. Returns (keys, bytes).
-    pub fn scan_raw(&self, threads: usize) -> Result<(u64, u64)> {
-        let parts = self.scan_split(
-            threads,
-            || (0u64, 0u64),
-            |s, k, v| {
-                s.0 += 1;
-                s.1 += (k.len() + v.len()) as u64;
-                Ok(())
-            },
-        )?;
-        Ok(parts
-            .into_iter()
-            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)))
-    }
-
-    fn scan_split<S, I, F>(&self, threads: usize, init: I, f: F) -> Result<Vec<S>>
+    /// The scan under [`Store::scan_dossiers`], on the stored bytes: every dossier's key
+    /// and encoded value once, with `threads` threads (1 or 2) starting at either end of
+    /// the keyspace and stopping where they meet. (The scoring benchmark measures this
+    /// bare, as the floor of a batch run.)
+    pub fn scan_dossier_entries<S, I, F>(&self, threads: usize, init: I, f: F) -> Result<Vec<S>>
     where
         S: Send,
         I: Fn() -> S + Sync,
@@ -836,46 +823,6 @@ impl Store {
     /// SHA-256 of every tree's entries (to compare a restore with its source).
     pub fn checksums(&self) -> Result<Vec<(String, String)>> {
         backup::checksums(&self.shared.db)
-    }
-
-    /// The storage ceiling for benchmarks: copies every entry of every tree, as is, into
-    /// a new bare sled database at `dst` in atomic batches of `batch`, each flushed (as
-    /// the writer's group commit does). Returns (keys, key + value bytes, seconds spent
-    /// in apply + flush — reading the source is not counted).
-    pub fn bare_copy_to(&self, dst: &Path, batch: usize) -> Result<(u64, u64, f64)> {
-        let db = &self.shared.db;
-        let out = sled::Config::new()
-            .path(dst)
-            .cache_capacity(self.shared.options.cache_bytes)
-            .open()?;
-        let (mut keys, mut bytes, mut secs) = (0u64, 0u64, 0f64);
-        for name in db.tree_names() {
-            let (src, dst_tree) = (db.open_tree(&name)?, out.open_tree(&name)?);
-            let mut b = sled::Batch::default();
-            let mut n = 0usize;
-            let mut commit = |b: sled::Batch| -> Result<()> {
-                let t = std::time::Instant::now();
-                dst_tree.apply_batch(b)?;
-                out.flush()?;
-                secs += t.elapsed().as_secs_f64();
-                Ok(())
-            };
-            for kv in src.iter() {
-                let (k, v) = kv?;
-                keys += 1;
-                bytes += (k.len() + v.len()) as u64;
-                b.insert(k, v);
-                n += 1;
-                if n >= batch.max(1) {
-                    commit(std::mem::take(&mut b))?;
-                    n = 0;
-                }
-            }
-            if n > 0 {
-                commit(b)?;
-            }
-        }
-        Ok((keys, bytes, secs))
     }
 
     /// Bytes the store occupies on disk.

@@ -201,7 +201,8 @@ async fn a_schema_2_store_is_migrated() {
         fingerprint: [0; 32],
     };
     assert_eq!(store.recall(&old).unwrap(), None);
-    let e = credit_risk::service::convert::enterprise(&enterprise(&uscc_n(b'1', 9))).unwrap();
+    let e =
+        credit_risk::server::service::convert::enterprise(&enterprise(&uscc_n(b'1', 9))).unwrap();
     store
         .write_as(Actor::system("test"), op::UpsertEnterprise(e))
         .await

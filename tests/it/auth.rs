@@ -2,12 +2,12 @@
 
 use crate::common::*;
 use credit_risk::{
-    auth::{hash_token, AuthConfig, Role, TokenConfig},
     proto::{
         self as pb, audit_service_client::AuditServiceClient,
         registry_service_client::RegistryServiceClient,
         spot_check_service_client::SpotCheckServiceClient,
     },
+    server::auth::{hash_token, AuthConfig, Role, TokenConfig},
 };
 use tonic::{
     metadata::MetadataValue, service::Interceptor, transport::Channel, Code, Request, Status,
@@ -324,7 +324,7 @@ async fn region_scoped_tokens_see_and_change_only_their_district() {
 #[tokio::test]
 async fn the_writer_decides_region_scope() {
     use credit_risk::{
-        service::convert,
+        server::service::convert,
         store::{op, Actor, Store, StoreOptions},
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -9,7 +9,9 @@ use credit_risk::{
 #[tokio::test]
 async fn backup_restore_round_trip() {
     let s = TestServer::start().await;
-    credit_risk::demo::load(&s.store, 300).await.unwrap();
+    credit_risk::server::demo::load(&s.store, 300)
+        .await
+        .unwrap();
     let mut c = s.client.clone();
     put_enterprise(&mut c, enterprise(&uscc_n(b'1', 1))).await;
     let mut a = AdminServiceClient::connect(format!("http://{}", s.addr))
@@ -84,12 +86,14 @@ async fn backup_restore_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_under_writes_is_consistent() {
     use credit_risk::{
-        service::convert,
+        server::service::convert,
         store::{op, Actor},
     };
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
-    credit_risk::demo::load(&store, 3_000).await.unwrap();
+    credit_risk::server::demo::load(&store, 3_000)
+        .await
+        .unwrap();
     let before = store.enterprise_count();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut writers = Vec::new();

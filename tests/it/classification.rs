@@ -541,7 +541,9 @@ async fn an_interrupted_run_leaves_the_previous_run_current() {
 #[tokio::test]
 async fn a_generated_city_is_classified_consistently() {
     let s = TestServer::start().await;
-    credit_risk::demo::load(&s.store, 400).await.unwrap();
+    credit_risk::server::demo::load(&s.store, 400)
+        .await
+        .unwrap();
     let mut k = classification_client(&s).await;
     let run = run_batch(&mut k, today_req()).await.unwrap();
     assert_eq!(run.enterprises, s.store.enterprise_count());

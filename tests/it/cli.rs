@@ -48,7 +48,7 @@ async fn check_prints_json_on_request() {
     let tmp = tempfile::tempdir().unwrap();
     let count = {
         let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
-        credit_risk::demo::load(&store, 60).await.unwrap();
+        credit_risk::server::demo::load(&store, 60).await.unwrap();
         let n = store.enterprise_count();
         store.close(std::time::Duration::from_secs(10)).unwrap();
         n
@@ -94,7 +94,7 @@ async fn a_truncated_store_is_reported_not_panicked() {
     let tmp = tempfile::tempdir().unwrap();
     {
         let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
-        credit_risk::demo::load(&store, 200).await.unwrap();
+        credit_risk::server::demo::load(&store, 200).await.unwrap();
         store.close(std::time::Duration::from_secs(10)).unwrap();
     }
     let db = tmp.path().join("db");

@@ -436,7 +436,7 @@ async fn a_scoring_job_panic_aborts_the_run_and_stops_the_server() {
 async fn close_with_a_full_queue_answers_every_accepted_write() {
     use credit_risk::{
         domain::Uscc,
-        service::convert,
+        server::service::convert,
         store::{op, Actor},
     };
     let tmp = tempfile::tempdir().unwrap();

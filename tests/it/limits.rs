@@ -138,8 +138,8 @@ async fn idle_client_streams_are_ended_and_free_their_slots() {
 /// limit, while another token's calls are served; the slot frees when a stream ends.
 #[tokio::test]
 async fn each_principal_has_its_own_stream_and_request_limits() {
-    use credit_risk::auth::{hash_token, AuthConfig, Role, TokenConfig};
     use credit_risk::proto::registry_service_client::RegistryServiceClient;
+    use credit_risk::server::auth::{hash_token, AuthConfig, Role, TokenConfig};
     let token = |name: &str, secret: &str, role| TokenConfig {
         name: name.into(),
         sha256: hash_token(secret),

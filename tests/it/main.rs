@@ -6,13 +6,13 @@
 
 mod common;
 
-mod apidoc;
 mod audit;
 mod auth;
 mod backup;
 mod classification;
 mod cli;
 mod clock;
+mod docs;
 mod durability;
 mod limits;
 mod lists;
@@ -24,7 +24,6 @@ mod repair;
 mod replay;
 mod report;
 mod rules;
-mod rulesdoc;
 mod spotcheck;
 mod tls;
 mod validation_props;

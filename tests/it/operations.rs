@@ -13,11 +13,11 @@ use credit_risk::{
         spotcheck::Inspector,
         Date, Model, RegionCode,
     },
-    generate::{generate, Profile, RecordReader},
-    service::{convert, registry::parse_import},
+    server::service::{convert, registry::parse_import},
     store::{
         codec, op, Actor, Correction, ImportItem, Operation, Stamp, Store, StoreOptions, Submitted,
     },
+    synthetic::{generate, Profile, RecordReader},
 };
 
 /// The operation after a trip through its serialized form.

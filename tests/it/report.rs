@@ -1,8 +1,25 @@
 //! `credit-risk report`: charts of the current run and an enterprise's HTML report,
-//! fetched over gRPC from the real server.
+//! fetched over gRPC from the real server by the real binary.
 
 use crate::common::{enterprise, fine, put_enterprise, uscc_n, TestServer};
 use credit_risk::proto::{self as pb, classification_service_client::ClassificationServiceClient};
+
+/// Runs `credit-risk report ARGS --server ADDR --json` (without blocking the test's
+/// server); the JSON it prints, or its standard error.
+async fn report(addr: &str, args: &[&str]) -> Result<serde_json::Value, String> {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-risk"))
+        .arg("report")
+        .args(args)
+        .args(["--server", addr, "--json"])
+        .env_remove("CREDIT_RISK_TOKEN")
+        .output()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
 
 #[tokio::test]
 async fn run_charts_and_enterprise_page_are_written() {
@@ -25,7 +42,8 @@ async fn run_charts_and_enterprise_page_are_written() {
         .expect("penalty");
     let addr = t.addr.to_string();
     let dir = tempfile::tempdir().expect("tempdir");
-    let none = credit_risk::report::run_report(&addr, dir.path(), 2.0).await;
+    let out = dir.path().to_str().expect("utf-8 path");
+    let none = report(&addr, &["run", "--out", out]).await;
     assert!(none.is_err(), "no run yet is an error, not an empty chart");
 
     let mut cls = ClassificationServiceClient::connect(format!("http://{addr}"))
@@ -40,18 +58,19 @@ async fn run_charts_and_enterprise_page_are_written() {
         .await
         .expect("a complete run");
 
-    let r = credit_risk::report::run_report(&addr, dir.path(), 2.0)
+    let r = report(&addr, &["run", "--out", out, "--bin-width", "2"])
         .await
         .expect("report run");
-    assert_eq!(r.enterprises, 6);
-    assert_eq!(r.files.len(), 4);
+    assert_eq!(r["enterprises"], 6);
+    assert_eq!(r["files"].as_array().map(Vec::len), Some(4));
     let svg = std::fs::read_to_string(dir.path().join("classes-by-district.svg")).expect("svg");
     assert!(svg.contains("Pudong"), "the test city is in Pudong");
     let png = std::fs::read(dir.path().join("score-histogram.png")).expect("png");
     assert_eq!(&png[1..4], b"PNG");
 
     let page = dir.path().join("e.html");
-    credit_risk::report::enterprise_report(&addr, &target, &page)
+    let page_arg = page.to_str().expect("utf-8 path");
+    report(&addr, &["enterprise", &target, "--out", page_arg])
         .await
         .expect("report enterprise");
     let html = std::fs::read_to_string(&page).expect("html");

@@ -1,9 +1,9 @@
 //! TLS and mutual TLS with rustls, certificates generated in the test.
 
 use credit_risk::{
-    config::{ServerConfig, TlsConfig},
     proto::{self as pb, registry_service_client::RegistryServiceClient},
     server,
+    server::config::{ServerConfig, TlsConfig},
     store::{Store, StoreOptions},
 };
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};

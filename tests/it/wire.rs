@@ -132,7 +132,7 @@ fn every_rpc_takes_a_request_message() {
 async fn messages_over_the_items_limit_are_refused_before_decoding() {
     use credit_risk::proto as pb;
     let s = TestServer::start().await;
-    let max = credit_risk::wire::DEFAULT_MAX_ITEMS;
+    let max = credit_risk::server::wire::DEFAULT_MAX_ITEMS;
     let mut c = s.client.clone();
     let huge = pb::ImportRecordsRequest {
         records: vec![pb::ImportRecord::default(); max + 1],

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use credit_risk::{
-    config::ServerConfig,
     domain::{uscc, Uscc},
     proto::{self as pb, registry_service_client::RegistryServiceClient},
     server,
+    server::config::ServerConfig,
     store::{Store, StoreOptions},
 };
 use tonic::transport::Channel;
@@ -35,7 +35,7 @@ impl TestServer {
     }
 
     /// Starts a server on a fresh store with `auth` configured.
-    pub async fn start_with_auth(auth: credit_risk::auth::AuthConfig) -> TestServer {
+    pub async fn start_with_auth(auth: credit_risk::server::auth::AuthConfig) -> TestServer {
         TestServer::start_with_config(|c| c.auth = auth).await
     }
 

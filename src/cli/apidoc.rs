@@ -1,9 +1,9 @@
 //! The API reference (`docs/API.md`), generated from the doc comments of `proto/`.
 //!
 //! The comments travel in the compiled file descriptor set (protox keeps source info), so
-//! the reference cannot drift from the proto: `tests/it/apidoc.rs` fails when an element lacks
-//! a comment or when `docs/API.md` is not what [`render`] produces
-//! (`CREDIT_RISK_UPDATE_DOCS=1 cargo test --test it apidoc` rewrites it).
+//! the reference cannot drift from the proto: the unit tests below fail when an element
+//! lacks a comment, and `tests/it/docs.rs` when `docs/API.md` is not what [`render`]
+//! produces (`credit-risk docs` rewrites it).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -72,7 +72,7 @@ fn clean(raw: &str) -> String {
 
 /// The descriptor set compiled into this binary.
 pub fn descriptor_set() -> Result<FileDescriptorSet, prost::DecodeError> {
-    FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
+    FileDescriptorSet::decode(credit_risk::proto::FILE_DESCRIPTOR_SET)
 }
 
 /// The files of [`PACKAGE`], sorted by name.
@@ -180,9 +180,8 @@ pub fn render(set: &FileDescriptorSet) -> String {
     let mut out = String::new();
     out.push_str("# API reference: `creditrisk.v1`\n\n");
     out.push_str(
-        "Generated from the doc comments in `proto/creditrisk/v1/` by `src/apidoc.rs`; \
-         do not edit by hand. Regenerate with \
-         `CREDIT_RISK_UPDATE_DOCS=1 cargo test --test it apidoc`.\n\n",
+        "Generated from the doc comments in `proto/creditrisk/v1/` by `src/cli/apidoc.rs`; \
+         do not edit by hand. Regenerate with `cargo run -- docs`.\n\n",
     );
     out.push_str(
         "Conventions: dates are `YYYY-MM-DD` (Asia/Shanghai), money is integer fen \
@@ -416,5 +415,34 @@ mod tests {
             "Wrapped line.<br>- one<br>- two<br><br>Next \\| para."
         );
         assert_eq!(clean("\n  a\n  b \n\n"), "a\nb");
+    }
+
+    #[test]
+    fn every_element_is_documented() {
+        let set = descriptor_set().expect("descriptor set decodes");
+        let missing = undocumented(&set);
+        assert!(
+            missing.is_empty(),
+            "{} proto elements lack a leading doc comment:\n{}",
+            missing.len(),
+            missing.join("\n")
+        );
+    }
+
+    #[test]
+    fn reference_covers_every_rpc() {
+        let set = descriptor_set().expect("descriptor set decodes");
+        let text = render(&set);
+        let mut rpcs = 0;
+        for file in set.file.iter().filter(|f| f.package() == PACKAGE) {
+            for s in &file.service {
+                for m in &s.method {
+                    rpcs += 1;
+                    let heading = format!("### {}.{}\n", s.name(), m.name());
+                    assert!(text.contains(&heading), "missing {heading}");
+                }
+            }
+        }
+        assert!(rpcs > 20, "only {rpcs} RPCs found");
     }
 }

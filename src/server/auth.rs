@@ -10,18 +10,12 @@
 //! enterprises are PERMISSION_DENIED, and city-wide operations (imports, sweeps, batch
 //! scoring, model governance, the audit trail) need an unscoped token.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tower_layer::Layer;
-use tower_service::Service;
 
+use super::guard::{refuse, Guard, ResponseFuture};
 use crate::error::Error;
 
 /// Roles (SPEC §4).
@@ -252,55 +246,24 @@ impl Authenticator {
     }
 }
 
-/// The layer.
-#[derive(Clone, Debug)]
-pub struct AuthLayer(pub Authenticator);
-
-impl<S> Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            auth: self.0.clone(),
-        }
-    }
-}
-
-/// The service of [`AuthLayer`].
-#[derive(Clone, Debug)]
-pub struct AuthService<S> {
-    inner: S,
-    auth: Authenticator,
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-impl<S, B> Service<http::Request<B>> for AuthService<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+/// Authentication as a request layer: the principal goes into the request's extensions
+/// for the handlers, or the request is refused.
+impl Guard for Authenticator {
+    fn around<B>(
+        &self,
+        mut req: http::Request<B>,
+        next: impl FnOnce(http::Request<B>) -> ResponseFuture,
+    ) -> ResponseFuture {
         let header = req
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        match self.auth.check(req.uri().path(), header) {
+        match self.check(req.uri().path(), header) {
             Ok(p) => {
                 req.extensions_mut().insert(p);
-                let fut = self.inner.call(req);
-                Box::pin(async move { fut.await.map_err(Into::into) })
+                next(req)
             }
-            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
+            Err(status) => refuse(status),
         }
     }
 }

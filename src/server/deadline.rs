@@ -3,15 +3,9 @@
 //! for minutes), so this layer leaves those alone: they are bounded by their own pace
 //! and the client's `grpc-timeout`.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::time::Duration;
 
-use tower_layer::Layer;
-use tower_service::Service;
+use super::guard::{Guard, ResponseFuture};
 
 /// The paths of the API's RPCs whose request is a stream (client or bidirectional
 /// streaming), from the proto descriptors, so a new streaming RPC needs no list kept by
@@ -44,6 +38,38 @@ pub fn is_client_streaming(path: &str) -> bool {
     client_streaming().contains(path)
 }
 
+/// The layer's guard; `timeout` applies to every other RPC until its response headers.
+#[derive(Clone, Copy, Debug)]
+pub struct UnaryDeadline {
+    /// Deadline.
+    pub timeout: Duration,
+}
+
+impl Guard for UnaryDeadline {
+    fn around<B>(
+        &self,
+        req: http::Request<B>,
+        next: impl FnOnce(http::Request<B>) -> ResponseFuture,
+    ) -> ResponseFuture {
+        let unbounded = is_client_streaming(req.uri().path());
+        let timeout = self.timeout;
+        let fut = next(req);
+        if unbounded {
+            return fut;
+        }
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, fut).await {
+                Ok(r) => r,
+                Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
+                    "request exceeded the server deadline of {} s",
+                    timeout.as_secs()
+                ))
+                .into_http()),
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// The descriptors name exactly the API's two client-streaming RPCs today.
@@ -61,66 +87,5 @@ mod tests {
         assert!(!super::is_client_streaming(
             "/creditrisk.v1.RegistryService/GetEnterprise"
         ));
-    }
-}
-
-/// The layer; `timeout` applies to every other RPC until its response headers.
-#[derive(Clone, Copy, Debug)]
-pub struct UnaryDeadline {
-    /// Deadline.
-    pub timeout: Duration,
-}
-
-impl<S> Layer<S> for UnaryDeadline {
-    type Service = UnaryDeadlineService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        UnaryDeadlineService {
-            inner,
-            timeout: self.timeout,
-        }
-    }
-}
-
-/// The service of [`UnaryDeadline`].
-#[derive(Clone, Debug)]
-pub struct UnaryDeadlineService<S> {
-    inner: S,
-    timeout: Duration,
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-impl<S, B> Service<http::Request<B>> for UnaryDeadlineService<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let unbounded = is_client_streaming(req.uri().path());
-        let timeout = self.timeout;
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            if unbounded {
-                return fut.await.map_err(Into::into);
-            }
-            match tokio::time::timeout(timeout, fut).await {
-                Ok(r) => r.map_err(Into::into),
-                Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
-                    "request exceeded the server deadline of {} s",
-                    timeout.as_secs()
-                ))
-                .into_http()),
-            }
-        })
     }
 }

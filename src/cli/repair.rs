@@ -1,12 +1,36 @@
-//! Operator commands (`credit-risk repair …`, `credit-risk objection …`): thin clients of
-//! the CreditRepairService with readable tables or JSON.
+//! `credit-risk repair …` (operators): credit-repair cases — submit, list, show, accept,
+//! decide, revoke — as readable tables or JSON, over the CreditRepairService.
 
 use clap::Subcommand;
-
-use crate::{
-    client::{channel, ClientError, TokenInterceptor},
+use credit_risk::{
+    client::{channel, TokenInterceptor},
     proto::{self as pb, credit_repair_service_client::CreditRepairServiceClient},
 };
+
+use super::{runtime, CliError, CliResult};
+
+/// Options of `credit-risk repair`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: RepairCommand,
+    /// Server address.
+    #[arg(
+        long,
+        global = true,
+        env = "CREDIT_RISK_SERVER",
+        default_value = "127.0.0.1:50051"
+    )]
+    server: String,
+    /// JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// Runs `credit-risk repair`.
+pub fn run(a: Args) -> CliResult {
+    runtime(0)?.block_on(repair(&a.server, a.command, a.json))
+}
 
 /// `credit-risk repair …`
 #[derive(Subcommand, Debug)]
@@ -70,37 +94,6 @@ pub enum RepairCommand {
         id: u64,
         #[arg(long)]
         reason: String,
-    },
-}
-
-/// `credit-risk objection …`
-#[derive(Subcommand, Debug)]
-pub enum ObjectionCommand {
-    /// Dispute a record (e.g. penalty/沪市监罚〔2026〕1号).
-    File {
-        #[arg(long)]
-        uscc: String,
-        #[arg(long)]
-        record: String,
-        #[arg(long)]
-        reason: String,
-        #[arg(long)]
-        evidence: Vec<String>,
-    },
-    /// Resolve: upheld, or --remove-listing to correct a disputed listing.
-    Resolve {
-        id: u64,
-        #[arg(long)]
-        reason: String,
-        #[arg(long)]
-        remove_listing: bool,
-    },
-    /// List objections.
-    List {
-        #[arg(long)]
-        uscc: Option<String>,
-        #[arg(long)]
-        open: bool,
     },
 }
 
@@ -179,10 +172,7 @@ fn print_case(c: &pb::RepairCase, json: bool) {
     }
 }
 
-fn target(
-    listing: Option<String>,
-    penalty: Option<String>,
-) -> Result<pb::RepairTarget, ClientError> {
+fn target(listing: Option<String>, penalty: Option<String>) -> Result<pb::RepairTarget, CliError> {
     use pb::repair_target::Target;
     if let Some(p) = penalty {
         return Ok(pb::RepairTarget {
@@ -208,7 +198,7 @@ fn target(
 }
 
 /// Runs a repair command.
-pub async fn repair(addr: &str, cmd: RepairCommand, json: bool) -> Result<(), ClientError> {
+async fn repair(addr: &str, cmd: RepairCommand, json: bool) -> Result<(), CliError> {
     let mut c = CreditRepairServiceClient::with_interceptor(
         channel(addr).await?,
         TokenInterceptor::from_env(),
@@ -304,83 +294,5 @@ pub async fn repair(addr: &str, cmd: RepairCommand, json: bool) -> Result<(), Cl
             print_case(&r, json);
         }
     }
-    Ok(())
-}
-
-fn print_objections(os: &[pb::Objection], json: bool) {
-    if json {
-        let v: Vec<_> = os
-            .iter()
-            .map(|o| {
-                serde_json::json!({
-                    "id": o.objection_id, "uscc": o.uscc, "record": o.record, "state": o.state,
-                    "filed_on": o.filed_on, "decide_due": o.decide_due, "resolution": o.resolution,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(v));
-        return;
-    }
-    println!(
-        "{:>6}  {:<18}  {:<10}  {:<10}  record / resolution",
-        "id", "uscc", "state", "due"
-    );
-    for o in os {
-        println!(
-            "{:>6}  {:<18}  {:<10}  {:<10}  {} {}",
-            o.objection_id, o.uscc, o.state, o.decide_due, o.record, o.resolution
-        );
-    }
-}
-
-/// Runs an objection command.
-pub async fn objection(addr: &str, cmd: ObjectionCommand, json: bool) -> Result<(), ClientError> {
-    use pb::resolve_objection_request::Correction;
-    let mut c = CreditRepairServiceClient::with_interceptor(
-        channel(addr).await?,
-        TokenInterceptor::from_env(),
-    );
-    let o = match cmd {
-        ObjectionCommand::File {
-            uscc,
-            record,
-            reason,
-            evidence,
-        } => c
-            .file_objection(pb::FileObjectionRequest {
-                request_id: String::new(),
-                uscc,
-                record,
-                reason,
-                evidence,
-            })
-            .await?
-            .into_inner(),
-        ObjectionCommand::Resolve {
-            id,
-            reason,
-            remove_listing,
-        } => c
-            .resolve_objection(pb::ResolveObjectionRequest {
-                request_id: String::new(),
-                objection_id: id,
-                reason,
-                correction: remove_listing.then_some(Correction::RemoveListing(true)),
-            })
-            .await?
-            .into_inner(),
-        ObjectionCommand::List { uscc, open } => {
-            let r = c
-                .list_objections(pb::ListObjectionsRequest {
-                    uscc: uscc.unwrap_or_default(),
-                    open_only: open,
-                })
-                .await?
-                .into_inner();
-            print_objections(&r.objections, json);
-            return Ok(());
-        }
-    };
-    print_objections(std::slice::from_ref(&o), json);
     Ok(())
 }

@@ -23,18 +23,73 @@ use std::{
 
 use serde_json::{json, Value};
 
-use crate::{
-    bench::{query_timed, start_echo, unary_load, BenchError},
-    bench_proto::{echo_service_client::EchoServiceClient, EchoMessage},
-    client::{self, LoadReport, LoadTarget},
+use credit_risk::{
+    client,
     domain::Date,
-    generate::{self, Profile},
     proto::{
         self as pb, classification_service_client::ClassificationServiceClient,
         spot_check_service_client::SpotCheckServiceClient,
     },
     store::{Store, StoreOptions},
+    synthetic::{self, Profile},
 };
+
+use super::{
+    echo::{echo_service_client::EchoServiceClient, EchoMessage},
+    load::{self, sample_usccs, LoadReport, LoadTarget},
+    query_timed, start_echo, unary_load, BenchError, CliResult,
+};
+use crate::cli::{import::import_file, progress_bar};
+
+/// Options of `credit-risk bench`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// 100k, 1m, shanghai (3.5 M) or a number of enterprises.
+    #[arg(long, default_value = "100k")]
+    scale: String,
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Directory for datasets, the store and results.
+    #[arg(long, default_value = "bench-data")]
+    data: PathBuf,
+    /// Concurrent clients of the unary loads.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Seconds per load phase.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Keep the benchmark's store afterwards.
+    #[arg(long)]
+    keep_store: bool,
+    /// Print the JSON record instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `credit-risk bench`.
+pub fn run(a: Args) -> CliResult {
+    crate::cli::init_logging("warn", false);
+    let args = SuiteArgs {
+        enterprises: parse_scale(&a.scale)?,
+        seed: a.seed,
+        data: a.data,
+        clients: a.clients.clamp(1, 1024),
+        seconds: a.seconds.clamp(0.5, 600.0),
+        keep_store: a.keep_store,
+    };
+    let rt = crate::cli::runtime(0)?;
+    let (rows, record) = rt.block_on(run_suite(&args))?;
+    let out = args.data.join(format!("bench-{}.json", args.enterprises));
+    std::fs::write(&out, serde_json::to_string_pretty(&record)?)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else {
+        print!("{}", table(&rows));
+        println!("JSON: {}", out.display());
+    }
+    Ok(())
+}
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -246,7 +301,7 @@ fn load_json(r: &LoadReport) -> Value {
 }
 
 /// Runs everything; returns (table rows, the full JSON record).
-pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
+pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
     let n = args.enterprises;
     std::fs::create_dir_all(&args.data)?;
     let as_of = Date::ymd(2026, 10, 1).ok_or("as-of")?;
@@ -267,10 +322,10 @@ pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
             seed: args.seed,
             as_of,
         };
-        let bar = client::progress_bar(n, "generate");
+        let bar = progress_bar(n, "generate");
         let counts = {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-            let c = generate::generate(&profile, &mut w, |i| bar.set_position(i))?;
+            let c = synthetic::generate(&profile, &mut w, |i| bar.set_position(i))?;
             std::io::Write::flush(&mut w)?;
             c
         };
@@ -295,7 +350,7 @@ pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
 
     // 3. Import.
     log("import over gRPC");
-    let (summary, import_secs) = client::import_file(&addr, &dataset, 2000).await?;
+    let (summary, import_secs) = import_file(&addr, &dataset, 2000).await?;
     let import_rate = summary.received as f64 / import_secs.max(1e-9);
     let disk = dir_bytes(&store_dir);
     raw.insert(
@@ -337,14 +392,13 @@ pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
     );
 
     // 5. Unary loads, each beside the bare unary echo with the same clients.
-    let usccs = client::sample_usccs(&dataset, 200_000)?;
+    let usccs = sample_usccs(&dataset, 200_000)?;
     let echo = start_echo().await?.to_string();
     let (c, secs) = (args.clients, args.seconds);
     log(format!("unary loads: {c} clients, {secs} s each"));
     let echo_1 = unary_load(&echo, true, Arc::new(usccs.clone()), 1, c, secs).await?;
-    let get_cls =
-        client::load(&addr, LoadTarget::GetClassification, usccs.clone(), c, secs).await?;
-    let get_ent = client::load(&addr, LoadTarget::GetEnterprise, usccs.clone(), c, secs).await?;
+    let get_cls = load::load(&addr, LoadTarget::GetClassification, usccs.clone(), c, secs).await?;
+    let get_ent = load::load(&addr, LoadTarget::GetEnterprise, usccs.clone(), c, secs).await?;
     let batch_1 = unary_load(&addr, false, Arc::new(usccs.clone()), 1, c, secs).await?;
     raw.insert(
         "unary".into(),
@@ -356,7 +410,7 @@ pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
     );
 
     // 6. The match stream beside the bare streaming echo, same messages.
-    let stream_usccs = client::sample_usccs(&dataset, 1_000_000)?;
+    let stream_usccs = sample_usccs(&dataset, 1_000_000)?;
     let msgs: Vec<pb::MatchRequest> = stream_usccs
         .chunks(5000)
         .map(|b| pb::MatchRequest {
@@ -438,13 +492,14 @@ pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
         let copy_dir = args.data.join(format!("bench-bare-copy-{n}"));
         tokio::task::spawn_blocking(move || -> Result<(f64, u64, u64, f64), BenchError> {
             let store = Store::open(&dir, StoreOptions::default())?;
-            store.scan_raw(2)?; // warm-up, as the server's run had a warm cache
+            super::bare_scan(&store, 2)?; // warm-up, as the server's run had a warm cache
             let t = Instant::now();
-            store.scan_raw(2)?;
+            super::bare_scan(&store, 2)?;
             let scan = t.elapsed().as_secs_f64();
-            let _ = std::fs::remove_dir_all(&copy_dir);
-            let (keys, _, copy) = store.bare_copy_to(&copy_dir, 4096)?;
+            store.close(std::time::Duration::from_secs(10))?;
             drop(store);
+            let _ = std::fs::remove_dir_all(&copy_dir);
+            let (keys, _, copy) = super::bare_copy(&dir, &copy_dir, 4096)?;
             let disk = dir_bytes(&copy_dir);
             let _ = std::fs::remove_dir_all(&copy_dir);
             Ok((scan, keys, disk, copy))
@@ -583,7 +638,7 @@ pub async fn run(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
     ));
 
     let record = json!({
-        "date": crate::domain::Date::today().to_string(),
+        "date": credit_risk::domain::Date::today().to_string(),
         "scale": n,
         "seed": args.seed,
         "clients": args.clients,

@@ -1,14 +1,33 @@
-//! Builds and runs the gRPC server: services, health, reflection, limits and graceful
-//! shutdown. `run` takes its listener and shutdown future from the caller, so tests
-//! bind `127.0.0.1:0` and stop it themselves.
+//! The gRPC server: builds and runs it (services, health, reflection, limits, graceful
+//! shutdown) and holds its parts. `run` takes its listener and shutdown future from the
+//! caller, so tests bind `127.0.0.1:0` and stop it themselves.
+//!
+//! - [`config`]: the configuration file, environment and flags.
+//! - [`service`]: the gRPC handlers (proto ↔ domain, error → status).
+//! - [`guard`]: the one tower plumbing every request layer below shares.
+//! - [`auth`], [`limits`], [`deadline`], [`metrics`]: the request layers.
+//! - [`connection`], [`wire`]: connection and message guards.
+//! - [`demo`]: `serve --demo` data.
+
+pub mod auth;
+pub mod config;
+pub mod connection;
+pub mod deadline;
+pub mod demo;
+pub mod guard;
+pub mod limits;
+pub mod metrics;
+pub mod service;
+pub mod wire;
 
 use std::future::Future;
 
 use tokio::net::TcpListener;
+
 use tonic::transport::{server::TcpIncoming, Certificate, Identity, Server, ServerTlsConfig};
 
+use self::{config::ServerConfig, guard::GuardLayer};
 use crate::{
-    config::ServerConfig,
     proto::{
         self, admin_service_server::AdminServiceServer, audit_service_server::AuditServiceServer,
         classification_service_server::ClassificationServiceServer,
@@ -16,7 +35,7 @@ use crate::{
         registry_service_server::RegistryServiceServer,
         spot_check_service_server::SpotCheckServiceServer,
     },
-    service::{
+    server::service::{
         admin::AdminApi, audit::AuditApi, classification::ClassificationApi, registry::RegistryApi,
         repair::CreditRepairApi, spotcheck::SpotCheckApi,
     },
@@ -51,7 +70,7 @@ pub async fn run_with_metrics(
     metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let metrics = crate::metrics::Metrics::new(&[proto::FILE_DESCRIPTOR_SET])?;
+    let metrics = metrics::Metrics::new(&[proto::FILE_DESCRIPTOR_SET])?;
     crate::fault::arm_from_env();
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     set_health(&health_reporter, tonic_health::ServingStatus::Serving).await;
@@ -90,14 +109,14 @@ pub async fn run_with_metrics(
         .max_encoding_message_size(max);
 
     let loopback = listener.local_addr()?.ip().is_loopback();
-    let auth = crate::auth::Authenticator::new(&cfg.auth, loopback)?;
+    let auth = auth::Authenticator::new(&cfg.auth, loopback)?;
     if auth.is_dev_mode() {
         tracing::warn!("DEVELOPMENT MODE: no bearer tokens configured; every caller is `local` with the admin role (loopback only)");
         eprintln!("WARNING: development mode — no authentication ([server.auth] has no tokens); loopback only");
     }
     let admin = AdminServiceServer::new(AdminApi::new(store.clone(), cfg.data_dir.clone()));
     let rules = crate::proto::rules_service_server::RulesServiceServer::new(
-        crate::service::rules::RulesApi::new(store.clone()),
+        service::rules::RulesApi::new(store.clone()),
     );
 
     if !auth.is_dev_mode() && cfg.tls.is_none() && !loopback {
@@ -106,8 +125,8 @@ pub async fn run_with_metrics(
         );
         eprintln!("WARNING: plaintext on {}: bearer tokens and records cross the network unencrypted; set [server.tls] (or listen on loopback behind a TLS proxy)", listener.local_addr()?);
     }
-    crate::wire::set_max_items(cfg.max_items_per_message);
-    let timeouts = crate::connection::ConnectionTimeouts {
+    wire::set_max_items(cfg.max_items_per_message);
+    let timeouts = connection::ConnectionTimeouts {
         handshake: std::time::Duration::from_secs(cfg.handshake_timeout_secs.max(1)),
         idle: std::time::Duration::from_secs(cfg.connection_idle_secs.max(1)),
     };
@@ -115,7 +134,7 @@ pub async fn run_with_metrics(
         use futures::StreamExt;
         TcpIncoming::from(listener)
             .with_nodelay(Some(true))
-            .map(move |r| r.map(|s| crate::connection::GuardedIo::new(s, timeouts)))
+            .map(move |r| r.map(|s| connection::GuardedIo::new(s, timeouts)))
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(l) = metrics_listener {
@@ -130,7 +149,7 @@ pub async fn run_with_metrics(
             let done = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            if let Err(e) = crate::metrics::serve(l, m, st, done).await {
+            if let Err(e) = metrics::serve(l, m, st, done).await {
                 tracing::error!(error = %e, "metrics endpoint failed");
             }
         });
@@ -161,17 +180,17 @@ pub async fn run_with_metrics(
             cfg.keepalive_timeout_secs.max(1),
         )))
         .layer(metrics.layer())
-        .layer(crate::limits::GlobalConcurrencyLimit::new(
+        .layer(GuardLayer(limits::GlobalConcurrencyLimit::new(
             cfg.max_concurrent_requests,
-        ))
-        .layer(crate::deadline::UnaryDeadline {
+        )))
+        .layer(GuardLayer(deadline::UnaryDeadline {
             timeout: cfg.request_timeout(),
-        })
-        .layer(crate::auth::AuthLayer(auth))
-        .layer(crate::limits::PrincipalLimit::new(
+        }))
+        .layer(GuardLayer(auth))
+        .layer(GuardLayer(limits::PrincipalLimit::new(
             cfg.max_requests_per_principal,
             cfg.max_streams_per_principal,
-        ))
+        )))
         .trace_fn(|req| tracing::info_span!("rpc", path = %req.uri().path()))
         .add_service(health_service)
         .add_service(reflection_v1)

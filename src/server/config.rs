@@ -105,7 +105,7 @@ pub struct ServerConfig {
     /// Tokio worker threads; 0 = the number of available cores.
     pub worker_threads: usize,
     /// Bearer tokens and roles; none = development mode (loopback only).
-    pub auth: crate::auth::AuthConfig,
+    pub auth: crate::server::auth::AuthConfig,
     /// TLS (rustls); absent = plaintext.
     pub tls: Option<TlsConfig>,
     /// Prometheus metrics endpoint; absent = off.
@@ -146,14 +146,14 @@ impl Default for ServerConfig {
             stream_total_secs: 3600,
             max_requests_per_principal: 256,
             max_streams_per_principal: 16,
-            max_items_per_message: crate::wire::DEFAULT_MAX_ITEMS,
+            max_items_per_message: crate::server::wire::DEFAULT_MAX_ITEMS,
             handshake_timeout_secs: 10,
             connection_idle_secs: 300,
             keepalive_interval_secs: 30,
             keepalive_timeout_secs: 20,
             shutdown_grace_secs: 10,
             worker_threads: 0,
-            auth: crate::auth::AuthConfig::default(),
+            auth: crate::server::auth::AuthConfig::default(),
             tls: None,
             metrics: None,
         }
@@ -182,8 +182,8 @@ impl ServerConfig {
     }
 
     /// The limits of a client stream.
-    pub fn stream_limits(&self) -> crate::service::StreamLimits {
-        crate::service::StreamLimits {
+    pub fn stream_limits(&self) -> crate::server::service::StreamLimits {
+        crate::server::service::StreamLimits {
             idle: self.stream_idle(),
             total: Duration::from_secs(self.stream_total_secs.max(1)),
         }

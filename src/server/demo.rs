@@ -2,11 +2,10 @@
 //! something to query.
 
 use crate::{
-    domain::Date,
     error::{Error, Result},
-    generate::{generate, Profile, RecordReader},
-    service::registry::parse_import,
+    server::service::registry::parse_import,
     store::{op, Store},
+    synthetic::{generate, Profile, RecordReader},
 };
 
 /// Loads `enterprises` generated entities (seed 1) unless the store already has data.
@@ -18,7 +17,7 @@ pub async fn load(store: &Store, enterprises: u64) -> Result<u64> {
     let profile = Profile {
         enterprises,
         seed: 1,
-        as_of: Date::today(),
+        as_of: store.today(),
     };
     let mut bytes = Vec::new();
     generate(&profile, &mut bytes, |_| {}).map_err(|e| Error::Unavailable(e.to_string()))?;

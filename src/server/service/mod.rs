@@ -223,7 +223,7 @@ pub fn blocking_stream<T: Send + 'static>(
 /// audit events; "local" in development mode.
 pub fn principal<T>(req: &tonic::Request<T>) -> String {
     req.extensions()
-        .get::<crate::auth::Principal>()
+        .get::<crate::server::auth::Principal>()
         .map(|p| p.name.clone())
         .unwrap_or_else(|| "local".into())
 }
@@ -234,7 +234,7 @@ pub fn actor<T>(req: &tonic::Request<T>, rpc: &str) -> crate::store::Actor {
         principal: principal(req),
         role: req
             .extensions()
-            .get::<crate::auth::Principal>()
+            .get::<crate::server::auth::Principal>()
             .map(|p| p.role.name())
             .unwrap_or("admin")
             .into(),
@@ -254,7 +254,7 @@ impl Scope {
     pub fn of<T>(req: &tonic::Request<T>) -> Scope {
         Scope(
             req.extensions()
-                .get::<crate::auth::Principal>()
+                .get::<crate::server::auth::Principal>()
                 .map(|p| p.regions.clone())
                 .unwrap_or_default(),
         )

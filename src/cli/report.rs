@@ -7,12 +7,16 @@
 //! crate), so a machine without fonts renders the same PNG. Labels are ASCII: DejaVu has
 //! no CJK glyphs, so districts appear by their English names.
 
-use std::{fmt::Write as _, path::Path, sync::Once};
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    sync::Once,
+};
 
 use plotters::{coord::Shift, prelude::*};
 
-use crate::{
-    client::{channel, ClientError, TokenInterceptor},
+use credit_risk::{
+    client::{channel, TokenInterceptor},
     domain::codes::SHANGHAI_DISTRICTS,
     proto::{
         self as pb, classification_service_client::ClassificationServiceClient,
@@ -20,6 +24,81 @@ use crate::{
         spot_check_service_client::SpotCheckServiceClient,
     },
 };
+
+use super::{runtime, CliError, CliResult};
+
+/// Options of `credit-risk report`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: ReportCommand,
+    /// Server address.
+    #[arg(
+        long,
+        global = true,
+        env = "CREDIT_RISK_SERVER",
+        default_value = "127.0.0.1:50051"
+    )]
+    server: String,
+    /// Print what was written as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// What `credit-risk report` draws.
+#[derive(clap::Subcommand, Debug)]
+enum ReportCommand {
+    /// Enterprises per class and district, and the score histogram, of the current
+    /// run: classes-by-district.{svg,png} and score-histogram.{svg,png} in OUT.
+    Run {
+        /// Output directory.
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+        /// Width of a histogram bin, points.
+        #[arg(long, default_value_t = 2.0)]
+        bin_width: f64,
+    },
+    /// One enterprise's credit report as an HTML page (profile, class, factor chart,
+    /// penalties, listings, reports, inspections, repairs, class history).
+    Enterprise {
+        /// The USCC.
+        uscc: String,
+        /// Output file [default: USCC.html].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Runs `credit-risk report`.
+pub fn run(a: Args) -> CliResult {
+    let rt = runtime(0)?;
+    match a.command {
+        ReportCommand::Run { out, bin_width } => {
+            let r = rt.block_on(run_report(&a.server, &out, bin_width))?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "run {} ({}, as of {}, {} enterprises):",
+                    r.run_id, r.model_version, r.as_of, r.enterprises
+                );
+                for f in &r.files {
+                    println!("  wrote {f}");
+                }
+            }
+        }
+        ReportCommand::Enterprise { uscc, out } => {
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{uscc}.html")));
+            rt.block_on(enterprise_report(&a.server, &uscc, &out))?;
+            if a.json {
+                println!("{}", serde_json::json!({ "uscc": uscc, "file": out }));
+            } else {
+                println!("wrote {}", out.display());
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Class colours A, B, C, D: green, blue, orange, red.
 pub const CLASS_COLOURS: [RGBColor; 4] = [
@@ -347,14 +426,14 @@ pub struct RunReport {
     pub files: Vec<String>,
 }
 
-fn write(path: &Path, text: &str) -> Result<(), ClientError> {
+fn write(path: &Path, text: &str) -> Result<(), CliError> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
 /// `report run`: the district chart (from the run's per-region counts) and the score
 /// histogram (from the current run's candidate pool, every enterprise included) as SVG
 /// and PNG in `out`.
-pub async fn run_report(addr: &str, out: &Path, bin_width: f64) -> Result<RunReport, ClientError> {
+pub async fn run_report(addr: &str, out: &Path, bin_width: f64) -> Result<RunReport, CliError> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let ch = channel(addr).await?;
     let mut cls =
@@ -695,7 +774,7 @@ pub fn enterprise_html(r: &pb::CreditReport, history: &[HistoryRow]) -> Result<S
 
 /// `report enterprise`: fetches the credit report and the class in every retained
 /// complete run, and writes the HTML page to `out`.
-pub async fn enterprise_report(addr: &str, uscc: &str, out: &Path) -> Result<(), ClientError> {
+pub async fn enterprise_report(addr: &str, uscc: &str, out: &Path) -> Result<(), CliError> {
     let ch = channel(addr).await?;
     let mut reg = RegistryServiceClient::with_interceptor(ch.clone(), TokenInterceptor::from_env());
     let mut cls = ClassificationServiceClient::with_interceptor(ch, TokenInterceptor::from_env());

@@ -11,19 +11,17 @@
 
 use std::{
     collections::HashMap,
-    future::Future,
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::auth::Principal;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use super::{
+    auth::Principal,
+    guard::{refuse, Guard, ResponseFuture},
+};
 
 /// The layer: at most `max` requests in flight across all connections.
 #[derive(Clone, Debug)]
@@ -43,65 +41,30 @@ impl GlobalConcurrencyLimit {
     }
 }
 
-impl<S> Layer<S> for GlobalConcurrencyLimit {
-    type Service = LimitService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        LimitService {
-            inner,
-            limit: self.clone(),
-        }
-    }
-}
-
-/// The service of [`GlobalConcurrencyLimit`].
-#[derive(Clone, Debug)]
-pub struct LimitService<S> {
-    inner: S,
-    limit: GlobalConcurrencyLimit,
-}
-
-impl<S, B> Service<http::Request<B>> for LimitService<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+impl Guard for GlobalConcurrencyLimit {
+    fn around<B>(
+        &self,
+        req: http::Request<B>,
+        next: impl FnOnce(http::Request<B>) -> ResponseFuture,
+    ) -> ResponseFuture {
         if req.uri().path().starts_with("/grpc.health.v1.Health/") {
-            let fut = self.inner.call(req);
-            return Box::pin(async move { fut.await.map_err(Into::into) });
+            return next(req);
         }
-        let Ok(permit) = self.limit.slots.clone().try_acquire_owned() else {
-            let status = tonic::Status::resource_exhausted(format!(
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            return refuse(tonic::Status::resource_exhausted(format!(
                 "server busy: {} requests in flight (server.max_concurrent_requests); retry with backoff",
-                self.limit.max
-            ));
-            return Box::pin(async move { Ok(status.into_http()) });
+                self.max
+            )));
         };
-        held(self.inner.call(req), vec![permit])
+        held(next(req), vec![permit])
     }
 }
 
 /// The response future of a request holding `permits`: they go with the response body
 /// and are released when it ends.
-fn held<F, E>(
-    fut: F,
-    permits: Vec<OwnedSemaphorePermit>,
-) -> Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, BoxError>> + Send>>
-where
-    F: Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send + 'static,
-    E: Into<BoxError>,
-{
+fn held(fut: ResponseFuture, permits: Vec<OwnedSemaphorePermit>) -> ResponseFuture {
     Box::pin(async move {
-        let resp = fut.await.map_err(Into::into)?;
+        let resp = fut.await?;
         Ok(resp.map(|body| {
             tonic::body::Body::new(PermitBody {
                 inner: body,
@@ -173,46 +136,20 @@ impl PrincipalLimit {
     }
 }
 
-impl<S> Layer<S> for PrincipalLimit {
-    type Service = PrincipalLimitService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        PrincipalLimitService {
-            inner,
-            limit: self.clone(),
-        }
-    }
-}
-
-/// The service of [`PrincipalLimit`].
-#[derive(Clone, Debug)]
-pub struct PrincipalLimitService<S> {
-    inner: S,
-    limit: PrincipalLimit,
-}
-
-impl<S, B> Service<http::Request<B>> for PrincipalLimitService<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+impl Guard for PrincipalLimit {
+    fn around<B>(
+        &self,
+        req: http::Request<B>,
+        next: impl FnOnce(http::Request<B>) -> ResponseFuture,
+    ) -> ResponseFuture {
         // Unauthenticated paths (health, reflection) carry no principal: not limited here.
         let Some(who) = req.extensions().get::<Principal>().map(|p| p.name.clone()) else {
-            return held(self.inner.call(req), Vec::new());
+            return next(req);
         };
-        let stream = crate::deadline::is_client_streaming(req.uri().path());
-        match self.limit.acquire(&who, stream) {
-            Ok(permits) => held(self.inner.call(req), permits),
-            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
+        let stream = crate::server::deadline::is_client_streaming(req.uri().path());
+        match self.acquire(&who, stream) {
+            Ok(permits) => held(next(req), permits),
+            Err(status) => refuse(status),
         }
     }
 }

@@ -16,16 +16,12 @@ use std::{
     time::Instant,
 };
 
+use super::guard::{Guard, GuardLayer, ResponseFuture};
+use crate::{domain::repair::RepairState, store::Store};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use tower_layer::Layer;
-use tower_service::Service;
-
-use crate::{domain::repair::RepairState, store::Store};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Latency buckets, seconds: sub-millisecond lookups up to minute-long streams.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -155,8 +151,8 @@ impl Metrics {
     }
 
     /// The tower layer that counts and times every gRPC request.
-    pub fn layer(self: &Arc<Self>) -> MetricsLayer {
-        MetricsLayer(self.clone())
+    pub fn layer(self: &Arc<Self>) -> GuardLayer<MetricsGuard> {
+        GuardLayer(MetricsGuard(self.clone()))
     }
 
     /// `(service, method)` labels of a request path; `unknown` for paths not served.
@@ -314,43 +310,17 @@ pub async fn serve(
         .await
 }
 
-/// The layer: counts, times and tracks in-flight gRPC requests.
+/// The layer's guard: counts, times and tracks in-flight gRPC requests.
 #[derive(Clone)]
-pub struct MetricsLayer(Arc<Metrics>);
+pub struct MetricsGuard(Arc<Metrics>);
 
-impl<S> Layer<S> for MetricsLayer {
-    type Service = MetricsService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        MetricsService {
-            inner,
-            metrics: self.0.clone(),
-        }
-    }
-}
-
-/// The service of [`MetricsLayer`].
-#[derive(Clone)]
-pub struct MetricsService<S> {
-    inner: S,
-    metrics: Arc<Metrics>,
-}
-
-impl<S, B> Service<http::Request<B>> for MetricsService<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let m = self.metrics.clone();
+impl Guard for MetricsGuard {
+    fn around<B>(
+        &self,
+        req: http::Request<B>,
+        next: impl FnOnce(http::Request<B>) -> ResponseFuture,
+    ) -> ResponseFuture {
+        let m = &self.0;
         let (service, method) = m.labels(req.uri().path());
         let call = Call {
             timer: m.latency.with_label_values(&[service, method]),
@@ -362,7 +332,7 @@ where
             done: false,
         };
         call.in_flight.inc();
-        let fut = self.inner.call(req);
+        let fut = next(req);
         Box::pin(async move {
             let mut call = call;
             match fut.await {
@@ -377,7 +347,7 @@ where
                 }
                 Err(e) => {
                     call.finish(tonic::Code::Internal);
-                    Err(e.into())
+                    Err(e)
                 }
             }
         })

@@ -1,0 +1,137 @@
+//! The `credit-risk` command line: one module per subcommand, each with its `Args` and
+//! `run`, and the few helpers they share (runtime, logging, progress bars, USCC lists).
+//! The benchmarks' commands are in `src/bench/`.
+
+pub mod apidoc;
+pub mod backup;
+pub mod check;
+pub mod classify;
+pub mod completions;
+pub mod docs;
+pub mod draw;
+pub mod generate;
+pub mod hash_token;
+pub mod import;
+pub mod matching;
+pub mod objection;
+pub mod repair;
+pub mod report;
+pub mod restore;
+pub mod score;
+pub mod serve;
+
+use std::io::Read;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing_subscriber::EnvFilter;
+
+/// The error of a command: printed as `error: …` with exit status 1.
+pub type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a command returns.
+pub type CliResult = Result<(), CliError>;
+
+/// The server a client command talks to.
+#[derive(clap::Args, Debug)]
+pub struct ServerArg {
+    /// Server address.
+    #[arg(long, env = "CREDIT_RISK_SERVER", default_value = "127.0.0.1:50051")]
+    pub server: String,
+}
+
+/// A tokio runtime with `workers` threads (0: one per core).
+pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        b.worker_threads(workers);
+    }
+    b.enable_all().build()
+}
+
+/// Logs to standard error, filtered by `$RUST_LOG` or else `filter`.
+pub fn init_logging(filter: &str, json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// A progress bar on a terminal, hidden in pipes.
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    let style = ProgressStyle::with_template(
+        "{msg} [{elapsed_precise}] {wide_bar} {percent:>3}% eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    pb.set_style(style);
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// A spinner with the elapsed time for an operation of unknown length, on a terminal
+/// only (hidden in pipes, like every bar).
+pub fn spinner(what: &str) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.set_message(what.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
+/// The letter of a class, `?` for none.
+pub fn class_letter(c: i32) -> &'static str {
+    match credit_risk::proto::RiskClass::try_from(c) {
+        Ok(credit_risk::proto::RiskClass::A) => "A",
+        Ok(credit_risk::proto::RiskClass::B) => "B",
+        Ok(credit_risk::proto::RiskClass::C) => "C",
+        Ok(credit_risk::proto::RiskClass::D) => "D",
+        _ => "?",
+    }
+}
+
+/// Reads USCCs, one per line (blank lines and `#` comments skipped), from a file or `-`.
+pub fn read_usccs(path: &str) -> Result<Vec<String>, CliError> {
+    let text = if path == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(path)?
+    };
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,95 @@
+//! `credit-risk serve`: the gRPC server on the embedded store, optionally filled with a
+//! generated demo city first.
+
+use std::{io::Write, path::PathBuf};
+
+use credit_risk::{
+    jobs::batch_scoring::{run_to_completion, BatchRequest},
+    server::{
+        self,
+        auth::Authenticator,
+        config::{Config, MetricsConfig},
+        demo,
+    },
+    store::{Actor, Store},
+};
+
+use super::{init_logging, runtime, shutdown_signal, CliResult};
+
+/// Options of `credit-risk serve`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Configuration file (TOML); see README "Configuration".
+    #[arg(long, env = "CREDIT_RISK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory of the store [default: ./credit-risk-data].
+    #[arg(long, env = "CREDIT_RISK_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Listen address HOST:PORT; port 0 picks a free port [default: 127.0.0.1:50051].
+    #[arg(long, env = "CREDIT_RISK_LISTEN")]
+    listen: Option<String>,
+    /// Fill an empty store with a small generated city (N entities) first.
+    #[arg(long, num_args = 0..=1, default_missing_value = "2000", value_name = "N")]
+    demo: Option<u64>,
+    /// Serve Prometheus metrics on HOST:PORT (GET /metrics), e.g. 127.0.0.1:9464.
+    #[arg(long, env = "CREDIT_RISK_METRICS_LISTEN", value_name = "HOST:PORT")]
+    metrics_listen: Option<String>,
+    /// Log as JSON lines.
+    #[arg(long, env = "CREDIT_RISK_LOG_JSON")]
+    log_json: bool,
+}
+
+/// Runs `credit-risk serve` until Ctrl-C or SIGTERM.
+pub fn run(a: Args) -> CliResult {
+    let mut cfg = match &a.config {
+        Some(p) => Config::from_file(p)?,
+        None => Config::default(),
+    };
+    if let Some(d) = a.data_dir {
+        cfg.server.data_dir = d;
+    }
+    if let Some(l) = a.listen {
+        cfg.server.listen = l;
+    }
+    if let Some(listen) = a.metrics_listen {
+        cfg.server.metrics = Some(MetricsConfig { listen });
+    }
+    cfg.log.json |= a.log_json;
+    init_logging(&cfg.log.filter, cfg.log.json);
+    let rt = runtime(cfg.server.worker_threads)?;
+    rt.block_on(async move {
+        let addr = cfg.server.listen_addr()?;
+        let model = cfg.scoring.model()?;
+        cfg.store.load_files()?;
+        let store = Store::open_with_model(&cfg.server.data_dir, cfg.store.clone(), model)?;
+        if let Some(n) = a.demo {
+            let stored = demo::load(&store, n).await?;
+            tracing::info!(stored, "demo data loaded (0 = store already had data)");
+            if store.current_run()?.is_none() {
+                let run = run_to_completion(
+                    store.clone(),
+                    BatchRequest {
+                        model_version: None,
+                        as_of: store.today(),
+                        dry_run: false,
+                        requested_by: "demo".into(),
+                        actor: Actor::system("serve --demo"),
+                    },
+                    |_| {},
+                )
+                .await?;
+                tracing::info!(run = run.id, classes = ?run.classes, "demo data scored");
+            }
+        }
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        // Refuse a bad auth configuration (development mode off loopback) before
+        // announcing the address: whatever waits for that line may rely on it.
+        Authenticator::new(&cfg.server.auth, bound.ip().is_loopback())?;
+        println!("listening on {bound}");
+        std::io::stdout().flush()?;
+        tracing::info!(%bound, data_dir = %cfg.server.data_dir.display(), "serving");
+        server::run(&cfg.server, store, listener, shutdown_signal()).await?;
+        Ok(())
+    })
+}
