@@ -1,5 +1,5 @@
 //! Spot-check rules (双随机、一公开): exemptions from the draw (免抽查), evaluated at an
-//! as-of date (DOMAIN.md §3, SPEC §3).
+//! as-of date (DOMAIN.md §3, SPEC.md §3 SpotCheckService).
 
 use serde::{Deserialize, Serialize};
 

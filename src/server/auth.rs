@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::guard::{refuse, Guard, ResponseFuture};
 use crate::error::Error;
 
-/// Roles (SPEC §4).
+/// Roles (SPEC.md §4 "Cross-cutting": who may call what).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {

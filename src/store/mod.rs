@@ -751,7 +751,9 @@ impl Store {
     }
 
     /// Writes a run's result blocks and relation sources (keys no reader looks at until
-    /// the run is finished) and flushes them.
+    /// the run is finished) and flushes them — from the scoring job's thread, not the
+    /// writer's: the one write outside the writer; `FinishRun` (through the writer) then
+    /// makes the run visible.
     pub fn write_run_results(
         &self,
         id: u64,

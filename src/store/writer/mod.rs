@@ -5,6 +5,11 @@
 //! inspectors, repair cases, backups). Jobs are applied one at a time, each as one atomic
 //! batch, and flushed once per group before they are answered (group commit); shared
 //! memory changes only after the flush ([`Effect`]).
+//!
+//! Every write of records, indexes and the audit trail goes through this thread. The one
+//! exception is a scoring run's result blocks ([`crate::store::Store::write_run_results`]):
+//! the job writes them from its own thread under keys no reader looks at until the
+//! writer applies `FinishRun`, which makes the run visible in one batch.
 
 use std::{
     cell::RefCell,
@@ -287,7 +292,7 @@ impl<O: Operation> Queued for Job<O> {
     }
 }
 
-/// The idempotency key of a mutating request (SPEC §4).
+/// The idempotency key of a mutating request (SPEC.md §4 "Cross-cutting").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestKey {
     /// RPC name; ids are scoped per RPC.
