@@ -2,6 +2,7 @@
 //!
 //! Every type here validates itself on construction, so a value that exists is valid.
 
+pub mod alert;
 pub mod calendar;
 pub mod clock;
 pub mod codes;

@@ -133,6 +133,8 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
         ("CreditRepairService", _) => REPAIR,
         ("AuditService", _) => AUDIT,
         ("RulesService", _) => ALL,
+        ("AlertService", "WatchAlerts" | "ListAlerts") => SCHED_AUDIT,
+        ("AlertService", _) => SCHED,
         _ => ADMIN,
     })
 }

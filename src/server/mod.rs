@@ -137,6 +137,13 @@ pub async fn run_with_metrics(
             .map(move |r| r.map(|s| connection::GuardedIo::new(s, timeouts)))
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Watchers of alerts end at shutdown (told where to resume) instead of holding the
+    // drain open for the whole grace period.
+    let alerts = crate::proto::alert_service_server::AlertServiceServer::new(
+        service::alerts::AlertApi::new(store.clone(), cfg.stream_limits(), stop_rx.clone()),
+    )
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
     if let Some(l) = metrics_listener {
         let addr = l.local_addr()?;
         if !addr.ip().is_loopback() {
@@ -202,6 +209,7 @@ pub async fn run_with_metrics(
         .add_service(repair)
         .add_service(admin)
         .add_service(rules)
+        .add_service(alerts)
         .serve_with_incoming_shutdown(incoming, {
             let health = health_reporter.clone();
             let mut fault = store.fault();

@@ -9,6 +9,7 @@
 //! batch and flushes once per group before acknowledging (group commit). Reads go
 //! straight to the tree from any thread.
 
+pub mod alerts;
 pub mod audit;
 pub mod backup;
 pub mod codec;
@@ -86,6 +87,11 @@ pub struct StoreOptions {
     /// service; fixed in tests).
     #[serde(skip)]
     pub clock: crate::domain::Clock,
+    /// Which changes raise alerts, the penalty window and threshold, the triage period
+    /// (`[store.alerts]`).
+    pub alerts: crate::domain::alert::AlertRules,
+    /// Alerts buffered per watcher before it must catch up from the log.
+    pub alert_buffer: usize,
 }
 
 impl Default for StoreOptions {
@@ -103,6 +109,8 @@ impl Default for StoreOptions {
             rules_files: Vec::new(),
             rules: crate::domain::ruleset::RuleBook::builtin(),
             clock: crate::domain::Clock::System,
+            alerts: crate::domain::alert::AlertRules::default(),
+            alert_buffer: 4096,
         }
     }
 }
@@ -141,6 +149,8 @@ struct Shared {
     fault: Arc<writer::FaultSignal>,
     /// Keys written while a backup runs.
     tracker: Arc<backup::Tracker>,
+    /// The watchers of new alerts.
+    hub: alerts::AlertHub,
 }
 
 /// A cheap-to-clone handle on the store.
@@ -224,6 +234,11 @@ impl Store {
             Arc::new(RwLock::new(repair::load_revocations(&registry)?));
         let fault = Arc::new(tokio::sync::watch::channel(None).0);
         let tracker = Arc::new(backup::Tracker::default());
+        options
+            .alerts
+            .validate()
+            .map_err(|e| Error::FailedPrecondition(format!("store.{e}")))?;
+        let hub = alerts::AlertHub::new(alerts::head(&registry)?, options.alert_buffer);
         let writer = writer::spawn(writer::Parts {
             dir: dir.to_path_buf(),
             db: db.clone(),
@@ -234,6 +249,7 @@ impl Store {
             revocations: revocations.clone(),
             fault: fault.clone(),
             tracker: tracker.clone(),
+            hub: hub.clone(),
         })?;
         Ok(Store {
             shared: Arc::new(Shared {
@@ -246,6 +262,7 @@ impl Store {
                 revocations,
                 fault,
                 tracker,
+                hub,
             }),
         })
     }
@@ -253,6 +270,28 @@ impl Store {
     /// The options the store was opened with.
     pub fn options(&self) -> &StoreOptions {
         &self.shared.options
+    }
+
+    /// The alert at sequence number `seq`, if any.
+    pub fn alert(&self, seq: u64) -> Result<Option<crate::domain::alert::Alert>> {
+        alerts::get(&self.shared.registry, seq)
+    }
+
+    /// Durable alerts after `after` passing `keep`, at most `limit`, and the last
+    /// sequence number examined (see [`alerts::page`]).
+    pub fn alerts_after(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: impl FnMut(&crate::domain::alert::Alert) -> bool,
+    ) -> Result<(Vec<crate::domain::alert::Alert>, u64)> {
+        let upto = *self.shared.hub.head().borrow();
+        alerts::page(&self.shared.registry, after, upto, limit, keep)
+    }
+
+    /// Where watchers learn of new alerts once they are durable.
+    pub fn alert_hub(&self) -> &alerts::AlertHub {
+        &self.shared.hub
     }
 
     /// Today (Asia/Shanghai) by the store's clock: the default as-of date of a request.

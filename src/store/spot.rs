@@ -195,6 +195,14 @@ impl SpotBuilder {
 }
 
 impl SpotIndex {
+    /// The region of the enterprise at entry position `pos`, if it has a profile.
+    pub fn region_at(&self, pos: usize) -> Option<crate::domain::RegionCode> {
+        self.attrs
+            .get(pos)
+            .and_then(|a| a.as_ref())
+            .map(|a| a.region)
+    }
+
     /// Records a re-scored enterprise (the writer, after its commit).
     pub fn upsert(&self, row: SpotRow) -> Result<()> {
         self.overlay

@@ -9,24 +9,7 @@ use credit_risk::{
     },
     server::auth::{hash_token, AuthConfig, Role, TokenConfig},
 };
-use tonic::{
-    metadata::MetadataValue, service::Interceptor, transport::Channel, Code, Request, Status,
-};
-
-#[derive(Clone)]
-struct Bearer(Option<&'static str>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut r: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(t) = self.0 {
-            let v: MetadataValue<_> = format!("Bearer {t}")
-                .parse()
-                .map_err(|_| Status::internal("header"))?;
-            r.metadata_mut().insert("authorization", v);
-        }
-        Ok(r)
-    }
-}
+use tonic::{transport::Channel, Code};
 
 fn token(name: &str, secret: &str, role: Role) -> TokenConfig {
     TokenConfig {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::common::*;
 use credit_risk::proto::{
-    self as pb, admin_service_client::AdminServiceClient,
+    self as pb, admin_service_client::AdminServiceClient, alert_service_client::AlertServiceClient,
     classification_service_client::ClassificationServiceClient,
     credit_repair_service_client::CreditRepairServiceClient,
     spot_check_service_client::SpotCheckServiceClient,
@@ -37,6 +37,8 @@ const READ_ONLY: &[&str] = &[
     "ListAuditEvents",
     "VerifyAuditChain",
     "GetRules",
+    "WatchAlerts",
+    "ListAlerts",
 ];
 
 /// Mutating RPCs without a request id, and why that is safe.
@@ -85,6 +87,7 @@ struct Ctx {
     spot: SpotCheckServiceClient<Channel>,
     rep: CreditRepairServiceClient<Channel>,
     adm: AdminServiceClient<Channel>,
+    al: AlertServiceClient<Channel>,
     u: String,
     listed_on: String,
     model_version: String,
@@ -390,6 +393,39 @@ impl Ctx {
                     })
                     .await,
             ),
+            // The abnormal listing of "AddListing" raised alert 1.
+            "AcknowledgeAlert" => bytes(
+                self.al
+                    .acknowledge_alert(pb::AcknowledgeAlertRequest {
+                        request_id: id,
+                        sequence: 1,
+                        note: if other { "another note" } else { "seen" }.into(),
+                    })
+                    .await,
+            ),
+            "AssignAlert" => bytes(
+                self.al
+                    .assign_alert(pb::AssignAlertRequest {
+                        request_id: id,
+                        sequence: 1,
+                        assignee: if other { "team-b" } else { "team-a" }.into(),
+                    })
+                    .await,
+            ),
+            "CloseAlert" => bytes(
+                self.al
+                    .close_alert(pb::CloseAlertRequest {
+                        request_id: id,
+                        sequence: 1,
+                        outcome: if other {
+                            pb::AlertOutcome::NoProblemFound
+                        } else {
+                            pb::AlertOutcome::ProblemFound
+                        } as i32,
+                        reason: String::new(),
+                    })
+                    .await,
+            ),
             other => panic!("no replay case for {other}: add one to tests/replay.rs"),
         }
     }
@@ -411,6 +447,9 @@ const ORDER: &[&str] = &[
     "UpsertEnterprise",
     "RecordPenalty",
     "AddListing",
+    "AcknowledgeAlert",
+    "AssignAlert",
+    "CloseAlert",
     "FileAnnualReport",
     "RecordInspectionResult",
     "SweepAnnualReports",
@@ -462,7 +501,8 @@ async fn every_mutating_rpc_replays_exactly() {
         rep: CreditRepairServiceClient::connect(addr.clone())
             .await
             .unwrap(),
-        adm: AdminServiceClient::connect(addr).await.unwrap(),
+        adm: AdminServiceClient::connect(addr.clone()).await.unwrap(),
+        al: AlertServiceClient::connect(addr).await.unwrap(),
         u: uscc_n(b'1', 501),
         listed_on: "2025-07-15".into(),
         model_version: "replay-model".into(),

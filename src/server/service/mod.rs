@@ -2,6 +2,7 @@
 //! store, and render replies. Errors become statuses in one place ([`status`]).
 
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod classification;
 pub mod convert;

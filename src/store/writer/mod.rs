@@ -28,6 +28,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
+    alerts::AlertHub,
     audit::{self, Actor, AuditEvent},
     codec, directory_page,
     draws::{self, Assignment, DrawPlan, DrawReceipt},
@@ -41,6 +42,7 @@ use super::{
     StoreOptions,
 };
 use crate::{
+    domain::alert::AlertDraft,
     domain::ruleset::RuleBook,
     domain::{
         repair::{
@@ -55,6 +57,7 @@ use crate::{
     error::{Error, Result},
 };
 
+mod alerts;
 mod backups;
 mod cases;
 mod inspectors;
@@ -67,6 +70,7 @@ pub(super) use records::check_indexes;
 
 /// Every write the store performs, one type each (see [`Operation`]).
 pub mod op {
+    pub use super::alerts::{AlertAction, TriageAlert};
     pub use super::backups::{BackupAbort, BackupBegin, BackupCatchUp, CatchUp};
     pub use super::cases::{
         Correction, DecideRepairCase, FileObjection, ResolveObjection, SubmitRepair,
@@ -95,6 +99,11 @@ pub trait Operation: Serialize + DeserializeOwned + Debug + Send + 'static {
     /// Whether the enterprises this operation changes are re-scored onto the live runs
     /// in its batch (run operations themselves do not).
     const RESCORES: bool = true;
+
+    /// Whether the changes this operation makes raise alerts (a worse class on the
+    /// current run, a new listing, the penalty threshold reached), in its batch. A bulk
+    /// import of history does not.
+    const ALERTS: bool = true;
 
     /// What the operation changes, as the audit event and the re-score record name it.
     fn cause(&self) -> String;
@@ -208,6 +217,8 @@ pub(super) enum Effect {
     Scoring(Box<dyn FnOnce(&mut ScoringState) + Send>),
     /// Newly registered enterprises (the count readers see).
     Enterprises(u64),
+    /// Alerts the job raised, for the watchers.
+    Alerts(Vec<crate::domain::alert::Alert>),
 }
 
 impl Effect {
@@ -413,6 +424,8 @@ pub(super) struct Parts {
     pub revocations: Revocations,
     pub fault: Arc<FaultSignal>,
     pub tracker: Arc<super::backup::Tracker>,
+    /// The watchers of new alerts.
+    pub hub: AlertHub,
 }
 
 pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
@@ -426,8 +439,10 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
         revocations,
         fault,
         tracker,
+        hub,
     } = parts;
     let head = audit::head(&tree)?;
+    let alert_head = super::alerts::head(&tree)?;
     let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let enterprises = AtomicU64::new(counters.enterprises.load(Ordering::Acquire));
@@ -448,6 +463,8 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
                 effects: RefCell::new(Vec::new()),
                 fault,
                 tracker,
+                hub,
+                alert_head: std::cell::Cell::new(alert_head),
             }
             .run(rx);
             let _ = done_tx.send(());
@@ -482,6 +499,10 @@ struct Writer {
     fault: Arc<FaultSignal>,
     /// Keys written while a backup runs.
     tracker: Arc<super::backup::Tracker>,
+    /// The watchers of new alerts (told after the flush).
+    hub: AlertHub,
+    /// The last alert sequence number committed (writer-private).
+    alert_head: std::cell::Cell<u64>,
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -614,6 +635,7 @@ impl Writer {
                 Effect::Enterprises(n) => {
                     self.counters.enterprises.fetch_add(n, Ordering::AcqRel);
                 }
+                Effect::Alerts(a) => self.hub.publish(a),
             }
         }
         Ok(())
@@ -643,6 +665,11 @@ impl Writer {
             None => None,
         };
         let mut p = Pending::new(&self.tree, &self.revocations, &self.options.rules, at);
+        let alerting = O::ALERTS && self.options.alerts.enabled;
+        if alerting && O::RESCORES {
+            // The dossiers as they were, to tell what the operation added.
+            p.before = Some(HashMap::new());
+        }
         p.actor = actor;
         p.cause = op.cause();
         let mut tx = Tx { w: self, p };
@@ -653,7 +680,10 @@ impl Writer {
         p.apply_terms();
         if O::RESCORES {
             let cause = p.cause.clone();
-            self.rescore(&mut p, &cause, at.now_ms)?;
+            self.rescore(&mut p, &cause, at.now_ms, alerting)?;
+            if alerting {
+                self.detect_alerts(&mut p);
+            }
         }
         // Scope is decided on the state the batch commits on, before the reply exists.
         p.check_scope()?;
@@ -720,6 +750,7 @@ impl Writer {
             p.put(audit::event_key(e.seq), codec::encode(&e)?);
             new_head = Some((e.seq, e.digest));
         }
+        let alerts = self.raise_alerts(&mut p)?;
         if let Some(((k, fingerprint), answer)) = binding {
             let stored = StoredRequest {
                 fingerprint,
@@ -733,6 +764,9 @@ impl Writer {
             *head = h;
         }
         drop(head);
+        if let Some(last) = alerts {
+            self.alert_head.set(last);
+        }
         self.effects.borrow_mut().extend(effects);
         Ok(())
     }
@@ -766,6 +800,10 @@ struct Pending<'a> {
     actor: Actor,
     cause: String,
     change: Option<Change>,
+    /// The dossiers as first loaded, when the job's changes raise alerts.
+    before: Option<HashMap<Uscc, Option<EnterpriseRecords>>>,
+    /// Alerts the job raises, numbered at commit.
+    drafts: Vec<AlertDraft>,
 }
 
 /// What an audit event says about a change (defaults: the target from the outcome, the
@@ -803,6 +841,8 @@ impl<'a> Pending<'a> {
             actor: Actor::default(),
             cause: String::new(),
             change: None,
+            before: None,
+            drafts: Vec::new(),
         }
     }
 
@@ -852,6 +892,9 @@ impl<'a> Pending<'a> {
             let mut d = read_dossier(self.tree, self.rules, u)?;
             if let Some(d) = d.as_mut() {
                 repair::attach(self.revocations, u, d)?;
+            }
+            if let Some(before) = self.before.as_mut() {
+                before.insert(*u, d.clone());
             }
             if !self.actor.regions.is_empty() {
                 // Only a scoped job's loads are checked (`check_scope`).

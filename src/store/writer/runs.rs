@@ -2,6 +2,7 @@
 //! the incremental re-score of every changed enterprise onto the live runs.
 
 use super::*;
+use crate::domain::alert::{worsened, AlertDraft, AlertKind};
 
 /// Registers a model version (ALREADY_EXISTS if the version exists with other
 /// content); `activate_if_none` makes it active when no model is.
@@ -162,8 +163,15 @@ impl Operation for ActivateRun {
 
 impl Writer {
     /// Re-scores every enterprise the job changed onto every live run (current,
-    /// candidate, being computed), in the job's own batch, recording the cause.
-    pub(super) fn rescore(&self, p: &mut Pending, cause: &str, now_ms: i64) -> Result<()> {
+    /// candidate, being computed), in the job's own batch, recording the cause; with
+    /// `alerting`, a class on the current run worse than before raises an alert.
+    pub(super) fn rescore(
+        &self,
+        p: &mut Pending,
+        cause: &str,
+        now_ms: i64,
+        alerting: bool,
+    ) -> Result<()> {
         if p.dirty.is_empty() {
             return Ok(());
         }
@@ -195,7 +203,10 @@ impl Writer {
             return Ok(());
         }
         let today = p.at.today;
+        let current = st.current.as_ref().map(|v| v.run.id);
+        let steps = self.options.alerts.worsen_steps;
         let mut puts = Vec::new();
+        let mut drafts = Vec::new();
         for u in &p.dirty {
             let Some(Some(d)) = p.docs.get(u) else {
                 continue;
@@ -210,6 +221,30 @@ impl Writer {
                     cause,
                     now_ms,
                 );
+                if alerting && current == Some(*id) {
+                    let before = match p.get(&sc::override_key(*id, u))? {
+                        Some(v) => Some(codec::decode::<Override>(&v)?.class),
+                        None => st.current.as_ref().and_then(|v| {
+                            v.entries
+                                .binary_search_by(|e| e.uscc.as_bytes().cmp(u.as_bytes()))
+                                .ok()
+                                .map(|i| v.entries[i].class)
+                        }),
+                    };
+                    if let (Some(b), Some(e)) = (before, d.enterprise.as_ref()) {
+                        if worsened(b, o.class, steps) {
+                            drafts.push(AlertDraft {
+                                kind: AlertKind::ClassWorsened,
+                                uscc: *u,
+                                region: e.region,
+                                class_before: Some(b),
+                                class_after: Some(o.class),
+                                records: Vec::new(),
+                                run_id: *id,
+                            });
+                        }
+                    }
+                }
                 if let Some((spot, rescored)) = spot {
                     // Marked before the commit: a reader may then look for an override
                     // that is not there yet (and fall back to the run's entry), but never
@@ -226,6 +261,7 @@ impl Writer {
         for (k, v) in puts {
             p.put(k, v);
         }
+        p.drafts.extend(drafts);
         Ok(())
     }
 
@@ -353,6 +389,7 @@ impl Writer {
             view.rescored.mark(u);
             changed.push(u);
         }
+        let mut new_overrides = HashMap::new();
         for u in changed {
             let Some(d) = p.doc(&u)?.cloned() else {
                 continue;
@@ -374,7 +411,17 @@ impl Writer {
                 o.cause = old.cause;
                 o.at_ms = old.at_ms;
             }
+            new_overrides.insert(u, o.class);
             p.put(sc::override_key(id, &u), codec::encode(&o)?);
+        }
+        // The run about to become current: every enterprise it puts in a worse class
+        // than the run it replaces raises an alert, in this batch.
+        if !view.run.dry_run && self.options.alerts.enabled {
+            let old = sc::read(&self.scoring)?.current.clone();
+            if let Some(old) = old {
+                let drafts = self.run_worsened(&old, &view, &new_overrides)?;
+                p.drafts.extend(drafts);
+            }
         }
         view.run.state = RunState::Complete;
         view.run.finished_at_ms = Some(now_ms);
@@ -463,6 +510,7 @@ impl Writer {
                 "scoring run {id} is already current"
             )));
         }
+        let previous = st.current.clone();
         let Some(candidate) = st.candidate.clone().filter(|v| v.run.id == id) else {
             if sc::load_run(&self.tree, id)?.is_none() {
                 return Err(Error::NotFound(format!("run_id: scoring run {id}")));
@@ -490,6 +538,13 @@ impl Writer {
             spot: candidate.spot.clone(),
             rescored: candidate.rescored.clone(),
         });
+        // The candidate becomes current: every enterprise it puts in a worse class than
+        // the run it replaces raises an alert, in this batch.
+        if let (Some(old), true) = (previous, self.options.alerts.enabled) {
+            let overrides = self.override_classes(id)?;
+            let drafts = self.run_worsened(&old, &view, &overrides)?;
+            p.drafts.extend(drafts);
+        }
         Ok((run, view))
     }
 }

@@ -268,3 +268,19 @@ pub async fn scoring_done(
     }
     done.ok_or_else(|| tonic::Status::internal("the scoring stream ended without a summary"))
 }
+
+/// Adds `authorization: Bearer TOKEN` to every call (none for `None`).
+#[derive(Clone)]
+pub struct Bearer(pub Option<&'static str>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(t) = self.0 {
+            let v: tonic::metadata::MetadataValue<_> = format!("Bearer {t}")
+                .parse()
+                .map_err(|_| tonic::Status::internal("header"))?;
+            r.metadata_mut().insert("authorization", v);
+        }
+        Ok(r)
+    }
+}
