@@ -104,6 +104,12 @@ enum Command {
     ///
     /// Example: credit-risk bench-audit --writes 20000 --clients 16
     BenchAudit(bench::audit::Args),
+    /// Benchmark early warning on a generated city (real server, loopback): the cost of
+    /// raising alerts in a batch run, the same run with N WatchAlerts subscribers, the
+    /// delivery lag, and a subscriber that resumes half-way; prints JSON.
+    ///
+    /// Example: credit-risk bench-alerts --enterprises 1000000 --subscribers 100
+    BenchAlerts(bench::alerts::Args),
     /// Benchmark the SpotCheckService of a running server on a scored store: match
     /// stream, BatchMatch, candidate pools, plan + draw, unary vs a bare echo; JSON.
     ///
@@ -145,6 +151,7 @@ fn main() -> ExitCode {
         Command::Check(a) => cli::check::run(a),
         Command::HashToken(a) => cli::hash_token::run(a),
         Command::Docs(a) => cli::docs::run(a),
+        Command::BenchAlerts(a) => bench::alerts::run(a),
         Command::BenchAudit(a) => bench::audit::run(a),
         Command::BenchSpot(a) => bench::spot::run(a),
         Command::BenchScoring(a) => bench::scoring::run(a),

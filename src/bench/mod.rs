@@ -2,6 +2,7 @@
 //! BENCHMARKS.md), one module per command, and what they share: the bare tonic echo
 //! baseline, unary loads, peak RSS.
 
+pub mod alerts;
 pub mod audit;
 pub mod load;
 pub mod scoring;

@@ -158,13 +158,15 @@ fn row(
 }
 
 /// The server under test, a child process.
-struct Server {
+pub(super) struct Server {
     child: Child,
-    addr: String,
+    /// Its address (HOST:PORT).
+    pub(super) addr: String,
 }
 
 impl Server {
-    fn start(dir: &Path, log: &Path) -> Result<Server, BenchError> {
+    /// Starts `credit-risk serve` on the store at `dir`, logging to `log`.
+    pub(super) fn start(dir: &Path, log: &Path) -> Result<Server, BenchError> {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -189,7 +191,8 @@ impl Server {
         Ok(Server { child, addr })
     }
 
-    fn status_kib(&self, field: &str) -> u64 {
+    /// A field of the server's /proc status, KiB (VmRSS:, VmHWM:).
+    pub(super) fn status_kib(&self, field: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
             .and_then(|s| {
@@ -201,7 +204,7 @@ impl Server {
     }
 
     /// SIGTERM, then waits; returns the seconds it took to exit.
-    fn stop(mut self) -> Result<f64, BenchError> {
+    pub(super) fn stop(mut self) -> Result<f64, BenchError> {
         let t = Instant::now();
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -300,6 +303,43 @@ fn load_json(r: &LoadReport) -> Value {
     serde_json::to_value(r).unwrap_or(Value::Null)
 }
 
+/// The generated city of `n` enterprises (seed `seed`) under `data`, made if missing
+/// (the generator is deterministic, so a file made once serves every run); with the
+/// generator's figures when it was made now.
+pub(super) fn dataset(
+    data: &Path,
+    n: u64,
+    seed: u64,
+    as_of: Date,
+) -> Result<(PathBuf, Option<Value>), BenchError> {
+    let dataset = data.join(format!("city-{n}-{seed}.bin"));
+    if dataset.exists() {
+        return Ok((dataset, None));
+    }
+    log(format!(
+        "generating {n} enterprises → {}",
+        dataset.display()
+    ));
+    let tmp = dataset.with_extension("bin.tmp");
+    let t = Instant::now();
+    let profile = Profile {
+        enterprises: n,
+        seed,
+        as_of,
+    };
+    let bar = progress_bar(n, "generate");
+    let counts = {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let c = synthetic::generate(&profile, &mut w, |i| bar.set_position(i))?;
+        std::io::Write::flush(&mut w)?;
+        c
+    };
+    bar.finish_and_clear();
+    std::fs::rename(&tmp, &dataset)?;
+    let figures = json!({"records": counts.total(), "seconds": t.elapsed().as_secs_f64()});
+    Ok((dataset, Some(figures)))
+}
+
 /// Runs everything; returns (table rows, the full JSON record).
 pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
     let n = args.enterprises;
@@ -309,32 +349,9 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
     let mut rows = Vec::new();
 
     // 1. Dataset (cached: the generator is deterministic).
-    let dataset = args.data.join(format!("city-{n}-{}.bin", args.seed));
-    if !dataset.exists() {
-        log(format!(
-            "generating {n} enterprises → {}",
-            dataset.display()
-        ));
-        let tmp = dataset.with_extension("bin.tmp");
-        let t = Instant::now();
-        let profile = Profile {
-            enterprises: n,
-            seed: args.seed,
-            as_of,
-        };
-        let bar = progress_bar(n, "generate");
-        let counts = {
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-            let c = synthetic::generate(&profile, &mut w, |i| bar.set_position(i))?;
-            std::io::Write::flush(&mut w)?;
-            c
-        };
-        bar.finish_and_clear();
-        std::fs::rename(&tmp, &dataset)?;
-        raw.insert(
-            "generate".into(),
-            json!({"records": counts.total(), "seconds": t.elapsed().as_secs_f64()}),
-        );
+    let (dataset, generated) = dataset(&args.data, n, args.seed, as_of)?;
+    if let Some(g) = generated {
+        raw.insert("generate".into(), g);
     }
     raw.insert(
         "dataset".into(),
