@@ -27,15 +27,19 @@ pub enum AlertKind {
     ListedSeriousIllegal,
     /// Penalties decided within the window reached the threshold.
     PenaltyThreshold,
+    /// A credit-repair case passed the due date of its next step (acceptance or
+    /// decision) without it.
+    RepairOverdue,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 4] = [
+    pub const ALL: [AlertKind; 5] = [
         AlertKind::ClassWorsened,
         AlertKind::ListedAbnormal,
         AlertKind::ListedSeriousIllegal,
         AlertKind::PenaltyThreshold,
+        AlertKind::RepairOverdue,
     ];
 }
 
@@ -80,6 +84,9 @@ pub struct AlertRules {
     pub penalty_threshold: u32,
     /// An alert not closed this many days after it was raised is overdue. [U]
     pub triage_days: u32,
+    /// How often the server looks for repair cases past their due date, seconds (and
+    /// once at start). [U]
+    pub deadline_check_secs: u64,
 }
 
 impl Default for AlertRules {
@@ -90,6 +97,7 @@ impl Default for AlertRules {
             penalty_window_days: 365,
             penalty_threshold: 3,
             triage_days: 10,
+            deadline_check_secs: 3600,
         }
     }
 }

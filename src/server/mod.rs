@@ -137,6 +137,8 @@ pub async fn run_with_metrics(
             .map(move |r| r.map(|s| connection::GuardedIo::new(s, timeouts)))
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Repair cases past their due date raise alerts (at start, then periodically).
+    tokio::spawn(crate::jobs::deadlines::run(store.clone(), stop_rx.clone()));
     // Watchers of alerts end at shutdown (told where to resume) instead of holding the
     // drain open for the whole grace period.
     let alerts = crate::proto::alert_service_server::AlertServiceServer::new(

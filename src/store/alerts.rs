@@ -5,6 +5,7 @@
 //! | key | value |
 //! |---|---|
 //! | `L seq(8)` | [`Alert`] (codec-encoded) |
+//! | `W case_id(8) due` | empty: the repair step due then has been alerted |
 //!
 //! Sequence numbers start at 1 and have no gaps (the writer assigns them in commit
 //! order), so a watcher that has seen `n` resumes exactly after it.
@@ -22,6 +23,16 @@ use crate::{
 
 /// The alert keyspace.
 pub const ALERTS: u8 = b'L';
+/// Repair deadlines already alerted: `W case_id(8) due(4)` → empty.
+pub const WARNED: u8 = b'W';
+
+/// `W case due`: the marker that case `id`'s step due on `due` has raised its alert.
+pub fn warned_key(id: u64, due: crate::domain::Date) -> Vec<u8> {
+    let mut k = vec![WARNED];
+    k.extend_from_slice(&id.to_be_bytes());
+    k.extend_from_slice(&due.to_string().into_bytes());
+    k
+}
 
 /// `L seq`.
 pub fn key(seq: u64) -> [u8; 9] {

@@ -457,3 +457,85 @@ async fn a_district_token_sees_and_handles_only_its_district() {
     assert!(err.message().starts_with("sequence"), "{}", err.message());
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_repair_case_past_its_due_date_alerts_once() {
+    // Filed on 2026-06-30 (a fixed clock); the server restarted on the real day, months
+    // later, finds its acceptance late.
+    let t = TestServer::start_on(Date::parse("today", TODAY).unwrap()).await;
+    let mut c = t.client.clone();
+    let u = uscc_n(b'1', 90);
+    let mut e = enterprise(&u);
+    e.established_on = "2025-01-02".into();
+    put_enterprise(&mut c, e).await;
+    let mut l = listing(&u, pb::ListKind::AbnormalOperations);
+    if let Some(x) = l.listing.as_mut() {
+        x.listed_on = "2026-05-04".into();
+    }
+    c.add_listing(l).await.expect("listing");
+    let mut r =
+        credit_risk::proto::credit_repair_service_client::CreditRepairServiceClient::connect(
+            format!("http://{}", t.addr),
+        )
+        .await
+        .unwrap();
+    let case = r
+        .submit_repair(pb::SubmitRepairRequest {
+            request_id: String::new(),
+            uscc: u.clone(),
+            target: Some(pb::RepairTarget {
+                target: Some(pb::repair_target::Target::Listing(pb::ListingKey {
+                    kind: pb::ListKind::AbnormalOperations as i32,
+                    listed_on: "2026-05-04".into(),
+                    reason: pb::ListingReason::UnreachableAtAddress as i32,
+                })),
+            }),
+            reason: "可通过登记住所联系".into(),
+            commitment: "守信承诺书 doc://commit/90".into(),
+            commitment_signed: true,
+            evidence: vec!["doc://site-visit/2026-06".into()],
+        })
+        .await
+        .expect("submit")
+        .into_inner();
+    let tmp = t.stop().await.expect("the store's directory");
+    let overdue = |a: &pb::Alert| kind(a) == pb::AlertKind::RepairOverdue;
+    for restart in 0..2 {
+        let t = TestServer::start_at(tmp.path()).await;
+        let ch = Channel::from_shared(format!("http://{}", t.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut al = AlertServiceClient::new(ch);
+        // The check runs at start, beside the first requests; after a restart it must
+        // find the step alerted already (give it time to run).
+        if restart > 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let mut found = Vec::new();
+        for _ in 0..50 {
+            found = al
+                .list_alerts(pb::ListAlertsRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .alerts
+                .into_iter()
+                .filter(overdue)
+                .collect();
+            if !found.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(found.len(), 1, "restart {restart}: one alert per late step");
+        assert_eq!(found[0].uscc, u);
+        assert!(
+            found[0].records[0].starts_with(&format!("repair_case/{} due ", case.case_id)),
+            "{:?}",
+            found[0].records
+        );
+        t.stop().await;
+    }
+}

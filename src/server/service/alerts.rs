@@ -51,6 +51,7 @@ fn kind_pb(k: AlertKind) -> i32 {
         AlertKind::ListedAbnormal => pb::AlertKind::ListedAbnormal,
         AlertKind::ListedSeriousIllegal => pb::AlertKind::ListedSeriousIllegal,
         AlertKind::PenaltyThreshold => pb::AlertKind::PenaltyThreshold,
+        AlertKind::RepairOverdue => pb::AlertKind::RepairOverdue,
     }) as i32
 }
 
@@ -60,6 +61,7 @@ fn kind_from_pb(field: &str, v: i32) -> Result<AlertKind, DomainError> {
         Ok(pb::AlertKind::ListedAbnormal) => Ok(AlertKind::ListedAbnormal),
         Ok(pb::AlertKind::ListedSeriousIllegal) => Ok(AlertKind::ListedSeriousIllegal),
         Ok(pb::AlertKind::PenaltyThreshold) => Ok(AlertKind::PenaltyThreshold),
+        Ok(pb::AlertKind::RepairOverdue) => Ok(AlertKind::RepairOverdue),
         Ok(pb::AlertKind::Unspecified) => Err(DomainError::invalid(field, "UNSPECIFIED")),
         Err(_) => Err(DomainError::invalid(
             field,

@@ -109,6 +109,67 @@ impl Writer {
     }
 }
 
+/// Raises a `RepairOverdue` alert for every open repair case whose next step is past
+/// its due date and not yet alerted for that date (a marker per case and due date, so a
+/// later step's deadline alerts again). Run by the deadline job.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RaiseOverdueRepairs;
+
+impl Operation for RaiseOverdueRepairs {
+    /// Alerts raised.
+    type Output = usize;
+    const RESCORES: bool = false;
+    const ALERTS: bool = false;
+    fn cause(&self) -> String {
+        "repair deadlines checked".into()
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<usize> {
+        let (w, p) = tx.parts();
+        let today = p.at.today;
+        let mut late = Vec::new();
+        for kv in w.tree.scan_prefix([repair::CASES]) {
+            let (_, v) = kv?;
+            let c: RepairCase = codec::decode(&v)?;
+            if let (Some(due), true) = (c.due(), c.overdue(today)) {
+                late.push((c.id, c.uscc, due));
+            }
+        }
+        let mut n = 0;
+        for (id, u, due) in late {
+            let marker = alerts::warned_key(id, due);
+            if p.get(&marker)?.is_some() {
+                continue;
+            }
+            let Some(region) = p
+                .doc(&u)?
+                .and_then(|d| d.enterprise.as_ref())
+                .map(|e| e.region)
+            else {
+                continue;
+            };
+            p.put(marker, Vec::new());
+            p.drafts.push(AlertDraft {
+                kind: AlertKind::RepairOverdue,
+                uscc: u,
+                region,
+                class_before: None,
+                class_after: None,
+                records: vec![format!("repair_case/{id} due {due}")],
+                run_id: 0,
+            });
+            n += 1;
+        }
+        if n > 0 {
+            p.change = Some(Change {
+                target: "repair deadlines".into(),
+                after: format!("{n} repair cases past their due date alerted"),
+                ..Change::default()
+            });
+        }
+        Ok(n)
+    }
+}
+
 /// A triage step on an alert.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AlertAction {

@@ -70,7 +70,7 @@ pub(super) use records::check_indexes;
 
 /// Every write the store performs, one type each (see [`Operation`]).
 pub mod op {
-    pub use super::alerts::{AlertAction, TriageAlert};
+    pub use super::alerts::{AlertAction, RaiseOverdueRepairs, TriageAlert};
     pub use super::backups::{BackupAbort, BackupBegin, BackupCatchUp, CatchUp};
     pub use super::cases::{
         Correction, DecideRepairCase, FileObjection, ResolveObjection, SubmitRepair,
