@@ -69,6 +69,18 @@ pub enum AlertOutcome {
     Dismissed,
 }
 
+impl AlertOutcome {
+    /// The name the API uses (without its `ALERT_OUTCOME_` prefix).
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertOutcome::ProblemFound => "PROBLEM_FOUND",
+            AlertOutcome::NoProblemFound => "NO_PROBLEM_FOUND",
+            AlertOutcome::Referred => "REFERRED",
+            AlertOutcome::Dismissed => "DISMISSED",
+        }
+    }
+}
+
 /// Which changes raise alerts, and the penalty threshold: data, not constants.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -201,7 +201,7 @@ impl Operation for TriageAlert {
         let what = match &self.action {
             AlertAction::Acknowledge { .. } => "acknowledged".to_string(),
             AlertAction::Assign { assignee } => format!("assigned to {assignee}"),
-            AlertAction::Close { outcome, .. } => format!("closed: {outcome:?}"),
+            AlertAction::Close { outcome, .. } => format!("closed: {}", outcome.name()),
         };
         format!("alert/{} {what}", self.seq)
     }
@@ -237,7 +237,8 @@ impl Operation for TriageAlert {
                 Ok(c) => (c, reason),
                 Err(CloseRefused::ClosedOtherwise(first)) => {
                     return Err(Error::FailedPrecondition(format!(
-                        "outcome: alert {seq} is already closed as {first:?}"
+                        "outcome: alert {seq} is already closed as {}",
+                        first.name()
                     )))
                 }
                 Err(CloseRefused::ReasonRequired) => {

@@ -136,6 +136,8 @@ pub struct ImportOutcome {
 
 impl Operation for Import {
     type Output = ImportOutcome;
+    /// A bulk load of history: its listings and penalties are not news.
+    const ALERTS: bool = false;
     fn cause(&self) -> String {
         "ImportRecords".into()
     }
