@@ -174,21 +174,15 @@ async fn timed_run(
     model: &str,
 ) -> Result<serde_json::Value, BenchError> {
     let t = Instant::now();
-    let mut s = cls
-        .run_batch_scoring(pb::RunBatchScoringRequest {
+    let run = super::batch_run(
+        cls,
+        pb::RunBatchScoringRequest {
             as_of: as_of.to_string(),
             model_version: model.into(),
             ..Default::default()
-        })
-        .await?
-        .into_inner();
-    let mut run = None;
-    while let Some(ev) = s.message().await? {
-        if let Some(pb::batch_scoring_event::Event::Done(r)) = ev.event {
-            run = Some(r);
-        }
-    }
-    let run = run.ok_or("batch scoring ended without a summary")?;
+        },
+    )
+    .await?;
     Ok(
         json!({"run_id": run.run_id, "model": model, "seconds": t.elapsed().as_secs_f64(),
               "classes": run.classes.map(|c| [c.a, c.b, c.c, c.d])}),

@@ -233,3 +233,20 @@ pub fn bare_copy(src: &Path, dst: &Path, batch: usize) -> Result<(u64, u64, f64)
     }
     Ok((keys, bytes, secs))
 }
+
+/// Runs `req` on the server and waits for its summary.
+pub async fn batch_run(
+    cls: &mut credit_risk::proto::classification_service_client::ClassificationServiceClient<
+        credit_risk::client::Authed,
+    >,
+    req: pb::RunBatchScoringRequest,
+) -> Result<pb::ScoringRun, BenchError> {
+    let mut s = cls.run_batch_scoring(req).await?.into_inner();
+    let mut run = None;
+    while let Some(ev) = s.message().await? {
+        if let Some(pb::batch_scoring_event::Event::Done(r)) = ev.event {
+            run = Some(r);
+        }
+    }
+    Ok(run.ok_or("batch scoring ended without a summary")?)
+}

@@ -386,20 +386,14 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
         client::TokenInterceptor::from_env(),
     );
     let t = Instant::now();
-    let mut s = cls
-        .run_batch_scoring(pb::RunBatchScoringRequest {
+    let run = super::batch_run(
+        &mut cls,
+        pb::RunBatchScoringRequest {
             as_of: as_of.to_string(),
             ..Default::default()
-        })
-        .await?
-        .into_inner();
-    let mut run = None;
-    while let Some(ev) = s.message().await? {
-        if let Some(pb::batch_scoring_event::Event::Done(r)) = ev.event {
-            run = Some(r);
-        }
-    }
-    let run = run.ok_or("batch scoring ended without a summary")?;
+        },
+    )
+    .await?;
     let scoring_secs = t.elapsed().as_secs_f64();
     raw.insert(
         "batch_scoring".into(),
