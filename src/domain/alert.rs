@@ -5,7 +5,7 @@
 //! The Shanghai report on credit-risk classification asks for 企业信用风险检测预警和研判处置
 //! (risk monitoring, early warning, triage and handling); which changes raise an alert,
 //! and the penalty window and threshold, are configurable data ([`AlertRules`], DOMAIN.md
-//! marks no statutory value for them: defaults marked [U]).
+//! marks no statutory value for them: defaults marked \[U\]).
 //!
 //! Detection is pure: given an enterprise's dossier before and after a change (and its
 //! class before and after), [`detect`] names the alerts; the store raises them in the
@@ -88,16 +88,16 @@ pub struct AlertRules {
     /// Raise alerts at all.
     pub enabled: bool,
     /// A class change counts when the new class is at least this many steps worse
-    /// (1: B→C counts; 2: only B→D, A→C, …). [U]
+    /// (1: B→C counts; 2: only B→D, A→C, …). \[U\]
     pub worsen_steps: u8,
-    /// The penalty window, days back from the day of the change. [U]
+    /// The penalty window, days back from the day of the change. \[U\]
     pub penalty_window_days: u32,
-    /// Penalties within the window that raise an alert (when a new one reaches it). [U]
+    /// Penalties within the window that raise an alert (when a new one reaches it). \[U\]
     pub penalty_threshold: u32,
-    /// An alert not closed this many days after it was raised is overdue. [U]
+    /// An alert not closed this many days after it was raised is overdue. \[U\]
     pub triage_days: u32,
     /// How often the server looks for repair cases past their due date, seconds (and
-    /// once at start). [U]
+    /// once at start). \[U\]
     pub deadline_check_secs: u64,
 }
 
