@@ -274,7 +274,7 @@ impl AlertService for AlertApi {
         let r = req.into_inner();
         let key = request_key("AcknowledgeAlert", &r.request_id, &r)?;
         let seq = target(r.sequence)?;
-        let note = optional_text("note", &r.note, 1000)?;
+        let note = super::optional_text("note", &r.note, 1000)?;
         self.step(actor, key, seq, op::AlertAction::Acknowledge { note })
             .await
     }
@@ -301,23 +301,10 @@ impl AlertService for AlertApi {
         let key = request_key("CloseAlert", &r.request_id, &r)?;
         let seq = target(r.sequence)?;
         let outcome = outcome_from_pb(r.outcome).map_err(invalid)?;
-        let reason = optional_text("reason", &r.reason, 1000)?;
+        let reason = super::optional_text("reason", &r.reason, 1000)?;
         self.step(actor, key, seq, op::AlertAction::Close { outcome, reason })
             .await
     }
-}
-
-/// An optional free-text field, trimmed; INVALID_ARGUMENT naming `field` when longer
-/// than `max` characters.
-fn optional_text(field: &str, s: &str, max: usize) -> Result<String, Status> {
-    let t = s.trim();
-    if t.chars().count() > max {
-        return Err(invalid(DomainError::invalid(
-            field,
-            format!("at most {max} characters"),
-        )));
-    }
-    Ok(t.to_string())
 }
 
 impl AlertApi {

@@ -350,10 +350,17 @@ impl Scope {
 /// A required free-text field, trimmed: INVALID_ARGUMENT naming `field` when empty or
 /// longer than `max` characters.
 pub fn required_text(field: &str, s: &str, max: usize) -> Result<String, Status> {
-    let t = s.trim();
+    let t = optional_text(field, s, max)?;
     if t.is_empty() {
         return Err(invalid(DomainError::invalid(field, "is required")));
     }
+    Ok(t)
+}
+
+/// An optional free-text field, trimmed: INVALID_ARGUMENT naming `field` when longer
+/// than `max` characters.
+pub fn optional_text(field: &str, s: &str, max: usize) -> Result<String, Status> {
+    let t = s.trim();
     if t.chars().count() > max {
         return Err(invalid(DomainError::invalid(
             field,

@@ -222,14 +222,19 @@ impl Writer {
                     now_ms,
                 );
                 if alerting && current == Some(*id) {
-                    let before = match p.get(&sc::override_key(*id, u))? {
+                    // The class readers saw: the override if one may exist (the run's
+                    // rescored set, as `classify` reads it), else the run's entry.
+                    let over = match spot {
+                        Some((_, rescored)) if !rescored.may_have(u) => None,
+                        _ => p.get(&sc::override_key(*id, u))?,
+                    };
+                    let before = match over {
                         Some(v) => Some(codec::decode::<Override>(&v)?.class),
-                        None => st.current.as_ref().and_then(|v| {
-                            v.entries
-                                .binary_search_by(|e| e.uscc.as_bytes().cmp(u.as_bytes()))
-                                .ok()
-                                .map(|i| v.entries[i].class)
-                        }),
+                        None => st
+                            .current
+                            .as_ref()
+                            .and_then(|v| v.lookup(u))
+                            .map(|e| e.class),
                     };
                     if let (Some(b), Some(e)) = (before, d.enterprise.as_ref()) {
                         if worsened(b, o.class, steps) {
