@@ -78,6 +78,14 @@ enum Command {
     ///   credit-risk report run --out charts/
     ///   credit-risk report enterprise 91310115MA1K3BTP2B --out report.html
     Report(cli::report::Args),
+    /// Statistics: annual-report filing, spot checks, and whether the model's classes
+    /// predict what inspectors find (StatisticsService).
+    ///
+    /// Examples:
+    ///   credit-risk stats filing --by-region
+    ///   credit-risk stats spot --from 2026-01 --by-month
+    ///   credit-risk stats model --compare 7
+    Stats(cli::stats::Args),
     /// Ask a running server for a consistent online backup (AdminService.Backup).
     ///
     /// Example: credit-risk backup --name nightly-2026-11-25.crbk
@@ -146,6 +154,7 @@ fn main() -> ExitCode {
         Command::Repair(a) => cli::repair::run(a),
         Command::Objection(a) => cli::objection::run(a),
         Command::Report(a) => cli::report::run(a),
+        Command::Stats(a) => cli::stats::run(a),
         Command::Backup(a) => cli::backup::run(a),
         Command::Restore(a) => cli::restore::run(a),
         Command::Check(a) => cli::check::run(a),

@@ -6,6 +6,13 @@
 //! messages (prost `encode_length_delimited`), the same messages `ImportRecords` takes.
 //! Randomness is ChaCha8 seeded from `--seed`, so the same seed, size and as-of date
 //! give byte-identical output.
+//!
+//! Every entity carries a hidden risk (a log-normal multiplier with mean 1, never
+//! emitted): it scales the chance of its penalties, missed annual reports, listings and
+//! of a spot check finding problems, so the records a model reads and the outcomes of
+//! later inspections share a cause, as in a real city. A model that reads the records
+//! well ranks later problem findings measurably better than chance (docs/MODEL.md,
+//! "Does the model work?").
 
 use std::io::Write;
 
@@ -120,6 +127,15 @@ const DOMAINS: [(pb::ViolationDomain, u32); 10] = [
     (pb::ViolationDomain::UnfairCompetition, 40),
 ];
 
+/// Spread of the hidden risk: log-normal with σ = 1.2 (the riskiest 5 % are ≥ 3.5 times
+/// as likely as the average entity to be penalised or to miss a report, half of all
+/// entities less than half as likely).
+const HIDDEN_RISK_SIGMA: f64 = 1.2;
+
+/// How steeply the chance that a spot check finds problems rises with the hidden risk
+/// (an exponent; E[risk^k] = exp(k(k−1)σ²/2) keeps the average at 10 %).
+const PROBLEM_STEEPNESS: f64 = 1.5;
+
 fn pick<T: Copy>(rng: &mut ChaCha8Rng, table: &[(T, u32)]) -> T {
     let total: u32 = table.iter().map(|(_, w)| w).sum();
     let mut x = rng.random_range(0..total.max(1));
@@ -188,6 +204,11 @@ pub fn generate(
         out.write_all(&buf)
     };
     for i in 0..profile.enterprises {
+        // The hidden risk: exp(σ z) / E[exp(σ z)], z standard normal (mean 1).
+        let risk = (HIDDEN_RISK_SIGMA * normal(&mut rng)
+            - HIDDEN_RISK_SIGMA * HIDDEN_RISK_SIGMA / 2.0)
+            .exp();
+        let chance = |rng: &mut ChaCha8Rng, p: f64| rng.random::<f64>() < (p * risk).min(0.95);
         let (entity_type, category) = match rng.random_range(0..100) {
             0..=84 => (pb::EntityType::Enterprise, b'1'),
             85..=96 => (pb::EntityType::IndividualBusiness, b'2'),
@@ -295,10 +316,11 @@ pub fn generate(
         )?;
         counts.enterprises += 1;
 
-        // Penalties: ≈ 0.30 per entity, skewed: 5 % hold many.
-        let n_pen = if rng.random_range(0..100) < 5 {
+        // Penalties: ≈ 0.30 per entity, skewed: 5 % hold many (both scaled by the hidden
+        // risk).
+        let n_pen = if chance(&mut rng, 0.05) {
             1 + (-rng.random_range(f64::EPSILON..1.0f64).ln() * 3.1) as u32
-        } else if rng.random_range(0..1000) < 126 {
+        } else if chance(&mut rng, 0.126) {
             1
         } else {
             0
@@ -392,7 +414,7 @@ pub fn generate(
             last_year
         };
         for y in first_year..=stop_year {
-            if rng.random_range(0..100) >= 92 {
+            if chance(&mut rng, 0.08) {
                 missed.push(y);
                 continue;
             }
@@ -426,9 +448,10 @@ pub fn generate(
             counts.annual_reports += 1;
         }
 
-        // Listings: ≈ 5 % abnormal (most still open), ≈ 0.3 % serious-illegal.
-        let roll = rng.random_range(0..1000);
-        if roll < 50 {
+        // Listings: ≈ 5 % abnormal (most still open), ≈ 0.3 % serious-illegal (scaled by
+        // the hidden risk).
+        let roll = rng.random::<f64>() / risk;
+        if roll < 0.050 {
             let (reason, report_year, listed_on) = match (missed.last(), rng.random_range(0..100)) {
                 (Some(y), 0..=69) => (
                     pb::ListingReason::AnnualReportNotFiled,
@@ -481,7 +504,7 @@ pub fn generate(
                 )?;
                 counts.listings += 1;
             }
-        } else if roll < 53 && !individual {
+        } else if roll < 0.053 && !individual {
             let listed_on = day_between(&mut rng, established_on.add_days(30), as_of);
             if listed_on <= as_of {
                 emit(
@@ -506,12 +529,21 @@ pub fn generate(
             }
         }
 
-        // Inspections: ≈ 0.15 per entity over five years, ≈ 10 % with problems.
+        // Inspections: ≈ 0.15 per entity over five years, ≈ 10 % with problems (the chance
+        // scaled by the hidden risk).
         let n_insp = match rng.random_range(0..1000) {
             0..=119 => 1,
             120..=134 => 2,
             _ => 0,
         };
+        // Problems: 10 % on average, rising with the hidden risk to the power 1.5 (the
+        // riskiest entities are found at fault far more often than they are penalised).
+        let problem_chance = (0.10 * risk.powf(PROBLEM_STEEPNESS)
+            / (PROBLEM_STEEPNESS * (PROBLEM_STEEPNESS - 1.0) / 2.0
+                * HIDDEN_RISK_SIGMA
+                * HIDDEN_RISK_SIGMA)
+                .exp())
+        .min(0.95);
         for k in 0..n_insp {
             let inspected_on = day_between(&mut rng, window_start, as_of);
             emit(
@@ -524,7 +556,7 @@ pub fn generate(
                     uscc: u.clone(),
                     inspected_on: inspected_on.to_string(),
                     check_items: vec!["登记事项".into(), "公示信息".into()],
-                    problems_found: rng.random_range(0..100) < 10,
+                    problems_found: rng.random::<f64>() < problem_chance,
                     recorded_at: None,
                 }),
                 out,

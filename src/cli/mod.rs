@@ -19,6 +19,7 @@ pub mod report;
 pub mod restore;
 pub mod score;
 pub mod serve;
+pub mod stats;
 
 use std::io::Read;
 

@@ -18,6 +18,7 @@ pub mod ruleset;
 pub mod sampler;
 pub mod scoring;
 pub mod spotcheck;
+pub mod stats;
 pub mod uscc;
 
 pub use clock::Clock;

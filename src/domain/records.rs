@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{Date, DomainError, IndustryCode, RegionCode, Uscc};
 
 /// Legal form (市场主体类型).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum EntityType {
     /// Enterprise (企业).
     Enterprise,
@@ -30,6 +30,16 @@ impl EntityType {
     /// Index byte.
     pub fn code(self) -> u8 {
         self as u8 + 1
+    }
+
+    /// From an index byte.
+    pub fn from_code(c: u8) -> Option<Self> {
+        match c {
+            1 => Some(EntityType::Enterprise),
+            2 => Some(EntityType::IndividualBusiness),
+            3 => Some(EntityType::FarmerCooperative),
+            _ => None,
+        }
     }
 }
 

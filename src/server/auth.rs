@@ -113,6 +113,7 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
     const REPAIR: &[Role] = &[RepairOperator, Admin];
     const REPAIR_READ: &[Role] = &[RepairOperator, Auditor, Admin];
     const AUDIT: &[Role] = &[Auditor, Admin];
+    const STATS: &[Role] = &[Scheduler, Scorer, Auditor, Admin];
     let rest = path.strip_prefix("/creditrisk.v1.")?;
     let (service, method) = rest.split_once('/')?;
     Some(match (service, method) {
@@ -135,6 +136,7 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
         ("RulesService", _) => ALL,
         ("AlertService", "WatchAlerts" | "ListAlerts") => SCHED_AUDIT,
         ("AlertService", _) => SCHED,
+        ("StatisticsService", _) => STATS,
         _ => ADMIN,
     })
 }

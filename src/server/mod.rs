@@ -146,6 +146,11 @@ pub async fn run_with_metrics(
     )
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
+    let statistics = crate::proto::statistics_service_server::StatisticsServiceServer::new(
+        service::statistics::StatisticsApi::new(store.clone()),
+    )
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
     if let Some(l) = metrics_listener {
         let addr = l.local_addr()?;
         if !addr.ip().is_loopback() {
@@ -212,6 +217,7 @@ pub async fn run_with_metrics(
         .add_service(admin)
         .add_service(rules)
         .add_service(alerts)
+        .add_service(statistics)
         .serve_with_incoming_shutdown(incoming, {
             let health = health_reporter.clone();
             let mut fault = store.fault();

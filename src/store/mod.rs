@@ -19,6 +19,7 @@ pub mod repair;
 pub mod scoring;
 pub mod seal;
 pub mod spot;
+pub mod stats;
 mod writer;
 
 use std::{
@@ -30,6 +31,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    domain::stats::{Counter, Month, Outcome, Performance},
     domain::{Date, Enterprise, EnterpriseRecords, Model, Uscc},
     error::{Error, Result},
 };
@@ -49,7 +51,7 @@ pub use writer::{
 
 /// Schema version of the store layout. A store written by another version is refused
 /// at open with both versions named.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Tuning and rule parameters of a store.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -211,6 +213,9 @@ impl Store {
                     .map_err(|_| Error::Corrupt("bad schema version record".into()))?;
                 if found == 2 {
                     migrate_2_to_3(&db, &meta, &registry)?;
+                }
+                if found == 2 || found == 3 {
+                    migrate_3_to_4(&db, &meta, &registry)?;
                 } else if found != SCHEMA_VERSION {
                     return Err(Error::FailedPrecondition(format!(
                         "store schema version {found}, this build reads {SCHEMA_VERSION}"
@@ -584,6 +589,83 @@ impl Store {
         })
     }
 
+    /// The filing counters up to report year `last_year` (see [`stats::filing`]).
+    pub fn filing_counters(&self, last_year: u16) -> Result<Vec<(Counter, u64)>> {
+        stats::filing(&self.shared.registry, last_year)
+    }
+
+    /// The spot-check counters of the months `from..=to` (see [`stats::spot_checks`]).
+    pub fn spot_check_counters(&self, from: Month, to: Month) -> Result<Vec<(Counter, u64)>> {
+        stats::spot_checks(&self.shared.registry, from, to)
+    }
+
+    /// How run `id` predicted the spot-check results dated `from..=to` whose region
+    /// passes `keep`: the run's own classes and scores (not later re-scores), and the
+    /// number of results of enterprises it did not score. FAILED_PRECONDITION for a run
+    /// that is not complete or whose results were deleted.
+    pub fn model_performance(
+        &self,
+        run: &ScoringRun,
+        from: Date,
+        to: Date,
+        keep: impl Fn(&crate::domain::RegionCode) -> bool,
+    ) -> Result<(Performance, u64)> {
+        if run.state != scoring::RunState::Complete {
+            return Err(Error::FailedPrecondition(format!(
+                "run {} is {:?}: only a complete run's results can be evaluated",
+                run.id, run.state
+            )));
+        }
+        let tree = &self.shared.registry;
+        let results: Vec<_> = stats::inspections_between(tree, from, to)?
+            .into_iter()
+            .filter(|i| keep(&i.region))
+            .collect();
+        let view = {
+            let st = scoring::read(&self.shared.scoring)?;
+            st.current
+                .iter()
+                .chain(st.candidate.iter())
+                .find(|v| v.run.id == run.id)
+                .cloned()
+        };
+        // A run in memory answers each lookup; another is read whole when that is
+        // cheaper than a block read per result.
+        let loaded = match &view {
+            Some(_) => None,
+            None if results.len() as u64 > run.enterprises / 64 => {
+                Some(scoring::load_entries(tree, run.id)?)
+            }
+            None => None,
+        };
+        let find = |u: &Uscc| -> Result<Option<RunEntry>> {
+            let search = |entries: &[RunEntry]| {
+                entries
+                    .binary_search_by(|e| e.uscc.as_bytes().cmp(u.as_bytes()))
+                    .ok()
+                    .map(|i| entries[i])
+            };
+            Ok(match (&view, &loaded) {
+                (Some(v), _) => search(&v.entries),
+                (None, Some(all)) => search(all),
+                (None, None) => scoring::lookup_entry(tree, run.id, u)?,
+            })
+        };
+        let mut outcomes = Vec::with_capacity(results.len());
+        let mut missing = 0u64;
+        for i in &results {
+            match find(&i.uscc)? {
+                Some(e) => outcomes.push(Outcome {
+                    class: e.class,
+                    score: i64::from(e.score),
+                    problem: i.problem,
+                }),
+                None => missing += 1,
+            }
+        }
+        Ok((Performance::of(&outcomes), missing))
+    }
+
     /// The current run, or FAILED_PRECONDITION.
     pub fn require_current_run(&self) -> Result<Arc<RunView>> {
         self.current_run()?.ok_or_else(|| {
@@ -877,10 +959,13 @@ impl Store {
         Ok(())
     }
 
-    /// Checks every index entry has its record and every record its index entries;
-    /// returns the number of enterprises checked. For tests and `credit-risk check`.
+    /// Checks every index entry has its record and every record its index entries, and
+    /// that the statistics equal those recomputed from the records; returns the number
+    /// of enterprises checked. For tests and `credit-risk check`.
     pub fn check_indexes(&self) -> Result<u64> {
-        writer::check_indexes(&self.shared.registry)
+        let n = writer::check_indexes(&self.shared.registry)?;
+        stats::verify(&self.shared.registry)?;
+        Ok(n)
     }
 
     /// Waits for the writer to drain (for shutdown), at most `timeout`.
@@ -927,12 +1012,25 @@ fn migrate_2_to_3(db: &sled::Db, meta: &sled::Tree, registry: &sled::Tree) -> Re
     let next = audit::head(registry)?.0 + 1;
     batch.insert(keys::counter(audit::CHAIN_V2_FROM), &next.to_be_bytes()[..]);
     registry.apply_batch(batch)?;
-    meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+    meta.insert("schema_version", &3u32.to_be_bytes())?;
     db.flush()?;
     tracing::warn!(
         dropped,
         audit_v2_from = next,
         "store migrated from schema 2 to 3"
+    );
+    Ok(())
+}
+
+/// Schema 4 adds the statistics (counters, the inspection date index, the drawn
+/// classes): computed once from the records.
+fn migrate_3_to_4(db: &sled::Db, meta: &sled::Tree, registry: &sled::Tree) -> Result<()> {
+    let derived = stats::rebuild(registry)?;
+    meta.insert("schema_version", &4u32.to_be_bytes())?;
+    db.flush()?;
+    tracing::warn!(
+        counters = derived.counters.len(),
+        "store migrated from schema 3 to 4 (statistics computed from the records)"
     );
     Ok(())
 }

@@ -26,6 +26,7 @@ mod replay;
 mod report;
 mod rules;
 mod spotcheck;
+mod statistics;
 mod tls;
 mod validation_props;
 mod wire;

@@ -38,6 +38,9 @@ const READ_ONLY: &[&str] = &[
     "VerifyAuditChain",
     "GetRules",
     "WatchAlerts",
+    "GetFilingStatistics",
+    "GetSpotCheckStatistics",
+    "GetModelPerformance",
     "ListAlerts",
 ];
 

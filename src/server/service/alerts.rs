@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     classification::{class_pb, rfc3339},
-    invalid, request_key,
+    invalid, region_prefixes, request_key,
     spotcheck::class_from_pb,
     Scope, StreamLimits,
 };
@@ -180,25 +180,7 @@ fn filter(f: Option<&pb::AlertFilter>, scope: &Scope) -> Result<AlertFilter, Sta
         out.classes
             .push(class_from_pb(&format!("filter.classes[{i}]"), *c).map_err(invalid)?);
     }
-    let p = f.region_prefix.trim();
-    if p.is_empty() {
-        out.regions = scope.0.clone();
-    } else {
-        if !(2..=6).contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid(DomainError::invalid(
-                "filter.region_prefix",
-                format!("{p:?} is not a region-code prefix (2 to 6 digits)"),
-            )));
-        }
-        // Inside the scope: the prefix starts with one of the token's prefixes.
-        if scope.is_scoped() && !scope.0.iter().any(|s| p.starts_with(s.as_str())) {
-            return Err(Status::permission_denied(format!(
-                "filter.region_prefix: {p} is outside the token's regions {:?}",
-                scope.0
-            )));
-        }
-        out.regions = vec![p.to_string()];
-    }
+    out.regions = region_prefixes("filter.region_prefix", &f.region_prefix, scope)?;
     Ok(out)
 }
 

@@ -10,6 +10,7 @@ pub mod registry;
 pub mod repair;
 pub mod rules;
 pub mod spotcheck;
+pub mod statistics;
 
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -249,6 +250,31 @@ pub fn actor<T>(req: &tonic::Request<T>, rpc: &str) -> crate::store::Actor {
 /// of its district.
 #[derive(Clone, Debug, Default)]
 pub struct Scope(pub Vec<String>);
+
+/// The region prefixes a request's `field` (a region-code prefix, 2 to 6 digits; empty:
+/// all) selects within the token's scope: the token's own prefixes when empty (none:
+/// everything), else the prefix itself, which must lie inside the scope
+/// (PERMISSION_DENIED otherwise).
+pub fn region_prefixes(field: &str, prefix: &str, scope: &Scope) -> Result<Vec<String>, Status> {
+    let p = prefix.trim();
+    if p.is_empty() {
+        return Ok(scope.0.clone());
+    }
+    if !(2..=6).contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(DomainError::invalid(
+            field,
+            format!("{p:?} is not a region-code prefix (2 to 6 digits)"),
+        )));
+    }
+    // Inside the scope: the prefix starts with one of the token's prefixes.
+    if scope.is_scoped() && !scope.0.iter().any(|s| p.starts_with(s.as_str())) {
+        return Err(Status::permission_denied(format!(
+            "{field}: {p} is outside the token's regions {:?}",
+            scope.0
+        )));
+    }
+    Ok(vec![p.to_string()])
+}
 
 impl Scope {
     /// The scope of a request.

@@ -39,7 +39,7 @@ use super::{
         SharedScoring,
     },
     spot::{SpotIndex, SpotRow},
-    StoreOptions,
+    stats, StoreOptions,
 };
 use crate::{
     domain::alert::AlertDraft,
@@ -51,6 +51,7 @@ use crate::{
         },
         scoring::assess,
         spotcheck::{Exemption, Inspector},
+        stats::{filing_counters, Counter, Month},
         AnnualReport, Date, Enterprise, EnterpriseRecords, EnterpriseStatus, InspectionResult,
         ListKind, Listing, Model, Penalty, Uscc,
     },
@@ -804,6 +805,10 @@ struct Pending<'a> {
     before: Option<HashMap<Uscc, Option<EnterpriseRecords>>>,
     /// Alerts the job raises, numbered at commit.
     drafts: Vec<AlertDraft>,
+    /// The filing counters of each dossier the job changes, as it was before.
+    stats_before: HashMap<Uscc, Vec<Counter>>,
+    /// Counter changes the operation made itself (inspections, draws).
+    stats_delta: HashMap<Counter, i64>,
 }
 
 /// What an audit event says about a change (defaults: the target from the outcome, the
@@ -843,7 +848,46 @@ impl<'a> Pending<'a> {
             change: None,
             before: None,
             drafts: Vec::new(),
+            stats_before: HashMap::new(),
+            stats_delta: HashMap::new(),
         }
+    }
+
+    /// Adds `n` to a statistics counter, in this batch.
+    fn count(&mut self, c: Counter, n: i64) {
+        *self.stats_delta.entry(c).or_insert(0) += n;
+    }
+
+    /// Writes the batch's counter changes: the operation's own, and for every changed
+    /// dossier its filing counters after less those before.
+    fn write_counters(&mut self) -> Result<()> {
+        let mut delta = std::mem::take(&mut self.stats_delta);
+        for u in &self.dirty {
+            for c in self.stats_before.remove(u).unwrap_or_default() {
+                *delta.entry(c).or_insert(0) -= 1;
+            }
+            if let Some(Some(d)) = self.docs.get(u) {
+                for c in filing_counters(d) {
+                    *delta.entry(c).or_insert(0) += 1;
+                }
+            }
+        }
+        for (c, n) in delta.into_iter().filter(|(_, n)| *n != 0) {
+            let k = super::stats::counter_key(&c);
+            let now = match self.get(&k)? {
+                Some(v) => super::stats::decode_value(&v)?,
+                None => 0,
+            };
+            let next = now.checked_add_signed(n).ok_or_else(|| {
+                Error::Corrupt(format!("statistics counter {c} would go from {now} by {n}"))
+            })?;
+            if next == 0 {
+                self.del(k);
+            } else {
+                self.put(k, next.to_be_bytes().to_vec());
+            }
+        }
+        Ok(())
     }
 
     /// Derives the listing terms of every dossier the job changed.
@@ -953,7 +997,13 @@ impl<'a> Pending<'a> {
     /// The dossier of `u` for changing; it is written back at commit.
     fn doc_mut(&mut self, u: &Uscc) -> Result<&mut Option<EnterpriseRecords>> {
         self.load(u)?;
-        self.dirty.insert(*u);
+        if self.dirty.insert(*u) {
+            let before = match self.docs.get(u) {
+                Some(Some(d)) => filing_counters(d),
+                _ => Vec::new(),
+            };
+            self.stats_before.insert(*u, before);
+        }
         self.docs
             .get_mut(u)
             .ok_or_else(|| Error::Corrupt("dossier cache".into()))
@@ -979,6 +1029,7 @@ impl<'a> Pending<'a> {
         enterprises: &AtomicU64,
         tracker: &super::backup::Tracker,
     ) -> Result<Vec<Effect>> {
+        self.write_counters()?;
         for u in &self.dirty {
             if let Some(Some(d)) = self.docs.get(u) {
                 self.batch.insert(
