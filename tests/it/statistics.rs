@@ -507,3 +507,86 @@ async fn the_built_in_model_beats_a_blind_one_on_later_inspections() {
     assert!((a.lift - a.problem_rate / good.problem_rate).abs() < 1e-9);
     s.stop().await;
 }
+
+/// A schema-3 store (before statistics) gets them computed from its records at open, equal
+/// to what the writer keeps; a store whose counters drifted fails `check`.
+#[tokio::test]
+async fn a_schema_3_store_gets_its_statistics_at_open() {
+    use credit_risk::store::{Store, StoreOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let options = || StoreOptions {
+        clock: credit_risk::domain::Clock::fixed(day("2026-10-01")),
+        ..StoreOptions::default()
+    };
+    let s = TestServer::start_at(tmp.path()).await;
+    credit_risk::server::demo::load(&s.store, 300)
+        .await
+        .unwrap();
+    let mut st = StatisticsServiceClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    let want = st
+        .get_filing_statistics(pb::GetFilingStatisticsRequest {
+            by_region: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    assert!(!want.is_empty());
+    s.stop().await;
+    let strip = |schema: Option<u32>, drift: bool| {
+        let db = (0..100)
+            .find_map(|_| {
+                sled::open(tmp.path())
+                    .map_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
+                    .ok()
+            })
+            .expect("open the store directly");
+        let reg = db.open_tree("registry").unwrap();
+        let keys: Vec<_> = [b'T', b'J', b'K']
+            .iter()
+            .flat_map(|t| reg.scan_prefix([*t]).map(|kv| kv.unwrap().0))
+            .collect();
+        assert!(!keys.is_empty(), "the store keeps statistics");
+        if drift {
+            reg.insert(&keys[0], &7u64.to_be_bytes()[..]).unwrap();
+        } else {
+            keys.iter().for_each(|k| {
+                reg.remove(k).unwrap();
+            });
+        }
+        if let Some(v) = schema {
+            db.open_tree("meta")
+                .unwrap()
+                .insert("schema_version", &v.to_be_bytes())
+                .unwrap();
+        }
+        db.flush().unwrap();
+    };
+    strip(Some(3), false);
+    let s = TestServer::start_at(tmp.path()).await;
+    s.store
+        .check_indexes()
+        .expect("computed statistics agree with the records");
+    let mut st = StatisticsServiceClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    let got = st
+        .get_filing_statistics(pb::GetFilingStatisticsRequest {
+            by_region: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    assert_eq!(got, want);
+    s.stop().await;
+    strip(None, true);
+    let store = Store::open(tmp.path(), options()).unwrap();
+    let e = store.check_indexes().unwrap_err();
+    assert!(e.to_string().contains("statistics"), "{e}");
+    store.close(std::time::Duration::from_secs(5)).unwrap();
+}
