@@ -1,5 +1,6 @@
 //! Pictures for people (`credit-risk report`): charts of a scoring run — enterprises per
-//! class in each district, and the score histogram — as SVG and PNG, and a one-page HTML
+//! class in each district, the score histogram, annual-report filing rates and this
+//! year's problem-found rate per class drawn — as SVG and PNG, and a one-page HTML
 //! credit report of one enterprise (profile, class, factors as a bar chart, penalties,
 //! listings, annual reports, inspections, repairs, class history).
 //!
@@ -22,6 +23,7 @@ use credit_risk::{
         self as pb, classification_service_client::ClassificationServiceClient,
         registry_service_client::RegistryServiceClient,
         spot_check_service_client::SpotCheckServiceClient,
+        statistics_service_client::StatisticsServiceClient,
     },
 };
 
@@ -378,6 +380,113 @@ pub fn draw_factors<DB: DrawingBackend>(
     root.present().map_err(err)
 }
 
+/// One bar of a percentage chart: its label, value (0 to 100) and colour.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PercentBar {
+    pub label: String,
+    pub percent: f64,
+    pub colour: RGBColor,
+}
+
+/// Draws vertical bars of percentages (filing rates, problem-found rates), each labelled
+/// under its bar and with its value above.
+pub fn draw_percentages<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    y_desc: &str,
+    bars: &[PercentBar],
+) -> Result<(), String> {
+    register_fonts();
+    root.fill(&WHITE).map_err(err)?;
+    let n = bars.len().max(2);
+    let top = bars
+        .iter()
+        .map(|b| b.percent)
+        .fold(10.0, f64::max)
+        .min(100.0)
+        * 1.15;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 22))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..top)
+        .map_err(err)?;
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .y_desc(y_desc)
+        .label_style((FONT, 13))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let mut r = Rectangle::new(
+                [
+                    (SegmentValue::Exact(i), 0.0),
+                    (SegmentValue::Exact(i + 1), b.percent),
+                ],
+                b.colour.filled(),
+            );
+            r.set_margin(0, 0, 6, 6);
+            r
+        }))
+        .map_err(err)?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            Text::new(
+                format!("{:.1}%", b.percent),
+                (SegmentValue::CenterOf(i), b.percent + top * 0.02),
+                (FONT, 13).into_font(),
+            )
+        }))
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// The filing-rate bars of a filing answer: one per report year and entity type.
+pub fn filing_bars(rows: &[pb::FilingRow]) -> Vec<PercentBar> {
+    rows.iter()
+        .map(|r| {
+            let (short, colour) = match pb::EntityType::try_from(r.entity_type) {
+                Ok(pb::EntityType::IndividualBusiness) => ("ind.", CLASS_COLOURS[1]),
+                Ok(pb::EntityType::FarmerCooperative) => ("coop.", CLASS_COLOURS[2]),
+                _ => ("ent.", CLASS_COLOURS[0]),
+            };
+            PercentBar {
+                label: format!("{} {short}", r.report_year),
+                percent: 100.0 * r.filing_rate,
+                colour,
+            }
+        })
+        .collect()
+}
+
+/// The problem-found-rate bars of a spot-check answer: one per class drawn in (and one
+/// for results no recorded draw selected, when there are any).
+pub fn problem_bars(rows: &[pb::SpotCheckRow]) -> Vec<PercentBar> {
+    rows.iter()
+        .filter(|r| r.inspected > 0)
+        .map(|r| {
+            let k = class_index(r.risk_class);
+            PercentBar {
+                label: match k {
+                    Some(k) => format!("class {} ({})", LETTERS[k], r.inspected),
+                    None => format!("not drawn ({})", r.inspected),
+                },
+                percent: 100.0 * r.problem_rate,
+                colour: k.map_or(RGBColor(150, 150, 150), |k| CLASS_COLOURS[k]),
+            }
+        })
+        .collect()
+}
+
 /// Renders a chart to an SVG string.
 pub fn to_svg(
     size: (u32, u32),
@@ -405,6 +514,7 @@ pub fn to_png(
 enum Chart<'a> {
     Districts(&'a str, &'a [DistrictBar]),
     Histogram(&'a str, &'a [ScoreBin]),
+    Percentages(&'a str, &'a str, &'a [PercentBar]),
 }
 
 impl Chart<'_> {
@@ -412,6 +522,7 @@ impl Chart<'_> {
         match self {
             Chart::Districts(title, bars) => draw_districts(root, title, bars),
             Chart::Histogram(title, bins) => draw_histogram(root, title, bins),
+            Chart::Percentages(title, y, bars) => draw_percentages(root, title, y, bars),
         }
     }
 }
@@ -438,7 +549,8 @@ pub async fn run_report(addr: &str, out: &Path, bin_width: f64) -> Result<RunRep
     let ch = channel(addr).await?;
     let mut cls =
         ClassificationServiceClient::with_interceptor(ch.clone(), TokenInterceptor::from_env());
-    let mut spot = SpotCheckServiceClient::with_interceptor(ch, TokenInterceptor::from_env());
+    let mut spot =
+        SpotCheckServiceClient::with_interceptor(ch.clone(), TokenInterceptor::from_env());
     let runs = cls
         .list_scoring_runs(pb::ListScoringRunsRequest {})
         .await?
@@ -491,12 +603,31 @@ pub async fn run_report(addr: &str, out: &Path, bin_width: f64) -> Result<RunRep
     }
     let bins = score_bins(scores, bin_width);
 
+    // The statistics: filing rates of the last report years, problem-found rates per
+    // class drawn in this year's spot checks.
+    let mut stats = StatisticsServiceClient::with_interceptor(ch, TokenInterceptor::from_env());
+    let filing = stats
+        .get_filing_statistics(pb::GetFilingStatisticsRequest::default())
+        .await?
+        .into_inner();
+    let spot_checks = stats
+        .get_spot_check_statistics(pb::GetSpotCheckStatisticsRequest::default())
+        .await?
+        .into_inner();
+    let filing = filing_bars(&filing.rows);
+    let problems = problem_bars(&spot_checks.rows);
+
     let what = format!(
         "run {} ({}, as of {})",
         run.run_id, run.model_version, run.as_of
     );
     let d_title = format!("Enterprises per class and district, {what}");
     let h_title = format!("Score histogram, {what}");
+    let f_title = "Annual reports filed, per report year and entity type".to_string();
+    let p_title = format!(
+        "Spot checks that found problems, per class drawn ({} to {})",
+        spot_checks.from_month, spot_checks.to_month
+    );
     let mut files = Vec::new();
     for (stem, size, chart) in [
         (
@@ -508,6 +639,16 @@ pub async fn run_report(addr: &str, out: &Path, bin_width: f64) -> Result<RunRep
             "score-histogram",
             (1200, 600),
             Chart::Histogram(&h_title, &bins),
+        ),
+        (
+            "filing-rates",
+            (1200, 560),
+            Chart::Percentages(&f_title, "filed (%)", &filing),
+        ),
+        (
+            "problem-rates",
+            (1000, 560),
+            Chart::Percentages(&p_title, "found problems (%)", &problems),
         ),
     ] {
         let svg = out.join(format!("{stem}.svg"));
@@ -863,6 +1004,27 @@ mod tests {
         ];
         let svg = to_svg((600, 200), |r| draw_factors(r, &factors)).unwrap();
         assert!(svg.contains("PENALTY_FINE"));
+        let rows = [
+            pb::SpotCheckRow {
+                risk_class: pb::RiskClass::D as i32,
+                inspected: 8,
+                problems_found: 2,
+                problem_rate: 0.25,
+                ..Default::default()
+            },
+            pb::SpotCheckRow {
+                inspected: 0,
+                ..Default::default()
+            },
+        ];
+        let bars = problem_bars(&rows);
+        assert_eq!(bars.len(), 1, "a class without results has no bar");
+        assert_eq!(
+            (bars[0].label.as_str(), bars[0].percent),
+            ("class D (8)", 25.0)
+        );
+        let svg = to_svg((600, 300), |r| draw_percentages(r, "Problems", "%", &bars)).unwrap();
+        assert!(svg.contains("class D (8)") && svg.contains("25.0%"));
     }
 
     #[test]

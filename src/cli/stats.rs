@@ -66,6 +66,23 @@ enum What {
         #[arg(long)]
         by_month: bool,
     },
+    /// Credit-repair cases and objections per month: outcomes, lateness, days to decide.
+    ///
+    /// Example: credit-risk stats repair --from 2026-01 --by-month
+    Repair {
+        /// First month, YYYY-MM [default: January of --to].
+        #[arg(long, default_value = "")]
+        from: String,
+        /// Last month, YYYY-MM [default: this month].
+        #[arg(long, default_value = "")]
+        to: String,
+        /// Only regions whose code starts with this.
+        #[arg(long, default_value = "")]
+        region: String,
+        /// A row per month.
+        #[arg(long)]
+        by_month: bool,
+    },
     /// Problem-found rate and lift per class, and the AUC, of a run against the spot
     /// checks after it (optionally beside a second run, e.g. a dry run).
     ///
@@ -129,6 +146,23 @@ pub fn run(a: Args) -> CliResult {
                     .await?
                     .into_inner();
                 print_spot(&r, a.json);
+            }
+            What::Repair {
+                from,
+                to,
+                region,
+                by_month,
+            } => {
+                let r = c
+                    .get_repair_statistics(pb::GetRepairStatisticsRequest {
+                        from_month: from,
+                        to_month: to,
+                        region_prefix: region,
+                        by_month,
+                    })
+                    .await?
+                    .into_inner();
+                print_repair(&r, a.json);
             }
             What::Model {
                 run,
@@ -226,11 +260,16 @@ fn print_spot(r: &pb::SpotCheckStatistics, as_json: bool) {
             .iter()
             .map(|p| json!({"month": p.month, "plans": p.plans}))
             .collect();
+        let matches: Vec<_> = r
+            .matches
+            .iter()
+            .map(|m| json!({"month": m.month, "batch_match": m.batch_match, "match_stream": m.match_stream}))
+            .collect();
         println!(
             "{}",
             json!({"from_month": r.from_month, "to_month": r.to_month, "drawn": r.drawn,
                 "inspected": r.inspected, "problems_found": r.problems_found,
-                "rows": rows, "plans": plans})
+                "rows": rows, "plans": plans, "matches": matches})
         );
         return;
     }
@@ -243,6 +282,12 @@ fn print_spot(r: &pb::SpotCheckStatistics, as_json: bool) {
         r.inspected,
         r.problems_found
     );
+    let matched: u64 = r
+        .matches
+        .iter()
+        .map(|m| m.batch_match + m.match_stream)
+        .sum();
+    println!("Classes matched (BatchMatch + MatchClassifications): {matched} USCCs");
     println!(
         "{:<8} {:<8} {:<6} {:>9} {:>10} {:>9} {:>8}",
         "month", "region", "class", "drawn", "inspected", "problems", "rate"
@@ -257,6 +302,85 @@ fn print_spot(r: &pb::SpotCheckStatistics, as_json: bool) {
             x.inspected,
             x.problems_found,
             100.0 * x.problem_rate
+        );
+    }
+}
+
+fn print_repair(r: &pb::RepairStatistics, as_json: bool) {
+    if as_json {
+        let repairs: Vec<_> = r
+            .repairs
+            .iter()
+            .map(|x| {
+                json!({"month": x.month, "submitted": x.submitted, "open": x.open,
+                    "not_accepted": x.not_accepted, "approved": x.approved, "denied": x.denied,
+                    "revoked": x.revoked, "decided_late": x.decided_late,
+                    "mean_days_to_decision": x.mean_days_to_decision,
+                    "max_days_to_decision": x.max_days_to_decision})
+            })
+            .collect();
+        let objections: Vec<_> = r
+            .objections
+            .iter()
+            .map(|x| {
+                json!({"month": x.month, "filed": x.filed, "open": x.open, "upheld": x.upheld,
+                    "corrected": x.corrected, "resolved_late": x.resolved_late,
+                    "mean_days_to_resolution": x.mean_days_to_resolution,
+                    "max_days_to_resolution": x.max_days_to_resolution})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"from_month": r.from_month, "to_month": r.to_month,
+                "repairs": repairs, "objections": objections})
+        );
+        return;
+    }
+    println!("Credit repair {} to {}", r.from_month, r.to_month);
+    println!(
+        "{:<8} {:>9} {:>6} {:>8} {:>8} {:>7} {:>8} {:>6} {:>9} {:>5}",
+        "month",
+        "submitted",
+        "open",
+        "refused",
+        "approved",
+        "denied",
+        "revoked",
+        "late",
+        "mean days",
+        "max"
+    );
+    for x in &r.repairs {
+        println!(
+            "{:<8} {:>9} {:>6} {:>8} {:>8} {:>7} {:>8} {:>6} {:>9.1} {:>5}",
+            or_all(&x.month),
+            x.submitted,
+            x.open,
+            x.not_accepted,
+            x.approved,
+            x.denied,
+            x.revoked,
+            x.decided_late,
+            x.mean_days_to_decision,
+            x.max_days_to_decision
+        );
+    }
+    println!("\nObjections {} to {}", r.from_month, r.to_month);
+    println!(
+        "{:<8} {:>6} {:>6} {:>7} {:>9} {:>6} {:>9} {:>5}",
+        "month", "filed", "open", "upheld", "corrected", "late", "mean days", "max"
+    );
+    for x in &r.objections {
+        println!(
+            "{:<8} {:>6} {:>6} {:>7} {:>9} {:>6} {:>9.1} {:>5}",
+            or_all(&x.month),
+            x.filed,
+            x.open,
+            x.upheld,
+            x.corrected,
+            x.resolved_late,
+            x.mean_days_to_resolution,
+            x.max_days_to_resolution
         );
     }
 }

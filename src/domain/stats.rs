@@ -83,6 +83,9 @@ pub enum Counter {
     },
     /// Plans drawn, by the month of their as-of date.
     PlansDrawn { month: Month },
+    /// USCCs answered by the match RPCs (BatchMatch, or MatchClassifications when
+    /// `stream`) in a month: usage, not records, so not derived from them.
+    Matched { month: Month, stream: bool },
 }
 
 impl std::fmt::Display for Counter {
@@ -117,6 +120,101 @@ pub fn filing_counters(d: &EnterpriseRecords) -> Vec<Counter> {
             }),
     );
     out
+}
+
+/// Credit-repair cases of one period: how they ended and how long the decision took.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RepairCounts {
+    pub submitted: u64,
+    /// Not yet decided (submitted or accepted).
+    pub open: u64,
+    pub not_accepted: u64,
+    pub approved: u64,
+    pub denied: u64,
+    /// Approved, then revoked (a false commitment).
+    pub revoked: u64,
+    /// Decided (or refused) after the step's due date.
+    pub late: u64,
+    /// Calendar days from submission to the decision (acceptance refused, approved or
+    /// denied), one per decided case.
+    pub days: Vec<u32>,
+}
+
+/// Objections of one period: how they ended and how long they took.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObjectionCounts {
+    pub filed: u64,
+    pub open: u64,
+    pub upheld: u64,
+    pub corrected: u64,
+    /// Resolved after the due date.
+    pub late: u64,
+    /// Calendar days from filing to resolution, one per resolved objection.
+    pub days: Vec<u32>,
+}
+
+/// Mean and maximum of a list of day counts (0 for none).
+pub fn mean_max(days: &[u32]) -> (f64, u32) {
+    if days.is_empty() {
+        return (0.0, 0);
+    }
+    let sum: u64 = days.iter().map(|d| u64::from(*d)).sum();
+    (
+        sum as f64 / days.len() as f64,
+        days.iter().copied().max().unwrap_or(0),
+    )
+}
+
+fn days_between(from: Date, to: Date) -> u32 {
+    (to.days() - from.days()).max(0) as u32
+}
+
+impl RepairCounts {
+    /// Adds a case.
+    pub fn add(&mut self, c: &super::repair::RepairCase) {
+        use super::repair::RepairState as S;
+        self.submitted += 1;
+        match c.state {
+            S::Submitted | S::Accepted => self.open += 1,
+            S::NotAccepted => self.not_accepted += 1,
+            S::Approved => self.approved += 1,
+            S::Denied => self.denied += 1,
+            S::Revoked => self.revoked += 1,
+        }
+        let decision = c
+            .history
+            .iter()
+            .find(|h| matches!(h.state, S::NotAccepted | S::Approved | S::Denied));
+        if let Some(h) = decision {
+            self.days.push(days_between(c.submitted_on, h.on));
+            let due = match h.state {
+                S::NotAccepted => Some(c.accept_due),
+                _ => c.decide_due,
+            };
+            if due.is_some_and(|due| h.on > due) {
+                self.late += 1;
+            }
+        }
+    }
+}
+
+impl ObjectionCounts {
+    /// Adds an objection.
+    pub fn add(&mut self, o: &super::repair::Objection) {
+        use super::repair::ObjectionState as S;
+        self.filed += 1;
+        match o.state {
+            S::Open => self.open += 1,
+            S::Upheld => self.upheld += 1,
+            S::Corrected => self.corrected += 1,
+        }
+        if let Some(h) = o.history.iter().find(|h| h.state != S::Open) {
+            self.days.push(days_between(o.filed_on, h.on));
+            if h.on > o.decide_due {
+                self.late += 1;
+            }
+        }
+    }
 }
 
 /// One inspection as the evaluation sees it: the class and score the run gave the
@@ -280,6 +378,12 @@ mod tests {
             filing_counters(&d).is_empty(),
             "a deregistered entity no longer files"
         );
+    }
+
+    #[test]
+    fn mean_and_max_of_days() {
+        assert_eq!(mean_max(&[]), (0.0, 0));
+        assert_eq!(mean_max(&[2, 4, 9]), (5.0, 9));
     }
 
     #[test]

@@ -2,3 +2,4 @@
 
 pub mod batch_scoring;
 pub mod deadlines;
+pub mod usage;

@@ -114,6 +114,7 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
     const REPAIR_READ: &[Role] = &[RepairOperator, Auditor, Admin];
     const AUDIT: &[Role] = &[Auditor, Admin];
     const STATS: &[Role] = &[Scheduler, Scorer, Auditor, Admin];
+    const STATS_REPAIR: &[Role] = &[Scheduler, Scorer, Auditor, RepairOperator, Admin];
     let rest = path.strip_prefix("/creditrisk.v1.")?;
     let (service, method) = rest.split_once('/')?;
     Some(match (service, method) {
@@ -136,6 +137,7 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
         ("RulesService", _) => ALL,
         ("AlertService", "WatchAlerts" | "ListAlerts") => SCHED_AUDIT,
         ("AlertService", _) => SCHED,
+        ("StatisticsService", "GetRepairStatistics") => STATS_REPAIR,
         ("StatisticsService", _) => STATS,
         _ => ADMIN,
     })

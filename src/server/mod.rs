@@ -139,6 +139,8 @@ pub async fn run_with_metrics(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Repair cases past their due date raise alerts (at start, then periodically).
     tokio::spawn(crate::jobs::deadlines::run(store.clone(), stop_rx.clone()));
+    // Match volume metered in memory is written every minute and at shutdown.
+    let usage = tokio::spawn(crate::jobs::usage::run(store.clone(), stop_rx.clone()));
     // Watchers of alerts end at shutdown (told where to resume) instead of holding the
     // drain open for the whole grace period.
     let alerts = crate::proto::alert_service_server::AlertServiceServer::new(
@@ -245,6 +247,12 @@ pub async fn run_with_metrics(
         _ = forced => tracing::warn!(?grace, "grace period over: closing remaining requests"),
     }
     set_health(&health_reporter, tonic_health::ServingStatus::NotServing).await;
+    // The usage job ends when told to stop; what was matched while draining is written
+    // here, before the store closes.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), usage).await;
+    if let Err(e) = store.write_match_counts().await {
+        tracing::warn!(error = %e, "writing the last match counts failed");
+    }
     store.close(std::time::Duration::from_secs(30))?;
     if let Some(reason) = store.fault().borrow().clone() {
         // Fail closed: a supervisor restarts the process; the store reopens cleanly.

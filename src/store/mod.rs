@@ -153,6 +153,8 @@ struct Shared {
     tracker: Arc<backup::Tracker>,
     /// The watchers of new alerts.
     hub: alerts::AlertHub,
+    /// USCCs answered by the match RPCs and not yet written: (month, streamed) → count.
+    matches: std::sync::Mutex<std::collections::BTreeMap<(u32, bool), u64>>,
 }
 
 /// A cheap-to-clone handle on the store.
@@ -268,8 +270,42 @@ impl Store {
                 fault,
                 tracker,
                 hub,
+                matches: Default::default(),
             }),
         })
+    }
+
+    /// Notes that a match RPC answered `n` USCCs today (streamed or not); written by
+    /// [`Store::write_match_counts`].
+    pub fn note_matches(&self, stream: bool, n: u64) {
+        let month = Month::of(self.today()).0;
+        if let Ok(mut m) = self.shared.matches.lock() {
+            *m.entry((month, stream)).or_insert(0) += n;
+        }
+    }
+
+    /// Writes the match counts noted since the last call (the usage job calls it every
+    /// minute and at shutdown); on a failed write they are kept for the next call.
+    pub async fn write_match_counts(&self) -> Result<()> {
+        let taken = match self.shared.matches.lock() {
+            Ok(mut m) => std::mem::take(&mut *m),
+            Err(_) => return Err(Error::Unavailable("match meter poisoned".into())),
+        };
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let counts = taken.iter().map(|(&(m, s), &n)| (m, s, n)).collect();
+        let r = self
+            .write_as(Actor::system("match-meter"), op::RecordMatches(counts))
+            .await;
+        if r.is_err() {
+            if let Ok(mut m) = self.shared.matches.lock() {
+                for (k, n) in taken {
+                    *m.entry(k).or_insert(0) += n;
+                }
+            }
+        }
+        r
     }
 
     /// The options the store was opened with.

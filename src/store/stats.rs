@@ -6,6 +6,10 @@
 //! | keyspace | key | value |
 //! |---|---|---|
 //! | `T` counters | `T tag(1) fields…` (see [`counter_key`]) | u64 big-endian |
+//!
+//! Besides the record counters, `T M month stream` counts the USCCs the match RPCs
+//! answered (usage: metered in memory and written every minute and at shutdown by
+//! `op::RecordMatches`, so a crash loses at most a minute of it).
 //! | `J` inspections by date | `J date(4) uscc(18) task_id` | problem found (1), region (6) |
 //! | `K` drawn enterprises | `K task_id 0x00 uscc(18)` | class index (1), plan id (8) |
 //!
@@ -40,6 +44,7 @@ const FILED: u8 = b'F';
 const INSPECTED: u8 = b'I';
 const DRAWN_COUNT: u8 = b'D';
 const PLANS: u8 = b'L';
+const MATCHED: u8 = b'M';
 
 /// The key of a counter: `T tag` then its fields, fixed width, in the order a query
 /// ranges over them (year or month first).
@@ -95,6 +100,11 @@ pub fn counter_key(c: &Counter) -> Vec<u8> {
             k.push(PLANS);
             k.extend_from_slice(&month.0.to_be_bytes());
         }
+        Counter::Matched { month, stream } => {
+            k.push(MATCHED);
+            k.extend_from_slice(&month.0.to_be_bytes());
+            k.push(u8::from(stream));
+        }
     }
     k
 }
@@ -135,6 +145,10 @@ pub fn decode_counter(k: &[u8]) -> Option<Counter> {
         }),
         (&PLANS, 6) => Some(Counter::PlansDrawn {
             month: month_at(2)?,
+        }),
+        (&MATCHED, 7) => Some(Counter::Matched {
+            month: month_at(2)?,
+            stream: k[6] == 1,
         }),
         _ => None,
     }
@@ -178,12 +192,13 @@ pub fn filing(tree: &sled::Tree, last_year: u16) -> Result<Vec<(Counter, u64)>> 
 }
 
 /// Every spot-check counter ([`Counter::Inspected`], [`Counter::Drawn`],
-/// [`Counter::PlansDrawn`]) of the months `from..=to`.
+/// [`Counter::PlansDrawn`], [`Counter::Matched`]) of the months `from..=to`.
 pub fn spot_checks(tree: &sled::Tree, from: Month, to: Month) -> Result<Vec<(Counter, u64)>> {
     let (lo, hi) = (from.0.to_be_bytes(), to.0.saturating_add(1).to_be_bytes());
     let mut out = counters_in(tree, INSPECTED, &lo, &hi)?;
     out.extend(counters_in(tree, DRAWN_COUNT, &lo, &hi)?);
     out.extend(counters_in(tree, PLANS, &lo, &hi)?);
+    out.extend(counters_in(tree, MATCHED, &lo, &hi)?);
     Ok(out)
 }
 
@@ -362,13 +377,19 @@ pub fn region_of(tree: &sled::Tree, u: &Uscc) -> Result<Option<RegionCode>> {
     })
 }
 
+/// Whether a counter key counts usage (match volume), which no record gives: kept by
+/// [`rebuild`], not compared by [`verify`].
+fn is_usage(k: &[u8]) -> bool {
+    k.starts_with(&kind_prefix(MATCHED))
+}
+
 /// The derived state as stored.
 fn stored(tree: &sled::Tree) -> Result<Derived> {
     let mut out = Derived::default();
     for kv in tree.scan_prefix([COUNTERS]) {
         let (k, v) = kv?;
         let n = decode_value(&v)?;
-        if n > 0 {
+        if n > 0 && !is_usage(&k) {
             out.counters.insert(k.to_vec(), n);
         }
     }
@@ -387,7 +408,10 @@ pub fn rebuild(tree: &sled::Tree) -> Result<Derived> {
     let mut batch = sled::Batch::default();
     for tag in [COUNTERS, INSPECTIONS, DRAWN] {
         for kv in tree.scan_prefix([tag]) {
-            batch.remove(kv?.0);
+            let k = kv?.0;
+            if !is_usage(&k) {
+                batch.remove(k);
+            }
         }
     }
     for (k, v) in &derived.counters {
@@ -480,7 +504,10 @@ mod tests {
                 region,
                 class
             }),
-            month.prop_map(|month| Counter::PlansDrawn { month }),
+            month
+                .clone()
+                .prop_map(|month| Counter::PlansDrawn { month }),
+            (month, any::<bool>()).prop_map(|(month, stream)| Counter::Matched { month, stream }),
         ]
     }
 

@@ -294,6 +294,33 @@ async fn abnormal_listing_repaired_then_revoked() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.cases.len(), 1);
+    // The statistics count it: submitted, approved, then revoked; decided in time.
+    let mut stats =
+        credit_risk::proto::statistics_service_client::StatisticsServiceClient::connect(format!(
+            "http://{}",
+            s.addr
+        ))
+        .await
+        .unwrap();
+    let rs = stats
+        .get_repair_statistics(pb::GetRepairStatisticsRequest {
+            from_month: "2000-01".into(),
+            to_month: "2099-12".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let row = &rs.repairs[0];
+    assert_eq!(rs.repairs.len(), 1, "{rs:?}");
+    assert_eq!(
+        (row.submitted, row.revoked, row.open, row.decided_late),
+        (1, 1, 0, 0)
+    );
+    assert!(
+        row.mean_days_to_decision >= 0.0 && rs.objections.is_empty(),
+        "{rs:?}"
+    );
     let overdue = r
         .list_repair_cases(pb::ListRepairCasesRequest {
             overdue: true,
@@ -445,6 +472,32 @@ async fn objections_mark_dispute_and_correct_records() {
         .unwrap()
         .into_inner();
     assert!(listed.objections.is_empty());
+    let mut stats =
+        credit_risk::proto::statistics_service_client::StatisticsServiceClient::connect(format!(
+            "http://{}",
+            s.addr
+        ))
+        .await
+        .unwrap();
+    let rs = stats
+        .get_repair_statistics(pb::GetRepairStatisticsRequest {
+            by_month: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let o = &rs.objections[0];
+    assert_eq!(o.month, Date::today().to_string()[..7]);
+    assert_eq!(
+        (o.filed, o.corrected, o.open, o.resolved_late),
+        (1, 1, 0, 0),
+        "{rs:?}"
+    );
+    assert_eq!(
+        (o.mean_days_to_resolution, o.max_days_to_resolution),
+        (0.0, 0)
+    );
     s.stop().await;
 }
 

@@ -41,6 +41,7 @@ const READ_ONLY: &[&str] = &[
     "GetFilingStatistics",
     "GetSpotCheckStatistics",
     "GetModelPerformance",
+    "GetRepairStatistics",
     "ListAlerts",
 ];
 

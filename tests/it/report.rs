@@ -62,9 +62,12 @@ async fn run_charts_and_enterprise_page_are_written() {
         .await
         .expect("report run");
     assert_eq!(r["enterprises"], 6);
-    assert_eq!(r["files"].as_array().map(Vec::len), Some(4));
+    assert_eq!(r["files"].as_array().map(Vec::len), Some(8));
     let svg = std::fs::read_to_string(dir.path().join("classes-by-district.svg")).expect("svg");
     assert!(svg.contains("Pudong"), "the test city is in Pudong");
+    let svg = std::fs::read_to_string(dir.path().join("filing-rates.svg")).expect("svg");
+    assert!(svg.contains("Annual reports filed"), "the filing chart");
+    assert!(dir.path().join("problem-rates.png").exists());
     let png = std::fs::read(dir.path().join("score-histogram.png")).expect("png");
     assert_eq!(&png[1..4], b"PNG");
 

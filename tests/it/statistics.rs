@@ -257,6 +257,41 @@ async fn filing_and_spot_check_statistics_follow_the_records() {
             .sum::<u64>(),
         2
     );
+    // Match volume: a BatchMatch of three and a stream of two messages (2 + 1).
+    spot.batch_match(pb::MatchRequest {
+        usccs: vec![e1.clone(), e2.clone(), "bad".into()],
+        as_of: String::new(),
+    })
+    .await
+    .unwrap();
+    let msgs = vec![
+        pb::MatchRequest {
+            usccs: vec![e1.clone(), e3.clone()],
+            as_of: String::new(),
+        },
+        pb::MatchRequest {
+            usccs: vec![e2.clone()],
+            as_of: String::new(),
+        },
+    ];
+    let mut out = spot
+        .match_classifications(tokio_stream::iter(msgs))
+        .await
+        .unwrap()
+        .into_inner();
+    while out.message().await.unwrap().is_some() {}
+    s.store.write_match_counts().await.unwrap();
+    let r = st
+        .get_spot_check_statistics(spot_req.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let m: Vec<_> = r
+        .matches
+        .iter()
+        .map(|m| (m.month.as_str(), m.batch_match, m.match_stream))
+        .collect();
+    assert_eq!(m, vec![("2026-10", 3, 3)]);
     // Every counter agrees with the records.
     s.store
         .check_indexes()

@@ -361,6 +361,7 @@ impl SpotCheckApi {
         &self,
         req: &pb::MatchRequest,
         scope: &super::Scope,
+        stream: bool,
     ) -> Result<pb::MatchResponse, Status> {
         if req.usccs.len() > MAX_MATCH_BATCH {
             return Err(Status::resource_exhausted(format!(
@@ -398,6 +399,7 @@ impl SpotCheckApi {
             }
             items.push(item);
         }
+        self.store.note_matches(stream, items.len() as u64);
         Ok(pb::MatchResponse { items })
     }
 }
@@ -418,7 +420,7 @@ impl SpotCheckService for SpotCheckApi {
         // the reply).
         let inbound = req.into_inner();
         let stream = super::guarded_stream("MatchClassifications", self.stream_limits, inbound)
-            .map(move |m| api.match_batch(&m?, &scope));
+            .map(move |m| api.match_batch(&m?, &scope, true));
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -427,7 +429,11 @@ impl SpotCheckService for SpotCheckApi {
         req: Request<pb::MatchRequest>,
     ) -> Result<Response<pb::MatchResponse>, Status> {
         let scope = super::Scope::of(&req);
-        Ok(Response::new(self.match_batch(req.get_ref(), &scope)?))
+        Ok(Response::new(self.match_batch(
+            req.get_ref(),
+            &scope,
+            false,
+        )?))
     }
 
     type QueryCandidatesStream = Boxed<pb::CandidateBatch>;

@@ -11,7 +11,10 @@ use super::{
 use crate::{
     domain::{
         rules::report_deadline,
-        stats::{ratio, Counter, Month, Performance, FIRST_REPORT_YEAR},
+        stats::{
+            mean_max, ratio, Counter, Month, ObjectionCounts, Performance, RepairCounts,
+            FIRST_REPORT_YEAR,
+        },
         Date, DomainError, EntityType, RegionCode, RiskClass,
     },
     error::Error,
@@ -130,11 +133,16 @@ fn spot_rows(
     prefixes: &[String],
     by_region: bool,
     by_month: bool,
-) -> (Vec<pb::SpotCheckRow>, Vec<pb::PlansInMonth>) {
+) -> (
+    Vec<pb::SpotCheckRow>,
+    Vec<pb::PlansInMonth>,
+    Vec<pb::MatchesInMonth>,
+) {
     // (month, region, class) → (drawn, inspected, problems)
     type Key = (Option<Month>, Option<RegionCode>, Option<RiskClass>);
     let mut rows: BTreeMap<Key, (u64, u64, u64)> = BTreeMap::new();
     let mut plans = Vec::new();
+    let mut matches: BTreeMap<Month, pb::MatchesInMonth> = BTreeMap::new();
     let key = |m: Month, r: RegionCode, c: Option<RiskClass>| {
         (by_month.then_some(m), by_region.then_some(r), c)
     };
@@ -165,6 +173,17 @@ fn spot_rows(
                     plans: *n,
                 });
             }
+            Counter::Matched { month, stream } if prefixes.is_empty() => {
+                let m = matches.entry(month).or_insert_with(|| pb::MatchesInMonth {
+                    month: month.to_string(),
+                    ..Default::default()
+                });
+                if stream {
+                    m.match_stream += n;
+                } else {
+                    m.batch_match += n;
+                }
+            }
             _ => {}
         }
     }
@@ -182,7 +201,7 @@ fn spot_rows(
             },
         )
         .collect();
-    (rows, plans)
+    (rows, plans, matches.into_values().collect())
 }
 
 fn performance_pb(
@@ -216,8 +235,113 @@ fn performance_pb(
     }
 }
 
+/// The month range of a request: `to` empty = this month, `from` empty = January of
+/// `to`'s year.
+fn month_range(from: &str, to: &str, today: Date) -> Result<(Month, Month), Status> {
+    let to = match to.trim() {
+        "" => Month::of(today),
+        s => Month::parse("to_month", s).map_err(invalid)?,
+    };
+    let from = match from.trim() {
+        "" => Month(to.0 / 100 * 100 + 1),
+        s => Month::parse("from_month", s).map_err(invalid)?,
+    };
+    if from > to {
+        return Err(invalid(DomainError::invalid(
+            "from_month",
+            format!("{from} is after to_month {to}"),
+        )));
+    }
+    Ok((from, to))
+}
+
+fn repair_pb(month: Option<Month>, c: &RepairCounts) -> pb::RepairCaseCounts {
+    let (mean, max) = mean_max(&c.days);
+    pb::RepairCaseCounts {
+        month: month.map(|m| m.to_string()).unwrap_or_default(),
+        submitted: c.submitted,
+        open: c.open,
+        not_accepted: c.not_accepted,
+        approved: c.approved,
+        denied: c.denied,
+        revoked: c.revoked,
+        decided_late: c.late,
+        mean_days_to_decision: mean,
+        max_days_to_decision: max,
+    }
+}
+
+fn objection_pb(month: Option<Month>, c: &ObjectionCounts) -> pb::ObjectionCounts {
+    let (mean, max) = mean_max(&c.days);
+    pb::ObjectionCounts {
+        month: month.map(|m| m.to_string()).unwrap_or_default(),
+        filed: c.filed,
+        open: c.open,
+        upheld: c.upheld,
+        corrected: c.corrected,
+        resolved_late: c.late,
+        mean_days_to_resolution: mean,
+        max_days_to_resolution: max,
+    }
+}
+
 #[tonic::async_trait]
 impl StatisticsService for StatisticsApi {
+    async fn get_repair_statistics(
+        &self,
+        req: Request<pb::GetRepairStatisticsRequest>,
+    ) -> Result<Response<pb::RepairStatistics>, Status> {
+        let scope = Scope::of(&req);
+        let r = req.into_inner();
+        let prefixes = region_prefixes("region_prefix", &r.region_prefix, &scope)?;
+        let (from, to) = month_range(&r.from_month, &r.to_month, self.store.today())?;
+        let by_month = r.by_month;
+        let store = self.store.clone();
+        let out = blocking(move || {
+            let in_range = |d: Date| (from..=to).contains(&Month::of(d));
+            // A region filter reads each enterprise's region once.
+            let mut regions: std::collections::HashMap<crate::domain::Uscc, bool> =
+                std::collections::HashMap::new();
+            let mut keep = |u: &crate::domain::Uscc| -> crate::error::Result<bool> {
+                if prefixes.is_empty() {
+                    return Ok(true);
+                }
+                if let Some(k) = regions.get(u) {
+                    return Ok(*k);
+                }
+                let k = store
+                    .enterprise(u)?
+                    .is_some_and(|e| within(&prefixes, &e.region));
+                regions.insert(*u, k);
+                Ok(k)
+            };
+            let key = |d: Date| by_month.then(|| Month::of(d));
+            let mut repairs: BTreeMap<Option<Month>, RepairCounts> = BTreeMap::new();
+            for c in store.repair_cases(None)? {
+                if in_range(c.submitted_on) && keep(&c.uscc)? {
+                    repairs.entry(key(c.submitted_on)).or_default().add(&c);
+                }
+            }
+            let mut objections: BTreeMap<Option<Month>, ObjectionCounts> = BTreeMap::new();
+            for o in store.objections(None)? {
+                if in_range(o.filed_on) && keep(&o.uscc)? {
+                    objections.entry(key(o.filed_on)).or_default().add(&o);
+                }
+            }
+            Ok(pb::RepairStatistics {
+                repairs: repairs.iter().map(|(m, c)| repair_pb(*m, c)).collect(),
+                objections: objections
+                    .iter()
+                    .map(|(m, c)| objection_pb(*m, c))
+                    .collect(),
+                from_month: from.to_string(),
+                to_month: to.to_string(),
+            })
+        })
+        .await?;
+        Ok(Response::new(out))
+    }
+
     async fn get_filing_statistics(
         &self,
         req: Request<pb::GetFilingStatisticsRequest>,
@@ -267,23 +391,10 @@ impl StatisticsService for StatisticsApi {
         let scope = Scope::of(&req);
         let r = req.into_inner();
         let prefixes = region_prefixes("region_prefix", &r.region_prefix, &scope)?;
-        let to = match r.to_month.trim() {
-            "" => Month::of(self.store.today()),
-            s => Month::parse("to_month", s).map_err(invalid)?,
-        };
-        let from = match r.from_month.trim() {
-            "" => Month(to.0 / 100 * 100 + 1),
-            s => Month::parse("from_month", s).map_err(invalid)?,
-        };
-        if from > to {
-            return Err(invalid(DomainError::invalid(
-                "from_month",
-                format!("{from} is after to_month {to}"),
-            )));
-        }
+        let (from, to) = month_range(&r.from_month, &r.to_month, self.store.today())?;
         let store = self.store.clone();
         let counters = blocking(move || store.spot_check_counters(from, to)).await?;
-        let (rows, plans) = spot_rows(&counters, &prefixes, r.by_region, r.by_month);
+        let (rows, plans, matches) = spot_rows(&counters, &prefixes, r.by_region, r.by_month);
         let sum = |f: fn(&pb::SpotCheckRow) -> u64| rows.iter().map(f).sum();
         Ok(Response::new(pb::SpotCheckStatistics {
             drawn: sum(|r| r.drawn),
@@ -291,6 +402,7 @@ impl StatisticsService for StatisticsApi {
             problems_found: sum(|r| r.problems_found),
             rows,
             plans,
+            matches,
             from_month: from.to_string(),
             to_month: to.to_string(),
         }))

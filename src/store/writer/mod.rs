@@ -65,6 +65,7 @@ mod inspectors;
 mod plans;
 mod records;
 mod runs;
+mod usage;
 mod wire;
 
 pub(super) use records::check_indexes;
@@ -86,6 +87,7 @@ pub mod op {
     pub use super::runs::{
         AbortRun, ActivateRun, BeginRun, FinishRun, ModelRegistered, RegisterModel,
     };
+    pub use super::usage::RecordMatches;
 }
 
 /// One write: a value carrying everything its effect depends on besides the store
@@ -105,6 +107,9 @@ pub trait Operation: Serialize + DeserializeOwned + Debug + Send + 'static {
     /// current run, a new listing, the penalty threshold reached), in its batch. A bulk
     /// import of history does not.
     const ALERTS: bool = true;
+
+    /// Whether the operation's change is an audit event (usage counters are not).
+    const AUDITED: bool = true;
 
     /// What the operation changes, as the audit event and the re-score record name it.
     fn cause(&self) -> String;
@@ -672,6 +677,7 @@ impl Writer {
             p.before = Some(HashMap::new());
         }
         p.actor = actor;
+        p.audited = O::AUDITED;
         p.cause = op.cause();
         let mut tx = Tx { w: self, p };
         let outcome = op.apply(&mut tx)?;
@@ -718,7 +724,7 @@ impl Writer {
             .lock()
             .map_err(|_| Error::Unavailable("audit head poisoned".into()))?;
         let mut new_head = None;
-        if self.options.audit && p.changed() {
+        if self.options.audit && p.audited && p.changed() {
             let ch = p.change.take().unwrap_or_default();
             let target = if !ch.target.is_empty() {
                 ch.target
@@ -799,6 +805,8 @@ struct Pending<'a> {
     loaded_regions: Vec<(Uscc, Option<crate::domain::RegionCode>)>,
     /// Who asks, and what the change is, for the audit event.
     actor: Actor,
+    /// Whether the change is an audit event ([`Operation::AUDITED`]).
+    audited: bool,
     cause: String,
     change: Option<Change>,
     /// The dossiers as first loaded, when the job's changes raise alerts.
@@ -844,6 +852,7 @@ impl<'a> Pending<'a> {
             effects: Vec::new(),
             loaded_regions: Vec::new(),
             actor: Actor::default(),
+            audited: true,
             cause: String::new(),
             change: None,
             before: None,
