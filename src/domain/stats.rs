@@ -65,9 +65,9 @@ pub enum Counter {
         entity: EntityType,
         on_time: bool,
     },
-    /// Spot-check results by month inspected, the enterprise's region when recorded, the
-    /// class it was drawn in for that task (none when no recorded draw selected it), and
-    /// whether problems were found.
+    /// Spot-check results by month inspected, the enterprise's region, the class the
+    /// earliest plan of its task that selected the enterprise drew it in (none when no
+    /// recorded draw of the task selected it), and whether problems were found.
     Inspected {
         month: Month,
         region: RegionCode,
@@ -75,7 +75,7 @@ pub enum Counter {
         problem: bool,
     },
     /// Enterprises drawn, by the month of the plan's as-of date (the day its exemptions
-    /// were evaluated), region and class drawn in.
+    /// were evaluated), the enterprise's region and the class drawn in.
     Drawn {
         month: Month,
         region: RegionCode,
@@ -94,9 +94,50 @@ impl std::fmt::Display for Counter {
     }
 }
 
-/// The filing counters an enterprise's dossier adds (the store subtracts those of the
-/// dossier it replaces): one [`Counter::Obliged`] while it is active, and one
-/// [`Counter::Filed`] per report it filed for a year it had to.
+/// One selection of an enterprise by a recorded draw: the plan's task and id, the class
+/// it was drawn in, and the month of the plan's as-of date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selection {
+    pub task_id: String,
+    pub plan_id: u64,
+    pub class: RiskClass,
+    pub month: Month,
+}
+
+/// The counters an enterprise adds, given its dossier and the recorded draws that
+/// selected it (the store subtracts those of the state it replaces, so every counter is
+/// a function of the records): while it is active one [`Counter::Obliged`] and one
+/// [`Counter::Filed`] per report it filed for a year it had to; whatever its status one
+/// [`Counter::Inspected`] per spot-check result and one [`Counter::Drawn`] per selection,
+/// in its current region.
+pub fn dossier_counters(d: &EnterpriseRecords, selections: &[Selection]) -> Vec<Counter> {
+    let Some(e) = d.enterprise.as_ref() else {
+        return Vec::new();
+    };
+    let mut out = filing_counters(d);
+    for i in &d.inspections {
+        let class = selections
+            .iter()
+            .filter(|s| s.task_id == i.task_id)
+            .min_by_key(|s| s.plan_id)
+            .map(|s| s.class);
+        out.push(Counter::Inspected {
+            month: Month::of(i.inspected_on),
+            region: e.region,
+            class,
+            problem: i.problems_found,
+        });
+    }
+    out.extend(selections.iter().map(|s| Counter::Drawn {
+        month: s.month,
+        region: e.region,
+        class: s.class,
+    }));
+    out
+}
+
+/// The filing counters of a dossier: one [`Counter::Obliged`] while it is active, and
+/// one [`Counter::Filed`] per report it filed for a year it had to.
 pub fn filing_counters(d: &EnterpriseRecords) -> Vec<Counter> {
     let Some(e) = d.enterprise.as_ref().filter(|e| e.status.is_active()) else {
         return Vec::new();

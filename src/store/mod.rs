@@ -699,6 +699,17 @@ impl Store {
                 None => missing += 1,
             }
         }
+        // A run retired while it was read lost its results part-way: refuse, as if it
+        // had been retired before.
+        match scoring::load_run(tree, run.id)? {
+            Some(r) if r.state == scoring::RunState::Complete => {}
+            _ => {
+                return Err(Error::FailedPrecondition(format!(
+                    "run {} was retired while it was evaluated",
+                    run.id
+                )))
+            }
+        }
         Ok((Performance::of(&outcomes), missing))
     }
 
@@ -1276,6 +1287,41 @@ pub(crate) fn directory_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every keyspace of the registry tree has its own first byte (two sharing one would
+    /// read each other's keys: scans, rebuilds and checks go by prefix).
+    #[test]
+    fn keyspaces_are_distinct() {
+        let spaces = [
+            ("dossiers", keys::RECORDS),
+            ("decision numbers", keys::DECISIONS),
+            ("directory", keys::DIRECTORY),
+            ("request ids", keys::REQUESTS),
+            ("counters", keys::COUNTERS),
+            ("audit events", audit::EVENTS),
+            ("audit by uscc", audit::BY_USCC),
+            ("alerts", alerts::ALERTS),
+            ("alert markers", alerts::WARNED),
+            ("plans", draws::PLANS),
+            ("inspectors", draws::INSPECTORS),
+            ("repair cases", repair::CASES),
+            ("repair cases by uscc", repair::CASES_BY_USCC),
+            ("objections", repair::OBJECTIONS),
+            ("objections by uscc", repair::OBJECTIONS_BY_USCC),
+            ("runs", scoring::RUNS),
+            ("overrides", scoring::OVERRIDES),
+            ("models", scoring::MODELS),
+            ("statistics", stats::COUNTERS),
+            ("inspections by date", stats::INSPECTIONS),
+            ("selections", stats::DRAWN),
+        ];
+        let mut seen = std::collections::HashMap::new();
+        for (name, byte) in spaces {
+            if let Some(other) = seen.insert(byte, name) {
+                panic!("{name} and {other} share the keyspace {:?}", byte as char);
+            }
+        }
+    }
 
     #[test]
     fn a_store_open_elsewhere_is_refused_and_reopens_once_closed() {

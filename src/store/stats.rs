@@ -1,33 +1,35 @@
 //! Statistics the store keeps beside the records ([`Counter`]s, an index of inspections
-//! by date, and which class a draw selected each enterprise in), written by the writer
-//! in the batch of the record they count, so a statistic reads a few hundred keys
-//! instead of scanning 3.5 million dossiers.
+//! by date, and which recorded draws selected each enterprise), written by the writer in
+//! the batch of the record they count, so a statistic reads a few hundred keys instead
+//! of scanning 3.5 million dossiers.
 //!
 //! | keyspace | key | value |
 //! |---|---|---|
 //! | `T` counters | `T tag(1) fields…` (see [`counter_key`]) | u64 big-endian |
+//! | `I` inspections by date | `I date(4) uscc(18) task_id` | problem found (1), region (6) |
+//! | `K` selections | `K uscc(18) task_id 0x00 plan(8)` | class index (1), month of the plan's as-of date (4) |
+//!
+//! A selection is written with its draw and never changed. Everything else is a function
+//! of an enterprise's dossier and its selections ([`contribution`]): the writer notes
+//! an enterprise's contribution when a job first changes its dossier or its selections,
+//! and at commit writes the new contribution less the old one — counters by difference,
+//! index entries replaced — so a move to another district or a draw recorded after a
+//! result moves its counts. Plans drawn are counted with their draw. [`rebuild`]
+//! recomputes everything from the records (schema migration) and [`verify`] checks the
+//! stored state against it.
 //!
 //! Besides the record counters, `T M month stream` counts the USCCs the match RPCs
 //! answered (usage: metered in memory and written every minute and at shutdown by
-//! `op::RecordMatches`, so a crash loses at most a minute of it).
-//! | `J` inspections by date | `J date(4) uscc(18) task_id` | problem found (1), region (6) |
-//! | `K` drawn enterprises | `K task_id 0x00 uscc(18)` | class index (1), plan id (8) |
-//!
-//! Counters derived from a dossier (the filing counters) are kept by difference: the
-//! writer subtracts what the dossier contributed before a job and adds what it
-//! contributes after. Inspections are never changed once recorded and a plan is drawn
-//! once, so their counters only grow; an inspection counts in the class of the first
-//! recorded draw of its task that selected the enterprise (moved there when that draw
-//! is recorded after the result), and its region is the enterprise's when recorded. [`rebuild`] recomputes everything from the
-//! records (schema migration) and [`verify`] checks that the stored state equals it.
+//! `op::RecordMatches`, so a crash loses at most a minute of it; not derived, not
+//! verified).
 
 use std::collections::BTreeMap;
 
 use super::{codec, draws, keys};
 use crate::{
     domain::{
-        stats::{filing_counters, Counter, Month},
-        Date, EntityType, RegionCode, RiskClass, Uscc,
+        stats::{dossier_counters, Counter, Month, Selection},
+        Date, EnterpriseRecords, EntityType, RegionCode, RiskClass, Uscc,
     },
     error::{Error, Result},
 };
@@ -35,8 +37,8 @@ use crate::{
 /// Counter keyspace.
 pub const COUNTERS: u8 = b'T';
 /// Inspections-by-date keyspace.
-pub const INSPECTIONS: u8 = b'J';
-/// Drawn-enterprises keyspace.
+pub const INSPECTIONS: u8 = b'I';
+/// Selections keyspace (which recorded draws selected an enterprise).
 pub const DRAWN: u8 = b'K';
 
 const OBLIGED: u8 = b'O';
@@ -202,7 +204,7 @@ pub fn spot_checks(tree: &sled::Tree, from: Month, to: Month) -> Result<Vec<(Cou
     Ok(out)
 }
 
-/// `J date uscc task`.
+/// `I date uscc task`.
 pub fn inspection_key(on: Date, u: &Uscc, task_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(23 + task_id.len());
     k.push(INSPECTIONS);
@@ -227,7 +229,7 @@ pub struct DatedInspection {
     pub uscc: Uscc,
     pub task_id: String,
     pub problem: bool,
-    /// The enterprise's region when the result was recorded.
+    /// The enterprise's region.
     pub region: RegionCode,
 }
 
@@ -258,123 +260,158 @@ pub fn inspections_between(
     Ok(out)
 }
 
-/// `K task 0x00 uscc`.
-pub fn drawn_key(task_id: &str, u: &Uscc) -> Vec<u8> {
-    let mut k = Vec::with_capacity(20 + task_id.len());
+/// `K uscc`: the prefix of an enterprise's selections.
+pub fn selections_prefix(u: &Uscc) -> Vec<u8> {
+    let mut k = Vec::with_capacity(19);
     k.push(DRAWN);
-    k.extend_from_slice(task_id.as_bytes());
-    k.push(0);
     k.extend_from_slice(u.as_bytes());
     k
 }
 
-/// The value of a drawn-enterprise entry.
-pub fn drawn_value(class: RiskClass, plan_id: u64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(9);
+/// `K uscc task 0x00 plan(8)`: one selection of an enterprise by a recorded draw.
+pub fn selection_key(u: &Uscc, task_id: &str, plan_id: u64) -> Vec<u8> {
+    let mut k = selections_prefix(u);
+    k.extend_from_slice(task_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&plan_id.to_be_bytes());
+    k
+}
+
+/// The value of a selection: class index (1), the month of the plan's as-of date (4).
+pub fn selection_value(class: RiskClass, month: Month) -> Vec<u8> {
+    let mut v = Vec::with_capacity(5);
     v.push(class.index() as u8);
-    v.extend_from_slice(&plan_id.to_be_bytes());
+    v.extend_from_slice(&month.0.to_be_bytes());
     v
 }
 
-/// The class of a drawn-enterprise entry's value.
-pub fn drawn_class(v: &[u8]) -> Result<RiskClass> {
-    v.first()
-        .and_then(|c| RiskClass::from_index(*c))
-        .filter(|_| v.len() == 9)
-        .ok_or_else(|| Error::Corrupt("bad drawn-enterprise entry".into()))
+/// Decodes a selection entry.
+pub fn decode_selection(k: &[u8], v: &[u8]) -> Result<Selection> {
+    let bad = || Error::Corrupt(format!("bad selection entry {k:?}"));
+    if k.len() < 28 || k[0] != DRAWN || k[k.len() - 9] != 0 || v.len() != 5 {
+        return Err(bad());
+    }
+    let task = &k[19..k.len() - 9];
+    Ok(Selection {
+        task_id: String::from_utf8(task.to_vec()).map_err(|_| bad())?,
+        plan_id: u64::from_be_bytes(k[k.len() - 8..].try_into().map_err(|_| bad())?),
+        class: RiskClass::from_index(v[0]).ok_or_else(bad)?,
+        month: Month(u32::from_be_bytes(v[1..5].try_into().map_err(|_| bad())?)),
+    })
 }
 
-/// Everything [`rebuild`] writes, computed from the records: counters, inspection index
-/// entries and drawn-enterprise entries.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Derived {
-    pub counters: BTreeMap<Vec<u8>, u64>,
-    pub index: BTreeMap<Vec<u8>, Vec<u8>>,
+/// The selections of `u` stored in `tree`.
+pub fn selections(tree: &sled::Tree, u: &Uscc) -> Result<Vec<Selection>> {
+    let mut out = Vec::new();
+    for kv in tree.scan_prefix(selections_prefix(u)) {
+        let (k, v) = kv?;
+        out.push(decode_selection(&k, &v)?);
+    }
+    Ok(out)
 }
 
-/// Computes the derived state from the records: drawn plans first (which class each
-/// task selected whom in, the first draw of a task winning), then every dossier.
-pub fn derive(tree: &sled::Tree) -> Result<Derived> {
-    let mut out = Derived::default();
-    let add = |counters: &mut BTreeMap<Vec<u8>, u64>, c: Counter| {
-        *counters.entry(counter_key(&c)).or_insert(0) += 1;
+/// What an enterprise contributes to the statistics: its counters and its
+/// inspection-index entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Contribution {
+    pub counters: Vec<Counter>,
+    pub index: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The contribution of `u` with dossier `d` (none: not registered) and its selections.
+pub fn contribution(
+    u: &Uscc,
+    d: Option<&EnterpriseRecords>,
+    selections: &[Selection],
+) -> Contribution {
+    let Some((d, e)) = d.and_then(|d| Some((d, d.enterprise.as_ref()?))) else {
+        return Contribution::default();
     };
-    let mut drawn: Vec<(Date, Uscc, RiskClass)> = Vec::new();
+    Contribution {
+        counters: dossier_counters(d, selections),
+        index: d
+            .inspections
+            .iter()
+            .map(|i| {
+                (
+                    inspection_key(i.inspected_on, u, &i.task_id),
+                    inspection_value(i.problems_found, e.region),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Keys and values, in key order.
+type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
+/// Counter keys and their values, in key order.
+type Counts = BTreeMap<Vec<u8>, u64>;
+
+/// The selections every recorded draw makes (one `K` entry per plan and selected
+/// enterprise), and the plans drawn per month, from the stored plans.
+fn from_receipts(
+    tree: &sled::Tree,
+) -> Result<(Entries, Counts)> {
+    let mut selections = BTreeMap::new();
+    let mut plans = BTreeMap::new();
     let next_plan = super::scoring::get_counter(tree, "next_plan")?.unwrap_or(1);
     for id in 1..next_plan {
         let Some(plan) = draws::load_plan(tree, id)? else {
             continue;
         };
         let Some(r) = plan.receipt else { continue };
-        let on = r.as_of;
-        add(
-            &mut out.counters,
-            Counter::PlansDrawn {
-                month: Month::of(on),
-            },
-        );
+        let month = Month::of(r.as_of);
+        *plans
+            .entry(counter_key(&Counter::PlansDrawn { month }))
+            .or_insert(0) += 1;
         for s in &r.strata {
             for (u, _) in &s.selected {
-                drawn.push((on, *u, s.class));
-                out.index
-                    .entry(drawn_key(&plan.task_id, u))
-                    .or_insert_with(|| drawn_value(s.class, plan.id));
+                selections.insert(
+                    selection_key(u, &plan.task_id, plan.id),
+                    selection_value(s.class, month),
+                );
             }
         }
     }
+    Ok((selections, plans))
+}
+
+/// Everything derived from the records: counters, inspection-index entries and
+/// selections.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Derived {
+    pub counters: Counts,
+    pub index: Entries,
+    pub selections: Entries,
+}
+
+/// Computes the derived state: selections and plan counts from the receipts, then each
+/// dossier's contribution given its selections.
+pub fn derive(tree: &sled::Tree) -> Result<Derived> {
+    let (selections, counters) = from_receipts(tree)?;
+    let mut out = Derived {
+        counters,
+        index: BTreeMap::new(),
+        selections,
+    };
     for kv in tree.scan_prefix([keys::RECORDS]) {
         let (k, v) = kv?;
         let u = keys::decode_enterprise(&k)
             .ok_or_else(|| Error::Corrupt(format!("bad dossier key {k:?}")))?;
         let d = codec::decode_dossier(&v)?;
-        for c in filing_counters(&d) {
-            add(&mut out.counters, c);
+        let mine = out
+            .selections
+            .range(selections_prefix(&u)..)
+            .take_while(|(k, _)| k.starts_with(&selections_prefix(&u)))
+            .map(|(k, v)| decode_selection(k, v))
+            .collect::<Result<Vec<_>>>()?;
+        let c = contribution(&u, Some(&d), &mine);
+        for counter in c.counters {
+            *out.counters.entry(counter_key(&counter)).or_insert(0) += 1;
         }
-        let Some(e) = d.enterprise.as_ref() else {
-            continue;
-        };
-        for i in &d.inspections {
-            let class = out
-                .index
-                .get(&drawn_key(&i.task_id, &u))
-                .map(|v| drawn_class(v))
-                .transpose()?;
-            add(
-                &mut out.counters,
-                Counter::Inspected {
-                    month: Month::of(i.inspected_on),
-                    region: e.region,
-                    class,
-                    problem: i.problems_found,
-                },
-            );
-            out.index.insert(
-                inspection_key(i.inspected_on, &u, &i.task_id),
-                inspection_value(i.problems_found, e.region),
-            );
-        }
-    }
-    for (on, u, class) in drawn {
-        if let Some(region) = region_of(tree, &u)? {
-            add(
-                &mut out.counters,
-                Counter::Drawn {
-                    month: Month::of(on),
-                    region,
-                    class,
-                },
-            );
-        }
+        out.index.extend(c.index);
     }
     Ok(out)
-}
-
-/// The region of a registered enterprise, read from its dossier.
-pub fn region_of(tree: &sled::Tree, u: &Uscc) -> Result<Option<RegionCode>> {
-    Ok(match tree.get(keys::enterprise(u))? {
-        Some(v) => codec::decode_dossier(&v)?.enterprise.map(|e| e.region),
-        None => None,
-    })
 }
 
 /// Whether a counter key counts usage (match volume), which no record gives: kept by
@@ -393,16 +430,19 @@ fn stored(tree: &sled::Tree) -> Result<Derived> {
             out.counters.insert(k.to_vec(), n);
         }
     }
-    for tag in [INSPECTIONS, DRAWN] {
-        for kv in tree.scan_prefix([tag]) {
-            let (k, v) = kv?;
-            out.index.insert(k.to_vec(), v.to_vec());
-        }
+    for kv in tree.scan_prefix([INSPECTIONS]) {
+        let (k, v) = kv?;
+        out.index.insert(k.to_vec(), v.to_vec());
+    }
+    for kv in tree.scan_prefix([DRAWN]) {
+        let (k, v) = kv?;
+        out.selections.insert(k.to_vec(), v.to_vec());
     }
     Ok(out)
 }
 
-/// Replaces the stored derived state with one recomputed from the records (one batch).
+/// Replaces the stored derived state with one recomputed from the records (one batch;
+/// usage counters are kept).
 pub fn rebuild(tree: &sled::Tree) -> Result<Derived> {
     let derived = derive(tree)?;
     let mut batch = sled::Batch::default();
@@ -417,7 +457,7 @@ pub fn rebuild(tree: &sled::Tree) -> Result<Derived> {
     for (k, v) in &derived.counters {
         batch.insert(k.as_slice(), &v.to_be_bytes()[..]);
     }
-    for (k, v) in &derived.index {
+    for (k, v) in derived.index.iter().chain(&derived.selections) {
         batch.insert(k.as_slice(), v.as_slice());
     }
     tree.apply_batch(batch)?;
@@ -429,16 +469,16 @@ pub fn rebuild(tree: &sled::Tree) -> Result<Derived> {
 pub fn verify(tree: &sled::Tree) -> Result<usize> {
     let want = derive(tree)?;
     let have = stored(tree)?;
-    let differ = |what: &str, k: &[u8], a: String, b: String| {
+    let differ = |k: &[u8], a: u64, b: u64| {
         Error::Corrupt(format!(
-            "statistics {what} {}: stored {a}, records say {b}",
+            "statistics counter {}: stored {a}, records say {b}",
             decode_counter(k).map_or_else(|| format!("{k:?}"), |c| c.to_string())
         ))
     };
     for (k, v) in want.counters.iter() {
         let got = have.counters.get(k).copied().unwrap_or(0);
         if got != *v {
-            return Err(differ("counter", k, got.to_string(), v.to_string()));
+            return Err(differ(k, got, *v));
         }
     }
     if let Some((k, v)) = have
@@ -446,14 +486,19 @@ pub fn verify(tree: &sled::Tree) -> Result<usize> {
         .iter()
         .find(|(k, _)| !want.counters.contains_key(*k))
     {
-        return Err(differ("counter", k, v.to_string(), "0".into()));
+        return Err(differ(k, *v, 0));
     }
-    if want.index != have.index {
-        return Err(Error::Corrupt(format!(
-            "statistics index: {} entries stored, records give {}",
-            have.index.len(),
-            want.index.len()
-        )));
+    for (what, a, b) in [
+        ("inspection index", &have.index, &want.index),
+        ("selections", &have.selections, &want.selections),
+    ] {
+        if a != b {
+            return Err(Error::Corrupt(format!(
+                "statistics {what}: {} entries stored, records give {}",
+                a.len(),
+                b.len()
+            )));
+        }
     }
     Ok(want.counters.len())
 }

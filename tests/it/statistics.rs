@@ -297,6 +297,100 @@ async fn filing_and_spot_check_statistics_follow_the_records() {
         .check_indexes()
         .expect("statistics verified against the records");
 
+    // A move to another district moves the enterprise's counts with it.
+    let by_region = |st: &mut Stats| {
+        let mut st = st.clone();
+        let req = pb::GetSpotCheckStatisticsRequest {
+            by_region: true,
+            ..spot_req.clone()
+        };
+        async move {
+            let r = st
+                .get_spot_check_statistics(req)
+                .await
+                .unwrap()
+                .into_inner();
+            let mut v: Vec<_> = r
+                .rows
+                .iter()
+                .map(|x| (x.region_code.clone(), x.drawn, x.inspected))
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    let before = by_region(&mut st).await;
+    let mut x = enterprise(&e1);
+    x.established_on = "2020-03-01".into();
+    x.region_code = "310104".into();
+    put_enterprise(&mut c, x).await;
+    let after = by_region(&mut st).await;
+    let sum = |v: &[(String, u64, u64)], r: &str| {
+        v.iter()
+            .filter(|x| x.0 == r)
+            .fold((0, 0), |a, x| (a.0 + x.1, a.1 + x.2))
+    };
+    assert_eq!(sum(&before, "310115"), (1, 2), "{before:?}");
+    assert_eq!(sum(&after, "310115"), (0, 0), "{after:?}");
+    assert_eq!(sum(&after, "310104"), (2, 3), "{after:?}");
+    // Two plans of one task drawn in reverse order; an objection beside the index.
+    let plan_of = |mut spot: SpotCheckServiceClient<Channel>| async move {
+        spot.plan_draw(pb::PlanDrawRequest {
+            task_id: "SC-2026-T2".into(),
+            filter: Some(pb::CandidateFilter::default()),
+            strata: vec![pb::Stratum {
+                risk_class: c1 as i32,
+                size: Some(pb::stratum::Size::Ratio(1.0)),
+            }],
+            override_reason: "test: top-up".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .plan_id
+    };
+    let (p1, p2) = (plan_of(spot.clone()).await, plan_of(spot.clone()).await);
+    for (id, seed) in [(p2, "b"), (p1, "a")] {
+        spot.draw_sample(pb::DrawSampleRequest {
+            plan_id: id,
+            seed: seed.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    inspect(&mut c, &e1, "SC-2026-T2", "2026-09-30", false).await;
+    let mut r =
+        credit_risk::proto::credit_repair_service_client::CreditRepairServiceClient::connect(
+            addr.clone(),
+        )
+        .await
+        .unwrap();
+    r.file_objection(pb::FileObjectionRequest {
+        uscc: e1.clone(),
+        record: "inspection/OTHER-1".into(),
+        reason: "检查结果录入错误".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    s.store
+        .check_indexes()
+        .expect("statistics verified after a move, a top-up and an objection");
+    let listed = r
+        .list_objections(pb::ListObjectionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.objections.len(), 1, "objections and the index apart");
+    let rs = st
+        .get_repair_statistics(pb::GetRepairStatisticsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rs.objections.len(), 1, "{rs:?}");
+
     // Bad input, named.
     let bad = [
         (

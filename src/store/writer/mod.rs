@@ -51,7 +51,7 @@ use crate::{
         },
         scoring::assess,
         spotcheck::{Exemption, Inspector},
-        stats::{filing_counters, Counter, Month},
+        stats::{Counter, Month, Selection},
         AnnualReport, Date, Enterprise, EnterpriseRecords, EnterpriseStatus, InspectionResult,
         ListKind, Listing, Model, Penalty, Uscc,
     },
@@ -813,9 +813,15 @@ struct Pending<'a> {
     before: Option<HashMap<Uscc, Option<EnterpriseRecords>>>,
     /// Alerts the job raises, numbered at commit.
     drafts: Vec<AlertDraft>,
-    /// The filing counters of each dossier the job changes, as it was before.
-    stats_before: HashMap<Uscc, Vec<Counter>>,
-    /// Counter changes the operation made itself (inspections, draws).
+    /// The statistics contribution of each enterprise whose dossier or selections the
+    /// job changes, as it was before.
+    stats_before: HashMap<Uscc, stats::Contribution>,
+    /// Enterprises whose selections the job changes without changing their dossier,
+    /// with the dossier as read.
+    stats_touched: HashMap<Uscc, Option<EnterpriseRecords>>,
+    /// Selections the job adds (`K` entries; read back by its own contributions).
+    selections: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Counter changes the operation made itself (plans drawn, match volume).
     stats_delta: HashMap<Counter, i64>,
 }
 
@@ -858,8 +864,50 @@ impl<'a> Pending<'a> {
             before: None,
             drafts: Vec::new(),
             stats_before: HashMap::new(),
+            stats_touched: HashMap::new(),
+            selections: std::collections::BTreeMap::new(),
             stats_delta: HashMap::new(),
         }
+    }
+
+    /// The selections of `u` as this job sees them.
+    fn selections_of(&self, u: &Uscc) -> Result<Vec<Selection>> {
+        let mut out = stats::selections(self.tree, u)?;
+        let prefix = stats::selections_prefix(u);
+        for (k, v) in self
+            .selections
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+        {
+            out.push(stats::decode_selection(k, v)?);
+        }
+        Ok(out)
+    }
+
+    /// The statistics contribution of `u` with dossier `d`, as this job sees it.
+    fn contribution(&self, u: &Uscc, d: Option<&EnterpriseRecords>) -> Result<stats::Contribution> {
+        Ok(stats::contribution(u, d, &self.selections_of(u)?))
+    }
+
+    /// Notes `u`'s contribution before its selections change (its dossier unchanged).
+    fn touch_stats(&mut self, u: &Uscc) -> Result<()> {
+        if self.stats_before.contains_key(u) {
+            return Ok(());
+        }
+        let d = match self.docs.get(u) {
+            Some(d) => d.clone(),
+            None => read_dossier(self.tree, self.rules, u)?,
+        };
+        let before = self.contribution(u, d.as_ref())?;
+        self.stats_before.insert(*u, before);
+        self.stats_touched.insert(*u, d);
+        Ok(())
+    }
+
+    /// Adds a selection (a `K` entry) in this batch.
+    fn put_selection(&mut self, k: Vec<u8>, v: Vec<u8>) {
+        self.selections.insert(k.clone(), v.clone());
+        self.put(k, v);
     }
 
     /// Adds `n` to a statistics counter, in this batch.
@@ -867,17 +915,37 @@ impl<'a> Pending<'a> {
         *self.stats_delta.entry(c).or_insert(0) += n;
     }
 
-    /// Writes the batch's counter changes: the operation's own, and for every changed
-    /// dossier its filing counters after less those before.
+    /// Writes the batch's statistics: the operation's own counter changes, and for every
+    /// enterprise whose dossier or selections changed its contribution now less the one
+    /// before (counters by difference, index entries replaced).
     fn write_counters(&mut self) -> Result<()> {
         let mut delta = std::mem::take(&mut self.stats_delta);
-        for u in &self.dirty {
-            for c in self.stats_before.remove(u).unwrap_or_default() {
+        let before = std::mem::take(&mut self.stats_before);
+        let touched = std::mem::take(&mut self.stats_touched);
+        for (u, old) in before {
+            let d = match (self.docs.get(&u), touched.get(&u)) {
+                (Some(d), _) if self.dirty.contains(&u) => d.as_ref(),
+                (_, Some(d)) => d.as_ref(),
+                (Some(d), None) => d.as_ref(),
+                (None, None) => None,
+            };
+            let new = self.contribution(&u, d)?;
+            for c in old.counters {
                 *delta.entry(c).or_insert(0) -= 1;
             }
-            if let Some(Some(d)) = self.docs.get(u) {
-                for c in filing_counters(d) {
-                    *delta.entry(c).or_insert(0) += 1;
+            for c in new.counters {
+                *delta.entry(c).or_insert(0) += 1;
+            }
+            let kept: HashMap<&Vec<u8>, &Vec<u8>> = new.index.iter().map(|(k, v)| (k, v)).collect();
+            for (k, _) in &old.index {
+                if !kept.contains_key(k) {
+                    self.del(k.clone());
+                }
+            }
+            let was: HashMap<&Vec<u8>, &Vec<u8>> = old.index.iter().map(|(k, v)| (k, v)).collect();
+            for (k, v) in &new.index {
+                if was.get(k) != Some(&v) {
+                    self.put(k.clone(), v.clone());
                 }
             }
         }
@@ -1006,11 +1074,9 @@ impl<'a> Pending<'a> {
     /// The dossier of `u` for changing; it is written back at commit.
     fn doc_mut(&mut self, u: &Uscc) -> Result<&mut Option<EnterpriseRecords>> {
         self.load(u)?;
-        if self.dirty.insert(*u) {
-            let before = match self.docs.get(u) {
-                Some(Some(d)) => filing_counters(d),
-                _ => Vec::new(),
-            };
+        if self.dirty.insert(*u) && !self.stats_before.contains_key(u) {
+            let d = self.docs.get(u).and_then(|d| d.as_ref());
+            let before = self.contribution(u, d)?;
             self.stats_before.insert(*u, before);
         }
         self.docs

@@ -127,57 +127,17 @@ impl Writer {
             )));
         }
         receipt.drawn_at_ms = now_ms;
-        // Statistics: the plan, and whom it selected in which class (the first draw of
-        // a task that selects an enterprise names its class for the task's results).
+        // Statistics: the plan, and whom it selected in which class (their counts move
+        // with the selections, see `store::stats`).
         let month = Month::of(receipt.as_of);
         p.count(Counter::PlansDrawn { month }, 1);
         for s in &receipt.strata {
-            let class = s.class;
             for (u, _) in &s.selected {
-                let Some(d) = p.tree.get(keys::enterprise(u))? else {
-                    continue;
-                };
-                let d = codec::decode_dossier(&d)?;
-                let Some(region) = d.enterprise.as_ref().map(|e| e.region) else {
-                    continue;
-                };
-                p.count(
-                    Counter::Drawn {
-                        month,
-                        region,
-                        class,
-                    },
-                    1,
+                p.touch_stats(u)?;
+                p.put_selection(
+                    stats::selection_key(u, &plan.task_id, plan_id),
+                    stats::selection_value(s.class, month),
                 );
-                let k = stats::drawn_key(&plan.task_id, u);
-                if p.get(&k)?.is_some() {
-                    continue;
-                }
-                p.put(k, stats::drawn_value(class, plan_id));
-                // A result of this task recorded before its draw moves to the class.
-                if let Some(i) = d.inspections.iter().find(|i| i.task_id == plan.task_id) {
-                    let month = Month::of(i.inspected_on);
-                    let problem = i.problems_found;
-                    p.count(
-                        Counter::Inspected {
-                            month,
-                            region,
-                            class: None,
-                            problem,
-                        },
-                        -1,
-                    );
-                    let class = Some(class);
-                    p.count(
-                        Counter::Inspected {
-                            month,
-                            region,
-                            class,
-                            problem,
-                        },
-                        1,
-                    );
-                }
             }
         }
         plan.receipt = Some(receipt);

@@ -421,29 +421,6 @@ impl Ctx<'_> {
         let d = p.registered_mut(&x.uscc, "result.uscc")?;
         let at = d.inspections.partition_point(|i| i.task_id < x.task_id);
         d.inspections.insert(at, x.clone());
-        let region = d
-            .enterprise
-            .as_ref()
-            .map(|e| e.region)
-            .ok_or_else(|| Error::Corrupt(format!("{}: dossier without profile", x.uscc)))?;
-        // Counted once, in the class a recorded draw of the task selected it in.
-        let class = p
-            .get(&stats::drawn_key(&x.task_id, &x.uscc))?
-            .map(|v| stats::drawn_class(&v))
-            .transpose()?;
-        p.count(
-            Counter::Inspected {
-                month: Month::of(x.inspected_on),
-                region,
-                class,
-                problem: x.problems_found,
-            },
-            1,
-        );
-        p.put(
-            stats::inspection_key(x.inspected_on, &x.uscc, &x.task_id),
-            stats::inspection_value(x.problems_found, region),
-        );
         Ok((x, true))
     }
 
