@@ -349,9 +349,7 @@ type Counts = BTreeMap<Vec<u8>, u64>;
 
 /// The selections every recorded draw makes (one `K` entry per plan and selected
 /// enterprise), and the plans drawn per month, from the stored plans.
-fn from_receipts(
-    tree: &sled::Tree,
-) -> Result<(Entries, Counts)> {
+fn from_receipts(tree: &sled::Tree) -> Result<(Entries, Counts)> {
     let mut selections = BTreeMap::new();
     let mut plans = BTreeMap::new();
     let next_plan = super::scoring::get_counter(tree, "next_plan")?.unwrap_or(1);

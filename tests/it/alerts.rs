@@ -548,3 +548,82 @@ async fn a_repair_case_past_its_due_date_alerts_once() {
         t.stop().await;
     }
 }
+
+/// A watcher that stops reading while alerts wait is told so — ABORTED, naming the
+/// sequence to resume from — instead of being skipped silently or slowing writers, and
+/// resuming from that sequence misses nothing.
+#[tokio::test]
+async fn a_watcher_that_stops_reading_is_told_where_to_resume() {
+    let t = TestServer::start_with_config(|c| c.stream_idle_secs = 1).await;
+    // A small receive window, so the unread alerts back up into the server quickly.
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", t.addr))
+        .unwrap()
+        .initial_stream_window_size(Some(16 * 1024))
+        .initial_connection_window_size(Some(16 * 1024))
+        .connect()
+        .await
+        .unwrap();
+    let mut al = AlertServiceClient::new(ch);
+    let mut watch = al
+        .watch_alerts(pb::WatchAlertsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    const N: u32 = 1200;
+    let usccs: Vec<String> = (0..N).map(|n| uscc_n(b'1', 5000 + n)).collect();
+    let writes = usccs.iter().map(|u| {
+        let mut c = t.client.clone();
+        let u = u.clone();
+        async move {
+            put_enterprise(&mut c, enterprise(&u)).await;
+            let mut l = listing(&u, pb::ListKind::AbnormalOperations);
+            l.listing.as_mut().unwrap().listed_on = Date::today().to_string();
+            c.add_listing(l).await.expect("listing");
+        }
+    });
+    // Every write is answered although nobody reads the watch: writers never wait.
+    let all = futures::StreamExt::collect::<Vec<()>>(futures::StreamExt::buffer_unordered(
+        futures::stream::iter(writes),
+        64,
+    ));
+    tokio::time::timeout(Duration::from_secs(120), all)
+        .await
+        .expect("writes finish while the watcher reads nothing");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (mut got, mut last) = (0u64, 0i64);
+    let status = loop {
+        match tokio::time::timeout(Duration::from_secs(10), watch.message()).await {
+            Ok(Ok(Some(a))) => {
+                assert_eq!(a.sequence, last + 1, "in order, no gap");
+                last = a.sequence;
+                got += 1;
+            }
+            Ok(Err(s)) => break s,
+            other => panic!("expected ABORTED after the backlog, got {other:?}"),
+        }
+    };
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    assert!(
+        got < u64::from(N),
+        "the watcher fell behind before the end ({got})"
+    );
+    assert!(
+        status
+            .message()
+            .contains(&format!("resume from sequence {last}")),
+        "{status:?} after {last}"
+    );
+    // Resuming from there gets exactly the rest.
+    let mut rest = al
+        .watch_alerts(pb::WatchAlertsRequest {
+            from_sequence: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let tail = next_alerts(&mut rest, (u64::from(N) - got) as usize).await;
+    assert_eq!(tail.first().map(|a| a.sequence), Some(last + 1));
+    assert_eq!(tail.last().map(|a| a.sequence), Some(i64::from(N)));
+    t.stop().await;
+}
