@@ -127,7 +127,11 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
         ) => ALL,
         ("ClassificationService", "RunBatchScoring" | "RegisterModel") => SCORE,
         ("ClassificationService", _) => ADMIN,
-        ("SpotCheckService", "VerifyDraw" | "ListPopulation" | "ListInspectors") => SCHED_AUDIT,
+        (
+            "SpotCheckService",
+            "VerifyDraw" | "ListPopulation" | "ListInspectors" | "GetPlan" | "ListPlans"
+            | "GetReceipt",
+        ) => SCHED_AUDIT,
         ("SpotCheckService", _) => SCHED,
         ("CreditRepairService", "GetRepairCase" | "ListRepairCases" | "ListObjections") => {
             REPAIR_READ

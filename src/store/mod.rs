@@ -791,6 +791,33 @@ impl Store {
         draws::load_plan(&self.shared.registry, id)
     }
 
+    /// Stored plans with an id below `before` (0: every plan), newest first, that pass
+    /// `keep`, at most `limit`; and the id to go on before when more may follow (0: none).
+    pub fn plans_before(
+        &self,
+        before: u64,
+        limit: usize,
+        mut keep: impl FnMut(&draws::DrawPlan) -> bool,
+    ) -> Result<(Vec<draws::DrawPlan>, u64)> {
+        let tree = &self.shared.registry;
+        let next = scoring::get_counter(tree, "next_plan")?.unwrap_or(1);
+        let top = if before == 0 { next } else { before.min(next) };
+        let mut out = Vec::new();
+        let mut id = top;
+        while id > 1 {
+            id -= 1;
+            if let Some(p) = draws::load_plan(tree, id)? {
+                if keep(&p) {
+                    out.push(p);
+                    if out.len() == limit {
+                        return Ok((out, if id > 1 { id } else { 0 }));
+                    }
+                }
+            }
+        }
+        Ok((out, 0))
+    }
+
     /// The frozen population of a plan's stratum.
     pub fn draw_population(&self, id: u64, stratum: u8) -> Result<Vec<Uscc>> {
         draws::load_population(&self.shared.registry, id, stratum)

@@ -310,6 +310,20 @@ pub fn selections(tree: &sled::Tree, u: &Uscc) -> Result<Vec<Selection>> {
     Ok(out)
 }
 
+/// Every enterprise with at least one selection.
+pub fn selected_enterprises(tree: &sled::Tree) -> Result<std::collections::HashSet<Uscc>> {
+    let mut out = std::collections::HashSet::new();
+    for kv in tree.scan_prefix([DRAWN]) {
+        let (k, _) = kv?;
+        let u = k
+            .get(1..19)
+            .and_then(|b| Uscc::from_bytes(b).ok())
+            .ok_or_else(|| Error::Corrupt(format!("bad selection key {k:?}")))?;
+        out.insert(u);
+    }
+    Ok(out)
+}
+
 /// What an enterprise contributes to the statistics: its counters and its
 /// inspection-index entries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

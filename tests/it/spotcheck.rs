@@ -1025,3 +1025,117 @@ async fn listed_firms_are_never_exempt_and_plans_count_exemptions() {
     }
     t.s.stop().await;
 }
+
+/// Plans and receipts are data: GetPlan answers a stored plan, GetReceipt the receipt
+/// DrawSample gave (which VerifyDraw accepts as it is), ListPlans pages newest first.
+#[tokio::test]
+async fn plans_and_receipts_can_be_fetched_again() {
+    let mut t = city().await;
+    let mut ids = Vec::new();
+    for task in ["2026-沪-P1", "2026-沪-P2", "2026-沪-P1"] {
+        let plan = t
+            .spot
+            .plan_draw(plan_req(task, vec![count(pb::RiskClass::C, 2)]))
+            .await
+            .unwrap()
+            .into_inner();
+        ids.push(plan.plan_id);
+    }
+    let drawn = t
+        .spot
+        .draw_sample(pb::DrawSampleRequest {
+            request_id: String::new(),
+            plan_id: ids[1],
+            seed: "20261203".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let got = t
+        .spot
+        .get_receipt(pb::GetReceiptRequest { plan_id: ids[1] })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got, drawn, "the receipt as DrawSample answered it");
+    let v = t
+        .spot
+        .verify_draw(pb::VerifyDrawRequest { receipt: Some(got) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(v.matches, "{v:?}");
+    let plan = t
+        .spot
+        .get_plan(pb::GetPlanRequest { plan_id: ids[1] })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(plan.drawn && plan.task_id == "2026-沪-P2");
+    let e = t
+        .spot
+        .get_receipt(pb::GetReceiptRequest { plan_id: ids[0] })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    let e = t
+        .spot
+        .get_plan(pb::GetPlanRequest { plan_id: 999 })
+        .await
+        .unwrap_err();
+    assert!(
+        e.code() == Code::NotFound && e.message().starts_with("plan_id"),
+        "{e:?}"
+    );
+    // Newest first, a page at a time; filters.
+    let list = |req: pb::ListPlansRequest| {
+        let mut spot = t.spot.clone();
+        async move { spot.list_plans(req).await.unwrap().into_inner() }
+    };
+    let page = list(pb::ListPlansRequest {
+        limit: 2,
+        ..Default::default()
+    })
+    .await;
+    let got: Vec<u64> = page.plans.iter().map(|p| p.plan_id).collect();
+    assert_eq!(got, vec![ids[2], ids[1]]);
+    let rest = list(pb::ListPlansRequest {
+        limit: 2,
+        before_plan_id: page.next_before_plan_id,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        rest.plans.iter().map(|p| p.plan_id).collect::<Vec<_>>(),
+        vec![ids[0]]
+    );
+    assert_eq!(rest.next_before_plan_id, 0);
+    let p1 = list(pb::ListPlansRequest {
+        task_id: "2026-沪-P1".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        p1.plans.iter().map(|p| p.plan_id).collect::<Vec<_>>(),
+        vec![ids[2], ids[0]]
+    );
+    let drawn_only = list(pb::ListPlansRequest {
+        drawn_only: true,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(drawn_only.plans.len(), 1);
+    let e = t
+        .spot
+        .list_plans(pb::ListPlansRequest {
+            limit: 10_001,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        e.code() == Code::InvalidArgument && e.message().starts_with("limit"),
+        "{e:?}"
+    );
+    t.s.stop().await;
+}

@@ -680,6 +680,57 @@ impl SpotCheckService for SpotCheckApi {
         Ok(Response::new(reply))
     }
 
+    async fn get_plan(
+        &self,
+        req: Request<pb::GetPlanRequest>,
+    ) -> Result<Response<pb::DrawPlan>, Status> {
+        let scope = super::Scope::of(&req);
+        let plan = self.stored_plan(req.get_ref().plan_id, &scope)?;
+        Ok(Response::new(plan_pb(&plan)))
+    }
+
+    async fn get_receipt(
+        &self,
+        req: Request<pb::GetReceiptRequest>,
+    ) -> Result<Response<pb::DrawReceipt>, Status> {
+        let scope = super::Scope::of(&req);
+        let plan = self.stored_plan(req.get_ref().plan_id, &scope)?;
+        if plan.receipt.is_none() {
+            return Err(Status::failed_precondition(format!(
+                "plan_id: plan {} is not drawn yet (DrawSample draws it)",
+                plan.id
+            )));
+        }
+        Ok(Response::new(plan_receipt_pb(&plan)?))
+    }
+
+    async fn list_plans(
+        &self,
+        req: Request<pb::ListPlansRequest>,
+    ) -> Result<Response<pb::ListPlansResponse>, Status> {
+        let scope = super::Scope::of(&req);
+        let r = req.into_inner();
+        let limit = match r.limit {
+            0 => 100,
+            n => super::list_limit("limit", n)?,
+        };
+        let task = super::optional_text("task_id", &r.task_id, 64)?;
+        let store = self.store.clone();
+        let (plans, next) = tokio::task::spawn_blocking(move || {
+            store.plans_before(r.before_plan_id, limit, |p| {
+                (task.is_empty() || p.task_id == task)
+                    && (!r.drawn_only || p.receipt.is_some())
+                    && check_plan(&scope, p).is_ok()
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(pb::ListPlansResponse {
+            plans: plans.iter().map(plan_pb).collect(),
+            next_before_plan_id: next,
+        }))
+    }
+
     async fn verify_draw(
         &self,
         req: Request<pb::VerifyDrawRequest>,
@@ -957,6 +1008,18 @@ fn restrict(scope: &super::Scope, f: &mut CandidateFilter) -> Result<(), Status>
     out.dedup();
     f.regions = out;
     Ok(())
+}
+
+impl SpotCheckApi {
+    /// Plan `id` (NOT_FOUND naming `plan_id`), if the token's scope covers it.
+    fn stored_plan(&self, id: u64, scope: &super::Scope) -> Result<DrawPlan, Status> {
+        let plan = self
+            .store
+            .draw_plan(id)?
+            .ok_or_else(|| Status::not_found(format!("plan_id: plan {id} not found")))?;
+        check_plan(scope, &plan)?;
+        Ok(plan)
+    }
 }
 
 /// PERMISSION_DENIED unless a scoped token's regions cover the plan's filter.

@@ -449,6 +449,7 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
     } = parts;
     let head = audit::head(&tree)?;
     let alert_head = super::alerts::head(&tree)?;
+    let selected = stats::selected_enterprises(&tree)?;
     let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let enterprises = AtomicU64::new(counters.enterprises.load(Ordering::Acquire));
@@ -471,6 +472,7 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
                 tracker,
                 hub,
                 alert_head: std::cell::Cell::new(alert_head),
+                selected: RefCell::new(selected),
             }
             .run(rx);
             let _ = done_tx.send(());
@@ -509,6 +511,11 @@ struct Writer {
     hub: AlertHub,
     /// The last alert sequence number committed (writer-private).
     alert_head: std::cell::Cell<u64>,
+    /// Enterprises that have (or may have) selections — a draw selected them: loaded
+    /// from the `K` keys at start, added to by draws (writer-private; a superset, since
+    /// a failed job's additions stay), so the many enterprises no draw ever selected
+    /// cost no selection read when their dossier changes.
+    selected: RefCell<std::collections::HashSet<Uscc>>,
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -670,7 +677,13 @@ impl Writer {
             }
             None => None,
         };
-        let mut p = Pending::new(&self.tree, &self.revocations, &self.options.rules, at);
+        let mut p = Pending::new(
+            &self.tree,
+            &self.revocations,
+            &self.selected,
+            &self.options.rules,
+            at,
+        );
         let alerting = O::ALERTS && self.options.alerts.enabled;
         if alerting && O::RESCORES {
             // The dossiers as they were, to tell what the operation added.
@@ -787,6 +800,8 @@ struct Pending<'a> {
     at: Stamp,
     tree: &'a sled::Tree,
     revocations: &'a Revocations,
+    /// Enterprises that may have selections (a superset; see [`Writer::selected`]).
+    selected: &'a RefCell<std::collections::HashSet<Uscc>>,
     /// The rules (listing terms of dossiers read and written).
     rules: &'a RuleBook,
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
@@ -840,6 +855,7 @@ impl<'a> Pending<'a> {
     fn new(
         tree: &'a sled::Tree,
         revocations: &'a Revocations,
+        selected: &'a RefCell<std::collections::HashSet<Uscc>>,
         rules: &'a RuleBook,
         at: Stamp,
     ) -> Self {
@@ -847,6 +863,7 @@ impl<'a> Pending<'a> {
             at,
             tree,
             revocations,
+            selected,
             rules,
             overlay: HashMap::new(),
             unread: false,
@@ -870,8 +887,12 @@ impl<'a> Pending<'a> {
         }
     }
 
-    /// The selections of `u` as this job sees them.
+    /// The selections of `u` as this job sees them (none read for an enterprise no draw
+    /// ever selected).
     fn selections_of(&self, u: &Uscc) -> Result<Vec<Selection>> {
+        if !self.selected.borrow().contains(u) {
+            return Ok(Vec::new());
+        }
         let mut out = stats::selections(self.tree, u)?;
         let prefix = stats::selections_prefix(u);
         for (k, v) in self
@@ -886,6 +907,9 @@ impl<'a> Pending<'a> {
 
     /// The statistics contribution of `u` with dossier `d`, as this job sees it.
     fn contribution(&self, u: &Uscc, d: Option<&EnterpriseRecords>) -> Result<stats::Contribution> {
+        if d.is_none_or(|d| d.enterprise.is_none()) {
+            return Ok(stats::Contribution::default());
+        }
         Ok(stats::contribution(u, d, &self.selections_of(u)?))
     }
 
@@ -904,8 +928,9 @@ impl<'a> Pending<'a> {
         Ok(())
     }
 
-    /// Adds a selection (a `K` entry) in this batch.
-    fn put_selection(&mut self, k: Vec<u8>, v: Vec<u8>) {
+    /// Adds a selection (a `K` entry) of `u` in this batch.
+    fn put_selection(&mut self, u: &Uscc, k: Vec<u8>, v: Vec<u8>) {
+        self.selected.borrow_mut().insert(*u);
         self.selections.insert(k.clone(), v.clone());
         self.put(k, v);
     }

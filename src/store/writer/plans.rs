@@ -135,6 +135,7 @@ impl Writer {
             for (u, _) in &s.selected {
                 p.touch_stats(u)?;
                 p.put_selection(
+                    u,
                     stats::selection_key(u, &plan.task_id, plan_id),
                     stats::selection_value(s.class, month),
                 );
