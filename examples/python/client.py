@@ -10,7 +10,8 @@ It does what an inspection scheduler's script would do:
   4. plans and draws a spot-check sample (SpotCheckService.PlanDraw / DrawSample);
   5. verifies the receipt independently: it downloads each stratum's frozen population,
      recomputes its SHA-256 digest, and re-runs the draw with the published
-     `consistent-sampler` package (PyPI) -- then asks the server's VerifyDraw too.
+     `consistent-sampler` package (PyPI) -- then asks the server's VerifyDraw too;
+  6. fetches the receipt again (GetReceipt) and reads the filing statistics.
 
 Stubs are generated from ../../proto with grpcio-tools at start-up (into --stubs, or a
 temporary directory). Exit status 0 means every check passed.
@@ -36,7 +37,7 @@ import grpc
 
 HERE = pathlib.Path(__file__).resolve().parent
 PROTO_ROOT = HERE.parent.parent / "proto"
-PROTOS = ["records", "registry", "classification", "spotcheck"]
+PROTOS = ["records", "registry", "classification", "spotcheck", "statistics"]
 
 # GB 32100 symbols and weights (see DOMAIN.md): the check character of a USCC.
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -264,6 +265,23 @@ def run(target, stubs_dir, seed):
         spot.VerifyDrawRequest(receipt=receipt), metadata=metadata, timeout=60
     )
     check(verdict.matches, "VerifyDraw: the server recomputes the same receipt")
+    # 6. A lost receipt is fetched again, the same message byte for byte; the filing
+    # statistics count the imported enterprises.
+    again = spotcheck.GetReceipt(
+        spot.GetReceiptRequest(plan_id=plan.plan_id), metadata=metadata, timeout=60
+    )
+    check(
+        again.SerializeToString() == receipt.SerializeToString(),
+        "GetReceipt: the receipt as DrawSample gave it",
+    )
+    statistics = m["statistics_grpc"].StatisticsServiceStub(channel)
+    filing = statistics.GetFilingStatistics(
+        m["statistics"].GetFilingStatisticsRequest(region_prefix="310115"),
+        metadata=metadata,
+        timeout=60,
+    )
+    obliged = sum(r.obliged for r in filing.rows if r.report_year == 2024)
+    check(obliged >= len(codes), f"GetFilingStatistics: {obliged} obliged to file for 2024")
     print(
         json.dumps(
             {
