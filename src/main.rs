@@ -64,6 +64,11 @@ enum Command {
     ///
     /// Example: credit-risk draw --task 2026-001 --seed 8412
     Draw(cli::draw::Args),
+    /// Re-check a draw receipt: offline against the frozen populations (digests and the
+    /// consistent-sampler draw) and through the server's VerifyDraw.
+    ///
+    /// Example: credit-risk verify receipt.json --population-dir pops/
+    Verify(cli::verify::Args),
     /// Credit-repair cases (operators): submit, list, show, accept, decide, revoke.
     ///
     /// Example: credit-risk repair list --overdue
@@ -155,6 +160,7 @@ fn main() -> ExitCode {
         Command::Objection(a) => cli::objection::run(a),
         Command::Report(a) => cli::report::run(a),
         Command::Stats(a) => cli::stats::run(a),
+        Command::Verify(a) => cli::verify::run(a),
         Command::Backup(a) => cli::backup::run(a),
         Command::Restore(a) => cli::restore::run(a),
         Command::Check(a) => cli::check::run(a),

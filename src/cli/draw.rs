@@ -1,11 +1,13 @@
 //! `credit-risk draw`: plan a verifiable draw (commit) and, with a seed, draw it
-//! (reveal); prints the receipt as JSON.
+//! (reveal). Stdout carries data only, in the proto JSON mapping: the plan when there
+//! is no seed, else the receipt (unless `--out` writes it to a file); summaries go to
+//! stderr.
 
 use std::{fs::File, io::Write, path::PathBuf};
 
 use credit_risk::client::{channel, TokenInterceptor};
 
-use super::{class_letter, runtime, CliError, CliResult, ServerArg};
+use super::{class_letter, proto_json, runtime, CliError, CliResult, ServerArg};
 
 /// Options of `credit-risk draw`.
 #[derive(clap::Args, Debug)]
@@ -74,39 +76,6 @@ pub fn run(a: Args) -> CliResult {
             override_reason: a.override_reason.unwrap_or_default(),
         },
     ))
-}
-
-/// A receipt as JSON (what `credit-risk draw` prints and writes).
-pub fn receipt_json(r: &credit_risk::proto::DrawReceipt) -> serde_json::Value {
-    serde_json::json!({
-        "algorithm": r.algorithm,
-        "seed": r.seed,
-        "sampler_seed": r.sampler_seed,
-        "task_id": r.task_id,
-        "plan_id": r.plan_id,
-        "run_id": r.run_id,
-        "as_of": r.as_of,
-        "drawn_at": r.drawn_at,
-        "filter": r.filter.as_ref().map(|f| serde_json::json!({
-            "region_codes": f.region_codes, "industry_sections": f.industry_sections,
-            "entity_types": f.entity_types, "classes": f.classes.iter().map(|c| class_letter(*c)).collect::<Vec<_>>(),
-            "statuses": f.statuses, "include_exempt": f.include_exempt,
-        })),
-        "strata": r.strata.iter().map(|s| serde_json::json!({
-            "class": class_letter(s.risk_class),
-            "population": s.population,
-            "k": s.k,
-            "population_digest": s.population_digest,
-            "selected": s.selected.iter().map(|x| serde_json::json!({"uscc": x.uscc, "ticket": x.ticket})).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "team_size": r.team_size,
-        "inspector_pool_digest": r.inspector_pool_digest,
-        "teams": r.teams.iter().map(|t| serde_json::json!({
-            "uscc": t.uscc, "region_code": t.region_code,
-            "inspectors": t.inspectors.iter().map(|i| serde_json::json!({"id": i.inspector_id, "ticket": i.ticket})).collect::<Vec<_>>(),
-            "recused": t.recused,
-        })).collect::<Vec<_>>(),
-    })
 }
 
 /// What `credit-risk draw` does.
@@ -183,6 +152,11 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), CliError> {
                 })
                 .await?
                 .into_inner();
+            // The plan as data on stdout (without a seed it is the command's answer), a
+            // summary for people on stderr.
+            if a.seed.is_none() {
+                println!("{}", proto_json::to_json(&plan, "creditrisk.v1.DrawPlan")?);
+            }
             eprintln!(
                 "plan {} for task {:?} (run {}, as of {}):",
                 plan.plan_id, plan.task_id, plan.run_id, plan.as_of
@@ -256,12 +230,19 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), CliError> {
             .await?
             .into_inner();
     }
-    let json = serde_json::to_string_pretty(&receipt_json(&receipt))?;
-    if let Some(path) = &a.out {
-        std::fs::write(path, &json)?;
-        eprintln!("receipt written to {}", path.display());
+    // The proto JSON of the receipt: VerifyDraw (and `credit-risk verify`) take it as is.
+    let json = proto_json::to_json(&receipt, "creditrisk.v1.DrawReceipt")?;
+    match &a.out {
+        Some(path) => {
+            std::fs::write(path, &json).map_err(|e| format!("{}: {e}", path.display()))?;
+            eprintln!(
+                "receipt of plan {plan_id} written to {} (check it: credit-risk verify {})",
+                path.display(),
+                path.display()
+            );
+        }
+        None => println!("{json}"),
     }
-    println!("{json}");
     Ok(())
 }
 

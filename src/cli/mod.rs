@@ -14,12 +14,14 @@ pub mod hash_token;
 pub mod import;
 pub mod matching;
 pub mod objection;
+pub mod proto_json;
 pub mod repair;
 pub mod report;
 pub mod restore;
 pub mod score;
 pub mod serve;
 pub mod stats;
+pub mod verify;
 
 use std::io::Read;
 

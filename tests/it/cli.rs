@@ -145,3 +145,130 @@ async fn a_truncated_store_is_reported_not_panicked() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("acknowledged writes are missing"), "{err}");
 }
+
+/// `draw` puts data on stdout in the proto JSON mapping (the plan without a seed, nothing
+/// with `--out`), and `verify` re-checks the written receipt offline and through
+/// VerifyDraw — and catches a receipt altered by one character.
+#[tokio::test]
+async fn draw_writes_a_receipt_that_verify_checks() {
+    use credit_risk::proto::{
+        self as pb, classification_service_client::ClassificationServiceClient,
+    };
+    let s = crate::common::TestServer::start().await;
+    let mut c = s.client.clone();
+    for n in 0..12 {
+        crate::common::put_enterprise(
+            &mut c,
+            crate::common::enterprise(&crate::common::uscc_n(b'1', 900 + n)),
+        )
+        .await;
+    }
+    let mut k = ClassificationServiceClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    crate::common::scoring_done(
+        k.run_batch_scoring(pb::RunBatchScoringRequest::default())
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await
+    .unwrap();
+    let addr = s.addr.to_string();
+    let bin = |args: Vec<String>| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args(&args)
+                .args(["--server", &addr])
+                .output()
+                .expect("run the binary")
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    let plan = bin(vec![
+        "draw".into(),
+        "--task".into(),
+        "CLI-1".into(),
+        "--stratum".into(),
+        "D:0.5".into(),
+        "--override-reason".into(),
+        "test".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(plan.status.success(), "{plan:?}");
+    let plan: serde_json::Value =
+        serde_json::from_slice(&plan.stdout).expect("the plan as JSON on stdout");
+    let id = plan["plan_id"].as_u64().expect("plan_id");
+    let drawn = bin(vec![
+        "draw".into(),
+        "--plan".into(),
+        id.to_string(),
+        "--seed".into(),
+        "20261203".into(),
+        "--out".into(),
+        d("receipt.json"),
+        "--population-dir".into(),
+        d("pops"),
+    ])
+    .await
+    .unwrap();
+    assert!(drawn.status.success(), "{drawn:?}");
+    assert!(drawn.stdout.is_empty(), "with --out stdout stays quiet");
+    let receipt = std::fs::read_to_string(d("receipt.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&receipt).unwrap();
+    assert_eq!(v["strata"][0]["risk_class"], "RISK_CLASS_D");
+    assert!(v["strata"][0]["k"].as_u64().is_some_and(|k| k > 0), "{v}");
+    let ok = bin(vec![
+        "verify".into(),
+        d("receipt.json"),
+        "--population-dir".into(),
+        d("pops"),
+    ])
+    .await
+    .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stderr)
+        .contains("VerifyDraw: the server recomputes the same receipt"));
+    // One ticket digit changed: both checks fail.
+    let t = v["strata"][0]["selected"][0]["ticket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut bad = t.clone();
+    let last = bad.pop().unwrap();
+    bad.push(if last == '1' { '2' } else { '1' });
+    std::fs::write(d("bad.json"), receipt.replace(&t, &bad)).unwrap();
+    let no = bin(vec![
+        "verify".into(),
+        d("bad.json"),
+        "--population-dir".into(),
+        d("pops"),
+    ])
+    .await
+    .unwrap();
+    assert!(!no.status.success(), "{no:?}");
+    let err = String::from_utf8_lossy(&no.stderr);
+    assert!(
+        err.contains("selects differently") && err.contains("VerifyDraw"),
+        "{err}"
+    );
+    std::fs::write(d("not.json"), "{\"class\": \"A\"}").unwrap();
+    let not = bin(vec![
+        "verify".into(),
+        d("not.json"),
+        "--offline".into(),
+        "--population-dir".into(),
+        d("pops"),
+    ])
+    .await
+    .unwrap();
+    assert!(!not.status.success());
+    assert!(
+        String::from_utf8_lossy(&not.stderr).contains("not.json: not a creditrisk.v1.DrawReceipt"),
+        "{not:?}"
+    );
+    s.stop().await;
+}
