@@ -1139,3 +1139,60 @@ async fn plans_and_receipts_can_be_fetched_again() {
     );
     t.s.stop().await;
 }
+
+/// A future `as_of` would change what these answer (a yearly check count reset, a
+/// publicity ended): it is refused, naming the field, not answered.
+#[tokio::test]
+async fn a_future_as_of_is_refused_where_it_would_change_the_answer() {
+    let mut t = city().await;
+    let future = Date::today().add_days(1).to_string();
+    let u = t.clean[0].clone();
+    let expect = |r: Result<(), tonic::Status>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.code(), Code::InvalidArgument, "{what}: {e:?}");
+        assert!(
+            e.message().starts_with("as_of") && e.message().contains("in the future"),
+            "{what}: {e:?}"
+        );
+    };
+    let m = pb::MatchRequest {
+        usccs: vec![u.clone()],
+        as_of: future.clone(),
+    };
+    expect(t.spot.batch_match(m).await.map(drop), "BatchMatch");
+    let q = pb::QueryCandidatesRequest {
+        filter: Some(pb::CandidateFilter::default()),
+        as_of: future.clone(),
+    };
+    expect(
+        t.spot.query_candidates(q).await.map(drop),
+        "QueryCandidates",
+    );
+    let mut p = plan_req("2026-沪-F", vec![count(pb::RiskClass::A, 1)]);
+    p.as_of = future.clone();
+    expect(t.spot.plan_draw(p).await.map(drop), "PlanDraw");
+    let lp = pb::ListPenaltiesRequest {
+        uscc: u.clone(),
+        as_of: future.clone(),
+        ..Default::default()
+    };
+    expect(
+        t.s.client.list_penalties(lp).await.map(drop),
+        "ListPenalties",
+    );
+    let cr = pb::GetCreditReportRequest {
+        uscc: u.clone(),
+        as_of: future.clone(),
+    };
+    expect(
+        t.s.client.get_credit_report(cr).await.map(drop),
+        "GetCreditReport",
+    );
+    // Today is still fine.
+    let m = pb::MatchRequest {
+        usccs: vec![u],
+        as_of: Date::today().to_string(),
+    };
+    assert!(t.spot.batch_match(m).await.is_ok());
+    t.s.stop().await;
+}

@@ -34,6 +34,20 @@ pub fn as_of(field: &str, s: &str, today: Date) -> R<Date> {
     Ok(Date::parse_opt(field, s)?.unwrap_or(today))
 }
 
+/// [`as_of`] for an answer about the records as they stand: a date after `today` is
+/// refused (the records of a future day are not known, and a later date would change
+/// the answer — a yearly check count reset, a publicity ended, a case overdue).
+pub fn past_as_of(field: &str, s: &str, today: Date) -> R<Date> {
+    let d = as_of(field, s, today)?;
+    if d > today {
+        return Err(DomainError::invalid(
+            field,
+            format!("{d} is in the future (today is {today})"),
+        ));
+    }
+    Ok(d)
+}
+
 fn fen(field: &str, v: i64) -> R<u64> {
     u64::try_from(v).map_err(|_| DomainError::invalid(field, format!("{v} is negative")))
 }

@@ -144,7 +144,7 @@ impl RegistryService for RegistryApi {
         let r = req.get_ref();
         let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
         super::Scope::of(&req).check_uscc(&self.store, "uscc", &u)?;
-        let as_of = convert::as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
+        let as_of = convert::past_as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
         let recs = self
             .store
             .enterprise_records(&u)?
@@ -421,7 +421,7 @@ impl RegistryService for RegistryApi {
         let r = req.get_ref();
         let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
         super::Scope::of(&req).check_uscc(&self.store, "uscc", &u)?;
-        let as_of = convert::as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
+        let as_of = convert::past_as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
         // A dossier read, the case and objection index scans and the explanation: on
         // the blocking pool.
         let store = self.store.clone();

@@ -369,7 +369,8 @@ impl SpotCheckApi {
                 req.usccs.len()
             )));
         }
-        let as_of = convert::as_of("as_of", &req.as_of, self.store.today()).map_err(invalid)?;
+        let as_of =
+            convert::past_as_of("as_of", &req.as_of, self.store.today()).map_err(invalid)?;
         let view = self.store.require_current_run()?;
         let spot = view.spot_view();
         let rules = &self.store.options().rules.in_force(as_of).exemptions;
@@ -446,7 +447,7 @@ impl SpotCheckService for SpotCheckApi {
         let mut f =
             filter_from_pb("filter", &r.filter.clone().unwrap_or_default()).map_err(invalid)?;
         restrict(&super::Scope::of(&req), &mut f)?;
-        let as_of = convert::as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
+        let as_of = convert::past_as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
         let store = self.store.clone();
         let (view, cands) = tokio::task::spawn_blocking(move || store.spot_candidates(&f, as_of))
             .await
@@ -482,7 +483,7 @@ impl SpotCheckService for SpotCheckApi {
         let mut filter =
             filter_from_pb("filter", &r.filter.clone().unwrap_or_default()).map_err(invalid)?;
         restrict(&scope, &mut filter)?;
-        let as_of = convert::as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
+        let as_of = convert::past_as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
         let override_reason = r.override_reason.trim().to_string();
         if override_reason.chars().count() > 500 {
             return Err(invalid(DomainError::invalid(
