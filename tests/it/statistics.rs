@@ -637,6 +637,14 @@ async fn the_built_in_model_beats_a_blind_one_on_later_inspections() {
     s.stop().await;
 }
 
+/// Filing statistics per region, every default year.
+fn by_region() -> pb::GetFilingStatisticsRequest {
+    pb::GetFilingStatisticsRequest {
+        by_region: true,
+        ..Default::default()
+    }
+}
+
 /// A schema-3 store (before statistics) gets them computed from its records at open, equal
 /// to what the writer keeps; a store whose counters drifted fails `check`.
 #[tokio::test]
@@ -654,15 +662,7 @@ async fn a_schema_3_store_gets_its_statistics_at_open() {
     let mut st = StatisticsServiceClient::connect(format!("http://{}", s.addr))
         .await
         .unwrap();
-    let want = st
-        .get_filing_statistics(pb::GetFilingStatisticsRequest {
-            by_region: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .rows;
+    let want = filing(&mut st, by_region()).await;
     assert!(!want.is_empty());
     s.stop().await;
     let strip = |schema: Option<u32>, drift: bool| {
@@ -702,15 +702,7 @@ async fn a_schema_3_store_gets_its_statistics_at_open() {
     let mut st = StatisticsServiceClient::connect(format!("http://{}", s.addr))
         .await
         .unwrap();
-    let got = st
-        .get_filing_statistics(pb::GetFilingStatisticsRequest {
-            by_region: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .rows;
+    let got = filing(&mut st, by_region()).await;
     assert_eq!(got, want);
     s.stop().await;
     strip(None, true);

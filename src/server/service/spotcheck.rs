@@ -717,15 +717,14 @@ impl SpotCheckService for SpotCheckApi {
         };
         let task = super::optional_text("task_id", &r.task_id, 64)?;
         let store = self.store.clone();
-        let (plans, next) = tokio::task::spawn_blocking(move || {
-            store.plans_before(r.before_plan_id, limit, |p| {
+        let (plans, next) = super::blocking(move || {
+            Ok(store.plans_before(r.before_plan_id, limit, |p| {
                 (task.is_empty() || p.task_id == task)
                     && (!r.drawn_only || p.receipt.is_some())
                     && check_plan(&scope, p).is_ok()
-            })
+            })?)
         })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))??;
+        .await?;
         Ok(Response::new(pb::ListPlansResponse {
             plans: plans.iter().map(plan_pb).collect(),
             next_before_plan_id: next,

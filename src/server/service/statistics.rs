@@ -40,14 +40,11 @@ fn within(prefixes: &[String], r: &RegionCode) -> bool {
     prefixes.is_empty() || prefixes.iter().any(|p| r.as_str().starts_with(p.as_str()))
 }
 
-/// Runs a store read off the async threads.
+/// A store read on the blocking pool ([`super::blocking`]), its error mapped once.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
 ) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(format!("statistics task failed: {e}")))?
-        .map_err(status)
+    super::blocking(move || f().map_err(status)).await
 }
 
 /// `filed / obliged` as the API shows it (0 when undefined).

@@ -948,11 +948,11 @@ impl<'a> Pending<'a> {
         let before = std::mem::take(&mut self.stats_before);
         let touched = std::mem::take(&mut self.stats_touched);
         for (u, old) in before {
-            let d = match (self.docs.get(&u), touched.get(&u)) {
-                (Some(d), _) if self.dirty.contains(&u) => d.as_ref(),
-                (_, Some(d)) => d.as_ref(),
-                (Some(d), None) => d.as_ref(),
-                (None, None) => None,
+            // A changed dossier as the job leaves it, else the one read when touched.
+            let d = if self.dirty.contains(&u) {
+                self.docs.get(&u).and_then(|d| d.as_ref())
+            } else {
+                touched.get(&u).and_then(|d| d.as_ref())
             };
             let new = self.contribution(&u, d)?;
             for c in old.counters {
