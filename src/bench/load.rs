@@ -13,6 +13,7 @@ use credit_risk::{
     client::{endpoint, Authed, TokenInterceptor},
     proto::{
         classification_service_client::ClassificationServiceClient,
+        measures_service_client::MeasuresServiceClient,
         registry_service_client::RegistryServiceClient,
     },
     synthetic::RecordReader,
@@ -87,6 +88,11 @@ pub enum LoadTarget {
     GetEnterprise,
     /// ClassificationService.GetClassification
     GetClassification,
+    /// MeasuresService.GetMeasures (dossier, class in force, catalogue)
+    GetMeasures,
+    /// The baseline: a bare tonic unary echo of one USCC, served in this process (the
+    /// server address is not used).
+    Echo,
     /// Mixed: per 10 calls, 6 GetEnterprise, 3 GetClassification, 1 durable RecordPenalty
     /// (a new decision number each time, on the enterprise just read).
     Mixed,
@@ -98,6 +104,7 @@ pub enum LoadTarget {
 enum LoadClient {
     Registry(RegistryServiceClient<Authed>),
     Classification(ClassificationServiceClient<Authed>),
+    Measures(MeasuresServiceClient<Authed>),
     Mixed(
         Box<(
             RegistryServiceClient<Authed>,
@@ -195,6 +202,13 @@ impl LoadClient {
                 })
                 .await
                 .map(|_| ()),
+            LoadClient::Measures(c) => c
+                .get_measures(credit_risk::proto::GetMeasuresRequest {
+                    uscc,
+                    as_of: String::new(),
+                })
+                .await
+                .map(|_| ()),
         }
     }
 }
@@ -212,6 +226,10 @@ pub async fn load(
     if usccs.is_empty() {
         return Err("no USCCs to query".into());
     }
+    if target == LoadTarget::Echo {
+        let echo = super::start_echo().await?.to_string();
+        return super::unary_load(&echo, true, usccs, 1, clients, seconds).await;
+    }
     let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();
     for w in 0..clients {
@@ -228,6 +246,10 @@ pub async fn load(
                     TokenInterceptor::from_env(),
                 ))
             }
+            LoadTarget::GetMeasures => LoadClient::Measures(
+                MeasuresServiceClient::with_interceptor(channel, TokenInterceptor::from_env()),
+            ),
+            LoadTarget::Echo => return Err("the echo baseline has no client here".into()),
             LoadTarget::Mixed => LoadClient::Mixed(Box::new((
                 RegistryServiceClient::with_interceptor(
                     channel.clone(),

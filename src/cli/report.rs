@@ -846,6 +846,37 @@ pub fn enterprise_html(r: &pb::CreditReport, history: &[HistoryRow]) -> Result<S
     );
     table(
         &mut h,
+        "Reward and punishment measures",
+        &[
+            "measure",
+            "kind",
+            "binds",
+            "because",
+            "from",
+            "until",
+            "basis",
+            "applied by",
+        ],
+        r.measures
+            .iter()
+            .chain(&r.legal_representative_measures)
+            .map(|a| {
+                let m = a.measure.clone().unwrap_or_default();
+                vec![
+                    format!("{} {}", m.code, m.name),
+                    enum_name(m.kind, |k: pb::MeasureKind| k.as_str_name()),
+                    enum_name(m.subject, |k: pb::MeasureSubject| k.as_str_name()),
+                    a.because.clone(),
+                    a.since.clone(),
+                    a.until.clone(),
+                    m.legal_basis,
+                    m.applied_by,
+                ]
+            })
+            .collect(),
+    );
+    table(
+        &mut h,
         "Annual reports",
         &["year", "deadline", "filed on", "compliance"],
         r.annual_reports

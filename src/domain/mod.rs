@@ -9,6 +9,7 @@ pub mod codes;
 pub mod date;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod measures;
 pub mod model;
 pub mod period;
 pub mod records;

@@ -115,6 +115,7 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
     const AUDIT: &[Role] = &[Auditor, Admin];
     const STATS: &[Role] = &[Scheduler, Scorer, Auditor, Admin];
     const STATS_REPAIR: &[Role] = &[Scheduler, Scorer, Auditor, RepairOperator, Admin];
+    const PERSON: &[Role] = &[Feed, Scheduler, RepairOperator, Auditor, Admin];
     let rest = path.strip_prefix("/creditrisk.v1.")?;
     let (service, method) = rest.split_once('/')?;
     Some(match (service, method) {
@@ -143,6 +144,8 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
         ("AlertService", _) => SCHED,
         ("StatisticsService", "GetRepairStatistics") => STATS_REPAIR,
         ("StatisticsService", _) => STATS,
+        ("MeasuresService", "CheckLegalRepresentative") => PERSON,
+        ("MeasuresService", _) => ALL,
         _ => ADMIN,
     })
 }

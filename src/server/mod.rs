@@ -153,6 +153,11 @@ pub async fn run_with_metrics(
     )
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
+    let measures = crate::proto::measures_service_server::MeasuresServiceServer::new(
+        service::measures::MeasuresApi::new(store.clone()),
+    )
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
     if let Some(l) = metrics_listener {
         let addr = l.local_addr()?;
         if !addr.ip().is_loopback() {
@@ -220,6 +225,7 @@ pub async fn run_with_metrics(
         .add_service(rules)
         .add_service(alerts)
         .add_service(statistics)
+        .add_service(measures)
         .serve_with_incoming_shutdown(incoming, {
             let health = health_reporter.clone();
             let mut fault = store.fault();

@@ -51,7 +51,7 @@ pub use writer::{
 
 /// Schema version of the store layout. A store written by another version is refused
 /// at open with both versions named.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Tuning and rule parameters of a store.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -94,6 +94,12 @@ pub struct StoreOptions {
     pub alerts: crate::domain::alert::AlertRules,
     /// Alerts buffered per watcher before it must catch up from the log.
     pub alert_buffer: usize,
+    /// A catalogue of reward and punishment measures (TOML, the format of the built-in
+    /// `src/domain/measures_shanghai.toml`) replacing the built-in one.
+    pub measures_file: Option<std::path::PathBuf>,
+    /// The measures catalogue in force (built-in, or `measures_file`).
+    #[serde(skip, default = "crate::domain::measures::Catalogue::builtin")]
+    pub measures: crate::domain::measures::Catalogue,
 }
 
 impl Default for StoreOptions {
@@ -113,13 +119,16 @@ impl Default for StoreOptions {
             clock: crate::domain::Clock::System,
             alerts: crate::domain::alert::AlertRules::default(),
             alert_buffer: 4096,
+            measures_file: None,
+            measures: crate::domain::measures::Catalogue::builtin(),
         }
     }
 }
 
 impl StoreOptions {
-    /// Reads the files the options name: the holiday calendar (`calendar_file`) and the
-    /// rules versions (`rules_files`). A bad file or key stops the server naming it.
+    /// Reads the files the options name: the holiday calendar (`calendar_file`), the
+    /// rules versions (`rules_files`) and the measures catalogue (`measures_file`). A bad
+    /// file or key stops the server naming it.
     pub fn load_files(&mut self) -> std::result::Result<(), String> {
         if let Some(f) = &self.calendar_file {
             let text = std::fs::read_to_string(f)
@@ -136,6 +145,12 @@ impl StoreOptions {
         }
         self.rules = crate::domain::ruleset::RuleBook::with_files(&files)
             .map_err(|e| format!("store.rules_files: {e}"))?;
+        if let Some(f) = &self.measures_file {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("store.measures_file {}: {e}", f.display()))?;
+            self.measures = crate::domain::measures::Catalogue::parse(&text)
+                .map_err(|e| format!("store.measures_file {}: {e}", f.display()))?;
+        }
         Ok(())
     }
 }
@@ -216,8 +231,8 @@ impl Store {
                 if found == 2 {
                     migrate_2_to_3(&db, &meta, &registry)?;
                 }
-                if found == 2 || found == 3 {
-                    migrate_3_to_4(&db, &meta, &registry)?;
+                if (2..SCHEMA_VERSION).contains(&found) {
+                    migrate_derived(&db, &meta, &registry, found)?;
                 } else if found != SCHEMA_VERSION {
                     return Err(Error::FailedPrecondition(format!(
                         "store schema version {found}, this build reads {SCHEMA_VERSION}"
@@ -527,6 +542,12 @@ impl Store {
         Ok(scoring::read(&self.shared.scoring)?.current.clone())
     }
 
+    /// The registered enterprises whose legal representative has id hash `rep`, USCC
+    /// order (the `G` index, kept with the dossiers).
+    pub fn enterprises_of_legal_rep(&self, rep: &[u8; 32]) -> Result<Vec<Uscc>> {
+        stats::enterprises_of_legal_rep(&self.shared.registry, rep)
+    }
+
     /// Id of the run being computed, if any.
     pub fn building_run(&self) -> Result<Option<u64>> {
         Ok(scoring::read(&self.shared.scoring)?
@@ -545,9 +566,10 @@ impl Store {
         scoring::load_run(&self.shared.registry, id)
     }
 
-    /// The class of `u` in the current run (or run `run`), with its factors recomputed
-    /// from the records (a re-score after a write takes precedence over the run's entry).
-    pub fn classify(&self, u: &Uscc, run: Option<u64>) -> Result<Classified> {
+    /// The class of `u` in the current run (or run `run`): a re-score after a write
+    /// takes precedence over the run's entry. FAILED_PRECONDITION without a run;
+    /// NOT_FOUND for an unknown run or an enterprise the run did not classify.
+    pub fn class_in_run(&self, u: &Uscc, run: Option<u64>) -> Result<InRun> {
         let tree = &self.shared.registry;
         let (run_id, as_of, model, view) = {
             let st = scoring::read(&self.shared.scoring)?;
@@ -599,6 +621,29 @@ impl Store {
                 None => return Err(self.not_classified(u, run_id)),
             },
         };
+        Ok(InRun {
+            run_id,
+            model,
+            as_of,
+            class,
+            score,
+            flags,
+            rescored,
+        })
+    }
+
+    /// Classifies one enterprise in run `run` (default: the current run), with the
+    /// explanation of its score.
+    pub fn classify(&self, u: &Uscc, run: Option<u64>) -> Result<Classified> {
+        let InRun {
+            run_id,
+            model,
+            as_of,
+            class,
+            score,
+            flags,
+            rescored,
+        } = self.class_in_run(u, run)?;
         let records = self
             .enterprise_records(u)?
             .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
@@ -1071,6 +1116,21 @@ pub struct Classified {
     pub rules_version: String,
 }
 
+/// An enterprise's class in a run, without the explanation ([`Store::class_in_run`]).
+#[derive(Clone, Debug)]
+pub struct InRun {
+    pub run_id: u64,
+    pub model: Arc<Model>,
+    /// The run's as-of date, or the re-score's.
+    pub as_of: Date,
+    pub class: crate::domain::RiskClass,
+    pub score: crate::domain::Centi,
+    /// `scoring::FLAG_*`.
+    pub flags: u8,
+    /// The re-score after a write, if the enterprise changed since the run.
+    pub rescored: Option<Override>,
+}
+
 /// Schema 2 → 3: idempotency records now hold the rendered reply (schema 2 stored an
 /// outcome that could not always be decoded), so the old ones are dropped — a retry of a
 /// request made before the upgrade is applied as new; audit events from the next one on
@@ -1096,15 +1156,23 @@ fn migrate_2_to_3(db: &sled::Db, meta: &sled::Tree, registry: &sled::Tree) -> Re
     Ok(())
 }
 
-/// Schema 4 adds the statistics (counters, the inspection date index, the drawn
-/// classes): computed once from the records.
-fn migrate_3_to_4(db: &sled::Db, meta: &sled::Tree, registry: &sled::Tree) -> Result<()> {
+/// Schema 4 added the statistics (counters, the inspection date index, the drawn
+/// classes) and schema 5 the legal-representative index (`G`): state derived from the
+/// records, so a store of schema 2 (after [`migrate_2_to_3`]), 3 or 4 gets all of it
+/// recomputed once, in one batch, and is then schema 5.
+fn migrate_derived(
+    db: &sled::Db,
+    meta: &sled::Tree,
+    registry: &sled::Tree,
+    from: u32,
+) -> Result<()> {
     let derived = stats::rebuild(registry)?;
-    meta.insert("schema_version", &4u32.to_be_bytes())?;
+    meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
     db.flush()?;
     tracing::warn!(
         counters = derived.counters.len(),
-        "store migrated from schema 3 to 4 (statistics computed from the records)"
+        index_entries = derived.index.len(),
+        "store migrated from schema {from} to {SCHEMA_VERSION} (statistics and indexes computed from the records)"
     );
     Ok(())
 }
@@ -1341,6 +1409,7 @@ mod tests {
             ("statistics", stats::COUNTERS),
             ("inspections by date", stats::INSPECTIONS),
             ("selections", stats::DRAWN),
+            ("legal representatives", stats::LEGAL_REPS),
         ];
         let mut seen = std::collections::HashMap::new();
         for (name, byte) in spaces {

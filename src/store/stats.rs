@@ -8,13 +8,16 @@
 //! | `T` counters | `T tag(1) fields…` (see [`counter_key`]) | u64 big-endian |
 //! | `I` inspections by date | `I date(4) uscc(18) task_id` | problem found (1), region (6) |
 //! | `K` selections | `K uscc(18) task_id 0x00 plan(8)` | class index (1), month of the plan's as-of date (4) |
+//! | `G` legal representatives | `G id hash(32) uscc(18)` | empty |
 //!
 //! A selection is written with its draw and never changed. Everything else is a function
 //! of an enterprise's dossier and its selections ([`contribution`]): the writer notes
 //! an enterprise's contribution when a job first changes its dossier or its selections,
 //! and at commit writes the new contribution less the old one — counters by difference,
 //! index entries replaced — so a move to another district or a draw recorded after a
-//! result moves its counts. Plans drawn are counted with their draw. [`rebuild`]
+//! result moves its counts. The legal-representative index (who heads which
+//! enterprise, for the 3-year bar of MeasuresService) is kept the same way: it is a
+//! function of the dossier. Plans drawn are counted with their draw. [`rebuild`]
 //! recomputes everything from the records (schema migration) and [`verify`] checks the
 //! stored state against it.
 //!
@@ -40,6 +43,35 @@ pub const COUNTERS: u8 = b'T';
 pub const INSPECTIONS: u8 = b'I';
 /// Selections keyspace (which recorded draws selected an enterprise).
 pub const DRAWN: u8 = b'K';
+/// Legal-representative keyspace: enterprises by their legal representative's id hash.
+pub const LEGAL_REPS: u8 = b'G';
+/// The keyspaces of index entries derived from one dossier ([`Contribution::index`]).
+const DOSSIER_INDEXES: [u8; 2] = [INSPECTIONS, LEGAL_REPS];
+
+/// The key of `u`'s entry under its legal representative's id hash `rep`.
+pub fn legal_rep_key(rep: &[u8; 32], u: &Uscc) -> Vec<u8> {
+    let mut k = Vec::with_capacity(51);
+    k.push(LEGAL_REPS);
+    k.extend_from_slice(rep);
+    k.extend_from_slice(u.as_bytes());
+    k
+}
+
+/// The enterprises whose legal representative has id hash `rep`, USCC order.
+pub fn enterprises_of_legal_rep(tree: &sled::Tree, rep: &[u8; 32]) -> Result<Vec<Uscc>> {
+    let mut prefix = Vec::with_capacity(33);
+    prefix.push(LEGAL_REPS);
+    prefix.extend_from_slice(rep);
+    tree.scan_prefix(&prefix)
+        .map(|kv| {
+            let k = kv?.0;
+            std::str::from_utf8(&k[prefix.len()..])
+                .ok()
+                .and_then(|s| Uscc::parse(s).ok())
+                .ok_or_else(|| Error::Corrupt(format!("bad legal-representative key {k:?}")))
+        })
+        .collect()
+}
 
 const OBLIGED: u8 = b'O';
 const FILED: u8 = b'F';
@@ -324,8 +356,8 @@ pub fn selected_enterprises(tree: &sled::Tree) -> Result<std::collections::HashS
     Ok(out)
 }
 
-/// What an enterprise contributes to the statistics: its counters and its
-/// inspection-index entries.
+/// What an enterprise contributes to the statistics: its counters and its index
+/// entries (inspections by date, its legal representative).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Contribution {
     pub counters: Vec<Counter>,
@@ -352,6 +384,7 @@ pub fn contribution(
                     inspection_value(i.problems_found, e.region),
                 )
             })
+            .chain(e.legal_rep_hash.map(|h| (legal_rep_key(&h, u), Vec::new())))
             .collect(),
     }
 }
@@ -388,8 +421,8 @@ fn from_receipts(tree: &sled::Tree) -> Result<(Entries, Counts)> {
     Ok((selections, plans))
 }
 
-/// Everything derived from the records: counters, inspection-index entries and
-/// selections.
+/// Everything derived from the records: counters, dossier index entries (inspections,
+/// legal representatives) and selections.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Derived {
     pub counters: Counts,
@@ -442,9 +475,11 @@ fn stored(tree: &sled::Tree) -> Result<Derived> {
             out.counters.insert(k.to_vec(), n);
         }
     }
-    for kv in tree.scan_prefix([INSPECTIONS]) {
-        let (k, v) = kv?;
-        out.index.insert(k.to_vec(), v.to_vec());
+    for tag in DOSSIER_INDEXES {
+        for kv in tree.scan_prefix([tag]) {
+            let (k, v) = kv?;
+            out.index.insert(k.to_vec(), v.to_vec());
+        }
     }
     for kv in tree.scan_prefix([DRAWN]) {
         let (k, v) = kv?;
@@ -458,7 +493,7 @@ fn stored(tree: &sled::Tree) -> Result<Derived> {
 pub fn rebuild(tree: &sled::Tree) -> Result<Derived> {
     let derived = derive(tree)?;
     let mut batch = sled::Batch::default();
-    for tag in [COUNTERS, INSPECTIONS, DRAWN] {
+    for tag in [COUNTERS, INSPECTIONS, LEGAL_REPS, DRAWN] {
         for kv in tree.scan_prefix([tag]) {
             let k = kv?.0;
             if !is_usage(&k) {
@@ -501,7 +536,7 @@ pub fn verify(tree: &sled::Tree) -> Result<usize> {
         return Err(differ(k, *v, 0));
     }
     for (what, a, b) in [
-        ("inspection index", &have.index, &want.index),
+        ("dossier indexes", &have.index, &want.index),
         ("selections", &have.selections, &want.selections),
     ] {
         if a != b {

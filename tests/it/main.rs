@@ -17,6 +17,7 @@ mod docs;
 mod durability;
 mod limits;
 mod lists;
+mod measures;
 mod metrics;
 mod operations;
 mod python_client;

@@ -46,6 +46,9 @@ const READ_ONLY: &[&str] = &[
     "GetModelPerformance",
     "GetRepairStatistics",
     "ListAlerts",
+    "GetMeasures",
+    "ListMeasures",
+    "CheckLegalRepresentative",
 ];
 
 /// Mutating RPCs without a request id, and why that is safe.

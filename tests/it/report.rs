@@ -83,6 +83,10 @@ async fn run_charts_and_enterprise_page_are_written() {
         "the penalty is listed"
     );
     assert!(html.contains("PENALTY_FINE"), "the factor is explained");
+    assert!(
+        html.contains("<h2>Reward and punishment measures</h2><table>") && html.contains("P-PN-01"),
+        "the penalty in publicity brings its measure"
+    );
     assert!(html.contains("<svg"), "with the factor chart");
     assert!(
         html.contains("<h2>Class history</h2><table>"),

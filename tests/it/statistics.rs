@@ -645,8 +645,9 @@ fn by_region() -> pb::GetFilingStatisticsRequest {
     }
 }
 
-/// A schema-3 store (before statistics) gets them computed from its records at open, equal
-/// to what the writer keeps; a store whose counters drifted fails `check`.
+/// A schema-3 store (before statistics) or a schema-4 one (before the legal-representative
+/// index) gets them computed from its records at open, equal to what the writer keeps; a
+/// store whose counters drifted fails `check`.
 #[tokio::test]
 async fn a_schema_3_store_gets_its_statistics_at_open() {
     use credit_risk::store::{Store, StoreOptions};
@@ -674,7 +675,7 @@ async fn a_schema_3_store_gets_its_statistics_at_open() {
             })
             .expect("open the store directly");
         let reg = db.open_tree("registry").unwrap();
-        let keys: Vec<_> = [b'T', b'J', b'K']
+        let keys: Vec<_> = [b'T', b'I', b'K', b'G']
             .iter()
             .flat_map(|t| reg.scan_prefix([*t]).map(|kv| kv.unwrap().0))
             .collect();
@@ -704,6 +705,12 @@ async fn a_schema_3_store_gets_its_statistics_at_open() {
         .unwrap();
     let got = filing(&mut st, by_region()).await;
     assert_eq!(got, want);
+    s.stop().await;
+    strip(Some(4), false);
+    let s = TestServer::start_at(tmp.path()).await;
+    s.store
+        .check_indexes()
+        .expect("the computed legal-representative index agrees with the records");
     s.stop().await;
     strip(None, true);
     let store = Store::open(tmp.path(), options()).unwrap();

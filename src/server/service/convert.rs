@@ -29,6 +29,23 @@ pub fn uscc(field: &str, s: &str) -> R<Uscc> {
     Uscc::parse(s).map_err(|e| DomainError::invalid(field, e.reason))
 }
 
+/// Parses a legal representative's id hash (SHA-256, 64 hex digits); empty: none.
+pub fn legal_rep_hash(field: &str, s: &str) -> R<Option<[u8; 32]>> {
+    match s.trim() {
+        "" => Ok(None),
+        h => {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h.to_ascii_lowercase(), &mut out).map_err(|_| {
+                DomainError::invalid(
+                    field,
+                    "must be 64 hex characters (SHA-256 of the id, never the id itself)",
+                )
+            })?;
+            Ok(Some(out))
+        }
+    }
+}
+
 /// Parses an optional as-of date; empty = `today` (the store's clock, Asia/Shanghai).
 pub fn as_of(field: &str, s: &str, today: Date) -> R<Date> {
     Ok(Date::parse_opt(field, s)?.unwrap_or(today))
@@ -297,19 +314,7 @@ pub fn enterprise(m: &pb::Enterprise) -> R<Enterprise> {
         supervision.push(flag);
     }
     supervision.sort_by_key(|f| *f as u8);
-    let legal_rep_hash = match m.legal_rep_id_hash.trim() {
-        "" => None,
-        h => {
-            let mut out = [0u8; 32];
-            hex::decode_to_slice(h.to_ascii_lowercase(), &mut out).map_err(|_| {
-                DomainError::invalid(
-                    f("legal_rep_id_hash"),
-                    "must be 64 hex characters (SHA-256 of the id, never the id itself)",
-                )
-            })?;
-            Some(out)
-        }
-    };
+    let legal_rep_hash = legal_rep_hash(&f("legal_rep_id_hash"), &m.legal_rep_id_hash)?;
     Ok(Enterprise {
         uscc: uscc(&f("uscc"), &m.uscc)?,
         name: m.name.trim().to_string(),

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod audit;
 pub mod classification;
 pub mod convert;
+pub mod measures;
 pub mod registry;
 pub mod repair;
 pub mod rules;

@@ -72,6 +72,7 @@ impl RegistryService for RegistryApi {
         let e = convert::enterprise(required("enterprise", &r.enterprise)?).map_err(invalid)?;
         scope.check_region("enterprise.region_code", &e.region)?;
         scope.check_upsert(&self.store, "enterprise.uscc", &e.uscc)?;
+        let warnings = barred_warnings(&self.store, &e)?;
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
@@ -81,6 +82,7 @@ impl RegistryService for RegistryApi {
                 Ok(pb::UpsertEnterpriseResponse {
                     enterprise: Some(convert::enterprise_pb(&o.enterprise)),
                     created: o.created,
+                    warnings,
                 })
             },
         )
@@ -430,6 +432,34 @@ impl RegistryService for RegistryApi {
     }
 }
 
+/// Warnings for an enterprise naming a legal representative who is barred from heading
+/// another enterprise (企业信息公示暂行条例 Art. 17): the write goes ahead — registration
+/// is the registration office's decision — but the answer says why the person is
+/// barred. Bars from the enterprise's own records are not about heading *another* one.
+fn barred_warnings(store: &Store, e: &crate::domain::Enterprise) -> Result<Vec<String>, Status> {
+    let Some(rep) = e.legal_rep_hash else {
+        return Ok(Vec::new());
+    };
+    let (_, bars) = super::measures::bars_of(store, &rep, store.today())?;
+    Ok(bars
+        .into_iter()
+        .filter(|b| b.uscc != e.uscc.to_string())
+        .filter_map(|b| {
+            let m = b.measure?;
+            let code = m.measure.as_ref().map(|x| x.code.clone()).unwrap_or_default();
+            let basis = m
+                .measure
+                .as_ref()
+                .map(|x| x.legal_basis.clone())
+                .unwrap_or_default();
+            Some(format!(
+                "enterprise.legal_rep_id_hash: the person is barred from heading another enterprise until {} ({code}, {basis}): {} of {} {}",
+                m.until, m.because, b.uscc, b.enterprise_name
+            ))
+        })
+        .collect())
+}
+
 /// An enterprise's credit report as of `as_of`.
 fn credit_report(
     store: &Store,
@@ -474,6 +504,8 @@ fn credit_report(
         })
         .collect();
     let objections = store.objections(Some(&u))?;
+    let class = super::measures::class_in_force(store, &u, as_of)?;
+    let (measures, rep_measures) = super::measures::measures_of(store, &recs, class, as_of);
     let classification = match store.classify(&u, None) {
         Ok(c) => Some(super::classification::classification_pb(&c)),
         Err(Error::FailedPrecondition(_) | Error::NotFound(_)) => None,
@@ -506,6 +538,11 @@ fn credit_report(
         objections: objections
             .iter()
             .map(|o| super::repair::objection_pb(o, store.options()))
+            .collect(),
+        measures: measures.iter().map(super::measures::applied_pb).collect(),
+        legal_representative_measures: rep_measures
+            .iter()
+            .map(super::measures::applied_pb)
             .collect(),
     })
 }

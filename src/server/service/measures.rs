@@ -1,0 +1,217 @@
+//! MeasuresService handlers: which reward and punishment measures apply to an
+//! enterprise or a person, from the catalogue in the store's options.
+
+use tonic::{Request, Response, Status};
+
+use super::{blocking, convert, invalid, Scope};
+use crate::{
+    domain::{
+        measures::{self, Applied, Catalogue, ClassInForce, Measure, MeasureKind, Subject},
+        Date, DomainError, EnterpriseRecords, Uscc,
+    },
+    error::Error,
+    proto::{self as pb, measures_service_server::MeasuresService},
+    store::Store,
+};
+
+/// The MeasuresService.
+#[derive(Clone)]
+pub struct MeasuresApi {
+    store: Store,
+}
+
+impl MeasuresApi {
+    /// A service over `store` (its options hold the catalogue).
+    pub fn new(store: Store) -> Self {
+        MeasuresApi { store }
+    }
+}
+
+fn kind_pb(k: MeasureKind) -> pb::MeasureKind {
+    match k {
+        MeasureKind::Incentive => pb::MeasureKind::Incentive,
+        MeasureKind::Punishment => pb::MeasureKind::Punishment,
+    }
+}
+
+fn subject_pb(s: Subject) -> pb::MeasureSubject {
+    match s {
+        Subject::Enterprise => pb::MeasureSubject::Enterprise,
+        Subject::LegalRepresentative => pb::MeasureSubject::LegalRepresentative,
+    }
+}
+
+/// A catalogue measure as the API shows it.
+pub fn measure_pb(m: &Measure) -> pb::Measure {
+    pb::Measure {
+        code: m.code.clone(),
+        name: m.name.clone(),
+        description: m.description.clone(),
+        kind: kind_pb(m.kind).into(),
+        subject: subject_pb(m.subject).into(),
+        legal_basis: m.basis.clone(),
+        evidence: m.evidence.clone(),
+        applied_by: m.applied_by.clone(),
+        joint: m.joint,
+        trigger: m.trigger.spelled(),
+        years: m.years.unwrap_or(0),
+    }
+}
+
+/// An applying measure as the API shows it.
+pub fn applied_pb(a: &Applied) -> pb::AppliedMeasure {
+    pb::AppliedMeasure {
+        measure: Some(measure_pb(a.measure)),
+        because: a.because.clone(),
+        record_id: a.record_id.clone(),
+        since: a.since.to_string(),
+        until: a.until.map(|d| d.to_string()).unwrap_or_default(),
+    }
+}
+
+/// The class `u` has on `as_of` for class-triggered measures: its class in the current
+/// run (a re-score after a write included) when `as_of` is on or after the day that
+/// class was computed for; `None` without a run, outside it, or before it.
+pub fn class_in_force(
+    store: &Store,
+    u: &Uscc,
+    as_of: Date,
+) -> Result<Option<ClassInForce>, Status> {
+    match store.class_in_run(u, None) {
+        Ok(c) if c.as_of <= as_of => Ok(Some((c.class, c.run_id, c.as_of))),
+        Ok(_) => Ok(None),
+        Err(Error::FailedPrecondition(_) | Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The measures binding the enterprise of `d` and its legal representative on `as_of`.
+pub fn measures_of<'a>(
+    store: &'a Store,
+    d: &EnterpriseRecords,
+    class: Option<ClassInForce>,
+    as_of: Date,
+) -> (Vec<Applied<'a>>, Vec<Applied<'a>>) {
+    let o = store.options();
+    let of = |s| measures::applicable(&o.measures, s, d, class, &o.rules, as_of);
+    (of(Subject::Enterprise), of(Subject::LegalRepresentative))
+}
+
+/// Why `rep` is barred on `as_of`: every enterprise naming the person whose records bar
+/// them, with the measure (none: not barred).
+pub fn bars_of(
+    store: &Store,
+    rep: &[u8; 32],
+    as_of: Date,
+) -> Result<(Vec<Uscc>, Vec<pb::LegalRepresentativeBar>), Status> {
+    let headed = store.enterprises_of_legal_rep(rep)?;
+    let o = store.options();
+    let mut bars = Vec::new();
+    for u in &headed {
+        let Some(d) = store.enterprise_records(u)? else {
+            continue;
+        };
+        for a in measures::applicable(
+            &o.measures,
+            Subject::LegalRepresentative,
+            &d,
+            None,
+            &o.rules,
+            as_of,
+        ) {
+            bars.push(pb::LegalRepresentativeBar {
+                uscc: u.to_string(),
+                enterprise_name: d
+                    .enterprise
+                    .as_ref()
+                    .map(|e| e.name.clone())
+                    .unwrap_or_default(),
+                measure: Some(applied_pb(&a)),
+            });
+        }
+    }
+    Ok((headed, bars))
+}
+
+fn catalogue(store: &Store) -> &Catalogue {
+    &store.options().measures
+}
+
+#[tonic::async_trait]
+impl MeasuresService for MeasuresApi {
+    async fn get_measures(
+        &self,
+        req: Request<pb::GetMeasuresRequest>,
+    ) -> Result<Response<pb::GetMeasuresResponse>, Status> {
+        let r = req.get_ref();
+        let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
+        Scope::of(&req).check_uscc(&self.store, "uscc", &u)?;
+        let as_of = convert::past_as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
+        let store = self.store.clone();
+        let reply = blocking(move || {
+            let d = store
+                .enterprise_records(&u)?
+                .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
+            let class = class_in_force(&store, &u, as_of)?;
+            let (mine, rep) = measures_of(&store, &d, class, as_of);
+            Ok(pb::GetMeasuresResponse {
+                uscc: u.to_string(),
+                as_of: as_of.to_string(),
+                risk_class: class.map(|c| c.0.letter().to_string()).unwrap_or_default(),
+                run_id: class.map_or(0, |c| c.1),
+                measures: mine.iter().map(applied_pb).collect(),
+                legal_representative_measures: rep.iter().map(applied_pb).collect(),
+                catalogue_version: catalogue(&store).version.clone(),
+            })
+        })
+        .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn list_measures(
+        &self,
+        req: Request<pb::ListMeasuresRequest>,
+    ) -> Result<Response<pb::ListMeasuresResponse>, Status> {
+        let kind = match pb::MeasureKind::try_from(req.get_ref().kind) {
+            Ok(pb::MeasureKind::Unspecified) => None,
+            Ok(pb::MeasureKind::Incentive) => Some(MeasureKind::Incentive),
+            Ok(pb::MeasureKind::Punishment) => Some(MeasureKind::Punishment),
+            Err(_) => {
+                return Err(invalid(DomainError::invalid(
+                    "kind",
+                    format!("{} is not a MeasureKind", req.get_ref().kind),
+                )))
+            }
+        };
+        let c = catalogue(&self.store);
+        Ok(Response::new(pb::ListMeasuresResponse {
+            measures: c
+                .measures
+                .iter()
+                .filter(|m| kind.is_none_or(|k| m.kind == k))
+                .map(measure_pb)
+                .collect(),
+            catalogue_version: c.version.clone(),
+        }))
+    }
+
+    async fn check_legal_representative(
+        &self,
+        req: Request<pb::CheckLegalRepresentativeRequest>,
+    ) -> Result<Response<pb::CheckLegalRepresentativeResponse>, Status> {
+        let r = req.get_ref();
+        let rep = convert::legal_rep_hash("legal_rep_id_hash", &r.legal_rep_id_hash)
+            .map_err(invalid)?
+            .ok_or_else(|| invalid(DomainError::invalid("legal_rep_id_hash", "is required")))?;
+        let as_of = convert::past_as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
+        let store = self.store.clone();
+        let (headed, bars) = blocking(move || bars_of(&store, &rep, as_of)).await?;
+        Ok(Response::new(pb::CheckLegalRepresentativeResponse {
+            barred: !bars.is_empty(),
+            bars,
+            enterprises: headed.iter().map(|u| u.to_string()).collect(),
+            as_of: as_of.to_string(),
+            catalogue_version: catalogue(&self.store).version.clone(),
+        }))
+    }
+}
