@@ -382,6 +382,25 @@ pub fn applicable<'a>(
             }
             Trigger::FalseCommitment => {
                 let years = m.years.unwrap_or(1);
+                for c in d.commitments.iter().filter(|c| c.is_false_on(as_of)) {
+                    let Some(found) = c.broken_on() else { continue };
+                    let mut until = years_end(found, years);
+                    if let Some(r) = c.repaired_on {
+                        until = until.min(r.add_days(-1));
+                    }
+                    if as_of <= until {
+                        out.push(Applied {
+                            measure: m,
+                            because: format!(
+                                "commitment {} found broken on {found}",
+                                c.commitment_id
+                            ),
+                            record_id: c.record_id(),
+                            since: found,
+                            until: Some(until),
+                        });
+                    }
+                }
                 for (case, found) in &d.false_commitments {
                     let until = years_end(*found, years);
                     if *found <= as_of && as_of <= until {

@@ -6,6 +6,7 @@ pub mod alert;
 pub mod calendar;
 pub mod clock;
 pub mod codes;
+pub mod commitment;
 pub mod date;
 #[cfg(test)]
 pub(crate) mod fixtures;

@@ -175,7 +175,8 @@ pub enum Indicator {
     InspectionClean,
     /// Shares its legal representative with a D-class or serious-illegal-listed enterprise.
     RelatedHighRisk,
-    /// Each repair approval revoked for a false commitment (失信承诺) within the window.
+    /// Each false commitment (失信承诺) found within the window and not repaired: a
+    /// credit commitment verified broken, or a repair approval revoked for one.
     FalseCommitment,
 }
 
@@ -398,8 +399,8 @@ impl Indicator {
                 R::RepairCase,
                 true,
                 false,
-                "信用修复虚假承诺",
-                "false commitment in a credit repair",
+                "失信承诺",
+                "false commitment (a commitment found broken, or a repair revoked for one)",
             ),
         };
         IndicatorInfo {

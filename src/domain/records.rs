@@ -444,6 +444,8 @@ pub struct EnterpriseRecords {
     pub listings: Vec<Listing>,
     /// Inspection results by task id.
     pub inspections: Vec<InspectionResult>,
+    /// Credit commitments by id (dossier version 3).
+    pub commitments: Vec<super::commitment::Commitment>,
     /// Repair approvals revoked for a false commitment: (case id, date found). Kept with
     /// the repair cases, not in the stored dossier; the store attaches them on read.
     #[serde(skip)]
@@ -460,6 +462,7 @@ impl EnterpriseRecords {
         self.reports.iter_mut().for_each(|x| x.uscc = u);
         self.listings.iter_mut().for_each(|x| x.uscc = u);
         self.inspections.iter_mut().for_each(|x| x.uscc = u);
+        self.commitments.iter_mut().for_each(|x| x.uscc = u);
     }
 }
 

@@ -130,10 +130,14 @@ pub enum RepairTarget {
     },
     /// Early end of a penalty's publicity.
     PenaltyPublicity { decision_number: String },
+    /// Repair of a false-commitment record: a commitment found broken
+    /// (不实承诺信息信用修复).
+    FalseCommitment { commitment_id: String },
 }
 
 impl RepairTarget {
-    /// Readable id: `listing/<kind>/<date>/<reason>` or `penalty/<decision number>`.
+    /// Readable id: `listing/<kind>/<date>/<reason>`, `penalty/<decision number>` or
+    /// `commitment/<id>`.
     pub fn id(&self) -> String {
         match self {
             RepairTarget::AbnormalListing {
@@ -149,6 +153,9 @@ impl RepairTarget {
             RepairTarget::PenaltyPublicity { decision_number } => {
                 format!("penalty/{decision_number}")
             }
+            RepairTarget::FalseCommitment { commitment_id } => {
+                format!("commitment/{commitment_id}")
+            }
         }
     }
 
@@ -162,7 +169,7 @@ impl RepairTarget {
     }
 
     /// The natural key (kind, listed on, reason) of the listing the target names; `None`
-    /// for a penalty.
+    /// for a penalty or a commitment.
     pub fn listing_key(&self) -> Option<(ListKind, Date, ListingReason)> {
         match self {
             RepairTarget::AbnormalListing {
@@ -173,7 +180,7 @@ impl RepairTarget {
             RepairTarget::SeriousListing { listed_on, reason } => {
                 Some((ListKind::SeriousIllegal, *listed_on, *reason))
             }
-            RepairTarget::PenaltyPublicity { .. } => None,
+            RepairTarget::PenaltyPublicity { .. } | RepairTarget::FalseCommitment { .. } => None,
         }
     }
 
@@ -366,6 +373,30 @@ pub fn eligibility(
                 }
                 why.push("no restriction still running".into());
             }
+        }
+        RepairTarget::FalseCommitment { commitment_id } => {
+            let c = d
+                .commitments
+                .iter()
+                .find(|c| &c.commitment_id == commitment_id)
+                .ok_or_else(|| no(format!("commitment {commitment_id:?} is not on record")))?;
+            let Some(found) = c.broken_on().filter(|_| c.is_false_on(today)) else {
+                return Err(no(format!(
+                    "commitment {commitment_id:?} is not a false-commitment record (not found broken, or already repaired)"
+                )));
+            };
+            // The minimum period runs from the finding (民法典 Art. 201-202, `period`).
+            let months = now.repair.false_commitment_min_months;
+            let from = period::elapsed_from(found, months);
+            if today < from {
+                return Err(no(format!(
+                    "a false commitment is repairable only after {months} month(s): from {from} (rules {}: repair.false_commitment_min_months)",
+                    now.version
+                )));
+            }
+            why.push(format!(
+                "commitment {commitment_id:?} found broken on {found}; {months} month(s) elapsed on {from}"
+            ));
         }
         RepairTarget::PenaltyPublicity { decision_number } => {
             let p = d

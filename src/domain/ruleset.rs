@@ -55,8 +55,17 @@ pub struct RepairRules {
     pub decide_other_wd: u32,
     /// Years a revoked approval (a false commitment) bars a new application.
     pub false_commitment_bar_years: u32,
+    /// Months a commitment found broken (a false commitment record) must stand before
+    /// its repair may be asked (不实承诺信息信用修复). Defaults to 3 in a rules file that
+    /// predates it.
+    #[serde(default = "default_false_commitment_min_months")]
+    pub false_commitment_min_months: u32,
     /// Working days to decide an objection to a credit record.
     pub objection_decide_wd: u32,
+}
+
+fn default_false_commitment_min_months() -> u32 {
+    3
 }
 
 impl Default for RepairRules {
@@ -66,6 +75,7 @@ impl Default for RepairRules {
             decide_abnormal_listing_wd: 3,
             decide_other_wd: 15,
             false_commitment_bar_years: 3,
+            false_commitment_min_months: 3,
             objection_decide_wd: 5,
         }
     }
@@ -305,6 +315,13 @@ pub const PARAMETERS: &[ParamInfo] = &[
         used_in: "repair eligibility after a revoked approval",
     },
     ParamInfo {
+        key: "repair.false_commitment_min_months",
+        unit: "months",
+        source: "不实承诺信息信用修复 (Shanghai credit-commitment loop, issue 18): a false-commitment record is repairable after a minimum period; the period is not in DOMAIN.md",
+        evidence: "U",
+        used_in: "SubmitRepair of a false commitment (target commitment_id)",
+    },
+    ParamInfo {
         key: "repair.objection_decide_wd",
         unit: "working days",
         source: "Shanghai social-credit regulation (2017 text): objections decided in 5 wd (DOMAIN §6)",
@@ -507,6 +524,10 @@ impl RuleSet {
             (
                 "repair.objection_decide_wd",
                 u64::from(self.repair.objection_decide_wd),
+            ),
+            (
+                "repair.false_commitment_min_months",
+                u64::from(self.repair.false_commitment_min_months),
             ),
         ];
         for (key, v) in positive {

@@ -32,6 +32,8 @@ pub enum RecordRef<'a> {
     Relation,
     /// A credit-repair case, by id.
     RepairCase(u64),
+    /// A credit commitment, by id.
+    Commitment(&'a str),
 }
 
 impl RecordRef<'_> {
@@ -47,6 +49,7 @@ impl RecordRef<'_> {
             RecordRef::Inspection(t) => format!("inspection/{t}"),
             RecordRef::Relation => "relation/legal_representative".into(),
             RecordRef::RepairCase(id) => format!("repair_case/{id}"),
+            RecordRef::Commitment(id) => format!("commitment/{id}"),
         }
     }
 }
@@ -343,7 +346,8 @@ pub fn assess<'a>(
         );
     }
 
-    // False commitments found in credit repair.
+    // False commitments: found in credit repair (a revoked approval), or a commitment
+    // verified broken and not repaired by `as_of`.
     let mut false_commitments = 0;
     for (case, found) in &r.false_commitments {
         acc.add(
@@ -352,6 +356,16 @@ pub fn assess<'a>(
             RecordRef::RepairCase(*case),
             &mut false_commitments,
         );
+    }
+    for c in r.commitments.iter().filter(|c| c.is_false_on(as_of)) {
+        if let Some(found) = c.broken_on() {
+            acc.add(
+                Indicator::FalseCommitment,
+                age(found),
+                RecordRef::Commitment(&c.commitment_id),
+                &mut false_commitments,
+            );
+        }
     }
 
     let holds = |c: Condition| match c {

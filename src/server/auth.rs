@@ -146,6 +146,8 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
         ("StatisticsService", _) => STATS,
         ("MeasuresService", "CheckLegalRepresentative") => PERSON,
         ("MeasuresService", _) => ALL,
+        ("CommitmentService", "ListCommitments") => PERSON,
+        ("CommitmentService", _) => INSPECT,
         _ => ADMIN,
     })
 }

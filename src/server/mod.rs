@@ -153,6 +153,11 @@ pub async fn run_with_metrics(
     )
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
+    let commitments = crate::proto::commitment_service_server::CommitmentServiceServer::new(
+        service::commitment::CommitmentApi::new(store.clone()),
+    )
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
     let measures = crate::proto::measures_service_server::MeasuresServiceServer::new(
         service::measures::MeasuresApi::new(store.clone()),
     )
@@ -226,6 +231,7 @@ pub async fn run_with_metrics(
         .add_service(alerts)
         .add_service(statistics)
         .add_service(measures)
+        .add_service(commitments)
         .serve_with_incoming_shutdown(incoming, {
             let health = health_reporter.clone();
             let mut fault = store.fault();

@@ -21,10 +21,10 @@ pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 }
 
 /// Version of a stored dossier ([`EnterpriseRecords`]): 2 added
-/// `Penalty::published_on`. Dossiers have their own version, so a dossier read with
-/// [`decode`] (or any other value with [`decode_dossier`]) fails loudly instead of
-/// misreading.
-pub const DOSSIER_VERSION: u8 = 2;
+/// `Penalty::published_on`, 3 the commitments. Dossiers have their own version, so a
+/// dossier read with [`decode`] (or any other value with [`decode_dossier`]) fails
+/// loudly instead of misreading.
+pub const DOSSIER_VERSION: u8 = 3;
 
 /// Encodes a dossier.
 pub fn encode_dossier(d: &EnterpriseRecords) -> Result<Vec<u8>> {
@@ -33,16 +33,65 @@ pub fn encode_dossier(d: &EnterpriseRecords) -> Result<Vec<u8>> {
 }
 
 /// Decodes a dossier of any version; a version-1 dossier (before 2026-12) has no
-/// publication dates. Old dossiers are rewritten in the new version when next changed.
+/// publication dates, a version-2 one no commitments. Old dossiers are rewritten in the
+/// new version when next changed.
 pub fn decode_dossier(bytes: &[u8]) -> Result<EnterpriseRecords> {
     let bad = |e: postcard::Error| Error::Corrupt(format!("decode dossier: {e}"));
     match bytes.split_first() {
         Some((&DOSSIER_VERSION, rest)) => postcard::from_bytes(rest).map_err(bad),
+        Some((&2, rest)) => postcard::from_bytes::<v2::Dossier>(rest)
+            .map(Into::into)
+            .map_err(bad),
         Some((&1, rest)) => postcard::from_bytes::<v1::Dossier>(rest)
             .map(Into::into)
             .map_err(bad),
         Some((v, _)) => Err(Error::Corrupt(format!("unknown dossier version {v}"))),
         None => Err(Error::Corrupt("empty dossier".into())),
+    }
+}
+
+/// The version-2 dossier encoding (no commitments), read only.
+mod v2 {
+    use serde::Deserialize;
+
+    use crate::domain::{
+        AnnualReport, Enterprise, EnterpriseRecords, InspectionResult, Listing, Penalty,
+    };
+
+    #[derive(Deserialize)]
+    pub struct Dossier {
+        enterprise: Option<Enterprise>,
+        penalties: Vec<Penalty>,
+        reports: Vec<AnnualReport>,
+        listings: Vec<Listing>,
+        inspections: Vec<InspectionResult>,
+    }
+
+    impl From<Dossier> for EnterpriseRecords {
+        fn from(d: Dossier) -> Self {
+            EnterpriseRecords {
+                enterprise: d.enterprise,
+                penalties: d.penalties,
+                reports: d.reports,
+                listings: d.listings,
+                inspections: d.inspections,
+                commitments: Vec::new(),
+                false_commitments: Vec::new(),
+            }
+        }
+    }
+
+    /// Encodes `d` as version 2 (tests of the upgrade path only).
+    #[cfg(test)]
+    pub fn encode(d: &EnterpriseRecords) -> Vec<u8> {
+        let body = (
+            &d.enterprise,
+            &d.penalties,
+            &d.reports,
+            &d.listings,
+            &d.inspections,
+        );
+        postcard::to_extend(&body, vec![2]).expect("encodes")
     }
 }
 
@@ -110,6 +159,7 @@ mod v1 {
                 reports: d.reports,
                 listings: d.listings,
                 inspections: d.inspections,
+                commitments: Vec::new(),
                 false_commitments: Vec::new(),
             }
         }
@@ -239,6 +289,22 @@ mod tests {
         assert_eq!(decode_dossier(&new).unwrap(), d);
         assert!(decode::<EnterpriseRecords>(&new).is_err());
         assert!(decode_dossier(&encode(&d.penalties[0]).unwrap()).is_err());
+    }
+
+    /// A dossier stored before commitments (version 2) reads with none.
+    #[test]
+    fn version_2_dossiers_upgrade() {
+        use crate::domain::fixtures;
+        let mut d = fixtures::dossier("2015-01-01");
+        d.penalties.push(fixtures::penalty(
+            "沪市监处〔2024〕1号",
+            fixtures::day("2024-03-01"),
+        ));
+        d.penalties[0].published_on = Some(fixtures::day("2024-03-08"));
+        let old = v2::encode(&d);
+        assert_eq!(old[0], 2);
+        assert_eq!(decode_dossier(&old).unwrap(), d);
+        assert_eq!(encode_dossier(&d).unwrap()[0], DOSSIER_VERSION);
     }
 
     proptest! {

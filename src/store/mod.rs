@@ -548,6 +548,17 @@ impl Store {
         stats::enterprises_of_legal_rep(&self.shared.registry, rep)
     }
 
+    /// Unverified commitments due on or before `by` in regions `keep` passes, by due day
+    /// (the `H` index): (USCC, commitment id), at most `limit`, and whether more were left.
+    pub fn due_commitments(
+        &self,
+        by: Date,
+        keep: impl Fn(&crate::domain::RegionCode) -> bool,
+        limit: usize,
+    ) -> Result<(Vec<(Uscc, String)>, bool)> {
+        stats::due_commitments(&self.shared.registry, by, keep, limit)
+    }
+
     /// Id of the run being computed, if any.
     pub fn building_run(&self) -> Result<Option<u64>> {
         Ok(scoring::read(&self.shared.scoring)?
@@ -1410,6 +1421,7 @@ mod tests {
             ("inspections by date", stats::INSPECTIONS),
             ("selections", stats::DRAWN),
             ("legal representatives", stats::LEGAL_REPS),
+            ("commitments awaiting verification", stats::DUE_COMMITMENTS),
         ];
         let mut seen = std::collections::HashMap::new();
         for (name, byte) in spaces {

@@ -13,6 +13,7 @@ mod backup;
 mod classification;
 mod cli;
 mod clock;
+mod commitment;
 mod docs;
 mod durability;
 mod limits;

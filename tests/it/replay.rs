@@ -10,6 +10,7 @@ use crate::common::*;
 use credit_risk::proto::{
     self as pb, admin_service_client::AdminServiceClient, alert_service_client::AlertServiceClient,
     classification_service_client::ClassificationServiceClient,
+    commitment_service_client::CommitmentServiceClient,
     credit_repair_service_client::CreditRepairServiceClient,
     spot_check_service_client::SpotCheckServiceClient,
 };
@@ -49,6 +50,7 @@ const READ_ONLY: &[&str] = &[
     "GetMeasures",
     "ListMeasures",
     "CheckLegalRepresentative",
+    "ListCommitments",
 ];
 
 /// Mutating RPCs without a request id, and why that is safe.
@@ -98,6 +100,7 @@ struct Ctx {
     rep: CreditRepairServiceClient<Channel>,
     adm: AdminServiceClient<Channel>,
     al: AlertServiceClient<Channel>,
+    com: CommitmentServiceClient<Channel>,
     u: String,
     listed_on: String,
     model_version: String,
@@ -436,6 +439,40 @@ impl Ctx {
                     })
                     .await,
             ),
+            "RecordCommitment" => bytes(
+                self.com
+                    .record_commitment(pb::RecordCommitmentRequest {
+                        request_id: id,
+                        commitment: Some(pb::Commitment {
+                            commitment_id: "LIC-replay".into(),
+                            uscc: u,
+                            kind: pb::CommitmentKind::LicensingNotification as i32,
+                            made_on: "2026-01-10".into(),
+                            due_on: if other { "2026-05-10" } else { "2026-04-10" }.into(),
+                            content: "补交材料".into(),
+                            authority: "浦东新区市场监督管理局".into(),
+                            ..Default::default()
+                        }),
+                    })
+                    .await,
+            ),
+            "VerifyCommitment" => bytes(
+                self.com
+                    .verify_commitment(pb::VerifyCommitmentRequest {
+                        request_id: id,
+                        uscc: u,
+                        commitment_id: "LIC-replay".into(),
+                        verdict: pb::CommitmentVerdict::Broken as i32,
+                        verified_on: "2026-04-20".into(),
+                        note: if other {
+                            "另一说明"
+                        } else {
+                            "逾期未补交"
+                        }
+                        .into(),
+                    })
+                    .await,
+            ),
             other => panic!("no replay case for {other}: add one to tests/replay.rs"),
         }
     }
@@ -476,6 +513,8 @@ const ORDER: &[&str] = &[
     "RevokeRepair",
     "FileObjection",
     "ResolveObjection",
+    "RecordCommitment",
+    "VerifyCommitment",
     "Backup",
 ];
 
@@ -512,7 +551,8 @@ async fn every_mutating_rpc_replays_exactly() {
             .await
             .unwrap(),
         adm: AdminServiceClient::connect(addr.clone()).await.unwrap(),
-        al: AlertServiceClient::connect(addr).await.unwrap(),
+        al: AlertServiceClient::connect(addr.clone()).await.unwrap(),
+        com: CommitmentServiceClient::connect(addr).await.unwrap(),
         u: uscc_n(b'1', 501),
         listed_on: "2025-07-15".into(),
         model_version: "replay-model".into(),

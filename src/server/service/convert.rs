@@ -288,7 +288,8 @@ pub fn listing_reason_pb(r: ListingReason) -> i32 {
     reverse(&REASONS, r)
 }
 
-fn timestamp(ms: i64) -> Option<Timestamp> {
+/// Unix milliseconds as a protobuf timestamp; `None` for 0 (not recorded).
+pub fn timestamp(ms: i64) -> Option<Timestamp> {
     (ms > 0).then(|| Timestamp {
         seconds: ms.div_euclid(1000),
         nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod alerts;
 pub mod audit;
 pub mod classification;
+pub mod commitment;
 pub mod convert;
 pub mod measures;
 pub mod registry;

@@ -59,6 +59,9 @@ fn target_pb(t: &RepairTarget) -> pb::RepairTarget {
         RepairTarget::PenaltyPublicity { decision_number } => {
             Target::PenaltyDecisionNumber(decision_number.clone())
         }
+        RepairTarget::FalseCommitment { commitment_id } => {
+            Target::CommitmentId(commitment_id.clone())
+        }
     };
     pb::RepairTarget {
         target: Some(target),
@@ -70,8 +73,16 @@ fn target_from_pb(t: Option<&pb::RepairTarget>) -> Result<RepairTarget, DomainEr
     match t.and_then(|t| t.target.as_ref()) {
         None => Err(DomainError::invalid(
             "target",
-            "is required (a listing or a penalty)",
+            "is required (a listing, a penalty or a commitment)",
         )),
+        Some(Target::CommitmentId(c)) => {
+            if c.trim().is_empty() {
+                return Err(DomainError::invalid("target.commitment_id", "is required"));
+            }
+            Ok(RepairTarget::FalseCommitment {
+                commitment_id: c.trim().to_string(),
+            })
+        }
         Some(Target::PenaltyDecisionNumber(d)) => {
             if d.trim().is_empty() {
                 return Err(DomainError::invalid(

@@ -171,6 +171,21 @@ impl Ctx<'_> {
                             })?;
                         pen.publicity_ended_on = Some(self.today);
                     }
+                    RepairTarget::FalseCommitment { commitment_id } => {
+                        let today = self.today;
+                        let x = d
+                            .commitments
+                            .iter_mut()
+                            .find(|x| &x.commitment_id == commitment_id)
+                            .filter(|x| x.is_false_on(today))
+                            .ok_or_else(|| {
+                                Error::FailedPrecondition(format!(
+                                    "{} is no longer a false-commitment record",
+                                    target.id()
+                                ))
+                            })?;
+                        x.repaired_on = Some(today);
+                    }
                     _ => {
                         let key = target.listing_key();
                         let l = d
@@ -203,6 +218,15 @@ impl Ctx<'_> {
                             .find(|x| &x.decision_number == decision_number)
                         {
                             pen.publicity_ended_on = None;
+                        }
+                    }
+                    RepairTarget::FalseCommitment { commitment_id } => {
+                        if let Some(x) = d
+                            .commitments
+                            .iter_mut()
+                            .find(|x| &x.commitment_id == commitment_id)
+                        {
+                            x.repaired_on = None;
                         }
                     }
                     _ => {

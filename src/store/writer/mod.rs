@@ -61,6 +61,7 @@ use crate::{
 mod alerts;
 mod backups;
 mod cases;
+mod commitments;
 mod inspectors;
 mod plans;
 mod records;
@@ -77,6 +78,7 @@ pub mod op {
     pub use super::cases::{
         Correction, DecideRepairCase, FileObjection, ResolveObjection, SubmitRepair,
     };
+    pub use super::commitments::{RecordCommitment, VerifyCommitment};
     pub use super::inspectors::UpsertInspector;
     pub use super::plans::{RecordAssignment, RecordDraw, SavePlan};
     pub use super::records::{

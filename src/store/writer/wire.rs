@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::domain::{AnnualReport, Enterprise, InspectionResult, Listing, Model, Penalty, Uscc};
+use crate::domain::{
+    commitment::Commitment, AnnualReport, Enterprise, InspectionResult, Listing, Model, Penalty,
+    Uscc,
+};
 
 /// A record whose USCC the stored encoding leaves to the key.
 pub trait Keyed {
@@ -27,7 +30,14 @@ macro_rules! keyed {
         }
     )*};
 }
-keyed!(Enterprise, Penalty, AnnualReport, Listing, InspectionResult);
+keyed!(
+    Enterprise,
+    Penalty,
+    AnnualReport,
+    Listing,
+    InspectionResult,
+    Commitment
+);
 
 /// A record with its USCC: `(uscc, record)`.
 pub mod keyed {
