@@ -7,6 +7,13 @@
 //! Randomness is ChaCha8 seeded from `--seed`, so the same seed, size and as-of date
 //! give byte-identical output.
 //!
+//! Commitments come from a second random stream (so adding them left every other record
+//! of a given seed unchanged): 6 % of entities made a licensing notification-commitment
+//! (告知承诺) in the last two years, due 90 days later; of those due, 90 % were verified
+//! (10 % still await it), and a verified one was broken with chance 4 % × the hidden
+//! risk (at most 50 %). These proportions are ours \[U\]: the report gives the closed loop,
+//! not its rates.
+//!
 //! Every entity carries a hidden risk (a log-normal multiplier with mean 1, never
 //! emitted): it scales the chance of its penalties, missed annual reports, listings and
 //! of a spot check finding problems, so the records a model reads and the outcomes of
@@ -45,12 +52,18 @@ pub struct Counts {
     pub annual_reports: u64,
     pub listings: u64,
     pub inspections: u64,
+    pub commitments: u64,
 }
 
 impl Counts {
     /// All records.
     pub fn total(&self) -> u64 {
-        self.enterprises + self.penalties + self.annual_reports + self.listings + self.inspections
+        self.enterprises
+            + self.penalties
+            + self.annual_reports
+            + self.listings
+            + self.inspections
+            + self.commitments
     }
 }
 
@@ -192,6 +205,9 @@ pub fn generate(
     mut progress: impl FnMut(u64),
 ) -> std::io::Result<Counts> {
     let mut rng = ChaCha8Rng::seed_from_u64(profile.seed);
+    // Commitments draw from their own stream: the other records of a seed stay as they
+    // were before commitments were generated.
+    let mut crng = ChaCha8Rng::seed_from_u64(profile.seed ^ 0x00C0_3317_7E17_0000);
     let mut counts = Counts::default();
     let mut buf = Vec::with_capacity(512);
     let as_of = profile.as_of;
@@ -562,6 +578,45 @@ pub fn generate(
                 out,
             )?;
             counts.inspections += 1;
+        }
+        if crng.random_range(0..1000) < 60 {
+            let made_on = day_between(&mut crng, established_on.max(as_of.add_days(-730)), as_of);
+            let due_on = made_on.add_days(90);
+            let verification = (due_on <= as_of && crng.random_range(0..10) < 9).then(|| {
+                let broken = crng.random::<f64>() < (0.04 * risk).min(0.5);
+                pb::CommitmentVerification {
+                    verdict: if broken {
+                        pb::CommitmentVerdict::Broken
+                    } else {
+                        pb::CommitmentVerdict::Kept
+                    } as i32,
+                    verified_on: day_between(&mut crng, due_on, due_on.add_days(30).min(as_of))
+                        .to_string(),
+                    verified_by: format!("上海市{abbr}市场监督管理局"),
+                    note: if broken {
+                        "承诺事项逾期未履行"
+                    } else {
+                        ""
+                    }
+                    .into(),
+                    recorded_at: None,
+                }
+            });
+            emit(
+                pb::import_record::Record::Commitment(pb::Commitment {
+                    commitment_id: format!("GZCN-{}-{abbr}-{i:07}", made_on.year()),
+                    uscc: u.clone(),
+                    kind: pb::CommitmentKind::LicensingNotification as i32,
+                    made_on: made_on.to_string(),
+                    due_on: due_on.to_string(),
+                    content: "告知承诺：三个月内补齐许可所需材料".into(),
+                    authority: format!("上海市{abbr}市场监督管理局"),
+                    verification,
+                    ..Default::default()
+                }),
+                out,
+            )?;
+            counts.commitments += 1;
         }
         if i % 10_000 == 9_999 {
             progress(i + 1);

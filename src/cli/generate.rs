@@ -47,13 +47,14 @@ pub fn run(a: Args) -> CliResult {
     sink.flush()?;
     bar.finish_and_clear();
     eprintln!(
-        "generated {} records: {} enterprises, {} penalties, {} annual reports, {} listings, {} inspections",
+        "generated {} records: {} enterprises, {} penalties, {} annual reports, {} listings, {} inspections, {} commitments",
         counts.total(),
         counts.enterprises,
         counts.penalties,
         counts.annual_reports,
         counts.listings,
-        counts.inspections
+        counts.inspections,
+        counts.commitments
     );
     Ok(())
 }

@@ -877,6 +877,40 @@ pub fn enterprise_html(r: &pb::CreditReport, history: &[HistoryRow]) -> Result<S
     );
     table(
         &mut h,
+        "Credit commitments",
+        &[
+            "commitment",
+            "kind",
+            "made on",
+            "due",
+            "verified",
+            "false commitment",
+        ],
+        r.commitments
+            .iter()
+            .map(|c| {
+                vec![
+                    c.commitment_id.clone(),
+                    enum_name(c.kind, |k: pb::CommitmentKind| k.as_str_name()),
+                    c.made_on.clone(),
+                    c.due_on.clone(),
+                    c.verification
+                        .as_ref()
+                        .map(|v| {
+                            format!(
+                                "{} on {}",
+                                enum_name(v.verdict, |k: pb::CommitmentVerdict| k.as_str_name()),
+                                v.verified_on
+                            )
+                        })
+                        .unwrap_or_else(|| "not yet".into()),
+                    if c.false_commitment { "yes" } else { "no" }.into(),
+                ]
+            })
+            .collect(),
+    );
+    table(
+        &mut h,
         "Annual reports",
         &["year", "deadline", "filed on", "compliance"],
         r.annual_reports

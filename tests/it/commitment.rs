@@ -349,3 +349,86 @@ async fn a_broken_commitment_weighs_until_its_repair() {
         .unwrap_err();
     assert!(e.message().starts_with("due_by"), "{}", e.message());
 }
+
+/// History imports with its verifications: a broken one is a false commitment at once;
+/// one verified before it was made is refused naming the field; the same stream again
+/// stores nothing new.
+#[tokio::test]
+async fn imported_commitments_keep_their_verification() {
+    let s = TestServer::start_on(Date::parse("d", TODAY).unwrap()).await;
+    let mut reg = s.client.clone();
+    let u = uscc_n(b'1', 21);
+    let record = |id: &str, verified_on: &str| {
+        let mut c = promise(&u, id, "2026-01-10", "2026-04-10")
+            .commitment
+            .unwrap();
+        c.verification = Some(pb::CommitmentVerification {
+            verdict: pb::CommitmentVerdict::Broken as i32,
+            verified_on: verified_on.into(),
+            verified_by: "浦东新区市场监督管理局".into(),
+            note: "逾期未补交".into(),
+            recorded_at: None,
+        });
+        pb::ImportRecord {
+            record: Some(pb::import_record::Record::Commitment(c)),
+        }
+    };
+    let stream = vec![pb::ImportRecordsRequest {
+        records: vec![
+            pb::ImportRecord {
+                record: Some(pb::import_record::Record::Enterprise(enterprise(&u))),
+            },
+            record("H-1", "2026-04-20"),
+            record("H-2", "2025-12-31"),
+        ],
+    }];
+    let summary = reg
+        .import_records(tokio_stream::iter(stream.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((summary.stored, summary.rejected), (2, 1), "{summary:?}");
+    assert_eq!(summary.rejections[0].index, 2);
+    assert!(
+        summary.rejections[0]
+            .reason
+            .contains("commitment.verification.verified_on"),
+        "{:?}",
+        summary.rejections[0]
+    );
+    let mut c = CommitmentServiceClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    let listed = c
+        .list_commitments(pb::ListCommitmentsRequest {
+            uscc: u.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.commitments.len(), 1);
+    let h1 = &listed.commitments[0];
+    assert!(h1.false_commitment);
+    assert_eq!(
+        h1.verification.as_ref().unwrap().verified_by,
+        "浦东新区市场监督管理局"
+    );
+    let again = reg
+        .import_records(tokio_stream::iter(stream))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.stored, again.unchanged), (0, 2), "{again:?}");
+    let report = reg
+        .get_credit_report(pb::GetCreditReportRequest {
+            uscc: u.clone(),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.commitments.len(), 1);
+    assert!(report.commitments[0].false_commitment);
+    s.store.check_indexes().expect("indexes agree");
+}

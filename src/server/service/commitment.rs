@@ -72,6 +72,28 @@ pub fn commitment_pb(c: &Commitment, as_of: Date) -> pb::Commitment {
     }
 }
 
+/// An imported commitment: history may carry its verification (`verified_by` is kept
+/// as given), which is checked as VerifyCommitment checks one.
+pub fn imported_commitment(m: &pb::Commitment) -> Result<Commitment, DomainError> {
+    let bare = pb::Commitment {
+        verification: None,
+        ..m.clone()
+    };
+    let mut c = commitment(&bare)?;
+    if let Some(v) = &m.verification {
+        let f = |k: &str| format!("commitment.verification.{k}");
+        c.verification = Some(Verification {
+            verdict: verdict(&f("verdict"), v.verdict)?,
+            verified_on: Date::parse(&f("verified_on"), &v.verified_on)?,
+            by: super::optional_text(&f("verified_by"), &v.verified_by, 100)
+                .map_err(|_| DomainError::invalid(f("verified_by"), "at most 100 characters"))?,
+            note: v.note.trim().to_string(),
+            recorded_at_ms: 0,
+        });
+    }
+    Ok(c)
+}
+
 /// A new commitment from its proto; output-only fields must be empty.
 fn commitment(m: &pb::Commitment) -> Result<Commitment, DomainError> {
     let f = |k: &str| format!("commitment.{k}");

@@ -539,6 +539,12 @@ fn credit_report(
             .iter()
             .map(|o| super::repair::objection_pb(o, store.options()))
             .collect(),
+        commitments: recs
+            .commitments
+            .iter()
+            .filter(|c| c.made_on <= as_of)
+            .map(|c| super::commitment::commitment_pb(c, as_of))
+            .collect(),
         measures: measures.iter().map(super::measures::applied_pb).collect(),
         legal_representative_measures: rep_measures
             .iter()
@@ -587,6 +593,9 @@ pub fn parse_import(rec: pb::ImportRecord) -> Result<ImportItem, ImportParseErro
         Some(Record::Inspection(m)) => convert::inspection(&m)
             .map(ImportItem::Inspection)
             .map_err(|e| ("inspection", format!("{}/{}", m.uscc, m.task_id), e)),
+        Some(Record::Commitment(m)) => super::commitment::imported_commitment(&m)
+            .map(ImportItem::Commitment)
+            .map_err(|e| ("commitment", format!("{}/{}", m.uscc, m.commitment_id), e)),
         None => Err((
             "empty",
             String::new(),

@@ -93,6 +93,55 @@ impl Ctx<'_> {
         Ok((x, true))
     }
 
+    /// Stores an imported commitment, with its verification if history has one
+    /// (checked as [`Commitment::verify`] checks a new one).
+    pub(super) fn import_commitment(
+        &self,
+        p: &mut Pending,
+        mut x: Commitment,
+    ) -> Result<Applied<Commitment>> {
+        let Some(mut v) = x.verification.take() else {
+            return self.record_commitment(p, x);
+        };
+        v.recorded_at_ms = self.now_ms;
+        let mut check = x.clone();
+        check
+            .verify(v, self.today)
+            .map_err(|e| e.within("commitment.verification"))?;
+        // Validate the commitment as new, then store it with the finding.
+        x.validate(self.today)?;
+        let d = p.registered_mut(&x.uscc, "commitment.uscc")?;
+        if let Some(old) = d
+            .commitments
+            .iter()
+            .find(|c| c.commitment_id == x.commitment_id)
+        {
+            let mut same = check.clone();
+            same.recorded_at_ms = old.recorded_at_ms;
+            if let (Some(a), Some(b)) = (same.verification.as_mut(), old.verification.as_ref()) {
+                a.recorded_at_ms = b.recorded_at_ms;
+            }
+            if *old == same {
+                return Ok((old.clone(), false));
+            }
+            return Err(Error::AlreadyExists(format!(
+                "commitment: {} of {}",
+                x.commitment_id, x.uscc
+            )));
+        }
+        check.recorded_at_ms = self.now_ms;
+        p.change = Some(Change {
+            after: format!("{} imported", check.record_id()),
+            ..Change::default()
+        });
+        let d = p.registered_mut(&x.uscc, "commitment.uscc")?;
+        let at = d
+            .commitments
+            .partition_point(|c| c.commitment_id < check.commitment_id);
+        d.commitments.insert(at, check.clone());
+        Ok((check, true))
+    }
+
     /// Records a verification: the same finding again changes nothing; a different one,
     /// or one dated before the commitment, is refused naming the field.
     pub(super) fn verify_commitment(

@@ -109,6 +109,7 @@ pub enum ImportItem {
     Report(#[serde(with = "wire::keyed")] AnnualReport),
     Listing(#[serde(with = "wire::keyed")] Listing),
     Inspection(#[serde(with = "wire::keyed")] InspectionResult),
+    Commitment(#[serde(with = "wire::keyed")] crate::domain::commitment::Commitment),
 }
 
 /// A chunk of an import: (index in the stream, record); each record is stored or
@@ -434,6 +435,7 @@ impl Ctx<'_> {
                 ImportItem::Report(x) => self.file_report(p, x).map(|r| r.1),
                 ImportItem::Listing(x) => self.add_listing(p, x).map(|r| r.1),
                 ImportItem::Inspection(x) => self.record_inspection(p, x).map(|r| r.1),
+                ImportItem::Commitment(x) => self.import_commitment(p, x).map(|r| r.1),
             };
             match r {
                 Ok(true) => out.stored += 1,
@@ -527,6 +529,7 @@ pub(super) fn describe(item: &ImportItem) -> (&'static str, String) {
         ImportItem::Report(x) => ("annual_report", format!("{}/{}", x.uscc, x.year)),
         ImportItem::Listing(x) => ("listing", format!("{}/{}", x.uscc, x.listing_id())),
         ImportItem::Inspection(x) => ("inspection", format!("{}/{}", x.uscc, x.task_id)),
+        ImportItem::Commitment(x) => ("commitment", format!("{}/{}", x.uscc, x.commitment_id)),
     }
 }
 
