@@ -48,10 +48,32 @@ pub type Authed =
 /// server name `$CREDIT_RISK_TLS_DOMAIN` (default `localhost`) and presenting
 /// `$CREDIT_RISK_TLS_CERT` / `$CREDIT_RISK_TLS_KEY` when set (mTLS).
 pub async fn channel(addr: &str) -> Result<tonic::transport::Channel, ClientError> {
+    // What went wrong, with its causes (tonic's own text is "transport error").
+    let unreachable = |e: tonic::transport::Error| -> ClientError {
+        let mut why = String::new();
+        let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+        while let Some(c) = next {
+            why = c.to_string();
+            next = c.source();
+        }
+        format!(
+            "cannot reach {addr}: {} — is the server running? set --server or $CREDIT_RISK_SERVER",
+            if why.is_empty() { e.to_string() } else { why }
+        )
+        .into()
+    };
+    let bad_address = |e: tonic::transport::Error| -> ClientError {
+        format!("server address {addr:?}: {e}").into()
+    };
+    let read = |var: &str, path: &str| -> Result<Vec<u8>, ClientError> {
+        std::fs::read(path).map_err(|e| format!("${var} {path}: {e}").into())
+    };
     let Ok(ca) = std::env::var("CREDIT_RISK_TLS_CA") else {
-        return Ok(tonic::transport::Endpoint::from_shared(endpoint(addr))?
+        return tonic::transport::Endpoint::from_shared(endpoint(addr))
+            .map_err(bad_address)?
             .connect()
-            .await?);
+            .await
+            .map_err(unreachable);
     };
     let url = format!(
         "https://{}",
@@ -59,7 +81,10 @@ pub async fn channel(addr: &str) -> Result<tonic::transport::Channel, ClientErro
             .trim_start_matches("https://")
     );
     let mut tls = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(std::fs::read(&ca)?))
+        .ca_certificate(tonic::transport::Certificate::from_pem(read(
+            "CREDIT_RISK_TLS_CA",
+            &ca,
+        )?))
         .domain_name(
             std::env::var("CREDIT_RISK_TLS_DOMAIN").unwrap_or_else(|_| "localhost".into()),
         );
@@ -68,12 +93,14 @@ pub async fn channel(addr: &str) -> Result<tonic::transport::Channel, ClientErro
         std::env::var("CREDIT_RISK_TLS_KEY"),
     ) {
         tls = tls.identity(tonic::transport::Identity::from_pem(
-            std::fs::read(c)?,
-            std::fs::read(k)?,
+            read("CREDIT_RISK_TLS_CERT", &c)?,
+            read("CREDIT_RISK_TLS_KEY", &k)?,
         ));
     }
-    Ok(tonic::transport::Endpoint::from_shared(url)?
+    tonic::transport::Endpoint::from_shared(url)
+        .map_err(bad_address)?
         .tls_config(tls)?
         .connect()
-        .await?)
+        .await
+        .map_err(unreachable)
 }

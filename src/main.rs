@@ -175,8 +175,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(e) if e.is::<cli::PartlyRefused>() => {
             eprintln!("error: {e}");
+            ExitCode::from(cli::EXIT_PARTLY_REFUSED)
+        }
+        Err(e) => {
+            eprintln!("error: {}", cli::explain(&*e));
             ExitCode::FAILURE
         }
     }

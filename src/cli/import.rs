@@ -38,7 +38,8 @@ pub struct Args {
     json: bool,
 }
 
-/// Runs `credit-risk import`.
+/// Runs `credit-risk import`: exit status 3 when the server refused some records (the
+/// summary lists them).
 pub fn run(a: Args) -> CliResult {
     let rt = runtime(0)?;
     let (summary, secs) = rt.block_on(import_file(&a.server.server, &a.file, a.chunk))?;
@@ -72,6 +73,12 @@ pub fn run(a: Args) -> CliResult {
         if summary.rejected > 20 {
             println!("  … {} more (use --json for all)", summary.rejected - 20);
         }
+    }
+    if summary.rejected > 0 {
+        return Err(Box::new(super::PartlyRefused(format!(
+            "{} of {} records refused (listed above); the others were imported",
+            summary.rejected, summary.received
+        ))));
     }
     Ok(())
 }
@@ -112,10 +119,16 @@ pub async fn import_file(
             .max_decoding_message_size(256 << 20);
     let (tx, rx) = tokio::sync::mpsc::channel::<ImportRecordsRequest>(16);
     let chunk = chunk.max(1);
+    let name = path.display().to_string();
     let producer = tokio::task::spawn_blocking(move || -> Result<(), String> {
         let mut records = Vec::with_capacity(chunk);
-        for r in reader {
-            records.push(r.map_err(|e| e.to_string())?);
+        for (n, r) in reader.enumerate() {
+            records.push(r.map_err(|e| {
+                format!(
+                    "{name}: record {}: not a stream of length-delimited ImportRecord messages as `credit-risk generate` writes ({e})",
+                    n + 1
+                )
+            })?);
             if records.len() >= chunk {
                 let msg = ImportRecordsRequest {
                     records: std::mem::replace(&mut records, Vec::with_capacity(chunk)),

@@ -28,8 +28,79 @@ use std::io::Read;
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing_subscriber::EnvFilter;
 
-/// The error of a command: printed as `error: …` with exit status 1.
+/// The error of a command: printed as `error: …` ([`explain`]) with exit status 1, or 3
+/// for [`PartlyRefused`].
 pub type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Exit status of a command that ran but whose input the server partly refused (an
+/// import with rejected records). The others: 0 success, 1 error, 2 usage (from clap).
+pub const EXIT_PARTLY_REFUSED: u8 = 3;
+
+/// A command that ran to the end, but the server refused some of its records: exit
+/// status [`EXIT_PARTLY_REFUSED`].
+#[derive(Debug)]
+pub struct PartlyRefused(pub String);
+
+impl std::fmt::Display for PartlyRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PartlyRefused {}
+
+/// The canonical name of a gRPC status code (`INVALID_ARGUMENT`, …).
+pub fn code_name(c: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match c {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// A command's error as a person should read it: a status from the server as `CODE:
+/// message` (with what to do for the common ones), anything else with its causes.
+pub fn explain(e: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(s) = e.downcast_ref::<tonic::Status>() {
+        let hint = match s.code() {
+            tonic::Code::Unauthenticated => {
+                " — set $CREDIT_RISK_TOKEN to a token the server's [server.auth] knows"
+            }
+            tonic::Code::PermissionDenied => " — this token's role or regions do not cover it",
+            tonic::Code::Unavailable if std::error::Error::source(s).is_some() => {
+                " — the connection failed: is the server running? set --server or $CREDIT_RISK_SERVER"
+            }
+            _ => "",
+        };
+        return format!("{}: {}{hint}", code_name(s.code()), s.message());
+    }
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+        next = cause.source();
+    }
+    out
+}
 
 /// What a command returns.
 pub type CliResult = Result<(), CliError>;
@@ -107,7 +178,7 @@ pub fn read_usccs(path: &str) -> Result<Vec<String>, CliError> {
         std::io::stdin().read_to_string(&mut s)?;
         s
     } else {
-        std::fs::read_to_string(path)?
+        std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?
     };
     Ok(text
         .lines()

@@ -168,6 +168,19 @@ impl Commitment {
         self.verification.is_none() && self.due_on <= day
     }
 
+    /// The commitment as it stood on `day`: a verification or a repair dated later is
+    /// not yet known (for a credit report as of a past day).
+    pub fn as_known_on(&self, day: Date) -> Commitment {
+        let mut c = self.clone();
+        if c.verification.as_ref().is_some_and(|v| v.verified_on > day) {
+            c.verification = None;
+        }
+        if c.repaired_on.is_some_and(|r| r > day) {
+            c.repaired_on = None;
+        }
+        c
+    }
+
     /// Record id: `commitment/<id>`.
     pub fn record_id(&self) -> String {
         format!("commitment/{}", self.commitment_id)
@@ -286,6 +299,9 @@ mod tests {
             k
         };
         assert!(!kept.is_false_on(day("2026-07-01")));
+        let then = c.as_known_on(day("2026-06-09"));
+        assert!(then.verification.is_none() && then.repaired_on.is_none());
+        assert!(c.as_known_on(day("2026-10-01")).repaired_on.is_some());
         assert!(commitment().is_due_on(day("2026-06-01")));
         assert!(!commitment().is_due_on(day("2026-05-31")));
         assert!(!kept.is_due_on(day("2026-07-01")));

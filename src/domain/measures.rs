@@ -331,7 +331,14 @@ pub fn applicable<'a>(
                     // Open on the day, or (with years) within its years of the listing
                     // and not removed by then.
                     let (applies, until) = match m.years {
-                        None => (l.is_open_on(as_of), l.term_ends_on),
+                        None => {
+                            let removed = l.removed_on.map(|r| r.add_days(-1));
+                            let until = match (l.term_ends_on, removed) {
+                                (Some(t), Some(r)) => Some(t.min(r)),
+                                (t, r) => t.or(r),
+                            };
+                            (l.is_open_on(as_of), until)
+                        }
                         Some(y) => {
                             let end = years_end(l.listed_on, y);
                             let until = match l.removed_on {

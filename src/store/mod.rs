@@ -207,7 +207,7 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             .use_compression(options.compression)
             .compression_factor(1);
-        let db = open_retrying_lock(&config)?;
+        let db = open_retrying_lock(&config, dir)?;
         let meta = db.open_tree("meta")?;
         let registry = db.open_tree("registry")?;
         // Refuse a store that lost acknowledged writes (sled recovered an earlier state,
@@ -621,6 +621,7 @@ impl Store {
         } else {
             None
         };
+        let run_as_of = as_of;
         let (class, score, flags, as_of) = match (&rescored, &view) {
             (Some(o), _) => (o.class, o.score, o.flags, o.as_of),
             (None, Some(v)) => match v.lookup(u) {
@@ -635,6 +636,7 @@ impl Store {
         Ok(InRun {
             run_id,
             model,
+            run_as_of,
             as_of,
             class,
             score,
@@ -649,6 +651,7 @@ impl Store {
         let InRun {
             run_id,
             model,
+            run_as_of: _,
             as_of,
             class,
             score,
@@ -1132,6 +1135,8 @@ pub struct Classified {
 pub struct InRun {
     pub run_id: u64,
     pub model: Arc<Model>,
+    /// The run's as-of date.
+    pub run_as_of: Date,
     /// The run's as-of date, or the re-score's.
     pub as_of: Date,
     pub class: crate::domain::RiskClass,
@@ -1238,16 +1243,21 @@ pub fn guard_panics<T>(dir: &Path, doing: &str, f: impl FnOnce() -> Result<T>) -
 /// threads release it shortly after the previous handle in this process is dropped (a
 /// restart, a restore followed by an open). Another live process keeps it: then the
 /// lock error is returned.
-fn open_retrying_lock(config: &sled::Config) -> Result<sled::Db> {
+fn open_retrying_lock(config: &sled::Config, dir: &Path) -> Result<sled::Db> {
     let mut tries = 0;
     loop {
         match config.open() {
             // sled reports the lock as an I/O error of kind Other wrapping EWOULDBLOCK.
             Err(sled::Error::Io(e))
-                if tries < 40
-                    && (e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.to_string().contains("could not acquire lock")) =>
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock") =>
             {
+                if tries == 40 {
+                    return Err(Error::Unavailable(format!(
+                        "{} is in use by another process (a running server holds its lock): stop that server first, or work on a copy restored from a backup",
+                        dir.display()
+                    )));
+                }
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(50));
             }

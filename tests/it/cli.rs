@@ -272,3 +272,89 @@ async fn draw_writes_a_receipt_that_verify_checks() {
     );
     s.stop().await;
 }
+
+/// Errors say what was wrong and what to do, and the exit status says which kind:
+/// 1 an error, 2 usage, 3 records refused (issue 20, item 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_actionable_and_exit_codes_documented() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_remove("CREDIT_RISK_SERVER")
+            .output()
+            .expect("run the binary");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // No server: where, why, and what to set.
+    let (code, err) = run(&["classify", "91310115MA1K3YJ12X", "--server", "127.0.0.1:9"]);
+    assert_eq!(code, Some(1), "{err}");
+    for part in [
+        "cannot reach 127.0.0.1:9",
+        "refused",
+        "--server",
+        "$CREDIT_RISK_SERVER",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    // A file that is not what the command reads is named.
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("hostname.txt");
+    std::fs::write(&junk, "not a record stream\n").unwrap();
+    let s = crate::common::TestServer::start().await;
+    let addr = s.addr.to_string();
+    let (code, err) = run(&["import", junk.to_str().unwrap(), "--server", &addr]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("hostname.txt") && err.contains("record 1"),
+        "{err}"
+    );
+    let missing = tmp.path().join("missing.txt");
+    let (code, err) = run(&["match", missing.to_str().unwrap(), "--server", &addr]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("missing.txt"), "{err}");
+    // A server refusal prints as CODE: message.
+    let valid = crate::common::uscc_n(b'1', 1);
+    let (code, err) = run(&["classify", &valid, "--server", &addr]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.starts_with("error: FAILED_PRECONDITION: "), "{err}");
+    // Usage errors are clap's: status 2.
+    let (code, _) = run(&["classify"]);
+    assert_eq!(code, Some(2));
+    // Some records refused: status 3, after the summary.
+    let city = tmp.path().join("city.bin");
+    let (code, err) = run(&[
+        "generate",
+        "--enterprises",
+        "50",
+        "--seed",
+        "7",
+        "--out",
+        city.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run(&["import", city.to_str().unwrap(), "--server", &addr]);
+    assert_eq!(code, Some(0), "a clean import: {err}");
+    // The same file into a store whose clock is years earlier: records dated after its
+    // today are refused.
+    let early = crate::common::TestServer::start_on(
+        credit_risk::domain::Date::parse("d", "2024-01-02").unwrap(),
+    )
+    .await;
+    let (code, err) = run(&[
+        "import",
+        city.to_str().unwrap(),
+        "--server",
+        &early.addr.to_string(),
+    ]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("records refused"), "{err}");
+    // The store of a running server is named as in use.
+    let (code, err) = run(&["check", "--data-dir", s.dir.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("in use by another process"), "{err}");
+    s.stop().await;
+    early.stop().await;
+}

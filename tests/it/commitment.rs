@@ -184,31 +184,56 @@ async fn a_broken_commitment_weighs_until_its_repair() {
 
     // The same finding again changes nothing; another finding, or one dated before the
     // commitment, is refused naming the field.
-    c.verify_commitment(finding(
-        &u,
-        "LIC-1",
-        pb::CommitmentVerdict::Broken,
-        "2026-05-02",
-    ))
-    .await
-    .unwrap();
-    for (req, field) in [
+    let same = c
+        .verify_commitment(finding(
+            &u,
+            "LIC-1",
+            pb::CommitmentVerdict::Broken,
+            "2026-05-02",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .commitment
+        .unwrap();
+    assert_eq!(same.verification.unwrap().verified_on, "2026-05-01");
+    for (req, code, field) in [
         (
             finding(&u, "LIC-1", pb::CommitmentVerdict::Kept, "2026-05-02"),
+            Code::InvalidArgument,
             "verdict",
         ),
         (
             finding(&u, "LIC-1", pb::CommitmentVerdict::Unspecified, ""),
+            Code::InvalidArgument,
             "verdict",
         ),
         (
             finding(&u, "LIC-2", pb::CommitmentVerdict::Kept, ""),
+            Code::NotFound,
             "commitment_id",
         ),
     ] {
         let e = c.verify_commitment(req).await.unwrap_err();
+        assert_eq!(e.code(), code, "{field}: {}", e.message());
         assert!(e.message().starts_with(field), "{field}: {}", e.message());
     }
+    // Recording the same commitment again after its verification: unchanged, verified.
+    let again = c
+        .record_commitment(promise(&u, "LIC-1", "2026-01-10", "2026-04-10"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!again.created);
+    assert!(again.commitment.unwrap().false_commitment);
+    let mut output_only = promise(&u, "LIC-9", "2026-03-01", "2026-04-01");
+    output_only.commitment.as_mut().unwrap().repaired_on = "2026-05-01".into();
+    let e = c.record_commitment(output_only).await.unwrap_err();
+    assert!(
+        e.message().starts_with("commitment.repaired_on"),
+        "{}",
+        e.message()
+    );
     c.record_commitment(promise(&u, "LIC-3", "2026-03-01", "2026-03-31"))
         .await
         .unwrap();
@@ -430,5 +455,16 @@ async fn imported_commitments_keep_their_verification() {
         .into_inner();
     assert_eq!(report.commitments.len(), 1);
     assert!(report.commitments[0].false_commitment);
+    // As of a day before the finding, the report shows it as it stood then.
+    let then = reg
+        .get_credit_report(pb::GetCreditReportRequest {
+            uscc: u.clone(),
+            as_of: "2026-04-15".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(then.commitments[0].verification.is_none());
+    assert!(!then.commitments[0].false_commitment);
     s.store.check_indexes().expect("indexes agree");
 }

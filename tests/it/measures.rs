@@ -325,3 +325,75 @@ fn a_bad_measures_file_stops_the_server_naming_the_key() {
     assert!(stderr.contains("].trigger"), "{stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
 }
+
+/// A district token sees every bar (the serious-illegal list is public) but only the
+/// enterprises of its own district among those the person heads.
+#[tokio::test]
+async fn a_district_token_sees_bars_but_not_other_districts_enterprises() {
+    use credit_risk::server::auth::{hash_token, AuthConfig, Role, TokenConfig};
+    let token = |name: &str, role, regions: Vec<String>| TokenConfig {
+        name: name.into(),
+        role,
+        sha256: hash_token(&format!("{name}-secret")),
+        regions,
+    };
+    let s = TestServer::start_with_auth(AuthConfig {
+        tokens: vec![
+            token("feed", Role::Feed, vec![]),
+            token("xuhui", Role::Scheduler, vec!["310104".into()]),
+        ],
+    })
+    .await;
+    let ch = tonic::transport::Channel::from_shared(format!("http://{}", s.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut feed =
+        credit_risk::proto::registry_service_client::RegistryServiceClient::with_interceptor(
+            ch.clone(),
+            crate::common::Bearer(Some("feed-secret")),
+        );
+    let (pudong, xuhui) = (uscc_n(b'1', 31), uscc_n(b'1', 32));
+    for (u, region) in [(&pudong, "310115"), (&xuhui, "310104")] {
+        let mut e = headed_by(u, &rep(5));
+        e.region_code = region.into();
+        feed.upsert_enterprise(pb::UpsertEnterpriseRequest {
+            request_id: String::new(),
+            enterprise: Some(e),
+        })
+        .await
+        .unwrap();
+    }
+    feed.add_listing(pb::AddListingRequest {
+        request_id: String::new(),
+        listing: Some(pb::Listing {
+            uscc: pudong.clone(),
+            kind: pb::ListKind::SeriousIllegal as i32,
+            reason: pb::ListingReason::SeriousViolation as i32,
+            listed_on: "2026-01-05".into(),
+            authority: "上海市市场监督管理局".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let mut m =
+        MeasuresServiceClient::with_interceptor(ch, crate::common::Bearer(Some("xuhui-secret")));
+    let c = m
+        .check_legal_representative(check(&rep(5), ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(c.barred, "the public bar is shown");
+    assert_eq!(c.bars[0].uscc, pudong);
+    assert_eq!(c.enterprises, vec![xuhui.clone()], "only its district's");
+    let hidden = m
+        .get_measures(pb::GetMeasuresRequest {
+            uscc: pudong.clone(),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound);
+}

@@ -108,11 +108,18 @@ fn commitment(m: &pb::Commitment) -> Result<Commitment, DomainError> {
             ))
         }
     };
-    if m.verification.is_some() || !m.repaired_on.is_empty() || m.false_commitment {
-        return Err(DomainError::invalid(
-            f("verification"),
-            "a new commitment is unverified (VerifyCommitment records the finding)",
-        ));
+    for (set, field) in [
+        (m.verification.is_some(), "verification"),
+        (!m.repaired_on.is_empty(), "repaired_on"),
+        (m.false_commitment, "false_commitment"),
+        (m.recorded_at.is_some(), "recorded_at"),
+    ] {
+        if set {
+            return Err(DomainError::invalid(
+                f(field),
+                "is output only: a new commitment is unverified (VerifyCommitment records the finding)",
+            ));
+        }
     }
     Ok(Commitment {
         commitment_id: m.commitment_id.trim().to_string(),

@@ -70,15 +70,15 @@ pub fn applied_pb(a: &Applied) -> pb::AppliedMeasure {
 }
 
 /// The class `u` has on `as_of` for class-triggered measures: its class in the current
-/// run (a re-score after a write included) when `as_of` is on or after the day that
-/// class was computed for; `None` without a run, outside it, or before it.
+/// run (a re-score after a write included) when `as_of` is on or after the run's as-of
+/// date; `None` without a run, outside it, or before it.
 pub fn class_in_force(
     store: &Store,
     u: &Uscc,
     as_of: Date,
 ) -> Result<Option<ClassInForce>, Status> {
     match store.class_in_run(u, None) {
-        Ok(c) if c.as_of <= as_of => Ok(Some((c.class, c.run_id, c.as_of))),
+        Ok(c) if c.run_as_of <= as_of => Ok(Some((c.class, c.run_id, c.as_of.min(as_of)))),
         Ok(_) => Ok(None),
         Err(Error::FailedPrecondition(_) | Error::NotFound(_)) => Ok(None),
         Err(e) => Err(e.into()),
@@ -204,8 +204,21 @@ impl MeasuresService for MeasuresApi {
             .map_err(invalid)?
             .ok_or_else(|| invalid(DomainError::invalid("legal_rep_id_hash", "is required")))?;
         let as_of = convert::past_as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
+        let scope = Scope::of(&req);
         let store = self.store.clone();
-        let (headed, bars) = blocking(move || bars_of(&store, &rep, as_of)).await?;
+        let (headed, bars) = blocking(move || {
+            let (headed, bars) = bars_of(&store, &rep, as_of)?;
+            // The bars come from the public serious-illegal list; which enterprises a
+            // person heads is registry data, shown within the token's regions only.
+            let mut shown = Vec::with_capacity(headed.len());
+            for u in headed {
+                if !scope.hides(&store, &u)? {
+                    shown.push(u);
+                }
+            }
+            Ok((shown, bars))
+        })
+        .await?;
         Ok(Response::new(pb::CheckLegalRepresentativeResponse {
             barred: !bars.is_empty(),
             bars,

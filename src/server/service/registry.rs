@@ -543,7 +543,7 @@ fn credit_report(
             .commitments
             .iter()
             .filter(|c| c.made_on <= as_of)
-            .map(|c| super::commitment::commitment_pb(c, as_of))
+            .map(|c| super::commitment::commitment_pb(&c.as_known_on(as_of), as_of))
             .collect(),
         measures: measures.iter().map(super::measures::applied_pb).collect(),
         legal_representative_measures: rep_measures

@@ -12,6 +12,8 @@ pub struct RecordCommitment(#[serde(with = "wire::keyed")] pub Commitment);
 impl Operation for RecordCommitment {
     /// The commitment as stored, and whether it was new.
     type Output = (Commitment, bool);
+    /// An unverified commitment does not weigh: nothing to re-score.
+    const RESCORES: bool = false;
     fn cause(&self) -> String {
         format!("RecordCommitment {}", self.0.record_id())
     }
@@ -65,7 +67,11 @@ impl Ctx<'_> {
             .iter()
             .find(|c| c.commitment_id == x.commitment_id)
         {
+            // What happened to it since (a verification, a repair) is not part of the
+            // commitment as made: the same commitment again is unchanged.
             x.recorded_at_ms = old.recorded_at_ms;
+            x.verification = old.verification.clone();
+            x.repaired_on = old.repaired_on;
             if *old == x {
                 return Ok((old.clone(), false));
             }
@@ -118,6 +124,7 @@ impl Ctx<'_> {
         {
             let mut same = check.clone();
             same.recorded_at_ms = old.recorded_at_ms;
+            same.repaired_on = old.repaired_on;
             if let (Some(a), Some(b)) = (same.verification.as_mut(), old.verification.as_ref()) {
                 a.recorded_at_ms = b.recorded_at_ms;
             }
