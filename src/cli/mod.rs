@@ -122,11 +122,16 @@ pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     b.enable_all().build()
 }
 
-/// Logs to standard error, filtered by `$RUST_LOG` or else `filter`.
+/// Logs to standard error, filtered by `$RUST_LOG` or else `filter`: colours only on a
+/// terminal (a redirected log has no ANSI codes), JSON lines with `json` (and then no
+/// plain-text warnings beside them: the server's loud warnings go to the log only).
 pub fn init_logging(filter: &str, json: bool) {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    credit_risk::server::plain_warnings(!json);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

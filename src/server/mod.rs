@@ -112,7 +112,7 @@ pub async fn run_with_metrics(
     let auth = auth::Authenticator::new(&cfg.auth, loopback)?;
     if auth.is_dev_mode() {
         tracing::warn!("DEVELOPMENT MODE: no bearer tokens configured; every caller is `local` with the admin role (loopback only)");
-        eprintln!("WARNING: development mode — no authentication ([server.auth] has no tokens); loopback only");
+        loud("WARNING: development mode — no authentication ([server.auth] has no tokens); loopback only".into());
     }
     let admin = AdminServiceServer::new(AdminApi::new(store.clone(), cfg.data_dir.clone()));
     let rules = crate::proto::rules_service_server::RulesServiceServer::new(
@@ -123,7 +123,7 @@ pub async fn run_with_metrics(
         tracing::warn!(
             "bearer tokens travel in plaintext: [server.tls] is not set on a non-loopback listener"
         );
-        eprintln!("WARNING: plaintext on {}: bearer tokens and records cross the network unencrypted; set [server.tls] (or listen on loopback behind a TLS proxy)", listener.local_addr()?);
+        loud(format!("WARNING: plaintext on {}: bearer tokens and records cross the network unencrypted; set [server.tls] (or listen on loopback behind a TLS proxy)", listener.local_addr()?));
     }
     wire::set_max_items(cfg.max_items_per_message);
     let timeouts = connection::ConnectionTimeouts {
@@ -167,7 +167,7 @@ pub async fn run_with_metrics(
         let addr = l.local_addr()?;
         if !addr.ip().is_loopback() {
             tracing::warn!(%addr, "the metrics endpoint needs no token and is not on loopback");
-            eprintln!("WARNING: metrics on {addr} (plain HTTP, no token): keep it on loopback or a monitoring network");
+            loud(format!("WARNING: metrics on {addr} (plain HTTP, no token): keep it on loopback or a monitoring network"));
         }
         let mut stopped = stop_rx.clone();
         let (m, st) = (metrics.clone(), store.clone());
@@ -272,6 +272,23 @@ pub async fn run_with_metrics(
     }
     tracing::info!("store flushed; bye");
     Ok(())
+}
+
+/// Whether the server's loud warnings (development mode, plaintext, open metrics) are
+/// also printed as plain text on stderr, beside the log (not with JSON logs).
+static PLAIN_WARNINGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Prints the server's loud warnings as plain text on stderr too (`true`, the default)
+/// or only logs them (`false`: with JSON logs, stderr stays pure JSON).
+pub fn plain_warnings(on: bool) {
+    PLAIN_WARNINGS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A warning a person starting the server must not miss (it is logged as well).
+fn loud(text: String) {
+    if PLAIN_WARNINGS.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{text}");
+    }
 }
 
 /// Sets every service's health (and the server's, "") to `status`.

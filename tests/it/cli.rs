@@ -358,3 +358,50 @@ async fn errors_are_actionable_and_exit_codes_documented() {
     s.stop().await;
     early.stop().await;
 }
+
+/// Logs redirected to a file carry no ANSI colour codes; with `--log-json` standard error
+/// is JSON lines only (the loud warnings go to the log, not beside it) (issue 20, item 5).
+#[test]
+fn redirected_logs_are_plain_and_json_logs_are_pure() {
+    use std::io::{BufRead, BufReader};
+    for json in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(tmp.path())
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if json {
+            cmd.arg("--log-json");
+        }
+        let mut child = cmd.spawn().expect("start serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening on"), "{line}");
+        // The warnings follow the start line (the server is set up after binding).
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains('\u{1b}'),
+            "ANSI codes in a redirected log: {err}"
+        );
+        assert!(err.to_lowercase().contains("development mode"), "{err}");
+        if json {
+            for l in err.lines().filter(|l| !l.trim().is_empty()) {
+                assert!(
+                    serde_json::from_str::<serde_json::Value>(l).is_ok(),
+                    "not a JSON line: {l}"
+                );
+            }
+        }
+    }
+}
