@@ -11,7 +11,9 @@ It does what an inspection scheduler's script would do:
   5. verifies the receipt independently: it downloads each stratum's frozen population,
      recomputes its SHA-256 digest, and re-runs the draw with the published
      `consistent-sampler` package (PyPI) -- then asks the server's VerifyDraw too;
-  6. fetches the receipt again (GetReceipt) and reads the filing statistics.
+  6. fetches the receipt again (GetReceipt) and reads the filing statistics;
+  7. records a credit commitment, finds it broken (CommitmentService), and reads the
+     measures that follow (MeasuresService.GetMeasures).
 
 Stubs are generated from ../../proto with grpcio-tools at start-up (into --stubs, or a
 temporary directory). Exit status 0 means every check passed.
@@ -37,7 +39,15 @@ import grpc
 
 HERE = pathlib.Path(__file__).resolve().parent
 PROTO_ROOT = HERE.parent.parent / "proto"
-PROTOS = ["records", "registry", "classification", "spotcheck", "statistics"]
+PROTOS = [
+    "records",
+    "registry",
+    "classification",
+    "spotcheck",
+    "statistics",
+    "measures",
+    "commitment",
+]
 
 # GB 32100 symbols and weights (see DOMAIN.md): the check character of a USCC.
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -282,6 +292,49 @@ def run(target, stubs_dir, seed):
     )
     obliged = sum(r.obliged for r in filing.rows if r.report_year == 2024)
     check(obliged >= len(codes), f"GetFilingStatistics: {obliged} obliged to file for 2024")
+    # 7. A licensing commitment found broken is a false commitment: it weighs in the
+    # score and brings its measure; a penalty in publicity brings one too.
+    com, mea = m["commitment"], m["measures"]
+    commitments = m["commitment_grpc"].CommitmentServiceStub(channel)
+    measures = m["measures_grpc"].MeasuresServiceStub(channel)
+    fined = codes[0]
+    made = commitments.RecordCommitment(
+        com.RecordCommitmentRequest(
+            request_id=f"py-commit-{seed}",
+            commitment=com.Commitment(
+                commitment_id="PY-LIC-1",
+                uscc=fined,
+                kind=com.COMMITMENT_KIND_LICENSING_NOTIFICATION,
+                made_on="2026-01-05",
+                due_on="2026-04-05",
+                content="三个月内补齐许可材料",
+                authority="上海市浦东新区市场监督管理局",
+            ),
+        ),
+        metadata=metadata,
+        timeout=60,
+    )
+    check(made.commitment.commitment_id == "PY-LIC-1", "RecordCommitment")
+    broken = commitments.VerifyCommitment(
+        com.VerifyCommitmentRequest(
+            uscc=fined,
+            commitment_id="PY-LIC-1",
+            verdict=com.COMMITMENT_VERDICT_BROKEN,
+            verified_on="2026-04-20",
+            note="逾期未补交",
+        ),
+        metadata=metadata,
+        timeout=60,
+    )
+    check(broken.commitment.false_commitment, "VerifyCommitment: a false commitment")
+    applied = measures.GetMeasures(
+        mea.GetMeasuresRequest(uscc=fined), metadata=metadata, timeout=60
+    )
+    found = {a.measure.code for a in applied.measures}
+    check(
+        {"P-FC-01", "P-PN-01"} <= found,
+        f"GetMeasures: the false commitment and the penalty bring measures {sorted(found)}",
+    )
     print(
         json.dumps(
             {

@@ -1182,12 +1182,13 @@ fn migrate_derived(
     registry: &sled::Tree,
     from: u32,
 ) -> Result<()> {
-    let derived = stats::rebuild(registry)?;
+    let rebuilt = stats::rebuild(registry)?;
     meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
     db.flush()?;
     tracing::warn!(
-        counters = derived.counters.len(),
-        index_entries = derived.index.len(),
+        counters = rebuilt.counters,
+        index_entries = rebuilt.index_entries,
+        selections = rebuilt.selections,
         "store migrated from schema {from} to {SCHEMA_VERSION} (statistics and indexes computed from the records)"
     );
     Ok(())

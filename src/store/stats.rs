@@ -495,30 +495,46 @@ pub struct Derived {
 /// Computes the derived state: selections and plan counts from the receipts, then each
 /// dossier's contribution given its selections.
 pub fn derive(tree: &sled::Tree) -> Result<Derived> {
-    let (selections, counters) = from_receipts(tree)?;
-    let mut out = Derived {
+    let (selections, mut counters) = from_receipts(tree)?;
+    let mut index = BTreeMap::new();
+    contributions(tree, &selections, &mut counters, |k, v| {
+        index.insert(k, v);
+        Ok(())
+    })?;
+    Ok(Derived {
         counters,
-        index: BTreeMap::new(),
+        index,
         selections,
-    };
+    })
+}
+
+/// Scans every dossier: adds its counters to `counters` and hands each of its index
+/// entries to `entry` (the one scan under [`derive`] and [`rebuild`]).
+fn contributions(
+    tree: &sled::Tree,
+    selections: &Entries,
+    counters: &mut Counts,
+    mut entry: impl FnMut(Vec<u8>, Vec<u8>) -> Result<()>,
+) -> Result<()> {
     for kv in tree.scan_prefix([keys::RECORDS]) {
         let (k, v) = kv?;
         let u = keys::decode_enterprise(&k)
             .ok_or_else(|| Error::Corrupt(format!("bad dossier key {k:?}")))?;
         let d = codec::decode_dossier(&v)?;
-        let mine = out
-            .selections
+        let mine = selections
             .range(selections_prefix(&u)..)
             .take_while(|(k, _)| k.starts_with(&selections_prefix(&u)))
             .map(|(k, v)| decode_selection(k, v))
             .collect::<Result<Vec<_>>>()?;
         let c = contribution(&u, Some(&d), &mine);
         for counter in c.counters {
-            *out.counters.entry(counter_key(&counter)).or_insert(0) += 1;
+            *counters.entry(counter_key(&counter)).or_insert(0) += 1;
         }
-        out.index.extend(c.index);
+        for (k, v) in c.index {
+            entry(k, v)?;
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Whether a counter key counts usage (match volume), which no record gives: kept by
@@ -554,12 +570,21 @@ fn stored(tree: &sled::Tree) -> Result<Derived> {
 /// in memory at once (a 3.5-million-enterprise migration peaked at 21.8 GB).
 const REBUILD_BATCH: usize = 100_000;
 
+/// What [`rebuild`] wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub counters: usize,
+    pub index_entries: usize,
+    pub selections: usize,
+}
+
 /// Replaces the stored derived state with one recomputed from the records (usage
-/// counters are kept), in batches of 100,000 entries. Not atomic: it runs at open
-/// before the schema version is raised, so a crash midway leaves the old version and
-/// the next open rebuilds again from the records.
-pub fn rebuild(tree: &sled::Tree) -> Result<Derived> {
-    let derived = derive(tree)?;
+/// counters are kept), streaming: the old derived keys are removed, then each dossier's
+/// index entries are written as the scan reaches it, in batches of 100,000 entries;
+/// only the counters (a few thousand) and the selections (one per drawn enterprise) are
+/// held in memory. Not atomic: it runs at open before the schema version is raised, so
+/// a crash midway leaves the old version and the next open rebuilds again.
+pub fn rebuild(tree: &sled::Tree) -> Result<Rebuilt> {
     let mut batch = sled::Batch::default();
     let mut n = 0;
     let step = |batch: &mut sled::Batch, n: &mut usize| -> Result<()> {
@@ -581,16 +606,27 @@ pub fn rebuild(tree: &sled::Tree) -> Result<Derived> {
     }
     tree.apply_batch(std::mem::take(&mut batch))?;
     n = 0;
-    for (k, v) in &derived.counters {
-        batch.insert(k.as_slice(), &v.to_be_bytes()[..]);
-        step(&mut batch, &mut n)?;
-    }
-    for (k, v) in derived.index.iter().chain(&derived.selections) {
+    let (selections, mut counters) = from_receipts(tree)?;
+    for (k, v) in &selections {
         batch.insert(k.as_slice(), v.as_slice());
         step(&mut batch, &mut n)?;
     }
+    let mut out = Rebuilt {
+        selections: selections.len(),
+        ..Rebuilt::default()
+    };
+    contributions(tree, &selections, &mut counters, |k, v| {
+        batch.insert(k, v);
+        out.index_entries += 1;
+        step(&mut batch, &mut n)
+    })?;
+    for (k, v) in &counters {
+        batch.insert(k.as_slice(), &v.to_be_bytes()[..]);
+        step(&mut batch, &mut n)?;
+    }
     tree.apply_batch(batch)?;
-    Ok(derived)
+    out.counters = counters.len();
+    Ok(out)
 }
 
 /// Checks that the stored statistics equal those recomputed from the records; returns

@@ -36,6 +36,8 @@ async fn python_grpcio_client_imports_scores_draws_and_verifies() {
         "ImportRecords: 302 received",
         "RunBatchScoring",
         "VerifyDraw: the server recomputes the same receipt",
+        "VerifyCommitment: a false commitment",
+        "GetMeasures: the false commitment and the penalty bring measures",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
