@@ -49,6 +49,7 @@ pub fn listing(kind: ListKind, on: Date) -> Listing {
         removed_on: None,
         removal_reason: String::new(),
         recorded_at_ms: 0,
+        legal_rep_hash: None,
         term_ends_on: None,
     }
 }

@@ -290,6 +290,10 @@ pub struct Applied<'a> {
     pub since: Date,
     /// Last day it applies, when known (`None`: while the trigger holds).
     pub until: Option<Date>,
+    /// For a measure binding the legal representative: the person it binds (id hash) —
+    /// the one named when a listing was made (企业信息公示暂行条例 Art. 17), else the one
+    /// named now; `None` if the registry knows neither.
+    pub person: Option<[u8; 32]>,
 }
 
 /// The class an enterprise has in the run in force: (class, run id, run as-of date).
@@ -313,6 +317,7 @@ pub fn applicable<'a>(
 ) -> Vec<Applied<'a>> {
     let mut out = Vec::new();
     let entity_type = d.enterprise.as_ref().map(|e| e.entity_type);
+    let current_rep = d.enterprise.as_ref().and_then(|e| e.legal_rep_hash);
     for m in cat.measures.iter().filter(|m| m.subject == subject) {
         match &m.trigger {
             Trigger::Class(classes) => {
@@ -323,6 +328,7 @@ pub fn applicable<'a>(
                         record_id: String::new(),
                         since: on,
                         until: None,
+                        person: None,
                     });
                 }
             }
@@ -349,12 +355,16 @@ pub fn applicable<'a>(
                         }
                     };
                     if applies {
+                        let person = (m.subject == Subject::LegalRepresentative)
+                            .then(|| l.legal_rep_hash.or(current_rep))
+                            .flatten();
                         out.push(Applied {
                             measure: m,
                             because: format!("listed on {} ({})", l.listed_on, kind.name()),
                             record_id: l.listing_id(),
                             since: l.listed_on,
                             until,
+                            person,
                         });
                     }
                 }
@@ -384,6 +394,7 @@ pub fn applicable<'a>(
                         record_id: p.decision_number.clone(),
                         since: start,
                         until: Some(until),
+                        person: None,
                     });
                 }
             }
@@ -405,6 +416,7 @@ pub fn applicable<'a>(
                             record_id: c.record_id(),
                             since: found,
                             until: Some(until),
+                            person: None,
                         });
                     }
                 }
@@ -419,6 +431,7 @@ pub fn applicable<'a>(
                             record_id: format!("repair-case/{case}"),
                             since: *found,
                             until: Some(until),
+                            person: None,
                         });
                     }
                 }
@@ -500,6 +513,37 @@ mod tests {
             d("2025-06-01")
         )
         .is_empty());
+    }
+
+    /// Art. 17 bars the person who headed the firm when it was listed, not a successor.
+    #[test]
+    fn the_bar_binds_the_representative_named_when_listed() {
+        let c = Catalogue::builtin();
+        let rules = RuleBook::builtin();
+        let mut listed = serious("2024-03-15", None);
+        listed.legal_rep_hash = Some([7; 32]);
+        let mut r = dossier(vec![listed]);
+        r.enterprise.as_mut().unwrap().legal_rep_hash = Some([9; 32]);
+        let a = applicable(
+            &c,
+            Subject::LegalRepresentative,
+            &r,
+            None,
+            &rules,
+            d("2025-01-01"),
+        );
+        assert_eq!(a[0].person, Some([7; 32]));
+        // A listing recorded before the snapshot existed binds the person named now.
+        r.listings[0].legal_rep_hash = None;
+        let a = applicable(
+            &c,
+            Subject::LegalRepresentative,
+            &r,
+            None,
+            &rules,
+            d("2025-01-01"),
+        );
+        assert_eq!(a[0].person, Some([9; 32]));
     }
 
     #[test]

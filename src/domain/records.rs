@@ -384,6 +384,11 @@ pub struct Listing {
     pub removal_reason: String,
     /// When stored (Unix milliseconds).
     pub recorded_at_ms: i64,
+    /// The legal representative (id hash) the enterprise named when it was put on the
+    /// serious-illegal list: the person 企业信息公示暂行条例 Art. 17 bars for 3 years,
+    /// whoever heads the firm later. Set by the store when it records the listing;
+    /// `None` on other lists and on listings recorded before dossier version 3.
+    pub legal_rep_hash: Option<[u8; 32]>,
     /// Last day of a serious-illegal listing's term (`lists.serious_term_years` of the
     /// rules in force on `listed_on`): derived from the rules whenever the record is
     /// read, never stored ([`crate::domain::ruleset::RuleBook::apply_terms`]).

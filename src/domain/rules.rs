@@ -321,6 +321,7 @@ impl SweepRules {
                     removed_on: None,
                     removal_reason: String::new(),
                     recorded_at_ms: 0,
+                    legal_rep_hash: None,
                     term_ends_on: None,
                 });
             }
@@ -349,6 +350,7 @@ impl SweepRules {
                     removed_on: None,
                     removal_reason: String::new(),
                     recorded_at_ms: 0,
+                    legal_rep_hash: None,
                     term_ends_on: None,
                 });
             }

@@ -50,20 +50,95 @@ pub fn decode_dossier(bytes: &[u8]) -> Result<EnterpriseRecords> {
     }
 }
 
-/// The version-2 dossier encoding (no commitments), read only.
+/// A listing as versions 1 and 2 stored it: without the legal representative named
+/// when it was listed.
+mod legacy {
+    use serde::Deserialize;
+
+    use crate::domain::{Date, ListKind, ListingReason, Uscc};
+
+    /// `crate::domain::Listing` before `legal_rep_hash`, field for field.
+    #[derive(Deserialize)]
+    pub struct Listing {
+        kind: ListKind,
+        listed_on: Date,
+        reason: ListingReason,
+        reason_text: String,
+        authority: String,
+        report_year: Option<u16>,
+        removed_on: Option<Date>,
+        removal_reason: String,
+        recorded_at_ms: i64,
+    }
+
+    impl From<Listing> for crate::domain::Listing {
+        fn from(l: Listing) -> Self {
+            crate::domain::Listing {
+                uscc: Uscc::placeholder(),
+                kind: l.kind,
+                listed_on: l.listed_on,
+                reason: l.reason,
+                reason_text: l.reason_text,
+                authority: l.authority,
+                report_year: l.report_year,
+                removed_on: l.removed_on,
+                removal_reason: l.removal_reason,
+                recorded_at_ms: l.recorded_at_ms,
+                legal_rep_hash: None,
+                term_ends_on: None,
+            }
+        }
+    }
+
+    /// A listing in the legacy shape, for encoding (tests of the upgrade path only).
+    #[cfg(test)]
+    #[derive(serde::Serialize)]
+    pub struct Old<'a>(
+        ListKind,
+        Date,
+        ListingReason,
+        &'a str,
+        &'a str,
+        Option<u16>,
+        Option<Date>,
+        &'a str,
+        i64,
+    );
+
+    /// Listings in the legacy shape (tests of the upgrade path only).
+    #[cfg(test)]
+    pub fn encode(ls: &[crate::domain::Listing]) -> Vec<Old<'_>> {
+        ls.iter()
+            .map(|l| {
+                Old(
+                    l.kind,
+                    l.listed_on,
+                    l.reason,
+                    &l.reason_text,
+                    &l.authority,
+                    l.report_year,
+                    l.removed_on,
+                    &l.removal_reason,
+                    l.recorded_at_ms,
+                )
+            })
+            .collect()
+    }
+}
+
+/// The version-2 dossier encoding (no commitments, listings without the legal
+/// representative), read only.
 mod v2 {
     use serde::Deserialize;
 
-    use crate::domain::{
-        AnnualReport, Enterprise, EnterpriseRecords, InspectionResult, Listing, Penalty,
-    };
+    use crate::domain::{AnnualReport, Enterprise, EnterpriseRecords, InspectionResult, Penalty};
 
     #[derive(Deserialize)]
     pub struct Dossier {
         enterprise: Option<Enterprise>,
         penalties: Vec<Penalty>,
         reports: Vec<AnnualReport>,
-        listings: Vec<Listing>,
+        listings: Vec<super::legacy::Listing>,
         inspections: Vec<InspectionResult>,
     }
 
@@ -73,7 +148,7 @@ mod v2 {
                 enterprise: d.enterprise,
                 penalties: d.penalties,
                 reports: d.reports,
-                listings: d.listings,
+                listings: d.listings.into_iter().map(Into::into).collect(),
                 inspections: d.inspections,
                 commitments: Vec::new(),
                 false_commitments: Vec::new(),
@@ -88,7 +163,7 @@ mod v2 {
             &d.enterprise,
             &d.penalties,
             &d.reports,
-            &d.listings,
+            super::legacy::encode(&d.listings),
             &d.inspections,
         );
         postcard::to_extend(&body, vec![2]).expect("encodes")
@@ -100,7 +175,7 @@ mod v1 {
     use serde::Deserialize;
 
     use crate::domain::{
-        AnnualReport, Date, Enterprise, EnterpriseRecords, InspectionResult, Listing, PenaltyKind,
+        AnnualReport, Date, Enterprise, EnterpriseRecords, InspectionResult, PenaltyKind,
         Procedure, Uscc, ViolationDomain,
     };
 
@@ -109,7 +184,7 @@ mod v1 {
         enterprise: Option<Enterprise>,
         penalties: Vec<Penalty>,
         reports: Vec<AnnualReport>,
-        listings: Vec<Listing>,
+        listings: Vec<super::legacy::Listing>,
         inspections: Vec<InspectionResult>,
     }
 
@@ -157,7 +232,7 @@ mod v1 {
                     })
                     .collect(),
                 reports: d.reports,
-                listings: d.listings,
+                listings: d.listings.into_iter().map(Into::into).collect(),
                 inspections: d.inspections,
                 commitments: Vec::new(),
                 false_commitments: Vec::new(),
@@ -189,7 +264,7 @@ mod v1 {
             &'a Option<Enterprise>,
             Vec<P<'a>>,
             &'a [AnnualReport],
-            &'a [Listing],
+            Vec<super::legacy::Old<'a>>,
             &'a [InspectionResult],
         );
         let penalties = d
@@ -217,7 +292,7 @@ mod v1 {
             &d.enterprise,
             penalties,
             &d.reports,
-            &d.listings,
+            super::legacy::encode(&d.listings),
             &d.inspections,
         );
         postcard::to_extend(&body, vec![1]).expect("encodes")
@@ -254,6 +329,7 @@ mod tests {
             removed_on: None,
             removal_reason: String::new(),
             recorded_at_ms: 1_700_000_000_000,
+            legal_rep_hash: None,
             term_ends_on: None,
         };
         let b = encode(&l).unwrap();

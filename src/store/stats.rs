@@ -8,7 +8,7 @@
 //! | `T` counters | `T tag(1) fields…` (see [`counter_key`]) | u64 big-endian |
 //! | `I` inspections by date | `I date(4) uscc(18) task_id` | problem found (1), region (6) |
 //! | `K` selections | `K uscc(18) task_id 0x00 plan(8)` | class index (1), month of the plan's as-of date (4) |
-//! | `G` legal representatives | `G id hash(32) uscc(18)` | empty |
+//! | `G` legal representatives | `G id hash(32) uscc(18)`: the person heading it now, and each named on a serious listing | empty |
 //! | `H` commitments awaiting verification | `H due day(4) uscc(18) commitment id` | region (6) |
 //!
 //! A selection is written with its draw and never changed. Everything else is a function
@@ -435,7 +435,16 @@ pub fn contribution(
                     inspection_value(i.problems_found, e.region),
                 )
             })
-            .chain(e.legal_rep_hash.map(|h| (legal_rep_key(&h, u), Vec::new())))
+            .chain(
+                // The person heading it now, and each person it named when put on the
+                // serious list (the one Art. 17 bars), once each.
+                e.legal_rep_hash
+                    .into_iter()
+                    .chain(d.listings.iter().filter_map(|l| l.legal_rep_hash))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .map(|h| (legal_rep_key(&h, u), Vec::new())),
+            )
             .chain(
                 d.commitments
                     .iter()

@@ -220,7 +220,8 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
         g.legal_representative_measures
     );
 
-    // A new legal representative moves the index entry.
+    // A new legal representative heads the listed firm now, but the bar stays with the
+    // person named when it was listed (Art. 17); the successor is not barred.
     put_enterprise(&mut reg, headed_by(&listed, &rep(9))).await;
     let after = m
         .check_legal_representative(check(&rep(7), ""))
@@ -228,14 +229,15 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
         .unwrap()
         .into_inner();
     assert_eq!(after.enterprises, vec![other.clone()]);
-    assert!(!after.barred);
-    assert!(
-        m.check_legal_representative(check(&rep(9), ""))
-            .await
-            .unwrap()
-            .into_inner()
-            .barred
-    );
+    assert!(after.barred, "the bar follows the person named when listed");
+    assert_eq!(after.bars[0].uscc, listed);
+    let successor = m
+        .check_legal_representative(check(&rep(9), ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(successor.enterprises, vec![listed.clone()]);
+    assert!(!successor.barred, "{successor:?}");
     s.store
         .check_indexes()
         .expect("indexes agree with the records");

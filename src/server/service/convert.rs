@@ -470,6 +470,7 @@ pub fn listing(m: &pb::Listing) -> R<Listing> {
         removed_on: Date::parse_opt("listing.removed_on", &m.removed_on)?,
         removal_reason: m.removal_reason.trim().to_string(),
         recorded_at_ms: 0,
+        legal_rep_hash: None,
         term_ends_on: None,
     })
 }

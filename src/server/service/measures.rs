@@ -97,20 +97,26 @@ pub fn measures_of<'a>(
     (of(Subject::Enterprise), of(Subject::LegalRepresentative))
 }
 
-/// Why `rep` is barred on `as_of`: every enterprise naming the person whose records bar
-/// them, with the measure (none: not barred).
+/// Why `rep` is barred on `as_of` (each bar with the enterprise whose listing named the
+/// person; none: not barred), and the enterprises naming the person now.
 pub fn bars_of(
     store: &Store,
     rep: &[u8; 32],
     as_of: Date,
 ) -> Result<(Vec<Uscc>, Vec<pb::LegalRepresentativeBar>), Status> {
-    let headed = store.enterprises_of_legal_rep(rep)?;
+    // The index holds both the enterprises the person heads now and those that named
+    // the person when they were put on the serious list.
+    let linked = store.enterprises_of_legal_rep(rep)?;
     let o = store.options();
     let mut bars = Vec::new();
-    for u in &headed {
+    let mut headed = Vec::new();
+    for u in &linked {
         let Some(d) = store.enterprise_records(u)? else {
             continue;
         };
+        if d.enterprise.as_ref().and_then(|e| e.legal_rep_hash) == Some(*rep) {
+            headed.push(*u);
+        }
         for a in measures::applicable(
             &o.measures,
             Subject::LegalRepresentative,
@@ -118,7 +124,10 @@ pub fn bars_of(
             None,
             &o.rules,
             as_of,
-        ) {
+        )
+        .into_iter()
+        .filter(|a| a.person == Some(*rep))
+        {
             bars.push(pb::LegalRepresentativeBar {
                 uscc: u.to_string(),
                 enterprise_name: d

@@ -358,17 +358,20 @@ impl Ctx<'_> {
 
     pub(super) fn add_listing(&self, p: &mut Pending, mut x: Listing) -> Result<Applied<Listing>> {
         let d = p.registered_mut(&x.uscc, "listing.uscc")?;
-        let entity_type = d
+        let (entity_type, rep) = d
             .enterprise
             .as_ref()
-            .map(|e| e.entity_type)
+            .map(|e| (e.entity_type, e.legal_rep_hash))
             .ok_or_else(|| Error::Corrupt("dossier without profile".into()))?;
         x.validate(self.today, entity_type)?;
+        // The person Art. 17 bars: whoever heads the firm when it is listed.
+        x.legal_rep_hash = rep.filter(|_| x.kind == ListKind::SeriousIllegal);
         // Its term derives from the rules, as the stored one's does (for the comparison).
         p.rules.apply_terms(&mut x);
         let d = p.registered_mut(&x.uscc, "listing.uscc")?;
         if let Some(old) = d.listings.iter().find(|l| same_listing(l, &x)) {
             x.recorded_at_ms = old.recorded_at_ms;
+            x.legal_rep_hash = old.legal_rep_hash;
             if *old == x {
                 return Ok((old.clone(), false));
             }
@@ -494,7 +497,11 @@ impl Ctx<'_> {
                 continue;
             }
             let d = p.registered_mut(&entry.uscc, "uscc")?;
+            let rep = d.enterprise.as_ref().and_then(|e| e.legal_rep_hash);
             for mut l in decision.add {
+                if l.kind == ListKind::SeriousIllegal {
+                    l.legal_rep_hash = rep;
+                }
                 match l.kind {
                     ListKind::AbnormalOperations => c.listed_abnormal += 1,
                     ListKind::AbnormalStatusMark => c.marked_abnormal_status += 1,
