@@ -392,8 +392,9 @@ impl Drop for Call {
     }
 }
 
-/// The status code as Prometheus label value, e.g. `NOT_FOUND`.
-fn code_name(code: tonic::Code) -> &'static str {
+/// The canonical name of a status code, e.g. `NOT_FOUND` (the Prometheus label value,
+/// and how the CLI prints a server's refusal).
+pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match code {
         Ok => "OK",

@@ -58,45 +58,17 @@ impl Ctx<'_> {
     pub(super) fn record_commitment(
         &self,
         p: &mut Pending,
-        mut x: Commitment,
+        x: Commitment,
     ) -> Result<Applied<Commitment>> {
         x.validate(self.today)?;
-        let d = p.registered_mut(&x.uscc, "commitment.uscc")?;
-        if let Some(old) = d
-            .commitments
-            .iter()
-            .find(|c| c.commitment_id == x.commitment_id)
-        {
-            // What happened to it since (a verification, a repair) is not part of the
-            // commitment as made: the same commitment again is unchanged.
-            x.recorded_at_ms = old.recorded_at_ms;
-            x.verification = old.verification.clone();
-            x.repaired_on = old.repaired_on;
-            if *old == x {
-                return Ok((old.clone(), false));
-            }
-            return Err(Error::AlreadyExists(format!(
-                "commitment: {} of {}",
-                x.commitment_id, x.uscc
-            )));
-        }
-        x.recorded_at_ms = self.now_ms;
-        p.change = Some(Change {
-            after: format!(
-                "{} {} made {} due {}",
-                x.record_id(),
-                x.kind.name(),
-                x.made_on,
-                x.due_on
-            ),
-            ..Change::default()
-        });
-        let d = p.registered_mut(&x.uscc, "commitment.uscc")?;
-        let at = d
-            .commitments
-            .partition_point(|c| c.commitment_id < x.commitment_id);
-        d.commitments.insert(at, x.clone());
-        Ok((x, true))
+        let after = format!(
+            "{} {} made {} due {}",
+            x.record_id(),
+            x.kind.name(),
+            x.made_on,
+            x.due_on
+        );
+        self.store_commitment(p, x, after)
     }
 
     /// Stores an imported commitment, with its verification if history has one
@@ -109,26 +81,37 @@ impl Ctx<'_> {
         let Some(mut v) = x.verification.take() else {
             return self.record_commitment(p, x);
         };
-        v.recorded_at_ms = self.now_ms;
-        let mut check = x.clone();
-        check
-            .verify(v, self.today)
-            .map_err(|e| e.within("commitment.verification"))?;
-        // Validate the commitment as new, then store it with the finding.
         x.validate(self.today)?;
+        v.recorded_at_ms = self.now_ms;
+        x.verify(v, self.today)
+            .map_err(|e| e.within("commitment.verification"))?;
+        let after = format!("{} imported", x.record_id());
+        self.store_commitment(p, x, after)
+    }
+
+    /// Stores `x` unless its id is taken: by the same commitment (what happened to it
+    /// since — a verification, a repair — is not part of it as made: unchanged), or by
+    /// another (ALREADY_EXISTS).
+    fn store_commitment(
+        &self,
+        p: &mut Pending,
+        mut x: Commitment,
+        after: String,
+    ) -> Result<Applied<Commitment>> {
         let d = p.registered_mut(&x.uscc, "commitment.uscc")?;
         if let Some(old) = d
             .commitments
             .iter()
             .find(|c| c.commitment_id == x.commitment_id)
         {
-            let mut same = check.clone();
-            same.recorded_at_ms = old.recorded_at_ms;
-            same.repaired_on = old.repaired_on;
-            if let (Some(a), Some(b)) = (same.verification.as_mut(), old.verification.as_ref()) {
-                a.recorded_at_ms = b.recorded_at_ms;
+            x.recorded_at_ms = old.recorded_at_ms;
+            x.repaired_on = old.repaired_on;
+            match (x.verification.as_mut(), old.verification.as_ref()) {
+                (None, v) => x.verification = v.cloned(),
+                (Some(a), Some(b)) => a.recorded_at_ms = b.recorded_at_ms,
+                (Some(_), None) => {}
             }
-            if *old == same {
+            if *old == x {
                 return Ok((old.clone(), false));
             }
             return Err(Error::AlreadyExists(format!(
@@ -136,17 +119,17 @@ impl Ctx<'_> {
                 x.commitment_id, x.uscc
             )));
         }
-        check.recorded_at_ms = self.now_ms;
+        x.recorded_at_ms = self.now_ms;
         p.change = Some(Change {
-            after: format!("{} imported", check.record_id()),
+            after,
             ..Change::default()
         });
         let d = p.registered_mut(&x.uscc, "commitment.uscc")?;
         let at = d
             .commitments
-            .partition_point(|c| c.commitment_id < check.commitment_id);
-        d.commitments.insert(at, check.clone());
-        Ok((check, true))
+            .partition_point(|c| c.commitment_id < x.commitment_id);
+        d.commitments.insert(at, x.clone());
+        Ok((x, true))
     }
 
     /// Records a verification: the same finding again changes nothing; a different one,
