@@ -90,6 +90,8 @@ pub enum LoadTarget {
     GetClassification,
     /// MeasuresService.GetMeasures (dossier, class in force, catalogue)
     GetMeasures,
+    /// MeasuresService.GetMeasures with view CODES (codes, kinds and subjects only)
+    GetMeasuresCodes,
     /// The baseline: a bare tonic unary echo of one USCC, served in this process (the
     /// server address is not used).
     Echo,
@@ -104,7 +106,8 @@ pub enum LoadTarget {
 enum LoadClient {
     Registry(RegistryServiceClient<Authed>),
     Classification(ClassificationServiceClient<Authed>),
-    Measures(MeasuresServiceClient<Authed>),
+    /// The client, and whether to ask for codes only.
+    Measures(MeasuresServiceClient<Authed>, bool),
     Mixed(
         Box<(
             RegistryServiceClient<Authed>,
@@ -202,10 +205,15 @@ impl LoadClient {
                 })
                 .await
                 .map(|_| ()),
-            LoadClient::Measures(c) => c
+            LoadClient::Measures(c, codes) => c
                 .get_measures(credit_risk::proto::GetMeasuresRequest {
                     uscc,
                     as_of: String::new(),
+                    view: if *codes {
+                        credit_risk::proto::MeasureView::Codes as i32
+                    } else {
+                        0
+                    },
                 })
                 .await
                 .map(|_| ()),
@@ -246,8 +254,9 @@ pub async fn load(
                     TokenInterceptor::from_env(),
                 ))
             }
-            LoadTarget::GetMeasures => LoadClient::Measures(
+            LoadTarget::GetMeasures | LoadTarget::GetMeasuresCodes => LoadClient::Measures(
                 MeasuresServiceClient::with_interceptor(channel, TokenInterceptor::from_env()),
+                target == LoadTarget::GetMeasuresCodes,
             ),
             LoadTarget::Echo => return Err("the echo baseline has no client here".into()),
             LoadTarget::Mixed => LoadClient::Mixed(Box::new((

@@ -160,6 +160,7 @@ async fn a_broken_commitment_weighs_until_its_repair() {
         .get_measures(pb::GetMeasuresRequest {
             uscc: u.clone(),
             as_of: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

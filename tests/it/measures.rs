@@ -144,6 +144,7 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
         .get_measures(pb::GetMeasuresRequest {
             uscc: listed.clone(),
             as_of: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -156,10 +157,39 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
     );
     assert_eq!(codes(&g.legal_representative_measures), ["P-SI-05"]);
     assert!(!g.catalogue_version.is_empty());
+    // View CODES: the same measures, each its code, kind and subject only.
+    let short = m
+        .get_measures(pb::GetMeasuresRequest {
+            uscc: listed.clone(),
+            view: pb::MeasureView::Codes as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(codes(&short.measures), codes(&g.measures));
+    let first = short.measures[0].measure.as_ref().unwrap();
+    assert!(first.name.is_empty() && first.legal_basis.is_empty());
+    assert_eq!(first.kind, pb::MeasureKind::Punishment as i32);
+    assert_eq!(short.measures[0].since, g.measures[0].since);
+    let bad_view = m
+        .get_measures(pb::GetMeasuresRequest {
+            uscc: listed.clone(),
+            view: 9,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        bad_view.message().starts_with("view"),
+        "{}",
+        bad_view.message()
+    );
     let clean = m
         .get_measures(pb::GetMeasuresRequest {
             uscc: other.clone(),
             as_of: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -182,6 +212,7 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
         .get_measures(pb::GetMeasuresRequest {
             uscc: listed.clone(),
             as_of: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -199,6 +230,7 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
         .get_measures(pb::GetMeasuresRequest {
             uscc: listed.clone(),
             as_of: "2026-01-01".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -281,6 +313,7 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
         m.get_measures(pb::GetMeasuresRequest {
             uscc: uscc_n(b'1', 3),
             as_of: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err(),
@@ -290,6 +323,7 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
         m.get_measures(pb::GetMeasuresRequest {
             uscc: "91310000X".into(),
             as_of: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err(),
@@ -394,6 +428,7 @@ async fn a_district_token_sees_bars_but_not_other_districts_enterprises() {
         .get_measures(pb::GetMeasuresRequest {
             uscc: pudong.clone(),
             as_of: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

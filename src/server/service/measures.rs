@@ -58,10 +58,29 @@ pub fn measure_pb(m: &Measure) -> pb::Measure {
     }
 }
 
-/// An applying measure as the API shows it.
+/// A catalogue measure reduced to its code, kind and subject (`MEASURE_VIEW_CODES`).
+fn measure_code_pb(m: &Measure) -> pb::Measure {
+    pb::Measure {
+        code: m.code.clone(),
+        kind: kind_pb(m.kind).into(),
+        subject: subject_pb(m.subject).into(),
+        ..Default::default()
+    }
+}
+
+/// An applying measure as the API shows it, its measure in full.
 pub fn applied_pb(a: &Applied) -> pb::AppliedMeasure {
+    applied_view_pb(a, true)
+}
+
+/// An applying measure, its measure in full or as its code only.
+fn applied_view_pb(a: &Applied, full: bool) -> pb::AppliedMeasure {
     pb::AppliedMeasure {
-        measure: Some(measure_pb(a.measure)),
+        measure: Some(if full {
+            measure_pb(a.measure)
+        } else {
+            measure_code_pb(a.measure)
+        }),
         because: a.because.clone(),
         record_id: a.record_id.clone(),
         since: a.since.to_string(),
@@ -156,6 +175,16 @@ impl MeasuresService for MeasuresApi {
         let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
         Scope::of(&req).check_uscc(&self.store, "uscc", &u)?;
         let as_of = convert::past_as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
+        let full = match pb::MeasureView::try_from(r.view) {
+            Ok(pb::MeasureView::Unspecified | pb::MeasureView::Full) => true,
+            Ok(pb::MeasureView::Codes) => false,
+            Err(_) => {
+                return Err(invalid(DomainError::invalid(
+                    "view",
+                    format!("{} is not a MeasureView", r.view),
+                )))
+            }
+        };
         // A dossier read, a class lookup (an in-memory search, an override read at
         // most) and the catalogue in memory: short enough for the runtime thread, like
         // GetClassification; the hand-off to the blocking pool cost 40 % of the
@@ -171,8 +200,8 @@ impl MeasuresService for MeasuresApi {
             as_of: as_of.to_string(),
             risk_class: class.map(|c| c.0.letter().to_string()).unwrap_or_default(),
             run_id: class.map_or(0, |c| c.1),
-            measures: mine.iter().map(applied_pb).collect(),
-            legal_representative_measures: rep.iter().map(applied_pb).collect(),
+            measures: mine.iter().map(|a| applied_view_pb(a, full)).collect(),
+            legal_representative_measures: rep.iter().map(|a| applied_view_pb(a, full)).collect(),
             catalogue_version: catalogue(store).version.clone(),
         }))
     }
