@@ -158,6 +158,10 @@ pub async fn import_file(
     let resp = client.import_records(ReceiverStream::new(rx)).await;
     ticker.abort();
     bar.finish_and_clear();
+    // A refusal of the whole call (a role or region that may not import) comes first:
+    // the producer then only saw its stream closed. A file that cannot be read ends the
+    // stream normally, so the server answers and the producer's error follows.
+    let resp = resp?;
     producer.await?.map_err(|e| -> CliError { e.into() })?;
-    Ok((resp?.into_inner(), start.elapsed().as_secs_f64()))
+    Ok((resp.into_inner(), start.elapsed().as_secs_f64()))
 }

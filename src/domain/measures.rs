@@ -319,6 +319,9 @@ pub fn applicable<'a>(
     let entity_type = d.enterprise.as_ref().map(|e| e.entity_type);
     let current_rep = d.enterprise.as_ref().and_then(|e| e.legal_rep_hash);
     for m in cat.measures.iter().filter(|m| m.subject == subject) {
+        // A measure binding the legal representative binds, unless a listing says whom,
+        // the person named now.
+        let lr_person = current_rep.filter(|_| m.subject == Subject::LegalRepresentative);
         match &m.trigger {
             Trigger::Class(classes) => {
                 if let Some((c, run, on)) = class.filter(|(c, _, _)| classes.contains(c)) {
@@ -328,7 +331,7 @@ pub fn applicable<'a>(
                         record_id: String::new(),
                         since: on,
                         until: None,
-                        person: None,
+                        person: lr_person,
                     });
                 }
             }
@@ -394,7 +397,7 @@ pub fn applicable<'a>(
                         record_id: p.decision_number.clone(),
                         since: start,
                         until: Some(until),
-                        person: None,
+                        person: lr_person,
                     });
                 }
             }
@@ -416,7 +419,7 @@ pub fn applicable<'a>(
                             record_id: c.record_id(),
                             since: found,
                             until: Some(until),
-                            person: None,
+                            person: lr_person,
                         });
                     }
                 }
@@ -431,7 +434,7 @@ pub fn applicable<'a>(
                             record_id: format!("repair-case/{case}"),
                             since: *found,
                             until: Some(until),
-                            person: None,
+                            person: lr_person,
                         });
                     }
                 }

@@ -377,6 +377,10 @@ mod tests {
             fixtures::day("2024-03-01"),
         ));
         d.penalties[0].published_on = Some(fixtures::day("2024-03-08"));
+        d.listings.push(fixtures::listing(
+            ListKind::SeriousIllegal,
+            fixtures::day("2025-07-01"),
+        ));
         let old = v2::encode(&d);
         assert_eq!(old[0], 2);
         assert_eq!(decode_dossier(&old).unwrap(), d);

@@ -84,6 +84,7 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
         (bar.since.as_str(), bar.until.as_str()),
         (LISTED, "2028-03-15")
     );
+    assert_eq!(bar.legal_rep_id_hash, rep(7), "whom it binds");
     assert!(
         bar.record_id.starts_with("SERIOUS_ILLEGAL/2025-03-15"),
         "{bar:?}"
@@ -270,6 +271,19 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
         .into_inner();
     assert_eq!(successor.enterprises, vec![listed.clone()]);
     assert!(!successor.barred, "{successor:?}");
+    // The firm's own answer still shows the bar, naming the former representative.
+    let own = m
+        .get_measures(pb::GetMeasuresRequest {
+            uscc: listed.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        own.legal_representative_measures[0].legal_rep_id_hash,
+        rep(7)
+    );
     s.store
         .check_indexes()
         .expect("indexes agree with the records");

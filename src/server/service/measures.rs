@@ -85,6 +85,7 @@ fn applied_view_pb(a: &Applied, full: bool) -> pb::AppliedMeasure {
         record_id: a.record_id.clone(),
         since: a.since.to_string(),
         until: a.until.map(|d| d.to_string()).unwrap_or_default(),
+        legal_rep_id_hash: a.person.map(hex::encode).unwrap_or_default(),
     }
 }
 
