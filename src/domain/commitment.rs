@@ -181,9 +181,9 @@ impl Commitment {
         c
     }
 
-    /// Record id: `commitment/<id>`.
+    /// Record id: `commitment/<id>` ([`super::scoring::RecordRef::id`]).
     pub fn record_id(&self) -> String {
-        format!("commitment/{}", self.commitment_id)
+        super::scoring::RecordRef::Commitment(&self.commitment_id).id()
     }
 }
 

@@ -12,7 +12,10 @@
 
 use serde::Deserialize;
 
-use super::{period, ruleset::RuleBook, Date, DomainError, EnterpriseRecords, ListKind, RiskClass};
+use super::{
+    period, ruleset::RuleBook, scoring::RecordRef, Date, DomainError, EnterpriseRecords, ListKind,
+    RiskClass,
+};
 
 /// Incentive (守信激励) or punishment (失信惩戒).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -283,8 +286,9 @@ pub struct Applied<'a> {
     pub measure: &'a Measure,
     /// The record or class that triggers it, readable.
     pub because: String,
-    /// The triggering record's id (a listing id, a decision number, a repair case), or
-    /// empty for a class.
+    /// The triggering record's id as credit reports, factors and objections name records
+    /// ([`RecordRef::id`]: `listing/…`, `penalty/…`, `commitment/…`, `repair_case/…`),
+    /// or empty for a class.
     pub record_id: String,
     /// First day it applies (for a class: the run's as-of date).
     pub since: Date,
@@ -364,7 +368,7 @@ pub fn applicable<'a>(
                         out.push(Applied {
                             measure: m,
                             because: format!("listed on {} ({})", l.listed_on, kind.name()),
-                            record_id: l.listing_id(),
+                            record_id: RecordRef::Listing(l).id(),
                             since: l.listed_on,
                             until,
                             person,
@@ -394,7 +398,7 @@ pub fn applicable<'a>(
                     out.push(Applied {
                         measure: m,
                         because: format!("penalty {} in publicity", p.decision_number),
-                        record_id: p.decision_number.clone(),
+                        record_id: RecordRef::Penalty(&p.decision_number).id(),
                         since: start,
                         until: Some(until),
                         person: lr_person,
@@ -431,7 +435,7 @@ pub fn applicable<'a>(
                             because: format!(
                                 "false commitment found on {found} (repair case {case} revoked)"
                             ),
-                            record_id: format!("repair-case/{case}"),
+                            record_id: RecordRef::RepairCase(*case).id(),
                             since: *found,
                             until: Some(until),
                             person: lr_person,

@@ -341,10 +341,10 @@ mod tests {
         assert!(decode::<Listing>(&[]).is_err());
     }
 
-    /// A dossier stored before publication dates (version 1) still reads, with none;
-    /// it is written back as version 2; and the generic decoder refuses a dossier.
-    #[test]
-    fn version_1_dossiers_upgrade() {
+    /// A dossier with a penalty whose publicity a repair ended and a serious listing,
+    /// in the shape every old version can hold (no publication date, no commitment, no
+    /// representative on the listing).
+    fn old_dossier() -> EnterpriseRecords {
         use crate::domain::fixtures;
         let mut d = fixtures::dossier("2015-01-01");
         d.penalties.push(fixtures::penalty(
@@ -353,13 +353,22 @@ mod tests {
         ));
         d.penalties[0].publicity_ended_on = Some(fixtures::day("2025-01-01"));
         d.listings.push(fixtures::listing(
-            ListKind::AbnormalOperations,
+            ListKind::SeriousIllegal,
             fixtures::day("2025-07-01"),
         ));
+        d
+    }
+
+    /// A dossier stored before publication dates (version 1) still reads, with none;
+    /// it is written back in the current version; and the generic decoder refuses a
+    /// dossier.
+    #[test]
+    fn version_1_dossiers_upgrade() {
+        let mut d = old_dossier();
         let old = v1::encode(&d);
         assert_eq!(old[0], 1);
         assert_eq!(decode_dossier(&old).unwrap(), d);
-        d.penalties[0].published_on = Some(fixtures::day("2024-03-08"));
+        d.penalties[0].published_on = Some(crate::domain::fixtures::day("2024-03-08"));
         let new = encode_dossier(&d).unwrap();
         assert_eq!(new[0], DOSSIER_VERSION);
         assert_eq!(decode_dossier(&new).unwrap(), d);
@@ -367,24 +376,33 @@ mod tests {
         assert!(decode_dossier(&encode(&d.penalties[0]).unwrap()).is_err());
     }
 
-    /// A dossier stored before commitments (version 2) reads with none.
+    /// A dossier stored before commitments and listings' representatives (version 2)
+    /// reads with none; the current version keeps both.
     #[test]
     fn version_2_dossiers_upgrade() {
-        use crate::domain::fixtures;
-        let mut d = fixtures::dossier("2015-01-01");
-        d.penalties.push(fixtures::penalty(
-            "沪市监处〔2024〕1号",
-            fixtures::day("2024-03-01"),
-        ));
-        d.penalties[0].published_on = Some(fixtures::day("2024-03-08"));
-        d.listings.push(fixtures::listing(
-            ListKind::SeriousIllegal,
-            fixtures::day("2025-07-01"),
-        ));
+        use crate::domain::commitment::{Commitment, CommitmentKind};
+        use crate::domain::fixtures::day;
+        let mut d = old_dossier();
+        d.penalties[0].published_on = Some(day("2024-03-08"));
         let old = v2::encode(&d);
         assert_eq!(old[0], 2);
         assert_eq!(decode_dossier(&old).unwrap(), d);
-        assert_eq!(encode_dossier(&d).unwrap()[0], DOSSIER_VERSION);
+        d.listings[0].legal_rep_hash = Some([7; 32]);
+        d.commitments.push(Commitment {
+            commitment_id: "LIC-1".into(),
+            uscc: crate::domain::Uscc::placeholder(),
+            kind: CommitmentKind::LicensingNotification,
+            made_on: day("2026-01-10"),
+            due_on: day("2026-04-10"),
+            content: "补交材料".into(),
+            authority: "浦东".into(),
+            verification: None,
+            repaired_on: None,
+            recorded_at_ms: 1,
+        });
+        let new = encode_dossier(&d).unwrap();
+        assert_eq!(new[0], DOSSIER_VERSION);
+        assert_eq!(decode_dossier(&new).unwrap(), d);
     }
 
     proptest! {

@@ -1175,7 +1175,7 @@ fn migrate_2_to_3(db: &sled::Db, meta: &sled::Tree, registry: &sled::Tree) -> Re
 /// Schema 4 added the statistics (counters, the inspection date index, the drawn
 /// classes) and schema 5 the legal-representative index (`G`): state derived from the
 /// records, so a store of schema 2 (after [`migrate_2_to_3`]), 3 or 4 gets all of it
-/// recomputed once, in one batch, and is then schema 5.
+/// recomputed once ([`stats::rebuild`], streaming) and is then schema 5.
 fn migrate_derived(
     db: &sled::Db,
     meta: &sled::Tree,

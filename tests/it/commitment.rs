@@ -49,6 +49,23 @@ fn finding(
     }
 }
 
+/// ListCommitments answered: one enterprise's (`uscc`), or the unverified ones due by
+/// `due_by`.
+async fn commitments(
+    c: &mut CommitmentServiceClient<tonic::transport::Channel>,
+    uscc: &str,
+    due_by: &str,
+) -> pb::ListCommitmentsResponse {
+    c.list_commitments(pb::ListCommitmentsRequest {
+        uscc: uscc.into(),
+        due_by: due_by.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 /// The FALSE_COMMITMENT factors of `u` in the current run (re-scores included).
 async fn false_commitment_factors(
     k: &mut ClassificationServiceClient<tonic::transport::Channel>,
@@ -105,28 +122,14 @@ async fn a_broken_commitment_weighs_until_its_repair() {
         .await
         .unwrap();
     // Both are due and unverified.
-    let due = c
-        .list_commitments(pb::ListCommitmentsRequest {
-            due_by: TODAY.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let due = commitments(&mut c, "", TODAY).await;
     let ids: Vec<_> = due
         .commitments
         .iter()
         .map(|x| x.commitment_id.as_str())
         .collect();
     assert_eq!(ids, ["LIC-0", "LIC-1"], "by due day");
-    let not_yet = c
-        .list_commitments(pb::ListCommitmentsRequest {
-            due_by: "2026-03-01".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let not_yet = commitments(&mut c, "", "2026-03-01").await;
     assert_eq!(not_yet.commitments.len(), 1);
 
     scoring_done(
@@ -172,16 +175,7 @@ async fn a_broken_commitment_weighs_until_its_repair() {
         .map(|a| a.record_id.as_str())
         .collect();
     assert_eq!(fc, ["commitment/LIC-0", "commitment/LIC-1"]);
-    assert!(c
-        .list_commitments(pb::ListCommitmentsRequest {
-            due_by: TODAY.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .commitments
-        .is_empty());
+    assert!(commitments(&mut c, "", TODAY).await.commitments.is_empty());
 
     // The same finding again changes nothing; another finding, or one dated before the
     // commitment, is refused naming the field.
@@ -321,14 +315,7 @@ async fn a_broken_commitment_weighs_until_its_repair() {
             .cloned()
             .unwrap()
     };
-    let listed = c
-        .list_commitments(pb::ListCommitmentsRequest {
-            uscc: u.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = commitments(&mut c, &u, "").await;
     let repaired = mine(&listed, "LIC-0");
     assert_eq!(repaired.repaired_on, TODAY);
     assert!(!repaired.false_commitment);
@@ -345,14 +332,7 @@ async fn a_broken_commitment_weighs_until_its_repair() {
     })
     .await
     .unwrap();
-    let listed = c
-        .list_commitments(pb::ListCommitmentsRequest {
-            uscc: u.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = commitments(&mut c, &u, "").await;
     assert!(mine(&listed, "LIC-0").false_commitment);
     let mut after = false_commitment_factors(&mut k, &u).await;
     after.sort();
@@ -425,14 +405,7 @@ async fn imported_commitments_keep_their_verification() {
     let mut c = CommitmentServiceClient::connect(format!("http://{}", s.addr))
         .await
         .unwrap();
-    let listed = c
-        .list_commitments(pb::ListCommitmentsRequest {
-            uscc: u.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = commitments(&mut c, &u, "").await;
     assert_eq!(listed.commitments.len(), 1);
     let h1 = &listed.commitments[0];
     assert!(h1.false_commitment);

@@ -45,6 +45,22 @@ fn check(person: &str, as_of: &str) -> pb::CheckLegalRepresentativeRequest {
     }
 }
 
+/// GetMeasures of `uscc` on `as_of` (empty: today) in `view`, answered.
+async fn measures(
+    m: &mut MeasuresServiceClient<tonic::transport::Channel>,
+    uscc: &str,
+    as_of: &str,
+    view: pb::MeasureView,
+) -> Result<pb::GetMeasuresResponse, tonic::Status> {
+    m.get_measures(pb::GetMeasuresRequest {
+        uscc: uscc.into(),
+        as_of: as_of.into(),
+        view: view as i32,
+    })
+    .await
+    .map(tonic::Response::into_inner)
+}
+
 #[tokio::test]
 async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
     let s = TestServer::start_on(day(TODAY)).await;
@@ -86,7 +102,8 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
     );
     assert_eq!(bar.legal_rep_id_hash, rep(7), "whom it binds");
     assert!(
-        bar.record_id.starts_with("SERIOUS_ILLEGAL/2025-03-15"),
+        bar.record_id
+            .starts_with("listing/SERIOUS_ILLEGAL/2025-03-15/"),
         "{bar:?}"
     );
     let before = m
@@ -141,15 +158,9 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
     assert_eq!(both.enterprises, want);
 
     // The firm's own measures: the serious-list ones, no class yet.
-    let g = m
-        .get_measures(pb::GetMeasuresRequest {
-            uscc: listed.clone(),
-            as_of: String::new(),
-            ..Default::default()
-        })
+    let g = measures(&mut m, &listed, "", pb::MeasureView::Full)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(g.as_of, TODAY);
     assert!(g.risk_class.is_empty() && g.run_id == 0);
     assert_eq!(
@@ -159,15 +170,9 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
     assert_eq!(codes(&g.legal_representative_measures), ["P-SI-05"]);
     assert!(!g.catalogue_version.is_empty());
     // View CODES: the same measures, each its code, kind and subject only.
-    let short = m
-        .get_measures(pb::GetMeasuresRequest {
-            uscc: listed.clone(),
-            view: pb::MeasureView::Codes as i32,
-            ..Default::default()
-        })
+    let short = measures(&mut m, &listed, "", pb::MeasureView::Codes)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(codes(&short.measures), codes(&g.measures));
     let first = short.measures[0].measure.as_ref().unwrap();
     assert!(first.name.is_empty() && first.legal_basis.is_empty());
@@ -186,15 +191,9 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
         "{}",
         bad_view.message()
     );
-    let clean = m
-        .get_measures(pb::GetMeasuresRequest {
-            uscc: other.clone(),
-            as_of: String::new(),
-            ..Default::default()
-        })
+    let clean = measures(&mut m, &other, "", pb::MeasureView::Full)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(clean.measures.is_empty() && clean.legal_representative_measures.is_empty());
 
     // After a scoring run the class-triggered measures follow the class.
@@ -209,15 +208,9 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
     )
     .await
     .unwrap();
-    let g = m
-        .get_measures(pb::GetMeasuresRequest {
-            uscc: listed.clone(),
-            as_of: String::new(),
-            ..Default::default()
-        })
+    let g = measures(&mut m, &listed, "", pb::MeasureView::Full)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(g.risk_class, "D");
     assert_eq!(g.run_id, run.run_id);
     let d = g
@@ -227,15 +220,9 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
         .expect("the D-class measure");
     assert_eq!(d.because, format!("class D in scoring run {}", run.run_id));
     // Before the run's as-of date its class is not in force.
-    let early = m
-        .get_measures(pb::GetMeasuresRequest {
-            uscc: listed.clone(),
-            as_of: "2026-01-01".into(),
-            ..Default::default()
-        })
+    let early = measures(&mut m, &listed, "2026-01-01", pb::MeasureView::Full)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(early.risk_class.is_empty());
 
     // The credit report lists the same measures.
@@ -272,14 +259,9 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
     assert_eq!(successor.enterprises, vec![listed.clone()]);
     assert!(!successor.barred, "{successor:?}");
     // The firm's own answer still shows the bar, naming the former representative.
-    let own = m
-        .get_measures(pb::GetMeasuresRequest {
-            uscc: listed.clone(),
-            ..Default::default()
-        })
+    let own = measures(&mut m, &listed, "", pb::MeasureView::Full)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(
         own.legal_representative_measures[0].legal_rep_id_hash,
         rep(7)
@@ -324,23 +306,15 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
     assert_eq!(code, Code::InvalidArgument);
     assert!(msg.starts_with("kind"), "{msg}");
     let (code, _) = field_of(
-        m.get_measures(pb::GetMeasuresRequest {
-            uscc: uscc_n(b'1', 3),
-            as_of: String::new(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err(),
+        measures(&mut m, &uscc_n(b'1', 3), "", pb::MeasureView::Full)
+            .await
+            .unwrap_err(),
     );
     assert_eq!(code, Code::NotFound);
     let (code, msg) = field_of(
-        m.get_measures(pb::GetMeasuresRequest {
-            uscc: "91310000X".into(),
-            as_of: String::new(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err(),
+        measures(&mut m, "91310000X", "", pb::MeasureView::Full)
+            .await
+            .unwrap_err(),
     );
     assert_eq!(code, Code::InvalidArgument);
     assert!(msg.starts_with("uscc"), "{msg}");

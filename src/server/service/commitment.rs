@@ -6,6 +6,7 @@ use super::{convert, invalid, request_key, Scope};
 use crate::{
     domain::{
         commitment::{Commitment, CommitmentKind, Verdict, Verification},
+        records::check_text,
         Date, DomainError,
     },
     error::Error,
@@ -85,8 +86,10 @@ pub fn imported_commitment(m: &pb::Commitment) -> Result<Commitment, DomainError
         c.verification = Some(Verification {
             verdict: verdict(&f("verdict"), v.verdict)?,
             verified_on: Date::parse(&f("verified_on"), &v.verified_on)?,
-            by: super::optional_text(&f("verified_by"), &v.verified_by, 100)
-                .map_err(|_| DomainError::invalid(f("verified_by"), "at most 100 characters"))?,
+            by: {
+                check_text(&f("verified_by"), &v.verified_by, false, 100)?;
+                v.verified_by.trim().to_string()
+            },
             note: v.note.trim().to_string(),
             recorded_at_ms: 0,
         });

@@ -117,47 +117,63 @@ pub fn measures_of<'a>(
     (of(Subject::Enterprise), of(Subject::LegalRepresentative))
 }
 
-/// Why `rep` is barred on `as_of` (each bar with the enterprise whose listing named the
+/// One bar on a person: the enterprise whose record binds them, and the measure.
+pub struct Bar<'a> {
+    pub uscc: Uscc,
+    pub enterprise_name: String,
+    pub applied: Applied<'a>,
+}
+
+impl Bar<'_> {
+    fn pb(&self) -> pb::LegalRepresentativeBar {
+        pb::LegalRepresentativeBar {
+            uscc: self.uscc.to_string(),
+            enterprise_name: self.enterprise_name.clone(),
+            measure: Some(applied_pb(&self.applied)),
+        }
+    }
+}
+
+/// Why `rep` is barred on `as_of` (each bar with the enterprise whose record binds the
 /// person; none: not barred), and the enterprises naming the person now.
-pub fn bars_of(
-    store: &Store,
+pub fn bars_of<'a>(
+    store: &'a Store,
     rep: &[u8; 32],
     as_of: Date,
-) -> Result<(Vec<Uscc>, Vec<pb::LegalRepresentativeBar>), Status> {
+) -> Result<(Vec<Uscc>, Vec<Bar<'a>>), Status> {
     // The index holds both the enterprises the person heads now and those that named
     // the person when they were put on the serious list.
     let linked = store.enterprises_of_legal_rep(rep)?;
     let o = store.options();
     let mut bars = Vec::new();
     let mut headed = Vec::new();
-    for u in &linked {
-        let Some(d) = store.enterprise_records(u)? else {
+    for u in linked {
+        let Some(d) = store.enterprise_records(&u)? else {
             continue;
         };
-        if d.enterprise.as_ref().and_then(|e| e.legal_rep_hash) == Some(*rep) {
-            headed.push(*u);
+        let Some(e) = d.enterprise.as_ref() else {
+            continue;
+        };
+        if e.legal_rep_hash == Some(*rep) {
+            headed.push(u);
         }
-        for a in measures::applicable(
-            &o.measures,
-            Subject::LegalRepresentative,
-            &d,
-            None,
-            &o.rules,
-            as_of,
-        )
-        .into_iter()
-        .filter(|a| a.person == Some(*rep))
-        {
-            bars.push(pb::LegalRepresentativeBar {
-                uscc: u.to_string(),
-                enterprise_name: d
-                    .enterprise
-                    .as_ref()
-                    .map(|e| e.name.clone())
-                    .unwrap_or_default(),
-                measure: Some(applied_pb(&a)),
-            });
-        }
+        bars.extend(
+            measures::applicable(
+                &o.measures,
+                Subject::LegalRepresentative,
+                &d,
+                None,
+                &o.rules,
+                as_of,
+            )
+            .into_iter()
+            .filter(|a| a.person == Some(*rep))
+            .map(|applied| Bar {
+                uscc: u,
+                enterprise_name: e.name.clone(),
+                applied,
+            }),
+        );
     }
     Ok((headed, bars))
 }
@@ -255,7 +271,7 @@ impl MeasuresService for MeasuresApi {
                     shown.push(u);
                 }
             }
-            Ok((shown, bars))
+            Ok((shown, bars.iter().map(Bar::pb).collect::<Vec<_>>()))
         })
         .await?;
         Ok(Response::new(pb::CheckLegalRepresentativeResponse {

@@ -442,20 +442,19 @@ fn barred_warnings(store: &Store, e: &crate::domain::Enterprise) -> Result<Vec<S
     };
     let (_, bars) = super::measures::bars_of(store, &rep, store.today())?;
     Ok(bars
-        .into_iter()
-        .filter(|b| b.uscc != e.uscc.to_string())
-        .filter_map(|b| {
-            let m = b.measure?;
-            let code = m.measure.as_ref().map(|x| x.code.clone()).unwrap_or_default();
-            let basis = m
-                .measure
-                .as_ref()
-                .map(|x| x.legal_basis.clone())
-                .unwrap_or_default();
-            Some(format!(
-                "enterprise.legal_rep_id_hash: the person is barred from heading another enterprise until {} ({code}, {basis}): {} of {} {}",
-                m.until, m.because, b.uscc, b.enterprise_name
-            ))
+        .iter()
+        .filter(|b| b.uscc != e.uscc)
+        .map(|b| {
+            let (a, m) = (&b.applied, b.applied.measure);
+            format!(
+                "enterprise.legal_rep_id_hash: the person is barred from heading another enterprise until {} ({}, {}): {} of {} {}",
+                a.until.map(|d| d.to_string()).unwrap_or_default(),
+                m.code,
+                m.basis,
+                a.because,
+                b.uscc,
+                b.enterprise_name
+            )
         })
         .collect())
 }
