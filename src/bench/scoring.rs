@@ -115,6 +115,7 @@ pub async fn scoring(
             store.clone(),
             BatchRequest {
                 model_version: model.clone(),
+                family: None,
                 as_of,
                 dry_run: dry,
                 requested_by: "bench".into(),

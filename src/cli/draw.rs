@@ -31,6 +31,10 @@ pub struct Args {
     /// Industry section filter (repeatable).
     #[arg(long = "section")]
     sections: Vec<String>,
+    /// Stratify by this model family's classes (its scope is the population): general,
+    /// food, … [default: general].
+    #[arg(long, default_value = "")]
+    family: String,
     /// Draw date [default: today].
     #[arg(long, default_value = "")]
     as_of: String,
@@ -67,6 +71,7 @@ pub fn run(a: Args) -> CliResult {
             strata,
             regions: a.regions,
             sections: a.sections,
+            family: a.family,
             as_of: a.as_of,
             plan_id: a.plan_id,
             seed: a.seed,
@@ -86,6 +91,8 @@ pub struct DrawArgs {
     pub strata: Vec<(String, String)>,
     pub regions: Vec<String>,
     pub sections: Vec<String>,
+    /// The model family that stratifies (empty = general).
+    pub family: String,
     pub as_of: String,
     /// Draw an existing plan instead of planning.
     pub plan_id: Option<u64>,
@@ -147,6 +154,7 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), CliError> {
                         ..Default::default()
                     }),
                     strata,
+                    model_family: a.family.clone(),
                     as_of: a.as_of.clone(),
                     override_reason: a.override_reason.clone(),
                 })

@@ -16,9 +16,12 @@ pub struct Args {
     /// As-of date (YYYY-MM-DD) [default: today, Asia/Shanghai].
     #[arg(long)]
     as_of: Option<String>,
-    /// Registered model version [default: the active model].
+    /// Registered model version [default: the active model of --family].
     #[arg(long)]
     model: Option<String>,
+    /// Model family whose active model scores: general, food, … [default: general].
+    #[arg(long)]
+    family: Option<String>,
     /// Score into a run that does not become current; prints the class transitions.
     #[arg(long)]
     dry_run: bool,
@@ -33,6 +36,7 @@ pub fn run(a: Args) -> CliResult {
         &a.server.server,
         a.as_of.unwrap_or_default(),
         a.model.unwrap_or_default(),
+        a.family.unwrap_or_default(),
         a.dry_run,
         a.json,
     ))
@@ -44,6 +48,7 @@ pub async fn score(
     addr: &str,
     as_of: String,
     model_version: String,
+    family: String,
     dry_run: bool,
     json: bool,
 ) -> Result<(), CliError> {
@@ -58,6 +63,7 @@ pub async fn score(
             as_of,
             model_version,
             dry_run,
+            family,
         })
         .await?
         .into_inner();
@@ -76,7 +82,8 @@ pub async fn score(
                     println!(
                         "{}",
                         serde_json::json!({
-                            "run_id": r.run_id, "model_version": r.model_version, "as_of": r.as_of,
+                            "run_id": r.run_id, "model_version": r.model_version,
+                            "model_family": r.model_family, "as_of": r.as_of,
                             "current": r.current, "dry_run": r.dry_run, "enterprises": r.enterprises,
                             "seconds": r.seconds, "related": r.related,
                             "classes": {"A": k.a, "B": k.b, "C": k.c, "D": k.d},
@@ -84,9 +91,10 @@ pub async fn score(
                     );
                 } else {
                     println!(
-                        "run {} ({}, model {}, as of {}): {} enterprises in {:.1} s — A {} B {} C {} D {}; {} related{}",
+                        "run {} ({}, {} model {}, as of {}): {} enterprises in {:.1} s — A {} B {} C {} D {}; {} related{}",
                         r.run_id,
                         if r.current { "current" } else { "not current" },
+                        r.model_family,
                         r.model_version,
                         r.as_of,
                         r.enterprises,

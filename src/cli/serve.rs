@@ -59,17 +59,23 @@ pub fn run(a: Args) -> CliResult {
     let rt = runtime(cfg.server.worker_threads)?;
     rt.block_on(async move {
         let addr = cfg.server.listen_addr()?;
-        let model = cfg.scoring.model()?;
+        let models = cfg.scoring.models()?;
         cfg.store.load_files()?;
-        let store = Store::open_with_model(&cfg.server.data_dir, cfg.store.clone(), model)?;
+        let store = Store::open_with_models(&cfg.server.data_dir, cfg.store.clone(), models)?;
         if let Some(n) = a.demo {
             let stored = demo::load(&store, n).await?;
             tracing::info!(stored, "demo data loaded (0 = store already had data)");
-            if store.current_run()?.is_none() {
+            // Every active family without a current run is scored, the general one
+            // first (a specialised model reads the general class).
+            for m in store.active_models()? {
+                if store.current_run_of(&m.family)?.is_some() {
+                    continue;
+                }
                 let run = run_to_completion(
                     store.clone(),
                     BatchRequest {
                         model_version: None,
+                        family: Some(m.family.clone()),
                         as_of: store.today(),
                         dry_run: false,
                         requested_by: "demo".into(),
@@ -78,7 +84,7 @@ pub fn run(a: Args) -> CliResult {
                     |_| {},
                 )
                 .await?;
-                tracing::info!(run = run.id, classes = ?run.classes, "demo data scored");
+                tracing::info!(run = run.id, family = %m.family, classes = ?run.classes, "demo data scored");
             }
         }
         let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -11,7 +11,7 @@ use std::{collections::BTreeSet, fmt};
 
 use serde::{Deserialize, Serialize};
 
-use super::{DomainError, IndustryCode};
+use super::{records::Enterprise, DomainError, IndustryCode, SupervisionFlag};
 
 /// Hundredths of a risk point.
 pub type Centi = i64;
@@ -109,6 +109,8 @@ pub enum RecordKind {
     Inspection,
     /// A credit-repair case (revoked for a false commitment).
     RepairCase,
+    /// The general model's class (an input of a specialised model).
+    GeneralClass,
 }
 
 impl RecordKind {
@@ -121,6 +123,7 @@ impl RecordKind {
             RecordKind::Listing => "listing",
             RecordKind::Inspection => "inspection",
             RecordKind::RepairCase => "repair_case",
+            RecordKind::GeneralClass => "general_class",
         }
     }
 }
@@ -178,6 +181,11 @@ pub enum Indicator {
     /// Each false commitment (失信承诺) found within the window and not repaired: a
     /// credit commitment verified broken, or a repair approval revoked for one.
     FalseCommitment,
+    /// Each penalty in the food domain (食品领域行政处罚) within the window.
+    FoodPenalty,
+    /// The general model's class (综合信用风险分类), points per class above A: a
+    /// specialised model's input (the general model cannot read itself).
+    GeneralClass,
 }
 
 /// What the catalogue knows of an indicator.
@@ -199,7 +207,7 @@ pub struct IndicatorInfo {
 
 impl Indicator {
     /// Every indicator, in catalogue order.
-    pub const ALL: [Indicator; 18] = [
+    pub const ALL: [Indicator; 20] = [
         Indicator::NewEnterprise,
         Indicator::LowRegisteredCapital,
         Indicator::HighRiskIndustry,
@@ -218,6 +226,8 @@ impl Indicator {
         Indicator::InspectionClean,
         Indicator::RelatedHighRisk,
         Indicator::FalseCommitment,
+        Indicator::FoodPenalty,
+        Indicator::GeneralClass,
     ];
 
     /// The stable code, as written in model files.
@@ -242,6 +252,8 @@ impl Indicator {
             InspectionClean => "INSPECTION_CLEAN",
             RelatedHighRisk => "RELATED_HIGH_RISK",
             FalseCommitment => "FALSE_COMMITMENT",
+            FoodPenalty => "FOOD_PENALTY",
+            GeneralClass => "GENERAL_CLASS",
         }
     }
 
@@ -402,6 +414,22 @@ impl Indicator {
                 "失信承诺",
                 "false commitment (a commitment found broken, or a repair revoked for one)",
             ),
+            FoodPenalty => (
+                Dm::Supervision,
+                R::Penalty,
+                true,
+                false,
+                "食品领域行政处罚",
+                "penalty in the food domain",
+            ),
+            GeneralClass => (
+                Dm::Supervision,
+                R::GeneralClass,
+                false,
+                false,
+                "综合信用风险分类",
+                "general credit-risk class (points per class above A)",
+            ),
         };
         IndicatorInfo {
             dimension,
@@ -471,6 +499,11 @@ pub struct HardRule {
 pub struct Model {
     /// Version, stamped on every classification.
     pub version: String,
+    /// The family it belongs to: [`GENERAL`] (every enterprise), or a specialised
+    /// rating such as `food` (食品安全信用等级) with its own runs and activation.
+    pub family: String,
+    /// Which enterprises a specialised model rates; `None` for the general model.
+    pub scope: Option<Scope>,
     /// What it is for.
     pub description: String,
     /// Indicators in catalogue order.
@@ -489,12 +522,55 @@ pub struct Model {
 /// The built-in default model.
 pub const BUILTIN_MODEL: &str = include_str!("default_model.toml");
 
+/// The built-in food-safety model (食品安全信用风险分级, SAMR Order 49; docs/MODEL.md).
+pub const BUILTIN_FOOD_MODEL: &str = include_str!("food_model.toml");
+
+/// The family of the general model, which rates every enterprise.
+pub const GENERAL: &str = "general";
+
+/// Which enterprises a specialised model rates (适用范围): holders of a licence (a
+/// key-supervision category, e.g. the food production or business licence) or
+/// enterprises in one of the industries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    /// Licence kinds (key-supervision categories) whose holders are in scope.
+    pub licences: Vec<SupervisionFlag>,
+    /// GB/T 4754 industries: a section, or a code under it matched as a prefix.
+    pub industries: Vec<IndustryCode>,
+}
+
+impl Scope {
+    /// Whether the enterprise is in scope.
+    pub fn admits(&self, e: &Enterprise) -> bool {
+        e.supervision.iter().any(|f| self.licences.contains(f))
+            || self.industries.iter().any(|i| {
+                i.section() == e.industry.section() && e.industry.code().starts_with(i.code())
+            })
+    }
+}
+
+/// The licence kinds a scope may name, by their names in model files.
+pub const LICENCE_KINDS: [(&str, SupervisionFlag); 7] = [
+    ("food", SupervisionFlag::Food),
+    ("special_food", SupervisionFlag::SpecialFood),
+    ("drugs", SupervisionFlag::Drugs),
+    ("medical_devices", SupervisionFlag::MedicalDevices),
+    ("special_equipment", SupervisionFlag::SpecialEquipment),
+    (
+        "licensed_industrial_products",
+        SupervisionFlag::LicensedIndustrialProducts,
+    ),
+    ("hazardous_chemicals", SupervisionFlag::HazardousChemicals),
+];
+
 // ---- the file format -------------------------------------------------------------
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ModelFile {
     version: Option<String>,
+    family: Option<String>,
+    scope: Option<ScopeFile>,
     #[serde(default)]
     description: String,
     cut_points: Option<CutPointsFile>,
@@ -502,6 +578,15 @@ struct ModelFile {
     indicator: Vec<IndicatorFile>,
     #[serde(default)]
     hard_rule: Vec<HardRuleFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeFile {
+    #[serde(default)]
+    licences: Vec<String>,
+    #[serde(default)]
+    industries: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -551,6 +636,22 @@ impl Model {
         Model::parse(BUILTIN_MODEL).unwrap_or_else(|e| panic!("built-in model is invalid: {e}"))
     }
 
+    /// The built-in food-safety model.
+    pub fn builtin_food() -> Model {
+        Model::parse(BUILTIN_FOOD_MODEL)
+            .unwrap_or_else(|e| panic!("built-in food model is invalid: {e}"))
+    }
+
+    /// Whether this is the general model (it rates every enterprise).
+    pub fn is_general(&self) -> bool {
+        self.family == GENERAL
+    }
+
+    /// Whether the model rates this enterprise (the general model rates all).
+    pub fn rates(&self, e: &Enterprise) -> bool {
+        self.scope.as_ref().is_none_or(|s| s.admits(e))
+    }
+
     /// Parses and validates a model file. Errors name the offending key, e.g.
     /// `indicator[3].points`.
     pub fn parse(text: &str) -> Result<Model, DomainError> {
@@ -570,6 +671,35 @@ impl Model {
                 "at most 64 printable ASCII characters",
             ));
         }
+        let family = f.family.unwrap_or_else(|| GENERAL.to_string());
+        if family.is_empty()
+            || family.len() > 32
+            || !family.starts_with(|c: char| c.is_ascii_lowercase())
+            || !family
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(DomainError::invalid(
+                "family",
+                format!("{family:?}: 1-32 characters a-z, 0-9, _, starting with a letter"),
+            ));
+        }
+        let scope = match (family == GENERAL, f.scope) {
+            (true, None) => None,
+            (true, Some(_)) => {
+                return Err(DomainError::invalid(
+                    "scope",
+                    "the general model rates every enterprise and takes no scope",
+                ))
+            }
+            (false, None) => {
+                return Err(DomainError::invalid(
+                    "scope",
+                    format!("a specialised model ({family}) needs a scope: licences or industries"),
+                ))
+            }
+            (false, Some(sf)) => Some(parse_scope(sf)?),
+        };
         let cp = f
             .cut_points
             .ok_or_else(|| DomainError::invalid("cut_points", "required (b, c, d)"))?;
@@ -595,6 +725,12 @@ impl Model {
             let ind = Indicator::from_code(&x.code).ok_or_else(|| {
                 DomainError::invalid(at("code"), format!("unknown indicator {:?}", x.code))
             })?;
+            if ind == Indicator::GeneralClass && family == GENERAL {
+                return Err(DomainError::invalid(
+                    at("code"),
+                    "GENERAL_CLASS is the general model's own class: only a specialised model reads it",
+                ));
+            }
             if !seen.insert(ind) {
                 return Err(DomainError::invalid(
                     at("code"),
@@ -756,6 +892,8 @@ impl Model {
         }
         Ok(Model {
             version,
+            family,
+            scope,
             description: f.description,
             indicators,
             cut_points: cut,
@@ -779,6 +917,47 @@ impl Model {
             _ => RiskClass::D,
         }
     }
+}
+
+fn parse_scope(f: ScopeFile) -> Result<Scope, DomainError> {
+    let mut scope = Scope::default();
+    for (i, l) in f.licences.iter().enumerate() {
+        let flag = LICENCE_KINDS
+            .iter()
+            .find(|(n, _)| n == l)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| {
+                let known: Vec<_> = LICENCE_KINDS.iter().map(|(n, _)| *n).collect();
+                DomainError::invalid(
+                    format!("scope.licences[{i}]"),
+                    format!("unknown licence kind {l:?}; known: {}", known.join(", ")),
+                )
+            })?;
+        scope.licences.push(flag);
+    }
+    for (i, code) in f.industries.iter().enumerate() {
+        let field = format!("scope.industries[{i}]");
+        let code = code.trim();
+        let (sec, digits) =
+            code.split_at(code.char_indices().nth(1).map_or(code.len(), |(p, _)| p));
+        let c = IndustryCode::parse("", sec, digits).map_err(|e| {
+            DomainError::invalid(
+                &field,
+                format!(
+                    "{code:?} is not a GB/T 4754 industry (a section letter and 0-4 digits): {}",
+                    e.reason
+                ),
+            )
+        })?;
+        scope.industries.push(c);
+    }
+    if scope.licences.is_empty() && scope.industries.is_empty() {
+        return Err(DomainError::invalid(
+            "scope",
+            "names no licence kind and no industry: it would rate nobody",
+        ));
+    }
+    Ok(scope)
 }
 
 fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
@@ -805,7 +984,16 @@ mod tests {
             .into_iter()
             .filter(|i| m.spec(*i).is_none())
             .collect();
-        assert_eq!(unused, [Indicator::HighRiskIndustry]);
+        // FOOD_PENALTY and GENERAL_CLASS are the food model's (issue 18).
+        assert_eq!(
+            unused,
+            [
+                Indicator::HighRiskIndustry,
+                Indicator::FoodPenalty,
+                Indicator::GeneralClass
+            ]
+        );
+        assert!(m.is_general() && m.scope.is_none());
         assert_eq!(
             Indicator::FalseCommitment.info().dimension,
             Dimension::Supervision
@@ -815,6 +1003,77 @@ mod tests {
         assert_eq!(m.class_of(m.cut_points[1] - 1), RiskClass::B);
         assert_eq!(m.class_of(m.cut_points[2]), RiskClass::D);
         assert_eq!(m.hard_rules.len(), 2);
+    }
+
+    #[test]
+    fn the_food_model_rates_food_licence_holders_and_food_industries() {
+        use crate::domain::{fixtures, SupervisionFlag};
+        let m = Model::builtin_food();
+        assert_eq!(m.family, "food");
+        assert!(!m.is_general());
+        assert!(m.spec(Indicator::GeneralClass).is_some());
+        assert!(m.spec(Indicator::FoodPenalty).is_some());
+        let mut e = fixtures::dossier("2015-03-01").enterprise.unwrap();
+        e.industry = IndustryCode::parse("", "C", "1711").unwrap(); // textiles
+        e.supervision.clear();
+        assert!(!m.rates(&e));
+        assert!(
+            Model::builtin().rates(&e),
+            "the general model rates everyone"
+        );
+        e.supervision = vec![SupervisionFlag::Food];
+        assert!(m.rates(&e), "a food licence holder");
+        e.supervision.clear();
+        e.industry = IndustryCode::parse("", "H", "6210").unwrap(); // restaurants
+        assert!(m.rates(&e), "catering (H62)");
+        e.industry = IndustryCode::parse("", "F", "5123").unwrap(); // F512 food wholesale
+        assert!(m.rates(&e));
+        e.industry = IndustryCode::parse("", "F", "5131").unwrap(); // textiles wholesale
+        assert!(!m.rates(&e));
+    }
+
+    #[test]
+    fn bad_scopes_and_families_are_refused_naming_the_key() {
+        let base = "[cut_points]\nb = 10\nc = 20\nd = 30\n[[indicator]]\ncode = \"SUSPENDED\"\npoints = 5\n";
+        let cases = [
+            (
+                "family = \"food\"\n[scope]\nlicences = [\"food\", \"fireworks\"]\n",
+                "scope.licences[1]",
+            ),
+            (
+                "family = \"food\"\n[scope]\nindustries = [\"C14\", \"C99\"]\n",
+                "scope.industries[1]",
+            ),
+            (
+                "family = \"food\"\n[scope]\nindustries = [\"Z1\"]\n",
+                "scope.industries[0]",
+            ),
+            (
+                "family = \"food\"\n[scope]\nindustries = [\"C1\"]\n",
+                "scope.industries[0]",
+            ),
+            ("family = \"food\"\n", "scope"),
+            ("family = \"food\"\n[scope]\n", "scope"),
+            ("[scope]\nlicences = [\"food\"]\n", "scope"),
+            (
+                "family = \"Food!\"\n[scope]\nlicences = [\"food\"]\n",
+                "family",
+            ),
+        ];
+        for (head, field) in cases {
+            let text = format!("version = \"f-1\"\n{head}{base}");
+            let e = Model::parse(&text).expect_err(&text);
+            assert_eq!(e.field, field, "{text}\n=> {e}");
+        }
+        // The general model cannot read its own class.
+        let e = Model::parse(&minimal(
+            "[[indicator]]\ncode = \"GENERAL_CLASS\"\npoints = 3",
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "indicator[0].code");
+        let ok = format!("version = \"f-1\"\nfamily = \"food\"\n[scope]\nindustries = [\"H\", \"C14\"]\n{base}[[indicator]]\ncode = \"GENERAL_CLASS\"\npoints = 3\n");
+        let m = Model::parse(&ok).unwrap();
+        assert_eq!(m.scope.unwrap().industries.len(), 2);
     }
 
     fn minimal(extra: &str) -> String {

@@ -12,7 +12,7 @@ use super::{
     model::{Centi, Condition, Decay, HardRule, Indicator, IndicatorSpec, Model, RiskClass},
     rules::{report_compliance_since, Compliance},
     ruleset::RuleBook,
-    Date, EnterpriseRecords, EnterpriseStatus, EntityType, ListKind, PenaltyKind,
+    Date, EnterpriseRecords, EnterpriseStatus, EntityType, ListKind, PenaltyKind, ViolationDomain,
 };
 
 /// The record a factor comes from.
@@ -34,6 +34,8 @@ pub enum RecordRef<'a> {
     RepairCase(u64),
     /// A credit commitment, by id.
     Commitment(&'a str),
+    /// The general model's class (a specialised model's input).
+    GeneralClass(RiskClass),
 }
 
 impl RecordRef<'_> {
@@ -50,6 +52,7 @@ impl RecordRef<'_> {
             RecordRef::Relation => "relation/legal_representative".into(),
             RecordRef::RepairCase(id) => format!("repair_case/{id}"),
             RecordRef::Commitment(id) => format!("commitment/{id}"),
+            RecordRef::GeneralClass(c) => format!("classification/general/{c}"),
         }
     }
 }
@@ -79,6 +82,9 @@ pub struct Assessment {
     /// Whether this enterprise makes others sharing its legal representative "related":
     /// D before relation points, or an open serious-illegal listing.
     pub relation_source: bool,
+    /// The general class a specialised model read (GENERAL_CLASS), kept with the result
+    /// so that its explanation can be reproduced later.
+    pub general_input: Option<RiskClass>,
 }
 
 /// A factor with its texts, owned.
@@ -92,16 +98,36 @@ pub struct Explained {
     pub record: String,
 }
 
+/// What a model reads beside the dossier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Inputs {
+    /// Shares its legal representative with a high-risk enterprise (the relation).
+    pub related: bool,
+    /// The general model's class, for a specialised model that reads it
+    /// (`GENERAL_CLASS`); `None` when unknown (the enterprise is not classified yet).
+    pub general: Option<RiskClass>,
+}
+
+impl From<bool> for Inputs {
+    /// Only the relation: what the general model reads.
+    fn from(related: bool) -> Inputs {
+        Inputs {
+            related,
+            general: None,
+        }
+    }
+}
+
 /// Scores and collects the factors.
 pub fn explain(
     r: &EnterpriseRecords,
-    related: bool,
+    inputs: impl Into<Inputs>,
     model: &Model,
     rules: &RuleBook,
     as_of: Date,
 ) -> (Assessment, Vec<Explained>) {
     let mut out = Vec::new();
-    let a = assess(r, related, model, rules, as_of, |f| {
+    let a = assess(r, inputs, model, rules, as_of, |f| {
         out.push(Explained {
             indicator: f.indicator,
             points: f.points,
@@ -170,17 +196,30 @@ impl<'a, F: FnMut(Factor<'a>)> Acc<'_, F> {
 /// Scores one enterprise. Pure: the same inputs give the same result.
 pub fn assess<'a>(
     r: &'a EnterpriseRecords,
-    related: bool,
+    inputs: impl Into<Inputs>,
     model: &Model,
     rules: &RuleBook,
     as_of: Date,
     sink: impl FnMut(Factor<'a>),
 ) -> Assessment {
+    let Inputs { related, general } = inputs.into();
     let mut acc = Acc {
         model,
         sink,
         score: 0,
     };
+    // A specialised model's input: points per class step above A.
+    if let (Some(g), Some(spec)) = (general, model.spec(Indicator::GeneralClass)) {
+        let steps = g.index() as Centi;
+        if steps > 0 && spec.points != 0 {
+            acc.score += spec.points * steps;
+            (acc.sink)(Factor {
+                indicator: Indicator::GeneralClass,
+                points: spec.points * steps,
+                record: RecordRef::GeneralClass(g),
+            });
+        }
+    }
     let age = |d: Date| as_of.days() - d.days();
     let mut serious_open = false;
     let mut abnormal_open = false;
@@ -249,7 +288,7 @@ pub fn assess<'a>(
     let large = model
         .spec(Indicator::PenaltyLargeAmount)
         .and_then(|s| s.threshold_fen);
-    let (mut minor, mut fine, mut severe, mut big) = (0, 0, 0, 0);
+    let (mut minor, mut fine, mut severe, mut big, mut food) = (0, 0, 0, 0, 0);
     let entity_type = r
         .enterprise
         .as_ref()
@@ -278,6 +317,9 @@ pub fn assess<'a>(
         }
         if large.is_some_and(|t| p.fine_fen.saturating_add(p.confiscation_fen) >= t) {
             acc.add(Indicator::PenaltyLargeAmount, a, rec, &mut big);
+        }
+        if p.domain == ViolationDomain::Food {
+            acc.add(Indicator::FoodPenalty, a, rec, &mut food);
         }
     }
 
@@ -397,6 +439,7 @@ pub fn assess<'a>(
         score_class: model.class_of(acc.score),
         hard_rule,
         relation_source,
+        general_input: general.filter(|_| model.spec(Indicator::GeneralClass).is_some()),
     }
 }
 
@@ -446,6 +489,60 @@ mod tests {
     fn rules() -> &'static RuleBook {
         static BOOK: std::sync::OnceLock<RuleBook> = std::sync::OnceLock::new();
         BOOK.get_or_init(RuleBook::builtin)
+    }
+
+    /// The food model (issue 18): the general class is an input, points per class step
+    /// above A; a food-domain penalty weighs FOOD_PENALTY on top of its kind's points.
+    #[test]
+    fn the_food_model_reads_the_general_class_and_food_penalties() {
+        let m = Model::builtin_food();
+        let spec = m.spec(Indicator::GeneralClass).unwrap().points;
+        let d = enterprise();
+        let as_of = day(AS_OF);
+        let at = |g| {
+            assess(
+                &d,
+                Inputs {
+                    related: false,
+                    general: g,
+                },
+                &m,
+                rules(),
+                as_of,
+                |_| {},
+            )
+        };
+        assert_eq!(at(None).score, at(Some(RiskClass::A)).score);
+        for (k, c) in RiskClass::ALL.into_iter().enumerate() {
+            assert_eq!(at(Some(c)).score - at(None).score, spec * k as Centi, "{c}");
+        }
+        let (_, f) = explain(
+            &d,
+            Inputs {
+                related: false,
+                general: Some(RiskClass::C),
+            },
+            &m,
+            rules(),
+            as_of,
+        );
+        assert!(f.iter().any(|x| x.indicator == Indicator::GeneralClass
+            && x.record == "classification/general/C"
+            && x.points == 2 * spec));
+        // A fresh food fine: PENALTY_FINE and FOOD_PENALTY at full points; the general
+        // model does not read FOOD_PENALTY.
+        let mut d2 = enterprise();
+        d2.penalties
+            .push(fixtures::penalty("沪市监食罚〔2026〕1号", as_of));
+        let (_, f) = explain(&d2, false, &m, rules(), as_of);
+        let codes: Vec<_> = f.iter().map(|x| x.indicator).collect();
+        assert!(codes.contains(&Indicator::FoodPenalty) && codes.contains(&Indicator::PenaltyFine));
+        let (_, f) = explain(&d2, false, &Model::builtin(), rules(), as_of);
+        assert!(!f.iter().any(|x| x.indicator == Indicator::FoodPenalty));
+        // Another domain's penalty is not a food penalty.
+        d2.penalties[0].domain = crate::domain::ViolationDomain::Advertising;
+        let (_, f) = explain(&d2, false, &m, rules(), as_of);
+        assert!(!f.iter().any(|x| x.indicator == Indicator::FoodPenalty));
     }
 
     /// One rule for a penalty's weight (issue 14, defect 3): it weighs from its decision

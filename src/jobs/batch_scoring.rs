@@ -29,13 +29,14 @@ use tokio::sync::mpsc;
 
 use crate::{
     domain::{
-        scoring::{assess, explain},
-        Centi, Date, Model,
+        model::GENERAL,
+        scoring::{assess, explain, Inputs},
+        Centi, Date, Indicator, Model, Uscc,
     },
     error::{Error, Result},
     store::{
         op,
-        scoring::{related, rep_key, FLAG_SOURCE},
+        scoring::{general_input, related, rep_key, FLAG_SOURCE},
         spot::SpotBuilder,
         Actor, Answer, Remembered, RequestKey, RunEntry, RunView, ScoringRun, Store,
         TransitionExample, Transitions,
@@ -45,8 +46,11 @@ use crate::{
 /// What to score.
 #[derive(Clone, Debug)]
 pub struct BatchRequest {
-    /// Registered model version; `None` = the active model.
+    /// Registered model version; `None` = the active model of `family`.
     pub model_version: Option<String>,
+    /// The model family whose active model scores when no version is named; `None` =
+    /// the general model.
+    pub family: Option<String>,
     /// As-of date.
     pub as_of: Date,
     /// Do not make the run current.
@@ -114,9 +118,17 @@ pub async fn start(
         Some(v) => store
             .model(v)?
             .ok_or_else(|| Error::NotFound(format!("model_version: model {v:?}")))?,
-        None => store
-            .active_model()?
-            .ok_or_else(|| Error::FailedPrecondition("no active model".into()))?,
+        None => {
+            let family = req.family.as_deref().unwrap_or(GENERAL);
+            store
+                .active_model_of(family)?
+                .ok_or_else(|| match req.family {
+                    Some(_) => {
+                        Error::NotFound(format!("family: no active model of family {family:?}"))
+                    }
+                    None => Error::FailedPrecondition("no active model".into()),
+                })?
+        }
     };
     let actor = req.actor.clone();
     let answer = store
@@ -229,6 +241,27 @@ fn compute(
     };
     let snapshot =
         |c: &[AtomicU64; 4]| -> [u64; 4] { [0, 1, 2, 3].map(|i| c[i].load(Ordering::Relaxed)) };
+    // A specialised model rates the enterprises in its scope, reading the general class
+    // in force (the general current run, with its re-scores) where it has GENERAL_CLASS.
+    let general_run = match model.is_general() || model.spec(Indicator::GeneralClass).is_none() {
+        true => None,
+        false => store.current_run()?.map(|v| v.run.id),
+    };
+    let inputs = |u: &Uscc, related: bool| -> Result<Inputs> {
+        let general = match general_run {
+            None => None,
+            Some(id) => match store.class_in_run(u, Some(id)) {
+                Ok(c) => Some(c.class),
+                Err(Error::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            },
+        };
+        Ok(Inputs { related, general })
+    };
+    let rated = |d: &crate::domain::EnterpriseRecords| match &d.enterprise {
+        Some(e) => model.rates(e),
+        None => model.is_general(),
+    };
 
     // 2. Scan.
     let parts = std::thread::scope(|s| {
@@ -253,7 +286,11 @@ fn compute(
         let _done = Done(&done);
         let r = store.scan_dossiers(Part::default, |part, u, d| {
             crate::fault::point("batch.scan");
-            let a = assess(&d, false, &model, rules, as_of, |_| {});
+            if !rated(&d) {
+                processed.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            let a = assess(&d, inputs(&u, false)?, &model, rules, as_of, |_| {});
             part.entries.push(RunEntry::new(u, &a, false));
             part.reps.push(rep_key(&d).unwrap_or(0));
             part.spot.push(&d);
@@ -290,7 +327,9 @@ fn compute(
     }
     debug_assert!(entries.windows(2).all(|w| w[0].uscc < w[1].uscc));
     let mut class_counts = snapshot(&classes);
-    report("relations", entries.len() as u64, class_counts);
+    // Enterprises read (a specialised run scores those in its scope among them).
+    let scanned = processed.load(Ordering::Relaxed);
+    report("relations", scanned, class_counts);
 
     // 3. Relations.
     let mut sources: HashMap<u64, u32> = HashMap::new();
@@ -309,7 +348,7 @@ fn compute(
         let Some(d) = store.enterprise_records(&u)? else {
             continue;
         };
-        let a = assess(&d, true, &model, rules, as_of, |_| {});
+        let a = assess(&d, inputs(&u, true)?, &model, rules, as_of, |_| {});
         spot.set(i, &d);
         let before = entries[i].class;
         // Keep the source flag of the relation-free scoring (relations do not cascade).
@@ -329,14 +368,14 @@ fn compute(
     }
 
     // 4. Compare with the current run.
-    report("compare", entries.len() as u64, class_counts);
-    let transitions = match store.current_run()? {
+    report("compare", scanned, class_counts);
+    let transitions = match store.current_run_of(&model.family)? {
         Some(cur) => Some(compare(store, &cur, &entries, &model, as_of)?),
         None => None,
     };
 
     // 5. Write.
-    report("write", entries.len() as u64, class_counts);
+    report("write", scanned, class_counts);
     store.write_run_results(run_id, &entries, &sources)?;
     let mut regions: Vec<(String, [u64; 4])> = regions
         .into_iter()
@@ -348,7 +387,7 @@ fn compute(
     run.regions = regions;
     run.related = related_count;
     run.transitions = transitions;
-    report("activate", entries.len() as u64, class_counts);
+    report("activate", scanned, class_counts);
     let spot = Arc::new(spot.finish(entries.iter().map(|e| e.class)));
     Ok(Box::new(RunView {
         run,
@@ -406,8 +445,13 @@ fn compare(
         let Some(d) = store.enterprise_records(&o.uscc)? else {
             continue;
         };
-        let (_, before) = explain(&d, o.related(), &cur.model, rules, cur.run.as_of);
-        let (_, after) = explain(&d, n.related(), model, rules, as_of);
+        // Each side as it was scored: its relation and the general class it read.
+        let inputs = |e: &RunEntry| Inputs {
+            related: e.related(),
+            general: general_input(e.flags),
+        };
+        let (_, before) = explain(&d, inputs(&o), &cur.model, rules, cur.run.as_of);
+        let (_, after) = explain(&d, inputs(&n), model, rules, as_of);
         t.examples.push(TransitionExample {
             uscc: o.uscc,
             from: o.class,

@@ -34,26 +34,64 @@ pub struct ScoringConfig {
     /// stops the server with its name. Active at once on a new store; on a store with an
     /// active model it is registered and waits for a dry run and an activation.
     pub model_file: Option<PathBuf>,
+    /// Specialised model files (TOML, each with its `family` and `scope`), rated beside
+    /// the general model with their own runs and activation. Unset: the built-in food
+    /// model (docs/MODEL.md); `[]`: none.
+    pub specialised_model_files: Option<Vec<PathBuf>>,
 }
 
 impl ScoringConfig {
-    /// The configured model, or the built-in one.
+    /// The configured general model, or the built-in one.
     pub fn model(&self) -> Result<crate::domain::Model, Error> {
         match &self.model_file {
             None => Ok(crate::domain::Model::builtin()),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    Error::invalid("scoring.model_file", format!("{}: {e}", p.display()))
-                })?;
-                crate::domain::Model::parse(&text).map_err(|e| {
-                    Error::invalid(
-                        format!("scoring.model_file ({}): {}", p.display(), e.field),
-                        e.reason,
-                    )
-                })
+                let m = read_model("scoring.model_file", p)?;
+                if !m.is_general() {
+                    return Err(Error::invalid(
+                        format!("scoring.model_file ({}): family", p.display()),
+                        format!(
+                            "{:?} is a specialised family; list it in scoring.specialised_model_files",
+                            m.family
+                        ),
+                    ));
+                }
+                Ok(m)
             }
         }
     }
+
+    /// Every configured model: the general one first, then the specialised ones (one
+    /// per family).
+    pub fn models(&self) -> Result<Vec<crate::domain::Model>, Error> {
+        let mut out = vec![self.model()?];
+        let Some(files) = &self.specialised_model_files else {
+            out.push(crate::domain::Model::builtin_food());
+            return Ok(out);
+        };
+        for (i, p) in files.iter().enumerate() {
+            let field = format!("scoring.specialised_model_files[{i}]");
+            let m = read_model(&field, p)?;
+            if m.is_general() || out.iter().any(|o| o.family == m.family) {
+                return Err(Error::invalid(
+                    format!("{field} ({}): family", p.display()),
+                    format!(
+                        "{:?}: one specialised model per family, and not the general family",
+                        m.family
+                    ),
+                ));
+            }
+            out.push(m);
+        }
+        Ok(out)
+    }
+}
+
+fn read_model(field: &str, p: &std::path::Path) -> Result<crate::domain::Model, Error> {
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| Error::invalid(field, format!("{}: {e}", p.display())))?;
+    crate::domain::Model::parse(&text)
+        .map_err(|e| Error::invalid(format!("{field} ({}): {}", p.display(), e.field), e.reason))
 }
 
 /// Network and limits of the gRPC server.

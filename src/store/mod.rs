@@ -180,24 +180,35 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the store at `dir`, checking the schema version, with the
-    /// built-in model registered (and active if no model is).
+    /// built-in models registered (the general and the food model; each active if its
+    /// family has no active model).
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
         Store::open_with_model(dir, options, Model::builtin())
     }
 
-    /// Opens the store and registers `model` (the configured model): it becomes active
-    /// only if no model is yet; otherwise it waits, registered, for a dry run and an
-    /// explicit activation. A different model under an existing version is refused.
+    /// Opens the store with `model` as the general model and the built-in food model.
+    pub fn open_with_model(dir: &Path, options: StoreOptions, model: Model) -> Result<Store> {
+        Store::open_with_models(dir, options, vec![model, Model::builtin_food()])
+    }
+
+    /// Opens the store and registers `models` (the configured ones, one per family): each
+    /// becomes active only if its family has no active model yet; otherwise it waits,
+    /// registered, for a dry run and an explicit activation. A different model under an
+    /// existing version is refused.
     ///
     /// A damaged store never panics the caller: sled's panics while reading its files are
     /// caught and answered [`Error::Corrupt`] naming the directory and what to do.
-    pub fn open_with_model(dir: &Path, options: StoreOptions, model: Model) -> Result<Store> {
+    pub fn open_with_models(
+        dir: &Path,
+        options: StoreOptions,
+        models: Vec<Model>,
+    ) -> Result<Store> {
         guard_panics(dir, "opening it", || {
-            Store::open_unguarded(dir, options, model)
+            Store::open_unguarded(dir, options, models)
         })
     }
 
-    fn open_unguarded(dir: &Path, options: StoreOptions, model: Model) -> Result<Store> {
+    fn open_unguarded(dir: &Path, options: StoreOptions, models: Vec<Model>) -> Result<Store> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Unavailable(format!("{}: {e}", dir.display())))?;
         let config = sled::Config::new()
@@ -249,7 +260,9 @@ impl Store {
         };
         counters.enterprises.store(count, Ordering::Release);
         let mut state = recover_scoring(&registry, &options.rules)?;
-        register_model_at_open(&registry, &mut state, model)?;
+        for model in models {
+            register_model_at_open(&registry, &mut state, model)?;
+        }
         db.flush()?;
         let scoring = Arc::new(RwLock::new(state));
         let revocations: repair::Revocations =
@@ -524,9 +537,29 @@ impl Store {
             .is_some())
     }
 
-    /// The active model (new runs use it).
+    /// The active general model (new runs use it unless told otherwise).
     pub fn active_model(&self) -> Result<Option<Arc<Model>>> {
-        Ok(scoring::read(&self.shared.scoring)?.active_model.clone())
+        self.active_model_of(crate::domain::model::GENERAL)
+    }
+
+    /// The active model of a family.
+    pub fn active_model_of(&self, family: &str) -> Result<Option<Arc<Model>>> {
+        Ok(scoring::read(&self.shared.scoring)?
+            .family(family)
+            .active_model
+            .clone())
+    }
+
+    /// The model families with an active model, general first.
+    pub fn active_models(&self) -> Result<Vec<Arc<Model>>> {
+        let st = scoring::read(&self.shared.scoring)?;
+        let mut out: Vec<Arc<Model>> = st
+            .families
+            .values()
+            .filter_map(|f| f.active_model.clone())
+            .collect();
+        out.sort_by_key(|m| (!m.is_general(), m.family.clone()));
+        Ok(out)
     }
 
     /// A registered model.
@@ -537,9 +570,61 @@ impl Store {
             .cloned())
     }
 
-    /// The current run, loaded.
+    /// The general family's current run, loaded.
     pub fn current_run(&self) -> Result<Option<Arc<RunView>>> {
-        Ok(scoring::read(&self.shared.scoring)?.current.clone())
+        self.current_run_of(crate::domain::model::GENERAL)
+    }
+
+    /// A family's current run, loaded.
+    pub fn current_run_of(&self, family: &str) -> Result<Option<Arc<RunView>>> {
+        Ok(scoring::read(&self.shared.scoring)?
+            .family(family)
+            .current
+            .clone())
+    }
+
+    /// The ids of every family's current run.
+    pub fn current_run_ids(&self) -> Result<Vec<u64>> {
+        let st = scoring::read(&self.shared.scoring)?;
+        Ok(st
+            .families
+            .values()
+            .filter_map(|f| f.current.as_ref().map(|v| v.run.id))
+            .collect())
+    }
+
+    /// The family of a registered model version ("general" for an unknown one: runs
+    /// made before families existed).
+    pub fn family_of(&self, version: &str) -> String {
+        scoring::read(&self.shared.scoring)
+            .ok()
+            .and_then(|st| st.models.get(version).map(|m| m.family.clone()))
+            .unwrap_or_else(|| crate::domain::model::GENERAL.to_string())
+    }
+
+    /// The current runs of the specialised families (not the general one), by family.
+    pub fn specialised_runs(&self) -> Result<Vec<Arc<RunView>>> {
+        let st = scoring::read(&self.shared.scoring)?;
+        Ok(st
+            .families
+            .iter()
+            .filter(|(n, _)| n.as_str() != crate::domain::model::GENERAL)
+            .filter_map(|(_, f)| f.current.clone())
+            .collect())
+    }
+
+    /// The class of `u` under every specialised family whose current run rates it
+    /// (a re-score after a write takes precedence), by family.
+    pub fn specialised_classes(&self, u: &Uscc) -> Result<Vec<InRun>> {
+        let mut out = Vec::new();
+        for v in self.specialised_runs()? {
+            match self.class_in_run(u, Some(v.run.id)) {
+                Ok(c) => out.push(c),
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// The registered enterprises whose legal representative has id hash `rep`, USCC
@@ -584,12 +669,10 @@ impl Store {
         let tree = &self.shared.registry;
         let (run_id, as_of, model, view) = {
             let st = scoring::read(&self.shared.scoring)?;
-            let live = st
-                .current
-                .iter()
-                .chain(st.candidate.iter())
-                .find(|v| run.is_none_or(|id| v.run.id == id))
-                .cloned();
+            let live = match run {
+                None => st.general().current.clone(),
+                Some(id) => st.live().find(|v| v.run.id == id).cloned(),
+            };
             match (run, live) {
                 (_, Some(v)) => (v.run.id, v.run.as_of, v.model.clone(), Some(v)),
                 (None, None) => {
@@ -661,10 +744,13 @@ impl Store {
         let records = self
             .enterprise_records(u)?
             .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
-        let related = flags & scoring::FLAG_RELATED != 0;
+        let inputs = crate::domain::scoring::Inputs {
+            related: flags & scoring::FLAG_RELATED != 0,
+            general: scoring::general_input(flags),
+        };
         let (a, factors) = crate::domain::scoring::explain(
             &records,
-            related,
+            inputs,
             &model,
             &self.shared.options.rules,
             as_of,
@@ -718,11 +804,8 @@ impl Store {
             .collect();
         let view = {
             let st = scoring::read(&self.shared.scoring)?;
-            st.current
-                .iter()
-                .chain(st.candidate.iter())
-                .find(|v| v.run.id == run.id)
-                .cloned()
+            let found = st.live().find(|v| v.run.id == run.id).cloned();
+            found
         };
         // A run in memory answers each lookup; another is read whole when that is
         // cheaper than a block read per result.
@@ -796,14 +879,23 @@ impl Store {
         Ok((view, out))
     }
 
-    /// The USCCs of [`Store::spot_candidates`] split by class, each in USCC order, with
-    /// the run (what a draw plan freezes).
+    /// The USCCs of the candidates passing `f` at `as_of` in the current run of
+    /// `family` (its classes, its scope) split by class, each in USCC order, with the
+    /// run (what a draw plan freezes).
     pub fn spot_candidate_usccs(
         &self,
+        family: &str,
         f: &spot::CandidateFilter,
         as_of: Date,
     ) -> Result<(Arc<RunView>, spot::ByClass)> {
-        let view = self.require_current_run()?;
+        let view = match family {
+            crate::domain::model::GENERAL => self.require_current_run()?,
+            _ => self.current_run_of(family)?.ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "model_family: {family:?} has no current run (RunBatchScoring with family {family:?} first)"
+                ))
+            })?,
+        };
         let out = view.spot_view().candidate_usccs_by_class(
             f,
             &self.shared.options.rules.in_force(as_of).exemptions,
@@ -1282,11 +1374,15 @@ fn recover_scoring(
             st.models.insert(version, Arc::new(m));
         }
     }
-    if let Some(v) = tree.get(keys::counter("active_model"))? {
-        let version = String::from_utf8_lossy(&v).to_string();
-        st.active_model = st.models.get(&version).cloned();
+    let families: std::collections::BTreeSet<String> =
+        st.models.values().map(|m| m.family.clone()).collect();
+    for family in &families {
+        let key = keys::counter(&scoring::family_counter("active_model", family));
+        if let Some(v) = tree.get(key)? {
+            let version = String::from_utf8_lossy(&v).to_string();
+            st.family_mut(family).active_model = st.models.get(&version).cloned();
+        }
     }
-    let current = scoring::get_counter(tree, "current_run")?;
     let runs = scoring::list_runs(tree)?;
     for r in &runs {
         if r.state == scoring::RunState::Running {
@@ -1319,28 +1415,41 @@ fn recover_scoring(
             ))
         })
     };
+    // Per family: its current run, and the newest complete dry run after it (the
+    // pending candidate).
     let mut wanted = Vec::new();
-    if let Some(id) = current {
-        let run = scoring::load_run(tree, id)?
-            .ok_or_else(|| Error::Corrupt(format!("current run {id} missing")))?;
-        let model = model_of(&st, &run)?;
-        wanted.push((run, model));
-    }
-    // The newest complete dry run after the current run is the pending candidate.
-    if let Some(r) = runs.iter().find(|r| {
-        r.state == scoring::RunState::Complete
-            && r.dry_run
-            && r.activated_at_ms.is_none()
-            && Some(r.id) > current
-    }) {
-        let model = model_of(&st, r)?;
-        wanted.push((r.clone(), model));
+    let mut currents = Vec::new();
+    for family in &families {
+        let current = scoring::get_counter(tree, &scoring::family_counter("current_run", family))?;
+        if let Some(id) = current {
+            let run = scoring::load_run(tree, id)?
+                .ok_or_else(|| Error::Corrupt(format!("current run {id} missing")))?;
+            let model = model_of(&st, &run)?;
+            wanted.push((run, model));
+            currents.push(id);
+        }
+        let candidate = runs.iter().find(|r| {
+            r.state == scoring::RunState::Complete
+                && r.dry_run
+                && r.activated_at_ms.is_none()
+                && Some(r.id) > current
+                && st
+                    .models
+                    .get(&r.model_version)
+                    .is_some_and(|m| &m.family == family)
+        });
+        if let Some(r) = candidate {
+            let model = model_of(&st, r)?;
+            wanted.push((r.clone(), model));
+        }
     }
     for v in scoring::load_views(tree, rules, wanted)? {
-        if Some(v.run.id) == current {
-            st.current = Some(Arc::new(v));
+        let current = currents.contains(&v.run.id);
+        let f = st.family_mut(&v.model.family);
+        if current {
+            f.current = Some(Arc::new(v));
         } else {
-            st.candidate = Some(Arc::new(v));
+            f.candidate = Some(Arc::new(v));
         }
     }
     Ok(st)
@@ -1360,13 +1469,22 @@ fn register_model_at_open(tree: &sled::Tree, st: &mut ScoringState, model: Model
             st.models.insert(version.clone(), Arc::new(model));
         }
     }
-    if st.active_model.is_none() {
-        tree.insert(keys::counter("active_model"), version.as_bytes())?;
-        st.active_model = st.models.get(&version).cloned();
-    } else if st.active_model.as_ref().map(|m| &m.version) != Some(&version) {
+    let family = st
+        .models
+        .get(&version)
+        .map(|m| m.family.clone())
+        .unwrap_or_default();
+    let active = st.family(&family).active_model.clone();
+    if active.is_none() {
+        tree.insert(
+            keys::counter(&scoring::family_counter("active_model", &family)),
+            version.as_bytes(),
+        )?;
+        st.family_mut(&family).active_model = st.models.get(&version).cloned();
+    } else if active.as_ref().map(|m| &m.version) != Some(&version) {
         tracing::warn!(
             configured = %version,
-            active = ?st.active_model.as_ref().map(|m| &m.version),
+            active = ?active.as_ref().map(|m| &m.version),
             "configured model is registered but not active: dry-run it and activate the run to use it"
         );
     }

@@ -50,6 +50,16 @@ pub const FLAG_RELATED: u8 = 1;
 pub const FLAG_SOURCE: u8 = 2;
 /// Flag: a hard rule raised its class.
 pub const FLAG_HARD_RULE: u8 = 4;
+/// Bits 3–5: the general class a specialised model read (0 none, 1–4 A–D).
+const GENERAL_SHIFT: u8 = 3;
+
+/// The general class a specialised model read, from an entry's or override's flags.
+pub fn general_input(flags: u8) -> Option<RiskClass> {
+    match (flags >> GENERAL_SHIFT) & 7 {
+        0 => None,
+        n => RiskClass::from_index(n - 1),
+    }
+}
 
 /// One enterprise's result in a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +84,9 @@ impl RunEntry {
         }
         if a.hard_rule.is_some() {
             flags |= FLAG_HARD_RULE;
+        }
+        if let Some(g) = a.general_input {
+            flags |= (g.index() as u8 + 1) << GENERAL_SHIFT;
         }
         RunEntry {
             uscc,
@@ -272,19 +285,73 @@ pub struct Building {
     pub as_of: Date,
 }
 
-/// What the writer and readers share about scoring.
+/// One model family's live runs (the general model's, or a specialised one's such as
+/// the food model's): each family has its own runs, dry runs and activation.
 #[derive(Debug, Default)]
-pub struct ScoringState {
+pub struct Family {
     /// The current run.
     pub current: Option<Arc<RunView>>,
     /// A complete dry run that may be activated.
     pub candidate: Option<Arc<RunView>>,
-    /// The run being computed.
-    pub building: Option<Building>,
-    /// The model new runs use unless told otherwise.
+    /// The model new runs of the family use unless told otherwise.
     pub active_model: Option<Arc<Model>>,
+}
+
+/// What the writer and readers share about scoring.
+#[derive(Debug, Default)]
+pub struct ScoringState {
+    /// Live runs and the active model, per model family (general first).
+    pub families: std::collections::BTreeMap<String, Family>,
+    /// The run being computed (one at a time, whatever its family).
+    pub building: Option<Building>,
     /// Registered models by version.
     pub models: HashMap<String, Arc<Model>>,
+}
+
+static NO_FAMILY: Family = Family {
+    current: None,
+    candidate: None,
+    active_model: None,
+};
+
+impl ScoringState {
+    /// A family's state (empty if it has none yet).
+    pub fn family(&self, name: &str) -> &Family {
+        self.families.get(name).unwrap_or(&NO_FAMILY)
+    }
+
+    /// A family's state, created empty if need be.
+    pub fn family_mut(&mut self, name: &str) -> &mut Family {
+        self.families.entry(name.to_string()).or_default()
+    }
+
+    /// The general family.
+    pub fn general(&self) -> &Family {
+        self.family(crate::domain::model::GENERAL)
+    }
+
+    /// Every live view (current and candidate runs of every family), general first.
+    pub fn live(&self) -> impl Iterator<Item = &Arc<RunView>> {
+        let general = self.general();
+        let others = self
+            .families
+            .iter()
+            .filter(|(n, _)| n.as_str() != crate::domain::model::GENERAL)
+            .map(|(_, f)| f);
+        std::iter::once(general)
+            .chain(others)
+            .flat_map(|f| f.current.iter().chain(f.candidate.iter()))
+    }
+}
+
+/// The meta key of a family's pointer `name` ("current_run", "active_model"): the bare
+/// name for the general family (as before families existed), `name/family` otherwise.
+pub fn family_counter(name: &str, family: &str) -> String {
+    if family == crate::domain::model::GENERAL {
+        name.to_string()
+    } else {
+        format!("{name}/{family}")
+    }
 }
 
 /// Shared handle.

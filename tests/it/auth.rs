@@ -450,6 +450,7 @@ async fn a_five_digit_region_prefix_does_not_widen_to_the_prefecture() {
     let plan = spot
         .plan_draw(pb::PlanDrawRequest {
             request_id: String::new(),
+            model_family: String::new(),
             override_reason: "test: every class at 100 %".into(),
             task_id: "2026-沪-scope".into(),
             filter: Some(prefecture),

@@ -263,7 +263,7 @@ async fn a_batch_run_killed_midway_leaves_the_previous_run_current() {
         )
         .await
         .unwrap();
-    // Start run 2; once its scan reports progress past the middle it is held there.
+    // Start a new run; once its scan reports progress past the middle it is held there.
     let mut stream = k
         .run_batch_scoring(pb::RunBatchScoringRequest::default())
         .await
@@ -282,7 +282,7 @@ async fn a_batch_run_killed_midway_leaves_the_previous_run_current() {
     .await;
     assert!(
         matches!(held, Ok(Some(_))),
-        "run 2 did not reach its hold point: {held:?}"
+        "the run did not reach its hold point: {held:?}"
     );
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
@@ -295,9 +295,13 @@ async fn a_batch_run_killed_midway_leaves_the_previous_run_current() {
     let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
     let runs = store.runs().unwrap();
     let current = store.current_run().unwrap().expect("a current run");
+    // The demo scored run 1 (general) and run 2 (food); the killed run is the newest.
     assert_eq!(current.run.id, 1, "{runs:?}");
-    let killed = runs.iter().find(|r| r.id == 2).expect("run 2 recorded");
+    let killed = &runs[0];
+    assert!(killed.id > 2, "{runs:?}");
     assert_eq!(killed.state, credit_risk::store::RunState::Aborted);
+    let food = store.current_run_of("food").unwrap().expect("the food run");
+    assert_eq!(food.run.id, 2, "{runs:?}");
     assert!(store.check_indexes().unwrap() >= 20_000);
     assert!(store.verify_audit_chain().unwrap().1.is_none());
 }

@@ -16,6 +16,7 @@ mod clock;
 mod commitment;
 mod docs;
 mod durability;
+mod families;
 mod limits;
 mod lists;
 mod measures;

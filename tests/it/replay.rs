@@ -228,6 +228,7 @@ impl Ctx {
                         as_of: String::new(),
                         model_version: self.model_version.clone(),
                         dry_run: !other,
+                        family: String::new(),
                     })
                     .await?
                     .into_inner();
@@ -261,6 +262,7 @@ impl Ctx {
                 let r = self
                     .spot
                     .plan_draw(pb::PlanDrawRequest {
+                        model_family: String::new(),
                         request_id: id,
                         override_reason: "test: every class at 100 %".into(),
                         task_id: if other {

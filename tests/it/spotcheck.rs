@@ -345,6 +345,7 @@ async fn candidate_pools_filter_and_exempt() {
 fn plan_req(task: &str, strata: Vec<pb::Stratum>) -> pb::PlanDrawRequest {
     pb::PlanDrawRequest {
         request_id: String::new(),
+        model_family: String::new(),
         task_id: task.into(),
         filter: Some(pb::CandidateFilter::default()),
         strata,

@@ -8,13 +8,12 @@ use tonic::{Request, Response, Status};
 use super::{convert, invalid, request_key};
 use crate::{
     domain::{
-        model::{Decay, HardRule},
-        ruleset::RuleBook,
+        model::{Decay, HardRule, LICENCE_KINDS},
         Centi, DomainError, Model, RiskClass,
     },
     jobs::batch_scoring::{self, BatchRequest, Event, Started},
     proto::{self as pb, classification_service_server::ClassificationService},
-    store::{op, Classified, ScoringRun, Store},
+    store::{op, Classified, InRun, ScoringRun, Store},
 };
 
 /// The ClassificationService.
@@ -100,6 +99,24 @@ pub fn model_pb(m: &Model, active: bool) -> pb::ModelInfo {
         hard_rules: m.hard_rules.iter().map(hard_rule_pb).collect(),
         active,
         toml: m.source.clone(),
+        family: m.family.clone(),
+        scope_licences: m
+            .scope
+            .iter()
+            .flat_map(|s| &s.licences)
+            .filter_map(|f| {
+                LICENCE_KINDS
+                    .iter()
+                    .find(|(_, k)| k == f)
+                    .map(|(n, _)| n.to_string())
+            })
+            .collect(),
+        scope_industries: m
+            .scope
+            .iter()
+            .flat_map(|s| &s.industries)
+            .map(|i| format!("{}{}", i.section_str(), i.code()))
+            .collect(),
     }
 }
 
@@ -110,8 +127,20 @@ fn hard_rule_pb(h: &HardRule) -> pb::HardRuleInfo {
     }
 }
 
-/// A classification as its proto.
-pub fn classification_pb(c: &Classified) -> pb::Classification {
+/// A specialised model's class as its proto.
+pub fn specialised_pb(c: &InRun) -> pb::SpecialisedClass {
+    pb::SpecialisedClass {
+        family: c.model.family.clone(),
+        model_version: c.model.version.clone(),
+        run_id: c.run_id,
+        risk_class: class_pb(c.class),
+        score: points(c.score),
+        as_of: c.as_of.to_string(),
+    }
+}
+
+/// A classification as its proto, with the specialised classes beside it.
+pub fn classification_pb(c: &Classified, specialised: &[InRun]) -> pb::Classification {
     pb::Classification {
         uscc: c.uscc.to_string(),
         risk_class: class_pb(c.class),
@@ -146,12 +175,16 @@ pub fn classification_pb(c: &Classified) -> pb::Classification {
         rescored_at: rfc3339(c.rescored.as_ref().map(|o| o.at_ms)),
         factors_reproduce_score: c.factors_reproduce_score,
         rules_version: c.rules_version.clone(),
+        specialised: specialised.iter().map(specialised_pb).collect(),
     }
 }
 
-/// A run as its proto; `rules` names the rules version in force on its as-of date.
-pub fn run_pb(r: &ScoringRun, current: bool, rules: &RuleBook) -> pb::ScoringRun {
+/// A run as its proto, with its model's family and the rules version in force on its
+/// as-of date.
+pub fn run_pb(r: &ScoringRun, current: bool, store: &Store) -> pb::ScoringRun {
+    let rules = &store.options().rules;
     pb::ScoringRun {
+        model_family: store.family_of(&r.model_version),
         rules_version: rules.in_force(r.as_of).version.clone(),
         run_id: r.id,
         model_version: r.model_version.clone(),
@@ -225,7 +258,7 @@ pub fn run_pb(r: &ScoringRun, current: bool, rules: &RuleBook) -> pb::ScoringRun
 
 impl ClassificationApi {
     fn is_current(&self, id: u64) -> Result<bool, Status> {
-        Ok(self.store.current_run()?.is_some_and(|v| v.run.id == id))
+        Ok(self.store.current_run_ids()?.contains(&id))
     }
 }
 
@@ -238,17 +271,19 @@ impl ClassificationService for ClassificationApi {
         req: Request<pb::GetModelRequest>,
     ) -> Result<Response<pb::ModelInfo>, Status> {
         let v = req.get_ref().version.trim();
-        let active = self.store.active_model()?;
         let m = if v.is_empty() {
-            active
-                .clone()
+            self.store
+                .active_model()?
                 .ok_or_else(|| Status::failed_precondition("no active model"))?
         } else {
             self.store
                 .model(v)?
                 .ok_or_else(|| Status::not_found(format!("version: model {v:?} not found")))?
         };
-        let is_active = active.is_some_and(|a| a.version == m.version);
+        let is_active = self
+            .store
+            .active_model_of(&m.family)?
+            .is_some_and(|a| a.version == m.version);
         Ok(Response::new(model_pb(&m, is_active)))
     }
 
@@ -265,7 +300,7 @@ impl ClassificationService for ClassificationApi {
         // Registering never changes the active model (`activate_if_none: false`).
         let active = self
             .store
-            .active_model()?
+            .active_model_of(&m.family)?
             .is_some_and(|a| a.version == m.version);
         let reply = super::write_reply(
             &self.store,
@@ -292,7 +327,11 @@ impl ClassificationService for ClassificationApi {
         // Two point reads and an in-memory binary search: short enough for the runtime
         // thread (like GetEnterprise), cheaper than a hand-off to the blocking pool.
         let c = self.store.classify(&u, run)?;
-        Ok(Response::new(classification_pb(&c)))
+        let specialised = match run {
+            None => self.store.specialised_classes(&u)?,
+            Some(_) => Vec::new(),
+        };
+        Ok(Response::new(classification_pb(&c, &specialised)))
     }
 
     type RunBatchScoringStream = EventStream;
@@ -308,12 +347,14 @@ impl ClassificationService for ClassificationApi {
         let key = request_key("RunBatchScoring", &r.request_id, &r)?;
         let as_of = convert::as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
         let model_version = Some(r.model_version.trim().to_string()).filter(|v| !v.is_empty());
+        let family = Some(r.family.trim().to_string()).filter(|v| !v.is_empty());
         // The request id is bound to the run as it begins: a retry (say after a
         // disconnect) follows that run — its progress, then its end — and starts none.
         let rx = match batch_scoring::start(
             self.store.clone(),
             BatchRequest {
                 model_version,
+                family,
                 as_of,
                 dry_run: r.dry_run,
                 requested_by: principal,
@@ -346,12 +387,10 @@ impl ClassificationService for ClassificationApi {
                         )),
                     }),
                     Event::Done(run) => {
-                        let current = store.current_run()?.is_some_and(|v| v.run.id == run.id);
+                        let current = store.current_run_ids()?.contains(&run.id);
                         Ok(pb::BatchScoringEvent {
                             event: Some(pb::batch_scoring_event::Event::Done(run_pb(
-                                &run,
-                                current,
-                                &store.options().rules,
+                                &run, current, &store,
                             ))),
                         })
                     }
@@ -366,13 +405,13 @@ impl ClassificationService for ClassificationApi {
         &self,
         _req: Request<pb::ListScoringRunsRequest>,
     ) -> Result<Response<pb::ListScoringRunsResponse>, Status> {
-        let current = self.store.current_run()?.map(|v| v.run.id);
+        let current = self.store.current_run_ids()?;
         let runs = self
             .store
             .runs()?
             .iter()
             .map(|r| {
-                let mut p = run_pb(r, Some(r.id) == current, &self.store.options().rules);
+                let mut p = run_pb(r, current.contains(&r.id), &self.store);
                 // The list is a summary: regions and transitions are in GetScoringRun.
                 p.regions.clear();
                 if let Some(t) = p.transitions.as_mut() {
@@ -396,7 +435,7 @@ impl ClassificationService for ClassificationApi {
         Ok(Response::new(run_pb(
             &run,
             self.is_current(id)?,
-            &self.store.options().rules,
+            &self.store,
         )))
     }
 
@@ -426,7 +465,7 @@ impl ClassificationService for ClassificationApi {
                 reason: reason.to_string(),
             },
             key,
-            move |run| Ok(run_pb(run, true, &store.options().rules)),
+            move |run| Ok(run_pb(run, true, &store)),
         )
         .await?;
         Ok(Response::new(reply))

@@ -506,7 +506,10 @@ fn credit_report(
     let class = super::measures::class_in_force(store, &u, as_of)?;
     let (measures, rep_measures) = super::measures::measures_of(store, &recs, class, as_of);
     let classification = match store.classify(&u, None) {
-        Ok(c) => Some(super::classification::classification_pb(&c)),
+        Ok(c) => Some(super::classification::classification_pb(
+            &c,
+            &store.specialised_classes(&u)?,
+        )),
         Err(Error::FailedPrecondition(_) | Error::NotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };

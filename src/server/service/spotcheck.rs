@@ -184,9 +184,10 @@ fn exemptions_pb(e: &ExemptionRules) -> pb::ExemptionSettings {
     }
 }
 
-/// A plan as its proto.
-pub fn plan_pb(p: &DrawPlan) -> pb::DrawPlan {
+/// A plan as its proto; `family` is its model's family.
+pub fn plan_pb(p: &DrawPlan, family: String) -> pb::DrawPlan {
     pb::DrawPlan {
+        model_family: family,
         plan_id: p.id,
         task_id: p.task_id.clone(),
         run_id: p.run_id,
@@ -395,6 +396,12 @@ impl SpotCheckApi {
                         item.exempt = ex.is_some();
                         item.exemption_reason =
                             ex.map(|e| e.name().to_string()).unwrap_or_default();
+                        item.specialised = self
+                            .store
+                            .specialised_classes(&u)?
+                            .iter()
+                            .map(super::classification::specialised_pb)
+                            .collect();
                     }
                 }
             }
@@ -484,6 +491,10 @@ impl SpotCheckService for SpotCheckApi {
             filter_from_pb("filter", &r.filter.clone().unwrap_or_default()).map_err(invalid)?;
         restrict(&scope, &mut filter)?;
         let as_of = convert::past_as_of("as_of", &r.as_of, self.store.today()).map_err(invalid)?;
+        let family = match r.model_family.trim() {
+            "" => crate::domain::model::GENERAL.to_string(),
+            f => f.to_string(),
+        };
         let override_reason = r.override_reason.trim().to_string();
         if override_reason.chars().count() > 500 {
             return Err(invalid(DomainError::invalid(
@@ -556,8 +567,9 @@ impl SpotCheckService for SpotCheckApi {
             include_exempt: false,
             ..filter.clone()
         };
+        let family2 = family.clone();
         let (plan, populations, exempted) = tokio::task::spawn_blocking(move || {
-            let (view, mut by_class) = store.spot_candidate_usccs(&f2, as_of)?;
+            let (view, mut by_class) = store.spot_candidate_usccs(&family2, &f2, as_of)?;
             let (mut populations, mut exempted) = (Vec::new(), Vec::new());
             for s in strata.iter_mut() {
                 // Strata have distinct classes (checked above), so each list is taken once.
@@ -620,7 +632,7 @@ impl SpotCheckService for SpotCheckApi {
                 exempted,
             },
             key,
-            move |p| Ok(plan_pb(p)),
+            move |p| Ok(plan_pb(p, family)),
         )
         .await?;
         Ok(Response::new(reply))
@@ -687,7 +699,10 @@ impl SpotCheckService for SpotCheckApi {
     ) -> Result<Response<pb::DrawPlan>, Status> {
         let scope = super::Scope::of(&req);
         let plan = self.stored_plan(req.get_ref().plan_id, &scope)?;
-        Ok(Response::new(plan_pb(&plan)))
+        Ok(Response::new(plan_pb(
+            &plan,
+            self.store.family_of(&plan.model_version),
+        )))
     }
 
     async fn get_receipt(
@@ -726,7 +741,10 @@ impl SpotCheckService for SpotCheckApi {
         })
         .await?;
         Ok(Response::new(pb::ListPlansResponse {
-            plans: plans.iter().map(plan_pb).collect(),
+            plans: plans
+                .iter()
+                .map(|p| plan_pb(p, self.store.family_of(&p.model_version)))
+                .collect(),
             next_before_plan_id: next,
         }))
     }

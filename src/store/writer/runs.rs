@@ -2,7 +2,11 @@
 //! the incremental re-score of every changed enterprise onto the live runs.
 
 use super::*;
-use crate::domain::alert::{worsened, AlertDraft, AlertKind};
+use crate::domain::{
+    alert::{worsened, AlertDraft, AlertKind},
+    scoring::Inputs,
+    RiskClass,
+};
 
 /// Registers a model version (ALREADY_EXISTS if the version exists with other
 /// content); `activate_if_none` makes it active when no model is.
@@ -97,12 +101,13 @@ impl Operation for FinishRun {
         let run = view.run.clone();
         p.scoring(move |st| {
             st.building = None;
+            let f = st.family_mut(&view.model.family);
             if view.run.dry_run {
-                st.candidate = Some(view);
+                f.candidate = Some(view);
             } else {
-                st.active_model = Some(view.model.clone());
-                st.current = Some(view);
-                st.candidate = None;
+                f.active_model = Some(view.model.clone());
+                f.current = Some(view);
+                f.candidate = None;
             }
         });
         Ok(run)
@@ -153,9 +158,10 @@ impl Operation for ActivateRun {
         let (w, p) = tx.parts();
         let (run, view) = w.activate_run(p, self.id, self.by, self.reason)?;
         p.scoring(move |st| {
-            st.active_model = Some(view.model.clone());
-            st.current = Some(view);
-            st.candidate = None;
+            let f = st.family_mut(&view.model.family);
+            f.active_model = Some(view.model.clone());
+            f.current = Some(view);
+            f.candidate = None;
         });
         Ok(run)
     }
@@ -163,8 +169,10 @@ impl Operation for ActivateRun {
 
 impl Writer {
     /// Re-scores every enterprise the job changed onto every live run (current,
-    /// candidate, being computed), in the job's own batch, recording the cause; with
-    /// `alerting`, a class on the current run worse than before raises an alert.
+    /// candidate, being computed; of every model family whose scope rates it), in the
+    /// job's own batch, recording the cause; with `alerting`, a class on the general
+    /// current run worse than before raises an alert. A specialised model that reads the
+    /// general class gets the one just re-scored onto the general current run.
     pub(super) fn rescore(
         &self,
         p: &mut Pending,
@@ -186,7 +194,7 @@ impl Writer {
             Option<(&'s Arc<SpotIndex>, &'s sc::Rescored)>,
         );
         let mut targets: Vec<Target> = Vec::new();
-        for v in st.current.iter().chain(st.candidate.iter()) {
+        for v in st.live() {
             targets.push((
                 v.run.id,
                 &v.model,
@@ -202,8 +210,11 @@ impl Writer {
         if targets.is_empty() {
             return Ok(());
         }
+        // General targets first: a specialised model reads the general class.
+        targets.sort_by_key(|t| !t.1.is_general());
         let today = p.at.today;
-        let current = st.current.as_ref().map(|v| v.run.id);
+        let general = st.general().current.as_ref();
+        let current = general.map(|v| v.run.id);
         let steps = self.options.alerts.worsen_steps;
         let mut puts = Vec::new();
         let mut drafts = Vec::new();
@@ -211,44 +222,66 @@ impl Writer {
             let Some(Some(d)) = p.docs.get(u) else {
                 continue;
             };
+            let Some(e) = d.enterprise.as_ref() else {
+                continue;
+            };
+            // The general class in force: this write's re-score onto the general current
+            // run, else that run's entry (an earlier re-score's override is read below).
+            let mut general_class = match (general, current) {
+                (Some(v), Some(id)) => {
+                    let over = if v.rescored.may_have(u) {
+                        p.get(&sc::override_key(id, u))?
+                    } else {
+                        None
+                    };
+                    match over {
+                        Some(o) => Some(codec::decode::<Override>(&o)?.class),
+                        None => v.lookup(u).map(|x| x.class),
+                    }
+                }
+                _ => None,
+            };
             for (id, model, run_as_of, sources, spot) in &targets {
+                if !model.rates(e) {
+                    continue;
+                }
                 let o = rescore_one(
                     d,
                     model,
                     &self.options.rules,
                     (*run_as_of).max(today),
                     *sources,
+                    general_class,
                     cause,
                     now_ms,
                 );
-                if alerting && current == Some(*id) {
-                    // The class readers saw: the override if one may exist (the run's
-                    // rescored set, as `classify` reads it), else the run's entry.
-                    let over = match spot {
-                        Some((_, rescored)) if !rescored.may_have(u) => None,
-                        _ => p.get(&sc::override_key(*id, u))?,
-                    };
-                    let before = match over {
-                        Some(v) => Some(codec::decode::<Override>(&v)?.class),
-                        None => st
-                            .current
-                            .as_ref()
-                            .and_then(|v| v.lookup(u))
-                            .map(|e| e.class),
-                    };
-                    if let (Some(b), Some(e)) = (before, d.enterprise.as_ref()) {
-                        if worsened(b, o.class, steps) {
-                            drafts.push(AlertDraft {
-                                kind: AlertKind::ClassWorsened,
-                                uscc: *u,
-                                region: e.region,
-                                class_before: Some(b),
-                                class_after: Some(o.class),
-                                records: Vec::new(),
-                                run_id: *id,
-                            });
+                if current == Some(*id) {
+                    if alerting {
+                        // The class readers saw: the override if one may exist (the run's
+                        // rescored set, as `classify` reads it), else the run's entry.
+                        let over = match spot {
+                            Some((_, rescored)) if !rescored.may_have(u) => None,
+                            _ => p.get(&sc::override_key(*id, u))?,
+                        };
+                        let before = match over {
+                            Some(v) => Some(codec::decode::<Override>(&v)?.class),
+                            None => general.and_then(|v| v.lookup(u)).map(|e| e.class),
+                        };
+                        if let Some(b) = before {
+                            if worsened(b, o.class, steps) {
+                                drafts.push(AlertDraft {
+                                    kind: AlertKind::ClassWorsened,
+                                    uscc: *u,
+                                    region: e.region,
+                                    class_before: Some(b),
+                                    class_after: Some(o.class),
+                                    records: Vec::new(),
+                                    run_id: *id,
+                                });
+                            }
                         }
                     }
+                    general_class = Some(o.class);
                 }
                 if let Some((spot, rescored)) = spot {
                     // Marked before the commit: a reader may then look for an override
@@ -290,17 +323,21 @@ impl Writer {
                 true
             }
         };
-        let activate = activate_if_none && sc::read(&self.scoring)?.active_model.is_none();
+        let activate = activate_if_none
+            && sc::read(&self.scoring)?
+                .family(&model.family)
+                .active_model
+                .is_none();
         if activate {
             p.put(
-                keys::counter("active_model"),
+                keys::counter(&sc::family_counter("active_model", &model.family)),
                 model.version.as_bytes().to_vec(),
             );
         }
         let m = model.clone();
         p.scoring(move |st| {
             if activate {
-                st.active_model = Some(m.clone());
+                st.family_mut(&m.family).active_model = Some(m.clone());
             }
             st.models.insert(m.version.clone(), m);
         });
@@ -395,9 +432,14 @@ impl Writer {
             changed.push(u);
         }
         let mut new_overrides = HashMap::new();
+        let general = sc::read(&self.scoring)?.general().current.clone();
         for u in changed {
             let Some(d) = p.doc(&u)?.cloned() else {
                 continue;
+            };
+            let general_class = match &general {
+                Some(g) if !view.model.is_general() => self.class_on(g, &u)?,
+                _ => None,
             };
             let mut o = rescore_one(
                 &d,
@@ -405,6 +447,7 @@ impl Writer {
                 &self.options.rules,
                 as_of,
                 Some(&view.sources),
+                general_class,
                 "",
                 now_ms,
             );
@@ -421,8 +464,9 @@ impl Writer {
         }
         // The run about to become current: every enterprise it puts in a worse class
         // than the run it replaces raises an alert, in this batch.
-        if !view.run.dry_run && self.options.alerts.enabled {
-            let old = sc::read(&self.scoring)?.current.clone();
+        let family = view.model.family.clone();
+        if !view.run.dry_run && self.options.alerts.enabled && view.model.is_general() {
+            let old = sc::read(&self.scoring)?.general().current.clone();
             if let Some(old) = old {
                 let drafts = self.run_worsened(&old, &view, &new_overrides)?;
                 p.drafts.extend(drafts);
@@ -434,9 +478,12 @@ impl Writer {
             view.run.activated_at_ms = Some(now_ms);
             view.run.activated_by = view.run.requested_by.clone();
             view.run.activation_reason = "batch run (not a dry run)".into();
-            p.put(keys::counter("current_run"), id.to_be_bytes().to_vec());
             p.put(
-                keys::counter("active_model"),
+                keys::counter(&sc::family_counter("current_run", &family)),
+                id.to_be_bytes().to_vec(),
+            );
+            p.put(
+                keys::counter(&sc::family_counter("active_model", &family)),
                 view.model.version.as_bytes().to_vec(),
             );
         }
@@ -449,13 +496,7 @@ impl Writer {
     /// current run, the candidate or `keep`.
     pub(super) fn retire_old_runs(&self, p: &mut Pending, keep: u64) -> Result<()> {
         let st = sc::read(&self.scoring)?;
-        let protected: Vec<u64> = st
-            .current
-            .iter()
-            .chain(st.candidate.iter())
-            .map(|v| v.run.id)
-            .chain([keep])
-            .collect();
+        let protected: Vec<u64> = st.live().map(|v| v.run.id).chain([keep]).collect();
         drop(st);
         let runs = sc::list_runs(&self.tree)?;
         let keep_n = self.options.keep_runs.max(1);
@@ -510,13 +551,23 @@ impl Writer {
     ) -> Result<(ScoringRun, Arc<RunView>)> {
         let now_ms = p.at.now_ms;
         let st = sc::read(&self.scoring)?;
-        if st.current.as_ref().is_some_and(|v| v.run.id == id) {
+        if st
+            .families
+            .values()
+            .any(|f| f.current.as_ref().is_some_and(|v| v.run.id == id))
+        {
             return Err(Error::FailedPrecondition(format!(
                 "scoring run {id} is already current"
             )));
         }
-        let previous = st.current.clone();
-        let Some(candidate) = st.candidate.clone().filter(|v| v.run.id == id) else {
+        let candidate = st
+            .families
+            .values()
+            .find_map(|f| f.candidate.clone().filter(|v| v.run.id == id));
+        let previous = candidate
+            .as_ref()
+            .and_then(|c| st.family(&c.model.family).current.clone());
+        let Some(candidate) = candidate else {
             if sc::load_run(&self.tree, id)?.is_none() {
                 return Err(Error::NotFound(format!("run_id: scoring run {id}")));
             }
@@ -529,10 +580,14 @@ impl Writer {
         run.activated_at_ms = Some(now_ms);
         run.activated_by = by;
         run.activation_reason = reason;
+        let family = candidate.model.family.clone();
         p.put(sc::run_key(id), codec::encode(&run)?);
-        p.put(keys::counter("current_run"), id.to_be_bytes().to_vec());
         p.put(
-            keys::counter("active_model"),
+            keys::counter(&sc::family_counter("current_run", &family)),
+            id.to_be_bytes().to_vec(),
+        );
+        p.put(
+            keys::counter(&sc::family_counter("active_model", &family)),
             run.model_version.as_bytes().to_vec(),
         );
         let view = Arc::new(RunView {
@@ -545,7 +600,10 @@ impl Writer {
         });
         // The candidate becomes current: every enterprise it puts in a worse class than
         // the run it replaces raises an alert, in this batch.
-        if let (Some(old), true) = (previous, self.options.alerts.enabled) {
+        if let (Some(old), true) = (
+            previous,
+            self.options.alerts.enabled && candidate.model.is_general(),
+        ) {
             let overrides = self.override_classes(id)?;
             let drafts = self.run_worsened(&old, &view, &overrides)?;
             p.drafts.extend(drafts);
@@ -554,20 +612,36 @@ impl Writer {
     }
 }
 
-/// Scores one dossier for an override on a run.
+impl Writer {
+    /// The class of `u` on a live run: its override if one may exist, else its entry.
+    pub(super) fn class_on(&self, v: &RunView, u: &Uscc) -> Result<Option<RiskClass>> {
+        if v.rescored.may_have(u) {
+            if let Some(o) = self.tree.get(sc::override_key(v.run.id, u))? {
+                return Ok(Some(codec::decode::<Override>(&o)?.class));
+            }
+        }
+        Ok(v.lookup(u).map(|e| e.class))
+    }
+}
+
+/// Scores one dossier for an override on a run (`general`: the general class, for a
+/// specialised model that reads it).
+#[allow(clippy::too_many_arguments)] // the scoring inputs, then the cause and its time
 pub(super) fn rescore_one(
     d: &EnterpriseRecords,
     model: &Model,
     rules: &RuleBook,
     as_of: Date,
     sources: Option<&HashMap<u64, u32>>,
+    general: Option<RiskClass>,
     cause: &str,
     now_ms: i64,
 ) -> Override {
-    let base = assess(d, false, model, rules, as_of, |_| {});
+    let inputs = |related| Inputs { related, general };
+    let base = assess(d, inputs(false), model, rules, as_of, |_| {});
     let related = sources.is_some_and(|s| sc::related(s, sc::rep_key(d), base.relation_source));
     let a = if related {
-        assess(d, true, model, rules, as_of, |_| {})
+        assess(d, inputs(true), model, rules, as_of, |_| {})
     } else {
         base
     };

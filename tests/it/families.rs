@@ -1,0 +1,305 @@
+//! Several models at once (issue 18, item 1): the general classification and the
+//! food-safety rating (SAMR Order 49) side by side, each family with its own runs, dry
+//! runs and activation; GetClassification and BatchMatch answer every applicable class;
+//! PlanDraw stratifies by a chosen family's classes over its scope.
+
+use crate::common::{connect, enterprise, fine, put_enterprise, scoring_done, uscc_n, TestServer};
+use credit_risk::proto::{
+    self as pb, classification_service_client::ClassificationServiceClient,
+    registry_service_client::RegistryServiceClient,
+    spot_check_service_client::SpotCheckServiceClient,
+};
+use tonic::{transport::Channel, Code};
+
+type Classify = ClassificationServiceClient<Channel>;
+
+async fn score(
+    k: &mut Classify,
+    family: &str,
+    dry_run: bool,
+) -> Result<pb::ScoringRun, tonic::Status> {
+    let events = k
+        .run_batch_scoring(pb::RunBatchScoringRequest {
+            family: family.into(),
+            dry_run,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    scoring_done(events).await
+}
+
+async fn classify(k: &mut Classify, uscc: &str) -> pb::Classification {
+    k.get_classification(pb::GetClassificationRequest {
+        uscc: uscc.into(),
+        run_id: 0,
+    })
+    .await
+    .expect("classified")
+    .into_inner()
+}
+
+/// A food penalty (食品领域) decided on `on`.
+fn food_fine(uscc: &str, decision: &str, on: &str) -> pb::Penalty {
+    pb::Penalty {
+        domain: pb::ViolationDomain::Food as i32,
+        ..fine(uscc, decision, on, 20_000)
+    }
+}
+
+async fn penalise(r: &mut RegistryServiceClient<Channel>, p: pb::Penalty) {
+    r.record_penalty(pb::RecordPenaltyRequest {
+        request_id: String::new(),
+        penalty: Some(p),
+    })
+    .await
+    .expect("penalty recorded");
+}
+
+#[tokio::test]
+async fn the_food_model_rates_its_scope_beside_the_general_model() {
+    let s = TestServer::start().await;
+    let mut r = connect(s.addr).await;
+    let mut k = ClassificationServiceClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    let mut spot = SpotCheckServiceClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    // A food licence holder (the common fixture), a restaurant without a licence flag
+    // (H6210, in scope by industry), and a textile wholesaler (out of scope).
+    let licensed = uscc_n(b'1', 1);
+    let restaurant = uscc_n(b'1', 2);
+    let textiles = uscc_n(b'1', 3);
+    put_enterprise(&mut r, enterprise(&licensed)).await;
+    put_enterprise(
+        &mut r,
+        pb::Enterprise {
+            industry_section: "H".into(),
+            industry_code: "6210".into(),
+            supervision_flags: vec![],
+            ..enterprise(&restaurant)
+        },
+    )
+    .await;
+    put_enterprise(
+        &mut r,
+        pb::Enterprise {
+            supervision_flags: vec![],
+            ..enterprise(&textiles)
+        },
+    )
+    .await;
+    let today = s.store.today().to_string();
+    penalise(
+        &mut r,
+        food_fine(&restaurant, "沪浦市监食罚〔2026〕1号", &today),
+    )
+    .await;
+
+    // The food model is built in, registered and active in its own family.
+    let food_model = k
+        .get_model(pb::GetModelRequest {
+            version: "food-2026.1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(food_model.family, "food");
+    assert!(food_model.active);
+    assert_eq!(food_model.scope_licences, ["food", "special_food"]);
+    assert!(food_model.scope_industries.contains(&"H62".to_string()));
+    let general_model = k
+        .get_model(pb::GetModelRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(general_model.family, "general");
+    assert!(general_model.active && general_model.scope_licences.is_empty());
+
+    // No food run yet: a food plan is refused naming the field; an unknown family too.
+    let general = score(&mut k, "", false).await.unwrap();
+    assert_eq!(general.model_family, "general");
+    assert_eq!(general.enterprises, 3);
+    let c = classify(&mut k, &restaurant).await;
+    assert!(c.specialised.is_empty(), "no food run yet: {c:?}");
+    let e = spot
+        .plan_draw(pb::PlanDrawRequest {
+            task_id: "2026-沪-food".into(),
+            model_family: "food".into(),
+            override_reason: "test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().starts_with("model_family:"), "{e:?}");
+    let e = score(&mut k, "fireworks", false).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    assert!(e.message().starts_with("family:"), "{e:?}");
+
+    // The food run rates the two enterprises in its scope.
+    let food = score(&mut k, "food", false).await.unwrap();
+    assert_eq!(
+        (food.model_family.as_str(), food.model_version.as_str()),
+        ("food", "food-2026.1")
+    );
+    assert_eq!(food.enterprises, 2, "{food:?}");
+    assert!(food.current);
+    let runs = k
+        .list_scoring_runs(pb::ListScoringRunsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let current: Vec<_> = runs
+        .runs
+        .iter()
+        .filter(|r| r.current)
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(current.len(), 2, "one current run per family: {runs:?}");
+    assert!(current.contains(&general.run_id) && current.contains(&food.run_id));
+
+    // GetClassification answers the general class and the food rating beside it.
+    let c = classify(&mut k, &restaurant).await;
+    assert_eq!(c.run_id, general.run_id);
+    assert_eq!(c.specialised.len(), 1, "{c:?}");
+    let f = &c.specialised[0];
+    assert_eq!((f.family.as_str(), f.run_id), ("food", food.run_id));
+    let plain = classify(&mut k, &licensed).await;
+    assert_eq!(plain.specialised.len(), 1);
+    assert!(classify(&mut k, &textiles).await.specialised.is_empty());
+    // Asking for a run by id answers that run alone.
+    let by_run = k
+        .get_classification(pb::GetClassificationRequest {
+            uscc: restaurant.clone(),
+            run_id: food.run_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_run.model_version, "food-2026.1");
+    // The food score reads the food penalty on top of the fine, and the general class.
+    assert!(
+        by_run.factors.iter().any(|x| x.code == "FOOD_PENALTY"),
+        "{by_run:?}"
+    );
+    let letter = ["", "A", "B", "C", "D"][c.risk_class as usize];
+    let general_input = format!("classification/general/{letter}");
+    assert!(
+        letter == "A"
+            || by_run
+                .factors
+                .iter()
+                .any(|x| x.code == "GENERAL_CLASS" && x.record == general_input),
+        "{by_run:?}"
+    );
+    assert_eq!(by_run.score, f.score);
+    assert!(by_run.specialised.is_empty());
+
+    // BatchMatch too.
+    let m = spot
+        .batch_match(pb::MatchRequest {
+            usccs: vec![licensed.clone(), textiles.clone()],
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(m.items[0].specialised.len(), 1);
+    assert_eq!(m.items[0].specialised[0].family, "food");
+    assert!(m.items[1].found && m.items[1].specialised.is_empty());
+
+    // A write re-scores onto the food run as well.
+    let before = plain.specialised[0].score;
+    penalise(
+        &mut r,
+        food_fine(&licensed, "沪浦市监食罚〔2026〕2号", &today),
+    )
+    .await;
+    let after = classify(&mut k, &licensed).await;
+    assert!(after.specialised[0].score > before, "{after:?}");
+
+    // PlanDraw by the food classes: the population is the food scope.
+    let plan = spot
+        .plan_draw(pb::PlanDrawRequest {
+            task_id: "2026-沪-food".into(),
+            model_family: "food".into(),
+            override_reason: "test: every class at 100 %".into(),
+            strata: [
+                pb::RiskClass::A,
+                pb::RiskClass::B,
+                pb::RiskClass::C,
+                pb::RiskClass::D,
+            ]
+            .into_iter()
+            .map(|c| pb::Stratum {
+                risk_class: c as i32,
+                size: Some(pb::stratum::Size::Ratio(1.0)),
+            })
+            .collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(plan.model_family, "food");
+    assert_eq!(plan.run_id, food.run_id);
+    let population: u64 = plan.strata.iter().map(|s| s.population).sum();
+    assert_eq!(population, 2, "{plan:?}");
+
+    // A food dry run waits for its own activation; the general run stays current.
+    let dry = score(&mut k, "food", true).await.unwrap();
+    assert!(!dry.current && dry.dry_run);
+    let active = k
+        .activate_scoring_run(pb::ActivateScoringRunRequest {
+            request_id: String::new(),
+            run_id: dry.run_id,
+            reason: "test: the food model re-run".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(active.current);
+    assert_eq!(active.model_family, "food");
+    assert_eq!(classify(&mut k, &licensed).await.run_id, general.run_id);
+    assert_eq!(
+        classify(&mut k, &licensed).await.specialised[0].run_id,
+        dry.run_id
+    );
+    let runs = k
+        .list_scoring_runs(pb::ListScoringRunsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let current: Vec<_> = runs
+        .runs
+        .iter()
+        .filter(|r| r.current)
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(current.len(), 2, "{runs:?}");
+    assert!(current.contains(&general.run_id) && current.contains(&dry.run_id));
+
+    // Both families survive a restart.
+    let dir = s.stop().await.unwrap();
+    let s = TestServer::start_at(dir.path()).await;
+    assert_eq!(
+        s.store.current_run().unwrap().unwrap().run.id,
+        general.run_id
+    );
+    assert_eq!(
+        s.store.current_run_of("food").unwrap().unwrap().run.id,
+        dry.run_id
+    );
+    let mut k = ClassificationServiceClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    let c = classify(&mut k, &licensed).await;
+    assert_eq!(c.specialised[0].run_id, dry.run_id);
+    assert_eq!(
+        c.specialised[0].score, after.specialised[0].score,
+        "the re-score survives"
+    );
+    s.stop().await;
+}
