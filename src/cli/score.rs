@@ -22,6 +22,10 @@ pub struct Args {
     /// Model family whose active model scores: general, food, … [default: general].
     #[arg(long)]
     family: Option<String>,
+    /// Score every family's active model in one pass (the nightly rescore): one run per
+    /// family, the general one first.
+    #[arg(long, conflicts_with_all = ["model", "family"])]
+    all_families: bool,
     /// Score into a run that does not become current; prints the class transitions.
     #[arg(long)]
     dry_run: bool,
@@ -37,6 +41,7 @@ pub fn run(a: Args) -> CliResult {
         a.as_of.unwrap_or_default(),
         a.model.unwrap_or_default(),
         a.family.unwrap_or_default(),
+        a.all_families,
         a.dry_run,
         a.json,
     ))
@@ -49,6 +54,7 @@ pub async fn score(
     as_of: String,
     model_version: String,
     family: String,
+    all_families: bool,
     dry_run: bool,
     json: bool,
 ) -> Result<(), CliError> {
@@ -64,6 +70,7 @@ pub async fn score(
             model_version,
             dry_run,
             family,
+            all_families,
         })
         .await?
         .into_inner();

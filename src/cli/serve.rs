@@ -65,17 +65,15 @@ pub fn run(a: Args) -> CliResult {
         if let Some(n) = a.demo {
             let stored = demo::load(&store, n).await?;
             tracing::info!(stored, "demo data loaded (0 = store already had data)");
-            // Every active family without a current run is scored, the general one
-            // first (a specialised model reads the general class).
-            for m in store.active_models()? {
-                if store.current_run_of(&m.family)?.is_some() {
-                    continue;
-                }
-                let run = run_to_completion(
+            // A new store is scored under every active model in one pass (the general
+            // model first: a specialised model reads the general class).
+            if store.current_run()?.is_none() {
+                let runs = run_to_completion(
                     store.clone(),
                     BatchRequest {
                         model_version: None,
-                        family: Some(m.family.clone()),
+                        family: None,
+                        all_families: true,
                         as_of: store.today(),
                         dry_run: false,
                         requested_by: "demo".into(),
@@ -84,7 +82,9 @@ pub fn run(a: Args) -> CliResult {
                     |_| {},
                 )
                 .await?;
-                tracing::info!(run = run.id, family = %m.family, classes = ?run.classes, "demo data scored");
+                for run in runs {
+                    tracing::info!(run = run.id, model = %run.model_version, classes = ?run.classes, "demo data scored");
+                }
             }
         }
         let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -1,20 +1,25 @@
-//! The batch scoring job (批量评分): scores every enterprise under one model and as-of
-//! date into a new run.
+//! The batch scoring job (批量评分): scores every enterprise a model rates as of one
+//! date into a new run — or, with `all_families`, every family's active model in one
+//! pass over the dossiers (the general model first), one run per family.
 //!
-//! 1. `BeginRun` (through the writer): refused while another run is computed; from now
-//!    on writes re-score onto the new run as well.
-//! 2. Scan: every dossier once, two threads meeting in the middle; each enterprise is
-//!    scored without relations, and its legal-representative key kept.
-//! 3. Relations: the keys of D-class or serious-illegal-listed enterprises are counted;
-//!    the few enterprises sharing one (other than themselves) are re-scored with the
-//!    relation points. Linear, no pairwise comparison; relation points do not cascade.
-//! 4. Compare with the current run: the class-transition matrix and examples with the
-//!    indicators that moved them.
-//! 5. Write ≈ 3,400 result blocks, flush, then `FinishRun` (through the writer) makes the
-//!    run current in one step (or the pending candidate, for a dry run).
+//! 1. `BeginRun` (through the writer) per run, the others `beside` the first: refused
+//!    while another pass is computed; from now on writes re-score onto the new runs too.
+//! 2. Scan: every dossier once, two threads meeting in the middle; each model whose scope
+//!    rates the enterprise scores it without relations (a specialised model reading the
+//!    general class just computed), and its legal-representative key is kept.
+//! 3. Relations, per run: the keys of D-class or serious-illegal-listed enterprises are
+//!    counted; the few enterprises sharing one (other than themselves) are re-scored with
+//!    the relation points. Linear, no pairwise comparison; relation points do not
+//!    cascade. A specialised run also re-scores the enterprises whose general class the
+//!    general run's relation points moved.
+//! 4. Compare with the family's current run: the class-transition matrix and examples
+//!    with the indicators that moved them.
+//! 5. Write ≈ 3,400 result blocks per run, flush, then `FinishRun` per run, in order
+//!    (through the writer), makes each run current in one step (or its family's pending
+//!    candidate, for a dry run).
 //!
-//! Any error aborts the run (its partial results are dropped, the old run stays current);
-//! a crash is recovered at the next open the same way.
+//! Any error aborts the runs not yet finished (their partial results are dropped, the
+//! old runs stay current); a crash is recovered at the next open the same way.
 
 use std::{
     collections::HashMap,
@@ -31,7 +36,7 @@ use crate::{
     domain::{
         model::GENERAL,
         scoring::{assess, explain, Inputs},
-        Centi, Date, Indicator, Model, Uscc,
+        Centi, Date, Indicator, Model, RiskClass, Uscc,
     },
     error::{Error, Result},
     store::{
@@ -51,6 +56,9 @@ pub struct BatchRequest {
     /// The model family whose active model scores when no version is named; `None` =
     /// the general model.
     pub family: Option<String>,
+    /// Score every family's active model in one pass over the dossiers (the general
+    /// model first); `model_version` and `family` must be `None`.
+    pub all_families: bool,
     /// As-of date.
     pub as_of: Date,
     /// Do not make the run current.
@@ -114,55 +122,88 @@ pub async fn start(
             format!("{} is in the future", req.as_of),
         ));
     }
-    let model = match &req.model_version {
-        Some(v) => store
-            .model(v)?
-            .ok_or_else(|| Error::NotFound(format!("model_version: model {v:?}")))?,
-        None => {
-            let family = req.family.as_deref().unwrap_or(GENERAL);
-            store
-                .active_model_of(family)?
-                .ok_or_else(|| match req.family {
-                    Some(_) => {
-                        Error::NotFound(format!("family: no active model of family {family:?}"))
-                    }
-                    None => Error::FailedPrecondition("no active model".into()),
-                })?
+    let models: Vec<Arc<Model>> = if req.all_families {
+        if req.model_version.is_some() || req.family.is_some() {
+            return Err(Error::invalid(
+                "all_families",
+                "scores every family's active model: leave model_version and family empty",
+            ));
         }
+        store.active_models()?
+    } else {
+        vec![match &req.model_version {
+            Some(v) => store
+                .model(v)?
+                .ok_or_else(|| Error::NotFound(format!("model_version: model {v:?}")))?,
+            None => {
+                let family = req.family.as_deref().unwrap_or(GENERAL);
+                store
+                    .active_model_of(family)?
+                    .ok_or_else(|| match req.family {
+                        Some(_) => {
+                            Error::NotFound(format!("family: no active model of family {family:?}"))
+                        }
+                        None => Error::FailedPrecondition("no active model".into()),
+                    })?
+            }
+        }]
+    };
+    let Some(first_model) = models.first().cloned() else {
+        return Err(Error::FailedPrecondition("no active model".into()));
     };
     let actor = req.actor.clone();
+    let begin = |model: Arc<Model>, beside: Option<u64>| op::BeginRun {
+        model,
+        as_of: req.as_of,
+        dry_run: req.dry_run,
+        requested_by: req.requested_by.clone(),
+        beside,
+    };
+    // The first run binds the request id; the others are begun beside it.
     let answer = store
         .submit(
             actor.clone(),
-            op::BeginRun {
-                model: model.clone(),
-                as_of: req.as_of,
-                dry_run: req.dry_run,
-                requested_by: req.requested_by.clone(),
-            },
+            begin(first_model.clone(), None),
             request,
             None,
         )
         .await?;
-    let run = match answer {
+    let first = match answer {
         Answer::Replay(Remembered::Run(id)) => return Ok(Started::Existing(id)),
         a => a.outcome()?,
     };
+    let mut runs = vec![(first.clone(), first_model)];
+    for m in &models[1..] {
+        match store
+            .write_as(actor.clone(), begin(m.clone(), Some(first.id)))
+            .await
+        {
+            Ok(r) => runs.push((r, m.clone())),
+            Err(e) => {
+                abort_all(
+                    &store,
+                    &actor,
+                    runs.iter().map(|(r, _)| r.id),
+                    &e.to_string(),
+                )
+                .await;
+                return Err(e);
+            }
+        }
+    }
     let (tx, rx) = mpsc::channel(64);
     let handle = tokio::runtime::Handle::current();
-    let id = run.id;
+    let id = first.id;
     std::thread::Builder::new()
         .name(format!("scoring-run-{id}"))
         .spawn(move || {
             let t0 = Instant::now();
+            let ids: Vec<u64> = runs.iter().map(|(r, _)| r.id).collect();
             let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                compute(&store, run, model, &tx, t0)
+                compute(&store, runs, &tx, t0)
             }));
-            let (result, panicked) = match computed {
-                Ok(r) => (r.and_then(|view| {
-                    let finish = op::FinishRun { run: view.run.clone(), view: Some(view) };
-                    handle.block_on(store.write_as(actor.clone(), finish))
-                }), false),
+            let (views, panicked) = match computed {
+                Ok(r) => (r, false),
                 Err(p) => {
                     let msg = p
                         .downcast_ref::<&str>()
@@ -172,24 +213,25 @@ pub async fn start(
                     (Err(Error::Unavailable(format!("scoring job panicked: {msg}"))), true)
                 }
             };
-            match result {
-                Ok(r) => {
+            // Finish the runs in order (the general one first); a failure aborts the
+            // ones not yet finished.
+            let mut finished = 0;
+            let result = views.and_then(|views| {
+                for view in views {
+                    let finish = op::FinishRun { run: view.run.clone(), view: Some(Box::new(view)) };
+                    let r = handle.block_on(store.write_as(actor.clone(), finish))?;
+                    finished += 1;
                     tracing::info!(run = r.id, seconds = t0.elapsed().as_secs_f64(), classes = ?r.classes, "scoring run complete");
                     let _ = tx.blocking_send(Event::Done(Box::new(r)));
                 }
-                Err(e) => {
-                    tracing::error!(run = id, error = %e, "scoring run failed; aborting it");
-                    let abort = op::AbortRun {
-                        id,
-                        error: e.to_string(),
-                    };
-                    if let Err(e2) = handle.block_on(store.write_as(actor.clone(), abort)) {
-                        tracing::error!(run = id, error = %e2, "could not mark the run aborted");
-                    }
-                    let _ = tx.blocking_send(Event::Failed(e.to_string()));
-                    if panicked {
-                        store.report_fault(e.to_string());
-                    }
+                Ok(())
+            });
+            if let Err(e) = result {
+                tracing::error!(run = id, error = %e, "scoring run failed; aborting it");
+                handle.block_on(abort_all(&store, &actor, ids[finished..].iter().copied(), &e.to_string()));
+                let _ = tx.blocking_send(Event::Failed(e.to_string()));
+                if panicked {
+                    store.report_fault(e.to_string());
                 }
             }
         })
@@ -197,7 +239,20 @@ pub async fn start(
     Ok(Started::New(id, rx))
 }
 
-/// Per-thread scan state.
+/// Marks runs aborted (their partial results dropped), logging what cannot be.
+async fn abort_all(store: &Store, actor: &Actor, ids: impl Iterator<Item = u64>, error: &str) {
+    for id in ids {
+        let abort = op::AbortRun {
+            id,
+            error: error.to_string(),
+        };
+        if let Err(e2) = store.write_as(actor.clone(), abort).await {
+            tracing::error!(run = id, error = %e2, "could not mark the run aborted");
+        }
+    }
+}
+
+/// Per-thread, per-run scan state.
 #[derive(Default)]
 struct Part {
     entries: Vec<RunEntry>,
@@ -213,20 +268,34 @@ fn reported_total(at_start: u64, processed: u64) -> u64 {
     at_start.max(processed)
 }
 
+/// One run of the pass, being computed.
+struct Scored {
+    run: ScoringRun,
+    model: Arc<Model>,
+    entries: Vec<RunEntry>,
+    reps: Vec<u64>,
+    regions: HashMap<[u8; 6], [u64; 4]>,
+    spot: SpotBuilder,
+    classes: [u64; 4],
+}
+
+/// Computes every run of the pass from one scan of the dossiers: each run's model
+/// scores the enterprises its scope rates; a specialised model reads the general class
+/// computed in the same pass (or, without a general run in it, the general class in
+/// force: the general current run with its re-scores).
 fn compute(
     store: &Store,
-    mut run: ScoringRun,
-    model: Arc<Model>,
+    runs: Vec<(ScoringRun, Arc<Model>)>,
     tx: &mpsc::Sender<Event>,
     t0: Instant,
-) -> Result<Box<RunView>> {
+) -> Result<Vec<RunView>> {
     let total = store.enterprise_count();
     let processed = AtomicU64::new(0);
     let classes: [AtomicU64; 4] = Default::default();
     let done = std::sync::atomic::AtomicBool::new(false);
-    let as_of = run.as_of;
+    let as_of = runs[0].0.as_of;
     let rules = &store.options().rules;
-    let run_id = run.id;
+    let run_id = runs[0].0.id;
     let report = |phase: &'static str, processed: u64, classes: [u64; 4]| {
         let total = reported_total(total, processed);
         store.note_batch_progress(processed, total);
@@ -241,26 +310,31 @@ fn compute(
     };
     let snapshot =
         |c: &[AtomicU64; 4]| -> [u64; 4] { [0, 1, 2, 3].map(|i| c[i].load(Ordering::Relaxed)) };
-    // A specialised model rates the enterprises in its scope, reading the general class
-    // in force (the general current run, with its re-scores) where it has GENERAL_CLASS.
-    let general_run = match model.is_general() || model.spec(Indicator::GeneralClass).is_none() {
+    let models: Vec<Arc<Model>> = runs.iter().map(|(_, m)| m.clone()).collect();
+    let general_in_pass = models[0].is_general();
+    // Without a general run in the pass, a model that reads the general class reads the
+    // general current run's.
+    let general_run = match general_in_pass {
         true => None,
         false => store.current_run()?.map(|v| v.run.id),
     };
-    let inputs = |u: &Uscc, related: bool| -> Result<Inputs> {
-        let general = match general_run {
-            None => None,
+    let general_in_force = |u: &Uscc| -> Result<Option<RiskClass>> {
+        match general_run {
+            None => Ok(None),
             Some(id) => match store.class_in_run(u, Some(id)) {
-                Ok(c) => Some(c.class),
-                Err(Error::NotFound(_)) => None,
-                Err(e) => return Err(e),
+                Ok(c) => Ok(Some(c.class)),
+                Err(Error::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
             },
-        };
-        Ok(Inputs { related, general })
+        }
     };
-    let rated = |d: &crate::domain::EnterpriseRecords| match &d.enterprise {
-        Some(e) => model.rates(e),
-        None => model.is_general(),
+    let reads_general: Vec<bool> = models
+        .iter()
+        .map(|m| !m.is_general() && m.spec(Indicator::GeneralClass).is_some())
+        .collect();
+    let rated = |m: &Model, d: &crate::domain::EnterpriseRecords| match &d.enterprise {
+        Some(e) => m.rates(e),
+        None => m.is_general(),
     };
 
     // 2. Scan.
@@ -284,120 +358,205 @@ fn compute(
             }
         }
         let _done = Done(&done);
-        let r = store.scan_dossiers(Part::default, |part, u, d| {
+        let init = || -> Vec<Part> { models.iter().map(|_| Part::default()).collect() };
+        let r = store.scan_dossiers(init, |parts, u, d| {
             crate::fault::point("batch.scan");
-            if !rated(&d) {
-                processed.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
-            }
-            let a = assess(&d, inputs(&u, false)?, &model, rules, as_of, |_| {});
-            part.entries.push(RunEntry::new(u, &a, false));
-            part.reps.push(rep_key(&d).unwrap_or(0));
-            part.spot.push(&d);
-            if let Some(e) = &d.enterprise {
-                part.regions.entry(*e.region.as_bytes()).or_default()[a.class.index()] += 1;
+            let mut general = None;
+            for (k, m) in models.iter().enumerate() {
+                if !rated(m, &d) {
+                    continue;
+                }
+                let g = match (reads_general[k], general_in_pass) {
+                    (false, _) => None,
+                    (true, true) => general,
+                    (true, false) => general_in_force(&u)?,
+                };
+                let a = assess(
+                    &d,
+                    Inputs {
+                        related: false,
+                        general: g,
+                    },
+                    m,
+                    rules,
+                    as_of,
+                    |_| {},
+                );
+                if m.is_general() {
+                    general = Some(a.class);
+                }
+                let part = &mut parts[k];
+                part.entries.push(RunEntry::new(u, &a, false));
+                part.reps.push(rep_key(&d).unwrap_or(0));
+                part.spot.push(&d);
+                if let Some(e) = &d.enterprise {
+                    part.regions.entry(*e.region.as_bytes()).or_default()[a.class.index()] += 1;
+                }
+                if k == 0 {
+                    classes[a.class.index()].fetch_add(1, Ordering::Relaxed);
+                }
             }
             processed.fetch_add(1, Ordering::Relaxed);
-            classes[a.class.index()].fetch_add(1, Ordering::Relaxed);
             Ok(())
         });
         drop(_done);
         r
     })?;
-    let mut entries = Vec::with_capacity(processed.load(Ordering::Relaxed) as usize);
-    let mut reps = Vec::with_capacity(entries.capacity());
-    let mut regions: HashMap<[u8; 6], [u64; 4]> = HashMap::new();
-    let mut spot = SpotBuilder::default();
-    for (i, p) in parts.into_iter().enumerate() {
-        if i == 0 {
-            entries.extend(p.entries);
-            reps.extend(p.reps);
-            spot.append(p.spot);
-        } else {
-            entries.extend(p.entries.into_iter().rev());
-            reps.extend(p.reps.into_iter().rev());
-            spot.append_reversed(p.spot);
-        }
-        for (r, c) in p.regions {
-            let t = regions.entry(r).or_default();
-            for k in 0..4 {
-                t[k] += c[k];
+    // Per run: the threads' parts in USCC order.
+    let mut scored: Vec<Scored> = runs
+        .into_iter()
+        .map(|(run, model)| Scored {
+            run,
+            model,
+            entries: Vec::new(),
+            reps: Vec::new(),
+            regions: HashMap::new(),
+            spot: SpotBuilder::default(),
+            classes: [0; 4],
+        })
+        .collect();
+    for (i, thread) in parts.into_iter().enumerate() {
+        for (sc, p) in scored.iter_mut().zip(thread) {
+            if i == 0 {
+                sc.entries.extend(p.entries);
+                sc.reps.extend(p.reps);
+                sc.spot.append(p.spot);
+            } else {
+                sc.entries.extend(p.entries.into_iter().rev());
+                sc.reps.extend(p.reps.into_iter().rev());
+                sc.spot.append_reversed(p.spot);
+            }
+            for (r, c) in p.regions {
+                let t = sc.regions.entry(r).or_default();
+                for k in 0..4 {
+                    t[k] += c[k];
+                }
             }
         }
     }
-    debug_assert!(entries.windows(2).all(|w| w[0].uscc < w[1].uscc));
-    let mut class_counts = snapshot(&classes);
+    for sc in scored.iter_mut() {
+        debug_assert!(sc.entries.windows(2).all(|w| w[0].uscc < w[1].uscc));
+        for e in &sc.entries {
+            sc.classes[e.class.index()] += 1;
+        }
+    }
     // Enterprises read (a specialised run scores those in its scope among them).
     let scanned = processed.load(Ordering::Relaxed);
-    report("relations", scanned, class_counts);
+    report("relations", scanned, scored[0].classes);
 
-    // 3. Relations.
+    // 3. Relations, run by run (the general one first): the relation points, and for a
+    // specialised model the enterprises whose general class the relation points moved.
+    let mut general_moved: HashMap<Uscc, RiskClass> = HashMap::new();
+    let mut out = Vec::with_capacity(scored.len());
+    for (k, mut sc) in scored.into_iter().enumerate() {
+        let sources = relations(store, &mut sc, &mut general_moved, reads_general[k], as_of)?;
+        // 4. Compare with the family's current run.
+        report("compare", scanned, sc.classes);
+        let transitions = match store.current_run_of(&sc.model.family)? {
+            Some(cur) => Some(compare(store, &cur, &sc.entries, &sc.model, as_of)?),
+            None => None,
+        };
+        // 5. Write.
+        report("write", scanned, sc.classes);
+        store.write_run_results(sc.run.id, &sc.entries, &sources)?;
+        let mut regions: Vec<(String, [u64; 4])> = sc
+            .regions
+            .into_iter()
+            .map(|(r, c)| (String::from_utf8_lossy(&r).to_string(), c))
+            .collect();
+        regions.sort();
+        let mut run = sc.run;
+        run.enterprises = sc.entries.len() as u64;
+        run.classes = sc.classes;
+        run.regions = regions;
+        run.transitions = transitions;
+        let spot = Arc::new(sc.spot.finish(sc.entries.iter().map(|e| e.class)));
+        out.push(RunView {
+            run,
+            model: sc.model,
+            entries: sc.entries,
+            sources,
+            spot,
+            // Overrides written while the run was computed are marked when it finishes.
+            rescored: Arc::default(),
+        });
+    }
+    report("activate", scanned, out[0].run.classes);
+    Ok(out)
+}
+
+/// The relation phase of one run: the legal-representative keys of its D-class or
+/// serious-illegal-listed enterprises are counted, and the few enterprises sharing one
+/// (other than themselves) re-scored with the relation points. For a specialised model
+/// that reads the general class, the enterprises in `general_moved` (whose general class
+/// the general run's relation points changed in this pass) are re-scored too; a general
+/// run records its moves there. Returns the relation sources.
+fn relations(
+    store: &Store,
+    sc: &mut Scored,
+    general_moved: &mut HashMap<Uscc, RiskClass>,
+    reads_general: bool,
+    as_of: Date,
+) -> Result<HashMap<u64, u32>> {
+    let rules = &store.options().rules;
     let mut sources: HashMap<u64, u32> = HashMap::new();
-    for (e, &rep) in entries.iter().zip(&reps) {
+    for (e, &rep) in sc.entries.iter().zip(&sc.reps) {
         if rep != 0 && e.flags & FLAG_SOURCE != 0 {
             *sources.entry(rep).or_default() += 1;
         }
     }
     let mut related_count = 0u64;
-    for i in 0..entries.len() {
-        let rep = reps[i];
-        if rep == 0 || !related(&sources, Some(rep), entries[i].flags & FLAG_SOURCE != 0) {
+    for i in 0..sc.entries.len() {
+        let rep = sc.reps[i];
+        let is_source = sc.entries[i].flags & FLAG_SOURCE != 0;
+        let rel = rep != 0 && related(&sources, Some(rep), is_source);
+        let u = sc.entries[i].uscc;
+        let moved = match reads_general {
+            true => general_moved.get(&u).copied(),
+            false => None,
+        };
+        if !rel && moved.is_none() {
             continue;
         }
-        let u = entries[i].uscc;
         let Some(d) = store.enterprise_records(&u)? else {
             continue;
         };
-        let a = assess(&d, inputs(&u, true)?, &model, rules, as_of, |_| {});
-        spot.set(i, &d);
-        let before = entries[i].class;
+        let general = moved.or(general_input(sc.entries[i].flags));
+        let a = assess(
+            &d,
+            Inputs {
+                related: rel,
+                general,
+            },
+            &sc.model,
+            rules,
+            as_of,
+            |_| {},
+        );
+        sc.spot.set(i, &d);
+        let before = sc.entries[i].class;
         // Keep the source flag of the relation-free scoring (relations do not cascade).
-        let source = entries[i].flags & FLAG_SOURCE;
-        entries[i] = RunEntry::new(u, &a, true);
-        entries[i].flags = (entries[i].flags & !FLAG_SOURCE) | source;
-        related_count += 1;
+        let source = sc.entries[i].flags & FLAG_SOURCE;
+        sc.entries[i] = RunEntry::new(u, &a, rel);
+        sc.entries[i].flags = (sc.entries[i].flags & !FLAG_SOURCE) | source;
+        if rel {
+            related_count += 1;
+        }
         if before != a.class {
-            class_counts[before.index()] -= 1;
-            class_counts[a.class.index()] += 1;
+            sc.classes[before.index()] -= 1;
+            sc.classes[a.class.index()] += 1;
             if let Some(e) = &d.enterprise {
-                let t = regions.entry(*e.region.as_bytes()).or_default();
+                let t = sc.regions.entry(*e.region.as_bytes()).or_default();
                 t[before.index()] -= 1;
                 t[a.class.index()] += 1;
             }
+            if sc.model.is_general() {
+                general_moved.insert(u, a.class);
+            }
         }
     }
-
-    // 4. Compare with the current run.
-    report("compare", scanned, class_counts);
-    let transitions = match store.current_run_of(&model.family)? {
-        Some(cur) => Some(compare(store, &cur, &entries, &model, as_of)?),
-        None => None,
-    };
-
-    // 5. Write.
-    report("write", scanned, class_counts);
-    store.write_run_results(run_id, &entries, &sources)?;
-    let mut regions: Vec<(String, [u64; 4])> = regions
-        .into_iter()
-        .map(|(r, c)| (String::from_utf8_lossy(&r).to_string(), c))
-        .collect();
-    regions.sort();
-    run.enterprises = entries.len() as u64;
-    run.classes = class_counts;
-    run.regions = regions;
-    run.related = related_count;
-    run.transitions = transitions;
-    report("activate", scanned, class_counts);
-    let spot = Arc::new(spot.finish(entries.iter().map(|e| e.class)));
-    Ok(Box::new(RunView {
-        run,
-        model,
-        entries,
-        sources,
-        spot,
-        // Overrides written while the run was computed are marked when it finishes.
-        rescored: Arc::default(),
-    }))
+    sc.run.related = related_count;
+    Ok(sources)
 }
 
 /// Class transitions from the current run to `entries`, with a few explained examples.
@@ -483,12 +642,13 @@ fn moved(
 }
 
 /// Runs a whole batch in process (CLI and benchmarks): waits for completion, calling
-/// `on_progress` for each event.
+/// `on_progress` for each event; the runs of the pass, in order (one unless
+/// `all_families`).
 pub async fn run_to_completion(
     store: Store,
     req: BatchRequest,
     mut on_progress: impl FnMut(&Progress),
-) -> Result<ScoringRun> {
+) -> Result<Vec<ScoringRun>> {
     let mut rx = match start(store, req, None).await? {
         Started::New(_, rx) => rx,
         Started::Existing(id) => {
@@ -497,16 +657,20 @@ pub async fn run_to_completion(
             )))
         }
     };
+    let mut done = Vec::new();
     while let Some(ev) = rx.recv().await {
         match ev {
             Event::Progress(p) => on_progress(&p),
-            Event::Done(r) => return Ok(*r),
+            Event::Done(r) => done.push(*r),
             Event::Failed(e) => return Err(Error::Unavailable(format!("scoring run failed: {e}"))),
         }
     }
-    Err(Error::Unavailable(
-        "scoring run ended without a result".into(),
-    ))
+    if done.is_empty() {
+        return Err(Error::Unavailable(
+            "scoring run ended without a result".into(),
+        ));
+    }
+    Ok(done)
 }
 
 /// The events of run `id` for a caller that did not start it (a retry of the request

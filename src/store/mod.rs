@@ -644,12 +644,21 @@ impl Store {
         stats::due_commitments(&self.shared.registry, by, keep, limit)
     }
 
-    /// Id of the run being computed, if any.
+    /// Id of the run being computed, if any (the first of a pass that computes several).
     pub fn building_run(&self) -> Result<Option<u64>> {
         Ok(scoring::read(&self.shared.scoring)?
             .building
-            .as_ref()
+            .first()
             .map(|b| b.id))
+    }
+
+    /// Ids of every run being computed.
+    pub fn building_runs(&self) -> Result<Vec<u64>> {
+        Ok(scoring::read(&self.shared.scoring)?
+            .building
+            .iter()
+            .map(|b| b.id)
+            .collect())
     }
 
     /// Every retained run, newest first.

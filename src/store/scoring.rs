@@ -302,8 +302,9 @@ pub struct Family {
 pub struct ScoringState {
     /// Live runs and the active model, per model family (general first).
     pub families: std::collections::BTreeMap<String, Family>,
-    /// The run being computed (one at a time, whatever its family).
-    pub building: Option<Building>,
+    /// The runs being computed: one, or one per family computed in one pass (the first
+    /// begun first).
+    pub building: Vec<Building>,
     /// Registered models by version.
     pub models: HashMap<String, Arc<Model>>,
 }

@@ -346,6 +346,7 @@ async fn bad_batch_requests_are_refused() {
             as_of: Date::today(),
             dry_run: false,
             requested_by: "test".into(),
+            beside: None,
         })
         .await
         .unwrap();
@@ -515,6 +516,7 @@ async fn an_interrupted_run_leaves_the_previous_run_current() {
             as_of: Date::today(),
             dry_run: false,
             requested_by: "test".into(),
+            beside: None,
         })
         .await
         .unwrap();

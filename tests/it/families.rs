@@ -82,11 +82,27 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
         },
     )
     .await;
+    // The textile wholesaler (class D: three annual reports missing) shares its legal
+    // representative with a new food business (class A on its own): the relation points
+    // move the newcomer's general class, which the food model reads.
+    let person = hex::encode([7u8; 32]);
     put_enterprise(
         &mut r,
         pb::Enterprise {
             supervision_flags: vec![],
+            legal_rep_id_hash: person.clone(),
             ..enterprise(&textiles)
+        },
+    )
+    .await;
+    let newcomer = uscc_n(b'1', 4);
+    let founded = s.store.today().add_days(-100).to_string();
+    put_enterprise(
+        &mut r,
+        pb::Enterprise {
+            legal_rep_id_hash: person.clone(),
+            established_on: founded,
+            ..enterprise(&newcomer)
         },
     )
     .await;
@@ -120,7 +136,7 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
     // No food run yet: a food plan is refused naming the field; an unknown family too.
     let general = score(&mut k, "", false).await.unwrap();
     assert_eq!(general.model_family, "general");
-    assert_eq!(general.enterprises, 3);
+    assert_eq!(general.enterprises, 4);
     let c = classify(&mut k, &restaurant).await;
     assert!(c.specialised.is_empty(), "no food run yet: {c:?}");
     let e = spot
@@ -144,7 +160,7 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
         (food.model_family.as_str(), food.model_version.as_str()),
         ("food", "food-2026.1")
     );
-    assert_eq!(food.enterprises, 2, "{food:?}");
+    assert_eq!(food.enterprises, 3, "{food:?}");
     assert!(food.current);
     let runs = k
         .list_scoring_runs(pb::ListScoringRunsRequest {})
@@ -246,7 +262,7 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
     assert_eq!(plan.model_family, "food");
     assert_eq!(plan.run_id, food.run_id);
     let population: u64 = plan.strata.iter().map(|s| s.population).sum();
-    assert_eq!(population, 2, "{plan:?}");
+    assert_eq!(population, 3, "{plan:?}");
 
     // A food dry run waits for its own activation; the general run stays current.
     let dry = score(&mut k, "food", true).await.unwrap();
@@ -280,6 +296,78 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
         .collect();
     assert_eq!(current.len(), 2, "{runs:?}");
     assert!(current.contains(&general.run_id) && current.contains(&dry.run_id));
+
+    // The nightly pass: every family in one scan, the general run first; the food run
+    // reads the general class of the same pass, so a food run made alone afterwards
+    // (reading the new general current run) gives the same classes and scores.
+    let e = k
+        .run_batch_scoring(pb::RunBatchScoringRequest {
+            all_families: true,
+            family: "food".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().starts_with("all_families"), "{e:?}");
+    let mut events = k
+        .run_batch_scoring(pb::RunBatchScoringRequest {
+            all_families: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut done = Vec::new();
+    while let Some(ev) = events.message().await.unwrap() {
+        if let Some(pb::batch_scoring_event::Event::Done(r)) = ev.event {
+            done.push(r);
+        }
+    }
+    let families: Vec<_> = done.iter().map(|r| r.model_family.as_str()).collect();
+    assert_eq!(families, ["general", "food"]);
+    assert!(done.iter().all(|r| r.current));
+    assert_eq!((done[0].enterprises, done[1].enterprises), (4, 3));
+    let moved = classify(&mut k, &newcomer).await;
+    assert_eq!(moved.risk_class, pb::RiskClass::C as i32, "{moved:?}");
+    assert!(moved.factors.iter().any(|f| f.code == "RELATED_HIGH_RISK"));
+    let food_of_newcomer = k
+        .get_classification(pb::GetClassificationRequest {
+            uscc: newcomer.clone(),
+            run_id: done[1].run_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        food_of_newcomer
+            .factors
+            .iter()
+            .any(|f| f.code == "GENERAL_CLASS" && f.record == "classification/general/C"),
+        "the food model read the general class after its relation points: {food_of_newcomer:?}"
+    );
+    assert!(food_of_newcomer.factors_reproduce_score);
+    let pass: Vec<_> = [&licensed, &restaurant, &newcomer]
+        .iter()
+        .map(|u| {
+            s.store
+                .specialised_classes(&credit_risk::domain::Uscc::parse(u).unwrap())
+                .unwrap()
+        })
+        .map(|c| (c[0].run_id, c[0].class, c[0].score))
+        .collect();
+    assert!(pass.iter().all(|c| c.0 == done[1].run_id));
+    let alone = score(&mut k, "food", false).await.unwrap();
+    for (u, before) in [&licensed, &restaurant, &newcomer].iter().zip(&pass) {
+        let c = &s
+            .store
+            .specialised_classes(&credit_risk::domain::Uscc::parse(u).unwrap())
+            .unwrap()[0];
+        assert_eq!(c.run_id, alone.run_id);
+        assert_eq!((c.class, c.score), (before.1, before.2), "{u}");
+    }
+    let general = done[0].clone();
+    let dry = alone;
 
     // Both families survive a restart.
     let dir = s.stop().await.unwrap();

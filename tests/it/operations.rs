@@ -148,6 +148,7 @@ async fn the_same_operations_make_the_same_store() {
             as_of: p.at.today,
             dry_run: true,
             requested_by: "test".into(),
+            beside: None,
         })
         .await
         .unwrap();
@@ -165,6 +166,7 @@ async fn the_same_operations_make_the_same_store() {
             as_of: p.at.today,
             dry_run: true,
             requested_by: "test".into(),
+            beside: None,
         })
         .await
         .unwrap();

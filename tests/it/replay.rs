@@ -229,6 +229,7 @@ impl Ctx {
                         model_version: self.model_version.clone(),
                         dry_run: !other,
                         family: String::new(),
+                        all_families: false,
                     })
                     .await?
                     .into_inner();

@@ -355,6 +355,7 @@ impl ClassificationService for ClassificationApi {
             BatchRequest {
                 model_version,
                 family,
+                all_families: r.all_families,
                 as_of,
                 dry_run: r.dry_run,
                 requested_by: principal,

@@ -37,7 +37,9 @@ impl Operation for RegisterModel {
     }
 }
 
-/// Starts a scoring run (FAILED_PRECONDITION while another is being computed).
+/// Starts a scoring run (FAILED_PRECONDITION while another is being computed, unless
+/// it is begun `beside` that run: a run of another model family computed in the same
+/// pass over the dossiers).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BeginRun {
     #[serde(with = "wire::model_source")]
@@ -45,6 +47,8 @@ pub struct BeginRun {
     pub as_of: Date,
     pub dry_run: bool,
     pub requested_by: String,
+    /// The run being computed that this one joins (same pass, same as-of date).
+    pub beside: Option<u64>,
 }
 
 impl Operation for BeginRun {
@@ -60,7 +64,7 @@ impl Operation for BeginRun {
     }
     fn apply(self, tx: &mut Tx<'_>) -> Result<ScoringRun> {
         let (w, p) = tx.parts();
-        w.begin_run(p, self.model, self.as_of, self.dry_run, self.requested_by)
+        w.begin_run(p, self)
     }
     /// A `RunBatchScoring` request id is bound to the run it began.
     fn binding(run: &ScoringRun) -> Option<Remembered> {
@@ -100,7 +104,7 @@ impl Operation for FinishRun {
         let view = w.finish_run(p, view)?;
         let run = view.run.clone();
         p.scoring(move |st| {
-            st.building = None;
+            st.building.retain(|b| b.id != view.run.id);
             let f = st.family_mut(&view.model.family);
             if view.run.dry_run {
                 f.candidate = Some(view);
@@ -131,11 +135,7 @@ impl Operation for AbortRun {
         let (w, p) = tx.parts();
         let id = self.id;
         let run = w.abort_run(p, id, self.error)?;
-        p.scoring(move |st| {
-            if st.building.as_ref().is_some_and(|b| b.id == id) {
-                st.building = None;
-            }
-        });
+        p.scoring(move |st| st.building.retain(|b| b.id != id));
         Ok(run)
     }
 }
@@ -203,7 +203,7 @@ impl Writer {
                 Some((&v.spot, &*v.rescored)),
             ));
         }
-        if let Some(b) = &st.building {
+        for b in &st.building {
             // Relations and the spot index are resolved when the run finishes.
             targets.push((b.id, &b.model, b.as_of, None, None));
         }
@@ -347,21 +347,41 @@ impl Writer {
         })
     }
 
-    pub(super) fn begin_run(
-        &self,
-        p: &mut Pending,
-        model: Arc<Model>,
-        as_of: Date,
-        dry_run: bool,
-        requested_by: String,
-    ) -> Result<ScoringRun> {
+    pub(super) fn begin_run(&self, p: &mut Pending, op: BeginRun) -> Result<ScoringRun> {
+        let BeginRun {
+            model,
+            as_of,
+            dry_run,
+            requested_by,
+            beside,
+        } = op;
         let now_ms = p.at.now_ms;
         let st = sc::read(&self.scoring)?;
-        if let Some(b) = &st.building {
-            return Err(Error::FailedPrecondition(format!(
-                "scoring run {} is still being computed; wait for it or let it fail",
-                b.id
-            )));
+        match (beside, st.building.first()) {
+            (_, None) => {
+                if let Some(id) = beside {
+                    return Err(Error::FailedPrecondition(format!(
+                        "scoring run {id} is not being computed"
+                    )));
+                }
+            }
+            (Some(id), Some(_)) if st.building.iter().any(|b| b.id == id) => {
+                if st
+                    .building
+                    .iter()
+                    .any(|b| b.model.family == model.family || b.as_of != as_of)
+                {
+                    return Err(Error::FailedPrecondition(format!(
+                        "a run beside run {id} needs another model family and the same as-of date"
+                    )));
+                }
+            }
+            (_, Some(b)) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "scoring run {} is still being computed; wait for it or let it fail",
+                    b.id
+                )))
+            }
         }
         if !st.models.contains_key(&model.version) {
             return Err(Error::NotFound(format!(
@@ -394,7 +414,7 @@ impl Writer {
         drop(st);
         // The run is live for re-scoring once durable (the writer publishes this before
         // it runs another job).
-        p.scoring(move |st| st.building = Some(Building { id, model, as_of }));
+        p.scoring(move |st| st.building.push(Building { id, model, as_of }));
         Ok(run)
     }
 
@@ -415,7 +435,7 @@ impl Writer {
         let now_ms = p.at.now_ms;
         let id = view.run.id;
         let building = sc::read(&self.scoring)?.building.clone();
-        if building.as_ref().map(|b| b.id) != Some(id) {
+        if !building.iter().any(|b| b.id == id) {
             return Err(Error::FailedPrecondition(format!(
                 "scoring run {id} is not being computed"
             )));
