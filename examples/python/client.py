@@ -159,6 +159,8 @@ def run(target, stubs_dir, seed):
                     established_on="2019-05-06",
                     status=rec.ENTERPRISE_STATUS_OPERATING,
                     registered_capital_fen=100_000_000,
+                    # Every other one holds a food licence: the food-safety model rates it.
+                    supervision_flags=[rec.SUPERVISION_FLAG_FOOD] if i % 2 == 0 else [],
                 )
             )
         )
@@ -200,22 +202,30 @@ def run(target, stubs_dir, seed):
         f"{summary.unchanged} unchanged",
     )
 
-    # 3. Score and read one explanation.
-    done = None
+    # 3. Score every model family in one pass (the general model, then the food-safety
+    # model) and read one explanation with the food class beside it.
+    runs = []
     for event in classification.RunBatchScoring(
-        cls.RunBatchScoringRequest(), metadata=metadata, timeout=600
+        cls.RunBatchScoringRequest(all_families=True), metadata=metadata, timeout=600
     ):
         if event.WhichOneof("event") == "done":
-            done = event.done
-    check(done is not None and done.state == "COMPLETE", f"RunBatchScoring: run {done.run_id}")
+            runs.append(event.done)
+    check(
+        [r.model_family for r in runs] == ["general", "food"]
+        and all(r.state == "COMPLETE" for r in runs),
+        "RunBatchScoring (all families): "
+        + ", ".join(f"run {r.run_id} {r.model_family} {r.enterprises}" for r in runs),
+    )
     c = classification.GetClassification(
         cls.GetClassificationRequest(uscc=codes[4]), metadata=metadata, timeout=10
     )
     factors = ", ".join(f"{f.code} {f.points:+.1f}" for f in c.factors)
+    food = [s for s in c.specialised if s.family == "food"]
     check(
-        c.uscc == codes[4] and len(c.factors) > 0,
+        c.uscc == codes[4] and len(c.factors) > 0 and len(food) == 1,
         f"GetClassification {c.uscc}: class {cls.RiskClass.Name(c.risk_class)} "
-        f"score {c.score:.1f} ({factors})",
+        f"score {c.score:.1f} ({factors}); food class "
+        f"{cls.RiskClass.Name(food[0].risk_class) if food else '-'}",
     )
 
     # 4. Plan (commit: populations frozen, digests published), then draw (reveal).

@@ -18,7 +18,7 @@ use plotters::{coord::Shift, prelude::*};
 
 use credit_risk::{
     client::{channel, TokenInterceptor},
-    domain::codes::SHANGHAI_DISTRICTS,
+    domain::{codes::SHANGHAI_DISTRICTS, model::GENERAL},
     proto::{
         self as pb, classification_service_client::ClassificationServiceClient,
         registry_service_client::RegistryServiceClient,
@@ -558,7 +558,7 @@ pub async fn run_report(addr: &str, out: &Path, bin_width: f64) -> Result<RunRep
         .runs;
     let current = runs
         .into_iter()
-        .find(|r| r.current)
+        .find(|r| r.current && r.model_family == GENERAL)
         .ok_or("no current scoring run: run `credit-risk score` first")?;
     // The list is a summary; the per-region counts come with the run itself.
     let run = cls
@@ -768,6 +768,22 @@ pub fn enterprise_html(r: &pb::CreditReport, history: &[HistoryRow]) -> Result<S
                     format!(" · re-scored {} after {}", esc(&c.rescored_at), esc(&c.rescored_cause))
                 }
             );
+            // The specialised ratings beside the general class (the food-safety rating…).
+            for sp in &c.specialised {
+                let j = class_index(sp.risk_class).unwrap_or(0);
+                let _ = write!(
+                    h,
+                    "<p>{} rating: <span class=\"badge\" style=\"background:{}\">{}</span> \
+                     score {:.2} · model {} · run {} · as of {}</p>",
+                    esc(&sp.family),
+                    CLASS_HEX[j],
+                    LETTERS[j],
+                    sp.score,
+                    esc(&sp.model_version),
+                    sp.run_id,
+                    esc(&sp.as_of)
+                );
+            }
             let factors: Vec<(String, f64)> = c
                 .factors
                 .iter()

@@ -133,6 +133,26 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
     assert_eq!(general_model.family, "general");
     assert!(general_model.active && general_model.scope_licences.is_empty());
 
+    // A model whose scope names an unknown licence kind or industry is refused, naming
+    // the key inside the TOML.
+    for (scope, key) in [
+        ("licences = [\"food\", \"fireworks\"]", "scope.licences[1]"),
+        ("industries = [\"C99\"]", "scope.industries[0]"),
+    ] {
+        let toml = format!(
+            "version = \"food-bad\"\nfamily = \"food\"\n[scope]\n{scope}\n[cut_points]\nb = 1\nc = 2\nd = 3\n[[indicator]]\ncode = \"SUSPENDED\"\npoints = 5\n"
+        );
+        let e = k
+            .register_model(pb::RegisterModelRequest {
+                toml,
+                request_id: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains(key), "{key}: {e:?}");
+    }
+
     // No food run yet: a food plan is refused naming the field; an unknown family too.
     let general = score(&mut k, "", false).await.unwrap();
     assert_eq!(general.model_family, "general");
