@@ -14,6 +14,13 @@
 //! risk (at most 50 %). These proportions are ours \[U\]: the report gives the closed loop,
 //! not its rates.
 //!
+//! Quality samplings come from a third stream (likewise): an entity holding a food
+//! licence, or in manufacturing (section C), was sampled with chance 10 % — one to
+//! three samples in the last three years; food if it holds a food licence or makes food
+//! (C13–C15), else an industrial product; a sample failed with chance 5 % × the hidden
+//! risk (at most 60 %). Ours too \[U\]: the report gives volumes (1,450 product batches
+//! in one delta-wide check), not rates per firm.
+//!
 //! Every entity carries a hidden risk (a log-normal multiplier with mean 1, never
 //! emitted): it scales the chance of its penalties, missed annual reports, listings and
 //! of a spot check finding problems, so the records a model reads and the outcomes of
@@ -53,6 +60,7 @@ pub struct Counts {
     pub listings: u64,
     pub inspections: u64,
     pub commitments: u64,
+    pub samplings: u64,
 }
 
 impl Counts {
@@ -64,6 +72,7 @@ impl Counts {
             + self.listings
             + self.inspections
             + self.commitments
+            + self.samplings
     }
 }
 
@@ -208,6 +217,8 @@ pub fn generate(
     // Commitments draw from their own stream: the other records of a seed stay as they
     // were before commitments were generated.
     let mut crng = ChaCha8Rng::seed_from_u64(profile.seed ^ 0x00C0_3317_7E17_0000);
+    // Quality samplings likewise.
+    let mut srng = ChaCha8Rng::seed_from_u64(profile.seed ^ 0x5A3B_1E00_0000_0000);
     let mut counts = Counts::default();
     let mut buf = Vec::with_capacity(512);
     let as_of = profile.as_of;
@@ -296,7 +307,9 @@ pub fn generate(
             n
         };
         let mut flags = Vec::new();
+        let mut food_licence = false;
         if matches!(section, b'H' | b'C' | b'F') && rng.random_range(0..100) < 15 {
+            food_licence = true;
             flags.push(pb::SupervisionFlag::Food as i32);
             if rng.random_range(0..100) < 3 {
                 flags.push(pb::SupervisionFlag::SpecialFood as i32);
@@ -617,6 +630,44 @@ pub fn generate(
                 out,
             )?;
             counts.commitments += 1;
+        }
+        if (food_licence || section == b'C') && srng.random_range(0..100) < 10 {
+            let food = food_licence || (section == b'C' && (13..=15).contains(&division));
+            let products: &[&str] = if food {
+                &["速冻水饺", "巴氏杀菌乳", "糕点", "食用植物油", "包装饮用水"]
+            } else {
+                &[
+                    "电线电缆",
+                    "儿童玩具",
+                    "电动自行车",
+                    "家用燃气灶具",
+                    "纺织面料",
+                ]
+            };
+            for k in 0..srng.random_range(1..=3u32) {
+                let sampled_on =
+                    day_between(&mut srng, established_on.max(as_of.add_days(-1095)), as_of);
+                let passed = srng.random::<f64>() >= (0.05 * risk).min(0.6);
+                emit(
+                    pb::import_record::Record::Sampling(pb::QualitySamplingResult {
+                        sample_id: format!("CJ-{}-{abbr}-{i:07}-{k}", sampled_on.year()),
+                        uscc: u.clone(),
+                        sampled_on: sampled_on.to_string(),
+                        category: if food {
+                            pb::SamplingCategory::Food
+                        } else {
+                            pb::SamplingCategory::Product
+                        } as i32,
+                        product: products[srng.random_range(0..products.len())].into(),
+                        batch: sampled_on.add_days(-srng.random_range(1..60)).to_string(),
+                        passed,
+                        authority: format!("上海市{abbr}市场监督管理局"),
+                        recorded_at: None,
+                    }),
+                    out,
+                )?;
+                counts.samplings += 1;
+            }
         }
         if i % 10_000 == 9_999 {
             progress(i + 1);

@@ -47,14 +47,15 @@ pub fn run(a: Args) -> CliResult {
     sink.flush()?;
     bar.finish_and_clear();
     eprintln!(
-        "generated {} records: {} enterprises, {} penalties, {} annual reports, {} listings, {} inspections, {} commitments",
+        "generated {} records: {} enterprises, {} penalties, {} annual reports, {} listings, {} inspections, {} commitments, {} quality samplings",
         counts.total(),
         counts.enterprises,
         counts.penalties,
         counts.annual_reports,
         counts.listings,
         counts.inspections,
-        counts.commitments
+        counts.commitments,
+        counts.samplings
     );
     Ok(())
 }

@@ -958,6 +958,31 @@ pub fn enterprise_html(r: &pb::CreditReport, history: &[HistoryRow]) -> Result<S
     );
     table(
         &mut h,
+        "Quality samplings (质量抽检)",
+        &[
+            "report",
+            "sampled on",
+            "category",
+            "product",
+            "batch",
+            "result",
+        ],
+        r.samplings
+            .iter()
+            .map(|x| {
+                vec![
+                    x.sample_id.clone(),
+                    x.sampled_on.clone(),
+                    enum_name(x.category, |c: pb::SamplingCategory| c.as_str_name()),
+                    x.product.clone(),
+                    x.batch.clone(),
+                    if x.passed { "passed" } else { "FAILED" }.into(),
+                ]
+            })
+            .collect(),
+    );
+    table(
+        &mut h,
         "Credit repair",
         &["case", "target", "state", "submitted on", "due"],
         r.repairs

@@ -111,6 +111,8 @@ pub enum RecordKind {
     RepairCase,
     /// The general model's class (an input of a specialised model).
     GeneralClass,
+    /// A quality sampling result (质量抽检).
+    QualitySampling,
 }
 
 impl RecordKind {
@@ -124,6 +126,7 @@ impl RecordKind {
             RecordKind::Inspection => "inspection",
             RecordKind::RepairCase => "repair_case",
             RecordKind::GeneralClass => "general_class",
+            RecordKind::QualitySampling => "quality_sampling",
         }
     }
 }
@@ -186,6 +189,11 @@ pub enum Indicator {
     /// The general model's class (综合信用风险分类), points per class above A: a
     /// specialised model's input (the general model cannot read itself).
     GeneralClass,
+    /// Each failed food-safety sampling (食品安全抽检不合格) within the window.
+    FoodSamplingFailed,
+    /// Failed quality samplings (any category) in two consecutive calendar years within
+    /// the window (连续多年抽检不合格), once.
+    SamplingRepeatedFailure,
 }
 
 /// What the catalogue knows of an indicator.
@@ -207,7 +215,7 @@ pub struct IndicatorInfo {
 
 impl Indicator {
     /// Every indicator, in catalogue order.
-    pub const ALL: [Indicator; 20] = [
+    pub const ALL: [Indicator; 22] = [
         Indicator::NewEnterprise,
         Indicator::LowRegisteredCapital,
         Indicator::HighRiskIndustry,
@@ -228,6 +236,8 @@ impl Indicator {
         Indicator::FalseCommitment,
         Indicator::FoodPenalty,
         Indicator::GeneralClass,
+        Indicator::FoodSamplingFailed,
+        Indicator::SamplingRepeatedFailure,
     ];
 
     /// The stable code, as written in model files.
@@ -254,6 +264,8 @@ impl Indicator {
             FalseCommitment => "FALSE_COMMITMENT",
             FoodPenalty => "FOOD_PENALTY",
             GeneralClass => "GENERAL_CLASS",
+            FoodSamplingFailed => "FOOD_SAMPLING_FAILED",
+            SamplingRepeatedFailure => "SAMPLING_REPEATED_FAILURE",
         }
     }
 
@@ -429,6 +441,22 @@ impl Indicator {
                 false,
                 "综合信用风险分类",
                 "general credit-risk class (points per class above A)",
+            ),
+            FoodSamplingFailed => (
+                Dm::Supervision,
+                R::QualitySampling,
+                true,
+                false,
+                "食品安全抽检不合格",
+                "food-safety sampling failed",
+            ),
+            SamplingRepeatedFailure => (
+                Dm::Supervision,
+                R::QualitySampling,
+                true,
+                false,
+                "连续多年抽检不合格",
+                "quality sampling failed in consecutive years",
             ),
         };
         IndicatorInfo {
@@ -984,13 +1012,16 @@ mod tests {
             .into_iter()
             .filter(|i| m.spec(*i).is_none())
             .collect();
-        // FOOD_PENALTY and GENERAL_CLASS are the food model's (issue 18).
+        // FOOD_PENALTY, GENERAL_CLASS and the sampling indicators are the food
+        // model's (issue 18).
         assert_eq!(
             unused,
             [
                 Indicator::HighRiskIndustry,
                 Indicator::FoodPenalty,
-                Indicator::GeneralClass
+                Indicator::GeneralClass,
+                Indicator::FoodSamplingFailed,
+                Indicator::SamplingRepeatedFailure,
             ]
         );
         assert!(m.is_general() && m.scope.is_none());
@@ -1013,6 +1044,8 @@ mod tests {
         assert!(!m.is_general());
         assert!(m.spec(Indicator::GeneralClass).is_some());
         assert!(m.spec(Indicator::FoodPenalty).is_some());
+        assert!(m.spec(Indicator::FoodSamplingFailed).is_some());
+        assert!(m.spec(Indicator::SamplingRepeatedFailure).is_some());
         let mut e = fixtures::dossier("2015-03-01").enterprise.unwrap();
         e.industry = IndustryCode::parse("", "C", "1711").unwrap(); // textiles
         e.supervision.clear();

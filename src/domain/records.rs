@@ -1,5 +1,5 @@
 //! The records the registry keeps: `Enterprise`, `Penalty`, `AnnualReport`, `Listing`,
-//! `InspectionResult`, and their enums. Constructors validate; fields are public for
+//! `InspectionResult`, `QualitySampling`, and their enums. Constructors validate; fields are public for
 //! reading, and the store re-attaches the USCC it keeps in the key.
 
 use serde::{Deserialize, Serialize};
@@ -434,6 +434,53 @@ pub struct InspectionResult {
     pub recorded_at_ms: i64,
 }
 
+/// What a quality sampling tested (抽检类别).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SamplingCategory {
+    /// Food-safety supervisory sampling (食品安全监督抽检, 食品安全法 Art. 87).
+    Food,
+    /// Product-quality supervisory sampling of industrial products (产品质量监督抽查,
+    /// 产品质量法 Art. 15).
+    Product,
+}
+
+/// A quality sampling result (质量抽检结果): one batch of a product sampled by a
+/// regulator and tested, passed or failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualitySampling {
+    /// The sampling report number (抽检报告编号); (sample_id, uscc) is unique.
+    pub sample_id: String,
+    /// The enterprise whose product was sampled; kept in the store key.
+    #[serde(skip, default = "Uscc::placeholder")]
+    pub uscc: Uscc,
+    /// Sampling date.
+    pub sampled_on: Date,
+    /// Food or industrial product.
+    pub category: SamplingCategory,
+    /// The product (产品名称).
+    pub product: String,
+    /// The batch or production date marking (批次), may be empty.
+    pub batch: String,
+    /// Whether the sample passed (合格).
+    pub passed: bool,
+    /// The authority that ran the sampling.
+    pub authority: String,
+    /// When stored (Unix milliseconds).
+    pub recorded_at_ms: i64,
+}
+
+impl QualitySampling {
+    /// Checks the report number, date and texts.
+    pub fn validate(&self, today: Date) -> Result<(), DomainError> {
+        check_text("sampling.sample_id", &self.sample_id, true, 64)?;
+        check_not_future("sampling.sampled_on", self.sampled_on, today)?;
+        check_text("sampling.product", &self.product, true, 100)?;
+        check_text("sampling.batch", &self.batch, false, 64)?;
+        check_text("sampling.authority", &self.authority, true, 100)?;
+        Ok(())
+    }
+}
+
 /// Everything the registry knows about one enterprise (its dossier, 档案): the store
 /// keeps it as one value, so reading an enterprise or scanning the city is one read per
 /// enterprise.
@@ -451,6 +498,8 @@ pub struct EnterpriseRecords {
     pub inspections: Vec<InspectionResult>,
     /// Credit commitments by id (dossier version 3).
     pub commitments: Vec<super::commitment::Commitment>,
+    /// Quality sampling results by report number (dossier version 4).
+    pub samplings: Vec<QualitySampling>,
     /// Repair approvals revoked for a false commitment: (case id, date found). Kept with
     /// the repair cases, not in the stored dossier; the store attaches them on read.
     #[serde(skip)]
@@ -468,6 +517,7 @@ impl EnterpriseRecords {
         self.listings.iter_mut().for_each(|x| x.uscc = u);
         self.inspections.iter_mut().for_each(|x| x.uscc = u);
         self.commitments.iter_mut().for_each(|x| x.uscc = u);
+        self.samplings.iter_mut().for_each(|x| x.uscc = u);
     }
 }
 

@@ -12,7 +12,8 @@ use super::{
     model::{Centi, Condition, Decay, HardRule, Indicator, IndicatorSpec, Model, RiskClass},
     rules::{report_compliance_since, Compliance},
     ruleset::RuleBook,
-    Date, EnterpriseRecords, EnterpriseStatus, EntityType, ListKind, PenaltyKind, ViolationDomain,
+    Date, EnterpriseRecords, EnterpriseStatus, EntityType, ListKind, PenaltyKind, SamplingCategory,
+    ViolationDomain,
 };
 
 /// The record a factor comes from.
@@ -36,6 +37,8 @@ pub enum RecordRef<'a> {
     Commitment(&'a str),
     /// The general model's class (a specialised model's input).
     GeneralClass(RiskClass),
+    /// A quality sampling, by report number.
+    Sampling(&'a str),
 }
 
 impl RecordRef<'_> {
@@ -53,6 +56,7 @@ impl RecordRef<'_> {
             RecordRef::RepairCase(id) => format!("repair_case/{id}"),
             RecordRef::Commitment(id) => format!("commitment/{id}"),
             RecordRef::GeneralClass(c) => format!("classification/general/{c}"),
+            RecordRef::Sampling(id) => format!("sampling/{id}"),
         }
     }
 }
@@ -385,6 +389,36 @@ pub fn assess<'a>(
             age(l.inspected_on),
             RecordRef::Inspection(&l.task_id),
             &mut used,
+        );
+    }
+
+    // Quality samplings: each failed food sampling; failures in two consecutive
+    // calendar years (any category) once, on the latest failure.
+    let mut food_failed = 0;
+    let mut failed_years: Vec<(i32, &'a str)> = Vec::new();
+    let repeat_window = model
+        .spec(Indicator::SamplingRepeatedFailure)
+        .and_then(|s| s.window_days);
+    for x in r.samplings.iter().filter(|x| !x.passed) {
+        let a = age(x.sampled_on);
+        if x.category == SamplingCategory::Food {
+            acc.add(
+                Indicator::FoodSamplingFailed,
+                a,
+                RecordRef::Sampling(&x.sample_id),
+                &mut food_failed,
+            );
+        }
+        if repeat_window.is_some_and(|w| a >= 0 && a as i64 <= i64::from(w)) {
+            failed_years.push((x.sampled_on.year(), &x.sample_id));
+        }
+    }
+    failed_years.sort_unstable();
+    let consecutive = failed_years.windows(2).any(|w| w[1].0 == w[0].0 + 1);
+    if let (true, Some(&(_, latest))) = (consecutive, failed_years.last()) {
+        acc.once(
+            Indicator::SamplingRepeatedFailure,
+            RecordRef::Sampling(latest),
         );
     }
 

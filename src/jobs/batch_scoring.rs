@@ -132,19 +132,24 @@ pub async fn start(
         store.active_models()?
     } else {
         vec![match &req.model_version {
-            Some(v) => store
-                .model(v)?
-                .ok_or_else(|| Error::NotFound(format!("model_version: model {v:?}")))?,
+            Some(v) => {
+                let m = store
+                    .model(v)?
+                    .ok_or_else(|| Error::NotFound(format!("model_version: model {v:?}")))?;
+                if let Some(f) = req.family.as_deref().filter(|f| *f != m.family) {
+                    return Err(Error::invalid(
+                        "family",
+                        format!("{f:?}, but model {v:?} is of family {:?}", m.family),
+                    ));
+                }
+                m
+            }
             None => {
                 let family = req.family.as_deref().unwrap_or(GENERAL);
-                store
-                    .active_model_of(family)?
-                    .ok_or_else(|| match req.family {
-                        Some(_) => {
-                            Error::NotFound(format!("family: no active model of family {family:?}"))
-                        }
-                        None => Error::FailedPrecondition("no active model".into()),
-                    })?
+                store.active_model_of(family)?.ok_or_else(|| match family {
+                    GENERAL => Error::FailedPrecondition("no active model".into()),
+                    _ => Error::NotFound(format!("family: no active model of family {family:?}")),
+                })?
             }
         }]
     };
@@ -295,8 +300,8 @@ fn compute(
     let done = std::sync::atomic::AtomicBool::new(false);
     let as_of = runs[0].0.as_of;
     let rules = &store.options().rules;
-    let run_id = runs[0].0.id;
-    let report = |phase: &'static str, processed: u64, classes: [u64; 4]| {
+    // Progress is the first run's during the scan, then each run's in its phases.
+    let report = |run_id: u64, phase: &'static str, processed: u64, classes: [u64; 4]| {
         let total = reported_total(total, processed);
         store.note_batch_progress(processed, total);
         let _ = tx.try_send(Event::Progress(Progress {
@@ -310,10 +315,13 @@ fn compute(
     };
     let snapshot =
         |c: &[AtomicU64; 4]| -> [u64; 4] { [0, 1, 2, 3].map(|i| c[i].load(Ordering::Relaxed)) };
+    let run_id = runs[0].0.id;
     let models: Vec<Arc<Model>> = runs.iter().map(|(_, m)| m.clone()).collect();
-    let general_in_pass = models[0].is_general();
-    // Without a general run in the pass, a model that reads the general class reads the
-    // general current run's.
+    // A specialised model reads the general class of the pass — unless the pass is a dry
+    // run (its general run may never become current): then, like a pass without a
+    // general run, the general class in force (the general current run), as the dry
+    // run's later re-scores read it too.
+    let general_in_pass = models[0].is_general() && !runs[0].0.dry_run;
     let general_run = match general_in_pass {
         true => None,
         false => store.current_run()?.map(|v| v.run.id),
@@ -343,6 +351,7 @@ fn compute(
             while !done.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(250));
                 report(
+                    run_id,
                     "scan",
                     processed.load(Ordering::Relaxed),
                     snapshot(&classes),
@@ -442,22 +451,23 @@ fn compute(
     }
     // Enterprises read (a specialised run scores those in its scope among them).
     let scanned = processed.load(Ordering::Relaxed);
-    report("relations", scanned, scored[0].classes);
+    report(run_id, "relations", scanned, scored[0].classes);
 
     // 3. Relations, run by run (the general one first): the relation points, and for a
     // specialised model the enterprises whose general class the relation points moved.
     let mut general_moved: HashMap<Uscc, RiskClass> = HashMap::new();
     let mut out = Vec::with_capacity(scored.len());
     for (k, mut sc) in scored.into_iter().enumerate() {
-        let sources = relations(store, &mut sc, &mut general_moved, reads_general[k], as_of)?;
+        let moved = reads_general[k] && general_in_pass;
+        let sources = relations(store, &mut sc, &mut general_moved, moved, as_of)?;
         // 4. Compare with the family's current run.
-        report("compare", scanned, sc.classes);
+        report(sc.run.id, "compare", scanned, sc.classes);
         let transitions = match store.current_run_of(&sc.model.family)? {
             Some(cur) => Some(compare(store, &cur, &sc.entries, &sc.model, as_of)?),
             None => None,
         };
         // 5. Write.
-        report("write", scanned, sc.classes);
+        report(sc.run.id, "write", scanned, sc.classes);
         store.write_run_results(sc.run.id, &sc.entries, &sources)?;
         let mut regions: Vec<(String, [u64; 4])> = sc
             .regions
@@ -481,24 +491,65 @@ fn compute(
             rescored: Arc::default(),
         });
     }
-    report("activate", scanned, out[0].run.classes);
+    report(run_id, "activate", scanned, out[0].run.classes);
     Ok(out)
 }
 
-/// The relation phase of one run: the legal-representative keys of its D-class or
-/// serious-illegal-listed enterprises are counted, and the few enterprises sharing one
-/// (other than themselves) re-scored with the relation points. For a specialised model
-/// that reads the general class, the enterprises in `general_moved` (whose general class
-/// the general run's relation points changed in this pass) are re-scored too; a general
-/// run records its moves there. Returns the relation sources.
+/// The relation phase of one run. First, for a specialised model that reads the
+/// general class (`reads_moved`), the enterprises in `general_moved` — whose general
+/// class the general run's relation points changed in this pass — are re-scored with
+/// their new general class (their relation-source flag with them). Then the
+/// legal-representative keys of its D-class or serious-illegal-listed enterprises are
+/// counted, and the few enterprises sharing one (other than themselves) re-scored with
+/// the relation points. A general run records the classes it moves in `general_moved`.
+/// Returns the relation sources.
 fn relations(
     store: &Store,
     sc: &mut Scored,
     general_moved: &mut HashMap<Uscc, RiskClass>,
-    reads_general: bool,
+    reads_moved: bool,
     as_of: Date,
 ) -> Result<HashMap<u64, u32>> {
     let rules = &store.options().rules;
+    // Re-scores entry `i`; returns its new class if it changed.
+    let rescore = |sc: &mut Scored, i: usize, inputs: Inputs| -> Result<Option<RiskClass>> {
+        let u = sc.entries[i].uscc;
+        let Some(d) = store.enterprise_records(&u)? else {
+            return Ok(None);
+        };
+        let a = assess(&d, inputs, &sc.model, rules, as_of, |_| {});
+        sc.spot.set(i, &d);
+        let before = sc.entries[i].class;
+        let source = sc.entries[i].flags & FLAG_SOURCE;
+        sc.entries[i] = RunEntry::new(u, &a, inputs.related);
+        if inputs.related {
+            // Keep the source flag of the relation-free scoring (relations do not
+            // cascade).
+            sc.entries[i].flags = (sc.entries[i].flags & !FLAG_SOURCE) | source;
+        }
+        if before == a.class {
+            return Ok(None);
+        }
+        sc.classes[before.index()] -= 1;
+        sc.classes[a.class.index()] += 1;
+        if let Some(e) = &d.enterprise {
+            let t = sc.regions.entry(*e.region.as_bytes()).or_default();
+            t[before.index()] -= 1;
+            t[a.class.index()] += 1;
+        }
+        Ok(Some(a.class))
+    };
+    if reads_moved && !general_moved.is_empty() {
+        for i in 0..sc.entries.len() {
+            if let Some(&g) = general_moved.get(&sc.entries[i].uscc) {
+                let inputs = Inputs {
+                    related: false,
+                    general: Some(g),
+                };
+                rescore(sc, i, inputs)?;
+            }
+        }
+    }
     let mut sources: HashMap<u64, u32> = HashMap::new();
     for (e, &rep) in sc.entries.iter().zip(&sc.reps) {
         if rep != 0 && e.flags & FLAG_SOURCE != 0 {
@@ -508,51 +559,17 @@ fn relations(
     let mut related_count = 0u64;
     for i in 0..sc.entries.len() {
         let rep = sc.reps[i];
-        let is_source = sc.entries[i].flags & FLAG_SOURCE != 0;
-        let rel = rep != 0 && related(&sources, Some(rep), is_source);
-        let u = sc.entries[i].uscc;
-        let moved = match reads_general {
-            true => general_moved.get(&u).copied(),
-            false => None,
-        };
-        if !rel && moved.is_none() {
+        if rep == 0 || !related(&sources, Some(rep), sc.entries[i].flags & FLAG_SOURCE != 0) {
             continue;
         }
-        let Some(d) = store.enterprise_records(&u)? else {
-            continue;
+        let inputs = Inputs {
+            related: true,
+            general: general_input(sc.entries[i].flags),
         };
-        let general = moved.or(general_input(sc.entries[i].flags));
-        let a = assess(
-            &d,
-            Inputs {
-                related: rel,
-                general,
-            },
-            &sc.model,
-            rules,
-            as_of,
-            |_| {},
-        );
-        sc.spot.set(i, &d);
-        let before = sc.entries[i].class;
-        // Keep the source flag of the relation-free scoring (relations do not cascade).
-        let source = sc.entries[i].flags & FLAG_SOURCE;
-        sc.entries[i] = RunEntry::new(u, &a, rel);
-        sc.entries[i].flags = (sc.entries[i].flags & !FLAG_SOURCE) | source;
-        if rel {
-            related_count += 1;
-        }
-        if before != a.class {
-            sc.classes[before.index()] -= 1;
-            sc.classes[a.class.index()] += 1;
-            if let Some(e) = &d.enterprise {
-                let t = sc.regions.entry(*e.region.as_bytes()).or_default();
-                t[before.index()] -= 1;
-                t[a.class.index()] += 1;
-            }
-            if sc.model.is_general() {
-                general_moved.insert(u, a.class);
-            }
+        let moved = rescore(sc, i, inputs)?;
+        related_count += 1;
+        if let (Some(c), true) = (moved, sc.model.is_general()) {
+            general_moved.insert(sc.entries[i].uscc, c);
         }
     }
     sc.run.related = related_count;

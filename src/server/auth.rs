@@ -121,6 +121,7 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
     Some(match (service, method) {
         ("RegistryService", "GetEnterprise" | "ListPenalties" | "GetCreditReport") => ALL,
         ("RegistryService", "RecordInspectionResult") => INSPECT,
+        ("RegistryService", "RecordSamplingResult") => INSPECT,
         ("RegistryService", _) => FEED,
         (
             "ClassificationService",

@@ -21,10 +21,10 @@ pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 }
 
 /// Version of a stored dossier ([`EnterpriseRecords`]): 2 added
-/// `Penalty::published_on`, 3 the commitments. Dossiers have their own version, so a
+/// `Penalty::published_on`, 3 the commitments, 4 the quality samplings. Dossiers have their own version, so a
 /// dossier read with [`decode`] (or any other value with [`decode_dossier`]) fails
 /// loudly instead of misreading.
-pub const DOSSIER_VERSION: u8 = 3;
+pub const DOSSIER_VERSION: u8 = 4;
 
 /// Encodes a dossier.
 pub fn encode_dossier(d: &EnterpriseRecords) -> Result<Vec<u8>> {
@@ -33,12 +33,22 @@ pub fn encode_dossier(d: &EnterpriseRecords) -> Result<Vec<u8>> {
 }
 
 /// Decodes a dossier of any version; a version-1 dossier (before 2026-12) has no
-/// publication dates, a version-2 one no commitments. Old dossiers are rewritten in the
+/// publication dates, a version-2 one no commitments, a version-3 one no samplings. Old
+/// dossiers are rewritten in the
 /// new version when next changed.
 pub fn decode_dossier(bytes: &[u8]) -> Result<EnterpriseRecords> {
     let bad = |e: postcard::Error| Error::Corrupt(format!("decode dossier: {e}"));
     match bytes.split_first() {
         Some((&DOSSIER_VERSION, rest)) => postcard::from_bytes(rest).map_err(bad),
+        // Version 3 is version 4 without the samplings, the last stored field: postcard
+        // writes a struct as its fields in order, unframed, and an empty Vec as the one
+        // byte 0, so the version-3 bytes and a 0 are the version-4 encoding.
+        Some((&3, rest)) => {
+            let mut v4 = Vec::with_capacity(rest.len() + 1);
+            v4.extend_from_slice(rest);
+            v4.push(0);
+            postcard::from_bytes(&v4).map_err(bad)
+        }
         Some((&2, rest)) => postcard::from_bytes::<v2::Dossier>(rest)
             .map(Into::into)
             .map_err(bad),
@@ -151,6 +161,7 @@ mod v2 {
                 listings: d.listings.into_iter().map(Into::into).collect(),
                 inspections: d.inspections,
                 commitments: Vec::new(),
+                samplings: Vec::new(),
                 false_commitments: Vec::new(),
             }
         }
@@ -235,6 +246,7 @@ mod v1 {
                 listings: d.listings.into_iter().map(Into::into).collect(),
                 inspections: d.inspections,
                 commitments: Vec::new(),
+                samplings: Vec::new(),
                 false_commitments: Vec::new(),
             }
         }
@@ -403,6 +415,48 @@ mod tests {
         let new = encode_dossier(&d).unwrap();
         assert_eq!(new[0], DOSSIER_VERSION);
         assert_eq!(decode_dossier(&new).unwrap(), d);
+    }
+
+    /// A dossier stored before quality samplings (version 3: the current encoding
+    /// without the last field) reads with none; the current version keeps them.
+    #[test]
+    fn version_3_dossiers_upgrade() {
+        use crate::domain::{fixtures::day, QualitySampling, SamplingCategory};
+        let mut d = old_dossier();
+        d.penalties[0].published_on = Some(day("2024-03-08"));
+        d.listings[0].legal_rep_hash = Some([7; 32]);
+        // Version 3 as it was written: the fields up to the commitments.
+        let v3 = postcard::to_extend(
+            &(
+                &d.enterprise,
+                &d.penalties,
+                &d.reports,
+                &d.listings,
+                &d.inspections,
+                &d.commitments,
+            ),
+            vec![3],
+        )
+        .unwrap();
+        assert_eq!(decode_dossier(&v3).unwrap(), d);
+        d.samplings.push(QualitySampling {
+            sample_id: "SC-2026-0001".into(),
+            uscc: crate::domain::Uscc::placeholder(),
+            sampled_on: day("2026-05-01"),
+            category: SamplingCategory::Food,
+            product: "速冻水饺".into(),
+            batch: "20260420".into(),
+            passed: false,
+            authority: "浦东".into(),
+            recorded_at_ms: 2,
+        });
+        let new = encode_dossier(&d).unwrap();
+        assert_eq!(new[0], DOSSIER_VERSION);
+        assert_eq!(decode_dossier(&new).unwrap(), d);
+        // A version-3 dossier with trailing bytes is still refused as damaged.
+        let mut bad = v3.clone();
+        bad.push(9);
+        assert!(decode_dossier(&bad).is_err());
     }
 
     proptest! {

@@ -713,6 +713,13 @@ impl Store {
         } else {
             None
         };
+        if rescored
+            .as_ref()
+            .is_some_and(|o| o.flags & scoring::FLAG_UNRATED != 0)
+        {
+            // Left the scope of the run's (specialised) model after the run.
+            return Err(self.not_classified(u, run_id));
+        }
         let run_as_of = as_of;
         let (class, score, flags, as_of) = match (&rescored, &view) {
             (Some(o), _) => (o.class, o.score, o.flags, o.as_of),

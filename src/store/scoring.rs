@@ -52,6 +52,9 @@ pub const FLAG_SOURCE: u8 = 2;
 pub const FLAG_HARD_RULE: u8 = 4;
 /// Bits 3–5: the general class a specialised model read (0 none, 1–4 A–D).
 const GENERAL_SHIFT: u8 = 3;
+/// Flag (overrides only): the enterprise left the scope of the run's model after the
+/// run; the run no longer rates it.
+pub const FLAG_UNRATED: u8 = 64;
 
 /// The general class a specialised model read, from an entry's or override's flags.
 pub fn general_input(flags: u8) -> Option<RiskClass> {
@@ -614,6 +617,10 @@ pub fn load_views(
             let u = Uscc::from_bytes(&k[9..])?;
             rescored.mark(u);
             let o: Override = codec::decode(&v)?;
+            if o.flags & FLAG_UNRATED != 0 {
+                spot.remove(u)?;
+                continue;
+            }
             if let Some(v) = tree.get(keys::enterprise(&u))? {
                 let mut d = codec::decode_dossier(&v)?;
                 rules.restore(u, &mut d);

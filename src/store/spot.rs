@@ -113,8 +113,9 @@ pub struct SpotIndex {
     history: HashMap<u32, SpotHistory>,
     /// Entry positions per class, ascending (= USCC order).
     by_class: [Vec<u32>; 4],
-    /// Enterprises changed since the run (re-scored onto it), by USCC.
-    overlay: RwLock<HashMap<Uscc, SpotRow>>,
+    /// Enterprises changed since the run (re-scored onto it), by USCC; `None` for one
+    /// that left the run's scope (a specialised model no longer rates it).
+    overlay: RwLock<HashMap<Uscc, Option<SpotRow>>>,
 }
 
 /// Builds an index while entries are produced in USCC order.
@@ -208,7 +209,16 @@ impl SpotIndex {
         self.overlay
             .write()
             .map_err(|_| Error::Unavailable("spot overlay poisoned".into()))?
-            .insert(row.uscc, row);
+            .insert(row.uscc, Some(row));
+        Ok(())
+    }
+
+    /// Drops an enterprise that left the run's scope (the writer, after its commit).
+    pub fn remove(&self, u: Uscc) -> Result<()> {
+        self.overlay
+            .write()
+            .map_err(|_| Error::Unavailable("spot overlay poisoned".into()))?
+            .insert(u, None);
         Ok(())
     }
 
@@ -241,7 +251,7 @@ impl SpotView<'_> {
             .map_err(|_| Error::Unavailable("spot overlay poisoned".into()))?
             .get(u)
         {
-            return Ok(Some(r.clone()));
+            return Ok(r.clone());
         }
         Ok(self
             .entries
@@ -372,7 +382,7 @@ impl SpotView<'_> {
             );
         }
         let mut from_overlay = false;
-        for r in overlay.values() {
+        for r in overlay.values().flatten() {
             if !f.admits(r.class, &r.attrs) {
                 continue;
             }

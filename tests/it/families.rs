@@ -284,6 +284,48 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
     let population: u64 = plan.strata.iter().map(|s| s.population).sum();
     assert_eq!(population, 3, "{plan:?}");
 
+    // The restaurant turns to textiles: it leaves the food scope, and the food run no
+    // longer rates it (GetClassification, BatchMatch, a food plan); back to catering, it
+    // is rated again.
+    let restaurant_as = |section: &str, code: &str| pb::Enterprise {
+        industry_section: section.into(),
+        industry_code: code.into(),
+        supervision_flags: vec![],
+        ..enterprise(&restaurant)
+    };
+    put_enterprise(&mut r, restaurant_as("F", "5131")).await;
+    assert!(classify(&mut k, &restaurant).await.specialised.is_empty());
+    let e = k
+        .get_classification(pb::GetClassificationRequest {
+            uscc: restaurant.clone(),
+            run_id: food.run_id,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    let m = spot
+        .batch_match(pb::MatchRequest {
+            usccs: vec![restaurant.clone()],
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(m.items[0].found && m.items[0].specialised.is_empty());
+    let plan2 = spot
+        .plan_draw(pb::PlanDrawRequest {
+            task_id: "2026-沪-food-2".into(),
+            model_family: "food".into(),
+            override_reason: "test: every class at 100 %".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(plan2.strata.iter().map(|s| s.population).sum::<u64>(), 2);
+    put_enterprise(&mut r, restaurant_as("H", "6210")).await;
+    assert_eq!(classify(&mut k, &restaurant).await.specialised.len(), 1);
+
     // A food dry run waits for its own activation; the general run stays current.
     let dry = score(&mut k, "food", true).await.unwrap();
     assert!(!dry.current && dry.dry_run);
@@ -409,5 +451,198 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
         c.specialised[0].score, after.specialised[0].score,
         "the re-score survives"
     );
+    s.stop().await;
+}
+
+fn sampling(uscc: &str, id: &str, on: &str, passed: bool) -> pb::QualitySamplingResult {
+    pb::QualitySamplingResult {
+        sample_id: id.into(),
+        uscc: uscc.into(),
+        sampled_on: on.into(),
+        category: pb::SamplingCategory::Food as i32,
+        product: "速冻水饺".into(),
+        batch: "20250101".into(),
+        passed,
+        authority: "上海市浦东新区市场监督管理局".into(),
+        recorded_at: None,
+    }
+}
+
+/// Quality samplings (质量抽检, issue 18's food sampling failures): recorded and imported,
+/// validated naming the field, read by the food model (each failed food sampling, and
+/// failures in consecutive years once more), listed in the credit report.
+#[tokio::test]
+async fn failed_food_samplings_weigh_in_the_food_rating() {
+    let s = TestServer::start().await;
+    let mut r = connect(s.addr).await;
+    let mut k = ClassificationServiceClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    let u = uscc_n(b'1', 11);
+    put_enterprise(&mut r, enterprise(&u)).await;
+    let runs = {
+        let mut events = k
+            .run_batch_scoring(pb::RunBatchScoringRequest {
+                all_families: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut n = 0;
+        while let Some(ev) = events.message().await.unwrap() {
+            n += matches!(ev.event, Some(pb::batch_scoring_event::Event::Done(_))) as usize;
+        }
+        n
+    };
+    assert_eq!(runs, 2);
+    let food = |c: &pb::Classification| c.specialised[0].score;
+    let before = food(&classify(&mut k, &u).await);
+
+    // Bad input is refused naming the field; nothing is written.
+    let bad = [
+        (
+            pb::QualitySamplingResult {
+                category: 0,
+                ..sampling(&u, "CJ-1", "2025-06-01", false)
+            },
+            Code::InvalidArgument,
+            "sampling.category",
+        ),
+        (
+            sampling(&u, "CJ-1", "2099-01-01", false),
+            Code::InvalidArgument,
+            "sampling.sampled_on",
+        ),
+        (
+            pb::QualitySamplingResult {
+                product: " ".into(),
+                ..sampling(&u, "CJ-1", "2025-06-01", false)
+            },
+            Code::InvalidArgument,
+            "sampling.product",
+        ),
+        (
+            sampling(&uscc_n(b'1', 12), "CJ-1", "2025-06-01", false),
+            Code::NotFound,
+            "sampling.uscc",
+        ),
+    ];
+    for (x, code, field) in bad {
+        let e = r
+            .record_sampling_result(pb::RecordSamplingResultRequest {
+                request_id: String::new(),
+                sampling: Some(x),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), code, "{e:?}");
+        assert!(e.message().contains(field), "{field}: {e:?}");
+    }
+    assert_eq!(food(&classify(&mut k, &u).await), before);
+
+    // One failed food sampling: FOOD_SAMPLING_FAILED, re-scored at once.
+    let stored = r
+        .record_sampling_result(pb::RecordSamplingResultRequest {
+            request_id: String::new(),
+            sampling: Some(sampling(&u, "CJ-2025-1", "2025-06-01", false)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .sampling
+        .unwrap();
+    assert!(stored.recorded_at.is_some());
+    let one = classify(&mut k, &u).await;
+    assert!(food(&one) > before, "{one:?}");
+    // The same report with other content is refused; the same content changes nothing.
+    let e = r
+        .record_sampling_result(pb::RecordSamplingResultRequest {
+            request_id: String::new(),
+            sampling: Some(sampling(&u, "CJ-2025-1", "2025-06-01", true)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
+
+    // A second failure the next year, imported: consecutive years weigh once more.
+    let summary = r
+        .import_records(tokio_stream::iter(vec![pb::ImportRecordsRequest {
+            records: vec![
+                pb::ImportRecord {
+                    record: Some(pb::import_record::Record::Sampling(sampling(
+                        &u,
+                        "CJ-2026-1",
+                        "2026-03-01",
+                        false,
+                    ))),
+                },
+                pb::ImportRecord {
+                    record: Some(pb::import_record::Record::Sampling(
+                        pb::QualitySamplingResult {
+                            category: 7,
+                            ..sampling(&u, "CJ-2026-2", "2026-03-02", false)
+                        },
+                    )),
+                },
+            ],
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((summary.stored, summary.rejected), (1, 1), "{summary:?}");
+    assert_eq!(summary.rejections[0].kind, "sampling");
+    assert!(summary.rejections[0].reason.contains("sampling.category"));
+    let food_run = s.store.current_run_of("food").unwrap().unwrap().run.id;
+    let explained = k
+        .get_classification(pb::GetClassificationRequest {
+            uscc: u.clone(),
+            run_id: food_run,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let codes: Vec<(&str, &str)> = explained
+        .factors
+        .iter()
+        .map(|f| (f.code.as_str(), f.record.as_str()))
+        .collect();
+    assert!(
+        codes.contains(&("FOOD_SAMPLING_FAILED", "sampling/CJ-2025-1")),
+        "{codes:?}"
+    );
+    assert!(
+        codes.contains(&("FOOD_SAMPLING_FAILED", "sampling/CJ-2026-1")),
+        "{codes:?}"
+    );
+    assert!(
+        codes.contains(&("SAMPLING_REPEATED_FAILURE", "sampling/CJ-2026-1")),
+        "{codes:?}"
+    );
+    assert!(explained.factors_reproduce_score);
+    assert!(
+        explained.rescored_cause.starts_with("ImportRecords"),
+        "{explained:?}"
+    );
+    // The general model does not read samplings.
+    let general = classify(&mut k, &u).await;
+    assert!(!general.factors.iter().any(|f| f.code.contains("SAMPLING")));
+
+    // The credit report lists them, newest first.
+    let report = r
+        .get_credit_report(pb::GetCreditReportRequest {
+            uscc: u.clone(),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<_> = report
+        .samplings
+        .iter()
+        .map(|x| x.sample_id.as_str())
+        .collect();
+    assert_eq!(ids, ["CJ-2026-1", "CJ-2025-1"]);
+    assert_eq!(report.classification.unwrap().specialised.len(), 1);
     s.stop().await;
 }

@@ -196,6 +196,24 @@ impl Ctx {
                     })
                     .await,
             ),
+            "RecordSamplingResult" => bytes(
+                self.reg
+                    .record_sampling_result(pb::RecordSamplingResultRequest {
+                        request_id: id,
+                        sampling: Some(pb::QualitySamplingResult {
+                            sample_id: "CJ-2026-replay".into(),
+                            uscc: u,
+                            sampled_on: "2026-05-01".into(),
+                            category: pb::SamplingCategory::Food as i32,
+                            product: "速冻水饺".into(),
+                            batch: "20260420".into(),
+                            passed: !other,
+                            authority: "上海市浦东新区市场监督管理局".into(),
+                            recorded_at: None,
+                        }),
+                    })
+                    .await,
+            ),
             "SweepAnnualReports" => bytes(
                 self.reg
                     .sweep_annual_reports(pb::SweepAnnualReportsRequest {
@@ -502,6 +520,7 @@ const ORDER: &[&str] = &[
     "CloseAlert",
     "FileAnnualReport",
     "RecordInspectionResult",
+    "RecordSamplingResult",
     "SweepAnnualReports",
     "RegisterModel",
     "RunBatchScoring",

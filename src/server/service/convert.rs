@@ -9,7 +9,7 @@ use crate::{
         ruleset::RuleBook,
         AnnualReport, Date, DomainError, Enterprise, EnterpriseStatus, EntityType, IndustryCode,
         InspectionResult, ListKind, Listing, ListingReason, Penalty, PenaltyKind, Procedure,
-        RegionCode, SupervisionFlag, Uscc, ViolationDomain,
+        QualitySampling, RegionCode, SamplingCategory, SupervisionFlag, Uscc, ViolationDomain,
     },
     proto as pb,
 };
@@ -515,5 +515,45 @@ pub fn inspection_pb(i: &InspectionResult) -> pb::InspectionResult {
         check_items: i.check_items.clone(),
         problems_found: i.problems_found,
         recorded_at: timestamp(i.recorded_at_ms),
+    }
+}
+
+/// Parses a `QualitySamplingResult` message.
+pub fn sampling(m: &pb::QualitySamplingResult) -> R<QualitySampling> {
+    let category = match pb::SamplingCategory::try_from(m.category)
+        .map_err(|_| unknown("sampling.category", m.category))?
+    {
+        pb::SamplingCategory::Unspecified => return Err(required("sampling.category")),
+        pb::SamplingCategory::Food => SamplingCategory::Food,
+        pb::SamplingCategory::Product => SamplingCategory::Product,
+    };
+    Ok(QualitySampling {
+        sample_id: m.sample_id.trim().to_string(),
+        uscc: uscc("sampling.uscc", &m.uscc)?,
+        sampled_on: Date::parse("sampling.sampled_on", &m.sampled_on)?,
+        category,
+        product: m.product.trim().to_string(),
+        batch: m.batch.trim().to_string(),
+        passed: m.passed,
+        authority: m.authority.trim().to_string(),
+        recorded_at_ms: 0,
+    })
+}
+
+/// Renders a quality sampling result.
+pub fn sampling_pb(x: &QualitySampling) -> pb::QualitySamplingResult {
+    pb::QualitySamplingResult {
+        sample_id: x.sample_id.clone(),
+        uscc: x.uscc.to_string(),
+        sampled_on: x.sampled_on.to_string(),
+        category: match x.category {
+            SamplingCategory::Food => pb::SamplingCategory::Food,
+            SamplingCategory::Product => pb::SamplingCategory::Product,
+        } as i32,
+        product: x.product.clone(),
+        batch: x.batch.clone(),
+        passed: x.passed,
+        authority: x.authority.clone(),
+        recorded_at: timestamp(x.recorded_at_ms),
     }
 }

@@ -249,6 +249,31 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(reply))
     }
 
+    async fn record_sampling_result(
+        &self,
+        req: Request<pb::RecordSamplingResultRequest>,
+    ) -> Result<Response<pb::RecordSamplingResultResponse>, Status> {
+        let actor = super::actor(&req, "RecordSamplingResult");
+        let scope = super::Scope::of(&req);
+        let r = req.into_inner();
+        let key = request_key("RecordSamplingResult", &r.request_id, &r)?;
+        let x = convert::sampling(required("sampling", &r.sampling)?).map_err(invalid)?;
+        scope.check_uscc(&self.store, "sampling.uscc", &x.uscc)?;
+        let reply = super::write_reply(
+            &self.store,
+            actor.clone(),
+            op::RecordSampling(x),
+            key,
+            move |x| {
+                Ok(pb::RecordSamplingResultResponse {
+                    sampling: Some(convert::sampling_pb(x)),
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
+    }
+
     async fn sweep_annual_reports(
         &self,
         req: Request<pb::SweepAnnualReportsRequest>,
@@ -493,6 +518,13 @@ fn credit_report(
         .map(convert::inspection_pb)
         .collect();
     inspections.sort_by(|a, b| b.inspected_on.cmp(&a.inspected_on));
+    let mut samplings: Vec<pb::QualitySamplingResult> = recs
+        .samplings
+        .iter()
+        .filter(|x| x.sampled_on <= as_of)
+        .map(convert::sampling_pb)
+        .collect();
+    samplings.sort_by(|a, b| b.sampled_on.cmp(&a.sampled_on));
     let annual_reports = rules::report_compliance(e, &recs.reports, as_of)
         .into_iter()
         .map(|(year, deadline, filed, c)| pb::AnnualReportYear {
@@ -526,6 +558,7 @@ fn credit_report(
         listings,
         annual_reports,
         inspections,
+        samplings,
         classification,
         repairs: store
             .repair_cases(Some(&u))?
@@ -595,6 +628,9 @@ pub fn parse_import(rec: pb::ImportRecord) -> Result<ImportItem, ImportParseErro
         Some(Record::Inspection(m)) => convert::inspection(&m)
             .map(ImportItem::Inspection)
             .map_err(|e| ("inspection", format!("{}/{}", m.uscc, m.task_id), e)),
+        Some(Record::Sampling(m)) => convert::sampling(&m)
+            .map(ImportItem::Sampling)
+            .map_err(|e| ("sampling", format!("{}/{}", m.uscc, m.sample_id), e)),
         Some(Record::Commitment(m)) => super::commitment::imported_commitment(&m)
             .map(ImportItem::Commitment)
             .map_err(|e| ("commitment", format!("{}/{}", m.uscc, m.commitment_id), e)),

@@ -53,7 +53,7 @@ use crate::{
         spotcheck::{Exemption, Inspector},
         stats::{Counter, Month, Selection},
         AnnualReport, Date, Enterprise, EnterpriseRecords, EnterpriseStatus, InspectionResult,
-        ListKind, Listing, Model, Penalty, Uscc,
+        ListKind, Listing, Model, Penalty, QualitySampling, Uscc,
     },
     error::{Error, Result},
 };
@@ -83,8 +83,8 @@ pub mod op {
     pub use super::plans::{RecordAssignment, RecordDraw, SavePlan};
     pub use super::records::{
         AddListing, FileAnnualReport, Import, ImportItem, ImportOutcome, ImportRejection,
-        RecordInspection, RecordPenalty, Remember, SweepChunk, SweepCounts, UpsertEnterprise,
-        Upserted,
+        RecordInspection, RecordPenalty, RecordSampling, Remember, SweepChunk, SweepCounts,
+        UpsertEnterprise, Upserted,
     };
     pub use super::runs::{
         AbortRun, ActivateRun, BeginRun, FinishRun, ModelRegistered, RegisterModel,
@@ -219,6 +219,8 @@ struct StoredRequest {
 pub(super) enum Effect {
     /// A fresh spot-index row for the run's overlay.
     Spot(Arc<SpotIndex>, SpotRow),
+    /// The enterprise left the run's scope: the selector of that run drops it.
+    SpotGone(Arc<SpotIndex>, Uscc),
     /// A revoked repair approval (a false commitment) now attached to dossiers.
     Revocation(Uscc, u64, Date),
     /// A change of runs or models.
@@ -639,6 +641,7 @@ impl Writer {
         for e in effects {
             match e {
                 Effect::Spot(spot, row) => spot.upsert(row)?,
+                Effect::SpotGone(spot, u) => spot.remove(u)?,
                 Effect::Revocation(u, id, on) => self
                     .revocations
                     .write()

@@ -1,5 +1,5 @@
 //! Registry records: enterprises, penalties, annual reports, listings, inspection
-//! results, imports and the annual-report sweep; the index check.
+//! results, quality samplings, imports and the annual-report sweep; the index check.
 
 use super::*;
 
@@ -101,6 +101,24 @@ impl Operation for RecordInspection {
     }
 }
 
+/// Records a quality sampling result.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordSampling(#[serde(with = "wire::keyed")] pub QualitySampling);
+
+impl Operation for RecordSampling {
+    type Output = QualitySampling;
+    fn cause(&self) -> String {
+        format!("RecordSamplingResult sampling/{}", self.0.sample_id)
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<QualitySampling> {
+        let (ctx, p) = tx.ctx();
+        Ok(ctx.record_sampling(p, self.0)?.0)
+    }
+    fn subject(out: &QualitySampling) -> Option<Uscc> {
+        Some(out.uscc)
+    }
+}
+
 /// One record of an import, already parsed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ImportItem {
@@ -110,6 +128,7 @@ pub enum ImportItem {
     Listing(#[serde(with = "wire::keyed")] Listing),
     Inspection(#[serde(with = "wire::keyed")] InspectionResult),
     Commitment(#[serde(with = "wire::keyed")] crate::domain::commitment::Commitment),
+    Sampling(#[serde(with = "wire::keyed")] QualitySampling),
 }
 
 /// A chunk of an import: (index in the stream, record); each record is stored or
@@ -428,6 +447,37 @@ impl Ctx<'_> {
         Ok((x, true))
     }
 
+    pub(super) fn record_sampling(
+        &self,
+        p: &mut Pending,
+        mut x: QualitySampling,
+    ) -> Result<Applied<QualitySampling>> {
+        x.validate(self.today)?;
+        let d = p.registered_mut(&x.uscc, "sampling.uscc")?;
+        if let Some(old) = d.samplings.iter().find(|i| i.sample_id == x.sample_id) {
+            x.recorded_at_ms = old.recorded_at_ms;
+            if *old == x {
+                return Ok((old.clone(), false));
+            }
+            return Err(Error::AlreadyExists(format!(
+                "sampling: report {:?} for {}",
+                x.sample_id, x.uscc
+            )));
+        }
+        x.recorded_at_ms = self.now_ms;
+        p.change = Some(Change {
+            after: format!(
+                "sampling/{} on {} passed: {}",
+                x.sample_id, x.sampled_on, x.passed
+            ),
+            ..Change::default()
+        });
+        let d = p.registered_mut(&x.uscc, "sampling.uscc")?;
+        let at = d.samplings.partition_point(|i| i.sample_id < x.sample_id);
+        d.samplings.insert(at, x.clone());
+        Ok((x, true))
+    }
+
     pub(super) fn import(&self, p: &mut Pending, items: Vec<(u64, ImportItem)>) -> ImportOutcome {
         let mut out = ImportOutcome::default();
         for (index, item) in items {
@@ -439,6 +489,7 @@ impl Ctx<'_> {
                 ImportItem::Listing(x) => self.add_listing(p, x).map(|r| r.1),
                 ImportItem::Inspection(x) => self.record_inspection(p, x).map(|r| r.1),
                 ImportItem::Commitment(x) => self.import_commitment(p, x).map(|r| r.1),
+                ImportItem::Sampling(x) => self.record_sampling(p, x).map(|r| r.1),
             };
             match r {
                 Ok(true) => out.stored += 1,
@@ -537,6 +588,7 @@ pub(super) fn describe(item: &ImportItem) -> (&'static str, String) {
         ImportItem::Listing(x) => ("listing", format!("{}/{}", x.uscc, x.listing_id())),
         ImportItem::Inspection(x) => ("inspection", format!("{}/{}", x.uscc, x.task_id)),
         ImportItem::Commitment(x) => ("commitment", format!("{}/{}", x.uscc, x.commitment_id)),
+        ImportItem::Sampling(x) => ("sampling", format!("{}/{}", x.uscc, x.sample_id)),
     }
 }
 

@@ -184,28 +184,16 @@ impl Writer {
             return Ok(());
         }
         let st = sc::read(&self.scoring)?;
-        /// (run, model, run as-of, relation sources if known, spot index and rescored
-        /// set if complete)
-        type Target<'s> = (
-            u64,
-            &'s Model,
-            Date,
-            Option<&'s HashMap<u64, u32>>,
-            Option<(&'s Arc<SpotIndex>, &'s sc::Rescored)>,
-        );
-        let mut targets: Vec<Target> = Vec::new();
-        for v in st.live() {
-            targets.push((
-                v.run.id,
-                &v.model,
-                v.run.as_of,
-                Some(&v.sources),
-                Some((&v.spot, &*v.rescored)),
-            ));
-        }
+        /// A run to re-score onto: (id, model, as-of, its view if complete — a run being
+        /// computed has no relations or spot index yet; they are resolved when it
+        /// finishes).
+        type Target<'s> = (u64, &'s Model, Date, Option<&'s RunView>);
+        let mut targets: Vec<Target> = st
+            .live()
+            .map(|v| (v.run.id, &*v.model, v.run.as_of, Some(&**v)))
+            .collect();
         for b in &st.building {
-            // Relations and the spot index are resolved when the run finishes.
-            targets.push((b.id, &b.model, b.as_of, None, None));
+            targets.push((b.id, &b.model, b.as_of, None));
         }
         if targets.is_empty() {
             return Ok(());
@@ -227,44 +215,58 @@ impl Writer {
             };
             // The general class in force: this write's re-score onto the general current
             // run, else that run's entry (an earlier re-score's override is read below).
-            let mut general_class = match (general, current) {
-                (Some(v), Some(id)) => {
-                    let over = if v.rescored.may_have(u) {
-                        p.get(&sc::override_key(id, u))?
-                    } else {
-                        None
-                    };
-                    match over {
-                        Some(o) => Some(codec::decode::<Override>(&o)?.class),
-                        None => v.lookup(u).map(|x| x.class),
-                    }
-                }
-                _ => None,
+            let mut general_class = match general {
+                Some(v) => self.class_on_pending(p, v, u)?,
+                None => None,
             };
-            for (id, model, run_as_of, sources, spot) in &targets {
+            for &(id, model, run_as_of, view) in &targets {
+                // The override readers see, if one may exist.
+                let over = match view {
+                    Some(v) if !v.rescored.may_have(u) => None,
+                    _ => p
+                        .get(&sc::override_key(id, u))?
+                        .map(|o| codec::decode::<Override>(&o))
+                        .transpose()?,
+                };
                 if !model.rates(e) {
+                    // Out of the model's scope now: a run that rated the enterprise (its
+                    // entry, or a re-score) gets a tombstone, and its selector drops it.
+                    let rated = match &over {
+                        Some(o) => o.flags & sc::FLAG_UNRATED == 0,
+                        None => view.is_some_and(|v| v.lookup(u).is_some()),
+                    };
+                    if rated {
+                        if let Some(v) = view {
+                            v.rescored.mark(*u);
+                            p.effects.push(Effect::SpotGone(Arc::clone(&v.spot), *u));
+                        }
+                        let gone = Override {
+                            class: RiskClass::A,
+                            score: 0,
+                            flags: sc::FLAG_UNRATED,
+                            as_of: run_as_of.max(today),
+                            cause: cause.to_string(),
+                            at_ms: now_ms,
+                        };
+                        puts.push((sc::override_key(id, u), codec::encode(&gone)?));
+                    }
                     continue;
                 }
                 let o = rescore_one(
                     d,
                     model,
                     &self.options.rules,
-                    (*run_as_of).max(today),
-                    *sources,
+                    run_as_of.max(today),
+                    view.map(|v| &v.sources),
                     general_class,
                     cause,
                     now_ms,
                 );
-                if current == Some(*id) {
+                if current == Some(id) {
                     if alerting {
-                        // The class readers saw: the override if one may exist (the run's
-                        // rescored set, as `classify` reads it), else the run's entry.
-                        let over = match spot {
-                            Some((_, rescored)) if !rescored.may_have(u) => None,
-                            _ => p.get(&sc::override_key(*id, u))?,
-                        };
-                        let before = match over {
-                            Some(v) => Some(codec::decode::<Override>(&v)?.class),
+                        // The class readers saw: the override, else the run's entry.
+                        let before = match &over {
+                            Some(o) => Some(o.class),
                             None => general.and_then(|v| v.lookup(u)).map(|e| e.class),
                         };
                         if let Some(b) = before {
@@ -276,23 +278,23 @@ impl Writer {
                                     class_before: Some(b),
                                     class_after: Some(o.class),
                                     records: Vec::new(),
-                                    run_id: *id,
+                                    run_id: id,
                                 });
                             }
                         }
                     }
                     general_class = Some(o.class);
                 }
-                if let Some((spot, rescored)) = spot {
+                if let Some(v) = view {
                     // Marked before the commit: a reader may then look for an override
                     // that is not there yet (and fall back to the run's entry), but never
                     // skip one that is.
-                    rescored.mark(*u);
+                    v.rescored.mark(*u);
                     if let Some(row) = sc::spot_row(*u, d, o.class, o.score) {
-                        p.effects.push(Effect::Spot(Arc::clone(spot), row));
+                        p.effects.push(Effect::Spot(Arc::clone(&v.spot), row));
                     }
                 }
-                puts.push((sc::override_key(*id, u), codec::encode(&o)?));
+                puts.push((sc::override_key(id, u), codec::encode(&o)?));
             }
         }
         drop(st);
@@ -457,8 +459,22 @@ impl Writer {
             let Some(d) = p.doc(&u)?.cloned() else {
                 continue;
             };
+            if !d.enterprise.as_ref().is_some_and(|e| view.model.rates(e)) {
+                // Left the model's scope while the run was computed: a tombstone.
+                view.spot.remove(u)?;
+                let gone = Override {
+                    class: RiskClass::A,
+                    score: 0,
+                    flags: sc::FLAG_UNRATED,
+                    as_of,
+                    cause: String::new(),
+                    at_ms: now_ms,
+                };
+                p.put(sc::override_key(id, &u), codec::encode(&gone)?);
+                continue;
+            }
             let general_class = match &general {
-                Some(g) if !view.model.is_general() => self.class_on(g, &u)?,
+                Some(g) if !view.model.is_general() => self.class_on_pending(p, g, &u)?,
                 _ => None,
             };
             let mut o = rescore_one(
@@ -633,11 +649,18 @@ impl Writer {
 }
 
 impl Writer {
-    /// The class of `u` on a live run: its override if one may exist, else its entry.
-    pub(super) fn class_on(&self, v: &RunView, u: &Uscc) -> Result<Option<RiskClass>> {
+    /// The class of `u` on a live run, as this job's batch has it so far: its override
+    /// if one may exist, else its entry; `None` if the run does not rate it.
+    pub(super) fn class_on_pending(
+        &self,
+        p: &Pending,
+        v: &RunView,
+        u: &Uscc,
+    ) -> Result<Option<RiskClass>> {
         if v.rescored.may_have(u) {
-            if let Some(o) = self.tree.get(sc::override_key(v.run.id, u))? {
-                return Ok(Some(codec::decode::<Override>(&o)?.class));
+            if let Some(o) = p.get(&sc::override_key(v.run.id, u))? {
+                let o: Override = codec::decode(&o)?;
+                return Ok((o.flags & sc::FLAG_UNRATED == 0).then_some(o.class));
             }
         }
         Ok(v.lookup(u).map(|e| e.class))

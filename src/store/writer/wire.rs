@@ -9,7 +9,7 @@ use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::domain::{
     commitment::Commitment, AnnualReport, Enterprise, InspectionResult, Listing, Model, Penalty,
-    Uscc,
+    QualitySampling, Uscc,
 };
 
 /// A record whose USCC the stored encoding leaves to the key.
@@ -36,7 +36,8 @@ keyed!(
     AnnualReport,
     Listing,
     InspectionResult,
-    Commitment
+    Commitment,
+    QualitySampling
 );
 
 /// A record with its USCC: `(uscc, record)`.
