@@ -148,7 +148,7 @@ pub async fn start(
                 let family = req.family.as_deref().unwrap_or(GENERAL);
                 store.active_model_of(family)?.ok_or_else(|| match family {
                     GENERAL => Error::FailedPrecondition("no active model".into()),
-                    _ => Error::NotFound(format!("family: no active model of family {family:?}")),
+                    _ => Error::NotFound(format!("family: an active model of family {family:?}")),
                 })?
             }
         }]
