@@ -21,6 +21,12 @@
 //! risk (at most 60 %). Ours too \[U\]: the report gives volumes (1,450 product batches
 //! in one delta-wide check), not rates per firm.
 //!
+//! Complaint summaries come from a fourth stream: an entity drew complaints or reports in
+//! the last twelve months with chance 15 % × the hidden risk (at most 90 %), in one to
+//! four months; each such month 1–6 complaints and 0–2 reports, each found true with
+//! chance 30 %. Ours \[U\]: the report gives the city's volume (1.54 M handled in a
+//! year, ≈ 0.44 per entity), not its spread.
+//!
 //! Every entity carries a hidden risk (a log-normal multiplier with mean 1, never
 //! emitted): it scales the chance of its penalties, missed annual reports, listings and
 //! of a spot check finding problems, so the records a model reads and the outcomes of
@@ -61,6 +67,7 @@ pub struct Counts {
     pub inspections: u64,
     pub commitments: u64,
     pub samplings: u64,
+    pub complaint_months: u64,
 }
 
 impl Counts {
@@ -73,6 +80,7 @@ impl Counts {
             + self.inspections
             + self.commitments
             + self.samplings
+            + self.complaint_months
     }
 }
 
@@ -219,6 +227,8 @@ pub fn generate(
     let mut crng = ChaCha8Rng::seed_from_u64(profile.seed ^ 0x00C0_3317_7E17_0000);
     // Quality samplings likewise.
     let mut srng = ChaCha8Rng::seed_from_u64(profile.seed ^ 0x5A3B_1E00_0000_0000);
+    // Complaint summaries likewise.
+    let mut qrng = ChaCha8Rng::seed_from_u64(profile.seed ^ 0x1231_5000_0000_0000);
     let mut counts = Counts::default();
     let mut buf = Vec::with_capacity(512);
     let as_of = profile.as_of;
@@ -667,6 +677,40 @@ pub fn generate(
                     out,
                 )?;
                 counts.samplings += 1;
+            }
+        }
+        if qrng.random::<f64>() < (0.15 * risk).min(0.9) {
+            let this = crate::domain::stats::Month::of(as_of).0;
+            let mut months: Vec<u32> = (0..qrng.random_range(1..=4u32))
+                .map(|_| {
+                    let back = qrng.random_range(0..12u32);
+                    let (y, m) = (this / 100, this % 100);
+                    let idx = y * 12 + (m - 1) - back;
+                    (idx / 12) * 100 + idx % 12 + 1
+                })
+                .filter(|&m| m >= crate::domain::stats::Month::of(established_on).0)
+                .collect();
+            months.sort_unstable();
+            months.dedup();
+            for m in months {
+                let complaints = qrng.random_range(1..=6u32);
+                let reports = qrng.random_range(0..=2u32);
+                let verified = (0..complaints + reports)
+                    .filter(|_| qrng.random_range(0..10) < 3)
+                    .count() as u32;
+                emit(
+                    pb::import_record::Record::Complaints(pb::ComplaintSummary {
+                        uscc: u.clone(),
+                        month: crate::domain::stats::Month(m).to_string(),
+                        complaints,
+                        reports,
+                        verified,
+                        source: "12315".into(),
+                        recorded_at: None,
+                    }),
+                    out,
+                )?;
+                counts.complaint_months += 1;
             }
         }
         if i % 10_000 == 9_999 {

@@ -47,7 +47,7 @@ pub fn run(a: Args) -> CliResult {
     sink.flush()?;
     bar.finish_and_clear();
     eprintln!(
-        "generated {} records: {} enterprises, {} penalties, {} annual reports, {} listings, {} inspections, {} commitments, {} quality samplings",
+        "generated {} records: {} enterprises, {} penalties, {} annual reports, {} listings, {} inspections, {} commitments, {} quality samplings, {} complaint months",
         counts.total(),
         counts.enterprises,
         counts.penalties,
@@ -55,7 +55,8 @@ pub fn run(a: Args) -> CliResult {
         counts.listings,
         counts.inspections,
         counts.commitments,
-        counts.samplings
+        counts.samplings,
+        counts.complaint_months
     );
     Ok(())
 }

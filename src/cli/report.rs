@@ -983,6 +983,23 @@ pub fn enterprise_html(r: &pb::CreditReport, history: &[HistoryRow]) -> Result<S
     );
     table(
         &mut h,
+        "Complaints and reports (投诉举报)",
+        &["month", "complaints", "reports", "found true", "source"],
+        r.complaints
+            .iter()
+            .map(|x| {
+                vec![
+                    x.month.clone(),
+                    x.complaints.to_string(),
+                    x.reports.to_string(),
+                    x.verified.to_string(),
+                    x.source.clone(),
+                ]
+            })
+            .collect(),
+    );
+    table(
+        &mut h,
         "Credit repair",
         &["case", "target", "state", "submitted on", "due"],
         r.repairs

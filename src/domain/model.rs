@@ -113,6 +113,8 @@ pub enum RecordKind {
     GeneralClass,
     /// A quality sampling result (质量抽检).
     QualitySampling,
+    /// A monthly complaint and report summary (投诉举报).
+    ComplaintSummary,
 }
 
 impl RecordKind {
@@ -127,6 +129,7 @@ impl RecordKind {
             RecordKind::RepairCase => "repair_case",
             RecordKind::GeneralClass => "general_class",
             RecordKind::QualitySampling => "quality_sampling",
+            RecordKind::ComplaintSummary => "complaint_summary",
         }
     }
 }
@@ -194,6 +197,8 @@ pub enum Indicator {
     /// Failed quality samplings (any category) in two consecutive calendar years within
     /// the window (连续多年抽检不合格), once.
     SamplingRepeatedFailure,
+    /// Each complaint or report found true (投诉举报查证属实) in a month within the window.
+    ComplaintsVerified,
 }
 
 /// What the catalogue knows of an indicator.
@@ -215,7 +220,7 @@ pub struct IndicatorInfo {
 
 impl Indicator {
     /// Every indicator, in catalogue order.
-    pub const ALL: [Indicator; 22] = [
+    pub const ALL: [Indicator; 23] = [
         Indicator::NewEnterprise,
         Indicator::LowRegisteredCapital,
         Indicator::HighRiskIndustry,
@@ -238,6 +243,7 @@ impl Indicator {
         Indicator::GeneralClass,
         Indicator::FoodSamplingFailed,
         Indicator::SamplingRepeatedFailure,
+        Indicator::ComplaintsVerified,
     ];
 
     /// The stable code, as written in model files.
@@ -266,6 +272,7 @@ impl Indicator {
             GeneralClass => "GENERAL_CLASS",
             FoodSamplingFailed => "FOOD_SAMPLING_FAILED",
             SamplingRepeatedFailure => "SAMPLING_REPEATED_FAILURE",
+            ComplaintsVerified => "COMPLAINTS_VERIFIED",
         }
     }
 
@@ -457,6 +464,15 @@ impl Indicator {
                 false,
                 "连续多年抽检不合格",
                 "quality sampling failed in consecutive years",
+            ),
+            // Social evaluation: what the public reports and the regulator confirms.
+            ComplaintsVerified => (
+                Dm::Social,
+                R::ComplaintSummary,
+                true,
+                false,
+                "投诉举报查证属实",
+                "complaints or reports found true",
             ),
         };
         IndicatorInfo {

@@ -1,5 +1,5 @@
 //! The records the registry keeps: `Enterprise`, `Penalty`, `AnnualReport`, `Listing`,
-//! `InspectionResult`, `QualitySampling`, and their enums. Constructors validate; fields are public for
+//! `InspectionResult`, `QualitySampling`, `ComplaintSummary`, and their enums. Constructors validate; fields are public for
 //! reading, and the store re-attaches the USCC it keeps in the key.
 
 use serde::{Deserialize, Serialize};
@@ -481,6 +481,60 @@ impl QualitySampling {
     }
 }
 
+/// Complaints and reports about an enterprise in one month (投诉举报), as the 12315
+/// platform summarises them: how many were received and how many were verified
+/// (查证属实). The social-evaluation signal of the national scheme (DOMAIN §2:
+/// "complaint volumes"); one summary per enterprise and month, a later one replaces it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintSummary {
+    /// The enterprise; kept in the store key.
+    #[serde(skip, default = "Uscc::placeholder")]
+    pub uscc: Uscc,
+    /// The month counted.
+    pub month: super::stats::Month,
+    /// Complaints (投诉): a consumer's own dispute.
+    pub complaints: u32,
+    /// Reports (举报): a tip-off of a violation.
+    pub reports: u32,
+    /// Of both, those found true (查证属实).
+    pub verified: u32,
+    /// Where the counts come from (e.g. "12315").
+    pub source: String,
+    /// When stored (Unix milliseconds).
+    pub recorded_at_ms: i64,
+}
+
+impl ComplaintSummary {
+    /// Checks the month (not after today's), the counts and the source.
+    pub fn validate(&self, today: Date) -> Result<(), DomainError> {
+        if self.month > super::stats::Month::of(today) {
+            return Err(DomainError::invalid(
+                "complaints.month",
+                format!("{} is after this month", self.month),
+            ));
+        }
+        for (f, n) in [
+            ("complaints.complaints", self.complaints),
+            ("complaints.reports", self.reports),
+        ] {
+            if n > 1_000_000 {
+                return Err(DomainError::invalid(f, format!("{n}: at most 1,000,000")));
+            }
+        }
+        if u64::from(self.verified) > u64::from(self.complaints) + u64::from(self.reports) {
+            return Err(DomainError::invalid(
+                "complaints.verified",
+                format!(
+                    "{} verified of {} complaints and {} reports",
+                    self.verified, self.complaints, self.reports
+                ),
+            ));
+        }
+        check_text("complaints.source", &self.source, true, 64)?;
+        Ok(())
+    }
+}
+
 /// Everything the registry knows about one enterprise (its dossier, 档案): the store
 /// keeps it as one value, so reading an enterprise or scanning the city is one read per
 /// enterprise.
@@ -500,6 +554,8 @@ pub struct EnterpriseRecords {
     pub commitments: Vec<super::commitment::Commitment>,
     /// Quality sampling results by report number (dossier version 4).
     pub samplings: Vec<QualitySampling>,
+    /// Complaint and report summaries by month (dossier version 4).
+    pub complaints: Vec<ComplaintSummary>,
     /// Repair approvals revoked for a false commitment: (case id, date found). Kept with
     /// the repair cases, not in the stored dossier; the store attaches them on read.
     #[serde(skip)]
@@ -518,6 +574,7 @@ impl EnterpriseRecords {
         self.inspections.iter_mut().for_each(|x| x.uscc = u);
         self.commitments.iter_mut().for_each(|x| x.uscc = u);
         self.samplings.iter_mut().for_each(|x| x.uscc = u);
+        self.complaints.iter_mut().for_each(|x| x.uscc = u);
     }
 }
 

@@ -39,6 +39,8 @@ pub enum RecordRef<'a> {
     GeneralClass(RiskClass),
     /// A quality sampling, by report number.
     Sampling(&'a str),
+    /// A month's complaint and report summary.
+    Complaints(super::stats::Month),
 }
 
 impl RecordRef<'_> {
@@ -57,6 +59,7 @@ impl RecordRef<'_> {
             RecordRef::Commitment(id) => format!("commitment/{id}"),
             RecordRef::GeneralClass(c) => format!("classification/general/{c}"),
             RecordRef::Sampling(id) => format!("sampling/{id}"),
+            RecordRef::Complaints(m) => format!("complaints/{m}"),
         }
     }
 }
@@ -176,6 +179,38 @@ impl<'a, F: FnMut(Factor<'a>)> Acc<'_, F> {
         let Some(mut p) = points_at(spec, age_days) else {
             return;
         };
+        if let Some(max) = spec.max_points {
+            p = p.min(max - *used);
+        }
+        if p == 0 {
+            return;
+        }
+        *used += p;
+        self.score += p;
+        (self.sink)(Factor {
+            indicator: ind,
+            points: p,
+            record,
+        });
+    }
+
+    /// Adds `n` occurrences of `ind` from one record at once (a count), capped like
+    /// single ones.
+    fn add_n(
+        &mut self,
+        ind: Indicator,
+        age_days: i32,
+        n: u32,
+        record: RecordRef<'a>,
+        used: &mut Centi,
+    ) {
+        let Some(spec) = self.model.spec(ind) else {
+            return;
+        };
+        let Some(one) = points_at(spec, age_days) else {
+            return;
+        };
+        let mut p = one.saturating_mul(Centi::from(n));
         if let Some(max) = spec.max_points {
             p = p.min(max - *used);
         }
@@ -422,6 +457,24 @@ pub fn assess<'a>(
         );
     }
 
+    // Complaints and reports found true, per month known by `as_of` (age from the
+    // month's first day).
+    let mut verified = 0;
+    let known = super::stats::Month::of(as_of);
+    for c in r
+        .complaints
+        .iter()
+        .filter(|c| c.month <= known && c.verified > 0)
+    {
+        acc.add_n(
+            Indicator::ComplaintsVerified,
+            age(c.month.first_day()).max(0),
+            c.verified,
+            RecordRef::Complaints(c.month),
+            &mut verified,
+        );
+    }
+
     // False commitments: found in credit repair (a revoked approval), or a commitment
     // verified broken and not repaired by `as_of`.
     let mut false_commitments = 0;
@@ -577,6 +630,47 @@ mod tests {
         d2.penalties[0].domain = crate::domain::ViolationDomain::Advertising;
         let (_, f) = explain(&d2, false, &m, rules(), as_of);
         assert!(!f.iter().any(|x| x.indicator == Indicator::FoodPenalty));
+    }
+
+    /// Complaints found true (social evaluation, cr-2026.4): points per verified one,
+    /// fading over a year from the month's first day, capped; a month after `as_of` is
+    /// not known yet; a failed food sampling is not the general model's.
+    #[test]
+    fn verified_complaints_weigh_per_month_capped_and_only_once_known() {
+        use crate::domain::{stats::Month, ComplaintSummary};
+        let m = Model::builtin();
+        let spec = m.spec(Indicator::ComplaintsVerified).unwrap().clone();
+        let mut d = enterprise();
+        let month = |mm: u32, verified: u32| ComplaintSummary {
+            uscc: Uscc::placeholder(),
+            month: Month(mm),
+            complaints: 9,
+            reports: 1,
+            verified,
+            source: "12315".into(),
+            recorded_at_ms: 0,
+        };
+        d.complaints = vec![month(202609, 1), month(202610, 2), month(202611, 1)];
+        let (_, f) = explain(&d, false, &m, rules(), day(AS_OF));
+        let social: Vec<_> = f
+            .iter()
+            .filter(|x| x.indicator == Indicator::ComplaintsVerified)
+            .collect();
+        // 2026-11 is after the as-of month (2026-10): not known yet.
+        assert_eq!(social.len(), 2, "{social:?}");
+        assert_eq!(social[0].record, "complaints/2026-09");
+        // September, 30 days old: one verified, linear decay over 365 days.
+        assert_eq!(social[0].points, spec.points * (365 - 30) / 365);
+        // October, the as-of month's first day: two, full points.
+        assert_eq!(social[1].points, 2 * spec.points);
+        d.complaints = vec![month(202610, 50)];
+        let (_, f) = explain(&d, false, &m, rules(), day(AS_OF));
+        let total: Centi = f
+            .iter()
+            .filter(|x| x.indicator == Indicator::ComplaintsVerified)
+            .map(|x| x.points)
+            .sum();
+        assert_eq!(Some(total), spec.max_points);
     }
 
     /// One rule for a penalty's weight (issue 14, defect 3): it weighs from its decision

@@ -12,7 +12,9 @@ use super::{
 };
 
 /// A calendar month, `yyyy * 100 + mm` (ordered like the months).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Month(pub u32);
 
 impl Month {
@@ -32,6 +34,13 @@ impl Month {
             return Err(bad());
         }
         Ok(Month(y * 100 + m))
+    }
+}
+
+impl Month {
+    /// The first day of the month.
+    pub fn first_day(self) -> Date {
+        Date::ymd((self.0 / 100) as i32, self.0 % 100, 1).unwrap_or(Date::from_days(0))
     }
 }
 

@@ -21,7 +21,8 @@ pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 }
 
 /// Version of a stored dossier ([`EnterpriseRecords`]): 2 added
-/// `Penalty::published_on`, 3 the commitments, 4 the quality samplings. Dossiers have their own version, so a
+/// `Penalty::published_on`, 3 the commitments, 4 the quality samplings and complaint
+/// summaries. Dossiers have their own version, so a
 /// dossier read with [`decode`] (or any other value with [`decode_dossier`]) fails
 /// loudly instead of misreading.
 pub const DOSSIER_VERSION: u8 = 4;
@@ -33,20 +34,22 @@ pub fn encode_dossier(d: &EnterpriseRecords) -> Result<Vec<u8>> {
 }
 
 /// Decodes a dossier of any version; a version-1 dossier (before 2026-12) has no
-/// publication dates, a version-2 one no commitments, a version-3 one no samplings. Old
+/// publication dates, a version-2 one no commitments, a version-3 one no samplings or
+/// complaints. Old
 /// dossiers are rewritten in the
 /// new version when next changed.
 pub fn decode_dossier(bytes: &[u8]) -> Result<EnterpriseRecords> {
     let bad = |e: postcard::Error| Error::Corrupt(format!("decode dossier: {e}"));
     match bytes.split_first() {
         Some((&DOSSIER_VERSION, rest)) => postcard::from_bytes(rest).map_err(bad),
-        // Version 3 is version 4 without the samplings, the last stored field: postcard
-        // writes a struct as its fields in order, unframed, and an empty Vec as the one
-        // byte 0, so the version-3 bytes and a 0 are the version-4 encoding.
+        // Version 3 is version 4 without the samplings and complaints, the last stored
+        // fields: postcard writes a struct as its fields in order, unframed, and an empty
+        // Vec as the one byte 0, so the version-3 bytes and two 0s are the version-4
+        // encoding.
         Some((&3, rest)) => {
-            let mut v4 = Vec::with_capacity(rest.len() + 1);
+            let mut v4 = Vec::with_capacity(rest.len() + 2);
             v4.extend_from_slice(rest);
-            v4.push(0);
+            v4.extend_from_slice(&[0, 0]);
             postcard::from_bytes(&v4).map_err(bad)
         }
         Some((&2, rest)) => postcard::from_bytes::<v2::Dossier>(rest)
@@ -162,6 +165,7 @@ mod v2 {
                 inspections: d.inspections,
                 commitments: Vec::new(),
                 samplings: Vec::new(),
+                complaints: Vec::new(),
                 false_commitments: Vec::new(),
             }
         }
@@ -247,6 +251,7 @@ mod v1 {
                 inspections: d.inspections,
                 commitments: Vec::new(),
                 samplings: Vec::new(),
+                complaints: Vec::new(),
                 false_commitments: Vec::new(),
             }
         }
@@ -449,6 +454,15 @@ mod tests {
             passed: false,
             authority: "浦东".into(),
             recorded_at_ms: 2,
+        });
+        d.complaints.push(crate::domain::ComplaintSummary {
+            uscc: crate::domain::Uscc::placeholder(),
+            month: crate::domain::stats::Month(202605),
+            complaints: 4,
+            reports: 1,
+            verified: 2,
+            source: "12315".into(),
+            recorded_at_ms: 3,
         });
         let new = encode_dossier(&d).unwrap();
         assert_eq!(new[0], DOSSIER_VERSION);

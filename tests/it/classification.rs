@@ -390,7 +390,7 @@ async fn dry_run_reports_transitions_and_activation_is_explicit() {
     // A stricter candidate: fines weigh three times as much.
     let toml = Model::builtin()
         .source
-        .replace("version = \"cr-2026.3\"", "version = \"cr-2026.3-strict\"")
+        .replace("version = \"cr-2026.4\"", "version = \"cr-2026.4-strict\"")
         .replace(
             "code = \"PENALTY_FINE\"\ndimension = \"supervision\"\nreads = \"penalty\"\npoints = 8",
             "code = \"PENALTY_FINE\"\ndimension = \"supervision\"\nreads = \"penalty\"\npoints = 24",
@@ -445,7 +445,7 @@ async fn dry_run_reports_transitions_and_activation_is_explicit() {
         .unwrap()
         .into_inner();
     assert!(in_dry.score > before.score);
-    assert_eq!(in_dry.model_version, "cr-2026.3-strict");
+    assert_eq!(in_dry.model_version, "cr-2026.4-strict");
 
     let err = k
         .activate_scoring_run(pb::ActivateScoringRunRequest {
@@ -489,14 +489,14 @@ async fn dry_run_reports_transitions_and_activation_is_explicit() {
     assert!(!active.activated_at.is_empty());
     let now = classify(&mut k, &fined).await;
     assert_eq!(now.run_id, dry.run_id);
-    assert_eq!(now.model_version, "cr-2026.3-strict");
+    assert_eq!(now.model_version, "cr-2026.4-strict");
     assert_eq!(now.rules_version, "shanghai-2022-07-01");
     let m = k
         .get_model(pb::GetModelRequest::default())
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(m.version, "cr-2026.3-strict");
+    assert_eq!(m.version, "cr-2026.4-strict");
     s.stop().await;
 }
 

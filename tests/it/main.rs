@@ -28,6 +28,7 @@ mod repair;
 mod replay;
 mod report;
 mod rules;
+mod social;
 mod spotcheck;
 mod statistics;
 mod tls;

@@ -214,6 +214,22 @@ impl Ctx {
                     })
                     .await,
             ),
+            "RecordComplaintSummary" => bytes(
+                self.reg
+                    .record_complaint_summary(pb::RecordComplaintSummaryRequest {
+                        request_id: id,
+                        complaints: Some(pb::ComplaintSummary {
+                            uscc: u,
+                            month: "2026-05".into(),
+                            complaints: 3,
+                            reports: 1,
+                            verified: if other { 2 } else { 1 },
+                            source: "12315".into(),
+                            recorded_at: None,
+                        }),
+                    })
+                    .await,
+            ),
             "SweepAnnualReports" => bytes(
                 self.reg
                     .sweep_annual_reports(pb::SweepAnnualReportsRequest {
@@ -521,6 +537,7 @@ const ORDER: &[&str] = &[
     "FileAnnualReport",
     "RecordInspectionResult",
     "RecordSamplingResult",
+    "RecordComplaintSummary",
     "SweepAnnualReports",
     "RegisterModel",
     "RunBatchScoring",

@@ -7,9 +7,10 @@ use crate::{
     domain::{
         rules::{self},
         ruleset::RuleBook,
-        AnnualReport, Date, DomainError, Enterprise, EnterpriseStatus, EntityType, IndustryCode,
-        InspectionResult, ListKind, Listing, ListingReason, Penalty, PenaltyKind, Procedure,
-        QualitySampling, RegionCode, SamplingCategory, SupervisionFlag, Uscc, ViolationDomain,
+        AnnualReport, ComplaintSummary, Date, DomainError, Enterprise, EnterpriseStatus,
+        EntityType, IndustryCode, InspectionResult, ListKind, Listing, ListingReason, Penalty,
+        PenaltyKind, Procedure, QualitySampling, RegionCode, SamplingCategory, SupervisionFlag,
+        Uscc, ViolationDomain,
     },
     proto as pb,
 };
@@ -554,6 +555,32 @@ pub fn sampling_pb(x: &QualitySampling) -> pb::QualitySamplingResult {
         batch: x.batch.clone(),
         passed: x.passed,
         authority: x.authority.clone(),
+        recorded_at: timestamp(x.recorded_at_ms),
+    }
+}
+
+/// Parses a `ComplaintSummary` message.
+pub fn complaints(m: &pb::ComplaintSummary) -> R<ComplaintSummary> {
+    Ok(ComplaintSummary {
+        uscc: uscc("complaints.uscc", &m.uscc)?,
+        month: crate::domain::stats::Month::parse("complaints.month", &m.month)?,
+        complaints: m.complaints,
+        reports: m.reports,
+        verified: m.verified,
+        source: m.source.trim().to_string(),
+        recorded_at_ms: 0,
+    })
+}
+
+/// Renders a complaint summary.
+pub fn complaints_pb(x: &ComplaintSummary) -> pb::ComplaintSummary {
+    pb::ComplaintSummary {
+        uscc: x.uscc.to_string(),
+        month: x.month.to_string(),
+        complaints: x.complaints,
+        reports: x.reports,
+        verified: x.verified,
+        source: x.source.clone(),
         recorded_at: timestamp(x.recorded_at_ms),
     }
 }

@@ -274,6 +274,31 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(reply))
     }
 
+    async fn record_complaint_summary(
+        &self,
+        req: Request<pb::RecordComplaintSummaryRequest>,
+    ) -> Result<Response<pb::RecordComplaintSummaryResponse>, Status> {
+        let actor = super::actor(&req, "RecordComplaintSummary");
+        let scope = super::Scope::of(&req);
+        let r = req.into_inner();
+        let key = request_key("RecordComplaintSummary", &r.request_id, &r)?;
+        let x = convert::complaints(required("complaints", &r.complaints)?).map_err(invalid)?;
+        scope.check_uscc(&self.store, "complaints.uscc", &x.uscc)?;
+        let reply = super::write_reply(
+            &self.store,
+            actor.clone(),
+            op::RecordComplaints(x),
+            key,
+            move |x| {
+                Ok(pb::RecordComplaintSummaryResponse {
+                    complaints: Some(convert::complaints_pb(x)),
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
+    }
+
     async fn sweep_annual_reports(
         &self,
         req: Request<pb::SweepAnnualReportsRequest>,
@@ -525,6 +550,14 @@ fn credit_report(
         .map(convert::sampling_pb)
         .collect();
     samplings.sort_by(|a, b| b.sampled_on.cmp(&a.sampled_on));
+    let known = crate::domain::stats::Month::of(as_of);
+    let complaints: Vec<pb::ComplaintSummary> = recs
+        .complaints
+        .iter()
+        .rev()
+        .filter(|x| x.month <= known)
+        .map(convert::complaints_pb)
+        .collect();
     let annual_reports = rules::report_compliance(e, &recs.reports, as_of)
         .into_iter()
         .map(|(year, deadline, filed, c)| pb::AnnualReportYear {
@@ -559,6 +592,7 @@ fn credit_report(
         annual_reports,
         inspections,
         samplings,
+        complaints,
         classification,
         repairs: store
             .repair_cases(Some(&u))?
@@ -628,6 +662,9 @@ pub fn parse_import(rec: pb::ImportRecord) -> Result<ImportItem, ImportParseErro
         Some(Record::Inspection(m)) => convert::inspection(&m)
             .map(ImportItem::Inspection)
             .map_err(|e| ("inspection", format!("{}/{}", m.uscc, m.task_id), e)),
+        Some(Record::Complaints(m)) => convert::complaints(&m)
+            .map(ImportItem::Complaints)
+            .map_err(|e| ("complaints", format!("{}/{}", m.uscc, m.month), e)),
         Some(Record::Sampling(m)) => convert::sampling(&m)
             .map(ImportItem::Sampling)
             .map_err(|e| ("sampling", format!("{}/{}", m.uscc, m.sample_id), e)),

@@ -52,8 +52,8 @@ use crate::{
         scoring::assess,
         spotcheck::{Exemption, Inspector},
         stats::{Counter, Month, Selection},
-        AnnualReport, Date, Enterprise, EnterpriseRecords, EnterpriseStatus, InspectionResult,
-        ListKind, Listing, Model, Penalty, QualitySampling, Uscc,
+        AnnualReport, ComplaintSummary, Date, Enterprise, EnterpriseRecords, EnterpriseStatus,
+        InspectionResult, ListKind, Listing, Model, Penalty, QualitySampling, Uscc,
     },
     error::{Error, Result},
 };
@@ -83,8 +83,8 @@ pub mod op {
     pub use super::plans::{RecordAssignment, RecordDraw, SavePlan};
     pub use super::records::{
         AddListing, FileAnnualReport, Import, ImportItem, ImportOutcome, ImportRejection,
-        RecordInspection, RecordPenalty, RecordSampling, Remember, SweepChunk, SweepCounts,
-        UpsertEnterprise, Upserted,
+        RecordComplaints, RecordInspection, RecordPenalty, RecordSampling, Remember, SweepChunk,
+        SweepCounts, UpsertEnterprise, Upserted,
     };
     pub use super::runs::{
         AbortRun, ActivateRun, BeginRun, FinishRun, ModelRegistered, RegisterModel,

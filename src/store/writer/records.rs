@@ -1,5 +1,5 @@
 //! Registry records: enterprises, penalties, annual reports, listings, inspection
-//! results, quality samplings, imports and the annual-report sweep; the index check.
+//! results, quality samplings, complaint summaries, imports and the annual-report sweep; the index check.
 
 use super::*;
 
@@ -119,6 +119,24 @@ impl Operation for RecordSampling {
     }
 }
 
+/// Records (or replaces) an enterprise's complaint and report summary of one month.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordComplaints(#[serde(with = "wire::keyed")] pub ComplaintSummary);
+
+impl Operation for RecordComplaints {
+    type Output = ComplaintSummary;
+    fn cause(&self) -> String {
+        format!("RecordComplaintSummary complaints/{}", self.0.month)
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<ComplaintSummary> {
+        let (ctx, p) = tx.ctx();
+        Ok(ctx.record_complaints(p, self.0)?.0)
+    }
+    fn subject(out: &ComplaintSummary) -> Option<Uscc> {
+        Some(out.uscc)
+    }
+}
+
 /// One record of an import, already parsed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ImportItem {
@@ -129,6 +147,7 @@ pub enum ImportItem {
     Inspection(#[serde(with = "wire::keyed")] InspectionResult),
     Commitment(#[serde(with = "wire::keyed")] crate::domain::commitment::Commitment),
     Sampling(#[serde(with = "wire::keyed")] QualitySampling),
+    Complaints(#[serde(with = "wire::keyed")] ComplaintSummary),
 }
 
 /// A chunk of an import: (index in the stream, record); each record is stored or
@@ -478,6 +497,43 @@ impl Ctx<'_> {
         Ok((x, true))
     }
 
+    /// A month's summary is replaced by a later one with other counts (the platform's
+    /// corrected figures); the same again changes nothing.
+    pub(super) fn record_complaints(
+        &self,
+        p: &mut Pending,
+        mut x: ComplaintSummary,
+    ) -> Result<Applied<ComplaintSummary>> {
+        x.validate(self.today)?;
+        let d = p.registered_mut(&x.uscc, "complaints.uscc")?;
+        let at = d.complaints.partition_point(|c| c.month < x.month);
+        let old = d.complaints.get(at).filter(|c| c.month == x.month).cloned();
+        if let Some(old) = &old {
+            x.recorded_at_ms = old.recorded_at_ms;
+            if *old == x {
+                return Ok((old.clone(), false));
+            }
+        }
+        x.recorded_at_ms = self.now_ms;
+        let show = |c: &ComplaintSummary| {
+            format!(
+                "complaints/{} complaints {} reports {} verified {} ({})",
+                c.month, c.complaints, c.reports, c.verified, c.source
+            )
+        };
+        p.change = Some(Change {
+            before: old.as_ref().map(show).unwrap_or_default(),
+            after: show(&x),
+            ..Change::default()
+        });
+        let d = p.registered_mut(&x.uscc, "complaints.uscc")?;
+        match old {
+            Some(_) => d.complaints[at] = x.clone(),
+            None => d.complaints.insert(at, x.clone()),
+        }
+        Ok((x, true))
+    }
+
     pub(super) fn import(&self, p: &mut Pending, items: Vec<(u64, ImportItem)>) -> ImportOutcome {
         let mut out = ImportOutcome::default();
         for (index, item) in items {
@@ -490,6 +546,7 @@ impl Ctx<'_> {
                 ImportItem::Inspection(x) => self.record_inspection(p, x).map(|r| r.1),
                 ImportItem::Commitment(x) => self.import_commitment(p, x).map(|r| r.1),
                 ImportItem::Sampling(x) => self.record_sampling(p, x).map(|r| r.1),
+                ImportItem::Complaints(x) => self.record_complaints(p, x).map(|r| r.1),
             };
             match r {
                 Ok(true) => out.stored += 1,
@@ -589,6 +646,7 @@ pub(super) fn describe(item: &ImportItem) -> (&'static str, String) {
         ImportItem::Inspection(x) => ("inspection", format!("{}/{}", x.uscc, x.task_id)),
         ImportItem::Commitment(x) => ("commitment", format!("{}/{}", x.uscc, x.commitment_id)),
         ImportItem::Sampling(x) => ("sampling", format!("{}/{}", x.uscc, x.sample_id)),
+        ImportItem::Complaints(x) => ("complaints", format!("{}/{}", x.uscc, x.month)),
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::domain::{
-    commitment::Commitment, AnnualReport, Enterprise, InspectionResult, Listing, Model, Penalty,
-    QualitySampling, Uscc,
+    commitment::Commitment, AnnualReport, ComplaintSummary, Enterprise, InspectionResult, Listing,
+    Model, Penalty, QualitySampling, Uscc,
 };
 
 /// A record whose USCC the stored encoding leaves to the key.
@@ -37,7 +37,8 @@ keyed!(
     Listing,
     InspectionResult,
     Commitment,
-    QualitySampling
+    QualitySampling,
+    ComplaintSummary
 );
 
 /// A record with its USCC: `(uscc, record)`.
