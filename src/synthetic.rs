@@ -21,6 +21,11 @@
 //! risk (at most 60 %). Ours too \[U\]: the report gives volumes (1,450 product batches
 //! in one delta-wide check), not rates per firm.
 //!
+//! Lenient treatment on penalties draws nothing: 8 % of the generated penalties were
+//! lighter (从轻) and 3 % mitigated (减轻), picked by their sequence number, never one
+//! with a heavier penalty; an entity with a single penalty is marked a first violation. Ours
+//! \[U\]: the report gives ¥780 M of penalties waived (不予处罚), not the shares.
+//!
 //! Complaint summaries come from a fourth stream: an entity drew complaints or reports in
 //! the last twelve months with chance 15 % × the hidden risk (at most 90 %), in one to
 //! four months; each such month 1–6 complaints and 0–2 reports, each found true with
@@ -430,6 +435,15 @@ pub fn generate(
                     recorded_at: None,
                     // Not generated: the city's windows are estimated from the decision.
                     published_on: String::new(),
+                    // From the sequence number, drawing nothing (the other records of a
+                    // seed stay as they were): 8 % lighter, 3 % mitigated, never with a
+                    // heavier penalty; an entity's first penalty is a first violation.
+                    lenience: match (heavier, penalty_seq % 100) {
+                        (false, 0..=7) => pb::Lenience::Lighter,
+                        (false, 8..=10) => pb::Lenience::Mitigated,
+                        _ => pb::Lenience::None,
+                    } as i32,
+                    first_violation: n_pen == 1,
                 }),
                 out,
             )?;

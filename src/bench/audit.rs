@@ -101,6 +101,8 @@ pub async fn audit_overhead(writes: usize, clients: usize) -> Result<(), BenchEr
                         publicity_ended_on: None,
                         recorded_at_ms: 0,
                         published_on: None,
+                        lenience: None,
+                        first_violation: false,
                     };
                     let actor = Actor {
                         principal: format!("feed-{w}"),

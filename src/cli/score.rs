@@ -75,6 +75,7 @@ pub async fn score(
         .await?
         .into_inner();
     let bar = progress_bar(0, "score");
+    let mut summaries = 0;
     while let Some(ev) = stream.message().await? {
         match ev.event {
             Some(Event::Progress(p)) => {
@@ -138,10 +139,14 @@ pub async fn score(
                         );
                     }
                 }
-                return Ok(());
+                // With --all-families, one summary per run follows.
+                summaries += 1;
             }
             None => {}
         }
     }
-    Err("the server ended the stream without a summary".into())
+    if summaries == 0 {
+        return Err("the server ended the stream without a summary".into());
+    }
+    Ok(())
 }

@@ -72,5 +72,7 @@ pub fn penalty(decision_number: &str, on: Date) -> Penalty {
         publicity_ended_on: None,
         recorded_at_ms: 0,
         published_on: None,
+        lenience: None,
+        first_violation: false,
     }
 }

@@ -556,6 +556,8 @@ pub struct Model {
     pub cut_points: [Centi; 3],
     /// Hard rules.
     pub hard_rules: Vec<HardRule>,
+    /// What share of its points a leniently treated penalty weighs (行政处罚法 Art. 32).
+    pub lenience: LenienceWeights,
     /// The TOML text it was read from.
     pub source: String,
     /// Position in `indicators` of each catalogue indicator (O(1) lookups in scoring).
@@ -565,6 +567,36 @@ pub struct Model {
 
 /// The built-in default model.
 pub const BUILTIN_MODEL: &str = include_str!("default_model.toml");
+
+/// The share of its indicators' points a penalty with lenient treatment weighs, in
+/// thousandths (`[lenience]` in a model file; 1,000 = full weight, the default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LenienceWeights {
+    /// A lighter penalty within the range (从轻处罚).
+    pub lighter: u16,
+    /// A penalty below the range (减轻处罚).
+    pub mitigated: u16,
+}
+
+impl Default for LenienceWeights {
+    fn default() -> Self {
+        LenienceWeights {
+            lighter: 1000,
+            mitigated: 1000,
+        }
+    }
+}
+
+impl LenienceWeights {
+    /// The thousandths a penalty with `lenience` weighs.
+    pub fn of(&self, lenience: Option<super::Lenience>) -> i64 {
+        i64::from(match lenience {
+            None => 1000,
+            Some(super::Lenience::Lighter) => self.lighter,
+            Some(super::Lenience::Mitigated) => self.mitigated,
+        })
+    }
+}
 
 /// The built-in food-safety model (食品安全信用风险分级, SAMR Order 49; docs/MODEL.md).
 pub const BUILTIN_FOOD_MODEL: &str = include_str!("food_model.toml");
@@ -622,6 +654,14 @@ struct ModelFile {
     indicator: Vec<IndicatorFile>,
     #[serde(default)]
     hard_rule: Vec<HardRuleFile>,
+    lenience: Option<LenienceFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LenienceFile {
+    lighter: Option<f64>,
+    mitigated: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -930,6 +970,29 @@ impl Model {
                 at_least,
             });
         }
+        let mut lenience = LenienceWeights::default();
+        if let Some(l) = f.lenience {
+            for (name, v, slot) in [
+                ("lighter", l.lighter, &mut lenience.lighter),
+                ("mitigated", l.mitigated, &mut lenience.mitigated),
+            ] {
+                if let Some(v) = v {
+                    if !(v.is_finite() && v > 0.0 && v <= 1.0) {
+                        return Err(DomainError::invalid(
+                            format!("lenience.{name}"),
+                            format!("{v}: a share of the points, above 0 and at most 1"),
+                        ));
+                    }
+                    *slot = (v * 1000.0).round() as u16;
+                }
+            }
+            if lenience.mitigated > lenience.lighter {
+                return Err(DomainError::invalid(
+                    "lenience.mitigated",
+                    "a penalty below the range (减轻) may not weigh more than a lighter one (从轻)",
+                ));
+            }
+        }
         let mut lookup = [None; Indicator::ALL.len()];
         for (i, s) in indicators.iter().enumerate() {
             lookup[s.indicator as usize] = Some(i as u8);
@@ -942,6 +1005,7 @@ impl Model {
             indicators,
             cut_points: cut,
             hard_rules,
+            lenience,
             source: text.to_string(),
             lookup,
         })
@@ -1146,6 +1210,9 @@ mod tests {
             ("version = \"t\"\n[cut_points]\nb = 10\nd = 30\n[[indicator]]\ncode = \"SUSPENDED\"\npoints = 5".into(), "cut_points.c"),
             ("[cut_points]\nb = 10\nc = 20\nd = 30\n[[indicator]]\ncode = \"SUSPENDED\"\npoints = 5".into(), "version"),
             ("version = \"t\"\nweights = 3\n".into(), "model"),
+            (minimal("[lenience]\nlighter = 1.5"), "lenience.lighter"),
+            (minimal("[lenience]\nmitigated = 0"), "lenience.mitigated"),
+            (minimal("[lenience]\nlighter = 0.5\nmitigated = 0.75"), "lenience.mitigated"),
         ];
         for (text, field) in cases {
             let e = Model::parse(&text).expect_err(&text);

@@ -257,6 +257,22 @@ pub struct Penalty {
     /// it, and it may be up to 20 working days after the decision (DOMAIN §5). `None`:
     /// not recorded, so the window is estimated from the decision day.
     pub published_on: Option<Date>,
+    /// Lenient treatment the decision gave (从轻 / 减轻处罚, 行政处罚法 2021 Art. 32), if
+    /// any; a decision not to penalise (不予处罚, Art. 33) is `no_penalty` (dossier
+    /// version 4).
+    pub lenience: Option<Lenience>,
+    /// The decision found a first violation (初次违法, Art. 33 para. 1: a minor first
+    /// violation corrected in time may go unpenalised, 首违不罚).
+    pub first_violation: bool,
+}
+
+/// Lenient treatment of a penalty (宽大处理, 行政处罚法 2021 Art. 32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Lenience {
+    /// A lighter penalty within the legal range (从轻处罚).
+    Lighter,
+    /// A penalty below the legal range (减轻处罚).
+    Mitigated,
 }
 
 /// An annual report filing (年度报告).
@@ -656,6 +672,12 @@ impl Penalty {
             return Err(DomainError::invalid(
                 "penalty.kinds",
                 "at least one kind is required (or set no_penalty)",
+            ));
+        }
+        if self.no_penalty && self.lenience.is_some() {
+            return Err(DomainError::invalid(
+                "penalty.lenience",
+                "a decision not to penalise (no_penalty) is lenient already: no lighter or mitigated penalty",
             ));
         }
         let has_fine = self.kinds.contains(&PenaltyKind::Fine);

@@ -194,6 +194,38 @@ impl<'a, F: FnMut(Factor<'a>)> Acc<'_, F> {
         });
     }
 
+    /// Adds one occurrence weighing `permille` thousandths of its points (a penalty with
+    /// lenient treatment).
+    fn add_scaled(
+        &mut self,
+        ind: Indicator,
+        age_days: i32,
+        permille: i64,
+        record: RecordRef<'a>,
+        used: &mut Centi,
+    ) {
+        let Some(spec) = self.model.spec(ind) else {
+            return;
+        };
+        let Some(full) = points_at(spec, age_days) else {
+            return;
+        };
+        let mut p = full * permille / 1000;
+        if let Some(max) = spec.max_points {
+            p = p.min(max - *used);
+        }
+        if p == 0 {
+            return;
+        }
+        *used += p;
+        self.score += p;
+        (self.sink)(Factor {
+            indicator: ind,
+            points: p,
+            record,
+        });
+    }
+
     /// Adds `n` occurrences of `ind` from one record at once (a count), capped like
     /// single ones.
     fn add_n(
@@ -343,22 +375,24 @@ pub fn assess<'a>(
         }
         let a = age(p.decided_on);
         let rec = RecordRef::Penalty(&p.decision_number);
+        // Lenient treatment (从轻 / 减轻, 行政处罚法 2021 Art. 32) weighs the model's share.
+        let w = model.lenience.of(p.lenience);
         if p.heavier || p.kinds.iter().any(|k| k.is_severe()) {
-            acc.add(Indicator::PenaltySevere, a, rec, &mut severe);
+            acc.add_scaled(Indicator::PenaltySevere, a, w, rec, &mut severe);
         } else if p
             .kinds
             .iter()
             .any(|k| matches!(k, PenaltyKind::Fine | PenaltyKind::Confiscation))
         {
-            acc.add(Indicator::PenaltyFine, a, rec, &mut fine);
+            acc.add_scaled(Indicator::PenaltyFine, a, w, rec, &mut fine);
         } else {
-            acc.add(Indicator::PenaltyMinor, a, rec, &mut minor);
+            acc.add_scaled(Indicator::PenaltyMinor, a, w, rec, &mut minor);
         }
         if large.is_some_and(|t| p.fine_fen.saturating_add(p.confiscation_fen) >= t) {
-            acc.add(Indicator::PenaltyLargeAmount, a, rec, &mut big);
+            acc.add_scaled(Indicator::PenaltyLargeAmount, a, w, rec, &mut big);
         }
         if p.domain == ViolationDomain::Food {
-            acc.add(Indicator::FoodPenalty, a, rec, &mut food);
+            acc.add_scaled(Indicator::FoodPenalty, a, w, rec, &mut food);
         }
     }
 
@@ -630,6 +664,49 @@ mod tests {
         d2.penalties[0].domain = crate::domain::ViolationDomain::Advertising;
         let (_, f) = explain(&d2, false, &m, rules(), as_of);
         assert!(!f.iter().any(|x| x.indicator == Indicator::FoodPenalty));
+    }
+
+    /// Lenient treatment (行政处罚法 2021 Art. 32): a lighter (从轻) penalty weighs the
+    /// model's `lenience.lighter` share of its points, a mitigated (减轻) one
+    /// `lenience.mitigated`; the food penalty points follow the same share.
+    #[test]
+    fn a_lenient_penalty_weighs_its_share() {
+        use crate::domain::Lenience;
+        let m = Model::builtin();
+        let on = day("2026-09-01");
+        let points = |lenience| {
+            let mut d = enterprise();
+            let mut p = penalty(1, on, vec![PenaltyKind::Fine], 500_000, false);
+            p.lenience = lenience;
+            d.penalties.push(p);
+            let (a, f) = explain(&d, false, &m, rules(), day(AS_OF));
+            assert_eq!(a.score, f.iter().map(|x| x.points).sum::<Centi>());
+            f.iter()
+                .filter(|x| x.indicator == Indicator::PenaltyFine)
+                .map(|x| x.points)
+                .sum::<Centi>()
+        };
+        let full = points(None);
+        assert!(full > 0);
+        assert_eq!(
+            points(Some(Lenience::Lighter)),
+            full * i64::from(m.lenience.lighter) / 1000
+        );
+        assert_eq!(
+            points(Some(Lenience::Mitigated)),
+            full * i64::from(m.lenience.mitigated) / 1000
+        );
+        assert!(points(Some(Lenience::Mitigated)) < points(Some(Lenience::Lighter)));
+        // A model without [lenience] weighs them fully.
+        let plain = Model::parse(
+            &m.source
+                .replace("[lenience]\nlighter = 0.75\nmitigated = 0.5\n", ""),
+        )
+        .unwrap();
+        assert_eq!(
+            plain.lenience,
+            crate::domain::model::LenienceWeights::default()
+        );
     }
 
     /// Complaints found true (social evaluation, cr-2026.4): points per verified one,

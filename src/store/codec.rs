@@ -21,8 +21,8 @@ pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 }
 
 /// Version of a stored dossier ([`EnterpriseRecords`]): 2 added
-/// `Penalty::published_on`, 3 the commitments, 4 the quality samplings and complaint
-/// summaries. Dossiers have their own version, so a
+/// `Penalty::published_on`, 3 the commitments, 4 the quality samplings, complaint
+/// summaries and penalties' lenient treatment. Dossiers have their own version, so a
 /// dossier read with [`decode`] (or any other value with [`decode_dossier`]) fails
 /// loudly instead of misreading.
 pub const DOSSIER_VERSION: u8 = 4;
@@ -34,24 +34,17 @@ pub fn encode_dossier(d: &EnterpriseRecords) -> Result<Vec<u8>> {
 }
 
 /// Decodes a dossier of any version; a version-1 dossier (before 2026-12) has no
-/// publication dates, a version-2 one no commitments, a version-3 one no samplings or
-/// complaints. Old
+/// publication dates, a version-2 one no commitments, a version-3 one no samplings,
+/// complaints or lenient treatment. Old
 /// dossiers are rewritten in the
 /// new version when next changed.
 pub fn decode_dossier(bytes: &[u8]) -> Result<EnterpriseRecords> {
     let bad = |e: postcard::Error| Error::Corrupt(format!("decode dossier: {e}"));
     match bytes.split_first() {
         Some((&DOSSIER_VERSION, rest)) => postcard::from_bytes(rest).map_err(bad),
-        // Version 3 is version 4 without the samplings and complaints, the last stored
-        // fields: postcard writes a struct as its fields in order, unframed, and an empty
-        // Vec as the one byte 0, so the version-3 bytes and two 0s are the version-4
-        // encoding.
-        Some((&3, rest)) => {
-            let mut v4 = Vec::with_capacity(rest.len() + 2);
-            v4.extend_from_slice(rest);
-            v4.extend_from_slice(&[0, 0]);
-            postcard::from_bytes(&v4).map_err(bad)
-        }
+        Some((&3, rest)) => postcard::from_bytes::<v3::Dossier>(rest)
+            .map(Into::into)
+            .map_err(bad),
         Some((&2, rest)) => postcard::from_bytes::<v2::Dossier>(rest)
             .map(Into::into)
             .map_err(bad),
@@ -139,17 +132,135 @@ mod legacy {
     }
 }
 
+/// A penalty as versions 2 and 3 stored it: without lenient treatment.
+mod penalty_v2 {
+    use serde::Deserialize;
+
+    use crate::domain::{Date, Penalty, PenaltyKind, Procedure, Uscc, ViolationDomain};
+
+    /// `crate::domain::Penalty` before `lenience` and `first_violation`, field for field.
+    #[derive(Deserialize)]
+    pub struct PenaltyV2 {
+        decision_number: String,
+        decided_on: Date,
+        authority: String,
+        domain: ViolationDomain,
+        procedure: Procedure,
+        kinds: Vec<PenaltyKind>,
+        fine_fen: u64,
+        confiscation_fen: u64,
+        heavier: bool,
+        restriction_ends_on: Option<Date>,
+        no_penalty: bool,
+        publicity_ended_on: Option<Date>,
+        recorded_at_ms: i64,
+        published_on: Option<Date>,
+    }
+
+    impl From<PenaltyV2> for Penalty {
+        fn from(p: PenaltyV2) -> Self {
+            Penalty {
+                decision_number: p.decision_number,
+                uscc: Uscc::placeholder(),
+                decided_on: p.decided_on,
+                authority: p.authority,
+                domain: p.domain,
+                procedure: p.procedure,
+                kinds: p.kinds,
+                fine_fen: p.fine_fen,
+                confiscation_fen: p.confiscation_fen,
+                heavier: p.heavier,
+                restriction_ends_on: p.restriction_ends_on,
+                no_penalty: p.no_penalty,
+                publicity_ended_on: p.publicity_ended_on,
+                recorded_at_ms: p.recorded_at_ms,
+                published_on: p.published_on,
+                lenience: None,
+                first_violation: false,
+            }
+        }
+    }
+
+    /// Penalties in the version-2 shape (tests of the upgrade path only).
+    #[cfg(test)]
+    pub fn encode(ps: &[Penalty]) -> Vec<impl serde::Serialize + '_> {
+        ps.iter()
+            .map(|p| {
+                (
+                    (&p.decision_number, p.decided_on, &p.authority, p.domain),
+                    (p.procedure, &p.kinds, p.fine_fen, p.confiscation_fen),
+                    (p.heavier, p.restriction_ends_on, p.no_penalty),
+                    (p.publicity_ended_on, p.recorded_at_ms, p.published_on),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The version-3 dossier encoding (no quality samplings or complaint summaries,
+/// penalties without lenient treatment), read only.
+mod v3 {
+    use serde::Deserialize;
+
+    use super::penalty_v2::PenaltyV2;
+    use crate::domain::{
+        commitment::Commitment, AnnualReport, Enterprise, EnterpriseRecords, InspectionResult,
+        Listing,
+    };
+
+    #[derive(Deserialize)]
+    pub struct Dossier {
+        enterprise: Option<Enterprise>,
+        penalties: Vec<PenaltyV2>,
+        reports: Vec<AnnualReport>,
+        listings: Vec<Listing>,
+        inspections: Vec<InspectionResult>,
+        commitments: Vec<Commitment>,
+    }
+
+    impl From<Dossier> for EnterpriseRecords {
+        fn from(d: Dossier) -> Self {
+            EnterpriseRecords {
+                enterprise: d.enterprise,
+                penalties: d.penalties.into_iter().map(Into::into).collect(),
+                reports: d.reports,
+                listings: d.listings,
+                inspections: d.inspections,
+                commitments: d.commitments,
+                samplings: Vec::new(),
+                complaints: Vec::new(),
+                false_commitments: Vec::new(),
+            }
+        }
+    }
+
+    /// Encodes `d` as version 3 (tests of the upgrade path only).
+    #[cfg(test)]
+    pub fn encode(d: &EnterpriseRecords) -> Vec<u8> {
+        let body = (
+            &d.enterprise,
+            super::penalty_v2::encode(&d.penalties),
+            &d.reports,
+            &d.listings,
+            &d.inspections,
+            &d.commitments,
+        );
+        postcard::to_extend(&body, vec![3]).expect("encodes")
+    }
+}
+
 /// The version-2 dossier encoding (no commitments, listings without the legal
 /// representative), read only.
 mod v2 {
     use serde::Deserialize;
 
-    use crate::domain::{AnnualReport, Enterprise, EnterpriseRecords, InspectionResult, Penalty};
+    use super::penalty_v2::PenaltyV2;
+    use crate::domain::{AnnualReport, Enterprise, EnterpriseRecords, InspectionResult};
 
     #[derive(Deserialize)]
     pub struct Dossier {
         enterprise: Option<Enterprise>,
-        penalties: Vec<Penalty>,
+        penalties: Vec<PenaltyV2>,
         reports: Vec<AnnualReport>,
         listings: Vec<super::legacy::Listing>,
         inspections: Vec<InspectionResult>,
@@ -159,7 +270,7 @@ mod v2 {
         fn from(d: Dossier) -> Self {
             EnterpriseRecords {
                 enterprise: d.enterprise,
-                penalties: d.penalties,
+                penalties: d.penalties.into_iter().map(Into::into).collect(),
                 reports: d.reports,
                 listings: d.listings.into_iter().map(Into::into).collect(),
                 inspections: d.inspections,
@@ -176,7 +287,7 @@ mod v2 {
     pub fn encode(d: &EnterpriseRecords) -> Vec<u8> {
         let body = (
             &d.enterprise,
-            &d.penalties,
+            super::penalty_v2::encode(&d.penalties),
             &d.reports,
             super::legacy::encode(&d.listings),
             &d.inspections,
@@ -244,6 +355,8 @@ mod v1 {
                         publicity_ended_on: p.publicity_ended_on,
                         recorded_at_ms: p.recorded_at_ms,
                         published_on: None,
+                        lenience: None,
+                        first_violation: false,
                     })
                     .collect(),
                 reports: d.reports,
@@ -422,27 +535,15 @@ mod tests {
         assert_eq!(decode_dossier(&new).unwrap(), d);
     }
 
-    /// A dossier stored before quality samplings (version 3: the current encoding
-    /// without the last field) reads with none; the current version keeps them.
+    /// A dossier stored before quality samplings, complaint summaries and lenient
+    /// treatment (version 3) reads with none; the current version keeps them.
     #[test]
     fn version_3_dossiers_upgrade() {
         use crate::domain::{fixtures::day, QualitySampling, SamplingCategory};
         let mut d = old_dossier();
         d.penalties[0].published_on = Some(day("2024-03-08"));
         d.listings[0].legal_rep_hash = Some([7; 32]);
-        // Version 3 as it was written: the fields up to the commitments.
-        let v3 = postcard::to_extend(
-            &(
-                &d.enterprise,
-                &d.penalties,
-                &d.reports,
-                &d.listings,
-                &d.inspections,
-                &d.commitments,
-            ),
-            vec![3],
-        )
-        .unwrap();
+        let v3 = v3::encode(&d);
         assert_eq!(decode_dossier(&v3).unwrap(), d);
         d.samplings.push(QualitySampling {
             sample_id: "SC-2026-0001".into(),
@@ -464,13 +565,13 @@ mod tests {
             source: "12315".into(),
             recorded_at_ms: 3,
         });
+        d.penalties[0].lenience = Some(crate::domain::Lenience::Mitigated);
+        d.penalties[0].first_violation = true;
         let new = encode_dossier(&d).unwrap();
         assert_eq!(new[0], DOSSIER_VERSION);
         assert_eq!(decode_dossier(&new).unwrap(), d);
-        // A version-3 dossier with trailing bytes is still refused as damaged.
-        let mut bad = v3.clone();
-        bad.push(9);
-        assert!(decode_dossier(&bad).is_err());
+        // A version-3 dossier cut short is refused as damaged.
+        assert!(decode_dossier(&v3[..v3.len() - 1]).is_err());
     }
 
     proptest! {

@@ -185,6 +185,23 @@ async fn draw_writes_a_receipt_that_verify_checks() {
                 .expect("run the binary")
         })
     };
+    // `score --all-families`: one summary per run, the general one first.
+    let scored = bin(vec![
+        "score".into(),
+        "--all-families".into(),
+        "--json".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(scored.status.success(), "{scored:?}");
+    let families: Vec<String> = String::from_utf8_lossy(&scored.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v["model_family"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(families, ["general", "food"]);
     let dir = tempfile::tempdir().unwrap();
     let d = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
     let plan = bin(vec![

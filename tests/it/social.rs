@@ -1,4 +1,4 @@
-//! Complaints and reports (投诉举报, issue 19 item 4): a monthly summary per enterprise,
+//! Records of issue 19 item 4. Complaints and reports (投诉举报): a monthly summary per enterprise,
 //! validated naming the field, replaced by corrected counts, imported, listed in the
 //! credit report; those found true weigh in the social-evaluation dimension of the
 //! general model (COMPLAINTS_VERIFIED, cr-2026.4), capped.
@@ -168,5 +168,84 @@ async fn complaints_found_true_weigh_in_the_social_dimension() {
     let f = social(&classify(&mut k).await);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].0, format!("complaints/{last_year}"));
+    s.stop().await;
+}
+
+/// Lenient treatment on penalties (行政处罚法 2021 Art. 32–33): recorded and shown; a
+/// mitigated penalty weighs the model's share of its points; a decision not to penalise
+/// cannot also be lighter or mitigated.
+#[tokio::test]
+async fn a_mitigated_penalty_weighs_less() {
+    use crate::common::fine;
+    let s = TestServer::start().await;
+    let mut r = connect(s.addr).await;
+    let mut k = ClassificationServiceClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    let (plain, lenient) = (uscc_n(b'1', 31), uscc_n(b'1', 32));
+    put_enterprise(&mut r, enterprise(&plain)).await;
+    put_enterprise(&mut r, enterprise(&lenient)).await;
+    scoring_done(
+        k.run_batch_scoring(pb::RunBatchScoringRequest::default())
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await
+    .unwrap();
+    let today = s.store.today().to_string();
+    let record = |p: pb::Penalty| {
+        let mut r = r.clone();
+        async move {
+            r.record_penalty(pb::RecordPenaltyRequest {
+                request_id: String::new(),
+                penalty: Some(p),
+            })
+            .await
+        }
+    };
+    let no_penalty = pb::Penalty {
+        kinds: vec![],
+        fine_fen: 0,
+        no_penalty: true,
+        lenience: pb::Lenience::Lighter as i32,
+        ..fine(&plain, "沪市监浦处〔2026〕L0号", &today, 0)
+    };
+    let e = record(no_penalty).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().starts_with("penalty.lenience"), "{e:?}");
+    record(fine(&plain, "沪市监浦处〔2026〕L1号", &today, 20_000))
+        .await
+        .unwrap();
+    let stored = record(pb::Penalty {
+        lenience: pb::Lenience::Mitigated as i32,
+        first_violation: true,
+        ..fine(&lenient, "沪市监浦处〔2026〕L2号", &today, 20_000)
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .penalty
+    .unwrap();
+    assert_eq!(stored.lenience, pb::Lenience::Mitigated as i32);
+    assert!(stored.first_violation);
+    let points = |u: &str| {
+        let mut k = k.clone();
+        let u = u.to_string();
+        async move {
+            k.get_classification(pb::GetClassificationRequest { uscc: u, run_id: 0 })
+                .await
+                .unwrap()
+                .into_inner()
+                .factors
+                .iter()
+                .filter(|f| f.code == "PENALTY_FINE")
+                .map(|f| f.points)
+                .sum::<f64>()
+        }
+    };
+    let (full, half) = (points(&plain).await, points(&lenient).await);
+    assert!(full > 0.0);
+    assert!((half - full * 0.5).abs() < 0.011, "{full} vs {half}");
     s.stop().await;
 }

@@ -8,9 +8,9 @@ use crate::{
         rules::{self},
         ruleset::RuleBook,
         AnnualReport, ComplaintSummary, Date, DomainError, Enterprise, EnterpriseStatus,
-        EntityType, IndustryCode, InspectionResult, ListKind, Listing, ListingReason, Penalty,
-        PenaltyKind, Procedure, QualitySampling, RegionCode, SamplingCategory, SupervisionFlag,
-        Uscc, ViolationDomain,
+        EntityType, IndustryCode, InspectionResult, Lenience, ListKind, Listing, ListingReason,
+        Penalty, PenaltyKind, Procedure, QualitySampling, RegionCode, SamplingCategory,
+        SupervisionFlag, Uscc, ViolationDomain,
     },
     proto as pb,
 };
@@ -388,6 +388,14 @@ pub fn penalty(m: &pb::Penalty) -> R<Penalty> {
         publicity_ended_on: None,
         recorded_at_ms: 0,
         published_on: Date::parse_opt(&f("published_on"), &m.published_on)?,
+        lenience: match pb::Lenience::try_from(m.lenience)
+            .map_err(|_| unknown(&f("lenience"), m.lenience))?
+        {
+            pb::Lenience::None => None,
+            pb::Lenience::Lighter => Some(Lenience::Lighter),
+            pb::Lenience::Mitigated => Some(Lenience::Mitigated),
+        },
+        first_violation: m.first_violation,
     })
 }
 
@@ -425,6 +433,12 @@ pub fn penalty_pb(p: &Penalty, entity: EntityType, rules: &RuleBook, as_of: Date
         }),
         recorded_at: timestamp(p.recorded_at_ms),
         published_on: opt_date(p.published_on),
+        lenience: match p.lenience {
+            None => pb::Lenience::None,
+            Some(Lenience::Lighter) => pb::Lenience::Lighter,
+            Some(Lenience::Mitigated) => pb::Lenience::Mitigated,
+        } as i32,
+        first_violation: p.first_violation,
     }
 }
 

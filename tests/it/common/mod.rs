@@ -212,6 +212,8 @@ pub fn fine(uscc: &str, decision: &str, decided_on: &str, yuan: i64) -> pb::Pena
         publicity: None,
         recorded_at: None,
         published_on: String::new(),
+        lenience: pb::Lenience::None as i32,
+        first_violation: false,
     }
 }
 
