@@ -972,20 +972,24 @@ impl Model {
         }
         let mut lenience = LenienceWeights::default();
         if let Some(l) = f.lenience {
-            for (name, v, slot) in [
-                ("lighter", l.lighter, &mut lenience.lighter),
-                ("mitigated", l.mitigated, &mut lenience.mitigated),
-            ] {
-                if let Some(v) = v {
-                    if !(v.is_finite() && v > 0.0 && v <= 1.0) {
-                        return Err(DomainError::invalid(
-                            format!("lenience.{name}"),
-                            format!("{v}: a share of the points, above 0 and at most 1"),
-                        ));
-                    }
-                    *slot = (v * 1000.0).round() as u16;
+            let share = |name: &str, v: f64| -> Result<u16, DomainError> {
+                let permille = (v * 1000.0).round();
+                if !(v.is_finite() && permille >= 1.0 && v <= 1.0) {
+                    return Err(DomainError::invalid(
+                        format!("lenience.{name}"),
+                        format!("{v}: a share of the points, at least 0.001 and at most 1"),
+                    ));
                 }
+                Ok(permille as u16)
+            };
+            if let Some(v) = l.lighter {
+                lenience.lighter = share("lighter", v)?;
             }
+            // Unset, a mitigated penalty weighs as a lighter one.
+            lenience.mitigated = match l.mitigated {
+                Some(v) => share("mitigated", v)?,
+                None => lenience.lighter,
+            };
             if lenience.mitigated > lenience.lighter {
                 return Err(DomainError::invalid(
                     "lenience.mitigated",
@@ -1213,12 +1217,16 @@ mod tests {
             (minimal("[lenience]\nlighter = 1.5"), "lenience.lighter"),
             (minimal("[lenience]\nmitigated = 0"), "lenience.mitigated"),
             (minimal("[lenience]\nlighter = 0.5\nmitigated = 0.75"), "lenience.mitigated"),
+            (minimal("[lenience]\nlighter = 0.0004"), "lenience.lighter"),
         ];
         for (text, field) in cases {
             let e = Model::parse(&text).expect_err(&text);
             assert_eq!(e.field, field, "{text}\n=> {e}");
         }
         assert!(Model::parse(&minimal("")).is_ok());
+        // Only `lighter`: a mitigated penalty weighs as much.
+        let m = Model::parse(&minimal("[lenience]\nlighter = 0.8")).unwrap();
+        assert_eq!((m.lenience.lighter, m.lenience.mitigated), (800, 800));
         // A model registered before cr-2026.3 (FALSE_COMMITMENT under "social") parses.
         let legacy = "[[indicator]]\ncode = \"FALSE_COMMITMENT\"\ndimension = \"social\"\npoints = 15\nwindow_days = 1095";
         assert!(Model::parse(&minimal(legacy)).is_ok());

@@ -464,7 +464,8 @@ pub fn assess<'a>(
     // Quality samplings: each failed food sampling; failures in two consecutive
     // calendar years (any category) once, on the latest failure.
     let mut food_failed = 0;
-    let mut failed_years: Vec<(i32, &'a str)> = Vec::new();
+    // Per calendar year, its latest failure (by date, then report number).
+    let mut failed_years: std::collections::BTreeMap<i32, (Date, &'a str)> = Default::default();
     let repeat_window = model
         .spec(Indicator::SamplingRepeatedFailure)
         .and_then(|s| s.window_days);
@@ -479,16 +480,20 @@ pub fn assess<'a>(
             );
         }
         if repeat_window.is_some_and(|w| a >= 0 && a as i64 <= i64::from(w)) {
-            failed_years.push((x.sampled_on.year(), &x.sample_id));
+            let latest = failed_years
+                .entry(x.sampled_on.year())
+                .or_insert((x.sampled_on, &x.sample_id));
+            *latest = (*latest).max((x.sampled_on, &x.sample_id));
         }
     }
-    failed_years.sort_unstable();
-    let consecutive = failed_years.windows(2).any(|w| w[1].0 == w[0].0 + 1);
-    if let (true, Some(&(_, latest))) = (consecutive, failed_years.last()) {
-        acc.once(
-            Indicator::SamplingRepeatedFailure,
-            RecordRef::Sampling(latest),
-        );
+    // The latest year that follows a year with a failure too: cite its latest failure.
+    let repeated = failed_years
+        .iter()
+        .rev()
+        .find(|(y, _)| failed_years.contains_key(&(**y - 1)))
+        .map(|(_, (_, id))| *id);
+    if let Some(id) = repeated {
+        acc.once(Indicator::SamplingRepeatedFailure, RecordRef::Sampling(id));
     }
 
     // Complaints and reports found true, per month known by `as_of` (age from the
@@ -664,6 +669,61 @@ mod tests {
         d2.penalties[0].domain = crate::domain::ViolationDomain::Advertising;
         let (_, f) = explain(&d2, false, &m, rules(), as_of);
         assert!(!f.iter().any(|x| x.indicator == Indicator::FoodPenalty));
+    }
+
+    /// Failed samplings in two consecutive calendar years weigh once (连续多年抽检不合格),
+    /// citing the latest failure of the latest such year; a lone later failure is not
+    /// the one cited; passed samplings and failures outside the window do not count.
+    #[test]
+    fn repeated_sampling_failures_cite_the_later_year_of_the_pair() {
+        use crate::domain::{QualitySampling, SamplingCategory};
+        let m = Model::builtin_food();
+        let sample = |id: &str, on: &str, passed: bool| QualitySampling {
+            sample_id: id.into(),
+            uscc: Uscc::placeholder(),
+            sampled_on: day(on),
+            category: SamplingCategory::Product,
+            product: "电线".into(),
+            batch: String::new(),
+            passed,
+            authority: "a".into(),
+            recorded_at_ms: 0,
+        };
+        let repeated = |samplings: Vec<QualitySampling>| {
+            let mut d = enterprise();
+            d.samplings = samplings;
+            let (_, f) = explain(&d, false, &m, rules(), day(AS_OF));
+            f.into_iter()
+                .filter(|x| x.indicator == Indicator::SamplingRepeatedFailure)
+                .map(|x| x.record)
+                .collect::<Vec<_>>()
+        };
+        let got = repeated(vec![
+            sample("Z-2023", "2023-11-01", false),
+            sample("A-2024-late", "2024-08-01", false),
+            sample("Z-2024-early", "2024-02-01", false),
+            sample("B-2026", "2026-05-01", false),
+        ]);
+        assert_eq!(got, ["sampling/A-2024-late"]);
+        // A passed sampling between them does not make a pair.
+        assert!(repeated(vec![
+            sample("P", "2025-05-01", true),
+            sample("F", "2026-05-01", false)
+        ])
+        .is_empty());
+        // 2022 is outside the 1,095-day window of 2026-10-01.
+        assert!(repeated(vec![
+            sample("F1", "2022-12-01", false),
+            sample("F2", "2024-02-01", false)
+        ])
+        .is_empty());
+        // Product samplings are not FOOD_SAMPLING_FAILED.
+        let mut d = enterprise();
+        d.samplings = vec![sample("F", "2026-05-01", false)];
+        let (_, f) = explain(&d, false, &m, rules(), day(AS_OF));
+        assert!(f
+            .iter()
+            .all(|x| x.indicator != Indicator::FoodSamplingFailed));
     }
 
     /// Lenient treatment (行政处罚法 2021 Art. 32): a lighter (从轻) penalty weighs the

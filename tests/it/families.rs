@@ -646,3 +646,65 @@ async fn failed_food_samplings_weigh_in_the_food_rating() {
     assert_eq!(report.classification.unwrap().specialised.len(), 1);
     s.stop().await;
 }
+
+/// A write during a pass that takes an enterprise out of the food scope after the scan
+/// rated it: the food run, when it finishes, no longer rates it (a tombstone), found
+/// through the general run's re-scores of the written enterprises.
+#[tokio::test]
+async fn an_enterprise_leaving_the_scope_during_a_pass_is_not_rated_by_it() {
+    use credit_risk::{
+        domain::{model::GENERAL, RiskClass, Uscc},
+        store::{op, RunEntry},
+    };
+    let s = TestServer::start().await;
+    let mut r = connect(s.addr).await;
+    let u = uscc_n(b'1', 41);
+    put_enterprise(&mut r, enterprise(&u)).await;
+    let x = Uscc::parse(&u).unwrap();
+    let store = &s.store;
+    let today = store.today();
+    let begin = |family: &str, beside| op::BeginRun {
+        model: store.active_model_of(family).unwrap().unwrap(),
+        as_of: today,
+        dry_run: false,
+        requested_by: "test".into(),
+        beside,
+    };
+    let general = store.write(begin(GENERAL, None)).await.unwrap();
+    let food = store.write(begin("food", Some(general.id))).await.unwrap();
+    // The scan rated the food-licence holder in both runs.
+    let entry = RunEntry {
+        uscc: x,
+        class: RiskClass::B,
+        flags: 0,
+        score: 500,
+    };
+    for id in [general.id, food.id] {
+        store
+            .write_run_results(id, &[entry], &Default::default())
+            .unwrap();
+    }
+    // Then its food licence is dropped and it turns to textiles.
+    put_enterprise(
+        &mut r,
+        pb::Enterprise {
+            supervision_flags: vec![],
+            ..enterprise(&u)
+        },
+    )
+    .await;
+    for run in [general, food.clone()] {
+        store
+            .write(op::FinishRun { run, view: None })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.current_run_of("food").unwrap().unwrap().run.id,
+        food.id
+    );
+    let e = store.class_in_run(&x, Some(food.id)).unwrap_err();
+    assert!(e.to_string().contains("not found"), "{e}");
+    assert!(store.specialised_classes(&x).unwrap().is_empty());
+    s.stop().await;
+}

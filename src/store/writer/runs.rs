@@ -453,6 +453,56 @@ impl Writer {
             view.rescored.mark(u);
             changed.push(u);
         }
+        // A specialised run scanned some enterprises before a write took them out of its
+        // scope (a changed profile): the general runs re-scored every written enterprise,
+        // so their overrides name the candidates; those the run rated but its model no
+        // longer rates get a tombstone.
+        if !view.model.is_general() {
+            let general_ids: Vec<u64> = {
+                let st = sc::read(&self.scoring)?;
+                st.general()
+                    .current
+                    .iter()
+                    .map(|v| v.run.id)
+                    .chain(
+                        st.building
+                            .iter()
+                            .filter(|b| b.model.is_general())
+                            .map(|b| b.id),
+                    )
+                    .collect()
+            };
+            let seen: std::collections::HashSet<Uscc> = changed.iter().copied().collect();
+            let mut gone = std::collections::BTreeSet::new();
+            for g in general_ids {
+                for kv in self.tree.scan_prefix(sc::overrides_prefix(g)) {
+                    let (k, _) = kv?;
+                    let u = Uscc::from_bytes(&k[9..])?;
+                    if view.lookup(&u).is_none() || seen.contains(&u) || gone.contains(&u) {
+                        continue;
+                    }
+                    let rated = p
+                        .doc(&u)?
+                        .and_then(|d| d.enterprise.as_ref().map(|e| view.model.rates(e)));
+                    if rated == Some(false) {
+                        gone.insert(u);
+                    }
+                }
+            }
+            for u in gone {
+                view.rescored.mark(u);
+                view.spot.remove(u)?;
+                let tomb = Override {
+                    class: RiskClass::A,
+                    score: 0,
+                    flags: sc::FLAG_UNRATED,
+                    as_of,
+                    cause: String::new(),
+                    at_ms: now_ms,
+                };
+                p.put(sc::override_key(id, &u), codec::encode(&tomb)?);
+            }
+        }
         let mut new_overrides = HashMap::new();
         let general = sc::read(&self.scoring)?.general().current.clone();
         for u in changed {
