@@ -173,66 +173,18 @@ impl<'a, F: FnMut(Factor<'a>)> Acc<'_, F> {
     /// Adds one occurrence of `ind`, `age_days` old, to the running total `used` of
     /// that indicator.
     fn add(&mut self, ind: Indicator, age_days: i32, record: RecordRef<'a>, used: &mut Centi) {
-        let Some(spec) = self.model.spec(ind) else {
-            return;
-        };
-        let Some(mut p) = points_at(spec, age_days) else {
-            return;
-        };
-        if let Some(max) = spec.max_points {
-            p = p.min(max - *used);
-        }
-        if p == 0 {
-            return;
-        }
-        *used += p;
-        self.score += p;
-        (self.sink)(Factor {
-            indicator: ind,
-            points: p,
-            record,
-        });
+        self.add_weighted(ind, age_days, 1000, record, used);
     }
 
-    /// Adds one occurrence weighing `permille` thousandths of its points (a penalty with
-    /// lenient treatment).
-    fn add_scaled(
+    /// Adds `ind` from one record weighing `thousandths` of one occurrence's points
+    /// (after decay): 1,000 for one occurrence, less for a penalty with lenient
+    /// treatment, `n` × 1,000 for a record that counts `n` (a month's complaints); the
+    /// indicator's `max_points` caps the running total `used`.
+    fn add_weighted(
         &mut self,
         ind: Indicator,
         age_days: i32,
-        permille: i64,
-        record: RecordRef<'a>,
-        used: &mut Centi,
-    ) {
-        let Some(spec) = self.model.spec(ind) else {
-            return;
-        };
-        let Some(full) = points_at(spec, age_days) else {
-            return;
-        };
-        let mut p = full * permille / 1000;
-        if let Some(max) = spec.max_points {
-            p = p.min(max - *used);
-        }
-        if p == 0 {
-            return;
-        }
-        *used += p;
-        self.score += p;
-        (self.sink)(Factor {
-            indicator: ind,
-            points: p,
-            record,
-        });
-    }
-
-    /// Adds `n` occurrences of `ind` from one record at once (a count), capped like
-    /// single ones.
-    fn add_n(
-        &mut self,
-        ind: Indicator,
-        age_days: i32,
-        n: u32,
+        thousandths: i64,
         record: RecordRef<'a>,
         used: &mut Centi,
     ) {
@@ -242,7 +194,7 @@ impl<'a, F: FnMut(Factor<'a>)> Acc<'_, F> {
         let Some(one) = points_at(spec, age_days) else {
             return;
         };
-        let mut p = one.saturating_mul(Centi::from(n));
+        let mut p = one.saturating_mul(thousandths) / 1000;
         if let Some(max) = spec.max_points {
             p = p.min(max - *used);
         }
@@ -378,21 +330,21 @@ pub fn assess<'a>(
         // Lenient treatment (从轻 / 减轻, 行政处罚法 2021 Art. 32) weighs the model's share.
         let w = model.lenience.of(p.lenience);
         if p.heavier || p.kinds.iter().any(|k| k.is_severe()) {
-            acc.add_scaled(Indicator::PenaltySevere, a, w, rec, &mut severe);
+            acc.add_weighted(Indicator::PenaltySevere, a, w, rec, &mut severe);
         } else if p
             .kinds
             .iter()
             .any(|k| matches!(k, PenaltyKind::Fine | PenaltyKind::Confiscation))
         {
-            acc.add_scaled(Indicator::PenaltyFine, a, w, rec, &mut fine);
+            acc.add_weighted(Indicator::PenaltyFine, a, w, rec, &mut fine);
         } else {
-            acc.add_scaled(Indicator::PenaltyMinor, a, w, rec, &mut minor);
+            acc.add_weighted(Indicator::PenaltyMinor, a, w, rec, &mut minor);
         }
         if large.is_some_and(|t| p.fine_fen.saturating_add(p.confiscation_fen) >= t) {
-            acc.add_scaled(Indicator::PenaltyLargeAmount, a, w, rec, &mut big);
+            acc.add_weighted(Indicator::PenaltyLargeAmount, a, w, rec, &mut big);
         }
         if p.domain == ViolationDomain::Food {
-            acc.add_scaled(Indicator::FoodPenalty, a, w, rec, &mut food);
+            acc.add_weighted(Indicator::FoodPenalty, a, w, rec, &mut food);
         }
     }
 
@@ -505,10 +457,10 @@ pub fn assess<'a>(
         .iter()
         .filter(|c| c.month <= known && c.verified > 0)
     {
-        acc.add_n(
+        acc.add_weighted(
             Indicator::ComplaintsVerified,
             age(c.month.first_day()).max(0),
-            c.verified,
+            i64::from(c.verified) * 1000,
             RecordRef::Complaints(c.month),
             &mut verified,
         );
