@@ -1,14 +1,19 @@
 //! Prometheus metrics: per-RPC request counts by status code and latency histograms
-//! (a tower layer on the gRPC server), plus gauges read from the store when scraped —
-//! store size, enterprises per class in the current run, batch-run progress and
-//! duration, repair cases by state and overdue — served as the Prometheus text format
-//! on a separate HTTP port (`[server.metrics] listen`, off by default).
+//! under the grpc-ecosystem names and labels (`grpc_server_started_total`,
+//! `grpc_server_handled_total`, `grpc_server_handling_seconds`, with `grpc_service`,
+//! `grpc_method`, `grpc_type`, `grpc_code` — go-grpc-prometheus's, so its dashboards
+//! work), a tower layer on the gRPC server; the process collector unprefixed
+//! (`process_*`); and the service's own figures prefixed `credit_risk_`, read from the
+//! store when scraped — store size, enterprises per class in the current run,
+//! batch-run progress and duration, repair cases by state and overdue, `build_info` —
+//! served as the Prometheus text format on a separate HTTP port
+//! (`[server.metrics] listen`, off by default).
 //!
 //! Each server owns its own [`prometheus::Registry`], so several servers in one process
 //! (tests) do not mix their figures.
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     future::Future,
     pin::Pin,
     sync::Arc,
@@ -23,11 +28,14 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-/// Latency buckets, seconds: sub-millisecond lookups up to minute-long streams.
+/// Latency buckets, seconds: from 50 µs (an in-memory lookup) up to minute-long streams.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    60.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0, 30.0, 60.0,
 ];
+
+/// `grpc_type` label values (grpc-ecosystem).
+const UNARY: &str = "unary";
 
 /// Label value for a path the server does not serve (bounds the label cardinality).
 const UNKNOWN: &str = "unknown";
@@ -35,8 +43,10 @@ const UNKNOWN: &str = "unknown";
 /// The metrics of one server.
 pub struct Metrics {
     registry: Registry,
-    /// `/package.Service/Method` paths served, so label values stay bounded.
-    known: HashSet<String>,
+    /// `/package.Service/Method` paths served with their `grpc_type`, so label values
+    /// stay bounded.
+    known: HashMap<String, &'static str>,
+    started: IntCounterVec,
     requests: IntCounterVec,
     latency: HistogramVec,
     in_flight: IntGauge,
@@ -57,62 +67,98 @@ impl Metrics {
     /// Metrics for a server offering the RPCs of `descriptor_sets` (encoded
     /// `FileDescriptorSet`s), plus the process collector (RSS, CPU, open files).
     pub fn new(descriptor_sets: &[&[u8]]) -> Result<Arc<Metrics>, prometheus::Error> {
-        let registry = Registry::new_custom(Some("credit_risk".into()), None)?;
+        let registry = Registry::new();
+        let started = IntCounterVec::new(
+            Opts::new(
+                "grpc_server_started_total",
+                "gRPC requests started, by service, method and type",
+            ),
+            &["grpc_service", "grpc_method", "grpc_type"],
+        )?;
         let requests = IntCounterVec::new(
             Opts::new(
-                "grpc_requests_total",
-                "gRPC requests answered, by service, method and status code",
+                "grpc_server_handled_total",
+                "gRPC requests answered, by service, method, type and status code",
             ),
-            &["service", "method", "code"],
+            &["grpc_service", "grpc_method", "grpc_type", "grpc_code"],
         )?;
         let latency = HistogramVec::new(
             HistogramOpts::new(
-                "grpc_request_duration_seconds",
-                "Time from request to the last byte of the response (status), by service and method",
+                "grpc_server_handling_seconds",
+                "Time from request to the last byte of the response (status), by service, method and type",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
-            &["service", "method"],
+            &["grpc_service", "grpc_method", "grpc_type"],
         )?;
-        let in_flight = IntGauge::new("grpc_requests_in_flight", "gRPC requests being served")?;
-        let store_bytes =
-            IntGauge::new("store_disk_bytes", "Bytes the sled store occupies on disk")?;
-        let enterprises = IntGauge::new("enterprises", "Registered enterprises (market entities)")?;
-        let run_id = IntGauge::new("current_run_id", "Id of the current scoring run (0: none)")?;
+        let in_flight = IntGauge::new(
+            "credit_risk_grpc_requests_in_flight",
+            "gRPC requests being served",
+        )?;
+        let store_bytes = IntGauge::new(
+            "credit_risk_store_disk_bytes",
+            "Bytes the sled store occupies on disk",
+        )?;
+        let enterprises = IntGauge::new(
+            "credit_risk_enterprises",
+            "Registered enterprises (market entities)",
+        )?;
+        let run_id = IntGauge::new(
+            "credit_risk_current_run_id",
+            "Id of the current general scoring run (0: none)",
+        )?;
         let run_classes = IntGaugeVec::new(
             Opts::new(
-                "current_run_enterprises",
+                "credit_risk_current_run_enterprises",
                 "Enterprises per credit-risk class in the current scoring run (as computed)",
             ),
             &["class"],
         )?;
         let batch_running = IntGauge::new(
-            "batch_scoring_running",
+            "credit_risk_batch_scoring_running",
             "1 while a batch scoring run is being computed",
         )?;
         let batch_processed = IntGauge::new(
-            "batch_scoring_processed",
+            "credit_risk_batch_scoring_processed",
             "Enterprises scanned so far by the batch run being computed",
         )?;
         let batch_total = IntGauge::new(
-            "batch_scoring_total",
+            "credit_risk_batch_scoring_enterprises",
             "Enterprises the batch run being computed will scan",
         )?;
         let batch_seconds = prometheus::Gauge::new(
-            "batch_scoring_last_duration_seconds",
+            "credit_risk_batch_scoring_last_duration_seconds",
             "Duration of the newest complete scoring run",
         )?;
         let repair_cases = IntGaugeVec::new(
-            Opts::new("repair_cases", "Credit-repair cases (信用修复) by state"),
+            Opts::new(
+                "credit_risk_repair_cases",
+                "Credit-repair cases (信用修复) by state",
+            ),
             &["state"],
         )?;
         let repair_overdue = IntGauge::new(
-            "repair_cases_overdue",
+            "credit_risk_repair_cases_overdue",
             "Open repair cases whose next step (acceptance or decision) is past its due day",
         )?;
         let scrape_errors = prometheus::IntCounter::new(
-            "metrics_scrape_errors_total",
+            "credit_risk_metrics_scrape_errors_total",
             "Scrapes that could not read a store figure",
         )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "credit_risk_build_info",
+                "Always 1; the build's version and store schema as labels",
+            ),
+            &["version", "schema"],
+        )?;
+        build_info
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                &crate::store::SCHEMA_VERSION.to_string(),
+            ])
+            .set(1);
+        registry.register(Box::new(build_info))?;
+        registry.register(Box::new(started.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
@@ -133,6 +179,7 @@ impl Metrics {
         Ok(Arc::new(Metrics {
             registry,
             known: known_paths(descriptor_sets),
+            started,
             requests,
             latency,
             in_flight,
@@ -155,18 +202,19 @@ impl Metrics {
         GuardLayer(MetricsGuard(self.clone()))
     }
 
-    /// `(service, method)` labels of a request path; `unknown` for paths not served.
-    fn labels<'p>(&self, path: &'p str) -> (&'p str, &'p str) {
-        if self.known.contains(path) {
+    /// `(grpc_service, grpc_method, grpc_type)` labels of a request path; `unknown`
+    /// for paths not served.
+    fn labels<'p>(&self, path: &'p str) -> [&'p str; 3] {
+        if let Some(kind) = self.known.get(path) {
             if let Some((service, method)) = path.trim_start_matches('/').split_once('/') {
-                return (service, method);
+                return [service, method, kind];
             }
         }
-        (UNKNOWN, UNKNOWN)
+        [UNKNOWN, UNKNOWN, UNKNOWN]
     }
 
     /// Reads the store's figures into the gauges. A figure that cannot be read is
-    /// counted in `metrics_scrape_errors_total` and keeps its previous value.
+    /// counted in `credit_risk_metrics_scrape_errors_total` and keeps its previous value.
     pub fn refresh(&self, store: &Store) {
         let mut failed = false;
         match store.size_on_disk() {
@@ -250,16 +298,22 @@ fn to_i64(v: u64) -> i64 {
 
 /// Every `/package.Service/Method` path of the descriptor sets, plus health and
 /// reflection.
-fn known_paths(sets: &[&[u8]]) -> HashSet<String> {
+fn known_paths(sets: &[&[u8]]) -> HashMap<String, &'static str> {
     use prost::Message;
-    let mut known: HashSet<String> = [
-        "/grpc.health.v1.Health/Check",
-        "/grpc.health.v1.Health/Watch",
-        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    let mut known: HashMap<String, &'static str> = [
+        ("/grpc.health.v1.Health/Check", UNARY),
+        ("/grpc.health.v1.Health/Watch", "server_stream"),
+        (
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "bidi_stream",
+        ),
+        (
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            "bidi_stream",
+        ),
     ]
     .into_iter()
-    .map(String::from)
+    .map(|(p, t)| (p.to_string(), t))
     .collect();
     for bytes in sets {
         let Ok(set) = prost_types::FileDescriptorSet::decode(*bytes) else {
@@ -270,7 +324,19 @@ fn known_paths(sets: &[&[u8]]) -> HashSet<String> {
             for service in file.service {
                 let name = service.name.unwrap_or_default();
                 for m in service.method {
-                    known.insert(format!("/{package}.{name}/{}", m.name.unwrap_or_default()));
+                    let kind = match (
+                        m.client_streaming.unwrap_or(false),
+                        m.server_streaming.unwrap_or(false),
+                    ) {
+                        (false, false) => UNARY,
+                        (true, false) => "client_stream",
+                        (false, true) => "server_stream",
+                        (true, true) => "bidi_stream",
+                    };
+                    known.insert(
+                        format!("/{package}.{name}/{}", m.name.unwrap_or_default()),
+                        kind,
+                    );
                 }
             }
         }
@@ -321,12 +387,12 @@ impl Guard for MetricsGuard {
         next: impl FnOnce(http::Request<B>) -> ResponseFuture,
     ) -> ResponseFuture {
         let m = &self.0;
-        let (service, method) = m.labels(req.uri().path());
+        let labels = m.labels(req.uri().path());
+        m.started.with_label_values(&labels).inc();
         let call = Call {
-            timer: m.latency.with_label_values(&[service, method]),
+            timer: m.latency.with_label_values(&labels),
             requests: m.requests.clone(),
-            service: service.to_string(),
-            method: method.to_string(),
+            labels: labels.map(String::from),
             in_flight: m.in_flight.clone(),
             started: Instant::now(),
             done: false,
@@ -365,8 +431,8 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
 struct Call {
     timer: Histogram,
     requests: IntCounterVec,
-    service: String,
-    method: String,
+    /// grpc_service, grpc_method, grpc_type.
+    labels: [String; 3],
     in_flight: IntGauge,
     started: Instant,
     done: bool,
@@ -380,8 +446,9 @@ impl Call {
         self.done = true;
         self.in_flight.dec();
         self.timer.observe(self.started.elapsed().as_secs_f64());
+        let [service, method, kind] = &self.labels;
         self.requests
-            .with_label_values(&[self.service.as_str(), self.method.as_str(), code_name(code)])
+            .with_label_values(&[service, method, kind, grpc_code_label(code)])
             .inc();
     }
 }
@@ -392,8 +459,33 @@ impl Drop for Call {
     }
 }
 
-/// The canonical name of a status code, e.g. `NOT_FOUND` (the Prometheus label value,
-/// and how the CLI prints a server's refusal).
+/// A status code as the `grpc_code` label of the grpc-ecosystem metrics writes it (Go's
+/// `codes.Code.String()`: `OK`, `NotFound`, `Canceled`, …), so their dashboards match.
+pub fn grpc_code_label(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "Canceled",
+        Unknown => "Unknown",
+        InvalidArgument => "InvalidArgument",
+        DeadlineExceeded => "DeadlineExceeded",
+        NotFound => "NotFound",
+        AlreadyExists => "AlreadyExists",
+        PermissionDenied => "PermissionDenied",
+        ResourceExhausted => "ResourceExhausted",
+        FailedPrecondition => "FailedPrecondition",
+        Aborted => "Aborted",
+        OutOfRange => "OutOfRange",
+        Unimplemented => "Unimplemented",
+        Internal => "Internal",
+        Unavailable => "Unavailable",
+        DataLoss => "DataLoss",
+        Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// The canonical name of a status code, e.g. `NOT_FOUND` (how the CLI prints a server's
+/// refusal).
 pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match code {

@@ -66,24 +66,30 @@ async fn rpc_counts_codes_latency_and_store_gauges_are_exported() {
         .expect("a summary");
 
     let (_, body) = http_get(addr, "/metrics").await;
-    let reg = r#"service="creditrisk.v1.RegistryService""#;
-    let get_m = r#"method="GetEnterprise""#;
+    // The grpc-ecosystem names and labels (go-grpc-prometheus), so its dashboards work.
+    let reg = r#"grpc_service="creditrisk.v1.RegistryService""#;
+    let get_m = r#"grpc_method="GetEnterprise""#;
+    let unary = r#"grpc_type="unary""#;
     let count = |code: &str| {
         sample(
             &body,
-            "credit_risk_grpc_requests_total",
-            &[reg, get_m, &format!(r#"code="{code}""#)],
+            "grpc_server_handled_total",
+            &[reg, get_m, unary, &format!(r#"grpc_code="{code}""#)],
         )
     };
     assert_eq!(count("OK"), Some(1.0), "{body}");
-    assert_eq!(count("NOT_FOUND"), Some(1.0));
-    assert_eq!(count("INVALID_ARGUMENT"), Some(1.0));
-    assert_eq!(count("INTERNAL"), None);
+    assert_eq!(count("NotFound"), Some(1.0));
+    assert_eq!(count("InvalidArgument"), Some(1.0));
+    assert_eq!(count("Internal"), None);
+    assert_eq!(
+        sample(&body, "grpc_server_started_total", &[reg, get_m, unary]),
+        Some(3.0)
+    );
     assert_eq!(
         sample(
             &body,
-            "credit_risk_grpc_requests_total",
-            &[r#"method="UpsertEnterprise""#, r#"code="OK""#]
+            "grpc_server_handled_total",
+            &[r#"grpc_method="UpsertEnterprise""#, r#"grpc_code="OK""#]
         ),
         Some(3.0)
     );
@@ -91,26 +97,48 @@ async fn rpc_counts_codes_latency_and_store_gauges_are_exported() {
     assert_eq!(
         sample(
             &body,
-            "credit_risk_grpc_requests_total",
-            &[r#"method="RunBatchScoring""#, r#"code="OK""#]
+            "grpc_server_handled_total",
+            &[
+                r#"grpc_method="RunBatchScoring""#,
+                r#"grpc_type="server_stream""#,
+                r#"grpc_code="OK""#
+            ]
         ),
         Some(1.0)
     );
     assert_eq!(
-        sample(
-            &body,
-            "credit_risk_grpc_request_duration_seconds_count",
-            &[reg, get_m]
-        ),
+        sample(&body, "grpc_server_handling_seconds_count", &[reg, get_m]),
         Some(3.0)
     );
     assert_eq!(
         sample(
             &body,
-            "credit_risk_grpc_request_duration_seconds_bucket",
+            "grpc_server_handling_seconds_bucket",
             &[reg, get_m, r#"le="+Inf""#]
         ),
         Some(3.0)
+    );
+    // Buckets start at 50 µs.
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("grpc_server_handling_seconds_bucket")
+                && l.contains(r#"le="0.00005""#)),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "credit_risk_build_info",
+            &[&format!(r#"version="{}""#, env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
+    );
+    // No gauge is named like a counter.
+    assert!(
+        !body
+            .lines()
+            .any(|l| l.starts_with("# TYPE") && l.ends_with(" gauge") && l.contains("_total ")),
+        "{body}"
     );
     assert_eq!(
         sample(&body, "credit_risk_grpc_requests_in_flight", &[]),
@@ -151,7 +179,39 @@ async fn rpc_counts_codes_latency_and_store_gauges_are_exported() {
         sample(&body, "credit_risk_repair_cases_overdue", &[]),
         Some(0.0)
     );
-    assert!(sample(&body, "credit_risk_process_resident_memory_bytes", &[]).unwrap_or(0.0) > 0.0);
+    assert!(sample(&body, "process_resident_memory_bytes", &[]).unwrap_or(0.0) > 0.0);
+
+    // The dashboard and the alert rules in deploy/ name only metrics the server exports.
+    let families: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let dashboard = std::fs::read_to_string(root.join("grafana-dashboard.json")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard JSON");
+    assert!(parsed["panels"].as_array().is_some_and(|p| p.len() >= 8));
+    let alerts = std::fs::read_to_string(root.join("prometheus-alerts.yml")).unwrap();
+    let mut named = 0;
+    for text in [&dashboard, &alerts] {
+        let words = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        for w in words.filter(|w| {
+            ["grpc_server_", "credit_risk_", "process_"]
+                .iter()
+                .any(|p| w.starts_with(p))
+        }) {
+            let family = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| w.strip_suffix(s).filter(|f| families.contains(f)))
+                .unwrap_or(w);
+            assert!(
+                families.contains(&family),
+                "deploy/ names {w}, not exported"
+            );
+            named += 1;
+        }
+    }
+    assert!(named > 20, "{named}");
 
     let (status, _) = http_get(addr, "/nope").await;
     assert!(status.contains("404"), "{status}");
