@@ -48,7 +48,7 @@ pub fn decode_dossier(bytes: &[u8]) -> Result<EnterpriseRecords> {
         Some((&2, rest)) => postcard::from_bytes::<v2::Dossier>(rest)
             .map(Into::into)
             .map_err(bad),
-        Some((&1, rest)) => postcard::from_bytes::<v1::Dossier>(rest)
+        Some((&1, rest)) => postcard::from_bytes::<v2::Dossier<()>>(rest)
             .map(Into::into)
             .map_err(bad),
         Some((v, _)) => Err(Error::Corrupt(format!("unknown dossier version {v}"))),
@@ -132,15 +132,34 @@ mod legacy {
     }
 }
 
-/// A penalty as versions 2 and 3 stored it: without lenient treatment.
+/// A penalty as versions 1–3 stored it: without lenient treatment, and (version 1)
+/// without the publication day. `P` is the type of that last field: `Option<Date>`
+/// from version 2, `()` — nothing on the wire — in version 1.
 mod penalty_v2 {
     use serde::Deserialize;
 
     use crate::domain::{Date, Penalty, PenaltyKind, Procedure, Uscc, ViolationDomain};
 
+    /// The publication day as a version stored it.
+    pub trait PublishedOn {
+        fn day(self) -> Option<Date>;
+    }
+
+    impl PublishedOn for Option<Date> {
+        fn day(self) -> Option<Date> {
+            self
+        }
+    }
+
+    impl PublishedOn for () {
+        fn day(self) -> Option<Date> {
+            None
+        }
+    }
+
     /// `crate::domain::Penalty` before `lenience` and `first_violation`, field for field.
     #[derive(Deserialize)]
-    pub struct PenaltyV2 {
+    pub struct PenaltyV2<P = Option<Date>> {
         decision_number: String,
         decided_on: Date,
         authority: String,
@@ -154,11 +173,11 @@ mod penalty_v2 {
         no_penalty: bool,
         publicity_ended_on: Option<Date>,
         recorded_at_ms: i64,
-        published_on: Option<Date>,
+        published_on: P,
     }
 
-    impl From<PenaltyV2> for Penalty {
-        fn from(p: PenaltyV2) -> Self {
+    impl<P: PublishedOn> From<PenaltyV2<P>> for Penalty {
+        fn from(p: PenaltyV2<P>) -> Self {
             Penalty {
                 decision_number: p.decision_number,
                 uscc: Uscc::placeholder(),
@@ -174,23 +193,27 @@ mod penalty_v2 {
                 no_penalty: p.no_penalty,
                 publicity_ended_on: p.publicity_ended_on,
                 recorded_at_ms: p.recorded_at_ms,
-                published_on: p.published_on,
+                published_on: p.published_on.day(),
                 lenience: None,
                 first_violation: false,
             }
         }
     }
 
-    /// Penalties in the version-2 shape (tests of the upgrade path only).
+    /// Penalties in this shape, the last field given by `published` (tests of the
+    /// upgrade path only).
     #[cfg(test)]
-    pub fn encode(ps: &[Penalty]) -> Vec<impl serde::Serialize + '_> {
+    pub fn encode<'a, P: serde::Serialize + 'a>(
+        ps: &'a [Penalty],
+        published: impl Fn(&Penalty) -> P + 'a,
+    ) -> Vec<impl serde::Serialize + 'a> {
         ps.iter()
             .map(|p| {
                 (
                     (&p.decision_number, p.decided_on, &p.authority, p.domain),
                     (p.procedure, &p.kinds, p.fine_fen, p.confiscation_fen),
                     (p.heavier, p.restriction_ends_on, p.no_penalty),
-                    (p.publicity_ended_on, p.recorded_at_ms, p.published_on),
+                    (p.publicity_ended_on, p.recorded_at_ms, published(p)),
                 )
             })
             .collect()
@@ -239,7 +262,7 @@ mod v3 {
     pub fn encode(d: &EnterpriseRecords) -> Vec<u8> {
         let body = (
             &d.enterprise,
-            super::penalty_v2::encode(&d.penalties),
+            super::penalty_v2::encode(&d.penalties, |p| p.published_on),
             &d.reports,
             &d.listings,
             &d.inspections,
@@ -250,24 +273,25 @@ mod v3 {
 }
 
 /// The version-2 dossier encoding (no commitments, listings without the legal
-/// representative), read only.
+/// representative), read only; `P` as in [`penalty_v2`]: version 1 is the same with
+/// penalties without their publication day.
 mod v2 {
     use serde::Deserialize;
 
-    use super::penalty_v2::PenaltyV2;
-    use crate::domain::{AnnualReport, Enterprise, EnterpriseRecords, InspectionResult};
+    use super::penalty_v2::{PenaltyV2, PublishedOn};
+    use crate::domain::{AnnualReport, Date, Enterprise, EnterpriseRecords, InspectionResult};
 
     #[derive(Deserialize)]
-    pub struct Dossier {
+    pub struct Dossier<P = Option<Date>> {
         enterprise: Option<Enterprise>,
-        penalties: Vec<PenaltyV2>,
+        penalties: Vec<PenaltyV2<P>>,
         reports: Vec<AnnualReport>,
         listings: Vec<super::legacy::Listing>,
         inspections: Vec<InspectionResult>,
     }
 
-    impl From<Dossier> for EnterpriseRecords {
-        fn from(d: Dossier) -> Self {
+    impl<P: PublishedOn> From<Dossier<P>> for EnterpriseRecords {
+        fn from(d: Dossier<P>) -> Self {
             EnterpriseRecords {
                 enterprise: d.enterprise,
                 penalties: d.penalties.into_iter().map(Into::into).collect(),
@@ -282,150 +306,22 @@ mod v2 {
         }
     }
 
-    /// Encodes `d` as version 2 (tests of the upgrade path only).
+    /// Encodes `d` as `version` (2, or 1 with `published` giving `()`) (tests of the
+    /// upgrade path only).
     #[cfg(test)]
-    pub fn encode(d: &EnterpriseRecords) -> Vec<u8> {
+    pub fn encode<P: serde::Serialize>(
+        d: &EnterpriseRecords,
+        version: u8,
+        published: impl Fn(&crate::domain::Penalty) -> P,
+    ) -> Vec<u8> {
         let body = (
             &d.enterprise,
-            super::penalty_v2::encode(&d.penalties),
+            super::penalty_v2::encode(&d.penalties, published),
             &d.reports,
             super::legacy::encode(&d.listings),
             &d.inspections,
         );
-        postcard::to_extend(&body, vec![2]).expect("encodes")
-    }
-}
-
-/// The version-1 dossier encoding, read only.
-mod v1 {
-    use serde::Deserialize;
-
-    use crate::domain::{
-        AnnualReport, Date, Enterprise, EnterpriseRecords, InspectionResult, PenaltyKind,
-        Procedure, Uscc, ViolationDomain,
-    };
-
-    #[derive(Deserialize)]
-    pub struct Dossier {
-        enterprise: Option<Enterprise>,
-        penalties: Vec<Penalty>,
-        reports: Vec<AnnualReport>,
-        listings: Vec<super::legacy::Listing>,
-        inspections: Vec<InspectionResult>,
-    }
-
-    /// `crate::domain::Penalty` without `published_on`, field for field.
-    #[derive(Deserialize)]
-    struct Penalty {
-        decision_number: String,
-        decided_on: Date,
-        authority: String,
-        domain: ViolationDomain,
-        procedure: Procedure,
-        kinds: Vec<PenaltyKind>,
-        fine_fen: u64,
-        confiscation_fen: u64,
-        heavier: bool,
-        restriction_ends_on: Option<Date>,
-        no_penalty: bool,
-        publicity_ended_on: Option<Date>,
-        recorded_at_ms: i64,
-    }
-
-    impl From<Dossier> for EnterpriseRecords {
-        fn from(d: Dossier) -> Self {
-            EnterpriseRecords {
-                enterprise: d.enterprise,
-                penalties: d
-                    .penalties
-                    .into_iter()
-                    .map(|p| crate::domain::Penalty {
-                        decision_number: p.decision_number,
-                        uscc: Uscc::placeholder(),
-                        decided_on: p.decided_on,
-                        authority: p.authority,
-                        domain: p.domain,
-                        procedure: p.procedure,
-                        kinds: p.kinds,
-                        fine_fen: p.fine_fen,
-                        confiscation_fen: p.confiscation_fen,
-                        heavier: p.heavier,
-                        restriction_ends_on: p.restriction_ends_on,
-                        no_penalty: p.no_penalty,
-                        publicity_ended_on: p.publicity_ended_on,
-                        recorded_at_ms: p.recorded_at_ms,
-                        published_on: None,
-                        lenience: None,
-                        first_violation: false,
-                    })
-                    .collect(),
-                reports: d.reports,
-                listings: d.listings.into_iter().map(Into::into).collect(),
-                inspections: d.inspections,
-                commitments: Vec::new(),
-                samplings: Vec::new(),
-                complaints: Vec::new(),
-                false_commitments: Vec::new(),
-            }
-        }
-    }
-
-    /// Encodes `d` as version 1 (tests of the upgrade path only).
-    #[cfg(test)]
-    pub fn encode(d: &EnterpriseRecords) -> Vec<u8> {
-        #[derive(serde::Serialize)]
-        struct P<'a>(
-            &'a str,
-            Date,
-            &'a str,
-            ViolationDomain,
-            Procedure,
-            &'a [PenaltyKind],
-            u64,
-            u64,
-            bool,
-            Option<Date>,
-            bool,
-            Option<Date>,
-            i64,
-        );
-        #[derive(serde::Serialize)]
-        struct D<'a>(
-            &'a Option<Enterprise>,
-            Vec<P<'a>>,
-            &'a [AnnualReport],
-            Vec<super::legacy::Old<'a>>,
-            &'a [InspectionResult],
-        );
-        let penalties = d
-            .penalties
-            .iter()
-            .map(|p| {
-                P(
-                    &p.decision_number,
-                    p.decided_on,
-                    &p.authority,
-                    p.domain,
-                    p.procedure,
-                    &p.kinds,
-                    p.fine_fen,
-                    p.confiscation_fen,
-                    p.heavier,
-                    p.restriction_ends_on,
-                    p.no_penalty,
-                    p.publicity_ended_on,
-                    p.recorded_at_ms,
-                )
-            })
-            .collect();
-        let body = D(
-            &d.enterprise,
-            penalties,
-            &d.reports,
-            super::legacy::encode(&d.listings),
-            &d.inspections,
-        );
-        postcard::to_extend(&body, vec![1]).expect("encodes")
+        postcard::to_extend(&body, vec![version]).expect("encodes")
     }
 }
 
@@ -495,7 +391,7 @@ mod tests {
     #[test]
     fn version_1_dossiers_upgrade() {
         let mut d = old_dossier();
-        let old = v1::encode(&d);
+        let old = v2::encode(&d, 1, |_| ());
         assert_eq!(old[0], 1);
         assert_eq!(decode_dossier(&old).unwrap(), d);
         d.penalties[0].published_on = Some(crate::domain::fixtures::day("2024-03-08"));
@@ -514,7 +410,7 @@ mod tests {
         use crate::domain::fixtures::day;
         let mut d = old_dossier();
         d.penalties[0].published_on = Some(day("2024-03-08"));
-        let old = v2::encode(&d);
+        let old = v2::encode(&d, 2, |p| p.published_on);
         assert_eq!(old[0], 2);
         assert_eq!(decode_dossier(&old).unwrap(), d);
         d.listings[0].legal_rep_hash = Some([7; 32]);
