@@ -440,5 +440,36 @@ async fn imported_commitments_keep_their_verification() {
         .into_inner();
     assert!(then.commitments[0].verification.is_none());
     assert!(!then.commitments[0].false_commitment);
+
+    // History re-sent once verified: the stored, unverified commitment takes the
+    // verification (not ALREADY_EXISTS); sent again, nothing changes.
+    let mut unverified = record("H-3", "2026-04-20");
+    if let Some(pb::import_record::Record::Commitment(c)) = unverified.record.as_mut() {
+        c.verification = None;
+    }
+    let import = |records: Vec<pb::ImportRecord>| {
+        let mut reg = reg.clone();
+        async move {
+            reg.import_records(tokio_stream::iter(vec![pb::ImportRecordsRequest {
+                records,
+            }]))
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    let first = import(vec![unverified]).await;
+    assert_eq!((first.stored, first.rejected), (1, 0), "{first:?}");
+    let verified = import(vec![record("H-3", "2026-04-20")]).await;
+    assert_eq!((verified.stored, verified.rejected), (1, 0), "{verified:?}");
+    let again = import(vec![record("H-3", "2026-04-20")]).await;
+    assert_eq!((again.stored, again.unchanged), (0, 1), "{again:?}");
+    let listed = commitments(&mut c, &u, "").await;
+    let h3 = listed
+        .commitments
+        .iter()
+        .find(|x| x.commitment_id == "H-3")
+        .expect("H-3");
+    assert!(h3.false_commitment, "{h3:?}");
     s.store.check_indexes().expect("indexes agree");
 }

@@ -90,8 +90,8 @@ impl Ctx<'_> {
     }
 
     /// Stores `x` unless its id is taken: by the same commitment (what happened to it
-    /// since — a verification, a repair — is not part of it as made: unchanged), or by
-    /// another (ALREADY_EXISTS).
+    /// since — a verification, a repair — is not part of it as made: unchanged; a
+    /// verification the stored one lacks is recorded), or by another (ALREADY_EXISTS).
     fn store_commitment(
         &self,
         p: &mut Pending,
@@ -103,15 +103,35 @@ impl Ctx<'_> {
             .commitments
             .iter()
             .find(|c| c.commitment_id == x.commitment_id)
+            .cloned()
         {
             x.recorded_at_ms = old.recorded_at_ms;
             x.repaired_on = old.repaired_on;
             match (x.verification.as_mut(), old.verification.as_ref()) {
                 (None, v) => x.verification = v.cloned(),
                 (Some(a), Some(b)) => a.recorded_at_ms = b.recorded_at_ms,
-                (Some(_), None) => {}
+                (Some(_), None) => {
+                    // History that since has its verification: the same commitment,
+                    // verified now, as VerifyCommitment would.
+                    let verification = x.verification.take();
+                    if let (true, Some(verification)) = (old == x, verification) {
+                        let c = self.verify_commitment(
+                            p,
+                            VerifyCommitment {
+                                uscc: x.uscc,
+                                commitment_id: x.commitment_id,
+                                verification,
+                            },
+                        )?;
+                        return Ok((c, true));
+                    }
+                    return Err(Error::AlreadyExists(format!(
+                        "commitment: {} of {}",
+                        x.commitment_id, x.uscc
+                    )));
+                }
             }
-            if *old == x {
+            if old == x {
                 return Ok((old.clone(), false));
             }
             return Err(Error::AlreadyExists(format!(
