@@ -652,15 +652,6 @@ impl Store {
             .map(|b| b.id))
     }
 
-    /// Ids of every run being computed.
-    pub fn building_runs(&self) -> Result<Vec<u64>> {
-        Ok(scoring::read(&self.shared.scoring)?
-            .building
-            .iter()
-            .map(|b| b.id)
-            .collect())
-    }
-
     /// Every retained run, newest first.
     pub fn runs(&self) -> Result<Vec<ScoringRun>> {
         scoring::list_runs(&self.shared.registry)

@@ -204,6 +204,21 @@ pub struct Override {
     pub at_ms: i64,
 }
 
+impl Override {
+    /// The tombstone of an enterprise that left the scope of the run's model
+    /// ([`FLAG_UNRATED`]).
+    pub fn unrated(as_of: Date, cause: &str, at_ms: i64) -> Override {
+        Override {
+            class: RiskClass::A,
+            score: 0,
+            flags: FLAG_UNRATED,
+            as_of,
+            cause: cause.to_string(),
+            at_ms,
+        }
+    }
+}
+
 /// A complete run, loaded for lookups.
 #[derive(Clone, Debug)]
 pub struct RunView {

@@ -213,25 +213,24 @@ impl Writer {
             let Some(e) = d.enterprise.as_ref() else {
                 continue;
             };
-            // The general class in force: this write's re-score onto the general current
-            // run, else that run's entry (an earlier re-score's override is read below).
-            let mut general_class = match general {
-                Some(v) => self.class_on_pending(p, v, u)?,
-                None => None,
-            };
+            // The general class a specialised model reads: this write's re-score onto the
+            // general current run (the first target, which rates every enterprise).
+            let mut general_class = None;
             for &(id, model, run_as_of, view) in &targets {
-                // The override readers see, if one may exist.
-                let over = match view {
-                    Some(v) if !v.rescored.may_have(u) => None,
-                    _ => p
-                        .get(&sc::override_key(id, u))?
-                        .map(|o| codec::decode::<Override>(&o))
-                        .transpose()?,
+                // The override readers see, if one may exist (read only where needed).
+                let over = |p: &Pending| -> Result<Option<Override>> {
+                    match view {
+                        Some(v) if !v.rescored.may_have(u) => Ok(None),
+                        _ => p
+                            .get(&sc::override_key(id, u))?
+                            .map(|o| codec::decode::<Override>(&o))
+                            .transpose(),
+                    }
                 };
                 if !model.rates(e) {
                     // Out of the model's scope now: a run that rated the enterprise (its
                     // entry, or a re-score) gets a tombstone, and its selector drops it.
-                    let rated = match &over {
+                    let rated = match over(p)? {
                         Some(o) => o.flags & sc::FLAG_UNRATED == 0,
                         None => view.is_some_and(|v| v.lookup(u).is_some()),
                     };
@@ -240,14 +239,7 @@ impl Writer {
                             v.rescored.mark(*u);
                             p.effects.push(Effect::SpotGone(Arc::clone(&v.spot), *u));
                         }
-                        let gone = Override {
-                            class: RiskClass::A,
-                            score: 0,
-                            flags: sc::FLAG_UNRATED,
-                            as_of: run_as_of.max(today),
-                            cause: cause.to_string(),
-                            at_ms: now_ms,
-                        };
+                        let gone = Override::unrated(run_as_of.max(today), cause, now_ms);
                         puts.push((sc::override_key(id, u), codec::encode(&gone)?));
                     }
                     continue;
@@ -265,7 +257,7 @@ impl Writer {
                 if current == Some(id) {
                     if alerting {
                         // The class readers saw: the override, else the run's entry.
-                        let before = match &over {
+                        let before = match over(p)? {
                             Some(o) => Some(o.class),
                             None => general.and_then(|v| v.lookup(u)).map(|e| e.class),
                         };
@@ -492,14 +484,7 @@ impl Writer {
             for u in gone {
                 view.rescored.mark(u);
                 view.spot.remove(u)?;
-                let tomb = Override {
-                    class: RiskClass::A,
-                    score: 0,
-                    flags: sc::FLAG_UNRATED,
-                    as_of,
-                    cause: String::new(),
-                    at_ms: now_ms,
-                };
+                let tomb = Override::unrated(as_of, "", now_ms);
                 p.put(sc::override_key(id, &u), codec::encode(&tomb)?);
             }
         }
@@ -512,14 +497,7 @@ impl Writer {
             if !d.enterprise.as_ref().is_some_and(|e| view.model.rates(e)) {
                 // Left the model's scope while the run was computed: a tombstone.
                 view.spot.remove(u)?;
-                let gone = Override {
-                    class: RiskClass::A,
-                    score: 0,
-                    flags: sc::FLAG_UNRATED,
-                    as_of,
-                    cause: String::new(),
-                    at_ms: now_ms,
-                };
+                let gone = Override::unrated(as_of, "", now_ms);
                 p.put(sc::override_key(id, &u), codec::encode(&gone)?);
                 continue;
             }
