@@ -322,18 +322,15 @@ fn compute(
     // general run, the general class in force (the general current run), as the dry
     // run's later re-scores read it too.
     let general_in_pass = models[0].is_general() && !runs[0].0.dry_run;
+    // (Taken once: the scan reads it per enterprise without the scoring lock.)
     let general_run = match general_in_pass {
         true => None,
-        false => store.current_run()?.map(|v| v.run.id),
+        false => store.current_run()?,
     };
     let general_in_force = |u: &Uscc| -> Result<Option<RiskClass>> {
-        match general_run {
+        match &general_run {
             None => Ok(None),
-            Some(id) => match store.class_in_run(u, Some(id)) {
-                Ok(c) => Ok(Some(c.class)),
-                Err(Error::NotFound(_)) => Ok(None),
-                Err(e) => Err(e),
-            },
+            Some(v) => Ok(store.class_in_view(v, u)?.map(|c| c.class)),
         }
     };
     let reads_general: Vec<bool> = models

@@ -616,15 +616,23 @@ impl Store {
     /// The class of `u` under every specialised family whose current run rates it
     /// (a re-score after a write takes precedence), by family.
     pub fn specialised_classes(&self, u: &Uscc) -> Result<Vec<InRun>> {
+        self.specialised_classes_in(&self.specialised_runs()?, u)
+    }
+
+    /// [`Store::specialised_classes`] in runs taken once ([`Store::specialised_runs`]),
+    /// for a caller answering many enterprises from the same runs.
+    pub fn specialised_classes_in(&self, runs: &[Arc<RunView>], u: &Uscc) -> Result<Vec<InRun>> {
         let mut out = Vec::new();
-        for v in self.specialised_runs()? {
-            match self.class_in_run(u, Some(v.run.id)) {
-                Ok(c) => out.push(c),
-                Err(Error::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
+        for v in runs {
+            out.extend(self.class_in_view(v, u)?);
         }
         Ok(out)
+    }
+
+    /// The class of `u` in a loaded run (its re-score if it has one); `None` if the run
+    /// does not classify it (or no longer: it left the model's scope).
+    pub fn class_in_view(&self, v: &RunView, u: &Uscc) -> Result<Option<InRun>> {
+        self.class_in(u, v.run.id, v.run.as_of, v.model.clone(), Some(v))
     }
 
     /// The registered enterprises whose legal representative has id hash `rep`, USCC
@@ -694,9 +702,25 @@ impl Store {
                 }
             }
         };
+        self.class_in(u, run_id, as_of, model, view.as_deref())?
+            .ok_or_else(|| self.not_classified(u, run_id))
+    }
+
+    /// The class of `u` in run `run_id` (as of `run_as_of`, scored by `model`), read from
+    /// `view` when the run is loaded, else from its stored blocks: its re-score if it
+    /// has one; `None` if the run does not classify it (or no longer).
+    fn class_in(
+        &self,
+        u: &Uscc,
+        run_id: u64,
+        run_as_of: Date,
+        model: Arc<Model>,
+        view: Option<&RunView>,
+    ) -> Result<Option<InRun>> {
+        let tree = &self.shared.registry;
         // A live run knows which enterprises may have been re-scored since it was
         // computed; for the others the override read is skipped.
-        let may_have_override = view.as_ref().is_none_or(|v| v.rescored.may_have(u));
+        let may_have_override = view.is_none_or(|v| v.rescored.may_have(u));
         let rescored: Option<Override> = if may_have_override {
             tree.get(scoring::override_key(run_id, u))?
                 .map(|v| codec::decode(&v))
@@ -709,21 +733,19 @@ impl Store {
             .is_some_and(|o| o.flags & scoring::FLAG_UNRATED != 0)
         {
             // Left the scope of the run's (specialised) model after the run.
-            return Err(self.not_classified(u, run_id));
+            return Ok(None);
         }
-        let run_as_of = as_of;
-        let (class, score, flags, as_of) = match (&rescored, &view) {
-            (Some(o), _) => (o.class, o.score, o.flags, o.as_of),
-            (None, Some(v)) => match v.lookup(u) {
-                Some(e) => (e.class, e.score.into(), e.flags, as_of),
-                None => return Err(self.not_classified(u, run_id)),
-            },
-            (None, None) => match scoring::lookup_entry(tree, run_id, u)? {
-                Some(e) => (e.class, e.score.into(), e.flags, as_of),
-                None => return Err(self.not_classified(u, run_id)),
-            },
+        let entry = match (&rescored, view) {
+            (Some(_), _) => None,
+            (None, Some(v)) => v.lookup(u),
+            (None, None) => scoring::lookup_entry(tree, run_id, u)?,
         };
-        Ok(InRun {
+        let (class, score, flags, as_of) = match (&rescored, entry) {
+            (Some(o), _) => (o.class, o.score, o.flags, o.as_of),
+            (None, Some(e)) => (e.class, e.score.into(), e.flags, run_as_of),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(InRun {
             run_id,
             model,
             run_as_of,
@@ -732,7 +754,7 @@ impl Store {
             score,
             flags,
             rescored,
-        })
+        }))
     }
 
     /// Classifies one enterprise in run `run` (default: the current run), with the

@@ -324,8 +324,10 @@ impl ClassificationService for ClassificationApi {
         let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
         super::Scope::of(&req).check_uscc(&self.store, "uscc", &u)?;
         let run = (r.run_id != 0).then_some(r.run_id);
-        // Two point reads and an in-memory binary search: short enough for the runtime
-        // thread (like GetEnterprise), cheaper than a hand-off to the blocking pool.
+        // Point reads and in-memory binary searches (the general run, then each
+        // specialised one: an override read at most for each): short enough for the
+        // runtime thread (like GetEnterprise), cheaper than a hand-off to the blocking
+        // pool.
         let c = self.store.classify(&u, run)?;
         let specialised = match run {
             None => self.store.specialised_classes(&u)?,

@@ -373,6 +373,9 @@ impl SpotCheckApi {
         let as_of =
             convert::past_as_of("as_of", &req.as_of, self.store.today()).map_err(invalid)?;
         let view = self.store.require_current_run()?;
+        // Every item is answered from the same runs: the general one and the
+        // specialised ones current when the batch arrived.
+        let specialised = self.store.specialised_runs()?;
         let spot = view.spot_view();
         let rules = &self.store.options().rules.in_force(as_of).exemptions;
         let mut items = Vec::with_capacity(req.usccs.len());
@@ -398,7 +401,7 @@ impl SpotCheckApi {
                             ex.map(|e| e.name().to_string()).unwrap_or_default();
                         item.specialised = self
                             .store
-                            .specialised_classes(&u)?
+                            .specialised_classes_in(&specialised, &u)?
                             .iter()
                             .map(super::classification::specialised_pb)
                             .collect();
