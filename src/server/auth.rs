@@ -122,7 +122,6 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
         ("RegistryService", "GetEnterprise" | "ListPenalties" | "GetCreditReport") => ALL,
         ("RegistryService", "RecordInspectionResult") => INSPECT,
         ("RegistryService", "RecordSamplingResult") => INSPECT,
-        ("RegistryService", "RecordComplaintSummary") => FEED,
         ("RegistryService", _) => FEED,
         (
             "ClassificationService",

@@ -583,6 +583,15 @@ impl Store {
             .clone())
     }
 
+    /// The families of the registered models.
+    pub fn families(&self) -> Result<std::collections::BTreeSet<String>> {
+        Ok(scoring::read(&self.shared.scoring)?
+            .models
+            .values()
+            .map(|m| m.family.clone())
+            .collect())
+    }
+
     /// The ids of every family's current run.
     pub fn current_run_ids(&self) -> Result<Vec<u64>> {
         let st = scoring::read(&self.shared.scoring)?;
@@ -917,14 +926,11 @@ impl Store {
         f: &spot::CandidateFilter,
         as_of: Date,
     ) -> Result<(Arc<RunView>, spot::ByClass)> {
-        let view = match family {
-            crate::domain::model::GENERAL => self.require_current_run()?,
-            _ => self.current_run_of(family)?.ok_or_else(|| {
-                Error::FailedPrecondition(format!(
-                    "model_family: {family:?} has no current run (RunBatchScoring with family {family:?} first)"
-                ))
-            })?,
-        };
+        let view = self.current_run_of(family)?.ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "model_family: {family:?} has no current run (RunBatchScoring with family {family:?} first)"
+            ))
+        })?;
         let out = view.spot_view().candidate_usccs_by_class(
             f,
             &self.shared.options.rules.in_force(as_of).exemptions,

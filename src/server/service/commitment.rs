@@ -148,11 +148,7 @@ impl CommitmentService for CommitmentApi {
         let scope = Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("RecordCommitment", &r.request_id, &r)?;
-        let m = r
-            .commitment
-            .as_ref()
-            .ok_or_else(|| invalid(DomainError::invalid("commitment", "is required")))?;
-        let x = commitment(m).map_err(invalid)?;
+        let x = commitment(super::required("commitment", &r.commitment)?).map_err(invalid)?;
         scope.check_uscc(&self.store, "commitment.uscc", &x.uscc)?;
         let today = self.store.today();
         let reply = super::write_reply(
@@ -217,16 +213,7 @@ impl CommitmentService for CommitmentApi {
         let r = req.into_inner();
         let today = self.store.today();
         let as_of = convert::as_of("as_of", &r.as_of, today).map_err(invalid)?;
-        let limit = match r.limit {
-            0 => 1_000,
-            n if n > 10_000 => {
-                return Err(invalid(DomainError::invalid(
-                    "limit",
-                    format!("{n} is over 10,000"),
-                )))
-            }
-            n => n as usize,
-        };
+        let limit = super::list_limit("limit", r.limit)?;
         let store = self.store.clone();
         let reply = if !r.uscc.trim().is_empty() {
             let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;

@@ -183,6 +183,12 @@ pub const DEFAULT_LIST_LIMIT: usize = 1_000;
 /// The most items one list call answers (page with the request's cursor for more).
 pub const MAX_LIST_LIMIT: usize = 10_000;
 
+/// A required message field, or INVALID_ARGUMENT naming it.
+pub fn required<'a, T>(field: &str, m: &'a Option<T>) -> Result<&'a T, Status> {
+    m.as_ref()
+        .ok_or_else(|| invalid(DomainError::invalid(field, "is required")))
+}
+
 /// A list's effective limit: 0 → [`DEFAULT_LIST_LIMIT`]; above [`MAX_LIST_LIMIT`] is
 /// INVALID_ARGUMENT naming `field`.
 pub fn list_limit(field: &str, limit: u32) -> Result<usize, Status> {

@@ -11,7 +11,7 @@ use std::{
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert, invalid, request_key};
+use super::{convert, invalid, request_key, required};
 use crate::{
     domain::{rules, Date, DomainError},
     error::Error,
@@ -52,11 +52,6 @@ impl RegistryApi {
         self.stream_limits = limits;
         self
     }
-}
-
-fn required<'a, T>(field: &str, m: &'a Option<T>) -> Result<&'a T, Status> {
-    m.as_ref()
-        .ok_or_else(|| invalid(DomainError::invalid(field, "is required")))
 }
 
 #[tonic::async_trait]

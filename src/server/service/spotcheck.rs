@@ -498,6 +498,12 @@ impl SpotCheckService for SpotCheckApi {
             "" => crate::domain::model::GENERAL.to_string(),
             f => f.to_string(),
         };
+        if !self.store.families()?.contains(&family) {
+            return Err(invalid(DomainError::invalid(
+                "model_family",
+                format!("{family:?}: no model of that family is registered"),
+            )));
+        }
         let override_reason = r.override_reason.trim().to_string();
         if override_reason.chars().count() > 500 {
             return Err(invalid(DomainError::invalid(
@@ -570,9 +576,9 @@ impl SpotCheckService for SpotCheckApi {
             include_exempt: false,
             ..filter.clone()
         };
-        let family2 = family.clone();
+        let store_for_reply = self.store.clone();
         let (plan, populations, exempted) = tokio::task::spawn_blocking(move || {
-            let (view, mut by_class) = store.spot_candidate_usccs(&family2, &f2, as_of)?;
+            let (view, mut by_class) = store.spot_candidate_usccs(&family, &f2, as_of)?;
             let (mut populations, mut exempted) = (Vec::new(), Vec::new());
             for s in strata.iter_mut() {
                 // Strata have distinct classes (checked above), so each list is taken once.
@@ -635,7 +641,7 @@ impl SpotCheckService for SpotCheckApi {
                 exempted,
             },
             key,
-            move |p| Ok(plan_pb(p, family)),
+            move |p| Ok(plan_pb(p, store_for_reply.family_of(&p.model_version))),
         )
         .await?;
         Ok(Response::new(reply))
