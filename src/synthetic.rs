@@ -825,4 +825,42 @@ mod tests {
         generate(&Profile { seed: 8, ..p }, &mut c, |_| {}).unwrap();
         assert_ne!(a, c);
     }
+
+    /// The record kinds issue 18 and 19 added appear in their documented shares (on
+    /// 20,000 entities, with wide margins): commitments ≈ 6 %, samplings 1–3 for ≈ 10 %
+    /// of food-licence holders and manufacturers, complaint months for ≈ 15 % (× the
+    /// hidden risk), lenient penalties ≈ 11 %, and food-licence holders at all.
+    #[test]
+    fn new_record_kinds_come_in_their_documented_shares() {
+        let p = Profile {
+            enterprises: 20_000,
+            seed: 42,
+            as_of: Date::ymd(2026, 10, 1).unwrap(),
+        };
+        let mut out = Vec::new();
+        let c = generate(&p, &mut out, |_| {}).unwrap();
+        let share = |n: u64| n as f64 / c.enterprises as f64;
+        assert!((0.04..0.08).contains(&share(c.commitments)), "{c:?}");
+        assert!((0.005..0.05).contains(&share(c.samplings)), "{c:?}");
+        assert!((0.1..0.6).contains(&share(c.complaint_months)), "{c:?}");
+        let (mut food, mut lenient, mut penalties) = (0u64, 0u64, 0u64);
+        for r in RecordReader::new(out.as_slice()) {
+            match r.unwrap().record {
+                Some(pb::import_record::Record::Enterprise(e)) => {
+                    food += e
+                        .supervision_flags
+                        .contains(&(pb::SupervisionFlag::Food as i32))
+                        as u64
+                }
+                Some(pb::import_record::Record::Penalty(x)) => {
+                    penalties += 1;
+                    lenient += (x.lenience != pb::Lenience::None as i32) as u64;
+                }
+                _ => {}
+            }
+        }
+        assert!(food > 0 && share(food) < 0.2, "{food}");
+        let lenient = lenient as f64 / penalties.max(1) as f64;
+        assert!((0.07..0.15).contains(&lenient), "{lenient}");
+    }
 }

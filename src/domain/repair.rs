@@ -8,6 +8,7 @@ use super::{
     period,
     rules::{report_compliance, Compliance},
     ruleset::{RepairRules, RuleBook},
+    scoring::RecordRef,
     Date, DomainError, EnterpriseRecords, ListKind, Listing, ListingReason, Uscc,
 };
 
@@ -151,10 +152,10 @@ impl RepairTarget {
                 reason.name()
             ),
             RepairTarget::PenaltyPublicity { decision_number } => {
-                format!("penalty/{decision_number}")
+                RecordRef::Penalty(decision_number).id()
             }
             RepairTarget::FalseCommitment { commitment_id } => {
-                format!("commitment/{commitment_id}")
+                RecordRef::Commitment(commitment_id).id()
             }
         }
     }

@@ -3,7 +3,9 @@
 //! runs and activation; GetClassification and BatchMatch answer every applicable class;
 //! PlanDraw stratifies by a chosen family's classes over its scope.
 
-use crate::common::{connect, enterprise, fine, put_enterprise, scoring_done, uscc_n, TestServer};
+use crate::common::{
+    connect, enterprise, fine, put_enterprise, scoring_all, scoring_done, uscc_n, TestServer,
+};
 use credit_risk::proto::{
     self as pb, classification_service_client::ClassificationServiceClient,
     registry_service_client::RegistryServiceClient,
@@ -174,7 +176,7 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
     assert!(e.message().starts_with("family:"), "{e:?}");
 
-    // The food run rates the two enterprises in its scope.
+    // The food run rates the three enterprises in its scope.
     let food = score(&mut k, "food", false).await.unwrap();
     assert_eq!(
         (food.model_family.as_str(), food.model_version.as_str()),
@@ -202,6 +204,9 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
     assert_eq!(c.specialised.len(), 1, "{c:?}");
     let f = &c.specialised[0];
     assert_eq!((f.family.as_str(), f.run_id), ("food", food.run_id));
+    assert_eq!(f.model_version, "food-2026.1");
+    assert_eq!(f.as_of, food.as_of);
+    assert_ne!(f.risk_class, pb::RiskClass::Unspecified as i32);
     let plain = classify(&mut k, &licensed).await;
     assert_eq!(plain.specialised.len(), 1);
     assert!(classify(&mut k, &textiles).await.specialised.is_empty());
@@ -220,16 +225,17 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
         by_run.factors.iter().any(|x| x.code == "FOOD_PENALTY"),
         "{by_run:?}"
     );
-    let letter = ["", "A", "B", "C", "D"][c.risk_class as usize];
-    let general_input = format!("classification/general/{letter}");
+    // The restaurant's general class is D (three annual reports missing): the food
+    // model reads it.
+    assert_eq!(c.risk_class, pb::RiskClass::D as i32, "{c:?}");
     assert!(
-        letter == "A"
-            || by_run
-                .factors
-                .iter()
-                .any(|x| x.code == "GENERAL_CLASS" && x.record == general_input),
+        by_run
+            .factors
+            .iter()
+            .any(|x| x.code == "GENERAL_CLASS" && x.record == "classification/general/D"),
         "{by_run:?}"
     );
+    assert_eq!(by_run.risk_class, f.risk_class);
     assert_eq!(by_run.score, f.score);
     assert!(by_run.specialised.is_empty());
 
@@ -281,8 +287,29 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
         .into_inner();
     assert_eq!(plan.model_family, "food");
     assert_eq!(plan.run_id, food.run_id);
-    let population: u64 = plan.strata.iter().map(|s| s.population).sum();
-    assert_eq!(population, 3, "{plan:?}");
+    // Stratified by the food classes: each stratum holds the enterprises of its food
+    // class.
+    let mut by_food_class = [0u64; 5];
+    for u in [&licensed, &restaurant, &newcomer] {
+        by_food_class[classify(&mut k, u).await.specialised[0].risk_class as usize] += 1;
+    }
+    for s in &plan.strata {
+        assert_eq!(
+            s.population, by_food_class[s.risk_class as usize],
+            "{plan:?}"
+        );
+    }
+    assert_eq!(plan.strata.iter().map(|s| s.population).sum::<u64>(), 3);
+    let e = spot
+        .plan_draw(pb::PlanDrawRequest {
+            task_id: "2026-沪-fireworks".into(),
+            model_family: "fireworks".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().starts_with("model_family:"), "{e:?}");
 
     // The restaurant turns to textiles: it leaves the food scope, and the food run no
     // longer rates it (GetClassification, BatchMatch, a food plan); back to catering, it
@@ -372,20 +399,17 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().starts_with("all_families"), "{e:?}");
-    let mut events = k
-        .run_batch_scoring(pb::RunBatchScoringRequest {
+    let done = scoring_all(
+        k.run_batch_scoring(pb::RunBatchScoringRequest {
             all_families: true,
             ..Default::default()
         })
         .await
         .unwrap()
-        .into_inner();
-    let mut done = Vec::new();
-    while let Some(ev) = events.message().await.unwrap() {
-        if let Some(pb::batch_scoring_event::Event::Done(r)) = ev.event {
-            done.push(r);
-        }
-    }
+        .into_inner(),
+    )
+    .await
+    .unwrap();
     let families: Vec<_> = done.iter().map(|r| r.model_family.as_str()).collect();
     assert_eq!(families, ["general", "food"]);
     assert!(done.iter().all(|r| r.current));
@@ -480,22 +504,18 @@ async fn failed_food_samplings_weigh_in_the_food_rating() {
         .unwrap();
     let u = uscc_n(b'1', 11);
     put_enterprise(&mut r, enterprise(&u)).await;
-    let runs = {
-        let mut events = k
-            .run_batch_scoring(pb::RunBatchScoringRequest {
-                all_families: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let mut n = 0;
-        while let Some(ev) = events.message().await.unwrap() {
-            n += matches!(ev.event, Some(pb::batch_scoring_event::Event::Done(_))) as usize;
-        }
-        n
-    };
-    assert_eq!(runs, 2);
+    let runs = scoring_all(
+        k.run_batch_scoring(pb::RunBatchScoringRequest {
+            all_families: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(runs.len(), 2);
     let food = |c: &pb::Classification| c.specialised[0].score;
     let before = food(&classify(&mut k, &u).await);
 

@@ -38,8 +38,8 @@ impl Operation for VerifyCommitment {
     type Output = Commitment;
     fn cause(&self) -> String {
         format!(
-            "VerifyCommitment commitment/{} {}",
-            self.commitment_id,
+            "VerifyCommitment {} {}",
+            crate::domain::scoring::RecordRef::Commitment(&self.commitment_id).id(),
             self.verification.verdict.name()
         )
     }

@@ -2,6 +2,7 @@
 //! results, quality samplings, complaint summaries, imports and the annual-report sweep; the index check.
 
 use super::*;
+use crate::domain::scoring::RecordRef;
 
 /// Creates or replaces an enterprise's profile (主体登记信息).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -108,7 +109,10 @@ pub struct RecordSampling(#[serde(with = "wire::keyed")] pub QualitySampling);
 impl Operation for RecordSampling {
     type Output = QualitySampling;
     fn cause(&self) -> String {
-        format!("RecordSamplingResult sampling/{}", self.0.sample_id)
+        format!(
+            "RecordSamplingResult {}",
+            RecordRef::Sampling(&self.0.sample_id).id()
+        )
     }
     fn apply(self, tx: &mut Tx<'_>) -> Result<QualitySampling> {
         let (ctx, p) = tx.ctx();
@@ -126,7 +130,10 @@ pub struct RecordComplaints(#[serde(with = "wire::keyed")] pub ComplaintSummary)
 impl Operation for RecordComplaints {
     type Output = ComplaintSummary;
     fn cause(&self) -> String {
-        format!("RecordComplaintSummary complaints/{}", self.0.month)
+        format!(
+            "RecordComplaintSummary {}",
+            RecordRef::Complaints(self.0.month).id()
+        )
     }
     fn apply(self, tx: &mut Tx<'_>) -> Result<ComplaintSummary> {
         let (ctx, p) = tx.ctx();
@@ -486,8 +493,10 @@ impl Ctx<'_> {
         x.recorded_at_ms = self.now_ms;
         p.change = Some(Change {
             after: format!(
-                "sampling/{} on {} passed: {}",
-                x.sample_id, x.sampled_on, x.passed
+                "{} on {} passed: {}",
+                RecordRef::Sampling(&x.sample_id).id(),
+                x.sampled_on,
+                x.passed
             ),
             ..Change::default()
         });
@@ -517,8 +526,12 @@ impl Ctx<'_> {
         x.recorded_at_ms = self.now_ms;
         let show = |c: &ComplaintSummary| {
             format!(
-                "complaints/{} complaints {} reports {} verified {} ({})",
-                c.month, c.complaints, c.reports, c.verified, c.source
+                "{} complaints {} reports {} verified {} ({})",
+                RecordRef::Complaints(c.month).id(),
+                c.complaints,
+                c.reports,
+                c.verified,
+                c.source
             )
         };
         p.change = Some(Change {

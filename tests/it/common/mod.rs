@@ -253,10 +253,20 @@ pub fn python_has(modules: &str, require_var: &str) -> bool {
 /// Reads a `RunBatchScoring` stream to its end: progress must go forward, and the run's
 /// summary (the `done` event) is returned; a stream that ends without one is an error.
 pub async fn scoring_done(
-    mut events: tonic::Streaming<pb::BatchScoringEvent>,
+    events: tonic::Streaming<pb::BatchScoringEvent>,
 ) -> Result<pb::ScoringRun, tonic::Status> {
+    let mut done = scoring_all(events).await?;
+    done.pop()
+        .ok_or_else(|| tonic::Status::internal("the scoring stream ended without a summary"))
+}
+
+/// Reads a `RunBatchScoring` stream of several runs (`all_families`) to its end, with
+/// the checks of [`scoring_done`]: every run's summary, in order.
+pub async fn scoring_all(
+    mut events: tonic::Streaming<pb::BatchScoringEvent>,
+) -> Result<Vec<pb::ScoringRun>, tonic::Status> {
     let mut last = 0;
-    let mut done = None;
+    let mut done = Vec::new();
     while let Some(ev) = events.message().await? {
         match ev.event {
             Some(pb::batch_scoring_event::Event::Progress(p)) => {
@@ -264,11 +274,16 @@ pub async fn scoring_done(
                 assert!(p.processed <= p.total, "progress within its total: {p:?}");
                 last = p.processed;
             }
-            Some(pb::batch_scoring_event::Event::Done(r)) => done = Some(r),
+            Some(pb::batch_scoring_event::Event::Done(r)) => done.push(r),
             None => panic!("empty scoring event"),
         }
     }
-    done.ok_or_else(|| tonic::Status::internal("the scoring stream ended without a summary"))
+    if done.is_empty() {
+        return Err(tonic::Status::internal(
+            "the scoring stream ended without a summary",
+        ));
+    }
+    Ok(done)
 }
 
 /// Adds `authorization: Bearer TOKEN` to every call (none for `None`).
