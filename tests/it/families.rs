@@ -584,6 +584,17 @@ async fn failed_food_samplings_weigh_in_the_food_rating() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
+    // Audited once, naming the record.
+    let audited: Vec<_> = crate::common::audit_of(s.addr, &u)
+        .await
+        .into_iter()
+        .filter(|e| e.rpc == "RecordSamplingResult")
+        .collect();
+    assert_eq!(audited.len(), 1, "{audited:#?}");
+    assert!(
+        audited[0].after.starts_with("sampling/CJ-2025-1"),
+        "{audited:#?}"
+    );
 
     // A second failure the next year, imported: consecutive years weigh once more.
     let summary = r

@@ -135,6 +135,17 @@ async fn complaints_found_true_weigh_in_the_social_dimension() {
     assert!(f[0].1 <= 8.0 && f[0].1 > 7.8, "{f:?}");
     put(summary(&u, &month, 0)).await;
     assert!(social(&classify(&mut k).await).is_empty());
+    // Audited: each change with what it replaced; the same counts again write nothing.
+    put(summary(&u, &month, 0)).await;
+    let audited: Vec<_> = crate::common::audit_of(s.addr, &u)
+        .await
+        .into_iter()
+        .filter(|e| e.rpc == "RecordComplaintSummary")
+        .collect();
+    assert_eq!(audited.len(), 3, "{audited:#?}");
+    assert!(audited[0].before.is_empty());
+    assert!(audited[1].before.contains("verified 2") && audited[1].after.contains("verified 10"));
+    assert!(audited[2].after.contains(&format!("complaints/{month}")));
 
     // Imported, and listed newest first in the credit report.
     let last_year = Month(if this.0 % 100 == 1 {

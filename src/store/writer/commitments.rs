@@ -98,7 +98,7 @@ impl Ctx<'_> {
         mut x: Commitment,
         after: String,
     ) -> Result<Applied<Commitment>> {
-        let d = p.registered_mut(&x.uscc, "commitment.uscc")?;
+        let d = p.registered(&x.uscc, "commitment.uscc")?;
         if let Some(old) = d
             .commitments
             .iter()
@@ -166,7 +166,7 @@ impl Ctx<'_> {
         } = op;
         verification.recorded_at_ms = self.now_ms;
         let today = self.today;
-        let d = p.registered_mut(&uscc, "uscc")?;
+        let d = p.registered(&uscc, "uscc")?;
         let c = d
             .commitments
             .iter()

@@ -1115,6 +1115,16 @@ impl<'a> Pending<'a> {
     }
 
     /// The registered dossier of `u`, for changing; NOT_FOUND names `field`.
+    /// The dossier of a registered enterprise, for reading (NOT_FOUND naming `field`
+    /// otherwise): checking a write against it leaves the dossier unchanged, so a write
+    /// that turns out to change nothing writes nothing (no re-score, no audit event).
+    fn registered(&mut self, u: &Uscc, field: &str) -> Result<&EnterpriseRecords> {
+        match self.doc(u)? {
+            Some(d) if d.enterprise.is_some() => Ok(d),
+            _ => Err(Error::NotFound(format!("{field}: enterprise {u}"))),
+        }
+    }
+
     fn registered_mut(&mut self, u: &Uscc, field: &str) -> Result<&mut EnterpriseRecords> {
         match self.doc_mut(u)? {
             Some(d) if d.enterprise.is_some() => Ok(d),

@@ -448,7 +448,7 @@ impl Ctx<'_> {
         mut x: InspectionResult,
     ) -> Result<Applied<InspectionResult>> {
         x.validate(self.today)?;
-        let d = p.registered_mut(&x.uscc, "result.uscc")?;
+        let d = p.registered(&x.uscc, "result.uscc")?;
         if let Some(old) = d.inspections.iter().find(|i| i.task_id == x.task_id) {
             x.recorded_at_ms = old.recorded_at_ms;
             if *old == x {
@@ -479,7 +479,7 @@ impl Ctx<'_> {
         mut x: QualitySampling,
     ) -> Result<Applied<QualitySampling>> {
         x.validate(self.today)?;
-        let d = p.registered_mut(&x.uscc, "sampling.uscc")?;
+        let d = p.registered(&x.uscc, "sampling.uscc")?;
         if let Some(old) = d.samplings.iter().find(|i| i.sample_id == x.sample_id) {
             x.recorded_at_ms = old.recorded_at_ms;
             if *old == x {
@@ -514,7 +514,7 @@ impl Ctx<'_> {
         mut x: ComplaintSummary,
     ) -> Result<Applied<ComplaintSummary>> {
         x.validate(self.today)?;
-        let d = p.registered_mut(&x.uscc, "complaints.uscc")?;
+        let d = p.registered(&x.uscc, "complaints.uscc")?;
         let at = d.complaints.partition_point(|c| c.month < x.month);
         let old = d.complaints.get(at).filter(|c| c.month == x.month).cloned();
         if let Some(old) = &old {

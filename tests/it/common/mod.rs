@@ -286,6 +286,26 @@ pub async fn scoring_all(
     Ok(done)
 }
 
+/// The audit events about one enterprise, in order (AuditService.ListAuditEvents).
+pub async fn audit_of(addr: std::net::SocketAddr, uscc: &str) -> Vec<pb::AuditEvent> {
+    let mut a = pb::audit_service_client::AuditServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    let mut st = a
+        .list_audit_events(pb::ListAuditEventsRequest {
+            uscc: uscc.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("audit")
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(e) = st.message().await.expect("an event") {
+        events.push(e);
+    }
+    events
+}
+
 /// Adds `authorization: Bearer TOKEN` to every call (none for `None`).
 #[derive(Clone)]
 pub struct Bearer(pub Option<&'static str>);
