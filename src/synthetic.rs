@@ -220,6 +220,14 @@ fn uscc_for(i: u64, category: u8, region: &str, rng: &mut ChaCha8Rng) -> Uscc {
     Uscc::assemble(&prefix, &body).unwrap_or_else(|_| Uscc::placeholder())
 }
 
+/// SplitMix64's finaliser: a well-mixed 64-bit hash of `x`.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Writes the dataset to `out`; returns the counts.
 pub fn generate(
     profile: &Profile,
@@ -332,6 +340,24 @@ pub fn generate(
         }
         if rng.random_range(0..1000) < 25 {
             flags.push(pb::SupervisionFlag::SpecialEquipment as i32);
+        }
+        // The licences other departments' check items apply to, from a hash of the
+        // index rather than the random stream (so every other field of the city stays as
+        // it was): ≈ 2 % of retail and wholesale sell drugs and 3 % medical devices, ≈ 1 %
+        // of manufacturers and traders hold a hazardous-chemicals licence, ≈ 4 % of
+        // manufacturers an industrial-product production licence.
+        let h = splitmix(i ^ profile.seed);
+        if section == b'F' && h % 1000 < 20 {
+            flags.push(pb::SupervisionFlag::Drugs as i32);
+        }
+        if section == b'F' && (h >> 10) % 1000 < 30 {
+            flags.push(pb::SupervisionFlag::MedicalDevices as i32);
+        }
+        if matches!(section, b'C' | b'F') && (h >> 20) % 1000 < 10 {
+            flags.push(pb::SupervisionFlag::HazardousChemicals as i32);
+        }
+        if section == b'C' && (h >> 30) % 1000 < 40 {
+            flags.push(pb::SupervisionFlag::LicensedIndustrialProducts as i32);
         }
         // ≈ 5 % share a legal representative with another entity.
         let rep = if i > 0 && rng.random_range(0..100) < 5 {

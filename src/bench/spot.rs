@@ -91,6 +91,7 @@ pub async fn spot(addr: &str, usccs: Vec<String>, seconds: f64) -> Result<(), Be
             request_id: String::new(),
             task_id: format!("bench-{}", std::process::id()),
             model_family: String::new(),
+            check_items: Vec::new(),
             filter: Some(pb::CandidateFilter::default()),
             strata: [
                 (pb::RiskClass::A, 0.01),

@@ -35,6 +35,11 @@ pub struct Args {
     /// food, … [default: general].
     #[arg(long, default_value = "")]
     family: String,
+    /// A check item the task checks (repeatable; codes as `credit-risk check-items`
+    /// lists them): only the enterprises an item applies to are drawn; items of several
+    /// departments make a joint task.
+    #[arg(long = "item", value_name = "CODE")]
+    items: Vec<String>,
     /// Draw date [default: today].
     #[arg(long, default_value = "")]
     as_of: String,
@@ -72,6 +77,7 @@ pub fn run(a: Args) -> CliResult {
             regions: a.regions,
             sections: a.sections,
             family: a.family,
+            items: a.items,
             as_of: a.as_of,
             plan_id: a.plan_id,
             seed: a.seed,
@@ -93,6 +99,8 @@ pub struct DrawArgs {
     pub sections: Vec<String>,
     /// The model family that stratifies (empty = general).
     pub family: String,
+    /// Check item codes (empty = none).
+    pub items: Vec<String>,
     pub as_of: String,
     /// Draw an existing plan instead of planning.
     pub plan_id: Option<u64>,
@@ -157,6 +165,7 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), CliError> {
                     model_family: a.family.clone(),
                     as_of: a.as_of.clone(),
                     override_reason: a.override_reason.clone(),
+                    check_items: a.items.clone(),
                 })
                 .await?
                 .into_inner();
@@ -178,6 +187,14 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), CliError> {
                     s.population_digest
                 );
             }
+            for i in &plan.check_items {
+                if let Some(item) = &i.item {
+                    eprintln!(
+                        "  item {} ({}, {}): population {} digest {}",
+                        item.code, item.name, item.department, i.population, i.population_digest
+                    );
+                }
+            }
             plan.plan_id
         }
     };
@@ -190,6 +207,7 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), CliError> {
                     plan_id,
                     stratum,
                     exempted: false,
+                    check_item: String::new(),
                 })
                 .await;
             let mut s = match r {

@@ -243,6 +243,35 @@ impl IndustryCode {
     pub fn code(&self) -> &str {
         &self.code
     }
+
+    /// The code packed for the selector's in-memory index.
+    pub fn key(&self) -> IndustryKey {
+        IndustryKey {
+            section: self.section,
+            digits: self.code.parse().unwrap_or(0),
+            len: self.code.len() as u8,
+        }
+    }
+}
+
+/// An industry packed in four bytes: section letter, the digits below it as a number and
+/// their count (so "01" and "1" differ), for the selector's index of every enterprise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct IndustryKey {
+    /// Section letter.
+    pub section: u8,
+    digits: u16,
+    len: u8,
+}
+
+impl IndustryKey {
+    /// Whether this industry lies under `p` (its section, and its code starting with
+    /// `p`'s digits): the prefix match of [`IndustryCode`]s.
+    pub fn under(&self, p: &IndustryKey) -> bool {
+        self.section == p.section
+            && self.len >= p.len
+            && self.digits / 10u16.pow(u32::from(self.len - p.len)) == p.digits
+    }
 }
 
 impl fmt::Debug for IndustryCode {
@@ -328,5 +357,27 @@ mod tests {
         );
         assert!(IndustryCode::parse("", "A", "1").is_err());
         assert!(IndustryCode::parse("", "T", "97").is_ok());
+    }
+
+    /// The packed key matches prefixes exactly as the codes do ("01" is not "1").
+    #[test]
+    fn industry_keys_match_prefixes() {
+        let k = |s: &str, c: &str| IndustryCode::parse("", s, c).unwrap().key();
+        let rows = [
+            (("C", "1711"), ("C", ""), true),
+            (("C", "1711"), ("C", "17"), true),
+            (("C", "1711"), ("C", "171"), true),
+            (("C", "1711"), ("C", "1711"), true),
+            (("C", "1711"), ("C", "172"), false),
+            (("C", "17"), ("C", "1711"), false),
+            (("C", ""), ("C", "17"), false),
+            (("A", "0111"), ("A", "01"), true),
+            (("A", "0111"), ("A", "02"), false),
+            (("L", "7251"), ("L", "725"), true),
+            (("F", "5211"), ("C", ""), false),
+        ];
+        for ((s, c), (ps, pc), want) in rows {
+            assert_eq!(k(s, c).under(&k(ps, pc)), want, "{s}{c} under {ps}{pc}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod calendar;
+pub mod checkitem;
 pub mod clock;
 pub mod codes;
 pub mod commitment;

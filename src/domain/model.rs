@@ -618,10 +618,82 @@ pub struct Scope {
 impl Scope {
     /// Whether the enterprise is in scope.
     pub fn admits(&self, e: &Enterprise) -> bool {
-        e.supervision.iter().any(|f| self.licences.contains(f))
-            || self.industries.iter().any(|i| {
-                i.section() == e.industry.section() && e.industry.code().starts_with(i.code())
+        self.admits_key(SupervisionFlag::mask(&e.supervision), e.industry.key())
+    }
+
+    /// Whether an enterprise with these licences (a [`SupervisionFlag::mask`]) and this
+    /// industry is in scope.
+    pub fn admits_key(&self, licences: u8, industry: super::codes::IndustryKey) -> bool {
+        self.licences.iter().any(|f| licences & f.bit() != 0)
+            || self.industries.iter().any(|i| industry.under(&i.key()))
+    }
+
+    /// Its licence kinds by their file names ("food", …).
+    pub fn licence_names(&self) -> Vec<String> {
+        self.licences
+            .iter()
+            .filter_map(|f| {
+                LICENCE_KINDS
+                    .iter()
+                    .find(|(_, k)| k == f)
+                    .map(|(n, _)| n.to_string())
             })
+            .collect()
+    }
+
+    /// Its industries as written ("C14", "H").
+    pub fn industry_names(&self) -> Vec<String> {
+        self.industries
+            .iter()
+            .map(|i| format!("{}{}", i.section_str(), i.code()))
+            .collect()
+    }
+
+    /// Whether it names no licence and no industry.
+    pub fn is_empty(&self) -> bool {
+        self.licences.is_empty() && self.industries.is_empty()
+    }
+
+    /// Parses licence kinds (names of [`LICENCE_KINDS`]) and industries (a section letter
+    /// and 0-4 digits, e.g. "C14"); errors name `{prefix}licences[i]` or
+    /// `{prefix}industries[i]`.
+    pub fn parse(
+        prefix: &str,
+        licences: &[String],
+        industries: &[String],
+    ) -> Result<Scope, DomainError> {
+        let mut scope = Scope::default();
+        for (i, l) in licences.iter().enumerate() {
+            let flag = LICENCE_KINDS
+                .iter()
+                .find(|(n, _)| n == l)
+                .map(|(_, f)| *f)
+                .ok_or_else(|| {
+                    let known: Vec<_> = LICENCE_KINDS.iter().map(|(n, _)| *n).collect();
+                    DomainError::invalid(
+                        format!("{prefix}licences[{i}]"),
+                        format!("unknown licence kind {l:?}; known: {}", known.join(", ")),
+                    )
+                })?;
+            scope.licences.push(flag);
+        }
+        for (i, code) in industries.iter().enumerate() {
+            let field = format!("{prefix}industries[{i}]");
+            let code = code.trim();
+            let (sec, digits) =
+                code.split_at(code.char_indices().nth(1).map_or(code.len(), |(p, _)| p));
+            let c = IndustryCode::parse("", sec, digits).map_err(|e| {
+                DomainError::invalid(
+                    &field,
+                    format!(
+                        "{code:?} is not a GB/T 4754 industry (a section letter and 0-4 digits): {}",
+                        e.reason
+                    ),
+                )
+            })?;
+            scope.industries.push(c);
+        }
+        Ok(scope)
     }
 }
 
@@ -1032,37 +1104,7 @@ impl Model {
 }
 
 fn parse_scope(f: ScopeFile) -> Result<Scope, DomainError> {
-    let mut scope = Scope::default();
-    for (i, l) in f.licences.iter().enumerate() {
-        let flag = LICENCE_KINDS
-            .iter()
-            .find(|(n, _)| n == l)
-            .map(|(_, f)| *f)
-            .ok_or_else(|| {
-                let known: Vec<_> = LICENCE_KINDS.iter().map(|(n, _)| *n).collect();
-                DomainError::invalid(
-                    format!("scope.licences[{i}]"),
-                    format!("unknown licence kind {l:?}; known: {}", known.join(", ")),
-                )
-            })?;
-        scope.licences.push(flag);
-    }
-    for (i, code) in f.industries.iter().enumerate() {
-        let field = format!("scope.industries[{i}]");
-        let code = code.trim();
-        let (sec, digits) =
-            code.split_at(code.char_indices().nth(1).map_or(code.len(), |(p, _)| p));
-        let c = IndustryCode::parse("", sec, digits).map_err(|e| {
-            DomainError::invalid(
-                &field,
-                format!(
-                    "{code:?} is not a GB/T 4754 industry (a section letter and 0-4 digits): {}",
-                    e.reason
-                ),
-            )
-        })?;
-        scope.industries.push(c);
-    }
+    let scope = Scope::parse("scope.", &f.licences, &f.industries)?;
     if scope.licences.is_empty() && scope.industries.is_empty() {
         return Err(DomainError::invalid(
             "scope",

@@ -90,6 +90,18 @@ pub enum SupervisionFlag {
     HazardousChemicals,
 }
 
+impl SupervisionFlag {
+    /// Its bit in a licence mask (the selector's index keeps one byte per enterprise).
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    /// The mask of `flags`.
+    pub fn mask(flags: &[SupervisionFlag]) -> u8 {
+        flags.iter().fold(0, |m, f| m | f.bit())
+    }
+}
+
 /// A registered market entity (市场主体).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enterprise {

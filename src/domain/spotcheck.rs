@@ -283,6 +283,9 @@ pub struct Inspector {
     pub active: bool,
     /// When stored (Unix milliseconds).
     pub recorded_at_ms: i64,
+    /// The department whose directory lists the inspector (a department code of the
+    /// check-item catalogue); each department draws its teams from its own inspectors.
+    pub department: String,
 }
 
 impl Inspector {

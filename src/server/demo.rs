@@ -49,6 +49,28 @@ pub async fn load(store: &Store, enterprises: u64) -> Result<u64> {
                 fields: vec!["general".into()],
                 active: true,
                 recorded_at_ms: 0,
+                department: String::new(),
+            };
+            store.write(op::UpsertInspector(x)).await?;
+        }
+        // One inspector per district for every other department of the check-item
+        // catalogue, so joint tasks can be drawn on the demo data.
+        let catalogue = &store.options().check_items;
+        for (k, dept) in catalogue
+            .departments
+            .iter()
+            .filter(|x| x.code != catalogue.default_department)
+            .enumerate()
+        {
+            let x = crate::domain::spotcheck::Inspector {
+                id: format!("SH-{region}-{}", dept.code),
+                name: format!("{}检查员{}", dept.name, d + 1),
+                certificate_number: format!("沪执{:02}{:04}", k + 1, d + 1),
+                home_region: crate::domain::RegionCode::parse("region", region)?,
+                fields: vec![dept.code.clone()],
+                active: true,
+                recorded_at_ms: 0,
+                department: dept.code.clone(),
             };
             store.write(op::UpsertInspector(x)).await?;
         }

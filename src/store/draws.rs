@@ -5,6 +5,7 @@
 //! | `D plan(8) 0x00` | [`DrawPlan`] (with its [`DrawReceipt`] once drawn) |
 //! | `D plan 0x01 stratum(1) chunk(4)` | the frozen population of a stratum: up to [`POPULATION_CHUNK`] USCCs, ascending, 18 bytes each |
 //! | `D plan 0x02 stratum(1) chunk(4)` | the enterprises of the stratum's class and filter an exemption removed: up to [`POPULATION_CHUNK`] of (USCC, 18 bytes; [`Exemption::index`], 1 byte), ascending |
+//! | `D plan 0x03 stratum(1) chunk(4)` | plans naming check items: which items apply to each enterprise of the population chunk of the same number, a little-endian bit mask of ⌈items / 8⌉ bytes each (bit i = the plan's item i) |
 //!
 //! A plan freezes its population (the USCCs of each stratum after filter and
 //! exemptions, in the plan's scoring run) and their digests before any seed exists; the
@@ -16,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::{codec, spot::CandidateFilter};
 use crate::{
     domain::{
-        spotcheck::{Exemption, ExemptionRules},
+        checkitem::{CheckItem, Department},
+        spotcheck::{Exemption, ExemptionRules, Inspector},
         Date, RiskClass, Uscc,
     },
     error::{Error, Result},
@@ -81,6 +83,16 @@ pub struct DrawReceipt {
     pub drawn_at_ms: i64,
 }
 
+/// A check item a plan names, frozen as the catalogue had it, with its population.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedItem {
+    pub item: CheckItem,
+    /// Enterprises of the plan's strata the item applies to.
+    pub population: u64,
+    /// SHA-256 hex over their USCCs ascending, joined with "\n".
+    pub digest: String,
+}
+
 /// A draw plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DrawPlan {
@@ -95,13 +107,78 @@ pub struct DrawPlan {
     pub created_at_ms: i64,
     pub created_by: String,
     pub receipt: Option<DrawReceipt>,
-    /// The inspector teams, once assigned.
-    pub assignment: Option<Assignment>,
+    /// The inspector teams, once assigned: one assignment per department of the plan
+    /// (one for a plan without check items); empty before.
+    pub assignments: Vec<Assignment>,
     /// The rules version whose exemptions and sampling policy the plan applied (empty
     /// for plans made before rules versions existed).
     pub rules_version: String,
     /// Why the plan departs from the per-class sampling policy, if it does.
     pub override_reason: String,
+    /// The check items the plan names (empty: none, every enterprise of the filter);
+    /// several departments' items make it a joint task.
+    pub check_items: Vec<PlannedItem>,
+    /// The catalogue version the items were taken from (empty without items).
+    pub check_items_version: String,
+    /// The departments of its items, frozen, in the order they first appear (several:
+    /// a joint task); empty without items.
+    pub departments: Vec<Department>,
+    /// Once drawn, for a plan with items: which items apply to each selected enterprise,
+    /// per receipt stratum, parallel to its `selected`.
+    pub selected_masks: Vec<Vec<u64>>,
+}
+
+impl DrawPlan {
+    /// Bytes of one enterprise's item mask (0 without items).
+    pub fn mask_width(&self) -> usize {
+        self.check_items.len().div_ceil(8)
+    }
+}
+
+/// A plan as value version 2 stored it (before check items and departments).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct DrawPlanV2 {
+    id: u64,
+    task_id: String,
+    run_id: u64,
+    model_version: String,
+    as_of: Date,
+    filter: CandidateFilter,
+    exemptions: ExemptionRules,
+    strata: Vec<PlannedStratum>,
+    created_at_ms: i64,
+    created_by: String,
+    receipt: Option<DrawReceipt>,
+    assignment: Option<AssignmentV1>,
+    rules_version: String,
+    override_reason: String,
+}
+
+/// An assignment as plans before departments stored it (the whole directory's pool).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct AssignmentV1 {
+    team_size: u32,
+    conflicts: Vec<(String, Uscc)>,
+    pool: Vec<crate::domain::spotcheck::PoolMember>,
+    pool_digest: String,
+    teams: Vec<crate::domain::spotcheck::Team>,
+    assigned_at_ms: i64,
+}
+
+impl From<AssignmentV1> for Assignment {
+    fn from(a: AssignmentV1) -> Self {
+        Assignment {
+            department: String::new(),
+            team_size: a.team_size,
+            conflicts: a.conflicts,
+            pool: a.pool,
+            pool_digest: a.pool_digest,
+            teams: a.teams,
+            assigned_at_ms: a.assigned_at_ms,
+        }
+    }
 }
 
 /// A plan as stored before rules versions (value version 1).
@@ -119,7 +196,7 @@ struct DrawPlanV1 {
     created_at_ms: i64,
     created_by: String,
     receipt: Option<DrawReceipt>,
-    assignment: Option<Assignment>,
+    assignment: Option<AssignmentV1>,
 }
 
 /// The exemption rules as version-1 plans stored them (before class-based exclusions).
@@ -131,10 +208,11 @@ struct ExemptionRulesV1 {
     max_checks_per_year: u32,
 }
 
-/// Value version of stored plans: 2 adds the rules version and the override reason.
-const PLAN_VERSION: u8 = 2;
+/// Value version of stored plans: 2 adds the rules version and the override reason, 3
+/// the check items and one assignment per department.
+const PLAN_VERSION: u8 = 3;
 
-/// Encodes a plan (value version 2).
+/// Encodes a plan (value version 3).
 pub fn encode_plan(p: &DrawPlan) -> Result<Vec<u8>> {
     postcard::to_extend(p, vec![PLAN_VERSION])
         .map_err(|e| Error::Corrupt(format!("encode plan: {e}")))
@@ -145,6 +223,30 @@ pub fn decode_plan(bytes: &[u8]) -> Result<DrawPlan> {
     match bytes.split_first() {
         Some((&PLAN_VERSION, rest)) => {
             postcard::from_bytes(rest).map_err(|e| Error::Corrupt(format!("decode plan: {e}")))
+        }
+        Some((&2, rest)) => {
+            let v: DrawPlanV2 = postcard::from_bytes(rest)
+                .map_err(|e| Error::Corrupt(format!("decode plan: {e}")))?;
+            Ok(DrawPlan {
+                id: v.id,
+                task_id: v.task_id,
+                run_id: v.run_id,
+                model_version: v.model_version,
+                as_of: v.as_of,
+                filter: v.filter,
+                exemptions: v.exemptions,
+                strata: v.strata,
+                created_at_ms: v.created_at_ms,
+                created_by: v.created_by,
+                receipt: v.receipt,
+                assignments: v.assignment.into_iter().map(Into::into).collect(),
+                rules_version: v.rules_version,
+                override_reason: v.override_reason,
+                check_items: Vec::new(),
+                check_items_version: String::new(),
+                departments: Vec::new(),
+                selected_masks: Vec::new(),
+            })
         }
         Some((&codec::VALUE_VERSION, _)) => {
             let v: DrawPlanV1 = codec::decode(bytes)?;
@@ -178,9 +280,13 @@ pub fn decode_plan(bytes: &[u8]) -> Result<DrawPlan> {
                 created_at_ms: v.created_at_ms,
                 created_by: v.created_by,
                 receipt: v.receipt,
-                assignment: v.assignment,
+                assignments: v.assignment.into_iter().map(Into::into).collect(),
                 rules_version: String::new(),
                 override_reason: String::new(),
+                check_items: Vec::new(),
+                check_items_version: String::new(),
+                departments: Vec::new(),
+                selected_masks: Vec::new(),
             })
         }
         Some((v, _)) => Err(Error::Corrupt(format!("unknown plan value version {v}"))),
@@ -188,17 +294,23 @@ pub fn decode_plan(bytes: &[u8]) -> Result<DrawPlan> {
     }
 }
 
-/// The second random: inspector teams for the selected enterprises (检查人员随机匹配).
+/// The second random: inspector teams for the selected enterprises (检查人员随机匹配),
+/// of one department.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignment {
+    /// The department whose directory the teams come from (empty for plans assigned
+    /// before departments: the whole directory).
+    pub department: String,
     pub team_size: u32,
     /// Declared conflicts: (inspector id, USCC).
     pub conflicts: Vec<(String, Uscc)>,
-    /// The active inspectors at assignment time (id, home region), sorted by id.
+    /// The department's active inspectors at assignment time (id, home region), sorted by
+    /// id.
     pub pool: Vec<crate::domain::spotcheck::PoolMember>,
     /// SHA-256 hex over "id region" lines of the pool.
     pub pool_digest: String,
-    /// One team per selected enterprise, in receipt order.
+    /// One team per selected enterprise an item of the department applies to (every
+    /// selected enterprise without items), in receipt order.
     pub teams: Vec<crate::domain::spotcheck::Team>,
     pub assigned_at_ms: i64,
 }
@@ -213,22 +325,71 @@ pub fn inspector_key(id: &str) -> Vec<u8> {
     k
 }
 
+/// Value version of stored inspectors: 2 adds the department.
+const INSPECTOR_VERSION: u8 = 2;
+
+/// An inspector as value version 1 stored it (before departments).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct InspectorV1 {
+    id: String,
+    name: String,
+    certificate_number: String,
+    home_region: crate::domain::RegionCode,
+    fields: Vec<String>,
+    active: bool,
+    recorded_at_ms: i64,
+}
+
+/// Encodes an inspector (value version 2).
+pub fn encode_inspector(i: &Inspector) -> Result<Vec<u8>> {
+    postcard::to_extend(i, vec![INSPECTOR_VERSION])
+        .map_err(|e| Error::Corrupt(format!("encode inspector: {e}")))
+}
+
+/// Decodes a stored inspector of either value version; one stored before departments
+/// belongs to `default_department`.
+pub fn decode_inspector(bytes: &[u8], default_department: &str) -> Result<Inspector> {
+    let bad = |e: postcard::Error| Error::Corrupt(format!("decode inspector: {e}"));
+    match bytes.split_first() {
+        Some((&INSPECTOR_VERSION, rest)) => postcard::from_bytes(rest).map_err(bad),
+        Some((&codec::VALUE_VERSION, rest)) => {
+            let v: InspectorV1 = postcard::from_bytes(rest).map_err(bad)?;
+            Ok(Inspector {
+                id: v.id,
+                name: v.name,
+                certificate_number: v.certificate_number,
+                home_region: v.home_region,
+                fields: v.fields,
+                active: v.active,
+                recorded_at_ms: v.recorded_at_ms,
+                department: default_department.to_string(),
+            })
+        }
+        Some((v, _)) => Err(Error::Corrupt(format!(
+            "unknown inspector value version {v}"
+        ))),
+        None => Err(Error::Corrupt("empty inspector value".into())),
+    }
+}
+
 /// One inspector.
 pub fn load_inspector(
     tree: &sled::Tree,
     id: &str,
-) -> Result<Option<crate::domain::spotcheck::Inspector>> {
+    default_department: &str,
+) -> Result<Option<Inspector>> {
     tree.get(inspector_key(id))?
-        .map(|v| codec::decode(&v))
+        .map(|v| decode_inspector(&v, default_department))
         .transpose()
 }
 
 /// Every inspector, by id.
-pub fn list_inspectors(tree: &sled::Tree) -> Result<Vec<crate::domain::spotcheck::Inspector>> {
+pub fn list_inspectors(tree: &sled::Tree, default_department: &str) -> Result<Vec<Inspector>> {
     let mut out = Vec::new();
     for kv in tree.scan_prefix([INSPECTORS]) {
         let (_, v) = kv?;
-        out.push(codec::decode(&v)?);
+        out.push(decode_inspector(&v, default_department)?);
     }
     Ok(out)
 }
@@ -248,6 +409,8 @@ pub enum StratumList {
     Population = 1,
     /// `D plan 0x02 stratum`: the USCCs exempted, each with its exemption.
     Exempted = 2,
+    /// `D plan 0x03 stratum`: the check items applying to each USCC of the population.
+    Items = 3,
 }
 
 /// `D plan list stratum`.
@@ -303,6 +466,32 @@ pub fn encode_exempted(
     encode_chunks(id, StratumList::Exempted, stratum, exempted, |v, (u, e)| {
         v.extend_from_slice(u.as_bytes());
         v.push(e.index() as u8);
+    })
+}
+
+/// The chunks of a stratum's item masks (`width` bytes each, parallel to the
+/// population's chunks).
+pub fn encode_masks(
+    id: u64,
+    stratum: u8,
+    masks: &[u64],
+    width: usize,
+) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+    encode_chunks(id, StratumList::Items, stratum, masks, move |v, m| {
+        v.extend_from_slice(&m.to_le_bytes()[..width])
+    })
+}
+
+/// Reads a stratum's item masks (`width` bytes each).
+pub fn load_masks(tree: &sled::Tree, id: u64, stratum: u8, width: usize) -> Result<Vec<u64>> {
+    if width == 0 {
+        return Ok(Vec::new());
+    }
+    let prefix = stratum_prefix(id, StratumList::Items, stratum);
+    load_chunks(tree, prefix, width, |c| {
+        let mut b = [0u8; 8];
+        b[..c.len()].copy_from_slice(c);
+        Ok(u64::from_le_bytes(b))
     })
 }
 
@@ -376,9 +565,19 @@ mod tests {
             created_at_ms: 1,
             created_by: "local".into(),
             receipt: None,
-            assignment: None,
+            assignment: Some(AssignmentV1 {
+                team_size: 2,
+                conflicts: vec![],
+                pool: vec![],
+                pool_digest: "d".into(),
+                teams: vec![],
+                assigned_at_ms: 5,
+            }),
         };
         let old = decode_plan(&codec::encode(&v1).unwrap()).unwrap();
+        assert_eq!(old.assignments.len(), 1);
+        assert_eq!(old.assignments[0].department, "");
+        assert_eq!(old.assignments[0].pool_digest, "d");
         assert_eq!((old.id, old.task_id.as_str(), old.run_id), (7, "T", 3));
         assert_eq!(old.rules_version, "");
         assert!(!old.exemptions.clean_two_years && old.exemptions.never_exempt_classes.is_empty());
@@ -389,5 +588,56 @@ mod tests {
         };
         assert_eq!(decode_plan(&encode_plan(&new).unwrap()).unwrap(), new);
         assert!(decode_plan(&[9, 1, 2]).is_err());
+        // Value version 2 (before check items and departments): one whole-directory
+        // assignment, no items.
+        let v2 = DrawPlanV2 {
+            id: 8,
+            task_id: "T2".into(),
+            run_id: 3,
+            model_version: "m".into(),
+            as_of: new.as_of,
+            filter: CandidateFilter::default(),
+            exemptions: ExemptionRules::default(),
+            strata: vec![],
+            created_at_ms: 1,
+            created_by: "local".into(),
+            receipt: None,
+            assignment: None,
+            rules_version: "r".into(),
+            override_reason: String::new(),
+        };
+        let old2 = decode_plan(&postcard::to_extend(&v2, vec![2]).unwrap()).unwrap();
+        assert_eq!((old2.id, old2.rules_version.as_str()), (8, "r"));
+        assert!(old2.assignments.is_empty() && old2.check_items.is_empty());
+    }
+
+    /// Inspectors stored before departments read as the default department's; new ones
+    /// round-trip with theirs.
+    #[test]
+    fn inspectors_of_both_value_versions_decode() {
+        let region = crate::domain::RegionCode::parse("r", "310115").unwrap();
+        let v1 = InspectorV1 {
+            id: "I-1".into(),
+            name: "n".into(),
+            certificate_number: "c".into(),
+            home_region: region,
+            fields: vec!["food".into()],
+            active: true,
+            recorded_at_ms: 3,
+        };
+        let old = decode_inspector(&codec::encode(&v1).unwrap(), "market").unwrap();
+        assert_eq!(
+            (old.id.as_str(), old.department.as_str()),
+            ("I-1", "market")
+        );
+        let new = Inspector {
+            department: "fire".into(),
+            ..old
+        };
+        assert_eq!(
+            decode_inspector(&encode_inspector(&new).unwrap(), "market").unwrap(),
+            new
+        );
+        assert!(decode_inspector(&[7], "market").is_err());
     }
 }

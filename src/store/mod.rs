@@ -100,6 +100,12 @@ pub struct StoreOptions {
     /// The measures catalogue in force (built-in, or `measures_file`).
     #[serde(skip, default = "crate::domain::measures::Catalogue::builtin")]
     pub measures: crate::domain::measures::Catalogue,
+    /// A catalogue of check items and departments (TOML, the format of the built-in
+    /// `src/domain/check_items_shanghai.toml`) replacing the built-in one.
+    pub check_items_file: Option<std::path::PathBuf>,
+    /// The check-item catalogue in force (built-in, or `check_items_file`).
+    #[serde(skip, default = "crate::domain::checkitem::CheckCatalogue::builtin")]
+    pub check_items: crate::domain::checkitem::CheckCatalogue,
 }
 
 impl Default for StoreOptions {
@@ -121,13 +127,16 @@ impl Default for StoreOptions {
             alert_buffer: 4096,
             measures_file: None,
             measures: crate::domain::measures::Catalogue::builtin(),
+            check_items_file: None,
+            check_items: crate::domain::checkitem::CheckCatalogue::builtin(),
         }
     }
 }
 
 impl StoreOptions {
     /// Reads the files the options name: the holiday calendar (`calendar_file`), the
-    /// rules versions (`rules_files`) and the measures catalogue (`measures_file`). A bad
+    /// rules versions (`rules_files`), the measures catalogue (`measures_file`) and the
+    /// check-item catalogue (`check_items_file`). A bad
     /// file or key stops the server naming it.
     pub fn load_files(&mut self) -> std::result::Result<(), String> {
         if let Some(f) = &self.calendar_file {
@@ -150,6 +159,12 @@ impl StoreOptions {
                 .map_err(|e| format!("store.measures_file {}: {e}", f.display()))?;
             self.measures = crate::domain::measures::Catalogue::parse(&text)
                 .map_err(|e| format!("store.measures_file {}: {e}", f.display()))?;
+        }
+        if let Some(f) = &self.check_items_file {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("store.check_items_file {}: {e}", f.display()))?;
+            self.check_items = crate::domain::checkitem::CheckCatalogue::parse(&text)
+                .map_err(|e| format!("store.check_items_file {}: {e}", f.display()))?;
         }
         Ok(())
     }
@@ -925,6 +940,7 @@ impl Store {
         family: &str,
         f: &spot::CandidateFilter,
         as_of: Date,
+        items: &[crate::domain::checkitem::CheckItem],
     ) -> Result<(Arc<RunView>, spot::ByClass)> {
         let view = self.current_run_of(family)?.ok_or_else(|| {
             Error::FailedPrecondition(format!(
@@ -935,18 +951,26 @@ impl Store {
             f,
             &self.shared.options.rules.in_force(as_of).exemptions,
             as_of,
+            items,
         )?;
         Ok((view, out))
     }
 
     /// One inspector of the directory.
     pub fn inspector(&self, id: &str) -> Result<Option<crate::domain::spotcheck::Inspector>> {
-        draws::load_inspector(&self.shared.registry, id)
+        draws::load_inspector(
+            &self.shared.registry,
+            id,
+            &self.shared.options.check_items.default_department,
+        )
     }
 
     /// The inspector directory, by id.
     pub fn inspectors(&self) -> Result<Vec<crate::domain::spotcheck::Inspector>> {
-        draws::list_inspectors(&self.shared.registry)
+        draws::list_inspectors(
+            &self.shared.registry,
+            &self.shared.options.check_items.default_department,
+        )
     }
 
     /// A repair case.
@@ -1007,6 +1031,12 @@ impl Store {
     /// The frozen population of a plan's stratum.
     pub fn draw_population(&self, id: u64, stratum: u8) -> Result<Vec<Uscc>> {
         draws::load_population(&self.shared.registry, id, stratum)
+    }
+
+    /// The item masks of a plan's stratum (parallel to its population; empty for a plan
+    /// without check items).
+    pub fn draw_masks(&self, plan: &draws::DrawPlan, stratum: u8) -> Result<Vec<u64>> {
+        draws::load_masks(&self.shared.registry, plan.id, stratum, plan.mask_width())
     }
 
     /// Whom the exemptions removed from a plan's stratum, in USCC order.

@@ -12,19 +12,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::{
+        checkitem::{self, CheckItem},
+        codes::IndustryKey,
         spotcheck::{Exemption, ExemptionRules, SpotHistory},
-        Date, EnterpriseRecords, EnterpriseStatus, EntityType, RegionCode, RiskClass, Uscc,
+        Date, EnterpriseRecords, EnterpriseStatus, EntityType, RegionCode, RiskClass,
+        SupervisionFlag, Uscc,
     },
     error::{Error, Result},
 };
 
-/// The filter attributes of one enterprise.
+/// The filter attributes of one enterprise (12 bytes): what the candidate filters and
+/// the check items' applicability read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attrs {
     pub region: RegionCode,
-    pub section: u8,
+    /// Its industry (section and code).
+    pub industry: IndustryKey,
     pub status: EnterpriseStatus,
     pub entity_type: EntityType,
+    /// Its licences (key-supervision categories) as a `SupervisionFlag::mask`.
+    pub licences: u8,
 }
 
 impl Attrs {
@@ -32,10 +39,16 @@ impl Attrs {
     pub fn of(d: &EnterpriseRecords) -> Option<Attrs> {
         d.enterprise.as_ref().map(|e| Attrs {
             region: e.region,
-            section: e.industry.section(),
+            industry: e.industry.key(),
             status: e.status,
             entity_type: e.entity_type,
+            licences: SupervisionFlag::mask(&e.supervision),
         })
+    }
+
+    /// Which of `items` apply to it, as a bit mask (bit i = `items[i]`).
+    pub fn items(&self, items: &[CheckItem]) -> u64 {
+        checkitem::applicable(items, self.entity_type, self.licences, self.industry)
     }
 }
 
@@ -78,7 +91,7 @@ impl CandidateFilter {
         (self.classes.is_empty() || self.classes.contains(&class))
             && (self.regions.is_empty()
                 || self.regions.iter().any(|r| region_matches(r, &a.region)))
-            && (self.sections.is_empty() || self.sections.contains(&a.section))
+            && (self.sections.is_empty() || self.sections.contains(&a.industry.section))
             && (self.entity_types.is_empty() || self.entity_types.contains(&a.entity_type))
             && (self.statuses.is_empty() || self.statuses.contains(&a.status))
     }
@@ -89,6 +102,8 @@ impl CandidateFilter {
 pub struct ByClass {
     /// The USCCs of each class, in USCC order.
     pub usccs: [Vec<Uscc>; 4],
+    /// With check items: which apply to each USCC of `usccs` (parallel); empty without.
+    pub masks: [Vec<u64>; 4],
     /// Per class: the enterprises an exemption removed, with it, in USCC order.
     pub exempted: [Vec<(Uscc, Exemption)>; 4],
 }
@@ -287,35 +302,57 @@ impl SpotView<'_> {
 
     /// The USCCs of [`Self::candidates`] split by class, each list in USCC order: what a
     /// draw plan freezes, without a `Candidate` per enterprise (≈ 120 MB less at 3 M);
-    /// and, per class, whom the exemptions removed.
+    /// and, per class, whom the exemptions removed. With check `items`, only the
+    /// enterprises one of them applies to, each with its item mask (`ByClass::masks`).
     pub fn candidate_usccs_by_class(
         &self,
         f: &CandidateFilter,
         rules: &ExemptionRules,
         as_of: Date,
+        items: &[CheckItem],
     ) -> Result<ByClass> {
         let mut out = ByClass::default();
         let all = CandidateFilter {
             include_exempt: true,
             ..f.clone()
         };
+        let with_items = !items.is_empty();
         let from_overlay = self.each_candidate(
             &all,
             rules,
             as_of,
             &mut out,
             |_, _| {},
-            |out, c| match c.exemption {
-                Some(e) if !f.include_exempt => out.exempted[c.class.index()].push((c.uscc, e)),
-                _ => out.usccs[c.class.index()].push(c.uscc),
+            |out, c| {
+                let mask = if with_items { c.attrs.items(items) } else { 0 };
+                if with_items && mask == 0 {
+                    return;
+                }
+                let k = c.class.index();
+                match c.exemption {
+                    Some(e) if !f.include_exempt => out.exempted[k].push((c.uscc, e)),
+                    _ => {
+                        out.usccs[k].push(c.uscc);
+                        if with_items {
+                            out.masks[k].push(mask);
+                        }
+                    }
+                }
             },
         )?;
         if from_overlay {
-            for v in out.usccs.iter_mut() {
-                v.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-            }
-            for v in out.exempted.iter_mut() {
-                v.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            for k in 0..4 {
+                if with_items {
+                    let mut pairs: Vec<(Uscc, u64)> = std::mem::take(&mut out.usccs[k])
+                        .into_iter()
+                        .zip(std::mem::take(&mut out.masks[k]))
+                        .collect();
+                    pairs.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                    (out.usccs[k], out.masks[k]) = pairs.into_iter().unzip();
+                } else {
+                    out.usccs[k].sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+                }
+                out.exempted[k].sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             }
         }
         Ok(out)

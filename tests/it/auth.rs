@@ -256,6 +256,7 @@ async fn region_scoped_tokens_see_and_change_only_their_district() {
             home_region_code: region.into(),
             fields: vec!["food".into()],
             active: true,
+            department: String::new(),
         }),
     };
     spot.upsert_inspector(inspector("XH-1", "310104"))
@@ -451,6 +452,7 @@ async fn a_five_digit_region_prefix_does_not_widen_to_the_prefecture() {
         .plan_draw(pb::PlanDrawRequest {
             request_id: String::new(),
             model_family: String::new(),
+            check_items: vec![],
             override_reason: "test: every class at 100 %".into(),
             task_id: "2026-沪-scope".into(),
             filter: Some(prefecture),

@@ -24,6 +24,7 @@ async fn inspectors_and_audit_events_page() {
                 home_region_code: "310104".into(),
                 fields: vec![],
                 active: true,
+                department: String::new(),
             }),
         })
         .await
@@ -38,6 +39,7 @@ async fn inspectors_and_audit_events_page() {
                 active_only: false,
                 limit: 2,
                 page_token: token.clone(),
+                department: String::new(),
             })
             .await
             .unwrap()

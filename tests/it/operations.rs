@@ -196,6 +196,7 @@ async fn the_same_operations_make_the_same_store() {
         fields: vec!["general".into()],
         active: true,
         recorded_at_ms: 0,
+        department: String::new(),
     }))
     .await
     .unwrap();

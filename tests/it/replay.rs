@@ -35,6 +35,7 @@ const READ_ONLY: &[&str] = &[
     "GetPlan",
     "ListPlans",
     "GetReceipt",
+    "ListCheckItems",
     "GetRepairCase",
     "ListRepairCases",
     "ListObjections",
@@ -298,6 +299,7 @@ impl Ctx {
                     .spot
                     .plan_draw(pb::PlanDrawRequest {
                         model_family: String::new(),
+                        check_items: vec![],
                         request_id: id,
                         override_reason: "test: every class at 100 %".into(),
                         task_id: if other {
@@ -523,6 +525,7 @@ fn inspector(id: &str, region: &str, active: bool) -> pb::Inspector {
         home_region_code: region.into(),
         fields: vec!["advertising".into()],
         active,
+        department: String::new(),
     }
 }
 

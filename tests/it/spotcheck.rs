@@ -346,6 +346,7 @@ fn plan_req(task: &str, strata: Vec<pb::Stratum>) -> pb::PlanDrawRequest {
     pb::PlanDrawRequest {
         request_id: String::new(),
         model_family: String::new(),
+        check_items: vec![],
         task_id: task.into(),
         filter: Some(pb::CandidateFilter::default()),
         strata,
@@ -390,6 +391,7 @@ async fn stratum_list(
             plan_id: plan,
             stratum,
             exempted,
+            check_item: String::new(),
         })
         .await
         .unwrap()
@@ -673,6 +675,7 @@ async fn inspector_teams_are_drawn_verified_and_part_of_the_receipt() {
                     home_region_code: if i < 4 { "310115" } else { "310104" }.into(),
                     fields: vec!["advertising".into()],
                     active: i != 9,
+                    department: String::new(),
                 }),
             })
             .await

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{convert, invalid, request_key};
 use crate::{
     domain::{
-        model::{Decay, HardRule, LICENCE_KINDS},
+        model::{Decay, HardRule},
         Centi, DomainError, Model, RiskClass,
     },
     jobs::batch_scoring::{self, BatchRequest, Event, Started},
@@ -100,23 +100,8 @@ pub fn model_pb(m: &Model, active: bool) -> pb::ModelInfo {
         active,
         toml: m.source.clone(),
         family: m.family.clone(),
-        scope_licences: m
-            .scope
-            .iter()
-            .flat_map(|s| &s.licences)
-            .filter_map(|f| {
-                LICENCE_KINDS
-                    .iter()
-                    .find(|(_, k)| k == f)
-                    .map(|(n, _)| n.to_string())
-            })
-            .collect(),
-        scope_industries: m
-            .scope
-            .iter()
-            .flat_map(|s| &s.industries)
-            .map(|i| format!("{}{}", i.section_str(), i.code()))
-            .collect(),
+        scope_licences: m.scope.iter().flat_map(|s| s.licence_names()).collect(),
+        scope_industries: m.scope.iter().flat_map(|s| s.industry_names()).collect(),
     }
 }
 

@@ -11,6 +11,7 @@ use super::{
 };
 use crate::{
     domain::{
+        checkitem::{self, CheckItem, Department},
         sampler::{self, Sampler},
         spotcheck::{
             check_sampling, draw_team, AskedStratum, Exemption, ExemptionRules, Inspector,
@@ -21,7 +22,7 @@ use crate::{
     error::Error,
     proto::{self as pb, spot_check_service_server::SpotCheckService},
     store::{
-        draws::{Assignment, DrawPlan, DrawReceipt, PlannedStratum, ReceiptStratum},
+        draws::{Assignment, DrawPlan, DrawReceipt, PlannedItem, PlannedStratum, ReceiptStratum},
         op,
         spot::{Candidate, CandidateFilter},
         Store,
@@ -159,7 +160,7 @@ fn candidate_pb(c: &Candidate) -> pb::Candidate {
         risk_class: class_pb(c.class),
         score: points(c.score.into()),
         region_code: c.attrs.region.as_str().to_string(),
-        industry_section: (c.attrs.section as char).to_string(),
+        industry_section: (c.attrs.industry.section as char).to_string(),
         entity_type: convert::entity_type_pb(c.attrs.entity_type) as i32,
         status: convert::status_pb(c.attrs.status) as i32,
         exempt: c.exemption.is_some(),
@@ -212,6 +213,51 @@ pub fn plan_pb(p: &DrawPlan, family: String) -> pb::DrawPlan {
         drawn: p.receipt.is_some(),
         rules_version: p.rules_version.clone(),
         override_reason: p.override_reason.clone(),
+        check_items: p.check_items.iter().map(planned_item_pb).collect(),
+        check_items_version: p.check_items_version.clone(),
+        departments: p.departments.iter().map(department_pb).collect(),
+    }
+}
+
+/// A catalogue department as its proto.
+pub fn department_pb(d: &Department) -> pb::Department {
+    pb::Department {
+        code: d.code.clone(),
+        name: d.name.clone(),
+    }
+}
+
+/// A check item as its proto.
+pub fn check_item_pb(i: &CheckItem) -> pb::CheckItem {
+    pb::CheckItem {
+        code: i.code.clone(),
+        name: i.name.clone(),
+        department: i.department.clone(),
+        legal_basis: i.basis.clone(),
+        evidence: i.evidence.clone(),
+        entity_types: i
+            .entity_types
+            .iter()
+            .map(|t| convert::entity_type_pb(*t) as i32)
+            .collect(),
+        licences: i.scope.licence_names(),
+        industries: i.scope.industry_names(),
+        default_ratios: RiskClass::ALL
+            .iter()
+            .map(|c| pb::ClassRatio {
+                risk_class: class_pb(*c),
+                ratio: i.ratio(*c),
+            })
+            .collect(),
+        checks_per_year: i.per_year,
+    }
+}
+
+fn planned_item_pb(i: &PlannedItem) -> pb::PlannedCheckItem {
+    pb::PlannedCheckItem {
+        item: Some(check_item_pb(&i.item)),
+        population: i.population,
+        population_digest: i.digest.clone(),
     }
 }
 
@@ -237,7 +283,16 @@ pub fn plan_receipt_pb(p: &DrawPlan) -> crate::Result<pb::DrawReceipt> {
     for (rs, ps) in out.strata.iter_mut().zip(&p.strata) {
         rs.exempted = exempted_pb(ps);
     }
-    if let Some(a) = &p.assignment {
+    // The check items each selected enterprise is checked on.
+    for (rs, masks) in out.strata.iter_mut().zip(&p.selected_masks) {
+        for (sel, m) in rs.selected.iter_mut().zip(masks) {
+            sel.check_items = checkitem::codes_of(p.check_items.iter().map(|i| &i.item), *m);
+        }
+    }
+    out.check_items = p.check_items.iter().map(planned_item_pb).collect();
+    let (teams, departments) = teams_pb(p, &p.assignments);
+    out.departments = departments;
+    if let Some(a) = p.assignments.first() {
         out.team_size = a.team_size;
         out.conflicts = a
             .conflicts
@@ -247,14 +302,68 @@ pub fn plan_receipt_pb(p: &DrawPlan) -> crate::Result<pb::DrawReceipt> {
                 uscc: u.to_string(),
             })
             .collect();
-        out.inspector_pool_digest = a.pool_digest.clone();
-        out.teams = a.teams.iter().map(team_pb).collect();
+        if p.check_items.is_empty() {
+            out.inspector_pool_digest = a.pool_digest.clone();
+        }
+        out.teams = teams;
     }
     Ok(out)
 }
 
-fn team_pb(t: &Team) -> pb::Team {
+/// The teams of a plan's `assignments` in receipt order, and its departments with their
+/// pool digests. Without check items: the one assignment's teams. With items: per
+/// selected enterprise (stratum and ticket order), one team per department of its
+/// items, in the plan's department order.
+fn teams_pb(p: &DrawPlan, assignments: &[Assignment]) -> (Vec<pb::Team>, Vec<pb::TaskDepartment>) {
+    let departments: Vec<pb::TaskDepartment> = p
+        .departments
+        .iter()
+        .map(|d| pb::TaskDepartment {
+            department: d.code.clone(),
+            name: d.name.clone(),
+            check_items: p
+                .check_items
+                .iter()
+                .filter(|i| i.item.department == d.code)
+                .map(|i| i.item.code.clone())
+                .collect(),
+            inspector_pool_digest: assignments
+                .iter()
+                .find(|a| a.department == d.code)
+                .map(|a| a.pool_digest.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    if p.check_items.is_empty() {
+        let teams = assignments
+            .iter()
+            .flat_map(|a| a.teams.iter().map(|t| team_pb(t, "")))
+            .collect();
+        return (teams, departments);
+    }
+    let mut cursors: Vec<(&Assignment, usize)> = p
+        .departments
+        .iter()
+        .filter_map(|d| assignments.iter().find(|a| a.department == d.code))
+        .map(|a| (a, 0))
+        .collect();
+    let mut teams = Vec::new();
+    for st in p.receipt.iter().flat_map(|r| &r.strata) {
+        for (u, _) in &st.selected {
+            for (a, next) in cursors.iter_mut() {
+                if let Some(t) = a.teams.get(*next).filter(|t| t.uscc == *u) {
+                    teams.push(team_pb(t, &a.department));
+                    *next += 1;
+                }
+            }
+        }
+    }
+    (teams, departments)
+}
+
+fn team_pb(t: &Team, department: &str) -> pb::Team {
     pb::Team {
+        department: department.to_string(),
         uscc: t.uscc.to_string(),
         region_code: t.region.as_str().to_string(),
         inspectors: t
@@ -271,6 +380,7 @@ fn team_pb(t: &Team) -> pb::Team {
 
 fn inspector_pb(i: &Inspector) -> pb::Inspector {
     pb::Inspector {
+        department: i.department.clone(),
         id: i.id.clone(),
         name: i.name.clone(),
         certificate_number: i.certificate_number.clone(),
@@ -293,9 +403,12 @@ pub fn pool_digest(pool: &[PoolMember]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Draws every team of a drawn plan.
+/// Draws the teams of one department for `regions` (the selected enterprises it visits,
+/// in receipt order) of a drawn plan. `department` is `None` for a plan without check
+/// items (team seed `S:uscc`), else the department (team seed `S:department:uscc`).
 pub fn assign_teams(
     plan: &DrawPlan,
+    department: Option<&str>,
     regions: &[(Uscc, RegionCode)],
     pool: &[PoolMember],
     conflicts: &[(String, Uscc)],
@@ -304,7 +417,13 @@ pub fn assign_teams(
     let r = plan.receipt.as_ref().ok_or_else(|| {
         Error::FailedPrecondition(format!("plan_id: plan {} is not drawn yet", plan.id))
     })?;
-    let seed = sampler::draw_seed(&r.seed, &r.task_id);
+    let seed = match department {
+        None => sampler::draw_seed(&r.seed, &r.task_id),
+        Some(d) => format!("{}:{d}", sampler::draw_seed(&r.seed, &r.task_id)),
+    };
+    let of = department
+        .map(|d| format!("department {d:?}: "))
+        .unwrap_or_default();
     let mut teams = Vec::new();
     for (u, region) in regions {
         let mine: Vec<String> = conflicts
@@ -314,7 +433,8 @@ pub fn assign_teams(
             .collect();
         let team = draw_team(&seed, *u, *region, pool, &mine, team_size).ok_or_else(|| {
             Error::FailedPrecondition(format!(
-                "too few eligible inspectors for {u} (region {region:?}): {team_size} needed"
+                "{of}too few eligible inspectors for {u} (region {region:?}): {team_size} needed from {} active inspectors, none from the enterprise's region",
+                pool.len()
             ))
         })?;
         teams.push(team);
@@ -346,6 +466,7 @@ pub fn receipt_pb(r: &DrawReceipt, filter: &CandidateFilter) -> pb::DrawReceipt 
                     .map(|(u, t)| pb::Selected {
                         uscc: u.to_string(),
                         ticket: t.clone(),
+                        check_items: Vec::new(),
                     })
                     .collect(),
                 exempted: Vec::new(),
@@ -512,7 +633,26 @@ impl SpotCheckService for SpotCheckApi {
             )));
         }
         let rules = self.store.options().rules.in_force(as_of).clone();
-        // No strata: one per class (of the filter's classes) at the rules' defaults.
+        let catalogue = &self.store.options().check_items;
+        let items = plan_items(catalogue, &r.check_items)?;
+        let departments: Vec<Department> = {
+            let mut out: Vec<Department> = Vec::new();
+            for it in &items {
+                if !out.iter().any(|d| d.code == it.department) {
+                    if let Some(d) = catalogue.department(&it.department) {
+                        out.push(d.clone());
+                    }
+                }
+            }
+            out
+        };
+        let catalogue_version = if items.is_empty() {
+            String::new()
+        } else {
+            catalogue.version.clone()
+        };
+        // No strata: one per class (of the filter's classes) at the default shares (the
+        // items' largest, or the rules').
         let asked: Vec<pb::Stratum> = if r.strata.is_empty() {
             RiskClass::ALL
                 .iter()
@@ -556,7 +696,13 @@ impl SpotCheckService for SpotCheckApi {
                         format!("{c} is negative"),
                     )))
                 }
-                None => (Some(rules.sampling.of(class).2), None),
+                None => (
+                    Some(
+                        checkitem::default_ratio(&items, class)
+                            .unwrap_or(rules.sampling.of(class).2),
+                    ),
+                    None,
+                ),
             };
             strata.push(PlannedStratum {
                 class,
@@ -577,12 +723,13 @@ impl SpotCheckService for SpotCheckApi {
             ..filter.clone()
         };
         let store_for_reply = self.store.clone();
-        let (plan, populations, exempted) = tokio::task::spawn_blocking(move || {
-            let (view, mut by_class) = store.spot_candidate_usccs(&family, &f2, as_of)?;
-            let (mut populations, mut exempted) = (Vec::new(), Vec::new());
+        let (plan, populations, exempted, masks) = tokio::task::spawn_blocking(move || {
+            let (view, mut by_class) = store.spot_candidate_usccs(&family, &f2, as_of, &items)?;
+            let (mut populations, mut exempted, mut masks) = (Vec::new(), Vec::new(), Vec::new());
             for s in strata.iter_mut() {
                 // Strata have distinct classes (checked above), so each list is taken once.
                 let pop: Vec<Uscc> = std::mem::take(&mut by_class.usccs[s.class.index()]);
+                masks.push(std::mem::take(&mut by_class.masks[s.class.index()]));
                 let removed = std::mem::take(&mut by_class.exempted[s.class.index()]);
                 s.exempted = Exemption::ALL
                     .iter()
@@ -612,6 +759,31 @@ impl SpotCheckService for SpotCheckApi {
                 })
                 .collect();
             check_sampling(&rules.sampling, &asked, &override_reason)?;
+            // Each item's population over the strata; an item that applies to nobody
+            // there is refused by name.
+            let lists: Vec<(&[Uscc], &[u64])> = populations
+                .iter()
+                .zip(&masks)
+                .map(|(p, m): (&Vec<Uscc>, &Vec<u64>)| (p.as_slice(), m.as_slice()))
+                .collect();
+            let stats = checkitem::item_populations(&lists, items.len());
+            let mut check_items = Vec::with_capacity(items.len());
+            for (i, (item, (population, digest))) in items.into_iter().zip(stats).enumerate() {
+                if population == 0 {
+                    return Err(Error::Invalid(DomainError::invalid(
+                        format!("check_items[{i}]"),
+                        format!(
+                            "item {} ({}) applies to no enterprise of the filter and strata (exemptions applied)",
+                            item.code, item.name
+                        ),
+                    )));
+                }
+                check_items.push(PlannedItem {
+                    item,
+                    population,
+                    digest,
+                });
+            }
             let plan = DrawPlan {
                 id: 0,
                 task_id,
@@ -624,11 +796,15 @@ impl SpotCheckService for SpotCheckApi {
                 created_at_ms: 0,
                 created_by: principal,
                 receipt: None,
-                assignment: None,
+                assignments: Vec::new(),
                 rules_version: rules.version.clone(),
                 override_reason,
+                check_items,
+                check_items_version: catalogue_version,
+                departments,
+                selected_masks: Vec::new(),
             };
-            Ok::<_, Error>((plan, populations, exempted))
+            Ok::<_, Error>((plan, populations, exempted, masks))
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;
@@ -639,6 +815,7 @@ impl SpotCheckService for SpotCheckApi {
                 plan: Box::new(plan),
                 populations,
                 exempted,
+                masks,
             },
             key,
             move |p| Ok(plan_pb(p, store_for_reply.family_of(&p.model_version))),
@@ -685,15 +862,17 @@ impl SpotCheckService for SpotCheckApi {
         let store = self.store.clone();
         let seed = r.seed.clone();
         let p2 = plan.clone();
-        let receipt = tokio::task::spawn_blocking(move || draw(&store, &p2, &seed))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))??;
+        let (receipt, selected_masks) =
+            tokio::task::spawn_blocking(move || draw(&store, &p2, &seed))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))??;
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
             op::RecordDraw {
                 plan_id: plan.id,
                 receipt: Box::new(receipt),
+                selected_masks,
             },
             key,
             plan_receipt_pb,
@@ -727,6 +906,28 @@ impl SpotCheckService for SpotCheckApi {
             )));
         }
         Ok(Response::new(plan_receipt_pb(&plan)?))
+    }
+
+    async fn list_check_items(
+        &self,
+        req: Request<pb::ListCheckItemsRequest>,
+    ) -> Result<Response<pb::ListCheckItemsResponse>, Status> {
+        let c = &self.store.options().check_items;
+        let department = req.get_ref().department.trim();
+        if !department.is_empty() && c.department(department).is_none() {
+            return Err(unknown_department("department", &self.store, department));
+        }
+        Ok(Response::new(pb::ListCheckItemsResponse {
+            catalogue_version: c.version.clone(),
+            departments: c.departments.iter().map(department_pb).collect(),
+            items: c
+                .items
+                .iter()
+                .filter(|i| department.is_empty() || i.department == department)
+                .map(check_item_pb)
+                .collect(),
+            default_department: c.default_department.clone(),
+        }))
     }
 
     async fn list_plans(
@@ -811,6 +1012,7 @@ impl SpotCheckService for SpotCheckApi {
             fields: m.fields,
             active: m.active,
             recorded_at_ms: 0,
+            department: m.department.trim().to_string(),
         };
         let reply = super::write_reply(
             &self.store,
@@ -832,12 +1034,24 @@ impl SpotCheckService for SpotCheckApi {
         let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let limit = super::list_limit("limit", r.limit)?;
+        let department = r.department.trim().to_string();
+        if !department.is_empty()
+            && self
+                .store
+                .options()
+                .check_items
+                .department(&department)
+                .is_none()
+        {
+            return Err(unknown_department("department", &self.store, &department));
+        }
         let store = self.store.clone();
         let (inspectors, next_page_token) = super::blocking(move || {
             let mut out: Vec<pb::Inspector> = store
                 .inspectors()?
                 .iter()
                 .filter(|i| scope.covers(&i.home_region))
+                .filter(|i| department.is_empty() || i.department == department)
                 .filter(|i| i.active || !r.active_only)
                 .filter(|i| r.page_token.is_empty() || i.id > r.page_token)
                 .take(limit + 1)
@@ -886,7 +1100,7 @@ impl SpotCheckService for SpotCheckApi {
                 plan.id
             )));
         };
-        if plan.assignment.is_some() {
+        if !plan.assignments.is_empty() {
             return Err(Status::failed_precondition(format!(
                 "plan_id: plan {} already has its inspector teams",
                 plan.id
@@ -905,14 +1119,8 @@ impl SpotCheckService for SpotCheckApi {
         }
         // The directory and one point read per selected enterprise: on the blocking pool.
         let (store, selected) = (self.store.clone(), receipt.strata.clone());
-        let (pool, regions) = super::blocking(move || {
-            let mut pool: Vec<PoolMember> = store
-                .inspectors()?
-                .into_iter()
-                .filter(|i| i.active)
-                .map(|i| (i.id, i.home_region))
-                .collect();
-            pool.sort();
+        let (directory, regions) = super::blocking(move || {
+            let directory = store.inspectors()?;
             // The region of each selected enterprise now (its jurisdiction).
             let mut regions = Vec::new();
             for st in &selected {
@@ -923,24 +1131,76 @@ impl SpotCheckService for SpotCheckApi {
                     regions.push((*u, e.region));
                 }
             }
-            Ok((pool, regions))
+            Ok((directory, regions))
         })
         .await?;
-        let teams = assign_teams(&plan, &regions, &pool, &conflicts, r.team_size as usize)?;
-        let assignment = Assignment {
-            team_size: r.team_size,
-            conflicts,
-            pool_digest: pool_digest(&pool),
-            pool,
-            teams,
-            assigned_at_ms: 0,
+        let default_department = self.store.options().check_items.default_department.clone();
+        let assignments = if plan.check_items.is_empty() {
+            // Without items: the default department's directory, every selected enterprise.
+            let pool = department_pool(&directory, &default_department);
+            let teams = assign_teams(
+                &plan,
+                None,
+                &regions,
+                &pool,
+                &conflicts,
+                r.team_size as usize,
+            )?;
+            vec![Assignment {
+                department: default_department,
+                team_size: r.team_size,
+                conflicts,
+                pool_digest: pool_digest(&pool),
+                pool,
+                teams,
+                assigned_at_ms: 0,
+            }]
+        } else {
+            // A joint task: each department its own inspectors, for the selected
+            // enterprises one of its items applies to.
+            let masks: Vec<u64> = plan.selected_masks.iter().flatten().copied().collect();
+            let mut out = Vec::new();
+            for d in &plan.departments {
+                let pool = department_pool(&directory, &d.code);
+                if pool.is_empty() {
+                    return Err(Status::failed_precondition(format!(
+                        "department {:?} ({}) has no active inspectors: UpsertInspector with department {:?} first",
+                        d.code, d.name, d.code
+                    )));
+                }
+                let mine = department_mask(&plan, &d.code);
+                let visited: Vec<(Uscc, RegionCode)> = regions
+                    .iter()
+                    .zip(&masks)
+                    .filter(|(_, m)| *m & mine != 0)
+                    .map(|(x, _)| *x)
+                    .collect();
+                let teams = assign_teams(
+                    &plan,
+                    Some(&d.code),
+                    &visited,
+                    &pool,
+                    &conflicts,
+                    r.team_size as usize,
+                )?;
+                out.push(Assignment {
+                    department: d.code.clone(),
+                    team_size: r.team_size,
+                    conflicts: conflicts.clone(),
+                    pool_digest: pool_digest(&pool),
+                    pool,
+                    teams,
+                    assigned_at_ms: 0,
+                });
+            }
+            out
         };
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
             op::RecordAssignment {
                 plan_id: plan.id,
-                assignment: Box::new(assignment),
+                assignments,
             },
             key,
             plan_receipt_pb,
@@ -961,6 +1221,32 @@ impl SpotCheckService for SpotCheckApi {
             .draw_plan(r.plan_id)?
             .ok_or_else(|| Status::not_found(format!("plan_id: plan {} not found", r.plan_id)))?;
         check_plan(&super::Scope::of(&req), &plan)?;
+        if !r.check_item.is_empty() {
+            let Some(bit) = plan
+                .check_items
+                .iter()
+                .position(|i| i.item.code == r.check_item)
+            else {
+                return Err(invalid(DomainError::invalid(
+                    "check_item",
+                    format!("plan {} names no check item {:?}", plan.id, r.check_item),
+                )));
+            };
+            let store = self.store.clone();
+            return Ok(Response::new(super::blocking_stream(4, move |emit| {
+                let pop = item_population(&store, &plan, bit)?;
+                for c in pop.chunks(CANDIDATE_BATCH) {
+                    let batch = pb::PopulationBatch {
+                        usccs: c.iter().map(|u| u.to_string()).collect(),
+                        exemption_reasons: Vec::new(),
+                    };
+                    if !emit(batch) {
+                        break;
+                    }
+                }
+                Ok(())
+            })));
+        }
         if r.stratum as usize >= plan.strata.len() {
             return Err(invalid(DomainError::invalid(
                 "stratum",
@@ -1073,30 +1359,158 @@ fn check_plan(scope: &super::Scope, plan: &DrawPlan) -> Result<(), Status> {
     Ok(())
 }
 
-/// The frozen population of each stratum of `plan`, as USCC strings (the sampler's ids).
-fn populations(store: &Store, plan: &DrawPlan) -> Result<Vec<Vec<Uscc>>, Error> {
+/// The check items a plan names, from the catalogue (INVALID_ARGUMENT naming
+/// `check_items[i]` for an unknown code, a repeat, or more than
+/// [`checkitem::MAX_ITEMS_PER_PLAN`]).
+fn plan_items(
+    catalogue: &checkitem::CheckCatalogue,
+    codes: &[String],
+) -> Result<Vec<CheckItem>, Status> {
+    if codes.len() > checkitem::MAX_ITEMS_PER_PLAN {
+        return Err(invalid(DomainError::invalid(
+            "check_items",
+            format!(
+                "{} items; a plan names at most {}",
+                codes.len(),
+                checkitem::MAX_ITEMS_PER_PLAN
+            ),
+        )));
+    }
+    let mut out: Vec<CheckItem> = Vec::with_capacity(codes.len());
+    for (i, code) in codes.iter().enumerate() {
+        let code = code.trim();
+        let item = catalogue.item(code).ok_or_else(|| {
+            invalid(DomainError::invalid(
+                format!("check_items[{i}]"),
+                format!(
+                    "{code:?} is not an item of the catalogue {} (ListCheckItems lists them)",
+                    catalogue.version
+                ),
+            ))
+        })?;
+        if out.iter().any(|x| x.code == item.code) {
+            return Err(invalid(DomainError::invalid(
+                format!("check_items[{i}]"),
+                format!("{code:?} is named twice"),
+            )));
+        }
+        out.push(item.clone());
+    }
+    Ok(out)
+}
+
+/// INVALID_ARGUMENT naming `field`: not a department of the catalogue.
+fn unknown_department(field: &str, store: &Store, code: &str) -> Status {
+    let c = &store.options().check_items;
+    invalid(DomainError::invalid(
+        field,
+        format!(
+            "{code:?} is not a department of the check-item catalogue ({})",
+            c.department_codes()
+        ),
+    ))
+}
+
+/// The active inspectors of a department (id, home region), sorted by id.
+fn department_pool(directory: &[Inspector], department: &str) -> Vec<PoolMember> {
+    let mut pool: Vec<PoolMember> = directory
+        .iter()
+        .filter(|i| i.active && i.department == department)
+        .map(|i| (i.id.clone(), i.home_region))
+        .collect();
+    pool.sort();
+    pool
+}
+
+/// The bits of a plan's items that `department` owns.
+fn department_mask(plan: &DrawPlan, department: &str) -> u64 {
+    plan.check_items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.item.department == department)
+        .fold(0, |m, (b, _)| m | (1u64 << b))
+}
+
+/// The population of a plan's item `bit`: the enterprises of every stratum it applies
+/// to, ascending.
+fn item_population(store: &Store, plan: &DrawPlan, bit: usize) -> Result<Vec<Uscc>, Error> {
+    let mut out = Vec::new();
+    for s in 0..plan.strata.len() {
+        let pop = store.draw_population(plan.id, s as u8)?;
+        let masks = store.draw_masks(plan, s as u8)?;
+        out.extend(
+            pop.into_iter()
+                .zip(masks)
+                .filter(|(_, m)| m & (1 << bit) != 0)
+                .map(|(u, _)| u),
+        );
+    }
+    out.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(out)
+}
+
+/// Item masks per stratum, parallel to its population or selection.
+type Masks = Vec<Vec<u64>>;
+
+/// The frozen population of each stratum of `plan`, as USCC strings (the sampler's ids),
+/// with the item masks of each (empty without check items).
+fn populations(store: &Store, plan: &DrawPlan) -> Result<(Vec<Vec<Uscc>>, Masks), Error> {
     // Kept as 18-byte USCCs: at city scale a `String` per id would double the draw's
     // peak memory and cost ~3 M allocations.
-    (0..plan.strata.len())
-        .map(|i| store.draw_population(plan.id, i as u8))
-        .collect()
+    let mut pops = Vec::with_capacity(plan.strata.len());
+    let mut masks = Vec::with_capacity(plan.strata.len());
+    for i in 0..plan.strata.len() {
+        pops.push(store.draw_population(plan.id, i as u8)?);
+        masks.push(store.draw_masks(plan, i as u8)?);
+    }
+    Ok((pops, masks))
 }
 
-/// Draws every stratum of `plan` with `seed` from its frozen populations.
-pub fn draw(store: &Store, plan: &DrawPlan, seed: &str) -> Result<DrawReceipt, Error> {
-    draw_from(plan, &populations(store, plan)?, seed)
+/// Draws every stratum of `plan` with `seed` from its frozen populations; with the item
+/// masks of the selected enterprises (per stratum; empty without check items).
+pub fn draw(
+    store: &Store,
+    plan: &DrawPlan,
+    seed: &str,
+) -> Result<(DrawReceipt, Masks), Error> {
+    let (pops, masks) = populations(store, plan)?;
+    draw_from(plan, &pops, &masks, seed)
 }
 
-/// Draws every stratum of `plan` with `seed` from `pops` (one id list per stratum).
-fn draw_from(plan: &DrawPlan, pops: &[Vec<Uscc>], seed: &str) -> Result<DrawReceipt, Error> {
+/// Draws every stratum of `plan` with `seed` from `pops` (one id list per stratum, with
+/// its item masks parallel when the plan names items).
+fn draw_from(
+    plan: &DrawPlan,
+    pops: &[Vec<Uscc>],
+    masks: &[Vec<u64>],
+    seed: &str,
+) -> Result<(DrawReceipt, Masks), Error> {
     let s = Sampler::new(&sampler::draw_seed(seed, &plan.task_id));
     let mut strata = Vec::new();
-    for (st, ids) in plan.strata.iter().zip(pops) {
+    let mut selected_masks = Vec::new();
+    for (i, (st, ids)) in plan.strata.iter().zip(pops).enumerate() {
         let picked = s.sample(ids.iter().map(Uscc::as_str), st.k as usize);
         let selected = picked
             .into_iter()
             .map(|(t, id)| Ok((Uscc::parse(id).map_err(Error::Invalid)?, t.as_string())))
             .collect::<Result<Vec<_>, Error>>()?;
+        if !plan.check_items.is_empty() {
+            let m = masks.get(i).map(Vec::as_slice).unwrap_or_default();
+            let of = |u: &Uscc| {
+                ids.binary_search_by(|x| x.as_bytes().cmp(u.as_bytes()))
+                    .ok()
+                    .and_then(|p| m.get(p).copied())
+                    .ok_or_else(|| {
+                        Error::Corrupt(format!("plan {}: no item mask for {u}", plan.id))
+                    })
+            };
+            selected_masks.push(
+                selected
+                    .iter()
+                    .map(|(u, _)| of(u))
+                    .collect::<Result<Vec<u64>, Error>>()?,
+            );
+        }
         strata.push(ReceiptStratum {
             class: st.class,
             population: ids.len() as u64,
@@ -1105,7 +1519,7 @@ fn draw_from(plan: &DrawPlan, pops: &[Vec<Uscc>], seed: &str) -> Result<DrawRece
             selected,
         });
     }
-    Ok(DrawReceipt {
+    let receipt = DrawReceipt {
         algorithm: sampler::ALGORITHM.into(),
         seed: seed.into(),
         task_id: plan.task_id.clone(),
@@ -1115,7 +1529,8 @@ fn draw_from(plan: &DrawPlan, pops: &[Vec<Uscc>], seed: &str) -> Result<DrawRece
         as_of: plan.as_of,
         strata,
         drawn_at_ms: 0,
-    })
+    };
+    Ok((receipt, selected_masks))
 }
 
 /// Recomputes a receipt; `Some(first difference)` if it does not match.
@@ -1162,8 +1577,8 @@ fn verify(store: &Store, plan: &DrawPlan, rec: &pb::DrawReceipt) -> Result<Optio
         );
     }
     // Each population is read once: for its digest and for the draw.
-    let pops = populations(store, plan)?;
-    let fresh = draw_from(plan, &pops, &rec.seed)?;
+    let (pops, masks) = populations(store, plan)?;
+    let (fresh, fresh_masks) = draw_from(plan, &pops, &masks, &rec.seed)?;
     for (i, (got, want)) in rec.strata.iter().zip(&fresh.strata).enumerate() {
         if got.risk_class != class_pb(want.class) {
             differ!("strata[{i}].risk_class differs");
@@ -1195,6 +1610,13 @@ fn verify(store: &Store, plan: &DrawPlan, rec: &pb::DrawReceipt) -> Result<Optio
                 want.selected.len()
             );
         }
+        let items_of = |j: usize| {
+            fresh_masks
+                .get(i)
+                .and_then(|m| m.get(j))
+                .map(|m| checkitem::codes_of(plan.check_items.iter().map(|x| &x.item), *m))
+                .unwrap_or_default()
+        };
         for (j, (g, (u, t))) in got.selected.iter().zip(&want.selected).enumerate() {
             if g.uscc != u.to_string() || &g.ticket != t {
                 differ!(
@@ -1205,39 +1627,130 @@ fn verify(store: &Store, plan: &DrawPlan, rec: &pb::DrawReceipt) -> Result<Optio
                     t
                 );
             }
+            let items = items_of(j);
+            if g.check_items != items {
+                differ!(
+                    "strata[{i}].selected[{j}].check_items: {:?}, recomputed {:?}",
+                    g.check_items,
+                    items
+                );
+            }
         }
     }
-    match (&plan.assignment, rec.teams.is_empty()) {
-        (None, true) => {}
-        (None, false) => differ!("teams: the plan has no inspector teams"),
-        (Some(_), true) => differ!("teams: missing (the plan's inspectors were assigned)"),
-        (Some(a), false) => {
-            if rec.inspector_pool_digest != a.pool_digest || pool_digest(&a.pool) != a.pool_digest {
-                differ!(
-                    "inspector_pool_digest: {}, recorded {}",
-                    rec.inspector_pool_digest,
-                    a.pool_digest
-                );
-            }
-            let regions: Vec<(Uscc, RegionCode)> =
-                a.teams.iter().map(|t| (t.uscc, t.region)).collect();
-            let mut p2 = plan.clone();
-            if let Some(r) = p2.receipt.as_mut() {
-                r.seed = rec.seed.clone();
-            }
-            let fresh = assign_teams(&p2, &regions, &a.pool, &a.conflicts, a.team_size as usize)?;
-            if rec.teams.len() != fresh.len() {
-                differ!(
-                    "teams: {} in the receipt, recomputed {}",
-                    rec.teams.len(),
-                    fresh.len()
-                );
-            }
-            for (i, (g, w)) in rec.teams.iter().zip(&fresh).enumerate() {
-                if *g != team_pb(w) {
-                    differ!("teams[{i}] ({}): differs from the recomputed team", g.uscc);
-                }
-            }
+    // The check items: as the plan froze them, their populations recomputed from the
+    // stored lists.
+    let lists: Vec<(&[Uscc], &[u64])> = pops
+        .iter()
+        .zip(&masks)
+        .map(|(p, m)| (p.as_slice(), m.as_slice()))
+        .collect();
+    let stats = checkitem::item_populations(&lists, plan.check_items.len());
+    if rec.check_items.len() != plan.check_items.len() {
+        differ!(
+            "check_items: {} in the receipt, {} in the plan",
+            rec.check_items.len(),
+            plan.check_items.len()
+        );
+    }
+    for (i, ((got, want), (n, digest))) in rec
+        .check_items
+        .iter()
+        .zip(&plan.check_items)
+        .zip(&stats)
+        .enumerate()
+    {
+        if (*n, digest) != (want.population, &want.digest) {
+            differ!(
+                "check_items[{i}] ({}): the stored population no longer has the planned digest",
+                want.item.code
+            );
+        }
+        if *got != planned_item_pb(want) {
+            differ!(
+                "check_items[{i}]: differs from the plan's item {} (population {}, digest {})",
+                want.item.code,
+                want.population,
+                want.digest
+            );
+        }
+    }
+    if plan.assignments.is_empty() {
+        if !rec.teams.is_empty() {
+            differ!("teams: the plan has no inspector teams");
+        }
+        return Ok(None);
+    }
+    if rec.teams.is_empty() {
+        differ!("teams: missing (the plan's inspectors were assigned)");
+    }
+    // The teams, recomputed from each recorded pool with the receipt's seed.
+    let mut p2 = plan.clone();
+    if let Some(r) = p2.receipt.as_mut() {
+        r.seed = rec.seed.clone();
+    }
+    let mut fresh = Vec::with_capacity(plan.assignments.len());
+    for a in &plan.assignments {
+        if pool_digest(&a.pool) != a.pool_digest {
+            differ!(
+                "inspector pool of {:?}: the recorded pool no longer has its digest {}",
+                a.department,
+                a.pool_digest
+            );
+        }
+        let regions: Vec<(Uscc, RegionCode)> = a.teams.iter().map(|t| (t.uscc, t.region)).collect();
+        let department = (!plan.check_items.is_empty()).then_some(a.department.as_str());
+        let teams = assign_teams(
+            &p2,
+            department,
+            &regions,
+            &a.pool,
+            &a.conflicts,
+            a.team_size as usize,
+        )?;
+        fresh.push(Assignment { teams, ..a.clone() });
+    }
+    if plan.check_items.is_empty() {
+        let a = &plan.assignments[0];
+        if rec.inspector_pool_digest != a.pool_digest {
+            differ!(
+                "inspector_pool_digest: {}, recorded {}",
+                rec.inspector_pool_digest,
+                a.pool_digest
+            );
+        }
+    }
+    let (teams, departments) = teams_pb(plan, &fresh);
+    if rec.departments.len() != departments.len() {
+        differ!(
+            "departments: {} in the receipt, {} in the plan",
+            rec.departments.len(),
+            departments.len()
+        );
+    }
+    for (i, (g, w)) in rec.departments.iter().zip(&departments).enumerate() {
+        if g != w {
+            differ!(
+                "departments[{i}] ({}): differs from the recorded {} (inspector pool digest {})",
+                g.department,
+                w.department,
+                w.inspector_pool_digest
+            );
+        }
+    }
+    if rec.teams.len() != teams.len() {
+        differ!(
+            "teams: {} in the receipt, recomputed {}",
+            rec.teams.len(),
+            teams.len()
+        );
+    }
+    for (i, (g, w)) in rec.teams.iter().zip(&teams).enumerate() {
+        if g != w {
+            differ!(
+                "teams[{i}] ({} {}): differs from the recomputed team",
+                g.uscc,
+                g.department
+            );
         }
     }
     Ok(None)

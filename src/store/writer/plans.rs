@@ -2,13 +2,16 @@
 
 use super::*;
 
-/// Stores a draw plan with its frozen populations (one per stratum) and whom the
-/// exemptions removed from each, under a new id.
+/// Stores a draw plan with its frozen populations (one per stratum), whom the
+/// exemptions removed from each and, for a plan naming check items, which items apply to
+/// each enterprise of the populations, under a new id.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SavePlan {
     pub plan: Box<DrawPlan>,
     pub populations: Vec<Vec<Uscc>>,
     pub exempted: Vec<Vec<(Uscc, Exemption)>>,
+    /// Per stratum, parallel to its population (empty without check items).
+    pub masks: Vec<Vec<u64>>,
 }
 
 impl Operation for SavePlan {
@@ -21,7 +24,7 @@ impl Operation for SavePlan {
     }
     fn apply(self, tx: &mut Tx<'_>) -> Result<DrawPlan> {
         let (w, p) = tx.parts();
-        w.save_plan(p, *self.plan, self.populations, self.exempted)
+        w.save_plan(p, *self.plan, self.populations, self.exempted, self.masks)
     }
 }
 
@@ -30,6 +33,9 @@ impl Operation for SavePlan {
 pub struct RecordDraw {
     pub plan_id: u64,
     pub receipt: Box<DrawReceipt>,
+    /// For a plan with check items: which apply to each selected enterprise, per
+    /// stratum, parallel to the receipt's `selected`; empty otherwise.
+    pub selected_masks: Vec<Vec<u64>>,
 }
 
 impl Operation for RecordDraw {
@@ -42,28 +48,31 @@ impl Operation for RecordDraw {
     }
     fn apply(self, tx: &mut Tx<'_>) -> Result<DrawPlan> {
         let (w, p) = tx.parts();
-        w.record_draw(p, self.plan_id, *self.receipt)
+        w.record_draw(p, self.plan_id, *self.receipt, self.selected_masks)
     }
 }
 
-/// Stores a drawn plan's inspector teams (FAILED_PRECONDITION if assigned already).
+/// Stores a drawn plan's inspector teams, one assignment per department
+/// (FAILED_PRECONDITION if assigned already).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecordAssignment {
     pub plan_id: u64,
-    pub assignment: Box<Assignment>,
+    pub assignments: Vec<Assignment>,
 }
 
 impl Operation for RecordAssignment {
     type Output = DrawPlan;
     fn cause(&self) -> String {
+        let teams: usize = self.assignments.iter().map(|a| a.teams.len()).sum();
+        let size = self.assignments.first().map_or(0, |a| a.team_size);
         format!(
-            "plan/{} inspector teams of {} assigned",
-            self.plan_id, self.assignment.team_size
+            "plan/{} {teams} inspector teams of {size} assigned",
+            self.plan_id
         )
     }
     fn apply(self, tx: &mut Tx<'_>) -> Result<DrawPlan> {
         let (w, p) = tx.parts();
-        w.record_assignment(p, self.plan_id, *self.assignment)
+        w.record_assignment(p, self.plan_id, self.assignments)
     }
 }
 
@@ -75,6 +84,7 @@ impl Writer {
         mut plan: DrawPlan,
         populations: Vec<Vec<Uscc>>,
         exempted: Vec<Vec<(Uscc, Exemption)>>,
+        masks: Vec<Vec<u64>>,
     ) -> Result<DrawPlan> {
         let now_ms = p.at.now_ms;
         let id = sc::get_counter(&self.tree, "next_plan")?.unwrap_or(1);
@@ -88,6 +98,12 @@ impl Writer {
         }
         for (i, list) in exempted.iter().enumerate() {
             for (k, v) in draws::encode_exempted(id, i as u8, list) {
+                p.put_unread(&k, &v);
+            }
+        }
+        let width = plan.mask_width();
+        for (i, list) in masks.iter().enumerate() {
+            for (k, v) in draws::encode_masks(id, i as u8, list, width) {
                 p.put_unread(&k, &v);
             }
         }
@@ -117,6 +133,7 @@ impl Writer {
         p: &mut Pending,
         plan_id: u64,
         mut receipt: DrawReceipt,
+        selected_masks: Vec<Vec<u64>>,
     ) -> Result<DrawPlan> {
         let now_ms = p.at.now_ms;
         let mut plan = load_plan(p, plan_id)?;
@@ -142,6 +159,7 @@ impl Writer {
             }
         }
         plan.receipt = Some(receipt);
+        plan.selected_masks = selected_masks;
         p.put(draws::plan_key(plan_id), draws::encode_plan(&plan)?);
         Ok(plan)
     }
@@ -151,17 +169,19 @@ impl Writer {
         &self,
         p: &mut Pending,
         plan_id: u64,
-        mut assignment: Assignment,
+        mut assignments: Vec<Assignment>,
     ) -> Result<DrawPlan> {
         let now_ms = p.at.now_ms;
         let mut plan = load_plan(p, plan_id)?;
-        if plan.assignment.is_some() {
+        if !plan.assignments.is_empty() {
             return Err(Error::FailedPrecondition(format!(
                 "plan_id: plan {plan_id} already has its inspector teams"
             )));
         }
-        assignment.assigned_at_ms = now_ms;
-        plan.assignment = Some(assignment);
+        for a in assignments.iter_mut() {
+            a.assigned_at_ms = now_ms;
+        }
+        plan.assignments = assignments;
         p.put(draws::plan_key(plan_id), draws::encode_plan(&plan)?);
         Ok(plan)
     }
