@@ -1468,11 +1468,7 @@ fn populations(store: &Store, plan: &DrawPlan) -> Result<(Vec<Vec<Uscc>>, Masks)
 
 /// Draws every stratum of `plan` with `seed` from its frozen populations; with the item
 /// masks of the selected enterprises (per stratum; empty without check items).
-pub fn draw(
-    store: &Store,
-    plan: &DrawPlan,
-    seed: &str,
-) -> Result<(DrawReceipt, Masks), Error> {
+pub fn draw(store: &Store, plan: &DrawPlan, seed: &str) -> Result<(DrawReceipt, Masks), Error> {
     let (pops, masks) = populations(store, plan)?;
     draw_from(plan, &pops, &masks, seed)
 }
