@@ -625,18 +625,26 @@ pub fn generate(
         .min(0.95);
         for k in 0..n_insp {
             let inspected_on = day_between(&mut rng, window_start, as_of);
+            let task_id = format!(
+                "SC-{}-{region}-{:04}",
+                inspected_on.year(),
+                rng.random_range(0..200) * 2 + k
+            );
+            let problems_found = rng.random::<f64>() < problem_chance;
             emit(
                 pb::import_record::Record::Inspection(pb::InspectionResult {
-                    task_id: format!(
-                        "SC-{}-{region}-{:04}",
-                        inspected_on.year(),
-                        rng.random_range(0..200) * 2 + k
-                    ),
+                    task_id,
                     uscc: u.clone(),
                     inspected_on: inspected_on.to_string(),
                     check_items: vec!["登记事项".into(), "公示信息".into()],
-                    problems_found: rng.random::<f64>() < problem_chance,
+                    problems_found,
                     recorded_at: None,
+                    // The public information is where checks find problems.
+                    problem_items: if problems_found {
+                        vec!["公示信息".into()]
+                    } else {
+                        vec![]
+                    },
                 }),
                 out,
             )?;

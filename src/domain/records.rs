@@ -460,6 +460,9 @@ pub struct InspectionResult {
     pub problems_found: bool,
     /// When stored (Unix milliseconds).
     pub recorded_at_ms: i64,
+    /// The check items (of `check_items`) where problems were found: the result per
+    /// item of one visit, shared by every department of a joint task (dossier version 5).
+    pub problem_items: Vec<String>,
 }
 
 /// What a quality sampling tested (抽检类别).
@@ -857,6 +860,50 @@ impl Listing {
 }
 
 impl InspectionResult {
+    /// The visit `self` (stored) with the items of `other` (the same task and
+    /// enterprise) added: how the departments of a joint task each record their items
+    /// of the one visit. `Ok(None)` when `other` adds nothing (every item it names is
+    /// recorded with the same outcome, and so is the visit's); `Err` names the conflict:
+    /// another date, an item already recorded with another outcome, or only recorded
+    /// items with another overall outcome.
+    pub fn merged(&self, other: &InspectionResult) -> Result<Option<InspectionResult>, String> {
+        if other.inspected_on != self.inspected_on {
+            return Err(format!(
+                "the visit of task {:?} is recorded on {}, not {}",
+                self.task_id, self.inspected_on, other.inspected_on
+            ));
+        }
+        let mut out = self.clone();
+        for item in &other.check_items {
+            let problem = other.problem_items.contains(item);
+            if self.check_items.contains(item) {
+                if self.problem_items.contains(item) != problem {
+                    return Err(format!(
+                        "item {item:?} of task {:?} is recorded already, with another outcome",
+                        self.task_id
+                    ));
+                }
+                continue;
+            }
+            out.check_items.push(item.clone());
+            if problem {
+                out.problem_items.push(item.clone());
+            }
+        }
+        if out.check_items.len() == self.check_items.len() {
+            // Nothing added: the same visit again, or a changed one.
+            if other.problems_found != self.problems_found {
+                return Err(format!(
+                    "the visit of task {:?} is recorded already, with problems found: {}",
+                    self.task_id, self.problems_found
+                ));
+            }
+            return Ok(None);
+        }
+        out.problems_found |= other.problems_found;
+        Ok(Some(out))
+    }
+
     /// Checks the task id, date and items.
     pub fn validate(&self, today: Date) -> Result<(), DomainError> {
         check_text("result.task_id", &self.task_id, true, 64)?;
@@ -870,6 +917,104 @@ impl InspectionResult {
         for (i, item) in self.check_items.iter().enumerate() {
             check_text(&format!("result.check_items[{i}]"), item, true, 100)?;
         }
+        for (i, item) in self.problem_items.iter().enumerate() {
+            if !self.check_items.contains(item) {
+                return Err(DomainError::invalid(
+                    format!("result.problem_items[{i}]"),
+                    format!("{item:?} is not one of result.check_items"),
+                ));
+            }
+            if self.problem_items[..i].contains(item) {
+                return Err(DomainError::invalid(
+                    format!("result.problem_items[{i}]"),
+                    format!("{item:?} is named twice"),
+                ));
+            }
+        }
+        if !self.problem_items.is_empty() && !self.problems_found {
+            return Err(DomainError::invalid(
+                "result.problems_found",
+                "is false, but problem_items names items where problems were found",
+            ));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::day;
+
+    fn visit(items: &[&str], problems: &[&str], found: bool) -> InspectionResult {
+        InspectionResult {
+            task_id: "2026-联合-001".into(),
+            uscc: Uscc::placeholder(),
+            inspected_on: day("2026-11-02"),
+            check_items: items.iter().map(|s| s.to_string()).collect(),
+            problems_found: found,
+            recorded_at_ms: 1,
+            problem_items: problems.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// One visit per enterprise and task: each department of a joint task adds its
+    /// items' results; the same results again add nothing; a changed outcome is a
+    /// conflict (issue 19 item 2). Rows: stored, recorded, merged (None: unchanged) or
+    /// the conflict.
+    #[test]
+    fn departments_add_their_items_to_one_visit() {
+        type Row = (
+            InspectionResult,
+            InspectionResult,
+            Result<Option<InspectionResult>, ()>,
+        );
+        let rows: Vec<Row> = vec![
+            (
+                visit(&["A"], &[], false),
+                visit(&["B"], &["B"], true),
+                Ok(Some(visit(&["A", "B"], &["B"], true))),
+            ),
+            (
+                visit(&["A"], &["A"], true),
+                visit(&["B"], &[], false),
+                Ok(Some(visit(&["A", "B"], &["A"], true))),
+            ),
+            (
+                visit(&["A", "B"], &["B"], true),
+                visit(&["B"], &["B"], true),
+                Ok(None),
+            ),
+            (visit(&["A"], &[], true), visit(&["A"], &[], true), Ok(None)),
+            // Conflicts: the item's outcome, the visit's outcome, the date.
+            (
+                visit(&["A", "B"], &["B"], true),
+                visit(&["B", "C"], &[], false),
+                Err(()),
+            ),
+            (visit(&["A"], &[], true), visit(&["A"], &[], false), Err(())),
+            (
+                visit(&["A"], &[], false),
+                InspectionResult {
+                    inspected_on: day("2026-11-03"),
+                    ..visit(&["B"], &[], false)
+                },
+                Err(()),
+            ),
+        ];
+        for (stored, recorded, want) in rows {
+            let got = stored.merged(&recorded).map_err(|_| ());
+            assert_eq!(got, want, "{stored:?} + {recorded:?}");
+        }
+        assert!(visit(&["A"], &["B"], true)
+            .validate(day("2026-12-01"))
+            .is_err());
+        assert_eq!(
+            visit(&["A"], &["A"], false)
+                .validate(day("2026-12-01"))
+                .unwrap_err()
+                .field,
+            "result.problems_found"
+        );
     }
 }

@@ -863,6 +863,7 @@ mod tests {
             check_items: vec![],
             problems_found: true,
             recorded_at_ms: 0,
+            problem_items: vec![],
         });
         let (a, f) = explain(&r, true, &m, rules(), day(AS_OF));
         assert_eq!(a.score, f.iter().map(|f| f.points).sum::<Centi>());
@@ -1016,6 +1017,7 @@ mod tests {
                         check_items: vec![],
                         problems_found: problems,
                         recorded_at_ms: 0,
+                        problem_items: vec![],
                     })
                     .collect();
                 r

@@ -132,7 +132,7 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
         (
             "SpotCheckService",
             "VerifyDraw" | "ListPopulation" | "ListInspectors" | "GetPlan" | "ListPlans"
-            | "GetReceipt" | "ListCheckItems",
+            | "GetReceipt" | "ListCheckItems" | "ListTaskResults",
         ) => SCHED_AUDIT,
         ("SpotCheckService", _) => SCHED,
         ("CreditRepairService", "GetRepairCase" | "ListRepairCases" | "ListObjections") => {

@@ -22,10 +22,11 @@ pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 
 /// Version of a stored dossier ([`EnterpriseRecords`]): 2 added
 /// `Penalty::published_on`, 3 the commitments, 4 the quality samplings, complaint
-/// summaries and penalties' lenient treatment. Dossiers have their own version, so a
+/// summaries and penalties' lenient treatment, 5 the items of an inspection where
+/// problems were found. Dossiers have their own version, so a
 /// dossier read with [`decode`] (or any other value with [`decode_dossier`]) fails
 /// loudly instead of misreading.
-pub const DOSSIER_VERSION: u8 = 4;
+pub const DOSSIER_VERSION: u8 = 5;
 
 /// Encodes a dossier.
 pub fn encode_dossier(d: &EnterpriseRecords) -> Result<Vec<u8>> {
@@ -35,13 +36,16 @@ pub fn encode_dossier(d: &EnterpriseRecords) -> Result<Vec<u8>> {
 
 /// Decodes a dossier of any version; a version-1 dossier (before 2026-12) has no
 /// publication dates, a version-2 one no commitments, a version-3 one no samplings,
-/// complaints or lenient treatment. Old
+/// complaints or lenient treatment, a version-4 one no problem items. Old
 /// dossiers are rewritten in the
 /// new version when next changed.
 pub fn decode_dossier(bytes: &[u8]) -> Result<EnterpriseRecords> {
     let bad = |e: postcard::Error| Error::Corrupt(format!("decode dossier: {e}"));
     match bytes.split_first() {
         Some((&DOSSIER_VERSION, rest)) => postcard::from_bytes(rest).map_err(bad),
+        Some((&4, rest)) => postcard::from_bytes::<v4::Dossier>(rest)
+            .map(Into::into)
+            .map_err(bad),
         Some((&3, rest)) => postcard::from_bytes::<v3::Dossier>(rest)
             .map(Into::into)
             .map_err(bad),
@@ -129,6 +133,104 @@ mod legacy {
                 )
             })
             .collect()
+    }
+}
+
+/// An inspection result as versions 1–4 stored it: without the items where problems
+/// were found.
+mod inspection_v1 {
+    use serde::Deserialize;
+
+    use crate::domain::{Date, InspectionResult, Uscc};
+
+    /// `crate::domain::InspectionResult` before `problem_items`, field for field.
+    #[derive(Deserialize)]
+    pub struct InspectionV1 {
+        task_id: String,
+        inspected_on: Date,
+        check_items: Vec<String>,
+        problems_found: bool,
+        recorded_at_ms: i64,
+    }
+
+    impl From<InspectionV1> for InspectionResult {
+        fn from(i: InspectionV1) -> Self {
+            InspectionResult {
+                task_id: i.task_id,
+                uscc: Uscc::placeholder(),
+                inspected_on: i.inspected_on,
+                check_items: i.check_items,
+                problems_found: i.problems_found,
+                recorded_at_ms: i.recorded_at_ms,
+                problem_items: Vec::new(),
+            }
+        }
+    }
+
+    /// Inspections in this shape (tests of the upgrade path only).
+    #[cfg(test)]
+    pub fn encode(is: &[InspectionResult]) -> Vec<impl serde::Serialize + '_> {
+        is.iter()
+            .map(|i| {
+                (
+                    &i.task_id,
+                    i.inspected_on,
+                    &i.check_items,
+                    i.problems_found,
+                    i.recorded_at_ms,
+                )
+            })
+            .collect()
+    }
+}
+
+/// The version-4 dossier encoding (inspections without problem items), read only.
+mod v4 {
+    use serde::Deserialize;
+
+    use super::inspection_v1::InspectionV1;
+    use crate::domain::{
+        commitment::Commitment, AnnualReport, ComplaintSummary, Enterprise, EnterpriseRecords,
+        Listing, Penalty, QualitySampling,
+    };
+
+    #[derive(Deserialize)]
+    pub struct Dossier {
+        enterprise: Option<Enterprise>,
+        penalties: Vec<Penalty>,
+        reports: Vec<AnnualReport>,
+        listings: Vec<Listing>,
+        inspections: Vec<InspectionV1>,
+        commitments: Vec<Commitment>,
+        samplings: Vec<QualitySampling>,
+        complaints: Vec<ComplaintSummary>,
+    }
+
+    impl From<Dossier> for EnterpriseRecords {
+        fn from(d: Dossier) -> Self {
+            EnterpriseRecords {
+                enterprise: d.enterprise,
+                penalties: d.penalties,
+                reports: d.reports,
+                listings: d.listings,
+                inspections: d.inspections.into_iter().map(Into::into).collect(),
+                commitments: d.commitments,
+                samplings: d.samplings,
+                complaints: d.complaints,
+                false_commitments: Vec::new(),
+            }
+        }
+    }
+
+    /// Encodes `d` as version 4 (tests of the upgrade path only).
+    #[cfg(test)]
+    pub fn encode(d: &EnterpriseRecords) -> Vec<u8> {
+        let body = (
+            (&d.enterprise, &d.penalties, &d.reports, &d.listings),
+            super::inspection_v1::encode(&d.inspections),
+            (&d.commitments, &d.samplings, &d.complaints),
+        );
+        postcard::to_extend(&body, vec![4]).expect("encodes")
     }
 }
 
@@ -225,10 +327,9 @@ mod penalty_v2 {
 mod v3 {
     use serde::Deserialize;
 
-    use super::penalty_v2::PenaltyV2;
+    use super::{inspection_v1::InspectionV1, penalty_v2::PenaltyV2};
     use crate::domain::{
-        commitment::Commitment, AnnualReport, Enterprise, EnterpriseRecords, InspectionResult,
-        Listing,
+        commitment::Commitment, AnnualReport, Enterprise, EnterpriseRecords, Listing,
     };
 
     #[derive(Deserialize)]
@@ -237,7 +338,7 @@ mod v3 {
         penalties: Vec<PenaltyV2>,
         reports: Vec<AnnualReport>,
         listings: Vec<Listing>,
-        inspections: Vec<InspectionResult>,
+        inspections: Vec<InspectionV1>,
         commitments: Vec<Commitment>,
     }
 
@@ -248,7 +349,7 @@ mod v3 {
                 penalties: d.penalties.into_iter().map(Into::into).collect(),
                 reports: d.reports,
                 listings: d.listings,
-                inspections: d.inspections,
+                inspections: d.inspections.into_iter().map(Into::into).collect(),
                 commitments: d.commitments,
                 samplings: Vec::new(),
                 complaints: Vec::new(),
@@ -265,7 +366,7 @@ mod v3 {
             super::penalty_v2::encode(&d.penalties, |p| p.published_on),
             &d.reports,
             &d.listings,
-            &d.inspections,
+            super::inspection_v1::encode(&d.inspections),
             &d.commitments,
         );
         postcard::to_extend(&body, vec![3]).expect("encodes")
@@ -278,8 +379,11 @@ mod v3 {
 mod v2 {
     use serde::Deserialize;
 
-    use super::penalty_v2::{PenaltyV2, PublishedOn};
-    use crate::domain::{AnnualReport, Date, Enterprise, EnterpriseRecords, InspectionResult};
+    use super::{
+        inspection_v1::InspectionV1,
+        penalty_v2::{PenaltyV2, PublishedOn},
+    };
+    use crate::domain::{AnnualReport, Date, Enterprise, EnterpriseRecords};
 
     #[derive(Deserialize)]
     pub struct Dossier<P = Option<Date>> {
@@ -287,7 +391,7 @@ mod v2 {
         penalties: Vec<PenaltyV2<P>>,
         reports: Vec<AnnualReport>,
         listings: Vec<super::legacy::Listing>,
-        inspections: Vec<InspectionResult>,
+        inspections: Vec<InspectionV1>,
     }
 
     impl<P: PublishedOn> From<Dossier<P>> for EnterpriseRecords {
@@ -297,7 +401,7 @@ mod v2 {
                 penalties: d.penalties.into_iter().map(Into::into).collect(),
                 reports: d.reports,
                 listings: d.listings.into_iter().map(Into::into).collect(),
-                inspections: d.inspections,
+                inspections: d.inspections.into_iter().map(Into::into).collect(),
                 commitments: Vec::new(),
                 samplings: Vec::new(),
                 complaints: Vec::new(),
@@ -319,7 +423,7 @@ mod v2 {
             super::penalty_v2::encode(&d.penalties, published),
             &d.reports,
             super::legacy::encode(&d.listings),
-            &d.inspections,
+            super::inspection_v1::encode(&d.inspections),
         );
         postcard::to_extend(&body, vec![version]).expect("encodes")
     }
@@ -382,6 +486,15 @@ mod tests {
             ListKind::SeriousIllegal,
             fixtures::day("2025-07-01"),
         ));
+        d.inspections.push(crate::domain::InspectionResult {
+            task_id: "2025-沪-001".into(),
+            uscc: Uscc::placeholder(),
+            inspected_on: fixtures::day("2025-09-01"),
+            check_items: vec!["SC-GS-01".into(), "SC-SP-01".into()],
+            problems_found: true,
+            recorded_at_ms: 4,
+            problem_items: Vec::new(),
+        });
         d
     }
 
@@ -468,6 +581,14 @@ mod tests {
         assert_eq!(decode_dossier(&new).unwrap(), d);
         // A version-3 dossier cut short is refused as damaged.
         assert!(decode_dossier(&v3[..v3.len() - 1]).is_err());
+        // Version 4 (before problem items) reads with none; version 5 keeps them.
+        let v4 = v4::encode(&d);
+        assert_eq!(v4[0], 4);
+        assert_eq!(decode_dossier(&v4).unwrap(), d);
+        d.inspections[0].problem_items = vec!["SC-SP-01".into()];
+        let new = encode_dossier(&d).unwrap();
+        assert_eq!(decode_dossier(&new).unwrap(), d);
+        assert!(decode_dossier(&v4[..v4.len() - 1]).is_err());
     }
 
     proptest! {

@@ -476,6 +476,103 @@ async fn a_joint_task_draws_each_departments_inspectors_and_verifies() {
         "{}",
         v.first_difference
     );
+
+    // One visit, recorded once with every department's items, the result per item;
+    // shared with every department of the task by ListTaskResults.
+    let pharmacy = t.pharmacies[0].clone();
+    let visit =
+        |items: &[&str], problems: &[&str], found: bool| pb::RecordInspectionResultRequest {
+            request_id: String::new(),
+            result: Some(pb::InspectionResult {
+                task_id: "2026-联合-001".into(),
+                uscc: pharmacy.clone(),
+                inspected_on: credit_risk::domain::Date::today().to_string(),
+                check_items: items.iter().map(|s| s.to_string()).collect(),
+                problems_found: found,
+                problem_items: problems.iter().map(|s| s.to_string()).collect(),
+                recorded_at: None,
+            }),
+        };
+    let mut reg = t.s.client.clone();
+    for (req, field) in [
+        (
+            visit(&["SC-GS-01"], &["YJ-YP-01"], true),
+            "result.problem_items[0]",
+        ),
+        (
+            visit(&["SC-GS-01", "YJ-YP-01"], &["YJ-YP-01"], false),
+            "result.problems_found",
+        ),
+    ] {
+        let err = reg.record_inspection_result(req).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(
+            err.message().starts_with(field),
+            "{field}: {}",
+            err.message()
+        );
+    }
+    // The market inspectors record first, the medical ones correct the same visit.
+    reg.record_inspection_result(visit(&["SC-GS-01"], &[], false))
+        .await
+        .unwrap();
+    reg.record_inspection_result(visit(&["SC-GS-01", "YJ-YP-01"], &["YJ-YP-01"], true))
+        .await
+        .unwrap();
+    let report = reg
+        .get_credit_report(pb::GetCreditReportRequest {
+            uscc: pharmacy.clone(),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let visits: Vec<_> = report
+        .inspections
+        .iter()
+        .filter(|i| i.task_id == "2026-联合-001")
+        .collect();
+    assert_eq!(
+        visits.len(),
+        1,
+        "one visit per enterprise for the joint task"
+    );
+    assert_eq!(visits[0].problem_items, ["YJ-YP-01"]);
+    let mut st = t
+        .spot
+        .list_task_results(pb::ListTaskResultsRequest {
+            plan_id: plan.plan_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut results = Vec::new();
+    while let Some(b) = st.message().await.unwrap() {
+        results.extend(b.results);
+    }
+    assert_eq!(results.len(), 40);
+    let outcome = |r: &pb::TaskResult| -> Vec<(String, i32)> {
+        r.items
+            .iter()
+            .map(|i| (i.check_item.clone(), i.outcome))
+            .collect()
+    };
+    let p = results.iter().find(|r| r.uscc == pharmacy).unwrap();
+    assert_eq!(p.departments, ["market", "medical_products"]);
+    assert_eq!(
+        outcome(p),
+        [
+            ("SC-GS-01".to_string(), pb::ItemOutcome::NoProblem as i32),
+            ("YJ-YP-01".to_string(), pb::ItemOutcome::Problem as i32)
+        ]
+    );
+    assert!(p.result.as_ref().unwrap().problems_found);
+    let f = results.iter().find(|r| r.uscc == t.food[0]).unwrap();
+    assert!(f.result.is_none());
+    assert!(f
+        .items
+        .iter()
+        .all(|i| i.outcome == pb::ItemOutcome::NotRecorded as i32));
     t.s.stop().await;
 }
 

@@ -391,6 +391,7 @@ async fn reports_listings_inspections_and_credit_report() {
             check_items: vec!["公示信息".into()],
             problems_found: problems,
             recorded_at: None,
+            problem_items: vec![],
         }),
     };
     c.record_inspection_result(insp(true)).await.unwrap();

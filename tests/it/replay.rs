@@ -36,6 +36,7 @@ const READ_ONLY: &[&str] = &[
     "ListPlans",
     "GetReceipt",
     "ListCheckItems",
+    "ListTaskResults",
     "GetRepairCase",
     "ListRepairCases",
     "ListObjections",
@@ -193,6 +194,7 @@ impl Ctx {
                             check_items: vec!["营业执照".into()],
                             problems_found: other,
                             recorded_at: None,
+                            problem_items: vec![],
                         }),
                     })
                     .await,

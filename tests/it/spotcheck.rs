@@ -34,6 +34,7 @@ async fn inspect(c: &mut RegistryClient, u: &str, task: &str, on: Date, problems
             check_items: vec!["营业执照".into()],
             problems_found: problems,
             recorded_at: None,
+            problem_items: vec![],
         }),
     })
     .await

@@ -50,6 +50,7 @@ async fn inspect(
             check_items: vec!["公示信息".into()],
             problems_found: problem,
             recorded_at: None,
+            problem_items: vec![],
         }),
     })
     .await

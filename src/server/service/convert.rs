@@ -518,6 +518,11 @@ pub fn inspection(m: &pb::InspectionResult) -> R<InspectionResult> {
         check_items: m.check_items.iter().map(|s| s.trim().to_string()).collect(),
         problems_found: m.problems_found,
         recorded_at_ms: 0,
+        problem_items: m
+            .problem_items
+            .iter()
+            .map(|s| s.trim().to_string())
+            .collect(),
     })
 }
 
@@ -530,6 +535,7 @@ pub fn inspection_pb(i: &InspectionResult) -> pb::InspectionResult {
         check_items: i.check_items.clone(),
         problems_found: i.problems_found,
         recorded_at: timestamp(i.recorded_at_ms),
+        problem_items: i.problem_items.clone(),
     }
 }
 

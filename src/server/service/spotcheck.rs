@@ -930,6 +930,60 @@ impl SpotCheckService for SpotCheckApi {
         }))
     }
 
+    type ListTaskResultsStream = Boxed<pb::TaskResultBatch>;
+
+    async fn list_task_results(
+        &self,
+        req: Request<pb::ListTaskResultsRequest>,
+    ) -> Result<Response<Self::ListTaskResultsStream>, Status> {
+        let scope = super::Scope::of(&req);
+        let plan = self.stored_plan(req.get_ref().plan_id, &scope)?;
+        if plan.receipt.is_none() {
+            return Err(Status::failed_precondition(format!(
+                "plan_id: plan {} is not drawn yet (DrawSample draws it)",
+                plan.id
+            )));
+        }
+        let store = self.store.clone();
+        Ok(Response::new(super::blocking_stream(4, move |emit| {
+            let mut batch = Vec::new();
+            let strata = plan.receipt.iter().flat_map(|r| r.strata.iter());
+            for (k, st) in strata.enumerate() {
+                for (j, (u, _)) in st.selected.iter().enumerate() {
+                    let mask = plan
+                        .selected_masks
+                        .get(k)
+                        .and_then(|m| m.get(j))
+                        .copied()
+                        .unwrap_or(0);
+                    let result = store
+                        .enterprise_records(u)?
+                        .and_then(|d| {
+                            d.inspections
+                                .into_iter()
+                                .find(|i| i.task_id == plan.task_id)
+                        })
+                        .map(|mut i| {
+                            i.uscc = *u;
+                            i
+                        });
+                    batch.push(task_result(&plan, *u, st.class, mask, result.as_ref()));
+                    if batch.len() == 1000
+                        && !emit(pb::TaskResultBatch {
+                            results: std::mem::take(&mut batch),
+                        })
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                emit(pb::TaskResultBatch { results: batch });
+            }
+            Ok(())
+        })))
+    }
+
     async fn list_plans(
         &self,
         req: Request<pb::ListPlansRequest>,
@@ -1397,6 +1451,53 @@ fn plan_items(
         out.push(item.clone());
     }
     Ok(out)
+}
+
+/// One selected enterprise's visit: its departments, the recorded result and each of
+/// its items' outcome.
+fn task_result(
+    plan: &DrawPlan,
+    uscc: Uscc,
+    class: RiskClass,
+    mask: u64,
+    result: Option<&crate::domain::InspectionResult>,
+) -> pb::TaskResult {
+    let applying: Vec<&CheckItem> = plan
+        .check_items
+        .iter()
+        .enumerate()
+        .filter(|(b, _)| mask & (1 << b) != 0)
+        .map(|(_, i)| &i.item)
+        .collect();
+    let departments = plan
+        .departments
+        .iter()
+        .filter(|d| applying.iter().any(|i| i.department == d.code))
+        .map(|d| d.code.clone())
+        .collect();
+    let items = applying
+        .iter()
+        .map(|i| {
+            let outcome = match result {
+                None => pb::ItemOutcome::NotRecorded,
+                Some(r) if !r.check_items.contains(&i.code) => pb::ItemOutcome::NotChecked,
+                Some(r) if r.problem_items.contains(&i.code) => pb::ItemOutcome::Problem,
+                Some(_) => pb::ItemOutcome::NoProblem,
+            };
+            pb::ItemResult {
+                check_item: i.code.clone(),
+                department: i.department.clone(),
+                outcome: outcome as i32,
+            }
+        })
+        .collect();
+    pb::TaskResult {
+        uscc: uscc.to_string(),
+        risk_class: class_pb(class),
+        departments,
+        result: result.map(convert::inspection_pb),
+        items,
+    }
 }
 
 /// INVALID_ARGUMENT naming `field`: not a department of the catalogue.

@@ -13,7 +13,7 @@
 
 use std::{
     cell::RefCell,
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     fmt::Debug,
     panic::{catch_unwind, AssertUnwindSafe},
     sync::{
@@ -835,10 +835,10 @@ struct Pending<'a> {
     drafts: Vec<AlertDraft>,
     /// The statistics contribution of each enterprise whose dossier or selections the
     /// job changes, as it was before.
-    stats_before: HashMap<Uscc, stats::Contribution>,
+    stats_before: BTreeMap<Uscc, stats::Contribution>,
     /// Enterprises whose selections the job changes without changing their dossier,
     /// with the dossier as read.
-    stats_touched: HashMap<Uscc, Option<EnterpriseRecords>>,
+    stats_touched: BTreeMap<Uscc, Option<EnterpriseRecords>>,
     /// Selections the job adds (`K` entries; read back by its own contributions).
     selections: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
     /// Counter changes the operation made itself (plans drawn, match volume).
@@ -885,8 +885,8 @@ impl<'a> Pending<'a> {
             change: None,
             before: None,
             drafts: Vec::new(),
-            stats_before: HashMap::new(),
-            stats_touched: HashMap::new(),
+            stats_before: BTreeMap::new(),
+            stats_touched: BTreeMap::new(),
             selections: std::collections::BTreeMap::new(),
             stats_delta: HashMap::new(),
         }

@@ -148,15 +148,21 @@ impl Writer {
         // with the selections, see `store::stats`).
         let month = Month::of(receipt.as_of);
         p.count(Counter::PlansDrawn { month }, 1);
-        for s in &receipt.strata {
-            for (u, _) in &s.selected {
-                p.touch_stats(u)?;
-                p.put_selection(
-                    u,
-                    stats::selection_key(u, &plan.task_id, plan_id),
-                    stats::selection_value(s.class, month),
-                );
-            }
+        // In key order, not ticket order: a city-wide draw selects hundreds of thousands,
+        // and reading their dossiers in key order reads each page of the tree once.
+        let mut selected: Vec<(Uscc, crate::domain::RiskClass)> = receipt
+            .strata
+            .iter()
+            .flat_map(|s| s.selected.iter().map(move |(u, _)| (*u, s.class)))
+            .collect();
+        selected.sort_unstable();
+        for (u, class) in &selected {
+            p.touch_stats(u)?;
+            p.put_selection(
+                u,
+                stats::selection_key(u, &plan.task_id, plan_id),
+                stats::selection_value(*class, month),
+            );
         }
         plan.receipt = Some(receipt);
         plan.selected_masks = selected_masks;

@@ -450,14 +450,35 @@ impl Ctx<'_> {
         x.validate(self.today)?;
         let d = p.registered(&x.uscc, "result.uscc")?;
         if let Some(old) = d.inspections.iter().find(|i| i.task_id == x.task_id) {
-            x.recorded_at_ms = old.recorded_at_ms;
-            if *old == x {
-                return Ok((old.clone(), false));
+            // One visit per enterprise and task: another department's items join it
+            // (a joint task); the same items again change nothing.
+            let merged = match old.merged(&x) {
+                Ok(None) => return Ok((old.clone(), false)),
+                Ok(Some(m)) => m,
+                Err(why) => {
+                    return Err(Error::AlreadyExists(format!(
+                        "result: task {:?} for {}: {why}",
+                        x.task_id, x.uscc
+                    )))
+                }
+            };
+            let added: Vec<&String> = merged
+                .check_items
+                .iter()
+                .filter(|i| !old.check_items.contains(i))
+                .collect();
+            p.change = Some(Change {
+                after: format!(
+                    "inspection/{} on {} items added: {added:?}; problems found: {}",
+                    merged.task_id, merged.inspected_on, merged.problems_found
+                ),
+                ..Change::default()
+            });
+            let d = p.registered_mut(&x.uscc, "result.uscc")?;
+            if let Some(slot) = d.inspections.iter_mut().find(|i| i.task_id == x.task_id) {
+                *slot = merged.clone();
             }
-            return Err(Error::AlreadyExists(format!(
-                "result: task {:?} for {}",
-                x.task_id, x.uscc
-            )));
+            return Ok((merged, true));
         }
         x.recorded_at_ms = self.now_ms;
         p.change = Some(Change {
