@@ -168,8 +168,14 @@ impl Server {
     /// Starts `credit-risk serve` on the store at `dir`, logging to `log`.
     pub(super) fn start(dir: &Path, log: &Path) -> Result<Server, BenchError> {
         let exe = std::env::current_exe()?;
+        // A city-wide draw's receipt is 20–40 MB at Shanghai scale: above the default
+        // 16 MiB message limit, so the bench's server allows 64 MiB.
+        let config = log.with_extension("toml");
+        std::fs::write(&config, "[server]\nmax_message_bytes = 67108864\n")?;
         let mut child = Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
             .arg(dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
