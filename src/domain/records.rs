@@ -869,8 +869,8 @@ impl InspectionResult {
     pub fn merged(&self, other: &InspectionResult) -> Result<Option<InspectionResult>, String> {
         if other.inspected_on != self.inspected_on {
             return Err(format!(
-                "the visit of task {:?} is recorded on {}, not {}",
-                self.task_id, self.inspected_on, other.inspected_on
+                "its visit is recorded on {}, not {}",
+                self.inspected_on, other.inspected_on
             ));
         }
         let mut out = self.clone();
@@ -878,10 +878,7 @@ impl InspectionResult {
             let problem = other.problem_items.contains(item);
             if self.check_items.contains(item) {
                 if self.problem_items.contains(item) != problem {
-                    return Err(format!(
-                        "item {item:?} of task {:?} is recorded already, with another outcome",
-                        self.task_id
-                    ));
+                    return Err(format!("item {item:?} is recorded with another outcome"));
                 }
                 continue;
             }
@@ -894,8 +891,8 @@ impl InspectionResult {
             // Nothing added: the same visit again, or a changed one.
             if other.problems_found != self.problems_found {
                 return Err(format!(
-                    "the visit of task {:?} is recorded already, with problems found: {}",
-                    self.task_id, self.problems_found
+                    "its visit is recorded with problems_found {}",
+                    self.problems_found
                 ));
             }
             return Ok(None);

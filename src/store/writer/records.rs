@@ -457,7 +457,7 @@ impl Ctx<'_> {
                 Ok(Some(m)) => m,
                 Err(why) => {
                     return Err(Error::AlreadyExists(format!(
-                        "result: task {:?} for {}: {why}",
+                        "result: task {:?} for {} ({why})",
                         x.task_id, x.uscc
                     )))
                 }
