@@ -135,6 +135,9 @@ impl Default for ExemptionRules {
 pub struct SpotHistory {
     /// Spot checks: (date, problems found).
     pub checks: Vec<(Date, bool)>,
+    /// The [`task_hash`] of each check's task, parallel to `checks`: lets a draw tell,
+    /// without reading the dossier, that an enterprise has no result of its task yet.
+    pub tasks: Vec<u64>,
     /// Spans on the serious-illegal or abnormal-operations list: (first day, last day;
     /// `None` while open).
     pub listed: Vec<(Date, Option<Date>)>,
@@ -170,8 +173,20 @@ impl SpotHistory {
                 .iter()
                 .map(|i| (i.inspected_on, i.problems_found))
                 .collect(),
+            tasks: d
+                .inspections
+                .iter()
+                .map(|i| task_hash(&i.task_id))
+                .collect(),
             listed,
         }
+    }
+
+    /// Whether a result of `task` may be among the checks (a hash match: false means
+    /// certainly none).
+    pub fn may_have_task(&self, task: &str) -> bool {
+        let h = task_hash(task);
+        self.tasks.contains(&h)
     }
 
     /// Whether there is nothing to keep.
@@ -185,6 +200,14 @@ impl SpotHistory {
             .iter()
             .any(|(from, last)| *from <= day && last.is_none_or(|l| day <= l))
     }
+}
+
+/// A 64-bit hash of a task id (in memory only; collisions only cost a dossier read).
+pub fn task_hash(task: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    task.hash(&mut h);
+    h.finish()
 }
 
 /// Why an enterprise is exempt.
@@ -448,6 +471,7 @@ mod tests {
     fn hist(checks: &[(Date, bool)]) -> SpotHistory {
         SpotHistory {
             checks: checks.to_vec(),
+            tasks: vec![],
             listed: vec![],
         }
     }
@@ -563,6 +587,7 @@ mod tests {
         ];
         for (class, status, span, want) in rows {
             let h = SpotHistory {
+                tasks: vec![0],
                 checks: vec![clean],
                 listed: span.iter().map(|(f, l)| (d(f), l.map(d))).collect(),
             };

@@ -258,6 +258,25 @@ async fn a_joint_task_draws_each_departments_inspectors_and_verifies() {
         .unwrap_err();
     assert!(err.message().starts_with("check_item"), "{}", err.message());
 
+    // A result of the task recorded before the draw (the draw's statistics then give
+    // its check the class drawn: the general path, not the selector's row).
+    let early = t.chemicals[0].clone();
+    t.s.client
+        .clone()
+        .record_inspection_result(pb::RecordInspectionResultRequest {
+            request_id: String::new(),
+            result: Some(pb::InspectionResult {
+                task_id: "2026-联合-001".into(),
+                uscc: early.clone(),
+                inspected_on: credit_risk::domain::Date::today().to_string(),
+                check_items: vec!["SC-GS-01".into()],
+                problems_found: false,
+                problem_items: vec![],
+                recorded_at: None,
+            }),
+        })
+        .await
+        .unwrap();
     let receipt = t
         .spot
         .draw_sample(pb::DrawSampleRequest {
@@ -573,6 +592,11 @@ async fn a_joint_task_draws_each_departments_inspectors_and_verifies() {
         .items
         .iter()
         .all(|i| i.outcome == pb::ItemOutcome::NotRecorded as i32));
+    // The statistics the draw and the visits wrote equal those recomputed from the
+    // records (the draw counted most selections from the selector's rows).
+    t.s.store
+        .check_indexes()
+        .expect("statistics agree with the records");
     t.s.stop().await;
 }
 

@@ -148,8 +148,24 @@ impl Writer {
         // with the selections, see `store::stats`).
         let month = Month::of(receipt.as_of);
         p.count(Counter::PlansDrawn { month }, 1);
-        // In key order, not ticket order: a city-wide draw selects hundreds of thousands,
-        // and reading their dossiers in key order reads each page of the tree once.
+        // A selection adds one `Drawn` counter in the enterprise's current region, and
+        // changes its `Inspected` counters only if it already has a result of the task.
+        // The general run's selector rows hold both (region, and a hash of each result's
+        // task), current up to this writer group: so a city-wide draw of hundreds of
+        // thousands reads no dossier. An enterprise whose row this group has changed
+        // (an effect not yet published), that has no row, or that may have a result of
+        // the task takes the general path: its whole contribution before and after.
+        let unpublished: std::collections::HashSet<Uscc> = self
+            .effects
+            .borrow()
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Spot(_, r) => Some(r.uscc),
+                Effect::SpotGone(_, u) => Some(*u),
+                _ => None,
+            })
+            .collect();
+        let general = sc::read(&self.scoring)?.general().current.clone();
         let mut selected: Vec<(Uscc, crate::domain::RiskClass)> = receipt
             .strata
             .iter()
@@ -157,7 +173,25 @@ impl Writer {
             .collect();
         selected.sort_unstable();
         for (u, class) in &selected {
-            p.touch_stats(u)?;
+            let region = match &general {
+                Some(v) if !unpublished.contains(u) && !p.docs.contains_key(u) => v
+                    .spot_view()
+                    .row(u)?
+                    .filter(|r| !r.history.may_have_task(&plan.task_id))
+                    .map(|r| r.attrs.region),
+                _ => None,
+            };
+            match region {
+                Some(region) => p.count(
+                    Counter::Drawn {
+                        month,
+                        region,
+                        class: *class,
+                    },
+                    1,
+                ),
+                None => p.touch_stats(u)?,
+            }
             p.put_selection(
                 u,
                 stats::selection_key(u, &plan.task_id, plan_id),
