@@ -1630,6 +1630,28 @@ fn draw_from(
     Ok((receipt, selected_masks))
 }
 
+/// The first difference between a list of a receipt and its recomputation: their
+/// lengths, else the first differing entry as `describe(index, got, want)` says it.
+fn list_difference<T: PartialEq>(
+    name: &str,
+    got: &[T],
+    want: &[T],
+    describe: impl Fn(usize, &T, &T) -> String,
+) -> Option<String> {
+    if got.len() != want.len() {
+        return Some(format!(
+            "{name}: {} in the receipt, recomputed {}",
+            got.len(),
+            want.len()
+        ));
+    }
+    got.iter()
+        .zip(want)
+        .enumerate()
+        .find(|(_, (g, w))| g != w)
+        .map(|(i, (g, w))| describe(i, g, w))
+}
+
 /// Recomputes a receipt; `Some(first difference)` if it does not match.
 fn verify(store: &Store, plan: &DrawPlan, rec: &pb::DrawReceipt) -> Result<Option<String>, Error> {
     macro_rules! differ {
@@ -1817,38 +1839,22 @@ fn verify(store: &Store, plan: &DrawPlan, rec: &pb::DrawReceipt) -> Result<Optio
         }
     }
     let (teams, departments) = teams_pb(plan, &fresh);
-    if rec.departments.len() != departments.len() {
-        differ!(
-            "departments: {} in the receipt, {} in the plan",
-            rec.departments.len(),
-            departments.len()
-        );
-    }
-    for (i, (g, w)) in rec.departments.iter().zip(&departments).enumerate() {
-        if g != w {
-            differ!(
-                "departments[{i}] ({}): differs from the recorded {} (inspector pool digest {})",
-                g.department,
-                w.department,
-                w.inspector_pool_digest
-            );
-        }
-    }
-    if rec.teams.len() != teams.len() {
-        differ!(
-            "teams: {} in the receipt, recomputed {}",
-            rec.teams.len(),
-            teams.len()
-        );
-    }
-    for (i, (g, w)) in rec.teams.iter().zip(&teams).enumerate() {
-        if g != w {
-            differ!(
+    let found = list_difference("departments", &rec.departments, &departments, |i, g, w| {
+        format!(
+            "departments[{i}] ({}): differs from the recorded {} (inspector pool digest {})",
+            g.department, w.department, w.inspector_pool_digest
+        )
+    })
+    .or_else(|| {
+        list_difference("teams", &rec.teams, &teams, |i, g, _| {
+            format!(
                 "teams[{i}] ({} {}): differs from the recomputed team",
-                g.uscc,
-                g.department
-            );
-        }
+                g.uscc, g.department
+            )
+        })
+    });
+    if let Some(d) = found {
+        differ!("{d}");
     }
     Ok(None)
 }
