@@ -37,6 +37,10 @@ pub struct Args {
     /// Log as JSON lines.
     #[arg(long, env = "CREDIT_RISK_LOG_JSON")]
     log_json: bool,
+    /// Log one line per RPC (path, status code, milliseconds, principal; never a token)
+    /// on the target credit_risk::access [config: server.access_log].
+    #[arg(long)]
+    access_log: bool,
 }
 
 /// Runs `credit-risk serve` until Ctrl-C or SIGTERM.
@@ -55,6 +59,7 @@ pub fn run(a: Args) -> CliResult {
         cfg.server.metrics = Some(MetricsConfig { listen });
     }
     cfg.log.json |= a.log_json;
+    cfg.server.access_log |= a.access_log;
     init_logging(&cfg.log.filter, cfg.log.json);
     let rt = runtime(cfg.server.worker_threads)?;
     rt.block_on(async move {

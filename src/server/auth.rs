@@ -276,6 +276,9 @@ impl Guard for Authenticator {
             .and_then(|v| v.to_str().ok());
         match self.check(req.uri().path(), header) {
             Ok(p) => {
+                if let Some(slot) = req.extensions().get::<super::metrics::PrincipalSlot>() {
+                    let _ = slot.0.set(p.name.clone());
+                }
                 req.extensions_mut().insert(p);
                 next(req)
             }

@@ -102,6 +102,10 @@ pub struct ServerConfig {
     pub listen: String,
     /// Data directory of the embedded store.
     pub data_dir: PathBuf,
+    /// An access log: one line per RPC at `info` on the target `credit_risk::access`
+    /// (the RPC path, its status code, its duration in milliseconds, the principal —
+    /// the token's name, never the token).
+    pub access_log: bool,
     /// Largest request or response message, bytes.
     pub max_message_bytes: usize,
     /// Concurrent requests across all connections; more are refused RESOURCE_EXHAUSTED
@@ -175,6 +179,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: DEFAULT_LISTEN.into(),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            access_log: false,
             max_message_bytes: 16 * 1024 * 1024,
             max_concurrent_requests: 1024,
             concurrency_per_connection: 256,
@@ -270,6 +275,17 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The configuration example in README.md parses, every key known.
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("## Configuration").expect("section")..];
+        let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let end = start + section[start..].find("```").expect("its end");
+        let c = Config::from_toml(&section[start..end]).expect("README's example parses");
+        assert!(!c.server.access_log);
+    }
 
     #[test]
     fn defaults_and_unknown_keys() {

@@ -61,7 +61,14 @@ pub struct Metrics {
     repair_cases: IntGaugeVec,
     repair_overdue: IntGauge,
     scrape_errors: prometheus::IntCounter,
+    /// Whether every finished RPC is logged (`server.access_log`).
+    access_log: std::sync::atomic::AtomicBool,
 }
+
+/// Where the authentication layer leaves the principal's name for the access log (the
+/// metrics layer, outermost, sees the request before it is authenticated).
+#[derive(Clone, Default)]
+pub struct PrincipalSlot(pub Arc<std::sync::OnceLock<String>>);
 
 impl Metrics {
     /// Metrics for a server offering the RPCs of `descriptor_sets` (encoded
@@ -194,7 +201,14 @@ impl Metrics {
             repair_cases,
             repair_overdue,
             scrape_errors,
+            access_log: std::sync::atomic::AtomicBool::new(false),
         }))
+    }
+
+    /// Switches the access log on or off.
+    pub fn set_access_log(&self, on: bool) {
+        self.access_log
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The tower layer that counts and times every gRPC request.
@@ -383,19 +397,30 @@ pub struct MetricsGuard(Arc<Metrics>);
 impl Guard for MetricsGuard {
     fn around<B>(
         &self,
-        req: http::Request<B>,
+        mut req: http::Request<B>,
         next: impl FnOnce(http::Request<B>) -> ResponseFuture,
     ) -> ResponseFuture {
         let m = &self.0;
         let labels = m.labels(req.uri().path());
         m.started.with_label_values(&labels).inc();
+        let timer = m.latency.with_label_values(&labels);
+        let labels: [String; 3] = labels.map(String::from);
+        let access = m
+            .access_log
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| {
+                let slot = PrincipalSlot::default();
+                req.extensions_mut().insert(slot.clone());
+                (req.uri().path().to_string(), slot)
+            });
         let call = Call {
-            timer: m.latency.with_label_values(&labels),
+            timer,
             requests: m.requests.clone(),
-            labels: labels.map(String::from),
+            labels,
             in_flight: m.in_flight.clone(),
             started: Instant::now(),
             done: false,
+            access,
         };
         call.in_flight.inc();
         let fut = next(req);
@@ -436,6 +461,8 @@ struct Call {
     in_flight: IntGauge,
     started: Instant,
     done: bool,
+    /// With the access log: the request path and where the principal is left.
+    access: Option<(String, PrincipalSlot)>,
 }
 
 impl Call {
@@ -450,6 +477,16 @@ impl Call {
         self.requests
             .with_label_values(&[service, method, kind, grpc_code_label(code)])
             .inc();
+        if let Some((path, slot)) = &self.access {
+            tracing::info!(
+                target: "credit_risk::access",
+                rpc = %path,
+                code = code_name(code),
+                ms = (self.started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
+                principal = slot.0.get().map_or("-", String::as_str),
+                "rpc"
+            );
+        }
     }
 }
 

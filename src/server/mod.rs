@@ -71,6 +71,7 @@ pub async fn run_with_metrics(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let metrics = metrics::Metrics::new(&[proto::FILE_DESCRIPTOR_SET])?;
+    metrics.set_access_log(cfg.access_log);
     crate::fault::arm_from_env();
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     set_health(&health_reporter, tonic_health::ServingStatus::Serving).await;

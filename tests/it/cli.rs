@@ -422,3 +422,91 @@ fn redirected_logs_are_plain_and_json_logs_are_pure() {
         }
     }
 }
+
+/// `serve --access-log`: one line per RPC with its path, status code, duration and
+/// principal (the token's name, `-` before authentication), never the token itself
+/// (issue 20, item 5).
+#[tokio::test]
+async fn the_access_log_has_one_line_per_rpc_and_no_token() {
+    use credit_risk::proto::{self as pb, registry_service_client::RegistryServiceClient};
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config.toml");
+    // sha256("feed-secret")
+    std::fs::write(
+        &config,
+        "[server]\nshutdown_grace_secs = 1\n\n[[server.auth.tokens]]\nname = \"feed\"\nsha256 = \"4bc7089f2b26791c803bafd109d8433a6cd22c42477c8af3ae172fa875096dde\"\nrole = \"feed\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--access-log",
+            "--log-json",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let mut c = RegistryServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let ask = |token: Option<&str>| {
+        let mut r = tonic::Request::new(pb::GetEnterpriseRequest {
+            uscc: crate::common::uscc_n(b'1', 7),
+        });
+        if let Some(t) = token {
+            r.metadata_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        r
+    };
+    let denied = c.get_enterprise(ask(None)).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+    let answered = c.get_enterprise(ask(Some("feed-secret"))).await;
+    assert!(answered.is_err(), "no such enterprise yet");
+    drop(c);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("feed-secret"), "a token in the log: {err}");
+    let access: Vec<serde_json::Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "credit_risk::access")
+        .collect();
+    assert_eq!(access.len(), 2, "{err}");
+    let f =
+        |v: &serde_json::Value, k: &str| v["fields"][k].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        f(&access[0], "rpc"),
+        "/creditrisk.v1.RegistryService/GetEnterprise"
+    );
+    assert_eq!(f(&access[0], "code"), "UNAUTHENTICATED");
+    assert_eq!(f(&access[0], "principal"), "-");
+    assert_eq!(f(&access[1], "code"), "NOT_FOUND");
+    assert_eq!(f(&access[1], "principal"), "feed");
+    assert!(access[1]["fields"]["ms"]
+        .as_f64()
+        .is_some_and(|ms| ms >= 0.0));
+}
