@@ -18,7 +18,8 @@ pub struct Args {
     #[arg(long, default_value = "")]
     task: String,
     /// CLASS:RATIO (with a decimal point, e.g. C:0.3) or CLASS:COUNT (e.g. D:50);
-    /// none = every class at the rules' default ratio.
+    /// none = every class at the rules' default ratio (with --item: the largest default
+    /// share among the items).
     #[arg(long = "stratum", value_name = "CLASS:SIZE")]
     strata: Vec<String>,
     /// Why the plan departs from the per-class sampling policy (ratios outside a
@@ -35,8 +36,8 @@ pub struct Args {
     /// food, … [default: general].
     #[arg(long, default_value = "")]
     family: String,
-    /// A check item the task checks (repeatable; codes as `credit-risk check-items`
-    /// lists them): only the enterprises an item applies to are drawn; items of several
+    /// A check item the task checks (repeatable; the codes SpotCheckService.ListCheckItems
+    /// lists): only the enterprises an item applies to are drawn; items of several
     /// departments make a joint task.
     #[arg(long = "item", value_name = "CODE")]
     items: Vec<String>,

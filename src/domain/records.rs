@@ -859,6 +859,10 @@ impl Listing {
     }
 }
 
+/// Most check items of one visit merged from several departments' results (each result
+/// names at most 50).
+pub const MAX_VISIT_ITEMS: usize = 200;
+
 impl InspectionResult {
     /// The visit `self` (stored) with the items of `other` (the same task and
     /// enterprise) added: how the departments of a joint task each record their items
@@ -876,8 +880,8 @@ impl InspectionResult {
         let mut out = self.clone();
         for item in &other.check_items {
             let problem = other.problem_items.contains(item);
-            if self.check_items.contains(item) {
-                if self.problem_items.contains(item) != problem {
+            if out.check_items.contains(item) {
+                if out.problem_items.contains(item) != problem {
                     return Err(format!("item {item:?} is recorded with another outcome"));
                 }
                 continue;
@@ -888,14 +892,29 @@ impl InspectionResult {
             }
         }
         if out.check_items.len() == self.check_items.len() {
-            // Nothing added: the same visit again, or a changed one.
-            if other.problems_found != self.problems_found {
+            // Nothing added: the same results again (item by item), or a changed visit:
+            // problems where none were recorded, or none where the recorded problems
+            // are not on any item and `other` covers every recorded item.
+            let unattributed = self.problems_found && self.problem_items.is_empty();
+            let covers = self
+                .check_items
+                .iter()
+                .all(|i| other.check_items.contains(i));
+            if (other.problems_found && !self.problems_found)
+                || (!other.problems_found && unattributed && covers)
+            {
                 return Err(format!(
                     "its visit is recorded with problems_found {}",
                     self.problems_found
                 ));
             }
             return Ok(None);
+        }
+        if out.check_items.len() > MAX_VISIT_ITEMS {
+            return Err(format!(
+                "its visit would name {} check items, more than {MAX_VISIT_ITEMS}",
+                out.check_items.len()
+            ));
         }
         out.problems_found |= other.problems_found;
         Ok(Some(out))
@@ -976,6 +995,18 @@ mod tests {
                 visit(&["A"], &["A"], true),
                 visit(&["B"], &[], false),
                 Ok(Some(visit(&["A", "B"], &["A"], true))),
+            ),
+            // A department's unchanged result after another found problems elsewhere.
+            (
+                visit(&["A", "B"], &["B"], true),
+                visit(&["A"], &[], false),
+                Ok(None),
+            ),
+            // A repeated item in a result is added once.
+            (
+                visit(&["A"], &[], false),
+                visit(&["B", "B"], &["B"], true),
+                Ok(Some(visit(&["A", "B"], &["B"], true))),
             ),
             (
                 visit(&["A", "B"], &["B"], true),

@@ -696,13 +696,14 @@ impl SpotCheckService for SpotCheckApi {
                         format!("{c} is negative"),
                     )))
                 }
-                None => (
-                    Some(
-                        checkitem::default_ratio(&items, class)
-                            .unwrap_or(rules.sampling.of(class).2),
-                    ),
-                    None,
-                ),
+                // The items' largest default share, kept inside the class's range in
+                // the rules in force (a catalogue may predate a rules version).
+                None => {
+                    let (min, max, default) = rules.sampling.of(class);
+                    let share = checkitem::default_ratio(&items, class)
+                        .map_or(default, |r| r.clamp(min, max));
+                    (Some(share), None)
+                }
             };
             strata.push(PlannedStratum {
                 class,
@@ -956,8 +957,15 @@ impl SpotCheckService for SpotCheckApi {
                         .and_then(|m| m.get(j))
                         .copied()
                         .unwrap_or(0);
+                    // A region-scoped token sees the result only while the enterprise
+                    // is in its regions (as every dossier read answers it).
                     let result = store
                         .enterprise_records(u)?
+                        .filter(|d| {
+                            d.enterprise
+                                .as_ref()
+                                .is_some_and(|e| scope.covers(&e.region))
+                        })
                         .and_then(|d| {
                             d.inspections
                                 .into_iter()
@@ -1216,12 +1224,6 @@ impl SpotCheckService for SpotCheckApi {
             let mut out = Vec::new();
             for d in &plan.departments {
                 let pool = department_pool(&directory, &d.code);
-                if pool.is_empty() {
-                    return Err(Status::failed_precondition(format!(
-                        "department {:?} ({}) has no active inspectors: UpsertInspector with department {:?} first",
-                        d.code, d.name, d.code
-                    )));
-                }
                 let mine = department_mask(&plan, &d.code);
                 let visited: Vec<(Uscc, RegionCode)> = regions
                     .iter()
@@ -1229,6 +1231,12 @@ impl SpotCheckService for SpotCheckApi {
                     .filter(|(_, m)| *m & mine != 0)
                     .map(|(x, _)| *x)
                     .collect();
+                if pool.is_empty() && !visited.is_empty() {
+                    return Err(Status::failed_precondition(format!(
+                        "department {:?} ({}) has no active inspectors: UpsertInspector with department {:?} first",
+                        d.code, d.name, d.code
+                    )));
+                }
                 let teams = assign_teams(
                     &plan,
                     Some(&d.code),
@@ -1807,8 +1815,37 @@ fn verify(store: &Store, plan: &DrawPlan, rec: &pb::DrawReceipt) -> Result<Optio
     if let Some(r) = p2.receipt.as_mut() {
         r.seed = rec.seed.clone();
     }
+    // Which enterprises each department visits: every selected one without items, else
+    // those one of its items applies to, in receipt order.
+    let selected: Vec<(Uscc, u64)> = fresh
+        .strata
+        .iter()
+        .enumerate()
+        .flat_map(|(k, s)| {
+            let masks = fresh_masks.get(k);
+            s.selected
+                .iter()
+                .enumerate()
+                .map(move |(j, (u, _))| (*u, masks.and_then(|m| m.get(j)).copied().unwrap_or(0)))
+        })
+        .collect();
     let mut fresh = Vec::with_capacity(plan.assignments.len());
     for a in &plan.assignments {
+        let mine = department_mask(plan, &a.department);
+        let visited: Vec<Uscc> = selected
+            .iter()
+            .filter(|(_, m)| plan.check_items.is_empty() || m & mine != 0)
+            .map(|(u, _)| *u)
+            .collect();
+        let teamed: Vec<Uscc> = a.teams.iter().map(|t| t.uscc).collect();
+        if teamed != visited {
+            differ!(
+                "teams of {:?}: the recorded assignment covers {} enterprises, the selection and its items give {}",
+                a.department,
+                teamed.len(),
+                visited.len()
+            );
+        }
         if pool_digest(&a.pool) != a.pool_digest {
             differ!(
                 "inspector pool of {:?}: the recorded pool no longer has its digest {}",
