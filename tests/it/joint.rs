@@ -632,3 +632,125 @@ async fn items_set_the_default_shares() {
     }
     t.s.stop().await;
 }
+
+/// The results of a task are shared with every department, but a region-scoped token
+/// sees an enterprise's recorded result only while the enterprise is in its regions.
+#[tokio::test]
+async fn a_scoped_token_sees_task_results_only_in_its_regions() {
+    use credit_risk::proto::registry_service_client::RegistryServiceClient;
+    use credit_risk::server::auth::{hash_token, AuthConfig, Role, TokenConfig};
+    let token = |name: &str, secret: &str, role, regions: Vec<String>| TokenConfig {
+        name: name.into(),
+        sha256: hash_token(secret),
+        role,
+        regions,
+    };
+    let s = TestServer::start_with_auth(AuthConfig {
+        tokens: vec![
+            token("admin", "admin-secret", Role::Admin, vec![]),
+            token(
+                "xuhui",
+                "xuhui-secret",
+                Role::Scheduler,
+                vec!["310104".into()],
+            ),
+        ],
+    })
+    .await;
+    let ch = Channel::from_shared(format!("http://{}", s.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut reg = RegistryServiceClient::with_interceptor(ch.clone(), Bearer(Some("admin-secret")));
+    let firms: Vec<String> = (0..3).map(|n| uscc_n(b'1', 500 + n)).collect();
+    let in_region = |u: &str, region: &str| {
+        let mut e = enterprise(u);
+        e.region_code = region.into();
+        pb::UpsertEnterpriseRequest {
+            request_id: String::new(),
+            enterprise: Some(e),
+        }
+    };
+    for u in &firms {
+        reg.upsert_enterprise(in_region(u, "310104")).await.unwrap();
+    }
+    let mut k =
+        ClassificationServiceClient::with_interceptor(ch.clone(), Bearer(Some("admin-secret")));
+    let st = k
+        .run_batch_scoring(pb::RunBatchScoringRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    scoring_done(st).await.unwrap();
+    let mut xuhui =
+        SpotCheckServiceClient::with_interceptor(ch.clone(), Bearer(Some("xuhui-secret")));
+    let mut admin =
+        SpotCheckServiceClient::with_interceptor(ch.clone(), Bearer(Some("admin-secret")));
+    let plan = xuhui
+        .plan_draw(items_plan("2026-徐汇-食品", &["SC-SP-01"]))
+        .await
+        .unwrap()
+        .into_inner();
+    xuhui
+        .draw_sample(pb::DrawSampleRequest {
+            request_id: String::new(),
+            plan_id: plan.plan_id,
+            seed: "s".into(),
+        })
+        .await
+        .unwrap();
+    let moved = firms[0].clone();
+    reg.record_inspection_result(pb::RecordInspectionResultRequest {
+        request_id: String::new(),
+        result: Some(pb::InspectionResult {
+            task_id: "2026-徐汇-食品".into(),
+            uscc: moved.clone(),
+            inspected_on: credit_risk::domain::Date::today().to_string(),
+            check_items: vec!["SC-SP-01".into()],
+            problems_found: true,
+            problem_items: vec!["SC-SP-01".into()],
+            recorded_at: None,
+        }),
+    })
+    .await
+    .unwrap();
+    async fn results(
+        c: &mut SpotCheckServiceClient<
+            tonic::service::interceptor::InterceptedService<Channel, Bearer>,
+        >,
+        plan_id: u64,
+    ) -> Vec<pb::TaskResult> {
+        let mut st = c
+            .list_task_results(pb::ListTaskResultsRequest { plan_id })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(b) = st.message().await.unwrap() {
+            out.extend(b.results);
+        }
+        out
+    }
+    let of = |rs: &[pb::TaskResult]| rs.iter().find(|r| r.uscc == moved).cloned().unwrap();
+    assert!(of(&results(&mut xuhui, plan.plan_id).await)
+        .result
+        .is_some());
+    // The enterprise moves to Pudong: Xuhui no longer sees its result; the city does.
+    reg.upsert_enterprise(in_region(&moved, "310115"))
+        .await
+        .unwrap();
+    let r = of(&results(&mut xuhui, plan.plan_id).await);
+    assert!(r.result.is_none());
+    assert!(r
+        .items
+        .iter()
+        .all(|i| i.outcome == pb::ItemOutcome::NotRecorded as i32));
+    let r = of(&results(&mut admin, plan.plan_id).await);
+    assert_eq!(
+        r.items[0].outcome,
+        pb::ItemOutcome::Problem as i32,
+        "the city sees it"
+    );
+    s.stop().await;
+}
