@@ -56,7 +56,8 @@ pub struct Args {
     /// Write the receipt (JSON) here.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Write each stratum's frozen population here (one USCC per line).
+    /// Write each stratum's frozen population here (one USCC per line), and each check
+    /// item's (`plan-N-item-CODE.txt`).
     #[arg(long)]
     population_dir: Option<PathBuf>,
 }
@@ -229,6 +230,34 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), CliError> {
                 path.display()
             );
             stratum += 1;
+        }
+        // A plan naming check items: each item's population too.
+        let plan = c
+            .get_plan(pb::GetPlanRequest { plan_id })
+            .await?
+            .into_inner();
+        for item in plan.check_items.iter().filter_map(|i| i.item.as_ref()) {
+            let mut s = c
+                .list_population(pb::ListPopulationRequest {
+                    plan_id,
+                    check_item: item.code.clone(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            let path = dir.join(format!("plan-{plan_id}-item-{}.txt", item.code));
+            let mut f = std::io::BufWriter::new(File::create(&path)?);
+            while let Some(b) = s.message().await? {
+                for u in b.usccs {
+                    writeln!(f, "{u}")?;
+                }
+            }
+            std::io::Write::flush(&mut f)?;
+            eprintln!(
+                "population of item {} written to {}",
+                item.code,
+                path.display()
+            );
         }
     }
     let Some(seed) = &a.seed else {

@@ -19,7 +19,9 @@ pub struct Args {
     /// DrawReceipt).
     receipt: PathBuf,
     /// Re-check every stratum offline against its population in this directory
-    /// (`plan-N-stratum-I.txt`, one USCC per line, as `draw --population-dir` writes).
+    /// (`plan-N-stratum-I.txt`, one USCC per line, as `draw --population-dir` writes),
+    /// and for a plan naming check items each item's population (`plan-N-item-CODE.txt`)
+    /// and the items of every selected enterprise.
     #[arg(long)]
     population_dir: Option<PathBuf>,
     /// Do not ask the server (only the offline re-check).
@@ -80,6 +82,9 @@ pub fn run(a: Args) -> CliResult {
             }
         }
     }
+    if let Some(dir) = &a.population_dir {
+        failed.extend(check_items(&r, dir)?);
+    }
     if !a.offline {
         let verdict = runtime(0)?.block_on(async {
             let mut c = SpotCheckServiceClient::with_interceptor(
@@ -106,4 +111,63 @@ pub fn run(a: Args) -> CliResult {
     } else {
         Err(failed.join("; ").into())
     }
+}
+
+/// The offline re-check of a receipt's check items: each item's population file hashes
+/// to its digest, and each selected enterprise names exactly the items whose population
+/// holds it (in plan order). Returns the failures.
+fn check_items(r: &pb::DrawReceipt, dir: &std::path::Path) -> Result<Vec<String>, String> {
+    let mut failed = Vec::new();
+    let mut populations: Vec<(String, std::collections::HashSet<String>)> = Vec::new();
+    for (i, planned) in r.check_items.iter().enumerate() {
+        let code = planned
+            .item
+            .as_ref()
+            .map(|x| x.code.clone())
+            .unwrap_or_default();
+        let path = dir.join(format!("plan-{}-item-{code}.txt", r.plan_id));
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "{}: {e} (check item {code} of plan {})",
+                path.display(),
+                r.plan_id
+            )
+        })?;
+        let mut ids: Vec<&str> = text.split_whitespace().collect();
+        ids.sort_unstable();
+        if population_digest(ids.iter().copied()) != planned.population_digest {
+            failed.push(format!(
+                "check_items[{i}] ({code}): {} does not hash to the receipt's population_digest",
+                path.display()
+            ));
+        } else {
+            eprintln!(
+                "check item {code}: population of {} matches its digest",
+                ids.len()
+            );
+        }
+        populations.push((code, ids.into_iter().map(String::from).collect()));
+    }
+    if populations.is_empty() {
+        return Ok(failed);
+    }
+    for (i, s) in r.strata.iter().enumerate() {
+        for (j, sel) in s.selected.iter().enumerate() {
+            let want: Vec<&String> = populations
+                .iter()
+                .filter(|(_, p)| p.contains(&sel.uscc))
+                .map(|(c, _)| c)
+                .collect();
+            if sel.check_items.iter().collect::<Vec<_>>() != want {
+                failed.push(format!(
+                    "strata[{i}].selected[{j}] ({}): names items {:?}, their populations give {want:?}",
+                    sel.uscc, sel.check_items
+                ));
+            }
+        }
+    }
+    if failed.is_empty() {
+        eprintln!("every selected enterprise names the items whose population holds it");
+    }
+    Ok(failed)
 }

@@ -287,6 +287,63 @@ async fn draw_writes_a_receipt_that_verify_checks() {
         String::from_utf8_lossy(&not.stderr).contains("not.json: not a creditrisk.v1.DrawReceipt"),
         "{not:?}"
     );
+    // A plan naming check items: `--population-dir` writes each item's population and
+    // `verify` re-checks the items offline, finding a selected enterprise whose item
+    // list was cut.
+    let joint = bin(vec![
+        "draw".into(),
+        "--task".into(),
+        "CLI-J".into(),
+        "--item".into(),
+        "SC-GS-01".into(),
+        "--item".into(),
+        "SC-SP-01".into(),
+        "--stratum".into(),
+        "D:1.0".into(),
+        "--seed".into(),
+        "20261203".into(),
+        "--out".into(),
+        d("joint.json"),
+        "--population-dir".into(),
+        d("pops2"),
+    ])
+    .await
+    .unwrap();
+    assert!(joint.status.success(), "{joint:?}");
+    let ok = bin(vec![
+        "verify".into(),
+        d("joint.json"),
+        "--offline".into(),
+        "--population-dir".into(),
+        d("pops2"),
+    ])
+    .await
+    .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(
+        String::from_utf8_lossy(&ok.stderr).contains("check item SC-SP-01: population of"),
+        "{ok:?}"
+    );
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d("joint.json")).unwrap()).unwrap();
+    let first = &mut v["strata"][0]["selected"][0]["check_items"];
+    assert_eq!(first.as_array().map(Vec::len), Some(2), "{v}");
+    *first = serde_json::json!(["SC-GS-01"]);
+    std::fs::write(d("cut.json"), v.to_string()).unwrap();
+    let no = bin(vec![
+        "verify".into(),
+        d("cut.json"),
+        "--offline".into(),
+        "--population-dir".into(),
+        d("pops2"),
+    ])
+    .await
+    .unwrap();
+    assert!(!no.status.success(), "{no:?}");
+    assert!(
+        String::from_utf8_lossy(&no.stderr).contains("names items"),
+        "{no:?}"
+    );
     s.stop().await;
 }
 
