@@ -236,18 +236,6 @@ impl SpotIndex {
             .insert(u, None);
         Ok(())
     }
-
-    /// The row of the entry at `pos` of a run whose entry is (uscc, class, score).
-    fn base_row(&self, pos: usize, uscc: Uscc, class: RiskClass, score: i32) -> Option<SpotRow> {
-        let attrs = (*self.attrs.get(pos)?)?;
-        Some(SpotRow {
-            uscc,
-            class,
-            score,
-            attrs,
-            history: self.history.get(&(pos as u32)).cloned().unwrap_or_default(),
-        })
-    }
 }
 
 /// The selector's view of one run: its entries and index.
@@ -259,23 +247,59 @@ pub struct SpotView<'a> {
 impl SpotView<'_> {
     /// One enterprise, if classified in the run.
     pub fn row(&self, u: &Uscc) -> Result<Option<SpotRow>> {
-        if let Some(r) = self
+        self.read_row(u, |attrs, history| (*attrs, history.clone()))
+            .map(|found| {
+                found.map(|(uscc, class, score, (attrs, history))| SpotRow {
+                    uscc,
+                    class,
+                    score,
+                    attrs,
+                    history,
+                })
+            })
+    }
+
+    /// The current region of an enterprise of the run that has no result of `task`
+    /// (`None` if it has no row or may have one), read in place: what a draw's
+    /// statistics need, without copying the row.
+    pub fn region_without_task(&self, u: &Uscc, task: &str) -> Result<Option<RegionCode>> {
+        Ok(self
+            .read_row(u, |attrs, history| {
+                (!history.may_have_task(task)).then_some(attrs.region)
+            })?
+            .and_then(|(_, _, _, region)| region))
+    }
+
+    /// Reads the row of `u` in place (the overlay first, then the run's entry):
+    /// (uscc, class, score, what `read` takes of its attributes and history).
+    fn read_row<T>(
+        &self,
+        u: &Uscc,
+        read: impl FnOnce(&Attrs, &SpotHistory) -> T,
+    ) -> Result<Option<(Uscc, RiskClass, i32, T)>> {
+        let overlay = self
             .index
             .overlay
             .read()
-            .map_err(|_| Error::Unavailable("spot overlay poisoned".into()))?
-            .get(u)
-        {
-            return Ok(r.clone());
+            .map_err(|_| Error::Unavailable("spot overlay poisoned".into()))?;
+        if let Some(r) = overlay.get(u) {
+            return Ok(r
+                .as_ref()
+                .map(|r| (r.uscc, r.class, r.score, read(&r.attrs, &r.history))));
         }
-        Ok(self
+        let Ok(i) = self
             .entries
             .binary_search_by(|e| e.uscc.as_bytes().cmp(u.as_bytes()))
-            .ok()
-            .and_then(|i| {
-                let e = self.entries[i];
-                self.index.base_row(i, e.uscc, e.class, e.score)
-            }))
+        else {
+            return Ok(None);
+        };
+        let e = self.entries[i];
+        let Some(attrs) = self.index.attrs.get(i).copied().flatten() else {
+            return Ok(None);
+        };
+        let none = SpotHistory::default();
+        let history = self.index.history.get(&(i as u32)).unwrap_or(&none);
+        Ok(Some((e.uscc, e.class, e.score, read(&attrs, history))))
     }
 
     /// Every enterprise passing `f` at `as_of`, in USCC order, exempt ones only if asked.

@@ -125,6 +125,29 @@ async fn item_population(spot: &mut Spot, plan: u64, item: &str) -> Vec<String> 
     out
 }
 
+/// Today's visit of `uscc` for `task`: the items checked, those with problems, whether
+/// problems were found.
+fn visit(
+    task: &str,
+    uscc: &str,
+    items: &[&str],
+    problems: &[&str],
+    found: bool,
+) -> pb::RecordInspectionResultRequest {
+    pb::RecordInspectionResultRequest {
+        request_id: String::new(),
+        result: Some(pb::InspectionResult {
+            task_id: task.into(),
+            uscc: uscc.into(),
+            inspected_on: credit_risk::domain::Date::today().to_string(),
+            check_items: items.iter().map(|s| s.to_string()).collect(),
+            problems_found: found,
+            problem_items: problems.iter().map(|s| s.to_string()).collect(),
+            recorded_at: None,
+        }),
+    }
+}
+
 fn inspector(id: &str, region: &str, department: &str) -> pb::UpsertInspectorRequest {
     pb::UpsertInspectorRequest {
         request_id: String::new(),
@@ -263,18 +286,7 @@ async fn a_joint_task_draws_each_departments_inspectors_and_verifies() {
     let early = t.chemicals[0].clone();
     t.s.client
         .clone()
-        .record_inspection_result(pb::RecordInspectionResultRequest {
-            request_id: String::new(),
-            result: Some(pb::InspectionResult {
-                task_id: "2026-联合-001".into(),
-                uscc: early.clone(),
-                inspected_on: credit_risk::domain::Date::today().to_string(),
-                check_items: vec!["SC-GS-01".into()],
-                problems_found: false,
-                problem_items: vec![],
-                recorded_at: None,
-            }),
-        })
+        .record_inspection_result(visit("2026-联合-001", &early, &["SC-GS-01"], &[], false))
         .await
         .unwrap();
     let receipt = t
@@ -499,27 +511,17 @@ async fn a_joint_task_draws_each_departments_inspectors_and_verifies() {
     // One visit, recorded once with every department's items, the result per item;
     // shared with every department of the task by ListTaskResults.
     let pharmacy = t.pharmacies[0].clone();
-    let visit =
-        |items: &[&str], problems: &[&str], found: bool| pb::RecordInspectionResultRequest {
-            request_id: String::new(),
-            result: Some(pb::InspectionResult {
-                task_id: "2026-联合-001".into(),
-                uscc: pharmacy.clone(),
-                inspected_on: credit_risk::domain::Date::today().to_string(),
-                check_items: items.iter().map(|s| s.to_string()).collect(),
-                problems_found: found,
-                problem_items: problems.iter().map(|s| s.to_string()).collect(),
-                recorded_at: None,
-            }),
-        };
+    let pharmacy_visit = |items: &[&str], problems: &[&str], found: bool| {
+        visit("2026-联合-001", &pharmacy, items, problems, found)
+    };
     let mut reg = t.s.client.clone();
     for (req, field) in [
         (
-            visit(&["SC-GS-01"], &["YJ-YP-01"], true),
+            pharmacy_visit(&["SC-GS-01"], &["YJ-YP-01"], true),
             "result.problem_items[0]",
         ),
         (
-            visit(&["SC-GS-01", "YJ-YP-01"], &["YJ-YP-01"], false),
+            pharmacy_visit(&["SC-GS-01", "YJ-YP-01"], &["YJ-YP-01"], false),
             "result.problems_found",
         ),
     ] {
@@ -532,12 +534,16 @@ async fn a_joint_task_draws_each_departments_inspectors_and_verifies() {
         );
     }
     // The market inspectors record first, the medical ones correct the same visit.
-    reg.record_inspection_result(visit(&["SC-GS-01"], &[], false))
+    reg.record_inspection_result(pharmacy_visit(&["SC-GS-01"], &[], false))
         .await
         .unwrap();
-    reg.record_inspection_result(visit(&["SC-GS-01", "YJ-YP-01"], &["YJ-YP-01"], true))
-        .await
-        .unwrap();
+    reg.record_inspection_result(pharmacy_visit(
+        &["SC-GS-01", "YJ-YP-01"],
+        &["YJ-YP-01"],
+        true,
+    ))
+    .await
+    .unwrap();
     let report = reg
         .get_credit_report(pb::GetCreditReportRequest {
             uscc: pharmacy.clone(),
@@ -624,7 +630,18 @@ async fn items_set_the_default_shares() {
     let mut req = items_plan("2026-默认比例", &["SC-GS-01", "YJ-YP-01"]);
     req.strata.clear();
     req.override_reason.clear();
-    let plan = t.spot.plan_draw(req).await.unwrap().into_inner();
+    req.request_id = "joint-defaults-1".into();
+    let plan = t.spot.plan_draw(req.clone()).await.unwrap().into_inner();
+    // The same request id again: the first plan, nothing frozen twice.
+    let again = t.spot.plan_draw(req).await.unwrap().into_inner();
+    assert_eq!(again, plan);
+    let listed = t
+        .spot
+        .list_plans(pb::ListPlansRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.plans.len(), 1);
     assert_eq!(plan.strata.len(), 4);
     for (k, s) in plan.strata.iter().enumerate() {
         let want = share("SC-GS-01", k).max(share("YJ-YP-01", k));
@@ -701,18 +718,13 @@ async fn a_scoped_token_sees_task_results_only_in_its_regions() {
         .await
         .unwrap();
     let moved = firms[0].clone();
-    reg.record_inspection_result(pb::RecordInspectionResultRequest {
-        request_id: String::new(),
-        result: Some(pb::InspectionResult {
-            task_id: "2026-徐汇-食品".into(),
-            uscc: moved.clone(),
-            inspected_on: credit_risk::domain::Date::today().to_string(),
-            check_items: vec!["SC-SP-01".into()],
-            problems_found: true,
-            problem_items: vec!["SC-SP-01".into()],
-            recorded_at: None,
-        }),
-    })
+    reg.record_inspection_result(visit(
+        "2026-徐汇-食品",
+        &moved,
+        &["SC-SP-01"],
+        &["SC-SP-01"],
+        true,
+    ))
     .await
     .unwrap();
     async fn results(

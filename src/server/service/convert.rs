@@ -250,6 +250,16 @@ const REASONS: [(pb::ListingReason, ListingReason); 7] = [
 ];
 
 /// Looks up a proto enum value in a (proto, domain) table.
+const LENIENCE: [(pb::Lenience, Lenience); 2] = [
+    (pb::Lenience::Lighter, Lenience::Lighter),
+    (pb::Lenience::Mitigated, Lenience::Mitigated),
+];
+
+const SAMPLING_CATEGORIES: [(pb::SamplingCategory, SamplingCategory); 2] = [
+    (pb::SamplingCategory::Food, SamplingCategory::Food),
+    (pb::SamplingCategory::Product, SamplingCategory::Product),
+];
+
 fn lookup<P: Copy + Into<i32>, D: Copy>(table: &[(P, D)], field: &str, v: i32) -> R<D> {
     if v == 0 {
         return Err(required(field));
@@ -388,12 +398,10 @@ pub fn penalty(m: &pb::Penalty) -> R<Penalty> {
         publicity_ended_on: None,
         recorded_at_ms: 0,
         published_on: Date::parse_opt(&f("published_on"), &m.published_on)?,
-        lenience: match pb::Lenience::try_from(m.lenience)
-            .map_err(|_| unknown(&f("lenience"), m.lenience))?
-        {
-            pb::Lenience::None => None,
-            pb::Lenience::Lighter => Some(Lenience::Lighter),
-            pb::Lenience::Mitigated => Some(Lenience::Mitigated),
+        // LENIENCE_NONE (0) is no lenient treatment, not a missing value.
+        lenience: match m.lenience {
+            0 => None,
+            v => Some(lookup(&LENIENCE, &f("lenience"), v)?),
         },
         first_violation: m.first_violation,
     })
@@ -433,11 +441,7 @@ pub fn penalty_pb(p: &Penalty, entity: EntityType, rules: &RuleBook, as_of: Date
         }),
         recorded_at: timestamp(p.recorded_at_ms),
         published_on: opt_date(p.published_on),
-        lenience: match p.lenience {
-            None => pb::Lenience::None,
-            Some(Lenience::Lighter) => pb::Lenience::Lighter,
-            Some(Lenience::Mitigated) => pb::Lenience::Mitigated,
-        } as i32,
+        lenience: p.lenience.map_or(0, |l| reverse(&LENIENCE, l)),
         first_violation: p.first_violation,
     }
 }
@@ -541,13 +545,7 @@ pub fn inspection_pb(i: &InspectionResult) -> pb::InspectionResult {
 
 /// Parses a `QualitySamplingResult` message.
 pub fn sampling(m: &pb::QualitySamplingResult) -> R<QualitySampling> {
-    let category = match pb::SamplingCategory::try_from(m.category)
-        .map_err(|_| unknown("sampling.category", m.category))?
-    {
-        pb::SamplingCategory::Unspecified => return Err(required("sampling.category")),
-        pb::SamplingCategory::Food => SamplingCategory::Food,
-        pb::SamplingCategory::Product => SamplingCategory::Product,
-    };
+    let category = lookup(&SAMPLING_CATEGORIES, "sampling.category", m.category)?;
     Ok(QualitySampling {
         sample_id: m.sample_id.trim().to_string(),
         uscc: uscc("sampling.uscc", &m.uscc)?,
@@ -567,10 +565,7 @@ pub fn sampling_pb(x: &QualitySampling) -> pb::QualitySamplingResult {
         sample_id: x.sample_id.clone(),
         uscc: x.uscc.to_string(),
         sampled_on: x.sampled_on.to_string(),
-        category: match x.category {
-            SamplingCategory::Food => pb::SamplingCategory::Food,
-            SamplingCategory::Product => pb::SamplingCategory::Product,
-        } as i32,
+        category: reverse(&SAMPLING_CATEGORIES, x.category),
         product: x.product.clone(),
         batch: x.batch.clone(),
         passed: x.passed,

@@ -174,11 +174,9 @@ impl Writer {
         selected.sort_unstable();
         for (u, class) in &selected {
             let region = match &general {
-                Some(v) if !unpublished.contains(u) && !p.docs.contains_key(u) => v
-                    .spot_view()
-                    .row(u)?
-                    .filter(|r| !r.history.may_have_task(&plan.task_id))
-                    .map(|r| r.attrs.region),
+                Some(v) if !unpublished.contains(u) && !p.docs.contains_key(u) => {
+                    v.spot_view().region_without_task(u, &plan.task_id)?
+                }
                 _ => None,
             };
             match region {
