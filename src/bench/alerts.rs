@@ -257,14 +257,10 @@ async fn watch(
             }
             last = a.sequence;
             received += 1;
-            if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&a.raised_at) {
+            if let Some(t) = &a.raised_at {
                 let now = chrono::Utc::now();
-                lags.push(
-                    (now - t.with_timezone(&chrono::Utc))
-                        .num_microseconds()
-                        .unwrap_or(0) as f64
-                        / 1000.0,
-                );
+                let raised_us = t.seconds * 1_000_000 + i64::from(t.nanos / 1000);
+                lags.push((now.timestamp_micros() - raised_us) as f64 / 1000.0);
             }
             if received >= expected {
                 break 'outer;

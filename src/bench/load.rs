@@ -175,7 +175,7 @@ impl LoadClient {
                     1..=3 => k
                         .get_classification(credit_risk::proto::GetClassificationRequest {
                             uscc,
-                            run_id: 0,
+                            ..Default::default()
                         })
                         .await
                         .map(|_| ()),
@@ -201,7 +201,7 @@ impl LoadClient {
             LoadClient::Classification(c) => c
                 .get_classification(credit_risk::proto::GetClassificationRequest {
                     uscc,
-                    run_id: 0,
+                    ..Default::default()
                 })
                 .await
                 .map(|_| ()),

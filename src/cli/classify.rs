@@ -14,9 +14,14 @@ pub struct Args {
     uscc: String,
     #[command(flatten)]
     server: ServerArg,
-    /// A scoring run [default: the current run].
-    #[arg(long, default_value_t = 0)]
-    run: u64,
+    /// A scoring run: a retained complete run or the pending dry run [default: the
+    /// current run].
+    #[arg(long, conflicts_with = "as_of")]
+    run: Option<u64>,
+    /// The class as it stood on this day (YYYY-MM-DD): from the run current at the end
+    /// of that day [default: today, the current run].
+    #[arg(long, value_name = "DATE")]
+    as_of: Option<String>,
     /// JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -24,19 +29,25 @@ pub struct Args {
 
 /// Runs `credit-risk classify`.
 pub fn run(a: Args) -> CliResult {
-    runtime(0)?.block_on(classify(&a.server.server, a.uscc, a.run, a.json))
+    let req = credit_risk::proto::GetClassificationRequest {
+        uscc: a.uscc,
+        run_id: a.run.unwrap_or(0),
+        as_of: a.as_of.unwrap_or_default(),
+    };
+    runtime(0)?.block_on(classify(&a.server.server, req, a.json))
 }
 
 /// `credit-risk classify`: one enterprise's class and factors.
-pub async fn classify(addr: &str, uscc: String, run_id: u64, json: bool) -> Result<(), CliError> {
+pub async fn classify(
+    addr: &str,
+    req: credit_risk::proto::GetClassificationRequest,
+    json: bool,
+) -> Result<(), CliError> {
     let mut c = ClassificationServiceClient::with_interceptor(
         channel(addr).await?,
         TokenInterceptor::from_env(),
     );
-    let r = c
-        .get_classification(credit_risk::proto::GetClassificationRequest { uscc, run_id })
-        .await?
-        .into_inner();
+    let r = c.get_classification(req).await?.into_inner();
     if json {
         println!("{}", classification_json(&r));
         return Ok(());
@@ -54,7 +65,11 @@ pub async fn classify(addr: &str, uscc: String, run_id: u64, json: bool) -> Resu
         println!("  hard rule: {}", r.hard_rule);
     }
     if !r.rescored_cause.is_empty() {
-        println!("  re-scored {} after {}", r.rescored_at, r.rescored_cause);
+        println!(
+            "  re-scored {} after {}",
+            super::instant_utc(r.rescored_at.as_ref()),
+            r.rescored_cause
+        );
     }
     for f in &r.factors {
         println!(
@@ -76,7 +91,7 @@ pub fn classification_json(r: &credit_risk::proto::Classification) -> serde_json
         "as_of": r.as_of,
         "hard_rule": r.hard_rule,
         "rescored_cause": r.rescored_cause,
-        "rescored_at": r.rescored_at,
+        "rescored_at": super::instant_utc(r.rescored_at.as_ref()),
         "factors_reproduce_score": r.factors_reproduce_score,
         "factors": r.factors.iter().map(|f| serde_json::json!({
             "code": f.code,

@@ -143,6 +143,13 @@ pub fn spinner(what: &str) -> ProgressBar {
     pb
 }
 
+/// An API instant as RFC 3339 in UTC with milliseconds, as the proto JSON mapping writes
+/// it; empty when absent.
+pub fn instant_utc(t: Option<&prost_types::Timestamp>) -> String {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
 /// The letter of a class, `?` for none.
 pub fn class_letter(c: i32) -> &'static str {
     match credit_risk::proto::RiskClass::try_from(c) {

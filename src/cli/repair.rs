@@ -115,7 +115,7 @@ fn case_json(c: &pb::RepairCase) -> serde_json::Value {
         "submitted_on": c.submitted_on, "due": c.due, "overdue": c.overdue,
         "eligibility": c.eligibility, "reason": c.reason,
         "history": c.history.iter().map(|h| serde_json::json!({
-            "state": state_name(h.state), "on": h.on, "at": h.at, "by": h.by, "reason": h.reason,
+            "state": state_name(h.state), "on": h.on, "at": super::instant_utc(h.at.as_ref()), "by": h.by, "reason": h.reason,
         })).collect::<Vec<_>>(),
     })
 }

@@ -765,7 +765,7 @@ pub fn enterprise_html(r: &pb::CreditReport, history: &[HistoryRow]) -> Result<S
                 if c.rescored_cause.is_empty() {
                     String::new()
                 } else {
-                    format!(" · re-scored {} after {}", esc(&c.rescored_at), esc(&c.rescored_cause))
+                    format!(" · re-scored {} after {}", esc(&super::instant_utc(c.rescored_at.as_ref())), esc(&c.rescored_cause))
                 }
             );
             // The specialised ratings beside the general class (the food-safety rating…).
@@ -1060,6 +1060,7 @@ pub async fn enterprise_report(addr: &str, uscc: &str, out: &Path) -> Result<(),
             .get_classification(pb::GetClassificationRequest {
                 uscc: uscc.to_string(),
                 run_id: run.run_id,
+                ..Default::default()
             })
             .await
         {

@@ -66,6 +66,12 @@ impl Date {
         self.0
     }
 
+    /// The first instant after this day in Asia/Shanghai (24:00 UTC+8, 16:00 UTC of the
+    /// day itself), in Unix milliseconds.
+    pub fn end_ms(self) -> i64 {
+        (i64::from(self.0) + 1) * 86_400_000 - 8 * 3_600_000
+    }
+
     /// From days since 1970-01-01.
     pub fn from_days(days: i32) -> Date {
         Date(days)
@@ -119,6 +125,13 @@ impl fmt::Debug for Date {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_day_ends_at_midnight_in_shanghai() {
+        // 2026-12-03 ends at 2026-12-03T16:00:00Z.
+        let d = Date::parse("d", "2026-12-03").unwrap();
+        assert_eq!(d.end_ms(), 1_796_313_600_000);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

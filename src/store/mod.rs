@@ -656,7 +656,7 @@ impl Store {
     /// The class of `u` in a loaded run (its re-score if it has one); `None` if the run
     /// does not classify it (or no longer: it left the model's scope).
     pub fn class_in_view(&self, v: &RunView, u: &Uscc) -> Result<Option<InRun>> {
-        self.class_in(u, v.run.id, v.run.as_of, v.model.clone(), Some(v))
+        self.class_in(u, v.run.id, v.run.as_of, v.model.clone(), Some(v), None)
     }
 
     /// The registered enterprises whose legal representative has id hash `rep`, USCC
@@ -698,35 +698,90 @@ impl Store {
     /// takes precedence over the run's entry. FAILED_PRECONDITION without a run;
     /// NOT_FOUND for an unknown run or an enterprise the run did not classify.
     pub fn class_in_run(&self, u: &Uscc, run: Option<u64>) -> Result<InRun> {
+        let (run_id, as_of, model, view) = self.resolve_run(run)?;
+        self.class_in(u, run_id, as_of, model, view.as_deref(), None)?
+            .ok_or_else(|| self.not_classified(u, run_id))
+    }
+
+    /// The general current run, or run `run` (live, or a retained complete one).
+    fn resolve_run(&self, run: Option<u64>) -> Result<ResolvedRun> {
         let tree = &self.shared.registry;
-        let (run_id, as_of, model, view) = {
-            let st = scoring::read(&self.shared.scoring)?;
-            let live = match run {
-                None => st.general().current.clone(),
-                Some(id) => st.live().find(|v| v.run.id == id).cloned(),
+        let st = scoring::read(&self.shared.scoring)?;
+        let live = match run {
+            None => st.general().current.clone(),
+            Some(id) => st.live().find(|v| v.run.id == id).cloned(),
+        };
+        match (run, live) {
+            (_, Some(v)) => Ok((v.run.id, v.run.as_of, v.model.clone(), Some(v))),
+            (None, None) => Err(Error::FailedPrecondition(
+                "no scoring run yet: run RunBatchScoring (or `credit-risk score`) first".into(),
+            )),
+            (Some(id), None) => {
+                let r = scoring::load_run(tree, id)?
+                    .filter(|r| r.state == RunState::Complete)
+                    .ok_or_else(|| Error::NotFound(format!("run_id: complete scoring run {id}")))?;
+                let m = st.models.get(&r.model_version).cloned().ok_or_else(|| {
+                    Error::Corrupt(format!("run {id} names unknown model {}", r.model_version))
+                })?;
+                Ok((id, r.as_of, m, None))
+            }
+        }
+    }
+
+    /// The run of each family that was current at the end of `day` (24:00 Asia/Shanghai):
+    /// the one activated last by then (runs are activated once each, in order), general
+    /// first. A family without a run by then is absent; a run whose results were retired
+    /// since is included (its state says so).
+    pub fn runs_current_on(&self, day: Date) -> Result<Vec<ScoringRun>> {
+        let end = day.end_ms();
+        let mut by_family: std::collections::BTreeMap<String, ScoringRun> =
+            std::collections::BTreeMap::new();
+        for r in self.runs()? {
+            let Some(at) = r.activated_at_ms.filter(|&at| at < end) else {
+                continue;
             };
-            match (run, live) {
-                (_, Some(v)) => (v.run.id, v.run.as_of, v.model.clone(), Some(v)),
-                (None, None) => {
-                    return Err(Error::FailedPrecondition(
-                        "no scoring run yet: run RunBatchScoring (or `credit-risk score`) first"
-                            .into(),
-                    ))
-                }
-                (Some(id), None) => {
-                    let r = scoring::load_run(tree, id)?
-                        .filter(|r| r.state == RunState::Complete)
-                        .ok_or_else(|| {
-                            Error::NotFound(format!("run_id: complete scoring run {id}"))
-                        })?;
-                    let m = st.models.get(&r.model_version).cloned().ok_or_else(|| {
-                        Error::Corrupt(format!("run {id} names unknown model {}", r.model_version))
-                    })?;
-                    (id, r.as_of, m, None)
+            if !matches!(r.state, RunState::Complete | RunState::Retired) {
+                continue;
+            }
+            let family = self.family_of(&r.model_version);
+            match by_family.get(&family) {
+                Some(best) if best.activated_at_ms >= Some(at) => {}
+                _ => {
+                    by_family.insert(family, r);
                 }
             }
-        };
-        self.class_in(u, run_id, as_of, model, view.as_deref())?
+        }
+        let general = by_family.remove(crate::domain::model::GENERAL);
+        Ok(general.into_iter().chain(by_family.into_values()).collect())
+    }
+
+    /// The general run current at the end of `day`, and that instant: FAILED_PRECONDITION
+    /// naming `field` when no general run was current then, or when that run's results
+    /// have been retired (`store.keep_runs`).
+    pub fn general_run_on(&self, field: &str, day: Date) -> Result<(u64, i64)> {
+        let run = self
+            .runs_current_on(day)?
+            .into_iter()
+            .find(|r| self.family_of(&r.model_version) == crate::domain::model::GENERAL)
+            .ok_or_else(|| {
+                Error::FailedPrecondition(format!("{field}: no scoring run was current on {day}"))
+            })?;
+        if run.state == RunState::Retired {
+            return Err(Error::FailedPrecondition(format!(
+                "{field}: run {} was current on {day}, but its results have been retired \
+                 (store.keep_runs)",
+                run.id
+            )));
+        }
+        Ok((run.id, day.end_ms()))
+    }
+
+    /// The class of `u` as run `run_id` gave it at instant `until_ms`: its re-score if
+    /// made before then, else the run's own class (only an enterprise's latest re-score
+    /// on a run is kept, so one made later hides any earlier one).
+    pub fn class_in_run_until(&self, u: &Uscc, run_id: u64, until_ms: i64) -> Result<InRun> {
+        let (run_id, as_of, model, view) = self.resolve_run(Some(run_id))?;
+        self.class_in(u, run_id, as_of, model, view.as_deref(), Some(until_ms))?
             .ok_or_else(|| self.not_classified(u, run_id))
     }
 
@@ -740,6 +795,7 @@ impl Store {
         run_as_of: Date,
         model: Arc<Model>,
         view: Option<&RunView>,
+        until_ms: Option<i64>,
     ) -> Result<Option<InRun>> {
         let tree = &self.shared.registry;
         // A live run knows which enterprises may have been re-scored since it was
@@ -751,7 +807,8 @@ impl Store {
                 .transpose()?
         } else {
             None
-        };
+        }
+        .filter(|o: &Override| until_ms.is_none_or(|until| o.at_ms < until));
         if rescored
             .as_ref()
             .is_some_and(|o| o.flags & scoring::FLAG_UNRATED != 0)
@@ -784,6 +841,52 @@ impl Store {
     /// Classifies one enterprise in run `run` (default: the current run), with the
     /// explanation of its score.
     pub fn classify(&self, u: &Uscc, run: Option<u64>) -> Result<Classified> {
+        let c = self.class_in_run(u, run)?;
+        self.explained(u, c)
+    }
+
+    /// Classifies one enterprise as the general run current at the end of `day` gave it
+    /// then ([`Store::general_run_on`], [`Store::class_in_run_until`]); today or later:
+    /// the current run. Errors name `field`.
+    pub fn classify_on(&self, u: &Uscc, field: &str, day: Date) -> Result<Classified> {
+        if day >= self.today() {
+            return self.classify(u, None);
+        }
+        let (run, until) = self.general_run_on(field, day)?;
+        let c = self.class_in_run_until(u, run, until)?;
+        self.explained(u, c)
+    }
+
+    /// The complete runs of the specialised families that were current at the end of
+    /// `day` ([`Store::runs_current_on`]; a family whose run of then was retired is left
+    /// out).
+    pub fn specialised_runs_on(&self, day: Date) -> Result<Vec<u64>> {
+        Ok(self
+            .runs_current_on(day)?
+            .into_iter()
+            .filter(|r| {
+                r.state == RunState::Complete
+                    && self.family_of(&r.model_version) != crate::domain::model::GENERAL
+            })
+            .map(|r| r.id)
+            .collect())
+    }
+
+    /// The class of `u` in each of `runs` at the end of `day`
+    /// ([`Store::class_in_run_until`]), leaving out the runs that did not rate it.
+    pub fn classes_in_runs_on(&self, u: &Uscc, runs: &[u64], day: Date) -> Result<Vec<InRun>> {
+        let mut out = Vec::new();
+        for &run in runs {
+            match self.class_in_run_until(u, run, day.end_ms()) {
+                Ok(c) => out.push(c),
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    fn explained(&self, u: &Uscc, c: InRun) -> Result<Classified> {
         let InRun {
             run_id,
             model,
@@ -793,7 +896,7 @@ impl Store {
             score,
             flags,
             rescored,
-        } = self.class_in_run(u, run)?;
+        } = c;
         let records = self
             .enterprise_records(u)?
             .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
@@ -1286,6 +1389,9 @@ pub struct Classified {
     /// The rules version in force on `as_of`.
     pub rules_version: String,
 }
+
+/// A run to read classes from: its id, as-of date, model and, when loaded, its view.
+type ResolvedRun = (u64, Date, Arc<Model>, Option<Arc<RunView>>);
 
 /// An enterprise's class in a run, without the explanation ([`Store::class_in_run`]).
 #[derive(Clone, Debug)]

@@ -4,6 +4,12 @@ use crate::common::*;
 use credit_risk::proto::{self as pb, audit_service_client::AuditServiceClient};
 use sha2::{Digest, Sha256};
 
+/// An event's `at` as the Unix milliseconds the digest covers.
+fn at_ms(e: &pb::AuditEvent) -> i64 {
+    let at = e.at.expect("every event has its instant");
+    at.seconds * 1000 + i64::from(at.nanos / 1_000_000)
+}
+
 /// Chain format 2, written from the `AuditService` documentation (not the server's code).
 fn digest_v2(e: &pb::AuditEvent) -> String {
     let mut h = Sha256::new();
@@ -14,7 +20,7 @@ fn digest_v2(e: &pb::AuditEvent) -> String {
     };
     text(&mut h, &e.prev_digest);
     h.update(e.seq.to_be_bytes());
-    h.update(e.at_ms.to_be_bytes());
+    h.update(at_ms(e).to_be_bytes());
     for f in [
         &e.principal,
         &e.role,
@@ -114,14 +120,40 @@ async fn mutations_are_audited_and_chained() {
         .await
         .unwrap();
     assert!(none.is_none());
+    // Time filters: `from` inclusive, `to` exclusive, both instants.
+    let all = list_events(&mut a, pb::ListAuditEventsRequest::default()).await;
+    let (first, last) = (all[0].clone(), all[all.len() - 1].clone());
+    let since_last = list_events(
+        &mut a,
+        pb::ListAuditEventsRequest {
+            from: last.at,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(since_last.iter().any(|e| e.seq == last.seq));
+    assert!(since_last.iter().all(|e| at_ms(e) >= at_ms(&last)));
+    let before_first = list_events(
+        &mut a,
+        pb::ListAuditEventsRequest {
+            to: first.at,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(before_first.is_empty(), "{before_first:?}");
     let err = a
         .list_audit_events(pb::ListAuditEventsRequest {
-            from: "yesterday".into(),
+            from: Some(prost_types::Timestamp {
+                seconds: 1,
+                nanos: -5,
+            }),
             ..Default::default()
         })
         .await
         .unwrap_err();
-    assert!(err.message().contains("from"));
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("from"), "{err:?}");
 
     // The chain survives a restart and goes on from its head.
     let dir = s.dir.clone();
@@ -208,4 +240,16 @@ async fn a_schema_2_store_is_migrated() {
         .await
         .unwrap();
     assert_eq!(store.verify_audit_chain().unwrap(), (3, None));
+}
+
+async fn list_events(
+    a: &mut AuditServiceClient<tonic::transport::Channel>,
+    r: pb::ListAuditEventsRequest,
+) -> Vec<pb::AuditEvent> {
+    let mut s = a.list_audit_events(r).await.unwrap().into_inner();
+    let mut out = Vec::new();
+    while let Some(e) = s.message().await.unwrap() {
+        out.push(e);
+    }
+    out
 }

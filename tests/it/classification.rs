@@ -65,6 +65,7 @@ async fn classify(c: &mut ClassificationServiceClient<Channel>, u: &str) -> pb::
     c.get_classification(pb::GetClassificationRequest {
         uscc: u.into(),
         run_id: 0,
+        ..Default::default()
     })
     .await
     .expect("classification")
@@ -158,6 +159,7 @@ async fn batch_scoring_classifies_explains_and_rescores_on_writes() {
         .get_classification(pb::GetClassificationRequest {
             uscc: clean.clone(),
             run_id: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -235,7 +237,7 @@ async fn batch_scoring_classifies_explains_and_rescores_on_writes() {
         after.rescored_cause,
         "RecordPenalty penalty/沪浦市监罚〔2026〕2号"
     );
-    assert!(!after.rescored_at.is_empty());
+    assert!(after.rescored_at.is_some());
     assert!(codes(&after).contains(&"PENALTY_LARGE_AMOUNT"));
     assert!(after.factors_reproduce_score);
 
@@ -282,6 +284,7 @@ async fn batch_scoring_classifies_explains_and_rescores_on_writes() {
         .get_classification(pb::GetClassificationRequest {
             uscc: "91310115MA1K3BTP2C".into(),
             run_id: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -440,6 +443,7 @@ async fn dry_run_reports_transitions_and_activation_is_explicit() {
         .get_classification(pb::GetClassificationRequest {
             uscc: fined.clone(),
             run_id: dry.run_id,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -486,7 +490,7 @@ async fn dry_run_reports_transitions_and_activation_is_explicit() {
         .into_inner();
     assert!(active.current);
     assert_eq!(active.activation_reason, "approved by the risk committee");
-    assert!(!active.activated_at.is_empty());
+    assert!(active.activated_at.is_some());
     let now = classify(&mut k, &fined).await;
     assert_eq!(now.run_id, dry.run_id);
     assert_eq!(now.model_version, "cr-2026.4-strict");

@@ -74,6 +74,7 @@ async fn false_commitment_factors(
     k.get_classification(pb::GetClassificationRequest {
         uscc: u.into(),
         run_id: 0,
+        ..Default::default()
     })
     .await
     .unwrap()

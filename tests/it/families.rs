@@ -35,6 +35,7 @@ async fn classify(k: &mut Classify, uscc: &str) -> pb::Classification {
     k.get_classification(pb::GetClassificationRequest {
         uscc: uscc.into(),
         run_id: 0,
+        ..Default::default()
     })
     .await
     .expect("classified")
@@ -215,6 +216,7 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
         .get_classification(pb::GetClassificationRequest {
             uscc: restaurant.clone(),
             run_id: food.run_id,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -326,6 +328,7 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
         .get_classification(pb::GetClassificationRequest {
             uscc: restaurant.clone(),
             run_id: food.run_id,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -421,6 +424,7 @@ async fn the_food_model_rates_its_scope_beside_the_general_model() {
         .get_classification(pb::GetClassificationRequest {
             uscc: newcomer.clone(),
             run_id: done[1].run_id,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -629,6 +633,7 @@ async fn failed_food_samplings_weigh_in_the_food_rating() {
         .get_classification(pb::GetClassificationRequest {
             uscc: u.clone(),
             run_id: food_run,
+            ..Default::default()
         })
         .await
         .unwrap()

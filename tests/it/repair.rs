@@ -49,6 +49,7 @@ async fn class_of(
     k.get_classification(pb::GetClassificationRequest {
         uscc: u.into(),
         run_id: 0,
+        ..Default::default()
     })
     .await
     .unwrap()

@@ -53,10 +53,14 @@ async fn complaints_found_true_weigh_in_the_social_dimension() {
         let u = u.clone();
         let mut k = k.clone();
         async move {
-            k.get_classification(pb::GetClassificationRequest { uscc: u, run_id: 0 })
-                .await
-                .unwrap()
-                .into_inner()
+            k.get_classification(pb::GetClassificationRequest {
+                uscc: u,
+                run_id: 0,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
         }
     };
     assert!(social(&classify(&mut k).await).is_empty());
@@ -244,15 +248,19 @@ async fn a_mitigated_penalty_weighs_less() {
         let mut k = k.clone();
         let u = u.to_string();
         async move {
-            k.get_classification(pb::GetClassificationRequest { uscc: u, run_id: 0 })
-                .await
-                .unwrap()
-                .into_inner()
-                .factors
-                .iter()
-                .filter(|f| f.code == "PENALTY_FINE")
-                .map(|f| f.points)
-                .sum::<f64>()
+            k.get_classification(pb::GetClassificationRequest {
+                uscc: u,
+                run_id: 0,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .factors
+            .iter()
+            .filter(|f| f.code == "PENALTY_FINE")
+            .map(|f| f.points)
+            .sum::<f64>()
         }
     };
     let (full, half) = (points(&plain).await, points(&lenient).await);

@@ -6,7 +6,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::{
-    classification::{class_pb, rfc3339},
+    classification::{class_pb, instant},
     invalid, region_prefixes, request_key,
     spotcheck::class_from_pb,
     Scope, StreamLimits,
@@ -133,7 +133,7 @@ fn alert_pb(a: &Alert, triage_days: u32, today: crate::domain::Date) -> pb::Aler
         records: a.records.clone(),
         run_id: a.run_id,
         raised_on: a.raised_on.to_string(),
-        raised_at: rfc3339(Some(a.raised_at_ms)),
+        raised_at: instant(Some(a.raised_at_ms)),
         state: state_pb(a.state),
         assignee: a.assignee.clone(),
         outcome: outcome_pb(a.outcome),
@@ -142,7 +142,7 @@ fn alert_pb(a: &Alert, triage_days: u32, today: crate::domain::Date) -> pb::Aler
             .iter()
             .map(|s| pb::AlertStep {
                 state: state_pb(s.state),
-                at: rfc3339(Some(s.at_ms)),
+                at: instant(Some(s.at_ms)),
                 by: s.by.clone(),
                 note: s.note.clone(),
             })

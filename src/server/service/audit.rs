@@ -5,7 +5,7 @@ use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{classification::rfc3339, convert, invalid};
+use super::{classification::instant, convert, invalid};
 use crate::{
     domain::DomainError,
     proto::{self as pb, audit_service_server::AuditService},
@@ -28,26 +28,26 @@ impl AuditApi {
     }
 }
 
-/// Parses RFC 3339 or a date (start of the day, Asia/Shanghai) into Unix milliseconds.
-fn time_ms(field: &str, s: &str) -> Result<Option<i64>, DomainError> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Ok(None);
+/// A filter instant as Unix milliseconds (`None` when absent).
+fn time_ms(field: &str, t: Option<&prost_types::Timestamp>) -> Result<Option<i64>, DomainError> {
+    let Some(t) = t else { return Ok(None) };
+    if !(0..1_000_000_000).contains(&t.nanos) || t.seconds < 0 {
+        return Err(DomainError::invalid(
+            field,
+            format!("{t} is not a timestamp from 1970 on with nanos in 0..1e9"),
+        ));
     }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(Some(t.timestamp_millis()));
-    }
-    let d = crate::domain::Date::parse(field, s).map_err(|_| {
-        DomainError::invalid(field, format!("{s:?} is neither RFC 3339 nor YYYY-MM-DD"))
-    })?;
-    // 00:00 in Asia/Shanghai (UTC+8) is 16:00 UTC the day before.
-    Ok(Some(i64::from(d.days()) * 86_400_000 - 8 * 3_600_000))
+    t.seconds
+        .checked_mul(1000)
+        .and_then(|ms| ms.checked_add(i64::from(t.nanos / 1_000_000)))
+        .map(Some)
+        .ok_or_else(|| DomainError::invalid(field, format!("{t} is out of range")))
 }
 
 fn event_pb(e: &AuditEvent, v2_from: u64) -> pb::AuditEvent {
     pb::AuditEvent {
         seq: e.seq,
-        at: rfc3339(Some(e.at_ms)),
+        at: instant(Some(e.at_ms)),
         principal: e.principal.clone(),
         role: e.role.clone(),
         rpc: e.rpc.clone(),
@@ -57,7 +57,6 @@ fn event_pb(e: &AuditEvent, v2_from: u64) -> pb::AuditEvent {
         reason: e.reason.clone(),
         prev_digest: e.prev_digest.clone(),
         digest: e.digest.clone(),
-        at_ms: e.at_ms,
         chain_format: crate::store::audit::chain_format(e.seq, v2_from).into(),
     }
 }
@@ -75,8 +74,8 @@ impl AuditService for AuditApi {
         super::Scope::of(&req).require_unscoped("ListAuditEvents")?;
         let r = req.get_ref();
         let f = AuditFilter {
-            from_ms: time_ms("from", &r.from).map_err(invalid)?,
-            to_ms: time_ms("to", &r.to).map_err(invalid)?,
+            from_ms: time_ms("from", r.from.as_ref()).map_err(invalid)?,
+            to_ms: time_ms("to", r.to.as_ref()).map_err(invalid)?,
             principal: Some(r.principal.trim().to_string()).filter(|p| !p.is_empty()),
             uscc: if r.uscc.trim().is_empty() {
                 None

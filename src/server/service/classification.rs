@@ -44,11 +44,12 @@ pub fn class_pb(c: RiskClass) -> i32 {
     }
 }
 
-/// RFC 3339 (UTC) of Unix milliseconds; empty for none.
-pub fn rfc3339(ms: Option<i64>) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
+/// An instant (Unix milliseconds) as the API's one time type; absent for none.
+pub fn instant(ms: Option<i64>) -> Option<prost_types::Timestamp> {
+    ms.map(|ms| prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    })
 }
 
 fn counts_pb(c: &[u64; 4]) -> pb::ClassCounts {
@@ -157,7 +158,7 @@ pub fn classification_pb(c: &Classified, specialised: &[InRun]) -> pb::Classific
             .as_ref()
             .map(|o| o.cause.clone())
             .unwrap_or_default(),
-        rescored_at: rfc3339(c.rescored.as_ref().map(|o| o.at_ms)),
+        rescored_at: instant(c.rescored.as_ref().map(|o| o.at_ms)),
         factors_reproduce_score: c.factors_reproduce_score,
         rules_version: c.rules_version.clone(),
         specialised: specialised.iter().map(specialised_pb).collect(),
@@ -183,8 +184,8 @@ pub fn run_pb(r: &ScoringRun, current: bool, store: &Store) -> pb::ScoringRun {
         .into(),
         dry_run: r.dry_run,
         current,
-        started_at: rfc3339(Some(r.started_at_ms)),
-        finished_at: rfc3339(r.finished_at_ms),
+        started_at: instant(Some(r.started_at_ms)),
+        finished_at: instant(r.finished_at_ms),
         enterprises: r.enterprises,
         classes: Some(counts_pb(&r.classes)),
         regions: r
@@ -230,7 +231,7 @@ pub fn run_pb(r: &ScoringRun, current: bool, store: &Store) -> pb::ScoringRun {
                 })
                 .collect(),
         }),
-        activated_at: rfc3339(r.activated_at_ms),
+        activated_at: instant(r.activated_at_ms),
         activated_by: r.activated_by.clone(),
         activation_reason: r.activation_reason.clone(),
         error: r.error.clone(),
@@ -309,14 +310,29 @@ impl ClassificationService for ClassificationApi {
         let u = convert::uscc("uscc", &r.uscc).map_err(invalid)?;
         super::Scope::of(&req).check_uscc(&self.store, "uscc", &u)?;
         let run = (r.run_id != 0).then_some(r.run_id);
+        let today = self.store.today();
+        let day = convert::past_as_of("as_of", &r.as_of, today).map_err(invalid)?;
+        if run.is_some() && !r.as_of.trim().is_empty() {
+            return Err(invalid(DomainError::invalid(
+                "as_of",
+                "give run_id or as_of, not both",
+            )));
+        }
         // Point reads and in-memory binary searches (the general run, then each
         // specialised one: an override read at most for each): short enough for the
         // runtime thread (like GetEnterprise), cheaper than a hand-off to the blocking
-        // pool.
-        let c = self.store.classify(&u, run)?;
-        let specialised = match run {
-            None => self.store.specialised_classes(&u)?,
-            Some(_) => Vec::new(),
+        // pool. A past day also reads the run records (a few hundred at most).
+        let (c, specialised) = match run {
+            Some(_) => (self.store.classify(&u, run)?, Vec::new()),
+            None if day < today => (
+                self.store.classify_on(&u, "as_of", day)?,
+                self.store
+                    .classes_in_runs_on(&u, &self.store.specialised_runs_on(day)?, day)?,
+            ),
+            None => (
+                self.store.classify(&u, None)?,
+                self.store.specialised_classes(&u)?,
+            ),
         };
         Ok(Response::new(classification_pb(&c, &specialised)))
     }

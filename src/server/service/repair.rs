@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{classification::rfc3339, convert, invalid, request_key};
+use super::{classification::instant, convert, invalid, request_key};
 use crate::{
     domain::{
         repair::{
@@ -136,7 +136,7 @@ pub fn case_pb(c: &RepairCase, today: Date, o: &StoreOptions) -> pb::RepairCase 
             .iter()
             .map(|s| pb::RepairStep {
                 state: state_pb(s.state),
-                at: rfc3339(Some(s.at_ms)),
+                at: instant(Some(s.at_ms)),
                 on: s.on.to_string(),
                 by: s.by.clone(),
                 reason: s.reason.clone(),
@@ -494,7 +494,7 @@ pub fn objection_pb(o: &Objection, opts: &StoreOptions) -> pb::Objection {
             .iter()
             .map(|s| pb::ObjectionStep {
                 state: s.state.name().into(),
-                at: rfc3339(Some(s.at_ms)),
+                at: instant(Some(s.at_ms)),
                 on: s.on.to_string(),
                 by: s.by.clone(),
                 reason: s.reason.clone(),

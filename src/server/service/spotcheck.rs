@@ -6,7 +6,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{
-    classification::{class_pb, points, rfc3339},
+    classification::{class_pb, instant, points},
     convert, invalid, request_key,
 };
 use crate::{
@@ -209,7 +209,7 @@ pub fn plan_pb(p: &DrawPlan, family: String) -> pb::DrawPlan {
                 exempted: exempted_pb(s),
             })
             .collect(),
-        created_at: rfc3339(Some(p.created_at_ms)),
+        created_at: instant(Some(p.created_at_ms)),
         drawn: p.receipt.is_some(),
         rules_version: p.rules_version.clone(),
         override_reason: p.override_reason.clone(),
@@ -472,7 +472,7 @@ pub fn receipt_pb(r: &DrawReceipt, filter: &CandidateFilter) -> pb::DrawReceipt 
                 exempted: Vec::new(),
             })
             .collect(),
-        drawn_at: rfc3339(Some(r.drawn_at_ms)),
+        drawn_at: instant(Some(r.drawn_at_ms)),
         sampler_seed: sampler::draw_seed(&r.seed, &r.task_id),
         ..Default::default()
     }
@@ -491,11 +491,18 @@ impl SpotCheckApi {
                 req.usccs.len()
             )));
         }
-        let as_of =
-            convert::past_as_of("as_of", &req.as_of, self.store.today()).map_err(invalid)?;
+        let today = self.store.today();
+        let as_of = convert::past_as_of("as_of", &req.as_of, today).map_err(invalid)?;
         let view = self.store.require_current_run()?;
         // Every item is answered from the same runs: the general one and the
-        // specialised ones current when the batch arrived.
+        // specialised ones current when the batch arrived, or at the end of a past
+        // `as_of` (then read per enterprise from the run's blocks).
+        let past = if as_of < today {
+            let (run, _) = self.store.general_run_on("as_of", as_of)?;
+            Some((run, self.store.specialised_runs_on(as_of)?))
+        } else {
+            None
+        };
         let specialised = self.store.specialised_runs()?;
         let spot = view.spot_view();
         let rules = &self.store.options().rules.in_force(as_of).exemptions;
@@ -503,7 +510,7 @@ impl SpotCheckApi {
         for (i, s) in req.usccs.iter().enumerate() {
             let mut item = pb::MatchItem {
                 uscc: s.clone(),
-                run_id: view.run.id,
+                run_id: past.as_ref().map_or(view.run.id, |(run, _)| *run),
                 ..Default::default()
             };
             match Uscc::parse(s) {
@@ -513,19 +520,37 @@ impl SpotCheckApi {
                     // false), so the token learns nothing of other districts.
                     let row = spot.row(&u)?.filter(|r| scope.covers(&r.attrs.region));
                     if let Some(row) = row {
-                        let ex = rules.exemption(row.attrs.status, row.class, &row.history, as_of);
-                        item.found = true;
-                        item.risk_class = class_pb(row.class);
-                        item.score = points(row.score.into());
-                        item.exempt = ex.is_some();
-                        item.exemption_reason =
-                            ex.map(|e| e.name().to_string()).unwrap_or_default();
-                        item.specialised = self
-                            .store
-                            .specialised_classes_in(&specialised, &u)?
-                            .iter()
-                            .map(super::classification::specialised_pb)
-                            .collect();
+                        let answer = match &past {
+                            None => Some((
+                                row.class,
+                                row.score.into(),
+                                self.store.specialised_classes_in(&specialised, &u)?,
+                            )),
+                            Some((run, runs)) => {
+                                match self.store.class_in_run_until(&u, *run, as_of.end_ms()) {
+                                    Ok(c) => Some((
+                                        c.class,
+                                        c.score,
+                                        self.store.classes_in_runs_on(&u, runs, as_of)?,
+                                    )),
+                                    Err(crate::error::Error::NotFound(_)) => None,
+                                    Err(e) => return Err(e.into()),
+                                }
+                            }
+                        };
+                        if let Some((class, score, specialised)) = answer {
+                            let ex = rules.exemption(row.attrs.status, class, &row.history, as_of);
+                            item.found = true;
+                            item.risk_class = class_pb(class);
+                            item.score = points(score);
+                            item.exempt = ex.is_some();
+                            item.exemption_reason =
+                                ex.map(|e| e.name().to_string()).unwrap_or_default();
+                            item.specialised = specialised
+                                .iter()
+                                .map(super::classification::specialised_pb)
+                                .collect();
+                        }
                     }
                 }
             }

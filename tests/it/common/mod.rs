@@ -66,6 +66,16 @@ impl TestServer {
         s
     }
 
+    /// Starts a server on the store at `dir` (kept by the caller) with its clock on
+    /// `today` (noon, Shanghai).
+    pub async fn start_at_on(dir: &Path, today: credit_risk::domain::Date) -> TestServer {
+        let options = StoreOptions {
+            clock: credit_risk::domain::Clock::fixed(today),
+            ..StoreOptions::default()
+        };
+        TestServer::start_configured_with(dir, options, false, |_| {}).await
+    }
+
     /// The one constructor of a fresh temporary store: every other delegates here or to
     /// [`TestServer::start_configured`].
     async fn start_fresh(metrics: bool, change: impl FnOnce(&mut ServerConfig)) -> TestServer {
