@@ -245,7 +245,12 @@ pub fn generate(
     let mut counts = Counts::default();
     let mut buf = Vec::with_capacity(512);
     let as_of = profile.as_of;
-    let mut penalty_seq = 0u64;
+    // Identifiers (USCCs, decision numbers, commitment and sample ids) start at a
+    // seed-dependent offset, so cities generated with different seeds (the demo's seed 1,
+    // the README's 42) do not share them and one imports into a store holding the other.
+    let id_base = splitmix(profile.seed) % 100_000_000;
+    let serial_base = splitmix(profile.seed ^ 0xDEC1_5104) % 5_000_000;
+    let mut penalty_seq = serial_base;
     let mut emit = |rec: pb::import_record::Record, out: &mut dyn Write| -> std::io::Result<()> {
         buf.clear();
         pb::ImportRecord { record: Some(rec) }
@@ -276,7 +281,7 @@ pub fn generate(
             );
             (DISTRICT_WEIGHTS[idx].0, DISTRICT_WEIGHTS[idx].1)
         };
-        let uscc = uscc_for(i, category, region, &mut rng);
+        let uscc = uscc_for(id_base + i, category, region, &mut rng);
         let section = if individual {
             pick(&mut rng, &INDIVIDUAL_SECTIONS)
         } else if entity_type == pb::EntityType::FarmerCooperative {
@@ -464,7 +469,7 @@ pub fn generate(
                     // From the sequence number, drawing nothing (the other records of a
                     // seed stay as they were): 8 % lighter, 3 % mitigated, never with a
                     // heavier penalty; an entity's first penalty is a first violation.
-                    lenience: match (heavier, penalty_seq % 100) {
+                    lenience: match (heavier, (penalty_seq - serial_base) % 100) {
                         (false, 0..=7) => pb::Lenience::Lighter,
                         (false, 8..=10) => pb::Lenience::Mitigated,
                         _ => pb::Lenience::None,
@@ -675,7 +680,7 @@ pub fn generate(
             });
             emit(
                 pb::import_record::Record::Commitment(pb::Commitment {
-                    commitment_id: format!("GZCN-{}-{abbr}-{i:07}", made_on.year()),
+                    commitment_id: format!("GZCN-{}-{abbr}-{:07}", made_on.year(), serial_base + i),
                     uscc: u.clone(),
                     kind: pb::CommitmentKind::LicensingNotification as i32,
                     made_on: made_on.to_string(),
@@ -708,7 +713,11 @@ pub fn generate(
                 let passed = srng.random::<f64>() >= (0.05 * risk).min(0.6);
                 emit(
                     pb::import_record::Record::Sampling(pb::QualitySamplingResult {
-                        sample_id: format!("CJ-{}-{abbr}-{i:07}-{k}", sampled_on.year()),
+                        sample_id: format!(
+                            "CJ-{}-{abbr}-{:07}-{k}",
+                            sampled_on.year(),
+                            serial_base + i
+                        ),
                         uscc: u.clone(),
                         sampled_on: sampled_on.to_string(),
                         category: if food {

@@ -17,6 +17,7 @@ pub mod objection;
 pub mod proto_json;
 pub mod repair;
 pub mod report;
+pub mod report_text;
 pub mod restore;
 pub mod score;
 pub mod serve;

@@ -34,29 +34,39 @@ pub fn run(a: Args) -> CliResult {
 /// `credit-risk objection …`
 #[derive(Subcommand, Debug)]
 pub enum ObjectionCommand {
-    /// Dispute a record (e.g. penalty/沪市监罚〔2026〕1号).
+    /// Dispute a record (e.g. penalty/沪市监浦处〔2026〕1号).
     File {
+        /// The enterprise's USCC.
         #[arg(long)]
         uscc: String,
+        /// The record, as the credit report names it: penalty/<decision number>,
+        /// listing/<KIND>/<LISTED_ON>/<REASON>, annual_report/<year>, inspection/<task>.
         #[arg(long)]
         record: String,
+        /// What is wrong with the record.
         #[arg(long)]
         reason: String,
+        /// Supporting evidence (text or document reference); repeatable.
         #[arg(long)]
         evidence: Vec<String>,
     },
     /// Resolve: upheld, or --remove-listing to correct a disputed listing.
     Resolve {
+        /// The objection id.
         id: u64,
+        /// The finding (recorded with the objection and in the audit trail).
         #[arg(long)]
         reason: String,
+        /// Correct the record: remove the disputed listing (listings only).
         #[arg(long)]
         remove_listing: bool,
     },
     /// List objections.
     List {
+        /// Only this enterprise's objections.
         #[arg(long)]
         uscc: Option<String>,
+        /// Only open objections (not yet resolved).
         #[arg(long)]
         open: bool,
     },

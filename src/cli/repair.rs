@@ -38,9 +38,11 @@ pub enum RepairCommand {
     /// File a repair case.
     ///
     /// Example: credit-risk repair submit --uscc 91310115MA1K3BTP2B
-    ///   --listing ABNORMAL_OPERATIONS/2025-07-15/ANNUAL_REPORT_NOT_FILED
-    ///   --reason "reports made up" --commitment "signed, doc://c/1" --signed
+    ///   --listing ABNORMAL_OPERATIONS/2026-08-03/UNREACHABLE_AT_ADDRESS
+    ///   --reason "reachable again" --evidence "现场核查记录 doc://e/7"
+    ///   --commitment "守信承诺书 doc://c/1" --signed
     Submit {
+        /// The enterprise's USCC.
         #[arg(long)]
         uscc: String,
         /// A listing id KIND/LISTED_ON/REASON (as the credit report shows it).
@@ -49,6 +51,7 @@ pub enum RepairCommand {
         /// A penalty decision number (early end of publicity).
         #[arg(long)]
         penalty: Option<String>,
+        /// Why the record should be repaired (what was corrected).
         #[arg(long)]
         reason: String,
         /// The integrity commitment (text or document reference).
@@ -57,6 +60,8 @@ pub enum RepairCommand {
         /// The commitment is signed.
         #[arg(long)]
         signed: bool,
+        /// Proof of the cure (text or document reference); repeatable. An abnormal
+        /// listing for an unreachable address needs one.
         #[arg(long)]
         evidence: Vec<String>,
     },
@@ -65,6 +70,7 @@ pub enum RepairCommand {
         /// SUBMITTED, ACCEPTED, NOT_ACCEPTED, APPROVED, DENIED or REVOKED.
         #[arg(long)]
         state: Option<String>,
+        /// Only this enterprise's cases.
         #[arg(long)]
         uscc: Option<String>,
         /// Only cases whose next step is late.
@@ -72,26 +78,37 @@ pub enum RepairCommand {
         overdue: bool,
     },
     /// Show one case.
-    Show { id: u64 },
+    Show {
+        /// The case id.
+        id: u64,
+    },
     /// Accept a case (or not, with --reject).
     Accept {
+        /// The case id.
         id: u64,
+        /// Do not accept it (NOT_ACCEPTED).
         #[arg(long)]
         reject: bool,
+        /// Why (recorded in the case and the audit trail).
         #[arg(long)]
         reason: String,
     },
     /// Approve a case (or deny it, with --deny).
     Decide {
+        /// The case id.
         id: u64,
+        /// Deny it (DENIED) instead of approving.
         #[arg(long)]
         deny: bool,
+        /// Why (recorded in the case and the audit trail).
         #[arg(long)]
         reason: String,
     },
     /// Revoke an approval for a false commitment.
     Revoke {
+        /// The case id.
         id: u64,
+        /// Why (recorded in the case and the audit trail).
         #[arg(long)]
         reason: String,
     },

@@ -24,6 +24,7 @@ mod measures;
 mod metrics;
 mod operations;
 mod python_client;
+mod readme;
 mod registry;
 mod repair;
 mod replay;

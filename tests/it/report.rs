@@ -64,9 +64,19 @@ async fn run_charts_and_enterprise_page_are_written() {
     assert_eq!(r["enterprises"], 6);
     assert_eq!(r["files"].as_array().map(Vec::len), Some(8));
     let svg = std::fs::read_to_string(dir.path().join("classes-by-district.svg")).expect("svg");
-    assert!(svg.contains("Pudong"), "the test city is in Pudong");
+    assert!(svg.contains("浦东新区"), "the test city is in Pudong");
+    assert!(svg.contains("A类（低风险）"), "classes with their meaning");
+    let svg = std::fs::read_to_string(dir.path().join("score-histogram.svg")).expect("svg");
+    assert!(svg.contains("D ≥ "), "the model's cut points");
     let svg = std::fs::read_to_string(dir.path().join("filing-rates.svg")).expect("svg");
-    assert!(svg.contains("Annual reports filed"), "the filing chart");
+    assert!(svg.contains("年度报告按期公示率"), "the filing chart");
+    let en = tempfile::tempdir().expect("tempdir");
+    let en_out = en.path().to_str().expect("utf-8 path");
+    report(&addr, &["run", "--out", en_out, "--lang", "en"])
+        .await
+        .expect("report run --lang en");
+    let svg = std::fs::read_to_string(en.path().join("classes-by-district.svg")).expect("svg");
+    assert!(svg.contains("Pudong") && svg.contains("A (low risk)"));
     assert!(dir.path().join("problem-rates.png").exists());
     let png = std::fs::read(dir.path().join("score-histogram.png")).expect("png");
     assert_eq!(&png[1..4], b"PNG");
@@ -82,15 +92,24 @@ async fn run_charts_and_enterprise_page_are_written() {
         html.contains("沪市监浦处〔2026〕77号"),
         "the penalty is listed"
     );
-    assert!(html.contains("PENALTY_FINE"), "the factor is explained");
+    assert!(html.contains("罚款或没收"), "the factor is explained");
     assert!(
-        html.contains("<h2>Reward and punishment measures</h2><table>") && html.contains("P-PN-01"),
+        html.contains("<h2>奖惩措施</h2><table>") && html.contains("P-PN-01"),
         "the penalty in publicity brings its measure"
     );
     assert!(html.contains("<svg"), "with the factor chart");
     assert!(
-        html.contains("<h2>Class history</h2><table>"),
+        html.contains("<h2>分类历史</h2><table>"),
         "and the run history"
     );
+    report(
+        &addr,
+        &["enterprise", &target, "--out", page_arg, "--lang", "en"],
+    )
+    .await
+    .expect("report enterprise --lang en");
+    let html = std::fs::read_to_string(&page).expect("html");
+    assert!(html.contains("<h2>Reward and punishment measures</h2><table>"));
+    assert!(html.contains("<h2>Class history</h2><table>"));
     t.stop().await;
 }
