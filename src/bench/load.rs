@@ -88,6 +88,8 @@ pub enum LoadTarget {
     GetEnterprise,
     /// ClassificationService.GetClassification
     GetClassification,
+    /// ClassificationService.GetClassification with view CLASS (no explanation)
+    GetClassificationClass,
     /// MeasuresService.GetMeasures (dossier, class in force, catalogue)
     GetMeasures,
     /// MeasuresService.GetMeasures with view CODES (codes, kinds and subjects only)
@@ -105,7 +107,8 @@ pub enum LoadTarget {
 
 enum LoadClient {
     Registry(RegistryServiceClient<Authed>),
-    Classification(ClassificationServiceClient<Authed>),
+    /// The client, and whether to ask for the class only (view CLASS).
+    Classification(ClassificationServiceClient<Authed>, bool),
     /// The client, and whether to ask for codes only.
     Measures(MeasuresServiceClient<Authed>, bool),
     Mixed(
@@ -198,9 +201,14 @@ impl LoadClient {
                 .get_enterprise(credit_risk::proto::GetEnterpriseRequest { uscc })
                 .await
                 .map(|_| ()),
-            LoadClient::Classification(c) => c
+            LoadClient::Classification(c, class_only) => c
                 .get_classification(credit_risk::proto::GetClassificationRequest {
                     uscc,
+                    view: if *class_only {
+                        credit_risk::proto::ClassificationView::Class as i32
+                    } else {
+                        credit_risk::proto::ClassificationView::Full as i32
+                    },
                     ..Default::default()
                 })
                 .await
@@ -248,11 +256,14 @@ pub async fn load(
             LoadTarget::GetEnterprise => LoadClient::Registry(
                 RegistryServiceClient::with_interceptor(channel, TokenInterceptor::from_env()),
             ),
-            LoadTarget::GetClassification => {
-                LoadClient::Classification(ClassificationServiceClient::with_interceptor(
-                    channel,
-                    TokenInterceptor::from_env(),
-                ))
+            LoadTarget::GetClassification | LoadTarget::GetClassificationClass => {
+                LoadClient::Classification(
+                    ClassificationServiceClient::with_interceptor(
+                        channel,
+                        TokenInterceptor::from_env(),
+                    ),
+                    target == LoadTarget::GetClassificationClass,
+                )
             }
             LoadTarget::GetMeasures | LoadTarget::GetMeasuresCodes => LoadClient::Measures(
                 MeasuresServiceClient::with_interceptor(channel, TokenInterceptor::from_env()),

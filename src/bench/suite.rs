@@ -65,11 +65,38 @@ pub struct Args {
     /// Print the JSON record instead of the table.
     #[arg(long)]
     json: bool,
+    /// A saved record (bench-N.json of an earlier run): print each figure beside it,
+    /// with the ratio, so a change's effect is one command.
+    #[arg(long, value_name = "BASE.json")]
+    compare: Option<PathBuf>,
+    /// Do not run: take the figures from this saved record (with --compare: compare two
+    /// saved runs).
+    #[arg(long, value_name = "RUN.json", requires = "compare")]
+    from: Option<PathBuf>,
+}
+
+/// The rows of a saved record (`bench-N.json`); errors name the file.
+fn saved_rows(path: &Path) -> Result<Vec<Row>, BenchError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BenchError::from(format!("{}: {e}", path.display())))?;
+    let record: Value = serde_json::from_str(&text)
+        .map_err(|e| BenchError::from(format!("{}: not JSON: {e}", path.display())))?;
+    serde_json::from_value(record.get("rows").cloned().unwrap_or(Value::Null)).map_err(|e| {
+        BenchError::from(format!(
+            "{}: not a `credit-risk bench` record (rows): {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Runs `credit-risk bench`.
 pub fn run(a: Args) -> CliResult {
     crate::cli::init_logging("warn", false);
+    if let (Some(base), Some(from)) = (&a.compare, &a.from) {
+        print!("{}", compare_table(&saved_rows(from)?, &saved_rows(base)?));
+        return Ok(());
+    }
+    let base = a.compare.as_deref().map(saved_rows).transpose()?;
     let args = SuiteArgs {
         enterprises: parse_scale(&a.scale)?,
         seed: a.seed,
@@ -87,6 +114,9 @@ pub fn run(a: Args) -> CliResult {
     } else {
         print!("{}", table(&rows));
         println!("JSON: {}", out.display());
+    }
+    if let Some(base) = base {
+        print!("{}", compare_table(&rows, &base));
     }
     Ok(())
 }
@@ -121,8 +151,91 @@ pub fn parse_scale(s: &str) -> Result<u64, String> {
     Ok(n as u64)
 }
 
+/// Rounds of each alternating comparison (baseline, ours, baseline, ours…).
+const ROUNDS: usize = 5;
+
+/// A measure taken in rounds, each right after its baseline: per round (baseline rate,
+/// our rate, baseline p99, our p99).
+struct Paired(Vec<(f64, f64, f64, f64)>);
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+impl Paired {
+    fn new() -> Paired {
+        Paired(Vec::new())
+    }
+
+    fn push(&mut self, echo: LoadReport, ours: LoadReport) {
+        self.0
+            .push((echo.per_second, ours.per_second, echo.p99_ms, ours.p99_ms));
+    }
+
+    fn push_rates(&mut self, echo: f64, ours: f64) {
+        self.0.push((echo, ours, 0.0, 0.0));
+    }
+
+    fn ratios(&self) -> Vec<f64> {
+        self.0
+            .iter()
+            .map(|r| r.1 / r.0.max(1e-9))
+            .collect::<Vec<_>>()
+    }
+
+    fn median_p99(&self) -> f64 {
+        median(self.0.iter().map(|r| r.3).collect())
+    }
+
+    fn median_echo_p99(&self) -> f64 {
+        median(self.0.iter().map(|r| r.2).collect())
+    }
+
+    /// The table row: median rate beside the median baseline; ratio = median of the
+    /// rounds' ratios, with their spread; `met(rate, ratio)`.
+    fn row(
+        &self,
+        measure: &str,
+        baseline_name: &str,
+        target: &str,
+        met: impl Fn(f64, f64) -> bool,
+    ) -> Row {
+        let rate = median(self.0.iter().map(|r| r.1).collect());
+        let ratios = self.ratios();
+        let ratio = median(ratios.clone());
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut r = row(
+            measure,
+            rate,
+            "req/s",
+            baseline_name,
+            Some(median(self.0.iter().map(|r| r.0).collect())),
+            target,
+            Some(met(rate, ratio)),
+        );
+        r.ratio = Some(ratio);
+        r.spread = Some([lo, hi]);
+        r
+    }
+
+    fn json(&self) -> Value {
+        json!(self
+            .0
+            .iter()
+            .map(|r| json!({"echo_per_second": r.0, "ours_per_second": r.1,
+                            "echo_p99_ms": r.2, "ours_p99_ms": r.3}))
+            .collect::<Vec<_>>())
+    }
+}
+
 /// One line of the table: our figure, its baseline, the ratio and the target.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     pub measure: String,
     pub ours: f64,
@@ -133,6 +246,9 @@ pub struct Row {
     pub ratio: Option<f64>,
     pub target: String,
     pub met: Option<bool>,
+    /// For a figure taken in alternating rounds: the lowest and highest per-round ratio.
+    #[serde(default)]
+    pub spread: Option<[f64; 2]>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -154,6 +270,7 @@ fn row(
         ratio: baseline.filter(|b| *b > 0.0).map(|b| ours / b),
         target: target.into(),
         met,
+        spread: None,
     }
 }
 
@@ -305,10 +422,6 @@ async fn stream_timed(
     Ok((n, t.elapsed().as_secs_f64()))
 }
 
-fn load_json(r: &LoadReport) -> Value {
-    serde_json::to_value(r).unwrap_or(Value::Null)
-}
-
 /// The generated city of `n` enterprises (seed `seed`) under `data`, made if missing
 /// (the generator is deterministic, so a file made once serves every run); with the
 /// generator's figures when it was made now.
@@ -408,20 +521,39 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
                "server_peak_rss_kib": server.status_kib("VmHWM:")}),
     );
 
-    // 5. Unary loads, each beside the bare unary echo with the same clients.
+    // 5. Unary loads, alternating with the bare unary echo (same clients) in short
+    // rounds — echo, ours, echo, ours… — so each figure is compared with a baseline
+    // taken seconds before it, not in another window of a noisy machine.
     let usccs = sample_usccs(&dataset, 200_000)?;
     let echo = start_echo().await?.to_string();
-    let (c, secs) = (args.clients, args.seconds);
-    log(format!("unary loads: {c} clients, {secs} s each"));
-    let echo_1 = unary_load(&echo, true, Arc::new(usccs.clone()), 1, c, secs).await?;
-    let get_cls = load::load(&addr, LoadTarget::GetClassification, usccs.clone(), c, secs).await?;
-    let get_ent = load::load(&addr, LoadTarget::GetEnterprise, usccs.clone(), c, secs).await?;
-    let batch_1 = unary_load(&addr, false, Arc::new(usccs.clone()), 1, c, secs).await?;
+    let (c, secs) = (args.clients, args.seconds / 2.0);
+    log(format!(
+        "unary loads: {c} clients, {ROUNDS} alternating rounds of {secs} s phases"
+    ));
+    let (mut get_cls, mut get_ent, mut batch_1) = (Paired::new(), Paired::new(), Paired::new());
+    let mut get_cls_class = Paired::new();
+    for _ in 0..ROUNDS {
+        let e = unary_load(&echo, true, Arc::new(usccs.clone()), 1, c, secs).await?;
+        let o = load::load(&addr, LoadTarget::GetClassification, usccs.clone(), c, secs).await?;
+        get_cls.push(e, o);
+        let e = unary_load(&echo, true, Arc::new(usccs.clone()), 1, c, secs).await?;
+        let target = LoadTarget::GetClassificationClass;
+        let o = load::load(&addr, target, usccs.clone(), c, secs).await?;
+        get_cls_class.push(e, o);
+        let e = unary_load(&echo, true, Arc::new(usccs.clone()), 1, c, secs).await?;
+        let o = load::load(&addr, LoadTarget::GetEnterprise, usccs.clone(), c, secs).await?;
+        get_ent.push(e, o);
+        let e = unary_load(&echo, true, Arc::new(usccs.clone()), 1, c, secs).await?;
+        let o = unary_load(&addr, false, Arc::new(usccs.clone()), 1, c, secs).await?;
+        batch_1.push(e, o);
+    }
     raw.insert(
         "unary".into(),
-        json!({"clients": c, "seconds_each": secs, "echo": load_json(&echo_1),
-               "get_classification": load_json(&get_cls), "get_enterprise": load_json(&get_ent),
-               "batch_match_1": load_json(&batch_1),
+        json!({"clients": c, "seconds_each": secs, "rounds": ROUNDS,
+               "get_classification": get_cls.json(),
+               "get_classification_class_view": get_cls_class.json(),
+               "get_enterprise": get_ent.json(),
+               "batch_match_1": batch_1.json(),
                "server_rss_kib": server.status_kib("VmRSS:"),
                "server_peak_rss_kib": server.status_kib("VmHWM:")}),
     );
@@ -435,12 +567,22 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
             as_of: String::new(),
         })
         .collect();
-    log(format!("match stream of {} USCCs", stream_usccs.len()));
-    let (echo_n, echo_s) = stream_timed(&echo, true, msgs.clone()).await?;
-    let (match_n, match_s) = stream_timed(&addr, false, msgs).await?;
+    log(format!(
+        "match stream of {} USCCs, {ROUNDS} rounds alternating with the streaming echo",
+        stream_usccs.len()
+    ));
+    let mut stream = Paired::new();
+    for _ in 0..ROUNDS {
+        let (echo_n, echo_s) = stream_timed(&echo, true, msgs.clone()).await?;
+        let (match_n, match_s) = stream_timed(&addr, false, msgs.clone()).await?;
+        stream.push_rates(
+            echo_n as f64 / echo_s.max(1e-9),
+            match_n as f64 / match_s.max(1e-9),
+        );
+    }
     raw.insert(
         "stream".into(),
-        json!({"usccs": match_n, "match_seconds": match_s, "echo_usccs": echo_n, "echo_seconds": echo_s,
+        json!({"usccs_per_round": stream_usccs.len(), "rounds": ROUNDS, "rates": stream.json(),
                "server_rss_kib": server.status_kib("VmRSS:"),
                "server_peak_rss_kib": server.status_kib("VmHWM:")}),
     );
@@ -562,62 +704,47 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
         &at("≤ 10 s and ≤ 3× scan"),
         Some(scoring_secs <= 10.0 && scoring_secs <= 3.0 * bare_scan_s),
     ));
-    rows.push(row(
+    // Medians of the rounds; the ratio is the median of each round's ours / echo, with
+    // the spread (lowest–highest) of those ratios.
+    let cls_p99 = get_cls.median_p99();
+    rows.push(get_cls.row(
         "GetClassification",
-        get_cls.per_second,
-        "req/s",
         "unary echo, req/s",
-        Some(echo_1.per_second),
-        "≥ 40,000/s, p99 ≤ 5 ms",
-        Some(get_cls.per_second >= 40_000.0 && get_cls.p99_ms <= 5.0),
+        "≥ 70 % of echo; ≥ 40,000/s, p99 ≤ 5 ms",
+        |rate, ratio| ratio >= 0.7 && rate >= 40_000.0 && cls_p99 <= 5.0,
+    ));
+    rows.push(get_cls_class.row(
+        "GetClassification, view CLASS",
+        "unary echo, req/s",
+        "≥ 70 % of echo",
+        |_, ratio| ratio >= 0.7,
     ));
     rows.push(row(
         "GetClassification p99",
-        get_cls.p99_ms,
+        cls_p99,
         "ms",
         "unary echo p99, ms",
-        Some(echo_1.p99_ms),
+        Some(get_cls.median_echo_p99()),
         "≤ 5 ms",
-        Some(get_cls.p99_ms <= 5.0),
+        Some(cls_p99 <= 5.0),
     ));
-    rows.push(row(
-        "single-USCC unary (GetClassification)",
-        get_cls.per_second,
-        "req/s",
-        "unary echo, req/s",
-        Some(echo_1.per_second),
-        "≥ 70 % of echo",
-        Some(get_cls.per_second >= 0.7 * echo_1.per_second),
-    ));
-    rows.push(row(
+    rows.push(batch_1.row(
         "single-USCC unary (BatchMatch 1)",
-        batch_1.per_second,
-        "req/s",
         "unary echo, req/s",
-        Some(echo_1.per_second),
         "≥ 70 % of echo",
-        Some(batch_1.per_second >= 0.7 * echo_1.per_second),
+        |_, ratio| ratio >= 0.7,
     ));
-    rows.push(row(
-        "GetEnterprise",
-        get_ent.per_second,
-        "req/s",
-        "unary echo, req/s",
-        Some(echo_1.per_second),
-        "",
-        None,
-    ));
-    let match_rate = match_n as f64 / match_s.max(1e-9);
-    let echo_rate = echo_n as f64 / echo_s.max(1e-9);
-    rows.push(row(
+    let mut ent = get_ent.row("GetEnterprise", "unary echo, req/s", "", |_, _| true);
+    ent.met = None;
+    rows.push(ent);
+    let mut s = stream.row(
         "match stream",
-        match_rate,
-        "USCC/s",
         "streaming echo, USCC/s",
-        Some(echo_rate),
         "≥ 300,000/s and ≥ 50 % of echo",
-        Some(match_rate >= 300_000.0 && match_rate >= 0.5 * echo_rate),
-    ));
+        |rate, ratio| rate >= 300_000.0 && ratio >= 0.5,
+    );
+    s.unit = "USCC/s".into();
+    rows.push(s);
     rows.push(row(
         "city-wide C/D pool",
         pool_s,
@@ -696,10 +823,11 @@ pub fn table(rows: &[Row]) -> String {
             Some(b) => format!("{} ({})", fmt(b, "").trim_end(), r.baseline_name),
             None => "—".into(),
         };
-        let ratio = r
-            .ratio
-            .map(|x| format!("{x:.2}"))
-            .unwrap_or_else(|| "—".into());
+        let ratio = match (r.ratio, r.spread) {
+            (Some(x), Some([lo, hi])) => format!("{x:.2} ({lo:.2}–{hi:.2})"),
+            (Some(x), None) => format!("{x:.2}"),
+            (None, _) => "—".into(),
+        };
         let met = match r.met {
             Some(true) => "yes",
             Some(false) => "NO",
@@ -718,9 +846,105 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
+/// Each figure of `now` beside the same measure of `base`: the ratio now / base and
+/// whether that is better (a rate higher, a time, size or latency lower).
+pub fn compare_table(now: &[Row], base: &[Row]) -> String {
+    let mut out = String::from("| measure | now | base | now / base | |\n|---|---|---|---|---|\n");
+    for r in now {
+        let Some(b) = base.iter().find(|b| b.measure == r.measure) else {
+            out.push_str(&format!(
+                "| {} | {:.3} {} | — | — | new |\n",
+                r.measure, r.ours, r.unit
+            ));
+            continue;
+        };
+        let ratio = (b.ours != 0.0).then(|| r.ours / b.ours);
+        let higher_is_better = r.unit.ends_with("/s");
+        let verdict = match ratio {
+            Some(x) if (x - 1.0).abs() < 0.02 => "same",
+            Some(x) if (x > 1.0) == higher_is_better => "better",
+            Some(_) => "worse",
+            None => "",
+        };
+        out.push_str(&format!(
+            "| {} | {:.3} {} | {:.3} {} | {} | {verdict} |\n",
+            r.measure,
+            r.ours,
+            r.unit,
+            b.ours,
+            b.unit,
+            ratio
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or_else(|| "—".into()),
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alternating_rounds_report_the_median_ratio_and_its_spread() {
+        let mut p = Paired::new();
+        for (echo, ours) in [
+            (100.0, 50.0),
+            (80.0, 60.0),
+            (120.0, 60.0),
+            (50.0, 40.0),
+            (100.0, 70.0),
+        ] {
+            p.push_rates(echo, ours);
+        }
+        let r = p.row("x", "echo", "≥ 70 % of echo", |_, ratio| ratio >= 0.7);
+        assert_eq!(r.ours, 60.0, "median of ours");
+        assert_eq!(r.baseline, Some(100.0), "median of the baselines");
+        // Ratios 0.5, 0.75, 0.5, 0.8, 0.7: median 0.7, spread 0.5–0.8.
+        assert_eq!(r.ratio, Some(0.7));
+        assert_eq!(r.spread, Some([0.5, 0.8]));
+        assert_eq!(r.met, Some(true));
+        assert!(table(&[r]).contains("| 0.70 (0.50–0.80) |"));
+        assert_eq!(median(vec![3.0, 1.0, 2.0, 10.0]), 2.5);
+    }
+
+    #[test]
+    fn a_run_compares_with_a_saved_one() {
+        let now = [
+            row("import", 150_000.0, "records/s", "", None, "", None),
+            row("batch rescore", 6.0, "s", "", None, "", None),
+            row("new measure", 1.0, "s", "", None, "", None),
+        ];
+        let base = [
+            row("import", 100_000.0, "records/s", "", None, "", None),
+            row("batch rescore", 12.0, "s", "", None, "", None),
+        ];
+        let t = compare_table(&now, &base);
+        assert!(
+            t.contains("| import | 150000.000 records/s | 100000.000 records/s | 1.50 | better |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| batch rescore | 6.000 s | 12.000 s | 0.50 | better |"),
+            "{t}"
+        );
+        assert!(t.contains("| new measure | 1.000 s | — | — | new |"), "{t}");
+        // Saved records round-trip through JSON.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bench-1.json");
+        std::fs::write(
+            &path,
+            serde_json::to_string(&json!({"rows": base})).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(saved_rows(&path).unwrap().len(), 2);
+        std::fs::write(&path, "{}").unwrap();
+        let err = saved_rows(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("bench-1.json") && err.contains("rows"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn scales_parse() {

@@ -25,6 +25,10 @@ pub struct Args {
     /// JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// The class and score only, without the factors (view CLASS: the server reads no
+    /// records).
+    #[arg(long)]
+    brief: bool,
 }
 
 /// Runs `credit-risk classify`.
@@ -33,6 +37,11 @@ pub fn run(a: Args) -> CliResult {
         uscc: a.uscc,
         run_id: a.run.unwrap_or(0),
         as_of: a.as_of.unwrap_or_default(),
+        view: if a.brief {
+            credit_risk::proto::ClassificationView::Class as i32
+        } else {
+            credit_risk::proto::ClassificationView::Full as i32
+        },
     };
     runtime(0)?.block_on(classify(&a.server.server, req, a.json))
 }

@@ -135,7 +135,16 @@ pub async fn score(
                             class_letter(e.to),
                             e.score_before,
                             e.score_after,
-                            moved.join(", ")
+                            if !moved.is_empty() {
+                                moved.join(", ")
+                            } else if e.score_before == e.score_after {
+                                "same score: the model's cut points place it in another class"
+                                    .to_string()
+                            } else {
+                                "no indicator moved: the relation points or the general class \
+                                 it reads changed"
+                                    .to_string()
+                            }
                         );
                     }
                 }

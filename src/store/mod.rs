@@ -849,12 +849,18 @@ impl Store {
     /// then ([`Store::general_run_on`], [`Store::class_in_run_until`]); today or later:
     /// the current run. Errors name `field`.
     pub fn classify_on(&self, u: &Uscc, field: &str, day: Date) -> Result<Classified> {
+        let c = self.class_on(u, field, day)?;
+        self.explained(u, c)
+    }
+
+    /// [`Store::classify_on`] without the explanation: the class and score only (no
+    /// dossier read).
+    pub fn class_on(&self, u: &Uscc, field: &str, day: Date) -> Result<InRun> {
         if day >= self.today() {
-            return self.classify(u, None);
+            return self.class_in_run(u, None);
         }
         let (run, until) = self.general_run_on(field, day)?;
-        let c = self.class_in_run_until(u, run, until)?;
-        self.explained(u, c)
+        self.class_in_run_until(u, run, until)
     }
 
     /// The complete runs of the specialised families that were current at the end of

@@ -157,6 +157,29 @@ async fn classes_as_of_a_past_day_come_from_the_run_current_then() {
             "as_of {as_of:?}: {got:?}"
         );
         assert_eq!(got.rescored_cause.is_empty(), !rescored_then, "{as_of}");
+        // The CLASS view answers the same class without the explanation.
+        let brief = k
+            .get_classification(pb::GetClassificationRequest {
+                uscc: u.clone(),
+                as_of: as_of.into(),
+                view: pb::ClassificationView::Class as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (
+                brief.run_id,
+                brief.score,
+                brief.risk_class,
+                &brief.rescored_cause
+            ),
+            (got.run_id, got.score, got.risk_class, &got.rescored_cause),
+            "view CLASS as_of {as_of:?}"
+        );
+        assert!(brief.factors.is_empty() && !got.factors.is_empty());
+        assert_eq!(brief.rules_version, got.rules_version);
         let matched = m
             .batch_match(pb::MatchRequest {
                 usccs: vec![u.clone()],
@@ -193,6 +216,7 @@ async fn classes_as_of_a_past_day_come_from_the_run_current_then() {
             uscc: u.clone(),
             run_id: run1.run_id,
             as_of: "2025-03-03".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -212,6 +236,7 @@ async fn classify(
         uscc: u.into(),
         run_id: 0,
         as_of: as_of.into(),
+        ..Default::default()
     })
     .await
     .map(|r| r.into_inner())

@@ -165,6 +165,32 @@ pub fn classification_pb(c: &Classified, specialised: &[InRun]) -> pb::Classific
     }
 }
 
+/// A class without its explanation (`CLASSIFICATION_VIEW_CLASS`).
+pub fn class_only_pb(
+    u: &crate::domain::Uscc,
+    c: &InRun,
+    specialised: &[InRun],
+    rules_version: String,
+) -> pb::Classification {
+    pb::Classification {
+        uscc: u.to_string(),
+        risk_class: class_pb(c.class),
+        score: points(c.score),
+        model_version: c.model.version.clone(),
+        run_id: c.run_id,
+        as_of: c.as_of.to_string(),
+        rescored_cause: c
+            .rescored
+            .as_ref()
+            .map(|o| o.cause.clone())
+            .unwrap_or_default(),
+        rescored_at: instant(c.rescored.as_ref().map(|o| o.at_ms)),
+        specialised: specialised.iter().map(specialised_pb).collect(),
+        rules_version,
+        ..Default::default()
+    }
+}
+
 /// A run as its proto, with its model's family and the rules version in force on its
 /// as-of date.
 pub fn run_pb(r: &ScoringRun, current: bool, store: &Store) -> pb::ScoringRun {
@@ -322,17 +348,26 @@ impl ClassificationService for ClassificationApi {
         // specialised one: an override read at most for each): short enough for the
         // runtime thread (like GetEnterprise), cheaper than a hand-off to the blocking
         // pool. A past day also reads the run records (a few hundred at most).
-        let (c, specialised) = match run {
-            Some(_) => (self.store.classify(&u, run)?, Vec::new()),
-            None if day < today => (
-                self.store.classify_on(&u, "as_of", day)?,
+        let specialised = match run {
+            Some(_) => Vec::new(),
+            None if day < today => {
                 self.store
-                    .classes_in_runs_on(&u, &self.store.specialised_runs_on(day)?, day)?,
-            ),
-            None => (
-                self.store.classify(&u, None)?,
-                self.store.specialised_classes(&u)?,
-            ),
+                    .classes_in_runs_on(&u, &self.store.specialised_runs_on(day)?, day)?
+            }
+            None => self.store.specialised_classes(&u)?,
+        };
+        if r.view == pb::ClassificationView::Class as i32 {
+            // The class alone: no dossier read, no explanation computed.
+            let c = match run {
+                Some(_) => self.store.class_in_run(&u, run)?,
+                None => self.store.class_on(&u, "as_of", day)?,
+            };
+            let rules = self.store.options().rules.in_force(c.as_of).version.clone();
+            return Ok(Response::new(class_only_pb(&u, &c, &specialised, rules)));
+        }
+        let c = match run {
+            Some(_) => self.store.classify(&u, run)?,
+            None => self.store.classify_on(&u, "as_of", day)?,
         };
         Ok(Response::new(classification_pb(&c, &specialised)))
     }
