@@ -861,6 +861,9 @@ pub fn record_label(lang: Lang, record: &str) -> String {
 
 /// At most `n` characters, "…" for the rest.
 fn clip(s: &str, n: usize) -> String {
+    if n == 0 {
+        return String::new();
+    }
     if s.chars().count() <= n {
         s.to_string()
     } else {

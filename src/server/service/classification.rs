@@ -172,6 +172,7 @@ pub fn class_only_pb(
     specialised: &[InRun],
     rules_version: String,
 ) -> pb::Classification {
+    let rescored = c.rescored.as_ref().filter(|o| !o.cause.is_empty());
     pb::Classification {
         uscc: u.to_string(),
         risk_class: class_pb(c.class),
@@ -179,12 +180,10 @@ pub fn class_only_pb(
         model_version: c.model.version.clone(),
         run_id: c.run_id,
         as_of: c.as_of.to_string(),
-        rescored_cause: c
-            .rescored
-            .as_ref()
-            .map(|o| o.cause.clone())
-            .unwrap_or_default(),
-        rescored_at: instant(c.rescored.as_ref().map(|o| o.at_ms)),
+        // As the explained answer: a re-score without a cause (written when the run
+        // completed) is not a re-score after a write.
+        rescored_cause: rescored.map(|o| o.cause.clone()).unwrap_or_default(),
+        rescored_at: instant(rescored.map(|o| o.at_ms)),
         specialised: specialised.iter().map(specialised_pb).collect(),
         rules_version,
         ..Default::default()
