@@ -1164,15 +1164,29 @@ pub fn enterprise_html(
             .chain(&r.legal_representative_measures)
             .map(|a| {
                 let m = a.measure.clone().unwrap_or_default();
+                // The API's `because` is English; in Chinese the trigger is named from
+                // the record (or, for a class, the class in force).
+                let because = match (lang, a.record_id.is_empty(), &r.classification) {
+                    (Lang::En, _, _) => a.because.clone(),
+                    (Lang::Zh, false, _) => record_label(lang, &a.record_id),
+                    (Lang::Zh, true, Some(c)) => {
+                        format!(
+                            "{}（第{}批次评分）",
+                            class_label(lang, class_index(c.risk_class).unwrap_or(0)),
+                            c.run_id
+                        )
+                    }
+                    (Lang::Zh, true, None) => a.because.clone(),
+                };
                 vec![
                     format!("{} {}", m.code, m.name),
                     enum_label(lang, m.kind, |k: pb::MeasureKind| k.as_str_name()),
                     enum_label(lang, m.subject, |k: pb::MeasureSubject| k.as_str_name()),
-                    a.because.clone(),
+                    because,
                     a.since.clone(),
                     a.until.clone(),
                     m.legal_basis,
-                    m.applied_by,
+                    label(lang, &m.applied_by),
                 ]
             })
             .collect(),
@@ -1615,6 +1629,15 @@ mod tests {
                 ..Default::default()
             }],
             disputed_records: vec!["penalty/沪市监罚〔2026〕1号".into()],
+            measures: vec![pb::AppliedMeasure {
+                measure: Some(pb::Measure {
+                    code: "P-C-01".into(),
+                    applied_by: "market regulation".into(),
+                    ..Default::default()
+                }),
+                because: "class C in scoring run 3".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let html = enterprise_html(&r, &[], Lang::Zh).unwrap();
@@ -1634,10 +1657,19 @@ mod tests {
             "有异议，处理中",
             "罚款或没收 · 沪市监罚〔2026〕1号",
             "食品",
+            "市场监管部门",
+            "C类（较高风险）（第0批次评分）",
         ] {
             assert!(html.contains(want), "missing {want}");
         }
-        for raw in ["ENTERPRISE_STATUS_", "LIST_KIND_", "LISTING_REASON_", "¥"] {
+        for raw in [
+            "ENTERPRISE_STATUS_",
+            "LIST_KIND_",
+            "LISTING_REASON_",
+            "¥",
+            "market regulation",
+            "scoring run",
+        ] {
             assert!(!html.contains(raw), "raw {raw} shown");
         }
         let en = enterprise_html(&r, &[], Lang::En).unwrap();

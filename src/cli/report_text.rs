@@ -200,6 +200,33 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("LATE", "逾期公示", "late"),
     ("NOT_FILED", "未公示", "not filed"),
     ("PENDING", "未到截止日", "not yet due"),
+    // Who applies a measure, as the built-in catalogue (measures_shanghai.toml) says.
+    ("market regulation", "市场监管部门", "market regulation"),
+    (
+        "market regulation (registration)",
+        "市场监管部门（登记注册）",
+        "market regulation (registration)",
+    ),
+    (
+        "licensing departments",
+        "行政审批部门",
+        "licensing departments",
+    ),
+    (
+        "finance (government procurement)",
+        "财政部门（政府采购）",
+        "finance (government procurement)",
+    ),
+    (
+        "finance, housing and construction, planning and natural resources departments",
+        "财政、住房城乡建设、规划和自然资源等部门",
+        "finance, housing and construction, planning and natural resources departments",
+    ),
+    (
+        "market regulation, procurement and tendering departments",
+        "市场监管、采购和招标投标等部门",
+        "market regulation, procurement and tendering departments",
+    ),
     ("OPEN", "处理中", "open"),
     ("UPHELD", "维持原记录", "record upheld"),
     ("CORRECTED", "已更正", "record corrected"),
