@@ -355,6 +355,17 @@ async fn a_broken_commitment_weighs_until_its_repair() {
         .await
         .unwrap_err();
     assert!(e.message().starts_with("due_by"), "{}", e.message());
+    // A future day would judge false commitments on records not yet known: refused.
+    let e = c
+        .list_commitments(pb::ListCommitmentsRequest {
+            due_by: "2026-12-31".into(),
+            as_of: "2099-01-01".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().starts_with("as_of"), "{}", e.message());
 }
 
 /// History imports with its verifications: a broken one is a false commitment at once;

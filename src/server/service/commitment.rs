@@ -212,7 +212,7 @@ impl CommitmentService for CommitmentApi {
         let scope = Scope::of(&req);
         let r = req.into_inner();
         let today = self.store.today();
-        let as_of = convert::as_of("as_of", &r.as_of, today).map_err(invalid)?;
+        let as_of = convert::past_as_of("as_of", &r.as_of, today).map_err(invalid)?;
         let limit = super::list_limit("limit", r.limit)?;
         let store = self.store.clone();
         let reply = if !r.uscc.trim().is_empty() {
