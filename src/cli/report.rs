@@ -449,7 +449,8 @@ pub fn draw_factors<DB: DrawingBackend>(
     root.present().map_err(err)
 }
 
-/// One bar of a percentage chart: its label, value (0 to 100) and colour.
+/// One bar of a percentage chart: its label, value (0 to 100; NaN: no data, drawn as an
+/// empty slot marked "—") and colour.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PercentBar {
     pub label: String,
@@ -471,6 +472,7 @@ pub fn draw_percentages<DB: DrawingBackend>(
     let top = bars
         .iter()
         .map(|b| b.percent)
+        .filter(|p| !p.is_nan())
         .fold(10.0, f64::max)
         .min(100.0)
         * 1.15;
@@ -495,23 +497,33 @@ pub fn draw_percentages<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
     chart
-        .draw_series(bars.iter().enumerate().map(|(i, b)| {
-            let mut r = Rectangle::new(
-                [
-                    (SegmentValue::Exact(i), 0.0),
-                    (SegmentValue::Exact(i + 1), b.percent),
-                ],
-                b.colour.filled(),
-            );
-            r.set_margin(0, 0, 6, 6);
-            r
-        }))
+        .draw_series(
+            bars.iter()
+                .enumerate()
+                .filter(|(_, b)| !b.percent.is_nan())
+                .map(|(i, b)| {
+                    let mut r = Rectangle::new(
+                        [
+                            (SegmentValue::Exact(i), 0.0),
+                            (SegmentValue::Exact(i + 1), b.percent),
+                        ],
+                        b.colour.filled(),
+                    );
+                    r.set_margin(0, 0, 6, 6);
+                    r
+                }),
+        )
         .map_err(err)?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let (text, at) = if b.percent.is_nan() {
+                ("—".to_string(), 0.0)
+            } else {
+                (format!("{:.1}%", b.percent), b.percent)
+            };
             Text::new(
-                format!("{:.1}%", b.percent),
-                (SegmentValue::CenterOf(i), b.percent + top * 0.02),
+                text,
+                (SegmentValue::CenterOf(i), at + top * 0.02),
                 (FONT, 13).into_font(),
             )
         }))
@@ -543,24 +555,45 @@ pub fn filing_bars(lang: Lang, rows: &[pb::FilingRow]) -> Vec<PercentBar> {
 
 /// The problem-found-rate bars of a spot-check answer: one per class drawn in (and one
 /// for results no recorded draw selected, when there are any).
+///
+/// Every class has its slot, so a class without results reads as "—" rather than
+/// being missing (or a lone bar filling half the chart).
 pub fn problem_bars(lang: Lang, rows: &[pb::SpotCheckRow]) -> Vec<PercentBar> {
-    rows.iter()
-        .filter(|r| r.inspected > 0)
-        .map(|r| {
-            let k = class_index(r.risk_class);
-            let n = grouped(r.inspected);
-            PercentBar {
-                label: match (k, lang) {
-                    (Some(k), Lang::Zh) => format!("{}（{n}户）", class_label(lang, k)),
-                    (Some(k), Lang::En) => format!("{} ({n})", class_label(lang, k)),
-                    (None, Lang::Zh) => format!("未经抽取（{n}户）"),
-                    (None, Lang::En) => format!("not drawn ({n})"),
-                },
-                percent: 100.0 * r.problem_rate,
-                colour: k.map_or(RGBColor(150, 150, 150), |k| CLASS_COLOURS[k]),
-            }
+    let bar = |k: Option<usize>, inspected: u64, rate: f64| {
+        let n = grouped(inspected);
+        PercentBar {
+            label: match (k, lang) {
+                (Some(k), Lang::Zh) => format!("{}（{n}户）", class_label(lang, k)),
+                (Some(k), Lang::En) => format!("{} ({n})", class_label(lang, k)),
+                (None, Lang::Zh) => format!("未经抽取（{n}户）"),
+                (None, Lang::En) => format!("not drawn ({n})"),
+            },
+            percent: if inspected > 0 {
+                100.0 * rate
+            } else {
+                f64::NAN
+            },
+            colour: k.map_or(RGBColor(150, 150, 150), |k| CLASS_COLOURS[k]),
+        }
+    };
+    let mut bars: Vec<PercentBar> = (0..4)
+        .map(|k| {
+            let row = rows
+                .iter()
+                .find(|r| class_index(r.risk_class) == Some(k) && r.inspected > 0);
+            bar(
+                Some(k),
+                row.map_or(0, |r| r.inspected),
+                row.map_or(0.0, |r| r.problem_rate),
+            )
         })
-        .collect()
+        .collect();
+    bars.extend(
+        rows.iter()
+            .filter(|r| class_index(r.risk_class).is_none() && r.inspected > 0)
+            .map(|r| bar(None, r.inspected, r.problem_rate)),
+    );
+    bars
 }
 
 /// Renders a chart to an SVG string.
@@ -1542,17 +1575,26 @@ mod tests {
             },
         ];
         let bars = problem_bars(Lang::En, &rows);
-        assert_eq!(bars.len(), 1, "a class without results has no bar");
+        assert_eq!(bars.len(), 4, "every class has its slot");
         assert_eq!(
-            (bars[0].label.as_str(), bars[0].percent),
+            (bars[3].label.as_str(), bars[3].percent),
             ("D (high risk) (8)", 25.0)
         );
+        assert!(
+            bars[0].percent.is_nan(),
+            "a class without results has no bar"
+        );
+        assert_eq!(bars[0].label, "A (low risk) (0)");
         assert_eq!(
-            problem_bars(Lang::Zh, &rows)[0].label,
+            problem_bars(Lang::Zh, &rows)[3].label,
             "D类（高风险）（8户）"
         );
         let svg = to_svg((600, 300), |r| draw_percentages(r, "Problems", "%", &bars)).unwrap();
         assert!(svg.contains("D (high risk) (8)") && svg.contains("25.0%"));
+        assert!(
+            svg.contains("—") && !svg.contains("NaN"),
+            "no data reads as —"
+        );
     }
 
     #[test]
