@@ -218,13 +218,7 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), CliError> {
                 Err(e) => return Err(e.into()),
             };
             let path = dir.join(format!("plan-{plan_id}-stratum-{stratum}.txt"));
-            let mut f = std::io::BufWriter::new(File::create(&path)?);
-            while let Some(b) = s.message().await? {
-                for u in b.usccs {
-                    writeln!(f, "{u}")?;
-                }
-            }
-            std::io::Write::flush(&mut f)?;
+            write_population(&mut s, &path).await?;
             eprintln!(
                 "population of stratum {stratum} written to {}",
                 path.display()
@@ -246,13 +240,7 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), CliError> {
                 .await?
                 .into_inner();
             let path = dir.join(format!("plan-{plan_id}-item-{}.txt", item.code));
-            let mut f = std::io::BufWriter::new(File::create(&path)?);
-            while let Some(b) = s.message().await? {
-                for u in b.usccs {
-                    writeln!(f, "{u}")?;
-                }
-            }
-            std::io::Write::flush(&mut f)?;
+            write_population(&mut s, &path).await?;
             eprintln!(
                 "population of item {} written to {}",
                 item.code,
@@ -308,4 +296,19 @@ pub fn content_request_id(what: &str, plan_id: u64, detail: &str) -> String {
     use sha2::{Digest, Sha256};
     let h = Sha256::digest(detail.as_bytes());
     format!("{what}-{plan_id}-{}", &hex::encode(h)[..16])
+}
+
+/// Writes a `ListPopulation` stream to `path`, one USCC per line.
+async fn write_population(
+    s: &mut tonic::Streaming<credit_risk::proto::PopulationBatch>,
+    path: &std::path::Path,
+) -> Result<(), CliError> {
+    let mut f = std::io::BufWriter::new(File::create(path)?);
+    while let Some(b) = s.message().await? {
+        for u in b.usccs {
+            writeln!(f, "{u}")?;
+        }
+    }
+    std::io::Write::flush(&mut f)?;
+    Ok(())
 }

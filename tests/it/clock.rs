@@ -37,12 +37,7 @@ async fn a_server_on_a_fixed_day_validates_stamps_and_scores_on_that_day() {
         )
         .await
         .unwrap();
-    let st = k
-        .run_batch_scoring(pb::RunBatchScoringRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let run = crate::common::scoring_done(st).await.unwrap();
+    let run = score(&mut k).await;
     assert_eq!(run.as_of, "2025-03-03");
     // The audit trail is stamped by the same clock.
     let mut a = credit_risk::proto::audit_service_client::AuditServiceClient::connect(format!(
@@ -85,14 +80,7 @@ async fn classes_as_of_a_past_day_come_from_the_run_current_then() {
     let mut k = ClassificationServiceClient::connect(format!("http://{}", s.addr))
         .await
         .unwrap();
-    let run1 = crate::common::scoring_done(
-        k.run_batch_scoring(pb::RunBatchScoringRequest::default())
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await
-    .unwrap();
+    let run1 = score(&mut k).await;
     let own = classify(&mut k, &u, "").await.unwrap();
     let dir = s.dir.clone();
     let tmp = s.stop().await;
@@ -120,14 +108,7 @@ async fn classes_as_of_a_past_day_come_from_the_run_current_then() {
     let mut k = ClassificationServiceClient::connect(format!("http://{}", s.addr))
         .await
         .unwrap();
-    let run2 = crate::common::scoring_done(
-        k.run_batch_scoring(pb::RunBatchScoringRequest::default())
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await
-    .unwrap();
+    let run2 = score(&mut k).await;
     assert_ne!(run2.run_id, run1.run_id);
     s.stop().await;
 
@@ -240,4 +221,18 @@ async fn classify(
     })
     .await
     .map(|r| r.into_inner())
+}
+
+/// A batch run as of the server's day, to its summary.
+async fn score(
+    k: &mut pb::classification_service_client::ClassificationServiceClient<
+        tonic::transport::Channel,
+    >,
+) -> pb::ScoringRun {
+    let st = k
+        .run_batch_scoring(pb::RunBatchScoringRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    crate::common::scoring_done(st).await.unwrap()
 }
