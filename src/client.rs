@@ -22,8 +22,13 @@ pub struct TokenInterceptor(Option<tonic::metadata::MetadataValue<tonic::metadat
 impl TokenInterceptor {
     /// From the environment.
     pub fn from_env() -> TokenInterceptor {
+        TokenInterceptor::from_var("CREDIT_RISK_TOKEN")
+    }
+
+    /// From the environment variable `var` (none when unset or empty).
+    pub fn from_var(var: &str) -> TokenInterceptor {
         TokenInterceptor(
-            std::env::var("CREDIT_RISK_TOKEN")
+            std::env::var(var)
                 .ok()
                 .filter(|t| !t.is_empty())
                 .and_then(|t| format!("Bearer {t}").parse().ok()),

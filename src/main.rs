@@ -69,6 +69,17 @@ enum Command {
     ///
     /// Example: credit-risk verify receipt.json --population-dir pops/
     Verify(cli::verify::Args),
+    /// Coordinate a federated joint draw across instances (each its own server and
+    /// store): collect their plans, have each commit to the manifest, reveal the seed,
+    /// merge their candidates and have each record its share; writes the joint receipt.
+    ///
+    /// Example: credit-risk joint-draw --participant shanghai=127.0.0.1:50051/3 --participant suzhou=127.0.0.1:50061/1 --seed 20261203 --out joint.json --population-dir joint-pops
+    JointDraw(cli::joint::Args),
+    /// Re-check a joint receipt offline: the manifest digest, every instance's population
+    /// against its committed digest, and the draw over their union.
+    ///
+    /// Example: credit-risk verify-joint joint.json --population-dir joint-pops
+    VerifyJoint(cli::joint::VerifyArgs),
     /// Credit-repair cases (operators): submit, list, show, accept, decide, revoke.
     ///
     /// Example: credit-risk repair list --overdue
@@ -161,6 +172,8 @@ fn main() -> ExitCode {
         Command::Report(a) => cli::report::run(a),
         Command::Stats(a) => cli::stats::run(a),
         Command::Verify(a) => cli::verify::run(a),
+        Command::JointDraw(a) => cli::joint::run(a),
+        Command::VerifyJoint(a) => cli::joint::verify(a),
         Command::Backup(a) => cli::backup::run(a),
         Command::Restore(a) => cli::restore::run(a),
         Command::Check(a) => cli::check::run(a),

@@ -299,7 +299,7 @@ pub fn content_request_id(what: &str, plan_id: u64, detail: &str) -> String {
 }
 
 /// Writes a `ListPopulation` stream to `path`, one USCC per line.
-async fn write_population(
+pub async fn write_population(
     s: &mut tonic::Streaming<credit_risk::proto::PopulationBatch>,
     path: &std::path::Path,
 ) -> Result<(), CliError> {

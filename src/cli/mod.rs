@@ -12,6 +12,7 @@ pub mod draw;
 pub mod generate;
 pub mod hash_token;
 pub mod import;
+pub mod joint;
 pub mod matching;
 pub mod objection;
 pub mod proto_json;

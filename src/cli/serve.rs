@@ -31,6 +31,14 @@ pub struct Args {
     /// Fill an empty store with a small generated city (N entities) first.
     #[arg(long, num_args = 0..=1, default_missing_value = "2000", value_name = "N")]
     demo: Option<u64>,
+    /// The generator seed of --demo (another seed: other enterprises with other
+    /// identifiers, e.g. a second city for a federated joint draw).
+    #[arg(long, default_value_t = 1, requires = "demo")]
+    demo_seed: u64,
+    /// This instance's name in federated joint draws [config: store.instance_name,
+    /// default "local"].
+    #[arg(long, env = "CREDIT_RISK_INSTANCE_NAME")]
+    instance_name: Option<String>,
     /// Serve Prometheus metrics on HOST:PORT (GET /metrics), e.g. 127.0.0.1:9464.
     #[arg(long, env = "CREDIT_RISK_METRICS_LISTEN", value_name = "HOST:PORT")]
     metrics_listen: Option<String>,
@@ -55,6 +63,9 @@ pub fn run(a: Args) -> CliResult {
     if let Some(l) = a.listen {
         cfg.server.listen = l;
     }
+    if let Some(n) = a.instance_name {
+        cfg.store.instance_name = n;
+    }
     if let Some(listen) = a.metrics_listen {
         cfg.server.metrics = Some(MetricsConfig { listen });
     }
@@ -68,7 +79,7 @@ pub fn run(a: Args) -> CliResult {
         cfg.store.load_files()?;
         let store = Store::open_with_models(&cfg.server.data_dir, cfg.store.clone(), models)?;
         if let Some(n) = a.demo {
-            let stored = demo::load(&store, n).await?;
+            let stored = demo::load_seeded(&store, n, a.demo_seed).await?;
             tracing::info!(stored, "demo data loaded (0 = store already had data)");
             // A new store is scored under every active model in one pass (the general
             // model first: a specialised model reads the general class).

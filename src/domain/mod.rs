@@ -11,6 +11,7 @@ pub mod commitment;
 pub mod date;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod joint;
 pub mod measures;
 pub mod model;
 pub mod period;

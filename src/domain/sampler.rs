@@ -72,6 +72,16 @@ impl Ticket {
     pub fn as_string(&self) -> String {
         format!("0.{}", String::from_utf8_lossy(&self.0))
     }
+
+    /// A ticket as written (`"0."` and 64 to 78 decimal digits); `None` otherwise.
+    pub fn parse(s: &str) -> Option<Ticket> {
+        let digits = s.strip_prefix("0.")?;
+        (64..=78).contains(&digits.len()).then_some(())?;
+        digits
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| Ticket(digits.as_bytes().to_vec()))
+    }
 }
 
 /// Tickets for one seed.

@@ -131,8 +131,15 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
         ("ClassificationService", _) => ADMIN,
         (
             "SpotCheckService",
-            "VerifyDraw" | "ListPopulation" | "ListInspectors" | "GetPlan" | "ListPlans"
-            | "GetReceipt" | "ListCheckItems" | "ListTaskResults",
+            "VerifyDraw"
+            | "ListPopulation"
+            | "ListInspectors"
+            | "GetPlan"
+            | "ListPlans"
+            | "GetReceipt"
+            | "ListCheckItems"
+            | "ListTaskResults"
+            | "ListJointCandidates",
         ) => SCHED_AUDIT,
         ("SpotCheckService", _) => SCHED,
         ("CreditRepairService", "GetRepairCase" | "ListRepairCases" | "ListObjections") => {

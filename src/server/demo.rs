@@ -11,12 +11,18 @@ use crate::{
 /// Loads `enterprises` generated entities (seed 1) unless the store already has data.
 /// Returns the number of records stored.
 pub async fn load(store: &Store, enterprises: u64) -> Result<u64> {
+    load_seeded(store, enterprises, 1).await
+}
+
+/// As [`load`], with the generator's `seed` (another seed: other enterprises, with
+/// other identifiers, e.g. a second city for a federated joint draw).
+pub async fn load_seeded(store: &Store, enterprises: u64, seed: u64) -> Result<u64> {
     if store.has_enterprises()? {
         return Ok(0);
     }
     let profile = Profile {
         enterprises,
-        seed: 1,
+        seed,
         as_of: store.today(),
     };
     let mut bytes = Vec::new();

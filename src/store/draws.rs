@@ -6,6 +6,7 @@
 //! | `D plan 0x01 stratum(1) chunk(4)` | the frozen population of a stratum: up to [`POPULATION_CHUNK`] USCCs, ascending, 18 bytes each |
 //! | `D plan 0x02 stratum(1) chunk(4)` | the enterprises of the stratum's class and filter an exemption removed: up to [`POPULATION_CHUNK`] of (USCC, 18 bytes; [`Exemption::index`], 1 byte), ascending |
 //! | `D plan 0x03 stratum(1) chunk(4)` | plans naming check items: which items apply to each enterprise of the population chunk of the same number, a little-endian bit mask of ⌈items / 8⌉ bytes each (bit i = the plan's item i) |
+//! | `D plan 0x04` | a plan committed to a federated joint draw: its [`JointState`] (manifest, revealed seed, recorded outcome) |
 //!
 //! A plan freezes its population (the USCCs of each stratum after filter and
 //! exemptions, in the plan's scoring run) and their digests before any seed exists; the
@@ -534,6 +535,57 @@ pub fn load_exempted(tree: &sled::Tree, id: u64, stratum: u8) -> Result<Vec<(Usc
             .ok_or_else(|| Error::Corrupt(format!("unknown exemption index {}", c[18])))?;
         Ok((Uscc::from_bytes(&c[..18])?, e))
     })
+}
+
+/// What a plan committed to a federated joint draw holds beside the plan
+/// ([`crate::domain::joint`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JointState {
+    /// The manifest the plan is committed to.
+    pub manifest: crate::domain::joint::Manifest,
+    /// Its digest (SHA-256 of its canonical text).
+    pub digest: String,
+    /// The seed, once revealed (DrawJointSample).
+    pub seed: Option<String>,
+    /// The merge result, once recorded (CompleteJointDraw); the plan's receipt then holds
+    /// this instance's share.
+    pub outcome: Option<crate::domain::joint::Outcome>,
+}
+
+/// Value version of a stored [`JointState`].
+const JOINT_VERSION: u8 = 1;
+
+/// `D plan 0x04`.
+pub fn joint_key(id: u64) -> Vec<u8> {
+    let mut k = vec![PLANS];
+    k.extend_from_slice(&id.to_be_bytes());
+    k.push(4);
+    k
+}
+
+/// Encodes a plan's joint state (value version 1).
+pub fn encode_joint(j: &JointState) -> Result<Vec<u8>> {
+    postcard::to_extend(j, vec![JOINT_VERSION])
+        .map_err(|e| Error::Corrupt(format!("encode joint draw: {e}")))
+}
+
+/// Decodes a plan's joint state.
+pub fn decode_joint(bytes: &[u8]) -> Result<JointState> {
+    match bytes.split_first() {
+        Some((&JOINT_VERSION, rest)) => postcard::from_bytes(rest)
+            .map_err(|e| Error::Corrupt(format!("decode joint draw: {e}"))),
+        Some((v, _)) => Err(Error::Corrupt(format!(
+            "unknown joint draw value version {v}"
+        ))),
+        None => Err(Error::Corrupt("empty joint draw value".into())),
+    }
+}
+
+/// Reads a plan's joint state (`None`: not committed to a joint draw).
+pub fn load_joint(tree: &sled::Tree, id: u64) -> Result<Option<JointState>> {
+    tree.get(joint_key(id))?
+        .map(|v| decode_joint(&v))
+        .transpose()
 }
 
 /// Reads a plan.

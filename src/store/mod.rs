@@ -106,6 +106,9 @@ pub struct StoreOptions {
     /// The check-item catalogue in force (built-in, or `check_items_file`).
     #[serde(skip, default = "crate::domain::checkitem::CheckCatalogue::builtin")]
     pub check_items: crate::domain::checkitem::CheckCatalogue,
+    /// This instance's name in federated joint draws (1–64 of `a-z 0-9 . _ -`), which
+    /// the other instances and the joint receipt know it by.
+    pub instance_name: String,
 }
 
 impl Default for StoreOptions {
@@ -129,6 +132,7 @@ impl Default for StoreOptions {
             measures: crate::domain::measures::Catalogue::builtin(),
             check_items_file: None,
             check_items: crate::domain::checkitem::CheckCatalogue::builtin(),
+            instance_name: "local".into(),
         }
     }
 }
@@ -136,9 +140,15 @@ impl Default for StoreOptions {
 impl StoreOptions {
     /// Reads the files the options name: the holiday calendar (`calendar_file`), the
     /// rules versions (`rules_files`), the measures catalogue (`measures_file`) and the
-    /// check-item catalogue (`check_items_file`). A bad
+    /// check-item catalogue (`check_items_file`), and checks `instance_name`. A bad
     /// file or key stops the server naming it.
     pub fn load_files(&mut self) -> std::result::Result<(), String> {
+        if !crate::domain::joint::valid_instance_name(&self.instance_name) {
+            return Err(format!(
+                "store.instance_name {:?}: 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit",
+                self.instance_name
+            ));
+        }
         if let Some(f) = &self.calendar_file {
             let text = std::fs::read_to_string(f)
                 .map_err(|e| format!("store.calendar_file {}: {e}", f.display()))?;
@@ -1135,6 +1145,11 @@ impl Store {
             }
         }
         Ok((out, 0))
+    }
+
+    /// A plan's federated joint draw, if it is committed to one.
+    pub fn joint_draw(&self, id: u64) -> Result<Option<draws::JointState>> {
+        draws::load_joint(&self.shared.registry, id)
     }
 
     /// The frozen population of a plan's stratum.

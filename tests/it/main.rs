@@ -17,6 +17,7 @@ mod commitment;
 mod docs;
 mod durability;
 mod families;
+mod federated;
 mod joint;
 mod limits;
 mod lists;

@@ -53,6 +53,7 @@ const READ_ONLY: &[&str] = &[
     "ListMeasures",
     "CheckLegalRepresentative",
     "ListCommitments",
+    "ListJointCandidates",
 ];
 
 /// Mutating RPCs without a request id, and why that is safe.
@@ -109,6 +110,10 @@ struct Ctx {
     model_toml: String,
     run_id: u64,
     plan_id: u64,
+    /// A plan committed to a joint draw with a second (absent) instance whose
+    /// populations are empty, and the manifest digest.
+    joint_plan: Option<(u64, String)>,
+    joint_base: Option<pb::DrawPlan>,
     case_id: u64,
     objection_id: u64,
 }
@@ -352,6 +357,119 @@ impl Ctx {
                     })
                     .await,
             ),
+            "CommitJointPopulation" => {
+                // One plan for every call (made once, without a request id).
+                let plan = match self.joint_base.clone() {
+                    Some(p) => p,
+                    None => {
+                        let p = self
+                            .spot
+                            .plan_draw(pb::PlanDrawRequest {
+                                task_id: "2026-delta-replay".into(),
+                                override_reason: "test".into(),
+                                strata: vec![pb::Stratum {
+                                    risk_class: pb::RiskClass::A as i32,
+                                    size: Some(pb::stratum::Size::Ratio(1.0)),
+                                }],
+                                ..Default::default()
+                            })
+                            .await?
+                            .into_inner();
+                        self.joint_base = Some(p.clone());
+                        p
+                    }
+                };
+                let population = |n: u64, digest: String| pb::JointPopulation {
+                    risk_class: pb::RiskClass::A as i32,
+                    population: n,
+                    population_digest: digest,
+                };
+                let s = &plan.strata[0];
+                let empty = credit_risk::domain::sampler::population_digest([]);
+                let manifest = pb::JointManifest {
+                    task_id: plan.task_id.clone(),
+                    strata: vec![pb::JointStratumSpec {
+                        risk_class: pb::RiskClass::A as i32,
+                        size: Some(pb::joint_stratum_spec::Size::Ratio(1.0)),
+                    }],
+                    participants: vec![
+                        pb::JointParticipant {
+                            instance: plan.instance.clone(),
+                            plan_id: plan.plan_id,
+                            run_id: plan.run_id,
+                            as_of: plan.as_of.clone(),
+                            strata: vec![population(s.population, s.population_digest.clone())],
+                        },
+                        pb::JointParticipant {
+                            instance: if other { "elsewhere" } else { "other-city" }.into(),
+                            plan_id: 1,
+                            run_id: 1,
+                            as_of: plan.as_of.clone(),
+                            strata: vec![population(0, empty)],
+                        },
+                    ],
+                };
+                let r = self
+                    .spot
+                    .commit_joint_population(pb::CommitJointPopulationRequest {
+                        request_id: id,
+                        plan_id: plan.plan_id,
+                        manifest: Some(manifest),
+                    })
+                    .await?
+                    .into_inner();
+                self.joint_plan = Some((plan.plan_id, r.manifest_digest.clone()));
+                Ok(r.encode_to_vec())
+            }
+            "DrawJointSample" => {
+                let (plan_id, digest) = self.joint_plan.clone().expect("committed");
+                bytes(
+                    self.spot
+                        .draw_joint_sample(pb::DrawJointSampleRequest {
+                            request_id: id,
+                            plan_id,
+                            seed: if other { "another" } else { "20261203-delta" }.into(),
+                            manifest_digest: digest,
+                        })
+                        .await,
+                )
+            }
+            "CompleteJointDraw" => {
+                let (plan_id, digest) = self.joint_plan.clone().expect("committed");
+                let mut s = self
+                    .spot
+                    .list_joint_candidates(pb::ListJointCandidatesRequest {
+                        plan_id,
+                        stratum: 0,
+                    })
+                    .await?
+                    .into_inner();
+                let mut all = Vec::new();
+                while let Some(b) = s.message().await? {
+                    all.extend(b.candidates);
+                }
+                bytes(
+                    self.spot
+                        .complete_joint_draw(pb::CompleteJointDrawRequest {
+                            request_id: id,
+                            plan_id,
+                            outcome: Some(pb::JointOutcome {
+                                manifest_digest: digest,
+                                seed: "20261203-delta".into(),
+                                strata: vec![pb::JointStratumOutcome {
+                                    k: all.len() as u64,
+                                    threshold: all
+                                        .last()
+                                        .map(|c| c.ticket.clone())
+                                        .unwrap_or_default(),
+                                    selected_here: all.len() as u64,
+                                    selection_digest: if other { "1" } else { "0" }.repeat(64),
+                                }],
+                            }),
+                        })
+                        .await,
+                )
+            }
             "SubmitRepair" => {
                 let r = self
                     .rep
@@ -551,6 +669,9 @@ const ORDER: &[&str] = &[
     "PlanDraw",
     "DrawSample",
     "AssignInspectors",
+    "CommitJointPopulation",
+    "DrawJointSample",
+    "CompleteJointDraw",
     "SubmitRepair",
     "AcceptRepair",
     "DecideRepair",
@@ -603,6 +724,8 @@ async fn every_mutating_rpc_replays_exactly() {
         model_toml,
         run_id: 0,
         plan_id: 0,
+        joint_plan: None,
+        joint_base: None,
         case_id: 0,
         objection_id: 0,
     };

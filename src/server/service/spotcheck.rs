@@ -29,6 +29,8 @@ use crate::{
     },
 };
 
+pub mod joint;
+
 /// Most USCCs in one match message.
 pub const MAX_MATCH_BATCH: usize = 10_000;
 /// Candidates per streamed message.
@@ -216,6 +218,8 @@ pub fn plan_pb(p: &DrawPlan, family: String) -> pb::DrawPlan {
         check_items: p.check_items.iter().map(planned_item_pb).collect(),
         check_items_version: p.check_items_version.clone(),
         departments: p.departments.iter().map(department_pb).collect(),
+        instance: String::new(),
+        joint_manifest_digest: String::new(),
     }
 }
 
@@ -844,7 +848,11 @@ impl SpotCheckService for SpotCheckApi {
                 masks,
             },
             key,
-            move |p| Ok(plan_pb(p, store_for_reply.family_of(&p.model_version))),
+            move |p| {
+                let mut out = plan_pb(p, store_for_reply.family_of(&p.model_version));
+                out.instance = store_for_reply.options().instance_name.clone();
+                Ok(out)
+            },
         )
         .await?;
         Ok(Response::new(reply))
@@ -858,19 +866,7 @@ impl SpotCheckService for SpotCheckApi {
         let scope = super::Scope::of(&req);
         let r = req.into_inner();
         let key = request_key("DrawSample", &r.request_id, &r)?;
-        // The seed is used verbatim (it is hashed into the draw), but a blank one is no seed.
-        if r.seed.trim().is_empty() {
-            return Err(invalid(DomainError::invalid(
-                "seed",
-                "is required (not blank)",
-            )));
-        }
-        if r.seed.chars().count() > 256 {
-            return Err(invalid(DomainError::invalid(
-                "seed",
-                "at most 256 characters",
-            )));
-        }
+        check_seed(&r.seed)?;
         let plan = self
             .store
             .draw_plan(r.plan_id)?
@@ -883,6 +879,12 @@ impl SpotCheckService for SpotCheckApi {
             return Err(Status::failed_precondition(format!(
                 "plan_id: plan {} was already drawn; a top-up is a new plan with a fresh seed",
                 plan.id
+            )));
+        }
+        if let Some(j) = self.store.joint_draw(plan.id)? {
+            return Err(Status::failed_precondition(format!(
+                "plan_id: plan {} is committed to the joint draw {}; CompleteJointDraw draws it",
+                plan.id, j.digest
             )));
         }
         let store = self.store.clone();
@@ -913,10 +915,7 @@ impl SpotCheckService for SpotCheckApi {
     ) -> Result<Response<pb::DrawPlan>, Status> {
         let scope = super::Scope::of(&req);
         let plan = self.stored_plan(req.get_ref().plan_id, &scope)?;
-        Ok(Response::new(plan_pb(
-            &plan,
-            self.store.family_of(&plan.model_version),
-        )))
+        Ok(Response::new(self.plan_reply(&plan)?))
     }
 
     async fn get_receipt(
@@ -931,7 +930,7 @@ impl SpotCheckService for SpotCheckApi {
                 plan.id
             )));
         }
-        Ok(Response::new(plan_receipt_pb(&plan)?))
+        Ok(Response::new(joint::receipt_reply(&self.store, &plan)?))
     }
 
     async fn list_check_items(
@@ -954,6 +953,36 @@ impl SpotCheckService for SpotCheckApi {
                 .collect(),
             default_department: c.default_department.clone(),
         }))
+    }
+
+    async fn commit_joint_population(
+        &self,
+        req: Request<pb::CommitJointPopulationRequest>,
+    ) -> Result<Response<pb::JointCommitment>, Status> {
+        self.commit_joint(req).await
+    }
+
+    async fn draw_joint_sample(
+        &self,
+        req: Request<pb::DrawJointSampleRequest>,
+    ) -> Result<Response<pb::JointDraw>, Status> {
+        self.reveal_joint(req).await
+    }
+
+    type ListJointCandidatesStream = Boxed<pb::JointCandidateBatch>;
+
+    async fn list_joint_candidates(
+        &self,
+        req: Request<pb::ListJointCandidatesRequest>,
+    ) -> Result<Response<Self::ListJointCandidatesStream>, Status> {
+        self.joint_candidates(req).await
+    }
+
+    async fn complete_joint_draw(
+        &self,
+        req: Request<pb::CompleteJointDrawRequest>,
+    ) -> Result<Response<pb::DrawReceipt>, Status> {
+        self.complete_joint(req).await
     }
 
     type ListTaskResultsStream = Boxed<pb::TaskResultBatch>;
@@ -1040,8 +1069,8 @@ impl SpotCheckService for SpotCheckApi {
         Ok(Response::new(pb::ListPlansResponse {
             plans: plans
                 .iter()
-                .map(|p| plan_pb(p, self.store.family_of(&p.model_version)))
-                .collect(),
+                .map(|p| self.plan_reply(p))
+                .collect::<Result<_, _>>()?,
             next_before_plan_id: next,
         }))
     }
@@ -1282,6 +1311,7 @@ impl SpotCheckService for SpotCheckApi {
             }
             out
         };
+        let store_for_reply = self.store.clone();
         let reply = super::write_reply(
             &self.store,
             actor.clone(),
@@ -1290,7 +1320,7 @@ impl SpotCheckService for SpotCheckApi {
                 assignments,
             },
             key,
-            plan_receipt_pb,
+            move |p: &DrawPlan| joint::receipt_reply(&store_for_reply, p),
         )
         .await?;
         Ok(Response::new(reply))
@@ -1412,6 +1442,17 @@ fn restrict(scope: &super::Scope, f: &mut CandidateFilter) -> Result<(), Status>
 
 impl SpotCheckApi {
     /// Plan `id` (NOT_FOUND naming `plan_id`), if the token's scope covers it.
+    /// A stored plan as its proto, with this instance's name and the digest of the
+    /// joint draw it is committed to, if any.
+    fn plan_reply(&self, p: &DrawPlan) -> Result<pb::DrawPlan, Status> {
+        let mut out = plan_pb(p, self.store.family_of(&p.model_version));
+        out.instance = self.store.options().instance_name.clone();
+        if let Some(j) = self.store.joint_draw(p.id)? {
+            out.joint_manifest_digest = j.digest;
+        }
+        Ok(out)
+    }
+
     fn stored_plan(&self, id: u64, scope: &super::Scope) -> Result<DrawPlan, Status> {
         let plan = self
             .store
@@ -1420,6 +1461,24 @@ impl SpotCheckApi {
         check_plan(scope, &plan)?;
         Ok(plan)
     }
+}
+
+/// A revealed seed: used verbatim (it is hashed into the draw), but a blank one is no
+/// seed (INVALID_ARGUMENT naming `seed`).
+fn check_seed(seed: &str) -> Result<(), Status> {
+    if seed.trim().is_empty() {
+        return Err(invalid(DomainError::invalid(
+            "seed",
+            "is required (not blank)",
+        )));
+    }
+    if seed.chars().count() > 256 {
+        return Err(invalid(DomainError::invalid(
+            "seed",
+            "at most 256 characters",
+        )));
+    }
+    Ok(())
 }
 
 /// PERMISSION_DENIED unless a scoped token's regions cover the plan's filter.
@@ -1604,22 +1663,25 @@ fn populations(store: &Store, plan: &DrawPlan) -> Result<(Vec<Vec<Uscc>>, Masks)
 /// masks of the selected enterprises (per stratum; empty without check items).
 pub fn draw(store: &Store, plan: &DrawPlan, seed: &str) -> Result<(DrawReceipt, Masks), Error> {
     let (pops, masks) = populations(store, plan)?;
-    draw_from(plan, &pops, &masks, seed)
+    draw_from(plan, &pops, &masks, seed, None)
 }
 
 /// Draws every stratum of `plan` with `seed` from `pops` (one id list per stratum, with
-/// its item masks parallel when the plan names items).
+/// its item masks parallel when the plan names items): the plan's k of each stratum,
+/// or `ks` (an instance's share of a joint draw).
 fn draw_from(
     plan: &DrawPlan,
     pops: &[Vec<Uscc>],
     masks: &[Vec<u64>],
     seed: &str,
+    ks: Option<&[u64]>,
 ) -> Result<(DrawReceipt, Masks), Error> {
     let s = Sampler::new(&sampler::draw_seed(seed, &plan.task_id));
     let mut strata = Vec::new();
     let mut selected_masks = Vec::new();
     for (i, (st, ids)) in plan.strata.iter().zip(pops).enumerate() {
-        let picked = s.sample(ids.iter().map(Uscc::as_str), st.k as usize);
+        let k = ks.and_then(|ks| ks.get(i).copied()).unwrap_or(st.k);
+        let picked = s.sample(ids.iter().map(Uscc::as_str), k as usize);
         let selected = picked
             .into_iter()
             .map(|(t, id)| Ok((Uscc::parse(id).map_err(Error::Invalid)?, t.as_string())))
@@ -1644,7 +1706,7 @@ fn draw_from(
         strata.push(ReceiptStratum {
             class: st.class,
             population: ids.len() as u64,
-            k: st.k,
+            k,
             digest: st.digest.clone(),
             selected,
         });
@@ -1730,7 +1792,19 @@ fn verify(store: &Store, plan: &DrawPlan, rec: &pb::DrawReceipt) -> Result<Optio
     }
     // Each population is read once: for its digest and for the draw.
     let (pops, masks) = populations(store, plan)?;
-    let (fresh, fresh_masks) = draw_from(plan, &pops, &masks, &rec.seed)?;
+    // A share of a joint draw: the recorded share of each stratum, which must be all of
+    // this instance's tickets up to the joint threshold.
+    let ks = joint::joint_ks(store, plan)?;
+    if ks.is_some() {
+        if let Some(d) = joint::share_is_complete(store, plan, &rec.seed)? {
+            differ!("{d}");
+        }
+        let stored = joint::receipt_reply(store, plan)?.joint;
+        if rec.joint != stored {
+            differ!("joint: differs from the joint draw this instance recorded");
+        }
+    }
+    let (fresh, fresh_masks) = draw_from(plan, &pops, &masks, &rec.seed, ks.as_deref())?;
     for (i, (got, want)) in rec.strata.iter().zip(&fresh.strata).enumerate() {
         if got.risk_class != class_pb(want.class) {
             differ!("strata[{i}].risk_class differs");

@@ -80,7 +80,9 @@ pub mod op {
     };
     pub use super::commitments::{RecordCommitment, VerifyCommitment};
     pub use super::inspectors::UpsertInspector;
-    pub use super::plans::{RecordAssignment, RecordDraw, SavePlan};
+    pub use super::plans::{
+        CommitJoint, CompleteJoint, RecordAssignment, RecordDraw, RevealJointSeed, SavePlan,
+    };
     pub use super::records::{
         AddListing, FileAnnualReport, Import, ImportItem, ImportOutcome, ImportRejection,
         RecordComplaints, RecordInspection, RecordPenalty, RecordSampling, Remember, SweepChunk,

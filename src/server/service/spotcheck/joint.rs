@@ -1,0 +1,463 @@
+//! Federated joint draws across instances (see [`crate::domain::joint`]): commit to a
+//! manifest, reveal the seed, list this instance's candidates, record the merge result.
+
+use tonic::{Request, Response, Status};
+
+use super::{
+    super::{invalid, request_key},
+    check_seed, class_from_pb, class_pb, draw_from, plan_receipt_pb, populations, Boxed,
+    SpotCheckApi, CANDIDATE_BATCH,
+};
+use crate::{
+    domain::{
+        joint::{self, Committed, Manifest, Outcome, Participant, StratumOutcome, StratumSpec},
+        sampler::{Sampler, Ticket},
+        Date, DomainError,
+    },
+    error::Error,
+    proto as pb,
+    store::{
+        draws::{DrawPlan, JointState},
+        op, Store,
+    },
+};
+
+/// A manifest from its proto (INVALID_ARGUMENT naming the field), validated.
+pub fn manifest_from_pb(m: &pb::JointManifest) -> Result<Manifest, DomainError> {
+    let mut strata = Vec::with_capacity(m.strata.len());
+    for (i, s) in m.strata.iter().enumerate() {
+        let field = format!("manifest.strata[{i}]");
+        let (count, ratio) =
+            match s.size {
+                Some(pb::joint_stratum_spec::Size::Count(c)) => (
+                    Some(u64::try_from(c).map_err(|_| {
+                        DomainError::invalid(format!("{field}.count"), "must be >= 0")
+                    })?),
+                    None,
+                ),
+                Some(pb::joint_stratum_spec::Size::Ratio(r)) => (None, Some(r)),
+                None => (None, None),
+            };
+        strata.push(StratumSpec {
+            class: class_from_pb(&format!("{field}.risk_class"), s.risk_class)?,
+            count,
+            ratio,
+        });
+    }
+    let mut participants = Vec::with_capacity(m.participants.len());
+    for (i, p) in m.participants.iter().enumerate() {
+        let field = format!("manifest.participants[{i}]");
+        let mut populations = Vec::with_capacity(p.strata.len());
+        for (j, c) in p.strata.iter().enumerate() {
+            let class = class_from_pb(&format!("{field}.strata[{j}].risk_class"), c.risk_class)?;
+            if strata.get(j).map(|s| s.class) != Some(class) {
+                return Err(DomainError::invalid(
+                    format!("{field}.strata[{j}].risk_class"),
+                    "differs from the manifest's stratum of the same index",
+                ));
+            }
+            populations.push(Committed {
+                population: c.population,
+                digest: c.population_digest.clone(),
+            });
+        }
+        participants.push(Participant {
+            instance: p.instance.clone(),
+            plan_id: p.plan_id,
+            run_id: p.run_id,
+            as_of: Date::parse(&format!("{field}.as_of"), &p.as_of)?,
+            populations,
+        });
+    }
+    let out = Manifest {
+        task_id: m.task_id.clone(),
+        strata,
+        participants,
+    };
+    out.validate()?;
+    Ok(out)
+}
+
+/// A manifest as its proto.
+pub fn manifest_pb(m: &Manifest) -> pb::JointManifest {
+    pb::JointManifest {
+        task_id: m.task_id.clone(),
+        strata: m
+            .strata
+            .iter()
+            .map(|s| pb::JointStratumSpec {
+                risk_class: class_pb(s.class),
+                size: match (s.count, s.ratio) {
+                    (Some(c), _) => Some(pb::joint_stratum_spec::Size::Count(
+                        i64::try_from(c).unwrap_or(i64::MAX),
+                    )),
+                    (None, Some(r)) => Some(pb::joint_stratum_spec::Size::Ratio(r)),
+                    (None, None) => None,
+                },
+            })
+            .collect(),
+        participants: m
+            .participants
+            .iter()
+            .map(|p| pb::JointParticipant {
+                instance: p.instance.clone(),
+                plan_id: p.plan_id,
+                run_id: p.run_id,
+                as_of: p.as_of.to_string(),
+                strata: p
+                    .populations
+                    .iter()
+                    .zip(&m.strata)
+                    .map(|(c, s)| pb::JointPopulation {
+                        risk_class: class_pb(s.class),
+                        population: c.population,
+                        population_digest: c.digest.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// An outcome from its proto.
+pub fn outcome_from_pb(o: &pb::JointOutcome) -> Outcome {
+    Outcome {
+        manifest_digest: o.manifest_digest.clone(),
+        seed: o.seed.clone(),
+        strata: o
+            .strata
+            .iter()
+            .map(|s| StratumOutcome {
+                k: s.k,
+                threshold: s.threshold.clone(),
+                selected_here: s.selected_here,
+                selection_digest: s.selection_digest.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// An outcome as its proto.
+pub fn outcome_pb(o: &Outcome) -> pb::JointOutcome {
+    pb::JointOutcome {
+        manifest_digest: o.manifest_digest.clone(),
+        seed: o.seed.clone(),
+        strata: o
+            .strata
+            .iter()
+            .map(|s| pb::JointStratumOutcome {
+                k: s.k,
+                threshold: s.threshold.clone(),
+                selected_here: s.selected_here,
+                selection_digest: s.selection_digest.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The receipt of a drawn plan, with its joint draw when it has one (read from the
+/// store: the state a reply renderer sees before its own commit is passed to
+/// [`receipt_with`] instead).
+pub fn receipt_reply(store: &Store, p: &DrawPlan) -> crate::Result<pb::DrawReceipt> {
+    let j = store.joint_draw(p.id)?;
+    receipt_with(&store.options().instance_name, p, j.as_ref())
+}
+
+/// The receipt of a drawn plan with the joint draw `j`, if any.
+pub fn receipt_with(
+    instance: &str,
+    p: &DrawPlan,
+    j: Option<&JointState>,
+) -> crate::Result<pb::DrawReceipt> {
+    let mut out = plan_receipt_pb(p)?;
+    out.joint = j.and_then(|j| {
+        j.outcome.as_ref().map(|o| pb::JointDrawSummary {
+            manifest_text: j.manifest.text(),
+            outcome: Some(outcome_pb(o)),
+            instance: instance.to_string(),
+        })
+    });
+    Ok(out)
+}
+
+/// This instance's smallest tickets of every stratum of a seeded joint plan (at most
+/// the joint k each), from the frozen populations.
+pub fn local_candidates(
+    store: &Store,
+    plan: &DrawPlan,
+    j: &JointState,
+    seed: &str,
+) -> Result<Vec<Vec<(Ticket, String)>>, Error> {
+    let (pops, _) = populations(store, plan)?;
+    let s = Sampler::new(&j.manifest.sampler_seed(seed));
+    Ok(pops
+        .iter()
+        .enumerate()
+        .map(|(i, ids)| {
+            s.sample(ids.iter().map(|u| u.as_str()), j.manifest.k(i) as usize)
+                .into_iter()
+                .map(|(t, id)| (t, id.to_string()))
+                .collect()
+        })
+        .collect())
+}
+
+/// The per-stratum k of this instance's share, and the threshold check of its next
+/// ticket, for VerifyDraw: `None` for a plan not drawn jointly.
+pub fn joint_ks(store: &Store, plan: &DrawPlan) -> Result<Option<Vec<u64>>, Error> {
+    let Some(o) = store.joint_draw(plan.id)?.and_then(|j| j.outcome) else {
+        return Ok(None);
+    };
+    Ok(Some(o.strata.iter().map(|s| s.selected_here).collect()))
+}
+
+/// Whether this instance's next ticket after its share lies above the stratum's
+/// threshold (else the share is short): the first stratum where it does not, named.
+pub fn share_is_complete(
+    store: &Store,
+    plan: &DrawPlan,
+    seed: &str,
+) -> Result<Option<String>, Error> {
+    let Some(j) = store.joint_draw(plan.id)? else {
+        return Ok(None);
+    };
+    let Some(o) = &j.outcome else {
+        return Ok(None);
+    };
+    let local = local_candidates(store, plan, &j, seed)?;
+    for (i, (s, c)) in o.strata.iter().zip(&local).enumerate() {
+        let threshold = Ticket::parse(&s.threshold);
+        let tickets: Vec<Ticket> = c.iter().map(|(t, _)| t.clone()).collect();
+        let n = joint::local_count(&tickets, threshold.as_ref());
+        if n != s.selected_here {
+            return Ok(Some(format!(
+                "strata[{i}]: {n} of this instance's tickets lie at or below the joint threshold, the recorded share is {}",
+                s.selected_here
+            )));
+        }
+    }
+    Ok(None)
+}
+
+fn draw_pb(store: &Store, plan: &DrawPlan, j: &JointState) -> pb::JointDraw {
+    let seed = j.seed.clone().unwrap_or_default();
+    pb::JointDraw {
+        instance: store.options().instance_name.clone(),
+        plan_id: plan.id,
+        manifest_digest: j.digest.clone(),
+        sampler_seed: j.manifest.sampler_seed(&seed),
+        seed,
+        strata: plan
+            .strata
+            .iter()
+            .enumerate()
+            .map(|(i, st)| pb::JointDrawStratum {
+                risk_class: class_pb(st.class),
+                union_population: j.manifest.union_population(i),
+                k: j.manifest.k(i),
+                population: st.population,
+                candidates: j.manifest.k(i).min(st.population),
+            })
+            .collect(),
+    }
+}
+
+impl SpotCheckApi {
+    pub(super) async fn commit_joint(
+        &self,
+        req: Request<pb::CommitJointPopulationRequest>,
+    ) -> Result<Response<pb::JointCommitment>, Status> {
+        let actor = super::super::actor(&req, "CommitJointPopulation");
+        let scope = super::super::Scope::of(&req);
+        let r = req.into_inner();
+        let key = request_key("CommitJointPopulation", &r.request_id, &r)?;
+        let m = r
+            .manifest
+            .as_ref()
+            .ok_or_else(|| invalid(DomainError::invalid("manifest", "is required")))?;
+        let manifest = manifest_from_pb(m).map_err(invalid)?;
+        let plan = self.stored_plan(r.plan_id, &scope)?;
+        if let Some(m) = super::super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
+        }
+        let instance = self.store.options().instance_name.clone();
+        let reply = super::super::write_reply(
+            &self.store,
+            actor,
+            op::CommitJoint {
+                plan_id: plan.id,
+                instance: instance.clone(),
+                manifest,
+            },
+            key,
+            move |j: &JointState| {
+                Ok(pb::JointCommitment {
+                    instance,
+                    plan_id: r.plan_id,
+                    manifest_digest: j.digest.clone(),
+                    manifest_text: j.manifest.text(),
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(reply))
+    }
+
+    pub(super) async fn reveal_joint(
+        &self,
+        req: Request<pb::DrawJointSampleRequest>,
+    ) -> Result<Response<pb::JointDraw>, Status> {
+        let actor = super::super::actor(&req, "DrawJointSample");
+        let scope = super::super::Scope::of(&req);
+        let r = req.into_inner();
+        let key = request_key("DrawJointSample", &r.request_id, &r)?;
+        check_seed(&r.seed)?;
+        if r.manifest_digest.trim().is_empty() {
+            return Err(invalid(DomainError::invalid(
+                "manifest_digest",
+                "is required: the digest every instance committed",
+            )));
+        }
+        let plan = self.stored_plan(r.plan_id, &scope)?;
+        if let Some(m) = super::super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
+        }
+        let store = self.store.clone();
+        let reply = super::super::write_reply(
+            &self.store,
+            actor,
+            op::RevealJointSeed {
+                plan_id: plan.id,
+                seed: r.seed,
+                manifest_digest: r.manifest_digest,
+            },
+            key,
+            move |j: &JointState| Ok(draw_pb(&store, &plan, j)),
+        )
+        .await?;
+        Ok(Response::new(reply))
+    }
+
+    pub(super) async fn joint_candidates(
+        &self,
+        req: Request<pb::ListJointCandidatesRequest>,
+    ) -> Result<Response<Boxed<pb::JointCandidateBatch>>, Status> {
+        let scope = super::super::Scope::of(&req);
+        let r = req.into_inner();
+        let plan = self.stored_plan(r.plan_id, &scope)?;
+        let j = self.store.joint_draw(plan.id)?;
+        let Some((j, seed)) = j.and_then(|j| j.seed.clone().map(|s| (j, s))) else {
+            return Err(Status::failed_precondition(format!(
+                "plan_id: plan {} has no revealed joint seed (DrawJointSample)",
+                plan.id
+            )));
+        };
+        let i = r.stratum as usize;
+        if i >= plan.strata.len() {
+            return Err(invalid(DomainError::invalid(
+                "stratum",
+                format!("plan {} has {} strata", plan.id, plan.strata.len()),
+            )));
+        }
+        let store = self.store.clone();
+        Ok(Response::new(super::super::blocking_stream(
+            4,
+            move |emit| {
+                let pop = store.draw_population(plan.id, i as u8)?;
+                let s = Sampler::new(&j.manifest.sampler_seed(&seed));
+                let picked = s.sample(pop.iter().map(|u| u.as_str()), j.manifest.k(i) as usize);
+                for chunk in picked.chunks(CANDIDATE_BATCH) {
+                    let batch = pb::JointCandidateBatch {
+                        candidates: chunk
+                            .iter()
+                            .map(|(t, id)| pb::Selected {
+                                uscc: id.to_string(),
+                                ticket: t.as_string(),
+                                check_items: Vec::new(),
+                            })
+                            .collect(),
+                    };
+                    if !emit(batch) {
+                        break;
+                    }
+                }
+                Ok(())
+            },
+        )))
+    }
+
+    pub(super) async fn complete_joint(
+        &self,
+        req: Request<pb::CompleteJointDrawRequest>,
+    ) -> Result<Response<pb::DrawReceipt>, Status> {
+        let actor = super::super::actor(&req, "CompleteJointDraw");
+        let scope = super::super::Scope::of(&req);
+        let r = req.into_inner();
+        let key = request_key("CompleteJointDraw", &r.request_id, &r)?;
+        let outcome = outcome_from_pb(
+            r.outcome
+                .as_ref()
+                .ok_or_else(|| invalid(DomainError::invalid("outcome", "is required")))?,
+        );
+        let plan = self.stored_plan(r.plan_id, &scope)?;
+        if let Some(m) = super::super::replayed(&self.store, &key)? {
+            return Ok(Response::new(m));
+        }
+        let j = self.store.joint_draw(plan.id)?.ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "plan_id: plan {} is not committed to a joint draw (CommitJointPopulation)",
+                plan.id
+            ))
+        })?;
+        if outcome.manifest_digest != j.digest {
+            return Err(Status::failed_precondition(format!(
+                "outcome.manifest_digest: {}, but this instance committed plan {} to {}",
+                outcome.manifest_digest, plan.id, j.digest
+            )));
+        }
+        let Some(seed) = j.seed.clone() else {
+            return Err(Status::failed_precondition(format!(
+                "plan_id: plan {} has no revealed joint seed (DrawJointSample)",
+                plan.id
+            )));
+        };
+        if outcome.seed != seed {
+            return Err(Status::failed_precondition(format!(
+                "outcome.seed: {:?}, the seed this instance revealed is {seed:?}",
+                outcome.seed
+            )));
+        }
+        if j.outcome.as_ref() == Some(&outcome) {
+            return Ok(Response::new(receipt_reply(&self.store, &plan)?));
+        }
+        let store = self.store.clone();
+        let p2 = plan.clone();
+        let o2 = outcome.clone();
+        let (receipt, masks) = super::super::blocking(move || {
+            let local = local_candidates(&store, &p2, &j, &seed)?;
+            let tickets: Vec<Vec<Ticket>> = local
+                .iter()
+                .map(|c| c.iter().map(|(t, _)| t.clone()).collect())
+                .collect();
+            let ks = joint::check_outcome(&j.manifest, &o2, &tickets).map_err(invalid)?;
+            let (pops, masks) = populations(&store, &p2)?;
+            Ok(draw_from(&p2, &pops, &masks, &seed, Some(&ks))?)
+        })
+        .await?;
+        let instance = self.store.options().instance_name.clone();
+        let reply = super::super::write_reply(
+            &self.store,
+            actor,
+            op::CompleteJoint {
+                plan_id: plan.id,
+                outcome,
+                receipt: Box::new(receipt),
+                selected_masks: masks,
+            },
+            key,
+            move |(p, j): &(DrawPlan, JointState)| receipt_with(&instance, p, Some(j)),
+        )
+        .await?;
+        Ok(Response::new(reply))
+    }
+}
