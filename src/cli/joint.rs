@@ -82,9 +82,10 @@ pub fn run(a: Args) -> CliResult {
     runtime(0)?.block_on(coordinate(a))
 }
 
-/// Prefixes an error with the instance it came from.
-fn at<E: std::fmt::Display>(name: &str) -> impl Fn(E) -> CliError + '_ {
-    move |e| format!("instance {name}: {e}").into()
+/// Prefixes an error with the instance it came from (a server's refusal as `CODE:
+/// message`, as every command prints it).
+fn at<E: std::error::Error + 'static>(name: &str) -> impl Fn(E) -> CliError + '_ {
+    move |e| format!("instance {name}: {}", super::explain(&e)).into()
 }
 
 async fn coordinate(a: Args) -> CliResult {
@@ -95,7 +96,9 @@ async fn coordinate(a: Args) -> CliResult {
             return Err(format!("--participant: instance {name} given twice").into());
         }
         let client = SpotCheckServiceClient::with_interceptor(
-            channel(&addr).await.map_err(at(&name))?,
+            channel(&addr)
+                .await
+                .map_err(|e| format!("instance {name}: {e}"))?,
             match std::env::var(token_var(&name)) {
                 Ok(_) => TokenInterceptor::from_var(&token_var(&name)),
                 Err(_) => TokenInterceptor::from_env(),

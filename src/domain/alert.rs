@@ -30,16 +30,21 @@ pub enum AlertKind {
     /// A credit-repair case passed the due date of its next step (acceptance or
     /// decision) without it.
     RepairOverdue,
+    /// Quality samplings failed in [`AlertRules::sampling_failure_years`] consecutive
+    /// calendar years (连续多年抽检不合格): the case for listing the enterprise (列异列严)
+    /// goes to an official, who decides through the listing procedure (AddListing).
+    RepeatedSamplingFailure,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 5] = [
+    pub const ALL: [AlertKind; 6] = [
         AlertKind::ClassWorsened,
         AlertKind::ListedAbnormal,
         AlertKind::ListedSeriousIllegal,
         AlertKind::PenaltyThreshold,
         AlertKind::RepairOverdue,
+        AlertKind::RepeatedSamplingFailure,
     ];
 }
 
@@ -99,6 +104,12 @@ pub struct AlertRules {
     /// How often the server looks for repair cases past their due date, seconds (and
     /// once at start). \[U\]
     pub deadline_check_secs: u64,
+    /// Consecutive calendar years with a failed quality sampling that raise a
+    /// [`AlertKind::RepeatedSamplingFailure`] (0: never). The Shanghai report lists
+    /// enterprises failing product-quality sampling "for several consecutive years"
+    /// (对连续多年不合格的企业…采取列异列严) without a number; DOMAIN.md has no statutory
+    /// value. \[U\]
+    pub sampling_failure_years: u32,
 }
 
 impl Default for AlertRules {
@@ -110,6 +121,7 @@ impl Default for AlertRules {
             penalty_threshold: 3,
             triage_days: 10,
             deadline_check_secs: 3600,
+            sampling_failure_years: 2,
         }
     }
 }
@@ -127,6 +139,12 @@ impl AlertRules {
             return Err(DomainError::invalid(
                 "alerts.penalty_window_days",
                 "the window and the threshold must be at least 1",
+            ));
+        }
+        if self.sampling_failure_years > 20 {
+            return Err(DomainError::invalid(
+                "alerts.sampling_failure_years",
+                format!("{} is more than 20 years", self.sampling_failure_years),
             ));
         }
         Ok(())
@@ -231,7 +249,9 @@ pub fn worsened(before: RiskClass, after: RiskClass, steps: u8) -> bool {
 /// The alerts a change of one enterprise's records raises (not class changes: those
 /// need the runs, see [`worsened`]): each listing on the abnormal or serious list that
 /// was not there before, and the penalty window reaching its threshold through a new
-/// penalty. `today` is the day of the change.
+/// penalty, and a newly recorded failed sampling making a streak of
+/// `sampling_failure_years` consecutive years with failures. `today` is the day of the
+/// change.
 pub fn detect(
     rules: &AlertRules,
     before: Option<&EnterpriseRecords>,
@@ -285,7 +305,73 @@ pub fn detect(
     if now.len() >= threshold && was.len() < threshold {
         out.push(draft(AlertKind::PenaltyThreshold, now));
     }
+    if let Some(records) = repeated_failures(rules.sampling_failure_years, before, after) {
+        out.push(draft(AlertKind::RepeatedSamplingFailure, records));
+    }
     out
+}
+
+/// The failed samplings of a streak of at least `years` consecutive calendar years with
+/// failures that a newly recorded failure completed (the streak was shorter before), by
+/// report number in date order; `None` when no new failure did.
+fn repeated_failures(
+    years: u32,
+    before: Option<&EnterpriseRecords>,
+    after: &EnterpriseRecords,
+) -> Option<Vec<String>> {
+    use std::collections::BTreeSet;
+    if years == 0 {
+        return None;
+    }
+    let failed_years = |r: &EnterpriseRecords| -> BTreeSet<i32> {
+        r.samplings
+            .iter()
+            .filter(|x| !x.passed)
+            .map(|x| x.sampled_on.year())
+            .collect()
+    };
+    let now = failed_years(after);
+    let was = before.map(failed_years).unwrap_or_default();
+    // The streak (first, last year) of `set` around `y`.
+    let streak = |set: &BTreeSet<i32>, y: i32| -> (i32, i32) {
+        let (mut lo, mut hi) = (y, y);
+        while set.contains(&(lo - 1)) {
+            lo -= 1;
+        }
+        while set.contains(&(hi + 1)) {
+            hi += 1;
+        }
+        (lo, hi)
+    };
+    let longest_within = |set: &BTreeSet<i32>, lo: i32, hi: i32| -> u32 {
+        let (mut best, mut run, mut prev) = (0u32, 0u32, None::<i32>);
+        for &y in set.range(lo..=hi) {
+            run = if prev == Some(y - 1) { run + 1 } else { 1 };
+            best = best.max(run);
+            prev = Some(y);
+        }
+        best
+    };
+    let old: BTreeSet<&str> = before
+        .map(|b| b.samplings.iter().map(|x| x.sample_id.as_str()).collect())
+        .unwrap_or_default();
+    let new_failure = after
+        .samplings
+        .iter()
+        .filter(|x| !x.passed && !old.contains(x.sample_id.as_str()));
+    for x in new_failure {
+        let (lo, hi) = streak(&now, x.sampled_on.year());
+        if (hi - lo + 1) as u32 >= years && longest_within(&was, lo, hi) < years {
+            let mut hits: Vec<&super::QualitySampling> = after
+                .samplings
+                .iter()
+                .filter(|s| !s.passed && (lo..=hi).contains(&s.sampled_on.year()))
+                .collect();
+            hits.sort_by(|a, b| (a.sampled_on, &a.sample_id).cmp(&(b.sampled_on, &b.sample_id)));
+            return Some(hits.into_iter().map(|s| s.sample_id.clone()).collect());
+        }
+    }
+    None
 }
 
 /// Why a triage step is refused.
@@ -450,6 +536,72 @@ mod tests {
             ..rules()
         };
         assert!(detect(&off, Some(&before), &d, today).is_empty());
+    }
+
+    fn sampling(id: &str, on: &str, passed: bool) -> crate::domain::QualitySampling {
+        crate::domain::QualitySampling {
+            sample_id: id.into(),
+            uscc: Uscc::placeholder(),
+            sampled_on: fixtures::day(on),
+            category: crate::domain::SamplingCategory::Product,
+            product: "电线电缆".into(),
+            batch: String::new(),
+            passed,
+            authority: "上海市市场监督管理局".into(),
+            recorded_at_ms: 0,
+        }
+    }
+
+    /// 列异列严: failures in consecutive years (2 by default, \[U\], the Shanghai
+    /// report's "连续多年不合格") raise one alert when the streak is completed, naming
+    /// its failures; a pass, a gap year or a longer streak raise none.
+    #[test]
+    fn failed_samplings_in_consecutive_years_raise_one_alert() {
+        let today = fixtures::day("2026-06-30");
+        let mut d = fixtures::dossier("2020-01-02");
+        d.samplings = vec![
+            sampling("S-1", "2024-05-01", false),
+            sampling("S-2", "2025-03-01", true),
+        ];
+        let before = d.clone();
+        let mut after = d.clone();
+        after.samplings.push(sampling("S-3", "2026-04-01", false));
+        assert!(
+            detect(&rules(), Some(&before), &after, today).is_empty(),
+            "2024 and 2026: a gap"
+        );
+        let mut after2 = after.clone();
+        after2.samplings.push(sampling("S-4", "2025-09-01", false));
+        let got = detect(&rules(), Some(&after), &after2, today);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].kind, AlertKind::RepeatedSamplingFailure);
+        assert_eq!(
+            got[0].records,
+            ["S-1", "S-4", "S-3"],
+            "the streak's failures by date"
+        );
+        // Within a streak already alerted: another failure raises nothing.
+        let mut after3 = after2.clone();
+        after3.samplings.push(sampling("S-5", "2026-06-01", false));
+        assert!(detect(&rules(), Some(&after2), &after3, today).is_empty());
+        // A passed sampling raises nothing; three years asked: the 2024–2026 streak does.
+        let three = AlertRules {
+            sampling_failure_years: 3,
+            ..rules()
+        };
+        assert!(detect(&three, Some(&after), &after2, today).len() == 1);
+        assert!(detect(&three, Some(&before), &after, today).is_empty());
+        let off = AlertRules {
+            sampling_failure_years: 0,
+            ..rules()
+        };
+        assert!(detect(&off, Some(&after), &after2, today).is_empty());
+        assert!(AlertRules {
+            sampling_failure_years: 21,
+            ..rules()
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]

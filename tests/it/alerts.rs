@@ -627,3 +627,79 @@ async fn a_watcher_that_stops_reading_is_told_where_to_resume() {
     assert_eq!(tail.last().map(|a| a.sequence), Some(i64::from(N)));
     t.stop().await;
 }
+
+/// 列异列严 (issue 19 item 4): failed quality samplings in two consecutive calendar years
+/// (`sampling_failure_years`, default 2) raise one REPEATED_SAMPLING_FAILURE alert naming
+/// them, with the failure that completes the streak; a pass or a gap year raises none.
+#[tokio::test]
+async fn failed_samplings_in_consecutive_years_raise_a_listing_alert() {
+    let mut t = TestServer::start_on(Date::parse("today", TODAY).unwrap()).await;
+    let u = uscc_n(b'1', 7);
+    put_enterprise(&mut t.client, enterprise(&u)).await;
+    let mut al = AlertServiceClient::connect(format!("http://{}", t.addr))
+        .await
+        .unwrap();
+    let sampling = |id: &str, on: &str, passed: bool| pb::RecordSamplingResultRequest {
+        request_id: String::new(),
+        sampling: Some(pb::QualitySamplingResult {
+            sample_id: id.into(),
+            uscc: u.clone(),
+            sampled_on: on.into(),
+            category: pb::SamplingCategory::Product as i32,
+            product: "电动自行车".into(),
+            batch: String::new(),
+            passed,
+            authority: "上海市市场监督管理局".into(),
+            recorded_at: None,
+        }),
+    };
+    let repeated = |al: &mut AlertServiceClient<Channel>| {
+        let mut al = al.clone();
+        async move {
+            al.list_alerts(pb::ListAlertsRequest {
+                filter: Some(pb::AlertFilter {
+                    kinds: vec![pb::AlertKind::RepeatedSamplingFailure as i32],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .alerts
+        }
+    };
+    for (id, on, passed) in [
+        ("CC-2024-1", "2024-05-01", false),
+        ("CC-2025-1", "2025-05-01", true),
+        ("CC-2026-1", "2026-05-01", false),
+    ] {
+        t.client
+            .record_sampling_result(sampling(id, on, passed))
+            .await
+            .unwrap();
+    }
+    assert!(
+        repeated(&mut al).await.is_empty(),
+        "2024 and 2026: a gap year"
+    );
+    t.client
+        .record_sampling_result(sampling("CC-2025-2", "2025-11-20", false))
+        .await
+        .unwrap();
+    let got = repeated(&mut al).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].uscc, u);
+    assert_eq!(got[0].records, ["CC-2024-1", "CC-2025-2", "CC-2026-1"]);
+    assert!(
+        got[0].cause.starts_with("RecordSamplingResult"),
+        "{:?}",
+        got[0].cause
+    );
+    // Another failure within the streak raises nothing more.
+    t.client
+        .record_sampling_result(sampling("CC-2026-2", "2026-06-01", false))
+        .await
+        .unwrap();
+    assert_eq!(repeated(&mut al).await.len(), 1);
+}

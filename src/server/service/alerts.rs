@@ -52,6 +52,7 @@ fn kind_pb(k: AlertKind) -> i32 {
         AlertKind::ListedSeriousIllegal => pb::AlertKind::ListedSeriousIllegal,
         AlertKind::PenaltyThreshold => pb::AlertKind::PenaltyThreshold,
         AlertKind::RepairOverdue => pb::AlertKind::RepairOverdue,
+        AlertKind::RepeatedSamplingFailure => pb::AlertKind::RepeatedSamplingFailure,
     }) as i32
 }
 
@@ -62,6 +63,7 @@ fn kind_from_pb(field: &str, v: i32) -> Result<AlertKind, DomainError> {
         Ok(pb::AlertKind::ListedSeriousIllegal) => Ok(AlertKind::ListedSeriousIllegal),
         Ok(pb::AlertKind::PenaltyThreshold) => Ok(AlertKind::PenaltyThreshold),
         Ok(pb::AlertKind::RepairOverdue) => Ok(AlertKind::RepairOverdue),
+        Ok(pb::AlertKind::RepeatedSamplingFailure) => Ok(AlertKind::RepeatedSamplingFailure),
         Ok(pb::AlertKind::Unspecified) => Err(DomainError::invalid(field, "UNSPECIFIED")),
         Err(_) => Err(DomainError::invalid(
             field,

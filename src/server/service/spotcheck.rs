@@ -1796,7 +1796,7 @@ fn verify(store: &Store, plan: &DrawPlan, rec: &pb::DrawReceipt) -> Result<Optio
     // this instance's tickets up to the joint threshold.
     let ks = joint::joint_ks(store, plan)?;
     if ks.is_some() {
-        if let Some(d) = joint::share_is_complete(store, plan, &rec.seed)? {
+        if let Some(d) = joint::share_is_complete(store, plan, &pops, &rec.seed)? {
             differ!("{d}");
         }
         let stored = joint::receipt_reply(store, plan)?.joint;

@@ -181,17 +181,14 @@ pub fn receipt_with(
 }
 
 /// This instance's smallest tickets of every stratum of a seeded joint plan (at most
-/// the joint k each), from the frozen populations.
+/// the joint k each), from its frozen populations `pops`.
 pub fn local_candidates(
-    store: &Store,
-    plan: &DrawPlan,
+    pops: &[Vec<crate::domain::Uscc>],
     j: &JointState,
     seed: &str,
-) -> Result<Vec<Vec<(Ticket, String)>>, Error> {
-    let (pops, _) = populations(store, plan)?;
+) -> Vec<Vec<(Ticket, String)>> {
     let s = Sampler::new(&j.manifest.sampler_seed(seed));
-    Ok(pops
-        .iter()
+    pops.iter()
         .enumerate()
         .map(|(i, ids)| {
             s.sample(ids.iter().map(|u| u.as_str()), j.manifest.k(i) as usize)
@@ -199,7 +196,7 @@ pub fn local_candidates(
                 .map(|(t, id)| (t, id.to_string()))
                 .collect()
         })
-        .collect())
+        .collect()
 }
 
 /// The per-stratum k of this instance's share, and the threshold check of its next
@@ -211,11 +208,13 @@ pub fn joint_ks(store: &Store, plan: &DrawPlan) -> Result<Option<Vec<u64>>, Erro
     Ok(Some(o.strata.iter().map(|s| s.selected_here).collect()))
 }
 
-/// Whether this instance's next ticket after its share lies above the stratum's
-/// threshold (else the share is short): the first stratum where it does not, named.
+/// Whether this instance's share of each stratum is exactly its tickets (from its
+/// frozen populations `pops`) up to the recorded threshold: the first stratum where it
+/// is not, named; `None` also for a plan not drawn jointly.
 pub fn share_is_complete(
     store: &Store,
     plan: &DrawPlan,
+    pops: &[Vec<crate::domain::Uscc>],
     seed: &str,
 ) -> Result<Option<String>, Error> {
     let Some(j) = store.joint_draw(plan.id)? else {
@@ -224,7 +223,7 @@ pub fn share_is_complete(
     let Some(o) = &j.outcome else {
         return Ok(None);
     };
-    let local = local_candidates(store, plan, &j, seed)?;
+    let local = local_candidates(pops, &j, seed);
     for (i, (s, c)) in o.strata.iter().zip(&local).enumerate() {
         let threshold = Ticket::parse(&s.threshold);
         let tickets: Vec<Ticket> = c.iter().map(|(t, _)| t.clone()).collect();
@@ -434,13 +433,13 @@ impl SpotCheckApi {
         let p2 = plan.clone();
         let o2 = outcome.clone();
         let (receipt, masks) = super::super::blocking(move || {
-            let local = local_candidates(&store, &p2, &j, &seed)?;
-            let tickets: Vec<Vec<Ticket>> = local
-                .iter()
-                .map(|c| c.iter().map(|(t, _)| t.clone()).collect())
+            // Each population is read once: for the check and for the draw.
+            let (pops, masks) = populations(&store, &p2)?;
+            let tickets: Vec<Vec<Ticket>> = local_candidates(&pops, &j, &seed)
+                .into_iter()
+                .map(|c| c.into_iter().map(|(t, _)| t).collect())
                 .collect();
             let ks = joint::check_outcome(&j.manifest, &o2, &tickets).map_err(invalid)?;
-            let (pops, masks) = populations(&store, &p2)?;
             Ok(draw_from(&p2, &pops, &masks, &seed, Some(&ks))?)
         })
         .await?;
