@@ -132,7 +132,8 @@ pub async fn draw(addr: &str, a: DrawArgs) -> Result<(), CliError> {
     let mut c = SpotCheckServiceClient::with_interceptor(
         channel(addr).await?,
         TokenInterceptor::from_env(),
-    );
+    )
+    .max_decoding_message_size(super::MAX_REPLY_BYTES);
     let plan_id = match a.plan_id {
         Some(id) => id,
         None => {

@@ -104,7 +104,7 @@ async fn coordinate(a: Args) -> CliResult {
                 Err(_) => TokenInterceptor::from_env(),
             },
         )
-        .max_decoding_message_size(64 * 1024 * 1024);
+        .max_decoding_message_size(super::MAX_REPLY_BYTES);
         instances.push(Instance {
             name,
             addr,

@@ -93,6 +93,10 @@ pub struct ServerArg {
     pub server: String,
 }
 
+/// Largest reply the command line accepts: a city-wide receipt or plan is tens of
+/// megabytes (the server's own limit is `server.max_message_bytes`).
+pub const MAX_REPLY_BYTES: usize = 512 * 1024 * 1024;
+
 /// A tokio runtime with `workers` threads (0: one per core).
 pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     let mut b = tokio::runtime::Builder::new_multi_thread();

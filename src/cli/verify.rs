@@ -90,7 +90,8 @@ pub fn run(a: Args) -> CliResult {
             let mut c = SpotCheckServiceClient::with_interceptor(
                 channel(&a.server.server).await?,
                 TokenInterceptor::from_env(),
-            );
+            )
+            .max_decoding_message_size(super::MAX_REPLY_BYTES);
             let v = c
                 .verify_draw(pb::VerifyDrawRequest {
                     receipt: Some(r.clone()),

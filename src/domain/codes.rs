@@ -256,7 +256,7 @@ impl IndustryCode {
 
 /// An industry packed in four bytes: section letter, the digits below it as a number and
 /// their count (so "01" and "1" differ), for the selector's index of every enterprise.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct IndustryKey {
     /// Section letter.
     pub section: u8,

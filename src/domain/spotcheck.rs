@@ -131,7 +131,7 @@ impl Default for ExemptionRules {
 
 /// What the exemptions read of an enterprise besides its status and class: its spot
 /// checks and the spans it was on a list that bars exemption.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SpotHistory {
     /// Spot checks: (date, problems found).
     pub checks: Vec<(Date, bool)>,

@@ -465,7 +465,7 @@ fn compute(
         };
         // 5. Write.
         report(sc.run.id, "write", scanned, sc.classes);
-        store.write_run_results(sc.run.id, &sc.entries, &sources)?;
+        store.write_run_results(sc.run.id, &sc.entries, &sources, &sc.spot)?;
         let mut regions: Vec<(String, [u64; 4])> = sc
             .regions
             .into_iter()

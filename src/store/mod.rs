@@ -1294,12 +1294,20 @@ impl Store {
         id: u64,
         entries: &[RunEntry],
         sources: &std::collections::HashMap<u64, u32>,
+        spot: &spot::SpotBuilder,
     ) -> Result<()> {
         let tree = &self.shared.registry;
         let tracker = &self.shared.tracker;
         // Noted before written (a backup's catch-up then reads the value as of then).
         for (k, v) in scoring::encode_blocks(id, entries) {
             tracker.note([k.to_vec()])?;
+            tree.insert(k, v)?;
+        }
+        // The spot base, so a restart reads it instead of scanning every dossier (its
+        // header last: a base cut short by a crash is ignored).
+        let fingerprint = scoring::rules_fingerprint(&self.shared.options.rules);
+        for (k, v) in scoring::encode_spot_base(id, spot, &fingerprint)? {
+            tracker.note([k.clone()])?;
             tree.insert(k, v)?;
         }
         tracker.note([scoring::sources_key(id)])?;
@@ -1379,7 +1387,44 @@ impl Store {
     pub fn check_indexes(&self) -> Result<u64> {
         let n = writer::check_indexes(&self.shared.registry)?;
         stats::verify(&self.shared.registry)?;
+        self.check_spot_bases()?;
         Ok(n)
+    }
+
+    /// Checks the stored spot base of every live run against the dossiers: each
+    /// enterprise not re-scored since the run (those have an override, which the index
+    /// reads instead) must have the attributes and history its dossier gives. Returns
+    /// the enterprises checked.
+    pub fn check_spot_bases(&self) -> Result<u64> {
+        let tree = &self.shared.registry;
+        let fingerprint = scoring::rules_fingerprint(&self.shared.options.rules);
+        let views: Vec<Arc<RunView>> = scoring::read(&self.shared.scoring)?
+            .live()
+            .cloned()
+            .collect();
+        let mut checked = 0u64;
+        for v in views {
+            let Some(base) =
+                scoring::load_spot_base(tree, v.run.id, v.entries.len(), &fingerprint)?
+            else {
+                continue;
+            };
+            for (i, e) in v.entries.iter().enumerate() {
+                if tree.contains_key(scoring::override_key(v.run.id, &e.uscc))? {
+                    continue;
+                }
+                let d = self.enterprise_records(&e.uscc)?.unwrap_or_default();
+                let want = (spot::Attrs::of(&d), spot::history_of(&d));
+                if base.at(i) != Some(want) {
+                    return Err(Error::Corrupt(format!(
+                        "run {}: the stored spot index of {} differs from its dossier",
+                        v.run.id, e.uscc
+                    )));
+                }
+                checked += 1;
+            }
+        }
+        Ok(checked)
     }
 
     /// Waits for the writer to drain (for shutdown), at most `timeout`.
@@ -1586,6 +1631,7 @@ fn recover_scoring(
             let mut batch = sled::Batch::default();
             for prefix in [
                 scoring::blocks_prefix(r.id),
+                scoring::spot_prefix(r.id),
                 scoring::overrides_prefix(r.id),
             ] {
                 for kv in tree.scan_prefix(prefix) {

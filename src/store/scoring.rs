@@ -414,6 +414,86 @@ pub fn sources_key(id: u64) -> Vec<u8> {
     k
 }
 
+/// `R run 0x03`: prefix of the run's stored spot base (`R run 0x03 chunk(4)`, then the
+/// header at chunk number `u32::MAX`, written last: a base without it is ignored).
+pub fn spot_prefix(id: u64) -> Vec<u8> {
+    let mut k = vec![RUNS];
+    k.extend_from_slice(&id.to_be_bytes());
+    k.push(3);
+    k
+}
+
+fn spot_chunk_key(id: u64, chunk: u32) -> Vec<u8> {
+    let mut k = spot_prefix(id);
+    k.extend_from_slice(&chunk.to_be_bytes());
+    k
+}
+
+/// What a stored spot base was built with: the number of positions, its chunks, and the
+/// fingerprint of the rules that derived what it holds (listing terms).
+#[derive(Serialize, Deserialize, PartialEq, Eq, Debug)]
+struct SpotBaseHeader {
+    positions: u64,
+    chunks: u32,
+    rules: String,
+}
+
+/// The fingerprint of a rule book as a spot base depends on it: SHA-256 of its rules
+/// page (every version, parameter and value).
+pub fn rules_fingerprint(rules: &crate::domain::ruleset::RuleBook) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(rules.markdown().as_bytes()))
+}
+
+/// The keys and values of a run's spot base (the builder as the batch job finished it:
+/// what the dossiers said when scanned; later changes are the run's overrides), header
+/// last.
+pub fn encode_spot_base(
+    id: u64,
+    b: &SpotBuilder,
+    rules_fingerprint: &str,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let chunks = b.encode_chunks()?;
+    let header = SpotBaseHeader {
+        positions: b.len() as u64,
+        chunks: chunks.len() as u32,
+        rules: rules_fingerprint.to_string(),
+    };
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (spot_chunk_key(id, i as u32), v))
+        .collect();
+    out.push((spot_chunk_key(id, u32::MAX), codec::encode(&header)?));
+    Ok(out)
+}
+
+/// A run's stored spot base, if it is complete, holds `positions` entries and was
+/// derived under the same rules; `None` otherwise (the caller scans the dossiers).
+pub fn load_spot_base(
+    tree: &sled::Tree,
+    id: u64,
+    positions: usize,
+    rules_fingerprint: &str,
+) -> Result<Option<SpotBuilder>> {
+    let Some(h) = tree.get(spot_chunk_key(id, u32::MAX))? else {
+        return Ok(None);
+    };
+    let h: SpotBaseHeader = codec::decode(&h)?;
+    if h.positions != positions as u64 || h.rules != rules_fingerprint {
+        return Ok(None);
+    }
+    let mut values = Vec::with_capacity(h.chunks as usize);
+    for i in 0..h.chunks {
+        match tree.get(spot_chunk_key(id, i))? {
+            Some(v) => values.push(v),
+            None => return Ok(None),
+        }
+    }
+    let b = SpotBuilder::decode_chunks(values.iter().map(|v| v.as_ref()))?;
+    Ok((b.len() == positions).then_some(b))
+}
+
 /// `O run`: the overrides of a run.
 pub fn overrides_prefix(id: u64) -> Vec<u8> {
     let mut k = vec![OVERRIDES];
@@ -590,20 +670,35 @@ pub fn load_views(
     runs: Vec<(ScoringRun, Arc<Model>)>,
 ) -> Result<Vec<RunView>> {
     let mut loaded = Vec::new();
+    let fingerprint = rules_fingerprint(rules);
+    // Runs whose spot base was stored with them read it back; the others (stores
+    // written before bases were stored, or under other rules) are built by one scan of
+    // the dossiers.
+    let mut stored = Vec::new();
     for (run, model) in runs {
         let entries = load_entries(tree, run.id)?;
         let sources = load_sources(tree, run.id)?;
-        loaded.push((run, model, entries, sources, SpotBuilder::default(), 0usize));
+        let base = load_spot_base(tree, run.id, entries.len(), &fingerprint)?;
+        stored.push(base.is_some());
+        loaded.push((
+            run,
+            model,
+            entries,
+            sources,
+            base.unwrap_or_default(),
+            0usize,
+        ));
     }
     let empty = EnterpriseRecords::default();
-    if !loaded.is_empty() {
+    if stored.iter().any(|s| !s) {
         for kv in tree.scan_prefix([keys::RECORDS]) {
             let (k, v) = kv?;
             let Some(u) = keys::decode_enterprise(&k) else {
                 continue;
             };
             let mut decoded: Option<EnterpriseRecords> = None;
-            for (_, _, entries, _, b, i) in loaded.iter_mut() {
+            let scanning = loaded.iter_mut().zip(&stored).filter(|(_, s)| !**s);
+            for ((_, _, entries, _, b, i), _) in scanning {
                 while *i < entries.len() && entries[*i].uscc.as_bytes() < u.as_bytes() {
                     b.push(&empty); // classified but gone: no attributes
                     *i += 1;
@@ -622,6 +717,7 @@ pub fn load_views(
     }
     let mut out = Vec::new();
     for (run, model, entries, sources, mut b, _) in loaded {
+        tracing::debug!(run = run.id, positions = b.len(), "spot index loaded");
         while b.len() < entries.len() {
             b.push(&empty);
         }

@@ -2,8 +2,9 @@
 //! attributes the selector filters on (region, industry section, status, entity type)
 //! and its spot checks (for exemptions), next to the run's class; plus per-class position
 //! lists. Held in memory beside the run (≈ 9 bytes per enterprise and 4 per class list
-//! entry); built by the batch job from the dossiers it scans anyway, or at open by one
-//! dossier scan. Enterprises changed since the run live in an overlay the writer keeps
+//! entry); built by the batch job from the dossiers it scans anyway and stored beside
+//! the run ([`SpotBuilder::encode_chunks`]), read back at open (one dossier scan only
+//! for a run stored without it, or under other rules). Enterprises changed since the run live in an overlay the writer keeps
 //! current after each commit, so answers reflect today's records and the run's classes.
 
 use std::{collections::HashMap, sync::RwLock};
@@ -23,7 +24,7 @@ use crate::{
 
 /// The filter attributes of one enterprise (12 bytes): what the candidate filters and
 /// the check items' applicability read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attrs {
     pub region: RegionCode,
     /// Its industry (section and code).
@@ -133,6 +134,25 @@ pub struct SpotIndex {
     overlay: RwLock<HashMap<Uscc, Option<SpotRow>>>,
 }
 
+/// Positions per stored chunk of a run's spot base.
+pub const BASE_CHUNK: usize = 65_536;
+/// Value version of a stored spot base chunk.
+const BASE_VERSION: u8 = 1;
+
+/// One stored chunk of a spot base (as written).
+#[derive(Serialize)]
+struct BaseChunkRef<'a> {
+    attrs: &'a [Option<Attrs>],
+    history: &'a [(u32, &'a SpotHistory)],
+}
+
+/// One stored chunk of a spot base (as read).
+#[derive(Deserialize)]
+struct BaseChunk {
+    attrs: Vec<Option<Attrs>>,
+    history: Vec<(u32, SpotHistory)>,
+}
+
 /// Builds an index while entries are produced in USCC order.
 #[derive(Default)]
 pub struct SpotBuilder {
@@ -172,6 +192,13 @@ impl SpotBuilder {
         );
     }
 
+    /// The attributes and history held for position `pos` (`None` past the end).
+    pub fn at(&self, pos: usize) -> Option<(Option<Attrs>, SpotHistory)> {
+        let a = *self.attrs.get(pos)?;
+        let h = self.history.get(&(pos as u32)).cloned().unwrap_or_default();
+        Some((a, h))
+    }
+
     /// Number of enterprises added.
     pub fn len(&self) -> usize {
         self.attrs.len()
@@ -193,6 +220,51 @@ impl SpotBuilder {
         } else {
             self.history.insert(pos as u32, h);
         }
+    }
+
+    /// The builder as stored beside its run, [`BASE_CHUNK`] positions per value (each
+    /// with the histories of its positions), so a restart reads it back instead of
+    /// scanning every dossier.
+    pub fn encode_chunks(&self) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut history: Vec<(u32, &SpotHistory)> =
+            self.history.iter().map(|(p, h)| (*p, h)).collect();
+        history.sort_unstable_by_key(|(p, _)| *p);
+        let mut h = history.as_slice();
+        for (i, attrs) in self.attrs.chunks(BASE_CHUNK).enumerate() {
+            let end = ((i + 1) * BASE_CHUNK) as u64;
+            let split = h.partition_point(|(p, _)| u64::from(*p) < end);
+            let chunk = BaseChunkRef {
+                attrs,
+                history: &h[..split],
+            };
+            h = &h[split..];
+            out.push(
+                postcard::to_extend(&chunk, vec![BASE_VERSION])
+                    .map_err(|e| Error::Corrupt(format!("encode spot base: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// A builder from its stored chunks, in order.
+    pub fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<SpotBuilder> {
+        let mut b = SpotBuilder::default();
+        for v in chunks {
+            let chunk: BaseChunk = match v.split_first() {
+                Some((&BASE_VERSION, rest)) => postcard::from_bytes(rest)
+                    .map_err(|e| Error::Corrupt(format!("decode spot base: {e}")))?,
+                Some((v, _)) => {
+                    return Err(Error::Corrupt(format!(
+                        "unknown spot base value version {v}"
+                    )))
+                }
+                None => return Err(Error::Corrupt("empty spot base value".into())),
+            };
+            b.attrs.extend(chunk.attrs);
+            b.history.extend(chunk.history);
+        }
+        Ok(b)
     }
 
     /// The index, given the classes of the entries (same order).
@@ -470,6 +542,34 @@ impl SpotView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stored base reads back as written, across chunk boundaries.
+    #[test]
+    fn the_spot_base_round_trips_in_chunks() {
+        let mut d = crate::domain::fixtures::dossier("2020-01-02");
+        let mut b = SpotBuilder::default();
+        let empty = EnterpriseRecords::default();
+        for i in 0..(BASE_CHUNK + 7) {
+            if i % 5000 == 3 {
+                d.listings.push(crate::domain::fixtures::listing(
+                    crate::domain::ListKind::SeriousIllegal,
+                    crate::domain::fixtures::day("2025-03-01").add_days(i as i32 / 5000),
+                ));
+                b.push(&d);
+            } else if i % 3 == 0 {
+                b.push(&empty);
+            } else {
+                b.push(&d);
+            }
+        }
+        let chunks = b.encode_chunks().unwrap();
+        assert_eq!(chunks.len(), 2);
+        let back = SpotBuilder::decode_chunks(chunks.iter().map(Vec::as_slice)).unwrap();
+        assert_eq!(back.attrs, b.attrs);
+        assert_eq!(back.history, b.history);
+        assert!(!b.history.is_empty());
+        assert!(SpotBuilder::decode_chunks([&[9u8, 0][..]]).is_err());
+    }
 
     #[test]
     fn region_prefixes() {

@@ -526,7 +526,7 @@ async fn an_interrupted_run_leaves_the_previous_run_current() {
         .unwrap();
     // Partial results of the interrupted run.
     s.store
-        .write_run_results(begun.id, &[], &Default::default())
+        .write_run_results(begun.id, &[], &Default::default(), &Default::default())
         .unwrap();
     let dir = s.dir.clone();
     let tmp = s.stop().await;

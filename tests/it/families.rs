@@ -717,7 +717,7 @@ async fn an_enterprise_leaving_the_scope_during_a_pass_is_not_rated_by_it() {
     };
     for id in [general.id, food.id] {
         store
-            .write_run_results(id, &[entry], &Default::default())
+            .write_run_results(id, &[entry], &Default::default(), &Default::default())
             .unwrap();
     }
     // Then its food licence is dropped and it turns to textiles.

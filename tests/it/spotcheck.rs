@@ -309,6 +309,9 @@ async fn candidate_pools_filter_and_exempt() {
         .unwrap()
         .into_inner();
     assert_eq!(m.items[0].exemption_reason, "NO_PROBLEM_IN_TWO_YEARS");
+    // The index came from the base stored with the run (no dossier scan at open), which
+    // agrees with the dossiers of every enterprise not re-scored since the run.
+    assert!(s2.store.check_spot_bases().unwrap() > 0);
     t.s = s2;
     t.spot = spot2;
     let _keep = tmp;
@@ -1200,4 +1203,43 @@ async fn a_future_as_of_is_refused_where_it_would_change_the_answer() {
     };
     assert!(t.spot.batch_match(m).await.is_ok());
     t.s.stop().await;
+}
+
+/// A store opened under other rules (here: a 2027 version added) cannot trust the spot
+/// index stored with its run — listing terms feed it — and rebuilds it from the
+/// dossiers at open; both answer alike (issue 21 item 5).
+#[tokio::test]
+async fn a_store_opened_under_other_rules_rebuilds_its_spot_index_alike() {
+    use credit_risk::{
+        domain::ruleset::{RuleBook, BUILTIN_RULES},
+        store::{spot::CandidateFilter, Store, StoreOptions},
+    };
+    let t = city().await;
+    let mut c = t.s.client.clone();
+    inspect(&mut c, &t.clean[3], "T-new", Date::today(), false).await;
+    let dir = t.s.dir.clone();
+    let tmp = t.s.stop().await;
+    let all = CandidateFilter {
+        include_exempt: true,
+        ..Default::default()
+    };
+    let today = Date::today();
+    let stored = {
+        let s = Store::open(&dir, StoreOptions::default()).unwrap();
+        assert!(s.check_spot_bases().unwrap() > 0, "the stored base is read");
+        s.spot_candidates(&all, today).unwrap().1
+    };
+    assert!(stored.len() > 40);
+    let text = BUILTIN_RULES
+        .replace("shanghai-2022-07-01", "shanghai-2027-07-01")
+        .replace("\"2022-07-01\"", "\"2027-07-01\"");
+    let options = StoreOptions {
+        rules: RuleBook::with_files(&[("rules-2027.toml".into(), text)]).unwrap(),
+        ..Default::default()
+    };
+    let s = Store::open(&dir, options).unwrap();
+    assert_eq!(s.check_spot_bases().unwrap(), 0, "the base is not trusted");
+    assert_eq!(s.spot_candidates(&all, today).unwrap().1, stored);
+    drop(s);
+    drop(tmp);
 }

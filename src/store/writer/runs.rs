@@ -574,7 +574,11 @@ impl Writer {
                 continue;
             }
             // Results go; the run's record stays (receipts and history name it).
-            for prefix in [sc::blocks_prefix(r.id), sc::overrides_prefix(r.id)] {
+            for prefix in [
+                sc::blocks_prefix(r.id),
+                sc::spot_prefix(r.id),
+                sc::overrides_prefix(r.id),
+            ] {
                 for kv in self.tree.scan_prefix(prefix) {
                     let (k, _) = kv?;
                     p.del(k.to_vec());
@@ -595,7 +599,11 @@ impl Writer {
         run.state = RunState::Aborted;
         run.error = error;
         run.finished_at_ms = Some(now_ms);
-        for prefix in [sc::blocks_prefix(id), sc::overrides_prefix(id)] {
+        for prefix in [
+            sc::blocks_prefix(id),
+            sc::spot_prefix(id),
+            sc::overrides_prefix(id),
+        ] {
             for kv in self.tree.scan_prefix(prefix) {
                 let (k, _) = kv?;
                 p.del(k.to_vec());
