@@ -36,7 +36,8 @@ fn decimal(x: [u8; 32]) -> Vec<u8> {
         *l = u64::from_be_bytes(b);
     }
     const CHUNK: u64 = 10_000_000_000_000_000_000; // 10^19
-    let mut chunks = Vec::with_capacity(5); // least significant first
+    let mut chunks = [0u64; 5]; // least significant first; 2^256 < 10^95
+    let mut n = 0;
     while limbs.iter().any(|&l| l != 0) {
         let mut rem: u128 = 0;
         for l in limbs.iter_mut() {
@@ -44,22 +45,28 @@ fn decimal(x: [u8; 32]) -> Vec<u8> {
             *l = (cur / u128::from(CHUNK)) as u64;
             rem = cur % u128::from(CHUNK);
         }
-        chunks.push(rem as u64);
+        chunks[n] = rem as u64;
+        n += 1;
     }
-    let mut s = String::with_capacity(80);
-    for (i, c) in chunks.iter().rev().enumerate() {
-        if i == 0 {
-            s.push_str(&c.to_string());
-        } else {
-            s.push_str(&format!("{c:019}"));
+    // Least significant digit first, then reversed once.
+    let mut out = Vec::with_capacity(80);
+    for (i, &c) in chunks[..n].iter().enumerate() {
+        let mut c = c;
+        let last = i + 1 == n;
+        let mut written = 0;
+        while (last && c > 0) || (!last && written < 19) {
+            out.push(b'0' + (c % 10) as u8);
+            c /= 10;
+            written += 1;
         }
     }
-    if s.is_empty() {
-        s.push('0');
+    if out.is_empty() {
+        out.push(b'0');
     }
-    let mut out = Vec::with_capacity(s.len().max(64));
-    out.resize(64usize.saturating_sub(s.len()), b'0');
-    out.extend_from_slice(s.as_bytes());
+    while out.len() < 64 {
+        out.push(b'0');
+    }
+    out.reverse();
     out
 }
 
@@ -87,25 +94,30 @@ impl Ticket {
 /// Tickets for one seed.
 #[derive(Clone, Debug)]
 pub struct Sampler {
-    seed_hash: String,
+    /// SHA-256 with the seed's hash (64 hex characters: exactly one block) already
+    /// absorbed, cloned for each id.
+    prefix: Sha256,
 }
 
 impl Sampler {
     /// A sampler for the seed string `seed`.
     pub fn new(seed: &str) -> Sampler {
-        Sampler {
-            seed_hash: hex::encode(Sha256::digest(seed.as_bytes())),
-        }
+        let seed_hash = hex::encode(Sha256::digest(seed.as_bytes()));
+        let mut prefix = Sha256::new();
+        prefix.update(seed_hash.as_bytes());
+        Sampler { prefix }
     }
 
     /// The (first) ticket of `id`.
     pub fn ticket(&self, id: &str) -> Ticket {
-        let mut h = Sha256::new();
-        h.update(self.seed_hash.as_bytes());
+        ticket_of(self.hash(id))
+    }
+
+    /// `x` of `id`: SHA-256 of the seed's hash and the id.
+    fn hash(&self, id: &str) -> [u8; 32] {
+        let mut h = self.prefix.clone();
         h.update(id.as_bytes());
-        let mut digits = decimal(h.finalize().into());
-        digits.reverse();
-        Ticket(digits)
+        h.finalize().into()
     }
 
     /// The `k` smallest tickets among `ids`, in ticket order (ties, which SHA-256 makes
@@ -134,6 +146,13 @@ impl Sampler {
         out.sort();
         out
     }
+}
+
+/// The ticket of `x`: its decimal digits (at least 64), reversed.
+fn ticket_of(x: [u8; 32]) -> Ticket {
+    let mut digits = decimal(x);
+    digits.reverse();
+    Ticket(digits)
 }
 
 struct Entry<'a>(Ticket, &'a str);
@@ -238,7 +257,36 @@ mod tests {
         assert_eq!(stratum_size(7, None, Some(1.0)), 7);
     }
 
+    /// Digit by digit, the slow way: the reference for [`decimal`].
+    fn decimal_slowly(x: [u8; 32]) -> Vec<u8> {
+        let mut n = x.to_vec();
+        let mut digits = Vec::new();
+        while n.iter().any(|&b| b != 0) {
+            let mut rem = 0u32;
+            for b in n.iter_mut() {
+                let cur = (rem << 8) | u32::from(*b);
+                *b = (cur / 10) as u8;
+                rem = cur % 10;
+            }
+            digits.push(b'0' + rem as u8);
+        }
+        while digits.len() < 64 {
+            digits.push(b'0');
+        }
+        digits.reverse();
+        digits
+    }
+
     proptest! {
+        #[test]
+        fn decimal_agrees_with_the_slow_way(x in proptest::array::uniform32(any::<u8>()), top in 0usize..32) {
+            // Also small numbers: the leading `top` bytes zeroed.
+            let mut y = x;
+            y[..top].iter_mut().for_each(|b| *b = 0);
+            prop_assert_eq!(decimal(x), decimal_slowly(x));
+            prop_assert_eq!(decimal(y), decimal_slowly(y));
+        }
+
         #[test]
         fn same_seed_same_sample_and_removals_keep_relative_order(
             n in 1usize..60, k in 0usize..20, seed in "[a-z0-9]{1,12}", drop_every in 2usize..5,

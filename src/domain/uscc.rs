@@ -105,7 +105,16 @@ impl Uscc {
                 s.chars().count()
             )));
         }
-        let b = s.as_bytes();
+        Self::validated(s.as_bytes())
+    }
+
+    /// Validates 18 bytes already in canonical form (upper-case ASCII): symbols, region
+    /// digits and both check characters.
+    fn validated(b: &[u8]) -> Result<Self, DomainError> {
+        let bad = |reason: String| DomainError::invalid("uscc", reason);
+        if b.len() != 18 {
+            return Err(bad(format!("must be 18 characters, got {}", b.len())));
+        }
         if let Some(pos) = b.iter().position(|c| symbol_value(*c).is_none()) {
             return Err(bad(format!(
                 "character {} at position {} is not allowed (I, O, S, V, Z and punctuation never occur)",
@@ -137,6 +146,14 @@ impl Uscc {
 
     /// Builds a USCC from its raw 18 bytes as stored, re-validating them.
     pub fn from_bytes(b: &[u8]) -> Result<Self, DomainError> {
+        // Stored bytes are canonical: validated as they are, without normalising (or
+        // allocating); anything else goes the way of input.
+        if b.len() == 18
+            && b.iter()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        {
+            return Self::validated(b);
+        }
         let s = std::str::from_utf8(b).map_err(|_| DomainError::invalid("uscc", "not UTF-8"))?;
         Self::parse(s)
     }

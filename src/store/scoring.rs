@@ -561,7 +561,9 @@ fn decode_block(v: &[u8], out: &mut Vec<RunEntry>) -> Result<()> {
 
 /// Every entry of a run.
 pub fn load_entries(tree: &sled::Tree, id: u64) -> Result<Vec<RunEntry>> {
-    let mut out = Vec::new();
+    // Sized once from the run's record (millions of entries for a city).
+    let expected = load_run(tree, id)?.map_or(0, |r| r.enterprises);
+    let mut out = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(1 << 26));
     for kv in tree.scan_prefix(blocks_prefix(id)) {
         let (_, v) = kv?;
         decode_block(&v, &mut out)?;

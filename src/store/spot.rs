@@ -249,7 +249,7 @@ impl SpotBuilder {
 
     /// A builder from its stored chunks, in order.
     pub fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<SpotBuilder> {
-        let mut b = SpotBuilder::default();
+        let mut decoded = Vec::new();
         for v in chunks {
             let chunk: BaseChunk = match v.split_first() {
                 Some((&BASE_VERSION, rest)) => postcard::from_bytes(rest)
@@ -261,6 +261,14 @@ impl SpotBuilder {
                 }
                 None => return Err(Error::Corrupt("empty spot base value".into())),
             };
+            decoded.push(chunk);
+        }
+        // Sized once: a city's base is millions of positions.
+        let mut b = SpotBuilder {
+            attrs: Vec::with_capacity(decoded.iter().map(|c| c.attrs.len()).sum()),
+            history: HashMap::with_capacity(decoded.iter().map(|c| c.history.len()).sum()),
+        };
+        for chunk in decoded {
             b.attrs.extend(chunk.attrs);
             b.history.extend(chunk.history);
         }
