@@ -475,8 +475,46 @@ pub fn check_joint(r: &pb::JointReceipt, dir: &Path) -> Result<(), CliError> {
         return Err("sampler_seed is not seed + \":\" + task_id".into());
     }
     let committed = commitments(&r.manifest_text)?;
+    // The task and the strata as the manifest commits them: the receipt must draw
+    // exactly these, each k recomputed from the union.
+    let mut task = None;
+    let mut specs: Vec<(String, Option<u64>, Option<f64>)> = Vec::new();
+    for line in r.manifest_text.lines() {
+        if let Some(t) = line.strip_prefix("task_id ") {
+            task = Some(t.to_string());
+        }
+        let f: Vec<&str> = line.split(' ').collect();
+        match f.as_slice() {
+            ["stratum", _, class, "count", n] => {
+                specs.push((class.to_string(), Some(n.parse()?), None))
+            }
+            ["stratum", _, class, "ratio", x] => {
+                specs.push((class.to_string(), None, Some(x.parse()?)))
+            }
+            _ => {}
+        }
+    }
+    if task.as_deref() != Some(r.task_id.as_str()) {
+        return Err(format!("task_id: {:?}, the manifest commits {task:?}", r.task_id).into());
+    }
+    if specs.len() != r.strata.len() {
+        return Err(format!(
+            "strata: {} in the receipt, the manifest commits {}",
+            r.strata.len(),
+            specs.len()
+        )
+        .into());
+    }
     let s = Sampler::new(&r.sampler_seed);
     for (k, st) in r.strata.iter().enumerate() {
+        let (class, count, ratio) = &specs[k];
+        if class_letter(st.risk_class) != class.as_str() {
+            return Err(format!(
+                "strata[{k}].risk_class: {}, the manifest commits {class}",
+                class_letter(st.risk_class)
+            )
+            .into());
+        }
         let mut union: Vec<String> = Vec::new();
         let mut owner: BTreeMap<String, String> = BTreeMap::new();
         for ((name, i), (n, want)) in &committed {
@@ -513,8 +551,17 @@ pub fn check_joint(r: &pb::JointReceipt, dir: &Path) -> Result<(), CliError> {
             )
             .into());
         }
+        let want_k = sampler::stratum_size(union.len(), *count, *ratio) as u64;
+        if st.k != want_k {
+            return Err(format!(
+                "strata[{k}].k: {}, the manifest's stratum over the union of {} gives {want_k}",
+                st.k,
+                union.len()
+            )
+            .into());
+        }
         let ours: Vec<(String, String, String)> = s
-            .sample(union.iter().map(String::as_str), st.k as usize)
+            .sample(union.iter().map(String::as_str), want_k as usize)
             .into_iter()
             .map(|(t, id)| (owner[id].clone(), id.to_string(), t.as_string()))
             .collect();
@@ -533,6 +580,18 @@ pub fn check_joint(r: &pb::JointReceipt, dir: &Path) -> Result<(), CliError> {
                 "strata[{k}].selected[{at}]: the draw over the union of {} gives {:?}",
                 union.len(),
                 ours.get(at)
+            )
+            .into());
+        }
+        let lines: Vec<String> = theirs
+            .iter()
+            .map(|(i, u, t)| format!("{i} {u} {t}"))
+            .collect();
+        let digest = hex::encode(Sha256::digest(lines.join("\n").as_bytes()));
+        if digest != st.selection_digest {
+            return Err(format!(
+                "strata[{k}].selection_digest: {}, the selection hashes to {digest}",
+                st.selection_digest
             )
             .into());
         }

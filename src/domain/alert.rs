@@ -305,19 +305,21 @@ pub fn detect(
     if now.len() >= threshold && was.len() < threshold {
         out.push(draft(AlertKind::PenaltyThreshold, now));
     }
-    if let Some(records) = repeated_failures(rules.sampling_failure_years, before, after) {
+    if let Some(records) = repeated_failures(rules.sampling_failure_years, before, after, today) {
         out.push(draft(AlertKind::RepeatedSamplingFailure, records));
     }
     out
 }
 
 /// The failed samplings of a streak of at least `years` consecutive calendar years with
-/// failures that a newly recorded failure completed (the streak was shorter before), by
-/// report number in date order; `None` when no new failure did.
+/// failures that a newly recorded failure completed (the streak was shorter before) and
+/// that reaches last year or this one (`today`'s), by report number in date order;
+/// `None` when no new failure did.
 fn repeated_failures(
     years: u32,
     before: Option<&EnterpriseRecords>,
     after: &EnterpriseRecords,
+    today: Date,
 ) -> Option<Vec<String>> {
     use std::collections::BTreeSet;
     if years == 0 {
@@ -361,7 +363,10 @@ fn repeated_failures(
         .filter(|x| !x.passed && !old.contains(x.sample_id.as_str()));
     for x in new_failure {
         let (lo, hi) = streak(&now, x.sampled_on.year());
-        if (hi - lo + 1) as u32 >= years && longest_within(&was, lo, hi) < years {
+        // A streak that ended before last year is history (a back-filled record), not a
+        // case for listing now.
+        let current = hi >= today.year() - 1;
+        if current && (hi - lo + 1) as u32 >= years && longest_within(&was, lo, hi) < years {
             let mut hits: Vec<&super::QualitySampling> = after
                 .samplings
                 .iter()
@@ -602,6 +607,12 @@ mod tests {
         }
         .validate()
         .is_err());
+        // A back-filled streak of 2019–2020 is history: no alert in 2026.
+        let mut old = fixtures::dossier("2010-01-02");
+        old.samplings = vec![sampling("H-1", "2019-05-01", false)];
+        let mut filled = old.clone();
+        filled.samplings.push(sampling("H-2", "2020-05-01", false));
+        assert!(detect(&rules(), Some(&old), &filled, today).is_empty());
     }
 
     #[test]

@@ -34,6 +34,9 @@ use super::{
 
 /// Most instances in one joint draw.
 pub const MAX_PARTICIPANTS: usize = 32;
+/// Most enterprises one instance may commit in a stratum (a country's register is
+/// below 200 M): bounds the union (at most 32 × this) and so every joint k.
+pub const MAX_POPULATION: u64 = 1_000_000_000;
 
 /// How many enterprises of one class the joint draw takes from the union.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -166,6 +169,12 @@ impl Manifest {
                 ));
             }
             for (j, c) in p.populations.iter().enumerate() {
+                if c.population > MAX_POPULATION {
+                    return Err(DomainError::invalid(
+                        format!("{field}.strata[{j}].population"),
+                        format!("more than {MAX_POPULATION} enterprises"),
+                    ));
+                }
                 if c.digest.len() != 64 || !c.digest.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(DomainError::invalid(
                         format!("{field}.strata[{j}].population_digest"),
@@ -240,7 +249,7 @@ impl Manifest {
             .iter()
             .filter_map(|p| p.populations.get(i))
             .map(|c| c.population)
-            .sum()
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Enterprises the joint draw takes in stratum `i`: the count, or ceil(ratio × union
@@ -451,7 +460,9 @@ pub fn check_outcome(
                 ),
             ));
         }
-        if s.selection_digest.len() != 64 {
+        if s.selection_digest.len() != 64
+            || !s.selection_digest.bytes().all(|b| b.is_ascii_hexdigit())
+        {
             return Err(DomainError::invalid(
                 format!("{field}.selection_digest"),
                 "64 hex digits",
@@ -540,6 +551,12 @@ mod tests {
         assert_eq!(
             m.validate().unwrap_err().field,
             "manifest.participants[0].strata[0].population_digest"
+        );
+        m.participants[0].populations[0].digest = "a".repeat(64);
+        m.participants[1].populations[0].population = MAX_POPULATION + 1;
+        assert_eq!(
+            m.validate().unwrap_err().field,
+            "manifest.participants[1].strata[0].population"
         );
         m.task_id = "a\nb".into();
         assert_eq!(m.validate().unwrap_err().field, "manifest.task_id");

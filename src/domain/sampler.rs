@@ -130,7 +130,10 @@ impl Sampler {
             return Vec::new();
         }
         // A max-heap of the k smallest so far.
-        let mut heap: BinaryHeap<Entry<'a>> = BinaryHeap::with_capacity(k + 1);
+        // Reserved up to a bound: `k` may exceed the ids given (a joint draw's k is
+        // over the union of several instances).
+        let mut heap: BinaryHeap<Entry<'a>> =
+            BinaryHeap::with_capacity(k.saturating_add(1).min(1 << 20));
         for id in ids {
             let t = self.ticket(id);
             if heap.len() < k {
@@ -246,6 +249,14 @@ mod tests {
             String::from_utf8(decimal([0xff; 32])).unwrap(),
             "115792089237316195423570985008687907853269984665640564039457584007913129639935"
         );
+    }
+
+    /// A k beyond the ids (a joint draw's k is over the union) takes them all and
+    /// reserves nothing for the rest.
+    #[test]
+    fn a_k_beyond_the_ids_takes_them_all() {
+        let s = Sampler::new("314159");
+        assert_eq!(s.sample(["ab-1", "ab-2"], usize::MAX).len(), 2);
     }
 
     #[test]

@@ -1413,7 +1413,16 @@ impl Store {
                 if tree.contains_key(scoring::override_key(v.run.id, &e.uscc))? {
                     continue;
                 }
-                let d = self.enterprise_records(&e.uscc)?.unwrap_or_default();
+                // As the scan at open reads it: any stored dossier (with or without a
+                // profile), its listing terms restored.
+                let d = match tree.get(keys::enterprise(&e.uscc))? {
+                    Some(v) => {
+                        let mut d = codec::decode_dossier(&v)?;
+                        self.shared.options.rules.restore(e.uscc, &mut d);
+                        d
+                    }
+                    None => crate::domain::EnterpriseRecords::default(),
+                };
                 let want = (spot::Attrs::of(&d), spot::history_of(&d));
                 if base.at(i) != Some(want) {
                     return Err(Error::Corrupt(format!(

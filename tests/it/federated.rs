@@ -278,6 +278,28 @@ async fn two_instances_draw_one_verifiable_joint_sample() {
         String::from_utf8_lossy(&out.stderr)
     );
     python_recheck(&receipt, &pops, true);
+    // A receipt that draws fewer than the manifest's stratum gives (k and the selection
+    // cut alike) is refused by both.
+    let mut cut = json.clone();
+    let st = &mut cut["strata"][1];
+    let k = st["k"].as_u64().unwrap();
+    st["k"] = serde_json::json!(k - 1);
+    st["selected"].as_array_mut().unwrap().pop();
+    let cut_path = work.path().join("cut.json");
+    std::fs::write(&cut_path, serde_json::to_string(&cut).unwrap()).unwrap();
+    let out = cli(&[
+        "verify-joint",
+        cut_path.to_str().unwrap(),
+        "--population-dir",
+        pops.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("strata[1].k"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    python_recheck_fails(&cut_path, &pops, "stratum 1: k");
 
     // Each instance's share: its receipt carries the joint draw and VerifyDraw agrees.
     let mut shares = 0;
@@ -459,6 +481,26 @@ async fn overlapping_instances_and_a_lying_coordinator_are_refused() {
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(err.message().starts_with("outcome.seed"), "{err:?}");
+}
+
+/// examples/python/verify_joint.py must refuse `receipt`, saying `why`.
+fn python_recheck_fails(receipt: &Path, pops: &Path, why: &str) {
+    if !crate::common::python_has("consistent_sampler", "CREDIT_RISK_REQUIRE_PYTHON_SAMPLER") {
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/verify_joint.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(receipt)
+        .arg(pops)
+        .output()
+        .expect("run python3");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "verify_joint.py accepted {receipt:?}"
+    );
+    assert!(text.contains(why), "{text}");
 }
 
 /// Re-checks the joint receipt with examples/python/verify_joint.py (the published

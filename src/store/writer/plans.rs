@@ -106,12 +106,7 @@ impl Operation for CommitJoint {
             seed: None,
             outcome: None,
         };
-        p.put(draws::joint_key(self.plan_id), draws::encode_joint(&state)?);
-        p.change = Some(Change {
-            target: format!("plan/{}", self.plan_id),
-            after: p.cause.clone(),
-            ..Change::default()
-        });
+        put_joint(p, self.plan_id, &state)?;
         Ok(state)
     }
 }
@@ -148,12 +143,7 @@ impl Operation for RevealJointSeed {
             None => {}
         }
         state.seed = Some(self.seed);
-        p.put(draws::joint_key(self.plan_id), draws::encode_joint(&state)?);
-        p.change = Some(Change {
-            target: format!("plan/{}", self.plan_id),
-            after: p.cause.clone(),
-            ..Change::default()
-        });
+        put_joint(p, self.plan_id, &state)?;
         Ok(state)
     }
 }
@@ -201,6 +191,17 @@ impl Operation for CompleteJoint {
         let plan = w.record_draw(p, self.plan_id, *self.receipt, self.selected_masks)?;
         Ok((plan, state))
     }
+}
+
+/// Stores a plan's joint state, audited as a change of the plan.
+fn put_joint(p: &mut Pending, plan_id: u64, state: &JointState) -> Result<()> {
+    p.put(draws::joint_key(plan_id), draws::encode_joint(state)?);
+    p.change = Some(Change {
+        target: format!("plan/{plan_id}"),
+        after: p.cause.clone(),
+        ..Change::default()
+    });
+    Ok(())
 }
 
 /// The plan's joint state, committed to `digest` (FAILED_PRECONDITION otherwise).

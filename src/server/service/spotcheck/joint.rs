@@ -191,7 +191,7 @@ pub fn local_candidates(
     pops.iter()
         .enumerate()
         .map(|(i, ids)| {
-            s.sample(ids.iter().map(|u| u.as_str()), j.manifest.k(i) as usize)
+            s.sample(ids.iter().map(|u| u.as_str()), local_k(j, i, ids.len()))
                 .into_iter()
                 .map(|(t, id)| (t, id.to_string()))
                 .collect()
@@ -199,8 +199,16 @@ pub fn local_candidates(
         .collect()
 }
 
-/// The per-stratum k of this instance's share, and the threshold check of its next
-/// ticket, for VerifyDraw: `None` for a plan not drawn jointly.
+/// How many of its smallest tickets an instance lists for stratum `i`: the joint k,
+/// at most its own population.
+fn local_k(j: &JointState, i: usize, population: usize) -> usize {
+    usize::try_from(j.manifest.k(i))
+        .unwrap_or(usize::MAX)
+        .min(population)
+}
+
+/// The per-stratum k of this instance's recorded share of a joint draw, for
+/// VerifyDraw: `None` for a plan not drawn jointly.
 pub fn joint_ks(store: &Store, plan: &DrawPlan) -> Result<Option<Vec<u64>>, Error> {
     let Some(o) = store.joint_draw(plan.id)?.and_then(|j| j.outcome) else {
         return Ok(None);
@@ -364,7 +372,7 @@ impl SpotCheckApi {
             move |emit| {
                 let pop = store.draw_population(plan.id, i as u8)?;
                 let s = Sampler::new(&j.manifest.sampler_seed(&seed));
-                let picked = s.sample(pop.iter().map(|u| u.as_str()), j.manifest.k(i) as usize);
+                let picked = s.sample(pop.iter().map(|u| u.as_str()), local_k(&j, i, pop.len()));
                 for chunk in picked.chunks(CANDIDATE_BATCH) {
                     let batch = pb::JointCandidateBatch {
                         candidates: chunk
@@ -426,8 +434,17 @@ impl SpotCheckApi {
                 outcome.seed
             )));
         }
-        if j.outcome.as_ref() == Some(&outcome) {
-            return Ok(Response::new(receipt_reply(&self.store, &plan)?));
+        match &j.outcome {
+            Some(o) if *o == outcome => {
+                return Ok(Response::new(receipt_reply(&self.store, &plan)?));
+            }
+            Some(_) => {
+                return Err(Status::failed_precondition(format!(
+                    "outcome: plan {} was completed with another outcome",
+                    plan.id
+                )));
+            }
+            None => {}
         }
         let store = self.store.clone();
         let p2 = plan.clone();
