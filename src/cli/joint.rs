@@ -13,7 +13,9 @@ use credit_risk::{
         sampler::{self, population_digest, Sampler, Ticket},
     },
     proto::{self as pb, spot_check_service_client::SpotCheckServiceClient},
-    server::service::spotcheck::joint::{manifest_from_pb, outcome_pb},
+    server::service::spotcheck::joint::{
+        manifest_from_pb, manifest_of_plans, outcome_pb, stratum_spec_pb,
+    },
 };
 
 use super::{class_letter, draw::content_request_id, proto_json, runtime, CliError, CliResult};
@@ -99,9 +101,13 @@ async fn coordinate(a: Args) -> CliResult {
             channel(&addr)
                 .await
                 .map_err(|e| format!("instance {name}: {e}"))?,
-            match std::env::var(token_var(&name)) {
-                Ok(_) => TokenInterceptor::from_var(&token_var(&name)),
-                Err(_) => TokenInterceptor::from_env(),
+            {
+                let var = token_var(&name);
+                if std::env::var_os(&var).is_some() {
+                    TokenInterceptor::from_var(&var)
+                } else {
+                    TokenInterceptor::from_env()
+                }
             },
         )
         .max_decoding_message_size(super::MAX_REPLY_BYTES);
@@ -116,8 +122,7 @@ async fn coordinate(a: Args) -> CliResult {
         return Err("--participant: a joint draw needs at least two instances".into());
     }
     // 1. The plans, each checked against its instance and against the first.
-    let mut participants = Vec::new();
-    let mut first: Option<pb::DrawPlan> = None;
+    let mut plans: Vec<pb::DrawPlan> = Vec::new();
     for i in instances.iter_mut() {
         let plan = i
             .client
@@ -139,14 +144,8 @@ async fn coordinate(a: Args) -> CliResult {
                 format!("instance {}: plan {} was drawn already", i.name, i.plan_id).into(),
             );
         }
-        if let Some(f) = &first {
-            let spec = |p: &pb::DrawPlan| -> Vec<(i32, u64, i64)> {
-                p.strata
-                    .iter()
-                    .map(|s| (s.risk_class, s.ratio.to_bits(), s.count))
-                    .collect()
-            };
-            if plan.task_id != f.task_id || spec(&plan) != spec(f) {
+        if let Some(f) = plans.first() {
+            if plan.task_id != f.task_id || strata_text(&plan) != strata_text(f) {
                 return Err(format!(
                     "instance {}: plan {} (task {:?}, strata {}) differs from the first instance's plan (task {:?}, strata {})",
                     i.name, i.plan_id, plan.task_id, strata_text(&plan), f.task_id, strata_text(f)
@@ -154,42 +153,14 @@ async fn coordinate(a: Args) -> CliResult {
                 .into());
             }
         }
-        participants.push(pb::JointParticipant {
-            instance: i.name.clone(),
-            plan_id: plan.plan_id,
-            run_id: plan.run_id,
-            as_of: plan.as_of.clone(),
-            strata: plan
-                .strata
-                .iter()
-                .map(|s| pb::JointPopulation {
-                    risk_class: s.risk_class,
-                    population: s.population,
-                    population_digest: s.population_digest.clone(),
-                })
-                .collect(),
-        });
-        if first.is_none() {
-            first = Some(plan);
-        }
+        plans.push(plan);
     }
-    let f = first.ok_or("no plan")?;
-    let manifest_pb = pb::JointManifest {
-        task_id: f.task_id.clone(),
-        strata: f
-            .strata
-            .iter()
-            .map(|s| pb::JointStratumSpec {
-                risk_class: s.risk_class,
-                size: Some(if s.count > 0 || s.ratio == 0.0 {
-                    pb::joint_stratum_spec::Size::Count(s.count)
-                } else {
-                    pb::joint_stratum_spec::Size::Ratio(s.ratio)
-                }),
-            })
-            .collect(),
-        participants,
-    };
+    let named: Vec<(&str, &pb::DrawPlan)> = instances
+        .iter()
+        .map(|i| i.name.as_str())
+        .zip(&plans)
+        .collect();
+    let manifest_pb = manifest_of_plans(&named);
     let manifest: Manifest =
         manifest_from_pb(&manifest_pb).map_err(|e| format!("{}: {}", e.field, e.reason))?;
     let digest = manifest.digest();
@@ -398,14 +369,17 @@ async fn coordinate(a: Args) -> CliResult {
     Ok(())
 }
 
+/// A plan's strata as `CLASS:SIZE,…` (each size as its joint stratum takes it).
 fn strata_text(p: &pb::DrawPlan) -> String {
+    use pb::joint_stratum_spec::Size;
     p.strata
         .iter()
         .map(|s| {
-            if s.count > 0 || s.ratio == 0.0 {
-                format!("{}:{}", class_letter(s.risk_class), s.count)
-            } else {
-                format!("{}:{}", class_letter(s.risk_class), s.ratio)
+            let class = class_letter(s.risk_class);
+            match stratum_spec_pb(s).size {
+                Some(Size::Count(n)) => format!("{class}:{n}"),
+                Some(Size::Ratio(r)) => format!("{class}:{r:?}"),
+                None => format!("{class}:-"),
             }
         })
         .collect::<Vec<_>>()

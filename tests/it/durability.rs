@@ -1,9 +1,6 @@
 //! An acknowledged write survives `kill -9` of the server process.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-};
+use std::process::{Child, Command};
 
 use crate::common::*;
 use credit_risk::{
@@ -17,30 +14,11 @@ fn spawn_server(dir: &std::path::Path) -> (Child, std::net::SocketAddr) {
 
 /// The server with a fault point armed (`CREDIT_RISK_FAULT`, see `src/fault.rs`).
 fn spawn_server_with(dir: &std::path::Path, fault: Option<&str>) -> (Child, std::net::SocketAddr) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_credit-risk"));
-    if let Some(f) = fault {
-        cmd.env(credit_risk::fault::ENV, f);
-    }
-    let mut child = cmd
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start credit-risk serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read start line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected start line {line:?}"))
-        .parse()
-        .expect("address");
-    (child, addr)
+    let env: Vec<(&str, &str)> = fault
+        .map(|f| (credit_risk::fault::ENV, f))
+        .into_iter()
+        .collect();
+    spawn_serve(dir, &[], &env)
 }
 
 /// Writes answered by the server, and the status that stopped each writer (if any).
@@ -230,33 +208,11 @@ async fn a_batch_run_killed_midway_leaves_the_previous_run_current() {
     // --demo loads a generated city of 20,000 and scores it: run 1 is current. Run 2 is
     // then held at its 10,000th enterprise (hit 30,000 of the scan's fault point), so the
     // kill lands mid-way on any machine speed.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_credit-risk"))
-        .args([
-            "serve",
-            "--demo",
-            "20000",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(tmp.path())
-        .env("RUST_LOG", "warn")
-        .env(credit_risk::fault::ENV, "batch.scan:30000:hold")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start credit-risk serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("start line");
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("address")
-        .parse()
-        .unwrap();
+    let (mut child, addr) = spawn_serve(
+        tmp.path(),
+        &["--demo", "20000"],
+        &[(credit_risk::fault::ENV, "batch.scan:30000:hold")],
+    );
     let mut k =
         credit_risk::proto::classification_service_client::ClassificationServiceClient::connect(
             format!("http://{addr}"),

@@ -4,12 +4,14 @@
 //! published Python package, and each instance's share verified by its own VerifyDraw.
 
 use std::{
-    io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
 };
 
-use credit_risk::proto::{self as pb, spot_check_service_client::SpotCheckServiceClient};
+use credit_risk::{
+    proto::{self as pb, spot_check_service_client::SpotCheckServiceClient},
+    server::service::spotcheck::joint::manifest_of_plans,
+};
 use tonic::{transport::Channel, Code};
 
 /// A `serve --demo` process, killed when dropped.
@@ -28,36 +30,22 @@ impl Drop for Instance {
 
 fn spawn(name: &str, demo_seed: u64) -> Instance {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_credit-risk"))
-        .args(["serve", "--demo", "1500", "--demo-seed"])
-        .arg(demo_seed.to_string())
-        .args([
+    let seed = demo_seed.to_string();
+    let (child, addr) = crate::common::spawn_serve(
+        dir.path(),
+        &[
+            "--demo",
+            "1500",
+            "--demo-seed",
+            &seed,
             "--instance-name",
             name,
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .env_remove("CREDIT_RISK_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start credit-risk serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("start line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected start line {line:?}"))
-        .to_string();
+        ],
+        &[],
+    );
     Instance {
         child,
-        addr,
+        addr: addr.to_string(),
         _dir: dir,
     }
 }
@@ -106,44 +94,6 @@ fn cli(args: &[&str]) -> std::process::Output {
         .expect("run credit-risk")
 }
 
-fn manifest_of(plans: &[(&str, &pb::DrawPlan)]) -> pb::JointManifest {
-    use pb::joint_stratum_spec::Size;
-    let first = plans[0].1;
-    pb::JointManifest {
-        task_id: first.task_id.clone(),
-        strata: first
-            .strata
-            .iter()
-            .map(|s| pb::JointStratumSpec {
-                risk_class: s.risk_class,
-                size: Some(if s.count > 0 {
-                    Size::Count(s.count)
-                } else {
-                    Size::Ratio(s.ratio)
-                }),
-            })
-            .collect(),
-        participants: plans
-            .iter()
-            .map(|(name, p)| pb::JointParticipant {
-                instance: name.to_string(),
-                plan_id: p.plan_id,
-                run_id: p.run_id,
-                as_of: p.as_of.clone(),
-                strata: p
-                    .strata
-                    .iter()
-                    .map(|s| pb::JointPopulation {
-                        risk_class: s.risk_class,
-                        population: s.population,
-                        population_digest: s.population_digest.clone(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-    }
-}
-
 #[tokio::test]
 async fn two_instances_draw_one_verifiable_joint_sample() {
     let sh = spawn("shanghai", 1);
@@ -170,7 +120,7 @@ async fn two_instances_draw_one_verifiable_joint_sample() {
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(err.message().contains("not committed"), "{err:?}");
     // A manifest that does not name this instance, or misstates its plan.
-    let mut m = manifest_of(&[("shanghai", &pa), ("suzhou", &pb_)]);
+    let mut m = manifest_of_plans(&[("shanghai", &pa), ("suzhou", &pb_)]);
     let err = b
         .commit_joint_population(pb::CommitJointPopulationRequest {
             plan_id: pb_.plan_id,
@@ -266,12 +216,7 @@ async fn two_instances_draw_one_verifiable_joint_sample() {
     );
 
     // Offline re-check, by us and by the published package.
-    let out = cli(&[
-        "verify-joint",
-        receipt.to_str().unwrap(),
-        "--population-dir",
-        pops.to_str().unwrap(),
-    ]);
+    let out = verify_joint(&receipt, &pops);
     assert!(
         out.status.success(),
         "verify-joint: {}",
@@ -287,12 +232,7 @@ async fn two_instances_draw_one_verifiable_joint_sample() {
     st["selected"].as_array_mut().unwrap().pop();
     let cut_path = work.path().join("cut.json");
     std::fs::write(&cut_path, serde_json::to_string(&cut).unwrap()).unwrap();
-    let out = cli(&[
-        "verify-joint",
-        cut_path.to_str().unwrap(),
-        "--population-dir",
-        pops.to_str().unwrap(),
-    ]);
+    let out = verify_joint(&cut_path, &pops);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("strata[1].k"),
@@ -381,12 +321,7 @@ async fn two_instances_draw_one_verifiable_joint_sample() {
     let f = pops.join("suzhou").join("stratum-1.txt");
     let text = std::fs::read_to_string(&f).unwrap();
     std::fs::write(&f, text.lines().skip(1).collect::<Vec<_>>().join("\n")).unwrap();
-    let out = cli(&[
-        "verify-joint",
-        receipt.to_str().unwrap(),
-        "--population-dir",
-        pops.to_str().unwrap(),
-    ]);
+    let out = verify_joint(&receipt, &pops);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("instance suzhou: stratum 1"),
@@ -483,31 +418,22 @@ async fn overlapping_instances_and_a_lying_coordinator_are_refused() {
     assert!(err.message().starts_with("outcome.seed"), "{err:?}");
 }
 
-/// examples/python/verify_joint.py must refuse `receipt`, saying `why`.
-fn python_recheck_fails(receipt: &Path, pops: &Path, why: &str) {
-    if !crate::common::python_has("consistent_sampler", "CREDIT_RISK_REQUIRE_PYTHON_SAMPLER") {
-        return;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/verify_joint.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(receipt)
-        .arg(pops)
-        .output()
-        .expect("run python3");
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "verify_joint.py accepted {receipt:?}"
-    );
-    assert!(text.contains(why), "{text}");
+/// `credit-risk verify-joint RECEIPT --population-dir POPS`.
+fn verify_joint(receipt: &Path, pops: &Path) -> std::process::Output {
+    cli(&[
+        "verify-joint",
+        receipt.to_str().unwrap(),
+        "--population-dir",
+        pops.to_str().unwrap(),
+    ])
 }
 
-/// Re-checks the joint receipt with examples/python/verify_joint.py (the published
-/// `consistent_sampler` package); `expect_ok` false: it must refuse.
-fn python_recheck(receipt: &Path, pops: &Path, expect_ok: bool) {
+/// examples/python/verify_joint.py (the published `consistent_sampler` package) on a
+/// joint receipt: its exit status and output; `None` where the package is missing
+/// (CI requires it: CREDIT_RISK_REQUIRE_PYTHON_SAMPLER).
+fn python_verify(receipt: &Path, pops: &Path) -> Option<(bool, String)> {
     if !crate::common::python_has("consistent_sampler", "CREDIT_RISK_REQUIRE_PYTHON_SAMPLER") {
-        return;
+        return None;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/verify_joint.py");
     let out = Command::new("python3")
@@ -521,14 +447,28 @@ fn python_recheck(receipt: &Path, pops: &Path, expect_ok: bool) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    Some((out.status.success(), text))
+}
+
+/// The Python re-check must refuse `receipt`, saying `why`.
+fn python_recheck_fails(receipt: &Path, pops: &Path, why: &str) {
+    if let Some((ok, text)) = python_verify(receipt, pops) {
+        assert!(!ok, "verify_joint.py accepted {receipt:?}: {text}");
+        assert!(text.contains(why), "{text}");
+    }
+}
+
+/// The Python re-check must accept the receipt (`expect_ok`), or refuse it naming the
+/// damaged instance.
+fn python_recheck(receipt: &Path, pops: &Path, expect_ok: bool) {
+    let Some((ok, text)) = python_verify(receipt, pops) else {
+        return;
+    };
     if expect_ok {
-        assert!(out.status.success(), "verify_joint.py: {text}");
+        assert!(ok, "verify_joint.py: {text}");
         assert!(text.contains("verified"), "{text}");
     } else {
-        assert!(
-            !out.status.success(),
-            "verify_joint.py accepted a damaged list: {text}"
-        );
+        assert!(!ok, "verify_joint.py accepted a damaged list: {text}");
         assert!(text.contains("instance suzhou"), "{text}");
     }
 }

@@ -1794,12 +1794,13 @@ fn verify(store: &Store, plan: &DrawPlan, rec: &pb::DrawReceipt) -> Result<Optio
     let (pops, masks) = populations(store, plan)?;
     // A share of a joint draw: the recorded share of each stratum, which must be all of
     // this instance's tickets up to the joint threshold.
-    let ks = joint::joint_ks(store, plan)?;
-    if ks.is_some() {
-        if let Some(d) = joint::share_is_complete(store, plan, &pops, &rec.seed)? {
+    let joint = store.joint_draw(plan.id)?.filter(|j| j.outcome.is_some());
+    let ks = joint.as_ref().map(joint::share_ks);
+    if let Some(j) = &joint {
+        if let Some(d) = joint::share_is_complete(j, &pops, &rec.seed) {
             differ!("{d}");
         }
-        let stored = joint::receipt_reply(store, plan)?.joint;
+        let stored = joint::summary_pb(&store.options().instance_name, j);
         if rec.joint != stored {
             differ!("joint: differs from the joint draw this instance recorded");
         }

@@ -331,3 +331,37 @@ impl tonic::service::Interceptor for Bearer {
         Ok(r)
     }
 }
+
+/// Starts this build's `credit-risk serve --listen 127.0.0.1:0 --data-dir DIR ARGS…`
+/// as a process (with `env`), and waits for its `listening on` line: the child and its
+/// address.
+pub fn spawn_serve(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_credit-risk"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .env_remove("CREDIT_RISK_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start credit-risk serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read start line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected start line {line:?}"))
+        .parse()
+        .expect("address");
+    (child, addr)
+}

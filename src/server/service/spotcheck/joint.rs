@@ -14,7 +14,6 @@ use crate::{
         sampler::{Sampler, Ticket},
         Date, DomainError,
     },
-    error::Error,
     proto as pb,
     store::{
         draws::{DrawPlan, JointState},
@@ -76,6 +75,50 @@ pub fn manifest_from_pb(m: &pb::JointManifest) -> Result<Manifest, DomainError> 
     };
     out.validate()?;
     Ok(out)
+}
+
+/// The size a plan's stratum was asked with, as a joint stratum: its count, else its
+/// ratio (a plan shows 0 for the one not given; both 0 draws nobody either way).
+pub fn stratum_spec_pb(s: &pb::PlannedStratum) -> pb::JointStratumSpec {
+    use pb::joint_stratum_spec::Size;
+    pb::JointStratumSpec {
+        risk_class: s.risk_class,
+        size: Some(if s.count > 0 || s.ratio == 0.0 {
+            Size::Count(s.count)
+        } else {
+            Size::Ratio(s.ratio)
+        }),
+    }
+}
+
+/// The manifest a coordinator proposes for `plans` (each instance's name and plan): the
+/// first plan's task and strata, and every plan's committed populations.
+pub fn manifest_of_plans(plans: &[(&str, &pb::DrawPlan)]) -> pb::JointManifest {
+    let first = plans.first().map(|(_, p)| *p);
+    pb::JointManifest {
+        task_id: first.map(|p| p.task_id.clone()).unwrap_or_default(),
+        strata: first
+            .map(|p| p.strata.iter().map(stratum_spec_pb).collect())
+            .unwrap_or_default(),
+        participants: plans
+            .iter()
+            .map(|(name, p)| pb::JointParticipant {
+                instance: name.to_string(),
+                plan_id: p.plan_id,
+                run_id: p.run_id,
+                as_of: p.as_of.clone(),
+                strata: p
+                    .strata
+                    .iter()
+                    .map(|s| pb::JointPopulation {
+                        risk_class: s.risk_class,
+                        population: s.population,
+                        population_digest: s.population_digest.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
 }
 
 /// A manifest as its proto.
@@ -170,14 +213,17 @@ pub fn receipt_with(
     j: Option<&JointState>,
 ) -> crate::Result<pb::DrawReceipt> {
     let mut out = plan_receipt_pb(p)?;
-    out.joint = j.and_then(|j| {
-        j.outcome.as_ref().map(|o| pb::JointDrawSummary {
-            manifest_text: j.manifest.text(),
-            outcome: Some(outcome_pb(o)),
-            instance: instance.to_string(),
-        })
-    });
+    out.joint = j.and_then(|j| summary_pb(instance, j));
     Ok(out)
+}
+
+/// What a receipt shows of its joint draw, once completed.
+pub fn summary_pb(instance: &str, j: &JointState) -> Option<pb::JointDrawSummary> {
+    j.outcome.as_ref().map(|o| pb::JointDrawSummary {
+        manifest_text: j.manifest.text(),
+        outcome: Some(outcome_pb(o)),
+        instance: instance.to_string(),
+    })
 }
 
 /// This instance's smallest tickets of every stratum of a seeded joint plan (at most
@@ -191,12 +237,23 @@ pub fn local_candidates(
     pops.iter()
         .enumerate()
         .map(|(i, ids)| {
-            s.sample(ids.iter().map(|u| u.as_str()), local_k(j, i, ids.len()))
+            stratum_candidates(&s, j, i, ids)
                 .into_iter()
                 .map(|(t, id)| (t, id.to_string()))
                 .collect()
         })
         .collect()
+}
+
+/// This instance's smallest tickets of stratum `i` (population `ids`), at most the
+/// joint k and its own population, ascending.
+fn stratum_candidates<'a>(
+    s: &Sampler,
+    j: &JointState,
+    i: usize,
+    ids: &'a [crate::domain::Uscc],
+) -> Vec<(Ticket, &'a str)> {
+    s.sample(ids.iter().map(|u| u.as_str()), local_k(j, i, ids.len()))
 }
 
 /// How many of its smallest tickets an instance lists for stratum `i`: the joint k,
@@ -207,43 +264,37 @@ fn local_k(j: &JointState, i: usize, population: usize) -> usize {
         .min(population)
 }
 
-/// The per-stratum k of this instance's recorded share of a joint draw, for
-/// VerifyDraw: `None` for a plan not drawn jointly.
-pub fn joint_ks(store: &Store, plan: &DrawPlan) -> Result<Option<Vec<u64>>, Error> {
-    let Some(o) = store.joint_draw(plan.id)?.and_then(|j| j.outcome) else {
-        return Ok(None);
-    };
-    Ok(Some(o.strata.iter().map(|s| s.selected_here).collect()))
+/// The per-stratum k of this instance's recorded share of a joint draw (none before
+/// it is completed).
+pub fn share_ks(j: &JointState) -> Vec<u64> {
+    j.outcome
+        .iter()
+        .flat_map(|o| o.strata.iter().map(|s| s.selected_here))
+        .collect()
 }
 
-/// Whether this instance's share of each stratum is exactly its tickets (from its
-/// frozen populations `pops`) up to the recorded threshold: the first stratum where it
-/// is not, named; `None` also for a plan not drawn jointly.
+/// Whether this instance's recorded share of each stratum is exactly its tickets (from
+/// its frozen populations `pops`) up to the recorded threshold: the first stratum where
+/// it is not, named.
 pub fn share_is_complete(
-    store: &Store,
-    plan: &DrawPlan,
+    j: &JointState,
     pops: &[Vec<crate::domain::Uscc>],
     seed: &str,
-) -> Result<Option<String>, Error> {
-    let Some(j) = store.joint_draw(plan.id)? else {
-        return Ok(None);
-    };
-    let Some(o) = &j.outcome else {
-        return Ok(None);
-    };
-    let local = local_candidates(pops, &j, seed);
+) -> Option<String> {
+    let o = j.outcome.as_ref()?;
+    let local = local_candidates(pops, j, seed);
     for (i, (s, c)) in o.strata.iter().zip(&local).enumerate() {
         let threshold = Ticket::parse(&s.threshold);
         let tickets: Vec<Ticket> = c.iter().map(|(t, _)| t.clone()).collect();
         let n = joint::local_count(&tickets, threshold.as_ref());
         if n != s.selected_here {
-            return Ok(Some(format!(
+            return Some(format!(
                 "strata[{i}]: {n} of this instance's tickets lie at or below the joint threshold, the recorded share is {}",
                 s.selected_here
-            )));
+            ));
         }
     }
-    Ok(None)
+    None
 }
 
 fn draw_pb(store: &Store, plan: &DrawPlan, j: &JointState) -> pb::JointDraw {
@@ -372,7 +423,7 @@ impl SpotCheckApi {
             move |emit| {
                 let pop = store.draw_population(plan.id, i as u8)?;
                 let s = Sampler::new(&j.manifest.sampler_seed(&seed));
-                let picked = s.sample(pop.iter().map(|u| u.as_str()), local_k(&j, i, pop.len()));
+                let picked = stratum_candidates(&s, &j, i, &pop);
                 for chunk in picked.chunks(CANDIDATE_BATCH) {
                     let batch = pb::JointCandidateBatch {
                         candidates: chunk
