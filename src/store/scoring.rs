@@ -664,43 +664,81 @@ pub fn model_value(m: &Model) -> Vec<u8> {
     v
 }
 
-/// Loads complete runs as views, building their spot-check indexes from the dossiers in
-/// one scan shared by all of them, then their overrides.
+/// A run's parts read back at open, before its view is assembled.
+struct Loading {
+    run: ScoringRun,
+    model: Arc<Model>,
+    entries: Vec<RunEntry>,
+    sources: HashMap<u64, u32>,
+    /// The spot base, if it was stored with the run under these rules.
+    base: Option<SpotBuilder>,
+}
+
+/// Runs `f` on each item, each on a thread of its own, and gives the results in order.
+/// Opening a store is dominated by decoding the live runs (millions of entries and
+/// spot-base positions each): decoding them side by side uses every core.
+fn on_threads<T: Send, R: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|item| s.spawn(move || f(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|p| {
+                    Err(Error::Unavailable(format!(
+                        "loading a scoring run panicked: {}",
+                        p.downcast_ref::<&str>().copied().unwrap_or("panic")
+                    )))
+                })
+            })
+            .collect()
+    })
+}
+
+/// Loads complete runs as views: each run's entries, relation sources and stored spot
+/// base on a thread of its own; the spot bases not stored (stores written before bases
+/// were stored, or under other rules) built by one scan of the dossiers shared by all
+/// of them; then each run's overrides.
 pub fn load_views(
     tree: &sled::Tree,
     rules: &crate::domain::ruleset::RuleBook,
     runs: Vec<(ScoringRun, Arc<Model>)>,
 ) -> Result<Vec<RunView>> {
-    let mut loaded = Vec::new();
     let fingerprint = rules_fingerprint(rules);
-    // Runs whose spot base was stored with them read it back; the others (stores
-    // written before bases were stored, or under other rules) are built by one scan of
-    // the dossiers.
-    let mut stored = Vec::new();
-    for (run, model) in runs {
+    let mut loaded = on_threads(runs, |(run, model)| {
         let entries = load_entries(tree, run.id)?;
         let sources = load_sources(tree, run.id)?;
         let base = load_spot_base(tree, run.id, entries.len(), &fingerprint)?;
-        stored.push(base.is_some());
-        loaded.push((
+        Ok(Loading {
             run,
             model,
             entries,
             sources,
-            base.unwrap_or_default(),
-            0usize,
-        ));
-    }
+            base,
+        })
+    })?;
     let empty = EnterpriseRecords::default();
-    if stored.iter().any(|s| !s) {
+    let mut scanned: Vec<(usize, SpotBuilder, usize)> = loaded
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.base.is_none())
+        .map(|(i, _)| (i, SpotBuilder::default(), 0usize))
+        .collect();
+    if !scanned.is_empty() {
         for kv in tree.scan_prefix([keys::RECORDS]) {
             let (k, v) = kv?;
             let Some(u) = keys::decode_enterprise(&k) else {
                 continue;
             };
             let mut decoded: Option<EnterpriseRecords> = None;
-            let scanning = loaded.iter_mut().zip(&stored).filter(|(_, s)| !**s);
-            for ((_, _, entries, _, b, i), _) in scanning {
+            for (run, b, i) in scanned.iter_mut() {
+                let entries = &loaded[*run].entries;
                 while *i < entries.len() && entries[*i].uscc.as_bytes() < u.as_bytes() {
                     b.push(&empty); // classified but gone: no attributes
                     *i += 1;
@@ -716,9 +754,19 @@ pub fn load_views(
                 }
             }
         }
+        for (run, b, _) in scanned {
+            loaded[run].base = Some(b);
+        }
     }
-    let mut out = Vec::new();
-    for (run, model, entries, sources, mut b, _) in loaded {
+    on_threads(loaded, |l| {
+        let Loading {
+            run,
+            model,
+            entries,
+            sources,
+            base,
+        } = l;
+        let mut b = base.unwrap_or_default();
         tracing::debug!(run = run.id, positions = b.len(), "spot index loaded");
         while b.len() < entries.len() {
             b.push(&empty);
@@ -742,16 +790,15 @@ pub fn load_views(
                 }
             }
         }
-        out.push(RunView {
+        Ok(RunView {
             run,
             model,
             entries,
             sources,
             spot,
             rescored,
-        });
-    }
-    Ok(out)
+        })
+    })
 }
 
 /// The selector's row of a dossier with its class.

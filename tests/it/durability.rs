@@ -469,3 +469,54 @@ async fn close_with_a_full_queue_answers_every_accepted_write() {
         .count() as u64;
     assert_eq!(present, applied, "every answered write is stored, no other");
 }
+
+/// The writer reads its set of selected enterprises (`K` keys) on its own thread, off
+/// the open's path: a damaged selection key no longer stops the open, but it fails the
+/// writer closed — every write is UNAVAILABLE, and the fault signal
+/// (health NOT_SERVING, the server exits) says why; reads keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_selection_index_fails_writes_closed() {
+    use credit_risk::{
+        server::service::convert,
+        store::{op, stats, Actor},
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    let e = convert::enterprise(&enterprise(&uscc_n(b'1', 7))).unwrap();
+    store
+        .write_as(Actor::system("test"), op::UpsertEnterprise(e))
+        .await
+        .unwrap();
+    store.close(std::time::Duration::from_secs(5)).unwrap();
+    drop(store);
+    {
+        let db = (0..100)
+            .find_map(|_| {
+                sled::open(tmp.path())
+                    .map_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
+                    .ok()
+            })
+            .expect("open the store directly");
+        let reg = db.open_tree("registry").unwrap();
+        reg.insert([stats::DRAWN, b'?'], &b""[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    let u = credit_risk::domain::Uscc::parse(&uscc_n(b'1', 7)).unwrap();
+    assert!(store.enterprise(&u).unwrap().is_some(), "reads still work");
+    let e = convert::enterprise(&enterprise(&uscc_n(b'1', 8))).unwrap();
+    let err = store
+        .write_as(Actor::system("test"), op::UpsertEnterprise(e))
+        .await
+        .expect_err("no write with a damaged selection index");
+    assert!(
+        matches!(err, credit_risk::Error::Unavailable(_)),
+        "unexpected {err}"
+    );
+    let fault = store.fault().borrow().clone();
+    assert!(
+        fault.is_some_and(|f| f.contains("bad selection key")),
+        "the fault signal names the cause"
+    );
+    assert!(store.enterprise(&u).unwrap().is_some(), "reads still work");
+}

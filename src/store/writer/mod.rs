@@ -455,13 +455,30 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
     } = parts;
     let head = audit::head(&tree)?;
     let alert_head = super::alerts::head(&tree)?;
-    let selected = stats::selected_enterprises(&tree)?;
     let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let enterprises = AtomicU64::new(counters.enterprises.load(Ordering::Acquire));
     let thread = std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || {
+            // The enterprises with selections are read here, before the first job, not
+            // on the open's path: after a city's draws they are hundreds of thousands of
+            // keys, and reads need none of them.
+            let selected = match stats::selected_enterprises(&tree) {
+                Ok(s) => s,
+                Err(e) => {
+                    let msg = format!("cannot read the selections index: {e}");
+                    tracing::error!(error = %msg, "store writer failed; refusing every write");
+                    fault.send_replace(Some(msg.clone()));
+                    let mut rx: mpsc::Receiver<Box<dyn Queued>> = rx;
+                    rx.close();
+                    while let Some(j) = rx.blocking_recv() {
+                        j.refuse(msg.clone());
+                    }
+                    let _ = done_tx.send(());
+                    return;
+                }
+            };
             Writer {
                 sealed: std::cell::Cell::new(head.0),
                 dir,
