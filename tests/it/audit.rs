@@ -187,14 +187,7 @@ async fn a_schema_2_store_is_migrated() {
     fresh.close(std::time::Duration::from_secs(5)).unwrap();
     drop(fresh);
     {
-        // sled's background threads release the directory lock shortly after the drop.
-        let db = (0..100)
-            .find_map(|_| {
-                sled::open(tmp.path())
-                    .map_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
-                    .ok()
-            })
-            .expect("open the store directly");
+        let db = open_sled_directly(tmp.path());
         db.open_tree("meta")
             .unwrap()
             .insert("schema_version", &2u32.to_be_bytes())

@@ -12,7 +12,9 @@ use credit_risk::{
 };
 use tonic::{transport::Channel, Code};
 
-use crate::common::{enterprise, put_enterprise, scoring_done, uscc_n, TestServer};
+use crate::common::{
+    enterprise, open_sled_directly, put_enterprise, scoring_done, uscc_n, TestServer,
+};
 
 type Stats = StatisticsServiceClient<Channel>;
 
@@ -668,13 +670,7 @@ async fn a_schema_3_store_gets_its_statistics_at_open() {
     assert!(!want.is_empty());
     s.stop().await;
     let strip = |schema: Option<u32>, drift: bool| {
-        let db = (0..100)
-            .find_map(|_| {
-                sled::open(tmp.path())
-                    .map_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
-                    .ok()
-            })
-            .expect("open the store directly");
+        let db = open_sled_directly(tmp.path());
         let reg = db.open_tree("registry").unwrap();
         let keys: Vec<_> = [b'T', b'I', b'K', b'G']
             .iter()

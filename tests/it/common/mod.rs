@@ -365,3 +365,15 @@ pub fn spawn_serve(
         .expect("address");
     (child, addr)
 }
+
+/// The store's sled database opened directly, to damage or age it behind the store's
+/// back (sled's background threads release the directory lock shortly after a drop).
+pub fn open_sled_directly(dir: &std::path::Path) -> sled::Db {
+    (0..100)
+        .find_map(|_| {
+            sled::open(dir)
+                .map_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
+                .ok()
+        })
+        .expect("open the store directly")
+}
