@@ -85,6 +85,16 @@ impl Error {
     }
 }
 
+/// The message a caught panic carried (`panic!` with a literal or a formatted string),
+/// or "panic".
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::Error;

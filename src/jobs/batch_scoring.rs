@@ -210,11 +210,7 @@ pub async fn start(
             let (views, panicked) = match computed {
                 Ok(r) => (r, false),
                 Err(p) => {
-                    let msg = p
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| p.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "panic".into());
+                    let msg = crate::error::panic_message(&*p);
                     (Err(Error::Unavailable(format!("scoring job panicked: {msg}"))), true)
                 }
             };

@@ -1566,11 +1566,7 @@ pub fn guard_panics<T>(dir: &Path, doing: &str, f: impl FnOnce() -> Result<T>) -
         Ok(Err(Error::Corrupt(why))) => Err(damaged(&why)),
         Ok(other) => other,
         Err(payload) => {
-            let why = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown panic");
+            let why = crate::error::panic_message(&*payload);
             Err(damaged(&format!(
                 "sled could not read its files (db, conf, blobs/, snap.*): {why}"
             )))

@@ -693,7 +693,7 @@ fn on_threads<T: Send, R: Send>(
                 h.join().unwrap_or_else(|p| {
                     Err(Error::Unavailable(format!(
                         "loading a scoring run panicked: {}",
-                        p.downcast_ref::<&str>().copied().unwrap_or("panic")
+                        crate::error::panic_message(&*p)
                     )))
                 })
             })

@@ -468,13 +468,7 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
                 Ok(s) => s,
                 Err(e) => {
                     let msg = format!("cannot read the selections index: {e}");
-                    tracing::error!(error = %msg, "store writer failed; refusing every write");
-                    fault.send_replace(Some(msg.clone()));
-                    let mut rx: mpsc::Receiver<Box<dyn Queued>> = rx;
-                    rx.close();
-                    while let Some(j) = rx.blocking_recv() {
-                        j.refuse(msg.clone());
-                    }
+                    fail_closed(&fault, rx, [], &msg);
                     let _ = done_tx.send(());
                     return;
                 }
@@ -541,11 +535,26 @@ struct Writer {
     selected: RefCell<std::collections::HashSet<Uscc>>,
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
+/// Fails the writer closed: signals the fault (the server turns NOT_SERVING and exits),
+/// stops taking jobs and answers every job still queued UNAVAILABLE.
+fn fail_closed(
+    fault: &FaultSignal,
+    mut rx: mpsc::Receiver<Box<dyn Queued>>,
+    backlog: impl IntoIterator<Item = Box<dyn Queued>>,
+    msg: &str,
+) {
+    tracing::error!(error = %msg, "store writer failed; refusing every further write");
+    fault.send_replace(Some(msg.to_string()));
+    rx.close();
+    let refuse = |j: Box<dyn Queued>| {
+        j.refuse(format!(
+            "store writer failed ({msg}); the server is restarting"
+        ))
+    };
+    backlog.into_iter().for_each(refuse);
+    while let Some(j) = rx.blocking_recv() {
+        refuse(j);
+    }
 }
 
 impl Writer {
@@ -574,11 +583,11 @@ impl Writer {
             let r = catch_unwind(AssertUnwindSafe(|| self.group(&mut backlog, &mut group)));
             let r = match r {
                 Ok(Ok(())) => catch_unwind(AssertUnwindSafe(|| self.publish()))
-                    .unwrap_or_else(|p| Err(Error::Unavailable(panic_message(&*p)))),
+                    .unwrap_or_else(|p| Err(Error::Unavailable(crate::error::panic_message(&*p)))),
                 Ok(Err(e)) => Err(e),
                 Err(p) => Err(Error::Unavailable(format!(
                     "writer panicked: {}",
-                    panic_message(&*p)
+                    crate::error::panic_message(&*p)
                 ))),
             };
             match r {
@@ -592,18 +601,7 @@ impl Writer {
             }
         }
         if let Some(msg) = failed {
-            tracing::error!(error = %msg, "store writer failed; refusing every further write");
-            self.fault.send_replace(Some(msg.clone()));
-            rx.close();
-            let refuse = |j: Box<dyn Queued>| {
-                j.refuse(format!(
-                    "store writer failed ({msg}); the server is restarting"
-                ))
-            };
-            backlog.into_iter().for_each(refuse);
-            while let Some(j) = rx.blocking_recv() {
-                refuse(j);
-            }
+            fail_closed(&self.fault, rx, backlog, &msg);
         }
         if let Err(e) = self.db.flush() {
             tracing::error!(error = %e, "final flush failed");
