@@ -111,6 +111,11 @@ pub fn run(a: Args) -> CliResult {
         println!("listening on {bound}");
         std::io::stdout().flush()?;
         tracing::info!(%bound, data_dir = %cfg.server.data_dir.display(), "serving");
+        if store.loading() {
+            tracing::info!(
+                "pending dry runs load in the background: reads are served, writes wait for them"
+            );
+        }
         server::run(&cfg.server, store, listener, shutdown_signal()).await?;
         Ok(())
     })

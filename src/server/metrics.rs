@@ -55,6 +55,7 @@ pub struct Metrics {
     run_id: IntGauge,
     run_classes: IntGaugeVec,
     batch_running: IntGauge,
+    store_loading: IntGauge,
     batch_processed: IntGauge,
     batch_total: IntGauge,
     batch_seconds: prometheus::Gauge,
@@ -124,6 +125,10 @@ impl Metrics {
             "credit_risk_batch_scoring_running",
             "1 while a batch scoring run is being computed",
         )?;
+        let store_loading = IntGauge::new(
+            "credit_risk_store_loading",
+            "1 while the pending dry runs load after the start (reads are served; writes wait)",
+        )?;
         let batch_processed = IntGauge::new(
             "credit_risk_batch_scoring_processed",
             "Enterprises scanned so far by the batch run being computed",
@@ -174,6 +179,7 @@ impl Metrics {
         registry.register(Box::new(run_id.clone()))?;
         registry.register(Box::new(run_classes.clone()))?;
         registry.register(Box::new(batch_running.clone()))?;
+        registry.register(Box::new(store_loading.clone()))?;
         registry.register(Box::new(batch_processed.clone()))?;
         registry.register(Box::new(batch_total.clone()))?;
         registry.register(Box::new(batch_seconds.clone()))?;
@@ -195,6 +201,7 @@ impl Metrics {
             run_id,
             run_classes,
             batch_running,
+            store_loading,
             batch_processed,
             batch_total,
             batch_seconds,
@@ -236,6 +243,7 @@ impl Metrics {
             Err(_) => failed = true,
         }
         self.enterprises.set(to_i64(store.enterprise_count()));
+        self.store_loading.set(i64::from(store.loading()));
         match store.current_run() {
             Ok(Some(view)) => {
                 self.run_id.set(to_i64(view.run.id));

@@ -193,6 +193,9 @@ struct Shared {
     tracker: Arc<backup::Tracker>,
     /// The watchers of new alerts.
     hub: alerts::AlertHub,
+    /// True while the writer loads the pending dry runs' views (after the open, before
+    /// its first job).
+    loading: Arc<tokio::sync::watch::Sender<bool>>,
     /// USCCs answered by the match RPCs and not yet written: (month, streamed) → count.
     matches: std::sync::Mutex<std::collections::BTreeMap<(u32, bool), u64>>,
 }
@@ -284,7 +287,7 @@ impl Store {
             None => 0,
         };
         counters.enterprises.store(count, Ordering::Release);
-        let mut state = recover_scoring(&registry, &options.rules)?;
+        let (mut state, deferred) = recover_scoring(&registry, &options.rules)?;
         for model in models {
             register_model_at_open(&registry, &mut state, model)?;
         }
@@ -299,6 +302,7 @@ impl Store {
             .validate()
             .map_err(|e| Error::FailedPrecondition(format!("store.{e}")))?;
         let hub = alerts::AlertHub::new(alerts::head(&registry)?, options.alert_buffer);
+        let loading = Arc::new(tokio::sync::watch::channel(!deferred.is_empty()).0);
         let writer = writer::spawn(writer::Parts {
             dir: dir.to_path_buf(),
             db: db.clone(),
@@ -310,6 +314,8 @@ impl Store {
             fault: fault.clone(),
             tracker: tracker.clone(),
             hub: hub.clone(),
+            deferred,
+            loading: loading.clone(),
         })?;
         Ok(Store {
             shared: Arc::new(Shared {
@@ -323,6 +329,7 @@ impl Store {
                 fault,
                 tracker,
                 hub,
+                loading,
                 matches: Default::default(),
             }),
         })
@@ -359,6 +366,21 @@ impl Store {
             }
         }
         r
+    }
+
+    /// Whether the writer is still loading the pending dry runs' views after the open:
+    /// reads are served meanwhile (a read naming such a run from its stored results),
+    /// writes are queued until the views are live.
+    pub fn loading(&self) -> bool {
+        *self.shared.loading.borrow()
+    }
+
+    /// Blocks until the pending dry runs' views are live (or their load failed, which
+    /// the writer's fault reports).
+    pub fn wait_loaded(&self) {
+        while self.loading() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// The options the store was opened with.
@@ -1396,6 +1418,7 @@ impl Store {
     /// reads instead) must have the attributes and history its dossier gives. Returns
     /// the enterprises checked.
     pub fn check_spot_bases(&self) -> Result<u64> {
+        self.wait_loaded();
         let tree = &self.shared.registry;
         let fingerprint = scoring::rules_fingerprint(&self.shared.options.rules);
         let views: Vec<Arc<RunView>> = scoring::read(&self.shared.scoring)?
@@ -1601,13 +1624,18 @@ fn open_retrying_lock(config: &sled::Config, dir: &Path) -> Result<sled::Db> {
     }
 }
 
+/// A complete run whose view is loaded after the open, by the writer before its first
+/// job: a pending dry run (the candidate of its family).
+pub(crate) type DeferredRun = (ScoringRun, Arc<Model>);
+
 /// Rebuilds the scoring state at open: marks runs interrupted by a crash as aborted
-/// (dropping their partial results), loads the current run, a pending dry run and the
-/// registered models.
+/// (dropping their partial results), loads each family's current run and the
+/// registered models, and returns the pending dry runs to load after the open (see
+/// [`writer::Parts::deferred`]).
 fn recover_scoring(
     tree: &sled::Tree,
     rules: &crate::domain::ruleset::RuleBook,
-) -> Result<ScoringState> {
+) -> Result<(ScoringState, Vec<DeferredRun>)> {
     let mut st = ScoringState::default();
     for kv in tree.scan_prefix([scoring::MODELS]) {
         let (k, _) = kv?;
@@ -1661,7 +1689,7 @@ fn recover_scoring(
     // Per family: its current run, and the newest complete dry run after it (the
     // pending candidate).
     let mut wanted = Vec::new();
-    let mut currents = Vec::new();
+    let mut deferred = Vec::new();
     for family in &families {
         let current = scoring::get_counter(tree, &scoring::family_counter("current_run", family))?;
         if let Some(id) = current {
@@ -1669,7 +1697,6 @@ fn recover_scoring(
                 .ok_or_else(|| Error::Corrupt(format!("current run {id} missing")))?;
             let model = model_of(&st, &run)?;
             wanted.push((run, model));
-            currents.push(id);
         }
         let candidate = runs.iter().find(|r| {
             r.state == scoring::RunState::Complete
@@ -1683,19 +1710,14 @@ fn recover_scoring(
         });
         if let Some(r) = candidate {
             let model = model_of(&st, r)?;
-            wanted.push((r.clone(), model));
+            deferred.push((r.clone(), model));
         }
     }
     for v in scoring::load_views(tree, rules, wanted)? {
-        let current = currents.contains(&v.run.id);
-        let f = st.family_mut(&v.model.family);
-        if current {
-            f.current = Some(Arc::new(v));
-        } else {
-            f.candidate = Some(Arc::new(v));
-        }
+        let family = v.model.family.clone();
+        st.family_mut(&family).current = Some(Arc::new(v));
     }
-    Ok(st)
+    Ok((st, deferred))
 }
 
 fn register_model_at_open(tree: &sled::Tree, st: &mut ScoringState, model: Model) -> Result<()> {

@@ -476,11 +476,21 @@ pub fn load_spot_base(
     positions: usize,
     rules_fingerprint: &str,
 ) -> Result<Option<SpotBuilder>> {
+    Ok(load_spot_base_unsized(tree, id, rules_fingerprint)?.filter(|b| b.len() == positions))
+}
+
+/// [`load_spot_base`] before its size is checked against the run's entries (loaded
+/// beside it, on another thread).
+fn load_spot_base_unsized(
+    tree: &sled::Tree,
+    id: u64,
+    rules_fingerprint: &str,
+) -> Result<Option<SpotBuilder>> {
     let Some(h) = tree.get(spot_chunk_key(id, u32::MAX))? else {
         return Ok(None);
     };
     let h: SpotBaseHeader = codec::decode(&h)?;
-    if h.positions != positions as u64 || h.rules != rules_fingerprint {
+    if h.rules != rules_fingerprint {
         return Ok(None);
     }
     let mut values = Vec::with_capacity(h.chunks as usize);
@@ -491,7 +501,7 @@ pub fn load_spot_base(
         }
     }
     let b = SpotBuilder::decode_chunks(values.iter().map(|v| v.as_ref()))?;
-    Ok((b.len() == positions).then_some(b))
+    Ok((b.len() as u64 == h.positions).then_some(b))
 }
 
 /// `O run`: the overrides of a run.
@@ -701,28 +711,50 @@ fn on_threads<T: Send, R: Send>(
     })
 }
 
-/// Loads complete runs as views: each run's entries, relation sources and stored spot
-/// base on a thread of its own; the spot bases not stored (stores written before bases
-/// were stored, or under other rules) built by one scan of the dossiers shared by all
-/// of them; then each run's overrides.
+/// One half of a run's load: its entries and relation sources, or its stored spot base.
+enum Half {
+    Entries(Vec<RunEntry>, HashMap<u64, u32>),
+    Base(Option<SpotBuilder>),
+}
+
+/// Loads complete runs as views: each run's entries with its relation sources, and its
+/// stored spot base, each on a thread of its own; the spot bases not stored (stores
+/// written before bases were stored, or under other rules) built by one scan of the
+/// dossiers shared by all of them; then each run's overrides.
 pub fn load_views(
     tree: &sled::Tree,
     rules: &crate::domain::ruleset::RuleBook,
     runs: Vec<(ScoringRun, Arc<Model>)>,
 ) -> Result<Vec<RunView>> {
     let fingerprint = rules_fingerprint(rules);
-    let mut loaded = on_threads(runs, |(run, model)| {
-        let entries = load_entries(tree, run.id)?;
-        let sources = load_sources(tree, run.id)?;
-        let base = load_spot_base(tree, run.id, entries.len(), &fingerprint)?;
-        Ok(Loading {
+    let halves: Vec<(u64, bool)> = runs
+        .iter()
+        .flat_map(|(r, _)| [(r.id, false), (r.id, true)])
+        .collect();
+    let mut halves = on_threads(halves, |(id, base)| {
+        Ok(if base {
+            Half::Base(load_spot_base_unsized(tree, id, &fingerprint)?)
+        } else {
+            Half::Entries(load_entries(tree, id)?, load_sources(tree, id)?)
+        })
+    })?
+    .into_iter();
+    let mut loaded = Vec::with_capacity(runs.len());
+    for (run, model) in runs {
+        let (Some(Half::Entries(entries, sources)), Some(Half::Base(base))) =
+            (halves.next(), halves.next())
+        else {
+            return Err(Error::Corrupt("run halves out of order".into()));
+        };
+        let base = base.filter(|b| b.len() == entries.len());
+        loaded.push(Loading {
             run,
             model,
             entries,
             sources,
             base,
-        })
-    })?;
+        });
+    }
     let empty = EnterpriseRecords::default();
     let mut scanned: Vec<(usize, SpotBuilder, usize)> = loaded
         .iter()

@@ -368,6 +368,111 @@ async fn bad_batch_requests_are_refused() {
     s.stop().await;
 }
 
+/// Registers a stricter candidate model (fines weigh three times as much) and runs it
+/// as a dry run.
+async fn strict_dry_run(k: &mut ClassificationServiceClient<Channel>) -> pb::ScoringRun {
+    let toml = Model::builtin()
+        .source
+        .replace("version = \"cr-2026.4\"", "version = \"cr-2026.4-strict\"")
+        .replace(
+            "code = \"PENALTY_FINE\"\ndimension = \"supervision\"\nreads = \"penalty\"\npoints = 8",
+            "code = \"PENALTY_FINE\"\ndimension = \"supervision\"\nreads = \"penalty\"\npoints = 24",
+        );
+    let m = k
+        .register_model(pb::RegisterModelRequest {
+            toml,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!m.active);
+    let dry = run_batch(
+        k,
+        pb::RunBatchScoringRequest {
+            model_version: m.version.clone(),
+            dry_run: true,
+            ..today_req()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(dry.dry_run && !dry.current);
+    dry
+}
+
+async fn score_in(k: &mut ClassificationServiceClient<Channel>, u: &str, run_id: u64) -> f64 {
+    k.get_classification(pb::GetClassificationRequest {
+        uscc: u.into(),
+        run_id,
+        ..Default::default()
+    })
+    .await
+    .expect("classification in run")
+    .into_inner()
+    .score
+}
+
+async fn penalise(c: &mut RegistryClient, u: &str, decision: &str, amount: i64) {
+    c.record_penalty(pb::RecordPenaltyRequest {
+        request_id: String::new(),
+        penalty: Some(fine(
+            u,
+            decision,
+            &Date::today().add_days(-10).to_string(),
+            amount,
+        )),
+    })
+    .await
+    .unwrap();
+}
+
+/// Issue 21 item 5: a pending dry run's view is loaded after the open, by the writer
+/// before its first job. Reads meanwhile answer from its stored results; a write after
+/// the restart still re-scores onto it (it is live before any write applies), and it
+/// can be activated.
+#[tokio::test]
+async fn a_pending_dry_run_is_live_for_every_write_after_a_restart() {
+    let s = TestServer::start().await;
+    let mut c = s.client.clone();
+    let mut k = classification_client(&s).await;
+    let fined = uscc_n(b'1', 24);
+    put_enterprise(&mut c, young(&fined, "")).await;
+    penalise(&mut c, &fined, "沪浦市监罚〔2026〕11号", 100).await;
+    run_batch(&mut k, today_req()).await.unwrap();
+    let dry = strict_dry_run(&mut k).await;
+    let before = score_in(&mut k, &fined, dry.run_id).await;
+    let dir = s.dir.clone();
+    let tmp = s.stop().await;
+
+    let s = TestServer::start_at(&dir).await;
+    let mut c = s.client.clone();
+    let mut k = classification_client(&s).await;
+    // Whether or not the view is loaded yet, the run answers by id.
+    assert_eq!(score_in(&mut k, &fined, dry.run_id).await, before);
+    // A second fine, written after the restart, moves the dry run's score too.
+    penalise(&mut c, &fined, "沪浦市监罚〔2026〕12号", 100).await;
+    assert!(!s.store.loading());
+    let after = score_in(&mut k, &fined, dry.run_id).await;
+    assert!(
+        after > before,
+        "{after} > {before}: the write re-scored onto the dry run"
+    );
+    let active = k
+        .activate_scoring_run(pb::ActivateScoringRunRequest {
+            request_id: String::new(),
+            run_id: dry.run_id,
+            reason: "approved after the restart".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(active.current);
+    assert_eq!(classify(&mut k, &fined).await.score, after);
+    s.stop().await;
+    drop(tmp);
+}
+
 #[tokio::test]
 async fn dry_run_reports_transitions_and_activation_is_explicit() {
     let s = TestServer::start().await;
@@ -390,34 +495,7 @@ async fn dry_run_reports_transitions_and_activation_is_explicit() {
     let first = run_batch(&mut k, today_req()).await.unwrap();
     let before = classify(&mut k, &fined).await;
 
-    // A stricter candidate: fines weigh three times as much.
-    let toml = Model::builtin()
-        .source
-        .replace("version = \"cr-2026.4\"", "version = \"cr-2026.4-strict\"")
-        .replace(
-            "code = \"PENALTY_FINE\"\ndimension = \"supervision\"\nreads = \"penalty\"\npoints = 8",
-            "code = \"PENALTY_FINE\"\ndimension = \"supervision\"\nreads = \"penalty\"\npoints = 24",
-        );
-    let m = k
-        .register_model(pb::RegisterModelRequest {
-            toml,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!m.active);
-    let dry = run_batch(
-        &mut k,
-        pb::RunBatchScoringRequest {
-            model_version: m.version.clone(),
-            dry_run: true,
-            ..today_req()
-        },
-    )
-    .await
-    .unwrap();
-    assert!(dry.dry_run && !dry.current);
+    let dry = strict_dry_run(&mut k).await;
     let t = dry
         .transitions
         .expect("transitions against the current run");

@@ -438,6 +438,13 @@ pub(super) struct Parts {
     pub tracker: Arc<super::backup::Tracker>,
     /// The watchers of new alerts.
     pub hub: AlertHub,
+    /// Pending dry runs whose views the writer loads and installs before its first job,
+    /// off the open's path: reads do not need them (a read naming such a run meanwhile
+    /// is answered from its stored results), and every write is queued until they are
+    /// live, so each write re-scores onto every live run as before.
+    pub deferred: Vec<super::DeferredRun>,
+    /// Set to false once the deferred views are installed (or their load failed).
+    pub loading: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
@@ -452,6 +459,8 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
         fault,
         tracker,
         hub,
+        deferred,
+        loading,
     } = parts;
     let head = audit::head(&tree)?;
     let alert_head = super::alerts::head(&tree)?;
@@ -461,13 +470,19 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
     let thread = std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || {
-            // The enterprises with selections are read here, before the first job, not
-            // on the open's path: after a city's draws they are hundreds of thousands of
-            // keys, and reads need none of them.
-            let selected = match stats::selected_enterprises(&tree) {
+            // What only writes need is read here, before the first job, not on the
+            // open's path: the enterprises with selections (after a city's draws,
+            // hundreds of thousands of keys) and the pending dry runs' views.
+            let prepared = stats::selected_enterprises(&tree)
+                .map_err(|e| format!("cannot read the selections index: {e}"))
+                .and_then(|selected| {
+                    install_deferred(&tree, &options, &scoring, deferred)?;
+                    Ok(selected)
+                });
+            loading.send_replace(false);
+            let selected = match prepared {
                 Ok(s) => s,
-                Err(e) => {
-                    let msg = format!("cannot read the selections index: {e}");
+                Err(msg) => {
                     fail_closed(&fault, rx, [], &msg);
                     let _ = done_tx.send(());
                     return;
@@ -537,6 +552,33 @@ struct Writer {
 
 /// Fails the writer closed: signals the fault (the server turns NOT_SERVING and exits),
 /// stops taking jobs and answers every job still queued UNAVAILABLE.
+/// Loads the views of the pending dry runs deferred at open and makes them live.
+fn install_deferred(
+    tree: &sled::Tree,
+    options: &StoreOptions,
+    scoring: &SharedScoring,
+    deferred: Vec<super::DeferredRun>,
+) -> std::result::Result<(), String> {
+    if deferred.is_empty() {
+        return Ok(());
+    }
+    let t = std::time::Instant::now();
+    let ids: Vec<u64> = deferred.iter().map(|(r, _)| r.id).collect();
+    let views = sc::load_views(tree, &options.rules, deferred)
+        .map_err(|e| format!("cannot load the pending dry runs {ids:?}: {e}"))?;
+    let mut st = sc::write(scoring).map_err(|e| e.to_string())?;
+    for v in views {
+        let family = v.model.family.clone();
+        st.family_mut(&family).candidate = Some(Arc::new(v));
+    }
+    tracing::info!(
+        runs = ?ids,
+        ms = t.elapsed().as_millis() as u64,
+        "pending dry runs loaded; writes proceed"
+    );
+    Ok(())
+}
+
 fn fail_closed(
     fault: &FaultSignal,
     mut rx: mpsc::Receiver<Box<dyn Queued>>,
