@@ -122,6 +122,10 @@ impl Sampler {
 
     /// The `k` smallest tickets among `ids`, in ticket order (ties, which SHA-256 makes
     /// practically impossible, by id as the package does).
+    ///
+    /// Each id is ranked by its ticket's first 19 digits ([`ticket_prefix`]: one
+    /// 256-bit remainder, not the whole 78-digit decimal); whole tickets are written for
+    /// the `k` kept and compared only when two prefixes tie.
     pub fn sample<'a, I>(&self, ids: I, k: usize) -> Vec<(Ticket, &'a str)>
     where
         I: IntoIterator<Item = &'a str>,
@@ -132,22 +136,76 @@ impl Sampler {
         // A max-heap of the k smallest so far.
         // Reserved up to a bound: `k` may exceed the ids given (a joint draw's k is
         // over the union of several instances).
-        let mut heap: BinaryHeap<Entry<'a>> =
+        let mut heap: BinaryHeap<Ranked<'a>> =
             BinaryHeap::with_capacity(k.saturating_add(1).min(1 << 20));
         for id in ids {
-            let t = self.ticket(id);
+            let x = self.hash(id);
+            let r = Ranked {
+                prefix: ticket_prefix(&x),
+                x,
+                id,
+            };
             if heap.len() < k {
-                heap.push(Entry(t, id));
+                heap.push(r);
             } else if let Some(top) = heap.peek() {
-                if (&t, id) < (&top.0, top.1) {
+                if r.prefix <= top.prefix && r < *top {
                     heap.pop();
-                    heap.push(Entry(t, id));
+                    heap.push(r);
                 }
             }
         }
-        let mut out: Vec<(Ticket, &str)> = heap.into_iter().map(|e| (e.0, e.1)).collect();
+        let mut out: Vec<(Ticket, &str)> =
+            heap.into_iter().map(|r| (ticket_of(r.x), r.id)).collect();
         out.sort();
         out
+    }
+}
+
+/// The first 19 digits of the ticket of `x`, read as one number: the 19 least
+/// significant decimal digits of `x`, reversed. Every ticket has at least 64 digits, so
+/// two tickets whose prefixes differ compare as their prefixes do.
+fn ticket_prefix(x: &[u8; 32]) -> u64 {
+    const TEN_19: u128 = 10_000_000_000_000_000_000;
+    let mut rem: u128 = 0;
+    for limb in x.chunks_exact(8) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(limb);
+        rem = ((rem << 64) | u128::from(u64::from_be_bytes(b))) % TEN_19;
+    }
+    let mut r = rem as u64;
+    let mut prefix = 0u64;
+    for _ in 0..19 {
+        prefix = prefix * 10 + r % 10;
+        r /= 10;
+    }
+    prefix
+}
+
+/// An id ranked for the sample: by its ticket (prefix first, the whole ticket on a
+/// tie), then by id.
+struct Ranked<'a> {
+    prefix: u64,
+    x: [u8; 32],
+    id: &'a str,
+}
+
+impl PartialEq for Ranked<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Ranked<'_> {}
+impl PartialOrd for Ranked<'_> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ranked<'_> {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.prefix
+            .cmp(&o.prefix)
+            .then_with(|| ticket_of(self.x).cmp(&ticket_of(o.x)))
+            .then_with(|| self.id.cmp(o.id))
     }
 }
 
@@ -156,25 +214,6 @@ fn ticket_of(x: [u8; 32]) -> Ticket {
     let mut digits = decimal(x);
     digits.reverse();
     Ticket(digits)
-}
-
-struct Entry<'a>(Ticket, &'a str);
-
-impl PartialEq for Entry<'_> {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
-}
-impl Eq for Entry<'_> {}
-impl PartialOrd for Entry<'_> {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Entry<'_> {
-    fn cmp(&self, o: &Self) -> Ordering {
-        (&self.0, self.1).cmp(&(&o.0, o.1))
-    }
 }
 
 /// Sample size of a stratum: a count, or `ceil(ratio × population)`, capped at the
@@ -288,7 +327,67 @@ mod tests {
         digits
     }
 
+    /// The sample the slow way (every whole ticket, sorted): the reference for
+    /// [`Sampler::sample`].
+    fn sample_slowly<'a>(s: &Sampler, ids: &[&'a str], k: usize) -> Vec<(Ticket, &'a str)> {
+        let mut all: Vec<(Ticket, &str)> = ids.iter().map(|id| (s.ticket(id), *id)).collect();
+        all.sort();
+        all.truncate(k);
+        all
+    }
+
+    /// Two tickets with the same first 19 digits are ordered by the rest, then by id.
+    #[test]
+    fn tied_prefixes_compare_whole_tickets_then_ids() {
+        let mut small = [0u8; 32];
+        small[31] = 5; // ticket 5000…0
+        let mut big = small;
+        // + 10^19: the same 19 last digits, a larger 20th.
+        let ten_19: u64 = 10_000_000_000_000_000_000;
+        let (lo, carry) = 5u64.overflowing_add(ten_19);
+        big[24..32].copy_from_slice(&lo.to_be_bytes());
+        assert!(!carry);
+        let a = Ranked {
+            prefix: ticket_prefix(&small),
+            x: small,
+            id: "b",
+        };
+        let b = Ranked {
+            prefix: ticket_prefix(&big),
+            x: big,
+            id: "a",
+        };
+        assert_eq!(a.prefix, b.prefix);
+        assert_eq!(a.prefix, 5_000_000_000_000_000_000);
+        assert!(a < b, "ticket 50…0 before 50…01");
+        let same = Ranked {
+            prefix: a.prefix,
+            x: small,
+            id: "a",
+        };
+        assert!(same < a, "equal tickets: by id");
+    }
+
     proptest! {
+        #[test]
+        fn prefix_is_the_tickets_first_19_digits(x in proptest::array::uniform32(any::<u8>()), top in 0usize..32) {
+            let mut y = x;
+            y[..top].iter_mut().for_each(|b| *b = 0);
+            for v in [x, y] {
+                let t = ticket_of(v);
+                let first: u64 = String::from_utf8(t.0[..19].to_vec()).unwrap().parse().unwrap();
+                prop_assert_eq!(ticket_prefix(&v), first);
+            }
+        }
+
+        #[test]
+        fn sample_agrees_with_the_slow_way(n in 0usize..300, k in 0usize..320, seed in "[a-z0-9:]{1,16}") {
+            let ids: Vec<String> = (0..n).map(|i| format!("9131011{i:011}")).collect();
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let s = Sampler::new(&seed);
+            prop_assert_eq!(s.sample(refs.iter().copied(), k), sample_slowly(&s, &refs, k));
+        }
+
         #[test]
         fn decimal_agrees_with_the_slow_way(x in proptest::array::uniform32(any::<u8>()), top in 0usize..32) {
             // Also small numbers: the leading `top` bytes zeroed.
