@@ -30,7 +30,7 @@ use credit_risk::{
         self as pb, classification_service_client::ClassificationServiceClient,
         spot_check_service_client::SpotCheckServiceClient,
     },
-    store::{Store, StoreOptions},
+    store::{compact::dir_bytes, Store, StoreOptions},
     synthetic::{self, Profile},
 };
 
@@ -346,19 +346,6 @@ impl Drop for Server {
     }
 }
 
-fn dir_bytes(p: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else {
-        return 0;
-    };
-    rd.filter_map(|e| e.ok())
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 /// This machine, for the record.
 pub fn machine() -> Value {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
@@ -649,10 +636,10 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
 
     // 8. Storage ceilings on the same store, the server stopped.
     log("bare sled: scan of the dossiers, copy of every key");
-    let (bare_scan_s, bare_keys, bare_bytes, copy_s) = {
+    let (bare_scan_s, bare_keys, bare_bytes, copy_s, compacted) = {
         let dir = store_dir.clone();
         let copy_dir = args.data.join(format!("bench-bare-copy-{n}"));
-        tokio::task::spawn_blocking(move || -> Result<(f64, u64, u64, f64), BenchError> {
+        tokio::task::spawn_blocking(move || -> Result<_, BenchError> {
             let store = Store::open(&dir, StoreOptions::default())?;
             super::bare_scan(&store, 2)?; // warm-up, as the server's run had a warm cache
             let t = Instant::now();
@@ -664,7 +651,10 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
             let (keys, _, copy) = super::bare_copy(&dir, &copy_dir, 4096)?;
             let disk = dir_bytes(&copy_dir);
             let _ = std::fs::remove_dir_all(&copy_dir);
-            Ok((scan, keys, disk, copy))
+            // `credit-risk compact` on the same store: the product's own fresh copy.
+            let t = Instant::now();
+            let c = credit_risk::store::compact::compact(&dir, &StoreOptions::default(), false)?;
+            Ok((scan, keys, disk, copy, (c, t.elapsed().as_secs_f64())))
         })
         .await??
     };
@@ -672,6 +662,11 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
         "bare_sled".into(),
         json!({"dossier_scan_seconds_2_threads": bare_scan_s, "copy_keys": bare_keys,
                "copy_disk_bytes": bare_bytes, "copy_seconds": copy_s}),
+    );
+    raw.insert(
+        "compact".into(),
+        json!({"seconds": compacted.1, "disk_before": compacted.0.disk_before,
+               "disk_after": compacted.0.disk_after, "keys": compacted.0.keys}),
     );
     if !args.keep_store {
         let _ = std::fs::remove_dir_all(&store_dir);
@@ -781,6 +776,16 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
         Some(bare_bytes as f64 / 1e9),
         &at("≤ 2.5 GB"),
         Some(disk_gb <= 2.5 * n as f64 / 3.5e6),
+    ));
+    let compact_gb = compacted.0.disk_after as f64 / 1e9;
+    rows.push(row(
+        "disk after `credit-risk compact` (offline)",
+        compact_gb,
+        "GB",
+        "bare sled copy on disk, GB",
+        Some(bare_bytes as f64 / 1e9),
+        "≤ 1.15× the bare copy",
+        Some(compacted.0.disk_after as f64 <= 1.15 * bare_bytes as f64),
     ));
     let rss_gib = peak_rss_kib as f64 / 1048576.0;
     rows.push(row(

@@ -6,6 +6,7 @@ pub mod apidoc;
 pub mod backup;
 pub mod check;
 pub mod classify;
+pub mod compact;
 pub mod completions;
 pub mod docs;
 pub mod draw;

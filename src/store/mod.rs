@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod audit;
 pub mod backup;
 pub mod codec;
+pub mod compact;
 pub mod draws;
 pub mod keys;
 pub mod repair;
@@ -239,14 +240,7 @@ impl Store {
     fn open_unguarded(dir: &Path, options: StoreOptions, models: Vec<Model>) -> Result<Store> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Unavailable(format!("{}: {e}", dir.display())))?;
-        let config = sled::Config::new()
-            .path(dir)
-            .cache_capacity(options.cache_bytes)
-            .flush_every_ms(Some(500))
-            .mode(sled::Mode::HighThroughput)
-            .use_compression(options.compression)
-            .compression_factor(1);
-        let db = open_retrying_lock(&config, dir)?;
+        let db = open_retrying_lock(&sled_config(dir, &options), dir)?;
         let meta = db.open_tree("meta")?;
         let registry = db.open_tree("registry")?;
         // Refuse a store that lost acknowledged writes (sled recovered an earlier state,
@@ -480,27 +474,7 @@ impl Store {
     /// same digest hold the same data (replicas, a replayed log, a restored backup),
     /// whatever their files look like.
     pub fn content_digest(&self) -> Result<(u64, u64, String)> {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        let (mut keys, mut bytes) = (0u64, 0u64);
-        let db = &self.shared.db;
-        let mut names = db.tree_names();
-        names.sort();
-        for name in names {
-            let tree = db.open_tree(&name)?;
-            h.update((name.len() as u64).to_be_bytes());
-            h.update(&name);
-            for kv in tree.iter() {
-                let (k, v) = kv?;
-                h.update((k.len() as u64).to_be_bytes());
-                h.update(&k);
-                h.update((v.len() as u64).to_be_bytes());
-                h.update(&v);
-                keys += 1;
-                bytes += (k.len() + v.len()) as u64;
-            }
-        }
-        Ok((keys, bytes, hex::encode(h.finalize())))
+        content_digest_of(&self.shared.db, |_, _, _| Ok(()))
     }
 
     /// The fault signal: becomes `Some(reason)` when the writer or a job failed. The
@@ -1601,7 +1575,47 @@ pub fn guard_panics<T>(dir: &Path, doing: &str, f: impl FnOnce() -> Result<T>) -
 /// threads release it shortly after the previous handle in this process is dropped (a
 /// restart, a restore followed by an open). Another live process keeps it: then the
 /// lock error is returned.
-fn open_retrying_lock(config: &sled::Config, dir: &Path) -> Result<sled::Db> {
+/// The content digest of `db` (see [`Store::content_digest`]), handing each entry to
+/// `each(tree, key, value)` on the way (a compaction copies them).
+pub(crate) fn content_digest_of(
+    db: &sled::Db,
+    mut each: impl FnMut(&[u8], sled::IVec, sled::IVec) -> Result<()>,
+) -> Result<(u64, u64, String)> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let (mut keys, mut bytes) = (0u64, 0u64);
+    let mut names = db.tree_names();
+    names.sort();
+    for name in names {
+        let tree = db.open_tree(&name)?;
+        h.update((name.len() as u64).to_be_bytes());
+        h.update(&name);
+        for kv in tree.iter() {
+            let (k, v) = kv?;
+            h.update((k.len() as u64).to_be_bytes());
+            h.update(&k);
+            h.update((v.len() as u64).to_be_bytes());
+            h.update(&v);
+            keys += 1;
+            bytes += (k.len() + v.len()) as u64;
+            each(&name, k, v)?;
+        }
+    }
+    Ok((keys, bytes, hex::encode(h.finalize())))
+}
+
+/// The sled configuration of a store at `dir` opened with `options`.
+pub(crate) fn sled_config(dir: &Path, options: &StoreOptions) -> sled::Config {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(options.cache_bytes)
+        .flush_every_ms(Some(500))
+        .mode(sled::Mode::HighThroughput)
+        .use_compression(options.compression)
+        .compression_factor(1)
+}
+
+pub(crate) fn open_retrying_lock(config: &sled::Config, dir: &Path) -> Result<sled::Db> {
     let mut tries = 0;
     loop {
         match config.open() {

@@ -64,6 +64,70 @@ async fn check_prints_json_on_request() {
     assert!(text.contains("indexes agree"), "{text}");
 }
 
+/// `credit-risk compact` (issue 21 item 3): the same content (digest), a store that opens
+/// with its seal, indexes and audit chain intact and keeps taking writes; refused on a
+/// store in use and while an earlier compaction's old store is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_keeps_the_content_and_the_seal() {
+    use credit_risk::store::{Store, StoreOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let digest = {
+        let store = Store::open(&data, StoreOptions::default()).unwrap();
+        credit_risk::server::demo::load(&store, 300).await.unwrap();
+        let d = store.content_digest().unwrap();
+        // In use: refused, nothing touched.
+        let busy = Command::new(BIN)
+            .args(["compact", "--data-dir", data.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!busy.status.success());
+        assert!(
+            String::from_utf8_lossy(&busy.stderr).contains("in use"),
+            "{busy:?}"
+        );
+        store.close(std::time::Duration::from_secs(10)).unwrap();
+        d
+    };
+    let dir = data.to_str().unwrap();
+    let out = run(&["compact", "--data-dir", dir, "--json", "--keep-old"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(v["keys"], digest.0);
+    assert_eq!(v["content_sha256"], digest.2.as_str());
+    let kept = tmp.path().join("data.before-compact");
+    assert_eq!(v["kept"], kept.to_str().unwrap());
+    assert!(data.join("credit-risk.seal").exists());
+    // A second compaction while the old store is kept: refused, naming it.
+    let again = Command::new(BIN)
+        .args(["compact", "--data-dir", dir])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("before-compact"),
+        "{again:?}"
+    );
+    std::fs::remove_dir_all(&kept).unwrap();
+    {
+        let store = Store::open(&data, StoreOptions::default()).unwrap();
+        assert_eq!(store.content_digest().unwrap(), digest);
+        assert!(store.check_indexes().unwrap() > 0);
+        assert!(store.verify_audit_chain().unwrap().1.is_none());
+        store.close(std::time::Duration::from_secs(10)).unwrap();
+    }
+    // The compacted store serves and takes audited writes.
+    let s = crate::common::TestServer::start_at(&data).await;
+    let mut c = s.client.clone();
+    crate::common::put_enterprise(&mut c, crate::common::enterprise("91310115MA1K3BTP2B")).await;
+    s.stop().await;
+    let text = run(&["compact", "--data-dir", dir]);
+    assert!(text.contains("unchanged"), "{text}");
+    assert!(!kept.exists());
+    let check = run(&["check", "--data-dir", dir, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(check.trim()).expect("JSON");
+    assert_eq!(v["audit_chain_intact"], true);
+}
+
 /// Development mode (no tokens) on a non-loopback address is refused before the server
 /// announces an address (issue 15, probe 8): nothing waiting for "listening on" is
 /// told it started.

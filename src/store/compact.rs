@@ -1,0 +1,160 @@
+//! Offline compaction (压缩存储): a stopped store rewritten into a fresh copy in key order
+//! and swapped in. sled keeps the pages of values rewritten during a bulk import (each
+//! dossier rewritten as its records arrive, in random key order), so a freshly imported
+//! store is about 1.5× the size of the same keys written once in order; the copy is that
+//! size. The copy's content digest must equal the original's before the swap, so a
+//! compaction either yields the same data in fewer bytes or leaves the store as it was.
+//!
+//! The swap renames `D` to `D.before-compact` and `D.compacting` to `D`; the old store is
+//! then removed unless asked to keep it. A crash before the swap leaves `D` untouched (a
+//! stale `D.compacting` is removed by the next compaction); a crash between the two renames
+//! leaves the store at `D.before-compact` and the verified copy at `D.compacting`, which
+//! the error of the next open or compaction names.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use super::{content_digest_of, open_retrying_lock, seal, sled_config, Store, StoreOptions};
+use crate::error::{Error, Result};
+
+/// Entries per batch of the copy.
+const BATCH: usize = 65_536;
+
+/// What a compaction did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Compacted {
+    /// Keys copied (every tree).
+    pub keys: u64,
+    /// Bytes of keys and values copied.
+    pub bytes: u64,
+    /// The content digest, equal before and after ([`Store::content_digest`]).
+    pub content_sha256: String,
+    /// Bytes of the data directory before and after.
+    pub disk_before: u64,
+    pub disk_after: u64,
+    /// Where the store as it was is kept (`keep_old`), else `None` (removed).
+    pub kept: Option<PathBuf>,
+}
+
+/// A sibling of `dir` named `dir` + `suffix`.
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut s = dir.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Bytes of the files under `p`.
+pub fn dir_bytes(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.filter_map(|e| e.ok())
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn io(what: &str, p: &Path, e: std::io::Error) -> Error {
+    Error::Unavailable(format!("{what} {}: {e}", p.display()))
+}
+
+/// Compacts the stopped store at `dir` (see the module documentation). The store is
+/// opened once first (schema, seal, interrupted runs), as every offline command does.
+pub fn compact(dir: &Path, options: &StoreOptions, keep_old: bool) -> Result<Compacted> {
+    let old = sibling(dir, ".before-compact");
+    let tmp = sibling(dir, ".compacting");
+    if old.exists() {
+        return Err(Error::FailedPrecondition(format!(
+            "{} exists (the store before an earlier compaction): remove it, or if {} is missing, an earlier compaction stopped between its renames — rename {} back to {} first",
+            old.display(),
+            dir.display(),
+            old.display(),
+            dir.display()
+        )));
+    }
+    if !dir.join("db").exists() {
+        return Err(Error::invalid(
+            "data_dir",
+            format!("{}: no store here", dir.display()),
+        ));
+    }
+    Store::open(dir, options.clone())?.close(Duration::from_secs(30))?;
+    if tmp.exists() {
+        // A copy an interrupted compaction left; the store itself was never touched.
+        std::fs::remove_dir_all(&tmp).map_err(|e| io("removing", &tmp, e))?;
+    }
+    let disk_before = dir_bytes(dir);
+    let copied = copy(dir, &tmp, options);
+    let (keys, bytes, digest) = match copied {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    let seal_file = dir.join(seal::FILE);
+    if seal_file.exists() {
+        std::fs::copy(&seal_file, tmp.join(seal::FILE))
+            .map_err(|e| io("copying", &seal_file, e))?;
+    }
+    let disk_after = dir_bytes(&tmp);
+    std::fs::rename(dir, &old).map_err(|e| io("renaming", dir, e))?;
+    std::fs::rename(&tmp, dir).map_err(|e| io("renaming", &tmp, e))?;
+    let kept = if keep_old {
+        Some(old)
+    } else {
+        std::fs::remove_dir_all(&old).map_err(|e| io("removing", &old, e))?;
+        None
+    };
+    tracing::info!(keys, disk_before, disk_after, "store compacted");
+    Ok(Compacted {
+        keys,
+        bytes,
+        content_sha256: digest,
+        disk_before,
+        disk_after,
+        kept,
+    })
+}
+
+/// Copies every tree of the store at `from` into a new store at `to` in key order and
+/// checks the copy's content digest against the original's.
+fn copy(from: &Path, to: &Path, options: &StoreOptions) -> Result<(u64, u64, String)> {
+    let src = open_retrying_lock(&sled_config(from, options), from)?;
+    let dst = sled_config(to, options).open()?;
+    let mut batch = (Vec::<u8>::new(), sled::Batch::default(), 0usize);
+    let flush = |b: &mut (Vec<u8>, sled::Batch, usize)| -> Result<()> {
+        if b.2 > 0 {
+            dst.open_tree(&b.0)?.apply_batch(std::mem::take(&mut b.1))?;
+            b.2 = 0;
+        }
+        Ok(())
+    };
+    let original = content_digest_of(&src, |tree, k, v| {
+        if batch.0 != tree {
+            flush(&mut batch)?;
+            batch.0 = tree.to_vec();
+        }
+        batch.1.insert(k, v);
+        batch.2 += 1;
+        if batch.2 >= BATCH {
+            flush(&mut batch)?;
+        }
+        Ok(())
+    })?;
+    flush(&mut batch)?;
+    dst.flush()?;
+    let copied = content_digest_of(&dst, |_, _, _| Ok(()))?;
+    if copied != original {
+        return Err(Error::Corrupt(format!(
+            "the compacted copy differs from the store ({} keys, sha256 {} against {} keys, sha256 {}): the store is left as it was",
+            copied.0, copied.2, original.0, original.2
+        )));
+    }
+    Ok(original)
+}
