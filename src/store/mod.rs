@@ -1571,10 +1571,6 @@ pub fn guard_panics<T>(dir: &Path, doing: &str, f: impl FnOnce() -> Result<T>) -
     }
 }
 
-/// Opens sled, waiting up to two seconds for the directory lock: sled's background I/O
-/// threads release it shortly after the previous handle in this process is dropped (a
-/// restart, a restore followed by an open). Another live process keeps it: then the
-/// lock error is returned.
 /// The content digest of `db` (see [`Store::content_digest`]), handing each entry to
 /// `each(tree, key, value)` on the way (a compaction copies them).
 pub(crate) fn content_digest_of(
@@ -1615,6 +1611,10 @@ pub(crate) fn sled_config(dir: &Path, options: &StoreOptions) -> sled::Config {
         .compression_factor(1)
 }
 
+/// Opens sled, waiting up to two seconds for the directory lock: sled's background I/O
+/// threads release it shortly after the previous handle in this process is dropped (a
+/// restart, a restore followed by an open). Another live process keeps it: then the
+/// lock error is returned.
 pub(crate) fn open_retrying_lock(config: &sled::Config, dir: &Path) -> Result<sled::Db> {
     let mut tries = 0;
     loop {

@@ -473,6 +473,55 @@ async fn a_pending_dry_run_is_live_for_every_write_after_a_restart() {
     drop(tmp);
 }
 
+/// A pending dry run that cannot be read back fails the writer's start closed: the
+/// server opens and reads are served (the current run), but no write is acknowledged
+/// without every live run, and the fault names the run.
+#[tokio::test]
+async fn a_damaged_pending_dry_run_fails_writes_closed() {
+    use credit_risk::store::{op, scoring, Actor, Store, StoreOptions};
+    let s = TestServer::start().await;
+    let mut c = s.client.clone();
+    let mut k = classification_client(&s).await;
+    let u = uscc_n(b'1', 25);
+    put_enterprise(&mut c, young(&u, "")).await;
+    run_batch(&mut k, today_req()).await.unwrap();
+    let dry = strict_dry_run(&mut k).await;
+    let dir = s.dir.clone();
+    let tmp = s.stop().await;
+    {
+        let db = open_sled_directly(&dir);
+        let reg = db.open_tree("registry").unwrap();
+        let (key, _) = reg
+            .scan_prefix(scoring::blocks_prefix(dry.run_id))
+            .next()
+            .unwrap()
+            .unwrap();
+        reg.insert(key, &b"\x01damaged"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(&dir, StoreOptions::default()).unwrap();
+    let uscc = credit_risk::domain::Uscc::parse(&u).unwrap();
+    assert!(store.class_in_run(&uscc, None).is_ok(), "reads still work");
+    let e =
+        credit_risk::server::service::convert::enterprise(&enterprise(&uscc_n(b'1', 26))).unwrap();
+    let err = store
+        .write_as(Actor::system("test"), op::UpsertEnterprise(e))
+        .await
+        .expect_err("no write without the dry run live");
+    assert!(
+        matches!(err, credit_risk::Error::Unavailable(_)),
+        "unexpected {err}"
+    );
+    let fault = store.fault().borrow().clone().unwrap_or_default();
+    assert!(
+        fault.contains(&format!("pending dry runs [{}]", dry.run_id)),
+        "the fault names the run: {fault}"
+    );
+    assert!(!store.loading());
+    drop(store);
+    drop(tmp);
+}
+
 #[tokio::test]
 async fn dry_run_reports_transitions_and_activation_is_explicit() {
     let s = TestServer::start().await;

@@ -476,7 +476,16 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
             let prepared = stats::selected_enterprises(&tree)
                 .map_err(|e| format!("cannot read the selections index: {e}"))
                 .and_then(|selected| {
-                    install_deferred(&tree, &options, &scoring, deferred)?;
+                    // sled panics on some damaged files: a failed start, not a hung queue.
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        install_deferred(&tree, &options, &scoring, deferred)
+                    }))
+                    .unwrap_or_else(|p| {
+                        Err(format!(
+                            "loading the pending dry runs panicked: {}",
+                            crate::error::panic_message(&*p)
+                        ))
+                    })?;
                     Ok(selected)
                 });
             loading.send_replace(false);
