@@ -71,7 +71,7 @@ async fn bench(a: &Args) -> Result<serde_json::Value, BenchError> {
     let (file, _) = dataset(&a.data, a.enterprises, a.seed, as_of)?;
     let dir = a.data.join(format!("bench-alerts-store-{}", a.enterprises));
     let _ = std::fs::remove_dir_all(&dir);
-    let server = Server::start(&dir, &a.data.join("bench-alerts-server.log"))?;
+    let server = Server::start(&dir, &a.data.join("bench-alerts-server.log"), 64 << 20)?;
     let addr = server.addr.clone();
     eprintln!("[bench-alerts] import {} into {addr}", file.display());
     let (summary, import_s) = import_file(&addr, &file, 2000).await?;

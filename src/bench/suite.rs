@@ -274,6 +274,15 @@ fn row(
     }
 }
 
+/// The message limit of the bench's server and clients for a city of `n`: a city-wide
+/// draw answers its whole receipt in one message (20–40 MB at Shanghai scale, 146 MB
+/// for the general draw at 10 M), above the default 16 MiB.
+pub(super) fn max_message_bytes(n: u64) -> usize {
+    usize::try_from(n.saturating_mul(48))
+        .unwrap_or(usize::MAX)
+        .clamp(64 << 20, 1 << 30)
+}
+
 /// The server under test, a child process.
 pub(super) struct Server {
     child: Child,
@@ -282,13 +291,15 @@ pub(super) struct Server {
 }
 
 impl Server {
-    /// Starts `credit-risk serve` on the store at `dir`, logging to `log`.
-    pub(super) fn start(dir: &Path, log: &Path) -> Result<Server, BenchError> {
+    /// Starts `credit-risk serve` on the store at `dir`, logging to `log`; its messages
+    /// may be `max_message` bytes.
+    pub(super) fn start(dir: &Path, log: &Path, max_message: usize) -> Result<Server, BenchError> {
         let exe = std::env::current_exe()?;
-        // A city-wide draw's receipt is 20–40 MB at Shanghai scale: above the default
-        // 16 MiB message limit, so the bench's server allows 64 MiB.
         let config = log.with_extension("toml");
-        std::fs::write(&config, "[server]\nmax_message_bytes = 67108864\n")?;
+        std::fs::write(
+            &config,
+            format!("[server]\nmax_message_bytes = {max_message}\n"),
+        )?;
         let mut child = Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config)
@@ -446,6 +457,17 @@ pub(super) fn dataset(
     Ok((dataset, Some(figures)))
 }
 
+/// Writes the figures so far to DATA/bench-N.partial.json, so a run that fails late
+/// (say at 10 M) keeps what it measured.
+fn checkpoint(data: &Path, n: u64, raw: &serde_json::Map<String, Value>) {
+    let path = data.join(format!("bench-{n}.partial.json"));
+    if let Ok(text) = serde_json::to_string_pretty(raw) {
+        if let Err(e) = std::fs::write(&path, text) {
+            log(format!("cannot write {}: {e}", path.display()));
+        }
+    }
+}
+
 /// Runs everything; returns (table rows, the full JSON record).
 pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError> {
     let n = args.enterprises;
@@ -467,7 +489,12 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
     // 2. The server on a fresh store.
     let store_dir = args.data.join(format!("bench-store-{n}"));
     let _ = std::fs::remove_dir_all(&store_dir);
-    let server = Server::start(&store_dir, &args.data.join(format!("bench-server-{n}.log")))?;
+    let max_message = max_message_bytes(n);
+    let server = Server::start(
+        &store_dir,
+        &args.data.join(format!("bench-server-{n}.log")),
+        max_message,
+    )?;
     let addr = server.addr.clone();
     log(format!("server on {addr}, store {}", store_dir.display()));
 
@@ -483,6 +510,7 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
                "server_rss_kib": server.status_kib("VmRSS:"),
                "server_peak_rss_kib": server.status_kib("VmHWM:")}),
     );
+    checkpoint(&args.data, n, &raw);
 
     // 4. Batch scoring.
     log("batch scoring over gRPC");
@@ -507,6 +535,7 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
                "server_seconds": run.seconds, "server_rss_kib": server.status_kib("VmRSS:"),
                "server_peak_rss_kib": server.status_kib("VmHWM:")}),
     );
+    checkpoint(&args.data, n, &raw);
 
     // 5. Unary loads, alternating with the bare unary echo (same clients) in short
     // rounds — echo, ours, echo, ours… — so each figure is compared with a baseline
@@ -544,6 +573,7 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
                "server_rss_kib": server.status_kib("VmRSS:"),
                "server_peak_rss_kib": server.status_kib("VmHWM:")}),
     );
+    checkpoint(&args.data, n, &raw);
 
     // 6. The match stream beside the bare streaming echo, same messages.
     let stream_usccs = sample_usccs(&dataset, 1_000_000)?;
@@ -573,12 +603,13 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
                "server_rss_kib": server.status_kib("VmRSS:"),
                "server_peak_rss_kib": server.status_kib("VmHWM:")}),
     );
+    checkpoint(&args.data, n, &raw);
 
     // 7. Pools and the draw.
     log("candidate pools, plan + draw");
     let mut spot =
         SpotCheckServiceClient::with_interceptor(ch, client::TokenInterceptor::from_env())
-            .max_decoding_message_size(64 << 20);
+            .max_decoding_message_size(max_message);
     let cd = pb::CandidateFilter {
         classes: vec![pb::RiskClass::C as i32, pb::RiskClass::D as i32],
         statuses: vec![pb::EnterpriseStatus::Operating as i32],
@@ -628,6 +659,7 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
                "drawn": selected, "plan_and_draw_seconds": draw_s,
                "server_rss_kib": server.status_kib("VmRSS:"), "server_peak_rss_kib": peak_rss_kib}),
     );
+    checkpoint(&args.data, n, &raw);
     let stop_s = server.stop()?;
     raw.insert(
         "server".into(),
@@ -663,6 +695,7 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
         json!({"dossier_scan_seconds_2_threads": bare_scan_s, "copy_keys": bare_keys,
                "copy_disk_bytes": bare_bytes, "copy_seconds": copy_s}),
     );
+    checkpoint(&args.data, n, &raw);
     raw.insert(
         "compact".into(),
         json!({"seconds": compacted.1, "disk_before": compacted.0.disk_before,
