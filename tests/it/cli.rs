@@ -90,7 +90,12 @@ async fn compact_keeps_the_content_and_the_seal() {
         d
     };
     let dir = data.to_str().unwrap();
+    // A copy an interrupted compaction left behind is discarded.
+    let stale = tmp.path().join("data.compacting");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("db"), b"half a copy").unwrap();
     let out = run(&["compact", "--data-dir", dir, "--json", "--keep-old"]);
+    assert!(!stale.exists());
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
     assert_eq!(v["keys"], digest.0);
     assert_eq!(v["content_sha256"], digest.2.as_str());
