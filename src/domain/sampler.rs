@@ -123,7 +123,7 @@ impl Sampler {
     /// The `k` smallest tickets among `ids`, in ticket order (ties, which SHA-256 makes
     /// practically impossible, by id as the package does).
     ///
-    /// Each id is ranked by its ticket's first 19 digits ([`ticket_prefix`]: one
+    /// Each id is ranked by its ticket's first 19 digits (`ticket_prefix`: one
     /// 256-bit remainder, not the whole 78-digit decimal); whole tickets are written for
     /// the `k` kept and compared only when two prefixes tie.
     pub fn sample<'a, I>(&self, ids: I, k: usize) -> Vec<(Ticket, &'a str)>
