@@ -478,7 +478,7 @@ async fn a_pending_dry_run_is_live_for_every_write_after_a_restart() {
 /// without every live run, and the fault names the run.
 #[tokio::test]
 async fn a_damaged_pending_dry_run_fails_writes_closed() {
-    use credit_risk::store::{op, scoring, Actor, Store, StoreOptions};
+    use credit_risk::store::{scoring, Store, StoreOptions};
     let s = TestServer::start().await;
     let mut c = s.client.clone();
     let mut k = classification_client(&s).await;
@@ -502,21 +502,7 @@ async fn a_damaged_pending_dry_run_fails_writes_closed() {
     let store = Store::open(&dir, StoreOptions::default()).unwrap();
     let uscc = credit_risk::domain::Uscc::parse(&u).unwrap();
     assert!(store.class_in_run(&uscc, None).is_ok(), "reads still work");
-    let e =
-        credit_risk::server::service::convert::enterprise(&enterprise(&uscc_n(b'1', 26))).unwrap();
-    let err = store
-        .write_as(Actor::system("test"), op::UpsertEnterprise(e))
-        .await
-        .expect_err("no write without the dry run live");
-    assert!(
-        matches!(err, credit_risk::Error::Unavailable(_)),
-        "unexpected {err}"
-    );
-    let fault = store.fault().borrow().clone().unwrap_or_default();
-    assert!(
-        fault.contains(&format!("pending dry runs [{}]", dry.run_id)),
-        "the fault names the run: {fault}"
-    );
+    assert_writes_fail_closed(&store, &format!("pending dry runs [{}]", dry.run_id)).await;
     assert!(!store.loading());
     drop(store);
     drop(tmp);

@@ -498,19 +498,6 @@ async fn a_damaged_selection_index_fails_writes_closed() {
     let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
     let u = credit_risk::domain::Uscc::parse(&uscc_n(b'1', 7)).unwrap();
     assert!(store.enterprise(&u).unwrap().is_some(), "reads still work");
-    let e = convert::enterprise(&enterprise(&uscc_n(b'1', 8))).unwrap();
-    let err = store
-        .write_as(Actor::system("test"), op::UpsertEnterprise(e))
-        .await
-        .expect_err("no write with a damaged selection index");
-    assert!(
-        matches!(err, credit_risk::Error::Unavailable(_)),
-        "unexpected {err}"
-    );
-    let fault = store.fault().borrow().clone();
-    assert!(
-        fault.is_some_and(|f| f.contains("bad selection key")),
-        "the fault signal names the cause"
-    );
+    assert_writes_fail_closed(&store, "bad selection key").await;
     assert!(store.enterprise(&u).unwrap().is_some(), "reads still work");
 }

@@ -377,3 +377,21 @@ pub fn open_sled_directly(dir: &std::path::Path) -> sled::Db {
         })
         .expect("open the store directly")
 }
+
+/// A write to `store` is refused UNAVAILABLE (the writer failed closed), and the fault
+/// signal names `cause`.
+pub async fn assert_writes_fail_closed(store: &credit_risk::store::Store, cause: &str) {
+    use credit_risk::store::{op, Actor};
+    let e = credit_risk::server::service::convert::enterprise(&enterprise(&uscc_n(b'1', 99)))
+        .expect("enterprise");
+    let err = store
+        .write_as(Actor::system("test"), op::UpsertEnterprise(e))
+        .await
+        .expect_err("no write once the writer failed closed");
+    assert!(
+        matches!(err, credit_risk::Error::Unavailable(_)),
+        "unexpected {err}"
+    );
+    let fault = store.fault().borrow().clone().unwrap_or_default();
+    assert!(fault.contains(cause), "the fault names {cause:?}: {fault}");
+}
