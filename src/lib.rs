@@ -10,6 +10,8 @@
 //! - [`store`]: owns sled: keyspaces, key and value encodings, indexes, the group-commit
 //!   writer, schema version, seal, backup.
 //! - [`jobs`]: work beside the services (batch scoring).
+//! - [`replication`]: the replicated mode: writes through a NATS JetStream log, applied
+//!   by every replica in order.
 //! - [`server`]: the gRPC server: configuration, services (proto ↔ domain, error →
 //!   status), auth, limits, deadlines, metrics, connection and message guards, demo data.
 //! - [`client`]: connecting to a server from Rust (address, token, TLS).
@@ -22,6 +24,7 @@ pub mod domain;
 pub mod error;
 pub mod fault;
 pub mod jobs;
+pub mod replication;
 pub mod server;
 pub mod store;
 pub mod synthetic;

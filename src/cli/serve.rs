@@ -5,6 +5,7 @@ use std::{io::Write, path::PathBuf};
 
 use credit_risk::{
     jobs::batch_scoring::{run_to_completion, BatchRequest},
+    replication,
     server::{
         self,
         auth::Authenticator,
@@ -78,6 +79,12 @@ pub fn run(a: Args) -> CliResult {
         let models = cfg.scoring.models()?;
         cfg.store.load_files()?;
         let store = Store::open_with_models(&cfg.server.data_dir, cfg.store.clone(), models)?;
+        // Replicated mode: the applier stops when shutdown is requested, before the
+        // server drains and closes the store.
+        let (stop_applier, applier_stop) = tokio::sync::watch::channel(false);
+        if cfg.replication.enabled() {
+            replication::start(&cfg.replication, store.clone(), applier_stop).await?;
+        }
         if let Some(n) = a.demo {
             let stored = demo::load_seeded(&store, n, a.demo_seed).await?;
             tracing::info!(stored, "demo data loaded (0 = store already had data)");
@@ -116,7 +123,11 @@ pub fn run(a: Args) -> CliResult {
                 "pending dry runs load in the background: reads are served, writes wait for them"
             );
         }
-        server::run(&cfg.server, store, listener, shutdown_signal()).await?;
+        let shutdown = async move {
+            shutdown_signal().await;
+            let _ = stop_applier.send(true);
+        };
+        server::run(&cfg.server, store, listener, shutdown).await?;
         Ok(())
     })
 }

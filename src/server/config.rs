@@ -24,6 +24,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The classification model.
     pub scoring: ScoringConfig,
+    /// The replicated mode (absent: single-node).
+    pub replication: crate::replication::ReplicationConfig,
 }
 
 /// Classification settings (store-side tuning such as `keep_runs` is under `[store]`).

@@ -17,6 +17,7 @@ pub mod demo;
 pub mod guard;
 pub mod limits;
 pub mod metrics;
+pub mod sequence;
 pub mod service;
 pub mod wire;
 
@@ -218,6 +219,9 @@ pub async fn run_with_metrics(
             cfg.max_requests_per_principal,
             cfg.max_streams_per_principal,
         )))
+        .layer(GuardLayer(sequence::Sequence {
+            store: store.clone(),
+        }))
         .trace_fn(|req| tracing::info_span!("rpc", path = %req.uri().path()))
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -43,8 +43,9 @@ pub struct Actor {
     pub rpc: String,
     /// Region-code prefixes the caller's token is scoped to (empty = all). The writer
     /// refuses a job that reads or changes an enterprise outside them, deciding on the
-    /// state the job's batch commits on (not recorded in the event).
-    #[serde(skip)]
+    /// state the job's batch commits on (not recorded in the event; carried in the
+    /// replicated log, where every replica decides alike).
+    #[serde(default)]
     pub regions: Vec<String>,
 }
 

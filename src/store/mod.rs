@@ -25,7 +25,10 @@ mod writer;
 
 use std::{
     path::Path,
-    sync::{atomic::Ordering, Arc, RwLock},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, RwLock,
+    },
     time::Duration,
 };
 
@@ -46,9 +49,19 @@ pub use writer::op::{
     Correction, ImportItem, ImportOutcome, ImportRejection, SweepCounts, Upserted,
 };
 pub use writer::{
-    op, Answer, Counters, FaultSignal, Operation, Remembered, Render, RequestKey, Stamp, Submitted,
-    Ticket, Tx,
+    op, Answer, BindReply, Counters, Entry, Envelope, FaultSignal, LogSink, Operation, Origin,
+    Remembered, Render, RequestKey, Stamp, Submitted, Ticket, Tx,
 };
+
+/// The last log sequence applied as the store holds it (replicated mode; 0: none).
+fn stored_log_sequence(registry: &sled::Tree) -> Result<u64> {
+    match registry.get(keys::counter(writer::LOG_SEQUENCE))? {
+        Some(v) => <[u8; 8]>::try_from(v.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| Error::Corrupt("bad log sequence record".into())),
+        None => Ok(0),
+    }
+}
 
 /// Schema version of the store layout. A store written by another version is refused
 /// at open with both versions named.
@@ -199,6 +212,23 @@ struct Shared {
     loading: Arc<tokio::sync::watch::Sender<bool>>,
     /// USCCs answered by the match RPCs and not yet written: (month, streamed) → count.
     matches: std::sync::Mutex<std::collections::BTreeMap<(u32, bool), u64>>,
+    /// Replicated mode: the log writes are appended to, set once (`Store::replicate`).
+    log: std::sync::OnceLock<ReplicaLog>,
+    /// The last log sequence applied and durable (0: none; single-node stays at 0).
+    applied: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+/// The replicated mode's side of the store: where writes are appended, as whom, and the
+/// writes this replica appended that wait for the applier to reach them.
+struct ReplicaLog {
+    sink: Arc<dyn LogSink>,
+    node: String,
+    /// Random per process start: entries of an earlier life of this replica are foreign.
+    boot: u64,
+    nonce: AtomicU64,
+    /// How long a read naming a sequence waits for it.
+    read_wait: std::time::Duration,
+    waiters: std::sync::Mutex<std::collections::HashMap<u64, Box<dyn writer::Waiting>>>,
 }
 
 /// A cheap-to-clone handle on the store.
@@ -297,6 +327,7 @@ impl Store {
             .map_err(|e| Error::FailedPrecondition(format!("store.{e}")))?;
         let hub = alerts::AlertHub::new(alerts::head(&registry)?, options.alert_buffer);
         let loading = Arc::new(tokio::sync::watch::channel(!deferred.is_empty()).0);
+        let applied = Arc::new(tokio::sync::watch::channel(stored_log_sequence(&registry)?).0);
         let writer = writer::spawn(writer::Parts {
             dir: dir.to_path_buf(),
             db: db.clone(),
@@ -310,6 +341,7 @@ impl Store {
             hub: hub.clone(),
             deferred,
             loading: loading.clone(),
+            applied: applied.clone(),
         })?;
         Ok(Store {
             shared: Arc::new(Shared {
@@ -325,6 +357,8 @@ impl Store {
                 hub,
                 loading,
                 matches: Default::default(),
+                log: std::sync::OnceLock::new(),
+                applied,
             }),
         })
     }
@@ -424,6 +458,12 @@ impl Store {
     /// durable: a fresh write is applied and `render` makes the reply stored with the
     /// request id (in the same batch); a retry of a known id gets that reply back and
     /// writes nothing.
+    ///
+    /// Replicated mode: the write is appended to the log, applied by this replica's
+    /// applier in the log's order, and answered once applied here; a fresh reply is
+    /// then bound to its request id on every replica by a [`BindReply`] entry before the
+    /// caller gets it, and a retry that finds the id applied but its reply not yet bound
+    /// waits for it (bounded).
     pub async fn submit<O: Operation>(
         &self,
         actor: Actor,
@@ -431,7 +471,51 @@ impl Store {
         request: Option<RequestKey>,
         render: Option<Render<O::Output>>,
     ) -> Result<Answer<O::Output>> {
-        self.enqueue_as(actor, op, request, render).await?.await
+        let logged = self.shared.log.get().and(request.clone());
+        let answer = self.enqueue_as(actor, op, request, render).await?.await?;
+        let Some(key) = logged else {
+            return Ok(answer);
+        };
+        match answer {
+            Answer::Fresh {
+                outcome,
+                reply: Some(reply),
+            } => {
+                let bind = BindReply {
+                    rpc: key.rpc.clone(),
+                    id: key.id.clone(),
+                    fingerprint: key.fingerprint,
+                    reply: reply.clone(),
+                };
+                // Appended (durable in the log) before the caller is answered; its
+                // application here and elsewhere follows in the log's order.
+                drop(
+                    self.enqueue_as(Actor::system("BindReply"), bind, None, None)
+                        .await?,
+                );
+                Ok(Answer::Fresh {
+                    outcome,
+                    reply: Some(reply),
+                })
+            }
+            Answer::Replay(Remembered::Applied(seq)) => {
+                let until = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+                loop {
+                    match self.recall(&key)? {
+                        Some(Remembered::Applied(_)) | None
+                            if tokio::time::Instant::now() < until =>
+                        {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                        }
+                        Some(Remembered::Applied(_)) | None => {
+                            return Ok(Answer::Replay(Remembered::Applied(seq)))
+                        }
+                        Some(r) => return Ok(Answer::Replay(r)),
+                    }
+                }
+            }
+            other => Ok(other),
+        }
     }
 
     /// Queues a write and returns at once with a ticket to await its answer. Writes are
@@ -449,7 +533,110 @@ impl Store {
             actor,
             request,
         };
-        self.shared.writer.enqueue(submitted, render).await
+        let Some(log) = self.shared.log.get() else {
+            return self.shared.writer.enqueue(submitted, render).await;
+        };
+        let entry = match O::into_entry(submitted)? {
+            Ok(entry) => entry,
+            // Applied only here (a backup's steps).
+            Err(local) => return self.shared.writer.enqueue(local, render).await,
+        };
+        let origin = Origin {
+            node: log.node.clone(),
+            boot: log.boot,
+            nonce: log.nonce.fetch_add(1, Ordering::Relaxed),
+        };
+        let payload = Envelope {
+            origin: origin.clone(),
+            entry,
+        }
+        .encode()?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let waiter: Box<dyn writer::Waiting> = Box::new(writer::Waiter::<O> { render, reply });
+        log.waiters
+            .lock()
+            .map_err(|_| Error::Unavailable("replica waiters poisoned".into()))?
+            .insert(origin.nonce, waiter);
+        match log.sink.append(origin.msg_id(), payload).await {
+            Ok(_) => Ok(Ticket::new(rx)),
+            Err(e) => {
+                if let Ok(mut w) = log.waiters.lock() {
+                    w.remove(&origin.nonce);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Replicated mode: writes are appended to `sink` as replica `node`, and applied
+    /// only when the applier hands them back in the log's order ([`Store::apply_logged`]).
+    /// Set once, before serving; FAILED_PRECONDITION if already set.
+    pub fn replicate(
+        &self,
+        sink: Arc<dyn LogSink>,
+        node: &str,
+        read_wait: std::time::Duration,
+    ) -> Result<()> {
+        let log = ReplicaLog {
+            sink,
+            node: node.to_string(),
+            read_wait,
+            boot: rand::random(),
+            nonce: AtomicU64::new(0),
+            waiters: Default::default(),
+        };
+        self.shared
+            .log
+            .set(log)
+            .map_err(|_| Error::FailedPrecondition("the store already replicates".into()))
+    }
+
+    /// How long a read naming a log sequence waits for this replica to apply it.
+    pub fn read_wait(&self) -> std::time::Duration {
+        self.shared
+            .log
+            .get()
+            .map(|l| l.read_wait)
+            .unwrap_or_default()
+    }
+
+    /// Whether writes go through a replicated log.
+    pub fn is_replicated(&self) -> bool {
+        self.shared.log.get().is_some()
+    }
+
+    /// Queues the log's entry at `seq` (the applier calls it in the log's order): this
+    /// replica's own entry with its caller's renderer and reply channel, another's
+    /// without. CORRUPT if the entry does not decode (the applier stops: a replica never
+    /// skips an entry).
+    pub async fn apply_logged(&self, seq: u64, payload: &[u8]) -> Result<()> {
+        let env = Envelope::decode(payload)
+            .map_err(|e| Error::Corrupt(format!("log sequence {seq}: {e}")))?;
+        let mine = self
+            .shared
+            .log
+            .get()
+            .filter(|l| l.node == env.origin.node && l.boot == env.origin.boot)
+            .and_then(|l| l.waiters.lock().ok()?.remove(&env.origin.nonce));
+        let job = match mine {
+            Some(w) => w.into_job(env.entry, seq)?,
+            None => env.entry.into_foreign_job(seq),
+        };
+        self.shared.writer.enqueue_queued(job).await
+    }
+
+    /// The last log sequence applied and durable on this replica (0 in single-node).
+    pub fn applied_sequence(&self) -> u64 {
+        *self.shared.applied.borrow()
+    }
+
+    /// Waits until this replica has applied log sequence `seq`, at most `timeout`; the
+    /// sequence applied when it returns (below `seq` if the wait timed out).
+    pub async fn wait_applied(&self, seq: u64, timeout: std::time::Duration) -> u64 {
+        let mut rx = self.shared.applied.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|a| *a >= seq)).await;
+        let now = *rx.borrow();
+        now
     }
 
     /// Applies an operation submitted elsewhere (a log, a replica's leader) at its own

@@ -29,6 +29,7 @@ mod readme;
 mod registry;
 mod repair;
 mod replay;
+mod replication;
 mod report;
 mod rules;
 mod social;

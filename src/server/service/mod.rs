@@ -90,6 +90,10 @@ pub fn replayed<M: Message + Default>(
             "{} request id bound to scoring run {id}",
             k.rpc
         )))),
+        Some(crate::store::Remembered::Applied(seq)) => Err(status(Error::Unavailable(format!(
+            "this request was applied at log sequence {seq}; its reply is not recorded on \
+             this replica yet (retry with the same request_id)"
+        )))),
         None => Ok(None),
     }
 }

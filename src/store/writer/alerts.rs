@@ -168,6 +168,7 @@ impl Operation for RaiseOverdueRepairs {
         }
         Ok(n)
     }
+    logged!(RaiseOverdueRepairs);
 }
 
 /// A triage step on an alert.
@@ -261,4 +262,5 @@ impl Operation for TriageAlert {
     fn subject(out: &Alert) -> Option<Uscc> {
         Some(out.uscc)
     }
+    logged!(TriageAlert);
 }

@@ -17,6 +17,7 @@ impl Operation for BackupBegin {
     fn apply(self, tx: &mut Tx<'_>) -> Result<()> {
         tx.w.tracker.begin()
     }
+    local_only!();
 }
 
 /// Ends a backup's noting: reads the current value of every key written since
@@ -42,6 +43,7 @@ impl Operation for BackupCatchUp {
         }
         Ok(items)
     }
+    local_only!();
 }
 
 /// Stops noting after a failed backup.
@@ -57,4 +59,5 @@ impl Operation for BackupAbort {
     fn apply(self, tx: &mut Tx<'_>) -> Result<()> {
         tx.w.tracker.finish().map(drop)
     }
+    local_only!();
 }

@@ -19,6 +19,7 @@ impl Operation for SubmitRepair {
     fn subject(out: &RepairCase) -> Option<Uscc> {
         Some(out.uscc)
     }
+    logged!(SubmitRepair);
 }
 
 /// An operator's step on a case; approval and revocation change the record.
@@ -44,6 +45,7 @@ impl Operation for DecideRepairCase {
     fn subject(out: &RepairCase) -> Option<Uscc> {
         Some(out.uscc)
     }
+    logged!(DecideRepairCase);
 }
 
 /// Files an objection to a record (异议); the record is marked disputed while open.
@@ -62,6 +64,7 @@ impl Operation for FileObjection {
     fn subject(out: &Objection) -> Option<Uscc> {
         Some(out.uscc)
     }
+    logged!(FileObjection);
 }
 
 /// Resolves an objection: upheld, or corrected with the correction applied.
@@ -93,6 +96,7 @@ impl Operation for ResolveObjection {
     fn subject(out: &Objection) -> Option<Uscc> {
         Some(out.uscc)
     }
+    logged!(ResolveObjection);
 }
 
 impl Ctx<'_> {

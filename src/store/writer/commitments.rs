@@ -24,6 +24,7 @@ impl Operation for RecordCommitment {
     fn subject(out: &(Commitment, bool)) -> Option<Uscc> {
         Some(out.0.uscc)
     }
+    logged!(RecordCommitment);
 }
 
 /// Records the verification of a commitment: kept, or broken (a false commitment).
@@ -50,6 +51,7 @@ impl Operation for VerifyCommitment {
     fn subject(out: &Commitment) -> Option<Uscc> {
         Some(out.uscc)
     }
+    logged!(VerifyCommitment);
 }
 
 impl Ctx<'_> {

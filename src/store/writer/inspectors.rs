@@ -16,6 +16,7 @@ impl Operation for UpsertInspector {
         let (w, p) = tx.parts();
         w.upsert_inspector(p, self.0)
     }
+    logged!(UpsertInspector);
 }
 
 impl Writer {

@@ -58,6 +58,8 @@ use crate::{
     error::{Error, Result},
 };
 
+#[macro_use]
+mod log;
 mod alerts;
 mod backups;
 mod cases;
@@ -69,6 +71,8 @@ mod runs;
 mod usage;
 mod wire;
 
+pub use log::{BindReply, Entry, Envelope, LogSink, Origin};
+pub(super) use log::{Waiter, Waiting};
 pub(super) use records::check_indexes;
 
 /// Every write the store performs, one type each (see [`Operation`]).
@@ -132,6 +136,14 @@ pub trait Operation: Serialize + DeserializeOwned + Debug + Send + 'static {
     fn binding(_out: &Self::Output) -> Option<Remembered> {
         None
     }
+
+    /// The operation as an entry of the replicated log, or itself back (`Err`) if it is
+    /// applied only where it is submitted. Every operation says which (the `logged!`
+    /// and `local_only!` macros), so none is forgotten by the replicated mode.
+    fn into_entry(s: Submitted<Self>) -> Result<std::result::Result<Entry, Submitted<Self>>>;
+
+    /// The submitted operation an entry of this kind carries.
+    fn from_entry(e: Entry) -> Option<Submitted<Self>>;
 }
 
 /// The transaction an operation applies to: the writer's state and the job's pending
@@ -170,6 +182,9 @@ pub enum Remembered {
     Reply(Vec<u8>),
     /// The scoring run a `RunBatchScoring` request began (bound when it began).
     Run(u64),
+    /// Replicated mode: the request was applied at this sequence of the log; its reply
+    /// follows in a [`BindReply`] entry from the replica that took it.
+    Applied(u64),
 }
 
 /// The writer's answer to a job.
@@ -201,6 +216,10 @@ impl<T> Answer<T> {
             }
             Answer::Replay(Remembered::Run(id)) => Err(Error::Corrupt(format!(
                 "request id bound to scoring run {id}, not to a reply"
+            ))),
+            Answer::Replay(Remembered::Applied(seq)) => Err(Error::Unavailable(format!(
+                "this request was applied at log sequence {seq}; its reply is not recorded \
+                 on this replica yet (retry with the same request_id)"
             ))),
         }
     }
@@ -277,6 +296,8 @@ struct Job<O: Operation> {
     submitted: Submitted<O>,
     render: Option<Render<O::Output>>,
     reply: oneshot::Sender<Result<Answer<O::Output>>>,
+    /// The job's sequence in the replicated log (`None`: single-node, or local only).
+    seq: Option<u64>,
 }
 
 /// Sends a finished job's answer once its group is durable; given the group's failure
@@ -284,7 +305,7 @@ struct Job<O: Operation> {
 type Deliver = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// A job of any operation, as the queue holds it.
-trait Queued: Send {
+pub(super) trait Queued: Send {
     /// Applies the job and returns how to deliver its answer.
     fn run(self: Box<Self>, w: &Writer) -> Deliver;
     /// Answers UNAVAILABLE without applying (the writer failed).
@@ -297,8 +318,9 @@ impl<O: Operation> Queued for Job<O> {
             submitted,
             render,
             reply,
+            seq,
         } = *self;
-        let answer = w.execute(submitted, render);
+        let answer = w.execute(submitted, render, seq);
         Box::new(move |failed| {
             let answer = match failed {
                 None => answer,
@@ -328,6 +350,12 @@ pub struct RequestKey {
 
 /// A queued write: await it for the answer, given once durable.
 pub struct Ticket<T>(oneshot::Receiver<Result<Answer<T>>>);
+
+impl<T> Ticket<T> {
+    pub(super) fn new(rx: oneshot::Receiver<Result<Answer<T>>>) -> Ticket<T> {
+        Ticket(rx)
+    }
+}
 
 impl<T> std::future::Future for Ticket<T> {
     type Output = Result<Answer<T>>;
@@ -383,22 +411,28 @@ impl WriterHandle {
         submitted: Submitted<O>,
         render: Option<Render<O::Output>>,
     ) -> Result<Ticket<O::Output>> {
+        let (reply, rx) = oneshot::channel();
+        let job: Box<dyn Queued> = Box::new(Job {
+            submitted,
+            render,
+            reply,
+            seq: None,
+        });
+        self.enqueue_queued(job).await?;
+        Ok(Ticket(rx))
+    }
+
+    /// Queues a job already made (a log entry's).
+    pub(super) async fn enqueue_queued(&self, job: Box<dyn Queued>) -> Result<()> {
         let tx = self
             .tx
             .lock()
             .map_err(|_| Error::Unavailable("store writer poisoned".into()))?
             .clone()
             .ok_or_else(|| Error::Unavailable("store is closing".into()))?;
-        let (reply, rx) = oneshot::channel();
-        let job: Box<dyn Queued> = Box::new(Job {
-            submitted,
-            render,
-            reply,
-        });
         tx.send(job)
             .await
-            .map_err(|_| Error::Unavailable("store writer stopped".into()))?;
-        Ok(Ticket(rx))
+            .map_err(|_| Error::Unavailable("store writer stopped".into()))
     }
 
     /// Stops taking writes and waits (at most `timeout`) for the writer to apply or
@@ -445,6 +479,8 @@ pub(super) struct Parts {
     pub deferred: Vec<super::DeferredRun>,
     /// Set to false once the deferred views are installed (or their load failed).
     pub loading: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The last log sequence applied (replicated mode), moved after each group's flush.
+    pub applied: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
@@ -461,8 +497,10 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
         hub,
         deferred,
         loading,
+        applied,
     } = parts;
     let head = audit::head(&tree)?;
+    let applied_at_start = *applied.borrow();
     let alert_head = super::alerts::head(&tree)?;
     let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -514,6 +552,8 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
                 hub,
                 alert_head: std::cell::Cell::new(alert_head),
                 selected: RefCell::new(selected),
+                log_seq: std::cell::Cell::new(applied_at_start),
+                applied,
             }
             .run(rx);
             let _ = done_tx.send(());
@@ -526,7 +566,7 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
     })
 }
 
-struct Writer {
+pub(super) struct Writer {
     /// The data directory, where the seal is written after each flush.
     dir: std::path::PathBuf,
     /// The audit sequence number the seal records.
@@ -557,7 +597,15 @@ struct Writer {
     /// a failed job's additions stay), so the many enterprises no draw ever selected
     /// cost no selection read when their dossier changes.
     selected: RefCell<std::collections::HashSet<Uscc>>,
+    /// The highest log sequence applied in this group (replicated mode).
+    log_seq: std::cell::Cell<u64>,
+    /// The highest log sequence applied and durable, for readers waiting on it.
+    applied: Arc<tokio::sync::watch::Sender<u64>>,
 }
+
+/// The counter (`S` key) holding the last log sequence applied, written in the batch of
+/// each entry applied (replicated mode): a restarted replica resumes after it.
+pub(super) const LOG_SEQUENCE: &str = "log_sequence";
 
 /// Fails the writer closed: signals the fault (the server turns NOT_SERVING and exits),
 /// stops taking jobs and answers every job still queued UNAVAILABLE.
@@ -642,7 +690,14 @@ impl Writer {
                 ))),
             };
             match r {
-                Ok(()) => group.into_iter().for_each(|deliver| deliver(None)),
+                Ok(()) => {
+                    // Readers waiting for a sequence see it before its writer's caller
+                    // gets the answer (which names it).
+                    let seq = self.log_seq.get();
+                    self.applied
+                        .send_if_modified(|a| std::mem::replace(a, seq) != seq);
+                    group.into_iter().for_each(|deliver| deliver(None));
+                }
                 Err(e) => {
                     let e = e.to_string();
                     group.into_iter().for_each(|deliver| deliver(Some(&e)));
@@ -734,6 +789,7 @@ impl Writer {
         &self,
         submitted: Submitted<O>,
         render: Option<Render<O::Output>>,
+        seq: Option<u64>,
     ) -> Result<Answer<O::Output>> {
         let Submitted {
             op,
@@ -741,6 +797,11 @@ impl Writer {
             actor,
             request,
         } = submitted;
+        if let Some(seq) = seq {
+            // Applied, whatever the outcome: an entry that fails, fails alike on every
+            // replica (and again if it is re-read after a restart).
+            self.log_seq.set(self.log_seq.get().max(seq));
+        }
         let req_key = match &request {
             Some(r) => {
                 if let Some(a) = recall(&self.tree, r)? {
@@ -786,6 +847,12 @@ impl Writer {
             None => None,
         };
         let binding = match (&reply, req_key) {
+            // Replicated: every replica binds the id alike — to the run, or to the
+            // entry's sequence until the reply's own entry (`BindReply`) follows.
+            (_, Some(k)) if seq.is_some() => Some((
+                k,
+                O::binding(&outcome).unwrap_or(Remembered::Applied(seq.unwrap_or_default())),
+            )),
             (Some(b), Some(k)) => Some((k, Remembered::Reply(b.clone()))),
             (None, Some(k)) => match O::binding(&outcome) {
                 Some(r) => Some((k, r)),
@@ -797,6 +864,9 @@ impl Writer {
             },
             (_, None) => None,
         };
+        if let Some(seq) = seq {
+            p.put(keys::counter(LOG_SEQUENCE), seq.to_be_bytes().to_vec());
+        }
         self.commit(p, subject, binding)?;
         Ok(Answer::Fresh { outcome, reply })
     }

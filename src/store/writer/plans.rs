@@ -27,6 +27,7 @@ impl Operation for SavePlan {
         let (w, p) = tx.parts();
         w.save_plan(p, *self.plan, self.populations, self.exempted, self.masks)
     }
+    logged!(SavePlan);
 }
 
 /// Stores the receipt of a plan's one draw (FAILED_PRECONDITION if it was drawn).
@@ -57,6 +58,7 @@ impl Operation for RecordDraw {
         }
         w.record_draw(p, self.plan_id, *self.receipt, self.selected_masks)
     }
+    logged!(RecordDraw);
 }
 
 /// Commits a plan to a federated joint draw's manifest: checks this instance's entry
@@ -109,6 +111,7 @@ impl Operation for CommitJoint {
         put_joint(p, self.plan_id, &state)?;
         Ok(state)
     }
+    logged!(CommitJoint);
 }
 
 /// Records the seed revealed for a committed joint draw (FAILED_PRECONDITION if the
@@ -146,6 +149,7 @@ impl Operation for RevealJointSeed {
         put_joint(p, self.plan_id, &state)?;
         Ok(state)
     }
+    logged!(RevealJointSeed);
 }
 
 /// Records this instance's share of a joint draw as the plan's draw, with the merge
@@ -191,6 +195,7 @@ impl Operation for CompleteJoint {
         let plan = w.record_draw(p, self.plan_id, *self.receipt, self.selected_masks)?;
         Ok((plan, state))
     }
+    logged!(CompleteJoint);
 }
 
 /// Stores a plan's joint state, audited as a change of the plan.
@@ -314,6 +319,7 @@ impl Operation for RecordAssignment {
         let (w, p) = tx.parts();
         w.record_assignment(p, self.plan_id, self.assignments)
     }
+    logged!(RecordAssignment);
 }
 
 impl Writer {

@@ -28,6 +28,7 @@ impl Operation for UpsertEnterprise {
     fn subject(out: &Upserted) -> Option<Uscc> {
         Some(out.enterprise.uscc)
     }
+    logged!(UpsertEnterprise);
 }
 
 /// Records an administrative penalty (行政处罚).
@@ -46,6 +47,7 @@ impl Operation for RecordPenalty {
     fn subject(out: &Penalty) -> Option<Uscc> {
         Some(out.uscc)
     }
+    logged!(RecordPenalty);
 }
 
 /// Files an annual report (年度报告).
@@ -64,6 +66,7 @@ impl Operation for FileAnnualReport {
     fn subject(out: &AnnualReport) -> Option<Uscc> {
         Some(out.uscc)
     }
+    logged!(FileAnnualReport);
 }
 
 /// Adds a listing (abnormal operations, serious illegal, abnormal status mark).
@@ -82,6 +85,7 @@ impl Operation for AddListing {
     fn subject(out: &Listing) -> Option<Uscc> {
         Some(out.uscc)
     }
+    logged!(AddListing);
 }
 
 /// Records a spot-check result.
@@ -100,6 +104,7 @@ impl Operation for RecordInspection {
     fn subject(out: &InspectionResult) -> Option<Uscc> {
         Some(out.uscc)
     }
+    logged!(RecordInspection);
 }
 
 /// Records a quality sampling result.
@@ -121,6 +126,7 @@ impl Operation for RecordSampling {
     fn subject(out: &QualitySampling) -> Option<Uscc> {
         Some(out.uscc)
     }
+    logged!(RecordSampling);
 }
 
 /// Records (or replaces) an enterprise's complaint and report summary of one month.
@@ -142,6 +148,7 @@ impl Operation for RecordComplaints {
     fn subject(out: &ComplaintSummary) -> Option<Uscc> {
         Some(out.uscc)
     }
+    logged!(RecordComplaints);
 }
 
 /// One record of an import, already parsed.
@@ -202,6 +209,7 @@ impl Operation for Import {
         });
         Ok(o)
     }
+    logged!(Import);
 }
 
 /// One chunk of the annual-report sweep: `limit` directory entries after the directory
@@ -236,6 +244,7 @@ impl Operation for SweepChunk {
         let (ctx, p) = tx.ctx();
         ctx.sweep_chunk(p, self.year, self.as_of, self.after.as_deref(), self.limit)
     }
+    logged!(SweepChunk);
 }
 
 /// Stores only the idempotency record of a request whose effects earlier jobs
@@ -250,6 +259,32 @@ impl<T: Serialize + DeserializeOwned + Debug + Send + 'static> Operation for Rem
     }
     fn apply(self, _tx: &mut Tx<'_>) -> Result<T> {
         Ok(self.0)
+    }
+    /// Travels as `Entry::Remember`, the value encoded (postcard), decoded back where it
+    /// is applied.
+    fn into_entry(
+        s: Submitted<Self>,
+    ) -> Result<std::result::Result<super::log::Entry, Submitted<Self>>> {
+        let bytes = postcard::to_allocvec(&s.op.0)
+            .map_err(|e| Error::Corrupt(format!("encoding a remembered value: {e}")))?;
+        Ok(Ok(super::log::Entry::Remember(Submitted {
+            op: Remember(bytes),
+            at: s.at,
+            actor: s.actor,
+            request: s.request,
+        })))
+    }
+    fn from_entry(e: super::log::Entry) -> Option<Submitted<Self>> {
+        let super::log::Entry::Remember(s) = e else {
+            return None;
+        };
+        let value = postcard::from_bytes(&s.op.0).ok()?;
+        Some(Submitted {
+            op: Remember(value),
+            at: s.at,
+            actor: s.actor,
+            request: s.request,
+        })
     }
 }
 

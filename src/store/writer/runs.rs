@@ -35,6 +35,7 @@ impl Operation for RegisterModel {
         let (w, p) = tx.parts();
         w.register_model(p, self.model, self.activate_if_none)
     }
+    logged!(RegisterModel);
 }
 
 /// Starts a scoring run (FAILED_PRECONDITION while another is being computed, unless
@@ -70,6 +71,7 @@ impl Operation for BeginRun {
     fn binding(run: &ScoringRun) -> Option<Remembered> {
         Some(Remembered::Run(run.id))
     }
+    logged!(BeginRun);
 }
 
 /// Completes the run being computed, whose blocks are written: re-scores what changed
@@ -116,6 +118,7 @@ impl Operation for FinishRun {
         });
         Ok(run)
     }
+    logged!(FinishRun);
 }
 
 /// Marks the run being computed aborted and drops its results.
@@ -138,6 +141,7 @@ impl Operation for AbortRun {
         p.scoring(move |st| st.building.retain(|b| b.id != id));
         Ok(run)
     }
+    logged!(AbortRun);
 }
 
 /// Makes the candidate (a complete dry run) current and its model active.
@@ -165,6 +169,7 @@ impl Operation for ActivateRun {
         });
         Ok(run)
     }
+    logged!(ActivateRun);
 }
 
 impl Writer {

@@ -25,4 +25,5 @@ impl Operation for RecordMatches {
         }
         Ok(())
     }
+    logged!(RecordMatches);
 }
