@@ -78,6 +78,7 @@ pub fn run(a: Args) -> CliResult {
         let addr = cfg.server.listen_addr()?;
         let models = cfg.scoring.models()?;
         cfg.store.load_files()?;
+        cfg.store.replicated = cfg.replication.enabled();
         let store = Store::open_with_models(&cfg.server.data_dir, cfg.store.clone(), models)?;
         // Replicated mode: the applier stops when shutdown is requested, before the
         // server drains and closes the store.

@@ -116,13 +116,7 @@ pub async fn start(
             return Ok(Started::Existing(id));
         }
     }
-    if store.is_replicated() {
-        // A run's result blocks are written beside the writer, not through the log.
-        return Err(Error::FailedPrecondition(
-            "batch scoring is not replicated yet: score on a single-node store (docs/DEPLOY.md)"
-                .into(),
-        ));
-    }
+
     if req.as_of > store.today() {
         return Err(Error::invalid(
             "as_of",

@@ -31,6 +31,10 @@ pub const MIN_SEQUENCE_HEADER: &str = "credit-risk-min-sequence";
 /// any replica.
 pub const SEQUENCE_HEADER: &str = "credit-risk-sequence";
 
+/// How long the applier waits for the next entry before it asks the stream whether it
+/// is behind (its consumer may be stuck on a NATS node that died).
+const IDLE_CHECK: Duration = Duration::from_secs(2);
+
 /// `[replication]`: absent or `servers = []` is single-node mode (the default).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -111,11 +115,21 @@ impl ReplicationConfig {
 /// The log on a JetStream stream.
 struct JetStreamLog {
     js: jetstream::Context,
+    /// The connection (the servers' `max_payload`).
+    client: async_nats::Client,
     subject: String,
     timeout: Duration,
 }
 
 impl LogSink for JetStreamLog {
+    fn max_entry_bytes(&self) -> usize {
+        // The server's, once connected (NATS's default, 1 MB, until then).
+        match self.client.server_info().max_payload {
+            0 => 1 << 20,
+            n => n,
+        }
+    }
+
     fn append(
         &self,
         msg_id: String,
@@ -173,7 +187,7 @@ pub async fn start(
         .connect(cfg.servers.clone())
         .await
         .map_err(|e| Error::Unavailable(format!("replication.servers: {e}")))?;
-    let js = jetstream::new(client);
+    let js = jetstream::new(client.clone());
     let config = jetstream::stream::Config {
         name: cfg.stream.clone(),
         subjects: vec![cfg.subject.clone()],
@@ -222,6 +236,7 @@ pub async fn start(
     store.replicate(
         Arc::new(JetStreamLog {
             js: js.clone(),
+            client,
             subject: cfg.subject.clone(),
             timeout: Duration::from_millis(cfg.append_timeout_ms.max(1)),
         }),
@@ -243,6 +258,8 @@ pub async fn start(
             log = last,
             "still catching up with the log"
         );
+    } else {
+        abort_orphaned_runs(&store, &cfg.node).await;
     }
     Ok(store)
 }
@@ -253,7 +270,7 @@ pub async fn start(
 /// replica (fault): it never skips an entry.
 async fn apply_loop(
     store: Store,
-    stream: jetstream::stream::Stream,
+    mut stream: jetstream::stream::Stream,
     subject: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -289,8 +306,23 @@ async fn apply_loop(
         };
         loop {
             let m = tokio::select! {
-                m = messages.next() => m,
+                m = tokio::time::timeout(IDLE_CHECK, messages.next()) => m,
                 _ = stop.wait_for(|s| *s) => return,
+            };
+            let m = match m {
+                Ok(m) => m,
+                // Quiet: is the log ahead of us (a consumer stuck on a node that died)?
+                Err(_) => match stream.info().await {
+                    Ok(i) if i.state.last_sequence >= next => {
+                        tracing::info!(
+                            next,
+                            log = i.state.last_sequence,
+                            "the log is ahead; re-reading it"
+                        );
+                        break;
+                    }
+                    _ => continue,
+                },
             };
             let m = match m {
                 Some(Ok(m)) => m,
@@ -329,5 +361,34 @@ async fn apply_loop(
             next = seq + 1;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs being computed when this replica (re)starts and has caught up: the replica that
+/// computed one may be gone with its job (this one, restarted), so each is aborted
+/// through the log — on every replica alike. A run another live replica still computes
+/// fails at its next result entry; its requester sees the failure and runs it again.
+async fn abort_orphaned_runs(store: &Store, node: &str) {
+    let building = match store.building_runs() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the runs being computed");
+            return;
+        }
+    };
+    for id in building {
+        let abort = crate::store::op::AbortRun {
+            id,
+            error: format!("interrupted: replica {node} restarted while the run was computed"),
+        };
+        match store
+            .write_as(crate::store::Actor::system("replication"), abort)
+            .await
+        {
+            Ok(_) => tracing::warn!(run = id, "a run being computed at the start was aborted"),
+            Err(e) => {
+                tracing::warn!(run = id, error = %e, "could not abort a run found being computed")
+            }
+        }
     }
 }

@@ -123,6 +123,11 @@ pub struct StoreOptions {
     /// This instance's name in federated joint draws (1–64 of `a-z 0-9 . _ -`), which
     /// the other instances and the joint receipt know it by.
     pub instance_name: String,
+    /// Opened for the replicated mode (`[replication]`; set by the server, not a store
+    /// key): a run interrupted here stays being computed at open — the log finishes or
+    /// aborts it — instead of being aborted by this replica alone.
+    #[serde(skip)]
+    pub replicated: bool,
 }
 
 impl Default for StoreOptions {
@@ -147,6 +152,7 @@ impl Default for StoreOptions {
             check_items_file: None,
             check_items: crate::domain::checkitem::CheckCatalogue::builtin(),
             instance_name: "local".into(),
+            replicated: false,
         }
     }
 }
@@ -218,10 +224,27 @@ struct Shared {
     applied: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
+impl ReplicaLog {
+    /// Who appends the next entry: this replica, this boot, the next nonce.
+    fn next_origin(&self) -> Origin {
+        Origin {
+            node: self.node.clone(),
+            boot: self.boot,
+            nonce: self.nonce.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+/// How long a replica keeps the renderer of a write whose append was not acknowledged,
+/// in case the log takes it after all (then the reply is rendered and bound as usual).
+const ORPHAN_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The replicated mode's side of the store: where writes are appended, as whom, and the
 /// writes this replica appended that wait for the applier to reach them.
 struct ReplicaLog {
     sink: Arc<dyn LogSink>,
+    /// The runtime appends run on when a job's own thread writes (a run's results).
+    handle: tokio::runtime::Handle,
     node: String,
     /// Random per process start: entries of an earlier life of this replica are foreign.
     boot: u64,
@@ -311,7 +334,7 @@ impl Store {
             None => 0,
         };
         counters.enterprises.store(count, Ordering::Release);
-        let (mut state, deferred) = recover_scoring(&registry, &options.rules)?;
+        let (mut state, deferred) = recover_scoring(&registry, &options.rules, options.replicated)?;
         for model in models {
             register_model_at_open(&registry, &mut state, model)?;
         }
@@ -472,49 +495,49 @@ impl Store {
         render: Option<Render<O::Output>>,
     ) -> Result<Answer<O::Output>> {
         let logged = self.shared.log.get().and(request.clone());
-        let answer = self.enqueue_as(actor, op, request, render).await?.await?;
+        if let Some(k) = &logged {
+            // A retry whose reply this replica holds: answered without a log entry.
+            if let Some(r @ (Remembered::Reply(_) | Remembered::Run(_))) = self.recall(k)? {
+                return Ok(Answer::Replay(r));
+            }
+        }
+        let ticket = self.enqueue_as(actor, op, request, render).await?;
+        let answer = match self.shared.log.get() {
+            None => ticket.await?,
+            // In the log: answered once applied here, which a stalled applier delays.
+            Some(l) => {
+                let wait = l.read_wait.max(std::time::Duration::from_secs(1));
+                tokio::time::timeout(wait, ticket).await.map_err(|_| {
+                    Error::Unavailable(format!(
+                        "the write is in the log but not yet applied on this replica (waited {} ms); \
+                         retry with the same request_id",
+                        wait.as_millis()
+                    ))
+                })??
+            }
+        };
         let Some(key) = logged else {
             return Ok(answer);
         };
-        match answer {
-            Answer::Fresh {
-                outcome,
-                reply: Some(reply),
-            } => {
-                let bind = BindReply {
-                    rpc: key.rpc.clone(),
-                    id: key.id.clone(),
-                    fingerprint: key.fingerprint,
-                    reply: reply.clone(),
-                };
-                // Appended (durable in the log) before the caller is answered; its
-                // application here and elsewhere follows in the log's order.
-                drop(
-                    self.enqueue_as(Actor::system("BindReply"), bind, None, None)
-                        .await?,
-                );
-                Ok(Answer::Fresh {
-                    outcome,
-                    reply: Some(reply),
-                })
-            }
-            Answer::Replay(Remembered::Applied(seq)) => {
-                let until = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-                loop {
-                    match self.recall(&key)? {
-                        Some(Remembered::Applied(_)) | None
-                            if tokio::time::Instant::now() < until =>
-                        {
-                            tokio::time::sleep(std::time::Duration::from_millis(20)).await
-                        }
-                        Some(Remembered::Applied(_)) | None => {
-                            return Ok(Answer::Replay(Remembered::Applied(seq)))
-                        }
-                        Some(r) => return Ok(Answer::Replay(r)),
-                    }
+        let Answer::Replay(Remembered::Applied(seq)) = answer else {
+            return Ok(answer);
+        };
+        // Applied, its reply not bound yet: it normally follows within milliseconds.
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match self.recall(&key)? {
+                Some(Remembered::Applied(_)) | None if tokio::time::Instant::now() < until => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
                 }
+                Some(Remembered::Applied(_)) | None => {
+                    return Err(Error::FailedPrecondition(format!(
+                        "request_id: this request was applied at log sequence {seq}, but its reply \
+                         was not recorded (the replica that took it stopped first): the change is \
+                         in the store; read it instead of retrying"
+                    )))
+                }
+                Some(r) => return Ok(Answer::Replay(r)),
             }
-            other => Ok(other),
         }
     }
 
@@ -536,16 +559,13 @@ impl Store {
         let Some(log) = self.shared.log.get() else {
             return self.shared.writer.enqueue(submitted, render).await;
         };
+        let key = submitted.request.clone();
         let entry = match O::into_entry(submitted)? {
             Ok(entry) => entry,
             // Applied only here (a backup's steps).
             Err(local) => return self.shared.writer.enqueue(local, render).await,
         };
-        let origin = Origin {
-            node: log.node.clone(),
-            boot: log.boot,
-            nonce: log.nonce.fetch_add(1, Ordering::Relaxed),
-        };
+        let origin = log.next_origin();
         let payload = Envelope {
             origin: origin.clone(),
             entry,
@@ -557,15 +577,78 @@ impl Store {
             .lock()
             .map_err(|_| Error::Unavailable("replica waiters poisoned".into()))?
             .insert(origin.nonce, waiter);
-        match log.sink.append(origin.msg_id(), payload).await {
-            Ok(_) => Ok(Ticket::new(rx)),
-            Err(e) => {
+        let appended = log.sink.append(origin.msg_id(), payload).await;
+        let Some(key) = key else {
+            // Nothing to bind: an append that failed but lands later is applied as any
+            // other replica's entry.
+            if appended.is_err() {
                 if let Ok(mut w) = log.waiters.lock() {
                     w.remove(&origin.nonce);
                 }
-                Err(e)
             }
+            return appended.map(|_| Ticket::new(rx));
+        };
+        // A request id: its reply is rendered here when the entry is applied and bound on
+        // every replica by a `BindReply` entry before the caller gets it — also when the
+        // append timed out but the log took the entry after all (the caller has gone; its
+        // retry then finds the reply).
+        let (to_caller, answer) = tokio::sync::oneshot::channel();
+        let store = self.clone();
+        let nonce = origin.nonce;
+        tokio::spawn(async move {
+            let answer = match tokio::time::timeout(ORPHAN_WAIT, rx).await {
+                Ok(Ok(a)) => a,
+                Ok(Err(_)) => Err(Error::Unavailable("store writer stopped".into())),
+                Err(_) => {
+                    if let Some(l) = store.shared.log.get() {
+                        if let Ok(mut w) = l.waiters.lock() {
+                            w.remove(&nonce);
+                        }
+                    }
+                    Err(Error::Unavailable("the log never took the write".into()))
+                }
+            };
+            if let Ok(Answer::Fresh {
+                reply: Some(bytes), ..
+            }) = &answer
+            {
+                let bind = BindReply {
+                    rpc: key.rpc.clone(),
+                    id: key.id.clone(),
+                    fingerprint: key.fingerprint,
+                    reply: bytes.clone(),
+                };
+                // Durable in the log before the caller is answered; applied here and
+                // elsewhere in the log's order.
+                if let Err(e) = store.append_bind(bind).await {
+                    tracing::warn!(rpc = %key.rpc, id = %key.id, error = %e, "the reply of a request could not be bound in the log");
+                }
+            }
+            let _ = to_caller.send(answer);
+        });
+        appended.map(|_| Ticket::new(answer))
+    }
+
+    /// Appends a `BindReply` entry (nobody waits for its application).
+    async fn append_bind(&self, bind: BindReply) -> Result<()> {
+        let log = self
+            .shared
+            .log
+            .get()
+            .ok_or_else(|| Error::FailedPrecondition("not replicated".into()))?;
+        let submitted = Submitted {
+            op: bind,
+            at: Stamp::at(&self.shared.options.clock),
+            actor: Actor::system("BindReply"),
+            request: None,
+        };
+        let origin = log.next_origin();
+        let payload = Envelope {
+            origin: origin.clone(),
+            entry: Entry::BindReply(submitted),
         }
+        .encode()?;
+        log.sink.append(origin.msg_id(), payload).await.map(drop)
     }
 
     /// Replicated mode: writes are appended to `sink` as replica `node`, and applied
@@ -579,6 +662,9 @@ impl Store {
     ) -> Result<()> {
         let log = ReplicaLog {
             sink,
+            handle: tokio::runtime::Handle::try_current().map_err(|_| {
+                Error::FailedPrecondition("replicate() is called within the runtime".into())
+            })?,
             node: node.to_string(),
             read_wait,
             boot: rand::random(),
@@ -875,6 +961,15 @@ impl Store {
             .building
             .first()
             .map(|b| b.id))
+    }
+
+    /// Ids of every run being computed.
+    pub fn building_runs(&self) -> Result<Vec<u64>> {
+        Ok(scoring::read(&self.shared.scoring)?
+            .building
+            .iter()
+            .map(|b| b.id)
+            .collect())
     }
 
     /// Every retained run, newest first.
@@ -1479,6 +1574,9 @@ impl Store {
         sources: &std::collections::HashMap<u64, u32>,
         spot: &spot::SpotBuilder,
     ) -> Result<()> {
+        if let Some(log) = self.shared.log.get() {
+            return self.log_run_results(log, id, entries, sources, spot);
+        }
         let tree = &self.shared.registry;
         let tracker = &self.shared.tracker;
         // Noted before written (a backup's catch-up then reads the value as of then).
@@ -1496,6 +1594,54 @@ impl Store {
         tracker.note([scoring::sources_key(id)])?;
         tree.insert(scoring::sources_key(id), scoring::encode_sources(sources))?;
         self.shared.db.flush()?;
+        Ok(())
+    }
+
+    /// Replicated mode's [`Store::write_run_results`]: the same keys and values, shipped
+    /// through the log in entries of at most the log's entry size (`WriteRunResults`),
+    /// each applied here before the next is appended (from the job's thread).
+    fn log_run_results(
+        &self,
+        log: &ReplicaLog,
+        id: u64,
+        entries: &[RunEntry],
+        sources: &std::collections::HashMap<u64, u32>,
+        spot: &spot::SpotBuilder,
+    ) -> Result<()> {
+        let fingerprint = scoring::rules_fingerprint(&self.shared.options.rules);
+        let items = scoring::encode_blocks(id, entries)
+            .into_iter()
+            .chain(scoring::encode_spot_base(id, spot, &fingerprint)?)
+            .chain([(scoring::sources_key(id), scoring::encode_sources(sources))]);
+        // Room for the envelope (origin, stamp, actor) around the items.
+        let limit = log.sink.max_entry_bytes().saturating_sub(4096).max(1);
+        let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut bytes = 0;
+        let send = |items: Vec<(Vec<u8>, Vec<u8>)>| {
+            log.handle.block_on(self.write_as(
+                Actor::system("RunBatchScoring"),
+                op::WriteRunResults { run: id, items },
+            ))
+        };
+        for (k, v) in items {
+            let size = k.len() + v.len() + 16;
+            if size > limit {
+                return Err(Error::FailedPrecondition(format!(
+                    "a result value of run {id} is {size} bytes, above the log's largest \
+                     entry ({limit} bytes usable): raise max_payload on the NATS servers \
+                     (docs/DEPLOY.md)"
+                )));
+            }
+            if bytes + size > limit {
+                send(std::mem::take(&mut chunk))?;
+                bytes = 0;
+            }
+            bytes += size;
+            chunk.push((k, v));
+        }
+        if !chunk.is_empty() {
+            send(chunk)?;
+        }
         Ok(())
     }
 
@@ -1836,6 +1982,7 @@ pub(crate) type DeferredRun = (ScoringRun, Arc<Model>);
 fn recover_scoring(
     tree: &sled::Tree,
     rules: &crate::domain::ruleset::RuleBook,
+    replicated: bool,
 ) -> Result<(ScoringState, Vec<DeferredRun>)> {
     let mut st = ScoringState::default();
     for kv in tree.scan_prefix([scoring::MODELS]) {
@@ -1856,7 +2003,21 @@ fn recover_scoring(
     }
     let runs = scoring::list_runs(tree)?;
     for r in &runs {
-        if r.state == scoring::RunState::Running {
+        if r.state == scoring::RunState::Running && replicated {
+            // Replicated mode: the run is the log's; it stays being computed here (writes
+            // go on re-scoring onto it) until the log finishes or aborts it.
+            let model = st.models.get(&r.model_version).cloned().ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "run {} names unknown model {}",
+                    r.id, r.model_version
+                ))
+            })?;
+            st.building.push(scoring::Building {
+                id: r.id,
+                model,
+                as_of: r.as_of,
+            });
+        } else if r.state == scoring::RunState::Running {
             let mut r = r.clone();
             tracing::warn!(
                 run = r.id,

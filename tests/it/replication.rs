@@ -15,7 +15,10 @@ use std::{
 };
 
 use crate::common::*;
-use credit_risk::proto::{self as pb, registry_service_client::RegistryServiceClient};
+use credit_risk::proto::{
+    self as pb, classification_service_client::ClassificationServiceClient,
+    registry_service_client::RegistryServiceClient,
+};
 use tonic::{transport::Channel, Code};
 
 const SEQ: &str = "credit-risk-sequence";
@@ -288,6 +291,66 @@ async fn three_replicas_share_one_log_through_kills() {
         .await
         .expect_err("sequence not reached");
     assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
+
+    // A batch run on r2: its results travel through the log; every replica then
+    // classifies alike (r3 at r2's sequence once the run is done).
+    let mut penalties = replicas[0].client().await;
+    penalties
+        .record_penalty(pb::RecordPenaltyRequest {
+            request_id: "fine-1".into(),
+            penalty: Some(fine(&u0, "沪市监罚〔2026〕1号", "2026-06-01", 200_000)),
+        })
+        .await
+        .expect("a penalty through r1");
+    let channel = |r: &Replica| {
+        let addr = r.addr;
+        async move {
+            ClassificationServiceClient::connect(format!("http://{addr}"))
+                .await
+                .expect("classification client")
+        }
+    };
+    let events = channel(&replicas[1])
+        .await
+        .run_batch_scoring(pb::RunBatchScoringRequest {
+            request_id: "nightly-1".into(),
+            all_families: true,
+            ..Default::default()
+        })
+        .await
+        .expect("a batch run on r2")
+        .into_inner();
+    let runs = scoring_all(events).await.expect("the run completes");
+    assert!(!runs.is_empty());
+    let after_run = seq_of(
+        &replicas[1]
+            .client()
+            .await
+            .get_enterprise(pb::GetEnterpriseRequest { uscc: u0.clone() })
+            .await
+            .expect("r2's sequence after the run"),
+    );
+    let mut classes = Vec::new();
+    for r in &replicas {
+        let c = channel(r)
+            .await
+            .get_classification(at_least(
+                pb::GetClassificationRequest {
+                    uscc: u0.clone(),
+                    ..Default::default()
+                },
+                after_run,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("classification on {}: {e}", r.name))
+            .into_inner();
+        classes.push(c);
+    }
+    assert_eq!(classes[0].run_id, runs[0].run_id);
+    assert!(
+        classes.windows(2).all(|w| w[0] == w[1]),
+        "every replica explains the class alike: {classes:?}"
+    );
 
     // A write load round-robin over the replicas; one NATS node and one replica are
     // SIGKILLed mid-way and restarted.

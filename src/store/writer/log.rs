@@ -84,6 +84,7 @@ entries! {
     TriageAlert(op::TriageAlert),
     RecordMatches(op::RecordMatches),
     BindReply(BindReply),
+    WriteRunResults(op::WriteRunResults),
 }
 
 /// The `Operation` methods of a replicated operation: it travels as `Entry::$variant`.
@@ -180,6 +181,9 @@ impl Envelope {
 /// `append` returns the entry's sequence once the log holds it durably (by its own
 /// definition: a quorum of the stream's replicas).
 pub trait LogSink: Send + Sync + 'static {
+    /// The largest entry the log takes (bytes, encoded).
+    fn max_entry_bytes(&self) -> usize;
+
     fn append(
         &self,
         msg_id: String,

@@ -9,7 +9,8 @@
 //! Every write of records, indexes and the audit trail goes through this thread. The one
 //! exception is a scoring run's result blocks ([`crate::store::Store::write_run_results`]):
 //! the job writes them from its own thread under keys no reader looks at until the
-//! writer applies `FinishRun`, which makes the run visible in one batch.
+//! writer applies `FinishRun`, which makes the run visible in one batch. (In replicated
+//! mode they too go through the log and the writer, as `WriteRunResults` entries.)
 
 use std::{
     cell::RefCell,
@@ -93,7 +94,7 @@ pub mod op {
         SweepCounts, UpsertEnterprise, Upserted,
     };
     pub use super::runs::{
-        AbortRun, ActivateRun, BeginRun, FinishRun, ModelRegistered, RegisterModel,
+        AbortRun, ActivateRun, BeginRun, FinishRun, ModelRegistered, RegisterModel, WriteRunResults,
     };
     pub use super::usage::RecordMatches;
 }

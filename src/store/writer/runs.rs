@@ -121,6 +121,50 @@ impl Operation for FinishRun {
     logged!(FinishRun);
 }
 
+/// Writes part of the results of a run being computed (replicated mode: the computing
+/// replica ships its result blocks, spot base and relation sources through the log, so
+/// every replica stores the same bytes; single-node writes them beside the writer). Only
+/// keys of that run's results are accepted. Not an audit event (`FinishRun` is).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WriteRunResults {
+    pub run: u64,
+    pub items: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Operation for WriteRunResults {
+    type Output = ();
+    const RESCORES: bool = false;
+    const ALERTS: bool = false;
+    const AUDITED: bool = false;
+    fn cause(&self) -> String {
+        format!("run/{} results ({} values)", self.run, self.items.len())
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<()> {
+        let id = self.run;
+        if !sc::read(&tx.w.scoring)?.building.iter().any(|b| b.id == id) {
+            return Err(Error::FailedPrecondition(format!(
+                "scoring run {id} is not being computed"
+            )));
+        }
+        let (blocks, spot, sources) = (
+            sc::blocks_prefix(id),
+            sc::spot_prefix(id),
+            sc::sources_key(id),
+        );
+        for (k, v) in &self.items {
+            if !(k.starts_with(&blocks) || k.starts_with(&spot) || *k == sources) {
+                return Err(Error::invalid(
+                    "items",
+                    format!("a key outside run {id}'s results"),
+                ));
+            }
+            tx.p.put_unread(k, v);
+        }
+        Ok(())
+    }
+    logged!(WriteRunResults);
+}
+
 /// Marks the run being computed aborted and drops its results.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AbortRun {
