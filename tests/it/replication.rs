@@ -18,6 +18,7 @@ use crate::common::*;
 use credit_risk::proto::{
     self as pb, classification_service_client::ClassificationServiceClient,
     registry_service_client::RegistryServiceClient,
+    spot_check_service_client::SpotCheckServiceClient,
 };
 use tonic::{transport::Channel, Code};
 
@@ -92,7 +93,7 @@ impl Drop for NatsNode {
 }
 
 /// Three NATS nodes with JetStream, clustered on loopback.
-fn nats_cluster(bin: &Path, root: &Path) -> Vec<NatsNode> {
+fn nats_cluster(bin: &Path, root: &Path, sync_always: bool) -> Vec<NatsNode> {
     let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
     let routes = ports
         .iter()
@@ -110,9 +111,10 @@ fn nats_cluster(bin: &Path, root: &Path) -> Vec<NatsNode> {
                 &conf,
                 format!(
                     "server_name: n{i}\nlisten: 127.0.0.1:{port}\nmax_payload: 8MB\n\
-                     jetstream {{ store_dir: \"{}\" }}\n\
+                     jetstream {{ store_dir: \"{}\"{} }}\n\
                      cluster {{ name: credit-risk-test, listen: 127.0.0.1:{cport}, routes: [{routes}] }}\n",
-                    dir.join("js").display()
+                    dir.join("js").display(),
+                    if sync_always { ", sync_interval: always" } else { "" }
                 ),
             )
             .expect("nats conf");
@@ -220,13 +222,24 @@ fn upsert(u: &str, id: &str) -> pb::UpsertEnterpriseRequest {
     }
 }
 
+/// JetStream's default: appends fsynced every 2 minutes, durability from the quorum.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_share_one_log_through_kills() {
+    cluster_scenario(false).await;
+}
+
+/// `sync_interval: always`: every append fsynced on a quorum before it is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_share_one_log_through_kills_with_every_append_synced() {
+    cluster_scenario(true).await;
+}
+
+async fn cluster_scenario(sync_always: bool) {
     let Some(bin) = nats_server() else {
         return;
     };
     let root = tempfile::tempdir().expect("tempdir");
-    let mut nats = nats_cluster(&bin, root.path());
+    let mut nats = nats_cluster(&bin, root.path(), sync_always);
     let mut replicas: Vec<Replica> = ["r1", "r2", "r3"]
         .iter()
         .map(|n| Replica::new(root.path(), n, &nats))
@@ -350,6 +363,79 @@ async fn three_replicas_share_one_log_through_kills() {
     assert!(
         classes.windows(2).all(|w| w[0] == w[1]),
         "every replica explains the class alike: {classes:?}"
+    );
+
+    // A draw planned and drawn through r1 verifies on r3, and r3 holds the same receipt.
+    let spot = |r: &Replica| {
+        let addr = r.addr;
+        async move {
+            SpotCheckServiceClient::connect(format!("http://{addr}"))
+                .await
+                .expect("spot-check client")
+        }
+    };
+    let plan = spot(&replicas[0])
+        .await
+        .plan_draw(pb::PlanDrawRequest {
+            task_id: "2026-沪-复制-1".into(),
+            filter: Some(pb::CandidateFilter::default()),
+            strata: [
+                pb::RiskClass::A,
+                pb::RiskClass::B,
+                pb::RiskClass::C,
+                pb::RiskClass::D,
+            ]
+            .into_iter()
+            .map(|c| pb::Stratum {
+                risk_class: c as i32,
+                size: Some(pb::stratum::Size::Count(1)),
+            })
+            .collect(),
+            override_reason: "test: a small city".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("a plan through r1")
+        .into_inner();
+    let drawn = spot(&replicas[0])
+        .await
+        .draw_sample(pb::DrawSampleRequest {
+            request_id: "draw-1".into(),
+            plan_id: plan.plan_id,
+            seed: "20261204-公开".into(),
+        })
+        .await
+        .expect("a draw through r1");
+    let drawn_at = seq_of(&drawn);
+    let receipt = drawn.into_inner();
+    let verified = spot(&replicas[2])
+        .await
+        .verify_draw(at_least(
+            pb::VerifyDrawRequest {
+                receipt: Some(receipt.clone()),
+            },
+            drawn_at,
+        ))
+        .await
+        .expect("verify on r3")
+        .into_inner();
+    assert!(verified.matches, "{}", verified.first_difference);
+    let again = spot(&replicas[2])
+        .await
+        .draw_sample(at_least(
+            pb::DrawSampleRequest {
+                request_id: "draw-1".into(),
+                plan_id: plan.plan_id,
+                seed: "20261204-公开".into(),
+            },
+            drawn_at,
+        ))
+        .await
+        .expect("the retry on r3")
+        .into_inner();
+    assert_eq!(
+        again, receipt,
+        "r3 answers the draw's retry with r1's receipt"
     );
 
     // A write load round-robin over the replicas; one NATS node and one replica are

