@@ -18,6 +18,10 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2> /dev/null || true; done; rm -rf "$ROOT"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# import ADDR: the city (the reads' sample) into the store, through the log if replicated.
+import() {
+  "$BIN" import "$F" --server "$1" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); d.pop("rejections", None); print(json.dumps(d))'
+}
 load() { "$BIN" load --sample "$F" --server "$1" --rpc "$2" --clients 64 --seconds "$SECS"; }
 
 # serve DIR [CONFIG]: a credit-risk server on a free port; sets SPID and SADDR.
@@ -62,6 +66,7 @@ replica_conf() { # CLUSTER NODE
 # 1. Durable writes.
 serve "$ROOT/single"
 echo "{\"upsert_single_node\": $(load "$SADDR" upsert)}"
+echo "{\"import_single_node\": $(import "$SADDR")}"
 echo "{\"get_enterprise_single_node\": $(load "$SADDR" get-enterprise)}"
 kill -TERM "$SPID"; wait "$SPID" || true
 
@@ -72,6 +77,7 @@ for mode in default always; do
   for r in r1 r2 r3; do replica_conf "c$mode" "$r"; done
   serve "$ROOT/c$mode/r1" "$ROOT/c$mode/r1.toml"; R1=$SADDR; R1P=$SPID
   echo "{\"upsert_replicated_sync_$mode\": $(load "$R1" upsert)}"
+  echo "{\"import_replicated_sync_$mode\": $(import "$R1")}"
   [ "$mode" = always ] && { kill -9 "${NATS_PIDS[@]}" "$R1P" 2> /dev/null || true; continue; }
 
   # 2. Reads: one replica, then three at once (each its own 64 clients).

@@ -56,6 +56,7 @@ pub struct Metrics {
     run_classes: IntGaugeVec,
     batch_running: IntGauge,
     store_loading: IntGauge,
+    log_applied: IntGauge,
     batch_processed: IntGauge,
     batch_total: IntGauge,
     batch_seconds: prometheus::Gauge,
@@ -129,6 +130,10 @@ impl Metrics {
             "credit_risk_store_loading",
             "1 while the pending dry runs load after the start (reads are served; writes wait)",
         )?;
+        let log_applied = IntGauge::new(
+            "credit_risk_log_applied_sequence",
+            "Replicated mode: the last log sequence this replica applied (0 in single-node mode)",
+        )?;
         let batch_processed = IntGauge::new(
             "credit_risk_batch_scoring_processed",
             "Enterprises scanned so far by the batch run being computed",
@@ -180,6 +185,7 @@ impl Metrics {
         registry.register(Box::new(run_classes.clone()))?;
         registry.register(Box::new(batch_running.clone()))?;
         registry.register(Box::new(store_loading.clone()))?;
+        registry.register(Box::new(log_applied.clone()))?;
         registry.register(Box::new(batch_processed.clone()))?;
         registry.register(Box::new(batch_total.clone()))?;
         registry.register(Box::new(batch_seconds.clone()))?;
@@ -202,6 +208,7 @@ impl Metrics {
             run_classes,
             batch_running,
             store_loading,
+            log_applied,
             batch_processed,
             batch_total,
             batch_seconds,
@@ -244,6 +251,8 @@ impl Metrics {
         }
         self.enterprises.set(to_i64(store.enterprise_count()));
         self.store_loading.set(i64::from(store.loading()));
+        self.log_applied
+            .set(i64::try_from(store.applied_sequence()).unwrap_or(i64::MAX));
         match store.current_run() {
             Ok(Some(view)) => {
                 self.run_id.set(to_i64(view.run.id));
