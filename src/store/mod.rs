@@ -128,6 +128,15 @@ pub struct StoreOptions {
     /// aborts it — instead of being aborted by this replica alone.
     #[serde(skip)]
     pub replicated: bool,
+    /// `K` entries of a drawn plan's selections the writer writes per batch after the
+    /// draw (see `store::stats`); 0 writes none, which only tests of the window before
+    /// they are all written use. Not a configuration key.
+    #[serde(skip, default = "default_index_chunk")]
+    pub index_chunk: usize,
+}
+
+fn default_index_chunk() -> usize {
+    4096
 }
 
 impl Default for StoreOptions {
@@ -153,6 +162,7 @@ impl Default for StoreOptions {
             check_items: crate::domain::checkitem::CheckCatalogue::builtin(),
             instance_name: "local".into(),
             replicated: false,
+            index_chunk: default_index_chunk(),
         }
     }
 }
@@ -1710,6 +1720,15 @@ impl Store {
         Ok(())
     }
 
+    /// Selections of drawn plans whose `K` entries the writer has not written yet (it
+    /// writes them between jobs after each draw; see `store::stats`).
+    pub fn selections_to_index(&self) -> Result<u64> {
+        Ok(stats::unindexed(&self.shared.registry)?
+            .iter()
+            .map(|p| (p.entries.len() - p.next) as u64)
+            .sum())
+    }
+
     /// Checks every index entry has its record and every record its index entries, and
     /// that the statistics equal those recomputed from the records; returns the number
     /// of enterprises checked. For tests and `credit-risk check`.
@@ -2176,6 +2195,7 @@ mod tests {
             ("statistics", stats::COUNTERS),
             ("inspections by date", stats::INSPECTIONS),
             ("selections", stats::DRAWN),
+            ("selections to index", stats::UNINDEXED),
             ("legal representatives", stats::LEGAL_REPS),
             ("commitments awaiting verification", stats::DUE_COMMITMENTS),
         ];

@@ -8,10 +8,17 @@
 //! | `T` counters | `T tag(1) fields…` (see [`counter_key`]) | u64 big-endian |
 //! | `I` inspections by date | `I date(4) uscc(18) task_id` | problem found (1), region (6) |
 //! | `K` selections | `K uscc(18) task_id 0x00 plan(8)` | class index (1), month of the plan's as-of date (4) |
+//! | `k` selections still to index | `k plan(8)` | how many of the plan's selections (in USCC order) have their `K` entry, u64 big-endian |
 //! | `G` legal representatives | `G id hash(32) uscc(18)`: the person heading it now, and each named on a serious listing | empty |
 //! | `H` commitments awaiting verification | `H due day(4) uscc(18) commitment id` | region (6) |
 //!
-//! A selection is written with its draw and never changed. Everything else is a function
+//! A selection is recorded with its draw and never changed. The draw's batch holds its
+//! receipt and a `k` marker, not its `K` entries: a city-wide draw selects hundreds of
+//! thousands of enterprises, and one batch of that many keys took sled seconds and
+//! gigabytes. The writer writes them afterwards in chunks between jobs ([`PlanSelections`]),
+//! each chunk with the marker's new position in one batch, and removes the marker with
+//! the last; until then a plan's selections still to index are read from its receipt
+//! (held in memory by the writer), so every statistic is the same at every moment. Everything else is a function
 //! of an enterprise's dossier and its selections ([`contribution`]): the writer notes
 //! an enterprise's contribution when a job first changes its dossier or its selections,
 //! and at commit writes the new contribution less the old one — counters by difference,
@@ -44,6 +51,8 @@ pub const COUNTERS: u8 = b'T';
 pub const INSPECTIONS: u8 = b'I';
 /// Selections keyspace (which recorded draws selected an enterprise).
 pub const DRAWN: u8 = b'K';
+/// Selections-to-index keyspace: drawn plans whose `K` entries are not all written yet.
+pub const UNINDEXED: u8 = b'k';
 /// Legal-representative keyspace: enterprises by their legal representative's id hash.
 pub const LEGAL_REPS: u8 = b'G';
 /// Unverified-commitments keyspace: commitments awaiting verification by due day.
@@ -360,6 +369,111 @@ pub fn selection_key(u: &Uscc, task_id: &str, plan_id: u64) -> Vec<u8> {
     k
 }
 
+/// `k plan(8)`: the marker of a drawn plan whose `K` entries are not all written.
+pub fn unindexed_key(plan_id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(UNINDEXED);
+    k.extend_from_slice(&plan_id.to_be_bytes());
+    k
+}
+
+/// The selections of one drawn plan, in USCC order, of which the first `next` have
+/// their `K` entry (the rest are written by the writer after the draw, see the module
+/// doc).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanSelections {
+    pub plan_id: u64,
+    pub task_id: String,
+    pub month: Month,
+    /// Each enterprise the draw selected once, with its class, sorted by USCC.
+    pub entries: Vec<(Uscc, RiskClass)>,
+    pub next: usize,
+}
+
+impl PlanSelections {
+    /// The selections of `plan` (none if it was not drawn), none indexed yet. An
+    /// enterprise in two strata keeps the last (its `K` key names the plan, not the
+    /// stratum).
+    pub fn of(plan: &draws::DrawPlan) -> Option<PlanSelections> {
+        let r = plan.receipt.as_ref()?;
+        let mut entries: Vec<(Uscc, RiskClass)> = r
+            .strata
+            .iter()
+            .flat_map(|s| s.selected.iter().map(move |(u, _)| (*u, s.class)))
+            .collect();
+        entries.sort_unstable();
+        // Keep the last of equal USCCs (as writing the keys in this order would).
+        entries.reverse();
+        entries.dedup_by_key(|(u, _)| *u);
+        entries.reverse();
+        Some(PlanSelections {
+            plan_id: plan.id,
+            task_id: plan.task_id.clone(),
+            month: Month::of(r.as_of),
+            entries,
+            next: 0,
+        })
+    }
+
+    /// The selection of `u` by this plan if its `K` entry is not written yet.
+    pub fn pending(&self, u: &Uscc) -> Option<Selection> {
+        let i = self.entries.binary_search_by(|(x, _)| x.cmp(u)).ok()?;
+        (i >= self.next).then(|| Selection {
+            task_id: self.task_id.clone(),
+            plan_id: self.plan_id,
+            class: self.entries[i].1,
+            month: self.month,
+        })
+    }
+
+    /// The `K` entries of the selections from `from` to `to` (positions).
+    pub fn entries_between(
+        &self,
+        from: usize,
+        to: usize,
+    ) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+        let to = to.min(self.entries.len());
+        self.entries[from.min(to)..to].iter().map(|(u, class)| {
+            (
+                selection_key(u, &self.task_id, self.plan_id),
+                selection_value(*class, self.month),
+            )
+        })
+    }
+
+    /// Whether every selection has its `K` entry.
+    pub fn indexed(&self) -> bool {
+        self.next >= self.entries.len()
+    }
+}
+
+/// The drawn plans whose selections are not all indexed (their `k` markers), each with
+/// its position.
+pub fn unindexed(tree: &sled::Tree) -> Result<Vec<PlanSelections>> {
+    let mut out = Vec::new();
+    for kv in tree.scan_prefix([UNINDEXED]) {
+        let (k, v) = kv?;
+        let bad = || Error::Corrupt(format!("bad selections-to-index marker {k:?}"));
+        let id = u64::from_be_bytes(k.get(1..9).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+        let next = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| bad())?);
+        let plan = draws::load_plan(tree, id)?.ok_or_else(|| {
+            Error::Corrupt(format!(
+                "selections-to-index marker of plan {id}, which is not stored"
+            ))
+        })?;
+        let mut p = PlanSelections::of(&plan).ok_or_else(|| {
+            Error::Corrupt(format!(
+                "selections-to-index marker of plan {id}, which was not drawn"
+            ))
+        })?;
+        p.next = usize::try_from(next)
+            .map_err(|_| bad())?
+            .min(p.entries.len());
+        out.push(p);
+    }
+    Ok(out)
+}
+
 /// The value of a selection: class index (1), the month of the plan's as-of date (4).
 pub fn selection_value(class: RiskClass, month: Month) -> Vec<u8> {
     let mut v = Vec::with_capacity(5);
@@ -475,19 +589,13 @@ fn from_receipts(tree: &sled::Tree) -> Result<(Entries, Counts)> {
         let Some(plan) = draws::load_plan(tree, id)? else {
             continue;
         };
-        let Some(r) = plan.receipt else { continue };
-        let month = Month::of(r.as_of);
+        let Some(p) = PlanSelections::of(&plan) else {
+            continue;
+        };
         *plans
-            .entry(counter_key(&Counter::PlansDrawn { month }))
+            .entry(counter_key(&Counter::PlansDrawn { month: p.month }))
             .or_insert(0) += 1;
-        for s in &r.strata {
-            for (u, _) in &s.selected {
-                selections.insert(
-                    selection_key(u, &plan.task_id, plan.id),
-                    selection_value(s.class, month),
-                );
-            }
-        }
+        selections.extend(p.entries_between(0, p.entries.len()));
     }
     Ok((selections, plans))
 }
@@ -572,6 +680,11 @@ fn stored(tree: &sled::Tree) -> Result<Derived> {
         let (k, v) = kv?;
         out.selections.insert(k.to_vec(), v.to_vec());
     }
+    // Selections still to index count as stored: the writer reads them from the receipt.
+    for p in unindexed(tree)? {
+        out.selections
+            .extend(p.entries_between(p.next, p.entries.len()));
+    }
     Ok(out)
 }
 
@@ -604,7 +717,14 @@ pub fn rebuild(tree: &sled::Tree) -> Result<Rebuilt> {
         }
         Ok(())
     };
-    for tag in [COUNTERS, INSPECTIONS, LEGAL_REPS, DUE_COMMITMENTS, DRAWN] {
+    for tag in [
+        COUNTERS,
+        INSPECTIONS,
+        LEGAL_REPS,
+        DUE_COMMITMENTS,
+        DRAWN,
+        UNINDEXED,
+    ] {
         for kv in tree.scan_prefix([tag]) {
             let k = kv?.0;
             if !is_usage(&k) {
@@ -681,6 +801,52 @@ pub fn verify(tree: &sled::Tree) -> Result<usize> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn uscc(n: u8) -> Uscc {
+        Uscc::assemble(
+            b"91310115",
+            &[b'1', b'0', b'0', b'0', b'0', b'0', b'0', b'0' + n],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_plans_selections_to_index_are_those_past_its_position() {
+        let mut p = PlanSelections {
+            plan_id: 7,
+            task_id: "SC-1".into(),
+            month: Month(202610),
+            entries: vec![
+                (uscc(1), RiskClass::A),
+                (uscc(2), RiskClass::C),
+                (uscc(5), RiskClass::D),
+            ],
+            next: 0,
+        };
+        assert_eq!(p.pending(&uscc(2)).map(|s| s.class), Some(RiskClass::C));
+        assert!(p.pending(&uscc(3)).is_none(), "not selected");
+        p.next = 2;
+        assert!(p.pending(&uscc(2)).is_none(), "its K entry is written");
+        let s = p.pending(&uscc(5)).unwrap();
+        assert_eq!(
+            (s.task_id.as_str(), s.plan_id, s.month),
+            ("SC-1", 7, Month(202610))
+        );
+        // The K entries of a chunk decode to the selections they stand for.
+        let chunk: Vec<_> = p.entries_between(1, 9).collect();
+        assert_eq!(chunk.len(), 2);
+        let (k, v) = &chunk[1];
+        assert_eq!(decode_selection(k, v).unwrap(), s);
+        assert!(k.starts_with(&selections_prefix(&uscc(5))));
+        assert_eq!(p.entries_between(3, 3).count(), 0);
+        assert!(!p.indexed());
+        p.next = 3;
+        assert!(p.indexed());
+        assert_eq!(
+            unindexed_key(7),
+            [&[UNINDEXED][..], &7u64.to_be_bytes()].concat()
+        );
+    }
 
     fn region() -> impl Strategy<Value = RegionCode> {
         (0u32..100).prop_map(|n| RegionCode::parse("r", &format!("3101{n:02}")).unwrap())

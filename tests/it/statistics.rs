@@ -84,8 +84,55 @@ fn filing_view(rows: &[pb::FilingRow]) -> Vec<(u32, pb::EntityType, u64, u64, u6
 
 #[tokio::test]
 async fn filing_and_spot_check_statistics_follow_the_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    statistics_scenario(tmp.path(), |_| {}).await;
+}
+
+/// The same scenario with no draw's selections indexed (`K` entries) while it runs:
+/// every statistic is the same when they are read from the receipts; then the writer
+/// indexes them (one per batch here) and the stored index equals the records' again.
+#[tokio::test]
+async fn statistics_are_the_same_before_a_draws_selections_are_indexed() {
+    let tmp = tempfile::tempdir().unwrap();
+    statistics_scenario(tmp.path(), |o| o.index_chunk = 0).await;
+    let open = |chunk: usize| {
+        credit_risk::store::Store::open(
+            tmp.path(),
+            credit_risk::store::StoreOptions {
+                index_chunk: chunk,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let store = open(0);
+    let waiting = store.selections_to_index().unwrap();
+    // The first plan's two (the top-ups found nobody left to draw).
+    assert_eq!(waiting, 2, "selections to index");
+    store
+        .check_indexes()
+        .expect("verified with selections to index");
+    store.close(std::time::Duration::from_secs(10)).unwrap();
+    drop(store);
+    let store = open(1);
+    let t = std::time::Instant::now();
+    while store.selections_to_index().unwrap() > 0 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "not indexed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    store.check_indexes().expect("verified once indexed");
+    store.close(std::time::Duration::from_secs(10)).unwrap();
+}
+
+async fn statistics_scenario(
+    dir: &std::path::Path,
+    options: impl FnOnce(&mut credit_risk::store::StoreOptions),
+) {
     use pb::EntityType::{Enterprise as Ent, IndividualBusiness as Ind};
-    let s = TestServer::start_on(day("2026-10-01")).await;
+    let s = TestServer::start_at_on_with(dir, day("2026-10-01"), options).await;
     let mut c = s.client.clone();
     let addr = format!("http://{}", s.addr);
     let mut st = StatisticsServiceClient::connect(addr.clone())

@@ -513,8 +513,18 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
             // open's path: the enterprises with selections (after a city's draws,
             // hundreds of thousands of keys) and the pending dry runs' views.
             let prepared = stats::selected_enterprises(&tree)
+                .and_then(|s| Ok((s, stats::unindexed(&tree)?)))
                 .map_err(|e| format!("cannot read the selections index: {e}"))
-                .and_then(|selected| {
+                .and_then(|(mut selected, unindexed)| {
+                    // Drawn plans whose selections are not all indexed yet: theirs are
+                    // read from their receipts until the writer has written them.
+                    selected.extend(
+                        unindexed
+                            .iter()
+                            .flat_map(|p| p.entries[p.next..].iter().map(|(u, _)| *u)),
+                    );
+                    let unindexed: BTreeMap<u64, stats::PlanSelections> =
+                        unindexed.into_iter().map(|p| (p.plan_id, p)).collect();
                     // sled panics on some damaged files: a failed start, not a hung queue.
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         install_deferred(&tree, &options, &scoring, deferred)
@@ -525,10 +535,10 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
                             crate::error::panic_message(&*p)
                         ))
                     })?;
-                    Ok(selected)
+                    Ok((selected, unindexed))
                 });
             loading.send_replace(false);
-            let selected = match prepared {
+            let (selected, unindexed) = match prepared {
                 Ok(s) => s,
                 Err(msg) => {
                     fail_closed(&fault, rx, [], &msg);
@@ -553,6 +563,7 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
                 hub,
                 alert_head: std::cell::Cell::new(alert_head),
                 selected: RefCell::new(selected),
+                unindexed: RefCell::new(unindexed),
                 log_seq: std::cell::Cell::new(applied_at_start),
                 applied,
             }
@@ -598,11 +609,17 @@ pub(super) struct Writer {
     /// a failed job's additions stay), so the many enterprises no draw ever selected
     /// cost no selection read when their dossier changes.
     selected: RefCell<std::collections::HashSet<Uscc>>,
+    /// Drawn plans whose selections' `K` entries are not all written yet, by plan id
+    /// (writer-private; see `store::stats`): written a chunk at a time between jobs.
+    unindexed: RefCell<Unindexed>,
     /// The highest log sequence applied in this group (replicated mode).
     log_seq: std::cell::Cell<u64>,
     /// The highest log sequence applied and durable, for readers waiting on it.
     applied: Arc<tokio::sync::watch::Sender<u64>>,
 }
+
+/// Drawn plans whose selections are not all indexed, by plan id.
+type Unindexed = BTreeMap<u64, stats::PlanSelections>;
 
 /// The counter (`S` key) holding the last log sequence applied, written in the batch of
 /// each entry applied (replicated mode): a restarted replica resumes after it.
@@ -668,9 +685,24 @@ impl Writer {
         let mut failed: Option<String> = None;
         loop {
             if backlog.is_empty() {
-                match rx.blocking_recv() {
-                    Some(j) => backlog.push_back(j),
-                    None => break,
+                if self.unindexed.borrow().is_empty() || self.options.index_chunk == 0 {
+                    match rx.blocking_recv() {
+                        Some(j) => backlog.push_back(j),
+                        None => break,
+                    }
+                } else {
+                    // Idle with selections to index: a chunk of them, then look again.
+                    match rx.try_recv() {
+                        Ok(j) => backlog.push_back(j),
+                        Err(mpsc::error::TryRecvError::Empty) => {
+                            if let Err(e) = self.index_step() {
+                                failed = Some(e.to_string());
+                                break;
+                            }
+                            continue;
+                        }
+                        Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    }
                 }
             }
             while backlog.len() < self.options.max_group.max(1) {
@@ -698,6 +730,12 @@ impl Writer {
                     self.applied
                         .send_if_modified(|a| std::mem::replace(a, seq) != seq);
                     group.into_iter().for_each(|deliver| deliver(None));
+                    // Under load, a chunk of selections to index after each group (so
+                    // they are written however busy the writer is).
+                    if let Err(e) = self.index_step() {
+                        failed = Some(e.to_string());
+                        break;
+                    }
                 }
                 Err(e) => {
                     let e = e.to_string();
@@ -739,6 +777,54 @@ impl Writer {
         self.db.flush()?;
         crate::fault::point("writer.after_flush");
         self.seal()
+    }
+
+    /// Writes the next chunk of `K` entries of the oldest drawn plan whose selections are
+    /// not all indexed, with its marker's new position (or its removal, with the last
+    /// chunk) in one batch. Made durable by the next flush; a crash before it leaves the
+    /// marker where it was, and the open resumes from there.
+    fn index_step(&self) -> Result<()> {
+        let chunk = self.options.index_chunk;
+        let mut unindexed = self.unindexed.borrow_mut();
+        if chunk == 0 {
+            return Ok(());
+        }
+        let Some(mut entry) = unindexed.first_entry() else {
+            return Ok(());
+        };
+        let p = entry.get_mut();
+        let end = p.next.saturating_add(chunk).min(p.entries.len());
+        let mut batch = sled::Batch::default();
+        let mut noted = Vec::new();
+        let backup = self.tracker.active();
+        for (k, v) in p.entries_between(p.next, end) {
+            if backup {
+                noted.push(k.clone());
+            }
+            batch.insert(k, v);
+        }
+        let marker = stats::unindexed_key(p.plan_id);
+        if end >= p.entries.len() {
+            batch.remove(marker.as_slice());
+        } else {
+            batch.insert(marker.as_slice(), &(end as u64).to_be_bytes()[..]);
+        }
+        if backup {
+            noted.push(marker);
+            self.tracker.note(noted)?;
+        }
+        crate::fault::point("writer.index_step");
+        self.tree.apply_batch(batch)?;
+        p.next = end;
+        if p.indexed() {
+            let plan = entry.remove();
+            tracing::debug!(
+                plan = plan.plan_id,
+                selections = plan.entries.len(),
+                "selections indexed"
+            );
+        }
+        Ok(())
     }
 
     /// Records the last durable audit event in the seal, if it moved (after a flush).
@@ -816,6 +902,7 @@ impl Writer {
             &self.tree,
             &self.revocations,
             &self.selected,
+            &self.unindexed,
             &self.options.rules,
             at,
         );
@@ -923,7 +1010,11 @@ impl Writer {
             p.put(k, codec::encode(&stored)?);
         }
         crate::fault::point("writer.before_apply");
-        let effects = p.commit(&self.enterprises, &self.tracker)?;
+        let (effects, drawn) = p.commit(&self.enterprises, &self.tracker)?;
+        // Applied: later jobs (of this group too) read the plans' selections from here.
+        self.unindexed
+            .borrow_mut()
+            .extend(drawn.into_iter().map(|d| (d.plan_id, d)));
         if let Some(h) = new_head {
             *head = h;
         }
@@ -946,6 +1037,8 @@ struct Pending<'a> {
     revocations: &'a Revocations,
     /// Enterprises that may have selections (a superset; see [`Writer::selected`]).
     selected: &'a RefCell<std::collections::HashSet<Uscc>>,
+    /// Drawn plans whose selections are not all indexed (see [`Writer::unindexed`]).
+    unindexed: &'a RefCell<Unindexed>,
     /// The rules (listing terms of dossiers read and written).
     rules: &'a RuleBook,
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
@@ -978,8 +1071,9 @@ struct Pending<'a> {
     /// Enterprises whose selections the job changes without changing their dossier,
     /// with the dossier as read.
     stats_touched: BTreeMap<Uscc, Option<EnterpriseRecords>>,
-    /// Selections the job adds (`K` entries; read back by its own contributions).
-    selections: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Plans the job draws: their selections (read back by its own contributions), to
+    /// be indexed after the job (their `k` markers are in the batch).
+    drawn: Vec<stats::PlanSelections>,
     /// Counter changes the operation made itself (plans drawn, match volume).
     stats_delta: HashMap<Counter, i64>,
 }
@@ -1000,6 +1094,7 @@ impl<'a> Pending<'a> {
         tree: &'a sled::Tree,
         revocations: &'a Revocations,
         selected: &'a RefCell<std::collections::HashSet<Uscc>>,
+        unindexed: &'a RefCell<Unindexed>,
         rules: &'a RuleBook,
         at: Stamp,
     ) -> Self {
@@ -1008,6 +1103,7 @@ impl<'a> Pending<'a> {
             tree,
             revocations,
             selected,
+            unindexed,
             rules,
             overlay: HashMap::new(),
             unread: false,
@@ -1026,7 +1122,7 @@ impl<'a> Pending<'a> {
             drafts: Vec::new(),
             stats_before: BTreeMap::new(),
             stats_touched: BTreeMap::new(),
-            selections: std::collections::BTreeMap::new(),
+            drawn: Vec::new(),
             stats_delta: HashMap::new(),
         }
     }
@@ -1038,14 +1134,13 @@ impl<'a> Pending<'a> {
             return Ok(Vec::new());
         }
         let mut out = stats::selections(self.tree, u)?;
-        let prefix = stats::selections_prefix(u);
-        for (k, v) in self
-            .selections
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-        {
-            out.push(stats::decode_selection(k, v)?);
-        }
+        out.extend(
+            self.unindexed
+                .borrow()
+                .values()
+                .chain(&self.drawn)
+                .filter_map(|p| p.pending(u)),
+        );
         Ok(out)
     }
 
@@ -1072,11 +1167,20 @@ impl<'a> Pending<'a> {
         Ok(())
     }
 
-    /// Adds a selection (a `K` entry) of `u` in this batch.
-    fn put_selection(&mut self, u: &Uscc, k: Vec<u8>, v: Vec<u8>) {
-        self.selected.borrow_mut().insert(*u);
-        self.selections.insert(k.clone(), v.clone());
-        self.put(k, v);
+    /// Records a plan's selections in this batch: its `k` marker (its `K` entries are
+    /// written after the job, see `store::stats`); the job's later reads see them.
+    fn put_selections(&mut self, drawn: stats::PlanSelections) {
+        if drawn.entries.is_empty() {
+            return;
+        }
+        self.selected
+            .borrow_mut()
+            .extend(drawn.entries.iter().map(|(u, _)| *u));
+        self.put(
+            stats::unindexed_key(drawn.plan_id),
+            0u64.to_be_bytes().to_vec(),
+        );
+        self.drawn.push(drawn);
     }
 
     /// Adds `n` to a statistics counter, in this batch.
@@ -1277,12 +1381,14 @@ impl<'a> Pending<'a> {
     }
 
     /// Applies the batch (atomically) and returns the memory effects to publish once it
-    /// is durable. `enterprises` is the writer's running count of registered ones.
+    /// is durable, and the plans it drew (their selections to index). `enterprises` is
+    /// the writer's running count of registered ones.
     fn commit(
         mut self,
         enterprises: &AtomicU64,
         tracker: &super::backup::Tracker,
-    ) -> Result<Vec<Effect>> {
+    ) -> Result<(Vec<Effect>, Vec<stats::PlanSelections>)> {
+        // The contributions after the job read its draws' selections.
         self.write_counters()?;
         for u in &self.dirty {
             if let Some(Some(d)) = self.docs.get(u) {
@@ -1316,7 +1422,7 @@ impl<'a> Pending<'a> {
             enterprises.fetch_add(self.created, Ordering::AcqRel);
             self.effects.push(Effect::Enterprises(self.created));
         }
-        Ok(self.effects)
+        Ok((self.effects, self.drawn))
     }
 }
 

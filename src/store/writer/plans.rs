@@ -412,13 +412,11 @@ impl Writer {
             })
             .collect();
         let general = sc::read(&self.scoring)?.general().current.clone();
-        let mut selected: Vec<(Uscc, crate::domain::RiskClass)> = receipt
-            .strata
-            .iter()
-            .flat_map(|s| s.selected.iter().map(move |(u, _)| (*u, s.class)))
-            .collect();
-        selected.sort_unstable();
-        for (u, class) in &selected {
+        plan.receipt = Some(receipt);
+        plan.selected_masks = selected_masks;
+        let drawn = stats::PlanSelections::of(&plan)
+            .ok_or_else(|| Error::Corrupt(format!("plan {plan_id}: drawn without a receipt")))?;
+        for (u, class) in &drawn.entries {
             let region = match &general {
                 Some(v) if !unpublished.contains(u) && !p.docs.contains_key(u) => {
                     v.spot_view().region_without_task(u, &plan.task_id)?
@@ -436,15 +434,10 @@ impl Writer {
                 ),
                 None => p.touch_stats(u)?,
             }
-            p.put_selection(
-                u,
-                stats::selection_key(u, &plan.task_id, plan_id),
-                stats::selection_value(*class, month),
-            );
         }
-        plan.receipt = Some(receipt);
-        plan.selected_masks = selected_masks;
         p.put(draws::plan_key(plan_id), draws::encode_plan(&plan)?);
+        // After every contribution before them was noted.
+        p.put_selections(drawn);
         Ok(plan)
     }
 

@@ -76,6 +76,21 @@ impl TestServer {
         TestServer::start_configured_with(dir, options, false, |_| {}).await
     }
 
+    /// Starts a server on the store at `dir` (kept by the caller) with its clock on
+    /// `today` and store options changed by `change`.
+    pub async fn start_at_on_with(
+        dir: &Path,
+        today: credit_risk::domain::Date,
+        change: impl FnOnce(&mut StoreOptions),
+    ) -> TestServer {
+        let mut options = StoreOptions {
+            clock: credit_risk::domain::Clock::fixed(today),
+            ..StoreOptions::default()
+        };
+        change(&mut options);
+        TestServer::start_configured_with(dir, options, false, |_| {}).await
+    }
+
     /// The one constructor of a fresh temporary store: every other delegates here or to
     /// [`TestServer::start_configured`].
     async fn start_fresh(metrics: bool, change: impl FnOnce(&mut ServerConfig)) -> TestServer {
