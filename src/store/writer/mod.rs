@@ -510,15 +510,16 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
         .name("store-writer".into())
         .spawn(move || {
             // What only writes need is read here, before the first job, not on the
-            // open's path: the enterprises with selections (after a city's draws,
-            // hundreds of thousands of keys) and the pending dry runs' views.
-            let prepared = stats::selected_enterprises(&tree)
-                .and_then(|s| Ok((s, stats::unindexed(&tree)?)))
+            // open's path: the drawn plans whose selections are not all indexed, and
+            // the pending dry runs' views. The enterprises with selections (after years
+            // of draws, millions of keys) are read by a thread of their own.
+            let prepared = stats::unindexed(&tree)
                 .map_err(|e| format!("cannot read the selections index: {e}"))
-                .and_then(|(mut selected, unindexed)| {
+                .and_then(|unindexed| {
+                    let mut selected = Selected::load(&tree);
                     // Drawn plans whose selections are not all indexed yet: theirs are
                     // read from their receipts until the writer has written them.
-                    selected.extend(
+                    selected.add(
                         unindexed
                             .iter()
                             .flat_map(|p| p.entries[p.next..].iter().map(|(u, _)| *u)),
@@ -604,11 +605,8 @@ pub(super) struct Writer {
     hub: AlertHub,
     /// The last alert sequence number committed (writer-private).
     alert_head: std::cell::Cell<u64>,
-    /// Enterprises that have (or may have) selections — a draw selected them: loaded
-    /// from the `K` keys at start, added to by draws (writer-private; a superset, since
-    /// a failed job's additions stay), so the many enterprises no draw ever selected
-    /// cost no selection read when their dossier changes.
-    selected: RefCell<std::collections::HashSet<Uscc>>,
+    /// Enterprises that have (or may have) selections (writer-private, see [`Selected`]).
+    selected: RefCell<Selected>,
     /// Drawn plans whose selections' `K` entries are not all written yet, by plan id
     /// (writer-private; see `store::stats`): written a chunk at a time between jobs.
     unindexed: RefCell<Unindexed>,
@@ -620,6 +618,81 @@ pub(super) struct Writer {
 
 /// Drawn plans whose selections are not all indexed, by plan id.
 type Unindexed = BTreeMap<u64, stats::PlanSelections>;
+
+/// Enterprises that have (or may have) selections — a draw selected them — so the many
+/// enterprises no draw ever selected cost no selection read when their dossier
+/// changes. Read from the `K` keys by a thread started with the writer (after years of
+/// draws, millions of keys: seconds the first write must not wait for); until it is
+/// read every enterprise may have selections. Added to by draws; a superset, since a
+/// failed job's additions stay.
+enum Selected {
+    Loading {
+        rx: std::sync::mpsc::Receiver<Result<std::collections::HashSet<Uscc>>>,
+        /// Added by draws since the start (the thread's scan may have passed them).
+        added: std::collections::HashSet<Uscc>,
+    },
+    Ready(std::collections::HashSet<Uscc>),
+}
+
+impl Selected {
+    /// Starts reading the `K` keys of `tree` on a thread of its own.
+    fn load(tree: &sled::Tree) -> Selected {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tree = tree.clone();
+        let spawned = std::thread::Builder::new()
+            .name("store-selections".into())
+            .spawn(move || {
+                let t = std::time::Instant::now();
+                let r = stats::selected_enterprises(&tree);
+                if let Ok(s) = &r {
+                    tracing::info!(
+                        enterprises = s.len(),
+                        ms = t.elapsed().as_millis() as u64,
+                        "selections index read"
+                    );
+                }
+                let _ = tx.send(r);
+            });
+        if let Err(e) = spawned {
+            // Never read: every enterprise may have selections (correct, slower).
+            tracing::warn!(error = %e, "cannot start the selections reader");
+        }
+        Selected::Loading {
+            rx,
+            added: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Takes the thread's set once it is read (an error reading it is the writer's).
+    fn poll(&mut self) -> Result<()> {
+        if let Selected::Loading { rx, added } = self {
+            match rx.try_recv() {
+                Ok(Ok(mut set)) => {
+                    set.extend(added.drain());
+                    *self = Selected::Ready(set);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `u` may have selections.
+    fn may_have(&self, u: &Uscc) -> bool {
+        match self {
+            Selected::Loading { .. } => true,
+            Selected::Ready(set) => set.contains(u),
+        }
+    }
+
+    fn add(&mut self, us: impl IntoIterator<Item = Uscc>) {
+        match self {
+            Selected::Loading { added, .. } => added.extend(us),
+            Selected::Ready(set) => set.extend(us),
+        }
+    }
+}
 
 /// The counter (`S` key) holding the last log sequence applied, written in the batch of
 /// each entry applied (replicated mode): a restarted replica resumes after it.
@@ -898,6 +971,7 @@ impl Writer {
             }
             None => None,
         };
+        self.selected.borrow_mut().poll()?;
         let mut p = Pending::new(
             &self.tree,
             &self.revocations,
@@ -1035,8 +1109,8 @@ struct Pending<'a> {
     at: Stamp,
     tree: &'a sled::Tree,
     revocations: &'a Revocations,
-    /// Enterprises that may have selections (a superset; see [`Writer::selected`]).
-    selected: &'a RefCell<std::collections::HashSet<Uscc>>,
+    /// Enterprises that may have selections (a superset; see [`Selected`]).
+    selected: &'a RefCell<Selected>,
     /// Drawn plans whose selections are not all indexed (see [`Writer::unindexed`]).
     unindexed: &'a RefCell<Unindexed>,
     /// The rules (listing terms of dossiers read and written).
@@ -1093,7 +1167,7 @@ impl<'a> Pending<'a> {
     fn new(
         tree: &'a sled::Tree,
         revocations: &'a Revocations,
-        selected: &'a RefCell<std::collections::HashSet<Uscc>>,
+        selected: &'a RefCell<Selected>,
         unindexed: &'a RefCell<Unindexed>,
         rules: &'a RuleBook,
         at: Stamp,
@@ -1130,7 +1204,7 @@ impl<'a> Pending<'a> {
     /// The selections of `u` as this job sees them (none read for an enterprise no draw
     /// ever selected).
     fn selections_of(&self, u: &Uscc) -> Result<Vec<Selection>> {
-        if !self.selected.borrow().contains(u) {
+        if !self.selected.borrow().may_have(u) {
             return Ok(Vec::new());
         }
         let mut out = stats::selections(self.tree, u)?;
@@ -1175,7 +1249,7 @@ impl<'a> Pending<'a> {
         }
         self.selected
             .borrow_mut()
-            .extend(drawn.entries.iter().map(|(u, _)| *u));
+            .add(drawn.entries.iter().map(|(u, _)| *u));
         self.put(
             stats::unindexed_key(drawn.plan_id),
             0u64.to_be_bytes().to_vec(),
@@ -1460,5 +1534,49 @@ pub(super) fn read_dossier(
             Ok(Some(d))
         }
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selected_enterprises_are_read_beside_the_writer_and_keep_what_draws_added() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("registry").unwrap();
+        let u = |n: u8| {
+            Uscc::assemble(
+                b"91310115",
+                &[b'2', b'0', b'0', b'0', b'0', b'0', b'0', b'0' + n],
+            )
+            .unwrap()
+        };
+        tree.insert(
+            stats::selection_key(&u(1), "SC-1", 1),
+            stats::selection_value(
+                crate::domain::RiskClass::B,
+                crate::domain::stats::Month(202610),
+            ),
+        )
+        .unwrap();
+        let mut s = Selected::load(&tree);
+        // Until read, anyone may have selections.
+        assert!(s.may_have(&u(3)));
+        s.add([u(2)]);
+        let t = std::time::Instant::now();
+        while matches!(s, Selected::Loading { .. }) {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "never read"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            s.poll().unwrap();
+        }
+        assert!(s.may_have(&u(1)), "from the K keys");
+        assert!(s.may_have(&u(2)), "added while reading");
+        assert!(!s.may_have(&u(3)), "never selected");
+        s.add([u(3)]);
+        assert!(s.may_have(&u(3)));
     }
 }
