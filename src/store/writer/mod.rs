@@ -891,7 +891,7 @@ impl Writer {
         p.next = end;
         if p.indexed() {
             let plan = entry.remove();
-            tracing::debug!(
+            tracing::info!(
                 plan = plan.plan_id,
                 selections = plan.entries.len(),
                 "selections indexed"
