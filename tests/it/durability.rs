@@ -498,6 +498,15 @@ async fn a_damaged_selection_index_fails_writes_closed() {
     let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
     let u = credit_risk::domain::Uscc::parse(&uscc_n(b'1', 7)).unwrap();
     assert!(store.enterprise(&u).unwrap().is_some(), "reads still work");
+    // The index is read beside the writer, which signals the fault as soon as it fails.
+    let mut fault = store.fault();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        fault.wait_for(|f| f.is_some()),
+    )
+    .await
+    .expect("the damaged index is found")
+    .unwrap();
     assert_writes_fail_closed(&store, "bad selection key").await;
     assert!(store.enterprise(&u).unwrap().is_some(), "reads still work");
 }

@@ -516,7 +516,7 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
             let prepared = stats::unindexed(&tree)
                 .map_err(|e| format!("cannot read the selections index: {e}"))
                 .and_then(|unindexed| {
-                    let mut selected = Selected::load(&tree);
+                    let mut selected = Selected::load(&tree, Some(fault.clone()));
                     // Drawn plans whose selections are not all indexed yet: theirs are
                     // read from their receipts until the writer has written them.
                     selected.add(
@@ -635,15 +635,20 @@ enum Selected {
 }
 
 impl Selected {
-    /// Starts reading the `K` keys of `tree` on a thread of its own.
-    fn load(tree: &sled::Tree) -> Selected {
+    /// Starts reading the `K` keys of `tree` on a thread of its own; if that fails it
+    /// signals `fault` at once (the writer then fails closed at its next job).
+    fn load(tree: &sled::Tree, fault: Option<Arc<FaultSignal>>) -> Selected {
         let (tx, rx) = std::sync::mpsc::channel();
         let tree = tree.clone();
         let spawned = std::thread::Builder::new()
             .name("store-selections".into())
             .spawn(move || {
                 let t = std::time::Instant::now();
-                let r = stats::selected_enterprises(&tree);
+                let r = stats::selected_enterprises(&tree)
+                    .map_err(|e| Error::Corrupt(format!("cannot read the selections index: {e}")));
+                if let (Err(e), Some(fault)) = (&r, &fault) {
+                    fault.send_replace(Some(e.to_string()));
+                }
                 if let Ok(s) = &r {
                     tracing::info!(
                         enterprises = s.len(),
@@ -783,6 +788,10 @@ impl Writer {
                     Ok(j) => backlog.push_back(j),
                     Err(_) => break,
                 }
+            }
+            if let Err(e) = self.selected.borrow_mut().poll() {
+                failed = Some(e.to_string());
+                break;
             }
             let mut group: Vec<Deliver> = Vec::new();
             let r = catch_unwind(AssertUnwindSafe(|| self.group(&mut backlog, &mut group)));
@@ -971,7 +980,6 @@ impl Writer {
             }
             None => None,
         };
-        self.selected.borrow_mut().poll()?;
         let mut p = Pending::new(
             &self.tree,
             &self.revocations,
@@ -1560,7 +1568,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let mut s = Selected::load(&tree);
+        let mut s = Selected::load(&tree, None);
         // Until read, anyone may have selections.
         assert!(s.may_have(&u(3)));
         s.add([u(2)]);
