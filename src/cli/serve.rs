@@ -79,6 +79,10 @@ pub fn run(a: Args) -> CliResult {
         let models = cfg.scoring.models()?;
         cfg.store.load_files()?;
         cfg.store.replicated = cfg.replication.enabled();
+        if cfg.store.replicated {
+            cfg.store.replica_node = cfg.replication.node.clone();
+            cfg.store.checkpoint_every = cfg.replication.checkpoint_every;
+        }
         let store = Store::open_with_models(&cfg.server.data_dir, cfg.store.clone(), models)?;
         // Replicated mode: the applier stops when shutdown is requested, before the
         // server drains and closes the store.

@@ -57,6 +57,10 @@ pub struct ReplicationConfig {
     /// How long entries are kept in the stream (0: forever). A replica down for longer
     /// than this recovers from a backup (docs/DEPLOY.md).
     pub max_age_days: u64,
+    /// Every how many log entries each replica appends the digest of what the log wrote
+    /// in its store so far, for its peers to compare (0: never; docs/DEPLOY.md
+    /// "Divergence").
+    pub checkpoint_every: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -70,6 +74,7 @@ impl Default for ReplicationConfig {
             read_wait_ms: 5_000,
             append_timeout_ms: 10_000,
             max_age_days: 0,
+            checkpoint_every: 1000,
         }
     }
 }
@@ -221,6 +226,11 @@ pub async fn start(
         .map_err(|e| Error::Unavailable(format!("replication.stream: {e}")))?
         .state
         .last_sequence;
+    if let Some(why) = store.diverged()? {
+        return Err(Error::FailedPrecondition(format!(
+            "this store stopped as diverged from its peers and is not served replicated: {why}"
+        )));
+    }
     let applied = store.applied_sequence();
     if applied > last {
         // Every node of the stream lost its unsynced tail at once (power loss with the
@@ -250,6 +260,7 @@ pub async fn start(
         log = last,
         "replicated mode: applying the log"
     );
+    tokio::spawn(append_checkpoints(store.clone(), stop.clone()));
     tokio::spawn(apply_loop(store.clone(), stream, cfg.subject.clone(), stop));
     let caught = store.wait_applied(last, Duration::from_secs(60)).await;
     if caught < last {
@@ -262,6 +273,28 @@ pub async fn start(
         abort_orphaned_runs(&store, &cfg.node).await;
     }
     Ok(store)
+}
+
+/// Appends the checkpoints this replica's writer asks for (the newest, when several
+/// wait); one that cannot be appended is left to the next.
+async fn append_checkpoints(store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut asks = store.checkpoints();
+    loop {
+        tokio::select! {
+            changed = asks.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = stop.changed() => return,
+        }
+        let Some((at, chain)) = *asks.borrow_and_update() else {
+            continue;
+        };
+        if let Err(e) = store.append_checkpoint(at, chain).await {
+            tracing::warn!(error = %e, at, "cannot append this replica's checkpoint");
+        }
+    }
 }
 
 /// Reads the stream in order from the sequence after the last one queued and hands each

@@ -49,8 +49,8 @@ pub use writer::op::{
     Correction, ImportItem, ImportOutcome, ImportRejection, SweepCounts, Upserted,
 };
 pub use writer::{
-    op, Answer, BindReply, Counters, Entry, Envelope, FaultSignal, LogSink, Operation, Origin,
-    Remembered, Render, RequestKey, Stamp, Submitted, Ticket, Tx,
+    op, Answer, BindReply, Checkpoint, Counters, Entry, Envelope, FaultSignal, LogSink, Operation,
+    Origin, Remembered, Render, RequestKey, Stamp, Submitted, Ticket, Tx,
 };
 
 /// The last log sequence applied as the store holds it (replicated mode; 0: none).
@@ -133,6 +133,13 @@ pub struct StoreOptions {
     /// they are all written use. Not a configuration key.
     #[serde(skip, default = "default_index_chunk")]
     pub index_chunk: usize,
+    /// Replicated mode: this replica's name, and every how many log entries the
+    /// replicas exchange the digest of what they wrote (0: never). Set by the server
+    /// from `[replication]`, not store keys.
+    #[serde(skip)]
+    pub replica_node: String,
+    #[serde(skip)]
+    pub checkpoint_every: u64,
 }
 
 fn default_index_chunk() -> usize {
@@ -163,6 +170,8 @@ impl Default for StoreOptions {
             instance_name: "local".into(),
             replicated: false,
             index_chunk: default_index_chunk(),
+            replica_node: String::new(),
+            checkpoint_every: 0,
         }
     }
 }
@@ -232,6 +241,8 @@ struct Shared {
     log: std::sync::OnceLock<ReplicaLog>,
     /// The last log sequence applied and durable (0: none; single-node stays at 0).
     applied: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Replicated mode: the checkpoint this replica appends next (sequence, chain).
+    checkpoints: Arc<writer::CheckpointSignal>,
 }
 
 impl ReplicaLog {
@@ -361,6 +372,7 @@ impl Store {
         let hub = alerts::AlertHub::new(alerts::head(&registry)?, options.alert_buffer);
         let loading = Arc::new(tokio::sync::watch::channel(!deferred.is_empty()).0);
         let applied = Arc::new(tokio::sync::watch::channel(stored_log_sequence(&registry)?).0);
+        let checkpoints = Arc::new(tokio::sync::watch::channel(None).0);
         let writer = writer::spawn(writer::Parts {
             dir: dir.to_path_buf(),
             db: db.clone(),
@@ -375,6 +387,7 @@ impl Store {
             deferred,
             loading: loading.clone(),
             applied: applied.clone(),
+            checkpoints: checkpoints.clone(),
         })?;
         Ok(Store {
             shared: Arc::new(Shared {
@@ -392,6 +405,7 @@ impl Store {
                 matches: Default::default(),
                 log: std::sync::OnceLock::new(),
                 applied,
+                checkpoints,
             }),
         })
     }
@@ -641,24 +655,54 @@ impl Store {
 
     /// Appends a `BindReply` entry (nobody waits for its application).
     async fn append_bind(&self, bind: BindReply) -> Result<()> {
+        self.append_system(bind, "BindReply").await
+    }
+
+    /// Appends an entry of this replica's own (no caller waits for it).
+    async fn append_system<O: Operation>(&self, op: O, name: &str) -> Result<()> {
         let log = self
             .shared
             .log
             .get()
             .ok_or_else(|| Error::FailedPrecondition("not replicated".into()))?;
         let submitted = Submitted {
-            op: bind,
+            op,
             at: Stamp::at(&self.shared.options.clock),
-            actor: Actor::system("BindReply"),
+            actor: Actor::system(name),
             request: None,
         };
+        let entry = O::into_entry(submitted)?
+            .map_err(|_| Error::FailedPrecondition(format!("{name} is not logged")))?;
         let origin = log.next_origin();
         let payload = Envelope {
             origin: origin.clone(),
-            entry: Entry::BindReply(submitted),
+            entry,
         }
         .encode()?;
         log.sink.append(origin.msg_id(), payload).await.map(drop)
+    }
+
+    /// Replicated mode: the checkpoints this replica's writer asks to append (the
+    /// sequence and its chain before it), newest only.
+    pub fn checkpoints(&self) -> tokio::sync::watch::Receiver<Option<(u64, [u8; 32])>> {
+        self.shared.checkpoints.subscribe()
+    }
+
+    /// Replicated mode: appends this replica's checkpoint (see `writer::log::Checkpoint`).
+    pub async fn append_checkpoint(&self, at: u64, chain: [u8; 32]) -> Result<()> {
+        let node = self.shared.options.replica_node.clone();
+        self.append_system(Checkpoint { node, at, chain }, "Checkpoint")
+            .await
+    }
+
+    /// Replicated mode: why this replica stopped as diverged from its peers, if it did
+    /// (it then refuses to start replicated until rebuilt from a peer's backup).
+    pub fn diverged(&self) -> Result<Option<String>> {
+        Ok(self
+            .shared
+            .registry
+            .get(keys::counter(writer::DIVERGED))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// Replicated mode: writes are appended to `sink` as replica `node`, and applied

@@ -141,7 +141,8 @@ struct Replica {
 }
 
 impl Replica {
-    fn new(root: &Path, name: &str, nats: &[NatsNode]) -> Replica {
+    /// A replica exchanging checkpoints every `checkpoint_every` log entries.
+    fn new(root: &Path, name: &str, nats: &[NatsNode], checkpoint_every: u64) -> Replica {
         let dir = root.join(name);
         let conf = root.join(format!("{name}.toml"));
         let servers = nats
@@ -152,7 +153,7 @@ impl Replica {
         std::fs::write(
             &conf,
             format!(
-                "[replication]\nservers = [{servers}]\nnode = \"{name}\"\nreplicas = 3\nread_wait_ms = 10000\nappend_timeout_ms = 3000\n"
+                "[replication]\nservers = [{servers}]\nnode = \"{name}\"\nreplicas = 3\nread_wait_ms = 10000\nappend_timeout_ms = 3000\ncheckpoint_every = {checkpoint_every}\n"
             ),
         )
         .expect("replica conf");
@@ -242,7 +243,8 @@ async fn cluster_scenario(sync_always: bool) {
     let mut nats = nats_cluster(&bin, root.path(), sync_always);
     let mut replicas: Vec<Replica> = ["r1", "r2", "r3"]
         .iter()
-        .map(|n| Replica::new(root.path(), n, &nats))
+        // Checkpoints every 16 entries: the replicas must agree through the kills.
+        .map(|n| Replica::new(root.path(), n, &nats, 16))
         .collect();
     for r in &mut replicas {
         r.start();
@@ -574,4 +576,121 @@ async fn cluster_scenario(sync_always: bool) {
         "replicas differ: {digests:?}"
     );
     drop(nats);
+}
+
+/// A replica whose store was damaged behind its back writes other values than its
+/// peers for the same entries: at the next checkpoint it finds two agreeing peers
+/// against it, records that it diverged and stops; the others go on; it refuses to start
+/// again replicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_that_diverged_finds_it_and_stops() {
+    let Some(bin) = nats_server() else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    let _nats = nats_cluster(&bin, root.path(), false);
+    let mut replicas: Vec<Replica> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|n| Replica::new(root.path(), n, &_nats, 4))
+        .collect();
+    for r in &mut replicas {
+        r.start();
+    }
+    let mut last = 0;
+    for i in 0..3 {
+        let r = replicas[0]
+            .client()
+            .await
+            .upsert_enterprise(upsert(&uscc_n(b'1', 100 + i), &format!("d-{i}")))
+            .await
+            .expect("write through r1");
+        last = seq_of(&r);
+    }
+    replicas[2]
+        .client()
+        .await
+        .get_enterprise(at_least(
+            pb::GetEnterpriseRequest {
+                uscc: uscc_n(b'1', 100),
+            },
+            last,
+        ))
+        .await
+        .expect("r3 caught up");
+    // Damage r3's count of registered enterprises while it is stopped.
+    replicas[2].stop();
+    {
+        let db = open_sled_directly(&replicas[2].dir);
+        let reg = db.open_tree("registry").expect("registry");
+        reg.insert(
+            credit_risk::store::keys::counter("enterprises"),
+            &999u64.to_be_bytes()[..],
+        )
+        .expect("damage");
+        db.flush().expect("flush");
+    }
+    replicas[2].start();
+    // New enterprises: each entry writes the count, which r3 now writes differently.
+    for i in 3..20 {
+        let r = replicas[0]
+            .client()
+            .await
+            .upsert_enterprise(upsert(&uscc_n(b'1', 100 + i), &format!("d-{i}")))
+            .await
+            .expect("r1 and r2 go on");
+        last = seq_of(&r);
+    }
+    let mut r3 = replicas[2].child.take().expect("r3 runs");
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = r3.try_wait().expect("wait r3") {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "r3 did not find it diverged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "r3 stops failed: {status:?}");
+    // The others go on, and agree.
+    let r = replicas[1]
+        .client()
+        .await
+        .upsert_enterprise(upsert(&uscc_n(b'1', 200), "d-after"))
+        .await
+        .expect("r2 takes writes");
+    replicas[0]
+        .client()
+        .await
+        .get_enterprise(at_least(
+            pb::GetEnterpriseRequest {
+                uscc: uscc_n(b'1', 200),
+            },
+            seq_of(&r),
+        ))
+        .await
+        .expect("r1 applies it");
+    assert!(last > 0);
+    // r3 recorded why, and refuses to start replicated.
+    {
+        let store = credit_risk::store::Store::open(&replicas[2].dir, Default::default())
+            .expect("open r3's store");
+        let why = store.diverged().expect("read").expect("r3 recorded it");
+        assert!(
+            why.contains("\"r3\" diverged") && why.contains("r1, r2"),
+            "{why}"
+        );
+        store.close(Duration::from_secs(10)).expect("close");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_credit-risk"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&replicas[2].dir)
+        .args(["--config", &replicas[2].conf.to_string_lossy()])
+        .env_remove("CREDIT_RISK_CONFIG")
+        .output()
+        .expect("run r3 again");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("diverged"), "{err}");
 }

@@ -85,6 +85,7 @@ entries! {
     RecordMatches(op::RecordMatches),
     BindReply(BindReply),
     WriteRunResults(op::WriteRunResults),
+    Checkpoint(Checkpoint),
 }
 
 /// The `Operation` methods of a replicated operation: it travels as `Entry::$variant`.
@@ -261,9 +262,135 @@ impl Operation for BindReply {
     logged!(BindReply);
 }
 
+/// The counter (`S` key) holding this replica's chain of batch digests: 32 bytes, the
+/// digest of the last logged batch chained onto the one before ([`chain`]); written in
+/// that batch (outside its digest).
+pub(in crate::store) const LOG_CHAIN: &str = "log_chain";
+
+/// The digest of the writes of one logged batch: each key written with its last value
+/// (or its removal) in the batch, combined regardless of order (a job's counters are
+/// written from a hash map). Replicas applying the same entry to the same state write
+/// the same keys and values, so equal batches give equal digests, however the writer
+/// grouped its jobs.
+#[derive(Debug, Default)]
+pub(in crate::store) struct BatchDigest(HashMap<[u8; 32], [u8; 32]>);
+
+impl BatchDigest {
+    pub fn write(&mut self, k: &[u8], v: Option<&[u8]>) {
+        use sha2::{Digest, Sha256};
+        let kh: [u8; 32] = Sha256::digest(k).into();
+        let mut h = Sha256::new();
+        match v {
+            Some(v) => {
+                h.update([1u8]);
+                h.update(v);
+            }
+            None => h.update([0u8]),
+        }
+        self.0.insert(kh, h.finalize().into());
+    }
+
+    /// The digest: the sum (four 64-bit lanes, wrapping) of SHA-256(key hash ‖ value
+    /// hash) over the keys, and their number.
+    pub fn finish(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut lanes = [0u64; 4];
+        for (k, v) in &self.0 {
+            let d: [u8; 32] = Sha256::new()
+                .chain_update(k)
+                .chain_update(v)
+                .finalize()
+                .into();
+            for (i, lane) in lanes.iter_mut().enumerate() {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&d[i * 8..i * 8 + 8]);
+                *lane = lane.wrapping_add(u64::from_be_bytes(b));
+            }
+        }
+        let mut h = Sha256::new();
+        h.update((self.0.len() as u64).to_be_bytes());
+        for lane in lanes {
+            h.update(lane.to_be_bytes());
+        }
+        h.finalize().into()
+    }
+}
+
+/// The chain after the batch of log entry `seq` with digest `batch`.
+pub(in crate::store) fn chain(prev: &[u8; 32], seq: u64, batch: &[u8; 32]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::new()
+        .chain_update(prev)
+        .chain_update(seq.to_be_bytes())
+        .chain_update(batch)
+        .finalize()
+        .into()
+}
+
+/// A replica's chain of batch digests as it was before it applied entry `at` (a
+/// multiple of `[replication] checkpoint_every`), appended by each replica when it gets
+/// there. Every replica compares the others' with its own (`Writer::vote`): one that
+/// disagrees with two peers which agree with each other has diverged — it records so and
+/// stops (docs/DEPLOY.md says how to rebuild it). Not an audit event; writes nothing else.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub node: String,
+    pub at: u64,
+    pub chain: [u8; 32],
+}
+
+impl Operation for Checkpoint {
+    type Output = ();
+    const RESCORES: bool = false;
+    const ALERTS: bool = false;
+    const AUDITED: bool = false;
+    fn cause(&self) -> String {
+        format!("checkpoint of {} at {}", self.node, self.at)
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<()> {
+        tx.w.vote(&mut tx.p, self)
+    }
+    logged!(Checkpoint);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_digest_is_the_keys_last_values_in_any_order() {
+        let mut a = BatchDigest::default();
+        a.write(b"k1", Some(b"v1"));
+        a.write(b"k2", None);
+        let mut b = BatchDigest::default();
+        b.write(b"k2", None);
+        b.write(b"k1", Some(b"old"));
+        b.write(b"k1", Some(b"v1"));
+        assert_eq!(
+            a.finish(),
+            b.finish(),
+            "order and overwritten values do not count"
+        );
+        let mut c = BatchDigest::default();
+        c.write(b"k1", Some(b"v1"));
+        c.write(b"k2", Some(b""));
+        assert_ne!(a.finish(), c.finish(), "a removal is not an empty value");
+        let mut d = BatchDigest::default();
+        d.write(b"k1", Some(b"v1"));
+        assert_ne!(a.finish(), d.finish(), "a key less");
+        assert_ne!(BatchDigest::default().finish(), d.finish());
+        let z = [0u8; 32];
+        assert_ne!(
+            chain(&z, 1, &a.finish()),
+            chain(&z, 2, &a.finish()),
+            "the sequence counts"
+        );
+        assert_ne!(
+            chain(&z, 1, &a.finish()),
+            chain(&[1; 32], 1, &a.finish()),
+            "the past counts"
+        );
+    }
 
     fn stamp() -> Stamp {
         Stamp {

@@ -72,7 +72,7 @@ mod runs;
 mod usage;
 mod wire;
 
-pub use log::{BindReply, Entry, Envelope, LogSink, Origin};
+pub use log::{BindReply, Checkpoint, Entry, Envelope, LogSink, Origin};
 pub(super) use log::{Waiter, Waiting};
 pub(super) use records::check_indexes;
 
@@ -482,6 +482,8 @@ pub(super) struct Parts {
     pub loading: Arc<tokio::sync::watch::Sender<bool>>,
     /// The last log sequence applied (replicated mode), moved after each group's flush.
     pub applied: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Checkpoints to append (replicated mode): (sequence, chain before it).
+    pub checkpoints: Arc<CheckpointSignal>,
 }
 
 pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
@@ -499,7 +501,13 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
         deferred,
         loading,
         applied,
+        checkpoints,
     } = parts;
+    let chain_at_start = match tree.get(keys::counter(log::LOG_CHAIN))? {
+        Some(v) => <[u8; 32]>::try_from(v.as_ref())
+            .map_err(|_| Error::Corrupt(format!("bad {} value", log::LOG_CHAIN)))?,
+        None => [0u8; 32],
+    };
     let head = audit::head(&tree)?;
     let applied_at_start = *applied.borrow();
     let alert_head = super::alerts::head(&tree)?;
@@ -567,6 +575,10 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
                 unindexed: RefCell::new(unindexed),
                 log_seq: std::cell::Cell::new(applied_at_start),
                 applied,
+                chain: std::cell::Cell::new(chain_at_start),
+                votes: RefCell::new(BTreeMap::new()),
+                checkpoints,
+                diverged: RefCell::new(None),
             }
             .run(rx);
             let _ = done_tx.send(());
@@ -614,7 +626,37 @@ pub(super) struct Writer {
     log_seq: std::cell::Cell<u64>,
     /// The highest log sequence applied and durable, for readers waiting on it.
     applied: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The chain of the logged batches' digests up to the last one applied ([`log::chain`]).
+    chain: std::cell::Cell<[u8; 32]>,
+    /// The recent checkpoints: this replica's chain before each, and its peers' (by node).
+    votes: RefCell<BTreeMap<u64, Votes>>,
+    /// Checkpoints this replica asks to append.
+    checkpoints: Arc<CheckpointSignal>,
+    /// Set when this replica finds it diverged from its peers: it fails closed after the
+    /// group.
+    diverged: RefCell<Option<String>>,
 }
+
+/// One checkpoint: this replica's chain before it, and each peer's.
+struct Votes {
+    mine: [u8; 32],
+    peers: BTreeMap<String, [u8; 32]>,
+}
+
+/// Checkpoints whose votes are kept (older ones are forgotten).
+const KEPT_CHECKPOINTS: usize = 64;
+
+/// The counter (`S` key) set, with the reason, when this replica finds it diverged from
+/// its peers: it then refuses to start replicated.
+pub(super) const DIVERGED: &str = "diverged";
+
+/// Replicated mode: the checkpoint a replica's writer asks to append next (the sequence
+/// and its chain before it).
+pub type CheckpointSignal = tokio::sync::watch::Sender<Option<(u64, [u8; 32])>>;
+
+/// What a committed job leaves: memory effects to publish after the flush, the plans it
+/// drew (their selections to index) and, for a logged job, the chain after it.
+type Committed = (Vec<Effect>, Vec<stats::PlanSelections>, Option<[u8; 32]>);
 
 /// Drawn plans whose selections are not all indexed, by plan id.
 type Unindexed = BTreeMap<u64, stats::PlanSelections>;
@@ -812,6 +854,10 @@ impl Writer {
                     self.applied
                         .send_if_modified(|a| std::mem::replace(a, seq) != seq);
                     group.into_iter().for_each(|deliver| deliver(None));
+                    if let Some(msg) = self.diverged.borrow_mut().take() {
+                        failed = Some(msg);
+                        break;
+                    }
                     // Under load, a chunk of selections to index after each group (so
                     // they are written however busy the writer is).
                     if let Err(e) = self.index_step() {
@@ -859,6 +905,68 @@ impl Writer {
         self.db.flush()?;
         crate::fault::point("writer.after_flush");
         self.seal()
+    }
+
+    /// Notes this replica's chain before log entry `seq` and asks for it to be appended
+    /// as its checkpoint.
+    fn checkpoint(&self, seq: u64) {
+        let mine = self.chain.get();
+        let mut votes = self.votes.borrow_mut();
+        votes.entry(seq).or_insert(Votes {
+            mine,
+            peers: BTreeMap::new(),
+        });
+        while votes.len() > KEPT_CHECKPOINTS {
+            votes.pop_first();
+        }
+        self.checkpoints.send_replace(Some((seq, mine)));
+    }
+
+    /// A peer's checkpoint, compared with this replica's chain at the same point. This
+    /// replica has diverged when it disagrees with two peers that agree with each
+    /// other and no peer agrees with it: it records so (the `S diverged` key, in this
+    /// job's batch) and fails closed after the group. A single disagreeing peer is
+    /// logged (the one that diverged stops itself, by the same rule).
+    fn vote(&self, p: &mut Pending, cp: log::Checkpoint) -> Result<()> {
+        if cp.node == self.options.replica_node {
+            return Ok(());
+        }
+        let mut votes = self.votes.borrow_mut();
+        // Before this replica's start, or forgotten: nothing to compare with.
+        let Some(v) = votes.get_mut(&cp.at) else {
+            return Ok(());
+        };
+        v.peers.insert(cp.node.clone(), cp.chain);
+        if cp.chain == v.mine {
+            return Ok(());
+        }
+        let agree = v.peers.values().filter(|c| **c == v.mine).count();
+        let theirs: Vec<&str> = v
+            .peers
+            .iter()
+            .filter(|(_, c)| **c == cp.chain)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if agree == 0 && theirs.len() >= 2 {
+            let msg = format!(
+                "replica {:?} diverged from its peers at log sequence {}: {} agree on what the log wrote before it, this replica does not; rebuild it from a peer's backup (docs/DEPLOY.md)",
+                self.options.replica_node,
+                cp.at,
+                theirs.join(", ")
+            );
+            tracing::error!(at = cp.at, "{msg}");
+            p.put(keys::counter(DIVERGED), msg.clone().into_bytes());
+            *self.diverged.borrow_mut() = Some(msg);
+        } else {
+            tracing::error!(
+                peer = %cp.node,
+                at = cp.at,
+                "replica {:?} disagrees with this one on what the log wrote before sequence {} (a replica that two agreeing peers disagree with stops)",
+                cp.node,
+                cp.at
+            );
+        }
+        Ok(())
     }
 
     /// Writes the next chunk of `K` entries of the oldest drawn plan whose selections are
@@ -970,6 +1078,10 @@ impl Writer {
             // Applied, whatever the outcome: an entry that fails, fails alike on every
             // replica (and again if it is re-read after a restart).
             self.log_seq.set(self.log_seq.get().max(seq));
+            let every = self.options.checkpoint_every;
+            if every > 0 && seq % every == 0 {
+                self.checkpoint(seq);
+            }
         }
         let req_key = match &request {
             Some(r) => {
@@ -994,6 +1106,7 @@ impl Writer {
             p.before = Some(HashMap::new());
         }
         p.actor = actor;
+        p.digest = seq.map(|s| (s, self.chain.get(), log::BatchDigest::default()));
         p.audited = O::AUDITED;
         p.cause = op.cause();
         let mut tx = Tx { w: self, p };
@@ -1092,7 +1205,10 @@ impl Writer {
             p.put(k, codec::encode(&stored)?);
         }
         crate::fault::point("writer.before_apply");
-        let (effects, drawn) = p.commit(&self.enterprises, &self.tracker)?;
+        let (effects, drawn, chain) = p.commit(&self.enterprises, &self.tracker)?;
+        if let Some(c) = chain {
+            self.chain.set(c);
+        }
         // Applied: later jobs (of this group too) read the plans' selections from here.
         self.unindexed
             .borrow_mut()
@@ -1156,6 +1272,9 @@ struct Pending<'a> {
     /// Plans the job draws: their selections (read back by its own contributions), to
     /// be indexed after the job (their `k` markers are in the batch).
     drawn: Vec<stats::PlanSelections>,
+    /// A logged job (replicated mode): its sequence, the chain before it, and the
+    /// digest of its writes so far.
+    digest: Option<(u64, [u8; 32], log::BatchDigest)>,
     /// Counter changes the operation made itself (plans drawn, match volume).
     stats_delta: HashMap<Counter, i64>,
 }
@@ -1205,6 +1324,7 @@ impl<'a> Pending<'a> {
             stats_before: BTreeMap::new(),
             stats_touched: BTreeMap::new(),
             drawn: Vec::new(),
+            digest: None,
             stats_delta: HashMap::new(),
         }
     }
@@ -1346,19 +1466,29 @@ impl<'a> Pending<'a> {
     }
 
     fn put(&mut self, k: Vec<u8>, v: Vec<u8>) {
+        self.note_write(&k, Some(&v));
         self.batch.insert(k.as_slice(), v.as_slice());
         self.overlay.insert(k, Some(v));
+    }
+
+    /// Adds a write to the digest of a logged job's batch.
+    fn note_write(&mut self, k: &[u8], v: Option<&[u8]>) {
+        if let Some((_, _, d)) = self.digest.as_mut() {
+            d.write(k, v);
+        }
     }
 
     /// A write this job never reads back (bulk payloads such as a plan's frozen
     /// population): batch only, without the overlay's second copy.
     fn put_unread(&mut self, k: &[u8], v: &[u8]) {
+        self.note_write(k, Some(v));
         self.batch.insert(k, v);
         self.unread = true;
         self.unread_keys.push(k.to_vec());
     }
 
     fn del(&mut self, k: Vec<u8>) {
+        self.note_write(&k, None);
         self.batch.remove(k.as_slice());
         self.overlay.insert(k, None);
     }
@@ -1469,24 +1599,34 @@ impl<'a> Pending<'a> {
         mut self,
         enterprises: &AtomicU64,
         tracker: &super::backup::Tracker,
-    ) -> Result<(Vec<Effect>, Vec<stats::PlanSelections>)> {
+    ) -> Result<Committed> {
         // The contributions after the job read its draws' selections.
         self.write_counters()?;
-        for u in &self.dirty {
+        let dirty = std::mem::take(&mut self.dirty);
+        for u in &dirty {
             if let Some(Some(d)) = self.docs.get(u) {
-                self.batch.insert(
-                    &keys::enterprise(u)[..],
-                    codec::encode_dossier(d)?.as_slice(),
-                );
+                let k = keys::enterprise(u);
+                let v = codec::encode_dossier(d)?;
+                self.note_write(&k[..], Some(&v));
+                self.batch.insert(&k[..], v.as_slice());
             }
         }
+        self.dirty = dirty;
         if self.created > 0 {
             let n = enterprises.load(Ordering::Acquire) + self.created;
-            self.batch.insert(
-                keys::counter("enterprises").as_slice(),
-                &n.to_be_bytes()[..],
-            );
+            let k = keys::counter("enterprises");
+            self.note_write(&k, Some(&n.to_be_bytes()));
+            self.batch.insert(k.as_slice(), &n.to_be_bytes()[..]);
         }
+        // A logged batch: the chain moves on by its digest (written outside it).
+        let chain = self.digest.take().map(|(seq, prev, d)| {
+            let c = log::chain(&prev, seq, &d.finish());
+            self.batch
+                .insert(keys::counter(log::LOG_CHAIN).as_slice(), &c[..]);
+            self.overlay
+                .insert(keys::counter(log::LOG_CHAIN), Some(c.to_vec()));
+            c
+        });
         if tracker.active() {
             // A backup runs: its catch-up re-reads every key this batch writes.
             let dossiers = self.dirty.iter().map(|u| keys::enterprise(u).to_vec());
@@ -1504,7 +1644,7 @@ impl<'a> Pending<'a> {
             enterprises.fetch_add(self.created, Ordering::AcqRel);
             self.effects.push(Effect::Enterprises(self.created));
         }
-        Ok((self.effects, self.drawn))
+        Ok((self.effects, self.drawn, chain))
     }
 }
 
