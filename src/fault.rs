@@ -8,7 +8,8 @@
 //!
 //! Points: `writer.before_apply` (a job's batch is built, not applied),
 //! `writer.after_apply` (the group's batches are applied, not flushed),
-//! `writer.after_flush` (the group is durable, not yet answered), `batch.scan` (the
+//! `writer.after_flush` (the group is durable, not yet answered), `writer.index_step`
+//! (a chunk of a draw's selections to index is built, not applied), `batch.scan` (the
 //! scoring job, while it scans).
 
 use std::sync::{

@@ -510,3 +510,95 @@ async fn a_damaged_selection_index_fails_writes_closed() {
     assert_writes_fail_closed(&store, "bad selection key").await;
     assert!(store.enterprise(&u).unwrap().is_some(), "reads still work");
 }
+
+/// A draw is acknowledged with its selections still to index; a `kill -9` while the
+/// writer indexes them (held at its first chunk) loses nothing: the restarted server
+/// indexes them, and the statistics and indexes agree with the records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_while_a_draws_selections_are_indexed_loses_nothing() {
+    use credit_risk::proto::{
+        classification_service_client::ClassificationServiceClient,
+        spot_check_service_client::SpotCheckServiceClient,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn_server_with(tmp.path(), Some("writer.index_step:1:hold"));
+    let mut c = connect(addr).await;
+    for i in 0..40 {
+        put_enterprise(&mut c, enterprise(&uscc_n(b'1', 9_000 + i))).await;
+    }
+    let mut k = ClassificationServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    scoring_done(
+        k.run_batch_scoring(pb::RunBatchScoringRequest::default())
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await
+    .unwrap();
+    let mut spot = SpotCheckServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let strata = (1..=4)
+        .map(|cl| pb::Stratum {
+            risk_class: cl,
+            size: Some(pb::stratum::Size::Ratio(1.0)),
+        })
+        .collect();
+    let plan = spot
+        .plan_draw(pb::PlanDrawRequest {
+            task_id: "SC-KILL-1".into(),
+            filter: Some(pb::CandidateFilter::default()),
+            strata,
+            override_reason: "test: every enterprise".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let drawn = spot
+        .draw_sample(pb::DrawSampleRequest {
+            plan_id: plan.plan_id,
+            seed: "kill".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the draw is acknowledged before its selections are indexed")
+        .into_inner();
+    let selected: usize = drawn.strata.iter().map(|s| s.selected.len()).sum();
+    assert!(selected >= 30, "selected {selected}");
+    // The writer now holds at its first chunk: kill -9 there.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    {
+        let store = Store::open(
+            tmp.path(),
+            StoreOptions {
+                index_chunk: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            store.selections_to_index().unwrap(),
+            selected as u64,
+            "the draw's marker survived, its selections unindexed"
+        );
+        store.check_indexes().expect("consistent before indexing");
+        store.close(std::time::Duration::from_secs(10)).unwrap();
+    }
+    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    let t = std::time::Instant::now();
+    while store.selections_to_index().unwrap() > 0 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "not indexed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    store.check_indexes().expect("consistent once indexed");
+    let plan = store.draw_plan(plan.plan_id).unwrap().expect("the plan");
+    assert!(plan.receipt.is_some(), "the acknowledged draw is stored");
+}
