@@ -288,10 +288,10 @@ async fn append_checkpoints(store: Store, mut stop: tokio::sync::watch::Receiver
             }
             _ = stop.changed() => return,
         }
-        let Some((at, chain)) = *asks.borrow_and_update() else {
+        let Some((at, since, chain)) = *asks.borrow_and_update() else {
             continue;
         };
-        if let Err(e) = store.append_checkpoint(at, chain).await {
+        if let Err(e) = store.append_checkpoint(at, since, chain).await {
             tracing::warn!(error = %e, at, "cannot append this replica's checkpoint");
         }
     }

@@ -684,15 +684,20 @@ impl Store {
 
     /// Replicated mode: the checkpoints this replica's writer asks to append (the
     /// sequence and its chain before it), newest only.
-    pub fn checkpoints(&self) -> tokio::sync::watch::Receiver<Option<(u64, [u8; 32])>> {
+    pub fn checkpoints(&self) -> tokio::sync::watch::Receiver<Option<(u64, u64, [u8; 32])>> {
         self.shared.checkpoints.subscribe()
     }
 
     /// Replicated mode: appends this replica's checkpoint (see `writer::log::Checkpoint`).
-    pub async fn append_checkpoint(&self, at: u64, chain: [u8; 32]) -> Result<()> {
+    pub async fn append_checkpoint(&self, at: u64, since: u64, chain: [u8; 32]) -> Result<()> {
         let node = self.shared.options.replica_node.clone();
-        self.append_system(Checkpoint { node, at, chain }, "Checkpoint")
-            .await
+        let cp = Checkpoint {
+            node,
+            at,
+            since,
+            chain,
+        };
+        self.append_system(cp, "Checkpoint").await
     }
 
     /// Replicated mode: why this replica stopped as diverged from its peers, if it did

@@ -262,9 +262,12 @@ impl Operation for BindReply {
     logged!(BindReply);
 }
 
-/// The counter (`S` key) holding this replica's chain of batch digests: 32 bytes, the
-/// digest of the last logged batch chained onto the one before ([`chain`]); written in
-/// that batch (outside its digest).
+/// The counter (`S` key) holding this replica's chain of batch digests: the sequence
+/// after which the chain began (8 bytes big-endian: 0 for a store that applied the log
+/// from its start, else the sequence it had applied when a build with chains first
+/// opened it; a restored backup keeps its peer's) and 32 bytes, the digest of the last
+/// logged batch chained onto the one before ([`chain`]); written in that batch (outside
+/// its digest). Chains that began at different sequences are not compared.
 pub(in crate::store) const LOG_CHAIN: &str = "log_chain";
 
 /// The digest of the writes of one logged batch: each key written with its last value
@@ -336,6 +339,8 @@ pub(in crate::store) fn chain(prev: &[u8; 32], seq: u64, batch: &[u8; 32]) -> [u
 pub struct Checkpoint {
     pub node: String,
     pub at: u64,
+    /// The sequence after which the replica's chain began.
+    pub since: u64,
     pub chain: [u8; 32],
 }
 

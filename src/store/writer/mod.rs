@@ -503,13 +503,22 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
         applied,
         checkpoints,
     } = parts;
-    let chain_at_start = match tree.get(keys::counter(log::LOG_CHAIN))? {
-        Some(v) => <[u8; 32]>::try_from(v.as_ref())
-            .map_err(|_| Error::Corrupt(format!("bad {} value", log::LOG_CHAIN)))?,
-        None => [0u8; 32],
-    };
     let head = audit::head(&tree)?;
     let applied_at_start = *applied.borrow();
+    // No chain yet: it begins after the sequence applied (0 for a new store).
+    let (chain_since, chain_at_start) = match tree.get(keys::counter(log::LOG_CHAIN))? {
+        Some(v) if v.len() == 40 => {
+            let mut since = [0u8; 8];
+            since.copy_from_slice(&v[..8]);
+            let mut chain = [0u8; 32];
+            chain.copy_from_slice(&v[8..]);
+            (u64::from_be_bytes(since), chain)
+        }
+        Some(_) => {
+            return Err(Error::Corrupt(format!("bad {} value", log::LOG_CHAIN)));
+        }
+        None => (applied_at_start, [0u8; 32]),
+    };
     let alert_head = super::alerts::head(&tree)?;
     let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -576,6 +585,7 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
                 log_seq: std::cell::Cell::new(applied_at_start),
                 applied,
                 chain: std::cell::Cell::new(chain_at_start),
+                chain_since,
                 votes: RefCell::new(BTreeMap::new()),
                 checkpoints,
                 diverged: RefCell::new(None),
@@ -628,6 +638,8 @@ pub(super) struct Writer {
     applied: Arc<tokio::sync::watch::Sender<u64>>,
     /// The chain of the logged batches' digests up to the last one applied ([`log::chain`]).
     chain: std::cell::Cell<[u8; 32]>,
+    /// The sequence after which this replica's chain began (see `log::LOG_CHAIN`).
+    chain_since: u64,
     /// The recent checkpoints: this replica's chain before each, and its peers' (by node).
     votes: RefCell<BTreeMap<u64, Votes>>,
     /// Checkpoints this replica asks to append.
@@ -650,9 +662,9 @@ const KEPT_CHECKPOINTS: usize = 64;
 /// its peers: it then refuses to start replicated.
 pub(super) const DIVERGED: &str = "diverged";
 
-/// Replicated mode: the checkpoint a replica's writer asks to append next (the sequence
-/// and its chain before it).
-pub type CheckpointSignal = tokio::sync::watch::Sender<Option<(u64, [u8; 32])>>;
+/// Replicated mode: the checkpoint a replica's writer asks to append next (the sequence,
+/// the sequence its chain began after, and its chain before it).
+pub type CheckpointSignal = tokio::sync::watch::Sender<Option<(u64, u64, [u8; 32])>>;
 
 /// What a committed job leaves: memory effects to publish after the flush, the plans it
 /// drew (their selections to index) and, for a logged job, the chain after it.
@@ -919,7 +931,8 @@ impl Writer {
         while votes.len() > KEPT_CHECKPOINTS {
             votes.pop_first();
         }
-        self.checkpoints.send_replace(Some((seq, mine)));
+        self.checkpoints
+            .send_replace(Some((seq, self.chain_since, mine)));
     }
 
     /// A peer's checkpoint, compared with this replica's chain at the same point. This
@@ -929,6 +942,12 @@ impl Writer {
     /// logged (the one that diverged stops itself, by the same rule).
     fn vote(&self, p: &mut Pending, cp: log::Checkpoint) -> Result<()> {
         if cp.node == self.options.replica_node {
+            return Ok(());
+        }
+        if cp.since != self.chain_since {
+            // Chains begun at different sequences (replicas first opened by a build with
+            // chains at different points): not comparable.
+            tracing::debug!(peer = %cp.node, since = cp.since, mine = self.chain_since, "checkpoint not comparable");
             return Ok(());
         }
         let mut votes = self.votes.borrow_mut();
@@ -1106,7 +1125,14 @@ impl Writer {
             p.before = Some(HashMap::new());
         }
         p.actor = actor;
-        p.digest = seq.map(|s| (s, self.chain.get(), log::BatchDigest::default()));
+        p.digest = seq.map(|s| {
+            (
+                s,
+                self.chain_since,
+                self.chain.get(),
+                log::BatchDigest::default(),
+            )
+        });
         p.audited = O::AUDITED;
         p.cause = op.cause();
         let mut tx = Tx { w: self, p };
@@ -1272,9 +1298,9 @@ struct Pending<'a> {
     /// Plans the job draws: their selections (read back by its own contributions), to
     /// be indexed after the job (their `k` markers are in the batch).
     drawn: Vec<stats::PlanSelections>,
-    /// A logged job (replicated mode): its sequence, the chain before it, and the
-    /// digest of its writes so far.
-    digest: Option<(u64, [u8; 32], log::BatchDigest)>,
+    /// A logged job (replicated mode): its sequence, the sequence its chain began after,
+    /// the chain before it, and the digest of its writes so far.
+    digest: Option<(u64, u64, [u8; 32], log::BatchDigest)>,
     /// Counter changes the operation made itself (plans drawn, match volume).
     stats_delta: HashMap<Counter, i64>,
 }
@@ -1473,7 +1499,7 @@ impl<'a> Pending<'a> {
 
     /// Adds a write to the digest of a logged job's batch.
     fn note_write(&mut self, k: &[u8], v: Option<&[u8]>) {
-        if let Some((_, _, d)) = self.digest.as_mut() {
+        if let Some((_, _, _, d)) = self.digest.as_mut() {
             d.write(k, v);
         }
     }
@@ -1619,12 +1645,12 @@ impl<'a> Pending<'a> {
             self.batch.insert(k.as_slice(), &n.to_be_bytes()[..]);
         }
         // A logged batch: the chain moves on by its digest (written outside it).
-        let chain = self.digest.take().map(|(seq, prev, d)| {
+        let chain = self.digest.take().map(|(seq, since, prev, d)| {
             let c = log::chain(&prev, seq, &d.finish());
+            let v = [&since.to_be_bytes()[..], &c[..]].concat();
             self.batch
-                .insert(keys::counter(log::LOG_CHAIN).as_slice(), &c[..]);
-            self.overlay
-                .insert(keys::counter(log::LOG_CHAIN), Some(c.to_vec()));
+                .insert(keys::counter(log::LOG_CHAIN).as_slice(), v.as_slice());
+            self.overlay.insert(keys::counter(log::LOG_CHAIN), Some(v));
             c
         });
         if tracker.active() {
