@@ -344,6 +344,38 @@ pub struct Checkpoint {
     pub chain: [u8; 32],
 }
 
+/// What a replica concludes from its peers' chains at one checkpoint.
+#[derive(Debug, PartialEq, Eq)]
+pub(in crate::store) enum Verdict {
+    /// No peer disagrees.
+    Agreed,
+    /// Peers disagree, but not two that agree with each other against this replica and
+    /// none with it: logged.
+    Disputed,
+    /// Two or more peers agree with each other on another chain and none with this
+    /// replica: it diverged. The peers, by name.
+    Diverged(Vec<String>),
+}
+
+/// The verdict on this replica's chain `mine` given its peers' chains at the same
+/// checkpoint (by node).
+pub(in crate::store) fn verdict(mine: &[u8; 32], peers: &BTreeMap<String, [u8; 32]>) -> Verdict {
+    if peers.values().all(|c| c == mine) {
+        return Verdict::Agreed;
+    }
+    if peers.values().any(|c| c == mine) {
+        return Verdict::Disputed;
+    }
+    let mut by_chain: BTreeMap<&[u8; 32], Vec<String>> = BTreeMap::new();
+    for (n, c) in peers {
+        by_chain.entry(c).or_default().push(n.clone());
+    }
+    match by_chain.into_values().max_by_key(|v| v.len()) {
+        Some(names) if names.len() >= 2 => Verdict::Diverged(names),
+        _ => Verdict::Disputed,
+    }
+}
+
 impl Operation for Checkpoint {
     type Output = ();
     const RESCORES: bool = false;
@@ -361,6 +393,40 @@ impl Operation for Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replica_diverged_when_two_agreeing_peers_contradict_it_and_none_agrees() {
+        let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        let peers = |v: &[(&str, [u8; 32])]| -> BTreeMap<String, [u8; 32]> {
+            v.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+        };
+        assert_eq!(verdict(&a, &peers(&[])), Verdict::Agreed);
+        assert_eq!(
+            verdict(&a, &peers(&[("r2", a), ("r3", a)])),
+            Verdict::Agreed
+        );
+        // One peer against: it may be the one that diverged.
+        assert_eq!(verdict(&a, &peers(&[("r2", b)])), Verdict::Disputed);
+        // One with, one against: the one against diverged, not this one.
+        assert_eq!(
+            verdict(&a, &peers(&[("r2", a), ("r3", b)])),
+            Verdict::Disputed
+        );
+        // Two against that disagree with each other: nobody can tell.
+        assert_eq!(
+            verdict(&a, &peers(&[("r2", b), ("r3", c)])),
+            Verdict::Disputed
+        );
+        assert_eq!(
+            verdict(&a, &peers(&[("r2", b), ("r3", b)])),
+            Verdict::Diverged(vec!["r2".into(), "r3".into()])
+        );
+        // Five replicas: three agree on b, one on c, none with this one.
+        assert_eq!(
+            verdict(&a, &peers(&[("r2", b), ("r3", c), ("r4", b), ("r5", b)])),
+            Verdict::Diverged(vec!["r2".into(), "r4".into(), "r5".into()])
+        );
+    }
 
     #[test]
     fn a_batch_digest_is_the_keys_last_values_in_any_order() {

@@ -959,14 +959,7 @@ impl Writer {
         if cp.chain == v.mine {
             return Ok(());
         }
-        let agree = v.peers.values().filter(|c| **c == v.mine).count();
-        let theirs: Vec<&str> = v
-            .peers
-            .iter()
-            .filter(|(_, c)| **c == cp.chain)
-            .map(|(n, _)| n.as_str())
-            .collect();
-        if agree == 0 && theirs.len() >= 2 {
+        if let log::Verdict::Diverged(theirs) = log::verdict(&v.mine, &v.peers) {
             let msg = format!(
                 "replica {:?} diverged from its peers at log sequence {}: {} agree on what the log wrote before it, this replica does not; rebuild it from a peer's backup (docs/DEPLOY.md)",
                 self.options.replica_node,
