@@ -345,8 +345,11 @@ async fn apply_loop(
             let m = match m {
                 Ok(m) => m,
                 // Quiet: is the log ahead of us (a consumer stuck on a node that died)?
-                Err(_) => match stream.info().await {
-                    Ok(i) if i.state.last_sequence >= next => {
+                // (Bounded: during an outage the stream's info may not come; the
+                // consumer is then made again.)
+                Err(_) => match tokio::time::timeout(IDLE_CHECK, stream.info()).await {
+                    Err(_) => break,
+                    Ok(Ok(i)) if i.state.last_sequence >= next => {
                         tracing::info!(
                             next,
                             log = i.state.last_sequence,

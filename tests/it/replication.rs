@@ -533,10 +533,21 @@ async fn cluster_scenario(sync_always: bool) {
     for r in &replicas {
         let mut c = r.client().await;
         for (u, s) in &acknowledged {
-            let got = c
-                .get_enterprise(at_least(pb::GetEnterpriseRequest { uscc: u.clone() }, *s))
-                .await
-                .unwrap_or_else(|e| panic!("{} reading {u} at {s}: {e}", r.name));
+            // A replica still catching up after the outage answers UNAVAILABLE after its
+            // read wait ("retry"): a client retries, for at most a minute here.
+            let t = std::time::Instant::now();
+            let got = loop {
+                match c
+                    .get_enterprise(at_least(pb::GetEnterpriseRequest { uscc: u.clone() }, *s))
+                    .await
+                {
+                    Ok(got) => break got,
+                    Err(e)
+                        if e.code() == Code::Unavailable
+                            && t.elapsed() < Duration::from_secs(60) => {}
+                    Err(e) => panic!("{} reading {u} at {s}: {e}", r.name),
+                }
+            };
             assert!(seq_of(&got) >= *s, "{} answered from before {s}", r.name);
             assert!(got.into_inner().enterprise.is_some(), "{u} on {}", r.name);
         }
