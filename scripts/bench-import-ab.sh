@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # Import cost of one build against another (e.g. before and after a change): a fresh
-# server per run, `credit-risk import` of the 1 M city, then a batch run; alternate the
-# builds to see past the machine's drift. Never run in CI.
+# server per run, `credit-risk import` of the city, then a batch run; alternate the
+# builds to see past the machine's drift. Prints the import's seconds and rate, the
+# server's peak RSS over the run, and the store's size. Never run in CI.
 #
 #   scripts/bench-import-ab.sh BINARY LABEL        # e.g. /tmp/base/credit-risk base
+#   N=3500000 scripts/bench-import-ab.sh BINARY LABEL
 set -euo pipefail
 B=$1; L=${2:-run}
 D=${D:-/tmp/bench}
+N=${N:-1000000}
 S=127.0.0.1:50083
-CITY="$D/city-1000000-42.bin"
-[ -f "$CITY" ] || "$B" generate --enterprises 1000000 --seed 42 --as-of 2026-10-01 --out "$CITY"
+mkdir -p "$D"
+CITY="$D/city-$N-42.bin"
+[ -f "$CITY" ] || "$B" generate --enterprises "$N" --seed 42 --as-of 2026-10-01 --out "$CITY"
 rm -rf "$D/store-ab"
-"$B" serve --data-dir "$D/store-ab" --listen $S > "$D/serve-ab.log" 2>&1 &
+/usr/bin/time -f "%M" -o "$D/serve-ab.rss" "$B" serve --data-dir "$D/store-ab" --listen $S > "$D/serve-ab.log" 2>&1 &
 PID=$!
 sleep 3
-/usr/bin/time -f "$L import %e s" "$B" import "$CITY" --server $S 2>&1 | tail -2
+{ "$B" import "$CITY" --server $S || true; } | head -1 | sed "s/^/$L import: /"
 /usr/bin/time -f "$L score %e s" "$B" score --server $S --as-of 2026-10-01 > /dev/null
-kill $PID; sleep 3
+# The server is time's child: stop it, and time reports its peak.
+kill "$(pgrep -P $PID)"; wait $PID 2>/dev/null || true
+echo "$L server peak RSS $(( $(cat "$D/serve-ab.rss" | tail -1) / 1024 )) MiB"
 du -sh "$D/store-ab" | sed "s/^/$L disk /"

@@ -20,6 +20,7 @@ pub mod repair;
 pub mod scoring;
 pub mod seal;
 pub mod spot;
+pub mod staging;
 pub mod stats;
 mod writer;
 
@@ -108,6 +109,9 @@ pub struct StoreOptions {
     pub alerts: crate::domain::alert::AlertRules,
     /// Alerts buffered per watcher before it must catch up from the log.
     pub alert_buffer: usize,
+    /// Records an import sorts in memory (about 400 bytes each) before it writes them as
+    /// a sorted run under `staging/` in the data directory ([`staging`]).
+    pub import_run_records: usize,
     /// A catalogue of reward and punishment measures (TOML, the format of the built-in
     /// `src/domain/measures_shanghai.toml`) replacing the built-in one.
     pub measures_file: Option<std::path::PathBuf>,
@@ -163,6 +167,7 @@ impl Default for StoreOptions {
             clock: crate::domain::Clock::System,
             alerts: crate::domain::alert::AlertRules::default(),
             alert_buffer: 4096,
+            import_run_records: 1 << 18,
             measures_file: None,
             measures: crate::domain::measures::Catalogue::builtin(),
             check_items_file: None,
@@ -182,6 +187,9 @@ impl StoreOptions {
     /// check-item catalogue (`check_items_file`), and checks `instance_name`. A bad
     /// file or key stops the server naming it.
     pub fn load_files(&mut self) -> std::result::Result<(), String> {
+        if self.import_run_records == 0 {
+            return Err("store.import_run_records: at least 1".into());
+        }
         if !crate::domain::joint::valid_instance_name(&self.instance_name) {
             return Err(format!(
                 "store.instance_name {:?}: 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit",
@@ -220,6 +228,8 @@ impl StoreOptions {
 }
 
 struct Shared {
+    /// The data directory.
+    dir: std::path::PathBuf,
     db: sled::Db,
     registry: sled::Tree,
     writer: writer::WriterHandle,
@@ -315,6 +325,13 @@ impl Store {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Unavailable(format!("{}: {e}", dir.display())))?;
         let db = open_retrying_lock(&sled_config(dir, &options), dir)?;
+        // An import staged when the process stopped was never applied: its runs go.
+        let staged = dir.join(staging::STAGING_DIR);
+        if staged.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&staged) {
+                tracing::warn!(dir = %staged.display(), error = %e, "could not remove staged imports");
+            }
+        }
         let meta = db.open_tree("meta")?;
         let registry = db.open_tree("registry")?;
         // Refuse a store that lost acknowledged writes (sled recovered an earlier state,
@@ -391,6 +408,7 @@ impl Store {
         })?;
         Ok(Store {
             shared: Arc::new(Shared {
+                dir: dir.to_path_buf(),
                 db,
                 registry,
                 writer,
@@ -483,6 +501,12 @@ impl Store {
     /// Where watchers learn of new alerts once they are durable.
     pub fn alert_hub(&self) -> &alerts::AlertHub {
         &self.shared.hub
+    }
+
+    /// A staging area for one import's records, sorted by USCC and spilled to the data
+    /// directory every `store.import_run_records` records ([`staging`]).
+    pub fn stage_import(&self) -> staging::ImportStaging {
+        staging::ImportStaging::new(&self.shared.dir, self.shared.options.import_run_records)
     }
 
     /// Today (Asia/Shanghai) by the store's clock: the default as-of date of a request.

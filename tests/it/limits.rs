@@ -40,7 +40,10 @@ async fn requests_over_the_global_limit_are_refused_resource_exhausted() {
                 refused = Some(s);
                 break;
             }
-            _ => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            other => {
+                eprintln!("DBG {other:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await
+            }
         }
     }
     let refused = refused.expect("a request over the limit is refused");
@@ -170,29 +173,44 @@ async fn each_principal_has_its_own_stream_and_request_limits() {
         })
     };
     // Two idle streams of the feed token (each sends one message, so it is open).
-    let mut senders = Vec::new();
-    let mut calls = Vec::new();
-    for n in 0..2 {
+    let open = |n: u32| {
         let (tx, rx) = tokio::sync::mpsc::channel::<pb::ImportRecordsRequest>(1);
-        tx.send(pb::ImportRecordsRequest {
+        tx.try_send(pb::ImportRecordsRequest {
             records: vec![pb::ImportRecord {
                 record: Some(pb::import_record::Record::Enterprise(enterprise(&uscc_n(
                     b'1', n,
                 )))),
             }],
         })
-        .await
         .unwrap();
-        senders.push(tx);
         let mut c = with("feed-secret");
-        calls.push(tokio::spawn(async move {
+        let call = tokio::spawn(async move {
             c.import_records(tokio_stream::wrappers::ReceiverStream::new(rx))
                 .await
-        }));
-    }
-    // The third is refused (once the first two are in).
+        });
+        (tx, call)
+    };
+    let (mut senders, mut calls): (Vec<_>, Vec<_>) = (0..2).map(open).unzip();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // The third is refused (once the first two are in). A third that arrives before
+    // one of the two holds that one's slot for a moment: the one refused then is
+    // opened again.
     let mut refused = None;
     for _ in 0..200 {
+        for n in 0..2 {
+            if calls[n].is_finished() {
+                let (tx, call) = open(n as u32);
+                let earlier = std::mem::replace(&mut calls[n], call);
+                let e = earlier
+                    .await
+                    .unwrap()
+                    .expect_err("refused while a third held its slot");
+                assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+                senders[n] = tx;
+                // Let it in before the next third arrives.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
         let mut c = with("feed-secret");
         let r = c
             .import_records(tokio_stream::iter(Vec::<pb::ImportRecordsRequest>::new()))

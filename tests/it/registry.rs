@@ -588,6 +588,144 @@ async fn import_stores_the_good_and_reports_the_bad() {
     s.stop().await;
 }
 
+/// Files left in the store's staging directory (none once an import has ended).
+fn staged_files(dir: &std::path::Path) -> usize {
+    walk(&dir.join("staging"))
+}
+
+fn walk(d: &std::path::Path) -> usize {
+    std::fs::read_dir(d).map_or(0, |it| {
+        it.flatten()
+            .map(|e| {
+                if e.path().is_dir() {
+                    walk(&e.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
+    })
+}
+
+#[tokio::test]
+async fn an_import_larger_than_its_runs_is_applied_in_key_order() {
+    use pb::import_record::Record as R;
+    // Runs of 7 records: the 200 records below go through 28 sorted runs on disk.
+    let s = TestServer::start_fresh_with(|o| o.import_run_records = 7, |_| {}).await;
+    let mut c = s.client.clone();
+    let mut records = Vec::new();
+    // Enterprises in descending key order, each with a report and a penalty.
+    for i in (0..60u32).rev() {
+        let u = uscc_n(b'1', 2000 + i);
+        records.push(rec(R::Enterprise(enterprise(&u))));
+        records.push(rec(R::Penalty(fine(
+            &u,
+            &format!("ord-{i}"),
+            "2025-01-02",
+            500,
+        ))));
+        records.push(rec(R::AnnualReport(pb::AnnualReport {
+            uscc: u.clone(),
+            year: 2023,
+            filed_on: "2024-05-05".into(),
+            ..Default::default()
+        })));
+    }
+    // One enterprise's penalty sent before the enterprise itself: its records apply
+    // in the order they were sent, so the penalty finds no enterprise.
+    let late = uscc_n(b'1', 2100);
+    let early_penalty = records.len() as u64;
+    records.push(rec(R::Penalty(fine(&late, "ord-late", "2025-01-02", 500))));
+    records.push(rec(R::Enterprise(enterprise(&late))));
+    // Two enterprises claim one decision number: the stream sends the higher USCC's
+    // first, and the lower USCC's — applied first in key order — is the one stored.
+    let (low, high) = (uscc_n(b'1', 2000), uscc_n(b'1', 2059));
+    let high_claim = records.len() as u64;
+    records.push(rec(R::Penalty(fine(
+        &high,
+        "ord-shared",
+        "2025-02-01",
+        800,
+    ))));
+    records.push(rec(R::Penalty(fine(&low, "ord-shared", "2025-02-01", 800))));
+    let total = records.len() as u64;
+    let summary = c
+        .import_records(tokio_stream::iter(
+            records
+                .chunks(9)
+                .map(|c| pb::ImportRecordsRequest {
+                    records: c.to_vec(),
+                })
+                .collect::<Vec<_>>(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.received, total);
+    let refused: Vec<(u64, &str)> = summary
+        .rejections
+        .iter()
+        .map(|r| (r.index, r.code.as_str()))
+        .collect();
+    assert_eq!(
+        refused,
+        vec![(early_penalty, "NOT_FOUND"), (high_claim, "ALREADY_EXISTS")]
+    );
+    assert_eq!(summary.stored, total - 2);
+    assert_eq!(s.store.check_indexes().unwrap(), 61);
+    // The lower USCC holds the shared decision number: sending its penalty again
+    // changes nothing.
+    let again = c
+        .import_records(tokio_stream::iter(vec![pb::ImportRecordsRequest {
+            records: vec![rec(R::Penalty(fine(&low, "ord-shared", "2025-02-01", 800)))],
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.unchanged, again.rejected), (1, 0));
+    for i in [0u32, 30, 59] {
+        c.get_enterprise(pb::GetEnterpriseRequest {
+            uscc: uscc_n(b'1', 2000 + i),
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(staged_files(&s.dir), 0, "the runs are removed");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_import_stream_that_breaks_stores_nothing() {
+    use pb::import_record::Record as R;
+    // A stream silent for a second is ended by the server.
+    let s = TestServer::start_fresh_with(|o| o.import_run_records = 5, |c| c.stream_idle_secs = 1)
+        .await;
+    let mut c = s.client.clone();
+    let u = uscc_n(b'1', 3000);
+    let first = pb::ImportRecordsRequest {
+        records: (0..20u32)
+            .map(|i| rec(R::Enterprise(enterprise(&uscc_n(b'1', 3000 + i)))))
+            .collect(),
+    };
+    // The first message, then silence.
+    let stream =
+        futures::StreamExt::chain(tokio_stream::iter(vec![first]), futures::stream::pending());
+    let err = c.import_records(stream).await.unwrap_err();
+    assert_ne!(err.code(), Code::Ok);
+    let missing = c
+        .get_enterprise(pb::GetEnterpriseRequest { uscc: u })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.code(),
+        Code::NotFound,
+        "nothing of the broken stream is stored"
+    );
+    assert_eq!(s.store.check_indexes().unwrap(), 0);
+    assert_eq!(staged_files(&s.dir), 0, "its runs are removed");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn sweep_lists_non_filers_once_and_escalates_after_three_years() {
     let s = TestServer::start().await;

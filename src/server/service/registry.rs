@@ -23,8 +23,9 @@ use crate::{
 pub const MAX_LISTED_REJECTIONS: usize = 100_000;
 /// Import chunks in flight at the writer while the next ones are parsed.
 const IMPORT_PIPELINE: usize = 4;
-/// Records per writer job when an import message carries more.
+/// Records per writer job (cut between two enterprises).
 const IMPORT_JOB_RECORDS: usize = 4096;
+
 /// Enterprises per sweep chunk (one writer job each).
 const SWEEP_CHUNK: usize = 1000;
 
@@ -386,7 +387,6 @@ impl RegistryService for RegistryApi {
         let stream = super::guarded_stream("ImportRecords", self.stream_limits, req.into_inner());
         let mut stream = std::pin::pin!(stream);
         let mut summary = pb::ImportRecordsResponse::default();
-        let mut inflight = VecDeque::new();
         let mut index = 0u64;
         let mut push_rejection = |summary: &mut pb::ImportRecordsResponse,
                                   rej: pb::ImportRejection| {
@@ -397,15 +397,29 @@ impl RegistryService for RegistryApi {
                 summary.rejections_truncated = true;
             }
         };
+        // 1. The stream, staged: parsed, sorted by USCC in runs (spilled on a blocking
+        // thread while the stream goes on); nothing is stored yet.
+        let started = std::time::Instant::now();
+        let mut staging = self.store.stage_import();
+        let mut spilling: Option<
+            tokio::task::JoinHandle<crate::error::Result<(std::path::PathBuf, u64)>>,
+        > = None;
         while let Some(msg) = stream.next().await {
             let msg = msg?;
-            let mut items = Vec::with_capacity(msg.records.len().min(IMPORT_JOB_RECORDS));
             for rec in msg.records {
                 let i = index;
                 index += 1;
                 summary.received += 1;
                 match parse_import(rec) {
-                    Ok(item) => items.push((i, item)),
+                    Ok(item) => {
+                        if let Some(spill) = staging.push(i, item)? {
+                            if let Some(h) = spilling.take() {
+                                let (path, len) = joined(h.await)?;
+                                staging.spilled(&path, len);
+                            }
+                            spilling = Some(tokio::task::spawn_blocking(move || spill.write()));
+                        }
+                    }
                     Err((kind, key, e)) => push_rejection(
                         &mut summary,
                         pb::ImportRejection {
@@ -417,22 +431,33 @@ impl RegistryService for RegistryApi {
                         },
                     ),
                 }
-                if items.len() >= IMPORT_JOB_RECORDS {
-                    let chunk = std::mem::take(&mut items);
-                    inflight.push_back(
-                        self.store
-                            .enqueue_as(actor.clone(), op::Import(chunk), None, None)
-                            .await?,
-                    );
+            }
+        }
+        if let Some(h) = spilling.take() {
+            let (path, len) = joined(h.await)?;
+            staging.spilled(&path, len);
+        }
+        let runs = staging.runs();
+        let staged_secs = started.elapsed().as_secs_f64();
+        // 2. Applied in key order: each chunk's dossiers follow the previous chunk's in
+        // the tree (src/store/staging.rs says why).
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        let merge = tokio::task::spawn_blocking(move || -> crate::error::Result<()> {
+            let mut sorted = staging.finish()?;
+            loop {
+                let chunk = sorted.next_chunk(IMPORT_JOB_RECORDS)?;
+                if chunk.is_empty() || tx.blocking_send(chunk).is_err() {
+                    return Ok(());
                 }
             }
-            if !items.is_empty() {
-                inflight.push_back(
-                    self.store
-                        .enqueue_as(actor.clone(), op::Import(items), None, None)
-                        .await?,
-                );
-            }
+        });
+        let mut inflight = VecDeque::new();
+        while let Some(chunk) = rx.recv().await {
+            inflight.push_back(
+                self.store
+                    .enqueue_as(actor.clone(), op::Import(chunk), None, None)
+                    .await?,
+            );
             while inflight.len() > IMPORT_PIPELINE {
                 if let Some(rx) = inflight.pop_front() {
                     absorb(
@@ -450,12 +475,16 @@ impl RegistryService for RegistryApi {
                 &mut push_rejection,
             )?;
         }
+        joined(merge.await)?;
         summary.rejections.sort_by_key(|r| r.index);
         tracing::info!(
             received = summary.received,
             stored = summary.stored,
             unchanged = summary.unchanged,
             rejected = summary.rejected,
+            runs,
+            staged_secs,
+            applied_secs = started.elapsed().as_secs_f64() - staged_secs,
             "import done"
         );
         Ok(Response::new(summary))
@@ -672,6 +701,13 @@ pub fn parse_import(rec: pb::ImportRecord) -> Result<ImportItem, ImportParseErro
             DomainError::invalid("record", "no record set"),
         )),
     }
+}
+
+/// The result of a blocking task: its own, or UNAVAILABLE when it panicked.
+fn joined<T>(
+    r: Result<crate::error::Result<T>, tokio::task::JoinError>,
+) -> crate::error::Result<T> {
+    r.map_err(|e| crate::error::Error::Unavailable(format!("staging an import: {e}")))?
 }
 
 fn absorb(

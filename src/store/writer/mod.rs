@@ -700,9 +700,6 @@ impl Selected {
                 let t = std::time::Instant::now();
                 let r = stats::selected_enterprises(&tree)
                     .map_err(|e| Error::Corrupt(format!("cannot read the selections index: {e}")));
-                if let (Err(e), Some(fault)) = (&r, &fault) {
-                    fault.send_replace(Some(e.to_string()));
-                }
                 if let Ok(s) = &r {
                     tracing::info!(
                         enterprises = s.len(),
@@ -710,7 +707,12 @@ impl Selected {
                         "selections index read"
                     );
                 }
+                // The writer's next job finds the error before anyone sees the fault.
+                let failed = r.as_ref().err().map(|e| e.to_string());
                 let _ = tx.send(r);
+                if let (Some(e), Some(fault)) = (failed, &fault) {
+                    fault.send_replace(Some(e));
+                }
             });
         if let Err(e) = spawned {
             // Never read: every enterprise may have selections (correct, slower).

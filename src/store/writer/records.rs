@@ -164,6 +164,22 @@ pub enum ImportItem {
     Complaints(#[serde(with = "wire::keyed")] ComplaintSummary),
 }
 
+impl ImportItem {
+    /// The enterprise the record belongs to.
+    pub fn uscc(&self) -> &Uscc {
+        match self {
+            ImportItem::Enterprise(x) => &x.uscc,
+            ImportItem::Penalty(x) => &x.uscc,
+            ImportItem::Report(x) => &x.uscc,
+            ImportItem::Listing(x) => &x.uscc,
+            ImportItem::Inspection(x) => &x.uscc,
+            ImportItem::Commitment(x) => &x.uscc,
+            ImportItem::Sampling(x) => &x.uscc,
+            ImportItem::Complaints(x) => &x.uscc,
+        }
+    }
+}
+
 /// A chunk of an import: (index in the stream, record); each record is stored or
 /// refused on its own, the stored ones in one batch.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

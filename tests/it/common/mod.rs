@@ -91,6 +91,20 @@ impl TestServer {
         TestServer::start_configured_with(dir, options, false, |_| {}).await
     }
 
+    /// Starts a server on a fresh store with its options changed by `store` and the
+    /// server's configuration by `config`.
+    pub async fn start_fresh_with(
+        store: impl FnOnce(&mut StoreOptions),
+        config: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut options = StoreOptions::default();
+        store(&mut options);
+        let mut s = TestServer::start_configured_with(tmp.path(), options, false, config).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// The one constructor of a fresh temporary store: every other delegates here or to
     /// [`TestServer::start_configured`].
     async fn start_fresh(metrics: bool, change: impl FnOnce(&mut ServerConfig)) -> TestServer {
