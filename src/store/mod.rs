@@ -230,6 +230,9 @@ impl StoreOptions {
 struct Shared {
     /// The data directory.
     dir: std::path::PathBuf,
+    /// Records all running imports may hold in memory together, one permit each
+    /// (`2 × store.import_run_records`; see [`staging`]).
+    import_budget: Arc<tokio::sync::Semaphore>,
     db: sled::Db,
     registry: sled::Tree,
     writer: writer::WriterHandle,
@@ -409,6 +412,12 @@ impl Store {
         Ok(Store {
             shared: Arc::new(Shared {
                 dir: dir.to_path_buf(),
+                import_budget: Arc::new(tokio::sync::Semaphore::new(
+                    options
+                        .import_run_records
+                        .saturating_mul(2)
+                        .min(tokio::sync::Semaphore::MAX_PERMITS),
+                )),
                 db,
                 registry,
                 writer,
@@ -507,6 +516,13 @@ impl Store {
     /// directory every `store.import_run_records` records ([`staging`]).
     pub fn stage_import(&self) -> staging::ImportStaging {
         staging::ImportStaging::new(&self.shared.dir, self.shared.options.import_run_records)
+    }
+
+    /// The memory every running import draws on for its staged records: one permit a
+    /// record, `2 × store.import_run_records` in all. An import that finds it taken
+    /// spills what it holds and waits, so concurrent imports never hold more.
+    pub fn import_budget(&self) -> Arc<tokio::sync::Semaphore> {
+        self.shared.import_budget.clone()
     }
 
     /// Today (Asia/Shanghai) by the store's clock: the default as-of date of a request.

@@ -60,7 +60,7 @@ pub struct ImportStaging {
     runs: Vec<Run>,
 }
 
-/// A full buffer to sort and write as the run at `path`.
+/// A buffer to sort and write as the run at `path`.
 pub struct Spill {
     records: Vec<Staged>,
     path: PathBuf,
@@ -87,6 +87,20 @@ impl ImportStaging {
         }
         self.buffer.push((index, item));
         if self.buffer.len() < self.run_records {
+            return Ok(None);
+        }
+        self.spill()
+    }
+
+    /// Records buffered in memory (not yet spilled).
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// The buffer as a run to spill now, whatever its size (none if it is empty): when
+    /// the memory all imports share is taken.
+    pub fn spill(&mut self) -> Result<Option<Spill>> {
+        if self.buffer.is_empty() {
             return Ok(None);
         }
         let dir = match &self.dir {
@@ -175,6 +189,16 @@ impl ImportStaging {
 }
 
 impl Spill {
+    /// Records in it.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether it holds no record (never: an empty buffer is not spilled).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
     /// Sorts the buffer and writes it as a run; returns the run's path and length.
     pub fn write(mut self) -> Result<(PathBuf, u64)> {
         self.records.sort_unstable_by_key(order);

@@ -694,6 +694,44 @@ async fn an_import_larger_than_its_runs_is_applied_in_key_order() {
     s.stop().await;
 }
 
+/// Imports at once share the memory for staged records (`2 × import_run_records`):
+/// one that finds it taken spills what it holds and waits; all finish, each stores
+/// every record, and every permit is back afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_imports_share_the_staging_memory() {
+    use pb::import_record::Record as R;
+    let s = TestServer::start_fresh_with(|o| o.import_run_records = 6, |_| {}).await;
+    let budget = s.store.import_budget();
+    assert_eq!(budget.available_permits(), 12);
+    let imports = (0..4u32).map(|k| {
+        let mut c = s.client.clone();
+        async move {
+            let records: Vec<pb::ImportRecord> = (0..50u32)
+                .rev()
+                .map(|i| rec(R::Enterprise(enterprise(&uscc_n(b'1', 5000 + 100 * k + i)))))
+                .collect();
+            let msgs: Vec<pb::ImportRecordsRequest> = records
+                .chunks(4)
+                .map(|c| pb::ImportRecordsRequest {
+                    records: c.to_vec(),
+                })
+                .collect();
+            c.import_records(tokio_stream::iter(msgs))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    });
+    let summaries = futures::future::join_all(imports).await;
+    for sum in &summaries {
+        assert_eq!((sum.received, sum.stored, sum.rejected), (50, 50, 0));
+    }
+    assert_eq!(s.store.check_indexes().unwrap(), 200);
+    assert_eq!(budget.available_permits(), 12, "every permit is back");
+    assert_eq!(staged_files(&s.dir), 0);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn an_import_stream_that_breaks_stores_nothing() {
     use pb::import_record::Record as R;

@@ -8,6 +8,7 @@ use std::{
     },
 };
 
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -401,11 +402,38 @@ impl RegistryService for RegistryApi {
         // thread while the stream goes on); nothing is stored yet.
         let started = std::time::Instant::now();
         let mut staging = self.store.stage_import();
-        let mut spilling: Option<
-            tokio::task::JoinHandle<crate::error::Result<(std::path::PathBuf, u64)>>,
-        > = None;
+        // One permit per record in memory, from the budget every import shares.
+        let budget = self.store.import_budget();
+        let most = self
+            .store
+            .options()
+            .import_run_records
+            .min(u32::MAX as usize) as u32;
+        let mut held: Option<OwnedSemaphorePermit> = None;
+        let mut spilling: Option<Spilling> = None;
         while let Some(msg) = stream.next().await {
             let msg = msg?;
+            // Memory for this message's records; when the budget is taken (other
+            // imports), this one spills what it holds, then waits for them.
+            let need = (msg.records.len().min(u32::MAX as usize) as u32).min(most);
+            let permit = match budget.clone().try_acquire_many_owned(need) {
+                Ok(p) => p,
+                Err(_) => {
+                    if let Some(spill) = staging.spill()? {
+                        let permits = take_permits(&mut held, spill.len());
+                        spill_behind(&mut staging, &mut spilling, spill, permits).await?;
+                    }
+                    budget
+                        .clone()
+                        .acquire_many_owned(need)
+                        .await
+                        .map_err(|_| Status::unavailable("the server is stopping"))?
+                }
+            };
+            match &mut held {
+                Some(h) => h.merge(permit),
+                None => held = Some(permit),
+            }
             for rec in msg.records {
                 let i = index;
                 index += 1;
@@ -413,11 +441,8 @@ impl RegistryService for RegistryApi {
                 match parse_import(rec) {
                     Ok(item) => {
                         if let Some(spill) = staging.push(i, item)? {
-                            if let Some(h) = spilling.take() {
-                                let (path, len) = joined(h.await)?;
-                                staging.spilled(&path, len);
-                            }
-                            spilling = Some(tokio::task::spawn_blocking(move || spill.write()));
+                            let permits = take_permits(&mut held, spill.len());
+                            spill_behind(&mut staging, &mut spilling, spill, permits).await?;
                         }
                     }
                     Err((kind, key, e)) => push_rejection(
@@ -432,6 +457,11 @@ impl RegistryService for RegistryApi {
                     ),
                 }
             }
+            // Refused records hold no memory: their permits go back.
+            let excess = held
+                .as_ref()
+                .map_or(0, |h| h.num_permits().saturating_sub(staging.buffered()));
+            drop(take_permits(&mut held, excess));
         }
         if let Some(h) = spilling.take() {
             let (path, len) = joined(h.await)?;
@@ -443,6 +473,8 @@ impl RegistryService for RegistryApi {
         // the tree (src/store/staging.rs says why).
         let (tx, mut rx) = tokio::sync::mpsc::channel(2);
         let merge = tokio::task::spawn_blocking(move || -> crate::error::Result<()> {
+            // The last buffer's records stay in memory until merged: so do their permits.
+            let _held = held;
             let mut sorted = staging.finish()?;
             loop {
                 let chunk = sorted.next_chunk(IMPORT_JOB_RECORDS)?;
@@ -700,6 +732,37 @@ pub fn parse_import(rec: pb::ImportRecord) -> Result<ImportItem, ImportParseErro
             String::new(),
             DomainError::invalid("record", "no record set"),
         )),
+    }
+}
+
+/// A run being written on a blocking thread: its path and length when done.
+type Spilling = tokio::task::JoinHandle<crate::error::Result<(std::path::PathBuf, u64)>>;
+
+/// Writes `spill` on a blocking thread once the previous run is written (one at a
+/// time per import); its permits are returned when it is written.
+async fn spill_behind(
+    staging: &mut crate::store::staging::ImportStaging,
+    spilling: &mut Option<Spilling>,
+    spill: crate::store::staging::Spill,
+    permits: Option<OwnedSemaphorePermit>,
+) -> crate::error::Result<()> {
+    if let Some(h) = spilling.take() {
+        let (path, len) = joined(h.await)?;
+        staging.spilled(&path, len);
+    }
+    *spilling = Some(tokio::task::spawn_blocking(move || {
+        let written = spill.write();
+        drop(permits);
+        written
+    }));
+    Ok(())
+}
+
+/// `n` of the permits `held` (all of them if it holds no more).
+fn take_permits(held: &mut Option<OwnedSemaphorePermit>, n: usize) -> Option<OwnedSemaphorePermit> {
+    match held {
+        Some(h) if h.num_permits() > n => h.split(n),
+        _ => held.take(),
     }
 }
 
