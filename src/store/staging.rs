@@ -47,7 +47,7 @@ struct Run {
 }
 
 /// The records of one import, staged. [`push`](Self::push) buffers records; a full
-/// buffer is returned to the caller to [`spill`] on a blocking thread;
+/// buffer is returned to the caller to write ([`Spill::write`]) on a blocking thread;
 /// [`finish`](Self::finish) hands back the sorted records.
 pub struct ImportStaging {
     /// Where this import's own directory is made, at its first spill.
