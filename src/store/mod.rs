@@ -109,8 +109,9 @@ pub struct StoreOptions {
     pub alerts: crate::domain::alert::AlertRules,
     /// Alerts buffered per watcher before it must catch up from the log.
     pub alert_buffer: usize,
-    /// Records an import sorts in memory (about 400 bytes each) before it writes them as
-    /// a sorted run under `staging/` in the data directory ([`staging`]).
+    /// Records an import sorts in memory (a few hundred bytes each; about 60 on disk)
+    /// before it writes them as a sorted run under `staging/` in the data directory
+    /// ([`staging`]).
     pub import_run_records: usize,
     /// A catalogue of reward and punishment measures (TOML, the format of the built-in
     /// `src/domain/measures_shanghai.toml`) replacing the built-in one.

@@ -26,7 +26,6 @@ pub const MAX_LISTED_REJECTIONS: usize = 100_000;
 const IMPORT_PIPELINE: usize = 4;
 /// Records per writer job (cut between two enterprises).
 const IMPORT_JOB_RECORDS: usize = 4096;
-
 /// Enterprises per sweep chunk (one writer job each).
 const SWEEP_CHUNK: usize = 1000;
 
@@ -463,10 +462,7 @@ impl RegistryService for RegistryApi {
                 .map_or(0, |h| h.num_permits().saturating_sub(staging.buffered()));
             drop(take_permits(&mut held, excess));
         }
-        if let Some(h) = spilling.take() {
-            let (path, len) = joined(h.await)?;
-            staging.spilled(&path, len);
-        }
+        spilled(&mut staging, &mut spilling).await?;
         let runs = staging.runs();
         let staged_secs = started.elapsed().as_secs_f64();
         // 2. Applied in key order: each chunk's dossiers follow the previous chunk's in
@@ -746,15 +742,24 @@ async fn spill_behind(
     spill: crate::store::staging::Spill,
     permits: Option<OwnedSemaphorePermit>,
 ) -> crate::error::Result<()> {
-    if let Some(h) = spilling.take() {
-        let (path, len) = joined(h.await)?;
-        staging.spilled(&path, len);
-    }
+    spilled(staging, spilling).await?;
     *spilling = Some(tokio::task::spawn_blocking(move || {
         let written = spill.write();
         drop(permits);
         written
     }));
+    Ok(())
+}
+
+/// Waits for the run being written, if any, and records it.
+async fn spilled(
+    staging: &mut crate::store::staging::ImportStaging,
+    spilling: &mut Option<Spilling>,
+) -> crate::error::Result<()> {
+    if let Some(h) = spilling.take() {
+        let (path, len) = joined(h.await)?;
+        staging.spilled(&path, len);
+    }
     Ok(())
 }
 
