@@ -30,6 +30,10 @@ use super::ImportItem;
 /// Name of the directory under the data directory that holds staged runs.
 pub const STAGING_DIR: &str = "staging";
 
+/// The largest staged record: above any gRPC message the server accepts, so a length
+/// beyond it in a run is damage, not data.
+const MAX_RECORD_BYTES: u32 = 1 << 30;
+
 /// One staged record: its stream index and the record.
 pub type Staged = (u64, ImportItem);
 
@@ -80,7 +84,7 @@ impl ImportStaging {
     }
 
     /// Adds a record; returns a full buffer to spill (the caller runs [`Spill::write`]
-    /// off the async runtime, then [`spilled`](Self::spilled)).
+    /// off the async runtime, and waits for it before [`finish`](Self::finish)).
     pub fn push(&mut self, index: u64, item: ImportItem) -> Result<Option<Spill>> {
         if self.buffer.capacity() == 0 {
             self.buffer.reserve(self.run_records.min(1 << 16));
@@ -116,22 +120,14 @@ impl ImportStaging {
             }
         };
         let path = dir.join(format!("run-{:06}", self.runs.len()));
-        // Reserved now so the next spill gets the next name.
         self.runs.push(Run {
             path: path.clone(),
-            len: 0,
+            len: self.buffer.len() as u64,
         });
         Ok(Some(Spill {
             records: std::mem::take(&mut self.buffer),
             path,
         }))
-    }
-
-    /// Records that a spill returned by [`push`](Self::push) was written.
-    pub fn spilled(&mut self, path: &Path, len: u64) {
-        if let Some(r) = self.runs.iter_mut().find(|r| r.path == path) {
-            r.len = len;
-        }
     }
 
     /// Runs written so far.
@@ -159,6 +155,7 @@ impl ImportStaging {
                 file: Box::new(BufReader::with_capacity(256 * 1024, f)),
                 left: r.len,
                 memory: Vec::new().into_iter(),
+                bytes: Vec::new(),
             });
         }
         readers.push(RunReader {
@@ -166,6 +163,7 @@ impl ImportStaging {
             file: Box::new(std::io::empty()),
             left: 0,
             memory: rest.into_iter(),
+            bytes: Vec::new(),
         });
         let mut heap = BinaryHeap::with_capacity(readers.len());
         let mut heads = Vec::with_capacity(readers.len());
@@ -199,23 +197,31 @@ impl Spill {
         self.records.is_empty()
     }
 
-    /// Sorts the buffer and writes it as a run; returns the run's path and length.
-    pub fn write(mut self) -> Result<(PathBuf, u64)> {
+    /// Sorts the buffer and writes it as a run.
+    pub fn write(mut self) -> Result<()> {
         self.records.sort_unstable_by_key(order);
         let f = File::create(&self.path).map_err(|e| io("creating", &self.path, e))?;
         let mut w = BufWriter::with_capacity(256 * 1024, f);
+        let mut bytes = Vec::new();
         for s in &self.records {
-            let bytes = postcard::to_stdvec(s)
+            bytes.clear();
+            bytes = postcard::to_extend(s, bytes)
                 .map_err(|e| Error::Unavailable(format!("staging an import record: {e}")))?;
-            let len = u32::try_from(bytes.len()).map_err(|_| {
-                Error::ResourceExhausted("an import record of 4 GiB or more".into())
-            })?;
+            // A record came in one message, so it is far below the cap.
+            let len = u32::try_from(bytes.len())
+                .ok()
+                .filter(|n| *n <= MAX_RECORD_BYTES)
+                .ok_or_else(|| {
+                    Error::ResourceExhausted(format!(
+                        "an import record of {} bytes to stage",
+                        bytes.len()
+                    ))
+                })?;
             w.write_all(&len.to_le_bytes())
                 .and_then(|()| w.write_all(&bytes))
                 .map_err(|e| io("writing", &self.path, e))?;
         }
-        w.flush().map_err(|e| io("writing", &self.path, e))?;
-        Ok((self.path, self.records.len() as u64))
+        w.flush().map_err(|e| io("writing", &self.path, e))
     }
 }
 
@@ -226,6 +232,8 @@ struct RunReader {
     left: u64,
     /// The records still in memory (the last, unspilled buffer).
     memory: std::vec::IntoIter<Staged>,
+    /// The last record's bytes (one allocation per run, not per record).
+    bytes: Vec<u8>,
 }
 
 impl RunReader {
@@ -241,11 +249,18 @@ impl RunReader {
         self.file
             .read_exact(&mut len)
             .map_err(|e| io("reading", &self.path, e))?;
-        let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
+        let len = u32::from_le_bytes(len);
+        if len > MAX_RECORD_BYTES {
+            return Err(Error::Corrupt(format!(
+                "{}: a staged record of {len} bytes",
+                self.path.display()
+            )));
+        }
+        self.bytes.resize(len as usize, 0);
         self.file
-            .read_exact(&mut bytes)
+            .read_exact(&mut self.bytes)
             .map_err(|e| io("reading", &self.path, e))?;
-        postcard::from_bytes(&bytes)
+        postcard::from_bytes(&self.bytes)
             .map(Some)
             .map_err(|e| Error::Corrupt(format!("{}: {e}", self.path.display())))
     }
@@ -361,8 +376,7 @@ mod tests {
         let mut s = ImportStaging::new(dir.path(), run);
         for (i, n) in enterprises.iter().enumerate() {
             if let Some(spill) = s.push(i as u64, item(*n, i as u64)).expect("push") {
-                let (p, len) = spill.write().expect("spill");
-                s.spilled(&p, len);
+                spill.write().expect("spill");
             }
         }
         assert_eq!(s.runs(), enterprises.len() / run);
@@ -415,8 +429,7 @@ mod tests {
         );
         for i in 0..5u64 {
             if let Some(spill) = s.push(i, item((5 - i) as u8, i)).expect("push") {
-                let (p, len) = spill.write().expect("spill");
-                s.spilled(&p, len);
+                spill.write().expect("spill");
             }
         }
         let staged = dir.path().join(STAGING_DIR);

@@ -220,9 +220,7 @@ async fn a_truncated_store_is_reported_not_panicked() {
 /// VerifyDraw — and catches a receipt altered by one character.
 #[tokio::test]
 async fn draw_writes_a_receipt_that_verify_checks() {
-    use credit_risk::proto::{
-        self as pb, classification_service_client::ClassificationServiceClient,
-    };
+    use credit_risk::proto::classification_service_client::ClassificationServiceClient;
     let s = crate::common::TestServer::start().await;
     let mut c = s.client.clone();
     for n in 0..12 {
@@ -235,14 +233,7 @@ async fn draw_writes_a_receipt_that_verify_checks() {
     let mut k = ClassificationServiceClient::connect(format!("http://{}", s.addr))
         .await
         .unwrap();
-    crate::common::scoring_done(
-        k.run_batch_scoring(pb::RunBatchScoringRequest::default())
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await
-    .unwrap();
+    crate::common::score_now(&mut k).await;
     let addr = s.addr.to_string();
     let bin = |args: Vec<String>| {
         let addr = addr.clone();

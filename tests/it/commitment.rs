@@ -3,7 +3,7 @@
 //! refused where the input is wrong, and repaired through the repair workflow after its
 //! minimum period — and restored when that repair is revoked.
 
-use crate::common::{enterprise, put_enterprise, scoring_done, uscc_n, TestServer};
+use crate::common::{enterprise, put_enterprise, score_now, uscc_n, TestServer};
 use credit_risk::{
     domain::Date,
     proto::{
@@ -133,14 +133,7 @@ async fn a_broken_commitment_weighs_until_its_repair() {
     let not_yet = commitments(&mut c, "", "2026-03-01").await;
     assert_eq!(not_yet.commitments.len(), 1);
 
-    scoring_done(
-        k.run_batch_scoring(pb::RunBatchScoringRequest::default())
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await
-    .unwrap();
+    score_now(&mut k).await;
     assert!(false_commitment_factors(&mut k, &u).await.is_empty());
 
     // Both found broken: each is a false commitment, re-scored in the batch, with its

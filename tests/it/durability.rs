@@ -529,14 +529,7 @@ async fn a_kill_while_a_draws_selections_are_indexed_loses_nothing() {
     let mut k = ClassificationServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
-    scoring_done(
-        k.run_batch_scoring(pb::RunBatchScoringRequest::default())
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await
-    .unwrap();
+    score_now(&mut k).await;
     let mut spot = SpotCheckServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();

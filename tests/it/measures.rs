@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::common::{enterprise, put_enterprise, scoring_done, uscc_n, TestServer};
+use crate::common::{enterprise, put_enterprise, score_now, uscc_n, TestServer};
 use credit_risk::{
     domain::Date,
     proto::{
@@ -200,14 +200,7 @@ async fn a_serious_listing_binds_the_firm_and_bars_its_legal_representative() {
     let mut k = ClassificationServiceClient::connect(format!("http://{}", s.addr))
         .await
         .unwrap();
-    let run = scoring_done(
-        k.run_batch_scoring(pb::RunBatchScoringRequest::default())
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await
-    .unwrap();
+    let run = score_now(&mut k).await;
     let g = measures(&mut m, &listed, "", pb::MeasureView::Full)
         .await
         .unwrap();

@@ -501,6 +501,21 @@ fn rec(r: pb::import_record::Record) -> pb::ImportRecord {
     pb::ImportRecord { record: Some(r) }
 }
 
+/// An enterprise, a penalty (decision number `decision`) and a 2023 annual report.
+fn enterprise_with_records(u: &str, decision: &str) -> [pb::ImportRecord; 3] {
+    use pb::import_record::Record as R;
+    [
+        rec(R::Enterprise(enterprise(u))),
+        rec(R::Penalty(fine(u, decision, "2025-01-02", 500))),
+        rec(R::AnnualReport(pb::AnnualReport {
+            uscc: u.into(),
+            year: 2023,
+            filed_on: "2024-05-05".into(),
+            ..Default::default()
+        })),
+    ]
+}
+
 #[tokio::test]
 async fn import_stores_the_good_and_reports_the_bad() {
     use pb::import_record::Record as R;
@@ -525,19 +540,7 @@ async fn import_stores_the_good_and_reports_the_bad() {
             ))));
             continue;
         }
-        records.push(rec(R::Enterprise(enterprise(&u))));
-        records.push(rec(R::Penalty(fine(
-            &u,
-            &format!("imp-{i}"),
-            "2025-01-02",
-            500,
-        ))));
-        records.push(rec(R::AnnualReport(pb::AnnualReport {
-            uscc: u.clone(),
-            year: 2023,
-            filed_on: "2024-05-05".into(),
-            ..Default::default()
-        })));
+        records.extend(enterprise_with_records(&u, &format!("imp-{i}")));
     }
     // A duplicate decision number with other content, and an empty record.
     let dup = fine(&uscc_n(b'1', 1000), "imp-0", "2025-01-03", 900);
@@ -610,26 +613,14 @@ fn walk(d: &std::path::Path) -> usize {
 #[tokio::test]
 async fn an_import_larger_than_its_runs_is_applied_in_key_order() {
     use pb::import_record::Record as R;
-    // Runs of 7 records: the 200 records below go through 28 sorted runs on disk.
+    // Runs of 7 records: the 184 records below go through 26 sorted runs on disk.
     let s = TestServer::start_fresh_with(|o| o.import_run_records = 7, |_| {}).await;
     let mut c = s.client.clone();
     let mut records = Vec::new();
     // Enterprises in descending key order, each with a report and a penalty.
     for i in (0..60u32).rev() {
         let u = uscc_n(b'1', 2000 + i);
-        records.push(rec(R::Enterprise(enterprise(&u))));
-        records.push(rec(R::Penalty(fine(
-            &u,
-            &format!("ord-{i}"),
-            "2025-01-02",
-            500,
-        ))));
-        records.push(rec(R::AnnualReport(pb::AnnualReport {
-            uscc: u.clone(),
-            year: 2023,
-            filed_on: "2024-05-05".into(),
-            ..Default::default()
-        })));
+        records.extend(enterprise_with_records(&u, &format!("ord-{i}")));
     }
     // One enterprise's penalty sent before the enterprise itself: its records apply
     // in the order they were sent, so the penalty finds no enterprise.

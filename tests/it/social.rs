@@ -3,7 +3,7 @@
 //! credit report; those found true weigh in the social-evaluation dimension of the
 //! general model (COMPLAINTS_VERIFIED, cr-2026.4), capped.
 
-use crate::common::{connect, enterprise, put_enterprise, scoring_done, uscc_n, TestServer};
+use crate::common::{connect, enterprise, put_enterprise, score_now, uscc_n, TestServer};
 use credit_risk::{
     domain::stats::Month,
     proto::{self as pb, classification_service_client::ClassificationServiceClient},
@@ -31,14 +31,7 @@ async fn complaints_found_true_weigh_in_the_social_dimension() {
         .unwrap();
     let u = uscc_n(b'1', 21);
     put_enterprise(&mut r, enterprise(&u)).await;
-    let run = scoring_done(
-        k.run_batch_scoring(pb::RunBatchScoringRequest::default())
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await
-    .unwrap();
+    let run = score_now(&mut k).await;
     assert_eq!(run.model_version, "cr-2026.4");
     let this = Month::of(s.store.today());
     let month = this.to_string();
@@ -200,14 +193,7 @@ async fn a_mitigated_penalty_weighs_less() {
     let (plain, lenient) = (uscc_n(b'1', 31), uscc_n(b'1', 32));
     put_enterprise(&mut r, enterprise(&plain)).await;
     put_enterprise(&mut r, enterprise(&lenient)).await;
-    scoring_done(
-        k.run_batch_scoring(pb::RunBatchScoringRequest::default())
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await
-    .unwrap();
+    score_now(&mut k).await;
     let today = s.store.today().to_string();
     let record = |p: pb::Penalty| {
         let mut r = r.clone();

@@ -13,7 +13,7 @@ use credit_risk::{
 use tonic::{transport::Channel, Code};
 
 use crate::common::{
-    enterprise, open_sled_directly, put_enterprise, scoring_done, uscc_n, TestServer,
+    enterprise, open_sled_directly, put_enterprise, score_now, scoring_done, uscc_n, TestServer,
 };
 
 type Stats = StatisticsServiceClient<Channel>;
@@ -206,14 +206,7 @@ async fn statistics_scenario(
     let mut k = ClassificationServiceClient::connect(addr.clone())
         .await
         .unwrap();
-    scoring_done(
-        k.run_batch_scoring(pb::RunBatchScoringRequest::default())
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await
-    .unwrap();
+    score_now(&mut k).await;
     let class_of = |u: &str| {
         let (mut k, u) = (k.clone(), u.to_string());
         async move {

@@ -420,7 +420,7 @@ impl RegistryService for RegistryApi {
                 Err(_) => {
                     if let Some(spill) = staging.spill()? {
                         let permits = take_permits(&mut held, spill.len());
-                        spill_behind(&mut staging, &mut spilling, spill, permits).await?;
+                        spill_behind(&mut spilling, spill, permits).await?;
                     }
                     budget
                         .clone()
@@ -441,7 +441,7 @@ impl RegistryService for RegistryApi {
                     Ok(item) => {
                         if let Some(spill) = staging.push(i, item)? {
                             let permits = take_permits(&mut held, spill.len());
-                            spill_behind(&mut staging, &mut spilling, spill, permits).await?;
+                            spill_behind(&mut spilling, spill, permits).await?;
                         }
                     }
                     Err((kind, key, e)) => push_rejection(
@@ -462,7 +462,7 @@ impl RegistryService for RegistryApi {
                 .map_or(0, |h| h.num_permits().saturating_sub(staging.buffered()));
             drop(take_permits(&mut held, excess));
         }
-        spilled(&mut staging, &mut spilling).await?;
+        spilled(&mut spilling).await?;
         let runs = staging.runs();
         let staged_secs = started.elapsed().as_secs_f64();
         // 2. Applied in key order: each chunk's dossiers follow the previous chunk's in
@@ -731,18 +731,17 @@ pub fn parse_import(rec: pb::ImportRecord) -> Result<ImportItem, ImportParseErro
     }
 }
 
-/// A run being written on a blocking thread: its path and length when done.
-type Spilling = tokio::task::JoinHandle<crate::error::Result<(std::path::PathBuf, u64)>>;
+/// A run being written on a blocking thread.
+type Spilling = tokio::task::JoinHandle<crate::error::Result<()>>;
 
 /// Writes `spill` on a blocking thread once the previous run is written (one at a
 /// time per import); its permits are returned when it is written.
 async fn spill_behind(
-    staging: &mut crate::store::staging::ImportStaging,
     spilling: &mut Option<Spilling>,
     spill: crate::store::staging::Spill,
     permits: Option<OwnedSemaphorePermit>,
 ) -> crate::error::Result<()> {
-    spilled(staging, spilling).await?;
+    spilled(spilling).await?;
     *spilling = Some(tokio::task::spawn_blocking(move || {
         let written = spill.write();
         drop(permits);
@@ -751,16 +750,12 @@ async fn spill_behind(
     Ok(())
 }
 
-/// Waits for the run being written, if any, and records it.
-async fn spilled(
-    staging: &mut crate::store::staging::ImportStaging,
-    spilling: &mut Option<Spilling>,
-) -> crate::error::Result<()> {
-    if let Some(h) = spilling.take() {
-        let (path, len) = joined(h.await)?;
-        staging.spilled(&path, len);
+/// Waits for the run being written, if any.
+async fn spilled(spilling: &mut Option<Spilling>) -> crate::error::Result<()> {
+    match spilling.take() {
+        Some(h) => joined(h.await),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// `n` of the permits `held` (all of them if it holds no more).

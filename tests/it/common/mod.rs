@@ -299,6 +299,19 @@ pub async fn scoring_done(
         .ok_or_else(|| tonic::Status::internal("the scoring stream ended without a summary"))
 }
 
+/// Runs a batch scoring with the defaults (today, the active models) and reads it to
+/// its end: the run's summary.
+pub async fn score_now(
+    k: &mut pb::classification_service_client::ClassificationServiceClient<Channel>,
+) -> pb::ScoringRun {
+    let events = k
+        .run_batch_scoring(pb::RunBatchScoringRequest::default())
+        .await
+        .expect("RunBatchScoring")
+        .into_inner();
+    scoring_done(events).await.expect("a finished run")
+}
+
 /// Reads a `RunBatchScoring` stream of several runs (`all_families`) to its end, with
 /// the checks of [`scoring_done`]: every run's summary, in order.
 pub async fn scoring_all(
