@@ -17,6 +17,8 @@ CITY="$D/city-$N-42.bin"
 rm -rf "$D/store-ab"
 /usr/bin/time -f "%M" -o "$D/serve-ab.rss" "$B" serve --data-dir "$D/store-ab" --listen $S > "$D/serve-ab.log" 2>&1 &
 PID=$!
+# However the run ends, the server stops (a server left running would answer the next run).
+trap 'kill "$(pgrep -P $PID)" 2>/dev/null || true' EXIT
 sleep 3
 { "$B" import "$CITY" --server $S || true; } | head -1 | sed "s/^/$L import: /"
 /usr/bin/time -f "$L score %e s" "$B" score --server $S --as-of 2026-10-01 > /dev/null

@@ -497,12 +497,12 @@ async fn request_ids_make_retries_apply_once() {
     s.stop().await;
 }
 
-fn rec(r: pb::import_record::Record) -> pb::ImportRecord {
+pub(crate) fn rec(r: pb::import_record::Record) -> pb::ImportRecord {
     pb::ImportRecord { record: Some(r) }
 }
 
 /// An enterprise, a penalty (decision number `decision`) and a 2023 annual report.
-fn enterprise_with_records(u: &str, decision: &str) -> [pb::ImportRecord; 3] {
+pub(crate) fn enterprise_with_records(u: &str, decision: &str) -> [pb::ImportRecord; 3] {
     use pb::import_record::Record as R;
     [
         rec(R::Enterprise(enterprise(u))),
@@ -721,6 +721,62 @@ async fn concurrent_imports_share_the_staging_memory() {
     assert_eq!(budget.available_permits(), 12, "every permit is back");
     assert_eq!(staged_files(&s.dir), 0);
     s.stop().await;
+}
+
+/// An import chunk skips reading dossiers only where none exists: an enterprise
+/// registered before, between the new ones of the same chunk, keeps its dossier and
+/// gets the chunk's record for it.
+#[tokio::test]
+async fn an_import_among_existing_enterprises_reads_their_dossiers() {
+    use pb::import_record::Record as R;
+    let s = TestServer::start().await;
+    let mut c = s.client.clone();
+    let (low, mid, high) = (uscc_n(b'1', 100), uscc_n(b'1', 200), uscc_n(b'1', 300));
+    let mut before = enterprise(&mid);
+    before.name = "早已登记的企业".into();
+    c.upsert_enterprise(pb::UpsertEnterpriseRequest {
+        request_id: String::new(),
+        enterprise: Some(before.clone()),
+    })
+    .await
+    .unwrap();
+    let mut records: Vec<pb::ImportRecord> = Vec::new();
+    records.extend(enterprise_with_records(&low, "among-low"));
+    records.push(rec(R::Penalty(fine(&mid, "among-mid", "2025-03-01", 700))));
+    records.extend(enterprise_with_records(&high, "among-high"));
+    let summary = c
+        .import_records(tokio_stream::iter([pb::ImportRecordsRequest {
+            records: records.clone(),
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((summary.stored, summary.rejected), (7, 0), "{summary:?}");
+    let got = c
+        .get_enterprise(pb::GetEnterpriseRequest { uscc: mid.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let e = got.enterprise.expect("mid is still registered");
+    assert_eq!(e.name, before.name, "its dossier was read, not replaced");
+    let fines = c
+        .list_penalties(pb::ListPenaltiesRequest {
+            uscc: mid.clone(),
+            as_of: "2025-07-01".into(),
+            in_publicity_only: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .penalties;
+    assert_eq!(fines.len(), 1, "and it got the import's penalty");
+    // Again: the same dossiers now all exist, and are read.
+    let again = c
+        .import_records(tokio_stream::iter([pb::ImportRecordsRequest { records }]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.stored, again.unchanged), (0, 7), "{again:?}");
 }
 
 #[tokio::test]

@@ -1280,6 +1280,12 @@ struct Pending<'a> {
     audited: bool,
     cause: String,
     change: Option<Change>,
+    /// A job that describes its change as a whole (an import chunk: one audit event for
+    /// its records), so its records' own descriptions are not built.
+    bulk: bool,
+    /// Enterprises known to have no dossier in the store (an import chunk's range, found
+    /// empty by one range read): their loads skip the read.
+    absent: Option<(Uscc, Uscc)>,
     /// The dossiers as first loaded, when the job's changes raise alerts.
     before: Option<HashMap<Uscc, Option<EnterpriseRecords>>>,
     /// Alerts the job raises, numbered at commit.
@@ -1340,6 +1346,8 @@ impl<'a> Pending<'a> {
             audited: true,
             cause: String::new(),
             change: None,
+            bulk: false,
+            absent: None,
             before: None,
             drafts: Vec::new(),
             stats_before: BTreeMap::new(),
@@ -1514,9 +1522,37 @@ impl<'a> Pending<'a> {
         self.overlay.insert(k, None);
     }
 
+    /// Describes the job's change for its audit event (not built in a bulk job).
+    fn describe(&mut self, change: impl FnOnce() -> Change) {
+        if !self.bulk {
+            self.change = Some(change());
+        }
+    }
+
+    /// Notes whether any dossier exists between `lo` and `hi` (one range read): when
+    /// none does — an import of new enterprises — loads in that range skip their reads.
+    fn note_absent_between(&mut self, lo: &Uscc, hi: &Uscc) -> Result<()> {
+        let range = keys::enterprise(lo)..=keys::enterprise(hi);
+        self.absent = match self.tree.range(range).next() {
+            None => Some((*lo, *hi)),
+            Some(kv) => {
+                kv?;
+                None
+            }
+        };
+        Ok(())
+    }
+
     fn load(&mut self, u: &Uscc) -> Result<()> {
         if !self.docs.contains_key(u) {
-            let mut d = read_dossier(self.tree, self.rules, u)?;
+            let known_absent = self.absent.is_some_and(|(lo, hi)| {
+                lo.as_bytes() <= u.as_bytes() && u.as_bytes() <= hi.as_bytes()
+            });
+            let mut d = if known_absent {
+                None
+            } else {
+                read_dossier(self.tree, self.rules, u)?
+            };
             if let Some(d) = d.as_mut() {
                 repair::attach(self.revocations, u, d)?;
             }

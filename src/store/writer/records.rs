@@ -212,7 +212,16 @@ impl Operation for Import {
     }
     fn apply(self, tx: &mut Tx<'_>) -> Result<ImportOutcome> {
         let (ctx, p) = tx.ctx();
+        // A chunk comes in key order from the staging: when no dossier lies between its
+        // first and last enterprise (a first load), none is read.
+        let usccs = self.0.iter().map(|(_, item)| item.uscc());
+        if let (Some(lo), Some(hi)) = (usccs.clone().min(), usccs.max()) {
+            p.note_absent_between(&lo.clone(), &hi.clone())?;
+        }
+        p.bulk = true;
         let o = ctx.import(p, self.0);
+        p.bulk = false;
+        p.absent = None;
         p.change = Some(Change {
             target: "import".into(),
             after: format!(
@@ -335,7 +344,7 @@ impl Ctx<'_> {
                 x.region.as_str()
             )
         };
-        p.change = Some(Change {
+        p.describe(|| Change {
             before: old.as_ref().map(brief).unwrap_or_default(),
             after: brief(&e),
             ..Change::default()
@@ -404,7 +413,7 @@ impl Ctx<'_> {
         }
         x.recorded_at_ms = self.now_ms;
         x.publicity_ended_on = None;
-        p.change = Some(Change {
+        p.describe(|| Change {
             after: format!(
                 "penalty/{} decided {} {:?} fine {} fen",
                 x.decision_number, x.decided_on, x.kinds, x.fine_fen
@@ -442,7 +451,7 @@ impl Ctx<'_> {
             return Ok((old.clone(), false));
         }
         x.recorded_at_ms = self.now_ms;
-        p.change = Some(Change {
+        p.describe(|| Change {
             after: format!("annual_report/{} filed {}", x.year, x.filed_on),
             ..Change::default()
         });
@@ -478,7 +487,7 @@ impl Ctx<'_> {
             )));
         }
         x.recorded_at_ms = self.now_ms;
-        p.change = Some(Change {
+        p.describe(|| Change {
             after: format!(
                 "listing/{}{}",
                 x.listing_id(),
@@ -518,7 +527,7 @@ impl Ctx<'_> {
                 .iter()
                 .filter(|i| !old.check_items.contains(i))
                 .collect();
-            p.change = Some(Change {
+            p.describe(|| Change {
                 after: format!(
                     "inspection/{} on {} items added: {added:?}; problems found: {}",
                     merged.task_id, merged.inspected_on, merged.problems_found
@@ -532,7 +541,7 @@ impl Ctx<'_> {
             return Ok((merged, true));
         }
         x.recorded_at_ms = self.now_ms;
-        p.change = Some(Change {
+        p.describe(|| Change {
             after: format!(
                 "inspection/{} on {} problems found: {}",
                 x.task_id, x.inspected_on, x.problems_found
@@ -563,7 +572,7 @@ impl Ctx<'_> {
             )));
         }
         x.recorded_at_ms = self.now_ms;
-        p.change = Some(Change {
+        p.describe(|| Change {
             after: format!(
                 "{} on {} passed: {}",
                 RecordRef::Sampling(&x.sample_id).id(),
@@ -606,7 +615,7 @@ impl Ctx<'_> {
                 c.source
             )
         };
-        p.change = Some(Change {
+        p.describe(|| Change {
             before: old.as_ref().map(show).unwrap_or_default(),
             after: show(&x),
             ..Change::default()
@@ -622,7 +631,7 @@ impl Ctx<'_> {
     pub(super) fn import(&self, p: &mut Pending, items: Vec<(u64, ImportItem)>) -> ImportOutcome {
         let mut out = ImportOutcome::default();
         for (index, item) in items {
-            let (kind, key) = describe(&item);
+            let named = ItemName::of(&item);
             let r = match item {
                 ImportItem::Enterprise(x) => self.upsert_enterprise(p, x).map(|r| r.1),
                 ImportItem::Penalty(x) => self.record_penalty(p, x).map(|r| r.1),
@@ -638,8 +647,8 @@ impl Ctx<'_> {
                 Ok(false) => out.unchanged += 1,
                 Err(e) => out.rejections.push(ImportRejection {
                     index,
-                    kind,
-                    key,
+                    kind: named.kind(),
+                    key: named.key(),
                     code: e.code_name(),
                     error: e.to_string(),
                 }),
@@ -722,16 +731,57 @@ pub(super) fn insert_listing(d: &mut EnterpriseRecords, l: Listing) {
     d.listings.insert(at, l);
 }
 
-pub(super) fn describe(item: &ImportItem) -> (&'static str, String) {
-    match item {
-        ImportItem::Enterprise(x) => ("enterprise", x.uscc.to_string()),
-        ImportItem::Penalty(x) => ("penalty", x.decision_number.clone()),
-        ImportItem::Report(x) => ("annual_report", format!("{}/{}", x.uscc, x.year)),
-        ImportItem::Listing(x) => ("listing", format!("{}/{}", x.uscc, x.listing_id())),
-        ImportItem::Inspection(x) => ("inspection", format!("{}/{}", x.uscc, x.task_id)),
-        ImportItem::Commitment(x) => ("commitment", format!("{}/{}", x.uscc, x.commitment_id)),
-        ImportItem::Sampling(x) => ("sampling", format!("{}/{}", x.uscc, x.sample_id)),
-        ImportItem::Complaints(x) => ("complaints", format!("{}/{}", x.uscc, x.month)),
+/// What names an import record in a rejection: its kind and key, kept cheaply (the key
+/// is only formatted when the record is refused).
+pub(super) enum ItemName {
+    Enterprise(Uscc),
+    Penalty(String),
+    Report(Uscc, u16),
+    Listing(Uscc, String),
+    Inspection(Uscc, String),
+    Commitment(Uscc, String),
+    Sampling(Uscc, String),
+    Complaints(Uscc, crate::domain::stats::Month),
+}
+
+impl ItemName {
+    pub(super) fn of(item: &ImportItem) -> ItemName {
+        match item {
+            ImportItem::Enterprise(x) => ItemName::Enterprise(x.uscc),
+            ImportItem::Penalty(x) => ItemName::Penalty(x.decision_number.clone()),
+            ImportItem::Report(x) => ItemName::Report(x.uscc, x.year),
+            ImportItem::Listing(x) => ItemName::Listing(x.uscc, x.listing_id()),
+            ImportItem::Inspection(x) => ItemName::Inspection(x.uscc, x.task_id.clone()),
+            ImportItem::Commitment(x) => ItemName::Commitment(x.uscc, x.commitment_id.clone()),
+            ImportItem::Sampling(x) => ItemName::Sampling(x.uscc, x.sample_id.clone()),
+            ImportItem::Complaints(x) => ItemName::Complaints(x.uscc, x.month),
+        }
+    }
+
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            ItemName::Enterprise(_) => "enterprise",
+            ItemName::Penalty(_) => "penalty",
+            ItemName::Report(..) => "annual_report",
+            ItemName::Listing(..) => "listing",
+            ItemName::Inspection(..) => "inspection",
+            ItemName::Commitment(..) => "commitment",
+            ItemName::Sampling(..) => "sampling",
+            ItemName::Complaints(..) => "complaints",
+        }
+    }
+
+    pub(super) fn key(&self) -> String {
+        match self {
+            ItemName::Enterprise(u) => u.to_string(),
+            ItemName::Penalty(n) => n.clone(),
+            ItemName::Report(u, y) => format!("{u}/{y}"),
+            ItemName::Listing(u, id)
+            | ItemName::Inspection(u, id)
+            | ItemName::Commitment(u, id)
+            | ItemName::Sampling(u, id) => format!("{u}/{id}"),
+            ItemName::Complaints(u, m) => format!("{u}/{m}"),
+        }
     }
 }
 
