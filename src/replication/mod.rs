@@ -143,30 +143,88 @@ impl LogSink for JetStreamLog {
         let js = self.js.clone();
         let subject = self.subject.clone();
         let timeout = self.timeout;
+        let max_payload = self.max_entry_bytes();
+        let part_bytes = part_bytes(max_payload);
         Box::pin(async move {
-            let publish = jetstream::message::PublishMessage::build()
-                .payload(payload.into())
-                .message_id(msg_id);
             let appended = async {
-                let ack = js
-                    .send_publish(subject, publish)
-                    .await
-                    .map_err(|e| unavailable("appending to the log", e))?;
-                ack.await
-                    .map_err(|e| unavailable("the log's acknowledgement", e))
+                if payload.len() <= max_payload.saturating_sub(HEADERS_ROOM) {
+                    return publish(&js, &subject, msg_id, None, payload).await;
+                }
+                // Larger than one message: the parts, then the last naming their
+                // sequences (see `LogPart`).
+                let parts: Vec<&[u8]> = payload.chunks(part_bytes).collect();
+                let n = parts.len();
+                let mut seqs = Vec::with_capacity(n - 1);
+                for (i, part) in parts[..n - 1].iter().enumerate() {
+                    let h = (PART_HEADER, format!("{}/{n}", i + 1));
+                    let id = part_id(&msg_id, i + 1);
+                    seqs.push(publish(&js, &subject, id, Some(h), part.to_vec()).await?);
+                }
+                let list = seqs
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let h = (PARTS_HEADER, list);
+                publish(&js, &subject, msg_id, Some(h), parts[n - 1].to_vec()).await
             };
-            let ack = tokio::time::timeout(timeout, appended)
-                .await
-                .map_err(|_| {
-                    Error::Unavailable(format!(
-                        "the log did not acknowledge the write within {} ms; it may or may \
+            tokio::time::timeout(timeout, appended).await.map_err(|_| {
+                Error::Unavailable(format!(
+                    "the log did not acknowledge the write within {} ms; it may or may \
                          not have been applied (retry with the same request_id)",
-                        timeout.as_millis()
-                    ))
-                })??;
-            Ok(ack.sequence)
+                    timeout.as_millis()
+                ))
+            })?
         })
     }
+}
+
+/// NATS header of an entry's earlier part: `i/n` (1-based, of the entry's `n` parts).
+const PART_HEADER: &str = "Credit-Risk-Part";
+/// NATS header of an entry's last part: the stream sequences of its earlier parts, in
+/// order, comma-separated.
+const PARTS_HEADER: &str = "Credit-Risk-Parts";
+
+/// Room left in a message for its headers (message id, part headers).
+const HEADERS_ROOM: usize = 1024;
+
+/// The bytes of one part of an entry, for a log whose messages hold at most
+/// `max_payload` bytes: half, so a part read back by sequence (the server's JSON answer,
+/// base64) fits too, less room for the headers. (An entry that fits one message is
+/// appended whole.)
+fn part_bytes(max_payload: usize) -> usize {
+    (max_payload / 2)
+        .saturating_sub(HEADERS_ROOM)
+        .max(HEADERS_ROOM)
+}
+
+/// The deduplication id of part `i` of the entry `msg_id`.
+fn part_id(msg_id: &str, i: usize) -> String {
+    format!("{msg_id}.part{i}")
+}
+
+/// Appends one message; its stream sequence once the stream holds it.
+async fn publish(
+    js: &jetstream::Context,
+    subject: &str,
+    msg_id: String,
+    header: Option<(&'static str, String)>,
+    payload: Vec<u8>,
+) -> Result<u64> {
+    let mut publish = jetstream::message::PublishMessage::build()
+        .payload(payload.into())
+        .message_id(msg_id);
+    if let Some((name, value)) = header {
+        publish = publish.header(name, value.as_str());
+    }
+    let ack = js
+        .send_publish(subject.to_string(), publish)
+        .await
+        .map_err(|e| unavailable("appending to the log", e))?;
+    let ack = ack
+        .await
+        .map_err(|e| unavailable("the log's acknowledgement", e))?;
+    Ok(ack.sequence)
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
@@ -387,17 +445,104 @@ async fn apply_loop(
                 ));
                 return;
             }
-            if let Err(e) = store.apply_logged(seq, &m.payload).await {
-                if *stop.borrow() {
+            match apply_message(&store, &stream, seq, &m).await {
+                Ok(()) => {}
+                Err(Halt::Retry(e)) => {
+                    tracing::warn!(error = %e, next, "reading an entry's parts failed; resuming");
+                    break;
+                }
+                Err(Halt::Fault(e)) => {
+                    if *stop.borrow() {
+                        return;
+                    }
+                    store.report_fault(format!("applying log sequence {seq}: {e}"));
                     return;
                 }
-                store.report_fault(format!("applying log sequence {seq}: {e}"));
-                return;
             }
             next = seq + 1;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Why a log message was not applied.
+enum Halt {
+    /// The log could not be read (an entry's parts): read again from the same sequence.
+    Retry(String),
+    /// The entry cannot be applied: the replica stops (it never skips an entry).
+    Fault(String),
+}
+
+/// Hands log message `seq` to the store: a whole entry; an earlier part of a larger one
+/// (passed, [`Store::pass_logged`]); or an entry's last part — the entry is then read
+/// back from its parts, by the sequences the last names, each checked to be this
+/// entry's part in its place, and applied whole at this sequence.
+async fn apply_message(
+    store: &Store,
+    stream: &jetstream::stream::Stream,
+    seq: u64,
+    m: &async_nats::Message,
+) -> std::result::Result<(), Halt> {
+    let fault = |e: Error| Halt::Fault(e.to_string());
+    let header = |name: &str| {
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_string())
+    };
+    if header(PART_HEADER).is_some() {
+        return store.pass_logged(seq).await.map_err(fault);
+    }
+    let Some(list) = header(PARTS_HEADER) else {
+        return store.apply_logged(seq, &m.payload).await.map_err(fault);
+    };
+    let corrupt = |why: String| Halt::Fault(format!("log entry {seq} in parts: {why}"));
+    let id = header(async_nats::header::NATS_MESSAGE_ID.as_ref())
+        .ok_or_else(|| corrupt("its last part has no message id".into()))?;
+    let seqs = list
+        .split(',')
+        .map(|s| s.parse::<u64>())
+        .collect::<std::result::Result<Vec<u64>, _>>()
+        .map_err(|_| corrupt(format!("part sequences {list:?}")))?;
+    let n = seqs.len() + 1;
+    let mut whole = Vec::new();
+    for (i, &at) in seqs.iter().enumerate() {
+        if at >= seq {
+            return Err(corrupt(format!(
+                "part {} at sequence {at}, not before",
+                i + 1
+            )));
+        }
+        let part = match stream.get_raw_message(at).await {
+            Ok(p) => p,
+            Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => {
+                return Err(corrupt(format!(
+                    "part {} (sequence {at}) is no longer in the stream (retention); \
+                     restore a recent backup (docs/DEPLOY.md)",
+                    i + 1
+                )))
+            }
+            Err(e) => return Err(Halt::Retry(format!("part {} at {at}: {e}", i + 1))),
+        };
+        let want = (format!("{}/{n}", i + 1), part_id(&id, i + 1));
+        let got = (
+            part.headers
+                .get(PART_HEADER)
+                .map(|v| v.as_str().to_string()),
+            part.headers
+                .get(async_nats::header::NATS_MESSAGE_ID)
+                .map(|v| v.as_str().to_string()),
+        );
+        if got != (Some(want.0.clone()), Some(want.1.clone())) {
+            return Err(corrupt(format!(
+                "sequence {at} is {got:?}, not part {} of {n} of {id:?}",
+                i + 1
+            )));
+        }
+        whole.extend_from_slice(&part.payload);
+    }
+    whole.extend_from_slice(&m.payload);
+    store.apply_logged(seq, &whole).await.map_err(fault)
 }
 
 /// Runs being computed when this replica (re)starts and has caught up: the replica that

@@ -50,8 +50,8 @@ pub use writer::op::{
     Correction, ImportItem, ImportOutcome, ImportRejection, SweepCounts, Upserted,
 };
 pub use writer::{
-    op, Answer, BindReply, Checkpoint, Counters, Entry, Envelope, FaultSignal, LogSink, Operation,
-    Origin, Remembered, Render, RequestKey, Stamp, Submitted, Ticket, Tx,
+    op, Answer, BindReply, Checkpoint, Counters, Entry, Envelope, FaultSignal, LogPart, LogSink,
+    Operation, Origin, Remembered, Render, RequestKey, Stamp, Submitted, Ticket, Tx,
 };
 
 /// The last log sequence applied as the store holds it (replicated mode; 0: none).
@@ -808,6 +808,23 @@ impl Store {
             Some(w) => w.into_job(env.entry, seq)?,
             None => env.entry.into_foreign_job(seq),
         };
+        self.shared.writer.enqueue_queued(job).await
+    }
+
+    /// Replicated mode: log entry `seq` is a part of a larger entry (applied whole at
+    /// its last part's sequence, [`Store::apply_logged`]): the writer passes it, in the
+    /// log's order. The same on every replica (no clock is read).
+    pub async fn pass_logged(&self, seq: u64) -> Result<()> {
+        let part = Submitted {
+            op: LogPart,
+            at: Stamp {
+                today: crate::domain::Date::MIN,
+                now_ms: 0,
+            },
+            actor: Actor::system("replication"),
+            request: None,
+        };
+        let job = Entry::LogPart(part).into_foreign_job(seq);
         self.shared.writer.enqueue_queued(job).await
     }
 

@@ -86,6 +86,7 @@ entries! {
     BindReply(BindReply),
     WriteRunResults(op::WriteRunResults),
     Checkpoint(Checkpoint),
+    LogPart(LogPart),
 }
 
 /// The `Operation` methods of a replicated operation: it travels as `Entry::$variant`.
@@ -388,6 +389,28 @@ impl Operation for Checkpoint {
         tx.w.vote(&mut tx.p, self)
     }
     logged!(Checkpoint);
+}
+
+/// A part of an entry larger than one log message (NATS's `max_payload`): the log client
+/// appends such an entry as parts, the last of which names the others' sequences, and
+/// applies the whole at the last part's sequence (`crate::replication`). Every replica
+/// applies each earlier part as this: it only moves the replica's applied sequence past
+/// it (so reads naming a later sequence are not kept waiting). Writes nothing else.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogPart;
+
+impl Operation for LogPart {
+    type Output = ();
+    const RESCORES: bool = false;
+    const ALERTS: bool = false;
+    const AUDITED: bool = false;
+    fn cause(&self) -> String {
+        "part of a log entry".into()
+    }
+    fn apply(self, _tx: &mut Tx<'_>) -> Result<()> {
+        Ok(())
+    }
+    logged!(LogPart);
 }
 
 #[cfg(test)]

@@ -72,7 +72,7 @@ mod runs;
 mod usage;
 mod wire;
 
-pub use log::{BindReply, Checkpoint, Entry, Envelope, LogSink, Origin};
+pub use log::{BindReply, Checkpoint, Entry, Envelope, LogPart, LogSink, Origin};
 pub(super) use log::{Waiter, Waiting};
 pub(super) use records::check_indexes;
 
