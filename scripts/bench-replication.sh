@@ -17,52 +17,6 @@ ROOT=$(mktemp -d "${TMPDIR:-/tmp}/bench-replication.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2> /dev/null || true; done; rm -rf "$ROOT"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# import ADDR: the city (the reads' sample) into the store, through the log if replicated.
-import() {
-  "$BIN" import "$F" --server "$1" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); d.pop("rejections", None); print(json.dumps(d))'
-}
-load() { "$BIN" load --sample "$F" --server "$1" --rpc "$2" --clients 64 --seconds "$SECS"; }
-
-# serve DIR [CONFIG]: a credit-risk server on a free port; sets SPID and SADDR.
-serve() {
-  local extra=()
-  [ -n "${2:-}" ] && extra=(--config "$2")
-  "$BIN" serve --data-dir "$1" --listen 127.0.0.1:0 "${extra[@]}" > "$1.out" 2> "$1.err" &
-  SPID=$!
-  PIDS+=("$SPID")
-  for _ in $(seq 600); do grep -q listening "$1.out" 2> /dev/null && break; sleep 0.1; done
-  SADDR=$(sed -n 's/^listening on //p' "$1.out")
-}
-
-# cluster NAME SYNC: three NATS nodes; sets SERVERS (a TOML list) and NATS_PIDS.
-cluster() {
-  local ports=() cports=() routes="" i
-  for i in 0 1 2; do ports+=("$(free_port)"); cports+=("$(free_port)"); done
-  for i in 0 1 2; do routes+="\"nats-route://127.0.0.1:${cports[$i]}\","; done
-  NATS_PIDS=()
-  SERVERS=""
-  for i in 0 1 2; do
-    mkdir -p "$ROOT/$1/n$i"
-    cat > "$ROOT/$1/n$i/nats.conf" << EOF
-server_name: n$i
-listen: 127.0.0.1:${ports[$i]}
-max_payload: 8MB
-jetstream { store_dir: "$ROOT/$1/n$i/js"$2 }
-cluster { name: $1, listen: 127.0.0.1:${cports[$i]}, routes: [${routes%,}] }
-EOF
-    nats-server -c "$ROOT/$1/n$i/nats.conf" > "$ROOT/$1/n$i.log" 2>&1 &
-    NATS_PIDS+=($!)
-    PIDS+=($!)
-    SERVERS+="\"nats://127.0.0.1:${ports[$i]}\","
-  done
-  SERVERS="[${SERVERS%,}]"
-}
-
-replica_conf() { # CLUSTER NODE
-  printf '[replication]\nservers = %s\nnode = "%s"\n' "$SERVERS" "$2" > "$ROOT/$1/$2.toml"
-}
-
 # 1. Durable writes.
 serve "$ROOT/single"
 echo "{\"upsert_single_node\": $(load "$SADDR" upsert)}"

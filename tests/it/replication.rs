@@ -809,3 +809,90 @@ async fn an_entry_larger_than_a_log_message_travels_in_parts() {
     }
     assert_eq!(digests[0], digests[1], "the replicas differ");
 }
+
+/// A replica whose chain began at another sequence than its peers' (a store an older
+/// build ran, first opened by this one later than the others were): its checkpoints and
+/// theirs are not compared, so it is not taken for diverged, and all three go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_chain_began_later_is_not_taken_for_diverged() {
+    let Some(bin) = nats_server() else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    let _nats = nats_cluster(&bin, root.path(), false);
+    let mut replicas: Vec<Replica> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|n| Replica::new(root.path(), n, &_nats, 4))
+        .collect();
+    for r in &mut replicas {
+        r.start();
+    }
+    let mut last = 0;
+    for i in 0..6 {
+        let r = replicas[0]
+            .client()
+            .await
+            .upsert_enterprise(upsert(&uscc_n(b'1', 300 + i), &format!("u-{i}")))
+            .await
+            .expect("write through r1");
+        last = seq_of(&r);
+    }
+    replicas[2]
+        .client()
+        .await
+        .get_enterprise(at_least(
+            pb::GetEnterpriseRequest {
+                uscc: uscc_n(b'1', 300),
+            },
+            last,
+        ))
+        .await
+        .expect("r3 caught up");
+    // r3 as an older build left it: no chain. Its chain begins at the sequence it has
+    // applied when it starts again; r1's and r2's began at 0.
+    replicas[2].stop();
+    {
+        let db = open_sled_directly(&replicas[2].dir);
+        let reg = db.open_tree("registry").expect("registry");
+        let had = reg
+            .remove(credit_risk::store::keys::counter("log_chain"))
+            .expect("remove the chain");
+        assert!(had.is_some(), "r3 had a chain");
+        db.flush().expect("flush");
+    }
+    replicas[2].start();
+    for i in 6..30 {
+        let r = replicas[(i % 3) as usize]
+            .client()
+            .await
+            .upsert_enterprise(upsert(&uscc_n(b'1', 300 + i), &format!("u-{i}")))
+            .await
+            .unwrap_or_else(|e| panic!("write {i}: {e}"));
+        last = last.max(seq_of(&r));
+    }
+    // Checkpoints went by (every 4 entries); every replica still serves, at the end.
+    for r in &replicas {
+        r.client()
+            .await
+            .get_enterprise(at_least(
+                pb::GetEnterpriseRequest {
+                    uscc: uscc_n(b'1', 329),
+                },
+                last,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{} at {last}: {e}", r.name));
+    }
+    for r in &mut replicas {
+        let mut c = r.child.take().expect("running");
+        assert!(c.try_wait().expect("wait").is_none(), "{} stopped", r.name);
+        r.child = Some(c);
+        r.stop();
+    }
+    for r in &replicas {
+        let store = credit_risk::store::Store::open(&r.dir, Default::default())
+            .unwrap_or_else(|e| panic!("open {}: {e}", r.name));
+        assert_eq!(store.diverged().expect("read"), None, "{}", r.name);
+        store.close(Duration::from_secs(10)).expect("close");
+    }
+}
