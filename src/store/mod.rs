@@ -1715,7 +1715,7 @@ impl Store {
     }
 
     /// Replicated mode's [`Store::write_run_results`]: the same keys and values, shipped
-    /// through the log in entries of at most the log's entry size (`WriteRunResults`),
+    /// through the log in entries of about one log message each (`WriteRunResults`),
     /// each applied here before the next is appended (from the job's thread).
     fn log_run_results(
         &self,
@@ -1730,8 +1730,14 @@ impl Store {
             .into_iter()
             .chain(scoring::encode_spot_base(id, spot, &fingerprint)?)
             .chain([(scoring::sources_key(id), scoring::encode_sources(sources))]);
-        // Room for the envelope (origin, stamp, actor) around the items.
-        let limit = log.sink.max_entry_bytes().saturating_sub(4096).max(1);
+        // One message each where the log's messages allow (room for the envelope:
+        // origin, stamp, actor); with very small messages, entries of 64 KB, which the
+        // log appends as parts (as it does a single value larger than that).
+        let limit = log
+            .sink
+            .max_entry_bytes()
+            .saturating_sub(4096)
+            .max(64 * 1024);
         let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut bytes = 0;
         let send = |items: Vec<(Vec<u8>, Vec<u8>)>| {
@@ -1742,14 +1748,7 @@ impl Store {
         };
         for (k, v) in items {
             let size = k.len() + v.len() + 16;
-            if size > limit {
-                return Err(Error::FailedPrecondition(format!(
-                    "a result value of run {id} is {size} bytes, above the log's largest \
-                     entry ({limit} bytes usable): raise max_payload on the NATS servers \
-                     (docs/DEPLOY.md)"
-                )));
-            }
-            if bytes + size > limit {
+            if bytes + size > limit && !chunk.is_empty() {
                 send(std::mem::take(&mut chunk))?;
                 bytes = 0;
             }

@@ -718,7 +718,8 @@ async fn a_replica_that_diverged_finds_it_and_stops() {
 
 /// NATS messages of at most 64 KB (NATS's default is 1 MB): an import chunk of 4,096
 /// records (about 700 KB) is appended as parts and applied whole on every replica —
-/// also on one that was killed and catches up through the parts.
+/// also on one that was killed and catches up through the parts; so are a batch run's
+/// result entries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_entry_larger_than_a_log_message_travels_in_parts() {
     let Some(bin) = nats_server() else {
@@ -796,6 +797,45 @@ async fn an_entry_larger_than_a_log_message_travels_in_parts() {
         .expect("r2 caught up")
         .into_inner();
     assert!(got.enterprise.is_some());
+    // A batch run through r1: its results (3,000 enterprises) travel in 64 KB entries,
+    // each in parts; r2 then classifies alike.
+    let events = ClassificationServiceClient::connect(format!("http://{}", replicas[0].addr))
+        .await
+        .expect("classification client")
+        .run_batch_scoring(pb::RunBatchScoringRequest::default())
+        .await
+        .expect("a batch run on r1")
+        .into_inner();
+    let runs = scoring_all(events).await.expect("the run completes");
+    let after_run = seq_of(
+        &replicas[0]
+            .client()
+            .await
+            .get_enterprise(pb::GetEnterpriseRequest {
+                uscc: uscc_n(b'1', 10_000),
+            })
+            .await
+            .expect("r1's sequence after the run"),
+    );
+    let mut classes = Vec::new();
+    for r in &replicas {
+        let c = ClassificationServiceClient::connect(format!("http://{}", r.addr))
+            .await
+            .expect("classification client")
+            .get_classification(at_least(
+                pb::GetClassificationRequest {
+                    uscc: uscc_n(b'1', 10_000 + 2999),
+                    ..Default::default()
+                },
+                after_run,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("classification on {}: {e}", r.name))
+            .into_inner();
+        classes.push(c);
+    }
+    assert_eq!(classes[0].run_id, runs[0].run_id);
+    assert_eq!(classes[0], classes[1], "r1 and r2 classify alike");
     for r in &mut replicas {
         r.stop();
     }

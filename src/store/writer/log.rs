@@ -183,7 +183,8 @@ impl Envelope {
 /// `append` returns the entry's sequence once the log holds it durably (by its own
 /// definition: a quorum of the stream's replicas).
 pub trait LogSink: Send + Sync + 'static {
-    /// The largest entry the log takes (bytes, encoded).
+    /// The largest message the log takes (bytes): an entry above it is appended as parts
+    /// (`crate::replication`), so this sizes entries, it does not bound them.
     fn max_entry_bytes(&self) -> usize;
 
     fn append(
