@@ -61,6 +61,20 @@ pub struct ReplicationConfig {
     /// in its store so far, for its peers to compare (0: never; docs/DEPLOY.md
     /// "Divergence").
     pub checkpoint_every: u64,
+    /// NATS user of this replica (with `password_file`); empty: no user.
+    pub user: String,
+    /// File holding the NATS user's password (its first line), readable by the service
+    /// only — the password is not written in the configuration.
+    pub password_file: String,
+    /// File holding a NATS authentication token (its first line), instead of a user.
+    pub token_file: String,
+    /// PEM file of the CA that signed the NATS servers' certificates: the connection is
+    /// then TLS only, and the servers are verified against it.
+    pub tls_ca_file: String,
+    /// PEM certificate and key of this replica, for NATS servers that verify clients
+    /// (`tls { verify: true }`); both or neither.
+    pub tls_client_cert_file: String,
+    pub tls_client_key_file: String,
 }
 
 impl Default for ReplicationConfig {
@@ -75,6 +89,12 @@ impl Default for ReplicationConfig {
             append_timeout_ms: 10_000,
             max_age_days: 0,
             checkpoint_every: 1000,
+            user: String::new(),
+            password_file: String::new(),
+            token_file: String::new(),
+            tls_ca_file: String::new(),
+            tls_client_cert_file: String::new(),
+            tls_client_key_file: String::new(),
         }
     }
 }
@@ -113,8 +133,79 @@ impl ReplicationConfig {
         if ![1, 3, 5].contains(&self.replicas) {
             return Err(Error::invalid("replication.replicas", "1, 3 or 5"));
         }
+        if self.user.is_empty() != self.password_file.is_empty() {
+            return Err(Error::invalid(
+                "replication.password_file",
+                "give user and password_file together",
+            ));
+        }
+        if !self.user.is_empty() && !self.token_file.is_empty() {
+            return Err(Error::invalid(
+                "replication.token_file",
+                "a user or a token, not both",
+            ));
+        }
+        if self.tls_client_cert_file.is_empty() != self.tls_client_key_file.is_empty() {
+            return Err(Error::invalid(
+                "replication.tls_client_key_file",
+                "give tls_client_cert_file and tls_client_key_file together",
+            ));
+        }
+        for (field, path) in [
+            ("replication.password_file", &self.password_file),
+            ("replication.token_file", &self.token_file),
+            ("replication.tls_ca_file", &self.tls_ca_file),
+            (
+                "replication.tls_client_cert_file",
+                &self.tls_client_cert_file,
+            ),
+            ("replication.tls_client_key_file", &self.tls_client_key_file),
+        ] {
+            if !path.is_empty() && !std::path::Path::new(path).is_file() {
+                return Err(Error::invalid(field, format!("{path}: no such file")));
+            }
+        }
         Ok(())
     }
+
+    /// The NATS connection's options: this replica's name, and its credentials and TLS
+    /// as configured (secrets read from their files now).
+    fn connect_options(&self) -> Result<async_nats::ConnectOptions> {
+        let mut o = async_nats::ConnectOptions::new()
+            .name(format!("credit-risk {}", self.node))
+            .connection_timeout(Duration::from_secs(5))
+            .retry_on_initial_connect();
+        if !self.user.is_empty() {
+            let password = secret("replication.password_file", &self.password_file)?;
+            o = o.user_and_password(self.user.clone(), password);
+        }
+        if !self.token_file.is_empty() {
+            o = o.token(secret("replication.token_file", &self.token_file)?);
+        }
+        if !self.tls_ca_file.is_empty() {
+            o = o
+                .add_root_certificates(self.tls_ca_file.clone().into())
+                .require_tls(true);
+        }
+        if !self.tls_client_cert_file.is_empty() {
+            o = o.add_client_certificate(
+                self.tls_client_cert_file.clone().into(),
+                self.tls_client_key_file.clone().into(),
+            );
+        }
+        Ok(o)
+    }
+}
+
+/// The first line of the secret file `path` (config key `field`).
+fn secret(field: &str, path: &str) -> Result<String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::invalid(field, format!("{path}: {e}")))?;
+    let line = text.lines().next().unwrap_or("").trim().to_string();
+    if line.is_empty() {
+        return Err(Error::invalid(field, format!("{path} is empty")));
+    }
+    Ok(line)
 }
 
 /// The log on a JetStream stream.
@@ -243,10 +334,27 @@ pub async fn start(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Store> {
     cfg.validate()?;
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("credit-risk {}", cfg.node))
-        .connection_timeout(Duration::from_secs(5))
-        .retry_on_initial_connect()
+    // What NATS last said about the connection (a refused password, a bad certificate),
+    // for the error if the log never becomes available.
+    let said: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let heard = said.clone();
+    let client = cfg
+        .connect_options()?
+        .event_callback(move |event| {
+            let heard = heard.clone();
+            async move {
+                use async_nats::Event;
+                let note = match event {
+                    Event::ServerError(e) => Some(e.to_string()),
+                    Event::ClientError(e) => Some(e.to_string()),
+                    Event::Connected => None,
+                    _ => return,
+                };
+                if let Ok(mut h) = heard.lock() {
+                    *h = note;
+                }
+            }
+        })
         .connect(cfg.servers.clone())
         .await
         .map_err(|e| Error::Unavailable(format!("replication.servers: {e}")))?;
@@ -260,10 +368,18 @@ pub async fn start(
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
     };
-    let mut stream = tokio::time::timeout(Duration::from_secs(30), async {
+    let refused = || {
+        said.lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .filter(|s| s.to_lowercase().contains("authorization"))
+    };
+    let stream = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             match js.get_or_create_stream(config.clone()).await {
-                Ok(s) => return s,
+                Ok(s) => return Ok(s),
+                // Credentials NATS refused will not do better on a retry.
+                Err(_) if refused().is_some() => return Err(()),
                 Err(e) => {
                     tracing::warn!(error = %e, "the log's stream is not available yet; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -272,12 +388,24 @@ pub async fn start(
         }
     })
     .await
-    .map_err(|_| {
-        Error::Unavailable(format!(
-            "replication.stream {:?}: not available",
-            cfg.stream
-        ))
-    })?;
+    .unwrap_or(Err(()));
+    let mut stream = match stream {
+        Ok(s) => s,
+        Err(()) => {
+            if let Some(why) = refused() {
+                return Err(Error::PermissionDenied(format!(
+                    "replication.user / replication.password_file / replication.token_file: \
+                     NATS refused this replica's credentials ({why})"
+                )));
+            }
+            let said = said.lock().ok().and_then(|s| s.clone());
+            return Err(Error::Unavailable(format!(
+                "replication.stream {:?}: not available{}",
+                cfg.stream,
+                said.map(|s| format!(" (NATS: {s})")).unwrap_or_default()
+            )));
+        }
+    };
     let last = stream
         .info()
         .await
@@ -571,5 +699,75 @@ async fn abort_orphaned_runs(store: &Store, node: &str) {
                 tracing::warn!(run = id, error = %e, "could not abort a run found being computed")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ReplicationConfig {
+        ReplicationConfig {
+            servers: vec!["nats://127.0.0.1:4222".into()],
+            node: "a".into(),
+            ..Default::default()
+        }
+    }
+
+    fn refused_naming(c: ReplicationConfig, field: &str) {
+        match c.validate() {
+            Err(e @ Error::Invalid(_)) => {
+                let m = e.to_string();
+                assert!(m.contains(field), "{m}")
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn credentials_and_tls_settings_are_checked_naming_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\nignored second line\n").expect("write");
+        let pw = pw.to_string_lossy().to_string();
+        assert!(config().validate().is_ok());
+        let with = |f: &dyn Fn(&mut ReplicationConfig)| {
+            let mut c = config();
+            f(&mut c);
+            c
+        };
+        refused_naming(with(&|c| c.user = "cr".into()), "replication.password_file");
+        refused_naming(
+            with(&|c| c.password_file = pw.clone()),
+            "replication.password_file",
+        );
+        refused_naming(
+            with(&|c| {
+                c.user = "cr".into();
+                c.password_file = pw.clone();
+                c.token_file = pw.clone();
+            }),
+            "replication.token_file",
+        );
+        refused_naming(
+            with(&|c| c.tls_client_cert_file = pw.clone()),
+            "replication.tls_client_key_file",
+        );
+        refused_naming(
+            with(&|c| c.tls_ca_file = "/no/such/ca.pem".into()),
+            "replication.tls_ca_file",
+        );
+        let ok = with(&|c| {
+            c.user = "cr".into();
+            c.password_file = pw.clone();
+        });
+        assert!(ok.validate().is_ok());
+        assert_eq!(
+            secret("replication.password_file", &pw).expect("read"),
+            "s3cret"
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").expect("write");
+        assert!(secret("replication.token_file", &empty.to_string_lossy()).is_err());
     }
 }

@@ -94,16 +94,12 @@ impl Drop for NatsNode {
 
 /// Three NATS nodes with JetStream, clustered on loopback.
 fn nats_cluster(bin: &Path, root: &Path, sync_always: bool) -> Vec<NatsNode> {
-    nats_cluster_with(bin, root, sync_always, "8MB")
+    nats_cluster_with(bin, root, sync_always, "max_payload: 8MB\n")
 }
 
-/// Three NATS nodes whose messages hold at most `max_payload`.
-fn nats_cluster_with(
-    bin: &Path,
-    root: &Path,
-    sync_always: bool,
-    max_payload: &str,
-) -> Vec<NatsNode> {
+/// Three NATS nodes, each with the configuration lines `extra` (say `max_payload`,
+/// `authorization`).
+fn nats_cluster_with(bin: &Path, root: &Path, sync_always: bool, extra: &str) -> Vec<NatsNode> {
     let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
     let routes = ports
         .iter()
@@ -120,7 +116,7 @@ fn nats_cluster_with(
             std::fs::write(
                 &conf,
                 format!(
-                    "server_name: n{i}\nlisten: 127.0.0.1:{port}\nmax_payload: {max_payload}\n\
+                    "server_name: n{i}\nlisten: 127.0.0.1:{port}\n{extra}\
                      jetstream {{ store_dir: \"{}\"{} }}\n\
                      cluster {{ name: credit-risk-test, listen: 127.0.0.1:{cport}, routes: [{routes}] }}\n",
                     dir.join("js").display(),
@@ -726,7 +722,7 @@ async fn an_entry_larger_than_a_log_message_travels_in_parts() {
         return;
     };
     let root = tempfile::tempdir().expect("tempdir");
-    let _nats = nats_cluster_with(&bin, root.path(), false, "64KB");
+    let _nats = nats_cluster_with(&bin, root.path(), false, "max_payload: 64KB\n");
     let mut replicas: Vec<Replica> = ["r1", "r2"]
         .iter()
         .map(|n| Replica::new(root.path(), n, &_nats, 8))
@@ -935,4 +931,81 @@ async fn a_replica_whose_chain_began_later_is_not_taken_for_diverged() {
         assert_eq!(store.diverged().expect("read"), None, "{}", r.name);
         store.close(Duration::from_secs(10)).expect("close");
     }
+}
+
+/// NATS with a user and password (`authorization`): replicas configured with them share
+/// the log; a replica with a wrong password does not start, naming NATS's refusal; a
+/// client without them cannot connect to write to the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_replicas_that_authenticate_reach_the_log() {
+    let Some(bin) = nats_server() else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    let _nats = nats_cluster_with(
+        &bin,
+        root.path(),
+        false,
+        "max_payload: 8MB\nauthorization { user: cr, password: \"log-secret-7\" }\n",
+    );
+    let secret = |name: &str, text: &str| {
+        let p = root.path().join(name);
+        std::fs::write(&p, text).expect("secret file");
+        p.to_string_lossy().to_string()
+    };
+    let good = secret("good.pw", "log-secret-7\n");
+    let bad = secret("bad.pw", "guessed\n");
+    let mut replicas: Vec<Replica> = ["r1", "r2"]
+        .iter()
+        .map(|n| Replica::new(root.path(), n, &_nats, 0))
+        .collect();
+    for r in &mut replicas {
+        let mut conf = std::fs::read_to_string(&r.conf).expect("conf");
+        conf.push_str(&format!("user = \"cr\"\npassword_file = \"{good}\"\n"));
+        std::fs::write(&r.conf, conf).expect("conf");
+        r.start();
+    }
+    let w = replicas[0]
+        .client()
+        .await
+        .upsert_enterprise(upsert(&uscc_n(b'1', 400), "auth-1"))
+        .await
+        .expect("a write through r1");
+    replicas[1]
+        .client()
+        .await
+        .get_enterprise(at_least(
+            pb::GetEnterpriseRequest {
+                uscc: uscc_n(b'1', 400),
+            },
+            seq_of(&w),
+        ))
+        .await
+        .expect("r2 reads it");
+    // A replica with a wrong password.
+    let r3 = Replica::new(root.path(), "r3", &_nats, 0);
+    let mut conf = std::fs::read_to_string(&r3.conf).expect("conf");
+    conf.push_str(&format!("user = \"cr\"\npassword_file = \"{bad}\"\n"));
+    std::fs::write(&r3.conf, conf).expect("conf");
+    let t = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_credit-risk"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&r3.dir)
+        .args(["--config", &r3.conf.to_string_lossy()])
+        .env_remove("CREDIT_RISK_CONFIG")
+        .output()
+        .expect("run r3");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.to_lowercase().contains("authorization") && err.contains("replication.password_file"),
+        "r3 names the refusal and the keys: {err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(20), "r3 gave up at once");
+    // No credentials: NATS refuses the connection.
+    let url = format!("nats://127.0.0.1:{}", _nats[0].port);
+    assert!(
+        async_nats::connect(&url).await.is_err(),
+        "an anonymous client connects"
+    );
 }
