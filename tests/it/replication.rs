@@ -1009,3 +1009,77 @@ async fn only_replicas_that_authenticate_reach_the_log() {
         "an anonymous client connects"
     );
 }
+
+/// NATS behind TLS (a test CA): replicas given the CA (`tls_ca_file`) connect by TLS,
+/// verify the servers and share the log; a client that does not trust the CA cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_reach_a_log_behind_tls() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let Some(bin) = nats_server() else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("server certificate");
+    let write = |name: &str, text: String| {
+        let p = root.path().join(name);
+        std::fs::write(&p, text).expect("pem");
+        p.to_string_lossy().to_string()
+    };
+    let ca_file = write("ca.pem", ca.pem());
+    let cert_file = write("nats.pem", cert.pem());
+    let key_file = write("nats.key", key.serialize_pem());
+    let _nats = nats_cluster_with(
+        &bin,
+        root.path(),
+        false,
+        &format!(
+            "max_payload: 8MB\ntls {{ cert_file: \"{cert_file}\", key_file: \"{key_file}\" }}\n"
+        ),
+    );
+    let mut replicas: Vec<Replica> = ["r1", "r2"]
+        .iter()
+        .map(|n| Replica::new(root.path(), n, &_nats, 0))
+        .collect();
+    for r in &mut replicas {
+        let mut conf = std::fs::read_to_string(&r.conf).expect("conf");
+        conf.push_str(&format!("tls_ca_file = \"{ca_file}\"\n"));
+        std::fs::write(&r.conf, conf).expect("conf");
+        r.start();
+    }
+    let w = replicas[0]
+        .client()
+        .await
+        .upsert_enterprise(upsert(&uscc_n(b'1', 500), "tls-1"))
+        .await
+        .expect("a write through r1");
+    replicas[1]
+        .client()
+        .await
+        .get_enterprise(at_least(
+            pb::GetEnterpriseRequest {
+                uscc: uscc_n(b'1', 500),
+            },
+            seq_of(&w),
+        ))
+        .await
+        .expect("r2 reads it");
+    // Without the CA, the servers' certificate is not trusted.
+    let url = format!("tls://127.0.0.1:{}", _nats[0].port);
+    let untrusting = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .connect(&url)
+        .await;
+    assert!(
+        untrusting.is_err(),
+        "a client that does not trust the CA connects"
+    );
+}
