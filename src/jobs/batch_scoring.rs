@@ -589,10 +589,7 @@ fn compare(
     let old = &cur.entries;
     while j < entries.len() {
         let new = entries[j];
-        match old
-            .get(i)
-            .map(|o| o.uscc.as_bytes().cmp(new.uscc.as_bytes()))
-        {
+        match old.get(i).map(|o| o.uscc.cmp(&new.uscc)) {
             Some(std::cmp::Ordering::Less) => i += 1,
             Some(std::cmp::Ordering::Equal) => {
                 let o = old[i];

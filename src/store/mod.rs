@@ -1386,7 +1386,7 @@ impl Store {
         let find = |u: &Uscc| -> Result<Option<RunEntry>> {
             let search = |entries: &[RunEntry]| {
                 entries
-                    .binary_search_by(|e| e.uscc.as_bytes().cmp(u.as_bytes()))
+                    .binary_search_by(|e| e.uscc.cmp(u))
                     .ok()
                     .map(|i| entries[i])
             };

@@ -266,7 +266,7 @@ impl RunView {
     /// The entry of `u`.
     pub fn lookup(&self, u: &Uscc) -> Option<RunEntry> {
         self.entries
-            .binary_search_by(|e| e.uscc.as_bytes().cmp(u.as_bytes()))
+            .binary_search_by(|e| e.uscc.cmp(u))
             .ok()
             .map(|i| self.entries[i])
     }
@@ -596,7 +596,7 @@ pub fn lookup_entry(tree: &sled::Tree, id: u64, u: &Uscc) -> Result<Option<RunEn
     let mut entries = Vec::new();
     decode_block(&v, &mut entries)?;
     Ok(entries
-        .binary_search_by(|e| e.uscc.as_bytes().cmp(u.as_bytes()))
+        .binary_search_by(|e| e.uscc.cmp(u))
         .ok()
         .map(|i| entries[i]))
 }

@@ -367,10 +367,7 @@ impl SpotView<'_> {
                 .as_ref()
                 .map(|r| (r.uscc, r.class, r.score, read(&r.attrs, &r.history))));
         }
-        let Ok(i) = self
-            .entries
-            .binary_search_by(|e| e.uscc.as_bytes().cmp(u.as_bytes()))
-        else {
+        let Ok(i) = self.entries.binary_search_by(|e| e.uscc.cmp(u)) else {
             return Ok(None);
         };
         let e = self.entries[i];
@@ -399,7 +396,7 @@ impl SpotView<'_> {
             |out, c| out.push(c),
         )?;
         if from_overlay {
-            out.sort_unstable_by(|a, b| a.uscc.as_bytes().cmp(b.uscc.as_bytes()));
+            out.sort_unstable_by_key(|e| e.uscc);
         }
         Ok(out)
     }
