@@ -1083,3 +1083,59 @@ async fn replicas_reach_a_log_behind_tls() {
         "a client that does not trust the CA connects"
     );
 }
+
+/// A last part whose named parts are not this entry's (a forged or damaged message):
+/// the replica stops rather than apply half an entry or someone else's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_last_part_naming_foreign_parts_stops_the_replica() {
+    let Some(bin) = nats_server() else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    let _nats = nats_cluster(&bin, root.path(), false);
+    let mut r1 = Replica::new(root.path(), "r1", &_nats, 0);
+    r1.start();
+    let w = r1
+        .client()
+        .await
+        .upsert_enterprise(upsert(&uscc_n(b'1', 600), "forge-1"))
+        .await
+        .expect("a write through r1");
+    let whole = seq_of(&w);
+    // A message on the log's subject claiming the whole entry at `whole` as its part.
+    let nc = async_nats::connect(format!("nats://127.0.0.1:{}", _nats[0].port))
+        .await
+        .expect("connect");
+    let js = async_nats::jetstream::new(nc);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Credit-Risk-Parts", whole.to_string().as_str());
+    headers.insert("Nats-Msg-Id", "forged-1");
+    let forged = js
+        .publish_with_headers("credit-risk.log", headers, vec![0u8; 8].into())
+        .await
+        .expect("publish")
+        .await
+        .expect("acknowledged")
+        .sequence;
+    let mut child = r1.child.take().expect("r1 runs");
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait r1") {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "r1 applied or ignored the forged entry"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "r1 stops failed: {status:?}");
+    // Nothing of it was applied: r1 stopped before it.
+    let store = credit_risk::store::Store::open(&r1.dir, Default::default()).expect("open r1");
+    let applied = store.applied_sequence();
+    assert!(
+        whole <= applied && applied < forged,
+        "applied {applied}, forged {forged}"
+    );
+    store.close(Duration::from_secs(10)).expect("close");
+}

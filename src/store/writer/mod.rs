@@ -1545,9 +1545,7 @@ impl<'a> Pending<'a> {
 
     fn load(&mut self, u: &Uscc) -> Result<()> {
         if !self.docs.contains_key(u) {
-            let known_absent = self.absent.is_some_and(|(lo, hi)| {
-                lo.as_bytes() <= u.as_bytes() && u.as_bytes() <= hi.as_bytes()
-            });
+            let known_absent = self.absent.is_some_and(|(lo, hi)| lo <= *u && *u <= hi);
             let mut d = if known_absent {
                 None
             } else {

@@ -216,7 +216,7 @@ impl Operation for Import {
         // first and last enterprise (a first load), none is read.
         let usccs = self.0.iter().map(|(_, item)| item.uscc());
         if let (Some(lo), Some(hi)) = (usccs.clone().min(), usccs.max()) {
-            p.note_absent_between(&lo.clone(), &hi.clone())?;
+            p.note_absent_between(lo, hi)?;
         }
         p.bulk = true;
         let o = ctx.import(p, self.0);
