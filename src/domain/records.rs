@@ -427,12 +427,12 @@ pub struct Listing {
 impl Listing {
     /// Stable id within the enterprise: "KIND/LISTED_ON/REASON".
     pub fn listing_id(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            self.kind.name(),
-            self.listed_on,
-            self.reason.name()
-        )
+        Listing::id_of(self.kind, self.listed_on, self.reason)
+    }
+
+    /// The [`Listing::listing_id`] of a listing of `kind` on `listed_on` for `reason`.
+    pub fn id_of(kind: ListKind, listed_on: Date, reason: ListingReason) -> String {
+        format!("{}/{}/{}", kind.name(), listed_on, reason.name())
     }
 
     /// Whether the entry is open on `day`: listed, not yet removed, and its term (if it

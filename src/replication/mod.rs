@@ -654,14 +654,12 @@ async fn apply_message(
         };
         let want = (format!("{}/{n}", i + 1), part_id(&id, i + 1));
         let got = (
-            part.headers
-                .get(PART_HEADER)
-                .map(|v| v.as_str().to_string()),
+            part.headers.get(PART_HEADER).map(|v| v.as_str()),
             part.headers
                 .get(async_nats::header::NATS_MESSAGE_ID)
-                .map(|v| v.as_str().to_string()),
+                .map(|v| v.as_str()),
         );
-        if got != (Some(want.0.clone()), Some(want.1.clone())) {
+        if got != (Some(want.0.as_str()), Some(want.1.as_str())) {
             return Err(corrupt(format!(
                 "sequence {at} is {got:?}, not part {} of {n} of {id:?}",
                 i + 1

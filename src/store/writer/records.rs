@@ -737,7 +737,7 @@ pub(super) enum ItemName {
     Enterprise(Uscc),
     Penalty(String),
     Report(Uscc, u16),
-    Listing(Uscc, String),
+    Listing(Uscc, ListKind, Date, crate::domain::records::ListingReason),
     Inspection(Uscc, String),
     Commitment(Uscc, String),
     Sampling(Uscc, String),
@@ -750,7 +750,7 @@ impl ItemName {
             ImportItem::Enterprise(x) => ItemName::Enterprise(x.uscc),
             ImportItem::Penalty(x) => ItemName::Penalty(x.decision_number.clone()),
             ImportItem::Report(x) => ItemName::Report(x.uscc, x.year),
-            ImportItem::Listing(x) => ItemName::Listing(x.uscc, x.listing_id()),
+            ImportItem::Listing(x) => ItemName::Listing(x.uscc, x.kind, x.listed_on, x.reason),
             ImportItem::Inspection(x) => ItemName::Inspection(x.uscc, x.task_id.clone()),
             ImportItem::Commitment(x) => ItemName::Commitment(x.uscc, x.commitment_id.clone()),
             ImportItem::Sampling(x) => ItemName::Sampling(x.uscc, x.sample_id.clone()),
@@ -776,8 +776,10 @@ impl ItemName {
             ItemName::Enterprise(u) => u.to_string(),
             ItemName::Penalty(n) => n.clone(),
             ItemName::Report(u, y) => format!("{u}/{y}"),
-            ItemName::Listing(u, id)
-            | ItemName::Inspection(u, id)
+            ItemName::Listing(u, kind, on, reason) => {
+                format!("{u}/{}", Listing::id_of(*kind, *on, *reason))
+            }
+            ItemName::Inspection(u, id)
             | ItemName::Commitment(u, id)
             | ItemName::Sampling(u, id) => format!("{u}/{id}"),
             ItemName::Complaints(u, m) => format!("{u}/{m}"),
@@ -852,4 +854,19 @@ pub(in crate::store) fn check_indexes(tree: &sled::Tree) -> Result<u64> {
         )));
     }
     Ok(enterprises)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures;
+
+    #[test]
+    fn a_refused_listing_is_named_by_its_listing_id() {
+        let on = Date::ymd(2025, 3, 4).expect("date");
+        let l = fixtures::listing(ListKind::AbnormalOperations, on);
+        let want = format!("{}/{}", l.uscc, l.listing_id());
+        let named = ItemName::of(&ImportItem::Listing(l));
+        assert_eq!((named.kind(), named.key()), ("listing", want));
+    }
 }
