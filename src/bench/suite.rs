@@ -73,6 +73,11 @@ pub struct Args {
     /// saved runs).
     #[arg(long, value_name = "RUN.json", requires = "compare")]
     from: Option<PathBuf>,
+    /// The server's configuration (TOML, as `serve --config`), to measure a tuning such
+    /// as `[store] cache_bytes`; the bench sets `[server] max_message_bytes` unless the
+    /// file does. The record keeps the file's text.
+    #[arg(long, value_name = "CONFIG.toml")]
+    server_config: Option<PathBuf>,
 }
 
 /// The rows of a saved record (`bench-N.json`); errors name the file.
@@ -104,6 +109,11 @@ pub fn run(a: Args) -> CliResult {
         clients: a.clients.clamp(1, 1024),
         seconds: a.seconds.clamp(0.5, 600.0),
         keep_store: a.keep_store,
+        server_config: match &a.server_config {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| BenchError::from(format!("{}: {e}", p.display())))?,
+            None => String::new(),
+        },
     };
     let rt = crate::cli::runtime(0)?;
     let (rows, record) = rt.block_on(run_suite(&args))?;
@@ -133,6 +143,8 @@ pub struct SuiteArgs {
     pub seconds: f64,
     /// Keep the store afterwards.
     pub keep_store: bool,
+    /// The server's configuration (TOML text; empty for the defaults).
+    pub server_config: String,
 }
 
 /// `100k`, `1m`, `shanghai` (3.5 M) or a number.
@@ -283,6 +295,23 @@ pub(super) fn max_message_bytes(n: u64) -> usize {
         .clamp(64 << 20, 1 << 30)
 }
 
+/// The bench server's configuration: `config` (TOML text, `--server-config`) with
+/// `[server] max_message_bytes = max_message` added unless it sets it.
+fn server_config(config: &str, max_message: usize) -> Result<String, BenchError> {
+    let mut table: toml::Table =
+        toml::from_str(config).map_err(|e| BenchError::from(format!("--server-config: {e}")))?;
+    let server = table
+        .entry("server")
+        .or_insert_with(|| toml::Value::Table(Default::default()));
+    let Some(server) = server.as_table_mut() else {
+        return Err("--server-config: `server` is not a table".into());
+    };
+    server
+        .entry("max_message_bytes")
+        .or_insert(toml::Value::Integer(max_message as i64));
+    toml::to_string(&table).map_err(|e| BenchError::from(e.to_string()))
+}
+
 /// The server under test, a child process.
 pub(super) struct Server {
     child: Child,
@@ -294,12 +323,21 @@ impl Server {
     /// Starts `credit-risk serve` on the store at `dir`, logging to `log`; its messages
     /// may be `max_message` bytes.
     pub(super) fn start(dir: &Path, log: &Path, max_message: usize) -> Result<Server, BenchError> {
+        Self::configured(dir, log, max_message, "")
+    }
+
+    /// [`Server::start`] with the configuration `config` (TOML text), to which
+    /// `[server] max_message_bytes = max_message` is added unless it sets it.
+    pub(super) fn configured(
+        dir: &Path,
+        log: &Path,
+        max_message: usize,
+        config: &str,
+    ) -> Result<Server, BenchError> {
         let exe = std::env::current_exe()?;
+        let text = server_config(config, max_message)?;
         let config = log.with_extension("toml");
-        std::fs::write(
-            &config,
-            format!("[server]\nmax_message_bytes = {max_message}\n"),
-        )?;
+        std::fs::write(&config, text)?;
         let mut child = Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config)
@@ -490,10 +528,11 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
     let store_dir = args.data.join(format!("bench-store-{n}"));
     let _ = std::fs::remove_dir_all(&store_dir);
     let max_message = max_message_bytes(n);
-    let server = Server::start(
+    let server = Server::configured(
         &store_dir,
         &args.data.join(format!("bench-server-{n}.log")),
         max_message,
+        &args.server_config,
     )?;
     let addr = server.addr.clone();
     log(format!("server on {addr}, store {}", store_dir.display()));
@@ -839,6 +878,7 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
         "clients": args.clients,
         "seconds_per_phase": args.seconds,
         "machine": machine(),
+        "server_config": args.server_config,
         "rows": rows,
         "raw": Value::Object(raw),
     });
@@ -945,6 +985,22 @@ mod tests {
         assert_eq!(r.met, Some(true));
         assert!(table(&[r]).contains("| 0.70 (0.50–0.80) |"));
         assert_eq!(median(vec![3.0, 1.0, 2.0, 10.0]), 2.5);
+    }
+
+    #[test]
+    fn a_tuning_reaches_the_bench_server_with_its_message_size() {
+        let text = server_config("[store]\ncache_bytes = 134217728\n", 4096).unwrap();
+        let t: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(t["store"]["cache_bytes"].as_integer(), Some(134217728));
+        assert_eq!(t["server"]["max_message_bytes"].as_integer(), Some(4096));
+        // The file's own message size wins; a malformed file is an error naming the flag.
+        let text = server_config("[server]\nmax_message_bytes = 1000\n", 4096).unwrap();
+        let t: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(t["server"]["max_message_bytes"].as_integer(), Some(1000));
+        let e = server_config("server = 3", 4096).unwrap_err().to_string();
+        assert!(e.contains("--server-config"), "{e}");
+        let e = server_config("[store", 4096).unwrap_err().to_string();
+        assert!(e.contains("--server-config"), "{e}");
     }
 
     #[test]
