@@ -576,6 +576,36 @@ mod tests {
         assert!(SpotBuilder::decode_chunks([&[9u8, 0][..]]).is_err());
     }
 
+    /// Two scan halves (the second in descending order) merge into what one forward
+    /// scan builds; `set` replaces, adds and removes a history.
+    #[test]
+    fn scan_halves_merge_into_one_forward_scan() {
+        let plain = crate::domain::fixtures::dossier("2020-01-02");
+        let mut listed = plain.clone();
+        listed.listings.push(crate::domain::fixtures::listing(
+            crate::domain::ListKind::SeriousIllegal,
+            crate::domain::fixtures::day("2025-03-01"),
+        ));
+        let dossiers: Vec<&EnterpriseRecords> = (0..40)
+            .map(|i| if i % 3 == 1 { &listed } else { &plain })
+            .collect();
+        let mut forward = SpotBuilder::default();
+        dossiers.iter().for_each(|d| forward.push(d));
+        let (mut first, mut second) = (SpotBuilder::default(), SpotBuilder::default());
+        dossiers[..17].iter().for_each(|d| first.push(d));
+        dossiers[17..].iter().rev().for_each(|d| second.push(d));
+        first.append_reversed(second);
+        assert_eq!(first.attrs, forward.attrs);
+        assert_eq!(first.history, forward.history);
+        assert_eq!(forward.history.len(), 13);
+        assert!(forward.history.contains_key(&1) && !forward.history.contains_key(&2));
+
+        forward.set(2, &listed);
+        forward.set(1, &plain);
+        assert!(forward.history.contains_key(&2) && !forward.history.contains_key(&1));
+        assert_eq!(forward.history.len(), 13);
+    }
+
     #[test]
     fn region_prefixes() {
         let r = |s: &str| RegionCode::parse("r", s).unwrap();
