@@ -507,10 +507,17 @@ pub fn selections(tree: &sled::Tree, u: &Uscc) -> Result<Vec<Selection>> {
     Ok(out)
 }
 
-/// Every enterprise with at least one selection.
-pub fn selected_enterprises(tree: &sled::Tree) -> Result<std::collections::HashSet<Uscc>> {
+/// Every enterprise with at least one selection; `None` if `stop` was set before it
+/// finished (checked every 4,096 keys).
+pub fn selected_enterprises(
+    tree: &sled::Tree,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Option<std::collections::HashSet<Uscc>>> {
     let mut out = std::collections::HashSet::new();
-    for kv in tree.scan_prefix([DRAWN]) {
+    for (i, kv) in tree.scan_prefix([DRAWN]).enumerate() {
+        if i % 4096 == 0 && stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(None);
+        }
         let (k, _) = kv?;
         let u = k
             .get(1..19)
@@ -518,7 +525,7 @@ pub fn selected_enterprises(tree: &sled::Tree) -> Result<std::collections::HashS
             .ok_or_else(|| Error::Corrupt(format!("bad selection key {k:?}")))?;
         out.insert(u);
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// What an enterprise contributes to the statistics: its counters and its index

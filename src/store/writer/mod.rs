@@ -684,8 +684,29 @@ enum Selected {
         rx: std::sync::mpsc::Receiver<Result<std::collections::HashSet<Uscc>>>,
         /// Added by draws since the start (the thread's scan may have passed them).
         added: std::collections::HashSet<Uscc>,
+        /// The reading thread, stopped and joined when this is dropped (held for that).
+        _reader: SelectionsReader,
     },
     Ready(std::collections::HashSet<Uscc>),
+}
+
+/// The thread reading the `K` keys. It holds a handle of the tree, which keeps sled's
+/// directory lock: dropping this (the writer ends, or the set is read) stops the scan
+/// within 4,096 keys and waits for the thread, so a store closed while it was still
+/// reading (after years of draws: seconds) can be reopened at once — `credit-risk
+/// compact` reopens what it has just closed.
+struct SelectionsReader {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SelectionsReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Selected {
@@ -694,12 +715,20 @@ impl Selected {
     fn load(tree: &sled::Tree, fault: Option<Arc<FaultSignal>>) -> Selected {
         let (tx, rx) = std::sync::mpsc::channel();
         let tree = tree.clone();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
         let spawned = std::thread::Builder::new()
             .name("store-selections".into())
             .spawn(move || {
                 let t = std::time::Instant::now();
-                let r = stats::selected_enterprises(&tree)
-                    .map_err(|e| Error::Corrupt(format!("cannot read the selections index: {e}")));
+                let r = match stats::selected_enterprises(&tree, &stopped) {
+                    // Stopped: no one is waiting for it.
+                    Ok(None) => return,
+                    Ok(Some(set)) => Ok(set),
+                    Err(e) => Err(Error::Corrupt(format!(
+                        "cannot read the selections index: {e}"
+                    ))),
+                };
                 if let Ok(s) = &r {
                     tracing::info!(
                         enterprises = s.len(),
@@ -714,19 +743,24 @@ impl Selected {
                     fault.send_replace(Some(e));
                 }
             });
-        if let Err(e) = spawned {
-            // Never read: every enterprise may have selections (correct, slower).
-            tracing::warn!(error = %e, "cannot start the selections reader");
-        }
+        let thread = match spawned {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // Never read: every enterprise may have selections (correct, slower).
+                tracing::warn!(error = %e, "cannot start the selections reader");
+                None
+            }
+        };
         Selected::Loading {
             rx,
             added: std::collections::HashSet::new(),
+            _reader: SelectionsReader { stop, thread },
         }
     }
 
     /// Takes the thread's set once it is read (an error reading it is the writer's).
     fn poll(&mut self) -> Result<()> {
-        if let Selected::Loading { rx, added } = self {
+        if let Selected::Loading { rx, added, .. } = self {
             match rx.try_recv() {
                 Ok(Ok(mut set)) => {
                     set.extend(added.drain());
@@ -1781,5 +1815,43 @@ mod tests {
         assert!(!s.may_have(&u(3)), "never selected");
         s.add([u(3)]);
         assert!(s.may_have(&u(3)));
+    }
+
+    /// A store closed while its selections are still being read must not stay locked:
+    /// dropping the set stops the reading thread and waits for it, so the tree handle
+    /// it holds (and with it sled's directory lock) is gone when the writer has ended.
+    #[test]
+    fn a_selections_read_is_stopped_and_joined_when_the_writer_ends() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("registry").unwrap();
+        let mut batch = sled::Batch::default();
+        for n in 0..200_000u32 {
+            let mut body = [0u8; 8];
+            body.copy_from_slice(format!("{n:08}").as_bytes());
+            let u = Uscc::assemble(b"91310115", &body).unwrap();
+            batch.insert(
+                stats::selection_key(&u, "SC-1", u64::from(n)),
+                stats::selection_value(
+                    crate::domain::RiskClass::B,
+                    crate::domain::stats::Month(202610),
+                ),
+            );
+        }
+        tree.apply_batch(batch).unwrap();
+        let s = Selected::load(&tree, None);
+        let Selected::Loading {
+            _reader: reader, ..
+        } = &s
+        else {
+            panic!("not loading")
+        };
+        let stop = reader.stop.clone();
+        drop(s);
+        // The thread's clone of the flag (and its tree handle) went with the thread.
+        assert_eq!(
+            Arc::strong_count(&stop),
+            1,
+            "the reader outlived the writer"
+        );
     }
 }
