@@ -239,6 +239,15 @@ impl Replica {
             .into_inner()
     }
 
+    /// What the stopped replica's store recorded of a divergence (`None`: none).
+    fn diverged_record(&self) -> Option<String> {
+        let store = credit_risk::store::Store::open(&self.dir, Default::default())
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.name));
+        let why = store.diverged().expect("read");
+        store.close(Duration::from_secs(10)).expect("close");
+        why
+    }
+
     /// Stops this replica, changes its store's registry tree behind its back with `f`,
     /// and starts it again.
     fn alter_stopped(&mut self, f: impl FnOnce(&sled::Tree)) {
@@ -305,6 +314,25 @@ fn started(
         r.start();
     }
     replicas
+}
+
+/// Three replicas checking every 4 entries, after r1 wrote enterprises `first ..
+/// first + n` (ids `prefix-i`) and r3 has applied them: the replicas and the last
+/// sequence written.
+async fn three_after_writes(
+    root: &Path,
+    nats: &[NatsNode],
+    first: u32,
+    n: u32,
+    prefix: &str,
+) -> (Vec<Replica>, u64) {
+    let replicas = started(root, nats, &["r1", "r2", "r3"], 4, "");
+    let mut last = 0;
+    for i in 0..n {
+        last = replicas[0].write(first + i, &format!("{prefix}-{i}")).await;
+    }
+    replicas[2].read_at(first, last).await;
+    (replicas, last)
 }
 
 /// The explained classification of `u` on each replica once it applied `seq`.
@@ -726,12 +754,7 @@ async fn a_replica_that_diverged_finds_it_and_stops() {
     };
     let root = tempfile::tempdir().expect("tempdir");
     let _nats = nats_cluster(&bin, root.path(), false);
-    let mut replicas = started(root.path(), &_nats, &["r1", "r2", "r3"], 4, "");
-    let mut last = 0;
-    for i in 0..3 {
-        last = replicas[0].write(100 + i, &format!("d-{i}")).await;
-    }
-    replicas[2].read_at(100, last).await;
+    let (mut replicas, _) = three_after_writes(root.path(), &_nats, 100, 3, "d").await;
     // Damage r3's count of registered enterprises while it is stopped.
     replicas[2].alter_stopped(|reg| {
         reg.insert(
@@ -751,16 +774,11 @@ async fn a_replica_that_diverged_finds_it_and_stops() {
     let s = replicas[1].write(200, "d-after").await;
     replicas[0].read_at(200, s).await;
     // r3 recorded why, and refuses to start replicated.
-    {
-        let store = credit_risk::store::Store::open(&replicas[2].dir, Default::default())
-            .expect("open r3's store");
-        let why = store.diverged().expect("read").expect("r3 recorded it");
-        assert!(
-            why.contains("\"r3\" diverged") && why.contains("r1, r2"),
-            "{why}"
-        );
-        store.close(Duration::from_secs(10)).expect("close");
-    }
+    let why = replicas[2].diverged_record().expect("r3 recorded it");
+    assert!(
+        why.contains("\"r3\" diverged") && why.contains("r1, r2"),
+        "{why}"
+    );
     let err = replicas[2].serve_failing();
     assert!(err.contains("diverged"), "{err}");
 }
@@ -851,12 +869,7 @@ async fn a_replica_whose_chain_began_later_is_not_taken_for_diverged() {
     };
     let root = tempfile::tempdir().expect("tempdir");
     let _nats = nats_cluster(&bin, root.path(), false);
-    let mut replicas = started(root.path(), &_nats, &["r1", "r2", "r3"], 4, "");
-    let mut last = 0;
-    for i in 0..6 {
-        last = replicas[0].write(300 + i, &format!("u-{i}")).await;
-    }
-    replicas[2].read_at(300, last).await;
+    let (mut replicas, mut last) = three_after_writes(root.path(), &_nats, 300, 6, "u").await;
     // r3 as an older build left it: no chain. Its chain begins at the sequence it has
     // applied when it starts again; r1's and r2's began at 0.
     replicas[2].alter_stopped(|reg| {
@@ -881,10 +894,7 @@ async fn a_replica_whose_chain_began_later_is_not_taken_for_diverged() {
         r.stop();
     }
     for r in &replicas {
-        let store = credit_risk::store::Store::open(&r.dir, Default::default())
-            .unwrap_or_else(|e| panic!("open {}: {e}", r.name));
-        assert_eq!(store.diverged().expect("read"), None, "{}", r.name);
-        store.close(Duration::from_secs(10)).expect("close");
+        assert_eq!(r.diverged_record(), None, "{}", r.name);
     }
 }
 
