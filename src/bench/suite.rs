@@ -9,7 +9,10 @@
 //!    tonic unary echo with the same clients;
 //! 6. the MatchClassifications stream — baseline: a bare bidirectional-streaming echo of
 //!    the same messages;
-//! 7. candidate pools and plan + draw over the city; server peak RSS; disk bytes.
+//! 7. candidate pools and plan + draw over the city; server peak RSS; disk bytes;
+//! 8. a restart on the store as the draws left it: the open's seconds until the server
+//!    listens, and its memory once settled (a server in service opens its store; the one
+//!    above built it in the same process).
 //!
 //! Prints a table and writes JSON. Never run in tests or CI: Shanghai scale takes minutes.
 
@@ -18,7 +21,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::Arc,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use serde_json::{json, Value};
@@ -312,6 +315,19 @@ fn server_config(config: &str, max_message: usize) -> Result<String, BenchError>
     toml::to_string(&table).map_err(|e| BenchError::from(e.to_string()))
 }
 
+/// Whether the last `n` samples are there and within 1 % of their largest.
+fn settled(samples: &[u64], n: usize) -> bool {
+    if samples.len() < n {
+        return false;
+    }
+    let tail = &samples[samples.len() - n..];
+    let (lo, hi) = (
+        tail.iter().copied().min().unwrap_or(0),
+        tail.iter().copied().max().unwrap_or(0),
+    );
+    hi > 0 && (hi - lo) * 100 <= hi
+}
+
 /// The server under test, a child process.
 pub(super) struct Server {
     child: Child,
@@ -373,6 +389,24 @@ impl Server {
                     .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
             })
             .unwrap_or(0)
+    }
+
+    /// The server's resident memory once it stops changing: sampled every half second
+    /// until six samples in a row (3 s) lie within 1 % of each other, or `limit` passes
+    /// (then the last sample). KiB.
+    pub(super) async fn settled_rss_kib(&self, limit: Duration) -> u64 {
+        let t = Instant::now();
+        let mut last: Vec<u64> = Vec::new();
+        loop {
+            last.push(self.status_kib("VmRSS:"));
+            if last.len() > 6 {
+                last.remove(0);
+            }
+            if settled(&last, 6) || t.elapsed() >= limit {
+                return last.last().copied().unwrap_or(0);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// SIGTERM, then waits; returns the seconds it took to exit.
@@ -705,7 +739,27 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
         json!({"peak_rss_kib": peak_rss_kib, "sigterm_exit_seconds": stop_s}),
     );
 
-    // 8. Storage ceilings on the same store, the server stopped.
+    // 8. A restart on the same store: the open (until the server listens) and what the
+    // server holds once its background loads are done.
+    log("restart: open, memory once settled");
+    let t = Instant::now();
+    let server = Server::configured(
+        &store_dir,
+        &args.data.join(format!("bench-server-{n}-restart.log")),
+        max_message,
+        &args.server_config,
+    )?;
+    let open_s = t.elapsed().as_secs_f64();
+    let settled_kib = server.settled_rss_kib(Duration::from_secs(60)).await;
+    raw.insert(
+        "restart".into(),
+        json!({"open_seconds": open_s, "settled_rss_kib": settled_kib,
+               "peak_rss_kib": server.status_kib("VmHWM:")}),
+    );
+    server.stop()?;
+    checkpoint(&args.data, n, &raw);
+
+    // 9. Storage ceilings on the same store, the server stopped.
     log("bare sled: scan of the dossiers, copy of every key");
     let (bare_scan_s, bare_keys, bare_bytes, copy_s, compacted) = {
         let dir = store_dir.clone();
@@ -716,7 +770,7 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
             let t = Instant::now();
             super::bare_scan(&store, 2)?;
             let scan = t.elapsed().as_secs_f64();
-            store.close(std::time::Duration::from_secs(10))?;
+            store.close(Duration::from_secs(10))?;
             drop(store);
             let _ = std::fs::remove_dir_all(&copy_dir);
             let (keys, _, copy) = super::bare_copy(&dir, &copy_dir, 4096)?;
@@ -870,6 +924,26 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
         &at("≤ 1.25 GiB"),
         Some(rss_gib <= 1.25),
     ));
+    rows.push(row(
+        "restart: open until listening",
+        open_s,
+        "s",
+        "",
+        None,
+        &at("≤ 2 s"),
+        Some(open_s <= 2.0),
+    ));
+    let mut settled = row(
+        "restart: server RSS once settled",
+        settled_kib as f64 / 1048576.0,
+        "GiB",
+        "",
+        None,
+        "",
+        None,
+    );
+    settled.met = None;
+    rows.push(settled);
 
     let record = json!({
         "date": credit_risk::domain::Date::today().to_string(),
@@ -963,6 +1037,24 @@ pub fn compare_table(now: &[Row], base: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_is_settled_after_six_close_samples() {
+        assert!(!settled(&[100, 100, 100, 100, 100], 6), "too few samples");
+        assert!(settled(&[1000, 1000, 1005, 1010, 1009, 1008], 6));
+        assert!(
+            !settled(&[1000, 1000, 1005, 1010, 1009, 1020], 6),
+            "still growing"
+        );
+        assert!(
+            settled(&[500, 1000, 1000, 1000, 1000, 1000, 1000], 6),
+            "the tail counts"
+        );
+        assert!(
+            !settled(&[0, 0, 0, 0, 0, 0], 6),
+            "no reading is not a settled one"
+        );
+    }
 
     #[test]
     fn alternating_rounds_report_the_median_ratio_and_its_spread() {
