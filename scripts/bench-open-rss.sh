@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The memory of a server idle after opening a store: starts BINARY on a copy-free open of
-# STORE (a scored store, e.g. the one `credit-risk bench --scale shanghai --keep-store`
-# leaves), waits until the writer has read the selections index (the last step of an
-# open), five seconds more, and prints the server's resident and peak memory. Alternate
-# two builds to compare them past the machine's drift. Never run in CI.
+# The memory of a server idle after opening a store: starts BINARY serving STORE in place
+# (a scored store, e.g. the one `credit-risk bench --scale shanghai --keep-store` leaves),
+# waits until the writer has read the selections index (the last step of an open) and
+# five seconds more, and prints the server's resident and peak memory. Alternate two
+# builds to compare them past the machine's drift. Never run in CI.
 #
 #   scripts/bench-open-rss.sh BINARY STORE LABEL
 set -euo pipefail
