@@ -10,9 +10,10 @@
 //! 6. the MatchClassifications stream — baseline: a bare bidirectional-streaming echo of
 //!    the same messages;
 //! 7. candidate pools and plan + draw over the city; server peak RSS; disk bytes;
-//! 8. a restart on the store as the draws left it: the open's seconds until the server
-//!    listens, and its memory once settled (a server in service opens its store; the one
-//!    above built it in the same process).
+//! 8. a restart on the store as the draws left it: the stop's seconds (SIGTERM: drain,
+//!    flush, sled's snapshot), the open's seconds until the server listens, and its
+//!    memory once settled (a server in service opens its store; the one above built it
+//!    in the same process).
 //!
 //! Prints a table and writes JSON. Never run in tests or CI: Shanghai scale takes minutes.
 
@@ -920,6 +921,15 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
         None,
         &at("≤ 1.25 GiB"),
         Some(rss_gib <= 1.25),
+    ));
+    rows.push(row(
+        "restart: the stop before it (SIGTERM until exit)",
+        stop_s,
+        "s",
+        "",
+        None,
+        "",
+        None,
     ));
     rows.push(row(
         "restart: open until listening",

@@ -12,7 +12,7 @@ use credit_risk::{
         config::{Config, MetricsConfig},
         demo,
     },
-    store::{Actor, Store},
+    store::{self, Actor, Store},
 };
 
 use super::{init_logging, runtime, shutdown_signal, CliResult};
@@ -74,7 +74,9 @@ pub fn run(a: Args) -> CliResult {
     cfg.server.access_log |= a.access_log;
     init_logging(&cfg.log.filter, cfg.log.json);
     let rt = runtime(cfg.server.worker_threads)?;
-    rt.block_on(async move {
+    let data_dir = cfg.server.data_dir.clone();
+    let store_options = cfg.store.clone();
+    let served: CliResult = rt.block_on(async move {
         let addr = cfg.server.listen_addr()?;
         let models = cfg.scoring.models()?;
         cfg.store.load_files()?;
@@ -134,5 +136,23 @@ pub fn run(a: Args) -> CliResult {
         };
         server::run(&cfg.server, store, listener, shutdown).await?;
         Ok(())
-    })
+    });
+    // Tasks still holding a handle of the store end with the runtime.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    served?;
+    // A clean stop (never after a fault: that returned above): sled writes its page-table
+    // snapshot, so the next open need not replay everything written since this one.
+    if store_options.snapshot_at_shutdown {
+        match store::snapshot_closed(&data_dir, &store_options) {
+            Ok(seconds) => tracing::info!(
+                seconds,
+                "sled snapshot written: the next open reads it instead of replaying the log"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "sled snapshot not written: the next open replays the log since this one"
+            ),
+        }
+    }
+    Ok(())
 }

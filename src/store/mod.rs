@@ -94,6 +94,11 @@ pub struct StoreOptions {
     /// zstd page compression: about half the disk, about a quarter of the import
     /// throughput (see BENCHMARKS.md). Fixed when the store is created.
     pub compression: bool,
+    /// After a clean shutdown, re-open sled's files once so sled writes its page-table
+    /// snapshot ([`snapshot_closed`]): the next open reads the snapshot instead of
+    /// replaying every write since the last open (the shutdown takes those seconds
+    /// instead; a `kill -9` leaves the replay to the next open, which stays correct).
+    pub snapshot_at_shutdown: bool,
     /// Rules files (TOML, `[[ruleset]]`) adding dated rules versions to the built-in
     /// Shanghai rules (see docs/RULES.md).
     pub rules_files: Vec<std::path::PathBuf>,
@@ -163,6 +168,7 @@ impl Default for StoreOptions {
             keep_runs: 7,
             scan_threads: 2,
             compression: false,
+            snapshot_at_shutdown: true,
             rules_files: Vec::new(),
             rules: crate::domain::ruleset::RuleBook::builtin(),
             clock: crate::domain::Clock::System,
@@ -2067,6 +2073,28 @@ pub(crate) fn sled_config(dir: &Path, options: &StoreOptions) -> sled::Config {
         .mode(sled::Mode::HighThroughput)
         .use_compression(options.compression)
         .compression_factor(1)
+}
+
+/// Re-opens the sled files of the closed store at `dir` once and closes them again, so
+/// that sled replays its log and writes its page-table snapshot (`snap.<LSN>`): sled
+/// 0.34 writes one only while opening (vendor/PATCHES.md), so without this the next open
+/// replays every write since the previous open — at Shanghai scale, after an import and
+/// a rescore, 6 s instead of about 1 s (BENCHMARKS.md, "restart"). Nothing of the store
+/// is read or changed beyond what any open does.
+///
+/// Call it after every handle of the store is dropped: it takes the directory lock like
+/// an open, so while a handle lives (here or in another process) it waits two seconds
+/// and returns [`Error::Unavailable`] without touching the files. Returns the seconds
+/// the re-open took.
+pub fn snapshot_closed(dir: &Path, options: &StoreOptions) -> Result<f64> {
+    let t = std::time::Instant::now();
+    guard_panics(dir, "re-opening it to write sled's snapshot", || {
+        let db = open_retrying_lock(&sled_config(dir, options), dir)?;
+        db.flush()?;
+        drop(db);
+        Ok(())
+    })?;
+    Ok(t.elapsed().as_secs_f64())
 }
 
 /// Opens sled, waiting up to two seconds for the directory lock: sled's background I/O

@@ -183,6 +183,13 @@ async fn sigterm_under_load_drains_flushes_and_exits_cleanly() {
     };
     let took = sent.elapsed();
     assert!(exit.success(), "server exit after SIGTERM: {exit:?}");
+    // The clean stop re-opened sled once: its page-table snapshot covers the writes (an
+    // empty store's open writes none), so the next open need not replay them.
+    assert!(
+        !sled_snapshots(tmp.path()).is_empty(),
+        "no sled snapshot after a clean stop: {:?}",
+        std::fs::read_dir(tmp.path()).unwrap().collect::<Vec<_>>()
+    );
     let (acknowledged, refusals) = join_writers(tasks).await;
     // Writers stop only because the server went away, never on a write error.
     for s in &refusals {
@@ -200,6 +207,57 @@ async fn sigterm_under_load_drains_flushes_and_exits_cleanly() {
         "SIGTERM under 16 writers: exited cleanly after {took:?}; {} writes acknowledged, {found} found; writers stopped by {stopped_by:?}",
         acknowledged.len()
     );
+}
+
+/// The `snap.<LSN>` files sled keeps in a store directory, by log position.
+fn sled_snapshots(dir: &std::path::Path) -> Vec<u64> {
+    let mut lsns: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().ok()?;
+            u64::from_str_radix(name.strip_prefix("snap.")?, 16).ok()
+        })
+        .collect();
+    lsns.sort_unstable();
+    lsns
+}
+
+/// `store::snapshot_closed` (what a clean stop of the server runs last) leaves a store
+/// that is still open anywhere untouched, and writes sled's snapshot of a closed one,
+/// past everything written, without changing what the store holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_store_gets_sleds_snapshot_and_a_live_one_is_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    credit_risk::server::demo::load_seeded(&store, 400, 7)
+        .await
+        .unwrap();
+    let count = store.enterprise_count();
+    assert_eq!(count, 400);
+    let before = sled_snapshots(tmp.path());
+
+    let e = credit_risk::store::snapshot_closed(tmp.path(), &StoreOptions::default())
+        .expect_err("a live store is not re-opened");
+    assert!(
+        matches!(e, credit_risk::error::Error::Unavailable(_)),
+        "{e:?}"
+    );
+    assert_eq!(sled_snapshots(tmp.path()), before, "files touched: {e}");
+
+    store.close(std::time::Duration::from_secs(5)).unwrap();
+    drop(store);
+    credit_risk::store::snapshot_closed(tmp.path(), &StoreOptions::default()).unwrap();
+    let after = sled_snapshots(tmp.path());
+    assert_eq!(after.len(), 1, "old snapshots are removed: {after:?}");
+    assert!(
+        after.last() > before.last(),
+        "the snapshot moved past the writes: {before:?} -> {after:?}"
+    );
+
+    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    assert_eq!(store.enterprise_count(), count);
+    assert!(store.check_indexes().unwrap() >= count);
+    assert!(store.verify_audit_chain().unwrap().1.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
