@@ -609,14 +609,6 @@ impl EnterpriseRecords {
     }
 }
 
-impl Uscc {
-    /// A syntactically valid code used only while decoding, before the store puts back
-    /// the code it keeps in the key.
-    pub fn placeholder() -> Uscc {
-        Uscc::parse("91310000631696382C").unwrap_or_else(|_| unreachable!("valid literal"))
-    }
-}
-
 /// Checks a free-text field's length in characters.
 pub fn check_text(
     field: &str,
