@@ -255,12 +255,23 @@ async fn abort_all(store: &Store, actor: &Actor, ids: impl Iterator<Item = u64>,
 }
 
 /// Per-thread, per-run scan state.
-#[derive(Default)]
 struct Part {
     entries: Vec<RunEntry>,
     reps: Vec<u64>,
     regions: HashMap<[u8; 6], [u64; 4]>,
     spot: SpotBuilder,
+}
+
+impl Part {
+    /// With room for `n` enterprises.
+    fn with_capacity(n: usize) -> Part {
+        Part {
+            entries: Vec::with_capacity(n),
+            reps: Vec::with_capacity(n),
+            regions: HashMap::new(),
+            spot: SpotBuilder::with_capacity(n),
+        }
+    }
 }
 
 /// The total a progress report gives: the enterprises registered when the run started,
@@ -339,6 +350,9 @@ fn compute(
         None => m.is_general(),
     };
 
+    // Each phase's seconds, logged when the pass is computed (where a nightly run's time
+    // goes, for an operator and for BENCHMARKS.md).
+    let mut laps = Laps::start();
     // 2. Scan.
     let parts = std::thread::scope(|s| {
         s.spawn(|| {
@@ -361,7 +375,12 @@ fn compute(
             }
         }
         let _done = Done(&done);
-        let init = || -> Vec<Part> { models.iter().map(|_| Part::default()).collect() };
+        // Room for every enterprise in each thread's part: the two threads meet wherever
+        // they meet, a vector's untouched tail costs address space rather than memory, and
+        // the merge below then appends the descending part to the ascending one in place
+        // (no copy of either half while they grow, none of the ascending one after).
+        let room = usize::try_from(total).unwrap_or(0).saturating_add(1024);
+        let init = || -> Vec<Part> { models.iter().map(|_| Part::with_capacity(room)).collect() };
         let r = store.scan_dossiers(init, |parts, u, d| {
             crate::fault::point("batch.scan");
             let mut general = None;
@@ -405,6 +424,7 @@ fn compute(
         drop(_done);
         r
     })?;
+    laps.lap("scan");
     // Per run: the threads' parts in USCC order.
     let mut scored: Vec<Scored> = runs
         .into_iter()
@@ -421,9 +441,10 @@ fn compute(
     for (i, thread) in parts.into_iter().enumerate() {
         for (sc, p) in scored.iter_mut().zip(thread) {
             if i == 0 {
-                sc.entries.extend(p.entries);
-                sc.reps.extend(p.reps);
-                sc.spot.append(p.spot);
+                // Moved, with their room for the other part.
+                sc.entries = p.entries;
+                sc.reps = p.reps;
+                sc.spot = p.spot;
             } else {
                 sc.entries.extend(p.entries.into_iter().rev());
                 sc.reps.extend(p.reps.into_iter().rev());
@@ -443,6 +464,7 @@ fn compute(
             sc.classes[e.class.index()] += 1;
         }
     }
+    laps.lap("merge");
     // Enterprises read (a specialised run scores those in its scope among them).
     let scanned = processed.load(Ordering::Relaxed);
     report(run_id, "relations", scanned, scored[0].classes);
@@ -454,15 +476,18 @@ fn compute(
     for (k, mut sc) in scored.into_iter().enumerate() {
         let moved = reads_general[k] && general_in_pass;
         let sources = relations(store, &mut sc, &mut general_moved, moved, as_of)?;
+        laps.lap("relations");
         // 4. Compare with the family's current run.
         report(sc.run.id, "compare", scanned, sc.classes);
         let transitions = match store.current_run_of(&sc.model.family)? {
             Some(cur) => Some(compare(store, &cur, &sc.entries, &sc.model, as_of)?),
             None => None,
         };
+        laps.lap("compare");
         // 5. Write.
         report(sc.run.id, "write", scanned, sc.classes);
         store.write_run_results(sc.run.id, &sc.entries, &sources, &sc.spot)?;
+        laps.lap("write");
         let mut regions: Vec<(String, [u64; 4])> = sc
             .regions
             .into_iter()
@@ -475,6 +500,7 @@ fn compute(
         run.regions = regions;
         run.transitions = transitions;
         let spot = Arc::new(sc.spot.finish(sc.entries.iter().map(|e| e.class)));
+        laps.lap("spot index");
         out.push(RunView {
             run,
             model: sc.model,
@@ -486,7 +512,38 @@ fn compute(
         });
     }
     report(run_id, "activate", scanned, out[0].run.classes);
+    tracing::info!(run = run_id, enterprises = scanned, phases = %laps, "scoring pass computed");
     Ok(out)
+}
+
+/// The seconds of each phase of a pass, in order (a run per model repeats its phases).
+struct Laps {
+    since: Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl Laps {
+    fn start() -> Laps {
+        Laps {
+            since: Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    /// Ends the phase `name` now.
+    fn lap(&mut self, name: &'static str) {
+        self.laps.push((name, self.since.elapsed().as_secs_f64()));
+        self.since = Instant::now();
+    }
+}
+
+impl std::fmt::Display for Laps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, s)) in self.laps.iter().enumerate() {
+            write!(f, "{}{name} {s:.2} s", if i == 0 { "" } else { ", " })?;
+        }
+        Ok(())
+    }
 }
 
 /// The relation phase of one run. First, for a specialised model that reads the
@@ -745,7 +802,20 @@ pub fn follow(store: Store, id: u64, every: Duration) -> mpsc::Receiver<Event> {
 
 #[cfg(test)]
 mod tests {
-    use super::reported_total;
+    use super::{reported_total, Laps};
+
+    #[test]
+    fn laps_print_each_phase_in_order() {
+        let mut l = Laps::start();
+        l.lap("scan");
+        l.lap("write");
+        let s = l.to_string();
+        assert!(
+            s.starts_with("scan 0.") && s.contains(" s, write 0."),
+            "{s}"
+        );
+        assert!(s.ends_with(" s"), "{s}");
+    }
 
     /// Enterprises registered during a run may be scored by it: the reported total rises
     /// with them instead of falling below `processed`.

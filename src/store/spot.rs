@@ -161,6 +161,14 @@ pub struct SpotBuilder {
 }
 
 impl SpotBuilder {
+    /// A builder with room for `n` enterprises.
+    pub fn with_capacity(n: usize) -> SpotBuilder {
+        SpotBuilder {
+            attrs: Vec::with_capacity(n),
+            history: HashMap::new(),
+        }
+    }
+
     /// Adds the next enterprise (position = number added so far).
     pub fn push(&mut self, d: &EnterpriseRecords) {
         let pos = self.attrs.len() as u32;
@@ -169,14 +177,6 @@ impl SpotBuilder {
         if !h.is_empty() {
             self.history.insert(pos, h);
         }
-    }
-
-    /// Appends another builder's enterprises (which follow in USCC order).
-    pub fn append(&mut self, other: SpotBuilder) {
-        let base = self.attrs.len() as u32;
-        self.attrs.extend(other.attrs);
-        self.history
-            .extend(other.history.into_iter().map(|(p, c)| (p + base, c)));
     }
 
     /// Appends another builder's enterprises given in descending USCC order.
