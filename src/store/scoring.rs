@@ -643,12 +643,24 @@ pub fn load_run(tree: &sled::Tree, id: u64) -> Result<Option<ScoringRun>> {
 
 /// Every run, newest first.
 pub fn list_runs(tree: &sled::Tree) -> Result<Vec<ScoringRun>> {
+    // The `R` keyspace also holds every kept run's result blocks and spot chunks (about
+    // 100 MB per run at 3.5 M enterprises): rather than read them all, step from one run
+    // to the one before it — the last key below `R id` is the previous run's last key,
+    // and names its id — and read only each run's record (one seek per run).
     let mut out = Vec::new();
-    for kv in tree.scan_prefix([RUNS]).rev() {
-        let (k, v) = kv?;
-        if k.len() == 10 && k[9] == 0 {
+    let mut below = vec![RUNS + 1];
+    while let Some(kv) = tree.range([RUNS].as_slice()..below.as_slice()).next_back() {
+        let (k, _) = kv?;
+        let Some(id) = k.get(1..9).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
+            // Not a run's key (none is written): pass it.
+            below = k.to_vec();
+            continue;
+        };
+        let id = u64::from_be_bytes(id);
+        if let Some(v) = tree.get(run_key(id))? {
             out.push(codec::decode(&v)?);
         }
+        below = k[..9].to_vec();
     }
     Ok(out)
 }
@@ -842,4 +854,79 @@ pub fn spot_row(u: Uscc, d: &EnterpriseRecords, class: RiskClass, score: Centi) 
         attrs: Attrs::of(d)?,
         history: history_of(d),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: u64) -> ScoringRun {
+        ScoringRun {
+            id,
+            model_version: format!("m{id}"),
+            as_of: Date::ymd(2026, 10, 1).unwrap(),
+            state: RunState::Complete,
+            dry_run: false,
+            requested_by: String::new(),
+            started_at_ms: id as i64,
+            finished_at_ms: None,
+            enterprises: 0,
+            classes: [0; 4],
+            regions: Vec::new(),
+            related: 0,
+            transitions: None,
+            activated_at_ms: None,
+            activated_by: String::new(),
+            activation_reason: String::new(),
+            error: String::new(),
+        }
+    }
+
+    /// `list_runs` steps from run to run instead of scanning their results: it finds
+    /// the same records, newest first, as a scan of the whole `R` keyspace, whatever
+    /// else each run has (blocks, sources, spot chunks) and whatever lies around it.
+    #[test]
+    fn list_runs_finds_every_record_newest_first_without_scanning_results() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("registry").unwrap();
+        // Neighbouring keyspaces (Q below R, S above it), and a key of R too short to
+        // be a run's.
+        tree.insert([RUNS - 1, 0xff], b"x".as_slice()).unwrap();
+        tree.insert([RUNS + 1], b"x".as_slice()).unwrap();
+        tree.insert([RUNS, 0], b"x".as_slice()).unwrap();
+        let mut ids = Vec::new();
+        for id in [1u64, 2, 3, 7, 8, 255, 256, 1 << 40] {
+            // Run 3 has results but lost its record; run 8 has only its record.
+            if id != 3 {
+                tree.insert(run_key(id), codec::encode(&run(id)).unwrap())
+                    .unwrap();
+                ids.push(id);
+            }
+            if id != 8 {
+                for b in 0..3u32 {
+                    let mut k = blocks_prefix(id);
+                    k.extend_from_slice(&b.to_be_bytes());
+                    tree.insert(k, vec![0u8; 64]).unwrap();
+                    let mut k = spot_prefix(id);
+                    k.extend_from_slice(&b.to_be_bytes());
+                    tree.insert(k, vec![1u8; 64]).unwrap();
+                }
+                tree.insert(sources_key(id), b"s".as_slice()).unwrap();
+            }
+        }
+        let scanned: Vec<ScoringRun> = tree
+            .scan_prefix([RUNS])
+            .rev()
+            .map(|kv| kv.unwrap())
+            .filter(|(k, _)| k.len() == 10 && k[9] == 0)
+            .map(|(_, v)| codec::decode(&v).unwrap())
+            .collect();
+        let listed = list_runs(&tree).unwrap();
+        assert_eq!(listed, scanned);
+        ids.reverse();
+        assert_eq!(listed.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+        assert!(list_runs(&db.open_tree("empty").unwrap())
+            .unwrap()
+            .is_empty());
+    }
 }
