@@ -148,6 +148,12 @@ pub fn run(a: Args) -> CliResult {
                 seconds,
                 "sled snapshot written: the next open reads it instead of replaying the log"
             ),
+            // The re-open read the files as the next start will: a damaged store is
+            // reported now, as loudly as that start will refuse it.
+            Err(e @ credit_risk::Error::Corrupt(_)) => tracing::error!(
+                error = %e,
+                "sled snapshot not written: the store is damaged"
+            ),
             Err(e) => tracing::warn!(
                 error = %e,
                 "sled snapshot not written: the next open replays the log since this one"
