@@ -7,16 +7,9 @@
 #
 #   scripts/bench-open-rss.sh BINARY STORE LABEL
 set -euo pipefail
-B=$1; STORE=$2; L=${3:-run}
-S=127.0.0.1:50093
-LOG=$(mktemp)
-"$B" serve --data-dir "$STORE" --listen $S > "$LOG" 2>&1 &
-P=$!
-trap 'kill $P 2>/dev/null || true; rm -f "$LOG"' EXIT
-until grep -q "selections index read" "$LOG"; do
-  kill -0 $P 2>/dev/null || { cat "$LOG"; exit 1; }
-  sleep 0.5
-done
+L=${3:-run}
+source "$(dirname "$0")/lib.sh"
+serve_opened "$1" "$2"
 sleep 5
-echo "$L: $(grep -E 'VmRSS|VmHWM' /proc/$P/status | tr -s ' \t\n' ' ')"
-kill -TERM $P; wait $P || true
+echo "$L: $(grep -E 'VmRSS|VmHWM' /proc/$PID/status | tr -s ' \t\n' ' ')"
+kill -TERM $PID; wait $PID || true

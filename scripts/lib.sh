@@ -24,6 +24,21 @@ start_server() {
   ADDR=$(sed -n 's/^listening on //p' "$1.out")
 }
 
+# serve_opened BIN STORE: serves STORE in place on a free loopback port with the build
+# BIN and waits until its open is done (the writer has read the selections index, the
+# open's last step); stopped on exit. Sets PID, ADDR and LOG (the server's output).
+serve_opened() {
+  LOG=$(mktemp)
+  "$1" serve --data-dir "$2" --listen 127.0.0.1:0 > "$LOG" 2>&1 &
+  PID=$!
+  trap 'kill -TERM $PID 2>/dev/null || true; rm -f "$LOG"' EXIT
+  until grep -q "selections index read" "$LOG"; do
+    kill -0 $PID 2>/dev/null || { cat "$LOG"; exit 1; }
+    sleep 0.5
+  done
+  ADDR=$(sed -n 's/^listening on //p' "$LOG")
+}
+
 # The replicated mode's pieces (bench-replication.sh, bench-catchup.sh), after
 # replication_scratch NAME: needs nats-server on PATH; sets ROOT (a scratch directory,
 # removed on exit) and PIDS=() (every process started, killed on exit). BIN as above.

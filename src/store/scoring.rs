@@ -192,6 +192,38 @@ pub struct ScoringRun {
     pub error: String,
 }
 
+impl ScoringRun {
+    /// A run just begun: running, nothing scored, counted or activated yet.
+    pub fn begun(
+        id: u64,
+        model_version: String,
+        as_of: Date,
+        dry_run: bool,
+        requested_by: String,
+        started_at_ms: i64,
+    ) -> ScoringRun {
+        ScoringRun {
+            id,
+            model_version,
+            as_of,
+            state: RunState::Running,
+            dry_run,
+            requested_by,
+            started_at_ms,
+            finished_at_ms: None,
+            enterprises: 0,
+            classes: [0; 4],
+            regions: Vec::new(),
+            related: 0,
+            transitions: None,
+            activated_at_ms: None,
+            activated_by: String::new(),
+            activation_reason: String::new(),
+            error: String::new(),
+        }
+    }
+}
+
 /// An enterprise re-scored after a write (增量重评), on top of a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Override {
@@ -861,24 +893,10 @@ mod tests {
     use super::*;
 
     fn run(id: u64) -> ScoringRun {
+        let as_of = Date::ymd(2026, 10, 1).unwrap();
         ScoringRun {
-            id,
-            model_version: format!("m{id}"),
-            as_of: Date::ymd(2026, 10, 1).unwrap(),
             state: RunState::Complete,
-            dry_run: false,
-            requested_by: String::new(),
-            started_at_ms: id as i64,
-            finished_at_ms: None,
-            enterprises: 0,
-            classes: [0; 4],
-            regions: Vec::new(),
-            related: 0,
-            transitions: None,
-            activated_at_ms: None,
-            activated_by: String::new(),
-            activation_reason: String::new(),
-            error: String::new(),
+            ..ScoringRun::begun(id, format!("m{id}"), as_of, false, String::new(), id as i64)
         }
     }
 

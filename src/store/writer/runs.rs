@@ -434,25 +434,14 @@ impl Writer {
         }
         let id = sc::get_counter(&self.tree, "next_run")?.unwrap_or(1);
         p.put(keys::counter("next_run"), (id + 1).to_be_bytes().to_vec());
-        let run = ScoringRun {
+        let run = ScoringRun::begun(
             id,
-            model_version: model.version.clone(),
+            model.version.clone(),
             as_of,
-            state: RunState::Running,
             dry_run,
             requested_by,
-            started_at_ms: now_ms,
-            finished_at_ms: None,
-            enterprises: 0,
-            classes: [0; 4],
-            regions: Vec::new(),
-            related: 0,
-            transitions: None,
-            activated_at_ms: None,
-            activated_by: String::new(),
-            activation_reason: String::new(),
-            error: String::new(),
-        };
+            now_ms,
+        );
         p.put(sc::run_key(id), codec::encode(&run)?);
         drop(st);
         // The run is live for re-scoring once durable (the writer publishes this before
