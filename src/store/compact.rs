@@ -45,7 +45,9 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Bytes of the files under `p`.
+/// Bytes the files under `p` occupy on disk: the blocks allocated to them, as `du`
+/// counts (sled gives a freed segment's blocks back, so its file is longer than what
+/// it occupies); the files' lengths where blocks are not reported.
 pub fn dir_bytes(p: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(p) else {
         return 0;
@@ -53,10 +55,21 @@ pub fn dir_bytes(p: &Path) -> u64 {
     rd.filter_map(|e| e.ok())
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
+            Ok(m) => allocated(&m),
             Err(_) => 0,
         })
         .sum()
+}
+
+#[cfg(unix)]
+fn allocated(m: &std::fs::Metadata) -> u64 {
+    // `st_blocks` counts 512-byte units whatever the file system's block size.
+    std::os::unix::fs::MetadataExt::blocks(m).saturating_mul(512)
+}
+
+#[cfg(not(unix))]
+fn allocated(m: &std::fs::Metadata) -> u64 {
+    m.len()
 }
 
 fn io(what: &str, p: &Path, e: std::io::Error) -> Error {
@@ -157,4 +170,49 @@ fn copy(from: &Path, to: &Path, options: &StoreOptions) -> Result<(u64, u64, Str
         )));
     }
     Ok(original)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vendored sled's cleaner (vendor/PATCHES.md 4–6): leaves rewritten many times
+    /// leave segments partly used; sled moves what is live out of them in the
+    /// background and gives the emptied ones back. Measured: 3.0× the data right after
+    /// the writes, 1.10× some 4 s later; unpatched sled stayed at 3.1× (the cleaner
+    /// stopped at every emptied segment, and freed segments kept their blocks).
+    #[test]
+    fn a_rewritten_store_gives_back_what_it_no_longer_holds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::Config::new()
+            .path(dir.path())
+            .cache_capacity(1 << 20)
+            .open()
+            .expect("open");
+        // Small keys landing all over the tree, as an import's index entries do: each
+        // leaf is rewritten many times as it fills and splits.
+        let (keys, value) = (300_000u64, [7u8; 100]);
+        let mut batch = sled::Batch::default();
+        for i in 0..keys {
+            let k = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            batch.insert(&k.to_be_bytes(), &value[..]);
+            if i % 4_096 == 4_095 {
+                db.apply_batch(std::mem::take(&mut batch)).expect("batch");
+            }
+        }
+        db.apply_batch(batch).expect("batch");
+        db.flush().expect("flush");
+        let live = keys * 108;
+        let written = dir_bytes(dir.path());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut now = written;
+        while now > live * 3 / 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            now = dir_bytes(dir.path());
+        }
+        assert!(
+            now <= live * 3 / 2,
+            "{now} bytes on disk for {live} of data ({written} right after the writes)"
+        );
+    }
 }

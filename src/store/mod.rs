@@ -1821,9 +1821,9 @@ impl Store {
         backup::checksums(&self.shared.db)
     }
 
-    /// Bytes the store occupies on disk.
+    /// Bytes the store's data directory occupies on disk ([`compact::dir_bytes`]).
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.shared.db.size_on_disk()?)
+        Ok(compact::dir_bytes(&self.shared.dir))
     }
 
     /// Flushes everything to disk (used at shutdown).

@@ -105,18 +105,22 @@ pub(crate) struct SegmentCleaner {
 
 impl SegmentCleaner {
     pub(crate) fn pop(&self) -> Option<(PageId, LogOffset)> {
+        // credit-risk patch (vendor/PATCHES.md): a segment whose pages are all
+        // handed out is dropped and the next one's first page returned. Returning
+        // `None` there ended the flusher's cleaning pass at every emptied segment,
+        // so it moved about one segment per flush interval and the file grew with
+        // segments waiting to drain.
         let mut inner = self.inner.lock();
-        let offset = {
-            let (offset, pids) = inner.iter_mut().next()?;
-            if !pids.is_empty() {
-                let pid = pids.iter().next().copied().unwrap();
-                pids.remove(&pid);
-                return Some((pid, *offset));
-            }
-            *offset
-        };
-        inner.remove(&offset);
-        None
+        loop {
+            let offset = {
+                let (offset, pids) = inner.iter_mut().next()?;
+                if let Some(pid) = pids.pop_first() {
+                    return Some((pid, *offset));
+                }
+                *offset
+            };
+            inner.remove(&offset);
+        }
     }
 
     fn add_pids(&self, offset: LogOffset, pids: BTreeSet<PageId>) {
@@ -689,6 +693,7 @@ impl SegmentAccountant {
         assert!(!self.free.contains(&lid), "double-free of a segment occurred");
 
         self.free.insert(lid);
+        punch_hole(&self.config.file, lid, self.config.segment_size as u64);
 
         // remove the old ordering from our list
         if let Segment::Free(Free { previous_lsn: Some(last_lsn) }) =
@@ -971,6 +976,15 @@ impl SegmentAccountant {
             let segment_start =
                 (last_index * self.config.segment_size) as LogOffset;
 
+            // credit-risk patch (vendor/PATCHES.md): moving the last inactive segment
+            // shortens the file only when a free segment lies below it (`next` reuses
+            // the lowest free one). Otherwise its pages went to a segment above it,
+            // which became the last inactive one in turn: the relocation never ended
+            // (an idle store rewrote its pages forever).
+            if self.free.iter().next().map_or(true, |&low| low > segment_start) {
+                return Ok(());
+            }
+
             let to_clean = self.segments[last_index].inactive_to_draining(lsn);
             self.segment_cleaner.add_pids(segment_start, to_clean);
         }
@@ -1128,3 +1142,35 @@ impl SegmentAccountant {
         idx
     }
 }
+
+/// credit-risk patch (vendor/PATCHES.md): gives a freed segment's blocks back to the
+/// file system. Its pages have all moved and the moves are stable (a segment is freed
+/// only then, after every reader that could hold a pointer into it has finished), so
+/// its bytes are never read again; reusing it overwrites them anyway, and recovery
+/// skips a segment whose header is zeros as it skips a torn one. Without this the
+/// file kept every segment it ever used until the next open truncated it. Best
+/// effort: a file system without hole punching keeps the blocks, as before.
+#[cfg(target_os = "linux")]
+fn punch_hole(file: &std::fs::File, at: LogOffset, len: u64) {
+    use std::os::unix::io::AsRawFd;
+    #[allow(unsafe_code)]
+    let ret = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            at as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if ret != 0 {
+        debug!(
+            "could not punch a hole at {} ({} bytes): {}",
+            at,
+            len,
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn punch_hole(_file: &std::fs::File, _at: LogOffset, _len: u64) {}
