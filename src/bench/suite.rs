@@ -34,7 +34,10 @@ use credit_risk::{
         self as pb, classification_service_client::ClassificationServiceClient,
         spot_check_service_client::SpotCheckServiceClient,
     },
-    store::{compact::dir_bytes, Store, StoreOptions},
+    store::{
+        compact::{dir_bytes, settle, steady},
+        Store, StoreOptions,
+    },
     synthetic::{self, Profile},
 };
 
@@ -316,36 +319,6 @@ fn server_config(config: &str, max_message: usize) -> Result<String, BenchError>
     toml::to_string(&table).map_err(|e| BenchError::from(e.to_string()))
 }
 
-/// Whether the last `n` samples are there and within 1 % of their largest.
-fn settled(samples: &[u64], n: usize) -> bool {
-    if samples.len() < n {
-        return false;
-    }
-    let tail = &samples[samples.len() - n..];
-    let (lo, hi) = (
-        tail.iter().copied().min().unwrap_or(0),
-        tail.iter().copied().max().unwrap_or(0),
-    );
-    hi > 0 && (hi - lo) * 100 <= hi
-}
-
-/// The bytes `dir` occupies once the server's store stops shrinking (sled relocates the
-/// pages left in partly-used segments in the background and gives the emptied segments
-/// back): sampled every 500 ms until six samples agree within 1 %, at most `limit`.
-/// Returns the bytes and the seconds waited.
-async fn settled_disk(dir: &Path, limit: Duration) -> (u64, f64) {
-    let t = Instant::now();
-    let mut samples: Vec<u64> = Vec::new();
-    loop {
-        let now = dir_bytes(dir);
-        samples.push(now);
-        if settled(&samples, 6) || t.elapsed() >= limit {
-            return (now, t.elapsed().as_secs_f64());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// The server under test, a child process.
 pub(super) struct Server {
     child: Child,
@@ -418,7 +391,7 @@ impl Server {
         loop {
             let now = self.status_kib("VmRSS:");
             samples.push(now);
-            if settled(&samples, 6) || t.elapsed() >= limit {
+            if steady(&samples, 6) || t.elapsed() >= limit {
                 return now;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -596,7 +569,11 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
     let (summary, import_secs) = import_file(&addr, &dataset, 2000).await?;
     let import_rate = summary.received as f64 / import_secs.max(1e-9);
     let disk_answered = dir_bytes(&store_dir);
-    let (disk, settle_s) = settled_disk(&store_dir, Duration::from_secs(120)).await;
+    let (disk, settle_s) = {
+        let (dir, t) = (store_dir.clone(), Instant::now());
+        let d = tokio::task::spawn_blocking(move || settle(&dir, Duration::from_secs(120))).await?;
+        (d, t.elapsed().as_secs_f64())
+    };
     raw.insert(
         "import".into(),
         json!({"received": summary.received, "stored": summary.stored, "rejected": summary.rejected,
@@ -1071,24 +1048,6 @@ pub fn compare_table(now: &[Row], base: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn memory_is_settled_after_six_close_samples() {
-        assert!(!settled(&[100, 100, 100, 100, 100], 6), "too few samples");
-        assert!(settled(&[1000, 1000, 1005, 1010, 1009, 1008], 6));
-        assert!(
-            !settled(&[1000, 1000, 1005, 1010, 1009, 1020], 6),
-            "still growing"
-        );
-        assert!(
-            settled(&[500, 1000, 1000, 1000, 1000, 1000, 1000], 6),
-            "the tail counts"
-        );
-        assert!(
-            !settled(&[0, 0, 0, 0, 0, 0], 6),
-            "no reading is not a settled one"
-        );
-    }
 
     #[test]
     fn alternating_rounds_report_the_median_ratio_and_its_spread() {

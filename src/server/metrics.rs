@@ -105,7 +105,7 @@ impl Metrics {
         )?;
         let store_bytes = IntGauge::new(
             "credit_risk_store_disk_bytes",
-            "Bytes the sled store occupies on disk",
+            "Bytes the store's data directory occupies on disk (allocated blocks, as du counts)",
         )?;
         let enterprises = IntGauge::new(
             "credit_risk_enterprises",
