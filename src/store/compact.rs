@@ -232,8 +232,8 @@ mod tests {
     /// leave segments partly used; sled moves what is live out of them in the
     /// background and gives the emptied ones back ([`settle`] waits for it). Measured:
     /// 3.0× the data right after the writes, 1.10× some 4 s later; unpatched sled
-    /// stayed at 3.1× (the cleaner
-    /// stopped at every emptied segment, and freed segments kept their blocks).
+    /// stayed at 3.1× (the cleaner stopped at every emptied segment, and freed
+    /// segments kept their blocks).
     #[test]
     fn a_rewritten_store_gives_back_what_it_no_longer_holds() {
         let dir = tempfile::tempdir().expect("tempdir");
