@@ -17,12 +17,8 @@ CITY="$D/city-$N-42.bin"
 STORE="$D/store-settle"
 rm -rf "$STORE"
 source "$(dirname "$0")/lib.sh"
-PORT=$(free_port)
-"$B" serve --data-dir "$STORE" --listen "127.0.0.1:$PORT" > "$D/serve-settle.log" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null || true' EXIT
-until grep -q "listening on" "$D/serve-settle.log"; do sleep 0.2; done
-"$B" import "$CITY" --server "127.0.0.1:$PORT" | head -1 | sed "s/^/$L import: /"
+BIN=$B start_server "$STORE"
+"$B" import "$CITY" --server "$ADDR" | head -1 | sed "s/^/$L import: /"
 size() { echo "$L $1: du $(du -sb "$STORE" | cut -f1) B, db length $(stat -c %s "$STORE/db") B, server CPU $(ps -o times= -p $PID | tr -d ' ') s"; }
 for i in $(seq 0 5 "$IDLE"); do size "idle +${i}s"; sleep 5; done
 kill $PID; wait $PID || true
