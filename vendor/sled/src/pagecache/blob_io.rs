@@ -144,6 +144,35 @@ pub(crate) fn gc_blobs(config: &Config, stable_lsn: Lsn) -> Result<()> {
     Ok(())
 }
 
+/// credit-risk patch (vendor/PATCHES.md): removes every blob below `stable_lsn`
+/// that no page points at (`referenced`), at open, before anything is written.
+pub(crate) fn gc_unreferenced_blobs(
+    config: &Config,
+    stable_lsn: Lsn,
+    referenced: &std::collections::HashSet<Lsn>,
+) -> Result<()> {
+    let blob_dir = config.get_path().join("blobs");
+    let mut removed = 0_usize;
+    for blob in std::fs::read_dir(blob_dir)? {
+        let path = blob?.path();
+        let lsn = match path.file_name().and_then(|n| n.to_str()) {
+            Some(name) => match name.parse::<Lsn>() {
+                Ok(lsn) => lsn,
+                Err(_) => continue,
+            },
+            None => continue,
+        };
+        if lsn < stable_lsn && !referenced.contains(&lsn) {
+            std::fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        warn!("removed {} blobs no page points at", removed);
+    }
+    Ok(())
+}
+
 pub(crate) fn remove_blob(id: Lsn, config: &Config) -> Result<()> {
     let path = config.blob_path(id);
     if let Err(e) = std::fs::remove_file(&path) {

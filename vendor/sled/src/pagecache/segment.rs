@@ -768,8 +768,18 @@ impl SegmentAccountant {
         // Not if we just moved the pointer without changing
         // the underlying blob, as is the case with a single Blob
         // with nothing else.
-        let schedule_rm_blob = !(old_cache_infos.len() == 1
-            && old_cache_infos[0].pointer.is_blob());
+        //
+        // credit-risk patch (vendor/PATCHES.md): sled decided that by the shape of
+        // the old state alone (a lone blob: never removed), so a page whose lone blob
+        // was *replaced* by new contents left its blob file behind for good (sled
+        // issue #786): a leaf of large values rewritten every night leaked one file
+        // per rewrite. An old blob is kept now only when the new state points at the
+        // very same blob (the cleaner's relocation, `rewrite_blob_pointer`).
+        let kept_blob = if new_cache_info.pointer.is_blob() {
+            Some(new_cache_info.pointer.blob().1)
+        } else {
+            None
+        };
 
         let mut removals = FastMap8::default();
 
@@ -777,7 +787,7 @@ impl SegmentAccountant {
             let old_ptr = &old_cache_info.pointer;
             let old_lid = old_ptr.lid();
 
-            if schedule_rm_blob && old_ptr.is_blob() {
+            if old_ptr.is_blob() && Some(old_ptr.blob().1) != kept_blob {
                 trace!(
                     "queueing blob removal for {} in our own segment",
                     old_ptr

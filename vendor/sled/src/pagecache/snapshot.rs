@@ -4,7 +4,7 @@ use zstd::block::{compress, decompress};
 use crate::*;
 
 use super::{
-    arr_to_u32, gc_blobs, pwrite_all, raw_segment_iter_from, u32_to_arr,
+    arr_to_u32, gc_blobs, gc_unreferenced_blobs, pwrite_all, raw_segment_iter_from, u32_to_arr,
     u64_to_arr, BasedBuf, DiskPtr, LogIter, LogKind, LogOffset, Lsn,
     MessageKind,
 };
@@ -429,6 +429,27 @@ fn advance_snapshot(
     // remove all blob files larger than our stable offset
     if let Some(stable_lsn) = snapshot.stable_lsn {
         gc_blobs(config, stable_lsn)?;
+        // credit-risk patch (vendor/PATCHES.md): and every blob no page points at
+        // any more — the files an older build leaked (see `mark_replace`). The
+        // page table is complete here (the log has been replayed to its end) and
+        // nothing else is open on the directory.
+        let mut referenced = std::collections::HashSet::new();
+        for state in &snapshot.pt {
+            match state {
+                PageState::Present { base, frags } => {
+                    for (_, ptr, _) in std::iter::once(base).chain(frags) {
+                        if ptr.is_blob() {
+                            referenced.insert(ptr.blob().1);
+                        }
+                    }
+                }
+                PageState::Free(_, ptr) if ptr.is_blob() => {
+                    referenced.insert(ptr.blob().1);
+                }
+                _ => {}
+            }
+        }
+        gc_unreferenced_blobs(config, stable_lsn, &referenced)?;
     }
 
     #[cfg(feature = "event_log")]
