@@ -163,8 +163,12 @@ pub(crate) fn gc_unreferenced_blobs(
             None => continue,
         };
         if lsn < stable_lsn && !referenced.contains(&lsn) {
-            std::fs::remove_file(&path)?;
-            removed += 1;
+            // Best effort, as `remove_blob`: what cannot be removed (a directory of
+            // that name, a file without permission) stays and the open goes on.
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) => warn!("cannot remove unreferenced blob {:?}: {}", path, e),
+            }
         }
     }
     if removed > 0 {
