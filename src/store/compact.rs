@@ -269,9 +269,9 @@ mod tests {
     /// leaves of a run's result blocks are. Unpatched sled never removed the file of a
     /// leaf that was one blob when the leaf was replaced whole (here: when an emptied
     /// neighbour is merged into it; sled issue #786), so runs written and retired as
-    /// the nightly rescore does leaked files (the scored 3.5 M store: 10,850 files, 4.1 GB, after a dozen runs). Now
-    /// the old file goes once its replacement's log segment is sealed, and an open
-    /// removes any file no page points at.
+    /// the nightly rescore does leaked files (the scored 3.5 M store: 10,850 files,
+    /// 4.1 GB, after a dozen runs). Now the old file goes once its replacement's log
+    /// segment is sealed, and an open removes any file no page points at.
     #[test]
     fn runs_written_and_retired_leave_no_blob_files_behind() {
         let dir = tempfile::tempdir().expect("tempdir");

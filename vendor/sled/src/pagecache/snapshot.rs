@@ -4,9 +4,9 @@ use zstd::block::{compress, decompress};
 use crate::*;
 
 use super::{
-    arr_to_u32, gc_blobs, gc_unreferenced_blobs, pwrite_all, raw_segment_iter_from, u32_to_arr,
-    u64_to_arr, BasedBuf, DiskPtr, LogIter, LogKind, LogOffset, Lsn,
-    MessageKind,
+    arr_to_u32, gc_blobs, gc_unreferenced_blobs, pwrite_all,
+    raw_segment_iter_from, u32_to_arr, u64_to_arr, BasedBuf, DiskPtr, LogIter,
+    LogKind, LogOffset, Lsn, MessageKind,
 };
 
 /// A snapshot of the state required to quickly restart
