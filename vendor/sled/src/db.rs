@@ -427,6 +427,13 @@ impl Db {
         self.context.pagecache.size_on_disk()
     }
 
+    /// credit-risk patch (vendor/PATCHES.md) 9: blob files written and not yet
+    /// synced, zero after every `flush`. For tests.
+    #[doc(hidden)]
+    pub fn unsynced_blob_files(&self) -> usize {
+        self.context.pagecache.log.iobufs.unsynced_blobs.lock().len()
+    }
+
     /// Traverses all files and calculates their total physical
     /// size, then traverses all pages and calculates their
     /// total logical size, then divides the physical size

@@ -62,12 +62,16 @@ pub(crate) fn read_blob(
     }
 }
 
+/// credit-risk patch (vendor/PATCHES.md) 9: writes a blob's file and returns it,
+/// written but not yet synced: the caller (`IoBufs::encapsulate`) queues it for
+/// `IoBufs::sync_blobs`, which syncs it before any log buffer that may name it is
+/// made stable.
 pub(crate) fn write_blob<T: Serialize>(
     config: &Config,
     kind: MessageKind,
     id: Lsn,
     item: &T,
-) -> Result<()> {
+) -> Result<std::fs::File> {
     let path = config.blob_path(id);
     let mut f =
         std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
@@ -90,12 +94,19 @@ pub(crate) fn write_blob<T: Serialize>(
     io_fail!(config, "write_blob write kind_byte");
     f.write_all(kind_buf)?;
     io_fail!(config, "write_blob write buf");
-    f.write_all(&data)
-        .map(|r| {
-            trace!("successfully wrote blob at {:?}", path);
-            r
-        })
-        .map_err(|e| e.into())
+    f.write_all(&data)?;
+    trace!("successfully wrote blob at {:?}", path);
+    // Starts the file's writeback now (without waiting for it), so the sync
+    // before its pointer is made stable mostly finds it done.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        #[allow(unsafe_code)]
+        let _ = unsafe {
+            libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE)
+        };
+    }
+    Ok(f)
 }
 
 pub(crate) fn gc_blobs(config: &Config, stable_lsn: Lsn) -> Result<()> {

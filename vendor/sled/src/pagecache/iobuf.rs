@@ -314,6 +314,10 @@ pub(crate) struct IoBufs {
     pub segment_accountant: Mutex<SegmentAccountant>,
     pub segment_cleaner: SegmentCleaner,
     deferred_segment_ops: stack::Stack<SegmentOp>,
+    // credit-risk patch (vendor/PATCHES.md) 9: blob files written since the last
+    // `sync_blobs`, not yet synced. The lock is held while they are synced, so a
+    // writer that finds the list empty knows every blob written before is on disk.
+    pub(crate) unsynced_blobs: Mutex<Vec<std::fs::File>>,
     #[cfg(feature = "io_uring")]
     pub submission_mutex: Mutex<()>,
     #[cfg(feature = "io_uring")]
@@ -417,6 +421,7 @@ impl IoBufs {
             segment_accountant: Mutex::new(segment_accountant),
             segment_cleaner,
             deferred_segment_ops: stack::Stack::default(),
+            unsynced_blobs: Mutex::new(Vec::new()),
             #[cfg(feature = "io_uring")]
             submission_mutex: Mutex::new(()),
             #[cfg(feature = "io_uring")]
@@ -542,7 +547,18 @@ impl IoBufs {
         if let Some(blob_id) = blob_id {
             // write blob to file
             io_fail!(self, "blob blob write");
-            write_blob(&self.config, header.kind, blob_id, item)?;
+            let f = write_blob(&self.config, header.kind, blob_id, item)?;
+            // credit-risk patch (vendor/PATCHES.md) 9: queued for the sync before
+            // the buffer naming it is made stable; synced here once 64 are queued
+            // (each holds a file descriptor).
+            let queued = {
+                let mut unsynced = self.unsynced_blobs.lock();
+                unsynced.push(f);
+                unsynced.len()
+            };
+            if queued >= 64 {
+                self.sync_blobs()?;
+            }
 
             let _ = Measure::new(&M.serialize);
             blob_id.serialize_into(out_buf_ref);
@@ -561,6 +577,32 @@ impl IoBufs {
             item
         );
 
+        Ok(())
+    }
+
+    /// credit-risk patch (vendor/PATCHES.md) 9: syncs every blob file written so
+    /// far, then the blobs directory (their names), and returns once they are on
+    /// disk. Called before a log buffer is made stable: a blob is written before
+    /// its pointer is reserved in a buffer, and a buffer is written only once
+    /// every reservation in it is complete, so each pointer the buffer holds
+    /// names a blob that is in the list or was synced before. sled 0.34 never
+    /// synced blob files: a power cut could leave a stable pointer to a lost
+    /// blob, which recovery skips as dangling (the page's update lost).
+    pub(in crate::pagecache) fn sync_blobs(&self) -> Result<()> {
+        if self.config.temporary {
+            self.unsynced_blobs.lock().clear();
+            return Ok(());
+        }
+        let mut unsynced = self.unsynced_blobs.lock();
+        if unsynced.is_empty() {
+            return Ok(());
+        }
+        for f in unsynced.iter() {
+            f.sync_data()?;
+        }
+        #[cfg(unix)]
+        std::fs::File::open(self.config.get_path().join("blobs"))?.sync_all()?;
+        unsynced.clear();
         Ok(())
     }
 
@@ -729,31 +771,14 @@ impl IoBufs {
             let f = &self.config.file;
             pwrite_all(f, data, log_offset)?;
             if !self.config.temporary {
-                #[cfg(target_os = "linux")]
-                {
-                    use std::os::unix::io::AsRawFd;
-                    let ret = unsafe {
-                        libc::sync_file_range(
-                            f.as_raw_fd(),
-                            i64::try_from(log_offset).unwrap(),
-                            i64::try_from(total_len).unwrap(),
-                            libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                                | libc::SYNC_FILE_RANGE_WRITE
-                                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                        )
-                    };
-                    if ret < 0 {
-                        let err = std::io::Error::last_os_error();
-                        if let Some(libc::ENOSYS) = err.raw_os_error() {
-                            f.sync_all()?;
-                        } else {
-                            return Err(err.into());
-                        }
-                    }
-                }
-
-                #[cfg(not(target_os = "linux"))]
-                f.sync_all()?;
+                // credit-risk patch (vendor/PATCHES.md) 9: the blobs this buffer
+                // may name first, then the buffer with `fdatasync`. sled 0.34 used
+                // `sync_file_range`, which neither commits the file's size and
+                // block allocation (the log grows at its end) nor flushes the
+                // drive's cache: a write `flush` had acknowledged could be lost to
+                // a power cut until the flusher's periodic `sync_all`.
+                self.sync_blobs()?;
+                f.sync_data()?;
             }
         }
         io_fail!(self, "buffer write post");
