@@ -369,4 +369,44 @@ mod tests {
             assert_eq!(db.get([i]).expect("get").as_deref(), Some(&big(i)[..]));
         }
     }
+
+    /// A blob that cannot be written fails the store closed (vendor/PATCHES.md 10):
+    /// sled 0.34 returned the error but left the value's log reservation incomplete,
+    /// so every later flush — the writer's, the one on drop — waited for it forever.
+    /// Here `blobs/` is replaced by a file (a damaged store).
+    #[test]
+    fn a_blob_that_cannot_be_written_fails_the_store_closed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let db = sled::Config::new()
+                .path(&path)
+                .flush_every_ms(None)
+                .open()
+                .expect("open");
+            db.insert([1u8], &[1u8][..]).expect("insert");
+            db.flush().expect("flush");
+            std::fs::remove_dir_all(path.join("blobs")).expect("remove blobs/");
+            std::fs::write(path.join("blobs"), b"not a directory").expect("write");
+            let insert = db.insert([2u8], vec![2u8; 200 * 1024]).map(|_| ());
+            let flush = db.flush().map(|_| ());
+            let small = db.insert([3u8], &[3u8][..]).map(|_| ());
+            drop(db);
+            let _ = tx.send((insert, flush, small));
+        });
+        let (insert, flush, small) = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the store hung instead of failing");
+        assert!(insert.is_err(), "the blob's insert: {insert:?}");
+        assert!(flush.is_err(), "the flush after it: {flush:?}");
+        assert!(small.is_err(), "a later write: {small:?}");
+        // Mended, the store opens with what was flushed before.
+        std::fs::remove_file(dir.path().join("blobs")).expect("remove");
+        std::fs::create_dir(dir.path().join("blobs")).expect("mkdir");
+        let db = sled::Config::new().path(dir.path()).open().expect("reopen");
+        assert_eq!(db.get([1u8]).expect("get").as_deref(), Some(&[1u8][..]));
+        assert_eq!(db.get([2u8]).expect("get"), None);
+        assert_eq!(db.get([3u8]).expect("get"), None);
+    }
 }

@@ -361,12 +361,24 @@ impl Log {
             let blob_id =
                 if over_blob_threshold { Some(reservation_lsn) } else { None };
 
-            self.iobufs.encapsulate(
+            if let Err(e) = self.iobufs.encapsulate(
                 item,
                 message_header,
                 destination,
                 blob_id,
-            )?;
+            ) {
+                // credit-risk patch (vendor/PATCHES.md) 10: the reservation is
+                // left incomplete (its buffer can never be sealed), so every later
+                // flush waited for it forever. The error becomes the log's global
+                // error, which every waiter and later operation returns instead.
+                self.iobufs.config.set_global_error(e.clone());
+                let intervals = self.iobufs.intervals.lock();
+                // having held the mutex makes this linearized
+                // with the notify below.
+                drop(intervals);
+                let _notified = self.iobufs.interval_updated.notify_all();
+                return Err(e);
+            }
 
             M.log_reservation_success();
 
