@@ -109,35 +109,29 @@ pub(crate) fn write_blob<T: Serialize>(
     Ok(f)
 }
 
-pub(crate) fn gc_blobs(config: &Config, stable_lsn: Lsn) -> Result<()> {
-    let mut base_dir = config.get_path();
-    base_dir.push("blobs");
-    let blob_dir = base_dir;
-    let blobs = std::fs::read_dir(blob_dir)?;
-
-    debug!("gc_blobs removing any blob with an lsn above {}", stable_lsn);
-
-    let mut to_remove = vec![];
-    for blob in blobs {
+/// credit-risk patch (vendor/PATCHES.md): the files under `blobs/`, each with
+/// the lsn it is named by. A name that is not an lsn is logged and skipped, as
+/// sled did; sled unwrapped a name that is not UTF-8, so one such stray file
+/// panicked every open.
+fn blob_files(config: &Config) -> Result<Vec<(Lsn, std::path::PathBuf)>> {
+    let mut out = vec![];
+    for blob in std::fs::read_dir(config.get_path().join("blobs"))? {
         let path = blob?.path();
-        let lsn_str = path.file_name().unwrap().to_str().unwrap();
-        let lsn_res: std::result::Result<Lsn, _> = lsn_str.parse();
-
-        if let Err(e) = lsn_res {
-            warn!(
-                "blobs directory contains \
-                 unparsable path ({:?}): {}",
-                path, e
-            );
-            continue;
-        }
-
-        let lsn = lsn_res.unwrap();
-
-        if lsn >= stable_lsn {
-            to_remove.push(path);
+        match path.file_name().and_then(|n| n.to_str()).map(str::parse::<Lsn>) {
+            Some(Ok(lsn)) => out.push((lsn, path)),
+            _ => warn!("blobs directory contains unparsable path ({:?})", path),
         }
     }
+    Ok(out)
+}
+
+pub(crate) fn gc_blobs(config: &Config, stable_lsn: Lsn) -> Result<()> {
+    debug!("gc_blobs removing any blob with an lsn above {}", stable_lsn);
+
+    let to_remove: Vec<_> = blob_files(config)?
+        .into_iter()
+        .filter(|(lsn, _)| *lsn >= stable_lsn)
+        .collect();
 
     if !to_remove.is_empty() {
         warn!(
@@ -148,7 +142,7 @@ pub(crate) fn gc_blobs(config: &Config, stable_lsn: Lsn) -> Result<()> {
         );
     }
 
-    for path in to_remove {
+    for (_, path) in to_remove {
         std::fs::remove_file(&path)?;
     }
 
@@ -162,17 +156,8 @@ pub(crate) fn gc_unreferenced_blobs(
     stable_lsn: Lsn,
     referenced: &std::collections::HashSet<Lsn>,
 ) -> Result<()> {
-    let blob_dir = config.get_path().join("blobs");
     let mut removed = 0_usize;
-    for blob in std::fs::read_dir(blob_dir)? {
-        let path = blob?.path();
-        let lsn = match path.file_name().and_then(|n| n.to_str()) {
-            Some(name) => match name.parse::<Lsn>() {
-                Ok(lsn) => lsn,
-                Err(_) => continue,
-            },
-            None => continue,
-        };
+    for (lsn, path) in blob_files(config)? {
         if lsn < stable_lsn && !referenced.contains(&lsn) {
             // Best effort, as `remove_blob`: what cannot be removed (a directory of
             // that name, a file without permission) stays and the open goes on.

@@ -549,15 +549,18 @@ impl IoBufs {
             io_fail!(self, "blob blob write");
             let f = write_blob(&self.config, header.kind, blob_id, item)?;
             // credit-risk patch (vendor/PATCHES.md) 9: queued for the sync before
-            // the buffer naming it is made stable; synced here once 64 are queued
-            // (each holds a file descriptor).
-            let queued = {
-                let mut unsynced = self.unsynced_blobs.lock();
-                unsynced.push(f);
-                unsynced.len()
-            };
-            if queued >= 64 {
-                self.sync_blobs()?;
+            // the buffer naming it is made stable (a temporary store is never
+            // synced); synced here once 64 are queued (each holds a file
+            // descriptor).
+            if !self.config.temporary {
+                let queued = {
+                    let mut unsynced = self.unsynced_blobs.lock();
+                    unsynced.push(f);
+                    unsynced.len()
+                };
+                if queued >= 64 {
+                    self.sync_blobs()?;
+                }
             }
 
             let _ = Measure::new(&M.serialize);
@@ -580,6 +583,18 @@ impl IoBufs {
         Ok(())
     }
 
+    /// credit-risk patch (vendor/PATCHES.md) 10: makes `e` the log's global
+    /// error and wakes every thread waiting for a buffer to become stable, so
+    /// each returns the error instead of waiting forever (sled repeated these
+    /// lines wherever a failure could leave buffers unwritten).
+    pub(in crate::pagecache) fn fail(&self, e: Error) {
+        self.config.set_global_error(e);
+        // having held the mutex makes this linearized
+        // with the notify below.
+        drop(self.intervals.lock());
+        let _notified = self.interval_updated.notify_all();
+    }
+
     /// credit-risk patch (vendor/PATCHES.md) 9: syncs every blob file written so
     /// far, then the blobs directory (their names), and returns once they are on
     /// disk. Called before a log buffer is made stable: a blob is written before
@@ -589,10 +604,6 @@ impl IoBufs {
     /// synced blob files: a power cut could leave a stable pointer to a lost
     /// blob, which recovery skips as dangling (the page's update lost).
     pub(in crate::pagecache) fn sync_blobs(&self) -> Result<()> {
-        if self.config.temporary {
-            self.unsynced_blobs.lock().clear();
-            return Ok(());
-        }
         let mut unsynced = self.unsynced_blobs.lock();
         if unsynced.is_empty() {
             return Ok(());
@@ -1117,14 +1128,7 @@ pub(in crate::pagecache) fn maybe_seal_and_write_iobuf(
         match iobufs.with_sa(|sa| sa.next(next_lsn)) {
             Ok(ret) => ret,
             Err(e) => {
-                iobufs.config.set_global_error(e.clone());
-                let intervals = iobufs.intervals.lock();
-
-                // having held the mutex makes this linearized
-                // with the notify below.
-                drop(intervals);
-
-                let _notified = iobufs.interval_updated.notify_all();
+                iobufs.fail(e.clone());
                 return Err(e);
             }
         }
@@ -1214,15 +1218,7 @@ pub(in crate::pagecache) fn maybe_seal_and_write_iobuf(
 
                 // store error before notifying so that waiting threads will see
                 // it
-                iobufs.config.set_global_error(e);
-
-                let intervals = iobufs.intervals.lock();
-
-                // having held the mutex makes this linearized
-                // with the notify below.
-                drop(intervals);
-
-                let _notified = iobufs.interval_updated.notify_all();
+                iobufs.fail(e);
             }
         })?;
 

@@ -371,12 +371,7 @@ impl Log {
                 // left incomplete (its buffer can never be sealed), so every later
                 // flush waited for it forever. The error becomes the log's global
                 // error, which every waiter and later operation returns instead.
-                self.iobufs.config.set_global_error(e.clone());
-                let intervals = self.iobufs.intervals.lock();
-                // having held the mutex makes this linearized
-                // with the notify below.
-                drop(intervals);
-                let _notified = self.iobufs.interval_updated.notify_all();
+                self.iobufs.fail(e.clone());
                 return Err(e);
             }
 
