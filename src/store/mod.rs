@@ -1128,9 +1128,20 @@ impl Store {
                 "no scoring run yet: run RunBatchScoring (or `credit-risk score`) first".into(),
             )),
             (Some(id), None) => {
-                let r = scoring::load_run(tree, id)?
-                    .filter(|r| r.state == RunState::Complete)
-                    .ok_or_else(|| Error::NotFound(format!("run_id: complete scoring run {id}")))?;
+                let r = match scoring::load_run(tree, id)? {
+                    Some(r) if r.state == RunState::Complete => r,
+                    Some(r) if r.state == RunState::Retired => {
+                        return Err(Error::NotFound(format!(
+                            "run_id: the results of scoring run {id} have been retired \
+                             (store.keep_runs)"
+                        )))
+                    }
+                    _ => {
+                        return Err(Error::NotFound(format!(
+                            "run_id: complete scoring run {id}"
+                        )))
+                    }
+                };
                 let m = st.models.get(&r.model_version).cloned().ok_or_else(|| {
                     Error::Corrupt(format!("run {id} names unknown model {}", r.model_version))
                 })?;

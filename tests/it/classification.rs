@@ -730,3 +730,60 @@ async fn a_serious_listing_ends_after_its_term() {
     assert!(!codes(&expired).contains(&"SERIOUS_ILLEGAL_LISTING"));
     s.stop().await;
 }
+
+/// `store.keep_runs`: after a pass's stream ends, the runs beyond the newest
+/// `keep_runs` are retired — their results deleted, their records kept as RETIRED (a
+/// request naming one is refused, saying so), with an audit event — and the kept runs
+/// still answer. (The retirement follows the activation, so it is awaited here.)
+#[tokio::test]
+async fn runs_beyond_keep_runs_are_retired_after_the_pass() {
+    let s = TestServer::start_fresh_with(|o| o.keep_runs = 2, |_| {}).await;
+    let mut c = connect(s.addr).await;
+    let mut k = classification_client(&s).await;
+    let u = uscc_n(b'1', 21);
+    put_enterprise(&mut c, young(&u, &rep(3))).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(run_batch(&mut k, today_req()).await.expect("run").run_id);
+    }
+    let state_of = |runs: &[pb::ScoringRun], id: u64| {
+        runs.iter()
+            .find(|r| r.run_id == id)
+            .map(|r| r.state.clone())
+            .unwrap_or_default()
+    };
+    let mut runs = Vec::new();
+    for _ in 0..100 {
+        runs = k
+            .list_scoring_runs(pb::ListScoringRunsRequest {})
+            .await
+            .expect("list")
+            .into_inner()
+            .runs;
+        if state_of(&runs, ids[0]) == "RETIRED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(state_of(&runs, ids[0]), "RETIRED", "{runs:?}");
+    assert_eq!(state_of(&runs, ids[1]), "COMPLETE");
+    assert_eq!(state_of(&runs, ids[2]), "COMPLETE");
+    let asked = |run_id| pb::GetClassificationRequest {
+        uscc: u.clone(),
+        run_id,
+        ..Default::default()
+    };
+    let err = k.get_classification(asked(ids[0])).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(err.message().contains("retired"), "{err:?}");
+    for id in &ids[1..] {
+        let got = k.get_classification(asked(*id)).await.expect("kept run");
+        assert_eq!(got.into_inner().run_id, *id);
+    }
+    let retired = audit_of(s.addr, "")
+        .await
+        .into_iter()
+        .filter(|e| e.target == "runs" && e.after.contains(&format!("[{}]", ids[0])))
+        .count();
+    assert_eq!(retired, 1, "one retirement, audited");
+}

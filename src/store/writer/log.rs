@@ -87,6 +87,7 @@ entries! {
     WriteRunResults(op::WriteRunResults),
     Checkpoint(Checkpoint),
     LogPart(LogPart),
+    RetireRuns(op::RetireRuns),
 }
 
 /// The `Operation` methods of a replicated operation: it travels as `Entry::$variant`.

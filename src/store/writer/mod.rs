@@ -94,7 +94,8 @@ pub mod op {
         SweepCounts, UpsertEnterprise, Upserted,
     };
     pub use super::runs::{
-        AbortRun, ActivateRun, BeginRun, FinishRun, ModelRegistered, RegisterModel, WriteRunResults,
+        AbortRun, ActivateRun, BeginRun, FinishRun, ModelRegistered, RegisterModel, RetireRuns,
+        WriteRunResults,
     };
     pub use super::usage::RecordMatches;
 }

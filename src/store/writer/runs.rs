@@ -188,6 +188,32 @@ impl Operation for AbortRun {
     logged!(AbortRun);
 }
 
+/// Retires the runs beyond the newest `store.keep_runs` (their results deleted, their
+/// records kept as `Retired`), never a live run nor those of `keep`. Applied after a
+/// pass's `FinishRun`s rather than in them: reading and deleting an old run's ≈ 3,400
+/// result blocks takes 0.4–0.7 s at 3.5 M enterprises, and the new classes are served
+/// that much sooner. A crash in between leaves one run too many, retired by the next
+/// pass.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RetireRuns {
+    pub keep: Vec<u64>,
+}
+
+impl Operation for RetireRuns {
+    /// The runs retired.
+    type Output = Vec<u64>;
+    const RESCORES: bool = false;
+    const ALERTS: bool = false;
+    fn cause(&self) -> String {
+        "runs beyond store.keep_runs retired".into()
+    }
+    fn apply(self, tx: &mut Tx<'_>) -> Result<Vec<u64>> {
+        let (w, p) = tx.parts();
+        w.retire_old_runs(p, &self.keep)
+    }
+    logged!(RetireRuns);
+}
+
 /// Makes the candidate (a complete dry run) current and its model active.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ActivateRun {
@@ -590,19 +616,24 @@ impl Writer {
             );
         }
         p.put(sc::run_key(id), codec::encode(&view.run)?);
-        self.retire_old_runs(p, id)?;
+        // (The runs beyond `keep_runs` are retired by the `RetireRuns` that follows.)
         Ok(Arc::new(view))
     }
 
     /// Deletes complete and aborted runs beyond the newest `keep_runs`, never the
-    /// current run, the candidate or `keep`.
-    pub(super) fn retire_old_runs(&self, p: &mut Pending, keep: u64) -> Result<()> {
+    /// current run, the candidate or those of `keep`. Returns the runs retired.
+    pub(super) fn retire_old_runs(&self, p: &mut Pending, keep: &[u64]) -> Result<Vec<u64>> {
         let st = sc::read(&self.scoring)?;
-        let protected: Vec<u64> = st.live().map(|v| v.run.id).chain([keep]).collect();
+        let protected: Vec<u64> = st
+            .live()
+            .map(|v| v.run.id)
+            .chain(keep.iter().copied())
+            .collect();
         drop(st);
         let runs = sc::list_runs(&self.tree)?;
         let keep_n = self.options.keep_runs.max(1);
         let mut kept = 0;
+        let mut retired = Vec::new();
         for r in &runs {
             if r.state == RunState::Retired {
                 continue;
@@ -626,8 +657,16 @@ impl Writer {
             let mut r = r.clone();
             r.state = RunState::Retired;
             p.put(sc::run_key(r.id), codec::encode(&r)?);
+            retired.push(r.id);
         }
-        Ok(())
+        if !retired.is_empty() {
+            p.describe(|| Change {
+                target: "runs".into(),
+                after: format!("results of runs {retired:?} deleted (store.keep_runs)"),
+                ..Change::default()
+            });
+        }
+        Ok(retired)
     }
 
     pub(super) fn abort_run(&self, p: &mut Pending, id: u64, error: String) -> Result<ScoringRun> {
