@@ -108,13 +108,13 @@ impl Operation for FinishRun {
         p.scoring(move |st| {
             st.building.retain(|b| b.id != view.run.id);
             let f = st.family_mut(&view.model.family);
-            if view.run.dry_run {
-                f.candidate = Some(view);
+            let replaced = if view.run.dry_run {
+                [f.candidate.replace(view), None]
             } else {
                 f.active_model = Some(view.model.clone());
-                f.current = Some(view);
-                f.candidate = None;
-            }
+                [f.current.replace(view), f.candidate.take()]
+            };
+            drop_apart(replaced);
         });
         Ok(run)
     }
@@ -234,8 +234,7 @@ impl Operation for ActivateRun {
         p.scoring(move |st| {
             let f = st.family_mut(&view.model.family);
             f.active_model = Some(view.model.clone());
-            f.current = Some(view);
-            f.candidate = None;
+            drop_apart([f.current.replace(view), f.candidate.take()]);
         });
         Ok(run)
     }
