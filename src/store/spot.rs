@@ -9,6 +9,11 @@
 
 use std::{collections::HashMap, sync::RwLock};
 
+/// Histories by entry position. The positions are the run's own (never a caller's), so
+/// rustc's fast hash serves instead of SipHash: a city-wide scan inserts a history for
+/// about every other enterprise, and every selector look-up hashes one.
+type Histories = rustc_hash::FxHashMap<u32, SpotHistory>;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -126,7 +131,7 @@ pub struct SpotIndex {
     attrs: Vec<Option<Attrs>>,
     /// Spot checks and barring listings by entry position (only enterprises that have
     /// any).
-    history: HashMap<u32, SpotHistory>,
+    history: Histories,
     /// Entry positions per class, ascending (= USCC order).
     by_class: [Vec<u32>; 4],
     /// Enterprises changed since the run (re-scored onto it), by USCC; `None` for one
@@ -157,7 +162,7 @@ struct BaseChunk {
 #[derive(Default)]
 pub struct SpotBuilder {
     attrs: Vec<Option<Attrs>>,
-    history: HashMap<u32, SpotHistory>,
+    history: Histories,
 }
 
 impl SpotBuilder {
@@ -165,7 +170,7 @@ impl SpotBuilder {
     pub fn with_capacity(n: usize) -> SpotBuilder {
         SpotBuilder {
             attrs: Vec::with_capacity(n),
-            history: HashMap::new(),
+            history: Histories::default(),
         }
     }
 
@@ -184,6 +189,8 @@ impl SpotBuilder {
         let base = self.attrs.len() as u32;
         let n = other.attrs.len() as u32;
         self.attrs.extend(other.attrs.into_iter().rev());
+        // (Room for all at once: `extend` reserves half of it in a map not empty.)
+        self.history.reserve(other.history.len());
         self.history.extend(
             other
                 .history
@@ -266,7 +273,10 @@ impl SpotBuilder {
         // Sized once: a city's base is millions of positions.
         let mut b = SpotBuilder {
             attrs: Vec::with_capacity(decoded.iter().map(|c| c.attrs.len()).sum()),
-            history: HashMap::with_capacity(decoded.iter().map(|c| c.history.len()).sum()),
+            history: Histories::with_capacity_and_hasher(
+                decoded.iter().map(|c| c.history.len()).sum(),
+                Default::default(),
+            ),
         };
         for chunk in decoded {
             b.attrs.extend(chunk.attrs);
