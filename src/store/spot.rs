@@ -9,11 +9,6 @@
 
 use std::{collections::HashMap, sync::RwLock};
 
-/// Histories by entry position. The positions are the run's own (never a caller's), so
-/// rustc's fast hash serves instead of SipHash: a city-wide scan inserts a history for
-/// about every other enterprise, and every selector look-up hashes one.
-type Histories = rustc_hash::FxHashMap<u32, SpotHistory>;
-
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -26,6 +21,12 @@ use crate::{
     },
     error::{Error, Result},
 };
+
+/// Histories by entry position. The positions are the run's own (never a caller's), so
+/// rustc's fast hash serves instead of SipHash: a city-wide scan inserts one for every
+/// enterprise with a spot check or a barring listing, and every selector look-up
+/// hashes one.
+type Histories = rustc_hash::FxHashMap<u32, SpotHistory>;
 
 /// The filter attributes of one enterprise (12 bytes): what the candidate filters and
 /// the check items' applicability read.
