@@ -1131,10 +1131,11 @@ impl Store {
                 let r = match scoring::load_run(tree, id)? {
                     Some(r) if r.state == RunState::Complete => r,
                     Some(r) if r.state == RunState::Retired => {
+                        // (Read with the " not found" the status appends.)
                         return Err(Error::NotFound(format!(
-                            "run_id: the results of scoring run {id} have been retired \
-                             (store.keep_runs)"
-                        )))
+                            "run_id: scoring run {id} was retired (store.keep_runs): its results \
+                             are"
+                        )));
                     }
                     _ => {
                         return Err(Error::NotFound(format!(

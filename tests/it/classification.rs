@@ -775,7 +775,11 @@ async fn runs_beyond_keep_runs_are_retired_after_the_pass() {
     };
     let err = k.get_classification(asked(ids[0])).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    assert!(err.message().contains("retired"), "{err:?}");
+    assert!(
+        err.message()
+            .ends_with("was retired (store.keep_runs): its results are not found"),
+        "{err:?}"
+    );
     for id in &ids[1..] {
         let got = k.get_classification(asked(*id)).await.expect("kept run");
         assert_eq!(got.into_inner().run_id, *id);
