@@ -42,16 +42,27 @@ impl PartialOrd for Uscc {
 
 /// Value 0..=30 of a USCC symbol, or `None` if it is not one.
 pub fn symbol_value(c: u8) -> Option<u32> {
-    match c {
-        b'0'..=b'9' => Some(u32::from(c - b'0')),
-        b'A'..=b'H' => Some(u32::from(c - b'A') + 10),
-        b'J'..=b'N' => Some(u32::from(c - b'J') + 18),
-        b'P'..=b'R' => Some(u32::from(c - b'P') + 23),
-        b'T' | b'U' => Some(u32::from(c - b'T') + 26),
-        b'W'..=b'Y' => Some(u32::from(c - b'W') + 28),
-        _ => None,
+    match SYMBOL_VALUES[usize::from(c)] {
+        NOT_A_SYMBOL => None,
+        v => Some(u32::from(v)),
     }
 }
+
+/// Marks a byte of [`SYMBOL_VALUES`] that is not a symbol.
+const NOT_A_SYMBOL: u8 = u8::MAX;
+
+/// Each byte's value in [`ALPHABET`] (its position), or [`NOT_A_SYMBOL`]: a table
+/// rather than a chain of ranges, as every stored key read (a rescore reads 3.5 M) is
+/// validated through it.
+const SYMBOL_VALUES: [u8; 256] = {
+    let mut t = [NOT_A_SYMBOL; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        t[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// The check character (position 18) for the first 17 symbols.
 pub fn check_char(first17: &[u8]) -> Option<u8> {
@@ -258,6 +269,17 @@ mod tests {
             Uscc::from_bytes(Uscc::placeholder().as_str().as_bytes()),
             Ok(parsed)
         );
+    }
+
+    /// GB 32100-2015 Table 1: the 31 symbols and their values, I, O, S, V, Z excluded.
+    #[test]
+    fn symbol_values_are_the_standard_alphabet() {
+        for c in 0..=u8::MAX {
+            let want = ALPHABET.iter().position(|a| *a == c).map(|v| v as u32);
+            assert_eq!(symbol_value(c), want, "{c}");
+        }
+        assert_eq!(symbol_value(b'Y'), Some(30));
+        assert_eq!(symbol_value(b'I'), None);
     }
 
     #[test]

@@ -60,6 +60,23 @@ pub fn decode_dossier(bytes: &[u8]) -> Result<EnterpriseRecords> {
     }
 }
 
+/// [`decode_dossier`] into `place`, reusing its buffers: a dossier of the current
+/// version is decoded in place (its strings and vectors keep their allocations), an
+/// older one decoded and moved in. On an error `place` holds a mix of both dossiers.
+pub fn decode_dossier_into(bytes: &[u8], place: &mut EnterpriseRecords) -> Result<()> {
+    match bytes.split_first() {
+        Some((&DOSSIER_VERSION, rest)) => {
+            let mut de = postcard::Deserializer::from_bytes(rest);
+            serde::Deserialize::deserialize_in_place(&mut de, place)
+                .map_err(|e: postcard::Error| Error::Corrupt(format!("decode dossier: {e}")))
+        }
+        _ => {
+            *place = decode_dossier(bytes)?;
+            Ok(())
+        }
+    }
+}
+
 /// A listing as versions 1 and 2 stored it: without the legal representative named
 /// when it was listed.
 mod legacy {
@@ -591,6 +608,39 @@ mod tests {
         assert!(decode_dossier(&v4[..v4.len() - 1]).is_err());
     }
 
+    /// Decoding dossiers one after another into one value gives each exactly as a
+    /// fresh decode does: longer lists after shorter, shorter after longer, an empty
+    /// profile after a full one, an old version between current ones.
+    #[test]
+    fn dossiers_decode_in_place_as_fresh() {
+        use crate::domain::fixtures::{day, dossier, listing, penalty};
+        let mut big = old_dossier();
+        big.penalties
+            .push(penalty("沪市监罚〔2024〕2号", day("2024-05-01")));
+        big.listings
+            .push(listing(ListKind::SeriousIllegal, day("2025-03-01")));
+        big.inspections[0].problem_items = vec!["SC-SP-01".into(), "SC-SP-02".into()];
+        big.false_commitments = vec![(9, day("2026-01-01"))];
+        let small = dossier("2020-01-02");
+        let empty = EnterpriseRecords::default();
+        let bytes = [
+            encode_dossier(&small).unwrap(),
+            encode_dossier(&big).unwrap(),
+            encode_dossier(&small).unwrap(),
+            v3::encode(&old_dossier()),
+            encode_dossier(&empty).unwrap(),
+            encode_dossier(&big).unwrap(),
+        ];
+        let mut place = EnterpriseRecords::default();
+        for b in &bytes {
+            decode_dossier_into(b, &mut place).unwrap();
+            assert_eq!(place, decode_dossier(b).unwrap());
+            // Kept with the repair cases, never in the stored dossier.
+            assert!(place.false_commitments.is_empty());
+        }
+        assert!(decode_dossier_into(&bytes[1][..bytes[1].len() - 1], &mut place).is_err());
+    }
+
     proptest! {
         #[test]
         fn decode_never_panics(b in proptest::collection::vec(any::<u8>(), 0..128)) {
@@ -598,6 +648,8 @@ mod tests {
             let _ = decode::<crate::domain::Enterprise>(&b);
             let _ = decode::<crate::domain::Penalty>(&b);
             let _ = decode_dossier(&b);
+            let mut place = old_dossier();
+            let _ = decode_dossier_into(&b, &mut place);
         }
     }
 }

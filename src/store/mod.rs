@@ -263,6 +263,10 @@ struct Shared {
     applied: Arc<tokio::sync::watch::Sender<u64>>,
     /// Replicated mode: the checkpoint this replica appends next (sequence, chain).
     checkpoints: Arc<writer::CheckpointSignal>,
+    /// Held by a scoring job from finishing its runs until it has stored their spot
+    /// bases and retired old runs: one pass's retirement never deletes a base another
+    /// pass is still writing, and a graceful close waits for it.
+    pass_tail: std::sync::Mutex<()>,
 }
 
 impl ReplicaLog {
@@ -437,6 +441,7 @@ impl Store {
                 hub,
                 loading,
                 matches: Default::default(),
+                pass_tail: Default::default(),
                 log: std::sync::OnceLock::new(),
                 applied,
                 checkpoints,
@@ -1591,12 +1596,14 @@ impl Store {
 
     /// Reads every dossier once, split between up to two threads that start at either
     /// end of the keyspace and stop where they meet. Each thread folds into its own
-    /// state; returns the states, the first ascending and the second descending.
+    /// state; returns the states, the first ascending and the second descending. Each
+    /// thread decodes every dossier into one value it reuses (lent to `f`), so a scan
+    /// allocates per dossier only what the previous one had no room for.
     pub fn scan_dossiers<S, I, F>(&self, init: I, f: F) -> Result<Vec<S>>
     where
         S: Send,
         I: Fn() -> S + Sync,
-        F: Fn(&mut S, Uscc, EnterpriseRecords) -> Result<()> + Sync,
+        F: Fn(&mut S, Uscc, &EnterpriseRecords) -> Result<()> + Sync,
     {
         // A snapshot of the (few) false commitments, so the scan takes no lock.
         let revoked = self
@@ -1606,16 +1613,22 @@ impl Store {
             .map_err(|_| Error::Unavailable("revocations poisoned".into()))?
             .clone();
         let rules = &self.shared.options.rules;
-        self.scan_dossier_entries(self.shared.options.scan_threads, init, |state, k, v| {
-            let u = keys::decode_enterprise(k)
-                .ok_or_else(|| Error::Corrupt(format!("bad dossier key {k:?}")))?;
-            let mut d = codec::decode_dossier(v)?;
-            rules.restore(u, &mut d);
-            if let Some(r) = revoked.get(&u) {
-                d.false_commitments = r.clone();
-            }
-            f(state, u, d)
-        })
+        let init = || (init(), EnterpriseRecords::default());
+        let states = self.scan_dossier_entries(
+            self.shared.options.scan_threads,
+            init,
+            |(state, d), k, v| {
+                let u = keys::decode_enterprise(k)
+                    .ok_or_else(|| Error::Corrupt(format!("bad dossier key {k:?}")))?;
+                codec::decode_dossier_into(v, d)?;
+                rules.restore(u, d);
+                if let Some(r) = revoked.get(&u) {
+                    d.false_commitments.clone_from(r);
+                }
+                f(state, u, d)
+            },
+        )?;
+        Ok(states.into_iter().map(|(s, _)| s).collect())
     }
 
     /// The scan under [`Store::scan_dossiers`], on the stored bytes: every dossier's key
@@ -1698,10 +1711,16 @@ impl Store {
         })
     }
 
-    /// Writes a run's result blocks and relation sources (keys no reader looks at until
-    /// the run is finished) and flushes them — from the scoring job's thread, not the
-    /// writer's: the one write outside the writer; `FinishRun` (through the writer) then
-    /// makes the run visible.
+    /// Writes what a finished run is read from — its result blocks and relation
+    /// sources, keys no reader looks at until the run is finished — and flushes them,
+    /// from the scoring job's thread, not the writer's (with [`Store::write_spot_base`],
+    /// the writes outside the writer); `FinishRun` (through the writer) then makes the
+    /// run visible. Replicated mode ships
+    /// them through the log with the run's spot base (every replica then holds the same
+    /// bytes before the run finishes); single-node writes the base after the run is
+    /// current ([`Store::write_spot_base`]): its 0.2–0.5 s at 3.5 M held the blocks'
+    /// writes back, and a base is only a restart's shortcut (without one, the open scans
+    /// the dossiers).
     pub fn write_run_results(
         &self,
         id: u64,
@@ -1714,32 +1733,47 @@ impl Store {
         }
         let tree = &self.shared.registry;
         let tracker = &self.shared.tracker;
-        let fingerprint = scoring::rules_fingerprint(&self.shared.options.rules);
-        std::thread::scope(|s| -> Result<()> {
-            // The spot base, so a restart reads it instead of scanning every dossier (its
-            // header last: a base cut short by a crash is ignored) — encoded and written
-            // on a second thread while this one writes the result blocks: at 3.5 M
-            // each takes 0.3–0.6 s, one after the other they took the whole write
-            // phase (BENCHMARKS.md). Neither is read before the run is finished.
-            let base = s.spawn(|| -> Result<()> {
-                for (k, v) in scoring::encode_spot_base(id, spot, &fingerprint)? {
-                    tracker.note([k.clone()])?;
-                    tree.insert(k, v)?;
-                }
-                Ok(())
-            });
-            // Noted before written (a backup's catch-up then reads the value as of then).
-            for (k, v) in scoring::encode_blocks(id, entries) {
-                tracker.note([k.to_vec()])?;
-                tree.insert(k, v)?;
-            }
-            // A panic is a bug, not an error: on to the scoring job's boundary.
-            base.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })?;
+        // Noted before written (a backup's catch-up then reads the value as of then).
+        for (k, v) in scoring::encode_blocks(id, entries) {
+            tracker.note([k.to_vec()])?;
+            tree.insert(k, v)?;
+        }
         tracker.note([scoring::sources_key(id)])?;
         tree.insert(scoring::sources_key(id), scoring::encode_sources(sources))?;
         self.shared.db.flush()?;
         Ok(())
+    }
+
+    /// Stores the spot base of run `id` (finished, current or pending), so a restart
+    /// reads it instead of scanning every dossier: the index as the pass built it (later
+    /// changes are the run's overrides), header last — a base cut short by a crash is
+    /// ignored, and the open scans. Single-node only; replicated mode shipped the base
+    /// with the run's results (nothing to do here).
+    pub fn write_spot_base(&self, id: u64, index: &spot::SpotIndex) -> Result<()> {
+        if self.shared.log.get().is_some() {
+            return Ok(());
+        }
+        let tree = &self.shared.registry;
+        let fingerprint = scoring::rules_fingerprint(&self.shared.options.rules);
+        for (k, v) in
+            scoring::encode_spot_base(id, index.len(), index.encode_chunks()?, &fingerprint)?
+        {
+            self.shared.tracker.note([k.clone()])?;
+            tree.insert(k, v)?;
+        }
+        self.shared.db.flush()?;
+        Ok(())
+    }
+
+    /// What a scoring job holds from finishing its runs until it has written their spot
+    /// bases and retired old runs (see `Shared::pass_tail`); [`Store::close`] waits for
+    /// it. It guards no data, so a job that panicked
+    /// holding it leaves nothing to distrust: the next takes it all the same.
+    pub fn pass_tail(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.shared
+            .pass_tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Replicated mode's [`Store::write_run_results`]: the same keys and values, shipped
@@ -1756,7 +1790,12 @@ impl Store {
         let fingerprint = scoring::rules_fingerprint(&self.shared.options.rules);
         let items = scoring::encode_blocks(id, entries)
             .into_iter()
-            .chain(scoring::encode_spot_base(id, spot, &fingerprint)?)
+            .chain(scoring::encode_spot_base(
+                id,
+                spot.len(),
+                spot.encode_chunks()?,
+                &fingerprint,
+            )?)
             .chain([(scoring::sources_key(id), scoring::encode_sources(sources))]);
         // One message each where the log's messages allow (room for the envelope:
         // origin, stamp, actor); with very small messages, entries of 64 KB, which the
@@ -1922,7 +1961,27 @@ impl Store {
     /// Waits for the writer to drain (for shutdown), at most `timeout`.
     /// Stops taking writes; the writer applies (or, after a fault, refuses) everything
     /// already queued. Waits at most `timeout` for that, then flushes.
+    /// A scoring job finishing its runs (and storing their spot bases, retiring old
+    /// runs) is waited for first, within the same `timeout`.
     pub fn close(&self, timeout: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        // Held until the writer is closed: no pass starts its tail meanwhile.
+        let _tail = loop {
+            match self.shared.pass_tail.try_lock() {
+                Ok(g) => break Some(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => break Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    tracing::warn!(?timeout, "a scoring pass still finishing at close");
+                    break None;
+                }
+            }
+        };
+        let timeout = deadline.saturating_duration_since(std::time::Instant::now());
         if !self.shared.writer.close(timeout) {
             tracing::warn!(?timeout, "store writer still draining its queue at close");
         }

@@ -477,17 +477,18 @@ pub fn rules_fingerprint(rules: &crate::domain::ruleset::RuleBook) -> String {
     hex::encode(Sha256::digest(rules.markdown().as_bytes()))
 }
 
-/// The keys and values of a run's spot base (the builder as the batch job finished it:
-/// what the dossiers said when scanned; later changes are the run's overrides), header
-/// last.
+/// The keys and values of a run's spot base: its encoded chunks
+/// ([`SpotBuilder::encode_chunks`], [`SpotIndex::encode_chunks`]) of `positions`
+/// entries in all (what the dossiers said when scanned; later changes are the run's
+/// overrides), header last.
 pub fn encode_spot_base(
     id: u64,
-    b: &SpotBuilder,
+    positions: usize,
+    chunks: Vec<Vec<u8>>,
     rules_fingerprint: &str,
 ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let chunks = b.encode_chunks()?;
     let header = SpotBaseHeader {
-        positions: b.len() as u64,
+        positions: positions as u64,
         chunks: chunks.len() as u32,
         rules: rules_fingerprint.to_string(),
     };

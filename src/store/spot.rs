@@ -22,11 +22,51 @@ use crate::{
     error::{Error, Result},
 };
 
-/// Histories by entry position. The positions are the run's own (never a caller's), so
-/// rustc's fast hash serves instead of SipHash: a city-wide scan inserts one for every
-/// enterprise with a spot check or a barring listing, and every selector look-up
-/// hashes one.
-type Histories = rustc_hash::FxHashMap<u32, SpotHistory>;
+/// Histories by entry position, ascending, each position once (only enterprises that
+/// have any; an empty history stands for none). A scan produces them in position order,
+/// so they are appended, merged by a reversal and found by binary search: unlike a hash
+/// map (tried until 2026-12), no rehashing while a city-wide scan grows it, no table
+/// pages touched at random, no re-insertion when the scan's halves meet.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Histories(Vec<(u32, SpotHistory)>);
+
+impl Histories {
+    /// The history of position `pos`, if any.
+    fn get(&self, pos: u32) -> Option<&SpotHistory> {
+        self.slot(pos).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Where `pos` is (`Ok`) or would go (`Err`).
+    fn slot(&self, pos: u32) -> std::result::Result<usize, usize> {
+        self.0.binary_search_by_key(&pos, |(p, _)| *p)
+    }
+
+    /// Appends `h` at `pos`, after every position held.
+    fn push(&mut self, pos: u32, h: SpotHistory) {
+        debug_assert!(self.0.last().is_none_or(|(p, _)| *p < pos));
+        self.0.push((pos, h));
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Reads the histories of ascending positions: each look-up searches only past the last
+/// one found (what a candidate query, walking a pool in position order, needs).
+struct HistoryCursor<'a>(&'a [(u32, SpotHistory)]);
+
+impl<'a> HistoryCursor<'a> {
+    /// The history of `pos`, which must not be below any position asked before.
+    fn at(&mut self, pos: u32) -> Option<&'a SpotHistory> {
+        let skip = self.0.partition_point(|(p, _)| *p < pos);
+        self.0 = &self.0[skip..];
+        match self.0.first() {
+            Some((p, h)) if *p == pos => Some(h),
+            _ => None,
+        }
+    }
+}
 
 /// The filter attributes of one enterprise (12 bytes): what the candidate filters and
 /// the check items' applicability read.
@@ -159,19 +199,47 @@ struct BaseChunk {
     history: Vec<(u32, SpotHistory)>,
 }
 
+/// A spot base as stored beside its run, [`BASE_CHUNK`] positions per value (each with
+/// the histories of its positions, ascending), so a restart reads it back instead of
+/// scanning every dossier.
+fn encode_base(attrs: &[Option<Attrs>], history: &[(u32, &SpotHistory)]) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut h = history;
+    for (i, attrs) in attrs.chunks(BASE_CHUNK).enumerate() {
+        let end = ((i + 1) * BASE_CHUNK) as u64;
+        let split = h.partition_point(|(p, _)| u64::from(*p) < end);
+        let chunk = BaseChunkRef {
+            attrs,
+            history: &h[..split],
+        };
+        h = &h[split..];
+        out.push(
+            postcard::to_extend(&chunk, vec![BASE_VERSION])
+                .map_err(|e| Error::Corrupt(format!("encode spot base: {e}")))?,
+        );
+    }
+    Ok(out)
+}
+
 /// Builds an index while entries are produced in USCC order.
 #[derive(Default)]
 pub struct SpotBuilder {
     attrs: Vec<Option<Attrs>>,
     history: Histories,
+    /// Histories that `set` gave to positions without one (a dossier that gained its
+    /// first check or listing while the pass ran): kept aside rather than inserted into
+    /// the middle of `history`, merged in when the builder is encoded or finished.
+    late: rustc_hash::FxHashMap<u32, SpotHistory>,
 }
 
 impl SpotBuilder {
-    /// A builder with room for `n` enterprises.
+    /// A builder with room for `n` enterprises (and as many histories: room a scan does
+    /// not fill costs address space, not memory).
     pub fn with_capacity(n: usize) -> SpotBuilder {
         SpotBuilder {
             attrs: Vec::with_capacity(n),
-            history: Histories::default(),
+            history: Histories(Vec::with_capacity(n)),
+            late: Default::default(),
         }
     }
 
@@ -181,21 +249,23 @@ impl SpotBuilder {
         self.attrs.push(Attrs::of(d));
         let h = history_of(d);
         if !h.is_empty() {
-            self.history.insert(pos, h);
+            self.history.push(pos, h);
         }
     }
 
     /// Appends another builder's enterprises given in descending USCC order.
     pub fn append_reversed(&mut self, other: SpotBuilder) {
+        debug_assert!(self.late.is_empty() && other.late.is_empty());
         let base = self.attrs.len() as u32;
         let n = other.attrs.len() as u32;
         self.attrs.extend(other.attrs.into_iter().rev());
-        // (Room for all at once: `extend` reserves half of it in a map not empty.)
-        self.history.reserve(other.history.len());
-        self.history.extend(
+        // Descending positions reversed and renumbered: ascending after ours.
+        self.history.0.extend(
             other
                 .history
+                .0
                 .into_iter()
+                .rev()
                 .map(|(p, c)| (base + (n - 1 - p), c)),
         );
     }
@@ -203,8 +273,9 @@ impl SpotBuilder {
     /// The attributes and history held for position `pos` (`None` past the end).
     pub fn at(&self, pos: usize) -> Option<(Option<Attrs>, SpotHistory)> {
         let a = *self.attrs.get(pos)?;
-        let h = self.history.get(&(pos as u32)).cloned().unwrap_or_default();
-        Some((a, h))
+        let pos = pos as u32;
+        let h = self.late.get(&pos).or_else(|| self.history.get(pos));
+        Some((a, h.cloned().unwrap_or_default()))
     }
 
     /// Number of enterprises added.
@@ -217,42 +288,44 @@ impl SpotBuilder {
         self.attrs.is_empty()
     }
 
-    /// Replaces the attributes of position `pos` (a re-read dossier).
+    /// Replaces the attributes and history of position `pos` (a re-read dossier).
     pub fn set(&mut self, pos: usize, d: &EnterpriseRecords) {
         if let Some(a) = self.attrs.get_mut(pos) {
             *a = Attrs::of(d);
         }
         let h = history_of(d);
-        if h.is_empty() {
-            self.history.remove(&(pos as u32));
-        } else {
-            self.history.insert(pos as u32, h);
+        let pos = pos as u32;
+        match self.history.slot(pos) {
+            Ok(i) => self.history.0[i].1 = h,
+            Err(_) if h.is_empty() => {
+                self.late.remove(&pos);
+            }
+            Err(_) => {
+                self.late.insert(pos, h);
+            }
         }
     }
 
-    /// The builder as stored beside its run, [`BASE_CHUNK`] positions per value (each
-    /// with the histories of its positions), so a restart reads it back instead of
-    /// scanning every dossier.
-    pub fn encode_chunks(&self) -> Result<Vec<Vec<u8>>> {
-        let mut out = Vec::new();
-        let mut history: Vec<(u32, &SpotHistory)> =
-            self.history.iter().map(|(p, h)| (*p, h)).collect();
-        history.sort_unstable_by_key(|(p, _)| *p);
-        let mut h = history.as_slice();
-        for (i, attrs) in self.attrs.chunks(BASE_CHUNK).enumerate() {
-            let end = ((i + 1) * BASE_CHUNK) as u64;
-            let split = h.partition_point(|(p, _)| u64::from(*p) < end);
-            let chunk = BaseChunkRef {
-                attrs,
-                history: &h[..split],
-            };
-            h = &h[split..];
-            out.push(
-                postcard::to_extend(&chunk, vec![BASE_VERSION])
-                    .map_err(|e| Error::Corrupt(format!("encode spot base: {e}")))?,
-            );
+    /// The histories with the late ones merged in, ascending, empty ones left out.
+    fn merged_history(&self) -> Vec<(u32, &SpotHistory)> {
+        let mut late: Vec<(u32, &SpotHistory)> = self.late.iter().map(|(p, h)| (*p, h)).collect();
+        late.sort_unstable_by_key(|(p, _)| *p);
+        let mut out = Vec::with_capacity(self.history.len() + late.len());
+        let mut late = late.into_iter().peekable();
+        for (p, h) in &self.history.0 {
+            while let Some(l) = late.next_if(|(q, _)| q < p) {
+                out.push(l);
+            }
+            out.push((*p, h));
         }
-        Ok(out)
+        out.extend(late);
+        out.retain(|(_, h)| !h.is_empty());
+        out
+    }
+
+    /// The builder as stored beside its run (see [`encode_base`]).
+    pub fn encode_chunks(&self) -> Result<Vec<Vec<u8>>> {
+        encode_base(&self.attrs, &self.merged_history())
     }
 
     /// A builder from its stored chunks, in order.
@@ -274,27 +347,45 @@ impl SpotBuilder {
         // Sized once: a city's base is millions of positions.
         let mut b = SpotBuilder {
             attrs: Vec::with_capacity(decoded.iter().map(|c| c.attrs.len()).sum()),
-            history: Histories::with_capacity_and_hasher(
+            history: Histories(Vec::with_capacity(
                 decoded.iter().map(|c| c.history.len()).sum(),
-                Default::default(),
-            ),
+            )),
+            late: Default::default(),
         };
         for chunk in decoded {
             b.attrs.extend(chunk.attrs);
-            b.history.extend(chunk.history);
+            b.history.0.extend(chunk.history);
+        }
+        // Written ascending, each position once, within the attributes: anything else
+        // is damage, not an index to search.
+        let n = b.attrs.len();
+        let ascending = b.history.0.windows(2).all(|w| w[0].0 < w[1].0);
+        if !ascending || b.history.0.last().is_some_and(|(p, _)| *p as usize >= n) {
+            return Err(Error::Corrupt(
+                "spot base: history positions out of order or range".into(),
+            ));
         }
         Ok(b)
     }
 
     /// The index, given the classes of the entries (same order).
     pub fn finish(self, classes: impl Iterator<Item = RiskClass>) -> SpotIndex {
+        let history = match self.late.is_empty() {
+            true => self.history,
+            false => Histories(
+                self.merged_history()
+                    .into_iter()
+                    .map(|(p, h)| (p, h.clone()))
+                    .collect(),
+            ),
+        };
         let mut by_class: [Vec<u32>; 4] = Default::default();
         for (i, c) in classes.enumerate() {
             by_class[c.index()].push(i as u32);
         }
         SpotIndex {
             attrs: self.attrs,
-            history: self.history,
+            history,
             by_class,
             overlay: RwLock::new(HashMap::new()),
         }
@@ -302,6 +393,29 @@ impl SpotBuilder {
 }
 
 impl SpotIndex {
+    /// Number of positions (the run's entries).
+    pub fn len(&self) -> usize {
+        self.attrs.len()
+    }
+
+    /// Whether it has no positions.
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty()
+    }
+
+    /// The index as stored beside its run: what [`SpotBuilder::encode_chunks`] of the
+    /// builder it was finished from gives (the overlay is the run's overrides).
+    pub fn encode_chunks(&self) -> Result<Vec<Vec<u8>>> {
+        let history: Vec<(u32, &SpotHistory)> = self
+            .history
+            .0
+            .iter()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(p, h)| (*p, h))
+            .collect();
+        encode_base(&self.attrs, &history)
+    }
+
     /// The region of the enterprise at entry position `pos`, if it has a profile.
     pub fn region_at(&self, pos: usize) -> Option<crate::domain::RegionCode> {
         self.attrs
@@ -386,7 +500,7 @@ impl SpotView<'_> {
             return Ok(None);
         };
         let none = SpotHistory::default();
-        let history = self.index.history.get(&(i as u32)).unwrap_or(&none);
+        let history = self.index.history.get(i as u32).unwrap_or(&none);
         Ok(Some((e.uscc, e.class, e.score, read(&attrs, history))))
     }
 
@@ -506,6 +620,7 @@ impl SpotView<'_> {
         positions.sort_unstable();
         reserve(state, positions.len());
         let none = SpotHistory::default();
+        let mut histories = HistoryCursor(&self.index.history.0);
         for p in positions {
             let e = self.entries[p as usize];
             if overlay.contains_key(&e.uscc) {
@@ -514,7 +629,7 @@ impl SpotView<'_> {
             let Some(a) = self.index.attrs[p as usize] else {
                 continue;
             };
-            let history = self.index.history.get(&p).unwrap_or(&none);
+            let history = histories.at(p).unwrap_or(&none);
             let exemption = rules.exemption(a.status, e.class, history, as_of);
             if exemption.is_some() && !f.include_exempt {
                 continue;
@@ -583,20 +698,26 @@ mod tests {
         let back = SpotBuilder::decode_chunks(chunks.iter().map(Vec::as_slice)).unwrap();
         assert_eq!(back.attrs, b.attrs);
         assert_eq!(back.history, b.history);
-        assert!(!b.history.is_empty());
+        assert!(b.history.len() > 0);
         assert!(SpotBuilder::decode_chunks([&[9u8, 0][..]]).is_err());
     }
 
-    /// Two scan halves (the second in descending order) merge into what one forward
-    /// scan builds; `set` replaces, adds and removes a history.
-    #[test]
-    fn scan_halves_merge_into_one_forward_scan() {
+    /// A dossier without history, and the same one listed (a history).
+    fn plain_and_listed() -> (EnterpriseRecords, EnterpriseRecords) {
         let plain = crate::domain::fixtures::dossier("2020-01-02");
         let mut listed = plain.clone();
         listed.listings.push(crate::domain::fixtures::listing(
             crate::domain::ListKind::SeriousIllegal,
             crate::domain::fixtures::day("2025-03-01"),
         ));
+        (plain, listed)
+    }
+
+    /// Two scan halves (the second in descending order) merge into what one forward
+    /// scan builds; `set` replaces, adds and removes a history.
+    #[test]
+    fn scan_halves_merge_into_one_forward_scan() {
+        let (plain, listed) = plain_and_listed();
         let dossiers: Vec<&EnterpriseRecords> = (0..40)
             .map(|i| if i % 3 == 1 { &listed } else { &plain })
             .collect();
@@ -609,12 +730,42 @@ mod tests {
         assert_eq!(first.attrs, forward.attrs);
         assert_eq!(first.history, forward.history);
         assert_eq!(forward.history.len(), 13);
-        assert!(forward.history.contains_key(&1) && !forward.history.contains_key(&2));
+        let has = |b: &SpotBuilder, p: usize| !b.at(p).unwrap().1.is_empty();
+        assert!(has(&forward, 1) && !has(&forward, 2));
 
         forward.set(2, &listed);
         forward.set(1, &plain);
-        assert!(forward.history.contains_key(&2) && !forward.history.contains_key(&1));
-        assert_eq!(forward.history.len(), 13);
+        forward.set(5, &listed);
+        forward.set(5, &plain);
+        assert!(has(&forward, 2) && !has(&forward, 1) && !has(&forward, 5));
+        let merged: Vec<u32> = forward.merged_history().iter().map(|(p, _)| *p).collect();
+        assert_eq!(merged.len(), 13);
+        assert!(merged.windows(2).all(|w| w[0] < w[1]) && merged.contains(&2));
+        // The index finished from it reads the same, by look-up and by a pool walk.
+        let built = forward.encode_chunks().unwrap();
+        let back = SpotBuilder::decode_chunks(built.iter().map(Vec::as_slice)).unwrap();
+        let index = forward.finish(std::iter::repeat_n(RiskClass::A, 40));
+        // Stored from the index (after the run is current) as from the builder.
+        assert_eq!(index.encode_chunks().unwrap(), built);
+        for p in 0..40u32 {
+            let want = back.history.get(p).filter(|h| !h.is_empty());
+            assert_eq!(index.history.get(p).filter(|h| !h.is_empty()), want, "{p}");
+        }
+        let mut cursor = HistoryCursor(&index.history.0);
+        assert!(cursor.at(2).is_some() && cursor.at(3).is_none() && cursor.at(4).is_some());
+    }
+
+    /// A stored base whose histories are out of order is damage, refused.
+    #[test]
+    fn a_spot_base_out_of_order_is_refused() {
+        let (_, listed) = plain_and_listed();
+        let mut b = SpotBuilder::default();
+        (0..4).for_each(|_| b.push(&listed));
+        b.history.0.swap(1, 2);
+        let chunks = b.encode_chunks().unwrap();
+        // (encode_chunks writes what it holds; only a damaged store holds this.)
+        let err = SpotBuilder::decode_chunks(chunks.iter().map(Vec::as_slice));
+        assert!(matches!(err, Err(Error::Corrupt(_))), "{:?}", err.err());
     }
 
     #[test]

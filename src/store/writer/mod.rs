@@ -7,10 +7,13 @@
 //! memory changes only after the flush ([`Effect`]).
 //!
 //! Every write of records, indexes and the audit trail goes through this thread. The one
-//! exception is a scoring run's result blocks ([`crate::store::Store::write_run_results`]):
+//! exception is a scoring run's results ([`crate::store::Store::write_run_results`]):
 //! the job writes them from its own thread under keys no reader looks at until the
-//! writer applies `FinishRun`, which makes the run visible in one batch. (In replicated
-//! mode they too go through the log and the writer, as `WriteRunResults` entries.)
+//! writer applies `FinishRun`, which makes the run visible in one batch — and, once the
+//! run is current, its spot base ([`crate::store::Store::write_spot_base`]), read only
+//! at the next open and only once its header (written last) is there. (In replicated
+//! mode both go through the log and the writer, as `WriteRunResults` entries, before
+//! `FinishRun`.)
 
 use std::{
     cell::RefCell,
