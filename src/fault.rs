@@ -10,7 +10,8 @@
 //! `writer.after_apply` (the group's batches are applied, not flushed),
 //! `writer.after_flush` (the group is durable, not yet answered), `writer.index_step`
 //! (a chunk of a draw's selections to index is built, not applied), `batch.scan` (the
-//! scoring job, while it scans).
+//! scoring job, while it scans), `batch.spot_base` (the job's runs are current and its
+//! stream has ended; their spot bases are not yet stored).
 
 use std::sync::{
     atomic::{AtomicBool, AtomicU64, Ordering},

@@ -115,6 +115,9 @@ pub fn run(a: Args) -> CliResult {
                 for run in runs {
                     tracing::info!(run = run.id, model = %run.model_version, classes = ?run.classes, "demo data scored");
                 }
+                // The pass's tail (its spot bases stored, old runs retired) is over
+                // before the server starts.
+                drop(store.pass_tail());
             }
         }
         let listener = tokio::net::TcpListener::bind(addr).await?;

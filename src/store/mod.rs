@@ -1715,12 +1715,11 @@ impl Store {
     /// sources, keys no reader looks at until the run is finished — and flushes them,
     /// from the scoring job's thread, not the writer's (with [`Store::write_spot_base`],
     /// the writes outside the writer); `FinishRun` (through the writer) then makes the
-    /// run visible. Replicated mode ships
-    /// them through the log with the run's spot base (every replica then holds the same
-    /// bytes before the run finishes); single-node writes the base after the run is
-    /// current ([`Store::write_spot_base`]): its 0.2–0.5 s at 3.5 M held the blocks'
-    /// writes back, and a base is only a restart's shortcut (without one, the open scans
-    /// the dossiers).
+    /// run visible. Replicated mode ships them through the log with the run's spot base
+    /// (every replica then holds the same bytes before the run finishes); single-node
+    /// writes the base after the run is current ([`Store::write_spot_base`]): its
+    /// 0.2–0.5 s at 3.5 M held the blocks' writes back, and a base is only a restart's
+    /// shortcut (without one, the open scans the dossiers).
     pub fn write_run_results(
         &self,
         id: u64,

@@ -320,6 +320,96 @@ async fn a_batch_run_killed_midway_leaves_the_previous_run_current() {
     assert!(store.verify_audit_chain().unwrap().1.is_none());
 }
 
+/// A kill after a pass's runs are current and its stream has ended, before their spot
+/// bases are stored (held at `batch.spot_base`), leaves the new run current; the open
+/// rebuilds its spot index from the dossiers, and the selector answers as the server did
+/// before the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_before_a_runs_spot_base_is_stored_rebuilds_the_index_alike() {
+    use credit_risk::{domain::Date, store::spot::CandidateFilter};
+    let tmp = tempfile::tempdir().unwrap();
+    // --demo scores its city, and that pass's tail is over, before the server starts
+    // and arms the point: the pass below is its first hit.
+    let (mut child, addr) = spawn_serve(
+        tmp.path(),
+        &["--demo", "3000"],
+        &[(credit_risk::fault::ENV, "batch.spot_base:1:hold")],
+    );
+    let channel = format!("http://{addr}");
+    let mut k =
+        credit_risk::proto::classification_service_client::ClassificationServiceClient::connect(
+            channel.clone(),
+        )
+        .await
+        .unwrap();
+    let mut stream = k
+        .run_batch_scoring(pb::RunBatchScoringRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut run = None;
+    while let Some(ev) = stream.message().await.unwrap() {
+        if let Some(pb::batch_scoring_event::Event::Done(d)) = ev.event {
+            run = Some(d.run_id);
+        }
+    }
+    let run = run.expect("the pass finished its run");
+    // The pool as the live server answers it, exempt enterprises marked.
+    let mut spot =
+        credit_risk::proto::spot_check_service_client::SpotCheckServiceClient::connect(channel)
+            .await
+            .unwrap();
+    let mut st = spot
+        .query_candidates(pb::QueryCandidatesRequest {
+            filter: Some(pb::CandidateFilter {
+                include_exempt: true,
+                ..Default::default()
+            }),
+            as_of: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut live = Vec::new();
+    while let Some(b) = st.message().await.unwrap() {
+        live.extend(
+            b.candidates
+                .into_iter()
+                .map(|c| (c.uscc, c.risk_class, c.exempt)),
+        );
+    }
+    assert!(
+        live.len() > 2_000 && live.iter().any(|c| c.2),
+        "{}",
+        live.len()
+    );
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+
+    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    let current = store.current_run().unwrap().expect("a current run");
+    assert_eq!(current.run.id, run, "the pass's run stays current");
+    // Only the demo's food run has a stored base: the new run's index was rebuilt.
+    let food = store.current_run_of("food").unwrap().expect("the food run");
+    assert_eq!(store.check_spot_bases().unwrap(), food.entries.len() as u64);
+    let all = CandidateFilter {
+        include_exempt: true,
+        ..Default::default()
+    };
+    let (_, reopened) = store.spot_candidates(&all, Date::today()).unwrap();
+    let reopened: Vec<(String, i32, bool)> = reopened
+        .iter()
+        .map(|c| {
+            (
+                c.uscc.to_string(),
+                c.class.index() as i32 + 1,
+                c.exemption.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(reopened, live);
+}
+
 /// Waits (at most 30 s) for the child to exit.
 async fn wait_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
     for _ in 0..600 {
