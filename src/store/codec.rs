@@ -633,9 +633,12 @@ mod tests {
         ];
         let mut place = EnterpriseRecords::default();
         for b in &bytes {
+            // (What the scan attaches for the previous enterprise.)
+            place.false_commitments = vec![(3, day("2026-02-01"))];
             decode_dossier_into(b, &mut place).unwrap();
             assert_eq!(place, decode_dossier(b).unwrap());
-            // Kept with the repair cases, never in the stored dossier.
+            // Kept with the repair cases, never in the stored dossier: none after a
+            // decode, whatever the previous dossier was given.
             assert!(place.false_commitments.is_empty());
         }
         assert!(decode_dossier_into(&bytes[1][..bytes[1].len() - 1], &mut place).is_err());

@@ -323,7 +323,8 @@ impl SpotBuilder {
         out
     }
 
-    /// The builder as stored beside its run (see [`encode_base`]).
+    /// The builder as stored beside its run: [`BASE_CHUNK`] positions per value, each
+    /// with the histories of its positions, ascending.
     pub fn encode_chunks(&self) -> Result<Vec<Vec<u8>>> {
         encode_base(&self.attrs, &self.merged_history())
     }
