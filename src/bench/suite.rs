@@ -350,7 +350,8 @@ impl Server {
             .arg(&config)
             .arg("--data-dir")
             .arg(dir)
-            .env("RUST_LOG", "warn")
+            // Warnings, and where each rescore's time went (its phases, one line a pass).
+            .env("RUST_LOG", "warn,credit_risk::jobs::batch_scoring=info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log)?)
             .spawn()?;
