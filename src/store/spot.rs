@@ -46,10 +46,6 @@ impl Histories {
         debug_assert!(self.0.last().is_none_or(|(p, _)| *p < pos));
         self.0.push((pos, h));
     }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
 }
 
 /// Reads the histories of ascending positions: each look-up searches only past the last
@@ -221,6 +217,27 @@ fn encode_base(attrs: &[Option<Attrs>], history: &[(u32, &SpotHistory)]) -> Resu
     Ok(out)
 }
 
+/// `held` (ascending by position) with `late` (positions not in `held`) merged in,
+/// ascending, empty histories left out.
+fn merge_late<H: std::borrow::Borrow<SpotHistory>>(
+    held: impl IntoIterator<Item = (u32, H)>,
+    mut late: Vec<(u32, H)>,
+) -> Vec<(u32, H)> {
+    late.sort_unstable_by_key(|(p, _)| *p);
+    let held = held.into_iter();
+    let mut out = Vec::with_capacity(held.size_hint().0 + late.len());
+    let mut late = late.into_iter().peekable();
+    for (p, h) in held {
+        while let Some(l) = late.next_if(|(q, _)| *q < p) {
+            out.push(l);
+        }
+        out.push((p, h));
+    }
+    out.extend(late);
+    out.retain(|(_, h)| !h.borrow().is_empty());
+    out
+}
+
 /// Builds an index while entries are produced in USCC order.
 #[derive(Default)]
 pub struct SpotBuilder {
@@ -308,19 +325,10 @@ impl SpotBuilder {
 
     /// The histories with the late ones merged in, ascending, empty ones left out.
     fn merged_history(&self) -> Vec<(u32, &SpotHistory)> {
-        let mut late: Vec<(u32, &SpotHistory)> = self.late.iter().map(|(p, h)| (*p, h)).collect();
-        late.sort_unstable_by_key(|(p, _)| *p);
-        let mut out = Vec::with_capacity(self.history.len() + late.len());
-        let mut late = late.into_iter().peekable();
-        for (p, h) in &self.history.0 {
-            while let Some(l) = late.next_if(|(q, _)| q < p) {
-                out.push(l);
-            }
-            out.push((*p, h));
-        }
-        out.extend(late);
-        out.retain(|(_, h)| !h.is_empty());
-        out
+        merge_late(
+            self.history.0.iter().map(|(p, h)| (*p, h)),
+            self.late.iter().map(|(p, h)| (*p, h)).collect(),
+        )
     }
 
     /// The builder as stored beside its run: [`BASE_CHUNK`] positions per value, each
@@ -373,12 +381,8 @@ impl SpotBuilder {
     pub fn finish(self, classes: impl Iterator<Item = RiskClass>) -> SpotIndex {
         let history = match self.late.is_empty() {
             true => self.history,
-            false => Histories(
-                self.merged_history()
-                    .into_iter()
-                    .map(|(p, h)| (p, h.clone()))
-                    .collect(),
-            ),
+            // Moved, not copied: a city has a million histories.
+            false => Histories(merge_late(self.history.0, self.late.into_iter().collect())),
         };
         let mut by_class: [Vec<u32>; 4] = Default::default();
         for (i, c) in classes.enumerate() {
@@ -699,7 +703,7 @@ mod tests {
         let back = SpotBuilder::decode_chunks(chunks.iter().map(Vec::as_slice)).unwrap();
         assert_eq!(back.attrs, b.attrs);
         assert_eq!(back.history, b.history);
-        assert!(b.history.len() > 0);
+        assert!(!b.history.0.is_empty());
         assert!(SpotBuilder::decode_chunks([&[9u8, 0][..]]).is_err());
     }
 
@@ -730,7 +734,7 @@ mod tests {
         first.append_reversed(second);
         assert_eq!(first.attrs, forward.attrs);
         assert_eq!(first.history, forward.history);
-        assert_eq!(forward.history.len(), 13);
+        assert_eq!(forward.history.0.len(), 13);
         let has = |b: &SpotBuilder, p: usize| !b.at(p).unwrap().1.is_empty();
         assert!(has(&forward, 1) && !has(&forward, 2));
 

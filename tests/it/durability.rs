@@ -260,16 +260,21 @@ async fn a_closed_store_gets_sleds_snapshot_and_a_live_one_is_left_alone() {
     assert!(store.verify_audit_chain().unwrap().1.is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_run_killed_midway_leaves_the_previous_run_current() {
-    let tmp = tempfile::tempdir().unwrap();
-    // --demo loads a generated city of 20,000 and scores it: run 1 is current. Run 2 is
-    // then held at its 10,000th enterprise (hit 30,000 of the scan's fault point), so the
-    // kill lands mid-way on any machine speed.
-    let (mut child, addr) = spawn_serve(
-        tmp.path(),
-        &["--demo", "20000"],
-        &[(credit_risk::fault::ENV, "batch.scan:30000:hold")],
+/// A server on a `--demo` city of `n` (scored before it starts) with `fault` armed, and
+/// the stream of a new general pass started on it.
+async fn demo_and_a_pass(
+    dir: &std::path::Path,
+    n: u32,
+    fault: &str,
+) -> (
+    Child,
+    std::net::SocketAddr,
+    tonic::Streaming<pb::BatchScoringEvent>,
+) {
+    let (child, addr) = spawn_serve(
+        dir,
+        &["--demo", &n.to_string()],
+        &[(credit_risk::fault::ENV, fault)],
     );
     let mut k =
         credit_risk::proto::classification_service_client::ClassificationServiceClient::connect(
@@ -277,12 +282,23 @@ async fn a_batch_run_killed_midway_leaves_the_previous_run_current() {
         )
         .await
         .unwrap();
-    // Start a new run; once its scan reports progress past the middle it is held there.
-    let mut stream = k
+    let stream = k
         .run_batch_scoring(pb::RunBatchScoringRequest::default())
         .await
         .unwrap()
         .into_inner();
+    (child, addr, stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_run_killed_midway_leaves_the_previous_run_current() {
+    let tmp = tempfile::tempdir().unwrap();
+    // --demo loads a generated city of 20,000 and scores it: run 1 is current. Run 2 is
+    // then held at its 10,000th enterprise (hit 30,000 of the scan's fault point), so the
+    // kill lands mid-way on any machine speed.
+    // Start a new run; once its scan reports progress past the middle it is held there.
+    let (mut child, _, mut stream) =
+        demo_and_a_pass(tmp.path(), 20_000, "batch.scan:30000:hold").await;
     let held = tokio::time::timeout(std::time::Duration::from_secs(120), async {
         while let Ok(Some(ev)) = stream.message().await {
             if let Some(pb::batch_scoring_event::Event::Progress(p)) = &ev.event {
@@ -330,54 +346,28 @@ async fn a_kill_before_a_runs_spot_base_is_stored_rebuilds_the_index_alike() {
     let tmp = tempfile::tempdir().unwrap();
     // --demo scores its city, and that pass's tail is over, before the server starts
     // and arms the point: the pass below is its first hit.
-    let (mut child, addr) = spawn_serve(
-        tmp.path(),
-        &["--demo", "3000"],
-        &[(credit_risk::fault::ENV, "batch.spot_base:1:hold")],
-    );
-    let channel = format!("http://{addr}");
-    let mut k =
-        credit_risk::proto::classification_service_client::ClassificationServiceClient::connect(
-            channel.clone(),
-        )
+    let (mut child, addr, stream) =
+        demo_and_a_pass(tmp.path(), 3_000, "batch.spot_base:1:hold").await;
+    let run = scoring_done(stream)
         .await
-        .unwrap();
-    let mut stream = k
-        .run_batch_scoring(pb::RunBatchScoringRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let mut run = None;
-    while let Some(ev) = stream.message().await.unwrap() {
-        if let Some(pb::batch_scoring_event::Event::Done(d)) = ev.event {
-            run = Some(d.run_id);
-        }
-    }
-    let run = run.expect("the pass finished its run");
+        .expect("the pass finished its run")
+        .run_id;
     // The pool as the live server answers it, exempt enterprises marked.
-    let mut spot =
-        credit_risk::proto::spot_check_service_client::SpotCheckServiceClient::connect(channel)
-            .await
-            .unwrap();
-    let mut st = spot
-        .query_candidates(pb::QueryCandidatesRequest {
-            filter: Some(pb::CandidateFilter {
-                include_exempt: true,
-                ..Default::default()
-            }),
-            as_of: String::new(),
-        })
+    let mut spot = credit_risk::proto::spot_check_service_client::SpotCheckServiceClient::connect(
+        format!("http://{addr}"),
+    )
+    .await
+    .unwrap();
+    let every = pb::CandidateFilter {
+        include_exempt: true,
+        ..Default::default()
+    };
+    let live: Vec<(String, i32, bool)> = candidates(&mut spot, every)
         .await
         .unwrap()
-        .into_inner();
-    let mut live = Vec::new();
-    while let Some(b) = st.message().await.unwrap() {
-        live.extend(
-            b.candidates
-                .into_iter()
-                .map(|c| (c.uscc, c.risk_class, c.exempt)),
-        );
-    }
+        .into_iter()
+        .map(|c| (c.uscc, c.risk_class, c.exempt))
+        .collect();
     assert!(
         live.len() > 2_000 && live.iter().any(|c| c.2),
         "{}",

@@ -125,24 +125,6 @@ async fn city() -> City {
     }
 }
 
-async fn candidates(
-    spot: &mut Spot,
-    f: pb::CandidateFilter,
-) -> Result<Vec<pb::Candidate>, tonic::Status> {
-    let mut st = spot
-        .query_candidates(pb::QueryCandidatesRequest {
-            filter: Some(f),
-            as_of: String::new(),
-        })
-        .await?
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(b) = st.message().await? {
-        out.extend(b.candidates);
-    }
-    Ok(out)
-}
-
 fn cd() -> Vec<i32> {
     vec![pb::RiskClass::C as i32, pb::RiskClass::D as i32]
 }

@@ -437,3 +437,22 @@ pub async fn assert_writes_fail_closed(store: &credit_risk::store::Store, cause:
     let fault = store.fault().borrow().clone().unwrap_or_default();
     assert!(fault.contains(cause), "the fault names {cause:?}: {fault}");
 }
+
+/// Every candidate `QueryCandidates` streams for `f` (as of today).
+pub async fn candidates(
+    spot: &mut pb::spot_check_service_client::SpotCheckServiceClient<Channel>,
+    f: pb::CandidateFilter,
+) -> Result<Vec<pb::Candidate>, tonic::Status> {
+    let mut st = spot
+        .query_candidates(pb::QueryCandidatesRequest {
+            filter: Some(f),
+            as_of: String::new(),
+        })
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(b) = st.message().await? {
+        out.extend(b.candidates);
+    }
+    Ok(out)
+}
