@@ -173,6 +173,22 @@ pub fn parse_scale(s: &str) -> Result<u64, String> {
 /// Rounds of each alternating comparison (baseline, ours, baseline, ours…).
 const ROUNDS: usize = 5;
 
+/// Passes of the batch rescore, and bare scans beside them (medians of each).
+const RESCORE_ROUNDS: usize = 3;
+
+/// The range of `ours / baseline` over every pairing of a round of each, for measures
+/// whose rounds cannot alternate (a rescore runs in the server, the bare scan on the
+/// stopped store): the lowest pass against the slowest scan, the highest against the
+/// fastest.
+fn rounds_spread(ours: &[f64], baseline: &[f64]) -> Option<[f64; 2]> {
+    let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if ours.is_empty() || baseline.is_empty() || lo(baseline) <= 0.0 {
+        return None;
+    }
+    Some([lo(ours) / hi(baseline), hi(ours) / lo(baseline)])
+}
+
 /// A measure taken in rounds, each right after its baseline: per round (baseline rate,
 /// our rate, baseline p99, our p99).
 struct Paired(Vec<(f64, f64, f64, f64)>);
@@ -265,7 +281,8 @@ pub struct Row {
     pub ratio: Option<f64>,
     pub target: String,
     pub met: Option<bool>,
-    /// For a figure taken in alternating rounds: the lowest and highest per-round ratio.
+    /// For a figure taken in rounds: the lowest and highest per-round ratio (alternating
+    /// rounds), or over every pairing of its rounds with its baseline's (the rescore).
     #[serde(default)]
     pub spread: Option<[f64; 2]>,
 }
@@ -350,8 +367,12 @@ impl Server {
             .arg(&config)
             .arg("--data-dir")
             .arg(dir)
-            // Warnings, and where each rescore's time went (its phases, one line a pass).
-            .env("RUST_LOG", "warn,credit_risk::jobs::batch_scoring=info")
+            // Warnings, and where the time went: each rescore's phases (a line a pass),
+            // each import's staging and applying (a line an import).
+            .env(
+                "RUST_LOG",
+                "warn,credit_risk::jobs::batch_scoring=info,credit_risk::server::service::registry=info",
+            )
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log)?)
             .spawn()?;
@@ -586,27 +607,45 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
     );
     checkpoint(&args.data, n, &raw);
 
-    // 4. Batch scoring.
-    log("batch scoring over gRPC");
+    // 4. Batch scoring, in rounds: a nightly rescore's time on a shared machine drifts
+    // from pass to pass, so the figure is the median of RESCORE_ROUNDS passes (the first
+    // right after the import, the others each on the run before it, as every night's),
+    // beside the median of as many bare scans (section 9).
+    log(format!("batch scoring over gRPC, {RESCORE_ROUNDS} passes"));
     let ch = client::channel(&addr).await?;
     let mut cls = ClassificationServiceClient::with_interceptor(
         ch.clone(),
         client::TokenInterceptor::from_env(),
     );
-    let t = Instant::now();
-    let run = super::batch_run(
-        &mut cls,
-        pb::RunBatchScoringRequest {
-            as_of: as_of.to_string(),
-            ..Default::default()
-        },
-    )
-    .await?;
-    let scoring_secs = t.elapsed().as_secs_f64();
+    let mut passes = Vec::new();
+    for round in 0..RESCORE_ROUNDS {
+        if round > 0 {
+            // The pass before stores its spot base and retires old runs after its
+            // stream ends (under a second at 3.5 M): not measured as this pass's time.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        let t = Instant::now();
+        let run = super::batch_run(
+            &mut cls,
+            pb::RunBatchScoringRequest {
+                as_of: as_of.to_string(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let secs = t.elapsed().as_secs_f64();
+        passes.push(json!({"run_id": run.run_id, "enterprises": run.enterprises,
+                           "seconds": secs, "server_seconds": run.seconds}));
+    }
+    let scoring_rounds: Vec<f64> = passes
+        .iter()
+        .filter_map(|p| p["seconds"].as_f64())
+        .collect();
+    let scoring_secs = median(scoring_rounds.clone());
     raw.insert(
         "batch_scoring".into(),
-        json!({"run_id": run.run_id, "enterprises": run.enterprises, "seconds": scoring_secs,
-               "server_seconds": run.seconds, "server_rss_kib": server.status_kib("VmRSS:"),
+        json!({"seconds": scoring_secs, "rounds": passes,
+               "server_rss_kib": server.status_kib("VmRSS:"),
                "server_peak_rss_kib": server.status_kib("VmHWM:")}),
     );
     checkpoint(&args.data, n, &raw);
@@ -757,15 +796,18 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
 
     // 9. Storage ceilings on the same store, the server stopped.
     log("bare sled: scan of the dossiers, copy of every key");
-    let (bare_scan_s, bare_keys, bare_bytes, copy_s, compacted) = {
+    let (bare_scans, bare_keys, bare_bytes, copy_s, compacted) = {
         let dir = store_dir.clone();
         let copy_dir = args.data.join(format!("bench-bare-copy-{n}"));
         tokio::task::spawn_blocking(move || -> Result<_, BenchError> {
             let store = Store::open(&dir, StoreOptions::default())?;
             super::bare_scan(&store, 2)?; // warm-up, as the server's run had a warm cache
-            let t = Instant::now();
-            super::bare_scan(&store, 2)?;
-            let scan = t.elapsed().as_secs_f64();
+            let mut scan = Vec::new();
+            for _ in 0..RESCORE_ROUNDS {
+                let t = Instant::now();
+                super::bare_scan(&store, 2)?;
+                scan.push(t.elapsed().as_secs_f64());
+            }
             store.close(Duration::from_secs(10))?;
             drop(store);
             let _ = std::fs::remove_dir_all(&copy_dir);
@@ -779,9 +821,11 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
         })
         .await??
     };
+    let bare_scan_s = median(bare_scans.clone());
     raw.insert(
         "bare_sled".into(),
-        json!({"dossier_scan_seconds_2_threads": bare_scan_s, "copy_keys": bare_keys,
+        json!({"dossier_scan_seconds_2_threads": bare_scan_s,
+               "dossier_scan_rounds": bare_scans, "copy_keys": bare_keys,
                "copy_disk_bytes": bare_bytes, "copy_seconds": copy_s}),
     );
     checkpoint(&args.data, n, &raw);
@@ -813,7 +857,7 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
         &at("≥ 200,000/s and ≥ 0.60 of the bare copy"),
         Some(import_rate >= 200_000.0 && import_rate >= 0.6 * copy_rate),
     ));
-    rows.push(row(
+    let mut rescore = row(
         "batch rescore",
         scoring_secs,
         "s",
@@ -821,7 +865,9 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
         Some(bare_scan_s),
         &at("≤ 10 s and ≤ 3× scan"),
         Some(scoring_secs <= 10.0 && scoring_secs <= 3.0 * bare_scan_s),
-    ));
+    );
+    rescore.spread = rounds_spread(&scoring_rounds, &bare_scans);
+    rows.push(rescore);
     // Medians of the rounds; the ratio is the median of each round's ours / echo, with
     // the spread (lowest–highest) of those ratios.
     let cls_p99 = get_cls.median_p99();
@@ -1049,6 +1095,17 @@ pub fn compare_table(now: &[Row], base: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rescore_rounds_spread_over_every_pairing_with_the_bare_scans() {
+        // Passes 4.7, 5.0, 5.9 s; scans 1.6, 2.0, 2.3 s: 4.7 / 2.3 to 5.9 / 1.6.
+        let s = rounds_spread(&[5.0, 4.7, 5.9], &[2.0, 1.6, 2.3]).unwrap();
+        assert!((s[0] - 4.7 / 2.3).abs() < 1e-12, "{s:?}");
+        assert!((s[1] - 5.9 / 1.6).abs() < 1e-12, "{s:?}");
+        assert_eq!(rounds_spread(&[], &[1.0]), None);
+        assert_eq!(rounds_spread(&[1.0], &[0.0]), None);
+        assert_eq!(median(vec![5.0, 4.7, 5.9]), 5.0);
+    }
 
     #[test]
     fn alternating_rounds_report_the_median_ratio_and_its_spread() {
