@@ -1730,15 +1730,22 @@ impl Store {
         if let Some(log) = self.shared.log.get() {
             return self.log_run_results(log, id, entries, sources, spot);
         }
-        let tree = &self.shared.registry;
-        let tracker = &self.shared.tracker;
-        // Noted before written (a backup's catch-up then reads the value as of then).
-        for (k, v) in scoring::encode_blocks(id, entries) {
-            tracker.note([k.to_vec()])?;
-            tree.insert(k, v)?;
+        let sources = (scoring::sources_key(id), scoring::encode_sources(sources));
+        self.write_noted(
+            scoring::encode_blocks(id, entries)
+                .into_iter()
+                .chain([sources]),
+        )
+    }
+
+    /// Writes `entries` outside the writer and flushes them, each key noted for a
+    /// running backup before it is written (its catch-up then reads the value as of
+    /// then).
+    fn write_noted(&self, entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<()> {
+        for (k, v) in entries {
+            self.shared.tracker.note([k.clone()])?;
+            self.shared.registry.insert(k, v)?;
         }
-        tracker.note([scoring::sources_key(id)])?;
-        tree.insert(scoring::sources_key(id), scoring::encode_sources(sources))?;
         self.shared.db.flush()?;
         Ok(())
     }
@@ -1752,16 +1759,13 @@ impl Store {
         if self.shared.log.get().is_some() {
             return Ok(());
         }
-        let tree = &self.shared.registry;
         let fingerprint = scoring::rules_fingerprint(&self.shared.options.rules);
-        for (k, v) in
-            scoring::encode_spot_base(id, index.len(), index.encode_chunks()?, &fingerprint)?
-        {
-            self.shared.tracker.note([k.clone()])?;
-            tree.insert(k, v)?;
-        }
-        self.shared.db.flush()?;
-        Ok(())
+        self.write_noted(scoring::encode_spot_base(
+            id,
+            index.len(),
+            index.encode_chunks()?,
+            &fingerprint,
+        )?)
     }
 
     /// What a scoring job holds from finishing its runs until it has written their spot

@@ -418,17 +418,11 @@ async fn a_five_digit_region_prefix_does_not_widen_to_the_prefecture() {
     let pool = |filter: pb::CandidateFilter| {
         let mut spot = spot.clone();
         async move {
-            let mut st = spot
-                .query_candidates(pb::QueryCandidatesRequest {
-                    filter: Some(filter),
-                    as_of: String::new(),
-                })
+            let mut regions: Vec<String> = candidates(&mut spot, filter)
                 .await?
-                .into_inner();
-            let mut regions = Vec::new();
-            while let Some(b) = st.message().await? {
-                regions.extend(b.candidates.into_iter().map(|c| c.region_code));
-            }
+                .into_iter()
+                .map(|c| c.region_code)
+                .collect();
             regions.sort();
             Ok::<_, tonic::Status>(regions)
         }

@@ -438,11 +438,18 @@ pub async fn assert_writes_fail_closed(store: &credit_risk::store::Store, cause:
     assert!(fault.contains(cause), "the fault names {cause:?}: {fault}");
 }
 
-/// Every candidate `QueryCandidates` streams for `f` (as of today).
-pub async fn candidates(
-    spot: &mut pb::spot_check_service_client::SpotCheckServiceClient<Channel>,
+/// Every candidate `QueryCandidates` streams for `f` (as of today), through any client
+/// (a bare channel, or one with a token interceptor).
+pub async fn candidates<T>(
+    spot: &mut pb::spot_check_service_client::SpotCheckServiceClient<T>,
     f: pb::CandidateFilter,
-) -> Result<Vec<pb::Candidate>, tonic::Status> {
+) -> Result<Vec<pb::Candidate>, tonic::Status>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
     let mut st = spot
         .query_candidates(pb::QueryCandidatesRequest {
             filter: Some(f),
