@@ -417,4 +417,103 @@ mod tests {
         assert_eq!(db.get([2u8]).expect("get"), None);
         assert_eq!(db.get([3u8]).expect("get"), None);
     }
+
+    /// The vendored sled's grouped batches (vendor/PATCHES.md 11): a batch's writes
+    /// are sorted and each run of them falling in one leaf is applied to one copy of
+    /// it, written whole. Whatever the batches — keys new and old, removals, values of
+    /// any size, runs long enough to split leaves and their parents — the tree reads
+    /// back as a map given the same writes does, before and after a reopen (which
+    /// rebuilds every leaf from the log).
+    mod grouped_batches {
+        use std::collections::BTreeMap;
+
+        use proptest::{collection::vec, option, prelude::*};
+
+        fn key(k: u16) -> Vec<u8> {
+            // A common prefix, as the store's keyspaces have: leaves strip it.
+            format!("E91310115{k:05}").into_bytes()
+        }
+
+        fn value(k: u16, len: usize) -> Vec<u8> {
+            vec![(k as usize ^ len) as u8; len]
+        }
+
+        fn open(dir: &std::path::Path) -> sled::Db {
+            // A small cache: leaves are evicted and read back while the batches apply.
+            let mut tries = 0;
+            loop {
+                match sled::Config::new()
+                    .path(dir)
+                    .cache_capacity(64 * 1024)
+                    .open()
+                {
+                    Ok(db) => return db,
+                    Err(e) if tries < 50 => {
+                        let _ = e;
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    Err(e) => panic!("reopen: {e}"),
+                }
+            }
+        }
+
+        fn assert_reads_as(db: &sled::Db, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
+            let read: BTreeMap<Vec<u8>, Vec<u8>> = db
+                .iter()
+                .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect::<Result<_, _>>()
+                .expect("scan");
+            assert_eq!(read.len(), model.len());
+            assert!(read == *model, "the tree differs from the writes given");
+            for (k, v) in model.iter().step_by(7) {
+                assert_eq!(db.get(k).expect("get").as_deref(), Some(&v[..]));
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+            #[test]
+            fn batches_read_back_as_written_before_and_after_a_reopen(
+                batches in vec(
+                    prop_oneof![
+                        // Scattered writes and removals over a small keyspace.
+                        vec((0u16..3_000, option::weighted(0.8, 0usize..400)), 1..300),
+                        // A long ascending run, as an import's dossiers are.
+                        (0u16..3_000, 1usize..3_000, 1usize..300).prop_map(|(from, n, len)| {
+                            (0..n as u16)
+                                .map(|i| (from.saturating_add(i), Some(len)))
+                                .collect::<Vec<_>>()
+                        }),
+                    ],
+                    1..10,
+                )
+            ) {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let mut model = BTreeMap::new();
+                {
+                    let db = open(dir.path());
+                    for writes in &batches {
+                        let mut batch = sled::Batch::default();
+                        for (k, v) in writes {
+                            match v {
+                                Some(len) => {
+                                    batch.insert(key(*k), value(*k, *len));
+                                    model.insert(key(*k), value(*k, *len));
+                                }
+                                None => {
+                                    batch.remove(key(*k));
+                                    model.remove(&key(*k));
+                                }
+                            }
+                        }
+                        db.apply_batch(batch).expect("batch");
+                        assert_reads_as(&db, &model);
+                    }
+                    db.flush().expect("flush");
+                }
+                assert_reads_as(&open(dir.path()), &model);
+            }
+        }
+    }
 }
