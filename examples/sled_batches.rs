@@ -1,8 +1,8 @@
-//! How fast the vendored sled applies batches, alone: a fresh tree loaded as the
-//! store's writer loads it — batches of 4,096 writes, each applied with `apply_batch`
-//! and flushed — then random point reads of it. Build it with two versions of
-//! `vendor/sled` to compare them (BENCHMARKS.md, "Batches applied a leaf at a time");
-//! never run in CI.
+//! How fast the vendored sled applies batches (vendor/PATCHES.md 11), alone: a fresh
+//! tree loaded as the store's writer loads it — batches of 4,096 writes, each applied
+//! with `apply_batch` and flushed — then random point reads of it. Build it with two
+//! versions of `vendor/sled` to compare them (BENCHMARKS.md, "Batches applied a leaf
+//! at a time"); never run in CI.
 //!
 //! ```text
 //! cargo run --release --example sled_batches -- 1000000 mixed

@@ -422,9 +422,10 @@ mod tests {
     /// the batches — keys new and old, removals, values from empty to a few hundred
     /// bytes, ascending runs long enough to split leaves and their parents — the tree
     /// reads back as a map given the same writes does, before and after a reopen (which
-    /// rebuilds every leaf from the log). A guard for any change to how the vendored
-    /// sled applies a batch (BENCHMARKS.md, "Batches applied a leaf at a time": one
-    /// such change, measured and not kept, was checked with it).
+    /// rebuilds every leaf from the log). It guards the vendored sled's grouped batches
+    /// (vendor/PATCHES.md 11: a batch's writes sorted, each run of them in one leaf
+    /// applied to one copy of it, written whole); it fails when the grouped path drops
+    /// a removal.
     mod grouped_batches {
         use std::collections::BTreeMap;
 

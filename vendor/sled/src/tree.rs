@@ -386,11 +386,15 @@ impl Tree {
     ) -> Result<()> {
         let peg = self.context.pin_log(guard)?;
         trace!("applying batch {:?}", batch);
-        for (k, v_opt) in batch.writes {
-            loop {
-                if self.insert_inner(&k, v_opt.clone(), guard)?.is_ok() {
-                    break;
-                }
+        // credit-risk patch (vendor/PATCHES.md): the batch's keys are sorted; a run
+        // of them that falls in one leaf is applied to one copy of it, written once.
+        // (`Batch` keeps its writes in a hash map: they are sorted here.)
+        let mut writes: Vec<(IVec, Option<IVec>)> = batch.writes.into_iter().collect();
+        writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut i = 0;
+        while i < writes.len() {
+            if let Ok(applied) = self.apply_leaf_group(&writes[i..], guard)? {
+                i += applied;
             }
         }
 
@@ -398,6 +402,76 @@ impl Tree {
         // written to the log since its creation are
         // recovered atomically
         peg.seal_batch()
+    }
+
+    /// credit-risk patch (vendor/PATCHES.md): applies the first of `writes` (sorted by
+    /// key) and every following one that falls in the same leaf, as long as the leaf
+    /// stays within its split threshold, to one copy of the leaf, written with one
+    /// `replace` (a run of fewer than `LEAF_GROUP_MIN` keys goes through
+    /// `insert_inner`, one link each, as before). Returns how many writes it applied, or
+    /// a conflict (nothing applied: the caller retries).
+    fn apply_leaf_group(
+        &self,
+        writes: &[(IVec, Option<IVec>)],
+        guard: &mut Guard,
+    ) -> Result<Conflictable<usize>> {
+        const LEAF_GROUP_MIN: usize = 2;
+        let (first, first_value) = &writes[0];
+        let View { node_view, pid, .. } = self.view_for_key(first.as_ref(), guard)?;
+        let in_leaf = |k: &IVec| node_view.hi.is_empty() || k.as_ref() < node_view.hi.as_ref();
+        let run = writes.iter().take_while(|(k, _)| in_leaf(k)).count();
+        if run < LEAF_GROUP_MIN || node_view.merging || node_view.merging_child.is_some() {
+            return Ok(self
+                .insert_inner(first.as_ref(), first_value.clone(), guard)?
+                .map(|_| 1));
+        }
+        let mut node: Node = (*node_view).clone();
+        let prefix_len = node.prefix_len as usize;
+        let mut applied = 0;
+        let mut changed = Vec::new();
+        for (k, v) in &writes[..run] {
+            if node.should_split() {
+                break;
+            }
+            let (_, last) = node.node_kv_pair(k.as_ref());
+            applied += 1;
+            if *v == last {
+                continue;
+            }
+            let encoded = IVec::from(&k[prefix_len..]);
+            match v {
+                Some(v) => node.set_leaf(encoded, v.clone()),
+                None => node.del_leaf(&encoded),
+            }
+            changed.push((k, v));
+        }
+        if changed.is_empty() {
+            return Ok(Ok(applied));
+        }
+        let reservations: Vec<_> = changed
+            .iter()
+            .map(|(k, _)| self.subscribers.reserve(k))
+            .collect();
+        let replace =
+            self.context.pagecache.replace(pid, node_view.0, node, guard)?;
+        if replace.is_err() {
+            M.tree_looped();
+            return Ok(Err(Conflict));
+        }
+        for ((k, v), res) in changed.into_iter().zip(reservations) {
+            if let Some(res) = res {
+                let event = match v {
+                    Some(value) => subscriber::Event::Insert {
+                        key: k.clone(),
+                        value: value.clone(),
+                    },
+                    None => subscriber::Event::Remove { key: k.clone() },
+                };
+                res.complete(&event);
+            }
+        }
+        guard.writeset.push(pid);
+        Ok(Ok(applied))
     }
 
     /// Retrieve a value from the `Tree` if it exists.

@@ -864,7 +864,19 @@ impl PageCache {
     pub(crate) fn attempt_gc(&self) -> Result<bool> {
         let guard = pin();
         let cc = concurrency_control::read();
-        let to_clean = self.log.iobufs.segment_cleaner.pop();
+        let mut to_clean = self.log.iobufs.segment_cleaner.pop();
+        if to_clean.is_none() {
+            // credit-risk patch (vendor/PATCHES.md 12): a segment is deactivated (and
+            // only then cleaned) once the log's stable mark passes it, and that mark
+            // moves in closures deferred on the epoch, which run only as threads pin
+            // and collect (a bounded number of bags each time). After a burst of
+            // writes an idle store may pin too rarely to run them: drive the epoch
+            // here, so they run and the segments behind the mark can be cleaned.
+            for _ in 0..64 {
+                pin().flush();
+            }
+            to_clean = self.log.iobufs.segment_cleaner.pop();
+        }
         let ret = if let Some((pid_to_clean, segment_to_clean)) = to_clean {
             self.rewrite_page(pid_to_clean, segment_to_clean, &guard)
                 .map(|_| true)
