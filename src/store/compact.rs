@@ -442,21 +442,8 @@ mod tests {
 
         fn open(dir: &std::path::Path) -> sled::Db {
             // A small cache: leaves are evicted and read back while the batches apply.
-            let mut tries = 0;
-            loop {
-                match sled::Config::new()
-                    .path(dir)
-                    .cache_capacity(64 * 1024)
-                    .open()
-                {
-                    Ok(db) => return db,
-                    Err(_) if tries < 50 => {
-                        tries += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                    }
-                    Err(e) => panic!("reopen: {e}"),
-                }
-            }
+            let config = sled::Config::new().path(dir).cache_capacity(64 * 1024);
+            crate::store::open_retrying_lock(&config, dir).expect("open")
         }
 
         fn assert_reads_as(db: &sled::Db, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
