@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-/// mimalloc: decoding millions of dossiers and import chunks is allocation-heavy.
+/// mimalloc: decoding millions of dossiers and import chunks is allocation-heavy. (The
+/// `system-allocator` feature leaves the system's, for heap profilers.)
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -434,6 +434,13 @@ impl Db {
         self.context.pagecache.log.iobufs.unsynced_blobs.lock().len()
     }
 
+    /// credit-risk patch (vendor/PATCHES.md) 13: the key and value bytes of the
+    /// pages held in the page cache whose log record points to a blob file. For tests.
+    #[doc(hidden)]
+    pub fn resident_blob_page_bytes(&self) -> u64 {
+        self.context.pagecache.resident_blob_page_bytes()
+    }
+
     /// Traverses all files and calculates their total physical
     /// size, then traverses all pages and calculates their
     /// total logical size, then divides the physical size

@@ -491,6 +491,21 @@ impl Page {
         self.cache_infos.iter().map(|ci| ci.log_size).sum()
     }
 
+    /// credit-risk patch (vendor/PATCHES.md) 13: what the page cache charges for this
+    /// page — its size in the log, except for a page with a blob among its fragments,
+    /// whose log record is only a pointer to the blob file: charged at least its node's
+    /// key and value bytes, so that the LRU evicts it like any other page of that size.
+    pub(crate) fn cache_size(&self) -> u64 {
+        let log_size = self.log_size();
+        if !self.cache_infos.iter().any(|ci| ci.pointer.is_blob()) {
+            return log_size;
+        }
+        match self.update.as_deref() {
+            Some(Update::Node(node)) => log_size.max(node.rss()),
+            _ => log_size,
+        }
+    }
+
     fn ts(&self) -> u64 {
         self.cache_infos.last().map_or(0, |ci| ci.ts)
     }
@@ -1124,7 +1139,7 @@ impl PageCache {
 
                     // possibly evict an item now that our cache has grown
                     let total_page_size =
-                        unsafe { new_shared.deref().log_size() };
+                        unsafe { new_shared.deref().cache_size() };
                     let to_evict =
                         self.lru.accessed(pid, total_page_size, guard);
                     trace!(
@@ -1320,7 +1335,7 @@ impl PageCache {
 
                     // possibly evict an item now that our cache has grown
                     let total_page_size =
-                        unsafe { new_shared.deref().log_size() };
+                        unsafe { new_shared.deref().cache_size() };
                     let to_evict =
                         self.lru.accessed(pid, total_page_size, guard);
                     trace!(
@@ -1443,6 +1458,25 @@ impl PageCache {
         Ok(size)
     }
 
+    /// credit-risk patch (vendor/PATCHES.md) 13: the key and value bytes of the pages in
+    /// memory whose log record points to a blob (no page is read in to count). For
+    /// tests.
+    pub(crate) fn resident_blob_page_bytes(&self) -> u64 {
+        let guard = pin();
+        let next_pid_to_allocate = *self.next_pid_to_allocate.lock();
+        let mut ret = 0;
+        for pid in (COUNTER_PID + 1)..next_pid_to_allocate {
+            let Some(page) = self.inner.get(pid, &guard) else { continue };
+            if !page.cache_infos.iter().any(|ci| ci.pointer.is_blob()) {
+                continue;
+            }
+            if let Some(Update::Node(node)) = page.update.as_deref() {
+                ret += node.rss();
+            }
+        }
+        ret
+    }
+
     fn logical_size_of_all_pages(&self) -> Result<u64> {
         let guard = pin();
         let meta_size = self.get_meta(&guard)?.rss();
@@ -1557,7 +1591,7 @@ impl PageCache {
 
                     // possibly evict an item now that our cache has grown
                     let total_page_size =
-                        unsafe { new_shared.deref().log_size() };
+                        unsafe { new_shared.deref().cache_size() };
                     let to_evict =
                         self.lru.accessed(pid, total_page_size, guard);
                     trace!(
@@ -1698,7 +1732,7 @@ impl PageCache {
 
             if page_view.update.is_some() {
                 // possibly evict an item now that our cache has grown
-                let total_page_size = page_view.log_size();
+                let total_page_size = page_view.cache_size();
                 let to_evict = self.lru.accessed(pid, total_page_size, guard);
                 trace!(
                     "accessed pid {} -> paging out pids {:?}",
@@ -1773,7 +1807,7 @@ impl PageCache {
             }
 
             // possibly evict an item now that our cache has grown
-            let total_page_size = unsafe { new_shared.deref().log_size() };
+            let total_page_size = unsafe { new_shared.deref().cache_size() };
             let to_evict = self.lru.accessed(pid, total_page_size, guard);
             trace!("accessed pid {} -> paging out pids {:?}", pid, to_evict);
             if !to_evict.is_empty() {
