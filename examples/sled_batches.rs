@@ -17,7 +17,7 @@ use std::time::Instant;
 
 #[cfg(feature = "cli")]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// xorshift64: a fixed, dependency-free sequence of "random" positions.
 fn next(x: &mut u64) -> u64 {

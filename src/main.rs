@@ -9,11 +9,12 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-/// mimalloc: decoding millions of dossiers and import chunks is allocation-heavy. (The
-/// `system-allocator` feature leaves the system's, for heap profilers.)
+/// jemalloc: it returns to the system what a rescore frees, where mimalloc kept up to half
+/// a gibibyte more at 3.5 M (BENCHMARKS.md). (The `system-allocator` feature leaves the
+/// system's, for heap profilers.)
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Enterprise credit-risk classification service for market regulators.
 #[derive(Parser)]
