@@ -398,7 +398,7 @@ mod tests {
         };
         let (keys, value) = (20_000u32, [9u8; 1200]);
         let written = u64::from(keys) * 1204;
-        let bound = written / 2;
+        let bound = written / 3;
         let read_all = |db: &sled::Db| {
             let read = |i: u32| {
                 let v = db.get(i.to_be_bytes()).expect("get");

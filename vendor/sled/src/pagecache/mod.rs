@@ -497,13 +497,19 @@ impl Page {
     /// key and value bytes, so that the LRU evicts it like any other page of that size.
     pub(crate) fn cache_size(&self) -> u64 {
         let log_size = self.log_size();
-        if !self.cache_infos.iter().any(|ci| ci.pointer.is_blob()) {
+        if !self.has_blob() {
             return log_size;
         }
         match self.update.as_deref() {
             Some(Update::Node(node)) => log_size.max(node.rss()),
             _ => log_size,
         }
+    }
+
+    /// credit-risk patch (vendor/PATCHES.md) 13: whether a fragment of this page is a
+    /// blob file (its log record only a pointer to it).
+    pub(crate) fn has_blob(&self) -> bool {
+        self.cache_infos.iter().any(|ci| ci.pointer.is_blob())
     }
 
     fn ts(&self) -> u64 {
@@ -1467,7 +1473,7 @@ impl PageCache {
         let mut ret = 0;
         for pid in (COUNTER_PID + 1)..next_pid_to_allocate {
             let Some(page) = self.inner.get(pid, &guard) else { continue };
-            if !page.cache_infos.iter().any(|ci| ci.pointer.is_blob()) {
+            if !page.has_blob() {
                 continue;
             }
             if let Some(Update::Node(node)) = page.update.as_deref() {
