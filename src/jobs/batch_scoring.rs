@@ -44,7 +44,7 @@ use crate::{
     error::{Error, Result},
     store::{
         op,
-        scoring::{general_input, related, rep_key, FLAG_SOURCE},
+        scoring::{general_input, related, rep_key, Entries, EntryIndex, FLAG_SOURCE},
         spot::SpotBuilder,
         Actor, Answer, Remembered, RequestKey, RunEntry, RunView, ScoringRun, Store,
         TransitionExample, Transitions,
@@ -516,7 +516,17 @@ fn compute(
         laps.lap("compare");
         // 5. Write.
         report(sc.run.id, "write", scanned, sc.classes);
-        store.write_run_results(sc.run.id, &sc.entries, &sources, &sc.spot)?;
+        // The look-up index is built beside the write (0.2 s at 3.5 M).
+        let index = std::thread::scope(|s| {
+            let index = s.spawn(|| EntryIndex::of(&sc.entries));
+            store.write_run_results(sc.run.id, &sc.entries, &sources, &sc.spot)?;
+            // (A panic there is a bug: passed on, as the scan's threads pass theirs.)
+            Ok::<_, Error>(
+                index
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            )
+        })?;
         laps.lap("write");
         let mut regions: Vec<(String, [u64; 4])> = sc
             .regions
@@ -534,7 +544,7 @@ fn compute(
         out.push(RunView {
             run,
             model: sc.model,
-            entries: sc.entries,
+            entries: Entries::with_index(sc.entries, index),
             sources,
             spot,
             // Overrides written while the run was computed are marked when it finishes.

@@ -1402,20 +1402,14 @@ impl Store {
         let loaded = match &view {
             Some(_) => None,
             None if results.len() as u64 > run.enterprises / 64 => {
-                Some(scoring::load_entries(tree, run.id)?)
+                Some(scoring::Entries::new(scoring::load_entries(tree, run.id)?))
             }
             None => None,
         };
         let find = |u: &Uscc| -> Result<Option<RunEntry>> {
-            let search = |entries: &[RunEntry]| {
-                entries
-                    .binary_search_by(|e| e.uscc.cmp(u))
-                    .ok()
-                    .map(|i| entries[i])
-            };
             Ok(match (&view, &loaded) {
-                (Some(v), _) => search(&v.entries),
-                (None, Some(all)) => search(all),
+                (Some(v), _) => v.entries.find(u),
+                (None, Some(all)) => all.find(u),
                 (None, None) => scoring::lookup_entry(tree, run.id, u)?,
             })
         };

@@ -450,7 +450,7 @@ impl SpotIndex {
 
 /// The selector's view of one run: its entries and index.
 pub struct SpotView<'a> {
-    pub entries: &'a [super::RunEntry],
+    pub entries: &'a super::scoring::Entries,
     pub index: &'a SpotIndex,
 }
 
@@ -497,7 +497,7 @@ impl SpotView<'_> {
                 .as_ref()
                 .map(|r| (r.uscc, r.class, r.score, read(&r.attrs, &r.history))));
         }
-        let Ok(i) = self.entries.binary_search_by(|e| e.uscc.cmp(u)) else {
+        let Some(i) = self.entries.position(u) else {
             return Ok(None);
         };
         let e = self.entries[i];
