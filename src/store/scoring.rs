@@ -12,10 +12,10 @@
 //! | `S active_model` | version string |
 //!
 //! A run's results are ≈ 3,400 block values, not 3.5 M keys: writing them costs less
-//! than scoring, and the current run is held in memory (24 bytes per enterprise, and 4–9
-//! bytes more of its hash index, [`Entries`]) so a lookup is a probe or two. Readers see the old run or the new one because the
-//! current pointer (and the in-memory view) switch in one step after every block is
-//! written and flushed.
+//! than scoring, and the current run is held in memory (24 bytes per enterprise, and
+//! 4.5–9 bytes more of its hash index, [`Entries`]) so a lookup is a probe or two.
+//! Readers see the old run or the new one because the current pointer (and the
+//! in-memory view) switch in one step after every block is written and flushed.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -67,9 +67,10 @@ pub fn general_input(flags: u8) -> Option<RiskClass> {
 /// A run's entries in USCC order, with a hash index over them (位置索引): a table of
 /// `u32` slots, each the position of an entry and a few bits of its USCC's hash (open
 /// addressing, linear probing; at most 8/9 full, 16 MB for 3.5 M enterprises). A look-up
-/// reads one or two adjacent slots and the entry they name — about 0.2 µs where a binary
-/// search of the 84 MB vector took 1.5–2.5 µs, its last dozen probes each a miss to
-/// memory (BENCHMARKS.md, "Run look-ups by hash"). Immutable once built, like the run.
+/// reads one or two adjacent slots and the entry they name — 0.11–0.14 µs where a binary
+/// search of the 84 MB vector took 1.3–1.6 µs, its last dozen probes each a miss to
+/// memory (`examples/run_lookup.rs`; BENCHMARKS.md, "Run look-ups by hash"). Immutable
+/// once built, like the run.
 #[derive(Clone, Debug, Default)]
 pub struct Entries {
     all: Vec<RunEntry>,
@@ -98,7 +99,8 @@ impl Entries {
         }
     }
 
-    /// The first slot to probe for `u`, and its tag.
+    /// The first slot to probe for `u` in a table of `len` slots (a power of two, at
+    /// least 2), and its tag.
     fn home(u: &Uscc, len: usize, tag_bits: u32) -> (usize, u32) {
         let b = u.as_bytes();
         let word = |r: std::ops::Range<usize>| {
@@ -388,7 +390,7 @@ impl Override {
 pub struct RunView {
     pub run: ScoringRun,
     pub model: Arc<Model>,
-    /// USCC order, with their fences.
+    /// USCC order, with their hash index.
     pub entries: Entries,
     /// Legal-rep key → number of source enterprises with it.
     pub sources: HashMap<u64, u32>,
