@@ -64,21 +64,15 @@ pub fn general_input(flags: u8) -> Option<RiskClass> {
     }
 }
 
-/// A run's entries in USCC order, with a hash index over them (位置索引): a table of
-/// `u32` slots, each the position of an entry and a few bits of its USCC's hash (open
-/// addressing, linear probing; at most 8/9 full, 16 MB for 3.5 M enterprises). A look-up
-/// reads one or two adjacent slots and the entry they name — 0.11–0.14 µs where a binary
-/// search of the 84 MB vector took 1.3–1.6 µs, its last dozen probes each a miss to
-/// memory (`examples/run_lookup.rs`; BENCHMARKS.md, "Run look-ups by hash"). Immutable
+/// A run's entries in USCC order, with a hash index over them (位置索引, [`EntryIndex`]).
+/// A look-up reads one or two adjacent slots and the entry they name — 0.11–0.14 µs where
+/// a binary search of the 84 MB vector took 1.3–1.6 µs, its last dozen probes each a miss
+/// to memory (`examples/run_lookup.rs`; BENCHMARKS.md, "Run look-ups by hash"). Immutable
 /// once built, like the run.
 #[derive(Clone, Debug, Default)]
 pub struct Entries {
     all: Vec<RunEntry>,
-    /// Empty (look-ups binary-search) when there are no entries, or too many for a
-    /// position and an 8-bit tag to share a slot.
-    slots: Vec<u32>,
-    /// Low bits of a slot: the tag (hash bits); the rest: position + 1 (0: empty).
-    tag_bits: u32,
+    index: EntryIndex,
 }
 
 impl Entries {
@@ -92,53 +86,12 @@ impl Entries {
     /// thread while they were written). Panics if it was built of other entries.
     pub fn with_index(all: Vec<RunEntry>, index: EntryIndex) -> Entries {
         assert_eq!(index.len, all.len(), "an index of other entries");
-        Entries {
-            all,
-            slots: index.slots,
-            tag_bits: index.tag_bits,
-        }
-    }
-
-    /// The first slot to probe for `u` in a table of `len` slots (a power of two, at
-    /// least 2), and its tag.
-    fn home(u: &Uscc, len: usize, tag_bits: u32) -> (usize, u32) {
-        let b = u.as_bytes();
-        let word = |r: std::ops::Range<usize>| {
-            let mut w = [0u8; 8];
-            w[..r.len()].copy_from_slice(&b[r]);
-            u64::from_le_bytes(w)
-        };
-        let mut h = word(0..8).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ word(8..16);
-        h = h.rotate_left(23).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ word(16..18);
-        h ^= h >> 31;
-        h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-        h ^= h >> 29;
-        // The slot from the high bits, the tag from the low ones.
-        let at = (h >> (u64::BITS - len.trailing_zeros())) as usize & (len - 1);
-        (at, h as u32 & ((1 << tag_bits) - 1))
+        Entries { all, index }
     }
 
     /// The position of `u`'s entry.
     pub fn position(&self, u: &Uscc) -> Option<usize> {
-        let len = self.slots.len();
-        if len == 0 {
-            return self.all.binary_search_by(|e| e.uscc.cmp(u)).ok();
-        }
-        let (mut at, tag) = Self::home(u, len, self.tag_bits);
-        let tag_mask = (1 << self.tag_bits) - 1;
-        loop {
-            let slot = self.slots[at];
-            if slot == 0 {
-                return None;
-            }
-            if slot & tag_mask == tag {
-                let i = (slot >> self.tag_bits) as usize - 1;
-                if self.all[i].uscc == *u {
-                    return Some(i);
-                }
-            }
-            at = (at + 1) & (len - 1);
-        }
+        self.index.position(&self.all, u)
     }
 
     /// `u`'s entry.
@@ -152,11 +105,18 @@ impl Entries {
     }
 }
 
-/// The hash index of [`Entries`], built apart from them.
-#[derive(Debug)]
+/// The hash index of a run's entries: a table of `u32` slots, each the position of an
+/// entry and a few bits of its USCC's hash (open addressing, linear probing; at most 8/9
+/// full, 16 MB for 3.5 M enterprises). Built apart from [`Entries`] so that a pass can
+/// build it while it writes them.
+#[derive(Clone, Debug, Default)]
 pub struct EntryIndex {
+    /// Entries indexed.
     len: usize,
+    /// Empty (look-ups binary-search) when there are no entries, or too many for a
+    /// position and an 8-bit tag to share a slot (over 16.7 M).
     slots: Vec<u32>,
+    /// Low bits of a slot: the tag (hash bits); the rest: position + 1 (0: empty).
     tag_bits: u32,
 }
 
@@ -169,24 +129,63 @@ impl EntryIndex {
         if n == 0 || pos_bits > 24 {
             return EntryIndex {
                 len: n,
-                slots: Vec::new(),
-                tag_bits: 0,
+                ..EntryIndex::default()
             };
         }
         let tag_bits = u32::BITS - pos_bits;
-        let len = (n + n / 8 + 1).next_power_of_two();
-        let mut slots = vec![0u32; len];
-        for (i, e) in all.iter().enumerate() {
-            let (mut at, tag) = Entries::home(&e.uscc, len, tag_bits);
-            while slots[at] != 0 {
-                at = (at + 1) & (len - 1);
-            }
-            slots[at] = ((i as u32 + 1) << tag_bits) | tag;
-        }
-        EntryIndex {
+        let mut index = EntryIndex {
             len: n,
-            slots,
+            slots: vec![0; (n + n / 8 + 1).next_power_of_two()],
             tag_bits,
+        };
+        for (i, e) in all.iter().enumerate() {
+            let (mut at, tag) = index.home(&e.uscc);
+            while index.slots[at] != 0 {
+                at = index.next(at);
+            }
+            index.slots[at] = ((i as u32 + 1) << tag_bits) | tag;
+        }
+        index
+    }
+
+    /// The first slot to probe for `u` (the table's length is a power of two, at least
+    /// 2), and its tag: the slot from the hash's high bits, the tag from its low ones.
+    fn home(&self, u: &Uscc) -> (usize, u32) {
+        use std::hash::Hasher;
+        let mut h = rustc_hash::FxHasher::default();
+        h.write(u.as_bytes());
+        let h = h.finish();
+        let len = self.slots.len();
+        let at = (h >> (u64::BITS - len.trailing_zeros())) as usize & (len - 1);
+        (at, h as u32 & self.tag_mask())
+    }
+
+    fn next(&self, at: usize) -> usize {
+        (at + 1) & (self.slots.len() - 1)
+    }
+
+    fn tag_mask(&self) -> u32 {
+        (1 << self.tag_bits) - 1
+    }
+
+    /// The position of `u`'s entry in `all`, the entries it was built of.
+    fn position(&self, all: &[RunEntry], u: &Uscc) -> Option<usize> {
+        if self.slots.is_empty() {
+            return all.binary_search_by(|e| e.uscc.cmp(u)).ok();
+        }
+        let (mut at, tag) = self.home(u);
+        loop {
+            let slot = self.slots[at];
+            if slot == 0 {
+                return None;
+            }
+            if slot & self.tag_mask() == tag {
+                let i = (slot >> self.tag_bits) as usize - 1;
+                if all[i].uscc == *u {
+                    return Some(i);
+                }
+            }
+            at = self.next(at);
         }
     }
 }
