@@ -92,6 +92,9 @@ pub struct Assessment {
     /// The general class a specialised model read (GENERAL_CLASS), kept with the result
     /// so that its explanation can be reproduced later.
     pub general_input: Option<RiskClass>,
+    /// How many factors the score sums (0: nothing in the records counts, and the
+    /// explanation is empty).
+    pub factors: u32,
 }
 
 /// A factor with its texts, owned.
@@ -167,6 +170,8 @@ struct Acc<'m, F> {
     model: &'m Model,
     sink: F,
     score: Centi,
+    /// Factors given to `sink`.
+    factors: u32,
 }
 
 impl<'a, F: FnMut(Factor<'a>)> Acc<'_, F> {
@@ -203,6 +208,7 @@ impl<'a, F: FnMut(Factor<'a>)> Acc<'_, F> {
         }
         *used += p;
         self.score += p;
+        self.factors += 1;
         (self.sink)(Factor {
             indicator: ind,
             points: p,
@@ -230,12 +236,14 @@ pub fn assess<'a>(
         model,
         sink,
         score: 0,
+        factors: 0,
     };
     // A specialised model's input: points per class step above A.
     if let (Some(g), Some(spec)) = (general, model.spec(Indicator::GeneralClass)) {
         let steps = g.index() as Centi;
         if steps > 0 && spec.points != 0 {
             acc.score += spec.points * steps;
+            acc.factors += 1;
             (acc.sink)(Factor {
                 indicator: Indicator::GeneralClass,
                 points: spec.points * steps,
@@ -518,6 +526,7 @@ pub fn assess<'a>(
         hard_rule,
         relation_source,
         general_input: general.filter(|_| model.spec(Indicator::GeneralClass).is_some()),
+        factors: acc.factors,
     }
 }
 
@@ -1085,6 +1094,9 @@ mod tests {
             let m = Model::builtin();
             let (a, f) = explain(&r, related, &m, rules(), day(AS_OF));
             prop_assert_eq!(a.score, f.iter().map(|f| f.points).sum::<Centi>());
+            // The count a run keeps (an empty explanation is answered without the
+            // dossier) is the factors' own.
+            prop_assert_eq!(a.factors as usize, f.len());
             prop_assert!(a.class >= a.score_class);
             let open = |k: ListKind| r.listings.iter().any(|l| l.kind == k && l.is_open_on(day(AS_OF)));
             if open(ListKind::SeriousIllegal) {

@@ -544,11 +544,13 @@ fn compute(
         out.push(RunView {
             run,
             model: sc.model,
-            entries: Entries::with_index(sc.entries, index),
-            sources,
+            entries: Arc::new(Entries::with_index(sc.entries, index)),
+            sources: Arc::new(sources),
             spot,
             // Overrides written while the run was computed are marked when it finishes.
             rescored: Arc::default(),
+            // Scored just now, under the rule book in force.
+            empty_explanations: true,
         });
     }
     report(run_id, "activate", scanned, out[0].run.classes);

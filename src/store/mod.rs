@@ -1235,8 +1235,12 @@ impl Store {
                 .transpose()?
         } else {
             None
-        }
-        .filter(|o: &Override| until_ms.is_none_or(|until| o.at_ms < until));
+        };
+        // No re-score at all (before `until_ms` or after): the dossier is the one the
+        // run scored (dossiers are never deleted; every write re-scores onto each live
+        // run).
+        let unchanged = rescored.is_none();
+        let rescored = rescored.filter(|o: &Override| until_ms.is_none_or(|until| o.at_ms < until));
         if rescored
             .as_ref()
             .is_some_and(|o| o.flags & scoring::FLAG_UNRATED != 0)
@@ -1254,6 +1258,9 @@ impl Store {
             (None, Some(e)) => (e.class, e.score.into(), e.flags, run_as_of),
             (None, None) => return Ok(None),
         };
+        let explained_empty = unchanged
+            && entry.is_some_and(|e| e.flags & scoring::FLAG_NO_FACTORS != 0)
+            && view.is_some_and(|v| v.empty_explanations);
         Ok(Some(InRun {
             run_id,
             model,
@@ -1263,6 +1270,7 @@ impl Store {
             score,
             flags,
             rescored,
+            explained_empty,
         }))
     }
 
@@ -1330,21 +1338,35 @@ impl Store {
             score,
             flags,
             rescored,
+            explained_empty,
         } = c;
-        let records = self
-            .enterprise_records(u)?
-            .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
-        let inputs = crate::domain::scoring::Inputs {
-            related: flags & scoring::FLAG_RELATED != 0,
-            general: scoring::general_input(flags),
+        let rules_version = self.shared.options.rules.in_force(as_of).version.clone();
+        // The run found nothing that counts in a dossier unchanged since, under these
+        // rules: recomputing would give no factor, no hard rule and the same score
+        // (BENCHMARKS.md, "Empty explanations from the run"). Else the dossier, read.
+        let (hard_rule, factors_reproduce_score, factors) = if explained_empty {
+            (None, true, Vec::new())
+        } else {
+            let records = self
+                .enterprise_records(u)?
+                .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
+            let inputs = crate::domain::scoring::Inputs {
+                related: flags & scoring::FLAG_RELATED != 0,
+                general: scoring::general_input(flags),
+            };
+            let (a, factors) = crate::domain::scoring::explain(
+                &records,
+                inputs,
+                &model,
+                &self.shared.options.rules,
+                as_of,
+            );
+            (
+                a.hard_rule.filter(|_| flags & scoring::FLAG_HARD_RULE != 0),
+                a.score == score && a.class == class,
+                factors,
+            )
         };
-        let (a, factors) = crate::domain::scoring::explain(
-            &records,
-            inputs,
-            &model,
-            &self.shared.options.rules,
-            as_of,
-        );
         Ok(Classified {
             uscc: *u,
             run_id,
@@ -1352,11 +1374,11 @@ impl Store {
             as_of,
             class,
             score,
-            hard_rule: a.hard_rule.filter(|_| flags & scoring::FLAG_HARD_RULE != 0),
-            factors_reproduce_score: a.score == score && a.class == class,
+            hard_rule,
+            factors_reproduce_score,
             factors,
             rescored: rescored.filter(|o| !o.cause.is_empty()),
-            rules_version: self.shared.options.rules.in_force(as_of).version.clone(),
+            rules_version,
         })
     }
 
@@ -2022,6 +2044,10 @@ pub struct InRun {
     pub flags: u8,
     /// The re-score after a write, if the enterprise changed since the run.
     pub rescored: Option<Override>,
+    /// The run's entry says its explanation is empty ([`scoring::FLAG_NO_FACTORS`]) and
+    /// still may: a live run scored under these rules, and no re-score since (not even
+    /// one after `until_ms`) — the dossier is as the run read it.
+    pub explained_empty: bool,
 }
 
 /// Schema 2 → 3: idempotency records now hold the rendered reply (schema 2 stored an

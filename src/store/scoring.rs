@@ -55,6 +55,12 @@ const GENERAL_SHIFT: u8 = 3;
 /// Flag (overrides only): the enterprise left the scope of the run's model after the
 /// run; the run no longer rates it.
 pub const FLAG_UNRATED: u8 = 64;
+/// Flag (entries): the run found nothing in the records that counts — no factor, no
+/// hard rule — so its explanation is empty. While the dossier has not changed since (no
+/// override) and the rule book is the run's ([`RunView::empty_explanations`]), an
+/// explained classification answers from the entry without reading the dossier.
+/// Entries of runs from before this flag do not have it (and read the dossier).
+pub const FLAG_NO_FACTORS: u8 = 128;
 
 /// The general class a specialised model read, from an entry's or override's flags.
 pub fn general_input(flags: u8) -> Option<RiskClass> {
@@ -224,6 +230,9 @@ impl RunEntry {
         if let Some(g) = a.general_input {
             flags |= (g.index() as u8 + 1) << GENERAL_SHIFT;
         }
+        if a.factors == 0 && a.hard_rule.is_none() {
+            flags |= FLAG_NO_FACTORS;
+        }
         RunEntry {
             uscc,
             class: a.class,
@@ -389,14 +398,20 @@ impl Override {
 pub struct RunView {
     pub run: ScoringRun,
     pub model: Arc<Model>,
-    /// USCC order, with their hash index.
-    pub entries: Entries,
-    /// Legal-rep key → number of source enterprises with it.
-    pub sources: HashMap<u64, u32>,
+    /// USCC order, with their hash index; shared, not copied, when a dry run becomes
+    /// current.
+    pub entries: Arc<Entries>,
+    /// Legal-rep key → number of source enterprises with it (shared as the entries are).
+    pub sources: Arc<HashMap<u64, u32>>,
     /// The spot-check index over the entries.
     pub spot: Arc<SpotIndex>,
     /// Enterprises that may have a re-score override on this run.
     pub rescored: Arc<Rescored>,
+    /// Whether the entries' [`FLAG_NO_FACTORS`] may answer for an explanation: the run
+    /// was scored under the rule book in force now (computed in this process, or its
+    /// stored spot base — written with the results, by the process that scored them —
+    /// carries this rule book's fingerprint).
+    pub empty_explanations: bool,
 }
 
 /// The enterprises that may have a re-score override (`O run uscc`) on a live run: a
@@ -642,6 +657,16 @@ pub fn load_spot_base(
     Ok(load_spot_base_unsized(tree, id, rules_fingerprint)?.filter(|b| b.len() == positions))
 }
 
+/// The fingerprint of the rules run `id` was scored under, as its stored spot base
+/// records it (written with its results by the process that scored it); `None` when no
+/// complete base is stored.
+fn spot_base_rules(tree: &sled::Tree, id: u64) -> Result<Option<String>> {
+    Ok(match tree.get(spot_chunk_key(id, u32::MAX))? {
+        Some(h) => Some(codec::decode::<SpotBaseHeader>(&h)?.rules),
+        None => None,
+    })
+}
+
 /// [`load_spot_base`] before its size is checked against the run's entries (loaded
 /// beside it, on another thread).
 fn load_spot_base_unsized(
@@ -857,6 +882,8 @@ struct Loading {
     sources: HashMap<u64, u32>,
     /// The spot base, if it was stored with the run under these rules.
     base: Option<SpotBuilder>,
+    /// The run was scored under these rules ([`RunView::empty_explanations`]).
+    same_rules: bool,
 }
 
 /// Runs `f` on each item, each on a thread of its own, and gives the results in order.
@@ -889,7 +916,8 @@ fn on_threads<T: Send, R: Send>(
 /// One half of a run's load: its entries (indexed) and relation sources, or its stored
 /// spot base.
 enum Half {
-    Entries(Entries, HashMap<u64, u32>),
+    /// The entries, relation sources, and whether the run was scored under these rules.
+    Entries(Entries, HashMap<u64, u32>, bool),
     Base(Option<SpotBuilder>),
 }
 
@@ -912,13 +940,14 @@ pub fn load_views(
             Half::Base(load_spot_base_unsized(tree, id, &fingerprint)?)
         } else {
             let entries = Entries::new(load_entries(tree, id)?);
-            Half::Entries(entries, load_sources(tree, id)?)
+            let same_rules = spot_base_rules(tree, id)?.is_some_and(|r| r == fingerprint);
+            Half::Entries(entries, load_sources(tree, id)?, same_rules)
         })
     })?
     .into_iter();
     let mut loaded = Vec::with_capacity(runs.len());
     for (run, model) in runs {
-        let (Some(Half::Entries(entries, sources)), Some(Half::Base(base))) =
+        let (Some(Half::Entries(entries, sources, same_rules)), Some(Half::Base(base))) =
             (halves.next(), halves.next())
         else {
             return Err(Error::Corrupt("run halves out of order".into()));
@@ -930,6 +959,7 @@ pub fn load_views(
             entries,
             sources,
             base,
+            same_rules,
         });
     }
     let empty = EnterpriseRecords::default();
@@ -974,6 +1004,7 @@ pub fn load_views(
             entries,
             sources,
             base,
+            same_rules,
         } = l;
         let mut b = base.unwrap_or_default();
         tracing::debug!(run = run.id, positions = b.len(), "spot index loaded");
@@ -1002,10 +1033,11 @@ pub fn load_views(
         Ok(RunView {
             run,
             model,
-            entries,
-            sources,
+            entries: Arc::new(entries),
+            sources: Arc::new(sources),
             spot,
             rescored,
+            empty_explanations: same_rules,
         })
     })
 }

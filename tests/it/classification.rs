@@ -676,6 +676,100 @@ async fn a_generated_city_is_classified_consistently() {
     s.stop().await;
 }
 
+/// Issue 21 item 2: an enterprise the run found nothing against (no factor, no hard
+/// rule) is explained from the run's entry, without its dossier — and that answer is
+/// the one the dossier gives: compared, enterprise by enterprise, with the answers of a
+/// store opened under other rules (a 2027 version added), which cannot trust the
+/// entries' flag and recomputes every explanation. A write re-scores as before.
+#[tokio::test]
+async fn an_empty_explanation_from_the_run_is_what_the_dossier_gives() {
+    use credit_risk::store::{scoring::FLAG_NO_FACTORS, Classified, Store, StoreOptions};
+    let s = TestServer::start().await;
+    credit_risk::server::demo::load(&s.store, 400)
+        .await
+        .unwrap();
+    let mut k = classification_client(&s).await;
+    run_batch(&mut k, today_req()).await.unwrap();
+    let view = s.store.current_run().unwrap().unwrap();
+    assert!(view.empty_explanations, "scored in this process");
+    let usccs: Vec<_> = view.entries.iter().map(|e| e.uscc).collect();
+    let empty: Vec<_> = view
+        .entries
+        .iter()
+        .filter(|e| e.flags & FLAG_NO_FACTORS != 0)
+        .map(|e| e.uscc)
+        .collect();
+    assert!(
+        !empty.is_empty() && empty.len() < usccs.len(),
+        "{} of {} without a factor",
+        empty.len(),
+        usccs.len()
+    );
+    type Answer = (
+        credit_risk::domain::RiskClass,
+        i64,
+        bool,
+        Vec<credit_risk::domain::scoring::Explained>,
+        bool,
+        String,
+    );
+    let answer = |c: Classified| -> Answer {
+        (
+            c.class,
+            c.score,
+            c.hard_rule.is_some(),
+            c.factors,
+            c.factors_reproduce_score,
+            c.rules_version,
+        )
+    };
+    let answers = |store: &Store| -> Vec<Answer> {
+        usccs
+            .iter()
+            .map(|u| answer(store.classify(u, None).unwrap()))
+            .collect()
+    };
+    let from_run = answers(&s.store);
+    for (u, a) in usccs.iter().zip(&from_run) {
+        assert_eq!(a.3.is_empty(), empty.contains(u), "{u}: {a:?}");
+    }
+    // A penalty on an enterprise without factors: re-scored, explained by its dossier.
+    let target = empty[0].to_string();
+    penalise(
+        &mut s.client.clone(),
+        &target,
+        "沪市监罚〔2026〕901号",
+        5_000_000,
+    )
+    .await;
+    let c = classify(&mut k, &target).await;
+    assert!(codes(&c).contains(&"PENALTY_FINE"), "{c:?}");
+    assert!(c.factors_reproduce_score && !c.rescored_cause.is_empty());
+    let dir = s.dir.clone();
+    let tmp = s.stop().await;
+    let unchanged = |all: Vec<Answer>| -> Vec<Answer> {
+        usccs
+            .iter()
+            .zip(all)
+            .filter(|(u, _)| u.to_string() != target)
+            .map(|(_, a)| a)
+            .collect()
+    };
+    let expected = unchanged(from_run);
+    // Reopened under the same rules: the stored spot base vouches for the flags.
+    {
+        let store = Store::open(&dir, StoreOptions::default()).unwrap();
+        assert!(store.current_run().unwrap().unwrap().empty_explanations);
+        assert_eq!(unchanged(answers(&store)), expected);
+    }
+    // Under other rules: every explanation recomputed from the dossier, alike.
+    let store = Store::open(&dir, options_under_2027_rules()).unwrap();
+    assert!(!store.current_run().unwrap().unwrap().empty_explanations);
+    assert_eq!(unchanged(answers(&store)), expected);
+    drop(store);
+    drop(tmp);
+}
+
 /// A serious-illegal listing ends after its term (SAMR Order 44, 3 years [U], counted
 /// per Civil Code Art. 201-202): it no longer counts nor holds the firm in D, and the
 /// listing says when its term ended (issue 14, defect 1).

@@ -1192,10 +1192,7 @@ async fn a_future_as_of_is_refused_where_it_would_change_the_answer() {
 /// dossiers at open; both answer alike (issue 21 item 5).
 #[tokio::test]
 async fn a_store_opened_under_other_rules_rebuilds_its_spot_index_alike() {
-    use credit_risk::{
-        domain::ruleset::{RuleBook, BUILTIN_RULES},
-        store::{spot::CandidateFilter, Store, StoreOptions},
-    };
+    use credit_risk::store::{spot::CandidateFilter, Store, StoreOptions};
     let t = city().await;
     let mut c = t.s.client.clone();
     inspect(&mut c, &t.clean[3], "T-new", Date::today(), false).await;
@@ -1212,14 +1209,7 @@ async fn a_store_opened_under_other_rules_rebuilds_its_spot_index_alike() {
         s.spot_candidates(&all, today).unwrap().1
     };
     assert!(stored.len() > 40);
-    let text = BUILTIN_RULES
-        .replace("shanghai-2022-07-01", "shanghai-2027-07-01")
-        .replace("\"2022-07-01\"", "\"2027-07-01\"");
-    let options = StoreOptions {
-        rules: RuleBook::with_files(&[("rules-2027.toml".into(), text)]).unwrap(),
-        ..Default::default()
-    };
-    let s = Store::open(&dir, options).unwrap();
+    let s = Store::open(&dir, options_under_2027_rules()).unwrap();
     assert_eq!(s.check_spot_bases().unwrap(), 0, "the base is not trusted");
     assert_eq!(s.spot_candidates(&all, today).unwrap().1, stored);
     drop(s);

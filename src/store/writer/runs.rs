@@ -323,7 +323,7 @@ impl Writer {
                     model,
                     &self.options.rules,
                     run_as_of.max(today),
-                    view.map(|v| &v.sources),
+                    view.map(|v| &*v.sources),
                     general_class,
                     cause,
                     now_ms,
@@ -741,10 +741,11 @@ impl Writer {
         let view = Arc::new(RunView {
             run: run.clone(),
             model: candidate.model.clone(),
-            entries: candidate.entries.clone(),
-            sources: candidate.sources.clone(),
+            entries: Arc::clone(&candidate.entries),
+            sources: Arc::clone(&candidate.sources),
             spot: candidate.spot.clone(),
             rescored: candidate.rescored.clone(),
+            empty_explanations: candidate.empty_explanations,
         });
         // The candidate becomes current: every enterprise it puts in a worse class than
         // the run it replaces raises an alert, in this batch.
@@ -804,7 +805,8 @@ pub(super) fn rescore_one(
     Override {
         class: e.class,
         score: e.score.into(),
-        flags: e.flags,
+        // An override is always explained from the dossier: the entries' flag is not its.
+        flags: e.flags & !sc::FLAG_NO_FACTORS,
         as_of,
         cause: cause.to_string(),
         at_ms: now_ms,

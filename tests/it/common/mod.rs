@@ -463,3 +463,18 @@ where
     }
     Ok(out)
 }
+
+/// Store options whose rule book adds a version from 2027-07-01 to the built-in one:
+/// nothing in force today changes, but a store opened with it is under other rules (it
+/// cannot trust what a run derived under the built-in book: its stored spot base, its
+/// entries' empty explanations).
+pub fn options_under_2027_rules() -> credit_risk::store::StoreOptions {
+    use credit_risk::domain::ruleset::{RuleBook, BUILTIN_RULES};
+    let text = BUILTIN_RULES
+        .replace("shanghai-2022-07-01", "shanghai-2027-07-01")
+        .replace("\"2022-07-01\"", "\"2027-07-01\"");
+    credit_risk::store::StoreOptions {
+        rules: RuleBook::with_files(&[("rules-2027.toml".into(), text)]).unwrap(),
+        ..Default::default()
+    }
+}
