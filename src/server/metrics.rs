@@ -43,9 +43,12 @@ const UNKNOWN: &str = "unknown";
 /// The metrics of one server.
 pub struct Metrics {
     registry: Registry,
-    /// `/package.Service/Method` paths served with their `grpc_type`, so label values
-    /// stay bounded.
-    known: HashMap<String, &'static str>,
+    /// `/package.Service/Method` paths served, each with its labels and, once first
+    /// called, its series — so label values stay bounded, and a request finds its
+    /// series with one look-up instead of a hash of its labels per metric.
+    known: HashMap<String, Rpc>,
+    /// The labels and series of every path not served.
+    unknown: Rpc,
     started: IntCounterVec,
     requests: IntCounterVec,
     latency: HistogramVec,
@@ -197,7 +200,14 @@ impl Metrics {
         ))?;
         Ok(Arc::new(Metrics {
             registry,
-            known: known_paths(descriptor_sets),
+            known: known_paths(descriptor_sets)
+                .into_iter()
+                .map(|(path, kind)| {
+                    let rpc = Rpc::new(&path, kind);
+                    (path, rpc)
+                })
+                .collect(),
+            unknown: Rpc::new("", UNKNOWN),
             started,
             requests,
             latency,
@@ -230,15 +240,26 @@ impl Metrics {
         GuardLayer(MetricsGuard(self.clone()))
     }
 
-    /// `(grpc_service, grpc_method, grpc_type)` labels of a request path; `unknown`
-    /// for paths not served.
-    fn labels<'p>(&self, path: &'p str) -> [&'p str; 3] {
-        if let Some(kind) = self.known.get(path) {
-            if let Some((service, method)) = path.trim_start_matches('/').split_once('/') {
-                return [service, method, kind];
-            }
-        }
-        [UNKNOWN, UNKNOWN, UNKNOWN]
+    /// The RPC of a request path (`unknown` for paths not served), its series made on
+    /// its first call.
+    fn rpc(&self, path: &str) -> Arc<RpcSeries> {
+        let rpc = self.known.get(path).unwrap_or(&self.unknown);
+        let series = rpc.series.get_or_init(|| {
+            let [service, method, kind] = &rpc.labels;
+            let labels = [service.as_str(), method, kind];
+            Arc::new(RpcSeries {
+                started: self.started.with_label_values(&labels),
+                latency: self.latency.with_label_values(&labels),
+                ok: self.requests.with_label_values(&[
+                    service,
+                    method,
+                    kind,
+                    grpc_code_label(tonic::Code::Ok),
+                ]),
+                labels: rpc.labels.clone(),
+            })
+        });
+        Arc::clone(series)
     }
 
     /// Reads the store's figures into the gauges. A figure that cannot be read is
@@ -407,6 +428,37 @@ pub async fn serve(
         .await
 }
 
+/// An RPC's labels (`grpc_service`, `grpc_method`, `grpc_type`) and its series.
+struct Rpc {
+    labels: [String; 3],
+    series: std::sync::OnceLock<Arc<RpcSeries>>,
+}
+
+impl Rpc {
+    /// The RPC at `path` (`/package.Service/Method`; every label `unknown` for a path
+    /// not served, or one that is not of that shape).
+    fn new(path: &str, kind: &str) -> Rpc {
+        let labels = match path.trim_start_matches('/').split_once('/') {
+            Some((service, method)) if kind != UNKNOWN => [service, method, kind],
+            _ => [UNKNOWN, UNKNOWN, UNKNOWN],
+        };
+        Rpc {
+            labels: labels.map(String::from),
+            series: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+/// The series of one RPC the layer touches on every request (other status codes are
+/// looked up by label when they happen).
+struct RpcSeries {
+    started: prometheus::IntCounter,
+    latency: Histogram,
+    ok: prometheus::IntCounter,
+    /// grpc_service, grpc_method, grpc_type.
+    labels: [String; 3],
+}
+
 /// The layer's guard: counts, times and tracks in-flight gRPC requests.
 #[derive(Clone)]
 pub struct MetricsGuard(Arc<Metrics>);
@@ -418,10 +470,8 @@ impl Guard for MetricsGuard {
         next: impl FnOnce(http::Request<B>) -> ResponseFuture,
     ) -> ResponseFuture {
         let m = &self.0;
-        let labels = m.labels(req.uri().path());
-        m.started.with_label_values(&labels).inc();
-        let timer = m.latency.with_label_values(&labels);
-        let labels: [String; 3] = labels.map(String::from);
+        let rpc = m.rpc(req.uri().path());
+        rpc.started.inc();
         let access = m
             .access_log
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -431,9 +481,8 @@ impl Guard for MetricsGuard {
                 (req.uri().path().to_string(), slot)
             });
         let call = Call {
-            timer,
+            rpc,
             requests: m.requests.clone(),
-            labels,
             in_flight: m.in_flight.clone(),
             started: Instant::now(),
             done: false,
@@ -471,10 +520,9 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
 /// One request being answered; recorded once, when its status is known (or, if the
 /// response is dropped before its status, as CANCELLED).
 struct Call {
-    timer: Histogram,
+    rpc: Arc<RpcSeries>,
+    /// For the status codes other than OK.
     requests: IntCounterVec,
-    /// grpc_service, grpc_method, grpc_type.
-    labels: [String; 3],
     in_flight: IntGauge,
     started: Instant,
     done: bool,
@@ -489,11 +537,17 @@ impl Call {
         }
         self.done = true;
         self.in_flight.dec();
-        self.timer.observe(self.started.elapsed().as_secs_f64());
-        let [service, method, kind] = &self.labels;
-        self.requests
-            .with_label_values(&[service, method, kind, grpc_code_label(code)])
-            .inc();
+        self.rpc
+            .latency
+            .observe(self.started.elapsed().as_secs_f64());
+        if code == tonic::Code::Ok {
+            self.rpc.ok.inc();
+        } else {
+            let [service, method, kind] = &self.rpc.labels;
+            self.requests
+                .with_label_values(&[service, method, kind, grpc_code_label(code)])
+                .inc();
+        }
         if let Some((path, slot)) = &self.access {
             tracing::info!(
                 target: "credit_risk::access",
