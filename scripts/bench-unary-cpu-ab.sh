@@ -10,9 +10,7 @@ set -euo pipefail
 BA=$1; A=$2; BB=$3; B=$4; R=${5:-get-classification}
 CITY=${CITY:-/tmp/bench/city-3500000-42.bin}
 source "$(dirname "$0")/lib.sh"
-serve_opened "$BA" "$A"; PA=$PID; LA=$ADDR; GA=$LOG
-serve_opened "$BB" "$B"; PB=$PID; LB=$ADDR; GB=$LOG
-trap 'kill -TERM $PA $PB 2>/dev/null || true; wait $PA $PB 2>/dev/null || true; rm -f "$GA" "$GB"' EXIT
+serve_pair "$BA" "$A" "$BB" "$B"
 for s in $LA $LB; do "$BA" load --sample "$CITY" --server "$s" --rpc "$R" --seconds 15 > /dev/null; done
 HZ=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
