@@ -5,6 +5,8 @@
 //! is a joint task (跨部门联合抽查): one visit per enterprise, each department's own
 //! inspectors (SPEC.md §5, issue 19).
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -292,8 +294,20 @@ pub fn applicable(
 /// [`super::sampler::population_digest`]). `strata` are (population, masks) pairs, each
 /// population ascending with its masks parallel; the strata are merged in USCC order.
 pub fn item_populations(strata: &[(&[Uscc], &[u64])], n: usize) -> Vec<(u64, String)> {
+    // Each part of the items merges the strata itself and hashes only its own items:
+    // a city-wide plan's items hash on every core.
+    let members: usize = strata.iter().map(|(p, _)| p.len()).sum();
+    let parts = super::parallel::parts_for(members, 1 << 16).min(n);
+    super::parallel::in_parts(n, parts, |items| item_populations_of(strata, items))
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// [`item_populations`] of the items in `items` (positions among the plan's).
+fn item_populations_of(strata: &[(&[Uscc], &[u64])], items: Range<usize>) -> Vec<(u64, String)> {
     use sha2::{Digest, Sha256};
-    let mut hashers: Vec<(u64, Sha256)> = (0..n).map(|_| (0, Sha256::new())).collect();
+    let mut hashers: Vec<(u64, Sha256)> = items.clone().map(|_| (0, Sha256::new())).collect();
     let mut heads = vec![0usize; strata.len()];
     loop {
         // The smallest USCC among the strata's heads (disjoint lists: one class each).
@@ -308,7 +322,7 @@ pub fn item_populations(strata: &[(&[Uscc], &[u64])], n: usize) -> Vec<(u64, Str
         let Some((s, u)) = best else { break };
         let mask = strata[s].1.get(heads[s]).copied().unwrap_or(0);
         heads[s] += 1;
-        for (i, (count, h)) in hashers.iter_mut().enumerate() {
+        for (i, (count, h)) in items.clone().zip(hashers.iter_mut()) {
             if mask & (1 << i) != 0 {
                 if *count > 0 {
                     h.update(b"\n");
@@ -422,6 +436,11 @@ mod tests {
         assert_eq!(got[0], (9, digest(all.iter().collect())));
         assert_eq!(got[1], (5, digest(all.iter().step_by(2).collect())));
         assert_eq!(got[2], (0, digest(vec![])));
+        // The items hashed in parts, as on a city-wide plan, give the same.
+        let strata = [(&s0[..], &m0[..]), (&s1[..], &m1[..])];
+        let mut parts = item_populations_of(&strata, 0..1);
+        parts.extend(item_populations_of(&strata, 1..3));
+        assert_eq!(parts, got);
         let items = CheckCatalogue::builtin().items;
         assert_eq!(
             codes_of(&items, 0b101),

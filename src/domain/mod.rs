@@ -14,6 +14,7 @@ pub(crate) mod fixtures;
 pub mod joint;
 pub mod measures;
 pub mod model;
+pub mod parallel;
 pub mod period;
 pub mod records;
 pub mod repair;

@@ -9,7 +9,9 @@
 //!   strings (the package's tuples compare by ticket, then id).
 //! - A sample of `k` = the `k` smallest tickets, in ticket order.
 
-use std::{cmp::Ordering, collections::BinaryHeap};
+use std::cmp::Ordering;
+
+use super::parallel::{in_parts, parts_for};
 
 use sha2::{Digest, Sha256};
 
@@ -77,7 +79,10 @@ pub struct Ticket(Vec<u8>);
 impl Ticket {
     /// The ticket as the package writes it: `"0.ddd…"`.
     pub fn as_string(&self) -> String {
-        format!("0.{}", String::from_utf8_lossy(&self.0))
+        let mut s = String::with_capacity(2 + self.0.len());
+        s.push_str("0.");
+        s.extend(self.0.iter().map(|&d| char::from(d)));
+        s
     }
 
     /// A ticket as written (`"0."` and 64 to 78 decimal digits); `None` otherwise.
@@ -122,42 +127,121 @@ impl Sampler {
 
     /// The `k` smallest tickets among `ids`, in ticket order (ties, which SHA-256 makes
     /// practically impossible, by id as the package does).
-    ///
-    /// Each id is ranked by its ticket's first 19 digits (`ticket_prefix`: one
-    /// 256-bit remainder, not the whole 78-digit decimal); whole tickets are written for
-    /// the `k` kept and compared only when two prefixes tie.
     pub fn sample<'a, I>(&self, ids: I, k: usize) -> Vec<(Ticket, &'a str)>
     where
         I: IntoIterator<Item = &'a str>,
     {
-        if k == 0 {
+        let ids: Vec<&'a str> = ids.into_iter().collect();
+        self.sample_at(&ids, k)
+            .into_iter()
+            .map(|(t, at)| (t, ids[at]))
+            .collect()
+    }
+
+    /// [`Sampler::sample`] of a slice, each selected id given by its position in `ids`.
+    ///
+    /// Each id is ranked by its ticket's first 19 digits (`ticket_prefix`: one 256-bit
+    /// remainder, not the whole 78-digit decimal); whole tickets are written for the `k`
+    /// kept and compared only when two prefixes tie. A large slice is ranked in parts on
+    /// as many threads as the machine has cores, and the parts' smallest merged: the
+    /// same sample, whatever the parts.
+    pub fn sample_at<T: AsRef<str> + Sync>(&self, ids: &[T], k: usize) -> Vec<(Ticket, usize)> {
+        self.sample_in_parts(ids, k, parts_for(ids.len(), PART_MIN))
+    }
+
+    /// [`Sampler::sample_at`] with the ids ranked in `parts` parts.
+    fn sample_in_parts<T: AsRef<str> + Sync>(
+        &self,
+        ids: &[T],
+        k: usize,
+        parts: usize,
+    ) -> Vec<(Ticket, usize)> {
+        if k == 0 || ids.is_empty() {
             return Vec::new();
         }
-        // A max-heap of the k smallest so far.
-        // Reserved up to a bound: `k` may exceed the ids given (a joint draw's k is
-        // over the union of several instances).
-        let mut heap: BinaryHeap<Ranked<'a>> =
-            BinaryHeap::with_capacity(k.saturating_add(1).min(1 << 20));
-        for id in ids {
-            let x = self.hash(id);
-            let r = Ranked {
-                prefix: ticket_prefix(&x),
-                x,
-                id,
-            };
-            if heap.len() < k {
-                heap.push(r);
-            } else if let Some(top) = heap.peek() {
-                if r.prefix <= top.prefix && r < *top {
-                    heap.pop();
-                    heap.push(r);
-                }
+        let whole = |at: usize| {
+            let id = ids[at].as_ref();
+            (ticket_of(self.hash(id)), id)
+        };
+        let cmp = |a: &Ranked, b: &Ranked| rank_order(a, b, whole);
+        let ranked = in_parts(ids.len(), parts, |range| {
+            let mut top = Smallest::new(k);
+            for at in range {
+                let prefix = ticket_prefix(&self.hash(ids[at].as_ref()));
+                top.offer(Ranked { prefix, at }, &cmp);
             }
+            top.into_vec(&cmp)
+        });
+        let mut top = Smallest::new(k);
+        for r in ranked.into_iter().flatten() {
+            top.offer(r, &cmp);
         }
-        let mut out: Vec<(Ticket, &str)> =
-            heap.into_iter().map(|r| (ticket_of(r.x), r.id)).collect();
-        out.sort();
-        out
+        let mut kept = top.into_vec(&cmp);
+        kept.sort_unstable_by(cmp);
+        let parts = parts.min(parts_for(kept.len(), PART_MIN)).max(1);
+        in_parts(kept.len(), parts, |range| {
+            kept[range]
+                .iter()
+                .map(|r| (whole(r.at).0, r.at))
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// Ids from which a part is ranked on a thread of its own.
+const PART_MIN: usize = 1 << 15;
+
+/// Ticket order of two ranked ids: by prefix, then by whole ticket and id (`whole` of
+/// a position), as the package orders its (ticket, id) tuples.
+fn rank_order<'a>(a: &Ranked, b: &Ranked, whole: impl Fn(usize) -> (Ticket, &'a str)) -> Ordering {
+    a.prefix
+        .cmp(&b.prefix)
+        .then_with(|| whole(a.at).cmp(&whole(b.at)))
+}
+
+/// The `k` smallest of the ids offered, in O(offered + k log k): offered ids are
+/// buffered and, once the buffer holds `2k`, cut to its `k` smallest; the largest of
+/// those bounds what can still enter (only a prefix at most as large).
+struct Smallest {
+    k: usize,
+    kept: Vec<Ranked>,
+    /// The largest prefix among the `k` kept after the last cut.
+    bound: Option<u64>,
+}
+
+impl Smallest {
+    fn new(k: usize) -> Smallest {
+        Smallest {
+            k,
+            kept: Vec::new(),
+            bound: None,
+        }
+    }
+
+    fn offer(&mut self, r: Ranked, cmp: &impl Fn(&Ranked, &Ranked) -> Ordering) {
+        if self.bound.is_some_and(|b| r.prefix > b) {
+            return;
+        }
+        self.kept.push(r);
+        if self.kept.len() >= self.k.saturating_mul(2).max(1024) {
+            self.cut(cmp);
+        }
+    }
+
+    fn cut(&mut self, cmp: &impl Fn(&Ranked, &Ranked) -> Ordering) {
+        if self.kept.len() > self.k {
+            self.kept.select_nth_unstable_by(self.k, cmp);
+            self.kept.truncate(self.k);
+            self.bound = self.kept.iter().map(|r| r.prefix).max();
+        }
+    }
+
+    fn into_vec(mut self, cmp: &impl Fn(&Ranked, &Ranked) -> Ordering) -> Vec<Ranked> {
+        self.cut(cmp);
+        self.kept
     }
 }
 
@@ -181,32 +265,12 @@ fn ticket_prefix(x: &[u8; 32]) -> u64 {
     prefix
 }
 
-/// An id ranked for the sample: by its ticket (prefix first, the whole ticket on a
-/// tie), then by id.
-struct Ranked<'a> {
+/// An id ranked for the sample: its ticket's prefix and its position among the ids
+/// (by which the whole ticket and the id are found on a tie).
+#[derive(Clone, Copy, Debug)]
+struct Ranked {
     prefix: u64,
-    x: [u8; 32],
-    id: &'a str,
-}
-
-impl PartialEq for Ranked<'_> {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
-}
-impl Eq for Ranked<'_> {}
-impl PartialOrd for Ranked<'_> {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Ranked<'_> {
-    fn cmp(&self, o: &Self) -> Ordering {
-        self.prefix
-            .cmp(&o.prefix)
-            .then_with(|| ticket_of(self.x).cmp(&ticket_of(o.x)))
-            .then_with(|| self.id.cmp(o.id))
-    }
+    at: usize,
 }
 
 /// The ticket of `x`: its decimal digits (at least 64), reversed.
@@ -347,25 +411,46 @@ mod tests {
         let (lo, carry) = 5u64.overflowing_add(ten_19);
         big[24..32].copy_from_slice(&lo.to_be_bytes());
         assert!(!carry);
-        let a = Ranked {
-            prefix: ticket_prefix(&small),
-            x: small,
-            id: "b",
+        // Positions 0, 1, 2: (x, id) of three ranked ids.
+        let xs = [(small, "b"), (big, "a"), (small, "a")];
+        let whole = |at: usize| (ticket_of(xs[at].0), xs[at].1);
+        let ranked = |at: usize| Ranked {
+            prefix: ticket_prefix(&xs[at].0),
+            at,
         };
-        let b = Ranked {
-            prefix: ticket_prefix(&big),
-            x: big,
-            id: "a",
-        };
+        let (a, b, same) = (ranked(0), ranked(1), ranked(2));
         assert_eq!(a.prefix, b.prefix);
         assert_eq!(a.prefix, 5_000_000_000_000_000_000);
-        assert!(a < b, "ticket 50…0 before 50…01");
-        let same = Ranked {
-            prefix: a.prefix,
-            x: small,
-            id: "a",
-        };
-        assert!(same < a, "equal tickets: by id");
+        assert_eq!(
+            rank_order(&a, &b, whole),
+            Ordering::Less,
+            "ticket 50…0 before 50…01"
+        );
+        assert_eq!(
+            rank_order(&same, &a, whole),
+            Ordering::Less,
+            "equal tickets: by id"
+        );
+    }
+
+    /// The parts a large slice is ranked in, and the cuts of a buffer of small k, do
+    /// not change the sample.
+    #[test]
+    fn parts_and_cuts_give_the_same_sample() {
+        let ids: Vec<String> = (0..20_000).map(|i| format!("9131011{i:011}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let s = Sampler::new("parts");
+        for k in [1, 7, 600, 5_000, 19_999, 20_000, 30_000] {
+            let want: Vec<(Ticket, &str)> = sample_slowly(&s, &refs, k);
+            for parts in [1, 2, 3, 8] {
+                let got: Vec<(Ticket, &str)> = s
+                    .sample_in_parts(&refs, k, parts)
+                    .into_iter()
+                    .map(|(t, at)| (t, refs[at]))
+                    .collect();
+                assert_eq!(got, want, "k {k}, {parts} parts");
+            }
+        }
     }
 
     proptest! {
@@ -381,7 +466,7 @@ mod tests {
         }
 
         #[test]
-        fn sample_agrees_with_the_slow_way(n in 0usize..300, k in 0usize..320, seed in "[a-z0-9:]{1,16}") {
+        fn sample_agrees_with_the_slow_way(n in 0usize..2500, k in 0usize..320, seed in "[a-z0-9:]{1,16}") {
             let ids: Vec<String> = (0..n).map(|i| format!("9131011{i:011}")).collect();
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             let s = Sampler::new(&seed);

@@ -266,6 +266,9 @@ impl ExemptionRules {
         if self.suspended && status == EnterpriseStatus::Suspended {
             return Some(Exemption::Suspended);
         }
+        if checks.is_empty() {
+            return None;
+        }
         if self.clean_two_years {
             let from = as_of.add_years_back(2);
             let recent = checks.iter().filter(|(d, _)| *d > from && *d <= as_of);
@@ -365,7 +368,7 @@ pub fn draw_team(
         .filter(|(_, home)| *home != region)
         .map(|(id, _)| id.as_str())
         .collect();
-    let s = Sampler::new(&team_seed(draw_seed, &uscc.to_string()));
+    let s = Sampler::new(&team_seed(draw_seed, uscc.as_str()));
     let order = s.sample(eligible.iter().copied(), eligible.len());
     let mut team = Team {
         uscc,

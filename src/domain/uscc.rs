@@ -256,6 +256,12 @@ impl fmt::Debug for Uscc {
     }
 }
 
+impl AsRef<str> for Uscc {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,7 @@ use super::{codec, spot::CandidateFilter};
 use crate::{
     domain::{
         checkitem::{CheckItem, Department},
+        parallel,
         spotcheck::{Exemption, ExemptionRules, Inspector},
         Date, RiskClass, Uscc,
     },
@@ -497,23 +498,38 @@ pub fn load_masks(tree: &sled::Tree, id: u64, stratum: u8, width: usize) -> Resu
 }
 
 /// Reads a stratum's list, decoding each entry of `width` bytes with `entry`.
-fn load_chunks<T>(
+fn load_chunks<T: Send>(
     tree: &sled::Tree,
     prefix: Vec<u8>,
     width: usize,
-    entry: impl Fn(&[u8]) -> Result<T>,
+    entry: impl Fn(&[u8]) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    let mut out = Vec::new();
+    let mut chunks = Vec::new();
+    let mut n = 0;
     for kv in tree.scan_prefix(prefix) {
         let (_, v) = kv?;
         match v.split_first() {
             Some((&codec::VALUE_VERSION, rest)) if rest.len() % width == 0 => {
-                for c in rest.chunks_exact(width) {
-                    out.push(entry(c)?);
-                }
+                n += rest.len() / width;
+                chunks.push(v);
             }
             _ => return Err(Error::Corrupt("bad population chunk".into())),
         }
+    }
+    // A city-wide population (millions of validated USCCs) is decoded on every core.
+    let parts = parallel::parts_for(n, 1 << 16).min(chunks.len());
+    let decoded = parallel::in_parts(chunks.len(), parts, |range| {
+        let mut out = Vec::new();
+        for v in &chunks[range] {
+            for c in v[1..].chunks_exact(width) {
+                out.push(entry(c)?);
+            }
+        }
+        Ok::<_, Error>(out)
+    });
+    let mut out = Vec::with_capacity(n);
+    for part in decoded {
+        out.extend(part?);
     }
     Ok(out)
 }

@@ -55,7 +55,14 @@ struct HistoryCursor<'a>(&'a [(u32, SpotHistory)]);
 impl<'a> HistoryCursor<'a> {
     /// The history of `pos`, which must not be below any position asked before.
     fn at(&mut self, pos: u32) -> Option<&'a SpotHistory> {
-        let skip = self.0.partition_point(|(p, _)| *p < pos);
+        // Galloping: the positions asked are close together in a city-wide scan, so
+        // the next history is usually a step or two away, not a binary search away.
+        let mut end = 1;
+        while end < self.0.len() && self.0[end - 1].0 < pos {
+            end *= 2;
+        }
+        let end = end.min(self.0.len());
+        let skip = self.0[..end].partition_point(|(p, _)| *p < pos);
         self.0 = &self.0[skip..];
         match self.0.first() {
             Some((p, h)) if *p == pos => Some(h),
@@ -678,6 +685,26 @@ impl SpotView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cursor finds each position's history, or none, for any increasing positions.
+    #[test]
+    fn the_history_cursor_finds_each_position() {
+        let h = |n: usize| SpotHistory {
+            tasks: vec![n as u64],
+            ..SpotHistory::default()
+        };
+        let held: Vec<(u32, SpotHistory)> = [2u32, 3, 5, 40, 41, 1000, 1001, 5000]
+            .into_iter()
+            .map(|p| (p, h(p as usize)))
+            .collect();
+        for step in [1u32, 2, 3, 7, 39, 999, 6000] {
+            let mut c = HistoryCursor(&held);
+            for pos in (0..6000).step_by(step as usize) {
+                let want = held.iter().find(|(p, _)| *p == pos).map(|(_, x)| x);
+                assert_eq!(c.at(pos), want, "position {pos}, step {step}");
+            }
+        }
+    }
 
     /// A stored base reads back as written, across chunk boundaries.
     #[test]

@@ -668,7 +668,7 @@ async fn a_generated_city_is_classified_consistently() {
     assert_eq!(run.enterprises, s.store.enterprise_count());
     let view = s.store.current_run().unwrap().unwrap();
     for e in view.entries.iter().step_by(7) {
-        let c = classify(&mut k, &e.uscc.to_string()).await;
+        let c = classify(&mut k, e.uscc.as_str()).await;
         assert!(c.factors_reproduce_score, "{c:?}");
         let sum: f64 = c.factors.iter().map(|x| x.points).sum();
         assert!((sum - c.score).abs() < 1e-6);

@@ -1681,28 +1681,27 @@ fn draw_from(
     let mut selected_masks = Vec::new();
     for (i, (st, ids)) in plan.strata.iter().zip(pops).enumerate() {
         let k = ks.and_then(|ks| ks.get(i).copied()).unwrap_or(st.k);
-        let picked = s.sample(ids.iter().map(Uscc::as_str), k as usize);
-        let selected = picked
-            .into_iter()
-            .map(|(t, id)| Ok((Uscc::parse(id).map_err(Error::Invalid)?, t.as_string())))
-            .collect::<Result<Vec<_>, Error>>()?;
+        let picked = s.sample_at(ids, usize::try_from(k).unwrap_or(usize::MAX));
         if !plan.check_items.is_empty() {
             let m = masks.get(i).map(Vec::as_slice).unwrap_or_default();
-            let of = |u: &Uscc| {
-                ids.binary_search_by(|x| x.as_bytes().cmp(u.as_bytes()))
-                    .ok()
-                    .and_then(|p| m.get(p).copied())
-                    .ok_or_else(|| {
-                        Error::Corrupt(format!("plan {}: no item mask for {u}", plan.id))
-                    })
-            };
             selected_masks.push(
-                selected
+                picked
                     .iter()
-                    .map(|(u, _)| of(u))
+                    .map(|&(_, at)| {
+                        m.get(at).copied().ok_or_else(|| {
+                            Error::Corrupt(format!(
+                                "plan {}: no item mask for {}",
+                                plan.id, ids[at]
+                            ))
+                        })
+                    })
                     .collect::<Result<Vec<u64>, Error>>()?,
             );
         }
+        let selected: Vec<(Uscc, String)> = picked
+            .into_iter()
+            .map(|(t, at)| (ids[at], t.as_string()))
+            .collect();
         strata.push(ReceiptStratum {
             class: st.class,
             population: ids.len() as u64,
