@@ -21,7 +21,7 @@ for _ in $(seq 300); do grep -q "selections index read" "$WORK/log" && break; sl
 echo "$LABEL start: $(rss)"
 plan_id() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['plan_id'])" "$1"; }
 T=g-$LABEL-$RANDOM
-"$BIN" draw --server "$S" --task "$T" --stratum A:0.01 --stratum B:0.05 --stratum C:0.21 --stratum D:1 \
+"$BIN" draw --server "$S" --task "$T" --stratum A:0.01 --stratum B:0.05 --stratum C:0.21 --stratum D:1.0 \
   --override-reason "bench: the suite's strata" > "$WORK/plan-g.json"
 "$BIN" draw --server "$S" --plan "$(plan_id "$WORK/plan-g.json")" --seed "s-$T" --out /dev/null > /dev/null
 echo "$LABEL general: $(rss)"

@@ -50,8 +50,9 @@ pub use writer::op::{
     Correction, ImportItem, ImportOutcome, ImportRejection, SweepCounts, Upserted,
 };
 pub use writer::{
-    op, Answer, BindReply, Checkpoint, Counters, Entry, Envelope, FaultSignal, LogPart, LogSink,
-    Operation, Origin, Remembered, Render, RequestKey, Stamp, Submitted, Ticket, Tx,
+    op, Answer, BindReply, Checkpoint, Counters, Entry, Envelope, FaultSignal, Foreground,
+    ForegroundGuard, LogPart, LogSink, Operation, Origin, Remembered, Render, RequestKey, Stamp,
+    Submitted, Ticket, Tx,
 };
 
 /// The last log sequence applied as the store holds it (replicated mode; 0: none).
@@ -267,6 +268,8 @@ struct Shared {
     /// bases and retired old runs: one pass's retirement never deletes a base another
     /// pass is still writing, and a graceful close waits for it.
     pass_tail: std::sync::Mutex<()>,
+    /// Draws computing: the writer's idle indexing waits for them.
+    foreground: Arc<Foreground>,
 }
 
 impl ReplicaLog {
@@ -404,6 +407,7 @@ impl Store {
         let loading = Arc::new(tokio::sync::watch::channel(!deferred.is_empty()).0);
         let applied = Arc::new(tokio::sync::watch::channel(stored_log_sequence(&registry)?).0);
         let checkpoints = Arc::new(tokio::sync::watch::channel(None).0);
+        let foreground = Arc::new(Foreground::default());
         let writer = writer::spawn(writer::Parts {
             dir: dir.to_path_buf(),
             db: db.clone(),
@@ -419,6 +423,7 @@ impl Store {
             loading: loading.clone(),
             applied: applied.clone(),
             checkpoints: checkpoints.clone(),
+            foreground: foreground.clone(),
         })?;
         Ok(Store {
             shared: Arc::new(Shared {
@@ -445,6 +450,7 @@ impl Store {
                 log: std::sync::OnceLock::new(),
                 applied,
                 checkpoints,
+                foreground,
             }),
         })
     }
@@ -1910,6 +1916,12 @@ impl Store {
     pub fn flush(&self) -> Result<()> {
         self.shared.db.flush()?;
         Ok(())
+    }
+
+    /// Marks work a caller waits on (a draw's candidate scan or sampling) until the guard
+    /// is dropped: meanwhile the writer, when idle, does not index selections.
+    pub fn foreground_work(&self) -> ForegroundGuard {
+        self.shared.foreground.enter()
     }
 
     /// Selections of drawn plans whose `K` entries the writer has not written yet (it

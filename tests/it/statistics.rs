@@ -115,6 +115,15 @@ async fn statistics_are_the_same_before_a_draws_selections_are_indexed() {
     store.close(std::time::Duration::from_secs(10)).unwrap();
     drop(store);
     let store = open(1);
+    // While a draw computes (foreground work), the idle writer leaves them be.
+    let busy = store.foreground_work();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        store.selections_to_index().unwrap(),
+        2,
+        "indexed while a draw computed"
+    );
+    drop(busy);
     let t = std::time::Instant::now();
     while store.selections_to_index().unwrap() > 0 {
         assert!(

@@ -754,6 +754,7 @@ impl SpotCheckService for SpotCheckApi {
         };
         let store_for_reply = self.store.clone();
         let (plan, populations, exempted, masks) = tokio::task::spawn_blocking(move || {
+            let _busy = store.foreground_work();
             let (view, mut by_class) = store.spot_candidate_usccs(&family, &f2, as_of, &items)?;
             let (mut populations, mut exempted, mut masks) = (Vec::new(), Vec::new(), Vec::new());
             for s in strata.iter_mut() {
@@ -890,10 +891,12 @@ impl SpotCheckService for SpotCheckApi {
         let store = self.store.clone();
         let seed = r.seed.clone();
         let p2 = plan.clone();
-        let (receipt, selected_masks) =
-            tokio::task::spawn_blocking(move || draw(&store, &p2, &seed))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))??;
+        let (receipt, selected_masks) = tokio::task::spawn_blocking(move || {
+            let _busy = store.foreground_work();
+            draw(&store, &p2, &seed)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
         let reply = super::write_reply(
             &self.store,
             actor.clone(),

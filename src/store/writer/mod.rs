@@ -486,6 +486,36 @@ impl WriterHandle {
 }
 
 /// What the writer shares with the store's readers.
+/// Work a caller is waiting on that competes with the writer's background indexing for
+/// the cores: a draw's candidate scan and sampling (seconds at city scale). While any is
+/// under way the idle writer does not index selections; queued jobs, and the chunk it
+/// indexes after each group of them, go on as before.
+#[derive(Debug, Default)]
+pub struct Foreground(std::sync::atomic::AtomicUsize);
+
+impl Foreground {
+    /// Marks foreground work until the guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> ForegroundGuard {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ForegroundGuard(self.clone())
+    }
+
+    /// Whether any foreground work is under way.
+    pub fn active(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+}
+
+/// Foreground work under way (see [`Foreground`]).
+#[derive(Debug)]
+pub struct ForegroundGuard(Arc<Foreground>);
+
+impl Drop for ForegroundGuard {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 pub(super) struct Parts {
     /// The data directory (for the seal).
     pub dir: std::path::PathBuf,
@@ -510,6 +540,8 @@ pub(super) struct Parts {
     pub applied: Arc<tokio::sync::watch::Sender<u64>>,
     /// Checkpoints to append (replicated mode): (sequence, chain before it).
     pub checkpoints: Arc<CheckpointSignal>,
+    /// Foreground work under way: idle indexing waits for it.
+    pub foreground: Arc<Foreground>,
 }
 
 pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
@@ -528,6 +560,7 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
         loading,
         applied,
         checkpoints,
+        foreground,
     } = parts;
     let head = audit::head(&tree)?;
     let applied_at_start = *applied.borrow();
@@ -615,6 +648,7 @@ pub(super) fn spawn(parts: Parts) -> Result<WriterHandle> {
                 votes: RefCell::new(BTreeMap::new()),
                 checkpoints,
                 diverged: RefCell::new(None),
+                foreground,
             }
             .run(rx);
             let _ = done_tx.send(());
@@ -673,6 +707,8 @@ pub(super) struct Writer {
     /// Set when this replica finds it diverged from its peers: it fails closed after the
     /// group.
     diverged: RefCell<Option<String>>,
+    /// Foreground work under way: idle indexing waits for it.
+    foreground: Arc<Foreground>,
 }
 
 /// One checkpoint: this replica's chain before it, and each peer's.
@@ -889,6 +925,12 @@ impl Writer {
                     match rx.try_recv() {
                         Ok(j) => backlog.push_back(j),
                         Err(mpsc::error::TryRecvError::Empty) => {
+                            if self.foreground.active() {
+                                // A draw is computing: leave it the cores, look again
+                                // shortly (a job arriving meanwhile waits at most this).
+                                std::thread::sleep(std::time::Duration::from_millis(2));
+                                continue;
+                            }
                             if let Err(e) = self.index_step() {
                                 failed = Some(e.to_string());
                                 break;
