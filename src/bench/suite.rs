@@ -341,6 +341,8 @@ pub(super) struct Server {
     child: Child,
     /// Its address (HOST:PORT).
     pub(super) addr: String,
+    /// Where its log goes.
+    log: std::path::PathBuf,
 }
 
 impl Server {
@@ -368,10 +370,12 @@ impl Server {
             .arg("--data-dir")
             .arg(dir)
             // Warnings, and where the time went: each rescore's phases (a line a pass),
-            // each import's staging and applying (a line an import).
+            // each import's staging and applying (a line an import), each draw's
+            // selections indexed (a line a plan).
             .env(
                 "RUST_LOG",
-                "warn,credit_risk::jobs::batch_scoring=info,credit_risk::server::service::registry=info",
+                "warn,credit_risk::jobs::batch_scoring=info,credit_risk::server::service::registry=info,\
+                 credit_risk::store::writer=info",
             )
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log)?)
@@ -389,7 +393,33 @@ impl Server {
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let addr = addr.ok_or("the server exited before listening (see its log)")?;
-        Ok(Server { child, addr })
+        Ok(Server {
+            child,
+            addr,
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// Waits until the server's log holds `count` lines containing `needle` (checked
+    /// every 250 ms), at most `limit`; returns the seconds waited, `None` past `limit`.
+    pub(super) async fn await_log(
+        &self,
+        needle: &str,
+        count: usize,
+        limit: Duration,
+    ) -> Option<f64> {
+        let t = Instant::now();
+        loop {
+            let text = std::fs::read(&self.log).unwrap_or_default();
+            let seen = String::from_utf8_lossy(&text).matches(needle).count();
+            if seen >= count {
+                return Some(t.elapsed().as_secs_f64());
+            }
+            if t.elapsed() >= limit {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// A field of the server's /proc status, KiB (VmRSS:, VmHWM:).
@@ -770,11 +800,20 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
     let joint = super::spot::joint_plan_and_draw(&mut spot).await?;
     let joint_s = joint["total_seconds"].as_f64().unwrap_or(f64::NAN);
     raw.insert("joint_plan_and_draw".into(), joint);
+    // A draw is done once the writer has indexed its selections, which it does after
+    // answering (BENCHMARKS.md, "A draw's selections indexed after it"): the peak is
+    // read after both plans' lines.
+    let peak_at_draws_kib = server.status_kib("VmHWM:");
+    let indexed_s = server
+        .await_log("selections indexed", 2, Duration::from_secs(300))
+        .await;
     let peak_rss_kib = server.status_kib("VmHWM:");
     raw.insert(
         "spot".into(),
         json!({"city_cd_pool": pool_n, "pool_seconds": pool_s, "draw_population": population,
                "drawn": selected, "plan_and_draw_seconds": draw_s,
+               "selections_indexed_after_seconds": indexed_s,
+               "server_peak_rss_kib_at_draws": peak_at_draws_kib,
                "server_rss_kib": server.status_kib("VmRSS:"), "server_peak_rss_kib": peak_rss_kib}),
     );
     checkpoint(&args.data, n, &raw);

@@ -374,9 +374,21 @@ impl Tree {
     /// # Ok(()) }
     /// ```
     pub fn apply_batch(&self, batch: Batch) -> Result<()> {
-        let _cc = concurrency_control::write();
-        let mut guard = pin();
-        self.apply_batch_inner(batch, &mut guard)
+        let writes = batch.writes.len();
+        let applied = {
+            let _cc = concurrency_control::write();
+            let mut guard = pin();
+            self.apply_batch_inner(batch, &mut guard)
+        };
+        // credit-risk patch (vendor/PATCHES.md 14): every write of the batch left
+        // the leaf it replaced to be freed once no reader can hold it, deferred on
+        // crossbeam's epoch; the deferred frees run only as threads pin and collect,
+        // a few bags at a time, and the whole batch pinned once. Back-to-back batches
+        // piled them up faster than they ran (hundreds of MB). About as many bags as
+        // the batch filled are collected, on the reclaiming thread (beside this one,
+        // which writes the next batch meanwhile).
+        crate::request_release(8 + writes / 64);
+        applied
     }
 
     pub(crate) fn apply_batch_inner(

@@ -893,9 +893,7 @@ impl PageCache {
             // and collect (a bounded number of bags each time). After a burst of
             // writes an idle store may pin too rarely to run them: drive the epoch
             // here, so they run and the segments behind the mark can be cleaned.
-            for _ in 0..64 {
-                pin().flush();
-            }
+            crate::release_deferred(64);
             to_clean = self.log.iobufs.segment_cleaner.pop();
         }
         let ret = if let Some((pid_to_clean, segment_to_clean)) = to_clean {
