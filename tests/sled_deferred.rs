@@ -49,8 +49,10 @@ fn next(x: &mut u64) -> u64 {
 /// writer indexes a draw's selections, back to back): each write replaces a leaf, whose
 /// old copy sled frees through crossbeam's epoch. Unpatched, those frees ran a few bags
 /// at a time as threads happened to pin, and the burst left hundreds of MB of replaced
-/// leaves waiting; patched, each batch collects what it left, so what the heap holds
-/// after the burst is the tree and sled's 4 MiB page cache, a few tens of MB.
+/// leaves waiting; patched, each batch has what it left collected (on sled's
+/// `sled-reclaim` thread, beside the next batch), so what the heap holds over the burst
+/// is the tree, sled's 4 MiB page cache and a batch or two of replaced leaves: a few
+/// tens of MB.
 #[test]
 fn a_burst_of_batches_frees_the_leaves_it_replaced() {
     let dir = tempfile::tempdir().expect("temp dir");

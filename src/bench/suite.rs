@@ -807,6 +807,11 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<(Vec<Row>, Value), BenchError
     let indexed_s = server
         .await_log("selections indexed", 2, Duration::from_secs(300))
         .await;
+    if indexed_s.is_none() {
+        log(
+            "the draws' selections were not indexed within 300 s: the peak RSS leaves out the rest",
+        );
+    }
     let peak_rss_kib = server.status_kib("VmHWM:");
     raw.insert(
         "spot".into(),

@@ -364,8 +364,7 @@ pub fn pin() -> Guard {
 /// collection runs the deferred closures (frees, mostly) of up to eight expired bags
 /// of up to 64 each, and may advance the epoch. Costs a few hundred nanoseconds a
 /// round when there is nothing to run.
-#[doc(hidden)]
-pub fn release_deferred(rounds: usize) {
+pub(crate) fn release_deferred(rounds: usize) {
     for _ in 0..rounds {
         pin().flush();
     }
