@@ -742,6 +742,9 @@ async fn every_mutating_rpc_replays_exactly() {
             .await
             .unwrap();
     }
+    // DrawSample's first reply: its id is bound to the plan, whose receipt a retry
+    // renders again — also once the plan has inspector teams, and after a restart.
+    let mut drawn = Vec::new();
     for rpc in ORDER {
         if *rpc == "SubmitRepair" {
             // Eligible: the missing reports are made up first.
@@ -778,6 +781,9 @@ async fn every_mutating_rpc_replays_exactly() {
             first, again,
             "{rpc}: the retry's reply differs from the first"
         );
+        if *rpc == "DrawSample" {
+            drawn = first.clone();
+        }
         assert_eq!(events().0, n1, "{rpc}: the retry wrote an audit event");
         assert_eq!(runs(), runs1, "{rpc}: the retry started a run");
         let err = ctx
@@ -796,6 +802,34 @@ async fn every_mutating_rpc_replays_exactly() {
             "{rpc}: the refused reuse wrote an audit event"
         );
     }
+    let plan = ctx.plan_id;
+    let teams = ctx
+        .spot
+        .get_receipt(pb::GetReceiptRequest { plan_id: plan })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        teams.team_size > 0 && !teams.inspector_pool_digest.is_empty(),
+        "the plan has its inspector teams: {teams:?}"
+    );
+    let draw_again = |mut spot: SpotCheckServiceClient<Channel>| async move {
+        spot.draw_sample(pb::DrawSampleRequest {
+            request_id: "replay-DrawSample".into(),
+            plan_id: plan,
+            seed: "20261202-lottery".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .encode_to_vec()
+    };
+    assert!(!drawn.is_empty());
+    assert_eq!(
+        draw_again(ctx.spot.clone()).await,
+        drawn,
+        "DrawSample's retry after AssignInspectors differs from its first reply"
+    );
     // The answers survive a restart: replays read the store, not memory.
     let dir = s.dir.clone();
     let tmp = s.stop().await;
@@ -810,5 +844,13 @@ async fn every_mutating_rpc_replays_exactly() {
         .unwrap()
         .into_inner();
     assert_eq!(r.penalty.unwrap().fine_fen, 500_000);
+    let spot = SpotCheckServiceClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    assert_eq!(
+        draw_again(spot).await,
+        drawn,
+        "DrawSample's retry after a restart differs from its first reply"
+    );
     drop(tmp);
 }

@@ -714,16 +714,12 @@ async fn inspector_teams_are_drawn_verified_and_part_of_the_receipt() {
         .await
         .unwrap_err();
     assert_eq!(early.code(), Code::FailedPrecondition, "not drawn yet");
-    let receipt = t
-        .spot
-        .draw_sample(pb::DrawSampleRequest {
-            request_id: String::new(),
-            plan_id: plan.plan_id,
-            seed: "s-1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let draw = pb::DrawSampleRequest {
+        request_id: "draw-2026-沪-002".into(),
+        plan_id: plan.plan_id,
+        seed: "s-1".into(),
+    };
+    let receipt = t.spot.draw_sample(draw.clone()).await.unwrap().into_inner();
     let first = receipt.strata[0].selected[0].uscc.clone();
     let err = t
         .spot
@@ -837,6 +833,15 @@ async fn inspector_teams_are_drawn_verified_and_part_of_the_receipt() {
         .await
         .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
+    // A retry of the draw answers its first reply, without the teams assigned since
+    // (the id is bound to the plan, whose receipt is rendered again).
+    let retried = t.spot.draw_sample(draw).await.unwrap().into_inner();
+    assert!(retried.teams.is_empty() && retried.team_size == 0);
+    assert_eq!(retried.strata[0].selected.len(), 4);
+    assert_eq!(
+        prost::Message::encode_to_vec(&retried),
+        prost::Message::encode_to_vec(&receipt)
+    );
     t.s.stop().await;
 }
 

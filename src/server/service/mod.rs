@@ -84,17 +84,32 @@ pub fn replayed<M: Message + Default>(
     let Some(k) = key else {
         return Ok(None);
     };
-    match store.recall(k)? {
-        Some(crate::store::Remembered::Reply(b)) => Ok(Some(decode_reply(&b)?)),
-        Some(crate::store::Remembered::Run(id)) => Err(status(Error::Corrupt(format!(
-            "{} request id bound to scoring run {id}",
-            k.rpc
+    store
+        .recall(k)?
+        .map(|r| remembered(store, &k.rpc, r))
+        .transpose()
+}
+
+/// The reply a request id is bound to: the stored one, or the receipt of the plan a
+/// `DrawSample` drew, rendered again (byte for byte the first reply).
+fn remembered<M: Message + Default>(
+    store: &Store,
+    rpc: &str,
+    r: crate::store::Remembered,
+) -> Result<M, Status> {
+    use crate::store::Remembered;
+    match r {
+        Remembered::Reply(b) => decode_reply(&b),
+        Remembered::Drawn(plan) => {
+            decode_reply(&spotcheck::drawn_reply(store, plan)?.encode_to_vec())
+        }
+        Remembered::Run(id) => Err(status(Error::Corrupt(format!(
+            "{rpc} request id bound to scoring run {id}"
         )))),
-        Some(crate::store::Remembered::Applied(seq)) => Err(status(Error::Unavailable(format!(
+        Remembered::Applied(seq) => Err(status(Error::Unavailable(format!(
             "this request was applied at log sequence {seq}; its reply is not recorded on \
              this replica yet (retry with the same request_id)"
         )))),
-        None => Ok(None),
     }
 }
 
@@ -122,6 +137,36 @@ where
         Box::new(move |o| render(o).map(|m| m.encode_to_vec()));
     let answer = store.submit(actor, op, key, Some(render)).await?;
     decode_reply(&answer.reply()?)
+}
+
+/// Submits a write whose request id the writer binds to what it made (an operation's
+/// `binding`: no reply is stored) and answers with `render` of the fresh output, run on
+/// a blocking thread after the commit, or with the reply a known id is bound to. For
+/// replies too large to store with their id (a city-wide receipt): the writer neither
+/// renders nor encodes them, and the caller never decodes them again.
+pub async fn write_bound<O, M, F>(
+    store: &Store,
+    actor: Actor,
+    op: O,
+    key: Option<RequestKey>,
+    render: F,
+) -> Result<M, Status>
+where
+    O: Operation,
+    O::Output: Send + 'static,
+    M: Message + Default + Send + 'static,
+    F: FnOnce(O::Output) -> crate::Result<M> + Send + 'static,
+{
+    let rpc = key.as_ref().map(|k| k.rpc.clone()).unwrap_or_default();
+    match store.submit(actor, op, key, None).await? {
+        crate::store::Answer::Fresh { outcome, .. } => {
+            tokio::task::spawn_blocking(move || render(outcome))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(status)
+        }
+        crate::store::Answer::Replay(r) => remembered(store, &rpc, r),
+    }
 }
 
 /// How long a client stream may be silent, and last in all (`server.stream_idle_secs`,

@@ -276,13 +276,50 @@ fn exempted_pb(s: &PlannedStratum) -> Vec<pb::ExemptionCount> {
         .collect()
 }
 
+/// DrawSample's reply: the receipt of `plan` as it was drawn, without the inspector
+/// teams assigned later. A retry renders it again from the stored plan
+/// ([`drawn_reply`]), so both answers are the same bytes. Built from the plan's own
+/// receipt, whose tickets move into the reply instead of being copied (a city-wide
+/// receipt holds hundreds of thousands).
+pub fn drawn_receipt_pb(mut plan: DrawPlan) -> crate::Result<pb::DrawReceipt> {
+    plan.assignments.clear();
+    let r = plan
+        .receipt
+        .take()
+        .ok_or_else(|| crate::Error::Corrupt(format!("plan {} has no receipt", plan.id)))?;
+    let mut out = receipt_head_pb(&r, &plan.filter);
+    for (o, s) in out.strata.iter_mut().zip(r.strata) {
+        o.selected = s
+            .selected
+            .into_iter()
+            .map(|(u, ticket)| selected_pb(&u, ticket))
+            .collect();
+    }
+    Ok(receipt_details_pb(out, &plan))
+}
+
+/// DrawSample's reply for the stored plan `plan_id` (a retry's answer).
+pub fn drawn_reply(store: &Store, plan_id: u64) -> crate::Result<pb::DrawReceipt> {
+    let plan = store.draw_plan(plan_id)?.ok_or_else(|| {
+        crate::Error::Corrupt(format!(
+            "a request id is bound to plan {plan_id}, which is not stored"
+        ))
+    })?;
+    drawn_receipt_pb(plan)
+}
+
 /// The receipt of a drawn plan as its proto, with the inspector teams if assigned.
 pub fn plan_receipt_pb(p: &DrawPlan) -> crate::Result<pb::DrawReceipt> {
     let r = p
         .receipt
         .as_ref()
         .ok_or_else(|| crate::Error::Corrupt(format!("plan {} has no receipt", p.id)))?;
-    let mut out = receipt_pb(r, &p.filter);
+    Ok(receipt_details_pb(receipt_pb(r, &p.filter), p))
+}
+
+/// A plan's receipt `out` with what the plan adds to it: the exemption counts, the
+/// check items of each selected enterprise, the departments, and the inspector teams.
+fn receipt_details_pb(mut out: pb::DrawReceipt, p: &DrawPlan) -> pb::DrawReceipt {
     // The exemption counts are the plan's (frozen with the populations).
     for (rs, ps) in out.strata.iter_mut().zip(&p.strata) {
         rs.exempted = exempted_pb(ps);
@@ -311,7 +348,7 @@ pub fn plan_receipt_pb(p: &DrawPlan) -> crate::Result<pb::DrawReceipt> {
         }
         out.teams = teams;
     }
-    Ok(out)
+    out
 }
 
 /// The teams of a plan's `assignments` in receipt order, and its departments with their
@@ -448,6 +485,28 @@ pub fn assign_teams(
 
 /// A receipt as its proto.
 pub fn receipt_pb(r: &DrawReceipt, filter: &CandidateFilter) -> pb::DrawReceipt {
+    let mut out = receipt_head_pb(r, filter);
+    for (o, s) in out.strata.iter_mut().zip(&r.strata) {
+        o.selected = s
+            .selected
+            .iter()
+            .map(|(u, ticket)| selected_pb(u, ticket.clone()))
+            .collect();
+    }
+    out
+}
+
+/// One selected enterprise of a receipt (its check items are the plan's to add).
+fn selected_pb(u: &Uscc, ticket: String) -> pb::Selected {
+    pb::Selected {
+        uscc: u.to_string(),
+        ticket,
+        check_items: Vec::new(),
+    }
+}
+
+/// A receipt without its selections (each stratum's `selected` empty).
+fn receipt_head_pb(r: &DrawReceipt, filter: &CandidateFilter) -> pb::DrawReceipt {
     pb::DrawReceipt {
         algorithm: r.algorithm.clone(),
         seed: r.seed.clone(),
@@ -464,15 +523,7 @@ pub fn receipt_pb(r: &DrawReceipt, filter: &CandidateFilter) -> pb::DrawReceipt 
                 population: s.population,
                 k: s.k,
                 population_digest: s.digest.clone(),
-                selected: s
-                    .selected
-                    .iter()
-                    .map(|(u, t)| pb::Selected {
-                        uscc: u.to_string(),
-                        ticket: t.clone(),
-                        check_items: Vec::new(),
-                    })
-                    .collect(),
+                selected: Vec::new(),
                 exempted: Vec::new(),
             })
             .collect(),
@@ -897,7 +948,7 @@ impl SpotCheckService for SpotCheckApi {
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;
-        let reply = super::write_reply(
+        let reply = super::write_bound(
             &self.store,
             actor.clone(),
             op::RecordDraw {
@@ -906,7 +957,7 @@ impl SpotCheckService for SpotCheckApi {
                 selected_masks,
             },
             key,
-            plan_receipt_pb,
+            drawn_receipt_pb,
         )
         .await?;
         Ok(Response::new(reply))

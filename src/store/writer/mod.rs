@@ -190,6 +190,12 @@ pub enum Remembered {
     /// Replicated mode: the request was applied at this sequence of the log; its reply
     /// follows in a [`BindReply`] entry from the replica that took it.
     Applied(u64),
+    /// The plan a `DrawSample` request drew: its reply is rendered again from the plan's
+    /// receipt, which never changes once drawn (the inspector teams added later are not
+    /// part of it), instead of a city-wide receipt (tens of megabytes) being stored
+    /// with the id, in leaves of sled that are rewritten whole (BENCHMARKS.md, "A
+    /// draw's reply bound to its plan").
+    Drawn(u64),
 }
 
 /// The writer's answer to a job.
@@ -225,6 +231,9 @@ impl<T> Answer<T> {
             Answer::Replay(Remembered::Applied(seq)) => Err(Error::Unavailable(format!(
                 "this request was applied at log sequence {seq}; its reply is not recorded \
                  on this replica yet (retry with the same request_id)"
+            ))),
+            Answer::Replay(Remembered::Drawn(plan)) => Err(Error::Corrupt(format!(
+                "request id bound to drawn plan {plan}, not to a reply"
             ))),
         }
     }

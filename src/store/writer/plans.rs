@@ -58,6 +58,11 @@ impl Operation for RecordDraw {
         }
         w.record_draw(p, self.plan_id, *self.receipt, self.selected_masks)
     }
+    /// A `DrawSample` request id is bound to the plan it drew (its reply is the plan's
+    /// receipt, rendered again on a retry).
+    fn binding(plan: &DrawPlan) -> Option<Remembered> {
+        Some(Remembered::Drawn(plan.id))
+    }
     logged!(RecordDraw);
 }
 
