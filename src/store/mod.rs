@@ -579,8 +579,9 @@ impl Store {
         let logged = self.shared.log.get().and(request.clone());
         if let Some(k) = &logged {
             // A retry whose reply this replica holds: answered without a log entry.
-            if let Some(r @ (Remembered::Reply(_) | Remembered::Run(_) | Remembered::Drawn(_))) =
-                self.recall(k)?
+            if let Some(
+                r @ (Remembered::Reply(_) | Remembered::Run(_) | Remembered::Receipt { .. }),
+            ) = self.recall(k)?
             {
                 return Ok(Answer::Replay(r));
             }

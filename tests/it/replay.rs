@@ -649,6 +649,10 @@ fn inspector(id: &str, region: &str, active: bool) -> pb::Inspector {
     }
 }
 
+/// The RPCs whose request ids are bound to a drawn plan's receipt (rendered again on a
+/// retry) instead of to stored reply bytes.
+const RECEIPTS: &[&str] = &["DrawSample", "AssignInspectors", "CompleteJointDraw"];
+
 /// The order the cases run in (later ones use what earlier ones made).
 const ORDER: &[&str] = &[
     "UpsertEnterprise",
@@ -742,9 +746,9 @@ async fn every_mutating_rpc_replays_exactly() {
             .await
             .unwrap();
     }
-    // DrawSample's first reply: its id is bound to the plan, whose receipt a retry
-    // renders again — also once the plan has inspector teams, and after a restart.
-    let mut drawn = Vec::new();
+    // The first replies of the RPCs whose ids are bound to a plan's receipt, which a
+    // retry renders again — also once the plan has inspector teams, and after a restart.
+    let mut receipts = std::collections::HashMap::new();
     for rpc in ORDER {
         if *rpc == "SubmitRepair" {
             // Eligible: the missing reports are made up first.
@@ -781,8 +785,8 @@ async fn every_mutating_rpc_replays_exactly() {
             first, again,
             "{rpc}: the retry's reply differs from the first"
         );
-        if *rpc == "DrawSample" {
-            drawn = first.clone();
+        if RECEIPTS.contains(rpc) {
+            receipts.insert(*rpc, first.clone());
         }
         assert_eq!(events().0, n1, "{rpc}: the retry wrote an audit event");
         assert_eq!(runs(), runs1, "{rpc}: the retry started a run");
@@ -813,27 +817,23 @@ async fn every_mutating_rpc_replays_exactly() {
         teams.team_size > 0 && !teams.inspector_pool_digest.is_empty(),
         "the plan has its inspector teams: {teams:?}"
     );
-    let draw_again = |mut spot: SpotCheckServiceClient<Channel>| async move {
-        spot.draw_sample(pb::DrawSampleRequest {
-            request_id: "replay-DrawSample".into(),
-            plan_id: plan,
-            seed: "20261202-lottery".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .encode_to_vec()
-    };
-    assert!(!drawn.is_empty());
+    assert_eq!(receipts.len(), RECEIPTS.len());
     assert_eq!(
-        draw_again(ctx.spot.clone()).await,
-        drawn,
+        ctx.call("DrawSample", "replay-DrawSample", false)
+            .await
+            .unwrap(),
+        receipts["DrawSample"],
         "DrawSample's retry after AssignInspectors differs from its first reply"
     );
-    // The answers survive a restart: replays read the store, not memory.
+    // The answers survive a restart: replays read the store, not memory — also when the
+    // instance has been renamed since (a joint draw's receipt names the instance that
+    // answered it first).
     let dir = s.dir.clone();
+    let today = s.store.today();
     let tmp = s.stop().await;
-    let s = TestServer::start_at(&dir).await;
+    let s =
+        TestServer::start_at_on_with(&dir, today, |o| o.instance_name = "renamed-instance".into())
+            .await;
     let mut reg = s.client.clone();
     let r = reg
         .record_penalty(pb::RecordPenaltyRequest {
@@ -844,13 +844,17 @@ async fn every_mutating_rpc_replays_exactly() {
         .unwrap()
         .into_inner();
     assert_eq!(r.penalty.unwrap().fine_fen, 500_000);
-    let spot = SpotCheckServiceClient::connect(format!("http://{}", s.addr))
+    ctx.spot = SpotCheckServiceClient::connect(format!("http://{}", s.addr))
         .await
         .unwrap();
-    assert_eq!(
-        draw_again(spot).await,
-        drawn,
-        "DrawSample's retry after a restart differs from its first reply"
-    );
+    for rpc in RECEIPTS {
+        assert_eq!(
+            ctx.call(rpc, &format!("replay-{rpc}"), false)
+                .await
+                .unwrap(),
+            receipts[rpc],
+            "{rpc}: the retry after a restart differs from the first reply"
+        );
+    }
     drop(tmp);
 }

@@ -90,8 +90,8 @@ pub fn replayed<M: Message + Default>(
         .transpose()
 }
 
-/// The reply a request id is bound to: the stored one, or the receipt of the plan a
-/// `DrawSample` drew, rendered again (byte for byte the first reply).
+/// The reply a request id is bound to: the stored one, or a drawn plan's receipt,
+/// rendered again from the stored plan (byte for byte the first reply).
 fn remembered<M: Message + Default>(
     store: &Store,
     rpc: &str,
@@ -100,9 +100,13 @@ fn remembered<M: Message + Default>(
     use crate::store::Remembered;
     match r {
         Remembered::Reply(b) => decode_reply(&b),
-        Remembered::Drawn(plan) => {
-            decode_reply(&spotcheck::drawn_reply(store, plan)?.encode_to_vec())
-        }
+        Remembered::Receipt {
+            plan,
+            teams,
+            instance,
+        } => decode_reply(
+            &spotcheck::stored_receipt_reply(store, plan, teams, &instance)?.encode_to_vec(),
+        ),
         Remembered::Run(id) => Err(status(Error::Corrupt(format!(
             "{rpc} request id bound to scoring run {id}"
         )))),

@@ -22,7 +22,10 @@ use crate::{
     error::Error,
     proto::{self as pb, spot_check_service_server::SpotCheckService},
     store::{
-        draws::{Assignment, DrawPlan, DrawReceipt, PlannedItem, PlannedStratum, ReceiptStratum},
+        draws::{
+            Assignment, DrawPlan, DrawReceipt, JointState, PlannedItem, PlannedStratum,
+            ReceiptStratum,
+        },
         op,
         spot::{Candidate, CandidateFilter},
         Store,
@@ -276,18 +279,27 @@ fn exempted_pb(s: &PlannedStratum) -> Vec<pb::ExemptionCount> {
         .collect()
 }
 
-/// DrawSample's reply: the receipt of `plan` as it was drawn, without the inspector
-/// teams assigned later. A retry renders it again from the stored plan
-/// ([`drawn_reply`]), so both answers are the same bytes. Built from the plan's own
-/// receipt, whose tickets move into the reply instead of being copied (a city-wide
-/// receipt holds hundreds of thousands).
-pub fn drawn_receipt_pb(mut plan: DrawPlan) -> crate::Result<pb::DrawReceipt> {
-    plan.assignments.clear();
-    let r = plan
-        .receipt
-        .take()
-        .ok_or_else(|| crate::Error::Corrupt(format!("plan {} has no receipt", plan.id)))?;
-    let mut out = receipt_head_pb(&r, &plan.filter);
+/// A drawn plan's receipt as the reply of a write that made it: DrawSample's and
+/// CompleteJointDraw's without the inspector teams (`teams` false: as drawn — teams
+/// assigned later are not part of it), AssignInspectors' with them; with the joint draw
+/// `j`'s summary naming `instance` when the plan has one. A retry renders it again from
+/// the stored plan ([`stored_receipt_reply`]), so both answers are the same bytes. Built
+/// from the plan's own receipt, whose tickets move into the reply instead of being
+/// copied (a city-wide receipt holds hundreds of thousands).
+pub fn receipt_reply_pb(
+    mut plan: DrawPlan,
+    teams: bool,
+    instance: &str,
+    j: Option<&JointState>,
+) -> crate::Result<pb::DrawReceipt> {
+    if !teams {
+        plan.assignments.clear();
+    }
+    let no_receipt = || crate::Error::Corrupt(format!("plan {} has no receipt", plan.id));
+    let mut out = receipt_head_pb(plan.receipt.as_ref().ok_or_else(no_receipt)?, &plan.filter);
+    // The teams follow the receipt's order: added while the plan still holds it.
+    add_plan_details(&mut out, &plan);
+    let r = plan.receipt.take().ok_or_else(no_receipt)?;
     for (o, s) in out.strata.iter_mut().zip(r.strata) {
         o.selected = s
             .selected
@@ -295,17 +307,25 @@ pub fn drawn_receipt_pb(mut plan: DrawPlan) -> crate::Result<pb::DrawReceipt> {
             .map(|(u, ticket)| selected_pb(&u, ticket))
             .collect();
     }
-    Ok(receipt_details_pb(out, &plan))
+    add_selected_items(&mut out, &plan);
+    out.joint = j.and_then(|j| joint::summary_pb(instance, j));
+    Ok(out)
 }
 
-/// DrawSample's reply for the stored plan `plan_id` (a retry's answer).
-pub fn drawn_reply(store: &Store, plan_id: u64) -> crate::Result<pb::DrawReceipt> {
+/// The reply a request id bound to plan `plan_id`'s receipt answers (a retry's).
+pub fn stored_receipt_reply(
+    store: &Store,
+    plan_id: u64,
+    teams: bool,
+    instance: &str,
+) -> crate::Result<pb::DrawReceipt> {
     let plan = store.draw_plan(plan_id)?.ok_or_else(|| {
         crate::Error::Corrupt(format!(
             "a request id is bound to plan {plan_id}, which is not stored"
         ))
     })?;
-    drawn_receipt_pb(plan)
+    let j = store.joint_draw(plan_id)?;
+    receipt_reply_pb(plan, teams, instance, j.as_ref())
 }
 
 /// The receipt of a drawn plan as its proto, with the inspector teams if assigned.
@@ -314,21 +334,18 @@ pub fn plan_receipt_pb(p: &DrawPlan) -> crate::Result<pb::DrawReceipt> {
         .receipt
         .as_ref()
         .ok_or_else(|| crate::Error::Corrupt(format!("plan {} has no receipt", p.id)))?;
-    Ok(receipt_details_pb(receipt_pb(r, &p.filter), p))
+    let mut out = receipt_pb(r, &p.filter);
+    add_plan_details(&mut out, p);
+    add_selected_items(&mut out, p);
+    Ok(out)
 }
 
-/// A plan's receipt `out` with what the plan adds to it: the exemption counts, the
-/// check items of each selected enterprise, the departments, and the inspector teams.
-fn receipt_details_pb(mut out: pb::DrawReceipt, p: &DrawPlan) -> pb::DrawReceipt {
+/// What plan `p` adds to its receipt `out`: the exemption counts, the check items, the
+/// departments, and the inspector teams.
+fn add_plan_details(out: &mut pb::DrawReceipt, p: &DrawPlan) {
     // The exemption counts are the plan's (frozen with the populations).
     for (rs, ps) in out.strata.iter_mut().zip(&p.strata) {
         rs.exempted = exempted_pb(ps);
-    }
-    // The check items each selected enterprise is checked on.
-    for (rs, masks) in out.strata.iter_mut().zip(&p.selected_masks) {
-        for (sel, m) in rs.selected.iter_mut().zip(masks) {
-            sel.check_items = checkitem::codes_of(p.check_items.iter().map(|i| &i.item), *m);
-        }
     }
     out.check_items = p.check_items.iter().map(planned_item_pb).collect();
     let (teams, departments) = teams_pb(p, &p.assignments);
@@ -348,7 +365,15 @@ fn receipt_details_pb(mut out: pb::DrawReceipt, p: &DrawPlan) -> pb::DrawReceipt
         }
         out.teams = teams;
     }
-    out
+}
+
+/// The check items each selected enterprise of receipt `out` is checked on (plan `p`'s).
+fn add_selected_items(out: &mut pb::DrawReceipt, p: &DrawPlan) {
+    for (rs, masks) in out.strata.iter_mut().zip(&p.selected_masks) {
+        for (sel, m) in rs.selected.iter_mut().zip(masks) {
+            sel.check_items = checkitem::codes_of(p.check_items.iter().map(|i| &i.item), *m);
+        }
+    }
 }
 
 /// The teams of a plan's `assignments` in receipt order, and its departments with their
@@ -940,6 +965,7 @@ impl SpotCheckService for SpotCheckApi {
             )));
         }
         let store = self.store.clone();
+        let instance = self.store.options().instance_name.clone();
         let seed = r.seed.clone();
         let p2 = plan.clone();
         let (receipt, selected_masks) = tokio::task::spawn_blocking(move || {
@@ -957,7 +983,7 @@ impl SpotCheckService for SpotCheckApi {
                 selected_masks,
             },
             key,
-            drawn_receipt_pb,
+            move |plan| receipt_reply_pb(plan, false, &instance, None),
         )
         .await?;
         Ok(Response::new(reply))
@@ -1365,8 +1391,9 @@ impl SpotCheckService for SpotCheckApi {
             }
             out
         };
-        let store_for_reply = self.store.clone();
-        let reply = super::write_reply(
+        let store = self.store.clone();
+        let instance = self.store.options().instance_name.clone();
+        let reply = super::write_bound(
             &self.store,
             actor.clone(),
             op::RecordAssignment {
@@ -1374,7 +1401,10 @@ impl SpotCheckService for SpotCheckApi {
                 assignments,
             },
             key,
-            move |p: &DrawPlan| joint::receipt_reply(&store_for_reply, p),
+            move |p: DrawPlan| {
+                let j = store.joint_draw(p.id)?;
+                receipt_reply_pb(p, true, &instance, j.as_ref())
+            },
         )
         .await?;
         Ok(Response::new(reply))

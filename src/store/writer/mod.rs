@@ -137,8 +137,8 @@ pub trait Operation: Serialize + DeserializeOwned + Debug + Send + 'static {
     }
 
     /// What a request id is bound to when the operation has no reply renderer (a
-    /// scoring run, for `RunBatchScoring`).
-    fn binding(_out: &Self::Output) -> Option<Remembered> {
+    /// scoring run, for `RunBatchScoring`; a drawn plan's receipt).
+    fn binding(_out: &Self::Output, _options: &StoreOptions) -> Option<Remembered> {
         None
     }
 
@@ -190,12 +190,18 @@ pub enum Remembered {
     /// Replicated mode: the request was applied at this sequence of the log; its reply
     /// follows in a [`BindReply`] entry from the replica that took it.
     Applied(u64),
-    /// The plan a `DrawSample` request drew: its reply is rendered again from the plan's
-    /// receipt, which never changes once drawn (the inspector teams added later are not
-    /// part of it), instead of a city-wide receipt (tens of megabytes) being stored
-    /// with the id, in leaves of sled that are rewritten whole (BENCHMARKS.md, "A
-    /// draw's reply bound to its plan").
-    Drawn(u64),
+    /// The receipt of drawn plan `plan`, the reply of `DrawSample`, `CompleteJointDraw`
+    /// (`teams` false: the receipt as drawn) and `AssignInspectors` (`teams` true):
+    /// rendered again from the stored plan on a retry — a receipt never changes once
+    /// drawn, nor its teams once assigned — with `instance`, the name this instance
+    /// answered with (a joint draw's summary shows it). Stored instead of the reply: a
+    /// city-wide receipt is tens of megabytes, and sled rewrites a leaf of 16 such
+    /// values whole (BENCHMARKS.md, "A draw's reply bound to its plan").
+    Receipt {
+        plan: u64,
+        teams: bool,
+        instance: String,
+    },
 }
 
 /// The writer's answer to a job.
@@ -232,8 +238,8 @@ impl<T> Answer<T> {
                 "this request was applied at log sequence {seq}; its reply is not recorded \
                  on this replica yet (retry with the same request_id)"
             ))),
-            Answer::Replay(Remembered::Drawn(plan)) => Err(Error::Corrupt(format!(
-                "request id bound to drawn plan {plan}, not to a reply"
+            Answer::Replay(Remembered::Receipt { plan, .. }) => Err(Error::Corrupt(format!(
+                "request id bound to the receipt of plan {plan}, not to a reply"
             ))),
         }
     }
@@ -1266,10 +1272,11 @@ impl Writer {
             // entry's sequence until the reply's own entry (`BindReply`) follows.
             (_, Some(k)) if seq.is_some() => Some((
                 k,
-                O::binding(&outcome).unwrap_or(Remembered::Applied(seq.unwrap_or_default())),
+                O::binding(&outcome, &self.options)
+                    .unwrap_or(Remembered::Applied(seq.unwrap_or_default())),
             )),
             (Some(b), Some(k)) => Some((k, Remembered::Reply(b.clone()))),
-            (None, Some(k)) => match O::binding(&outcome) {
+            (None, Some(k)) => match O::binding(&outcome, &self.options) {
                 Some(r) => Some((k, r)),
                 None => {
                     return Err(Error::Corrupt(

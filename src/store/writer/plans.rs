@@ -58,10 +58,13 @@ impl Operation for RecordDraw {
         }
         w.record_draw(p, self.plan_id, *self.receipt, self.selected_masks)
     }
-    /// A `DrawSample` request id is bound to the plan it drew (its reply is the plan's
-    /// receipt, rendered again on a retry).
-    fn binding(plan: &DrawPlan) -> Option<Remembered> {
-        Some(Remembered::Drawn(plan.id))
+    /// A `DrawSample` request id is bound to the receipt of the plan it drew.
+    fn binding(plan: &DrawPlan, options: &StoreOptions) -> Option<Remembered> {
+        Some(Remembered::Receipt {
+            plan: plan.id,
+            teams: false,
+            instance: options.instance_name.clone(),
+        })
     }
     logged!(RecordDraw);
 }
@@ -200,6 +203,14 @@ impl Operation for CompleteJoint {
         let plan = w.record_draw(p, self.plan_id, *self.receipt, self.selected_masks)?;
         Ok((plan, state))
     }
+    /// A `CompleteJointDraw` request id is bound to the receipt of the plan it drew.
+    fn binding((plan, _): &(DrawPlan, JointState), options: &StoreOptions) -> Option<Remembered> {
+        Some(Remembered::Receipt {
+            plan: plan.id,
+            teams: false,
+            instance: options.instance_name.clone(),
+        })
+    }
     logged!(CompleteJoint);
 }
 
@@ -323,6 +334,14 @@ impl Operation for RecordAssignment {
     fn apply(self, tx: &mut Tx<'_>) -> Result<DrawPlan> {
         let (w, p) = tx.parts();
         w.record_assignment(p, self.plan_id, self.assignments)
+    }
+    /// An `AssignInspectors` request id is bound to the plan's receipt with its teams.
+    fn binding(plan: &DrawPlan, options: &StoreOptions) -> Option<Remembered> {
+        Some(Remembered::Receipt {
+            plan: plan.id,
+            teams: true,
+            instance: options.instance_name.clone(),
+        })
     }
     logged!(RecordAssignment);
 }

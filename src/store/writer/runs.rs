@@ -68,7 +68,7 @@ impl Operation for BeginRun {
         w.begin_run(p, self)
     }
     /// A `RunBatchScoring` request id is bound to the run it began.
-    fn binding(run: &ScoringRun) -> Option<Remembered> {
+    fn binding(run: &ScoringRun, _options: &StoreOptions) -> Option<Remembered> {
         Some(Remembered::Run(run.id))
     }
     logged!(BeginRun);

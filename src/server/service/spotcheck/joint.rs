@@ -5,8 +5,8 @@ use tonic::{Request, Response, Status};
 
 use super::{
     super::{invalid, request_key},
-    check_seed, class_from_pb, class_pb, draw_from, plan_receipt_pb, populations, Boxed,
-    SpotCheckApi, CANDIDATE_BATCH,
+    check_seed, class_from_pb, class_pb, draw_from, plan_receipt_pb, populations, receipt_reply_pb,
+    Boxed, SpotCheckApi, CANDIDATE_BATCH,
 };
 use crate::{
     domain::{
@@ -199,21 +199,13 @@ pub fn outcome_pb(o: &Outcome) -> pb::JointOutcome {
 }
 
 /// The receipt of a drawn plan, with its joint draw when it has one (read from the
-/// store: the state a reply renderer sees before its own commit is passed to
-/// [`receipt_with`] instead).
+/// store).
 pub fn receipt_reply(store: &Store, p: &DrawPlan) -> crate::Result<pb::DrawReceipt> {
     let j = store.joint_draw(p.id)?;
-    receipt_with(&store.options().instance_name, p, j.as_ref())
-}
-
-/// The receipt of a drawn plan with the joint draw `j`, if any.
-pub fn receipt_with(
-    instance: &str,
-    p: &DrawPlan,
-    j: Option<&JointState>,
-) -> crate::Result<pb::DrawReceipt> {
     let mut out = plan_receipt_pb(p)?;
-    out.joint = j.and_then(|j| summary_pb(instance, j));
+    out.joint = j
+        .as_ref()
+        .and_then(|j| summary_pb(&store.options().instance_name, j));
     Ok(out)
 }
 
@@ -512,7 +504,7 @@ impl SpotCheckApi {
         })
         .await?;
         let instance = self.store.options().instance_name.clone();
-        let reply = super::super::write_reply(
+        let reply = super::super::write_bound(
             &self.store,
             actor,
             op::CompleteJoint {
@@ -522,7 +514,7 @@ impl SpotCheckApi {
                 selected_masks: masks,
             },
             key,
-            move |(p, j): &(DrawPlan, JointState)| receipt_with(&instance, p, Some(j)),
+            move |(p, j): (DrawPlan, JointState)| receipt_reply_pb(p, false, &instance, Some(&j)),
         )
         .await?;
         Ok(Response::new(reply))
