@@ -10,16 +10,14 @@
 #   `RunBatchScoring`; grpcurl: `.ci/run` installs one in target/ci-venv/bin). Loopback
 #   only; the server is stopped at the end.
 set -euo pipefail
-BIN=$1; DATA=$2; G=${3:-target/ci-venv/bin/grpcurl}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-draw-phases.XXXXXX")
-printf '[server]\nmax_message_bytes = 268435456\naccess_log = true\n' > "$WORK/cfg.toml"
-"$BIN" serve --config "$WORK/cfg.toml" --data-dir "$DATA" --listen 127.0.0.1:0 > "$WORK/out" 2> "$WORK/log" &
-PID=$!
-trap 'kill -TERM $PID 2> /dev/null || true; wait $PID 2> /dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 600); do grep -q listening "$WORK/out" 2> /dev/null && break; sleep 0.1; done
-S=$(sed -n 's/^listening on //p' "$WORK/out")
-# Wait for the writer's read of the selections index (seconds after years of draws).
-for _ in $(seq 300); do grep -q "selections index read" "$WORK/log" && break; sleep 1; done
+BIN=$(realpath "$1"); DATA=$(realpath "$2"); G=$(realpath "${3:-target/ci-venv/bin/grpcurl}")
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+CFG=$(mktemp)
+printf '[server]\nmax_message_bytes = 268435456\naccess_log = true\n' > "$CFG"
+serve_opened "$BIN" "$DATA" "$CFG"
+trap 'kill -TERM $PID 2> /dev/null || true; wait $PID 2> /dev/null || true; rm -f "$LOG" "$CFG"' EXIT
+S=$ADDR
 rss() { awk '/VmRSS/{r=$2}/VmHWM/{h=$2}END{printf "RSS %d MB, peak %d MB", r/1024, h/1024}' /proc/$PID/status; }
 reset() { echo 5 > /proc/$PID/clear_refs; }
 call() { "$G" -plaintext -max-msg-sz 268435456 -d "$2" "$S" "creditrisk.v1.SpotCheckService/$1"; }
@@ -35,6 +33,6 @@ P=$(call PlanDraw "{\"taskId\":\"j-$RANDOM\",\"checkItems\":[$ITEMS]}" | plan_id
 echo "joint PlanDraw: $(rss)"; reset
 call DrawSample "{\"planId\":\"$P\",\"seed\":\"s-$RANDOM\"}" > /dev/null
 echo "joint DrawSample: $(rss)"; reset
-for _ in $(seq 120); do [ "$(grep -c 'selections indexed' "$WORK/log")" -ge 2 ] && break; sleep 1; done
+for _ in $(seq 120); do [ "$(grep -c 'selections indexed' "$LOG")" -ge 2 ] && break; sleep 1; done
 echo "selections indexed: $(rss)"
-grep -E "PlanDraw|DrawSample" "$WORK/log" | sed -E 's/.*rpc=([^ ]*).*ms=([0-9.]+).*/\1 \2 ms/'
+grep -E "PlanDraw|DrawSample" "$LOG" | sed -E 's/.*rpc=([^ ]*).*ms=([0-9.]+).*/\1 \2 ms/'

@@ -24,12 +24,13 @@ start_server() {
   ADDR=$(sed -n 's/^listening on //p' "$1.out")
 }
 
-# serve_opened BIN STORE: serves STORE in place on a free loopback port with the build
-# BIN and waits until its open is done (the writer has read the selections index, the
-# open's last step); stopped on exit. Sets PID, ADDR and LOG (the server's output).
+# serve_opened BIN STORE [CONFIG]: serves STORE in place on a free loopback port with the
+# build BIN (and the server configuration file CONFIG) and waits until its open is done
+# (the writer has read the selections index, the open's last step); stopped on exit.
+# Sets PID, ADDR and LOG (the server's output).
 serve_opened() {
   LOG=$(mktemp)
-  "$1" serve --data-dir "$2" --listen 127.0.0.1:0 > "$LOG" 2>&1 &
+  "$1" serve --data-dir "$2" --listen 127.0.0.1:0 ${3:+--config "$3"} > "$LOG" 2>&1 &
   PID=$!
   trap 'kill -TERM $PID 2>/dev/null || true; rm -f "$LOG"' EXIT
   until grep -q "selections index read" "$LOG"; do

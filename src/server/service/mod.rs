@@ -77,7 +77,7 @@ pub fn request_key<M: Message>(
 /// Only for handlers that do expensive work or state-dependent checks before their
 /// write (plans, draws, teams, the sweep, backups); for the others the writer's own
 /// lookup, which decides atomically, is the only one.
-pub fn replayed<M: Message + Default>(
+pub fn replayed<M: Message + Default + 'static>(
     store: &Store,
     key: &Option<RequestKey>,
 ) -> Result<Option<M>, Status> {
@@ -91,8 +91,9 @@ pub fn replayed<M: Message + Default>(
 }
 
 /// The reply a request id is bound to: the stored one, or a drawn plan's receipt,
-/// rendered again from the stored plan (byte for byte the first reply).
-fn remembered<M: Message + Default>(
+/// rendered again from the stored plan (byte for byte the first reply) — as the
+/// message itself, not encoded and decoded again (a city-wide receipt is large).
+fn remembered<M: Message + Default + 'static>(
     store: &Store,
     rpc: &str,
     r: crate::store::Remembered,
@@ -104,9 +105,16 @@ fn remembered<M: Message + Default>(
             plan,
             teams,
             instance,
-        } => decode_reply(
-            &spotcheck::stored_receipt_reply(store, plan, teams, &instance)?.encode_to_vec(),
-        ),
+        } => {
+            let receipt: Box<dyn std::any::Any> = Box::new(spotcheck::stored_receipt_reply(
+                store, plan, teams, &instance,
+            )?);
+            receipt.downcast::<M>().map(|m| *m).map_err(|_| {
+                status(Error::Corrupt(format!(
+                    "{rpc} request id bound to the receipt of plan {plan}, which is not its reply"
+                )))
+            })
+        }
         Remembered::Run(id) => Err(status(Error::Corrupt(format!(
             "{rpc} request id bound to scoring run {id}"
         )))),
@@ -137,10 +145,16 @@ where
     M: Message + Default + 'static,
     F: FnOnce(&O::Output) -> crate::Result<M> + Send + 'static,
 {
+    let rpc = key.as_ref().map(|k| k.rpc.clone()).unwrap_or_default();
     let render: crate::store::Render<O::Output> =
         Box::new(move |o| render(o).map(|m| m.encode_to_vec()));
-    let answer = store.submit(actor, op, key, Some(render)).await?;
-    decode_reply(&answer.reply()?)
+    match store.submit(actor, op, key, Some(render)).await? {
+        crate::store::Answer::Fresh { reply: Some(b), .. } => decode_reply(&b),
+        crate::store::Answer::Fresh { reply: None, .. } => {
+            Err(status(Error::Corrupt("a write without a renderer".into())))
+        }
+        crate::store::Answer::Replay(r) => remembered(store, &rpc, r),
+    }
 }
 
 /// Submits a write whose request id the writer binds to what it made (an operation's

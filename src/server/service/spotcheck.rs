@@ -279,13 +279,13 @@ fn exempted_pb(s: &PlannedStratum) -> Vec<pb::ExemptionCount> {
         .collect()
 }
 
-/// A drawn plan's receipt as the reply of a write that made it: DrawSample's and
-/// CompleteJointDraw's without the inspector teams (`teams` false: as drawn — teams
-/// assigned later are not part of it), AssignInspectors' with them; with the joint draw
-/// `j`'s summary naming `instance` when the plan has one. A retry renders it again from
-/// the stored plan ([`stored_receipt_reply`]), so both answers are the same bytes. Built
-/// from the plan's own receipt, whose tickets move into the reply instead of being
-/// copied (a city-wide receipt holds hundreds of thousands).
+/// A drawn plan's receipt as its proto: DrawSample's and CompleteJointDraw's reply
+/// without the inspector teams (`teams` false: as drawn — teams assigned later are not
+/// part of it), AssignInspectors' and a read's with them; with the joint draw `j`'s
+/// summary naming `instance` when the plan has one. A write's retry renders it again
+/// from the stored plan ([`stored_receipt_reply`]), so both answers are the same
+/// bytes. Built from the plan's own receipt, whose tickets move into the reply instead
+/// of being copied (a city-wide receipt holds hundreds of thousands).
 pub fn receipt_reply_pb(
     mut plan: DrawPlan,
     teams: bool,
@@ -326,18 +326,6 @@ pub fn stored_receipt_reply(
     })?;
     let j = store.joint_draw(plan_id)?;
     receipt_reply_pb(plan, teams, instance, j.as_ref())
-}
-
-/// The receipt of a drawn plan as its proto, with the inspector teams if assigned.
-pub fn plan_receipt_pb(p: &DrawPlan) -> crate::Result<pb::DrawReceipt> {
-    let r = p
-        .receipt
-        .as_ref()
-        .ok_or_else(|| crate::Error::Corrupt(format!("plan {} has no receipt", p.id)))?;
-    let mut out = receipt_pb(r, &p.filter);
-    add_plan_details(&mut out, p);
-    add_selected_items(&mut out, p);
-    Ok(out)
 }
 
 /// What plan `p` adds to its receipt `out`: the exemption counts, the check items, the
@@ -506,19 +494,6 @@ pub fn assign_teams(
         teams.push(team);
     }
     Ok(teams)
-}
-
-/// A receipt as its proto.
-pub fn receipt_pb(r: &DrawReceipt, filter: &CandidateFilter) -> pb::DrawReceipt {
-    let mut out = receipt_head_pb(r, filter);
-    for (o, s) in out.strata.iter_mut().zip(&r.strata) {
-        o.selected = s
-            .selected
-            .iter()
-            .map(|(u, ticket)| selected_pb(u, ticket.clone()))
-            .collect();
-    }
-    out
 }
 
 /// One selected enterprise of a receipt (its check items are the plan's to add).
@@ -965,7 +940,6 @@ impl SpotCheckService for SpotCheckApi {
             )));
         }
         let store = self.store.clone();
-        let instance = self.store.options().instance_name.clone();
         let seed = r.seed.clone();
         let p2 = plan.clone();
         let (receipt, selected_masks) = tokio::task::spawn_blocking(move || {
@@ -983,7 +957,8 @@ impl SpotCheckService for SpotCheckApi {
                 selected_masks,
             },
             key,
-            move |plan| receipt_reply_pb(plan, false, &instance, None),
+            // No joint draw: a plan committed to one was refused above.
+            move |plan| receipt_reply_pb(plan, false, "", None),
         )
         .await?;
         Ok(Response::new(reply))
@@ -1010,7 +985,7 @@ impl SpotCheckService for SpotCheckApi {
                 plan.id
             )));
         }
-        Ok(Response::new(joint::receipt_reply(&self.store, &plan)?))
+        Ok(Response::new(joint::receipt_reply(&self.store, plan)?))
     }
 
     async fn list_check_items(
@@ -1392,7 +1367,6 @@ impl SpotCheckService for SpotCheckApi {
             out
         };
         let store = self.store.clone();
-        let instance = self.store.options().instance_name.clone();
         let reply = super::write_bound(
             &self.store,
             actor.clone(),
@@ -1401,10 +1375,7 @@ impl SpotCheckService for SpotCheckApi {
                 assignments,
             },
             key,
-            move |p: DrawPlan| {
-                let j = store.joint_draw(p.id)?;
-                receipt_reply_pb(p, true, &instance, j.as_ref())
-            },
+            move |p: DrawPlan| joint::receipt_reply(&store, p),
         )
         .await?;
         Ok(Response::new(reply))

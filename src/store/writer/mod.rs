@@ -223,26 +223,6 @@ impl<T> Answer<T> {
             )),
         }
     }
-
-    /// The encoded reply: the rendered one, or the remembered one.
-    pub fn reply(self) -> Result<Vec<u8>> {
-        match self {
-            Answer::Fresh { reply: Some(b), .. } | Answer::Replay(Remembered::Reply(b)) => Ok(b),
-            Answer::Fresh { reply: None, .. } => {
-                Err(Error::Corrupt("a write without a renderer".into()))
-            }
-            Answer::Replay(Remembered::Run(id)) => Err(Error::Corrupt(format!(
-                "request id bound to scoring run {id}, not to a reply"
-            ))),
-            Answer::Replay(Remembered::Applied(seq)) => Err(Error::Unavailable(format!(
-                "this request was applied at log sequence {seq}; its reply is not recorded \
-                 on this replica yet (retry with the same request_id)"
-            ))),
-            Answer::Replay(Remembered::Receipt { plan, .. }) => Err(Error::Corrupt(format!(
-                "request id bound to the receipt of plan {plan}, not to a reply"
-            ))),
-        }
-    }
 }
 
 /// A request id's key, the request's fingerprint, and what the id answers.

@@ -5,8 +5,8 @@ use tonic::{Request, Response, Status};
 
 use super::{
     super::{invalid, request_key},
-    check_seed, class_from_pb, class_pb, draw_from, plan_receipt_pb, populations, receipt_reply_pb,
-    Boxed, SpotCheckApi, CANDIDATE_BATCH,
+    check_seed, class_from_pb, class_pb, draw_from, populations, receipt_reply_pb, Boxed,
+    SpotCheckApi, CANDIDATE_BATCH,
 };
 use crate::{
     domain::{
@@ -198,15 +198,11 @@ pub fn outcome_pb(o: &Outcome) -> pb::JointOutcome {
     }
 }
 
-/// The receipt of a drawn plan, with its joint draw when it has one (read from the
-/// store).
-pub fn receipt_reply(store: &Store, p: &DrawPlan) -> crate::Result<pb::DrawReceipt> {
+/// The receipt of a drawn plan as it stands, with its teams if assigned and its joint
+/// draw when it has one (read from the store).
+pub fn receipt_reply(store: &Store, p: DrawPlan) -> crate::Result<pb::DrawReceipt> {
     let j = store.joint_draw(p.id)?;
-    let mut out = plan_receipt_pb(p)?;
-    out.joint = j
-        .as_ref()
-        .and_then(|j| summary_pb(&store.options().instance_name, j));
-    Ok(out)
+    receipt_reply_pb(p, true, &store.options().instance_name, j.as_ref())
 }
 
 /// What a receipt shows of its joint draw, once completed.
@@ -479,7 +475,7 @@ impl SpotCheckApi {
         }
         match &j.outcome {
             Some(o) if *o == outcome => {
-                return Ok(Response::new(receipt_reply(&self.store, &plan)?));
+                return Ok(Response::new(receipt_reply(&self.store, plan)?));
             }
             Some(_) => {
                 return Err(Status::failed_precondition(format!(
