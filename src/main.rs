@@ -171,6 +171,12 @@ enum Command {
     ///
     /// Example: credit-risk bench --scale shanghai --clients 64 --seconds 10
     Bench(bench::suite::Args),
+    /// Serve the bare benchmark echo on a loopback port for a bounded time, for `load
+    /// --rpc echo-served`: the baseline with its server in a process of its own.
+    ///
+    /// Example: credit-risk bench-echo --listen 127.0.0.1:50061 --seconds 600
+    #[command(hide = true)]
+    BenchEcho(bench::load::EchoArgs),
     /// Print a shell completion script.
     ///
     /// Example: credit-risk completions bash > /etc/bash_completion.d/credit-risk
@@ -205,6 +211,7 @@ fn main() -> ExitCode {
         Command::BenchSpot(a) => bench::spot::run(a),
         Command::BenchScoring(a) => bench::scoring::run(a),
         Command::Bench(a) => bench::suite::run(a),
+        Command::BenchEcho(a) => bench::load::run_echo(a),
         Command::Completions(a) => cli::completions::run(a, Cli::command()),
     };
     match result {

@@ -40,6 +40,31 @@ pub struct Args {
     rpc: LoadTarget,
 }
 
+/// `credit-risk bench-echo`: the bare echo in a process of its own.
+#[derive(clap::Args, Debug)]
+pub struct EchoArgs {
+    /// Loopback address to serve on.
+    #[arg(long, default_value = "127.0.0.1:50061")]
+    listen: std::net::SocketAddr,
+    /// Seconds to serve before exiting (at most 3,600).
+    #[arg(long, default_value_t = 600.0)]
+    seconds: f64,
+}
+
+/// Runs `credit-risk bench-echo`: serves the bare echo for a bounded time, loopback only.
+pub fn run_echo(a: EchoArgs) -> CliResult {
+    if !a.listen.ip().is_loopback() {
+        return Err(format!("--listen {}: the echo serves on loopback only", a.listen).into());
+    }
+    crate::cli::runtime(0)?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.listen).await?;
+        println!("echo on {}", listener.local_addr()?);
+        let limit = std::time::Duration::from_secs_f64(a.seconds.clamp(1.0, 3_600.0));
+        let _ = tokio::time::timeout(limit, super::serve_echo(listener)).await;
+        Ok(())
+    })
+}
+
 /// Runs `credit-risk load`.
 pub fn run(a: Args) -> CliResult {
     let usccs = sample_usccs(&a.sample, 200_000)?;
@@ -97,6 +122,9 @@ pub enum LoadTarget {
     /// The baseline: a bare tonic unary echo of one USCC, served in this process (the
     /// server address is not used).
     Echo,
+    /// The same bare echo served by another process (`credit-risk bench-echo`) at
+    /// `--server`: the baseline with its server outside the load process, as ours is
+    EchoServed,
     /// Mixed: per 10 calls, 6 GetEnterprise, 3 GetClassification, 1 durable RecordPenalty
     /// (a new decision number each time, on the enterprise just read).
     Mixed,
@@ -246,6 +274,9 @@ pub async fn load(
         let echo = super::start_echo().await?.to_string();
         return super::unary_load(&echo, true, usccs, 1, clients, seconds).await;
     }
+    if target == LoadTarget::EchoServed {
+        return super::unary_load(addr, true, usccs, 1, clients, seconds).await;
+    }
     let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();
     for w in 0..clients {
@@ -269,7 +300,9 @@ pub async fn load(
                 MeasuresServiceClient::with_interceptor(channel, TokenInterceptor::from_env()),
                 target == LoadTarget::GetMeasuresCodes,
             ),
-            LoadTarget::Echo => return Err("the echo baseline has no client here".into()),
+            LoadTarget::Echo | LoadTarget::EchoServed => {
+                return Err("the echo baseline has no client here".into())
+            }
             LoadTarget::Mixed => LoadClient::Mixed(Box::new((
                 RegistryServiceClient::with_interceptor(
                     channel.clone(),

@@ -76,14 +76,17 @@ impl EchoService for Echo {
 pub async fn start_echo() -> Result<std::net::SocketAddr, BenchError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(EchoServiceServer::new(Echo))
-            .serve_with_incoming(incoming)
-            .await;
-    });
+    tokio::spawn(serve_echo(listener));
     Ok(addr)
+}
+
+/// Serves the bare echo on `listener` until the task is dropped.
+pub async fn serve_echo(listener: tokio::net::TcpListener) {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let _ = tonic::transport::Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .serve_with_incoming(incoming)
+        .await;
 }
 
 /// Unary calls from `clients` connections for `seconds`; `batch` USCCs per call.

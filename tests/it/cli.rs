@@ -627,3 +627,72 @@ async fn the_access_log_has_one_line_per_rpc_and_no_token() {
         .as_f64()
         .is_some_and(|ms| ms >= 0.0));
 }
+
+/// The benchmark's echo in a process of its own (`bench-echo`, hidden) answers `load
+/// --rpc echo-served`, every call; it serves loopback only and stops by itself.
+#[test]
+fn the_echo_serves_from_a_process_of_its_own() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let city = dir.path().join("city.bin");
+    let city = city.to_str().expect("utf-8 path");
+    run(&[
+        "generate",
+        "--enterprises",
+        "300",
+        "--seed",
+        "7",
+        "--out",
+        city,
+    ]);
+    let refused = Command::new(BIN)
+        .args(["bench-echo", "--listen", "0.0.0.0:0", "--seconds", "1"])
+        .output()
+        .expect("run the binary");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("loopback only"),
+        "{refused:?}"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let at = format!("127.0.0.1:{port}");
+    let mut echo = Command::new(BIN)
+        .args(["bench-echo", "--listen", &at, "--seconds", "30"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the echo");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(echo.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("the echo's first line");
+    assert_eq!(line.trim(), format!("echo on {at}"));
+    let load = |seconds: &str| {
+        Command::new(BIN)
+            .args([
+                "load",
+                "--sample",
+                city,
+                "--server",
+                &at,
+                "--rpc",
+                "echo-served",
+            ])
+            .args(["--clients", "4", "--seconds", seconds])
+            .output()
+            .expect("run the binary")
+    };
+    let out = load("0.5");
+    let _ = echo.kill();
+    let _ = echo.wait();
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert!(report["requests"].as_u64().unwrap_or(0) > 0, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    // It is that process that answered: with it gone, the load has no one to call.
+    let gone = load("0.2");
+    assert!(!gone.status.success(), "{gone:?}");
+}
