@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     clients: usize,
     /// Duration in seconds.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = super::finite_seconds)]
     seconds: f64,
     /// RPC to call.
     #[arg(long, value_enum, default_value = "get-enterprise")]
@@ -47,7 +47,7 @@ pub struct EchoArgs {
     #[arg(long, default_value = "127.0.0.1:50061")]
     listen: std::net::SocketAddr,
     /// Seconds to serve before exiting (at most 3,600).
-    #[arg(long, default_value_t = 600.0)]
+    #[arg(long, default_value_t = 600.0, value_parser = super::finite_seconds)]
     seconds: f64,
 }
 
@@ -123,7 +123,7 @@ pub enum LoadTarget {
     /// server address is not used).
     Echo,
     /// The same bare echo served by another process (`credit-risk bench-echo`) at
-    /// `--server`: the baseline with its server outside the load process, as ours is
+    /// `--server`: the baseline with its server outside the load process, as ours is.
     EchoServed,
     /// Mixed: per 10 calls, 6 GetEnterprise, 3 GetClassification, 1 durable RecordPenalty
     /// (a new decision number each time, on the enterprise just read).

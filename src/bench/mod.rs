@@ -72,6 +72,16 @@ impl EchoService for Echo {
     }
 }
 
+/// Parses a `--seconds` flag: a finite number (a NaN or an infinity would survive the
+/// commands' clamps and panic in `Duration::from_secs_f64`).
+pub fn finite_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        Ok(_) => Err("not a finite number of seconds".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Starts the bare echo server on a loopback port; returns its address.
 pub async fn start_echo() -> Result<std::net::SocketAddr, BenchError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     usccs: usize,
     /// Seconds per load phase.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = super::finite_seconds)]
     seconds: f64,
 }
 

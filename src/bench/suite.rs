@@ -64,7 +64,7 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     clients: usize,
     /// Seconds per load phase.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = super::finite_seconds)]
     seconds: f64,
     /// Keep the benchmark's store afterwards.
     #[arg(long)]

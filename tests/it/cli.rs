@@ -644,15 +644,25 @@ fn the_echo_serves_from_a_process_of_its_own() {
         "--out",
         city,
     ]);
-    let refused = Command::new(BIN)
-        .args(["bench-echo", "--listen", "0.0.0.0:0", "--seconds", "1"])
-        .output()
-        .expect("run the binary");
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("loopback only"),
-        "{refused:?}"
-    );
+    for (args, why) in [
+        (["--listen", "0.0.0.0:0", "--seconds", "1"], "loopback only"),
+        (
+            ["--listen", "127.0.0.1:0", "--seconds", "NaN"],
+            "not a finite number",
+        ),
+    ] {
+        let refused = Command::new(BIN)
+            .arg("bench-echo")
+            .args(args)
+            .output()
+            .expect("run the binary");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(
+            stderr.contains(why) && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
