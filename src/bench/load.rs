@@ -57,7 +57,9 @@ pub fn run_echo(a: EchoArgs) -> CliResult {
         return Err(format!("--listen {}: the echo serves on loopback only", a.listen).into());
     }
     crate::cli::runtime(0)?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(a.listen).await?;
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .map_err(|e| format!("--listen {}: {e}", a.listen))?;
         println!("echo on {}", listener.local_addr()?);
         let limit = std::time::Duration::from_secs_f64(a.seconds.clamp(1.0, 3_600.0));
         let _ = tokio::time::timeout(limit, super::serve_echo(listener)).await;

@@ -644,11 +644,18 @@ fn the_echo_serves_from_a_process_of_its_own() {
         "--out",
         city,
     ]);
+    // A port already taken: refused naming the flag.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    let taken = held.local_addr().expect("its address").to_string();
     for (args, why) in [
         (["--listen", "0.0.0.0:0", "--seconds", "1"], "loopback only"),
         (
             ["--listen", "127.0.0.1:0", "--seconds", "NaN"],
             "not a finite number",
+        ),
+        (
+            ["--listen", &taken, "--seconds", "1"],
+            "--listen 127.0.0.1:",
         ),
     ] {
         let refused = Command::new(BIN)
