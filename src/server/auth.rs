@@ -15,7 +15,6 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::guard::{refuse, Guard, ResponseFuture};
 use crate::error::Error;
 
 /// Roles (SPEC.md §4 "Cross-cutting": who may call what).
@@ -269,28 +268,20 @@ impl Authenticator {
     }
 }
 
-/// Authentication as a request layer: the principal goes into the request's extensions
-/// for the handlers, or the request is refused.
-impl Guard for Authenticator {
-    fn around<B>(
-        &self,
-        mut req: http::Request<B>,
-        next: impl FnOnce(http::Request<B>) -> ResponseFuture,
-    ) -> ResponseFuture {
+impl Authenticator {
+    /// Authenticates `req`: its principal goes into the request's extensions for the
+    /// handlers (and its name into the access log's slot), or the refusal.
+    pub fn admit<B>(&self, req: &mut http::Request<B>) -> Result<(), tonic::Status> {
         let header = req
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        match self.check(req.uri().path(), header) {
-            Ok(p) => {
-                if let Some(slot) = req.extensions().get::<super::metrics::PrincipalSlot>() {
-                    let _ = slot.0.set(p.name.clone());
-                }
-                req.extensions_mut().insert(p);
-                next(req)
-            }
-            Err(status) => refuse(status),
+        let p = self.check(req.uri().path(), header)?;
+        if let Some(slot) = req.extensions().get::<super::metrics::PrincipalSlot>() {
+            let _ = slot.0.set(p.name.clone());
         }
+        req.extensions_mut().insert(p);
+        Ok(())
     }
 }
 

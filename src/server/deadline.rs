@@ -1,11 +1,9 @@
 //! Per-request deadline for unary and server-streaming RPCs. tonic's server-wide
 //! `timeout` also cuts client-streaming RPCs (an `ImportRecords` of 16 M records runs
 //! for minutes), so this layer leaves those alone: they are bounded by their own pace
-//! and the client's `grpc-timeout`.
+//! and the client's `grpc-timeout`. The [`super::guard`] layer applies it.
 
 use std::time::Duration;
-
-use super::guard::{Guard, ResponseFuture};
 
 /// The paths of the API's RPCs whose request is a stream (client or bidirectional
 /// streaming), from the proto descriptors, so a new streaming RPC needs no list kept by
@@ -38,36 +36,14 @@ pub fn is_client_streaming(path: &str) -> bool {
     client_streaming().contains(path)
 }
 
-/// The layer's guard; `timeout` applies to every other RPC until its response headers.
-#[derive(Clone, Copy, Debug)]
-pub struct UnaryDeadline {
-    /// Deadline.
-    pub timeout: Duration,
-}
-
-impl Guard for UnaryDeadline {
-    fn around<B>(
-        &self,
-        req: http::Request<B>,
-        next: impl FnOnce(http::Request<B>) -> ResponseFuture,
-    ) -> ResponseFuture {
-        let unbounded = is_client_streaming(req.uri().path());
-        let timeout = self.timeout;
-        let fut = next(req);
-        if unbounded {
-            return fut;
-        }
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, fut).await {
-                Ok(r) => r,
-                Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
-                    "request exceeded the server deadline of {} s",
-                    timeout.as_secs()
-                ))
-                .into_http()),
-            }
-        })
-    }
+/// The answer to a request that exceeded the server's deadline of `timeout` (which
+/// applies to every RPC but the client streams, until its response headers).
+pub fn exceeded(timeout: Duration) -> super::guard::Response {
+    tonic::Status::deadline_exceeded(format!(
+        "request exceeded the server deadline of {} s",
+        timeout.as_secs()
+    ))
+    .into_http()
 }
 
 #[cfg(test)]

@@ -11,17 +11,12 @@
 
 use std::{
     collections::HashMap,
-    pin::Pin,
     sync::{Arc, Mutex},
-    task::{Context, Poll},
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{
-    auth::Principal,
-    guard::{refuse, Guard, ResponseFuture},
-};
+use super::auth::Principal;
 
 /// The layer: at most `max` requests in flight across all connections.
 #[derive(Clone, Debug)]
@@ -41,41 +36,35 @@ impl GlobalConcurrencyLimit {
     }
 }
 
-impl Guard for GlobalConcurrencyLimit {
-    fn around<B>(
-        &self,
-        req: http::Request<B>,
-        next: impl FnOnce(http::Request<B>) -> ResponseFuture,
-    ) -> ResponseFuture {
-        if req.uri().path().starts_with("/grpc.health.v1.Health/") {
-            return next(req);
+impl GlobalConcurrencyLimit {
+    /// A slot for a request to `path` (health checks take none: never refused), or the
+    /// refusal.
+    pub fn admit(&self, path: &str) -> Result<Option<OwnedSemaphorePermit>, tonic::Status> {
+        if path.starts_with("/grpc.health.v1.Health/") {
+            return Ok(None);
         }
-        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-            return refuse(tonic::Status::resource_exhausted(format!(
+        match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => Ok(Some(permit)),
+            Err(_) => Err(tonic::Status::resource_exhausted(format!(
                 "server busy: {} requests in flight (server.max_concurrent_requests); retry with backoff",
                 self.max
-            )));
-        };
-        held(next(req), vec![permit])
+            ))),
+        }
     }
 }
 
-/// The response future of a request holding `permits`: they go with the response body
-/// and are released when it ends.
-fn held(fut: ResponseFuture, permits: Vec<OwnedSemaphorePermit>) -> ResponseFuture {
-    Box::pin(async move {
-        let resp = fut.await?;
-        Ok(resp.map(|body| {
-            tonic::body::Body::new(PermitBody {
-                inner: body,
-                _permits: permits,
-            })
-        }))
-    })
+/// The slots one request holds, released when its response body ends (or the request
+/// is dropped).
+#[derive(Debug, Default)]
+pub struct Slots {
+    /// Of the global limit (none for health checks).
+    pub global: Option<OwnedSemaphorePermit>,
+    /// Of its principal: a request slot, and a stream slot for a client stream.
+    pub principal: [Option<OwnedSemaphorePermit>; 2],
 }
 
 /// One principal's slots: requests in flight, client streams among them.
-type Slots = (Arc<Semaphore>, Arc<Semaphore>);
+type PrincipalSlots = (Arc<Semaphore>, Arc<Semaphore>);
 
 /// The per-principal limits: requests in flight, and client streams among them.
 #[derive(Clone, Debug)]
@@ -83,7 +72,7 @@ pub struct PrincipalLimit {
     max_requests: usize,
     max_streams: usize,
     /// Per principal name: (request slots, stream slots).
-    slots: Arc<Mutex<HashMap<String, Slots>>>,
+    slots: Arc<Mutex<HashMap<String, PrincipalSlots>>>,
 }
 
 impl PrincipalLimit {
@@ -97,88 +86,56 @@ impl PrincipalLimit {
         }
     }
 
-    /// A slot for a request of `who` (and a stream slot if `stream`), or the refusal.
-    fn acquire(&self, who: &str, stream: bool) -> Result<Vec<OwnedSemaphorePermit>, tonic::Status> {
+    /// The slots of a request (a request slot, and a stream slot if `stream`) of the
+    /// principal authentication left in it, or the refusal. Unauthenticated paths
+    /// (health, reflection) carry no principal: not limited here.
+    pub fn admit<B>(
+        &self,
+        req: &http::Request<B>,
+        stream: bool,
+    ) -> Result<[Option<OwnedSemaphorePermit>; 2], tonic::Status> {
+        let Some(who) = req.extensions().get::<Principal>().map(|p| p.name.as_str()) else {
+            return Ok([None, None]);
+        };
         let (requests, streams) = {
             let mut m = self.slots.lock().unwrap_or_else(|e| e.into_inner());
             // Principals are the configured token names (a bounded set): entries are kept.
-            m.entry(who.to_string())
-                .or_insert_with(|| {
-                    (
-                        Arc::new(Semaphore::new(self.max_requests)),
-                        Arc::new(Semaphore::new(self.max_streams)),
-                    )
-                })
-                .clone()
+            match m.get(who) {
+                Some(slots) => slots.clone(),
+                None => m
+                    .entry(who.to_string())
+                    .or_insert_with(|| {
+                        (
+                            Arc::new(Semaphore::new(self.max_requests)),
+                            Arc::new(Semaphore::new(self.max_streams)),
+                        )
+                    })
+                    .clone(),
+            }
         };
         let busy = |what: &str, n: usize, key: &str| {
             tonic::Status::resource_exhausted(format!(
                 "{who}: {n} {what} of this caller in flight ({key}); finish or close some, then retry"
             ))
         };
-        let mut permits = vec![requests.try_acquire_owned().map_err(|_| {
+        let request = requests.try_acquire_owned().map_err(|_| {
             busy(
                 "requests",
                 self.max_requests,
                 "server.max_requests_per_principal",
             )
-        })?];
-        if stream {
-            permits.push(streams.try_acquire_owned().map_err(|_| {
+        })?;
+        let stream = if stream {
+            Some(streams.try_acquire_owned().map_err(|_| {
                 busy(
                     "client streams",
                     self.max_streams,
                     "server.max_streams_per_principal",
                 )
-            })?);
-        }
-        Ok(permits)
-    }
-}
-
-impl Guard for PrincipalLimit {
-    fn around<B>(
-        &self,
-        req: http::Request<B>,
-        next: impl FnOnce(http::Request<B>) -> ResponseFuture,
-    ) -> ResponseFuture {
-        // Unauthenticated paths (health, reflection) carry no principal: not limited here.
-        let Some(who) = req.extensions().get::<Principal>().map(|p| p.name.clone()) else {
-            return next(req);
+            })?)
+        } else {
+            None
         };
-        let stream = crate::server::deadline::is_client_streaming(req.uri().path());
-        match self.acquire(&who, stream) {
-            Ok(permits) => held(next(req), permits),
-            Err(status) => refuse(status),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that releases its slots when it is dropped.
-    struct PermitBody {
-        #[pin]
-        inner: tonic::body::Body,
-        _permits: Vec<OwnedSemaphorePermit>,
-    }
-}
-
-impl http_body::Body for PermitBody {
-    type Data = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        Ok([Some(request), stream])
     }
 }

@@ -21,7 +21,6 @@ use std::{
     time::Instant,
 };
 
-use super::guard::{Guard, GuardLayer, ResponseFuture};
 use crate::{domain::repair::RepairState, store::Store};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -235,9 +234,29 @@ impl Metrics {
             .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The tower layer that counts and times every gRPC request.
-    pub fn layer(self: &Arc<Self>) -> GuardLayer<MetricsGuard> {
-        GuardLayer(MetricsGuard(self.clone()))
+    /// Starts counting and timing a request (the metrics part of the request guards,
+    /// outermost: it sees every refusal). With the access log on, a slot for the
+    /// principal's name goes into the request's extensions.
+    pub fn begin<B>(&self, req: &mut http::Request<B>) -> Call {
+        let rpc = self.rpc(req.uri().path());
+        rpc.started.inc();
+        let access = self
+            .access_log
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| {
+                let slot = PrincipalSlot::default();
+                req.extensions_mut().insert(slot.clone());
+                (req.uri().path().to_string(), slot)
+            });
+        self.in_flight.inc();
+        Call {
+            rpc,
+            requests: self.requests.clone(),
+            in_flight: self.in_flight.clone(),
+            started: Instant::now(),
+            done: false,
+            access,
+        }
     }
 
     /// The RPC of a request path (`unknown` for paths not served), its series made on
@@ -459,58 +478,6 @@ struct RpcSeries {
     labels: [String; 3],
 }
 
-/// The layer's guard: counts, times and tracks in-flight gRPC requests.
-#[derive(Clone)]
-pub struct MetricsGuard(Arc<Metrics>);
-
-impl Guard for MetricsGuard {
-    fn around<B>(
-        &self,
-        mut req: http::Request<B>,
-        next: impl FnOnce(http::Request<B>) -> ResponseFuture,
-    ) -> ResponseFuture {
-        let m = &self.0;
-        let rpc = m.rpc(req.uri().path());
-        rpc.started.inc();
-        let access = m
-            .access_log
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .then(|| {
-                let slot = PrincipalSlot::default();
-                req.extensions_mut().insert(slot.clone());
-                (req.uri().path().to_string(), slot)
-            });
-        let call = Call {
-            rpc,
-            requests: m.requests.clone(),
-            in_flight: m.in_flight.clone(),
-            started: Instant::now(),
-            done: false,
-            access,
-        };
-        call.in_flight.inc();
-        let fut = next(req);
-        Box::pin(async move {
-            let mut call = call;
-            match fut.await {
-                Ok(resp) => {
-                    // A trailers-only response (every error a handler returns) carries
-                    // its status in the headers; otherwise it comes in the trailers.
-                    if let Some(code) = grpc_status(resp.headers()) {
-                        call.finish(code);
-                        return Ok(resp);
-                    }
-                    Ok(resp.map(|body| tonic::body::Body::new(ObservedBody { inner: body, call })))
-                }
-                Err(e) => {
-                    call.finish(tonic::Code::Internal);
-                    Err(e)
-                }
-            }
-        })
-    }
-}
-
 fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
     let v = headers.get("grpc-status")?;
     let n: i32 = v.to_str().ok()?.parse().ok()?;
@@ -519,7 +486,7 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
 
 /// One request being answered; recorded once, when its status is known (or, if the
 /// response is dropped before its status, as CANCELLED).
-struct Call {
+pub struct Call {
     rpc: Arc<RpcSeries>,
     /// For the status codes other than OK.
     requests: IntCounterVec,
@@ -531,6 +498,38 @@ struct Call {
 }
 
 impl Call {
+    /// A request refused by a guard: recorded with `status`, which answers it.
+    pub fn refused(mut self, status: tonic::Status) -> super::guard::Response {
+        self.finish(status.code());
+        status.into_http()
+    }
+
+    /// The handler failed without an answer: recorded as INTERNAL.
+    pub fn failed(mut self) {
+        self.finish(tonic::Code::Internal);
+    }
+
+    /// A request answered with `resp`: recorded now when its status is in the headers
+    /// (trailers-only, as every error a handler returns), otherwise when the trailers
+    /// pass through the body — which also carries `held` (the request's slots) and
+    /// releases it when it ends.
+    pub fn answered<H: Send + 'static>(
+        mut self,
+        resp: super::guard::Response,
+        held: H,
+    ) -> super::guard::Response {
+        if let Some(code) = grpc_status(resp.headers()) {
+            self.finish(code);
+        }
+        resp.map(|body| {
+            tonic::body::Body::new(ObservedBody {
+                inner: body,
+                call: self,
+                _held: held,
+            })
+        })
+    }
+
     fn finish(&mut self, code: tonic::Code) {
         if self.done {
             return;
@@ -618,15 +617,17 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that records its call's status when the trailers pass.
-    struct ObservedBody {
+    /// A response body that records its call's status when the trailers pass, and
+    /// holds what the request holds (its slots) until it ends.
+    struct ObservedBody<H> {
         #[pin]
         inner: tonic::body::Body,
         call: Call,
+        _held: H,
     }
 }
 
-impl http_body::Body for ObservedBody {
+impl<H> http_body::Body for ObservedBody<H> {
     type Data = bytes::Bytes;
     type Error = tonic::Status;
 

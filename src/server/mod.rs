@@ -4,8 +4,8 @@
 //!
 //! - [`config`]: the configuration file, environment and flags.
 //! - [`service`]: the gRPC handlers (proto ↔ domain, error → status).
-//! - [`guard`]: the one tower plumbing every request layer below shares.
-//! - [`auth`], [`limits`], [`deadline`], [`metrics`]: the request layers.
+//! - [`guard`]: the one request layer, running every request guard below in order.
+//! - [`metrics`], [`limits`], [`deadline`], [`auth`], [`sequence`]: the request guards.
 //! - [`connection`], [`wire`]: connection and message guards.
 //! - [`demo`]: `serve --demo` data.
 
@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 
 use tonic::transport::{server::TcpIncoming, Certificate, Identity, Server, ServerTlsConfig};
 
-use self::{config::ServerConfig, guard::GuardLayer};
+use self::config::ServerConfig;
 use crate::{
     proto::{
         self, admin_service_server::AdminServiceServer, audit_service_server::AuditServiceServer,
@@ -207,21 +207,19 @@ pub async fn run_with_metrics(
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(
             cfg.keepalive_timeout_secs.max(1),
         )))
-        .layer(metrics.layer())
-        .layer(GuardLayer(limits::GlobalConcurrencyLimit::new(
-            cfg.max_concurrent_requests,
-        )))
-        .layer(GuardLayer(deadline::UnaryDeadline {
-            timeout: cfg.request_timeout(),
-        }))
-        .layer(GuardLayer(auth))
-        .layer(GuardLayer(limits::PrincipalLimit::new(
-            cfg.max_requests_per_principal,
-            cfg.max_streams_per_principal,
-        )))
-        .layer(GuardLayer(sequence::Sequence {
-            store: store.clone(),
-        }))
+        .layer(guard::RequestGuards {
+            metrics: metrics.clone(),
+            global: limits::GlobalConcurrencyLimit::new(cfg.max_concurrent_requests),
+            deadline: cfg.request_timeout(),
+            auth,
+            principal: limits::PrincipalLimit::new(
+                cfg.max_requests_per_principal,
+                cfg.max_streams_per_principal,
+            ),
+            sequence: sequence::Sequence {
+                store: store.clone(),
+            },
+        })
         .trace_fn(|req| tracing::info_span!("rpc", path = %req.uri().path()))
         .add_service(health_service)
         .add_service(reflection_v1)

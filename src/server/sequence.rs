@@ -9,62 +9,59 @@ use crate::{
     store::Store,
 };
 
-use super::guard::{refuse, Guard, ResponseFuture};
-
-/// The layer's guard.
+/// The replication sequence's part of the request guards.
 #[derive(Clone)]
 pub struct Sequence {
     pub store: Store,
 }
 
-impl Guard for Sequence {
-    fn around<B>(
-        &self,
-        req: http::Request<B>,
-        next: impl FnOnce(http::Request<B>) -> ResponseFuture,
-    ) -> ResponseFuture {
+impl Sequence {
+    /// The log sequence a request names (none, or 0: no wait), or the refusal: a value
+    /// that is not one, or one this server (not replicated) can never reach.
+    pub fn admit<B>(&self, req: &http::Request<B>) -> Result<Option<u64>, tonic::Status> {
         let min = match req
             .headers()
             .get(MIN_SEQUENCE_HEADER)
             .map(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()))
         {
-            None => None,
-            Some(Some(n)) => Some(n),
+            None => return Ok(None),
+            Some(Some(n)) => n,
             Some(None) => {
-                return refuse(tonic::Status::invalid_argument(format!(
+                return Err(tonic::Status::invalid_argument(format!(
                     "{MIN_SEQUENCE_HEADER}: a log sequence (an unsigned integer)"
                 )))
             }
         };
-        let store = self.store.clone();
-        let replicated = store.is_replicated();
-        if let Some(n) = min.filter(|&n| n > 0 && !replicated) {
-            return refuse(tonic::Status::failed_precondition(format!(
-                "{MIN_SEQUENCE_HEADER}: {n}, but this server is not replicated (no log)"
+        if min > 0 && !self.store.is_replicated() {
+            return Err(tonic::Status::failed_precondition(format!(
+                "{MIN_SEQUENCE_HEADER}: {min}, but this server is not replicated (no log)"
             )));
         }
-        // The handler runs only when its future is polled: after the wait.
-        let handler = next(req);
-        Box::pin(async move {
-            if let Some(n) = min.filter(|&n| n > 0) {
-                let wait = store.read_wait();
-                let at = store.wait_applied(n, wait).await;
-                if at < n {
-                    return Ok(tonic::Status::unavailable(format!(
-                        "{MIN_SEQUENCE_HEADER}: this replica has applied the log to {at}, \
-                         not yet {n} (waited {} ms); retry, or read another replica",
-                        wait.as_millis()
-                    ))
-                    .into_http());
-                }
-            }
-            let mut resp = handler.await?;
-            if replicated {
-                let at = store.applied_sequence();
-                resp.headers_mut()
-                    .insert(SEQUENCE_HEADER, http::HeaderValue::from(at));
-            }
-            Ok(resp)
+        Ok((min > 0).then_some(min))
+    }
+
+    /// Waits until this replica has applied `min` (at most the store's read wait); the
+    /// UNAVAILABLE answer naming both sequences if it has not by then.
+    pub async fn wait(&self, min: Option<u64>) -> Option<super::guard::Response> {
+        let n = min?;
+        let wait = self.store.read_wait();
+        let at = self.store.wait_applied(n, wait).await;
+        (at < n).then(|| {
+            tonic::Status::unavailable(format!(
+                "{MIN_SEQUENCE_HEADER}: this replica has applied the log to {at}, \
+                 not yet {n} (waited {} ms); retry, or read another replica",
+                wait.as_millis()
+            ))
+            .into_http()
         })
+    }
+
+    /// Names the sequence this replica had applied on an answer (replicated mode only).
+    pub fn stamp(&self, resp: &mut super::guard::Response) {
+        if self.store.is_replicated() {
+            let at = self.store.applied_sequence();
+            resp.headers_mut()
+                .insert(SEQUENCE_HEADER, http::HeaderValue::from(at));
+        }
     }
 }

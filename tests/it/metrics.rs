@@ -52,6 +52,18 @@ async fn rpc_counts_codes_latency_and_store_gauges_are_exported() {
     assert_eq!(missing.unwrap_err().code(), tonic::Code::NotFound);
     let bad = t.client.get_enterprise(get("nonsense".into())).await;
     assert_eq!(bad.unwrap_err().code(), tonic::Code::InvalidArgument);
+    // Refused by a request guard before any handler (a log sequence that is not one):
+    // counted all the same.
+    let mut guarded = tonic::Request::new(get(uscc_n(b'1', 1)));
+    guarded
+        .metadata_mut()
+        .insert("credit-risk-min-sequence", "soon".parse().expect("ascii"));
+    let refused = t.client.get_enterprise(guarded).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("credit-risk-min-sequence"),
+        "{refused:?}"
+    );
 
     let mut cls = ClassificationServiceClient::connect(format!("http://{}", t.addr))
         .await
@@ -79,11 +91,11 @@ async fn rpc_counts_codes_latency_and_store_gauges_are_exported() {
     };
     assert_eq!(count("OK"), Some(1.0), "{body}");
     assert_eq!(count("NotFound"), Some(1.0));
-    assert_eq!(count("InvalidArgument"), Some(1.0));
+    assert_eq!(count("InvalidArgument"), Some(2.0));
     assert_eq!(count("Internal"), None);
     assert_eq!(
         sample(&body, "grpc_server_started_total", &[reg, get_m, unary]),
-        Some(3.0)
+        Some(4.0)
     );
     assert_eq!(
         sample(
@@ -108,7 +120,7 @@ async fn rpc_counts_codes_latency_and_store_gauges_are_exported() {
     );
     assert_eq!(
         sample(&body, "grpc_server_handling_seconds_count", &[reg, get_m]),
-        Some(3.0)
+        Some(4.0)
     );
     assert_eq!(
         sample(
@@ -116,7 +128,7 @@ async fn rpc_counts_codes_latency_and_store_gauges_are_exported() {
             "grpc_server_handling_seconds_bucket",
             &[reg, get_m, r#"le="+Inf""#]
         ),
-        Some(3.0)
+        Some(4.0)
     );
     // Buckets start at 50 µs.
     assert!(
