@@ -222,6 +222,18 @@ impl Authenticator {
         path: &str,
         authorization: Option<&str>,
     ) -> Result<Principal, tonic::Status> {
+        self.identify(path, authorization)
+            .map_err(|(_, status)| status)
+    }
+
+    /// As [`Authenticator::check`]; a refusal also names the caller when its token is
+    /// known (its role may not call `path`), for the access log.
+    fn identify(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Result<Principal, (Option<&str>, tonic::Status)> {
+        let unknown = |status| (None, status);
         let Some(tokens) = &self.tokens else {
             return Ok(Principal::local());
         };
@@ -240,9 +252,9 @@ impl Authenticator {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                tonic::Status::unauthenticated(
+                unknown(tonic::Status::unauthenticated(
                     "a bearer token is required (authorization: Bearer …)",
-                )
+                ))
             })?;
         let h: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // Compare with every entry so the time does not depend on which one matches.
@@ -252,17 +264,21 @@ impl Authenticator {
                 found = Some(p);
             }
         }
-        let p = found.ok_or_else(|| tonic::Status::unauthenticated("unknown bearer token"))?;
+        let p =
+            found.ok_or_else(|| unknown(tonic::Status::unauthenticated("unknown bearer token")))?;
         if !roles.contains(&p.role) {
-            return Err(tonic::Status::permission_denied(format!(
-                "role {} may not call {path} (allowed: {})",
-                p.role.name(),
-                roles
-                    .iter()
-                    .map(|r| r.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+            return Err((
+                Some(p.name.as_str()),
+                tonic::Status::permission_denied(format!(
+                    "role {} may not call {path} (allowed: {})",
+                    p.role.name(),
+                    roles
+                        .iter()
+                        .map(|r| r.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ));
         }
         Ok(p.clone())
     }
@@ -270,18 +286,30 @@ impl Authenticator {
 
 impl Authenticator {
     /// Authenticates `req`: its principal goes into the request's extensions for the
-    /// handlers (and its name into the access log's slot), or the refusal.
+    /// handlers, or the refusal. Its name goes into the access log's slot — also when a
+    /// known token's role may not call the RPC, so a refused attempt names its caller.
     pub fn admit<B>(&self, req: &mut http::Request<B>) -> Result<(), tonic::Status> {
         let header = req
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let p = self.check(req.uri().path(), header)?;
-        if let Some(slot) = req.extensions().get::<super::metrics::PrincipalSlot>() {
-            let _ = slot.0.set(p.name.clone());
+        let slot = req.extensions().get::<super::metrics::PrincipalSlot>();
+        let name = |who: &str| {
+            if let Some(slot) = slot {
+                let _ = slot.0.set(who.to_string());
+            }
+        };
+        match self.identify(req.uri().path(), header) {
+            Ok(p) => {
+                name(&p.name);
+                req.extensions_mut().insert(p);
+                Ok(())
+            }
+            Err((who, status)) => {
+                who.map(name);
+                Err(status)
+            }
         }
-        req.extensions_mut().insert(p);
-        Ok(())
     }
 }
 

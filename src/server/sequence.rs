@@ -17,8 +17,13 @@ pub struct Sequence {
 
 impl Sequence {
     /// The log sequence a request names (none, or 0: no wait), or the refusal: a value
-    /// that is not one, or one this server (not replicated) can never reach.
+    /// that is not one, or one this server (not replicated) can never reach. Only the
+    /// API's RPCs read the store: health and reflection ignore the header (grpcurl's
+    /// `-H` sends it on its reflection calls too).
     pub fn admit<B>(&self, req: &http::Request<B>) -> Result<Option<u64>, tonic::Status> {
+        if !req.uri().path().starts_with("/creditrisk.") {
+            return Ok(None);
+        }
         let min = match req
             .headers()
             .get(MIN_SEQUENCE_HEADER)

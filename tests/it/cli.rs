@@ -541,8 +541,8 @@ fn redirected_logs_are_plain_and_json_logs_are_pure() {
 }
 
 /// `serve --access-log`: one line per RPC with its path, status code, duration and
-/// principal (the token's name, `-` before authentication), never the token itself
-/// (issue 20, item 5).
+/// principal (the token's name — also when its role may not call the RPC — and `-`
+/// before authentication), never the token itself (issue 20, item 5).
 #[tokio::test]
 async fn the_access_log_has_one_line_per_rpc_and_no_token() {
     use credit_risk::proto::{self as pb, registry_service_client::RegistryServiceClient};
@@ -598,7 +598,19 @@ async fn the_access_log_has_one_line_per_rpc_and_no_token() {
     assert_eq!(denied.code(), tonic::Code::Unauthenticated);
     let answered = c.get_enterprise(ask(Some("feed-secret"))).await;
     assert!(answered.is_err(), "no such enterprise yet");
+    // A known token whose role may not call the RPC: refused, and the line names it.
+    let mut audit = credit_risk::proto::audit_service_client::AuditServiceClient::connect(format!(
+        "http://{addr}"
+    ))
+    .await
+    .unwrap();
+    let mut r = tonic::Request::new(pb::ListAuditEventsRequest::default());
+    r.metadata_mut()
+        .insert("authorization", "Bearer feed-secret".parse().unwrap());
+    let refused = audit.list_audit_events(r).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
     drop(c);
+    drop(audit);
     std::thread::sleep(std::time::Duration::from_millis(300));
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -612,7 +624,7 @@ async fn the_access_log_has_one_line_per_rpc_and_no_token() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["target"] == "credit_risk::access")
         .collect();
-    assert_eq!(access.len(), 2, "{err}");
+    assert_eq!(access.len(), 3, "{err}");
     let f =
         |v: &serde_json::Value, k: &str| v["fields"][k].as_str().unwrap_or_default().to_string();
     assert_eq!(
@@ -623,6 +635,12 @@ async fn the_access_log_has_one_line_per_rpc_and_no_token() {
     assert_eq!(f(&access[0], "principal"), "-");
     assert_eq!(f(&access[1], "code"), "NOT_FOUND");
     assert_eq!(f(&access[1], "principal"), "feed");
+    assert_eq!(
+        f(&access[2], "rpc"),
+        "/creditrisk.v1.AuditService/ListAuditEvents"
+    );
+    assert_eq!(f(&access[2], "code"), "PERMISSION_DENIED");
+    assert_eq!(f(&access[2], "principal"), "feed");
     assert!(access[1]["fields"]["ms"]
         .as_f64()
         .is_some_and(|ms| ms >= 0.0));

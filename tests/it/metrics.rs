@@ -64,6 +64,27 @@ async fn rpc_counts_codes_latency_and_store_gauges_are_exported() {
         refused.message().contains("credit-risk-min-sequence"),
         "{refused:?}"
     );
+    // Health and reflection read no store: the header is not theirs to refuse.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        tonic::transport::Channel::from_shared(format!("http://{}", t.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let mut check = tonic::Request::new(tonic_health::pb::HealthCheckRequest::default());
+    check
+        .metadata_mut()
+        .insert("credit-risk-min-sequence", "soon".parse().expect("ascii"));
+    assert_eq!(
+        health
+            .check(check)
+            .await
+            .expect("served")
+            .into_inner()
+            .status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
     let mut cls = ClassificationServiceClient::connect(format!("http://{}", t.addr))
         .await
