@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::auth::Principal;
 
-/// The layer: at most `max` requests in flight across all connections.
+/// At most `max` requests in flight across all connections.
 #[derive(Clone, Debug)]
 pub struct GlobalConcurrencyLimit {
     slots: Arc<Semaphore>,
