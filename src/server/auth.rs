@@ -98,6 +98,15 @@ fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The path prefix of the API's RPCs (package `creditrisk.v1`); every other path served
+/// (health, reflection) is open to everyone and reads no store.
+const API_PREFIX: &str = "/creditrisk.v1.";
+
+/// Whether `path` is one of the API's RPCs (or an unknown one of its services).
+pub fn is_api(path: &str) -> bool {
+    path.starts_with(API_PREFIX)
+}
+
 /// Roles allowed to call an RPC path; `None` for paths open to everyone (health,
 /// reflection) — unknown paths of our services are admin-only.
 pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
@@ -115,7 +124,7 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
     const STATS: &[Role] = &[Scheduler, Scorer, Auditor, Admin];
     const STATS_REPAIR: &[Role] = &[Scheduler, Scorer, Auditor, RepairOperator, Admin];
     const PERSON: &[Role] = &[Feed, Scheduler, RepairOperator, Auditor, Admin];
-    let rest = path.strip_prefix("/creditrisk.v1.")?;
+    let rest = path.strip_prefix(API_PREFIX)?;
     let (service, method) = rest.split_once('/')?;
     Some(match (service, method) {
         ("RegistryService", "GetEnterprise" | "ListPenalties" | "GetCreditReport") => ALL,

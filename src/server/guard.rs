@@ -106,7 +106,7 @@ where
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let g = &self.guards;
         let call = g.metrics.begin(&mut req);
-        let streaming = deadline::is_client_streaming(req.uri().path());
+        let streaming = call.client_streaming();
         let (slots, min_sequence) = match g.admit(&mut req, streaming) {
             Ok(admitted) => admitted,
             Err(status) => {

@@ -35,6 +35,9 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 /// `grpc_type` label values (grpc-ecosystem).
 const UNARY: &str = "unary";
+const CLIENT_STREAM: &str = "client_stream";
+const SERVER_STREAM: &str = "server_stream";
+const BIDI_STREAM: &str = "bidi_stream";
 
 /// Label value for a path the server does not serve (bounds the label cardinality).
 const UNKNOWN: &str = "unknown";
@@ -276,6 +279,7 @@ impl Metrics {
                     grpc_code_label(tonic::Code::Ok),
                 ]),
                 labels: rpc.labels.clone(),
+                client_streaming: rpc.client_streaming,
             })
         });
         Arc::clone(series)
@@ -373,14 +377,14 @@ fn known_paths(sets: &[&[u8]]) -> HashMap<String, &'static str> {
     use prost::Message;
     let mut known: HashMap<String, &'static str> = [
         ("/grpc.health.v1.Health/Check", UNARY),
-        ("/grpc.health.v1.Health/Watch", "server_stream"),
+        ("/grpc.health.v1.Health/Watch", SERVER_STREAM),
         (
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-            "bidi_stream",
+            BIDI_STREAM,
         ),
         (
             "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-            "bidi_stream",
+            BIDI_STREAM,
         ),
     ]
     .into_iter()
@@ -400,9 +404,9 @@ fn known_paths(sets: &[&[u8]]) -> HashMap<String, &'static str> {
                         m.server_streaming.unwrap_or(false),
                     ) {
                         (false, false) => UNARY,
-                        (true, false) => "client_stream",
-                        (false, true) => "server_stream",
-                        (true, true) => "bidi_stream",
+                        (true, false) => CLIENT_STREAM,
+                        (false, true) => SERVER_STREAM,
+                        (true, true) => BIDI_STREAM,
                     };
                     known.insert(
                         format!("/{package}.{name}/{}", m.name.unwrap_or_default()),
@@ -450,6 +454,9 @@ pub async fn serve(
 /// An RPC's labels (`grpc_service`, `grpc_method`, `grpc_type`) and its series.
 struct Rpc {
     labels: [String; 3],
+    /// Whether it is one of the API's RPCs whose request is a stream (client or
+    /// bidirectional streaming): no server deadline, and a stream slot of its caller.
+    client_streaming: bool,
     series: std::sync::OnceLock<Arc<RpcSeries>>,
 }
 
@@ -463,6 +470,8 @@ impl Rpc {
         };
         Rpc {
             labels: labels.map(String::from),
+            client_streaming: super::auth::is_api(path)
+                && matches!(kind, CLIENT_STREAM | BIDI_STREAM),
             series: std::sync::OnceLock::new(),
         }
     }
@@ -476,6 +485,8 @@ struct RpcSeries {
     ok: prometheus::IntCounter,
     /// grpc_service, grpc_method, grpc_type.
     labels: [String; 3],
+    /// As [`Rpc::client_streaming`].
+    client_streaming: bool,
 }
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
@@ -498,6 +509,12 @@ pub struct Call {
 }
 
 impl Call {
+    /// Whether the request is one of the API's client streams (from the descriptors, so
+    /// a new streaming RPC needs no list kept by hand).
+    pub fn client_streaming(&self) -> bool {
+        self.rpc.client_streaming
+    }
+
     /// A request refused by a guard: recorded with `status`, which answers it.
     pub fn refused(mut self, status: tonic::Status) -> super::guard::Response {
         self.finish(status.code());
@@ -656,5 +673,30 @@ impl<H> http_body::Body for ObservedBody<H> {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The descriptors name exactly the API's two client-streaming RPCs today (health's
+    /// and reflection's streams are not the API's: no stream slot, the deadline as any).
+    #[test]
+    fn client_streaming_rpcs_come_from_the_descriptors() {
+        let m = super::Metrics::new(&[crate::proto::FILE_DESCRIPTOR_SET]).expect("metrics");
+        let mut got: Vec<&String> = m
+            .known
+            .iter()
+            .filter(|(_, rpc)| rpc.client_streaming)
+            .map(|(path, _)| path)
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "/creditrisk.v1.RegistryService/ImportRecords",
+                "/creditrisk.v1.SpotCheckService/MatchClassifications"
+            ]
+        );
+        assert!(!m.unknown.client_streaming);
     }
 }

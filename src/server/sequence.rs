@@ -21,7 +21,7 @@ impl Sequence {
     /// API's RPCs read the store: health and reflection ignore the header (grpcurl's
     /// `-H` sends it on its reflection calls too).
     pub fn admit<B>(&self, req: &http::Request<B>) -> Result<Option<u64>, tonic::Status> {
-        if !req.uri().path().starts_with("/creditrisk.") {
+        if !super::auth::is_api(req.uri().path()) {
             return Ok(None);
         }
         let min = match req
