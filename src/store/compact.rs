@@ -376,6 +376,45 @@ mod tests {
         }
     }
 
+    /// vendor/PATCHES.md 15: a leaf of small entries (index keys) holds up to 128 of
+    /// them, so a load of 20,000 such keys in key order allocates a page per 64–128
+    /// keys, not per 8–16 (unpatched: over 1,250 pages); a leaf of larger values still
+    /// splits past 16 entries.
+    #[test]
+    fn leaves_of_small_entries_hold_more_of_them() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let small = db.open_tree("small").unwrap();
+        let before = db.pages_allocated();
+        for chunk in (0u32..20_000).collect::<Vec<_>>().chunks(4096) {
+            let mut b = sled::Batch::default();
+            for i in chunk {
+                b.insert(format!("X310115A{i:08}").as_bytes(), &[][..]);
+            }
+            small.apply_batch(b).unwrap();
+        }
+        let small_pages = db.pages_allocated() - before;
+        assert!(
+            small_pages < 20_000 / 48,
+            "{small_pages} pages for 20,000 small keys"
+        );
+        let large = db.open_tree("large").unwrap();
+        let before = db.pages_allocated();
+        let mut b = sled::Batch::default();
+        for i in 0u32..2_000 {
+            b.insert(format!("E{i:08}").as_bytes(), vec![7u8; 600]);
+        }
+        large.apply_batch(b).unwrap();
+        let large_pages = db.pages_allocated() - before;
+        assert!(
+            large_pages >= 2_000 / 17,
+            "{large_pages} pages for 2,000 dossier-sized values"
+        );
+        for i in (0u32..20_000).step_by(997) {
+            assert!(small.contains_key(format!("X310115A{i:08}")).unwrap());
+        }
+        assert_eq!(large.len(), 2_000);
+    }
+
     /// sled's page cache charged a page by its record in the log, and a leaf written to
     /// a blob file (over a quarter of a segment) has only a pointer there: a few dozen
     /// bytes for what may be hundreds of kilobytes in memory. Such leaves were hardly

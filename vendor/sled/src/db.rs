@@ -434,6 +434,13 @@ impl Db {
         self.context.pagecache.log.iobufs.unsynced_blobs.lock().len()
     }
 
+    /// credit-risk patch (vendor/PATCHES.md) 15: how many page ids were ever
+    /// allocated (each split allocates one). For tests.
+    #[doc(hidden)]
+    pub fn pages_allocated(&self) -> u64 {
+        self.context.pagecache.pages_allocated()
+    }
+
     /// credit-risk patch (vendor/PATCHES.md) 13: the key and value bytes of the
     /// pages held in the page cache whose log record points to a blob file. For tests.
     #[doc(hidden)]

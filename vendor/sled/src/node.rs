@@ -605,7 +605,18 @@ impl Node {
             16
         };
 
-        let size_checks = self.data.len() > threshold;
+        // credit-risk patch (vendor/PATCHES.md 15): a leaf of small entries (index keys:
+        // a few dozen bytes each) holds up to `LEAF_MAX_ITEMS` of them, up to
+        // `LEAF_SPLIT_BYTES` of keys and values; a leaf of larger values splits past 16
+        // entries as before.
+        const LEAF_MAX_ITEMS: usize = 128;
+        const LEAF_SPLIT_BYTES: u64 = 2048;
+        let len = self.data.len();
+        let size_checks = len > threshold
+            && (self.data.is_index()
+                || cfg!(any(test, feature = "lock_free_delays"))
+                || len > LEAF_MAX_ITEMS
+                || self.data.rss() > LEAF_SPLIT_BYTES);
         let safety_checks = self.merging_child.is_none() && !self.merging;
 
         size_checks && safety_checks

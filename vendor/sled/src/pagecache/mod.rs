@@ -1462,6 +1462,11 @@ impl PageCache {
         Ok(size)
     }
 
+    /// credit-risk patch (vendor/PATCHES.md) 15: page ids ever allocated. For tests.
+    pub(crate) fn pages_allocated(&self) -> u64 {
+        *self.next_pid_to_allocate.lock()
+    }
+
     /// credit-risk patch (vendor/PATCHES.md) 13: the key and value bytes of the pages in
     /// memory whose log record points to a blob (no page is read in to count). For
     /// tests.
