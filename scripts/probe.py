@@ -11,7 +11,7 @@ five principals), loads three districts, then runs:
   3 memory       one 16 MiB ImportRecords message of 8,000,000 empty records: refused,
                  server peak RSS growth
   4 cpu          QueryCandidates with 1,000,000 region codes: refused, and how fast
-  5 damaged      the store's db cut to half: `check` and `serve` exit 1 naming it, no panic
+  5 damaged      the store's db cut to a quarter: `check` and `serve` exit 1 naming it, no panic
   6 connections  30 connections sending nothing or half a preface: closed in time
   7 leaks        another district's inspectors and enterprises: nothing leaks; outside
                  and unknown answer the same
@@ -308,7 +308,10 @@ def probe_damaged(binary, server, root):
     copy = root / "damaged"
     shutil.copytree(server.data, copy)
     db = copy / "db"
-    os.truncate(db, db.stat().st_size // 2)
+    # A quarter, not half: a small store's live pages may all lie in the first half of
+    # sled's file (the rest free space not yet given back), and losing free space is
+    # no damage — the store opens with everything it held, as it should.
+    os.truncate(db, db.stat().st_size // 4)
     outcomes = []
     for args in (["check", "--data-dir", str(copy)],
                  ["serve", "--listen", "127.0.0.1:0", "--data-dir", str(copy)]):
@@ -319,7 +322,7 @@ def probe_damaged(binary, server, root):
         except subprocess.TimeoutExpired:
             outcomes.append((args[0], "timeout", False, False))
     ok = all(rc == 1 and not panicked and named for _, rc, panicked, named in outcomes)
-    report(5, "damaged", ok, "db cut to half: " + "; ".join(
+    report(5, "damaged", ok, "db cut to a quarter: " + "; ".join(
         f"{a} exit {rc}{', panicked' if p else ''}{', names the store and restore' if n else ''}"
         for a, rc, p, n in outcomes))
 
