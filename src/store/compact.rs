@@ -233,7 +233,11 @@ mod tests {
     /// background and gives the emptied ones back ([`settle`] waits for it). Measured:
     /// 3.0× the data right after the writes, 1.10× some 4 s later; unpatched sled
     /// stayed at 3.1× (the cleaner stopped at every emptied segment, and freed
-    /// segments kept their blocks).
+    /// segments kept their blocks). With leaves of small entries (PATCHES 15) these
+    /// 108-byte entries fill leaves of up to 2 KiB, and the settled store measured
+    /// 1.14–1.49× in six idle runs and 1.69× once in CI beside other tests (1.13–1.22×
+    /// before): the bound is 2×, still far below the 3.1× of a cleaner that does not
+    /// run.
     #[test]
     fn a_rewritten_store_gives_back_what_it_no_longer_holds() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -259,7 +263,7 @@ mod tests {
         let written = dir_bytes(dir.path());
         let now = settle(dir.path(), Duration::from_secs(30));
         assert!(
-            now <= live * 3 / 2,
+            now <= live * 2,
             "{now} bytes on disk for {live} of data ({written} right after the writes)"
         );
     }
