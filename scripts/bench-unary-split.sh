@@ -9,12 +9,12 @@
 # in-process echo) and the load process's (its rusage). On a saturated 2-core machine a
 # rate is about 2 cores over the total. Never run in CI.
 #
-#   scripts/bench-unary-split.sh BINARY STORE [ROUNDS]
+#   [CONFIG=server.toml] scripts/bench-unary-split.sh BINARY STORE [ROUNDS]
 set -euo pipefail
 B=$1; S=$2; ROUNDS=${3:-3}
 CITY=${CITY:-/tmp/bench/city-3500000-42.bin}
 source "$(dirname "$0")/lib.sh"
-serve_opened "$B" "$S"
+serve_opened "$B" "$S" "${CONFIG:-}"
 ECHO=127.0.0.1:$(free_port)
 "$B" bench-echo --listen "$ECHO" --seconds 900 > /dev/null &
 EPID=$!

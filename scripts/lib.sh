@@ -40,11 +40,11 @@ serve_opened() {
   ADDR=$(sed -n 's/^listening on //p' "$LOG")
 }
 
-# serve_pair BINARY_A STORE_A BINARY_B STORE_B: both served (serve_opened), stopped on
-# exit; sets PA LA (A's pid, address) and PB LB (B's).
+# serve_pair BINARY_A STORE_A BINARY_B STORE_B [CONFIG_A] [CONFIG_B]: both served
+# (serve_opened), stopped on exit; sets PA LA (A's pid, address) and PB LB (B's).
 serve_pair() {
-  serve_opened "$1" "$2"; PA=$PID; LA=$ADDR; GA=$LOG
-  serve_opened "$3" "$4"; PB=$PID; LB=$ADDR; GB=$LOG
+  serve_opened "$1" "$2" "${5:-}"; PA=$PID; LA=$ADDR; GA=$LOG
+  serve_opened "$3" "$4" "${6:-}"; PB=$PID; LB=$ADDR; GB=$LOG
   trap 'kill -TERM $PA $PB 2>/dev/null || true; wait $PA $PB 2>/dev/null || true; rm -f "$GA" "$GB"' EXIT
 }
 

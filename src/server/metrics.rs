@@ -67,6 +67,9 @@ pub struct Metrics {
     batch_seconds: prometheus::Gauge,
     repair_cases: IntGaugeVec,
     repair_overdue: IntGauge,
+    explained_entries: IntGauge,
+    explained_bytes: IntGauge,
+    explained_lookups: IntCounterVec,
     scrape_errors: prometheus::IntCounter,
     /// Whether every finished RPC is logged (`server.access_log`).
     access_log: std::sync::atomic::AtomicBool,
@@ -162,6 +165,22 @@ impl Metrics {
             "credit_risk_repair_cases_overdue",
             "Open repair cases whose next step (acceptance or decision) is past its due day",
         )?;
+        let explained_entries = IntGauge::new(
+            "credit_risk_explanation_cache_entries",
+            "Explained classifications kept in memory (store.explanation_cache_bytes)",
+        )?;
+        let explained_bytes = IntGauge::new(
+            "credit_risk_explanation_cache_bytes",
+            "Estimated bytes of the explained classifications kept in memory",
+        )?;
+        let explained_lookups = IntCounterVec::new(
+            Opts::new(
+                "credit_risk_explanation_cache_lookups_total",
+                "Explained classifications of enterprises unchanged since their live run: \
+                 answered from memory (hit) or from the dossier (miss)",
+            ),
+            &["result"],
+        )?;
         let scrape_errors = prometheus::IntCounter::new(
             "credit_risk_metrics_scrape_errors_total",
             "Scrapes that could not read a store figure",
@@ -196,6 +215,9 @@ impl Metrics {
         registry.register(Box::new(batch_seconds.clone()))?;
         registry.register(Box::new(repair_cases.clone()))?;
         registry.register(Box::new(repair_overdue.clone()))?;
+        registry.register(Box::new(explained_entries.clone()))?;
+        registry.register(Box::new(explained_bytes.clone()))?;
+        registry.register(Box::new(explained_lookups.clone()))?;
         registry.register(Box::new(scrape_errors.clone()))?;
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -226,6 +248,9 @@ impl Metrics {
             batch_seconds,
             repair_cases,
             repair_overdue,
+            explained_entries,
+            explained_bytes,
+            explained_lookups,
             scrape_errors,
             access_log: std::sync::atomic::AtomicBool::new(false),
         }))
@@ -350,6 +375,14 @@ impl Metrics {
                 self.repair_overdue.set(overdue);
             }
             Err(_) => failed = true,
+        }
+        let cache = store.explanation_cache_stats();
+        self.explained_entries.set(to_i64(cache.entries));
+        self.explained_bytes.set(to_i64(cache.bytes));
+        for (result, total) in [("hit", cache.hits), ("miss", cache.misses)] {
+            // The store counts; the counter catches up to it.
+            let c = self.explained_lookups.with_label_values(&[result]);
+            c.inc_by(total.saturating_sub(c.get()));
         }
         if failed {
             self.scrape_errors.inc();

@@ -15,6 +15,7 @@ pub mod backup;
 pub mod codec;
 pub mod compact;
 pub mod draws;
+pub mod explanations;
 pub mod keys;
 pub mod repair;
 pub mod scoring;
@@ -75,6 +76,9 @@ pub const SCHEMA_VERSION: u32 = 5;
 pub struct StoreOptions {
     /// sled page-cache size in bytes.
     pub cache_bytes: u64,
+    /// Explained classifications kept in memory, in (estimated) bytes; 0 keeps none
+    /// ([`explanations`]).
+    pub explanation_cache_bytes: u64,
     /// Most write jobs committed under one flush.
     pub max_group: usize,
     /// Queue depth of the writer; senders wait when it is full (back-pressure).
@@ -161,6 +165,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: 256 * 1024 * 1024,
+            explanation_cache_bytes: 64 * 1024 * 1024,
             max_group: 512,
             queue_depth: 1024,
             audit: true,
@@ -270,6 +275,8 @@ struct Shared {
     pass_tail: std::sync::Mutex<()>,
     /// Draws computing: the writer's idle indexing waits for them.
     foreground: Arc<Foreground>,
+    /// Explanations of enterprises unchanged since their live run scored them.
+    explanations: explanations::ExplanationCache,
 }
 
 impl ReplicaLog {
@@ -425,6 +432,7 @@ impl Store {
             checkpoints: checkpoints.clone(),
             foreground: foreground.clone(),
         })?;
+        let explained_cache = explanations::ExplanationCache::new(options.explanation_cache_bytes);
         Ok(Store {
             shared: Arc::new(Shared {
                 dir: dir.to_path_buf(),
@@ -451,6 +459,7 @@ impl Store {
                 applied,
                 checkpoints,
                 foreground,
+                explanations: explained_cache,
             }),
         })
     }
@@ -936,6 +945,11 @@ impl Store {
         Ok(d)
     }
 
+    /// The explanation cache's entries, bytes, hits and misses ([`explanations`]).
+    pub fn explanation_cache_stats(&self) -> explanations::CacheStats {
+        self.shared.explanations.stats()
+    }
+
     /// Number of registered enterprises.
     pub fn enterprise_count(&self) -> u64 {
         self.shared.counters.enterprises.load(Ordering::Acquire)
@@ -1267,7 +1281,8 @@ impl Store {
             (None, Some(e)) => (e.class, e.score.into(), e.flags, run_as_of),
             (None, None) => return Ok(None),
         };
-        let explained_empty = unchanged
+        let as_scored = unchanged && view.is_some();
+        let explained_empty = as_scored
             && entry.is_some_and(|e| e.flags & scoring::FLAG_NO_FACTORS != 0)
             && view.is_some_and(|v| v.empty_explanations);
         Ok(Some(InRun {
@@ -1280,6 +1295,7 @@ impl Store {
             flags,
             rescored,
             explained_empty,
+            as_scored,
         }))
     }
 
@@ -1348,34 +1364,58 @@ impl Store {
             flags,
             rescored,
             explained_empty,
+            as_scored,
         } = c;
         let rules_version = self.shared.options.rules.in_force(as_of).version.clone();
         // The run found nothing that counts in a dossier unchanged since, under these
         // rules: recomputing would give no factor, no hard rule and the same score
         // (BENCHMARKS.md, "Empty explanations from the run"). Else the dossier, read.
-        let (hard_rule, factors_reproduce_score, factors) = if explained_empty {
-            (None, true, Vec::new())
+        // Else, unchanged since a live run scored it: the explanation kept for the run
+        // (src/store/explanations.rs). Else the dossier, read.
+        let cached = if explained_empty {
+            Some(explanations::Explanation {
+                hard_rule: None,
+                factors_reproduce_score: true,
+                factors: Arc::from([]),
+            })
+        } else if as_scored {
+            self.shared.explanations.get(run_id, u)
         } else {
-            let records = self
-                .enterprise_records(u)?
-                .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
-            let inputs = crate::domain::scoring::Inputs {
-                related: flags & scoring::FLAG_RELATED != 0,
-                general: scoring::general_input(flags),
-            };
-            let (a, factors) = crate::domain::scoring::explain(
-                &records,
-                inputs,
-                &model,
-                &self.shared.options.rules,
-                as_of,
-            );
-            (
-                a.hard_rule.filter(|_| flags & scoring::FLAG_HARD_RULE != 0),
-                a.score == score && a.class == class,
-                factors,
-            )
+            None
         };
+        let e = match cached {
+            Some(e) => e,
+            None => {
+                let records = self
+                    .enterprise_records(u)?
+                    .ok_or_else(|| Error::NotFound(format!("uscc: enterprise {u}")))?;
+                let inputs = crate::domain::scoring::Inputs {
+                    related: flags & scoring::FLAG_RELATED != 0,
+                    general: scoring::general_input(flags),
+                };
+                let (a, factors) = crate::domain::scoring::explain(
+                    &records,
+                    inputs,
+                    &model,
+                    &self.shared.options.rules,
+                    as_of,
+                );
+                let e = explanations::Explanation {
+                    hard_rule: a.hard_rule.filter(|_| flags & scoring::FLAG_HARD_RULE != 0),
+                    factors_reproduce_score: a.score == score && a.class == class,
+                    factors: factors.into(),
+                };
+                if as_scored {
+                    self.shared.explanations.insert(run_id, *u, e.clone());
+                }
+                e
+            }
+        };
+        let explanations::Explanation {
+            hard_rule,
+            factors_reproduce_score,
+            factors,
+        } = e;
         Ok(Classified {
             uscc: *u,
             run_id,
@@ -2033,7 +2073,7 @@ pub struct Classified {
     pub class: crate::domain::RiskClass,
     pub score: crate::domain::Centi,
     pub hard_rule: Option<crate::domain::model::HardRule>,
-    pub factors: Vec<crate::domain::scoring::Explained>,
+    pub factors: Arc<[crate::domain::scoring::Explained]>,
     pub factors_reproduce_score: bool,
     /// The re-score after a write, if the enterprise changed since the run.
     pub rescored: Option<Override>,
@@ -2063,6 +2103,10 @@ pub struct InRun {
     /// still may: a live run scored under these rules, and no re-score since (not even
     /// one after `until_ms`) — the dossier is as the run read it.
     pub explained_empty: bool,
+    /// A live run and no re-score of the enterprise on it since (not even one after
+    /// `until_ms`): the dossier is the one the run scored, and its explanation may come
+    /// from the [`explanations`] cache.
+    pub as_scored: bool,
 }
 
 /// Schema 2 → 3: idempotency records now hold the rendered reply (schema 2 stored an

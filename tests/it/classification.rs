@@ -681,9 +681,13 @@ async fn a_generated_city_is_classified_consistently() {
 /// the one the dossier gives: compared, enterprise by enterprise, with the answers of a
 /// store opened under other rules (a 2027 version added), which cannot trust the
 /// entries' flag and recomputes every explanation. A write re-scores as before.
-#[tokio::test]
-async fn an_empty_explanation_from_the_run_is_what_the_dossier_gives() {
-    use credit_risk::store::{scoring::FLAG_NO_FACTORS, Classified, Store, StoreOptions};
+/// A server with the 400-enterprise demo city, scored: the server, a classification
+/// client and the current run.
+async fn scored_demo() -> (
+    TestServer,
+    ClassificationServiceClient<Channel>,
+    std::sync::Arc<credit_risk::store::scoring::RunView>,
+) {
     let s = TestServer::start().await;
     credit_risk::server::demo::load(&s.store, 400)
         .await
@@ -691,6 +695,13 @@ async fn an_empty_explanation_from_the_run_is_what_the_dossier_gives() {
     let mut k = classification_client(&s).await;
     run_batch(&mut k, today_req()).await.unwrap();
     let view = s.store.current_run().unwrap().unwrap();
+    (s, k, view)
+}
+
+#[tokio::test]
+async fn an_empty_explanation_from_the_run_is_what_the_dossier_gives() {
+    use credit_risk::store::{scoring::FLAG_NO_FACTORS, Classified, Store, StoreOptions};
+    let (s, mut k, view) = scored_demo().await;
     assert!(view.empty_explanations, "scored in this process");
     let usccs: Vec<_> = view.entries.iter().map(|e| e.uscc).collect();
     let empty: Vec<_> = view
@@ -718,7 +729,7 @@ async fn an_empty_explanation_from_the_run_is_what_the_dossier_gives() {
             c.class,
             c.score,
             c.hard_rule.is_some(),
-            c.factors,
+            c.factors.to_vec(),
             c.factors_reproduce_score,
             c.rules_version,
         )
@@ -766,6 +777,113 @@ async fn an_empty_explanation_from_the_run_is_what_the_dossier_gives() {
     let store = Store::open(&dir, options_under_2027_rules()).unwrap();
     assert!(!store.current_run().unwrap().unwrap().empty_explanations);
     assert_eq!(unchanged(answers(&store)), expected);
+    drop(store);
+    drop(tmp);
+}
+
+/// An explanation kept in memory (`store.explanation_cache_bytes`) answers a repeated
+/// question only while the enterprise is unchanged since its live run scored it: its
+/// answers are the dossier's (a store reopened without the cache recomputes them all
+/// alike), a write to the enterprise is explained at once, and a new run is explained
+/// anew (src/store/explanations.rs).
+#[tokio::test]
+async fn a_kept_explanation_is_the_dossiers_until_the_enterprise_changes() {
+    use credit_risk::store::{scoring::FLAG_NO_FACTORS, Classified, Store, StoreOptions};
+    let (s, mut k, view) = scored_demo().await;
+    let explained: Vec<_> = view
+        .entries
+        .iter()
+        .filter(|e| e.flags & FLAG_NO_FACTORS == 0)
+        .map(|e| e.uscc)
+        .collect();
+    assert!(explained.len() > 50, "{} explained", explained.len());
+    let answer = |c: Classified| {
+        (
+            c.run_id,
+            c.class,
+            c.score,
+            c.hard_rule,
+            c.factors.to_vec(),
+            c.factors_reproduce_score,
+            c.rules_version,
+        )
+    };
+    let answers = |store: &Store| -> Vec<_> {
+        explained
+            .iter()
+            .map(|u| answer(store.classify(u, None).unwrap()))
+            .collect()
+    };
+    let before = s.store.explanation_cache_stats();
+    let first = answers(&s.store);
+    let after_first = s.store.explanation_cache_stats();
+    let n = explained.len() as u64;
+    assert_eq!(after_first.misses - before.misses, n, "{after_first:?}");
+    assert_eq!(after_first.entries, n, "{after_first:?}");
+    let second = answers(&s.store);
+    let after_second = s.store.explanation_cache_stats();
+    assert_eq!(after_second.hits - after_first.hits, n, "{after_second:?}");
+    assert_eq!(after_second.misses, after_first.misses);
+    assert_eq!(first, second);
+    assert!(first.iter().all(|a| !a.4.is_empty() || a.3.is_some()));
+
+    // A penalty on an explained enterprise: its kept explanation no longer answers.
+    let target = explained[0];
+    penalise(
+        &mut s.client.clone(),
+        target.as_ref(),
+        "沪市监罚〔2026〕902号",
+        5_000_000,
+    )
+    .await;
+    let c = classify(&mut k, target.as_ref()).await;
+    assert!(
+        c.factors
+            .iter()
+            .any(|f| f.record == "penalty/沪市监罚〔2026〕902号"),
+        "{c:?}"
+    );
+    assert!(c.factors_reproduce_score && !c.rescored_cause.is_empty());
+    let c = s.store.classify(&target, None).unwrap();
+    assert!(c
+        .factors
+        .iter()
+        .any(|f| f.record == "penalty/沪市监罚〔2026〕902号"));
+
+    // A new run: explained anew (its own entries), the same factors for the others.
+    let hits = s.store.explanation_cache_stats().hits;
+    run_batch(&mut k, today_req()).await.unwrap();
+    let run2 = s.store.current_run().unwrap().unwrap().run.id;
+    let third = answers(&s.store);
+    assert_eq!(s.store.explanation_cache_stats().hits, hits);
+    assert!(third.iter().all(|a| a.0 == run2));
+    let unchanged = |all: &[_]| -> Vec<_> {
+        explained
+            .iter()
+            .zip(all)
+            .filter(|(u, _)| **u != target)
+            .map(|(_, a): (_, &(_, _, _, _, Vec<_>, _, _))| (a.1, a.2, a.3, a.4.clone()))
+            .collect()
+    };
+    assert_eq!(unchanged(&third), unchanged(&first));
+
+    // Reopened without the cache: every explanation from the dossier, alike.
+    let dir = s.dir.clone();
+    let tmp = s.stop().await;
+    let store = Store::open(
+        &dir,
+        StoreOptions {
+            explanation_cache_bytes: 0,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(answers(&store), answers(&store));
+    assert_eq!(unchanged(&answers(&store)), unchanged(&first));
+    assert_eq!(
+        store.explanation_cache_stats(),
+        credit_risk::store::explanations::CacheStats::default()
+    );
     drop(store);
     drop(tmp);
 }

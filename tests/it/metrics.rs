@@ -213,6 +213,21 @@ async fn rpc_counts_codes_latency_and_store_gauges_are_exported() {
         Some(0.0)
     );
     assert!(sample(&body, "process_resident_memory_bytes", &[]).unwrap_or(0.0) > 0.0);
+    // No explained classification asked for yet: the cache's figures, at zero.
+    for (name, labels) in [
+        ("credit_risk_explanation_cache_entries", &[][..]),
+        ("credit_risk_explanation_cache_bytes", &[]),
+        (
+            "credit_risk_explanation_cache_lookups_total",
+            &[r#"result="hit""#],
+        ),
+        (
+            "credit_risk_explanation_cache_lookups_total",
+            &[r#"result="miss""#],
+        ),
+    ] {
+        assert_eq!(sample(&body, name, labels), Some(0.0), "{name}");
+    }
 
     // The dashboard and the alert rules in deploy/ name only metrics the server exports.
     let families: Vec<&str> = body
