@@ -1369,9 +1369,9 @@ impl Store {
         let rules_version = self.shared.options.rules.in_force(as_of).version.clone();
         // The run found nothing that counts in a dossier unchanged since, under these
         // rules: recomputing would give no factor, no hard rule and the same score
-        // (BENCHMARKS.md, "Empty explanations from the run"). Else the dossier, read.
-        // Else, unchanged since a live run scored it: the explanation kept for the run
-        // (src/store/explanations.rs). Else the dossier, read.
+        // (BENCHMARKS.md, "Empty explanations from the run"). Else, unchanged since a
+        // live run scored it: the explanation kept for the run, if any
+        // (src/store/explanations.rs). Else the dossier, read (and kept, if unchanged).
         let cached = if explained_empty {
             Some(explanations::Explanation {
                 hard_rule: None,
