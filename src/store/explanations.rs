@@ -39,6 +39,21 @@ pub struct Explanation {
     pub factors: Arc<[Explained]>,
 }
 
+impl Explanation {
+    /// No factor, no hard rule: what the run's entry says of an enterprise in whose
+    /// records it found nothing that counts (`scoring::FLAG_NO_FACTORS`). One shared
+    /// empty slice, so answering it allocates nothing.
+    pub fn empty() -> Explanation {
+        static NONE: std::sync::LazyLock<Arc<[Explained]>> =
+            std::sync::LazyLock::new(|| Arc::from([]));
+        Explanation {
+            hard_rule: None,
+            factors_reproduce_score: true,
+            factors: Arc::clone(&NONE),
+        }
+    }
+}
+
 /// What an entry costs, roughly, in bytes: the key, the shared slice and its header,
 /// each factor and its record id's text, and the cache's own slot.
 #[derive(Clone, Copy, Debug, Default)]
@@ -170,6 +185,13 @@ mod tests {
         let s = c.stats();
         assert!(s.bytes <= bytes, "{s:?}");
         assert!(s.entries > 100 && s.entries < 10_000, "{s:?}");
+    }
+
+    #[test]
+    fn the_empty_explanation_is_one_shared_slice() {
+        let (a, b) = (Explanation::empty(), Explanation::empty());
+        assert!(a.factors.is_empty() && a.hard_rule.is_none() && a.factors_reproduce_score);
+        assert!(Arc::ptr_eq(&a.factors, &b.factors));
     }
 
     #[test]

@@ -1373,11 +1373,7 @@ impl Store {
         // live run scored it: the explanation kept for the run, if any
         // (src/store/explanations.rs). Else the dossier, read (and kept, if unchanged).
         let cached = if explained_empty {
-            Some(explanations::Explanation {
-                hard_rule: None,
-                factors_reproduce_score: true,
-                factors: Arc::from([]),
-            })
+            Some(explanations::Explanation::empty())
         } else if as_scored {
             self.shared.explanations.get(run_id, u)
         } else {

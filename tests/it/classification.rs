@@ -676,11 +676,6 @@ async fn a_generated_city_is_classified_consistently() {
     s.stop().await;
 }
 
-/// Issue 21 item 2: an enterprise the run found nothing against (no factor, no hard
-/// rule) is explained from the run's entry, without its dossier — and that answer is
-/// the one the dossier gives: compared, enterprise by enterprise, with the answers of a
-/// store opened under other rules (a 2027 version added), which cannot trust the
-/// entries' flag and recomputes every explanation. A write re-scores as before.
 /// A server with the 400-enterprise demo city, scored: the server, a classification
 /// client and the current run.
 async fn scored_demo() -> (
@@ -698,11 +693,69 @@ async fn scored_demo() -> (
     (s, k, view)
 }
 
+/// An explained classification as a store gives it, to compare stores and runs.
+#[derive(Debug, PartialEq)]
+struct Answer {
+    run_id: u64,
+    class: credit_risk::domain::RiskClass,
+    score: i64,
+    hard_rule: Option<credit_risk::domain::model::HardRule>,
+    factors: Vec<credit_risk::domain::scoring::Explained>,
+    factors_reproduce_score: bool,
+    rules_version: String,
+}
+
+/// The explained classification of each of `usccs` in `store`'s current run.
+fn answers(store: &credit_risk::store::Store, usccs: &[credit_risk::domain::Uscc]) -> Vec<Answer> {
+    usccs
+        .iter()
+        .map(|u| {
+            let c = store.classify(u, None).unwrap();
+            Answer {
+                run_id: c.run_id,
+                class: c.class,
+                score: c.score,
+                hard_rule: c.hard_rule,
+                factors: c.factors.to_vec(),
+                factors_reproduce_score: c.factors_reproduce_score,
+                rules_version: c.rules_version,
+            }
+        })
+        .collect()
+}
+
+/// `all` (the answers for `usccs`, in order) but the one for `but`, with `run_id` set
+/// to `run` (to compare answers of two runs).
+fn all_but(
+    usccs: &[credit_risk::domain::Uscc],
+    all: &[Answer],
+    but: &credit_risk::domain::Uscc,
+    run: u64,
+) -> Vec<Answer> {
+    usccs
+        .iter()
+        .zip(all)
+        .filter(|(u, _)| *u != but)
+        .map(|(_, a)| Answer {
+            run_id: run,
+            factors: a.factors.clone(),
+            rules_version: a.rules_version.clone(),
+            ..*a
+        })
+        .collect()
+}
+
+/// Issue 21 item 2: an enterprise the run found nothing against (no factor, no hard
+/// rule) is explained from the run's entry, without its dossier — and that answer is
+/// the one the dossier gives: compared, enterprise by enterprise, with the answers of a
+/// store opened under other rules (a 2027 version added), which cannot trust the
+/// entries' flag and recomputes every explanation. A write re-scores as before.
 #[tokio::test]
 async fn an_empty_explanation_from_the_run_is_what_the_dossier_gives() {
-    use credit_risk::store::{scoring::FLAG_NO_FACTORS, Classified, Store, StoreOptions};
+    use credit_risk::store::{scoring::FLAG_NO_FACTORS, Store, StoreOptions};
     let (s, mut k, view) = scored_demo().await;
     assert!(view.empty_explanations, "scored in this process");
+    let run = view.run.id;
     let usccs: Vec<_> = view.entries.iter().map(|e| e.uscc).collect();
     let empty: Vec<_> = view
         .entries
@@ -716,67 +769,37 @@ async fn an_empty_explanation_from_the_run_is_what_the_dossier_gives() {
         empty.len(),
         usccs.len()
     );
-    type Answer = (
-        credit_risk::domain::RiskClass,
-        i64,
-        bool,
-        Vec<credit_risk::domain::scoring::Explained>,
-        bool,
-        String,
-    );
-    let answer = |c: Classified| -> Answer {
-        (
-            c.class,
-            c.score,
-            c.hard_rule.is_some(),
-            c.factors.to_vec(),
-            c.factors_reproduce_score,
-            c.rules_version,
-        )
-    };
-    let answers = |store: &Store| -> Vec<Answer> {
-        usccs
-            .iter()
-            .map(|u| answer(store.classify(u, None).unwrap()))
-            .collect()
-    };
-    let from_run = answers(&s.store);
+    let from_run = answers(&s.store, &usccs);
     for (u, a) in usccs.iter().zip(&from_run) {
-        assert_eq!(a.3.is_empty(), empty.contains(u), "{u}: {a:?}");
+        assert_eq!(a.factors.is_empty(), empty.contains(u), "{u}: {a:?}");
     }
     // A penalty on an enterprise without factors: re-scored, explained by its dossier.
-    let target = empty[0].to_string();
+    let target = empty[0];
     penalise(
         &mut s.client.clone(),
-        &target,
+        target.as_ref(),
         "沪市监罚〔2026〕901号",
         5_000_000,
     )
     .await;
-    let c = classify(&mut k, &target).await;
+    let c = classify(&mut k, target.as_ref()).await;
     assert!(codes(&c).contains(&"PENALTY_FINE"), "{c:?}");
     assert!(c.factors_reproduce_score && !c.rescored_cause.is_empty());
     let dir = s.dir.clone();
     let tmp = s.stop().await;
-    let unchanged = |all: Vec<Answer>| -> Vec<Answer> {
-        usccs
-            .iter()
-            .zip(all)
-            .filter(|(u, _)| u.to_string() != target)
-            .map(|(_, a)| a)
-            .collect()
-    };
-    let expected = unchanged(from_run);
+    let expected = all_but(&usccs, &from_run, &target, run);
     // Reopened under the same rules: the stored spot base vouches for the flags.
     {
         let store = Store::open(&dir, StoreOptions::default()).unwrap();
         assert!(store.current_run().unwrap().unwrap().empty_explanations);
-        assert_eq!(unchanged(answers(&store)), expected);
+        let reopened = answers(&store, &usccs);
+        assert_eq!(all_but(&usccs, &reopened, &target, run), expected);
     }
     // Under other rules: every explanation recomputed from the dossier, alike.
     let store = Store::open(&dir, options_under_2027_rules()).unwrap();
     assert!(!store.current_run().unwrap().unwrap().empty_explanations);
-    assert_eq!(unchanged(answers(&store)), expected);
+    let recomputed = answers(&store, &usccs);
+    assert_eq!(all_but(&usccs, &recomputed, &target, run), expected);
     drop(store);
     drop(tmp);
 }
@@ -788,8 +811,9 @@ async fn an_empty_explanation_from_the_run_is_what_the_dossier_gives() {
 /// anew (src/store/explanations.rs).
 #[tokio::test]
 async fn a_kept_explanation_is_the_dossiers_until_the_enterprise_changes() {
-    use credit_risk::store::{scoring::FLAG_NO_FACTORS, Classified, Store, StoreOptions};
+    use credit_risk::store::{scoring::FLAG_NO_FACTORS, Store, StoreOptions};
     let (s, mut k, view) = scored_demo().await;
+    let run1 = view.run.id;
     let explained: Vec<_> = view
         .entries
         .iter()
@@ -797,35 +821,20 @@ async fn a_kept_explanation_is_the_dossiers_until_the_enterprise_changes() {
         .map(|e| e.uscc)
         .collect();
     assert!(explained.len() > 50, "{} explained", explained.len());
-    let answer = |c: Classified| {
-        (
-            c.run_id,
-            c.class,
-            c.score,
-            c.hard_rule,
-            c.factors.to_vec(),
-            c.factors_reproduce_score,
-            c.rules_version,
-        )
-    };
-    let answers = |store: &Store| -> Vec<_> {
-        explained
-            .iter()
-            .map(|u| answer(store.classify(u, None).unwrap()))
-            .collect()
-    };
     let before = s.store.explanation_cache_stats();
-    let first = answers(&s.store);
+    let first = answers(&s.store, &explained);
     let after_first = s.store.explanation_cache_stats();
     let n = explained.len() as u64;
     assert_eq!(after_first.misses - before.misses, n, "{after_first:?}");
     assert_eq!(after_first.entries, n, "{after_first:?}");
-    let second = answers(&s.store);
+    let second = answers(&s.store, &explained);
     let after_second = s.store.explanation_cache_stats();
     assert_eq!(after_second.hits - after_first.hits, n, "{after_second:?}");
     assert_eq!(after_second.misses, after_first.misses);
     assert_eq!(first, second);
-    assert!(first.iter().all(|a| !a.4.is_empty() || a.3.is_some()));
+    assert!(first
+        .iter()
+        .all(|a| a.run_id == run1 && (!a.factors.is_empty() || a.hard_rule.is_some())));
 
     // A penalty on an explained enterprise: its kept explanation no longer answers.
     let target = explained[0];
@@ -850,22 +859,15 @@ async fn a_kept_explanation_is_the_dossiers_until_the_enterprise_changes() {
         .iter()
         .any(|f| f.record == "penalty/沪市监罚〔2026〕902号"));
 
-    // A new run: explained anew (its own entries), the same factors for the others.
+    // A new run: explained anew (its own entries), alike for the others.
     let hits = s.store.explanation_cache_stats().hits;
     run_batch(&mut k, today_req()).await.unwrap();
     let run2 = s.store.current_run().unwrap().unwrap().run.id;
-    let third = answers(&s.store);
+    let third = answers(&s.store, &explained);
     assert_eq!(s.store.explanation_cache_stats().hits, hits);
-    assert!(third.iter().all(|a| a.0 == run2));
-    let unchanged = |all: &[_]| -> Vec<_> {
-        explained
-            .iter()
-            .zip(all)
-            .filter(|(u, _)| **u != target)
-            .map(|(_, a): (_, &(_, _, _, _, Vec<_>, _, _))| (a.1, a.2, a.3, a.4.clone()))
-            .collect()
-    };
-    assert_eq!(unchanged(&third), unchanged(&first));
+    assert!(third.iter().all(|a| a.run_id == run2));
+    let expected = all_but(&explained, &first, &target, run2);
+    assert_eq!(all_but(&explained, &third, &target, run2), expected);
 
     // Reopened without the cache: every explanation from the dossier, alike.
     let dir = s.dir.clone();
@@ -878,8 +880,8 @@ async fn a_kept_explanation_is_the_dossiers_until_the_enterprise_changes() {
         },
     )
     .unwrap();
-    assert_eq!(answers(&store), answers(&store));
-    assert_eq!(unchanged(&answers(&store)), unchanged(&first));
+    let recomputed = answers(&store, &explained);
+    assert_eq!(all_but(&explained, &recomputed, &target, run2), expected);
     assert_eq!(
         store.explanation_cache_stats(),
         credit_risk::store::explanations::CacheStats::default()
