@@ -40,7 +40,7 @@ def figures(path):
         "plan + draw, s": spot["plan_and_draw_seconds"],
         "plan + draw, µs per member": 1e6 * spot["plan_and_draw_seconds"] / max(spot["draw_population"], 1),
         "joint task plan + draw, s": joint.get("total_seconds", float("nan")),
-        "disk after import, bytes per enterprise": imp["store_bytes"] / n,
+        "disk after import, settled, bytes per enterprise": imp["store_bytes"] / n,
         "bare copy, bytes per enterprise": raw["bare_sled"]["copy_disk_bytes"] / n,
         "peak RSS, GiB": raw["server"]["peak_rss_kib"] / 1048576,
         "peak RSS, bytes per enterprise": raw["server"]["peak_rss_kib"] * 1024 / n,
@@ -75,7 +75,7 @@ CHARTS = [
     ("Import, µs per record (flat = linear)", ["import, µs per record"]),
     ("Batch rescore, s per million enterprises", ["batch rescore, s per million", "bare dossier scan, s per million"]),
     ("Plan + draw, µs per population member", ["plan + draw, µs per member"]),
-    ("Disk, bytes per enterprise", ["disk after import, bytes per enterprise", "bare copy, bytes per enterprise"]),
+    ("Disk, bytes per enterprise", ["disk after import, settled, bytes per enterprise", "bare copy, bytes per enterprise"]),
     ("Server peak RSS, bytes per enterprise", ["peak RSS, bytes per enterprise"]),
     ("Point reads at 64 clients, req/s", ["GetClassification (FULL), req/s", "GetClassification (CLASS), req/s", "unary echo, req/s"]),
 ]
@@ -101,8 +101,14 @@ def charts(paths):
         print()
 
 
+def finished(paths):
+    """The finished records only: the suite also leaves `bench-N.partial.json`, its
+    checkpoint, beside each (which the usage's glob matches)."""
+    return [p for p in paths if not p.endswith(".partial.json")]
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--charts"]:
-        charts(sys.argv[2:])
+        charts(finished(sys.argv[2:]))
     else:
-        main(sys.argv[1:])
+        main(finished(sys.argv[1:]))
