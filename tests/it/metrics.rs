@@ -1,6 +1,6 @@
 //! The Prometheus endpoint: real gRPC calls, then a scrape over HTTP.
 
-use crate::common::{enterprise, put_enterprise, uscc_n, TestServer};
+use crate::common::{enterprise, fine, put_enterprise, uscc_n, TestServer};
 use credit_risk::proto::{self as pb, classification_service_client::ClassificationServiceClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -86,6 +86,21 @@ async fn rpc_counts_codes_latency_and_store_gauges_are_exported() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 
+    // A fine, so the run explains one enterprise by a factor (what the explanation
+    // cache keeps; an enterprise without factors is answered from the run's entry).
+    let fined = uscc_n(b'1', 1);
+    t.client
+        .record_penalty(pb::RecordPenaltyRequest {
+            request_id: String::new(),
+            penalty: Some(fine(
+                &fined,
+                "沪市监罚〔2026〕77号",
+                &credit_risk::domain::Date::today().add_days(-10).to_string(),
+                5_000,
+            )),
+        })
+        .await
+        .expect("penalty recorded");
     let mut cls = ClassificationServiceClient::connect(format!("http://{}", t.addr))
         .await
         .expect("connect");
@@ -228,6 +243,44 @@ async fn rpc_counts_codes_latency_and_store_gauges_are_exported() {
     ] {
         assert_eq!(sample(&body, name, labels), Some(0.0), "{name}");
     }
+    // The fined enterprise explained three times: computed and kept once, then answered
+    // from memory.
+    for _ in 0..3 {
+        let c = cls
+            .get_classification(pb::GetClassificationRequest {
+                uscc: fined.clone(),
+                view: pb::ClassificationView::Full as i32,
+                ..Default::default()
+            })
+            .await
+            .expect("classified")
+            .into_inner();
+        assert!(!c.factors.is_empty(), "{c:?}");
+    }
+    let (_, cached) = http_get(addr, "/metrics").await;
+    let lookups = |result: &str| {
+        sample(
+            &cached,
+            "credit_risk_explanation_cache_lookups_total",
+            &[&format!(r#"result="{result}""#)],
+        )
+    };
+    assert_eq!((lookups("miss"), lookups("hit")), (Some(1.0), Some(2.0)));
+    assert_eq!(
+        sample(&cached, "credit_risk_explanation_cache_entries", &[]),
+        Some(1.0)
+    );
+    assert!(sample(&cached, "credit_risk_explanation_cache_bytes", &[]).unwrap_or(0.0) > 0.0);
+    // Another scrape, no new question: the counters stay where the store's counts are.
+    let (_, again) = http_get(addr, "/metrics").await;
+    assert_eq!(
+        sample(
+            &again,
+            "credit_risk_explanation_cache_lookups_total",
+            &[r#"result="hit""#]
+        ),
+        Some(2.0)
+    );
 
     // The dashboard and the alert rules in deploy/ name only metrics the server exports.
     let families: Vec<&str> = body
